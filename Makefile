@@ -1,0 +1,44 @@
+# One command runs what CI runs: `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO   := .eventpipe/demo.ndjson
+
+.PHONY: run test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files: reinstall only when the project's metadata changes.
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.txt
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	@mkdir -p .eventpipe
+	$(BIN)/eventpipe generate --count 20000 --invalid-ratio 0.1 --duplicate-ratio 0.05 > $(DEMO)
+	$(BIN)/eventpipe ingest $(DEMO)
+	$(BIN)/eventpipe insights --since 2h
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-dev
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .eventpipe .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The ports of `eventpipe.core` implemented for a place: `local` (filesystem, SQLite) and `aws`."""

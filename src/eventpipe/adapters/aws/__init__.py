@@ -1,0 +1,1 @@
+"""AWS adapters (boto3): S3, DynamoDB, Step Functions."""

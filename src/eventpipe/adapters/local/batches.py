@@ -1,0 +1,80 @@
+"""Batch records in SQLite: pending until the workflow marks them done or failed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from eventpipe.core.model import BatchRecord, BatchStatus
+
+if TYPE_CHECKING:
+    from eventpipe.adapters.local.database import Database
+
+_COLUMNS = "batch_id, raw_key, source, received_at_ms, received, status, curated, duplicates, rejected_by_code, error"
+
+
+def _record(row: tuple[Any, ...]) -> BatchRecord:
+    batch_id, raw_key, source, received_at_ms, received, status, curated, duplicates, rejected, error = row
+    by_code: dict[str, int] = orjson.loads(str(rejected))
+    return BatchRecord(
+        batch_id=str(batch_id),
+        raw_key=str(raw_key),
+        source=str(source),
+        received_at_ms=int(received_at_ms),
+        received=int(received),
+        status=BatchStatus(status),
+        curated=int(curated),
+        duplicates=int(duplicates),
+        rejected=sum(by_code.values()),
+        rejected_by_code=by_code,
+        error=None if error is None else str(error),
+    )
+
+
+class SqliteBatchStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(self, record: BatchRecord) -> bool:
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO batches (batch_id, raw_key, source, received_at_ms, received, status)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    record.batch_id,
+                    record.raw_key,
+                    record.source,
+                    record.received_at_ms,
+                    record.received,
+                    str(record.status),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def get(self, batch_id: str) -> BatchRecord | None:
+        with self._db.reading() as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        return None if row is None else _record(row)
+
+    def mark_done(self, batch_id: str, curated: int, duplicates: int, rejected: dict[str, int]) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE batches SET status = 'done', curated = ?, duplicates = ?, rejected_by_code = ?,"
+                " error = NULL WHERE batch_id = ?",
+                (curated, duplicates, orjson.dumps(rejected).decode(), batch_id),
+            )
+
+    def mark_failed(self, batch_id: str, error: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE batches SET status = 'failed', error = ? WHERE batch_id = ? AND status != 'done'",
+                (error, batch_id),
+            )
+
+    def unfinished(self) -> list[BatchRecord]:
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM batches WHERE status != 'done' ORDER BY received_at_ms"
+            ).fetchall()
+        return [_record(row) for row in rows]

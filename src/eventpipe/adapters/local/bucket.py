@@ -1,0 +1,73 @@
+"""A folder that behaves like the raw S3 bucket: keys are relative paths, writes are atomic."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from eventpipe.core.errors import StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+PREFIXES = ("incoming/", "raw/", "staged/", "rejected/", "insights/")
+
+
+class FolderBucket:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for prefix in PREFIXES:
+            (root / prefix).mkdir(parents=True, exist_ok=True)
+
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Write to a temporary file, then rename: a reader never sees half an object."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    if durable:
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            if durable:  # make the rename itself durable
+                dir_fd = os.open(path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+        except OSError as exc:
+            raise StorageError(f"cannot write {key}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key}: {exc}") from exc
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                yield path.relative_to(self.root).as_posix()
+
+    def _path(self, key: str) -> Path:
+        parts = Path(key).parts
+        if not parts or Path(key).is_absolute() or ".." in parts:
+            raise StorageError(f"invalid object key {key!r}")
+        return self.root / key

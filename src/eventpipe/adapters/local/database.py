@@ -1,0 +1,120 @@
+"""The one SQLite database (WAL) behind the local stores: connection, settings and tables."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from eventpipe.core.errors import StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+SCHEMA = """
+-- Curated events: rows are appended in rowid order; only the 16-byte event id index is random.
+CREATE TABLE IF NOT EXISTS curated (
+    id INTEGER PRIMARY KEY,
+    event_id BLOB NOT NULL UNIQUE,
+    batch_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    event_id TEXT,
+    stage TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    UNIQUE (batch_id, idx)
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    raw_key TEXT NOT NULL,
+    source TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    curated INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    rejected_by_code TEXT NOT NULL DEFAULT '{}',
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS batches_unfinished ON batches (status) WHERE status != 'done';
+CREATE TABLE IF NOT EXISTS minute_counts (
+    minute INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (minute, metric, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS minute_sketches (
+    minute INTEGER PRIMARY KEY,
+    users BLOB,
+    lag_ms BLOB
+);
+CREATE TABLE IF NOT EXISTS funnel (
+    session_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    minute INTEGER NOT NULL,
+    PRIMARY KEY (session_id, step)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS funnel_by_step ON funnel (step, minute);
+CREATE TABLE IF NOT EXISTS applied_batches (batch_id TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+
+
+class Database:
+    """One connection shared by the stores; a lock serialises transactions across threads.
+
+    `synchronous=NORMAL` in WAL mode survives a killed process (the raw bucket, fsynced, is the
+    acknowledgement); a large page cache keeps the random event-id index in memory.
+    """
+
+    def __init__(self, path: Path, *, cache_mib: int = 64) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            for pragma in (
+                "journal_mode=WAL",
+                "synchronous=NORMAL",
+                f"cache_size=-{cache_mib * 1024}",
+                "temp_store=MEMORY",
+                "busy_timeout=30000",
+            ):
+                self._conn.execute(f"PRAGMA {pragma}")
+            self._conn.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the database {path}: {exc}") from exc
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE); sqlite3 errors become `StorageError`."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StorageError(f"database error: {exc}") from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise StorageError(f"database error: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,72 @@
+"""Rejected events in SQLite, with their original text and reasons; one record per (batch, index)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+
+from eventpipe.core.model import Reason, Rejection
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from eventpipe.adapters.local.database import Database
+
+_COLUMNS = "batch_id, idx, stage, reasons, raw, event_id"
+_PAGE = 1000
+
+
+def _rejection(row: tuple[str, int, str, str, str, str | None]) -> Rejection:
+    batch_id, index, stage, reasons, raw, event_id = row
+    return Rejection(
+        batch_id, index, stage, tuple(Reason(**r) for r in orjson.loads(reasons)), raw, event_id
+    )
+
+
+class SqliteQuarantine:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, rejections: Sequence[Rejection]) -> None:
+        rows = [
+            (r.batch_id, r.index, r.stage, orjson.dumps([x.as_dict() for x in r.reasons]), r.raw, r.event_id)
+            for r in rejections
+        ]
+        with self._db.transaction() as conn:
+            conn.executemany(f"INSERT OR IGNORE INTO quarantine ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def for_batch(self, batch_id: str) -> list[Rejection]:
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM quarantine WHERE batch_id = ? ORDER BY idx", (batch_id,)
+            ).fetchall()
+        return [_rejection(row) for row in rows]
+
+    def iter_all(self, limit: int | None = None) -> Iterator[Rejection]:
+        """Oldest first, a page at a time; records added while iterating are not included."""
+        with self._db.reading() as conn:
+            last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM quarantine").fetchone()[0]
+        after, left = 0, limit
+        while left is None or left > 0:
+            page = min(_PAGE, left) if left is not None else _PAGE
+            with self._db.reading() as conn:
+                rows = conn.execute(
+                    f"SELECT id, {_COLUMNS} FROM quarantine WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                    (after, last_id, page),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _rejection(row[1:])
+            after = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
+
+    def remove(self, keys: Sequence[tuple[str, int]]) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany("DELETE FROM quarantine WHERE batch_id = ? AND idx = ?", keys)
+
+    def count(self) -> int:
+        with self._db.reading() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0])

@@ -1,0 +1,271 @@
+"""The `eventpipe` command line (ARCHITECTURE.md section 5)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from eventpipe.core.errors import EventpipeError, InputError
+from eventpipe.core.ingest import IngestSummary
+from eventpipe.core.readers import iter_lines
+from eventpipe.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from eventpipe.localrun.runtime import LocalRuntime
+
+PROGRESS_EVERY_S = 5.0
+_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="eventpipe: %(levelname)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        result: int = args.run(args)
+        return result
+    except EventpipeError as exc:
+        print(f"eventpipe: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `eventpipe generate | head`
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eventpipe", description="Validate, enrich, store and aggregate events.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", help="process JSON / NDJSON / .gz files as if dropped in incoming/")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ingest.set_defaults(run=_ingest)
+
+    insights = commands.add_parser("insights", help="aggregates by event-time minute")
+    insights.add_argument("--since", help="RFC 3339 time or a span back from now (30m, 2h, 1d); default 60m")
+    insights.add_argument("--until", help="RFC 3339 time; default now")
+    insights.add_argument("--json", action="store_true")
+    insights.set_defaults(run=_insights)
+
+    rejected = commands.add_parser("rejected", help="quarantined events and their reasons")
+    rejected.add_argument("--limit", type=int, default=None)
+    rejected.add_argument("--json", action="store_true")
+    rejected.set_defaults(run=_rejected)
+
+    replay = commands.add_parser("replay", help="finish unfinished batches; with --rejected, re-validate quarantine")
+    replay.add_argument("--rejected", action="store_true", help="send quarantined events through the pipeline again")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(run=_replay)
+
+    schemas = commands.add_parser("schemas", help="registered event types and versions")
+    schemas.add_argument("action", choices=["list"])
+    schemas.add_argument("--json", action="store_true")
+    schemas.set_defaults(run=_schemas)
+
+    generate = commands.add_parser("generate", help="generated events as NDJSON on stdout")
+    generate.add_argument("--count", type=int, required=True)
+    generate.add_argument("--invalid-ratio", type=float, default=0.0)
+    generate.add_argument("--duplicate-ratio", type=float, default=0.0)
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--span-minutes", type=int, default=30, help="spread event times over this many minutes")
+    generate.set_defaults(run=_generate)
+    return parser
+
+
+def _runtime() -> LocalRuntime:
+    from eventpipe.localrun.runtime import LocalRuntime  # the heavy imports, only for commands that need them
+
+    return LocalRuntime(Settings.from_env())
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    runtime.finish_unfinished(include_failed=False)  # what a crashed run left pending
+    total = IngestSummary()
+    errors = 0
+    for name in args.paths:
+        path = Path(name)
+        try:
+            summary = _ingest_file(runtime, path)
+        except (OSError, InputError) as exc:
+            print(f"eventpipe: error: {path}: {_describe(exc)}", file=sys.stderr)
+            errors += 1
+            continue
+        if summary.received == 0:
+            print(f"eventpipe: warning: {path}: no events in the file", file=sys.stderr)
+        for field in ("received", "curated", "duplicates", "batches", "already_done"):
+            setattr(total, field, getattr(total, field) + getattr(summary, field))
+        total.rejected.update(summary.rejected)
+        total.unfinished.extend(summary.unfinished)
+    if args.json:
+        print(orjson.dumps(total.as_dict()).decode())
+    else:
+        _print_summary(total)
+    return 1 if errors or total.unfinished else 0
+
+
+def _ingest_file(runtime: LocalRuntime, path: Path) -> IngestSummary:
+    if path.is_dir():
+        raise InputError("is a directory; name the files in it (for example dir/*.ndjson)")
+    stat = path.stat()  # raises FileNotFoundError for a missing path
+    # The same file (path, size, mtime) always maps to the same batch ids: ingesting it again,
+    # or after a crash, finishes what is missing and counts nothing twice.
+    identity = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+    limits = runtime.settings.limits
+    summary = IngestSummary()
+    started = last_report = time.monotonic()
+    with path.open("rb") as stream:
+        lines = iter_lines(
+            stream,
+            max_event_bytes=limits.max_event_bytes,
+            max_total_bytes=limits.max_file_bytes,
+            max_document_bytes=limits.max_body_bytes,
+        )
+        records = runtime.ingestor.ingest(lines, source=f"file:{path.name}", batch_id_for=lambda n: f"f{identity}-{n:06d}")
+        for record in records:
+            summary.add(record)
+            now = time.monotonic()
+            if now - last_report >= PROGRESS_EVERY_S:
+                rate = summary.received / (now - started)
+                print(f"{path}: {summary.received:,} events so far ({rate:,.0f}/s)", file=sys.stderr)
+                last_report = now
+    return summary
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return str(exc)
+
+
+def _print_summary(summary: IngestSummary) -> None:
+    rejected = sum(summary.rejected.values())
+    print(f"received   {summary.received:>10,}")
+    print(f"curated    {summary.curated:>10,}")
+    print(f"duplicates {summary.duplicates:>10,}")
+    print(f"rejected   {rejected:>10,}")
+    for code, count in sorted(summary.rejected.items()):
+        print(f"  {code:<24}{count:>10,}")
+    if summary.unfinished:
+        print(f"{len(summary.unfinished)} batch(es) failed; see the log above, then run `eventpipe replay`")
+
+
+def _parse_time(text: str, now_ms: int) -> int:
+    from eventpipe.core.timeutil import parse_iso_ms
+
+    relative = _RELATIVE.match(text)
+    if relative:
+        return now_ms - int(relative.group(1)) * _UNIT_MS[relative.group(2)]
+    try:
+        return parse_iso_ms(text)
+    except ValueError:
+        raise InputError(f"{text!r} is neither an RFC 3339 time with offset nor a span such as 30m") from None
+
+
+def _insights(args: argparse.Namespace) -> int:
+    from eventpipe.core.insights import build_insights
+    from eventpipe.core.timeutil import minute_of
+
+    runtime = _runtime()
+    now_ms = runtime.clock.now_ms()
+    until_ms = _parse_time(args.until, now_ms) if args.until else now_ms
+    since_ms = _parse_time(args.since or "60m", now_ms)
+    # Whole minutes: the one that holds `until` is included.
+    rows = runtime.insights.read(minute_of(since_ms), minute_of(until_ms) + 60)
+    document = build_insights(
+        rows, since_ms=since_ms, until_ms=until_ms, currency=runtime.settings.enrichment.base_currency
+    )
+    if args.json:
+        print(orjson.dumps(document).decode())
+    else:
+        _print_insights(document)
+    return 0
+
+
+def _print_insights(doc: dict[str, Any]) -> None:
+    totals = doc["totals"]
+    print(f"insights {doc['since']} .. {doc['until']}")
+    print(f"events        {totals['events']:>10,}   " + "  ".join(f"{k}={v:,}" for k, v in totals["by_type"].items()))
+    print(f"unique users  {totals['unique_users']:>10,}")
+    print(f"revenue       {totals['revenue']:>10,.2f} {doc['currency']}")
+    print("funnel        " + " -> ".join(f"{k} {v:,}" for k, v in doc["funnel"].items()))
+    print(f"lag ms        p50={doc['lag_ms']['p50']}  p95={doc['lag_ms']['p95']}")
+    print(f"duplicates    {totals['duplicates']:>10,}")
+    rejected = totals["rejected"]
+    print(f"rejected      {sum(rejected.values()):>10,}   " + "  ".join(f"{k}={v:,}" for k, v in rejected.items()))
+
+
+def _rejected(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    records = runtime.quarantine.iter_all(limit=args.limit)
+    if args.json:
+        print(orjson.dumps([r.as_dict() for r in records]).decode())
+        return 0
+    for record in records:
+        print(f"{record.batch_id} #{record.index} {record.event_id or '-'} ({record.stage})")
+        for reason in record.reasons:
+            print(f"    {reason.code:<22} {reason.path:<28} {reason.message}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    if args.rejected:
+        from eventpipe.core.replay import replay_rejected
+
+        summary = replay_rejected(runtime.quarantine, runtime.ingestor, batch_size=runtime.settings.limits.max_batch_events)
+    else:
+        summary = IngestSummary()
+        for record in runtime.finish_unfinished(include_failed=True):
+            summary.add(record)
+    if args.json:
+        print(orjson.dumps(summary.as_dict()).decode())
+    else:
+        _print_summary(summary)
+    return 1 if summary.unfinished else 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from eventpipe.core.registry import BUNDLED_SCHEMA_DIR, SchemaRegistry
+
+    settings = Settings.from_env()
+    registry = SchemaRegistry.load(*([settings.schema_dir] if settings.schema_dir else []))
+    entries = [
+        {
+            "event_type": e.event_type,
+            "version": e.version,
+            "source": "bundled" if e.path.is_relative_to(BUNDLED_SCHEMA_DIR) else str(e.path),
+        }
+        for e in registry.entries()
+    ]
+    if args.json:
+        print(orjson.dumps(entries).decode())
+    else:
+        for entry in entries:
+            print(f"{entry['event_type']:<24} {entry['version']:<10} {entry['source']}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from eventpipe.core.generate import EventGenerator
+    from eventpipe.core.timeutil import SystemClock
+
+    if args.count < 0 or not 0 <= args.invalid_ratio + args.duplicate_ratio <= 1:
+        raise InputError("--count must be >= 0 and the two ratios between 0 and 1 together")
+    generator = EventGenerator(seed=args.seed, now_ms=SystemClock().now_ms(), span_minutes=args.span_minutes)
+    out = sys.stdout.buffer
+    for line in generator.lines(args.count, invalid_ratio=args.invalid_ratio, duplicate_ratio=args.duplicate_ratio):
+        out.write(line + b"\n")
+    out.flush()
+    return 0

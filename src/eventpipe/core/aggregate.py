@@ -1,0 +1,80 @@
+"""Per-minute aggregates of one batch's new curated events, ready to merge into the insights store.
+
+Counts and revenue add up; unique users are a HyperLogLog sketch and lag a KLL quantile sketch
+(Apache DataSketches), both mergeable across batches and minutes. The funnel is kept per session.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import datasketches
+
+from eventpipe.core.timeutil import minute_of
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from eventpipe.core.facts import Fact
+
+HLL_LG_K = 14  # relative standard error 0.8%: "within 2%" holds at about 2.5 sigma
+KLL_K = 200
+FUNNEL_STEPS = ("page_view", "add_to_cart", "purchase")
+_FUNNEL_STEP = {name: number for number, name in enumerate(FUNNEL_STEPS)}
+
+
+def new_user_sketch() -> datasketches.hll_sketch:
+    return datasketches.hll_sketch(HLL_LG_K, datasketches.tgt_hll_type.HLL_8)
+
+
+def new_lag_sketch() -> datasketches.kll_floats_sketch:
+    return datasketches.kll_floats_sketch(KLL_K)
+
+
+@dataclass(slots=True)
+class MinuteAggregate:
+    events: Counter[str] = field(default_factory=Counter)
+    revenue: float = 0.0
+    users: datasketches.hll_sketch = field(default_factory=new_user_sketch)
+    lag_ms: datasketches.kll_floats_sketch = field(default_factory=new_lag_sketch)
+
+
+@dataclass(slots=True)
+class BatchAggregate:
+    """One batch's contribution: curated events by event-time minute, refusals at the batch's minute."""
+
+    batch_minute: int
+    minutes: dict[int, MinuteAggregate] = field(default_factory=dict)
+    funnel: set[tuple[str, int, int]] = field(default_factory=set)  # (session_id, step, minute)
+    rejected: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+
+
+def aggregate_batch(
+    facts: Iterable[Fact],
+    *,
+    received_at_ms: int,
+    now_ms: int,
+    rejected: dict[str, int],
+    duplicates: int,
+) -> BatchAggregate:
+    """Aggregate the new events of one batch. Lag is `now_ms` minus the (skew-corrected) event time."""
+    result = BatchAggregate(batch_minute=minute_of(received_at_ms), duplicates=duplicates)
+    result.rejected.update(rejected)
+    minutes = result.minutes
+    for fact in facts:
+        minute = minute_of(fact.event_time_ms)
+        bucket = minutes.get(minute)
+        if bucket is None:
+            bucket = minutes[minute] = MinuteAggregate()
+        bucket.events[fact.event_type] += 1
+        bucket.revenue += fact.revenue
+        if fact.user_key:
+            bucket.users.update(fact.user_key)
+        bucket.lag_ms.update(float(max(0, now_ms - fact.event_time_ms)))
+        step = _FUNNEL_STEP.get(fact.event_type)
+        if step is not None and fact.session_id:
+            result.funnel.add((fact.session_id, step, minute))
+    return result

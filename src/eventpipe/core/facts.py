@@ -1,0 +1,36 @@
+"""The few facts of a curated event that persistence and aggregation need, carried beside its payload.
+
+Staging them apart means the later steps never parse the full payload again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from eventpipe.core.timeutil import parse_iso_ms
+
+
+class Fact(NamedTuple):
+    event_id: str
+    event_type: str
+    event_time_ms: int
+    user_key: str | None
+    session_id: str | None
+    revenue: float
+
+
+def fact_of(event: dict[str, Any]) -> Fact:
+    """Read the facts of an enriched event (ValueError if its time cannot be read)."""
+    enrichment = event.get("enrichment") or {}
+    event_time_ms = enrichment.get("event_time_ms")
+    if event_time_ms is None:  # the timestamps enricher is switched off
+        event_time_ms = parse_iso_ms(event["occurred_at"])
+    revenue = enrichment.get("revenue")
+    return Fact(
+        event_id=event["event_id"],
+        event_type=event["event_type"],
+        event_time_ms=event_time_ms,
+        user_key=event.get("user_id") or event.get("anonymous_id"),
+        session_id=event.get("session_id"),
+        revenue=float(revenue["amount"]) if revenue else 0.0,
+    )

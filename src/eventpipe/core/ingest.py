@@ -1,0 +1,132 @@
+"""Ingest: cut a stream of candidate events into raw batches, store each durably, start its workflow.
+
+The raw write is the acknowledgement: once it returns, the batch cannot be lost. Batch ids come from
+the caller, so the same input (a file, an S3 object version) always maps to the same batches and a
+second ingest of it, or a restart after a crash, finishes what is missing instead of counting twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from eventpipe.core.model import BatchRecord, BatchStatus, Limits, Reason, ReasonCode
+from eventpipe.core.rawbatch import RawBatch, raw_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from eventpipe.core.ports import BatchStore, Clock, RawBucket, WorkflowStarter
+    from eventpipe.core.readers import Line
+
+
+@dataclass(slots=True)
+class IngestSummary:
+    """What happened to the events of one input, summed over its batches."""
+
+    received: int = 0
+    curated: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+    already_done: int = 0
+    unfinished: list[str] = field(default_factory=list)
+
+    def add(self, record: BatchRecord) -> None:
+        self.batches += 1
+        self.received += record.received
+        self.curated += record.curated
+        self.duplicates += record.duplicates
+        self.rejected.update(record.rejected_by_code)
+        if record.status is not BatchStatus.DONE:
+            self.unfinished.append(record.batch_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "curated": self.curated,
+            "duplicates": self.duplicates,
+            "rejected": dict(sorted(self.rejected.items())),
+        }
+
+
+class Ingestor:
+    def __init__(
+        self,
+        *,
+        bucket: RawBucket,
+        batches: BatchStore,
+        starter: WorkflowStarter,
+        clock: Clock,
+        limits: Limits,
+    ) -> None:
+        self._bucket = bucket
+        self._batches = batches
+        self._starter = starter
+        self._clock = clock
+        self._limits = limits
+
+    def ingest(
+        self, lines: Iterable[Line], *, source: str, batch_id_for: Callable[[int], str]
+    ) -> Iterator[BatchRecord]:
+        """Store and start one batch per `max_batch_events` lines; yield each batch's record after its start.
+
+        With a synchronous starter (the local runtime's CLI) the records are final; with an
+        asynchronous one (Step Functions) they are pending.
+        """
+        iterator = iter(lines)
+        number = 0
+        while chunk := list(islice(iterator, self._limits.max_batch_events)):
+            batch_id = batch_id_for(number)
+            number += 1
+            existing = self._batches.get(batch_id)
+            if existing is not None and existing.status is BatchStatus.DONE:
+                yield existing
+                continue
+            if existing is None:
+                self._store(self._raw_batch(batch_id, source, chunk))
+            self._starter.start(batch_id, raw_key(batch_id))
+            record = self._batches.get(batch_id)
+            if record is not None:
+                yield record
+
+    def accept(self, raw: RawBatch) -> BatchRecord:
+        """Store an already cut batch (an HTTP request) and start its workflow."""
+        record = self._store(raw)
+        self._starter.start(raw.batch_id, raw_key(raw.batch_id))
+        return self._batches.get(raw.batch_id) or record
+
+    def _raw_batch(self, batch_id: str, source: str, chunk: list[Line]) -> RawBatch:
+        raw = RawBatch(batch_id=batch_id, source=source, received_at_ms=self._clock.now_ms())
+        for line in chunk:
+            if line.data is None:
+                raw.refused.append(refusal(line.position, line.prefix, self._limits.max_event_bytes))
+            else:
+                raw.events.append(line.data)
+                raw.positions.append(line.position)
+        return raw
+
+    def _store(self, raw: RawBatch) -> BatchRecord:
+        key = raw_key(raw.batch_id)
+        self._bucket.put(key, raw.encode(), durable=True)
+        record = BatchRecord(
+            batch_id=raw.batch_id,
+            raw_key=key,
+            source=raw.source,
+            received_at_ms=raw.received_at_ms,
+            received=raw.received,
+        )
+        self._batches.create(record)
+        return record
+
+
+def refusal(position: int, prefix: bytes, limit: int) -> dict[str, Any]:
+    """The header entry for an event refused at ingest because it is over the size limit."""
+    reason = Reason(ReasonCode.TOO_LARGE, "$", f"event larger than {limit} bytes; only its start is kept")
+    return {
+        "index": position,
+        "raw": prefix.decode("utf-8", "backslashreplace"),
+        "reasons": [reason.as_dict()],
+    }

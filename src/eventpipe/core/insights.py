@@ -1,0 +1,80 @@
+"""Build the insights document (ARCHITECTURE.md section 4) from the stored per-minute rows."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasketches
+
+from eventpipe.core.aggregate import FUNNEL_STEPS, HLL_LG_K, new_lag_sketch
+from eventpipe.core.timeutil import minute_iso, to_iso
+
+
+@dataclass(slots=True)
+class MinuteRow:
+    minute: int  # epoch seconds of the minute's start
+    events: dict[str, int] = field(default_factory=dict)
+    revenue: float = 0.0
+    rejected: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    users: bytes | None = None  # serialized HLL sketch
+    lag_ms: bytes | None = None  # serialized KLL sketch
+
+
+@dataclass(slots=True)
+class InsightsRows:
+    minutes: list[MinuteRow]
+    funnel: list[int]  # sessions that reached each of FUNNEL_STEPS in the window
+
+
+def build_insights(rows: InsightsRows, *, since_ms: int, until_ms: int, currency: str) -> dict[str, Any]:
+    """The document `GET /insights` and `eventpipe insights --json` print."""
+    by_type: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    revenue = 0.0
+    duplicates = 0
+    users = datasketches.hll_union(HLL_LG_K)
+    lag = new_lag_sketch()
+    minutes = []
+    for row in sorted(rows.minutes, key=lambda r: r.minute):
+        by_type.update(row.events)
+        rejected.update(row.rejected)
+        revenue += row.revenue
+        duplicates += row.duplicates
+        minute_users = 0
+        if row.users:
+            sketch = datasketches.hll_sketch.deserialize(row.users)
+            users.update(sketch)
+            minute_users = round(sketch.get_estimate())
+        if row.lag_ms:
+            lag.merge(datasketches.kll_floats_sketch.deserialize(row.lag_ms))
+        minutes.append(
+            {
+                "minute": minute_iso(row.minute),
+                "events": dict(sorted(row.events.items())),
+                "unique_users": minute_users,
+                "revenue": round(row.revenue, 2),
+                "rejected": dict(sorted(row.rejected.items())),
+            }
+        )
+    return {
+        "since": to_iso(since_ms),
+        "until": to_iso(until_ms),
+        "currency": currency,
+        "totals": {
+            "events": sum(by_type.values()),
+            "by_type": dict(sorted(by_type.items())),
+            "unique_users": round(users.get_result().get_estimate()),
+            "revenue": round(revenue, 2),
+            "duplicates": duplicates,
+            "rejected": dict(sorted(rejected.items())),
+        },
+        "funnel": dict(zip(FUNNEL_STEPS, rows.funnel, strict=True)),
+        "lag_ms": {
+            "p50": None if lag.is_empty() else round(lag.get_quantile(0.5)),
+            "p95": None if lag.is_empty() else round(lag.get_quantile(0.95)),
+        },
+        "minutes": minutes,
+    }

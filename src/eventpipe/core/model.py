@@ -1,0 +1,97 @@
+"""Value types shared by every layer: reasons, rejections, limits and batch records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class ReasonCode(StrEnum):
+    """Why an event was turned away (ARCHITECTURE.md section 3)."""
+
+    MALFORMED_JSON = "malformed_json"
+    TOO_LARGE = "too_large"
+    ENVELOPE_INVALID = "envelope_invalid"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
+    SCHEMA_VIOLATION = "schema_violation"
+    ENRICHMENT_FAILED = "enrichment_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A quarantined event: its original text and every reason it was refused."""
+
+    batch_id: str
+    index: int
+    stage: str
+    reasons: tuple[Reason, ...]
+    raw: str
+    event_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "batch_id": self.batch_id,
+            "index": self.index,
+            "stage": self.stage,
+            "reasons": [r.as_dict() for r in self.reasons],
+            "raw": self.raw,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits on every external input (ARCHITECTURE.md section 3 gives the defaults)."""
+
+    max_event_bytes: int = 64 * 1024
+    max_body_bytes: int = 1024 * 1024
+    max_batch_events: int = 500
+    # A file may be large, but never larger than this once decompressed: stops gzip bombs.
+    max_file_bytes: int = 16 * 1024**3
+
+
+class BatchStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    """What `GET /batches/{id}` answers; counts are filled in as the workflow runs."""
+
+    batch_id: str
+    raw_key: str
+    source: str
+    received_at_ms: int
+    received: int
+    status: BatchStatus = BatchStatus.PENDING
+    curated: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejected_by_code: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "status": str(self.status),
+            "received": self.received,
+            "curated": self.curated,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "rejections": self.rejections,
+        }

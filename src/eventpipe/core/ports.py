@@ -1,0 +1,86 @@
+"""The ports: the small interfaces the use-cases need, implemented by the local and the AWS adapters.
+
+Each is as narrow as the use-cases allow, so that an adapter is a few short methods and tests can
+pass an in-memory one. Adapters translate their vendor's exceptions into `StorageError`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from eventpipe.core.aggregate import BatchAggregate
+    from eventpipe.core.insights import InsightsRows
+    from eventpipe.core.model import BatchRecord, Rejection
+
+
+class RawBucket(Protocol):
+    """Object storage with the `incoming/`, `raw/`, `staged/`, `rejected/` and `insights/` prefixes."""
+
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Store `data`; when `durable`, the object survives a crash once this returns."""
+
+    def get(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self, prefix: str) -> Iterator[str]: ...
+
+
+class CuratedStore(Protocol):
+    def put_new(self, batch_id: str, events: Sequence[tuple[str, str, bytes]]) -> list[bool]:
+        """Store `(event_id, event_type, payload)` rows unless the id is stored already; True where new.
+
+        Retry-safe: an event stored earlier by the same `batch_id` counts as new again, so a
+        retried step reports the same answer and aggregation still sees every new event once.
+        """
+
+    def count(self) -> int: ...
+
+    def count_by_type(self) -> dict[str, int]: ...
+
+
+class Quarantine(Protocol):
+    def add(self, rejections: Sequence[Rejection]) -> None:
+        """Store rejections; idempotent per `(batch_id, index)`."""
+
+    def for_batch(self, batch_id: str) -> list[Rejection]: ...
+
+    def iter_all(self, limit: int | None = None) -> Iterator[Rejection]:
+        """Oldest first."""
+
+    def remove(self, keys: Sequence[tuple[str, int]]) -> None:
+        """Delete the `(batch_id, index)` records, once a replay has taken them over."""
+
+
+class BatchStore(Protocol):
+    def create(self, record: BatchRecord) -> bool:
+        """Record a pending batch; False (and no change) when the id exists already."""
+
+    def get(self, batch_id: str) -> BatchRecord | None: ...
+
+    def mark_done(self, batch_id: str, curated: int, duplicates: int, rejected: dict[str, int]) -> None: ...
+
+    def mark_failed(self, batch_id: str, error: str) -> None: ...
+
+    def unfinished(self) -> list[BatchRecord]:
+        """Pending and failed batches, oldest first: what recovery and replay drive to the end."""
+
+
+class InsightsStore(Protocol):
+    def apply(self, batch_id: str, aggregate: BatchAggregate) -> bool:
+        """Add a batch's aggregate atomically, once: False when the batch was applied already."""
+
+    def read(self, since_minute: int, until_minute: int) -> InsightsRows:
+        """The stored per-minute rows with `since_minute <= minute < until_minute` (epoch seconds)."""
+
+
+class WorkflowStarter(Protocol):
+    def start(self, batch_id: str, raw_key: str) -> None:
+        """Start (or, for a known batch id, harmlessly restart) the workflow for one raw batch."""
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...

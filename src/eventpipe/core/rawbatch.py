@@ -1,0 +1,68 @@
+"""The raw batch object: what ingest writes to the bucket, and the workflow reads by reference.
+
+Layout: one header line (JSON), then one line per candidate event, as received. The header carries
+the events ingest already refused (too large), and each body line's position in its source (the
+line number of a file, the index in an HTTP request), so rejections can point back to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+RAW_PREFIX = "raw/"
+STAGED_PREFIX = "staged/"
+FORMAT_VERSION = 1
+
+
+@dataclass(slots=True)
+class RawBatch:
+    batch_id: str
+    source: str
+    received_at_ms: int
+    events: list[bytes] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # {"index", "raw", "reasons"}
+
+    @property
+    def received(self) -> int:
+        return len(self.events) + len(self.refused)
+
+    def encode(self) -> bytes:
+        header = {
+            "v": FORMAT_VERSION,
+            "batch_id": self.batch_id,
+            "source": self.source,
+            "received_at_ms": self.received_at_ms,
+            "positions": self.positions,
+            "refused": self.refused,
+        }
+        return b"\n".join([orjson.dumps(header), *self.events]) + b"\n"
+
+    @classmethod
+    def decode(cls, data: bytes) -> RawBatch:
+        header_line, _, body = data.partition(b"\n")
+        header = orjson.loads(header_line)
+        if header.get("v") != FORMAT_VERSION:
+            raise ValueError(f"raw batch format {header.get('v')!r} is not {FORMAT_VERSION}")
+        events = body.split(b"\n")
+        if events and events[-1] == b"":
+            events.pop()
+        return cls(
+            batch_id=header["batch_id"],
+            source=header["source"],
+            received_at_ms=header["received_at_ms"],
+            events=events,
+            positions=header["positions"],
+            refused=header["refused"],
+        )
+
+
+def raw_key(batch_id: str) -> str:
+    return f"{RAW_PREFIX}{batch_id}.ndjson"
+
+
+def staged_key(batch_id: str) -> str:
+    return f"{STAGED_PREFIX}{batch_id}.ndjson"

@@ -1,0 +1,171 @@
+"""Read events from a byte stream (a file, an S3 object, a request body) in bounded memory.
+
+Accepts NDJSON, a JSON array, `{"events": [...]}` or a single event, each optionally gzip-compressed.
+NDJSON is streamed line by line; a whole JSON document must fit in `max_document_bytes`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+import orjson
+
+from eventpipe.core.errors import InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+GZIP_MAGIC = b"\x1f\x8b"
+# How much of an oversize event is kept in quarantine, so it can be looked at, not replayed.
+KEPT_PREFIX_BYTES = 1024
+
+
+class InputTooLargeError(InputError):
+    """The input expands past its size limit; reading stopped there."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One candidate event: `data` is None when it was over the size limit (`prefix` keeps its start)."""
+
+    position: int  # 1-based line number in a stream, or 0-based index in a JSON array
+    data: bytes | None
+    prefix: bytes = b""
+
+
+class _LimitedReader(io.RawIOBase):
+    """Counts the bytes read through it and refuses to go past `limit`: stops gzip bombs early."""
+
+    def __init__(self, inner: IO[bytes], limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        self.total += len(data)
+        if self.total > self._limit:
+            raise InputTooLargeError(f"input expands past the limit of {self._limit} bytes; stopped reading")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def open_events(stream: IO[bytes], *, max_total_bytes: int) -> IO[bytes]:
+    """A buffered reader over `stream`, transparently gunzipped, refusing input past `max_total_bytes`."""
+    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
+    inner: IO[bytes] = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == GZIP_MAGIC else buffered
+    return io.BufferedReader(_LimitedReader(inner, max_total_bytes), buffer_size=256 * 1024)
+
+
+def iter_lines(
+    stream: IO[bytes], *, max_event_bytes: int, max_total_bytes: int, max_document_bytes: int
+) -> Iterator[Line]:
+    """Yield every event of `stream` as a `Line`; blank lines are skipped.
+
+    Raises `InputTooLargeError` past `max_total_bytes` (events before it were already yielded) and
+    `InputError` for input that is not UTF-8-free-form text at all (e.g. a broken gzip stream).
+    """
+    reader = open_events(stream, max_total_bytes=max_total_bytes)
+    try:
+        first = _read_line(reader, max_event_bytes)
+        if first is None:
+            return
+        if not _looks_like_document(first):
+            yield from _ndjson(first, reader, max_event_bytes)
+            return
+        text = first[0] + b"\n" + reader.read(max_document_bytes + 1)
+        if len(text) > max_document_bytes:
+            raise InputTooLargeError(
+                f"a JSON document larger than {max_document_bytes} bytes; send NDJSON (one event a line)"
+            )
+        try:
+            yield from _document_events(orjson.loads(text), max_event_bytes)
+        except orjson.JSONDecodeError:
+            # Not one document after all: NDJSON whose first line is broken. Read it as lines,
+            # so the broken line is reported with its number and the rest is processed.
+            rest = io.BufferedReader(_Chain(io.BytesIO(text), reader))
+            first_again = _read_line(rest, max_event_bytes)
+            if first_again is not None:
+                yield from _ndjson(first_again, rest, max_event_bytes)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read input: {exc}") from exc
+
+
+def _read_line(reader: IO[bytes], limit: int) -> tuple[bytes, bool] | None:
+    """The next line without its end, and whether it fit in `limit`; None at end of input."""
+    line = reader.readline(limit + 1)
+    if not line:
+        return None
+    if len(line) > limit and not line.endswith(b"\n"):
+        prefix = line[:KEPT_PREFIX_BYTES]
+        while line and not line.endswith(b"\n"):  # skip the rest of the oversize line
+            line = reader.readline(1024 * 1024)
+        return prefix, False
+    return line.rstrip(b"\r\n"), True
+
+
+def _ndjson(first: tuple[bytes, bool], reader: IO[bytes], limit: int) -> Iterator[Line]:
+    number = 0
+    current: tuple[bytes, bool] | None = first
+    while current is not None:
+        number += 1
+        data, fits = current
+        if not fits:
+            yield Line(number, None, data)
+        elif data.strip():
+            yield Line(number, data)
+        current = _read_line(reader, limit)
+
+
+def _looks_like_document(first: tuple[bytes, bool]) -> bool:
+    """A JSON array, `{"events": [...]}` on one line, or a document spread over lines (e.g. pretty-printed)."""
+    data, fits = first
+    head = data.lstrip()
+    if not fits or not head:
+        return False
+    if head.startswith(b"["):
+        return True
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return head.startswith(b"{")
+    return isinstance(value, dict) and isinstance(value.get("events"), list)
+
+
+def _document_events(value: Any, max_event_bytes: int) -> list[Line]:
+    if isinstance(value, dict) and isinstance(value.get("events"), list):
+        value = value["events"]
+    if not isinstance(value, list):
+        value = [value]
+    lines = []
+    for index, item in enumerate(value):
+        data = orjson.dumps(item)
+        too_large = len(data) > max_event_bytes
+        lines.append(Line(index, None, data[:KEPT_PREFIX_BYTES]) if too_large else Line(index, data))
+    return lines
+
+
+class _Chain(io.RawIOBase):
+    """Reads `first` to its end, then `second`."""
+
+    def __init__(self, first: IO[bytes], second: IO[bytes]) -> None:
+        self._parts = [first, second]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._parts:
+            data = self._parts[0].read(len(buffer))
+            if data:
+                buffer[: len(data)] = data
+                return len(data)
+            self._parts.pop(0)
+        return 0

@@ -1,0 +1,151 @@
+"""The workflow's steps (the Task states of `pipeline.asl.json`), as plain functions of JSON documents.
+
+Each step reads what it needs by reference (bucket keys, batch id), so the state passed between
+steps stays small whatever the batch size, and each may be retried: a retry never stores a second
+record nor counts an event twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from eventpipe.core.aggregate import aggregate_batch
+from eventpipe.core.errors import EnrichmentError
+from eventpipe.core.facts import Fact, fact_of
+from eventpipe.core.model import Reason, ReasonCode, Rejection
+from eventpipe.core.rawbatch import RawBatch, staged_key
+from eventpipe.core.timeutil import to_iso
+from eventpipe.core.validation import parse_event, validate_event
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from eventpipe.core.enrich import Enricher
+    from eventpipe.core.ports import BatchStore, Clock, CuratedStore, InsightsStore, Quarantine, RawBucket
+    from eventpipe.core.registry import SchemaRegistry
+
+State = dict[str, Any]
+
+
+class PipelineSteps:
+    """The steps bound to their stores; the local interpreter and the Lambda handlers call these."""
+
+    def __init__(
+        self,
+        *,
+        registry: SchemaRegistry,
+        enrichers: Sequence[Enricher],
+        bucket: RawBucket,
+        curated: CuratedStore,
+        quarantine: Quarantine,
+        batches: BatchStore,
+        insights: InsightsStore,
+        clock: Clock,
+    ) -> None:
+        self.registry = registry
+        self.enrichers = list(enrichers)
+        self.bucket = bucket
+        self.curated = curated
+        self.quarantine = quarantine
+        self.batches = batches
+        self.insights = insights
+        self.clock = clock
+
+    def validate_enrich(self, state: State) -> State:
+        """`{batch_id, raw_key}` -> quarantine the invalid events, stage the curated ones."""
+        batch_id = state["batch_id"]
+        raw = RawBatch.decode(self.bucket.get(state["raw_key"]))
+        received_at = to_iso(raw.received_at_ms)
+        rejections = [
+            Rejection(batch_id, r["index"], "ingest", tuple(Reason(**x) for x in r["reasons"]), r["raw"])
+            for r in raw.refused
+        ]
+        facts: list[Fact] = []
+        payloads: list[bytes] = []
+        for position, data in zip(raw.positions, raw.events, strict=True):
+            event, reasons = self._curate(data, received_at)
+            if reasons:
+                event_id = event.get("event_id") if isinstance(event, dict) else None
+                text = data.decode("utf-8", "backslashreplace")
+                stage = "enrich" if reasons[0].code == ReasonCode.ENRICHMENT_FAILED else "validate"
+                rejections.append(
+                    Rejection(batch_id, position, stage, tuple(reasons), text, _text_or_none(event_id))
+                )
+                continue
+            facts.append(fact_of(event))
+            payloads.append(orjson.dumps(event))
+        self.quarantine.add(rejections)
+        key = staged_key(batch_id)
+        header = orjson.dumps({"facts": [tuple(f) for f in facts]})
+        self.bucket.put(key, b"\n".join([header, *payloads]), durable=False)
+        rejected = Counter(r.reasons[0].code for r in rejections)
+        return {"staged_key": key, "valid": len(facts), "rejected": dict(rejected)}
+
+    def _curate(self, data: bytes, received_at: str) -> tuple[Any, list[Reason]]:
+        event, malformed = parse_event(data)
+        if malformed is not None:
+            return None, [malformed]
+        reasons = validate_event(event, self.registry)
+        if reasons:
+            return event, reasons
+        event["received_at"] = received_at
+        enrichment: dict[str, Any] = {}
+        for enricher in self.enrichers:
+            try:
+                enricher.enrich(event, enrichment)
+            except EnrichmentError as exc:
+                return event, [Reason(ReasonCode.ENRICHMENT_FAILED, exc.path, f"{enricher.name}: {exc}")]
+            except Exception as exc:  # a bug in one enricher rejects one event, never the batch
+                message = f"{enricher.name}: {type(exc).__name__}: {exc}"
+                return event, [Reason(ReasonCode.ENRICHMENT_FAILED, "$", message)]
+        event["enrichment"] = enrichment
+        return event, []
+
+    def persist(self, state: State) -> State:
+        """`{batch_id, staged_key}` -> store the staged events idempotently; which of them were new."""
+        facts, payloads = self._read_staged(state["staged_key"], with_payloads=True)
+        flags = self.curated.put_new(
+            state["batch_id"], [(f.event_id, f.event_type, p) for f, p in zip(facts, payloads, strict=True)]
+        )
+        new_indexes = [i for i, is_new in enumerate(flags) if is_new]
+        return {"new_indexes": new_indexes, "curated": len(new_indexes), "duplicates": len(flags) - len(new_indexes)}
+
+    def aggregate(self, state: State) -> State:
+        """`{batch_id, staged_key, new_indexes, rejected, duplicates}` -> add to insights, once per batch."""
+        facts, _ = self._read_staged(state["staged_key"], with_payloads=False)
+        record = self.batches.get(state["batch_id"])
+        received_at_ms = record.received_at_ms if record else self.clock.now_ms()
+        aggregate = aggregate_batch(
+            (facts[i] for i in state["new_indexes"]),
+            received_at_ms=received_at_ms,
+            now_ms=self.clock.now_ms(),
+            rejected=state["rejected"],
+            duplicates=state["duplicates"],
+        )
+        return {"applied": self.insights.apply(state["batch_id"], aggregate)}
+
+    def mark_done(self, state: State) -> State:
+        """`{batch_id, staged_key, curated, duplicates, rejected}` -> the batch is done; drop the staged copy."""
+        self.batches.mark_done(state["batch_id"], state["curated"], state["duplicates"], state["rejected"])
+        self.bucket.delete(state["staged_key"])
+        return {"status": "done"}
+
+    def mark_failed(self, state: State) -> State:
+        """`{batch_id, error: {Error, Cause}}` -> the batch is failed; `eventpipe replay` runs it again."""
+        error = state.get("error") or {}
+        self.batches.mark_failed(state["batch_id"], f"{error.get('Error')}: {error.get('Cause')}")
+        return {"status": "failed"}
+
+    def _read_staged(self, key: str, *, with_payloads: bool) -> tuple[list[Fact], list[bytes]]:
+        data = self.bucket.get(key)
+        header, _, body = data.partition(b"\n")
+        facts = [Fact(*f) for f in orjson.loads(header)["facts"]]
+        payloads = body.split(b"\n") if with_payloads and facts else []
+        return facts, payloads
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

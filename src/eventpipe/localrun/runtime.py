@@ -1,0 +1,81 @@
+"""Wire the core to the local adapters: a folder bucket, SQLite stores and the in-process workflow."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from eventpipe.adapters.local import (
+    Database,
+    FolderBucket,
+    SqliteBatchStore,
+    SqliteCuratedStore,
+    SqliteInsightsStore,
+    SqliteQuarantine,
+)
+from eventpipe.core.enrich import build_enrichers
+from eventpipe.core.errors import ExecutionFailedError
+from eventpipe.core.ingest import Ingestor
+from eventpipe.core.model import BatchStatus
+from eventpipe.core.registry import SchemaRegistry
+from eventpipe.core.steps import PipelineSteps
+from eventpipe.core.timeutil import SystemClock
+from eventpipe.workflow.bindings import PIPELINE_DEFINITION, step_resources
+from eventpipe.workflow.interpreter import StateMachine
+
+if TYPE_CHECKING:
+    from eventpipe.core.model import BatchRecord
+    from eventpipe.core.ports import Clock
+    from eventpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class LocalRuntime:
+    """The embedded pipeline. Its workflow starter runs each execution synchronously, in-process."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db = Database(settings.data_dir / "eventpipe.db")
+        self.bucket = FolderBucket(settings.data_dir / "bucket")
+        self.curated = SqliteCuratedStore(self.db)
+        self.quarantine = SqliteQuarantine(self.db)
+        self.batches = SqliteBatchStore(self.db)
+        self.insights = SqliteInsightsStore(self.db)
+        self.registry = SchemaRegistry.load(*([settings.schema_dir] if settings.schema_dir else []))
+        self.steps = PipelineSteps(
+            registry=self.registry,
+            enrichers=build_enrichers(settings.enrichment),
+            bucket=self.bucket,
+            curated=self.curated,
+            quarantine=self.quarantine,
+            batches=self.batches,
+            insights=self.insights,
+            clock=self.clock,
+        )
+        self.workflow = StateMachine.from_file(PIPELINE_DEFINITION, resources=step_resources(self.steps))
+        self.ingestor = Ingestor(
+            bucket=self.bucket, batches=self.batches, starter=self, clock=self.clock, limits=settings.limits
+        )
+
+    def start(self, batch_id: str, raw_key: str) -> None:
+        """Run the workflow for one batch to its end; a failed execution leaves the batch marked failed."""
+        try:
+            self.workflow.run({"batch_id": batch_id, "raw_key": raw_key}, execution_name=batch_id)
+        except ExecutionFailedError:
+            record = self.batches.get(batch_id)
+            log.warning("batch %s failed: %s", batch_id, record.error if record else "unknown")
+
+    def finish_unfinished(self, *, include_failed: bool) -> list[BatchRecord]:
+        """Drive pending batches (a crash left them) and, if asked, failed ones to their end again."""
+        finished = []
+        for record in self.batches.unfinished():
+            if record.status is BatchStatus.FAILED and not include_failed:
+                continue
+            self.start(record.batch_id, record.raw_key)
+            finished.append(self.batches.get(record.batch_id) or record)
+        return finished
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,84 @@
+"""Settings from environment variables, parsed once; the same names in AWS and on one machine.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| EVENTPIPE_DATA_DIR | ./.eventpipe | local runtime's data (bucket folder, SQLite) |
+| EVENTPIPE_SCHEMA_DIR | (none) | extra schemas, `<event_type>/<version>.json` |
+| EVENTPIPE_MAX_EVENT_BYTES | 65536 | one event |
+| EVENTPIPE_MAX_BODY_BYTES | 1048576 | one request body, or one JSON (non-NDJSON) file, decompressed |
+| EVENTPIPE_MAX_BATCH_EVENTS | 500 | events per batch (per request, per workflow execution) |
+| EVENTPIPE_MAX_FILE_BYTES | 4294967296 | one file, decompressed |
+| EVENTPIPE_ENRICHERS | all | comma-separated enrichers to run, or `none` |
+| EVENTPIPE_PSEUDONYMISE_FIELDS | (none) | comma-separated dotted paths to replace by a keyed HMAC |
+| EVENTPIPE_PSEUDONYM_KEY | (none) | the HMAC key; required with EVENTPIPE_PSEUDONYMISE_FIELDS |
+| EVENTPIPE_CURRENCY_RATES | bundled | JSON file `{"base": "EUR", "rates": {"USD": 1.08}}` |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from eventpipe.core.enrich import ALL_ENRICHERS, EnrichmentConfig, load_rates
+from eventpipe.core.errors import ConfigError
+from eventpipe.core.model import Limits
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+BUNDLED_RATES = Path(__file__).parent / "data" / "currency_rates.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".eventpipe")
+    schema_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Read every setting, failing with `ConfigError` that names the variable at fault."""
+        schema_dir = environ.get("EVENTPIPE_SCHEMA_DIR")
+        defaults = Limits()
+        limits = Limits(
+            max_event_bytes=_positive_int(environ, "EVENTPIPE_MAX_EVENT_BYTES", defaults.max_event_bytes),
+            max_body_bytes=_positive_int(environ, "EVENTPIPE_MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_batch_events=_positive_int(environ, "EVENTPIPE_MAX_BATCH_EVENTS", defaults.max_batch_events),
+            max_file_bytes=_positive_int(environ, "EVENTPIPE_MAX_FILE_BYTES", defaults.max_file_bytes),
+        )
+        enrichers = _names(environ.get("EVENTPIPE_ENRICHERS", "all"))
+        base, rates = load_rates(Path(environ.get("EVENTPIPE_CURRENCY_RATES") or BUNDLED_RATES))
+        key = environ.get("EVENTPIPE_PSEUDONYM_KEY")
+        enrichment = EnrichmentConfig(
+            enabled=ALL_ENRICHERS if enrichers == ("all",) else frozenset(n for n in enrichers if n != "none"),
+            pseudonymise_fields=_names(environ.get("EVENTPIPE_PSEUDONYMISE_FIELDS", "")),
+            pseudonym_key=key.encode() if key else None,
+            base_currency=base,
+            rates=rates,
+        )
+        return cls(
+            data_dir=Path(environ.get("EVENTPIPE_DATA_DIR") or ".eventpipe"),
+            schema_dir=Path(schema_dir) if schema_dir else None,
+            limits=limits,
+            enrichment=enrichment,
+        )
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a whole number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={text!r} must be greater than 0")
+    return value
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
