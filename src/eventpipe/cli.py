@@ -130,7 +130,9 @@ def _ingest_file(runtime: LocalRuntime, path: Path) -> IngestSummary:
             max_total_bytes=limits.max_file_bytes,
             max_document_bytes=limits.max_body_bytes,
         )
-        records = runtime.ingestor.ingest(lines, source=f"file:{path.name}", batch_id_for=lambda n: f"f{identity}-{n:06d}")
+        records = runtime.ingestor.ingest(
+            lines, source=f"file:{path.name}", batch_id_for=lambda n: f"f{identity}-{n:06d}"
+        )
         for record in records:
             summary.add(record)
             now = time.monotonic()
@@ -224,7 +226,9 @@ def _replay(args: argparse.Namespace) -> int:
     if args.rejected:
         from eventpipe.core.replay import replay_rejected
 
-        summary = replay_rejected(runtime.quarantine, runtime.ingestor, batch_size=runtime.settings.limits.max_batch_events)
+        summary = replay_rejected(
+            runtime.quarantine, runtime.ingestor, batch_size=runtime.settings.limits.max_batch_events
+        )
     else:
         summary = IngestSummary()
         for record in runtime.finish_unfinished(include_failed=True):

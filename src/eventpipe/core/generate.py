@@ -18,12 +18,12 @@ from eventpipe.core.timeutil import to_iso
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-USER_AGENTS = (
+USER_AGENTS = (  # real browsers' strings, kept whole
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
-    "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",  # noqa: E501
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",  # noqa: E501
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",  # noqa: E501
+    "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",  # noqa: E501
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 )
@@ -102,7 +102,14 @@ class EventGenerator:
     def _session_steps(self) -> Iterator[tuple[str, dict[str, Any]]]:
         rnd = self._random
         for _ in range(rnd.randrange(1, 5)):
-            yield "page_view", {"path": f"/p/{rnd.randrange(1, 200)}", "title": "Product", "duration_ms": rnd.randrange(100, 60_000)}
+            yield (
+                "page_view",
+                {
+                    "path": f"/p/{rnd.randrange(1, 200)}",
+                    "title": "Product",
+                    "duration_ms": rnd.randrange(100, 60_000),
+                },
+            )
         if rnd.random() < 0.05:
             yield "signup", {"method": rnd.choice(("email", "oauth", "sso")), "plan": "free"}
         if rnd.random() < 0.4:
@@ -112,7 +119,15 @@ class EventGenerator:
             yield "add_to_cart", {"product_id": product, "quantity": 1, "price": price, "currency": currency}
             if rnd.random() < 0.5:
                 items = [{"product_id": product, "quantity": 1, "price": price}]
-                yield "purchase", {"order_id": f"o-{self._uuid()[:8]}", "revenue": price, "currency": currency, "items": items}
+                yield (
+                    "purchase",
+                    {
+                        "order_id": f"o-{self._uuid()[:8]}",
+                        "revenue": price,
+                        "currency": currency,
+                        "items": items,
+                    },
+                )
 
     def _spoil(self, event: dict[str, Any]) -> bytes:
         """One of the faults the pipeline must turn away, each with its reason code."""
@@ -127,7 +142,13 @@ def _drop_required_property(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wrong_type(event: dict[str, Any]) -> dict[str, Any]:
-    event["properties"] = {**event["properties"], "quantity": "two", "path": 7, "method": "fax", "revenue": "a lot"}
+    event["properties"] = {
+        **event["properties"],
+        "quantity": "two",
+        "path": 7,
+        "method": "fax",
+        "revenue": "a lot",
+    }
     return event  # schema_violation
 
 
@@ -148,8 +169,20 @@ def _truncated_json(event: dict[str, Any]) -> bytes:
 
 def _unknown_currency(event: dict[str, Any]) -> dict[str, Any]:
     event["event_type"] = "purchase"
-    event["properties"] = {"order_id": "o-x", "revenue": 10.0, "currency": "XXX", "items": [{"product_id": "p-1", "quantity": 1, "price": 10.0}]}
+    event["properties"] = {
+        "order_id": "o-x",
+        "revenue": 10.0,
+        "currency": "XXX",
+        "items": [{"product_id": "p-1", "quantity": 1, "price": 10.0}],
+    }
     return event  # enrichment_failed
 
 
-_FAULTS = (_drop_required_property, _wrong_type, _unknown_type, _bad_envelope, _truncated_json, _unknown_currency)
+_FAULTS = (
+    _drop_required_property,
+    _wrong_type,
+    _unknown_type,
+    _bad_envelope,
+    _truncated_json,
+    _unknown_currency,
+)

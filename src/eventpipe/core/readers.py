@@ -58,10 +58,15 @@ class _LimitedReader(io.RawIOBase):
 
 
 def open_events(stream: IO[bytes], *, max_total_bytes: int) -> IO[bytes]:
-    """A buffered reader over `stream`, transparently gunzipped, refusing input past `max_total_bytes`."""
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
-    inner: IO[bytes] = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == GZIP_MAGIC else buffered
-    return io.BufferedReader(_LimitedReader(inner, max_total_bytes), buffer_size=256 * 1024)
+    """A buffered reader over `stream`, transparently gunzipped, refusing input past `max_total_bytes`.
+
+    The caller's stream is read, never closed.
+    """
+    magic = stream.read(2)
+    source: IO[bytes] = io.BufferedReader(_Chain(io.BytesIO(magic), stream))
+    if magic == GZIP_MAGIC:
+        source = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
+    return io.BufferedReader(_LimitedReader(source, max_total_bytes), buffer_size=256 * 1024)
 
 
 def iter_lines(
@@ -74,26 +79,23 @@ def iter_lines(
     """
     reader = open_events(stream, max_total_bytes=max_total_bytes)
     try:
-        first = _read_line(reader, max_event_bytes)
-        if first is None:
+        first = reader.readline(max_document_bytes + 1)
+        if not first:
             return
-        if not _looks_like_document(first):
-            yield from _ndjson(first, reader, max_event_bytes)
-            return
-        text = first[0] + b"\n" + reader.read(max_document_bytes + 1)
-        if len(text) > max_document_bytes:
-            raise InputTooLargeError(
-                f"a JSON document larger than {max_document_bytes} bytes; send NDJSON (one event a line)"
-            )
-        try:
-            yield from _document_events(orjson.loads(text), max_event_bytes)
-        except orjson.JSONDecodeError:
-            # Not one document after all: NDJSON whose first line is broken. Read it as lines,
-            # so the broken line is reported with its number and the rest is processed.
-            rest = io.BufferedReader(_Chain(io.BytesIO(text), reader))
-            first_again = _read_line(rest, max_event_bytes)
-            if first_again is not None:
-                yield from _ndjson(first_again, rest, max_event_bytes)
+        if _looks_like_document(first, max_document_bytes):
+            text = first + reader.read(max_document_bytes + 1 - len(first))
+            if len(text) > max_document_bytes:
+                raise InputTooLargeError(
+                    f"a JSON document larger than {max_document_bytes} bytes; send NDJSON (one event a line)"
+                )
+            try:
+                yield from _document_events(orjson.loads(text), max_event_bytes)
+                return
+            except orjson.JSONDecodeError:
+                first = text  # not one document after all: NDJSON whose first line is broken
+        # Read lines from the start again, so the first one gets the same checks as the rest.
+        lines = io.BufferedReader(_Chain(io.BytesIO(first), reader), buffer_size=256 * 1024)
+        yield from _ndjson(lines, max_event_bytes)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read input: {exc}") from exc
 
@@ -111,31 +113,28 @@ def _read_line(reader: IO[bytes], limit: int) -> tuple[bytes, bool] | None:
     return line.rstrip(b"\r\n"), True
 
 
-def _ndjson(first: tuple[bytes, bool], reader: IO[bytes], limit: int) -> Iterator[Line]:
+def _ndjson(reader: IO[bytes], limit: int) -> Iterator[Line]:
     number = 0
-    current: tuple[bytes, bool] | None = first
-    while current is not None:
+    while (current := _read_line(reader, limit)) is not None:
         number += 1
         data, fits = current
         if not fits:
             yield Line(number, None, data)
         elif data.strip():
             yield Line(number, data)
-        current = _read_line(reader, limit)
 
 
-def _looks_like_document(first: tuple[bytes, bool]) -> bool:
-    """A JSON array, `{"events": [...]}` on one line, or a document spread over lines (e.g. pretty-printed)."""
-    data, fits = first
-    head = data.lstrip()
-    if not fits or not head:
-        return False
+def _looks_like_document(first_line: bytes, max_document_bytes: int) -> bool:
+    """A JSON array, `{"events": [...]}` on one line, or one document spread over lines (pretty-printed)."""
+    head = first_line.lstrip()
     if head.startswith(b"["):
         return True
+    if not head.startswith(b"{") or len(first_line) > max_document_bytes:
+        return False
     try:
-        value = orjson.loads(data)
+        value = orjson.loads(first_line)
     except orjson.JSONDecodeError:
-        return head.startswith(b"{")
+        return True
     return isinstance(value, dict) and isinstance(value.get("events"), list)
 
 

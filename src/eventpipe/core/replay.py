@@ -10,6 +10,8 @@ from eventpipe.core.ingest import IngestSummary
 from eventpipe.core.readers import Line
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from eventpipe.core.ingest import Ingestor
     from eventpipe.core.ports import Quarantine
 
@@ -27,7 +29,11 @@ def replay_rejected(quarantine: Quarantine, ingestor: Ingestor, *, batch_size: i
         keys = [(r.batch_id, r.index) for r in chunk]
         batch_id = "replay-" + hashlib.sha256(repr(keys).encode()).hexdigest()[:24]
         lines = [Line(index, r.raw.encode("utf-8", "backslashreplace")) for index, r in enumerate(chunk)]
-        for record in ingestor.ingest(lines, source="replay", batch_id_for=lambda _: batch_id):
+        for record in ingestor.ingest(lines, source="replay", batch_id_for=_constant(batch_id)):
             summary.add(record)
         quarantine.remove(keys)
     return summary
+
+
+def _constant(batch_id: str) -> Callable[[int], str]:
+    return lambda _: batch_id

@@ -71,9 +71,7 @@ class PipelineSteps:
                 event_id = event.get("event_id") if isinstance(event, dict) else None
                 text = data.decode("utf-8", "backslashreplace")
                 stage = "enrich" if reasons[0].code == ReasonCode.ENRICHMENT_FAILED else "validate"
-                rejections.append(
-                    Rejection(batch_id, position, stage, tuple(reasons), text, _text_or_none(event_id))
-                )
+                rejections.append(Rejection(batch_id, position, stage, tuple(reasons), text, _text_or_none(event_id)))
                 continue
             facts.append(fact_of(event))
             payloads.append(orjson.dumps(event))
@@ -111,7 +109,11 @@ class PipelineSteps:
             state["batch_id"], [(f.event_id, f.event_type, p) for f, p in zip(facts, payloads, strict=True)]
         )
         new_indexes = [i for i, is_new in enumerate(flags) if is_new]
-        return {"new_indexes": new_indexes, "curated": len(new_indexes), "duplicates": len(flags) - len(new_indexes)}
+        return {
+            "new_indexes": new_indexes,
+            "curated": len(new_indexes),
+            "duplicates": len(flags) - len(new_indexes),
+        }
 
     def aggregate(self, state: State) -> State:
         """`{batch_id, staged_key, new_indexes, rejected, duplicates}` -> add to insights, once per batch."""

@@ -36,9 +36,7 @@ class SqliteCuratedStore:
                     rows.append((key, batch_id, event_type, payload))
                 # Stored by this very batch on an earlier try: still new for this batch.
                 flags.append(owner is None or owner == batch_id)
-            conn.executemany(
-                "INSERT INTO curated (event_id, batch_id, event_type, payload) VALUES (?, ?, ?, ?)", rows
-            )
+            conn.executemany("INSERT INTO curated (event_id, batch_id, event_type, payload) VALUES (?, ?, ?, ?)", rows)
         return flags
 
     @staticmethod
@@ -46,7 +44,7 @@ class SqliteCuratedStore:
         if not keys:
             return {}
         marks = ",".join("?" * len(keys))
-        query = f"SELECT event_id, batch_id FROM curated WHERE event_id IN ({marks})"  # noqa: S608
+        query = f"SELECT event_id, batch_id FROM curated WHERE event_id IN ({marks})"
         return dict(conn.execute(query, keys).fetchall())  # type: ignore[attr-defined]
 
     def count(self) -> int:

@@ -43,7 +43,7 @@ class SqliteInsightsStore:
         with self._db.transaction() as conn:
             if conn.execute("INSERT OR IGNORE INTO applied_batches VALUES (?)", (batch_id,)).rowcount == 0:
                 return False
-            counts = [
+            counts: list[tuple[int, str, str, float]] = [
                 (aggregate.batch_minute, "rejected", code, n) for code, n in aggregate.rejected.items() if n
             ]
             if aggregate.duplicates:
@@ -75,7 +75,8 @@ class SqliteInsightsStore:
         window = (since_minute, until_minute)
         with self._db.reading() as conn:
             counts = conn.execute(
-                "SELECT minute, metric, key, value FROM minute_counts WHERE minute >= ? AND minute < ?", window
+                "SELECT minute, metric, key, value FROM minute_counts WHERE minute >= ? AND minute < ?",
+                window,
             ).fetchall()
             sketches = conn.execute(
                 "SELECT minute, users, lag_ms FROM minute_sketches WHERE minute >= ? AND minute < ?", window

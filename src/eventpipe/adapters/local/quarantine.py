@@ -19,9 +19,7 @@ _PAGE = 1000
 
 def _rejection(row: tuple[str, int, str, str, str, str | None]) -> Rejection:
     batch_id, index, stage, reasons, raw, event_id = row
-    return Rejection(
-        batch_id, index, stage, tuple(Reason(**r) for r in orjson.loads(reasons)), raw, event_id
-    )
+    return Rejection(batch_id, index, stage, tuple(Reason(**r) for r in orjson.loads(reasons)), raw, event_id)
 
 
 class SqliteQuarantine:

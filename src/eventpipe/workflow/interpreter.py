@@ -1,0 +1,438 @@
+"""An in-process interpreter for the Amazon States Language (AWS Step Functions, JSONPath mode).
+
+The same definition runs on Step Functions and, through this module, on one machine. Only the
+Task, Choice, Pass, Succeed and Fail states are supported, and everything else is refused when the
+definition is loaded, so a definition never runs locally with a feature silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from eventpipe.core.errors import ExecutionFailedError, WorkflowDefinitionError
+from eventpipe.workflow.choice import ChoiceState
+from eventpipe.workflow.paths import (
+    RUNTIME_ERROR,
+    DataFlow,
+    DefinitionProblem,
+    ReferencePath,
+    StatesError,
+    optional_path,
+    place_result,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Resource = Callable[[Any], Any]
+    Sleep = Callable[[float], None]
+
+MAX_TRANSITIONS = 10_000
+_ALL_ERRORS = "States.ALL"
+_TASK_FAILED = "States.TaskFailed"
+_PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Za-z0-9_]+)\}")
+_TOP_LEVEL_FIELDS = {"Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage"}
+_FLOW_FIELDS = {"Type", "Comment", "QueryLanguage", "InputPath", "OutputPath"}
+_STATE_FIELDS = {
+    "Task": _FLOW_FIELDS
+    | {"Next", "End", "Resource", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch"}
+    | {"TimeoutSeconds", "HeartbeatSeconds"},
+    "Choice": _FLOW_FIELDS | {"Choices", "Default"},
+    "Pass": _FLOW_FIELDS | {"Next", "End", "Parameters", "Result", "ResultPath"},
+    "Succeed": _FLOW_FIELDS,
+    "Fail": {"Type", "Comment", "QueryLanguage", "Error", "Cause"},
+}
+_RETRIER_FIELDS = {"ErrorEquals", "IntervalSeconds", "MaxAttempts"} | {
+    "BackoffRate",
+    "MaxDelaySeconds",
+    "JitterStrategy",
+}
+_CATCHER_FIELDS = {"ErrorEquals", "Next", "ResultPath"}
+_Entry = TypeVar("_Entry")
+# Jitter only spreads the retries of concurrent executions apart; it needs no reproducibility.
+_jitter = random.Random()
+
+
+class _TaskFailure(StatesError):
+    """An exception raised by a task's resource; these are what `States.TaskFailed` matches."""
+
+
+class _State(Protocol):
+    def targets(self) -> list[tuple[str, str]]:
+        """(field, state name) for every transition, so the loader can check that each target exists."""
+        ...
+
+    def execute(self, document: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
+        """Run the state on its raw input; return its output and the next state (None ends the run)."""
+        ...
+
+
+def _json_copy(value: Any) -> Any:
+    # A round trip through JSON is what Step Functions does to every payload: it detaches task
+    # inputs from interpreter state and surfaces non-JSON values (sets, datetimes, NaN) locally.
+    return json.loads(json.dumps(value, allow_nan=False))
+
+
+def _timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _handles(error_equals: tuple[str, ...], error: StatesError) -> bool:
+    # States.Runtime is terminal in Step Functions: no retrier or catcher ever sees it.
+    if error.error == RUNTIME_ERROR:
+        return False
+    return (
+        _ALL_ERRORS in error_equals
+        or error.error in error_equals
+        or (_TASK_FAILED in error_equals and isinstance(error, _TaskFailure))
+    )
+
+
+@dataclass(frozen=True)
+class _Retrier:
+    error_equals: tuple[str, ...]
+    interval_seconds: float
+    max_attempts: int
+    backoff_rate: float
+    max_delay_seconds: float | None
+    full_jitter: bool
+
+    def delay_seconds(self, retries_done: int) -> float:
+        """IntervalSeconds * BackoffRate^n, capped by MaxDelaySeconds; FULL jitter draws from [0, that]."""
+        delay = self.interval_seconds * self.backoff_rate**retries_done
+        if self.max_delay_seconds is not None:
+            delay = min(delay, self.max_delay_seconds)
+        return _jitter.uniform(0, delay) if self.full_jitter else delay
+
+
+@dataclass(frozen=True)
+class _Catcher:
+    error_equals: tuple[str, ...]
+    next_state: str
+    result_path: ReferencePath | None
+
+
+@dataclass(frozen=True)
+class _TaskState:
+    flow: DataFlow
+    resource: Resource
+    retriers: tuple[_Retrier, ...]
+    catchers: tuple[_Catcher, ...]
+    next_state: str | None
+    sleep: Sleep
+
+    def targets(self) -> list[tuple[str, str]]:
+        catches = [(f"Catch[{index}].Next", catcher.next_state) for index, catcher in enumerate(self.catchers)]
+        return catches + ([("Next", self.next_state)] if self.next_state else [])
+
+    def execute(self, document: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
+        retries_done: Counter[_Retrier] = Counter()  # each retrier counts its own attempts
+        while True:
+            try:
+                return self._attempt(document, context), self.next_state
+            except StatesError as error:
+                retrier = next((r for r in self.retriers if _handles(r.error_equals, error)), None)
+                if retrier is not None and retries_done[retrier] < retrier.max_attempts:
+                    self.sleep(retrier.delay_seconds(retries_done[retrier]))
+                    retries_done[retrier] += 1
+                    context["State"]["RetryCount"] += 1
+                    continue
+                catcher = next((c for c in self.catchers if _handles(c.error_equals, error)), None)
+                if catcher is None:
+                    raise
+                # A catcher's ResultPath writes into the state's raw input, and no OutputPath applies.
+                error_output = {"Error": error.error, "Cause": error.cause}
+                return place_result(catcher.result_path, document, error_output), catcher.next_state
+
+    def _attempt(self, document: Any, context: dict[str, Any]) -> Any:
+        effective_input = self.flow.effective_input(document, context)
+        try:
+            result = _json_copy(self.resource(_json_copy(effective_input)))
+        except Exception as exc:  # reported as Lambda reports errors: exception class name and message
+            raise _TaskFailure(type(exc).__name__, str(exc)) from exc
+        return self.flow.output(document, result, context)
+
+
+@dataclass(frozen=True)
+class _PassState:
+    """A Pass state; also a Succeed state, which is a Pass with only InputPath/OutputPath and no Next."""
+
+    flow: DataFlow
+    result: tuple[Any] | None  # a 1-tuple, so that `"Result": null` differs from having no Result
+    next_state: str | None
+
+    def targets(self) -> list[tuple[str, str]]:
+        return [("Next", self.next_state)] if self.next_state else []
+
+    def execute(self, document: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
+        effective_input = self.flow.effective_input(document, context)
+        result = effective_input if self.result is None else _json_copy(self.result[0])
+        return self.flow.output(document, result, context), self.next_state
+
+
+@dataclass(frozen=True)
+class _FailState:
+    error: str
+    cause: str
+
+    def targets(self) -> list[tuple[str, str]]:
+        return []
+
+    def execute(self, document: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
+        raise ExecutionFailedError(self.error, self.cause)
+
+
+class StateMachine:
+    """A loaded, checked definition whose Task resources are bound to Python callables."""
+
+    def __init__(self, start_at: str, states: Mapping[str, _State], name: str) -> None:
+        """Prefer `from_definition` / `from_file`, which check the definition before building this."""
+        self._start_at = start_at
+        self._states = dict(states)
+        self._name = name
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        resources: Mapping[str, Resource],
+        sleep: Sleep = time.sleep,
+        name: str = "local",
+    ) -> StateMachine:
+        """Load a JSON definition file such as pipeline.asl.json; see `from_definition`."""
+        try:
+            definition = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise WorkflowDefinitionError(f"cannot read state machine definition {str(path)!r}: {exc}") from exc
+        return cls.from_definition(definition, resources=resources, sleep=sleep, name=name)
+
+    @classmethod
+    def from_definition(
+        cls,
+        definition: Mapping[str, Any],
+        *,
+        resources: Mapping[str, Resource],
+        sleep: Sleep = time.sleep,
+        name: str = "local",
+    ) -> StateMachine:
+        """Check a parsed definition and bind each Task's `"Resource": "${Name}"` to `resources["Name"]`.
+
+        Whatever the interpreter cannot run faithfully is refused here with WorkflowDefinitionError,
+        so a broken or unsupported definition fails before any task has side effects. `sleep` waits
+        between retries (tests pass a recorder); `name` is `$$.StateMachine.Name`.
+        """
+        if not isinstance(definition, Mapping):
+            raise WorkflowDefinitionError("definition: must be a JSON object")
+        try:
+            _check_fields(definition, _TOP_LEVEL_FIELDS, "the definition")
+            _check_query_language(definition)
+            _check_timeouts(definition, ("TimeoutSeconds",))
+        except DefinitionProblem as problem:
+            raise WorkflowDefinitionError(f"definition: {problem}") from None
+        start_at, raw_states = definition.get("StartAt"), definition.get("States")
+        if not isinstance(start_at, str):
+            raise WorkflowDefinitionError("definition: StartAt must name the first state")
+        if not isinstance(raw_states, Mapping) or not raw_states:
+            raise WorkflowDefinitionError("definition: States must be a non-empty object")
+        states: dict[str, _State] = {}
+        for state_name, raw_state in raw_states.items():
+            try:
+                states[state_name] = _load_state(raw_state, resources, sleep)
+            except DefinitionProblem as problem:
+                raise WorkflowDefinitionError(f"state {state_name!r}: {problem}") from None
+        if start_at not in states:
+            raise WorkflowDefinitionError(f"definition: StartAt {start_at!r} is not a state in States")
+        _check_transitions(start_at, states)
+        return cls(start_at, states, name)
+
+    def run(self, input_document: Any, execution_name: str | None = None) -> Any:
+        """Run one execution and return its final output; raise ExecutionFailedError if it fails.
+
+        The caller's `input_document` is never mutated: the execution works on its own JSON copy.
+        """
+        execution_name = execution_name or str(uuid.uuid4())
+        try:
+            document = _json_copy(input_document)
+        except (TypeError, ValueError) as exc:
+            raise ExecutionFailedError(RUNTIME_ERROR, f"the execution input is not JSON: {exc}") from exc
+        arn_prefix = "arn:aws:states:local:000000000000"
+        execution = {
+            "Id": f"{arn_prefix}:execution:{self._name}:{execution_name}",
+            "Name": execution_name,
+            "StartTime": _timestamp(),
+            "Input": document,
+        }
+        state_machine = {"Id": f"{arn_prefix}:stateMachine:{self._name}", "Name": self._name}
+        state_name = self._start_at
+        for _ in range(MAX_TRANSITIONS):
+            state = {"Name": state_name, "EnteredTime": _timestamp(), "RetryCount": 0}
+            context = {"Execution": execution, "StateMachine": state_machine, "State": state}
+            try:
+                document, next_state = self._states[state_name].execute(document, context)
+            except _TaskFailure as error:
+                raise ExecutionFailedError(error.error, error.cause) from error
+            except StatesError as error:  # raised by the interpreter itself: say where
+                raise ExecutionFailedError(error.error, f"state {state_name!r}: {error.cause}") from error
+            if next_state is None:
+                return document
+            state_name = next_state
+        raise ExecutionFailedError(
+            RUNTIME_ERROR,
+            f"the execution entered {MAX_TRANSITIONS} states without ending (a loop with no exit?)",
+        )
+
+
+def _check_transitions(start_at: str, states: Mapping[str, _State]) -> None:
+    """Every transition must name a state and, as Step Functions insists, every state must be reachable."""
+    reached, pending = {start_at}, deque([start_at])
+    while pending:
+        state_name = pending.popleft()
+        for field, target in states[state_name].targets():
+            if target not in states:
+                raise WorkflowDefinitionError(f"state {state_name!r}: {field} {target!r} is not a state in States")
+            if target not in reached:
+                reached.add(target)
+                pending.append(target)
+    for state_name in states.keys() - reached:
+        raise WorkflowDefinitionError(f"state {state_name!r}: not reachable from StartAt {start_at!r}")
+
+
+def _load_state(raw: object, resources: Mapping[str, Resource], sleep: Sleep) -> _State:
+    if not isinstance(raw, Mapping):
+        raise DefinitionProblem("must be an object")
+    state_type = raw.get("Type")
+    if not isinstance(state_type, str) or state_type not in _STATE_FIELDS:
+        supported = ", ".join(_STATE_FIELDS)
+        raise DefinitionProblem(f"unsupported state type {state_type!r} (supported: {supported})")
+    _check_fields(raw, _STATE_FIELDS[state_type], f"a {state_type} state")
+    _check_query_language(raw)
+    if state_type == "Task":
+        return _load_task(raw, resources, sleep)
+    if state_type == "Choice":
+        return ChoiceState.load(raw)
+    if state_type == "Fail":
+        error, cause = raw.get("Error", ""), raw.get("Cause", "")
+        if not isinstance(error, str) or not isinstance(cause, str):
+            raise DefinitionProblem("Error and Cause must be strings")
+        return _FailState(error, cause)
+    result = (raw["Result"],) if "Result" in raw else None
+    return _PassState(DataFlow.load(raw), result, _next_state(raw) if state_type == "Pass" else None)
+
+
+def _load_task(raw: Mapping[str, Any], resources: Mapping[str, Resource], sleep: Sleep) -> _TaskState:
+    _check_timeouts(raw, ("TimeoutSeconds", "HeartbeatSeconds"))
+    resource = raw.get("Resource")
+    placeholder = _PLACEHOLDER.fullmatch(resource) if isinstance(resource, str) else None
+    if placeholder is None:
+        raise DefinitionProblem(f"Resource {resource!r} is not a ${{Name}} definition substitution placeholder")
+    if placeholder["name"] not in resources:
+        bound = ", ".join(sorted(resources)) or "none"
+        raise DefinitionProblem(f"Resource {resource!r} has no callable in resources (bound: {bound})")
+    return _TaskState(
+        flow=DataFlow.load(raw),
+        resource=resources[placeholder["name"]],
+        retriers=_load_list(raw, "Retry", _load_retrier),
+        catchers=_load_list(raw, "Catch", _load_catcher),
+        next_state=_next_state(raw),
+        sleep=sleep,
+    )
+
+
+def _load_retrier(raw: Mapping[str, Any], location: str, is_last: bool) -> _Retrier:
+    _check_fields(raw, _RETRIER_FIELDS, location)
+    jitter = raw.get("JitterStrategy", "NONE")
+    if jitter not in ("FULL", "NONE"):
+        raise DefinitionProblem(f"{location}.JitterStrategy must be FULL or NONE, got {jitter!r}")
+
+    def number(field: str, default: float, minimum: float, integer: bool = True) -> float:
+        return _number(raw, field, default=default, minimum=minimum, integer=integer, location=f"{location}.")
+
+    return _Retrier(
+        error_equals=_error_equals(raw, location, is_last),
+        interval_seconds=number("IntervalSeconds", default=1, minimum=1),
+        max_attempts=int(number("MaxAttempts", default=3, minimum=0)),
+        backoff_rate=number("BackoffRate", default=2.0, minimum=1.0, integer=False),
+        max_delay_seconds=number("MaxDelaySeconds", default=1, minimum=1) if "MaxDelaySeconds" in raw else None,
+        full_jitter=jitter == "FULL",
+    )
+
+
+def _load_catcher(raw: Mapping[str, Any], location: str, is_last: bool) -> _Catcher:
+    _check_fields(raw, _CATCHER_FIELDS, location)
+    next_state = raw.get("Next")
+    if not isinstance(next_state, str):
+        raise DefinitionProblem(f"{location} needs a Next naming a state")
+    return _Catcher(_error_equals(raw, location, is_last), next_state, optional_path(raw, "ResultPath"))
+
+
+def _load_list(
+    raw: Mapping[str, Any], field: str, load: Callable[[Mapping[str, Any], str, bool], _Entry]
+) -> tuple[_Entry, ...]:
+    """Load Retry or Catch; `load` gets each entry, its location and whether it is the last one."""
+    entries = raw.get(field, [])
+    if not isinstance(entries, list) or not all(isinstance(entry, Mapping) for entry in entries):
+        raise DefinitionProblem(f"{field} must be a list of objects")
+    return tuple(load(entry, f"{field}[{i}]", i == len(entries) - 1) for i, entry in enumerate(entries))
+
+
+def _error_equals(raw: Mapping[str, Any], location: str, is_last: bool) -> tuple[str, ...]:
+    names = raw.get("ErrorEquals")
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+        raise DefinitionProblem(f"{location}.ErrorEquals must be a non-empty list of error names")
+    if _ALL_ERRORS in names and (len(names) > 1 or not is_last):
+        raise DefinitionProblem(f"{location}: States.ALL must be alone in ErrorEquals and in the last entry")
+    return tuple(names)
+
+
+def _number(
+    raw: Mapping[str, Any], field: str, *, default: float, minimum: float, integer: bool, location: str = ""
+) -> float:
+    """Read a numeric field, refusing booleans (Python counts them as integers) and values below `minimum`."""
+    value = raw.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float) or value < minimum:
+        kind = "an integer" if integer else "a number"
+        raise DefinitionProblem(f"{location}{field} must be {kind} >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _check_fields(raw: Mapping[str, Any], allowed: set[str], owner: str) -> None:
+    unknown = ", ".join(repr(field) for field in sorted(set(raw) - allowed))
+    if unknown:
+        raise DefinitionProblem(f"unknown field(s) {unknown} in {owner} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _check_query_language(raw: Mapping[str, Any]) -> None:
+    language = raw.get("QueryLanguage", "JSONPath")
+    if language != "JSONPath":
+        raise DefinitionProblem(f"QueryLanguage {language!r} is not supported (only JSONPath)")
+
+
+def _check_timeouts(raw: Mapping[str, Any], fields: tuple[str, ...]) -> None:
+    # Checked but not enforced: a local call cannot be abandoned safely half-way, and these limits
+    # guard against lost remote workers, which a single process does not have.
+    for field in fields:
+        if field in raw:
+            _number(raw, field, default=1, minimum=1, integer=True)
+
+
+def _next_state(raw: Mapping[str, Any]) -> str | None:
+    """The Next of a Task or Pass state, or None for `End: true`."""
+    if raw.get("End") is True:
+        if "Next" in raw:
+            raise DefinitionProblem("has both Next and End: true")
+        return None
+    next_state = raw.get("Next")
+    if not isinstance(next_state, str):
+        raise DefinitionProblem("needs Next naming the following state, or End: true")
+    return next_state

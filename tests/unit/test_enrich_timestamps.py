@@ -1,0 +1,114 @@
+"""`timestamps`: clock-skew correction and the event time the aggregator buckets by."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from eventpipe.core.enrich.timestamps import TimestampsEnricher, epoch_ms, format_ms
+from eventpipe.core.errors import EnrichmentError
+
+
+def enrich(event: dict[str, Any]) -> dict[str, Any]:
+    enrichment: dict[str, Any] = {}
+    TimestampsEnricher().enrich(event, enrichment)
+    return enrichment
+
+
+def test_skew_from_sent_and_received_corrects_occurred_at() -> None:
+    # GIVEN a device clock 2 minutes behind: sent 06:00:01, received by the server 06:02:01.250
+    event = {
+        "occurred_at": "2026-11-28T06:00:00.123Z",
+        "sent_at": "2026-11-28T06:00:01.000Z",
+        "received_at": "2026-11-28T06:02:01.250Z",
+    }
+    # WHEN enriched
+    enrichment = enrich(event)
+    # THEN the skew is added to occurred_at
+    assert enrichment == {
+        "corrected_at": "2026-11-28T06:02:00.373Z",
+        "clock_skew_ms": 120_250,
+        "event_time_ms": 1795845600123 + 120_250,
+    }
+
+
+def test_without_sent_at_occurred_at_is_kept_and_skew_is_zero() -> None:
+    # GIVEN no sent_at
+    event = {"occurred_at": "2026-11-28T06:00:00.123Z", "received_at": "2026-11-28T07:00:00.000Z"}
+    # WHEN enriched
+    enrichment = enrich(event)
+    # THEN occurred_at is the event time
+    assert enrichment == {
+        "corrected_at": "2026-11-28T06:00:00.123Z",
+        "clock_skew_ms": 0,
+        "event_time_ms": 1795845600123,
+    }
+
+
+def test_offsets_are_normalised_to_utc_with_milliseconds() -> None:
+    # GIVEN occurred_at with a +02:00 offset and microseconds, and a negative skew (device ahead)
+    event = {
+        "occurred_at": "2026-11-28T08:00:00.123456+02:00",
+        "sent_at": "2026-11-28T08:00:05+02:00",
+        "received_at": "2026-11-28T06:00:04.000Z",
+    }
+    # WHEN enriched
+    enrichment = enrich(event)
+    # THEN the output is UTC, "Z", milliseconds (truncated), and the skew is negative
+    assert enrichment["corrected_at"] == "2026-11-28T05:59:59.123Z"
+    assert enrichment["clock_skew_ms"] == -1000
+    assert enrichment["event_time_ms"] == 1795845600123 - 1000
+
+
+def test_received_at_is_not_needed_without_sent_at() -> None:
+    # GIVEN an event the pipeline has not stamped, with no sent_at
+    # WHEN enriched
+    enrichment = enrich({"occurred_at": "2026-11-28T06:00:00Z"})
+    # THEN the time is still derived, with milliseconds added
+    assert enrichment["corrected_at"] == "2026-11-28T06:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("event", "path"),
+    [
+        ({"occurred_at": "yesterday"}, "$.occurred_at"),
+        ({"occurred_at": "2026-11-28T06:00:00"}, "$.occurred_at"),  # no offset
+        ({"occurred_at": 1795845600}, "$.occurred_at"),
+        ({}, "$.occurred_at"),
+        ({"occurred_at": "2026-11-28T06:00:00Z", "sent_at": "2026-13-01T00:00:00Z"}, "$.sent_at"),
+        ({"occurred_at": "2026-11-28T06:00:00Z", "sent_at": "2026-11-28T06:00:00Z"}, "$.received_at"),
+        (
+            {
+                "occurred_at": "9999-12-31T23:00:00Z",
+                "sent_at": "2000-01-01T00:00:00Z",
+                "received_at": "2026-01-01T00:00:00Z",
+            },
+            "$.occurred_at",
+        ),
+    ],
+)
+def test_unusable_timestamp_is_an_error_at_its_path(event: dict[str, Any], path: str) -> None:
+    # GIVEN a timestamp that cannot be parsed, lacks an offset, or corrects beyond year 9999
+    # WHEN / THEN enriching raises at that timestamp's path
+    with pytest.raises(EnrichmentError) as caught:
+        enrich(event)
+    assert caught.value.path == path
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "1970-01-01T00:00:00.000Z",
+        "1969-12-31T23:59:59.999Z",
+        "0001-01-01T00:00:00.000Z",
+        "2026-11-28T06:00:59.999Z",
+    ],
+)
+def test_format_ms_and_epoch_ms_round_trip(moment: str) -> None:
+    # GIVEN an instant, including ones before the epoch and at the edge of the range
+    # WHEN it goes to epoch milliseconds and back to text
+    text = format_ms(epoch_ms(datetime.fromisoformat(moment)))
+    # THEN the text is unchanged
+    assert text == moment

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import gzip
+import io
+import os
+
+import pytest
+
+from eventpipe.core.errors import InputError
+from eventpipe.core.readers import InputTooLargeError, Line, iter_lines
+
+
+def read(data: bytes, *, event: int = 100, total: int = 10_000, document: int = 1_000) -> list[Line]:
+    stream = io.BytesIO(data)
+    return list(iter_lines(stream, max_event_bytes=event, max_total_bytes=total, max_document_bytes=document))
+
+
+def test_ndjson_lines_keep_their_line_numbers_and_skip_blank_lines() -> None:
+    lines = read(b'{"a":1}\r\n\n  \n{"b":2}\n{"c":3}')
+    assert [(line.position, line.data) for line in lines] == [
+        (1, b'{"a":1}'),
+        (4, b'{"b":2}'),
+        (5, b'{"c":3}'),
+    ]
+
+
+def test_a_malformed_first_line_is_passed_on_not_fatal() -> None:
+    # GIVEN NDJSON whose first line is broken: it must reach validation with its line number
+    lines = read(b'{"broken": \n{"b":2}\n')
+    assert [(line.position, line.data) for line in lines] == [(1, b'{"broken": '), (2, b'{"b":2}')]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'[{"a":1}, {"b":2}]', b'{"events": [{"a":1}, {"b":2}]}', b'[\n  {"a": 1},\n  {"b": 2}\n]\n'],
+)
+def test_json_documents_yield_their_events_by_index(data: bytes) -> None:
+    assert [(line.position, line.data) for line in read(data)] == [(0, b'{"a":1}'), (1, b'{"b":2}')]
+
+
+def test_a_pretty_printed_single_event_is_one_event() -> None:
+    assert [line.data for line in read(b'{\n  "a": 1\n}\n')] == [b'{"a":1}']
+
+
+def test_an_oversize_line_is_marked_and_skipped_without_losing_the_next() -> None:
+    # GIVEN a line over the 100-byte limit between two good ones
+    lines = read(b'{"a":1}\n{"big":"' + b"x" * 5000 + b'"}\n{"c":3}\n')
+    # THEN it is marked too large, keeps its start, and the next line is intact
+    assert [line.position for line in lines] == [1, 2, 3]
+    assert lines[1].data is None
+    assert lines[1].prefix.startswith(b'{"big":"xxx')
+    assert lines[2].data == b'{"c":3}'
+
+
+def test_gzip_is_read_transparently() -> None:
+    assert [line.data for line in read(gzip.compress(b'{"a":1}\n{"b":2}\n'))] == [b'{"a":1}', b'{"b":2}']
+
+
+def test_a_gzip_bomb_stops_at_the_limit_without_reading_to_the_end() -> None:
+    # GIVEN 100 MB of events compressed to about 100 KB, and a 1 MB limit
+    bomb = gzip.compress(b'{"a":1}\n' * 12_500_000, compresslevel=9)
+    stream = io.BytesIO(bomb)
+    # WHEN read
+    with pytest.raises(InputTooLargeError, match="limit of 1000000 bytes"):
+        for _ in iter_lines(stream, max_event_bytes=100, max_total_bytes=1_000_000, max_document_bytes=1000):
+            pass
+    # THEN reading stopped early: most of the compressed stream was never consumed
+    assert stream.tell() < len(bomb)
+
+
+def test_a_json_document_over_its_limit_is_refused_with_advice() -> None:
+    with pytest.raises(InputTooLargeError, match="NDJSON"):
+        read(b"[" + b'{"a":1},' * 500 + b'{"a":1}]')
+
+
+def test_an_empty_input_yields_nothing() -> None:
+    assert read(b"") == []
+
+
+def test_a_corrupt_gzip_stream_is_an_input_error() -> None:
+    # GIVEN incompressible content cut in the middle of the deflate stream
+    events = b"".join(b'{"id":"%s"}\n' % os.urandom(16).hex().encode() for _ in range(200))
+    with pytest.raises(InputError, match="cannot read input"):
+        read(gzip.compress(events)[:3000])
+
+
+def test_invalid_utf8_lines_are_passed_on_for_validation_to_reject() -> None:
+    assert [line.data for line in read(b'\xff\xfe{"a":1}\n{"b":2}\n')] == [b'\xff\xfe{"a":1}', b'{"b":2}']
