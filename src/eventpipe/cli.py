@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--count", type=int, required=True)
     generate.add_argument("--invalid-ratio", type=float, default=0.0)
     generate.add_argument("--duplicate-ratio", type=float, default=0.0)
-    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--seed", type=int, default=None, help="repeatable output (default: a new stream each run)")
     generate.add_argument("--span-minutes", type=int, default=30, help="spread event times over this many minutes")
     generate.set_defaults(run=_generate)
     return parser
@@ -267,7 +267,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     if args.count < 0 or not 0 <= args.invalid_ratio + args.duplicate_ratio <= 1:
         raise InputError("--count must be >= 0 and the two ratios between 0 and 1 together")
-    generator = EventGenerator(seed=args.seed, now_ms=SystemClock().now_ms(), span_minutes=args.span_minutes)
+    seed = args.seed if args.seed is not None else time.time_ns()
+    generator = EventGenerator(seed=seed, now_ms=SystemClock().now_ms(), span_minutes=args.span_minutes)
     out = sys.stdout.buffer
     for line in generator.lines(args.count, invalid_ratio=args.invalid_ratio, duplicate_ratio=args.duplicate_ratio):
         out.write(line + b"\n")

@@ -85,6 +85,7 @@ class Database:
                 f"cache_size=-{cache_mib * 1024}",
                 "temp_store=MEMORY",
                 "busy_timeout=30000",
+                "wal_autocheckpoint=10000",
             ):
                 self._conn.execute(f"PRAGMA {pragma}")
             self._conn.executescript(SCHEMA)

@@ -1,0 +1,227 @@
+"""The command line as a user runs it: a real process, a real data directory."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from tests.conftest import make_event, ndjson
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def eventpipe(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "EVENTPIPE_DATA_DIR": str(data_dir), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "eventpipe", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def generate(path: Path, count: int, *, seed: int = 5) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eventpipe",
+            "generate",
+            "--count",
+            str(count),
+            "--seed",
+            str(seed),
+            "--invalid-ratio",
+            "0.1",
+            "--duplicate-ratio",
+            "0.05",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    path.write_bytes(result.stdout)
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return orjson.loads(result.stdout)
+
+
+def test_ingest_then_insights_rejected_and_schemas(tmp_path: Path) -> None:
+    # GIVEN a generated file
+    events = tmp_path / "events.ndjson"
+    generate(events, 3000)
+    data = tmp_path / "data"
+    # WHEN ingested
+    summary = as_json(eventpipe("ingest", str(events), "--json", data_dir=data))
+    # THEN the summary accounts for every line
+    rejected = sum(summary["rejected"].values())
+    assert summary["received"] == 3000
+    assert summary["curated"] + summary["duplicates"] + rejected == 3000
+    # AND insights and the quarantine agree with it
+    insights = as_json(eventpipe("insights", "--since", "1d", "--json", data_dir=data))
+    assert insights["totals"]["events"] == summary["curated"]
+    assert insights["totals"]["rejected"] == summary["rejected"]
+    assert set(insights) == {"since", "until", "currency", "totals", "funnel", "lag_ms", "minutes"}
+    records = as_json(eventpipe("rejected", "--json", data_dir=data))
+    assert len(records) == rejected
+    assert {"event_id", "batch_id", "stage", "reasons", "raw"} <= set(records[0])
+    assert {"code", "path", "message"} == set(records[0]["reasons"][0])
+    listed = as_json(eventpipe("schemas", "list", "--json", data_dir=data))
+    assert [(s["event_type"], s["version"]) for s in listed][:2] == [("add_to_cart", "1-0-0"), ("page_view", "1-0-0")]
+    # AND the human output says the same
+    text = eventpipe("insights", "--since", "1d", data_dir=data).stdout
+    assert f"events        {summary['curated']:>10,}" in text
+
+
+def test_ingesting_the_same_file_twice_changes_nothing(tmp_path: Path) -> None:
+    events = tmp_path / "events.ndjson"
+    generate(events, 1200)
+    data = tmp_path / "data"
+    first = as_json(eventpipe("ingest", str(events), "--json", data_dir=data))
+    insights = as_json(eventpipe("insights", "--since", "1d", "--json", data_dir=data))["totals"]
+    second = as_json(eventpipe("ingest", str(events), "--json", data_dir=data))
+    assert second == first
+    assert as_json(eventpipe("insights", "--since", "1d", "--json", data_dir=data))["totals"] == insights
+
+
+@pytest.mark.slow
+def test_an_ingest_killed_halfway_and_run_again_counts_every_event_once(tmp_path: Path) -> None:
+    # GIVEN a file of 40 batches, and an ingest of it killed with SIGKILL after some batches are done
+    events = tmp_path / "events.ndjson"
+    generate(events, 20_000, seed=8)
+    data = tmp_path / "data"
+    environ = {**os.environ, "EVENTPIPE_DATA_DIR": str(data)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eventpipe", "ingest", str(events)],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    done = 0
+    while done < 8 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        done = count_done_batches(data)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    assert 0 < done < 40, "the ingest must be killed halfway for this test to mean anything"
+    # WHEN it is run again
+    summary = as_json(eventpipe("ingest", str(events), "--json", data_dir=data))
+    # THEN every event is curated, rejected or a duplicate exactly once
+    rejected = sum(summary["rejected"].values())
+    assert summary["received"] == 20_000
+    assert summary["curated"] + summary["duplicates"] + rejected == 20_000
+    with sqlite3.connect(data / "eventpipe.db") as db:
+        curated = dict(db.execute("SELECT event_type, COUNT(*) FROM curated GROUP BY event_type").fetchall())
+        quarantined = db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+        unfinished = db.execute("SELECT COUNT(*) FROM batches WHERE status != 'done'").fetchone()[0]
+    assert sum(curated.values()) == summary["curated"]
+    assert quarantined == rejected
+    assert unfinished == 0
+    # AND insights count each curated event once
+    insights = as_json(eventpipe("insights", "--since", "1d", "--json", data_dir=data))
+    assert insights["totals"]["by_type"] == curated
+    assert insights["totals"]["duplicates"] == summary["duplicates"]
+
+
+def count_done_batches(data: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{data / 'eventpipe.db'}?mode=ro", uri=True, timeout=1) as db:
+            return int(db.execute("SELECT COUNT(*) FROM batches WHERE status = 'done'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def test_bad_paths_are_reported_and_the_good_ones_processed(tmp_path: Path) -> None:
+    good = tmp_path / "good.ndjson"
+    good.write_bytes(ndjson(make_event()))
+    empty = tmp_path / "empty.ndjson"
+    empty.write_bytes(b"")
+    result = eventpipe(
+        "ingest",
+        str(tmp_path / "missing.ndjson"),
+        str(tmp_path),
+        str(empty),
+        str(good),
+        "--json",
+        data_dir=tmp_path / "data",
+    )
+    assert result.returncode == 1
+    assert "missing.ndjson: no such file" in result.stderr
+    assert "is a directory" in result.stderr
+    assert "empty.ndjson: no events in the file" in result.stderr
+    assert orjson.loads(result.stdout)["curated"] == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_a_gzip_bomb_is_stopped_at_the_file_limit(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.ndjson.gz"
+    bomb.write_bytes(gzip.compress(ndjson(make_event()) * 200_000, compresslevel=9))
+    result = eventpipe("ingest", str(bomb), data_dir=tmp_path / "data", env={"EVENTPIPE_MAX_FILE_BYTES": "1000000"})
+    assert result.returncode == 1
+    assert "expands past the limit of 1000000 bytes" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_schema_file_stops_the_command_with_its_path(tmp_path: Path) -> None:
+    schema = tmp_path / "schemas" / "search" / "1-0-0.json"
+    schema.parent.mkdir(parents=True)
+    schema.write_text('{"type": "objekt"}')
+    result = eventpipe(
+        "schemas", "list", data_dir=tmp_path / "data", env={"EVENTPIPE_SCHEMA_DIR": str(schema.parents[1])}
+    )
+    assert result.returncode == 2
+    assert str(schema) in result.stderr
+    assert "not a valid JSON Schema" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("EVENTPIPE_MAX_EVENT_BYTES", "lots", "EVENTPIPE_MAX_EVENT_BYTES='lots' is not a whole number"),
+        ("EVENTPIPE_ENRICHERS", "timestamps,magic", "magic"),
+    ],
+)
+def test_bad_settings_are_clear_errors(tmp_path: Path, variable: str, value: str, message: str) -> None:
+    result = eventpipe("insights", data_dir=tmp_path / "data", env={variable: value})
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_replay_rejected_after_adding_a_schema(tmp_path: Path) -> None:
+    event = make_event(properties={"query": "boots"})
+    event["event_type"] = "search"
+    source = tmp_path / "search.ndjson"
+    source.write_bytes(ndjson(event))
+    data = tmp_path / "data"
+    assert as_json(eventpipe("ingest", str(source), "--json", data_dir=data))["rejected"] == {"unknown_event_type": 1}
+    schema = tmp_path / "schemas" / "search" / "1-0-0.json"
+    schema.parent.mkdir(parents=True)
+    schema.write_text('{"type": "object", "required": ["query"]}')
+    env = {"EVENTPIPE_SCHEMA_DIR": str(schema.parents[1])}
+    replayed = as_json(eventpipe("replay", "--rejected", "--json", data_dir=data, env=env))
+    assert replayed == {"received": 1, "curated": 1, "duplicates": 0, "rejected": {}}
+    assert as_json(eventpipe("rejected", "--json", data_dir=data)) == []
+
+
+def test_generate_writes_the_requested_number_of_lines(tmp_path: Path) -> None:
+    out = tmp_path / "g.ndjson"
+    generate(out, 250)
+    assert len(out.read_bytes().splitlines()) == 250
