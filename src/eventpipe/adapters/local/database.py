@@ -75,7 +75,7 @@ class Database:
     acknowledgement); a large page cache keeps the random event-id index in memory.
     """
 
-    def __init__(self, path: Path, *, cache_mib: int = 64) -> None:
+    def __init__(self, path: Path, *, cache_mib: int = 8) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
