@@ -38,6 +38,7 @@ pytest: $(VENV)/.installed-dev
 test: lint typecheck pytest
 
 bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/validators.py
 	$(BIN)/python bench/run.py
 
 clean:

@@ -49,7 +49,7 @@ class Settings:
             max_batch_events=_positive_int(environ, "EVENTPIPE_MAX_BATCH_EVENTS", defaults.max_batch_events),
             max_file_bytes=_positive_int(environ, "EVENTPIPE_MAX_FILE_BYTES", defaults.max_file_bytes),
         )
-        enrichers = _names(environ.get("EVENTPIPE_ENRICHERS", "all"))
+        enrichers = _names(environ.get("EVENTPIPE_ENRICHERS") or "all")
         base, rates = load_rates(Path(environ.get("EVENTPIPE_CURRENCY_RATES") or BUNDLED_RATES))
         key = environ.get("EVENTPIPE_PSEUDONYM_KEY")
         enrichment = EnrichmentConfig(

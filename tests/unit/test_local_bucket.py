@@ -201,22 +201,11 @@ def test_put_onto_a_folder_raises_storage_error_and_cleans_up(bucket: FolderBuck
     assert files_on_disk(bucket.root) == ["raw/dir/obj"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: bucket.py _path accepts a key with a NUL byte; os raises ValueError, which escapes as is "
-    "instead of StorageError",
-    strict=True,
-    raises=ValueError,
-)
 def test_a_key_with_a_nul_byte_raises_storage_error(bucket: FolderBucket) -> None:
     with pytest.raises(StorageError):
         bucket.get("raw/a\x00b")
 
 
-@pytest.mark.xfail(
-    reason="BUG: bucket.py keys() sorts Path objects (part by part), so 'raw/a/b' comes before 'raw/a-c'; "
-    "S3 lists keys in plain string (UTF-8 byte) order",
-    strict=True,
-)
 def test_keys_are_listed_in_string_order_like_s3(bucket: FolderBucket) -> None:
     # GIVEN keys where a character below '/' follows a common start
     for key in ["raw/a/b", "raw/a-c", "raw/a.x", "raw/a0"]:
@@ -225,11 +214,6 @@ def test_keys_are_listed_in_string_order_like_s3(bucket: FolderBucket) -> None:
     assert list(bucket.keys("raw/")) == ["raw/a-c", "raw/a.x", "raw/a/b", "raw/a0"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: bucket.py keys() treats the prefix as a folder; S3 (the port's model) matches any key that "
-    "starts with the prefix, so keys('raw/b1') finds nothing here but 'raw/b1.ndjson' in S3",
-    strict=True,
-)
 def test_keys_matches_a_prefix_that_is_not_a_whole_folder(bucket: FolderBucket) -> None:
     bucket.put("raw/b1.ndjson", b"x")
     bucket.put("raw/b2.ndjson", b"x")

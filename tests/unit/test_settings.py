@@ -38,11 +38,6 @@ def test_defaults_without_any_variable() -> None:
     assert [e.name for e in build_enrichers(settings.enrichment)] == list(ENRICHER_ORDER)
 
 
-@pytest.mark.xfail(
-    reason="BUG: settings.py documents EVENTPIPE_MAX_FILE_BYTES default 4294967296 (4 GiB) in its table, "
-    "but from_env uses Limits().max_file_bytes = 16 GiB (model.py Limits)",
-    strict=True,
-)
 def test_the_max_file_bytes_default_is_the_documented_one() -> None:
     assert Settings.from_env({}).limits.max_file_bytes == 4_294_967_296
 
@@ -126,11 +121,6 @@ def test_an_unknown_enricher_fails_when_the_enrichers_are_built() -> None:
     assert "user_agent" in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="BUG: settings.py from_env: EVENTPIPE_ENRICHERS set but empty gives no enrichers at all (ip "
-    "anonymisation included, so raw IPs get stored), while every other variable treats empty as its default",
-    strict=True,
-)
 def test_an_empty_enrichers_variable_means_the_default() -> None:
     assert Settings.from_env({"EVENTPIPE_ENRICHERS": ""}).enrichment.enabled == ALL_ENRICHERS
 

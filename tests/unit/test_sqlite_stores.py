@@ -108,12 +108,6 @@ def test_the_database_is_reopened_with_its_data(tmp_path: Path) -> None:
     second.close()
 
 
-@pytest.mark.xfail(
-    reason="BUG: database.py Database.transaction: when COMMIT itself fails, no ROLLBACK is issued; the "
-    "connection stays inside the failed transaction, so every later transaction fails with 'cannot start "
-    "a transaction within a transaction' and reads on the shared connection see the uncommitted rows",
-    strict=True,
-)
 def test_a_failed_commit_is_rolled_back(db: Database) -> None:
     # GIVEN a constraint that SQLite checks only at COMMIT (a deferred foreign key)
     with db.reading() as conn:
@@ -208,12 +202,6 @@ def test_count_by_type_get_and_an_empty_store(curated: SqliteCuratedStore) -> No
     assert curated.get(uid(31)) is None
 
 
-@pytest.mark.xfail(
-    reason="BUG: curated.py SqliteCuratedStore._owners puts every id of the batch in one 'IN (?, ...)' query, "
-    "so a batch with more events than SQLITE_LIMIT_VARIABLE_NUMBER (999 before SQLite 3.32, 32766 by default "
-    "after; EVENTPIPE_MAX_BATCH_EVENTS has no upper bound) fails with 'too many SQL variables' on every retry",
-    strict=True,
-)
 def test_put_new_handles_a_batch_larger_than_the_sqlite_variable_limit(db: Database) -> None:
     # GIVEN SQLite's limit on bound variables as it is on SQLite before 3.32
     with db.reading() as conn:

@@ -9,7 +9,7 @@ from typing import Any
 import datasketches
 
 from eventpipe.core.aggregate import FUNNEL_STEPS, HLL_LG_K, new_lag_sketch
-from eventpipe.core.timeutil import minute_iso, to_iso
+from eventpipe.core.timeutil import seconds_iso
 
 
 @dataclass(slots=True)
@@ -52,7 +52,7 @@ def build_insights(rows: InsightsRows, *, since_ms: int, until_ms: int, currency
             lag.merge(datasketches.kll_floats_sketch.deserialize(row.lag_ms))
         minutes.append(
             {
-                "minute": minute_iso(row.minute),
+                "minute": seconds_iso(row.minute),
                 "events": dict(sorted(row.events.items())),
                 "unique_users": minute_users,
                 "revenue": round(row.revenue, 2),
@@ -60,8 +60,8 @@ def build_insights(rows: InsightsRows, *, since_ms: int, until_ms: int, currency
             }
         )
     return {
-        "since": to_iso(since_ms),
-        "until": to_iso(until_ms),
+        "since": seconds_iso(since_ms // 1000),
+        "until": seconds_iso(until_ms // 1000),
         "currency": currency,
         "totals": {
             "events": sum(by_type.values()),

@@ -59,7 +59,7 @@ class Limits:
     max_body_bytes: int = 1024 * 1024
     max_batch_events: int = 500
     # A file may be large, but never larger than this once decompressed: stops gzip bombs.
-    max_file_bytes: int = 16 * 1024**3
+    max_file_bytes: int = 4 * 1024**3
 
 
 class BatchStatus(StrEnum):

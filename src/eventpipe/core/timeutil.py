@@ -26,8 +26,9 @@ def minute_of(ms: int) -> int:
     return ms // MINUTE_MS * 60
 
 
-def minute_iso(minute: int) -> str:
-    return datetime.fromtimestamp(minute, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def seconds_iso(seconds: float) -> str:
+    """Epoch seconds -> `2026-11-28T06:00:00Z` (whole seconds, as the insights document shows times)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class SystemClock:

@@ -59,15 +59,20 @@ class FolderBucket:
             raise StorageError(f"cannot delete {key}: {exc}") from exc
 
     def keys(self, prefix: str) -> Iterator[str]:
-        base = self._path(prefix) if prefix else self.root
+        """Every key that starts with `prefix` (a string prefix, as in S3), in string order."""
+        folder, _, _ = prefix.rpartition("/")
+        base = self._path(folder) if folder else self.root
         if not base.is_dir():
             return
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.name.startswith(".tmp-"):
-                yield path.relative_to(self.root).as_posix()
+        keys = (
+            path.relative_to(self.root).as_posix()
+            for path in base.rglob("*")
+            if path.is_file() and not path.name.startswith(".tmp-")
+        )
+        yield from sorted(key for key in keys if key.startswith(prefix))
 
     def _path(self, key: str) -> Path:
         parts = Path(key).parts
-        if not parts or Path(key).is_absolute() or ".." in parts:
+        if not parts or Path(key).is_absolute() or ".." in parts or "\0" in key:
             raise StorageError(f"invalid object key {key!r}")
         return self.root / key

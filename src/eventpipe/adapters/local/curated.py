@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Sequence
 
     from eventpipe.adapters.local.database import Database
+
+
+# Below the smallest SQLite limit on bound variables (999 before 3.32), whatever the batch size.
+_IDS_PER_QUERY = 900
 
 
 def uuid_key(event_id: str) -> bytes:
@@ -40,12 +45,13 @@ class SqliteCuratedStore:
         return flags
 
     @staticmethod
-    def _owners(conn: object, keys: list[bytes]) -> dict[bytes, str]:
-        if not keys:
-            return {}
-        marks = ",".join("?" * len(keys))
-        query = f"SELECT event_id, batch_id FROM curated WHERE event_id IN ({marks})"
-        return dict(conn.execute(query, keys).fetchall())  # type: ignore[attr-defined]
+    def _owners(conn: sqlite3.Connection, keys: list[bytes]) -> dict[bytes, str]:
+        owners: dict[bytes, str] = {}
+        for start in range(0, len(keys), _IDS_PER_QUERY):
+            chunk = keys[start : start + _IDS_PER_QUERY]
+            query = f"SELECT event_id, batch_id FROM curated WHERE event_id IN ({','.join('?' * len(chunk))})"
+            owners.update(conn.execute(query, chunk).fetchall())
+        return owners
 
     def count(self) -> int:
         with self._db.reading() as conn:

@@ -60,12 +60,14 @@ class SqliteInsightsStore:
     def _merge_sketches(conn: sqlite3.Connection, minute: int, bucket: MinuteAggregate) -> None:
         users, lag = bucket.users, bucket.lag_ms
         row = conn.execute("SELECT users, lag_ms FROM minute_sketches WHERE minute = ?", (minute,)).fetchone()
-        if row is not None:
+        if row is not None:  # merge into the stored sketches, leaving the caller's untouched
             union = datasketches.hll_union(users.lg_config_k)
             union.update(users)
             union.update(datasketches.hll_sketch.deserialize(row[0]))
             users = union.get_result()
-            lag.merge(datasketches.kll_floats_sketch.deserialize(row[1]))
+            stored_lag = datasketches.kll_floats_sketch.deserialize(row[1])
+            stored_lag.merge(lag)
+            lag = stored_lag
         conn.execute(
             "INSERT OR REPLACE INTO minute_sketches (minute, users, lag_ms) VALUES (?, ?, ?)",
             (minute, users.serialize_compact(), lag.serialize()),
