@@ -1,7 +1,7 @@
 """Per-minute aggregates of one batch's new curated events, ready to merge into the insights store.
 
-Counts and revenue add up; unique users are a HyperLogLog sketch and lag a KLL quantile sketch
-(Apache DataSketches), both mergeable across batches and minutes. The funnel is kept per session.
+Counts, revenue and the lag histogram add up; unique users are a HyperLogLog sketch (Apache
+DataSketches), mergeable across batches and minutes. The funnel is kept per session.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import datasketches
 
+from eventpipe.core.histogram import bucket_of
 from eventpipe.core.timeutil import minute_of
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from eventpipe.core.facts import Fact
 
 HLL_LG_K = 14  # relative standard error 0.8%: "within 2%" holds at about 2.5 sigma
-KLL_K = 200
 FUNNEL_STEPS = ("page_view", "add_to_cart", "purchase")
 _FUNNEL_STEP = {name: number for number, name in enumerate(FUNNEL_STEPS)}
 
@@ -29,16 +29,12 @@ def new_user_sketch() -> datasketches.hll_sketch:
     return datasketches.hll_sketch(HLL_LG_K, datasketches.tgt_hll_type.HLL_8)
 
 
-def new_lag_sketch() -> datasketches.kll_floats_sketch:
-    return datasketches.kll_floats_sketch(KLL_K)
-
-
 @dataclass(slots=True)
 class MinuteAggregate:
     events: Counter[str] = field(default_factory=Counter)
     revenue: float = 0.0
     users: datasketches.hll_sketch = field(default_factory=new_user_sketch)
-    lag_ms: datasketches.kll_floats_sketch = field(default_factory=new_lag_sketch)
+    lag_ms: Counter[int] = field(default_factory=Counter)  # histogram buckets (core/histogram.py)
 
 
 @dataclass(slots=True)
@@ -73,7 +69,7 @@ def aggregate_batch(
         bucket.revenue += fact.revenue
         if fact.user_key:
             bucket.users.update(fact.user_key)
-        bucket.lag_ms.update(float(max(0, now_ms - fact.event_time_ms)))
+        bucket.lag_ms[bucket_of(max(0, now_ms - fact.event_time_ms))] += 1
         step = _FUNNEL_STEP.get(fact.event_type)
         if step is not None and fact.session_id:
             result.funnel.add((fact.session_id, step, minute))

@@ -93,7 +93,9 @@ class EventGenerator:
                     "event_type": event_type,
                     "schema_version": "1-0-0",
                     "occurred_at": to_iso(occurred),
-                    "sent_at": to_iso(occurred + rnd.randrange(50, 900)),
+                    # Sent a moment before "now" (queued on the device until then): receipt
+                    # follows sending, so clock-skew correction keeps the event in its minute.
+                    "sent_at": to_iso(max(occurred + 10, self._now_ms - rnd.randrange(50, 900))),
                     **base,
                     "context": dict(context),
                     "properties": properties,

@@ -8,7 +8,8 @@ from typing import Any
 
 import datasketches
 
-from eventpipe.core.aggregate import FUNNEL_STEPS, HLL_LG_K, new_lag_sketch
+from eventpipe.core.aggregate import FUNNEL_STEPS, HLL_LG_K
+from eventpipe.core.histogram import quantile
 from eventpipe.core.timeutil import seconds_iso
 
 
@@ -20,7 +21,7 @@ class MinuteRow:
     rejected: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     users: bytes | None = None  # serialized HLL sketch
-    lag_ms: bytes | None = None  # serialized KLL sketch
+    lag_ms: dict[int, int] = field(default_factory=dict)  # histogram bucket -> events
 
 
 @dataclass(slots=True)
@@ -36,7 +37,7 @@ def build_insights(rows: InsightsRows, *, since_ms: int, until_ms: int, currency
     revenue = 0.0
     duplicates = 0
     users = datasketches.hll_union(HLL_LG_K)
-    lag = new_lag_sketch()
+    lag: Counter[int] = Counter()
     minutes = []
     for row in sorted(rows.minutes, key=lambda r: r.minute):
         by_type.update(row.events)
@@ -48,8 +49,7 @@ def build_insights(rows: InsightsRows, *, since_ms: int, until_ms: int, currency
             sketch = datasketches.hll_sketch.deserialize(row.users)
             users.update(sketch)
             minute_users = round(sketch.get_estimate())
-        if row.lag_ms:
-            lag.merge(datasketches.kll_floats_sketch.deserialize(row.lag_ms))
+        lag.update(row.lag_ms)
         minutes.append(
             {
                 "minute": seconds_iso(row.minute),
@@ -72,9 +72,10 @@ def build_insights(rows: InsightsRows, *, since_ms: int, until_ms: int, currency
             "rejected": dict(sorted(rejected.items())),
         },
         "funnel": dict(zip(FUNNEL_STEPS, rows.funnel, strict=True)),
-        "lag_ms": {
-            "p50": None if lag.is_empty() else round(lag.get_quantile(0.5)),
-            "p95": None if lag.is_empty() else round(lag.get_quantile(0.95)),
-        },
+        "lag_ms": {"p50": _rounded(quantile(lag, 0.5)), "p95": _rounded(quantile(lag, 0.95))},
         "minutes": minutes,
     }
+
+
+def _rounded(value: float | None) -> int | None:
+    return None if value is None else round(value)

@@ -54,8 +54,7 @@ CREATE TABLE IF NOT EXISTS minute_counts (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS minute_sketches (
     minute INTEGER PRIMARY KEY,
-    users BLOB,
-    lag_ms BLOB
+    users BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS funnel (
     session_id TEXT NOT NULL,

@@ -51,26 +51,24 @@ class SqliteInsightsStore:
             for minute, bucket in aggregate.minutes.items():
                 counts.extend((minute, "events", t, n) for t, n in bucket.events.items())
                 counts.append((minute, "revenue", "", bucket.revenue))
-                self._merge_sketches(conn, minute, bucket)
+                counts.extend((minute, "lag", str(b), n) for b, n in bucket.lag_ms.items())
+                self._merge_users(conn, minute, bucket)
             conn.executemany(_ADD_COUNT, counts)
             conn.executemany(_ADD_STEP, sorted(aggregate.funnel))
             return True
 
     @staticmethod
-    def _merge_sketches(conn: sqlite3.Connection, minute: int, bucket: MinuteAggregate) -> None:
-        users, lag = bucket.users, bucket.lag_ms
-        row = conn.execute("SELECT users, lag_ms FROM minute_sketches WHERE minute = ?", (minute,)).fetchone()
-        if row is not None:  # merge into the stored sketches, leaving the caller's untouched
+    def _merge_users(conn: sqlite3.Connection, minute: int, bucket: MinuteAggregate) -> None:
+        users = bucket.users
+        row = conn.execute("SELECT users FROM minute_sketches WHERE minute = ?", (minute,)).fetchone()
+        if row is not None:  # merge into the stored sketch, leaving the caller's untouched
             union = datasketches.hll_union(users.lg_config_k)
             union.update(users)
             union.update(datasketches.hll_sketch.deserialize(row[0]))
             users = union.get_result()
-            stored_lag = datasketches.kll_floats_sketch.deserialize(row[1])
-            stored_lag.merge(lag)
-            lag = stored_lag
         conn.execute(
-            "INSERT OR REPLACE INTO minute_sketches (minute, users, lag_ms) VALUES (?, ?, ?)",
-            (minute, users.serialize_compact(), lag.serialize()),
+            "INSERT OR REPLACE INTO minute_sketches (minute, users) VALUES (?, ?)",
+            (minute, users.serialize_compact()),
         )
 
     def read(self, since_minute: int, until_minute: int) -> InsightsRows:
@@ -81,7 +79,7 @@ class SqliteInsightsStore:
                 window,
             ).fetchall()
             sketches = conn.execute(
-                "SELECT minute, users, lag_ms FROM minute_sketches WHERE minute >= ? AND minute < ?", window
+                "SELECT minute, users FROM minute_sketches WHERE minute >= ? AND minute < ?", window
             ).fetchall()
             funnel = [int(conn.execute(q, (step, *window)).fetchone()[0]) for step, q in enumerate(_FUNNEL_QUERY)]
         rows: dict[int, MinuteRow] = {}
@@ -95,7 +93,8 @@ class SqliteInsightsStore:
                 row.rejected[key] = int(value)
             elif metric == "duplicates":
                 row.duplicates = int(value)
-        for minute, users, lag in sketches:
-            row = rows.setdefault(minute, MinuteRow(minute))
-            row.users, row.lag_ms = users, lag
+            elif metric == "lag":
+                row.lag_ms[int(key)] = int(value)
+        for minute, users in sketches:
+            rows.setdefault(minute, MinuteRow(minute)).users = users
         return InsightsRows(minutes=list(rows.values()), funnel=funnel)
