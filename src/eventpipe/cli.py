@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import re
 import sys
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from eventpipe.core.errors import EventpipeError, InputError
-from eventpipe.core.ingest import IngestSummary
+from eventpipe.core.ingest import IngestSummary, source_batch_ids
 from eventpipe.core.readers import iter_lines
 from eventpipe.settings import Settings
 
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
 PROGRESS_EVERY_S = 5.0
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_EARLIEST_MS = 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,10 +102,7 @@ def _ingest(args: argparse.Namespace) -> int:
             continue
         if summary.received == 0:
             print(f"eventpipe: warning: {path}: no events in the file", file=sys.stderr)
-        for field in ("received", "curated", "duplicates", "batches", "already_done"):
-            setattr(total, field, getattr(total, field) + getattr(summary, field))
-        total.rejected.update(summary.rejected)
-        total.unfinished.extend(summary.unfinished)
+        total.merge(summary)
     if args.json:
         print(orjson.dumps(total.as_dict()).decode())
     else:
@@ -117,10 +114,9 @@ def _ingest_file(runtime: LocalRuntime, path: Path) -> IngestSummary:
     if path.is_dir():
         raise InputError("is a directory; name the files in it (for example dir/*.ndjson)")
     stat = path.stat()  # raises FileNotFoundError for a missing path
-    # The same file (path, size, mtime) always maps to the same batch ids: ingesting it again,
-    # or after a crash, finishes what is missing and counts nothing twice.
-    identity = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:20]
     limits = runtime.settings.limits
+    # A file version is its path, size and modification time (an S3 object's key and version id).
+    batch_ids = source_batch_ids(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}", limits.max_batch_events)
     summary = IngestSummary()
     started = last_report = time.monotonic()
     with path.open("rb") as stream:
@@ -130,9 +126,7 @@ def _ingest_file(runtime: LocalRuntime, path: Path) -> IngestSummary:
             max_total_bytes=limits.max_file_bytes,
             max_document_bytes=limits.max_body_bytes,
         )
-        records = runtime.ingestor.ingest(
-            lines, source=f"file:{path.name}", batch_id_for=lambda n: f"f{identity}-{n:06d}"
-        )
+        records = runtime.ingestor.ingest(lines, source=f"file:{path.name}", batch_id_for=batch_ids)
         for record in records:
             summary.add(record)
             now = time.monotonic()
@@ -167,12 +161,13 @@ def _parse_time(text: str, now_ms: int) -> int:
     from eventpipe.core.timeutil import parse_iso_ms
 
     relative = _RELATIVE.match(text)
-    if relative:
-        return now_ms - int(relative.group(1)) * _UNIT_MS[relative.group(2)]
     try:
-        return parse_iso_ms(text)
+        moment = now_ms - int(relative.group(1)) * _UNIT_MS[relative.group(2)] if relative else parse_iso_ms(text)
     except ValueError:
         raise InputError(f"{text!r} is neither an RFC 3339 time with offset nor a span such as 30m") from None
+    if not _EARLIEST_MS <= moment <= now_ms + _UNIT_MS["d"] * 366:
+        raise InputError(f"{text!r} is out of range (1970 to a year from now)")
+    return moment
 
 
 def _insights(args: argparse.Namespace) -> int:
@@ -211,8 +206,13 @@ def _print_insights(doc: dict[str, Any]) -> None:
 def _rejected(args: argparse.Namespace) -> int:
     runtime = _runtime()
     records = runtime.quarantine.iter_all(limit=args.limit)
-    if args.json:
-        print(orjson.dumps([r.as_dict() for r in records]).decode())
+    if args.json:  # streamed: the quarantine may be larger than memory
+        out = sys.stdout.buffer
+        out.write(b"[")
+        for number, record in enumerate(records):
+            out.write((b"," if number else b"") + orjson.dumps(record.as_dict()))
+        out.write(b"]\n")
+        out.flush()
         return 0
     for record in records:
         print(f"{record.batch_id} #{record.index} {record.event_id or '-'} ({record.stage})")
@@ -265,8 +265,9 @@ def _generate(args: argparse.Namespace) -> int:
     from eventpipe.core.generate import EventGenerator
     from eventpipe.core.timeutil import SystemClock
 
-    if args.count < 0 or not 0 <= args.invalid_ratio + args.duplicate_ratio <= 1:
-        raise InputError("--count must be >= 0 and the two ratios between 0 and 1 together")
+    ratios = (args.invalid_ratio, args.duplicate_ratio)
+    if args.count < 0 or args.span_minutes < 1 or min(ratios) < 0 or sum(ratios) > 1:
+        raise InputError("--count must be >= 0, --span-minutes >= 1, and the ratios >= 0 with a sum of at most 1")
     seed = args.seed if args.seed is not None else time.time_ns()
     generator = EventGenerator(seed=seed, now_ms=SystemClock().now_ms(), span_minutes=args.span_minutes)
     out = sys.stdout.buffer

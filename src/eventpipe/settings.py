@@ -6,7 +6,7 @@
 | EVENTPIPE_SCHEMA_DIR | (none) | extra schemas, `<event_type>/<version>.json` |
 | EVENTPIPE_MAX_EVENT_BYTES | 65536 | one event |
 | EVENTPIPE_MAX_BODY_BYTES | 1048576 | one request body, or one JSON (non-NDJSON) file, decompressed |
-| EVENTPIPE_MAX_BATCH_EVENTS | 500 | events per batch (per request, per workflow execution) |
+| EVENTPIPE_MAX_BATCH_EVENTS | 500 | events per batch (per request, per workflow execution), at most 5000 |
 | EVENTPIPE_MAX_FILE_BYTES | 4294967296 | one file, decompressed |
 | EVENTPIPE_ENRICHERS | all | comma-separated enrichers to run, or `none` |
 | EVENTPIPE_PSEUDONYMISE_FIELDS | (none) | comma-separated dotted paths to replace by a keyed HMAC |
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 BUNDLED_RATES = Path(__file__).parent / "data" / "currency_rates.json"
+MAX_BATCH_EVENTS = 5000
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,16 @@ class Settings:
         """Read every setting, failing with `ConfigError` that names the variable at fault."""
         schema_dir = environ.get("EVENTPIPE_SCHEMA_DIR")
         defaults = Limits()
+        batch_events = _positive_int(environ, "EVENTPIPE_MAX_BATCH_EVENTS", defaults.max_batch_events)
+        if batch_events > MAX_BATCH_EVENTS:
+            # A batch is one workflow execution: its state must stay far below Step Functions' 256 KiB.
+            raise ConfigError(
+                f"EVENTPIPE_MAX_BATCH_EVENTS={batch_events} is above the most allowed, {MAX_BATCH_EVENTS}"
+            )
         limits = Limits(
             max_event_bytes=_positive_int(environ, "EVENTPIPE_MAX_EVENT_BYTES", defaults.max_event_bytes),
             max_body_bytes=_positive_int(environ, "EVENTPIPE_MAX_BODY_BYTES", defaults.max_body_bytes),
-            max_batch_events=_positive_int(environ, "EVENTPIPE_MAX_BATCH_EVENTS", defaults.max_batch_events),
+            max_batch_events=batch_events,
             max_file_bytes=_positive_int(environ, "EVENTPIPE_MAX_FILE_BYTES", defaults.max_file_bytes),
         )
         enrichers = _names(environ.get("EVENTPIPE_ENRICHERS") or "all")

@@ -86,3 +86,18 @@ def test_a_corrupt_gzip_stream_is_an_input_error() -> None:
 
 def test_invalid_utf8_lines_are_passed_on_for_validation_to_reject() -> None:
     assert [line.data for line in read(b'\xff\xfe{"a":1}\n{"b":2}\n')] == [b'\xff\xfe{"a":1}', b'{"b":2}']
+
+
+def test_a_broken_first_line_of_a_large_ndjson_file_does_not_refuse_the_file() -> None:
+    # GIVEN NDJSON far larger than the document limit whose first line is broken
+    data = b'{"event_id": "broken\n' + b'{"a":1}\n' * 2000
+    # WHEN read with a 1,000-byte document limit
+    lines = read(data, total=100_000)
+    # THEN the broken line is passed on alone and every other line follows
+    assert lines[0] == Line(1, b'{"event_id": "broken')
+    assert len(lines) == 2001
+
+
+def test_an_array_on_the_first_line_followed_by_events_is_ndjson() -> None:
+    lines = read(b'[1, 2]\n{"a":1}\n{"b":2}\n')
+    assert [(line.position, line.data) for line in lines] == [(1, b"[1, 2]"), (2, b'{"a":1}'), (3, b'{"b":2}')]

@@ -61,9 +61,9 @@ def test_paths_are_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("name", "field"), sorted(INT_VARIABLES.items()))
 def test_each_limit_is_read_from_its_variable(name: str, field: str) -> None:
     # GIVEN one limit set
-    limits = Settings.from_env({name: "12345"}).limits
+    limits = Settings.from_env({name: "1234"}).limits
     # THEN that limit has the value and the others keep their defaults
-    assert getattr(limits, field) == 12345
+    assert getattr(limits, field) == 1234
     for other in INT_VARIABLES.values():
         if other != field:
             assert getattr(limits, other) == getattr(Limits(), other)
@@ -187,3 +187,10 @@ def test_a_missing_currency_rates_file_is_a_config_error(tmp_path: Path) -> None
         Settings.from_env({"EVENTPIPE_CURRENCY_RATES": str(path)})
     assert "EVENTPIPE_CURRENCY_RATES" in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_the_batch_size_is_capped() -> None:
+    # A batch is one workflow execution, whose state must stay small.
+    assert Settings.from_env({"EVENTPIPE_MAX_BATCH_EVENTS": "5000"}).limits.max_batch_events == 5000
+    with pytest.raises(ConfigError, match="EVENTPIPE_MAX_BATCH_EVENTS=5001 is above the most allowed, 5000"):
+        Settings.from_env({"EVENTPIPE_MAX_BATCH_EVENTS": "5001"})

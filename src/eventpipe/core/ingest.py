@@ -7,6 +7,7 @@ second ingest of it, or a restart after a crash, finishes what is missing instea
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
@@ -31,8 +32,15 @@ class IngestSummary:
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     batches: int = 0
-    already_done: int = 0
     unfinished: list[str] = field(default_factory=list)
+
+    def merge(self, other: IngestSummary) -> None:
+        self.received += other.received
+        self.curated += other.curated
+        self.duplicates += other.duplicates
+        self.rejected.update(other.rejected)
+        self.batches += other.batches
+        self.unfinished.extend(other.unfinished)
 
     def add(self, record: BatchRecord) -> None:
         self.batches += 1
@@ -120,6 +128,17 @@ class Ingestor:
         )
         self._batches.create(record)
         return record
+
+
+def source_batch_ids(source_key: str, batch_size: int) -> Callable[[int], str]:
+    """Batch ids for the n-th batch of one immutable source (a file version, an S3 object version).
+
+    The same source cut the same way always gives the same ids, so ingesting it again, or after a
+    crash, finishes what is missing; a different batch size gives other ids, never a batch that
+    covers other lines.
+    """
+    digest = hashlib.sha256(f"{source_key}\n{batch_size}".encode()).hexdigest()[:20]
+    return lambda number: f"s{digest}-{number:06d}"
 
 
 def refusal(position: int, prefix: bytes, limit: int) -> dict[str, Any]:

@@ -82,7 +82,9 @@ def iter_lines(
         first = reader.readline(max_document_bytes + 1)
         if not first:
             return
-        if _looks_like_document(first, max_document_bytes):
+        second = reader.readline(max_document_bytes + 1) if len(first) <= max_document_bytes else b""
+        first += second
+        if _looks_like_document(first[: len(first) - len(second)], second):
             text = first + reader.read(max_document_bytes + 1 - len(first))
             if len(text) > max_document_bytes:
                 raise InputTooLargeError(
@@ -124,18 +126,30 @@ def _ndjson(reader: IO[bytes], limit: int) -> Iterator[Line]:
             yield Line(number, data)
 
 
-def _looks_like_document(first_line: bytes, max_document_bytes: int) -> bool:
-    """A JSON array, `{"events": [...]}` on one line, or one document spread over lines (pretty-printed)."""
+def _looks_like_document(first_line: bytes, second_line: bytes) -> bool:
+    """Whether the input is one JSON document rather than NDJSON, judged from its first two lines.
+
+    A document: a JSON array or `{"events": [...]}` alone on the first line, or a first line that
+    is not JSON by itself (pretty-printed) followed by one that is not either. Anything else is
+    NDJSON, so a broken first line of a large NDJSON file is rejected alone, not the file.
+    """
     head = first_line.lstrip()
-    if head.startswith(b"["):
-        return True
-    if not head.startswith(b"{") or len(first_line) > max_document_bytes:
+    if not head.startswith((b"[", b"{")):
         return False
     try:
         value = orjson.loads(first_line)
     except orjson.JSONDecodeError:
-        return True
-    return isinstance(value, dict) and isinstance(value.get("events"), list)
+        return not _parses(second_line)
+    is_batch = isinstance(value, list) or (isinstance(value, dict) and isinstance(value.get("events"), list))
+    return is_batch and not second_line.strip()
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _document_events(value: Any, max_event_bytes: int) -> list[Line]:

@@ -37,8 +37,8 @@ class SchemaEntry:
 
 
 def compile_schema(schema: dict[str, Any]) -> Any:
-    """Compile a draft 2020-12 schema with format checks (`date-time`, `uuid`, ...) switched on."""
-    return jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+    """Compile a draft 2020-12 schema with format checks on; remote `$ref`s are refused, never fetched."""
+    return jsonschema_rs.Draft202012Validator(schema, validate_formats=True, offline=True)
 
 
 class SchemaRegistry:
@@ -100,6 +100,8 @@ def _load_file(event_type: str, path: Path) -> SchemaEntry:
     version = path.name.removesuffix(".json")
     if parse_schema_version(version) is None:
         raise SchemaLoadError(f"{path}: file name must be a SchemaVer version such as 1-0-0.json")
+    if not path.is_file():
+        raise SchemaLoadError(f"{path}: not a file")
     if path.stat().st_size > MAX_SCHEMA_FILE_BYTES:
         raise SchemaLoadError(f"{path}: schema file larger than {MAX_SCHEMA_FILE_BYTES} bytes")
     try:

@@ -99,6 +99,9 @@ class PipelineSteps:
             except Exception as exc:  # a bug in one enricher rejects one event, never the batch
                 message = f"{enricher.name}: {type(exc).__name__}: {exc}"
                 return event, [Reason(ReasonCode.ENRICHMENT_FAILED, "$", message)]
+        context = event.get("context")
+        if isinstance(context, dict):
+            context.pop("ip", None)  # never stored raw, even with the `ip` enricher switched off
         event["enrichment"] = enrichment
         return event, []
 

@@ -18,8 +18,11 @@ PREFIXES = ("incoming/", "raw/", "staged/", "rejected/", "insights/")
 class FolderBucket:
     def __init__(self, root: Path) -> None:
         self.root = root
-        for prefix in PREFIXES:
-            (root / prefix).mkdir(parents=True, exist_ok=True)
+        try:
+            for prefix in PREFIXES:
+                (root / prefix).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot use {root} as the bucket folder: {exc}") from exc
 
     def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         """Write to a temporary file, then rename: a reader never sees half an object."""

@@ -75,8 +75,8 @@ class Database:
     """
 
     def __init__(self, path: Path, *, cache_mib: int = 8) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
             for pragma in (
                 "journal_mode=WAL",
@@ -88,7 +88,7 @@ class Database:
             ):
                 self._conn.execute(f"PRAGMA {pragma}")
             self._conn.executescript(SCHEMA)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the database {path}: {exc}") from exc
         self._lock = threading.RLock()
 
