@@ -226,8 +226,12 @@ def _replay(args: argparse.Namespace) -> int:
     if args.rejected:
         from eventpipe.core.replay import replay_rejected
 
+        runtime.finish_unfinished(include_failed=False)  # an interrupted replay first
         summary = replay_rejected(
-            runtime.quarantine, runtime.ingestor, batch_size=runtime.settings.limits.max_batch_events
+            runtime.quarantine,
+            runtime.ingestor,
+            batch_size=runtime.settings.limits.max_batch_events,
+            clock=runtime.clock,
         )
     else:
         summary = IngestSummary()

@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING
 import orjson
 import pytest
 
+from eventpipe.core.errors import StorageError
 from eventpipe.core.generate import EventGenerator
 from eventpipe.core.insights import build_insights
 from eventpipe.core.readers import iter_lines
 from eventpipe.core.timeutil import minute_of
+from eventpipe.workflow.bindings import PIPELINE_DEFINITION, step_resources
+from eventpipe.workflow.interpreter import StateMachine
 from tests.conftest import NOW_MS, make_event, ndjson
 
 if TYPE_CHECKING:
@@ -224,9 +227,44 @@ def test_replay_of_rejected_events_after_a_schema_is_added(runtime: LocalRuntime
     (schema_dir / "1-0-0.json").write_text('{"type": "object", "required": ["query"]}')
     runtime.close()
     updated = LocalRuntime(replace(runtime.settings, schema_dir=tmp_path / "schemas"), clock=runtime.clock)
-    summary = replay_rejected(updated.quarantine, updated.ingestor, batch_size=50)
-    # THEN the event is curated, the broken line stays quarantined once
+    summary = replay_rejected(updated.quarantine, updated.ingestor, batch_size=50, clock=updated.clock)
+    # THEN the event is curated, the broken line stays quarantined once, under its original batch and line
     assert (summary.curated, dict(summary.rejected)) == (1, {"malformed_json": 1})
     assert updated.curated.get(search["event_id"]) is not None
-    assert [r.raw for r in updated.quarantine.iter_all()] == ["{broken"]
+    assert [(r.batch_id, r.index, r.raw) for r in updated.quarantine.iter_all()] == [("t-0", 2, "{broken")]
+    # AND insights count the curated event, and the refusals only once, at the original batch
+    totals = insights(updated)["totals"]
+    assert (totals["events"], totals["rejected"]) == (1, {"malformed_json": 1, "unknown_event_type": 1})  # type: ignore[index]
+    # WHEN replayed again
+    again = replay_rejected(updated.quarantine, updated.ingestor, batch_size=50, clock=updated.clock)
+    # THEN nothing changes
+    assert (again.curated, dict(again.rejected)) == (0, {"malformed_json": 1})
+    assert updated.quarantine.count() == 1
+    assert insights(updated)["totals"] == totals
     updated.close()
+
+
+def test_a_replay_interrupted_by_a_failure_and_run_again_keeps_every_record_once(runtime: LocalRuntime) -> None:
+    from eventpipe.core.replay import replay_rejected
+
+    # GIVEN two quarantined events, and a quarantine that cannot release records for now
+    unknown = make_event()
+    unknown["event_type"] = "search"
+    ingest_bytes(runtime, ndjson(b"{broken", unknown))
+    original_remove = runtime.quarantine.remove
+
+    def failing_remove(keys: object) -> None:
+        raise StorageError("database is locked")
+
+    runtime.quarantine.remove = failing_remove  # type: ignore[method-assign]
+    runtime.workflow = StateMachine.from_file(
+        PIPELINE_DEFINITION, resources=step_resources(runtime.steps), sleep=lambda _: None
+    )
+    first = replay_rejected(runtime.quarantine, runtime.ingestor, batch_size=50, clock=runtime.clock)
+    assert first.unfinished  # the replay batch failed after its retries
+    # WHEN the quarantine recovers and the replay runs again
+    runtime.quarantine.remove = original_remove  # type: ignore[method-assign]
+    replay_rejected(runtime.quarantine, runtime.ingestor, batch_size=50, clock=runtime.clock)
+    # THEN each record is there once, under its original key, and no refusal is counted twice
+    assert sorted((r.batch_id, r.index) for r in runtime.quarantine.iter_all()) == [("t-0", 1), ("t-0", 2)]
+    assert insights(runtime)["totals"]["rejected"] == {"malformed_json": 1, "unknown_event_type": 1}  # type: ignore[index]

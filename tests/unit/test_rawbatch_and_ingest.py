@@ -152,6 +152,7 @@ def test_the_encoding_is_a_header_line_then_one_line_per_event() -> None:
         "received_at_ms": NOW_MS,
         "positions": [0, 1],
         "refused": [refused_entry(2)],
+        "origins": [],
     }
     assert body == [b'{"a":1}', b'{"b":2}', b""]
 
@@ -297,10 +298,10 @@ def test_with_a_synchronous_starter_the_yielded_records_are_final() -> None:
     assert (summary.batches, summary.unfinished) == (2, [])
 
 
-def test_accept_stores_an_already_cut_batch_and_starts_it() -> None:
+def test_submit_stores_an_already_cut_batch_and_starts_it() -> None:
     setup = Setup()
     batch = RawBatch("http-1", "http", NOW_MS, [b'{"a":1}'], [0], [refused_entry(1)])
-    record = setup.ingestor.accept(batch)
+    record = setup.ingestor.submit(batch)
     assert record == BatchRecord("http-1", "raw/http-1.ndjson", "http", NOW_MS, 2)
     assert setup.raw("http-1") == batch
     assert setup.starter.started == [("http-1", "raw/http-1.ndjson")]

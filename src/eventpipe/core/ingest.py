@@ -87,22 +87,19 @@ class Ingestor:
         iterator = iter(lines)
         number = 0
         while chunk := list(islice(iterator, self._limits.max_batch_events)):
-            batch_id = batch_id_for(number)
+            yield self.submit(self._raw_batch(batch_id_for(number), source, chunk))
             number += 1
-            existing = self._batches.get(batch_id)
-            if existing is not None and existing.status is BatchStatus.DONE:
-                yield existing
-                continue
-            if existing is None:
-                self._store(self._raw_batch(batch_id, source, chunk))
-            self._starter.start(batch_id, raw_key(batch_id))
-            record = self._batches.get(batch_id)
-            if record is not None:
-                yield record
 
-    def accept(self, raw: RawBatch) -> BatchRecord:
-        """Store an already cut batch (an HTTP request) and start its workflow."""
-        record = self._store(raw)
+    def submit(self, raw: RawBatch) -> BatchRecord:
+        """Store one cut batch, unless it is stored already, and start its workflow.
+
+        A batch id that is done is returned as it is; one that is pending or failed is started
+        again from the raw object stored the first time.
+        """
+        existing = self._batches.get(raw.batch_id)
+        if existing is not None and existing.status is BatchStatus.DONE:
+            return existing
+        record = existing or self._store(raw)
         self._starter.start(raw.batch_id, raw_key(raw.batch_id))
         return self._batches.get(raw.batch_id) or record
 

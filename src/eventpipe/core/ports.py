@@ -44,7 +44,7 @@ class CuratedStore(Protocol):
 
 class Quarantine(Protocol):
     def add(self, rejections: Sequence[Rejection]) -> None:
-        """Store rejections; idempotent per `(batch_id, index)`."""
+        """Store rejections, one record per `(batch_id, index)`: adding it again replaces its reasons."""
 
     def for_batch(self, batch_id: str) -> list[Rejection]: ...
 

@@ -1,8 +1,9 @@
 """The raw batch object: what ingest writes to the bucket, and the workflow reads by reference.
 
 Layout: one header line (JSON), then one line per candidate event, as received. The header carries
-the events ingest already refused (too large), and each body line's position in its source (the
-line number of a file, the index in an HTTP request), so rejections can point back to it.
+the events ingest already refused (too large), each body line's position in its source (the
+line number of a file, the index in an HTTP request), so rejections can point back to it, and for
+a replay the quarantine record each event comes from.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class RawBatch:
     events: list[bytes] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)  # {"index", "raw", "reasons"}
+    # Replays only: the quarantine record `[batch_id, index]` each event comes from.
+    origins: list[list[Any]] = field(default_factory=list)
 
     @property
     def received(self) -> int:
@@ -38,6 +41,7 @@ class RawBatch:
             "received_at_ms": self.received_at_ms,
             "positions": self.positions,
             "refused": self.refused,
+            "origins": self.origins,
         }
         return b"\n".join([orjson.dumps(header), *self.events]) + b"\n"
 
@@ -57,6 +61,7 @@ class RawBatch:
             events=events,
             positions=header["positions"],
             refused=header["refused"],
+            origins=header.get("origins", []),
         )
 
 

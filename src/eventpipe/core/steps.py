@@ -55,7 +55,11 @@ class PipelineSteps:
         self.clock = clock
 
     def validate_enrich(self, state: State) -> State:
-        """`{batch_id, raw_key}` -> quarantine the invalid events, stage the curated ones."""
+        """`{batch_id, raw_key}` -> quarantine the invalid events, stage the curated ones.
+
+        A replayed event keeps the quarantine record it came from: rejected again, the record is
+        updated; valid now, the record is released. Replays do not count their refusals again.
+        """
         batch_id = state["batch_id"]
         raw = RawBatch.decode(self.bucket.get(state["raw_key"]))
         received_at = to_iso(raw.received_at_ms)
@@ -63,24 +67,31 @@ class PipelineSteps:
             Rejection(batch_id, r["index"], "ingest", tuple(Reason(**x) for x in r["reasons"]), r["raw"])
             for r in raw.refused
         ]
+        keys = [(str(b), int(i)) for b, i in raw.origins] or [(batch_id, p) for p in raw.positions]
+        released: list[tuple[str, int]] = []
         facts: list[Fact] = []
         payloads: list[bytes] = []
-        for position, data in zip(raw.positions, raw.events, strict=True):
+        for (record_batch, record_index), data in zip(keys, raw.events, strict=True):
             event, reasons = self._curate(data, received_at)
             if reasons:
                 event_id = event.get("event_id") if isinstance(event, dict) else None
                 text = data.decode("utf-8", "backslashreplace")
                 stage = "enrich" if reasons[0].code == ReasonCode.ENRICHMENT_FAILED else "validate"
-                rejections.append(Rejection(batch_id, position, stage, tuple(reasons), text, _text_or_none(event_id)))
+                rejections.append(
+                    Rejection(record_batch, record_index, stage, tuple(reasons), text, _text_or_none(event_id))
+                )
                 continue
+            released.append((record_batch, record_index))
             facts.append(fact_of(event))
             payloads.append(orjson.dumps(event))
         self.quarantine.add(rejections)
+        if raw.origins:  # safe before Persist: the raw batch keeps the text until the batch is done
+            self.quarantine.remove(released)
         key = staged_key(batch_id)
         header = orjson.dumps({"facts": [tuple(f) for f in facts]})
         self.bucket.put(key, b"\n".join([header, *payloads]), durable=False)
-        rejected = Counter(r.reasons[0].code for r in rejections)
-        return {"staged_key": key, "valid": len(facts), "rejected": dict(rejected)}
+        rejected = Counter(str(r.reasons[0].code) for r in rejections)
+        return {"staged_key": key, "valid": len(facts), "rejected": dict(rejected), "is_replay": bool(raw.origins)}
 
     def _curate(self, data: bytes, received_at: str) -> tuple[Any, list[Reason]]:
         event, malformed = parse_event(data)
@@ -119,7 +130,10 @@ class PipelineSteps:
         }
 
     def aggregate(self, state: State) -> State:
-        """`{batch_id, staged_key, new_indexes, rejected, duplicates}` -> add to insights, once per batch."""
+        """`{batch_id, staged_key, new_indexes, rejected, duplicates, is_replay}` -> add to insights, once per batch.
+
+        Refusals count at the batch that first turned the events away, not again at a replay.
+        """
         facts, _ = self._read_staged(state["staged_key"], with_payloads=False)
         record = self.batches.get(state["batch_id"])
         received_at_ms = record.received_at_ms if record else self.clock.now_ms()
@@ -127,8 +141,8 @@ class PipelineSteps:
             (facts[i] for i in state["new_indexes"]),
             received_at_ms=received_at_ms,
             now_ms=self.clock.now_ms(),
-            rejected=state["rejected"],
-            duplicates=state["duplicates"],
+            rejected={} if state["is_replay"] else state["rejected"],
+            duplicates=0 if state["is_replay"] else state["duplicates"],
         )
         return {"applied": self.insights.apply(state["batch_id"], aggregate)}
 

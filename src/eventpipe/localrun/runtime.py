@@ -17,6 +17,7 @@ from eventpipe.core.enrich import build_enrichers
 from eventpipe.core.errors import ExecutionFailedError
 from eventpipe.core.ingest import Ingestor
 from eventpipe.core.model import BatchStatus
+from eventpipe.core.rawbatch import STAGED_PREFIX
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.steps import PipelineSteps
 from eventpipe.core.timeutil import SystemClock
@@ -69,6 +70,7 @@ class LocalRuntime:
 
     def finish_unfinished(self, *, include_failed: bool) -> list[BatchRecord]:
         """Drive pending batches (a crash left them) and, if asked, failed ones to their end again."""
+        self._sweep_staged()
         finished = []
         for record in self.batches.unfinished():
             if record.status is BatchStatus.FAILED and not include_failed:
@@ -76,6 +78,13 @@ class LocalRuntime:
             self.start(record.batch_id, record.raw_key)
             finished.append(self.batches.get(record.batch_id) or record)
         return finished
+
+    def _sweep_staged(self) -> None:
+        """Drop staged objects of done batches (a crash between marking done and deleting leaves them)."""
+        for key in self.bucket.keys(STAGED_PREFIX):
+            record = self.batches.get(key.removeprefix(STAGED_PREFIX).removesuffix(".ndjson"))
+            if record is not None and record.status is BatchStatus.DONE:
+                self.bucket.delete(key)
 
     def close(self) -> None:
         self.db.close()

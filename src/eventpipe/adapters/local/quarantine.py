@@ -32,7 +32,11 @@ class SqliteQuarantine:
             for r in rejections
         ]
         with self._db.transaction() as conn:
-            conn.executemany(f"INSERT OR IGNORE INTO quarantine ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany(
+                f"INSERT INTO quarantine ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id, idx)"
+                " DO UPDATE SET stage = excluded.stage, reasons = excluded.reasons, event_id = excluded.event_id",
+                rows,
+            )
 
     def for_batch(self, batch_id: str) -> list[Rejection]:
         with self._db.reading() as conn:
