@@ -248,7 +248,7 @@ def _schemas(args: argparse.Namespace) -> int:
     from eventpipe.core.registry import BUNDLED_SCHEMA_DIR, SchemaRegistry
 
     settings = Settings.from_env()
-    registry = SchemaRegistry.load(*([settings.schema_dir] if settings.schema_dir else []))
+    registry = SchemaRegistry.load(*settings.schema_dirs)
     entries = [
         {
             "event_type": e.event_type,

@@ -39,6 +39,11 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
 
+    @property
+    def schema_dirs(self) -> tuple[Path, ...]:
+        """The user schema directories, loaded after the bundled schemas."""
+        return (self.schema_dir,) if self.schema_dir else ()
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """Read every setting, failing with `ConfigError` that names the variable at fault."""

@@ -225,3 +225,28 @@ def test_generate_writes_the_requested_number_of_lines(tmp_path: Path) -> None:
     out = tmp_path / "g.ndjson"
     generate(out, 250)
     assert len(out.read_bytes().splitlines()) == 250
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["insights", "--since", "99999999d"], "out of range"),
+        (["insights", "--since", "yesterday"], "neither an RFC 3339 time"),
+        (["generate", "--count", "3", "--span-minutes", "0"], "--span-minutes >= 1"),
+        (["generate", "--count", "3", "--invalid-ratio", "0.8", "--duplicate-ratio", "0.5"], "sum of at most 1"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    result = eventpipe(*args, data_dir=tmp_path / "data")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    result = eventpipe("insights", data_dir=not_a_dir)
+    assert result.returncode == 2
+    assert f"cannot open the database {not_a_dir}" in result.stderr
+    assert "Traceback" not in result.stderr

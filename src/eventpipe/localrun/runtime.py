@@ -44,7 +44,7 @@ class LocalRuntime:
         self.quarantine = SqliteQuarantine(self.db)
         self.batches = SqliteBatchStore(self.db)
         self.insights = SqliteInsightsStore(self.db)
-        self.registry = SchemaRegistry.load(*([settings.schema_dir] if settings.schema_dir else []))
+        self.registry = SchemaRegistry.load(*settings.schema_dirs)
         self.steps = PipelineSteps(
             registry=self.registry,
             enrichers=build_enrichers(settings.enrichment),
