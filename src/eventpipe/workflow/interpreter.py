@@ -8,7 +8,6 @@ definition is loaded, so a definition never runs locally with a feature silently
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
 import uuid
@@ -25,21 +24,22 @@ from eventpipe.workflow.paths import (
     RUNTIME_ERROR,
     DataFlow,
     DefinitionProblem,
-    ReferencePath,
     StatesError,
-    optional_path,
+    check_fields,
+    number,
     place_result,
 )
+from eventpipe.workflow.retry import TaskFailure, handles, load_catcher, load_retrier
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from eventpipe.workflow.retry import Catcher, Retrier
 
     Resource = Callable[[Any], Any]
     Sleep = Callable[[float], None]
 
 MAX_TRANSITIONS = 10_000
-_ALL_ERRORS = "States.ALL"
-_TASK_FAILED = "States.TaskFailed"
 _PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Za-z0-9_]+)\}")
 _TOP_LEVEL_FIELDS = {"Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage"}
 _FLOW_FIELDS = {"Type", "Comment", "QueryLanguage", "InputPath", "OutputPath"}
@@ -52,19 +52,7 @@ _STATE_FIELDS = {
     "Succeed": _FLOW_FIELDS,
     "Fail": {"Type", "Comment", "QueryLanguage", "Error", "Cause"},
 }
-_RETRIER_FIELDS = {"ErrorEquals", "IntervalSeconds", "MaxAttempts"} | {
-    "BackoffRate",
-    "MaxDelaySeconds",
-    "JitterStrategy",
-}
-_CATCHER_FIELDS = {"ErrorEquals", "Next", "ResultPath"}
 _Entry = TypeVar("_Entry")
-# Jitter only spreads the retries of concurrent executions apart; it needs no reproducibility.
-_jitter = random.Random()
-
-
-class _TaskFailure(StatesError):
-    """An exception raised by a task's resource; these are what `States.TaskFailed` matches."""
 
 
 class _State(Protocol):
@@ -87,47 +75,12 @@ def _timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _handles(error_equals: tuple[str, ...], error: StatesError) -> bool:
-    # States.Runtime is terminal in Step Functions: no retrier or catcher ever sees it.
-    if error.error == RUNTIME_ERROR:
-        return False
-    return (
-        _ALL_ERRORS in error_equals
-        or error.error in error_equals
-        or (_TASK_FAILED in error_equals and isinstance(error, _TaskFailure))
-    )
-
-
-@dataclass(frozen=True)
-class _Retrier:
-    error_equals: tuple[str, ...]
-    interval_seconds: float
-    max_attempts: int
-    backoff_rate: float
-    max_delay_seconds: float | None
-    full_jitter: bool
-
-    def delay_seconds(self, retries_done: int) -> float:
-        """IntervalSeconds * BackoffRate^n, capped by MaxDelaySeconds; FULL jitter draws from [0, that]."""
-        delay = self.interval_seconds * self.backoff_rate**retries_done
-        if self.max_delay_seconds is not None:
-            delay = min(delay, self.max_delay_seconds)
-        return _jitter.uniform(0, delay) if self.full_jitter else delay
-
-
-@dataclass(frozen=True)
-class _Catcher:
-    error_equals: tuple[str, ...]
-    next_state: str
-    result_path: ReferencePath | None
-
-
 @dataclass(frozen=True)
 class _TaskState:
     flow: DataFlow
     resource: Resource
-    retriers: tuple[_Retrier, ...]
-    catchers: tuple[_Catcher, ...]
+    retriers: tuple[Retrier, ...]
+    catchers: tuple[Catcher, ...]
     next_state: str | None
     sleep: Sleep
 
@@ -136,18 +89,18 @@ class _TaskState:
         return catches + ([("Next", self.next_state)] if self.next_state else [])
 
     def execute(self, document: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
-        retries_done: Counter[_Retrier] = Counter()  # each retrier counts its own attempts
+        retries_done: Counter[Retrier] = Counter()  # each retrier counts its own attempts
         while True:
             try:
                 return self._attempt(document, context), self.next_state
             except StatesError as error:
-                retrier = next((r for r in self.retriers if _handles(r.error_equals, error)), None)
+                retrier = next((r for r in self.retriers if handles(r.error_equals, error)), None)
                 if retrier is not None and retries_done[retrier] < retrier.max_attempts:
                     self.sleep(retrier.delay_seconds(retries_done[retrier]))
                     retries_done[retrier] += 1
                     context["State"]["RetryCount"] += 1
                     continue
-                catcher = next((c for c in self.catchers if _handles(c.error_equals, error)), None)
+                catcher = next((c for c in self.catchers if handles(c.error_equals, error)), None)
                 if catcher is None:
                     raise
                 # A catcher's ResultPath writes into the state's raw input, and no OutputPath applies.
@@ -159,7 +112,7 @@ class _TaskState:
         try:
             result = _json_copy(self.resource(_json_copy(effective_input)))
         except Exception as exc:  # reported as Lambda reports errors: exception class name and message
-            raise _TaskFailure(type(exc).__name__, str(exc)) from exc
+            raise TaskFailure(type(exc).__name__, str(exc)) from exc
         return self.flow.output(document, result, context)
 
 
@@ -235,7 +188,7 @@ class StateMachine:
         if not isinstance(definition, Mapping):
             raise WorkflowDefinitionError("definition: must be a JSON object")
         try:
-            _check_fields(definition, _TOP_LEVEL_FIELDS, "the definition")
+            check_fields(definition, _TOP_LEVEL_FIELDS, "the definition")
             _check_query_language(definition)
             _check_timeouts(definition, ("TimeoutSeconds",))
         except DefinitionProblem as problem:
@@ -280,7 +233,7 @@ class StateMachine:
             context = {"Execution": execution, "StateMachine": state_machine, "State": state}
             try:
                 document, next_state = self._states[state_name].execute(document, context)
-            except _TaskFailure as error:
+            except TaskFailure as error:
                 raise ExecutionFailedError(error.error, error.cause) from error
             except StatesError as error:  # raised by the interpreter itself: say where
                 raise ExecutionFailedError(error.error, f"state {state_name!r}: {error.cause}") from error
@@ -315,7 +268,7 @@ def _load_state(raw: object, resources: Mapping[str, Resource], sleep: Sleep) ->
     if not isinstance(state_type, str) or state_type not in _STATE_FIELDS:
         supported = ", ".join(_STATE_FIELDS)
         raise DefinitionProblem(f"unsupported state type {state_type!r} (supported: {supported})")
-    _check_fields(raw, _STATE_FIELDS[state_type], f"a {state_type} state")
+    check_fields(raw, _STATE_FIELDS[state_type], f"a {state_type} state")
     _check_query_language(raw)
     if state_type == "Task":
         return _load_task(raw, resources, sleep)
@@ -342,38 +295,11 @@ def _load_task(raw: Mapping[str, Any], resources: Mapping[str, Resource], sleep:
     return _TaskState(
         flow=DataFlow.load(raw),
         resource=resources[placeholder["name"]],
-        retriers=_load_list(raw, "Retry", _load_retrier),
-        catchers=_load_list(raw, "Catch", _load_catcher),
+        retriers=_load_list(raw, "Retry", load_retrier),
+        catchers=_load_list(raw, "Catch", load_catcher),
         next_state=_next_state(raw),
         sleep=sleep,
     )
-
-
-def _load_retrier(raw: Mapping[str, Any], location: str, is_last: bool) -> _Retrier:
-    _check_fields(raw, _RETRIER_FIELDS, location)
-    jitter = raw.get("JitterStrategy", "NONE")
-    if jitter not in ("FULL", "NONE"):
-        raise DefinitionProblem(f"{location}.JitterStrategy must be FULL or NONE, got {jitter!r}")
-
-    def number(field: str, default: float, minimum: float, integer: bool = True) -> float:
-        return _number(raw, field, default=default, minimum=minimum, integer=integer, location=f"{location}.")
-
-    return _Retrier(
-        error_equals=_error_equals(raw, location, is_last),
-        interval_seconds=number("IntervalSeconds", default=1, minimum=1),
-        max_attempts=int(number("MaxAttempts", default=3, minimum=0)),
-        backoff_rate=number("BackoffRate", default=2.0, minimum=1.0, integer=False),
-        max_delay_seconds=number("MaxDelaySeconds", default=1, minimum=1) if "MaxDelaySeconds" in raw else None,
-        full_jitter=jitter == "FULL",
-    )
-
-
-def _load_catcher(raw: Mapping[str, Any], location: str, is_last: bool) -> _Catcher:
-    _check_fields(raw, _CATCHER_FIELDS, location)
-    next_state = raw.get("Next")
-    if not isinstance(next_state, str):
-        raise DefinitionProblem(f"{location} needs a Next naming a state")
-    return _Catcher(_error_equals(raw, location, is_last), next_state, optional_path(raw, "ResultPath"))
 
 
 def _load_list(
@@ -384,32 +310,6 @@ def _load_list(
     if not isinstance(entries, list) or not all(isinstance(entry, Mapping) for entry in entries):
         raise DefinitionProblem(f"{field} must be a list of objects")
     return tuple(load(entry, f"{field}[{i}]", i == len(entries) - 1) for i, entry in enumerate(entries))
-
-
-def _error_equals(raw: Mapping[str, Any], location: str, is_last: bool) -> tuple[str, ...]:
-    names = raw.get("ErrorEquals")
-    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
-        raise DefinitionProblem(f"{location}.ErrorEquals must be a non-empty list of error names")
-    if _ALL_ERRORS in names and (len(names) > 1 or not is_last):
-        raise DefinitionProblem(f"{location}: States.ALL must be alone in ErrorEquals and in the last entry")
-    return tuple(names)
-
-
-def _number(
-    raw: Mapping[str, Any], field: str, *, default: float, minimum: float, integer: bool, location: str = ""
-) -> float:
-    """Read a numeric field, refusing booleans (Python counts them as integers) and values below `minimum`."""
-    value = raw.get(field, default)
-    if isinstance(value, bool) or not isinstance(value, int if integer else int | float) or value < minimum:
-        kind = "an integer" if integer else "a number"
-        raise DefinitionProblem(f"{location}{field} must be {kind} >= {minimum}, got {value!r}")
-    return float(value)
-
-
-def _check_fields(raw: Mapping[str, Any], allowed: set[str], owner: str) -> None:
-    unknown = ", ".join(repr(field) for field in sorted(set(raw) - allowed))
-    if unknown:
-        raise DefinitionProblem(f"unknown field(s) {unknown} in {owner} (allowed: {', '.join(sorted(allowed))})")
 
 
 def _check_query_language(raw: Mapping[str, Any]) -> None:
@@ -423,7 +323,7 @@ def _check_timeouts(raw: Mapping[str, Any], fields: tuple[str, ...]) -> None:
     # guard against lost remote workers, which a single process does not have.
     for field in fields:
         if field in raw:
-            _number(raw, field, default=1, minimum=1, integer=True)
+            number(raw, field, default=1, minimum=1, integer=True)
 
 
 def _next_state(raw: Mapping[str, Any]) -> str | None:

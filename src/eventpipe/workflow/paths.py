@@ -1,7 +1,8 @@
 """The JSONPath subset of the Amazon States Language: reference paths, ResultPath and payload templates.
 
 Paths are parsed once, when the definition is loaded, so a path the interpreter cannot evaluate is
-refused before any task runs instead of failing half-way through an execution.
+refused before any task runs instead of failing half-way through an execution. The small field
+checks that the other definition loaders share live here too.
 """
 
 from __future__ import annotations
@@ -36,6 +37,23 @@ class StatesError(Exception):
         super().__init__(f"{error}: {cause}")
         self.error = error
         self.cause = cause
+
+
+def check_fields(raw: Mapping[str, Any], allowed: set[str], owner: str) -> None:
+    unknown = ", ".join(repr(field) for field in sorted(set(raw) - allowed))
+    if unknown:
+        raise DefinitionProblem(f"unknown field(s) {unknown} in {owner} (allowed: {', '.join(sorted(allowed))})")
+
+
+def number(
+    raw: Mapping[str, Any], field: str, *, default: float, minimum: float, integer: bool, location: str = ""
+) -> float:
+    """Read a numeric field, refusing booleans (Python counts them as integers) and values below `minimum`."""
+    value = raw.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float) or value < minimum:
+        kind = "an integer" if integer else "a number"
+        raise DefinitionProblem(f"{location}{field} must be {kind} >= {minimum}, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
