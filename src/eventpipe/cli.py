@@ -94,14 +94,15 @@ def _ingest(args: argparse.Namespace) -> int:
     errors = 0
     for name in args.paths:
         path = Path(name)
+        summary = IngestSummary()  # filled as batches finish: what was read before an error counts
         try:
-            summary = _ingest_file(runtime, path)
+            _ingest_file(runtime, path, summary)
         except (OSError, InputError) as exc:
             print(f"eventpipe: error: {path}: {_describe(exc)}", file=sys.stderr)
             errors += 1
-            continue
-        if summary.received == 0:
-            print(f"eventpipe: warning: {path}: no events in the file", file=sys.stderr)
+        else:
+            if summary.received == 0:
+                print(f"eventpipe: warning: {path}: no events in the file", file=sys.stderr)
         total.merge(summary)
     if args.json:
         print(orjson.dumps(total.as_dict()).decode())
@@ -110,14 +111,13 @@ def _ingest(args: argparse.Namespace) -> int:
     return 1 if errors or total.unfinished else 0
 
 
-def _ingest_file(runtime: LocalRuntime, path: Path) -> IngestSummary:
+def _ingest_file(runtime: LocalRuntime, path: Path, summary: IngestSummary) -> None:
     if path.is_dir():
         raise InputError("is a directory; name the files in it (for example dir/*.ndjson)")
     stat = path.stat()  # raises FileNotFoundError for a missing path
     limits = runtime.settings.limits
     # A file version is its path, size and modification time (an S3 object's key and version id).
     batch_ids = source_batch_ids(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}", limits.max_batch_events)
-    summary = IngestSummary()
     started = last_report = time.monotonic()
     with path.open("rb") as stream:
         lines = iter_lines(
@@ -134,7 +134,6 @@ def _ingest_file(runtime: LocalRuntime, path: Path) -> IngestSummary:
                 rate = summary.received / (now - started)
                 print(f"{path}: {summary.received:,} events so far ({rate:,.0f}/s)", file=sys.stderr)
                 last_report = now
-    return summary
 
 
 def _describe(exc: Exception) -> str:
@@ -226,9 +225,10 @@ def _replay(args: argparse.Namespace) -> int:
     if args.rejected:
         from eventpipe.core.replay import replay_rejected
 
-        runtime.finish_unfinished(include_failed=False)  # an interrupted replay first
+        runtime.finish_unfinished(include_failed=True)  # a batch not done may still curate its events
         summary = replay_rejected(
             runtime.quarantine,
+            runtime.batches,
             runtime.ingestor,
             batch_size=runtime.settings.limits.max_batch_events,
             clock=runtime.clock,

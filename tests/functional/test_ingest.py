@@ -16,7 +16,7 @@ from eventpipe.core.readers import iter_lines
 from eventpipe.core.timeutil import minute_of
 from eventpipe.workflow.bindings import PIPELINE_DEFINITION, step_resources
 from eventpipe.workflow.interpreter import StateMachine
-from tests.conftest import NOW_MS, make_event, ndjson
+from tests.conftest import NOW_MS, FixedClock, make_event, ndjson
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -227,7 +227,7 @@ def test_replay_of_rejected_events_after_a_schema_is_added(runtime: LocalRuntime
     (schema_dir / "1-0-0.json").write_text('{"type": "object", "required": ["query"]}')
     runtime.close()
     updated = LocalRuntime(replace(runtime.settings, schema_dir=tmp_path / "schemas"), clock=runtime.clock)
-    summary = replay_rejected(updated.quarantine, updated.ingestor, batch_size=50, clock=updated.clock)
+    summary = replay_rejected(updated.quarantine, updated.batches, updated.ingestor, batch_size=50, clock=updated.clock)
     # THEN the event is curated, the broken line stays quarantined once, under its original batch and line
     assert (summary.curated, dict(summary.rejected)) == (1, {"malformed_json": 1})
     assert updated.curated.get(search["event_id"]) is not None
@@ -236,7 +236,7 @@ def test_replay_of_rejected_events_after_a_schema_is_added(runtime: LocalRuntime
     totals = insights(updated)["totals"]
     assert (totals["events"], totals["rejected"]) == (1, {"malformed_json": 1, "unknown_event_type": 1})  # type: ignore[index]
     # WHEN replayed again
-    again = replay_rejected(updated.quarantine, updated.ingestor, batch_size=50, clock=updated.clock)
+    again = replay_rejected(updated.quarantine, updated.batches, updated.ingestor, batch_size=50, clock=updated.clock)
     # THEN nothing changes
     assert (again.curated, dict(again.rejected)) == (0, {"malformed_json": 1})
     assert updated.quarantine.count() == 1
@@ -260,11 +260,61 @@ def test_a_replay_interrupted_by_a_failure_and_run_again_keeps_every_record_once
     runtime.workflow = StateMachine.from_file(
         PIPELINE_DEFINITION, resources=step_resources(runtime.steps), sleep=lambda _: None
     )
-    first = replay_rejected(runtime.quarantine, runtime.ingestor, batch_size=50, clock=runtime.clock)
+    first = replay_rejected(runtime.quarantine, runtime.batches, runtime.ingestor, batch_size=50, clock=runtime.clock)
     assert first.unfinished  # the replay batch failed after its retries
     # WHEN the quarantine recovers and the replay runs again
     runtime.quarantine.remove = original_remove  # type: ignore[method-assign]
-    replay_rejected(runtime.quarantine, runtime.ingestor, batch_size=50, clock=runtime.clock)
+    replay_rejected(runtime.quarantine, runtime.batches, runtime.ingestor, batch_size=50, clock=runtime.clock)
     # THEN each record is there once, under its original key, and no refusal is counted twice
     assert sorted((r.batch_id, r.index) for r in runtime.quarantine.iter_all()) == [("t-0", 1), ("t-0", 2)]
     assert insights(runtime)["totals"]["rejected"] == {"malformed_json": 1, "unknown_event_type": 1}  # type: ignore[index]
+
+
+def test_a_second_replay_after_a_schema_is_added_curates_what_the_first_rejected_again(
+    runtime: LocalRuntime, tmp_path: Path, clock: FixedClock
+) -> None:
+    from dataclasses import replace
+
+    from eventpipe.core.replay import replay_rejected
+    from eventpipe.localrun.runtime import LocalRuntime
+
+    # GIVEN an event of an unknown type, replayed once while the type is still unknown
+    event = make_event(properties={"query": "boots"})
+    event["event_type"] = "checkout"
+    ingest_bytes(runtime, ndjson(event))
+    first = replay_rejected(runtime.quarantine, runtime.batches, runtime.ingestor, batch_size=50, clock=clock)
+    assert dict(first.rejected) == {"unknown_event_type": 1}
+    # WHEN the schema is added and the quarantine replayed again, later
+    schema = tmp_path / "schemas" / "checkout" / "1-0-0.json"
+    schema.parent.mkdir(parents=True)
+    schema.write_text('{"type": "object"}')
+    runtime.close()
+    clock.now += 60_000
+    updated = LocalRuntime(replace(runtime.settings, schema_dir=tmp_path / "schemas"), clock=clock)
+    second = replay_rejected(updated.quarantine, updated.batches, updated.ingestor, batch_size=50, clock=clock)
+    # THEN it is curated and its record released
+    assert (second.curated, dict(second.rejected)) == (1, {})
+    assert updated.quarantine.count() == 0
+    updated.close()
+
+
+def test_records_of_a_batch_that_is_not_done_are_not_replayed(runtime: LocalRuntime) -> None:
+    from eventpipe.core.replay import replay_rejected
+
+    # GIVEN a batch that quarantined an event, then failed in Persist
+    original = runtime.curated.put_new
+
+    def failing(batch_id: str, events: object) -> list[bool]:
+        raise RuntimeError("disk on fire")
+
+    runtime.curated.put_new = failing  # type: ignore[method-assign]
+    ingest_bytes(runtime, ndjson(make_event(), b"{broken"))
+    runtime.curated.put_new = original  # type: ignore[method-assign]
+    assert runtime.quarantine.count() == 1
+    # WHEN the quarantine is replayed before the batch is run again
+    summary = replay_rejected(runtime.quarantine, runtime.batches, runtime.ingestor, batch_size=50, clock=runtime.clock)
+    # THEN the failed batch's record is left for the batch itself
+    assert summary.received == 0
+    [again] = runtime.finish_unfinished(include_failed=True)
+    assert (again.curated, again.duplicates, again.rejected) == (1, 0, 1)
+    assert insights(runtime)["totals"]["events"] == 1  # type: ignore[index]

@@ -101,3 +101,47 @@ def test_a_broken_first_line_of_a_large_ndjson_file_does_not_refuse_the_file() -
 def test_an_array_on_the_first_line_followed_by_events_is_ndjson() -> None:
     lines = read(b'[1, 2]\n{"a":1}\n{"b":2}\n')
     assert [(line.position, line.data) for line in lines] == [(1, b"[1, 2]"), (2, b'{"a":1}'), (3, b'{"b":2}')]
+
+
+BIG = 1_200  # above the 1,000-byte document limit these tests use
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        b"{broken\n\n",  # a broken first line, then a blank one
+        b"{broken\n{also broken\n",  # two broken lines
+        b"{broken\n" + b'{"x":"' + b"y" * BIG + b'"}\n',  # a broken line, then one over every limit
+        b'{"x":"' + b"y" * BIG + b'"}\n',  # a first line over the document limit
+    ],
+)
+def test_large_ndjson_is_read_line_by_line_whatever_its_first_lines(start: bytes) -> None:
+    # GIVEN NDJSON larger than the document limit, with awkward first lines
+    data = start + b'{"a":1}\n' * 300
+    # WHEN read
+    lines = read(data, total=100_000)
+    # THEN every good line arrives, each bad one alone
+    assert [line.data for line in lines[-300:]] == [b'{"a":1}'] * 300
+    assert len(lines) == 300 + sum(1 for part in start.split(b"\n") if part.strip())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'\n  \n[\n  {"a": 1},\n  {"b": 2}\n]\n',  # leading blank lines
+        b'\xef\xbb\xbf[{"a": 1}, {"b": 2}]',  # a UTF-8 byte order mark
+        b'[\n  {"a": 1}\n  , {"b": 2}\n]',  # comma-first
+        b'{"events": [\n{"a": 1},\n{"b": 2}\n]}',
+    ],
+)
+def test_documents_in_any_layout_yield_exactly_their_events(data: bytes) -> None:
+    assert [line.data for line in read(data)] == [b'{"a":1}', b'{"b":2}']
+
+
+def test_a_one_element_array_over_lines_is_one_event_not_three_lines() -> None:
+    assert [line.data for line in read(b'[\n{"a": 1}\n]\n')] == [b'{"a":1}']
+
+
+def test_a_batch_document_over_the_limit_is_refused_even_after_blank_lines() -> None:
+    with pytest.raises(InputTooLargeError, match="send NDJSON"):
+        read(b'\n {"events": [' + b'{"a":1},' * 300 + b'{"a":1}]}')

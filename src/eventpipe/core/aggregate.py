@@ -55,6 +55,7 @@ def aggregate_batch(
     now_ms: int,
     rejected: dict[str, int],
     duplicates: int,
+    measure_lag: bool = True,
 ) -> BatchAggregate:
     """Aggregate the new events of one batch. Lag is `now_ms` minus the (skew-corrected) event time."""
     result = BatchAggregate(batch_minute=minute_of(received_at_ms), duplicates=duplicates)
@@ -69,7 +70,8 @@ def aggregate_batch(
         bucket.revenue += fact.revenue
         if fact.user_key:
             bucket.users.update(fact.user_key)
-        bucket.lag_ms[bucket_of(max(0, now_ms - fact.event_time_ms))] += 1
+        if measure_lag:
+            bucket.lag_ms[bucket_of(max(0, now_ms - fact.event_time_ms))] += 1
         step = _FUNNEL_STEP.get(fact.event_type)
         if step is not None and fact.session_id:
             result.funnel.add((fact.session_id, step, minute))

@@ -1,13 +1,16 @@
 """Read events from a byte stream (a file, an S3 object, a request body) in bounded memory.
 
 Accepts NDJSON, a JSON array, `{"events": [...]}` or a single event, each optionally gzip-compressed.
-NDJSON is streamed line by line; a whole JSON document must fit in `max_document_bytes`.
+NDJSON is streamed line by line; a whole JSON document must fit in `max_document_bytes`. An input
+that small is parsed whole first: NDJSON of two or more lines never parses as one document, so
+the test is exact; a larger one is NDJSON unless it starts like a batch document.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+# A batch document (an array, or an object with "events"), as opposed to NDJSON's one event a line.
+BATCH_DOCUMENT = re.compile(rb'\s*(\[|\{\s*"events"\s*:)')
 # How much of an oversize event is kept in quarantine, so it can be looked at, not replayed.
 KEPT_PREFIX_BYTES = 1024
 
@@ -79,24 +85,18 @@ def iter_lines(
     """
     reader = open_events(stream, max_total_bytes=max_total_bytes)
     try:
-        first = reader.readline(max_document_bytes + 1)
-        if not first:
-            return
-        second = reader.readline(max_document_bytes + 1) if len(first) <= max_document_bytes else b""
-        first += second
-        if _looks_like_document(first[: len(first) - len(second)], second):
-            text = first + reader.read(max_document_bytes + 1 - len(first))
-            if len(text) > max_document_bytes:
-                raise InputTooLargeError(
-                    f"a JSON document larger than {max_document_bytes} bytes; send NDJSON (one event a line)"
-                )
+        head = reader.read(max_document_bytes + 1).removeprefix(UTF8_BOM)
+        if len(head) <= max_document_bytes:  # the whole input: one parse tells a document from NDJSON
             try:
-                yield from _document_events(orjson.loads(text), max_event_bytes)
+                yield from _document_events(orjson.loads(head), max_event_bytes)
                 return
             except orjson.JSONDecodeError:
-                first = text  # not one document after all: NDJSON whose first line is broken
-        # Read lines from the start again, so the first one gets the same checks as the rest.
-        lines = io.BufferedReader(_Chain(io.BytesIO(first), reader), buffer_size=256 * 1024)
+                pass  # NDJSON (two or more lines never parse as one document), or broken
+        elif BATCH_DOCUMENT.match(head):
+            raise InputTooLargeError(
+                f"a JSON document larger than {max_document_bytes} bytes; send NDJSON (one event a line)"
+            )
+        lines = io.BufferedReader(_Chain(io.BytesIO(head), reader), buffer_size=256 * 1024)
         yield from _ndjson(lines, max_event_bytes)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read input: {exc}") from exc
@@ -124,32 +124,6 @@ def _ndjson(reader: IO[bytes], limit: int) -> Iterator[Line]:
             yield Line(number, None, data)
         elif data.strip():
             yield Line(number, data)
-
-
-def _looks_like_document(first_line: bytes, second_line: bytes) -> bool:
-    """Whether the input is one JSON document rather than NDJSON, judged from its first two lines.
-
-    A document: a JSON array or `{"events": [...]}` alone on the first line, or a first line that
-    is not JSON by itself (pretty-printed) followed by one that is not either. Anything else is
-    NDJSON, so a broken first line of a large NDJSON file is rejected alone, not the file.
-    """
-    head = first_line.lstrip()
-    if not head.startswith((b"[", b"{")):
-        return False
-    try:
-        value = orjson.loads(first_line)
-    except orjson.JSONDecodeError:
-        return not _parses(second_line)
-    is_batch = isinstance(value, list) or (isinstance(value, dict) and isinstance(value.get("events"), list))
-    return is_batch and not second_line.strip()
-
-
-def _parses(line: bytes) -> bool:
-    try:
-        orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return False
-    return True
 
 
 def _document_events(value: Any, max_event_bytes: int) -> list[Line]:

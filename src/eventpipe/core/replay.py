@@ -9,27 +9,35 @@ from typing import TYPE_CHECKING
 import orjson
 
 from eventpipe.core.ingest import IngestSummary
+from eventpipe.core.model import BatchStatus
 from eventpipe.core.rawbatch import RawBatch
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from eventpipe.core.ingest import Ingestor
-    from eventpipe.core.ports import Clock, Quarantine
+    from eventpipe.core.model import Rejection
+    from eventpipe.core.ports import BatchStore, Clock, Quarantine
 
 
-def replay_rejected(quarantine: Quarantine, ingestor: Ingestor, *, batch_size: int, clock: Clock) -> IngestSummary:
-    """Send every replayable quarantined event through the workflow again.
+def replay_rejected(
+    quarantine: Quarantine, batches: BatchStore, ingestor: Ingestor, *, batch_size: int, clock: Clock
+) -> IngestSummary:
+    """Send the quarantined events of finished batches through the workflow again.
 
-    Each replay batch names the quarantine records it carries; its ValidateEnrich step updates
-    the records of events rejected again and releases the others, so a replay interrupted at any
-    point and run again neither loses a record nor keeps one twice. Events refused at ingest for
-    their size are not replayable (only their start was kept).
+    Each replay batch names the quarantine records it carries; its steps update the records of
+    events rejected again and release the others when the batch is done, so a replay that stops
+    at any point loses no record and keeps none twice. Records of batches not yet done are left
+    alone (their batch may still curate those events); so are events refused at ingest for their
+    size, of which only the start was kept. Run unfinished batches first (`eventpipe replay`).
     """
     summary = IngestSummary()
-    replayable = (r for r in quarantine.iter_all() if r.stage != "ingest")
-    while chunk := list(islice(replayable, batch_size)):
+    run = clock.now_ms()  # each run replays afresh: a schema may have been added since the last one
+    records = _replayable(quarantine, batches)  # one pass: records rejected again are not met twice
+    while chunk := list(islice(records, batch_size)):
         origins = [[r.batch_id, r.index] for r in chunk]
         raw = RawBatch(
-            batch_id="replay-" + hashlib.sha256(orjson.dumps(origins)).hexdigest()[:24],
+            batch_id="replay-" + hashlib.sha256(orjson.dumps([run, origins])).hexdigest()[:24],
             source="replay",
             received_at_ms=clock.now_ms(),
             # A raw batch holds one event a line; a newline is JSON whitespace between tokens.
@@ -39,3 +47,13 @@ def replay_rejected(quarantine: Quarantine, ingestor: Ingestor, *, batch_size: i
         )
         summary.add(ingestor.submit(raw))
     return summary
+
+
+def _replayable(quarantine: Quarantine, batches: BatchStore) -> Iterator[Rejection]:
+    done: dict[str, bool] = {}
+    for record in quarantine.iter_all():
+        if record.batch_id not in done:
+            batch = batches.get(record.batch_id)
+            done[record.batch_id] = batch is not None and batch.status is BatchStatus.DONE
+        if done[record.batch_id] and record.stage != "ingest":
+            yield record

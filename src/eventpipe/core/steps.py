@@ -8,6 +8,7 @@ record nor counts an event twice.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -15,7 +16,7 @@ import orjson
 from eventpipe.core.aggregate import aggregate_batch
 from eventpipe.core.errors import EnrichmentError
 from eventpipe.core.facts import Fact, fact_of
-from eventpipe.core.model import Reason, ReasonCode, Rejection
+from eventpipe.core.model import BatchStatus, Reason, ReasonCode, Rejection
 from eventpipe.core.rawbatch import RawBatch, staged_key
 from eventpipe.core.timeutil import to_iso
 from eventpipe.core.validation import parse_event, validate_event
@@ -58,7 +59,8 @@ class PipelineSteps:
         """`{batch_id, raw_key}` -> quarantine the invalid events, stage the curated ones.
 
         A replayed event keeps the quarantine record it came from: rejected again, the record is
-        updated; valid now, the record is released. Replays do not count their refusals again.
+        updated; valid now, the record is released once the batch is done (MarkDone), so until
+        then a failure leaves it in the quarantine. Replays do not count their refusals again.
         """
         batch_id = state["batch_id"]
         raw = RawBatch.decode(self.bucket.get(state["raw_key"]))
@@ -85,10 +87,8 @@ class PipelineSteps:
             facts.append(fact_of(event))
             payloads.append(orjson.dumps(event))
         self.quarantine.add(rejections)
-        if raw.origins:  # safe before Persist: the raw batch keeps the text until the batch is done
-            self.quarantine.remove(released)
         key = staged_key(batch_id)
-        header = orjson.dumps({"facts": [tuple(f) for f in facts]})
+        header = orjson.dumps({"facts": [tuple(f) for f in facts], "released": released})
         self.bucket.put(key, b"\n".join([header, *payloads]), durable=False)
         rejected = Counter(str(r.reasons[0].code) for r in rejections)
         return {"staged_key": key, "valid": len(facts), "rejected": dict(rejected), "is_replay": bool(raw.origins)}
@@ -118,7 +118,8 @@ class PipelineSteps:
 
     def persist(self, state: State) -> State:
         """`{batch_id, staged_key}` -> store the staged events idempotently; which of them were new."""
-        facts, payloads = self._read_staged(state["staged_key"], with_payloads=True)
+        staged = self._read_staged(state["staged_key"])
+        facts, payloads = staged.facts, staged.payloads()
         flags = self.curated.put_new(
             state["batch_id"], [(f.event_id, f.event_type, p) for f, p in zip(facts, payloads, strict=True)]
         )
@@ -134,21 +135,29 @@ class PipelineSteps:
 
         Refusals count at the batch that first turned the events away, not again at a replay.
         """
-        facts, _ = self._read_staged(state["staged_key"], with_payloads=False)
+        facts = self._read_staged(state["staged_key"]).facts
         record = self.batches.get(state["batch_id"])
         received_at_ms = record.received_at_ms if record else self.clock.now_ms()
+        replay = state["is_replay"]
         aggregate = aggregate_batch(
             (facts[i] for i in state["new_indexes"]),
             received_at_ms=received_at_ms,
             now_ms=self.clock.now_ms(),
-            rejected={} if state["is_replay"] else state["rejected"],
-            duplicates=0 if state["is_replay"] else state["duplicates"],
+            rejected={} if replay else state["rejected"],
+            duplicates=0 if replay else state["duplicates"],
+            measure_lag=not replay,  # a replayed event's age says nothing about the pipeline's lag
         )
         return {"applied": self.insights.apply(state["batch_id"], aggregate)}
 
     def mark_done(self, state: State) -> State:
-        """`{batch_id, staged_key, curated, duplicates, rejected}` -> the batch is done; drop the staged copy."""
-        self.batches.mark_done(state["batch_id"], state["curated"], state["duplicates"], state["rejected"])
+        """`{batch_id, staged_key, curated, duplicates, rejected}` -> the batch is done; drop the staged copy.
+
+        For a replay, the quarantine records of the events that passed are released first.
+        """
+        record = self.batches.get(state["batch_id"])
+        if record is None or record.status is not BatchStatus.DONE:  # else a retry after the commit
+            self.quarantine.remove(self._read_staged(state["staged_key"]).released)
+            self.batches.mark_done(state["batch_id"], state["curated"], state["duplicates"], state["rejected"])
         self.bucket.delete(state["staged_key"])
         return {"status": "done"}
 
@@ -158,12 +167,23 @@ class PipelineSteps:
         self.batches.mark_failed(state["batch_id"], f"{error.get('Error')}: {error.get('Cause')}")
         return {"status": "failed"}
 
-    def _read_staged(self, key: str, *, with_payloads: bool) -> tuple[list[Fact], list[bytes]]:
-        data = self.bucket.get(key)
-        header, _, body = data.partition(b"\n")
-        facts = [Fact(*f) for f in orjson.loads(header)["facts"]]
-        payloads = body.split(b"\n") if with_payloads and facts else []
-        return facts, payloads
+    def _read_staged(self, key: str) -> Staged:
+        header, _, body = self.bucket.get(key).partition(b"\n")
+        fields = orjson.loads(header)
+        released = [(str(b), int(i)) for b, i in fields["released"]]
+        return Staged([Fact(*f) for f in fields["facts"]], body, released)
+
+
+@dataclass(slots=True)
+class Staged:
+    """What ValidateEnrich hands on: each curated event's facts and payload, and the records to release."""
+
+    facts: list[Fact]
+    body: bytes
+    released: list[tuple[str, int]]
+
+    def payloads(self) -> list[bytes]:
+        return self.body.split(b"\n") if self.facts else []
 
 
 def _text_or_none(value: Any) -> str | None:
