@@ -194,3 +194,10 @@ def test_the_batch_size_is_capped() -> None:
     assert Settings.from_env({"EVENTPIPE_MAX_BATCH_EVENTS": "5000"}).limits.max_batch_events == 5000
     with pytest.raises(ConfigError, match="EVENTPIPE_MAX_BATCH_EVENTS=5001 is above the most allowed, 5000"):
         Settings.from_env({"EVENTPIPE_MAX_BATCH_EVENTS": "5001"})
+
+
+def test_the_sqlite_cache_is_read_and_checked() -> None:
+    assert Settings.from_env({}).sqlite_cache_mib == 8
+    assert Settings.from_env({"EVENTPIPE_SQLITE_CACHE_MIB": "32"}).sqlite_cache_mib == 32
+    with pytest.raises(ConfigError, match="EVENTPIPE_SQLITE_CACHE_MIB"):
+        Settings.from_env({"EVENTPIPE_SQLITE_CACHE_MIB": "0"})

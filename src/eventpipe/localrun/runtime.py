@@ -38,7 +38,7 @@ class LocalRuntime:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.db = Database(settings.data_dir / "eventpipe.db")
+        self.db = Database(settings.data_dir / "eventpipe.db", cache_mib=settings.sqlite_cache_mib)
         self.bucket = FolderBucket(settings.data_dir / "bucket")
         self.curated = SqliteCuratedStore(self.db)
         self.quarantine = SqliteQuarantine(self.db)
