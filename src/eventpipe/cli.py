@@ -39,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # `eventpipe generate | head`
         return 0
+    except KeyboardInterrupt:  # every batch acknowledged so far is safe; the rest is not lost either
+        print("eventpipe: interrupted; run the same command again to finish", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
