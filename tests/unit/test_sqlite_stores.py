@@ -16,6 +16,7 @@ from eventpipe.adapters.local import (
     SqliteInsightsStore,
     SqliteQuarantine,
 )
+from eventpipe.adapters.local.insights import SESSION_LOOKBACK_S
 from eventpipe.core.aggregate import aggregate_batch
 from eventpipe.core.errors import StorageError
 from eventpipe.core.facts import Fact
@@ -530,12 +531,33 @@ def test_funnel_counts_a_step_only_when_the_earlier_steps_of_the_session_exist(
     insights.apply("b1", aggregate(facts))
     # THEN page_view: s1, s3, s4; add_to_cart: s1; purchase: s1 (s4 skipped the cart)
     assert insights.read(M, M + 60).funnel == [3, 1, 1]
-    # WHEN s2's page view arrives later, in a later minute
+    # WHEN s2's page view arrives, dated a minute later
     insights.apply("b2", aggregate([fact(11, "page_view", session="s2", at_ms=M_MS + 60_000)]))
-    # THEN s2's cart and purchase count now, in their own minute; its view counts in the later minute
-    assert insights.read(M, M + 60).funnel == [3, 2, 2]
+    # THEN a window that holds it counts s2's cart and purchase; one that ends before it does not
+    assert insights.read(M, M + 60).funnel == [3, 1, 1]
     assert insights.read(M + 60, M + 120).funnel == [1, 0, 0]
     assert insights.read(M, M + 120).funnel == [4, 2, 2]
+
+
+def test_earlier_steps_count_up_to_the_lookback_before_the_window(insights: SqliteInsightsStore) -> None:
+    # GIVEN a session that viewed 90 minutes before it bought, and one that viewed 3 hours before
+    insights.apply("b1", aggregate([fact(1, "page_view", session="near", at_ms=M_MS - 90 * 60_000)]))
+    insights.apply("b2", aggregate([fact(2, "page_view", session="far", at_ms=M_MS - 180 * 60_000)]))
+    insights.apply(
+        "b3",
+        aggregate(
+            [
+                fact(n, step, session=s)
+                for n, (s, step) in enumerate(
+                    [("near", "add_to_cart"), ("near", "purchase"), ("far", "add_to_cart"), ("far", "purchase")],
+                    start=3,
+                )
+            ]
+        ),
+    )
+    # THEN only the session whose earlier step lies within the two-hour lookback counts
+    assert SESSION_LOOKBACK_S == 7200
+    assert insights.read(M, M + 60).funnel == [0, 1, 1]
 
 
 def test_funnel_counts_each_session_once_per_step(insights: SqliteInsightsStore) -> None:
@@ -545,21 +567,18 @@ def test_funnel_counts_each_session_once_per_step(insights: SqliteInsightsStore)
 
 
 @pytest.mark.parametrize("later_first", [True, False])
-def test_the_funnel_keeps_the_earliest_minute_of_a_step(insights: SqliteInsightsStore, later_first: bool) -> None:
+def test_a_session_counts_once_in_every_window_where_it_reached_a_step(
+    insights: SqliteInsightsStore, later_first: bool
+) -> None:
     # GIVEN the same session's page view in minute M+60 and in minute M, in either order of arrival
     early = aggregate([fact(1, session="s1", at_ms=M_MS)])
     late = aggregate([fact(2, session="s1", at_ms=M_MS + 60_000)])
     for batch_id, agg in [("late", late), ("early", early)] if later_first else [("early", early), ("late", late)]:
         insights.apply(batch_id, agg)
-    # THEN the step counts in minute M only
+    # THEN each minute's window counts it, and a window over both counts it once
     assert insights.read(M, M + 60).funnel == [1, 0, 0]
-    assert insights.read(M + 60, M + 120).funnel == [0, 0, 0]
-
-
-def test_the_funnel_keeps_the_earliest_minute_within_one_batch(insights: SqliteInsightsStore) -> None:
-    insights.apply("b1", aggregate([fact(1, session="s1", at_ms=M_MS + 60_000), fact(2, session="s1", at_ms=M_MS)]))
-    assert insights.read(M, M + 60).funnel == [1, 0, 0]
-    assert insights.read(M + 60, M + 120).funnel == [0, 0, 0]
+    assert insights.read(M + 60, M + 120).funnel == [1, 0, 0]
+    assert insights.read(M, M + 120).funnel == [1, 0, 0]
 
 
 def test_read_window_is_since_inclusive_until_exclusive(insights: SqliteInsightsStore) -> None:

@@ -19,20 +19,24 @@ _ADD_COUNT = (
     "INSERT INTO minute_counts (minute, metric, key, value) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (minute, metric, key) DO UPDATE SET value = value + excluded.value"
 )
-# A session's step counts at the first minute it was reached.
-_ADD_STEP = (
-    "INSERT INTO funnel (session_id, step, minute) VALUES (?, ?, ?)"
-    " ON CONFLICT (session_id, step) DO UPDATE SET minute = min(minute, excluded.minute)"
-)
-# Sessions that reached a step in the window, having reached every earlier step (at any time).
-_FUNNEL_QUERY = [
-    "SELECT COUNT(*) FROM funnel f WHERE f.step = ? AND f.minute >= ? AND f.minute < ?"
-    + "".join(
-        f" AND EXISTS (SELECT 1 FROM funnel g{n} WHERE g{n}.session_id = f.session_id AND g{n}.step = {n})"
-        for n in range(step)
+_ADD_STEP = "INSERT OR IGNORE INTO funnel (minute, session_id, step) VALUES (?, ?, ?)"
+# How far before a window a session's earlier steps are looked for: sessions end after 30 minutes
+# of inactivity in most analytics tools, so two hours holds all but the longest.
+SESSION_LOOKBACK_S = 2 * 3600
+# Per session: whether it reached each step in the window (w), and each step since the lookback (a).
+_FUNNEL_QUERY = (
+    "SELECT "
+    + ", ".join(
+        "COALESCE(SUM(" + " AND ".join([f"w{step}", *(f"a{n}" for n in range(step))]) + "), 0)"
+        for step in range(len(FUNNEL_STEPS))
     )
-    for step in range(len(FUNNEL_STEPS))
-]
+    + " FROM (SELECT "
+    + ", ".join(
+        [f"MAX(step = {n} AND minute >= :since) AS w{n}" for n in range(len(FUNNEL_STEPS))]
+        + [f"MAX(step = {n}) AS a{n}" for n in range(len(FUNNEL_STEPS) - 1)]
+    )
+    + " FROM funnel WHERE minute >= :lookback AND minute < :until GROUP BY session_id)"
+)
 
 
 class SqliteInsightsStore:
@@ -54,7 +58,7 @@ class SqliteInsightsStore:
                 counts.extend((minute, "lag", str(b), n) for b, n in bucket.lag_ms.items())
                 self._merge_users(conn, minute, bucket)
             conn.executemany(_ADD_COUNT, counts)
-            conn.executemany(_ADD_STEP, sorted(aggregate.funnel))
+            conn.executemany(_ADD_STEP, sorted((minute, session, step) for session, step, minute in aggregate.funnel))
             return True
 
     @staticmethod
@@ -81,7 +85,8 @@ class SqliteInsightsStore:
             sketches = conn.execute(
                 "SELECT minute, users FROM minute_sketches WHERE minute >= ? AND minute < ?", window
             ).fetchall()
-            funnel = [int(conn.execute(q, (step, *window)).fetchone()[0]) for step, q in enumerate(_FUNNEL_QUERY)]
+            bounds = {"since": since_minute, "until": until_minute, "lookback": since_minute - SESSION_LOOKBACK_S}
+            funnel = [int(n) for n in conn.execute(_FUNNEL_QUERY, bounds).fetchone()]
         rows: dict[int, MinuteRow] = {}
         for minute, metric, key, value in counts:
             row = rows.setdefault(minute, MinuteRow(minute))
