@@ -1,14 +1,16 @@
 """`make bench`: the whole chain (parse, validate, enrich, store, aggregate) against a naive baseline.
 
 Each chain runs in its own process on the same generated stream (10% invalid, 5% duplicates);
-its CPU time and peak memory come from the kernel (`wait4`). Figures are printed as measured
-and as ratios to the baseline of the same run: the machine is shared and noisy.
+its CPU time and peak memory come from the kernel (`wait4`). The machine is shared and its speed
+drifts within minutes, so the baseline and the main run alternate `--repeat` times and the table
+shows each one's median, and the ratio is the median of the ratios of neighbouring pairs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +42,11 @@ class Run:
     @property
     def per_wall(self) -> float:
         return self.events / self.wall_s
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run with the median CPU rate (an odd count gives a real run, not an average)."""
+    return sorted(runs, key=lambda run: run.per_core)[len(runs) // 2]
 
 
 def generate(path: Path, count: int, seed: int) -> None:
@@ -76,6 +83,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events for the throughput run")
     parser.add_argument("--baseline-events", type=int, default=3_000, help="the baseline is slow: fewer events")
     parser.add_argument("--memory-events", type=int, default=1_000_000, help="large run for the memory check")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating baseline / main runs")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="eventpipe-bench-") as tmp:
@@ -87,22 +95,30 @@ def main() -> None:
             print(f"generating {count:,} events ({label}) ...", file=sys.stderr)
             generate(files[label], count, seed=42)
 
-        print("running the baseline ...", file=sys.stderr)
-        baseline = measure(
-            "baseline (naive chain)",
-            sizes["baseline"],
-            [sys.executable, str(HERE / "baseline.py"), str(files["baseline"]), str(work / "baseline.db")],
-            dict(os.environ),
-        )
-        runs = [baseline]
-        for label in ("main", "small", "large"):
+        baselines, mains = [], []
+        for attempt in range(1, args.repeat + 1):
+            print(f"run {attempt}/{args.repeat}: the baseline, then eventpipe ingest ...", file=sys.stderr)
+            baselines.append(
+                measure(
+                    "baseline (naive chain)",
+                    sizes["baseline"],
+                    [sys.executable, str(HERE / "baseline.py"), str(files["baseline"]), str(work / "baseline.db")],
+                    dict(os.environ),
+                )
+            )
+            mains.append(eventpipe_ingest(files["main"], sizes["main"], work, f"eventpipe {sizes['main']:,}-{attempt}"))
+        baseline, main_run = median_run(baselines), median_run(mains)
+        main_ratio = statistics.median(m.per_core / b.per_core for b, m in zip(baselines, mains, strict=True))
+        runs = [baseline, main_run]
+        for label in ("small", "large"):
             print(f"running eventpipe ingest on {sizes[label]:,} events ...", file=sys.stderr)
             runs.append(eventpipe_ingest(files[label], sizes[label], work, f"eventpipe {sizes[label]:,}"))
 
+    main_run.name = f"eventpipe {sizes['main']:,}"
     print()
     print(f"{'chain':<26}{'events':>11}{'events/s/core':>15}{'events/s wall':>15}{'x baseline':>12}{'peak MiB':>10}")
     for run in runs:
-        ratio = run.per_core / baseline.per_core
+        ratio = main_ratio if run is main_run else run.per_core / baseline.per_core
         print(
             f"{run.name:<26}{run.events:>11,}{run.per_core:>15,.0f}{run.per_wall:>15,.0f}"
             f"{ratio:>12,.1f}{run.peak_mib:>10,.0f}"
@@ -114,6 +130,10 @@ def main() -> None:
         f"{small.peak_mib:,.0f} MiB (x{large.peak_mib / small.peak_mib:.2f})"
     )
     print("events/s/core = events / (user + system CPU seconds of the process); the chain is single-threaded.")
+    print(
+        f"{args.repeat} alternating runs: baseline {', '.join(f'{r.per_core:,.0f}' for r in baselines)}; "
+        f"eventpipe {', '.join(f'{r.per_core:,.0f}' for r in mains)} events/s/core"
+    )
 
 
 if __name__ == "__main__":
