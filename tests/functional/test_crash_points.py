@@ -59,6 +59,7 @@ WRITES = [
     ("bucket", "put", 4),  # a staged write
     ("batches", "create", 2),
     ("quarantine", "add", 3),
+    ("segments", "put", 2),  # a curated segment, before the index commits
     ("curated", "put_new", 2),
     ("insights", "apply", 3),
     ("batches", "mark_done", 4),

@@ -11,6 +11,7 @@ import pytest
 
 from eventpipe.adapters.local import (
     Database,
+    FolderBucket,
     SqliteBatchStore,
     SqliteCuratedStore,
     SqliteInsightsStore,
@@ -100,12 +101,14 @@ def test_the_database_is_reopened_with_its_data(tmp_path: Path) -> None:
     # GIVEN a curated event written, and the database closed
     path = tmp_path / "eventpipe.sqlite"
     first = Database(path)
-    SqliteCuratedStore(first).put_new("b1", [(uid(1), "page_view", b"{}")])
+    SqliteCuratedStore(first, FolderBucket(tmp_path / "curated", prefixes=())).put_new(
+        "b1", [(uid(1), "page_view", b"{}")]
+    )
     first.close()
     # WHEN it is opened again
     second = Database(path)
     # THEN the event is there
-    assert SqliteCuratedStore(second).count() == 1
+    assert SqliteCuratedStore(second, FolderBucket(tmp_path / "curated", prefixes=())).count() == 1
     second.close()
 
 
@@ -130,8 +133,8 @@ def test_a_failed_commit_is_rolled_back(db: Database) -> None:
 
 
 @pytest.fixture
-def curated(db: Database) -> SqliteCuratedStore:
-    return SqliteCuratedStore(db)
+def curated(db: Database, tmp_path: Path) -> SqliteCuratedStore:
+    return SqliteCuratedStore(db, FolderBucket(tmp_path / "curated", prefixes=()))
 
 
 def test_put_new_stores_new_events_and_flags_duplicates_of_other_batches(curated: SqliteCuratedStore) -> None:
@@ -203,12 +206,14 @@ def test_count_by_type_get_and_an_empty_store(curated: SqliteCuratedStore) -> No
     assert curated.get(uid(31)) is None
 
 
-def test_put_new_handles_a_batch_larger_than_the_sqlite_variable_limit(db: Database) -> None:
+def test_put_new_handles_a_batch_larger_than_the_sqlite_variable_limit(db: Database, tmp_path: Path) -> None:
     # GIVEN SQLite's limit on bound variables as it is on SQLite before 3.32
     with db.reading() as conn:
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
     # WHEN a batch of 1,000 events is stored
-    flags = SqliteCuratedStore(db).put_new("b1", [(uid(n), "page_view", b"{}") for n in range(1000)])
+    flags = SqliteCuratedStore(db, FolderBucket(tmp_path / "segments", prefixes=())).put_new(
+        "b1", [(uid(n), "page_view", b"{}") for n in range(1000)]
+    )
     # THEN all are new
     assert flags == [True] * 1000
 
@@ -595,3 +600,21 @@ def test_read_window_is_since_inclusive_until_exclusive(insights: SqliteInsights
     empty = insights.read(M + 120, M + 600)
     assert (empty.minutes, empty.funnel) == ([], [0, 0, 0])
     assert insights.read(M, M).minutes == []
+
+
+def test_a_database_of_another_schema_version_is_refused_with_advice(tmp_path: Path) -> None:
+    # GIVEN a database written by another version of eventpipe
+    path = tmp_path / "eventpipe.db"
+    Database(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    # WHEN / THEN opening it says what to do
+    with pytest.raises(StorageError, match=r"another version of eventpipe.*EVENTPIPE_DATA_DIR"):
+        Database(path)
+
+
+def test_a_stored_payload_is_read_back_from_its_segment(curated: SqliteCuratedStore) -> None:
+    curated.put_new("b1", [(uid(1), "page_view", b'{"n":1}'), (uid(2), "purchase", b'{"n":2}')])
+    curated.put_new("b2", [(uid(2), "purchase", b'{"n":"dup"}'), (uid(3), "signup", b'{"n":3}')])
+    assert [curated.get(uid(n)) for n in (1, 2, 3)] == [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+    assert curated.get(uid(4)) is None

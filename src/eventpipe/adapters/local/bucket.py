@@ -16,10 +16,11 @@ PREFIXES = ("incoming/", "raw/", "staged/", "rejected/", "insights/")
 
 
 class FolderBucket:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, prefixes: tuple[str, ...] = PREFIXES) -> None:
         self.root = root
         try:
-            for prefix in PREFIXES:
+            root.mkdir(parents=True, exist_ok=True)
+            for prefix in prefixes:
                 (root / prefix).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot use {root} as the bucket folder: {exc}") from exc
