@@ -77,9 +77,8 @@ class SqliteCuratedStore:
             row = conn.execute("SELECT batch_id, idx FROM curated WHERE event_id = ?", (uuid_key(event_id),)).fetchone()
         if row is None:
             return None
-        batch_id, index = row
-        payloads: list[bytes] = self._segments.get(_segment_key(batch_id)).split(b"\n")
-        return payloads[index]
+        batch_id, index = str(row[0]), int(row[1])
+        return self._segments.get(_segment_key(batch_id)).split(b"\n")[index]
 
 
 def _segment_key(batch_id: str) -> str:
