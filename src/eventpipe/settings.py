@@ -12,7 +12,7 @@
 | EVENTPIPE_PSEUDONYMISE_FIELDS | (none) | comma-separated dotted paths to replace by a keyed HMAC |
 | EVENTPIPE_PSEUDONYM_KEY | (none) | the HMAC key; required with EVENTPIPE_PSEUDONYMISE_FIELDS |
 | EVENTPIPE_CURRENCY_RATES | bundled | JSON file `{"base": "EUR", "rates": {"USD": 1.08}}` |
-| EVENTPIPE_SQLITE_CACHE_MIB | 8 | local runtime: SQLite page cache; more is faster on large stores, costs memory |
+| EVENTPIPE_SQLITE_CACHE_MIB | 4 | local runtime: SQLite page cache; more is faster on large stores, costs memory |
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Settings:
     schema_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
-    sqlite_cache_mib: int = 8
+    sqlite_cache_mib: int = 4
 
     @property
     def schema_dirs(self) -> tuple[Path, ...]:

@@ -197,7 +197,7 @@ def test_the_batch_size_is_capped() -> None:
 
 
 def test_the_sqlite_cache_is_read_and_checked() -> None:
-    assert Settings.from_env({}).sqlite_cache_mib == 8
+    assert Settings.from_env({}).sqlite_cache_mib == 4
     assert Settings.from_env({"EVENTPIPE_SQLITE_CACHE_MIB": "32"}).sqlite_cache_mib == 32
     with pytest.raises(ConfigError, match="EVENTPIPE_SQLITE_CACHE_MIB"):
         Settings.from_env({"EVENTPIPE_SQLITE_CACHE_MIB": "0"})

@@ -79,7 +79,7 @@ class Database:
     (EVENTPIPE_SQLITE_CACHE_MIB trades memory for speed on large stores).
     """
 
-    def __init__(self, path: Path, *, cache_mib: int = 8) -> None:
+    def __init__(self, path: Path, *, cache_mib: int = 4) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
