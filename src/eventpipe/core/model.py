@@ -70,7 +70,7 @@ class BatchStatus(StrEnum):
 
 @dataclass(slots=True)
 class BatchRecord:
-    """What `GET /batches/{id}` answers; counts are filled in as the workflow runs."""
+    """A batch's progress and outcome; counts are filled in as the workflow runs."""
 
     batch_id: str
     raw_key: str
@@ -83,15 +83,3 @@ class BatchRecord:
     rejected: int = 0
     rejected_by_code: dict[str, int] = field(default_factory=dict)
     error: str | None = None
-    rejections: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "batch_id": self.batch_id,
-            "status": str(self.status),
-            "received": self.received,
-            "curated": self.curated,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "rejections": self.rejections,
-        }
