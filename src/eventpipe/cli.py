@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 PROGRESS_EVERY_S = 5.0
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_EARLIEST_MS = 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,7 +166,7 @@ def _parse_time(text: str, now_ms: int) -> int:
         moment = now_ms - int(relative.group(1)) * _UNIT_MS[relative.group(2)] if relative else parse_iso_ms(text)
     except ValueError:
         raise InputError(f"{text!r} is neither an RFC 3339 time with offset nor a span such as 30m") from None
-    if not _EARLIEST_MS <= moment <= now_ms + _UNIT_MS["d"] * 366:
+    if not 0 <= moment <= now_ms + _UNIT_MS["d"] * 366:
         raise InputError(f"{text!r} is out of range (1970 to a year from now)")
     return moment
 

@@ -71,3 +71,8 @@ def raw_key(batch_id: str) -> str:
 
 def staged_key(batch_id: str) -> str:
     return f"{STAGED_PREFIX}{batch_id}.ndjson"
+
+
+def batch_id_of_staged(key: str) -> str:
+    """The inverse of `staged_key`."""
+    return key.removeprefix(STAGED_PREFIX).removesuffix(".ndjson")

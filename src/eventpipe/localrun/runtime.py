@@ -17,7 +17,7 @@ from eventpipe.core.enrich import build_enrichers
 from eventpipe.core.errors import ExecutionFailedError
 from eventpipe.core.ingest import Ingestor
 from eventpipe.core.model import BatchStatus
-from eventpipe.core.rawbatch import STAGED_PREFIX
+from eventpipe.core.rawbatch import STAGED_PREFIX, batch_id_of_staged
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.steps import PipelineSteps
 from eventpipe.core.timeutil import SystemClock
@@ -83,7 +83,7 @@ class LocalRuntime:
     def _sweep_staged(self) -> None:
         """Drop staged objects of done batches (a crash between marking done and deleting leaves them)."""
         for key in self.bucket.keys(STAGED_PREFIX):
-            record = self.batches.get(key.removeprefix(STAGED_PREFIX).removesuffix(".ndjson"))
+            record = self.batches.get(batch_id_of_staged(key))
             if record is not None and record.status is BatchStatus.DONE:
                 self.bucket.delete(key)
 
