@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   := .eventpipe/demo.ndjson
 
 .PHONY: run test lint typecheck pytest bench clean
+.PHONY: asl
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +36,14 @@ typecheck: $(VENV)/.installed-dev
 pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+asl: node_modules/.installed
+	npx --no-install asl-validator --json-path src/eventpipe/workflow/pipeline.asl.json
+
+test: lint typecheck pytest asl
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/validators.py

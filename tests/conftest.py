@@ -12,6 +12,7 @@ import pytest
 from eventpipe.core.model import Limits
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.settings import Settings
+from tests.aws.conftest import aws, dynamodb, s3  # noqa: F401  (the AWS fixtures, for tests/test_lambda_pipeline.py)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

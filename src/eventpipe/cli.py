@@ -172,18 +172,14 @@ def _parse_time(text: str, now_ms: int) -> int:
 
 
 def _insights(args: argparse.Namespace) -> int:
-    from eventpipe.core.insights import build_insights
-    from eventpipe.core.timeutil import minute_of
+    from eventpipe.core.insights import insights_document
 
     runtime = _runtime()
     now_ms = runtime.clock.now_ms()
     until_ms = _parse_time(args.until, now_ms) if args.until else now_ms
     since_ms = _parse_time(args.since or "60m", now_ms)
-    # Whole minutes: the one that holds `until` is included.
-    rows = runtime.insights.read(minute_of(since_ms), minute_of(until_ms) + 60)
-    document = build_insights(
-        rows, since_ms=since_ms, until_ms=until_ms, currency=runtime.settings.enrichment.base_currency
-    )
+    currency = runtime.settings.enrichment.base_currency
+    document = insights_document(runtime.insights, since_ms=since_ms, until_ms=until_ms, currency=currency)
     if args.json:
         print(orjson.dumps(document).decode())
     else:

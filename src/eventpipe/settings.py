@@ -13,6 +13,16 @@
 | EVENTPIPE_PSEUDONYM_KEY | (none) | the HMAC key; required with EVENTPIPE_PSEUDONYMISE_FIELDS |
 | EVENTPIPE_CURRENCY_RATES | bundled | JSON file `{"base": "EUR", "rates": {"USD": 1.08}}` |
 | EVENTPIPE_SQLITE_CACHE_MIB | 4 | local runtime: SQLite page cache; more is faster on large stores, costs memory |
+
+In AWS (the Lambda functions), also:
+
+| variable | meaning |
+| --- | --- |
+| EVENTPIPE_BUCKET | the raw bucket (`incoming/`, `raw/`, `staged/`, `insights/`) |
+| EVENTPIPE_CURATED_TABLE | DynamoDB table of curated events |
+| EVENTPIPE_STATE_TABLE | DynamoDB table of batch records and the quarantine |
+| EVENTPIPE_INSIGHTS_TABLE | DynamoDB table of per-minute insights |
+| EVENTPIPE_STATE_MACHINE_ARN | the workflow that ingest starts (only the ingest function needs it) |
 """
 
 from __future__ import annotations
@@ -97,3 +107,30 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+@dataclass(frozen=True)
+class AwsResources:
+    """The names of the AWS resources the Lambda functions use; the templates set them."""
+
+    bucket: str
+    curated_table: str
+    state_table: str
+    insights_table: str
+    state_machine_arn: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> AwsResources:
+        names = {
+            "bucket": "EVENTPIPE_BUCKET",
+            "curated_table": "EVENTPIPE_CURATED_TABLE",
+            "state_table": "EVENTPIPE_STATE_TABLE",
+            "insights_table": "EVENTPIPE_INSIGHTS_TABLE",
+        }
+        missing = [variable for variable in names.values() if not environ.get(variable)]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)} not set: the Lambda functions need every AWS resource named")
+        return cls(
+            **{field_name: environ[variable] for field_name, variable in names.items()},
+            state_machine_arn=environ.get("EVENTPIPE_STATE_MACHINE_ARN") or None,
+        )

@@ -23,6 +23,10 @@ class StorageError(EventpipeError):
     """A store or bucket failed; the step that met it may be retried."""
 
 
+class ObjectNotFoundError(StorageError):
+    """The bucket has no object under that key (or that version); retrying will not bring it back."""
+
+
 class BatchNotFoundError(EventpipeError):
     """The batch id is unknown."""
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from eventpipe.core.errors import InputError
 from eventpipe.core.model import BatchRecord, BatchStatus, Limits, Reason, ReasonCode
 from eventpipe.core.rawbatch import RawBatch, raw_key
+from eventpipe.core.requests import shape_reasons
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -90,6 +92,18 @@ class Ingestor:
             yield self.submit(self._raw_batch(batch_id_for(number), source, chunk))
             number += 1
 
+    def submit_request(
+        self, lines: list[Line], *, source: str, batch_id: str
+    ) -> tuple[BatchRecord, list[dict[str, Any]]]:
+        """Store and start one request's events as one batch; also return the events refused for their shape.
+
+        Raises `InputError`, storing nothing, when not one event of the request is JSON.
+        """
+        raw = self._raw_batch(batch_id, source, lines, check_shape=True)
+        if not raw.events and all(r["reasons"][0]["code"] == ReasonCode.MALFORMED_JSON for r in raw.refused):
+            raise InputError("the body holds no JSON event")
+        return self.submit(raw), raw.refused
+
     def submit(self, raw: RawBatch) -> BatchRecord:
         """Store one cut batch, unless it is stored already, and start its workflow.
 
@@ -103,14 +117,19 @@ class Ingestor:
         self._starter.start(raw.batch_id, raw_key(raw.batch_id))
         return self._batches.get(raw.batch_id) or record
 
-    def _raw_batch(self, batch_id: str, source: str, chunk: list[Line]) -> RawBatch:
+    def _raw_batch(self, batch_id: str, source: str, chunk: list[Line], *, check_shape: bool = False) -> RawBatch:
         raw = RawBatch(batch_id=batch_id, source=source, received_at_ms=self._clock.now_ms())
         for line in chunk:
             if line.data is None:
                 raw.refused.append(refusal(line.position, line.prefix, self._limits.max_event_bytes))
-            else:
-                raw.events.append(line.data)
-                raw.positions.append(line.position)
+                continue
+            if check_shape:
+                event, reasons = shape_reasons(line.data)
+                if reasons:
+                    raw.refused.append(_shape_refusal(line.position, line.data, event, reasons))
+                    continue
+            raw.events.append(line.data)
+            raw.positions.append(line.position)
         return raw
 
     def _store(self, raw: RawBatch) -> BatchRecord:
@@ -146,3 +165,16 @@ def refusal(position: int, prefix: bytes, limit: int) -> dict[str, Any]:
         "raw": prefix.decode("utf-8", "backslashreplace"),
         "reasons": [reason.as_dict()],
     }
+
+
+def _shape_refusal(position: int, data: bytes, event: Any, reasons: list[Reason]) -> dict[str, Any]:
+    """The header entry for an event refused at ingest for its shape; it keeps the whole text."""
+    event_id = event.get("event_id") if isinstance(event, dict) else None
+    entry = {
+        "index": position,
+        "raw": data.decode("utf-8", "backslashreplace"),
+        "reasons": [r.as_dict() for r in reasons],
+    }
+    if isinstance(event_id, str):
+        entry["event_id"] = event_id
+    return entry

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasketches
 
 from eventpipe.core.aggregate import FUNNEL_STEPS, HLL_LG_K
 from eventpipe.core.histogram import quantile
-from eventpipe.core.timeutil import seconds_iso
+from eventpipe.core.timeutil import minute_of, seconds_iso
+
+if TYPE_CHECKING:
+    from eventpipe.core.ports import InsightsStore
 
 
 @dataclass(slots=True)
@@ -28,6 +31,12 @@ class MinuteRow:
 class InsightsRows:
     minutes: list[MinuteRow]
     funnel: list[int]  # sessions that reached each of FUNNEL_STEPS in the window
+
+
+def insights_document(store: InsightsStore, *, since_ms: int, until_ms: int, currency: str) -> dict[str, Any]:
+    """Read the window's rows and build its document; the minute that holds `until` is included."""
+    rows = store.read(minute_of(since_ms), minute_of(until_ms) + 60)
+    return build_insights(rows, since_ms=since_ms, until_ms=until_ms, currency=currency)
 
 
 def build_insights(rows: InsightsRows, *, since_ms: int, until_ms: int, currency: str) -> dict[str, Any]:

@@ -66,7 +66,9 @@ class PipelineSteps:
         raw = RawBatch.decode(self.bucket.get(state["raw_key"]))
         received_at = to_iso(raw.received_at_ms)
         rejections = [
-            Rejection(batch_id, r["index"], "ingest", tuple(Reason(**x) for x in r["reasons"]), r["raw"])
+            Rejection(
+                batch_id, r["index"], "ingest", tuple(Reason(**x) for x in r["reasons"]), r["raw"], r.get("event_id")
+            )
             for r in raw.refused
         ]
         keys = [(str(b), int(i)) for b, i in raw.origins] or [(batch_id, p) for p in raw.positions]

@@ -1,0 +1,126 @@
+"""Curated events in DynamoDB: one item per event, keyed by its event id in lower case.
+
+Each event is written by its own conditional PutItem, `attribute_not_exists(event_id) OR
+batch_id = :b`. The condition makes the new-or-duplicate answer exact: when two batches carry the
+same event at the same time, exactly one put succeeds and the other gets
+ConditionalCheckFailedException, which is the "duplicate" answer. BatchWriteItem is not used:
+it cannot carry a condition, so it could not tell which events were new when two batches write
+the same event concurrently (a read before the write would race). The `batch_id = :b` half makes
+the put retry-safe: a retried step (or a botocore retry of a put that did land) rewrites its own
+item and counts the event as new again, as the `CuratedStore` port asks.
+
+One put per event is one round trip per event, so the puts run on a thread pool (boto3 clients
+are thread-safe). Throttling is retried per item with the backoff; anything else, or throttling
+that outlasts the backoff, raises `StorageError` so that the step fails and Step Functions retries
+it: an event is never dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from eventpipe.adapters.aws.clients import make_client
+from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
+from eventpipe.adapters.aws.retry import Backoff
+from eventpipe.core.errors import StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+_NEW_OR_OURS = "attribute_not_exists(event_id) OR batch_id = :b"
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+_DEFAULT_BACKOFF = Backoff()
+
+
+class DynamoCuratedStore:
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient | None = None,
+        *,
+        backoff: Backoff = _DEFAULT_BACKOFF,
+        max_workers: int = 8,
+    ) -> None:
+        """`max_workers=1` runs the puts inline, in call order (for botocore's Stubber, which answers in order)."""
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        self._table = table_name
+        self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
+        self._backoff = backoff
+        self._max_workers = max_workers
+
+    def put_new(self, batch_id: str, events: Sequence[tuple[str, str, bytes]]) -> list[bool]:
+        # The same id twice in one batch is new once, at its first position (as in the SQLite store);
+        # only first positions are put, so a retry of the batch answers the same. Ids are UUIDs, whose
+        # upper- and lower-case spellings are the same event.
+        first: dict[str, int] = {}
+        for position, (event_id, _, _) in enumerate(events):
+            first.setdefault(event_id.lower(), position)
+        positions = list(first.values())
+
+        def put(position: int) -> bool:
+            event_id, event_type, payload = events[position]
+            return self._put(batch_id, event_id.lower(), event_type, payload)
+
+        if self._max_workers == 1 or len(positions) <= 1:
+            results = [put(position) for position in positions]
+        else:
+            pool = ThreadPoolExecutor(max_workers=min(self._max_workers, len(positions)))
+            try:
+                results = list(pool.map(put, positions))
+            finally:
+                # After a failure, skip the puts not yet started: the whole step is retried anyway.
+                pool.shutdown(wait=True, cancel_futures=True)
+        flags = [False] * len(events)
+        for position, is_new in zip(positions, results, strict=True):
+            flags[position] = is_new
+        return flags
+
+    def _put(self, batch_id: str, event_id: str, event_type: str, payload: bytes) -> bool:
+        """True when stored (now or by this batch before); False when another batch stored it."""
+        item: dict[str, AttributeValueTypeDef] = {
+            "event_id": {"S": event_id},
+            "batch_id": {"S": batch_id},
+            "event_type": {"S": event_type},
+            "payload": {"S": payload.decode("utf-8")},
+        }
+        action = f"cannot put event {event_id} into {self._table}"
+        throttled: BaseException | None = None
+        for _ in self._backoff.waits():
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression=_NEW_OR_OURS,
+                    ExpressionAttributeValues={":b": {"S": batch_id}},
+                )
+            except AWS_ERRORS as exc:
+                if error_code(exc) == _CONDITION_FAILED:
+                    return False
+                if not is_throttling(exc):
+                    raise storage_error(exc, action) from exc
+                throttled = exc
+                continue
+            return True
+        raise StorageError(f"{action}: still throttled after {self._backoff.attempts} tries") from throttled
+
+    def count(self) -> int:
+        """Every stored event, by a full Scan: for tests and small tables, not for a production path."""
+        pages = self._client.get_paginator("scan").paginate(TableName=self._table, Select="COUNT")
+        try:
+            return sum(page["Count"] for page in pages)
+        except AWS_ERRORS as exc:
+            raise storage_error(exc, f"cannot count {self._table}") from exc
+
+    def count_by_type(self) -> dict[str, int]:
+        """Stored events per type, by a full Scan: for tests and small tables, not for a production path."""
+        pages = self._client.get_paginator("scan").paginate(TableName=self._table, ProjectionExpression="event_type")
+        try:
+            return dict(Counter(item["event_type"]["S"] for page in pages for item in page["Items"]))
+        except AWS_ERRORS as exc:
+            raise storage_error(exc, f"cannot count {self._table}") from exc

@@ -1,0 +1,342 @@
+"""Batch records and quarantined events in DynamoDB's state table.
+
+Both live in the batch's partition, `pk = batch#<batch_id>`: the record at `sk = batch`, each
+rejection at `sk = rej#<index, zero-padded to 10 digits>`, so one Query returns a batch's
+rejections in index order. A record carries `open = "1"` until it is done; the sparse
+`unfinished` index (`open`, `received_at_ms`) therefore holds exactly the pending and failed
+batches, oldest first, and recovery finds them without a Scan.
+
+Every call retries throttling with the backoff (on top of botocore's own few retries); any other
+vendor error, or throttling that outlasts the backoff, becomes `StorageError` here.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from itertools import islice
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+from botocore.exceptions import ClientError
+
+from eventpipe.adapters.aws.clients import make_client
+from eventpipe.adapters.aws.dynamodb_batch import BATCH_WRITE_MAX, batch_put
+from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
+from eventpipe.adapters.aws.retry import Backoff
+from eventpipe.adapters.aws.tables import UNFINISHED_INDEX
+from eventpipe.core.errors import StorageError
+from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryOutputTypeDef, ScanOutputTypeDef
+
+    Item = dict[str, AttributeValueTypeDef]
+
+_T = TypeVar("_T")
+
+BATCH_SK = "batch"
+REJECTION_PREFIX = "rej#"
+OPEN = "1"  # the `unfinished` index's only key value: every unfinished batch shares one partition
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+_DEFAULT_BACKOFF = Backoff()
+
+
+def batch_pk(batch_id: str) -> str:
+    return f"batch#{batch_id}"
+
+
+def rejection_sk(index: int) -> str:
+    return f"{REJECTION_PREFIX}{index:010d}"  # zero-padded, so the sort key orders by index
+
+
+def _attempt(backoff: Backoff, action: str, call: Callable[[], _T]) -> _T:
+    """`call()` with throttling retried.
+
+    A failed condition comes out as the ClientError (for `_conditional`); anything else as `StorageError`.
+    """
+    throttled: BaseException | None = None
+    for _ in backoff.waits():
+        try:
+            return call()
+        except AWS_ERRORS as exc:
+            if error_code(exc) == _CONDITION_FAILED:
+                raise
+            if not is_throttling(exc):
+                raise storage_error(exc, action) from exc
+            throttled = exc
+    raise StorageError(f"{action}: still throttled after {backoff.attempts} tries") from throttled
+
+
+def _conditional(backoff: Backoff, action: str, call: Callable[[], object]) -> bool:
+    """Run a conditional write: False when its condition failed (and nothing changed)."""
+    try:
+        _attempt(backoff, action, call)
+    except ClientError:  # `_attempt` lets only a failed condition through
+        return False
+    return True
+
+
+def _items(
+    backoff: Backoff, action: str, call: Callable[[dict[str, Any]], QueryOutputTypeDef | ScanOutputTypeDef]
+) -> Iterator[Item]:
+    """The items of every page of a Query or Scan; `call(paging)` passes `paging` on as keyword arguments."""
+    paging: dict[str, Any] = {}
+    while True:
+        page = _attempt(backoff, action, partial(call, paging))
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        paging = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def _batch_delete(client: DynamoDBClient, table: str, keys: Sequence[Item], backoff: Backoff) -> None:
+    """Delete every key with BatchWriteItem, retrying throttling and `UnprocessedItems` with `backoff`.
+
+    `dynamodb_batch.batch_put` does the same for puts; a delete, too, is harmless to repeat.
+    """
+    action = f"cannot delete from {table}"
+    for start in range(0, len(keys), BATCH_WRITE_MAX):
+        pending: Any = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + BATCH_WRITE_MAX]]
+        for _ in backoff.waits():
+            try:
+                answer = client.batch_write_item(RequestItems={table: pending})
+            except AWS_ERRORS as exc:
+                if not is_throttling(exc):
+                    raise storage_error(exc, action) from exc
+                continue
+            pending = answer.get("UnprocessedItems", {}).get(table, [])
+            if not pending:
+                break
+        else:
+            raise StorageError(f"{action}: {len(pending)} items still unprocessed after {backoff.attempts} tries")
+
+
+class DynamoBatchStore:
+    def __init__(
+        self, table_name: str, client: DynamoDBClient | None = None, *, backoff: Backoff = _DEFAULT_BACKOFF
+    ) -> None:
+        self._table = table_name
+        self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
+        self._backoff = backoff
+
+    def create(self, record: BatchRecord) -> bool:
+        return _conditional(
+            self._backoff,
+            f"cannot create batch {record.batch_id} in {self._table}",
+            lambda: self._client.put_item(
+                TableName=self._table, Item=_record_item(record), ConditionExpression="attribute_not_exists(pk)"
+            ),
+        )
+
+    def get(self, batch_id: str) -> BatchRecord | None:
+        answer = _attempt(
+            self._backoff,
+            f"cannot read batch {batch_id} from {self._table}",
+            lambda: self._client.get_item(TableName=self._table, Key=self._key(batch_id), ConsistentRead=True),
+        )
+        return _record(answer["Item"]) if "Item" in answer else None
+
+    def mark_done(self, batch_id: str, curated: int, duplicates: int, rejected: dict[str, int]) -> None:
+        # Removing `open` takes the record out of the sparse `unfinished` index. An unknown batch
+        # fails the condition and nothing is written, as with the SQLite store.
+        _conditional(
+            self._backoff,
+            f"cannot mark batch {batch_id} done in {self._table}",
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key=self._key(batch_id),
+                UpdateExpression="SET #status = :done, curated = :curated, duplicates = :duplicates,"
+                " rejected = :rejected, rejected_by_code = :by_code REMOVE #open, #error",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#status": "status", "#open": "open", "#error": "error"},
+                ExpressionAttributeValues={
+                    ":done": {"S": str(BatchStatus.DONE)},
+                    ":curated": _n(curated),
+                    ":duplicates": _n(duplicates),
+                    ":rejected": _n(sum(rejected.values())),
+                    ":by_code": {"M": {code: _n(count) for code, count in rejected.items()}},
+                },
+            ),
+        )
+
+    def mark_failed(self, batch_id: str, error: str) -> None:
+        # A late failure of an earlier try never overrides done; `open` stays, so the batch stays unfinished.
+        _conditional(
+            self._backoff,
+            f"cannot mark batch {batch_id} failed in {self._table}",
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key=self._key(batch_id),
+                UpdateExpression="SET #status = :failed, #error = :error",
+                ConditionExpression="attribute_exists(pk) AND #status <> :done",
+                ExpressionAttributeNames={"#status": "status", "#error": "error"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": str(BatchStatus.FAILED)},
+                    ":done": {"S": str(BatchStatus.DONE)},
+                    ":error": {"S": error},
+                },
+            ),
+        )
+
+    def unfinished(self) -> list[BatchRecord]:
+        """Pending and failed batches, oldest first.
+
+        A global secondary index is eventually consistent: a batch created or finished a moment
+        ago may be missing or still listed, so a caller should re-read a record (`get`) before acting.
+        """
+        items = _items(
+            self._backoff,
+            f"cannot list unfinished batches in {self._table}",
+            lambda paging: self._client.query(
+                TableName=self._table,
+                IndexName=UNFINISHED_INDEX,
+                KeyConditionExpression="#open = :open",
+                ExpressionAttributeNames={"#open": "open"},
+                ExpressionAttributeValues={":open": {"S": OPEN}},
+                ScanIndexForward=True,  # ascending received_at_ms: oldest first
+                **paging,
+            ),
+        )
+        return [_record(item) for item in items]
+
+    @staticmethod
+    def _key(batch_id: str) -> Item:
+        return {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": BATCH_SK}}
+
+
+class DynamoQuarantine:
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient | None = None,
+        *,
+        backoff: Backoff = _DEFAULT_BACKOFF,
+        page_size: int = 1000,
+    ) -> None:
+        """`page_size` is the Scan's `Limit` in `iter_all`: items read per request, before the filter."""
+        self._table = table_name
+        self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
+        self._backoff = backoff
+        self._page_size = page_size
+
+    def add(self, rejections: Sequence[Rejection]) -> None:
+        # A put replaces the whole record. One BatchWriteItem may not name a key twice, so the
+        # last rejection of a (batch, index) is the one written, as a sequence of upserts would leave it.
+        latest = {(r.batch_id, r.index): _rejection_item(r) for r in rejections}
+        batch_put(self._client, self._table, list(latest.values()), self._backoff)
+
+    def for_batch(self, batch_id: str) -> list[Rejection]:
+        items = _items(
+            self._backoff,
+            f"cannot read the rejections of batch {batch_id} from {self._table}",
+            lambda paging: self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :rej)",
+                ExpressionAttributeValues={":pk": {"S": batch_pk(batch_id)}, ":rej": {"S": REJECTION_PREFIX}},
+                ConsistentRead=True,
+                **paging,
+            ),
+        )
+        return [_rejection(item) for item in items]
+
+    def iter_all(self, limit: int | None = None) -> Iterator[Rejection]:
+        """Every rejection, by a paginated Scan: for replay, not for a hot path.
+
+        A Scan is not time-ordered: batches come in the table's hash order, so "oldest first" holds
+        per batch only (a batch's records in index order). Records added while iterating may or
+        may not be included.
+        """
+        items = _items(
+            self._backoff,
+            f"cannot scan the rejections in {self._table}",
+            lambda paging: self._client.scan(
+                TableName=self._table,
+                FilterExpression="begins_with(sk, :rej)",
+                ExpressionAttributeValues={":rej": {"S": REJECTION_PREFIX}},
+                Limit=self._page_size,
+                ConsistentRead=True,
+                **paging,
+            ),
+        )
+        # islice stops before asking for another page once `limit` records are out.
+        yield from (_rejection(item) for item in islice(items, limit))
+
+    def remove(self, keys: Sequence[tuple[str, int]]) -> None:
+        # One BatchWriteItem may not name a key twice.
+        unique = dict.fromkeys(keys)
+        _batch_delete(self._client, self._table, [self._key(b, i) for b, i in unique], self._backoff)
+
+    @staticmethod
+    def _key(batch_id: str, index: int) -> Item:
+        return {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": rejection_sk(index)}}
+
+
+def _n(value: int) -> AttributeValueTypeDef:
+    return {"N": str(value)}
+
+
+def _record_item(record: BatchRecord) -> Item:
+    item: Item = {
+        "pk": {"S": batch_pk(record.batch_id)},
+        "sk": {"S": BATCH_SK},
+        "batch_id": {"S": record.batch_id},
+        "raw_key": {"S": record.raw_key},
+        "source": {"S": record.source},
+        "received_at_ms": _n(record.received_at_ms),
+        "received": _n(record.received),
+        "status": {"S": str(record.status)},
+        "curated": _n(record.curated),
+        "duplicates": _n(record.duplicates),
+        "rejected": _n(record.rejected),
+        "rejected_by_code": {"M": {code: _n(count) for code, count in record.rejected_by_code.items()}},
+    }
+    if record.error is not None:
+        item["error"] = {"S": record.error}
+    if record.status is not BatchStatus.DONE:
+        item["open"] = {"S": OPEN}
+    return item
+
+
+def _record(item: Mapping[str, AttributeValueTypeDef]) -> BatchRecord:
+    return BatchRecord(
+        batch_id=item["batch_id"]["S"],
+        raw_key=item["raw_key"]["S"],
+        source=item["source"]["S"],
+        received_at_ms=int(item["received_at_ms"]["N"]),
+        received=int(item["received"]["N"]),
+        status=BatchStatus(item["status"]["S"]),
+        curated=int(item["curated"]["N"]),
+        duplicates=int(item["duplicates"]["N"]),
+        rejected=int(item["rejected"]["N"]),
+        rejected_by_code={code: int(value["N"]) for code, value in item["rejected_by_code"]["M"].items()},
+        error=item["error"]["S"] if "error" in item else None,
+    )
+
+
+def _rejection_item(rejection: Rejection) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": {"S": batch_pk(rejection.batch_id)},
+        "sk": {"S": rejection_sk(rejection.index)},
+        "batch_id": {"S": rejection.batch_id},
+        "index": _n(rejection.index),
+        "stage": {"S": rejection.stage},
+        "reasons": {"S": orjson.dumps([reason.as_dict() for reason in rejection.reasons]).decode()},
+        "raw": {"S": rejection.raw},
+    }
+    if rejection.event_id is not None:
+        item["event_id"] = {"S": rejection.event_id}
+    return item
+
+
+def _rejection(item: Mapping[str, AttributeValueTypeDef]) -> Rejection:
+    return Rejection(
+        batch_id=item["batch_id"]["S"],
+        index=int(item["index"]["N"]),
+        stage=item["stage"]["S"],
+        reasons=tuple(Reason(**reason) for reason in orjson.loads(item["reasons"]["S"])),
+        raw=item["raw"]["S"],
+        event_id=item["event_id"]["S"] if "event_id" in item else None,
+    )

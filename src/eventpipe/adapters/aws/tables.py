@@ -1,0 +1,51 @@
+"""The DynamoDB tables' keys, in one place: the adapters, the tests and the templates follow these.
+
+- curated: one item per curated event, keyed by `event_id`; `batch_id` tells which batch stored it.
+- state: batch records (`pk = batch#<id>`, `sk = batch`) and the quarantine (`pk = batch#<id>`,
+  `sk = rej#<index>`); the sparse `unfinished` index holds only batches not yet done.
+- insights: per-minute counters and sketches, funnel rows and applied-batch markers (see
+  `dynamodb_insights.py` for the key shapes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+UNFINISHED_INDEX = "unfinished"
+TTL_ATTRIBUTE = "expires_at"
+
+
+def _keys(*names: tuple[str, str]) -> dict[str, Any]:
+    roles = ("HASH", "RANGE")
+    return {
+        "KeySchema": [{"AttributeName": n, "KeyType": r} for (n, _), r in zip(names, roles, strict=False)],
+        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in names],
+    }
+
+
+CURATED_TABLE: dict[str, Any] = {**_keys(("event_id", "S")), "BillingMode": "PAY_PER_REQUEST"}
+STATE_TABLE: dict[str, Any] = {
+    **_keys(("pk", "S"), ("sk", "S")),
+    "BillingMode": "PAY_PER_REQUEST",
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": UNFINISHED_INDEX,
+            "KeySchema": [
+                {"AttributeName": "open", "KeyType": "HASH"},
+                {"AttributeName": "received_at_ms", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ],
+}
+STATE_TABLE["AttributeDefinitions"] += [
+    {"AttributeName": "open", "AttributeType": "S"},
+    {"AttributeName": "received_at_ms", "AttributeType": "N"},
+]
+INSIGHTS_TABLE: dict[str, Any] = {**_keys(("pk", "S"), ("sk", "S")), "BillingMode": "PAY_PER_REQUEST"}
+
+
+def create_tables(client: Any, *, curated: str, state: str, insights: str) -> None:
+    """Create the three tables (for tests and local experiments; templates create them in AWS)."""
+    for name, spec in ((curated, CURATED_TABLE), (state, STATE_TABLE), (insights, INSIGHTS_TABLE)):
+        client.create_table(TableName=name, **spec)

@@ -1,0 +1,1 @@
+"""The pipeline wired to AWS: S3, DynamoDB and Step Functions, for the Lambda entry points."""

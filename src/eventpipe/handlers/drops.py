@@ -1,0 +1,101 @@
+"""Files dropped under `incoming/`: read an S3 notification (direct or through EventBridge), stream
+each object into batches and start one workflow per batch.
+
+An object version always cuts into the same batch ids, so a repeated notification finds its batches
+done (or finishes the ones that are not) and counts nothing twice. An object that is gone is
+logged and counted, not retried: retrying cannot bring it back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
+
+from eventpipe.core.errors import InputError, ObjectNotFoundError
+from eventpipe.core.ingest import IngestSummary, source_batch_ids
+from eventpipe.core.readers import iter_lines
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from eventpipe.handlers.services import Services
+
+log = logging.getLogger(__name__)
+INCOMING_PREFIX = "incoming/"
+
+
+@dataclass(frozen=True)
+class ObjectDrop:
+    bucket: str
+    key: str  # URL-decoded
+    version: str | None  # the version id, or the ETag in an unversioned bucket
+
+
+@dataclass
+class DropOutcome:
+    key: str
+    status: str  # "ingested", "missing", "ignored" or "refused"
+    summary: IngestSummary = field(default_factory=IngestSummary)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"key": self.key, "status": self.status, "batches": self.summary.batches}
+        document.update(self.summary.as_dict())
+        if self.error:
+            document["error"] = self.error
+        return document
+
+
+def is_drop_event(event: Mapping[str, Any]) -> bool:
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        return str(records[0].get("eventSource")) == "aws:s3"
+    return event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created"
+
+
+def drops_of(event: Mapping[str, Any]) -> list[ObjectDrop]:
+    """The created objects named by an S3 notification or an EventBridge "Object Created" event."""
+    if "Records" in event:
+        return [  # S3 notifications URL-encode keys (a space as "+"); the EventBridge view below decodes its own
+            ObjectDrop(
+                r.s3.bucket.name, unquote_plus(r.s3.get_object.key), r.s3.get_object.version_id or r.s3.get_object.etag
+            )
+            for r in S3Event(dict(event)).records
+            if r.event_name.startswith("ObjectCreated")
+        ]
+    detail = S3EventBridgeNotificationEvent(dict(event)).detail
+    return [ObjectDrop(detail.bucket.name, detail.object.key, detail.object.version_id or detail.object.etag)]
+
+
+def ingest_drop(drop: ObjectDrop, services: Services) -> DropOutcome:
+    """Stream one object into batches. Only objects of the raw bucket under `incoming/` are read."""
+    if drop.bucket != services.bucket.name or not drop.key.startswith(INCOMING_PREFIX):
+        log.warning("ignored s3://%s/%s: not under %s of the raw bucket", drop.bucket, drop.key, INCOMING_PREFIX)
+        return DropOutcome(drop.key, "ignored")
+    limits = services.settings.limits
+    outcome = DropOutcome(drop.key, "ingested")
+    batch_ids = source_batch_ids(f"s3://{drop.bucket}/{drop.key}#{drop.version}", limits.max_batch_events)
+    try:
+        with services.bucket.open(drop.key, drop.version) as stream:
+            lines = iter_lines(
+                stream,
+                max_event_bytes=limits.max_event_bytes,
+                max_total_bytes=limits.max_file_bytes,
+                max_document_bytes=limits.max_body_bytes,
+            )
+            for record in services.ingestor.ingest(lines, source=f"s3:{drop.key}", batch_id_for=batch_ids):
+                outcome.summary.add(record)
+    except ObjectNotFoundError as exc:
+        log.warning("s3://%s/%s is gone; nothing to ingest: %s", drop.bucket, drop.key, exc)
+        outcome.status, outcome.error = "missing", str(exc)
+    except InputError as exc:  # a gzip bomb, a broken gzip stream: what was read before it stays ingested
+        log.error("s3://%s/%s refused after %d events: %s", drop.bucket, drop.key, outcome.summary.received, exc)
+        outcome.status, outcome.error = "refused", str(exc)
+    else:
+        if outcome.summary.received == 0:
+            log.warning("s3://%s/%s holds no events", drop.bucket, drop.key)
+    return outcome

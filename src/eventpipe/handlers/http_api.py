@@ -1,0 +1,184 @@
+"""The HTTP API (ARCHITECTURE.md section 4) over API Gateway proxy events, version 2.0 and 1.0.
+
+Bad input is answered with a 4xx and a message that says what to change; a failing store with
+503, so clients retry. Nothing a client sends can produce a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, APIGatewayProxyEventV2
+
+from eventpipe.core.errors import InputError, StorageError
+from eventpipe.core.readers import InputTooLargeError
+from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from eventpipe.handlers.services import Services
+
+log = logging.getLogger(__name__)
+DEFAULT_WINDOW_MS = 60 * 60 * 1000
+MAX_WINDOW_MS = 31 * 24 * 60 * 60 * 1000  # a window is read minute by minute: keep its cost bounded
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: Mapping[str, str]  # names in lower case
+    query: Mapping[str, str]
+    body: bytes
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def is_http_event(event: Mapping[str, Any]) -> bool:
+    return "requestContext" in event and ("httpMethod" in event or "rawPath" in event)
+
+
+def handle_http(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
+    """Answer one API Gateway proxy event with a proxy response (`statusCode`, `headers`, `body`)."""
+    try:
+        request = request_of(event)
+        status, document = route(request, services)
+    except HttpError as exc:
+        status, document = exc.status, {"error": exc.code, "message": str(exc)}
+    except StorageError as exc:
+        log.error("storage failed: %s", exc)
+        status, document = 503, {"error": "unavailable", "message": "storage is unavailable; retry later"}
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": orjson.dumps(document).decode(),
+        "isBase64Encoded": False,
+    }
+
+
+def request_of(event: Mapping[str, Any]) -> HttpRequest:
+    """The request in an API Gateway event of either payload version, body decoded."""
+    if event.get("version") == "2.0" or "rawPath" in event:
+        v2 = APIGatewayProxyEventV2(dict(event))
+        method, path, stage = v2.request_context.http.method, v2.raw_path, v2.request_context.stage
+    else:
+        v1 = APIGatewayProxyEvent(dict(event))
+        method, path, stage = v1.http_method, v1.path, "$default"  # a REST API's `path` has no stage
+    if stage != "$default" and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    query = {str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()}
+    return HttpRequest(method.upper(), path, headers, query, _body(event))
+
+
+def _body(event: Mapping[str, Any]) -> bytes:
+    body = event.get("body")
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise HttpError(400, "bad_request", "the event's body must be a string")
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise HttpError(400, "bad_request", "isBase64Encoded is true but the body is not base64") from None
+    return body.encode("utf-8", "surrogatepass")
+
+
+def route(request: HttpRequest, services: Services) -> tuple[int, dict[str, Any]]:
+    parts = request.path.rstrip("/").split("/")
+    if parts == ["", "events"]:
+        _allow(request, "POST")
+        return 202, post_events(request, services)
+    if len(parts) == 3 and parts[1] == "batches" and parts[2]:
+        _allow(request, "GET")
+        return 200, get_batch(parts[2], services)
+    if parts == ["", "insights"]:
+        _allow(request, "GET")
+        return 200, get_insights(request.query, services)
+    if parts == ["", "health"]:
+        _allow(request, "GET")
+        return 200, {"status": "ok"}
+    raise HttpError(404, "not_found", f"no route {request.path}; see ARCHITECTURE.md section 4")
+
+
+def _allow(request: HttpRequest, method: str) -> None:
+    if request.method != method:
+        raise HttpError(405, "method_not_allowed", f"{request.path} answers {method} only")
+
+
+def post_events(request: HttpRequest, services: Services) -> dict[str, Any]:
+    """Store the request as one raw batch and start its workflow: the 202 answer."""
+    limits = services.settings.limits
+    try:
+        lines = request_lines(
+            request.body,
+            content_type=request.headers.get("content-type"),
+            content_encoding=request.headers.get("content-encoding"),
+            limits=limits,
+        )
+        batch_id = new_batch_id(services.clock.now_ms())
+        record, refused = services.ingestor.submit_request(lines, source="http", batch_id=batch_id)
+    except UnsupportedMediaTypeError as exc:
+        raise HttpError(415, "unsupported_media_type", str(exc)) from exc
+    except InputTooLargeError as exc:
+        raise HttpError(413, "too_large", str(exc)) from exc
+    except InputError as exc:
+        raise HttpError(400, "bad_request", str(exc)) from exc
+    return {
+        "batch_id": record.batch_id,
+        "received": record.received,
+        "rejected": len(refused),
+        "errors": [{"index": r["index"], "event_id": r.get("event_id"), "reasons": r["reasons"]} for r in refused],
+    }
+
+
+def new_batch_id(now_ms: int) -> str:
+    """A fresh id per request, time-ordered: `h` + milliseconds (hex) + randomness."""
+    return f"h{now_ms:011x}{uuid.uuid4().hex[:16]}"
+
+
+def get_batch(batch_id: str, services: Services) -> dict[str, Any]:
+    record = services.batches.get(batch_id)
+    if record is None:
+        raise HttpError(404, "not_found", f"no batch {batch_id}")
+    return {
+        "batch_id": record.batch_id,
+        "status": str(record.status),
+        "received": record.received,
+        "curated": record.curated,
+        "duplicates": record.duplicates,
+        "rejected": record.rejected,
+        "rejections": [
+            {"index": r.index, "event_id": r.event_id, "reasons": [x.as_dict() for x in r.reasons]}
+            for r in services.quarantine.for_batch(batch_id)
+        ],
+    }
+
+
+def get_insights(query: Mapping[str, str], services: Services) -> dict[str, Any]:
+    from eventpipe.core.insights import insights_document  # loads the sketches only where insights are read
+    from eventpipe.core.timeutil import parse_iso_ms
+
+    now_ms = services.clock.now_ms()
+    try:
+        until_ms = parse_iso_ms(query["until"]) if query.get("until") else now_ms
+        since_ms = parse_iso_ms(query["since"]) if query.get("since") else until_ms - DEFAULT_WINDOW_MS
+    except ValueError as exc:
+        raise HttpError(400, "bad_request", f"since and until must be RFC 3339 times with an offset: {exc}") from None
+    if not 0 <= until_ms - since_ms <= MAX_WINDOW_MS:
+        raise HttpError(400, "bad_request", "since must be before until, and at most 31 days before it")
+    currency = services.settings.enrichment.base_currency
+    return insights_document(services.insights, since_ms=since_ms, until_ms=until_ms, currency=currency)

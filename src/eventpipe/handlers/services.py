@@ -1,0 +1,46 @@
+"""What the handlers need from a runtime; `AwsRuntime` and `LocalRuntime` both provide it."""
+
+from __future__ import annotations
+
+from typing import IO, TYPE_CHECKING, Protocol
+
+from eventpipe.core.ports import RawBucket
+
+if TYPE_CHECKING:
+    from eventpipe.core.ingest import Ingestor
+    from eventpipe.core.ports import BatchStore, Clock, InsightsStore, Quarantine
+    from eventpipe.core.steps import PipelineSteps
+    from eventpipe.settings import Settings
+
+
+class ReadableBucket(RawBucket, Protocol):
+    name: str
+
+    def open(self, key: str, version_id: str | None = None) -> IO[bytes]:
+        """Stream an object; `ObjectNotFoundError` when it (or that version) is gone."""
+
+
+class Services(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def bucket(self) -> ReadableBucket: ...
+
+    @property
+    def batches(self) -> BatchStore: ...
+
+    @property
+    def quarantine(self) -> Quarantine: ...
+
+    @property
+    def ingestor(self) -> Ingestor: ...
+
+    @property
+    def insights(self) -> InsightsStore: ...
+
+    @property
+    def steps(self) -> PipelineSteps: ...

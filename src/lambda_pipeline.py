@@ -1,0 +1,153 @@
+"""The Lambda entry points the templates name: `lambda_pipeline.ingest`, `lambda_pipeline.validate_enrich`, ...
+
+Each is a few lines over one use-case. Settings and clients are built once per container, at cold
+start; logs are JSON with the batch id as correlation id, metrics go out as CloudWatch EMF.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from eventpipe.awsrun.runtime import AwsRuntime
+from eventpipe.handlers.ingest import handle_ingest
+from eventpipe.settings import AwsResources, Settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+NAMESPACE = "eventpipe"
+EXPORT_WINDOW_MS = 2 * 60 * 60 * 1000  # late events keep changing the last hours' minutes
+
+logger = Logger(service="eventpipe")
+metrics = Metrics(namespace=NAMESPACE, service="eventpipe")
+tracer = Tracer(service="eventpipe")
+copy_config_to_registered_loggers(source_logger=logger)  # the eventpipe.* loggers log JSON too
+runtime = AwsRuntime(Settings.from_env(), AwsResources.from_env())
+
+Event = dict[str, Any]
+
+
+def _count(name: str, value: float, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:
+    """A metric with its own dimensions (e.g. rejections by reason), flushed at once."""
+    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension("service", "eventpipe")
+        for key, dimension in dimensions.items():
+            metric.add_dimension(key, dimension)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def ingest(event: Event, context: LambdaContext) -> Event:
+    """API Gateway requests, S3 / EventBridge object-created notifications and `{"events": [...]}`."""
+    result = handle_ingest(event, runtime)
+    if "statusCode" in result:
+        metrics.add_metric("HttpRequests", MetricUnit.Count, 1)
+        _count("HttpResponses", 1, status=f"{str(result['statusCode'])[0]}xx")
+        if result["statusCode"] == 202:
+            _record_accepted(result["body"])
+    elif "objects" in result:
+        metrics.add_metric("FileDrops", MetricUnit.Count, len(result["objects"]))
+        for outcome in result["objects"]:
+            metrics.add_metric("EventsReceived", MetricUnit.Count, outcome["received"])
+            _count("FileDropOutcomes", 1, status=outcome["status"])
+    else:
+        _record_accepted(result)
+    return result
+
+
+def _record_accepted(accepted: Event | str) -> None:
+    """Log and count an accepted batch, from the 202 document or the HTTP body holding it."""
+    import orjson
+
+    document: Event = orjson.loads(accepted) if isinstance(accepted, str) else accepted
+    logger.set_correlation_id(document["batch_id"])
+    logger.info("batch accepted", extra={"received": document["received"], "refused": document["rejected"]})
+    metrics.add_metric("EventsReceived", MetricUnit.Count, document["received"])
+
+
+def _summary(result: Event) -> Event:
+    """A step's result for the log, without long lists (Persist's indexes of new events)."""
+    return {key: value for key, value in result.items() if not isinstance(value, list)}
+
+
+@logger.inject_lambda_context(correlation_id_path="batch_id", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def validate_enrich(event: Event, context: LambdaContext) -> Event:
+    result = runtime.steps.validate_enrich(event)
+    logger.info("validate enrich", extra={"result": _summary(result)})
+    metrics.add_metric("EventsValid", MetricUnit.Count, result["valid"])
+    for code, count in result["rejected"].items():
+        _count("EventsRejected", count, reason=code)
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path="batch_id", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def persist(event: Event, context: LambdaContext) -> Event:
+    result = runtime.steps.persist(event)
+    logger.info("persist", extra={"result": _summary(result)})
+    metrics.add_metric("EventsCurated", MetricUnit.Count, result["curated"])
+    metrics.add_metric("Duplicates", MetricUnit.Count, result["duplicates"])
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path="batch_id", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def aggregate(event: Event, context: LambdaContext) -> Event:
+    """The analytics step: add the batch's new events to the per-minute insights, once."""
+    result = runtime.steps.aggregate(event)
+    logger.info("aggregate", extra={"result": _summary(result)})
+    metrics.add_metric("InsightsApplied", MetricUnit.Count, int(result["applied"]))
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path="batch_id", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def mark_done(event: Event, context: LambdaContext) -> Event:
+    result = runtime.steps.mark_done(event)
+    logger.info("mark done", extra={"result": _summary(result)})
+    record = runtime.batches.get(event["batch_id"])
+    metrics.add_metric("BatchesDone", MetricUnit.Count, 1)
+    if record is not None:
+        latency = max(0, runtime.clock.now_ms() - record.received_at_ms)
+        metrics.add_metric("BatchLatency", MetricUnit.Milliseconds, latency)
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path="batch_id", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def mark_failed(event: Event, context: LambdaContext) -> Event:
+    logger.error("batch failed", extra={"error": event.get("error")})
+    metrics.add_metric("BatchesFailed", MetricUnit.Count, 1)
+    return runtime.steps.mark_failed(event)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def export_insights(event: Event, context: LambdaContext) -> Event:
+    """Write insights to `insights/dt=.../hour=...` for Athena and QuickSight.
+
+    Scheduled with an empty event it exports the last two hours; `{"since", "until"}` (RFC 3339)
+    exports another window, e.g. to backfill.
+    """
+    from eventpipe.core.export import export_insights as export
+    from eventpipe.core.timeutil import minute_of, parse_iso_ms
+
+    until_ms = parse_iso_ms(event["until"]) if event.get("until") else runtime.clock.now_ms()
+    since_ms = parse_iso_ms(event["since"]) if event.get("since") else until_ms - EXPORT_WINDOW_MS
+    keys = export(
+        runtime.insights, runtime.bucket, since_minute=minute_of(since_ms), until_minute=minute_of(until_ms) + 60
+    )
+    metrics.add_metric("InsightsObjectsExported", MetricUnit.Count, len(keys))
+    return {"keys": keys}

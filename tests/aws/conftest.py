@@ -1,0 +1,51 @@
+"""AWS tests run against moto's in-memory AWS: no network, no account."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from eventpipe.adapters.aws.tables import create_tables
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REGION = "eu-west-1"
+BUCKET = "eventpipe-raw-test"
+CURATED_TABLE = "eventpipe-curated-test"
+STATE_TABLE = "eventpipe-state-test"
+INSIGHTS_TABLE = "eventpipe-insights-test"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh moto AWS with fake credentials, so no test can reach a real account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def dynamodb(aws: None) -> Any:
+    """A DynamoDB client with the three eventpipe tables created."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_tables(client, curated=CURATED_TABLE, state=STATE_TABLE, insights=INSIGHTS_TABLE)
+    return client
+
+
+@pytest.fixture
+def s3(aws: None) -> Any:
+    client = boto3.client("s3", region_name=REGION)
+    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return client

@@ -1,0 +1,115 @@
+"""Run the Lambda entry points under moto as AWS would: Step Functions executions, interpreted locally
+with each Task bound to the Lambda handler its `${...FunctionArn}` names."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import orjson
+
+from eventpipe.core.errors import ExecutionFailedError
+from eventpipe.workflow.bindings import PIPELINE_DEFINITION
+from eventpipe.workflow.interpreter import StateMachine
+from tests.aws.conftest import BUCKET, CURATED_TABLE, INSIGHTS_TABLE, REGION, STATE_TABLE
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import pytest
+
+ACCOUNT = "123456789012"
+# The Task placeholders of pipeline.asl.json and the entry point each one names in the templates.
+TASK_HANDLERS = {
+    "ValidateEnrichFunctionArn": "validate_enrich",
+    "PersistFunctionArn": "persist",
+    "AggregateFunctionArn": "aggregate",
+    "MarkDoneFunctionArn": "mark_done",
+    "MarkFailedFunctionArn": "mark_failed",
+}
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "eventpipe-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:eventpipe-test"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass
+class Pipeline:
+    """The loaded `lambda_pipeline` module with a moto state machine, and the executions it ran."""
+
+    module: ModuleType
+    state_machine_arn: str
+    sfn: Any
+    ran: set[str] = field(default_factory=set)
+    failed: list[str] = field(default_factory=list)  # executions that ended in their Fail state
+    state_sizes: list[int] = field(default_factory=list)  # bytes of every state input and output
+
+    def invoke(self, name: str, event: Any) -> Any:
+        handler = getattr(self.module, name)
+        return handler(event, LambdaContext(function_name=name))
+
+    def drain(self, *, sleep: Any = lambda _seconds: None) -> list[str]:
+        """Run every started execution not run yet, as Step Functions would; return their names."""
+        machine = StateMachine.from_file(
+            PIPELINE_DEFINITION,
+            resources={placeholder: self._task(name) for placeholder, name in TASK_HANDLERS.items()},
+            sleep=sleep,
+        )
+        names = []
+        paginator = self.sfn.get_paginator("list_executions")
+        for page in paginator.paginate(stateMachineArn=self.state_machine_arn):
+            for execution in page["executions"]:
+                if execution["name"] in self.ran:
+                    continue
+                self.ran.add(execution["name"])
+                names.append(execution["name"])
+                described = self.sfn.describe_execution(executionArn=execution["executionArn"])
+                self.state_sizes.append(len(described["input"]))
+                try:
+                    machine.run(orjson.loads(described["input"]), execution_name=execution["name"])
+                except ExecutionFailedError:
+                    self.failed.append(execution["name"])
+        return names
+
+    def _task(self, name: str) -> Any:
+        def call(event: Any) -> Any:
+            self.state_sizes.append(len(orjson.dumps(event)))
+            result = self.invoke(name, event)
+            self.state_sizes.append(len(orjson.dumps(result)))
+            return result
+
+        return call
+
+
+def load_pipeline(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Pipeline:
+    """Create the state machine in moto, set the functions' environment and (re)import the entry module."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    definition = PIPELINE_DEFINITION.read_text()
+    for placeholder, name in TASK_HANDLERS.items():
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:eventpipe-{name}"
+        definition = definition.replace("${" + placeholder + "}", arn)
+    arn = sfn.create_state_machine(
+        name="eventpipe-pipeline", definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/eventpipe-workflow"
+    )["stateMachineArn"]
+    environment = {
+        "EVENTPIPE_BUCKET": BUCKET,
+        "EVENTPIPE_CURATED_TABLE": CURATED_TABLE,
+        "EVENTPIPE_STATE_TABLE": STATE_TABLE,
+        "EVENTPIPE_INSIGHTS_TABLE": INSIGHTS_TABLE,
+        "EVENTPIPE_STATE_MACHINE_ARN": arn,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "eventpipe",
+        **settings,
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    module = importlib.reload(sys.modules["lambda_pipeline"]) if "lambda_pipeline" in sys.modules else None
+    module = module or importlib.import_module("lambda_pipeline")
+    return Pipeline(module, arn, sfn)

@@ -1,0 +1,529 @@
+"""The DynamoDB stores: curated events, batch records and the quarantine.
+
+Behaviour is checked on moto's DynamoDB, the same cases as the SQLite stores; throttling,
+`UnprocessedItems` and service errors, which moto does not produce, on botocore's Stubber.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import orjson
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+
+from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
+from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
+from eventpipe.adapters.aws.retry import NO_WAIT, Backoff
+from eventpipe.core.errors import StorageError
+from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
+from tests.aws.conftest import CURATED_TABLE, REGION, STATE_TABLE
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+M_MS = 1_795_845_600_000  # 2026-11-28T06:00:00Z
+THROTTLED = "ProvisionedThroughputExceededException"
+
+
+def uid(n: int) -> str:
+    return str(uuid.UUID(int=n))
+
+
+# --- DynamoCuratedStore on moto -------------------------------------------------------------------
+
+
+@pytest.fixture
+def curated(dynamodb: Any) -> DynamoCuratedStore:
+    return DynamoCuratedStore(CURATED_TABLE, dynamodb, backoff=NO_WAIT)
+
+
+def stored(dynamodb: Any, event_id: str) -> dict[str, str] | None:
+    """The stored curated item as plain strings, or None."""
+    item = dynamodb.get_item(TableName=CURATED_TABLE, Key={"event_id": {"S": event_id}}).get("Item")
+    return None if item is None else {name: value["S"] for name, value in item.items()}
+
+
+def test_put_new_stores_new_events_and_flags_duplicates_of_other_batches(
+    curated: DynamoCuratedStore, dynamodb: Any
+) -> None:
+    # GIVEN batch b1 with two events
+    assert curated.put_new("b1", [(uid(1), "page_view", b'{"n":1}'), (uid(2), "purchase", b'{"n":"\xc3\xa9"}')]) == [
+        True,
+        True,
+    ]
+    # WHEN batch b2 repeats one of them and adds a new one
+    flags = curated.put_new("b2", [(uid(2), "purchase", b'{"n":"again"}'), (uid(3), "signup", b"{}")])
+    # THEN only the new one is new, and the stored copy of the repeat is the first, its payload as text
+    assert flags == [False, True]
+    assert curated.count() == 3
+    assert stored(dynamodb, uid(2)) == {
+        "event_id": uid(2),
+        "batch_id": "b1",
+        "event_type": "purchase",
+        "payload": '{"n":"é"}',
+    }
+    assert stored(dynamodb, uid(3)) == {"event_id": uid(3), "batch_id": "b2", "event_type": "signup", "payload": "{}"}
+
+
+def test_the_same_id_twice_in_one_batch_is_new_once_and_the_first_wins(
+    curated: DynamoCuratedStore, dynamodb: Any
+) -> None:
+    flags = curated.put_new("b1", [(uid(1), "page_view", b"first"), (uid(2), "page_view", b"x"), (uid(1), "x", b"2")])
+    assert flags == [True, True, False]
+    assert curated.count_by_type() == {"page_view": 2}
+    assert (stored(dynamodb, uid(1)) or {})["payload"] == "first"
+
+
+def test_a_retried_batch_gets_the_same_flags_and_stores_nothing_twice(curated: DynamoCuratedStore) -> None:
+    # GIVEN an event stored by another batch, then a batch with new, duplicate and repeated ids
+    curated.put_new("b0", [(uid(9), "page_view", b"p9")])
+    batch = [
+        (uid(1), "page_view", b"p1"),
+        (uid(9), "page_view", b"p9"),
+        (uid(1), "page_view", b"p1"),
+        (uid(2), "signup", b"p2"),
+    ]
+    first = curated.put_new("b1", batch)
+    # WHEN the same batch is put again (a retried step), twice
+    second = curated.put_new("b1", batch)
+    third = curated.put_new("b1", batch)
+    # THEN every try answers the same, and each event is stored once
+    assert first == [True, False, False, True]
+    assert second == first
+    assert third == first
+    assert curated.count() == 3
+    assert curated.count_by_type() == {"page_view": 2, "signup": 1}
+
+
+def test_upper_and_lower_case_ids_are_the_same_event(curated: DynamoCuratedStore, dynamodb: Any) -> None:
+    # GIVEN an event id in upper case
+    event_id = "7F0C3A4E-1F7E-4B8E-9A55-2E0F6F9D1C11"
+    assert curated.put_new("b1", [(event_id, "page_view", b"upper")]) == [True]
+    # WHEN the lower-case id comes in another batch, or both cases in one batch
+    assert curated.put_new("b2", [(event_id.lower(), "page_view", b"lower")]) == [False]
+    mixed = uid(0xABCDEF)
+    assert curated.put_new("b3", [(mixed.upper(), "signup", b"a"), (mixed, "signup", b"b")]) == [True, False]
+    # THEN each is one event, stored under its lower-case id
+    assert curated.count() == 2
+    assert (stored(dynamodb, event_id.lower()) or {})["payload"] == "upper"
+    assert (stored(dynamodb, mixed) or {})["payload"] == "a"
+
+
+def test_an_empty_store_and_an_empty_batch(curated: DynamoCuratedStore) -> None:
+    assert curated.count() == 0
+    assert curated.count_by_type() == {}
+    assert curated.put_new("b0", []) == []
+
+
+def test_a_thousand_events_in_one_call_get_their_own_flags(curated: DynamoCuratedStore) -> None:
+    # GIVEN every third event of the batch stored already by another batch
+    curated.put_new("b0", [(uid(n), "signup", b"{}") for n in range(0, 1000, 3)])
+    # WHEN a batch of 1,000 events (many times a thread's share) is put
+    flags = curated.put_new("b1", [(uid(n), ("page_view", "purchase")[n % 2], b"{}") for n in range(1000)])
+    # THEN each flag is at its event's position, whichever thread wrote it
+    assert flags == [n % 3 != 0 for n in range(1000)]
+    assert curated.count() == 1000
+    assert sum(curated.count_by_type().values()) == 1000
+
+
+# --- DynamoBatchStore on moto ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def batches(dynamodb: Any) -> DynamoBatchStore:
+    return DynamoBatchStore(STATE_TABLE, dynamodb, backoff=NO_WAIT)
+
+
+def pending(batch_id: str, received_at_ms: int = M_MS, received: int = 10) -> BatchRecord:
+    return BatchRecord(batch_id, f"raw/{batch_id}.ndjson", "test", received_at_ms, received)
+
+
+def raw_record(dynamodb: Any, batch_id: str) -> dict[str, Any]:
+    key = {"pk": {"S": f"batch#{batch_id}"}, "sk": {"S": "batch"}}
+    item: dict[str, Any] = dynamodb.get_item(TableName=STATE_TABLE, Key=key).get("Item", {})
+    return item
+
+
+def test_create_then_get_returns_a_pending_record(batches: DynamoBatchStore) -> None:
+    assert batches.create(pending("b1")) is True
+    assert batches.get("b1") == BatchRecord("b1", "raw/b1.ndjson", "test", M_MS, 10, BatchStatus.PENDING)
+    assert batches.get("unknown") is None
+
+
+def test_a_second_create_returns_false_and_changes_nothing(batches: DynamoBatchStore) -> None:
+    # GIVEN a batch that was created and marked done
+    batches.create(pending("b1"))
+    batches.mark_done("b1", 7, 1, {"schema_violation": 2})
+    before = batches.get("b1")
+    # WHEN it is created again with other values
+    again = BatchRecord("b1", "raw/other", "other", M_MS + 5, 99)
+    # THEN create says no and the record is unchanged
+    assert batches.create(again) is False
+    assert batches.get("b1") == before
+
+
+def test_mark_done_records_the_counts_and_leaves_the_unfinished_index(batches: DynamoBatchStore, dynamodb: Any) -> None:
+    # GIVEN a pending batch, which carries the `open` key of the sparse index
+    batches.create(pending("b1"))
+    assert raw_record(dynamodb, "b1")["open"] == {"S": "1"}
+    # WHEN it is marked done
+    batches.mark_done("b1", 6, 1, {"schema_violation": 2, "malformed_json": 1})
+    # THEN it has its counts, no `open` attribute, and is not unfinished
+    record = batches.get("b1")
+    assert record is not None
+    assert record.status is BatchStatus.DONE
+    assert (record.curated, record.duplicates, record.rejected) == (6, 1, 3)
+    assert record.rejected_by_code == {"schema_violation": 2, "malformed_json": 1}
+    assert record.error is None
+    assert "open" not in raw_record(dynamodb, "b1")
+    assert batches.unfinished() == []
+
+
+def test_mark_failed_records_the_error_stays_unfinished_and_mark_done_clears_it(batches: DynamoBatchStore) -> None:
+    # GIVEN a failed batch
+    batches.create(pending("b1"))
+    batches.mark_failed("b1", "StorageError: throttled")
+    failed = batches.get("b1")
+    assert failed is not None
+    assert (failed.status, failed.error) == (BatchStatus.FAILED, "StorageError: throttled")
+    assert [r.batch_id for r in batches.unfinished()] == ["b1"]
+    # WHEN a replay finishes it
+    batches.mark_done("b1", 10, 0, {})
+    # THEN it is done, without the error, and no longer unfinished
+    done = batches.get("b1")
+    assert done is not None
+    assert (done.status, done.error, done.curated, done.rejected_by_code) == (BatchStatus.DONE, None, 10, {})
+    assert batches.unfinished() == []
+
+
+def test_mark_failed_never_overrides_done(batches: DynamoBatchStore) -> None:
+    # GIVEN a done batch
+    batches.create(pending("b1"))
+    batches.mark_done("b1", 10, 0, {})
+    # WHEN a late failure of an earlier try arrives
+    batches.mark_failed("b1", "States.Timeout: late")
+    # THEN it stays done
+    record = batches.get("b1")
+    assert record is not None
+    assert (record.status, record.error, record.curated) == (BatchStatus.DONE, None, 10)
+    assert batches.unfinished() == []
+
+
+def test_marking_an_unknown_batch_writes_nothing(batches: DynamoBatchStore) -> None:
+    batches.mark_done("ghost", 1, 0, {})
+    batches.mark_failed("ghost", "boom")
+    assert batches.get("ghost") is None
+    assert batches.unfinished() == []
+
+
+def test_unfinished_lists_pending_and_failed_oldest_first(batches: DynamoBatchStore) -> None:
+    # GIVEN batches created out of time order, some finished
+    for batch_id, at in [("late", M_MS + 300), ("done", M_MS), ("early", M_MS - 100), ("failed", M_MS + 100)]:
+        batches.create(pending(batch_id, at))
+    batches.mark_done("done", 1, 0, {})
+    batches.mark_failed("failed", "boom")
+    # THEN unfinished holds the pending and failed ones, by received time
+    unfinished = batches.unfinished()
+    assert [(r.batch_id, r.status) for r in unfinished] == [
+        ("early", BatchStatus.PENDING),
+        ("failed", BatchStatus.FAILED),
+        ("late", BatchStatus.PENDING),
+    ]
+    assert unfinished[1].error == "boom"
+    # AND once all are done, nothing is unfinished
+    for record in unfinished:
+        batches.mark_done(record.batch_id, 0, 0, {})
+    assert batches.unfinished() == []
+
+
+# --- DynamoQuarantine on moto ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def quarantine(dynamodb: Any) -> DynamoQuarantine:
+    return DynamoQuarantine(STATE_TABLE, dynamodb, backoff=NO_WAIT)
+
+
+def rejection(batch_id: str, index: int, *, raw: str = "{}", event_id: str | None = None) -> Rejection:
+    reasons = (
+        Reason("schema_violation", "$.properties.path", "'path' is a required property"),
+        Reason("envelope_invalid", "$.occurred_at", "not a date-time"),
+    )
+    return Rejection(batch_id, index, "validate", reasons, raw, event_id)
+
+
+def test_a_rejection_round_trips_with_every_field(quarantine: DynamoQuarantine) -> None:
+    kept = [rejection("b1", 3, raw='{"a": "é"}', event_id=uid(1)), rejection("b1", 4), rejection("b1", 5, raw="")]
+    quarantine.add(kept)
+    assert quarantine.for_batch("b1") == kept
+
+
+def test_adding_the_same_batch_and_index_again_replaces_the_record(quarantine: DynamoQuarantine) -> None:
+    # GIVEN a rejection stored once
+    quarantine.add([rejection("b1", 1, raw="first")])
+    # WHEN the same (batch, index) is added again with other reasons, and twice in one call
+    again = Rejection("b1", 1, "enrich", (Reason("enrichment_failed", "$", "geo: no database"),), "first", uid(7))
+    quarantine.add([again])
+    quarantine.add([rejection("b1", 2, raw="old"), rejection("b1", 2, raw="new"), rejection("b2", 1)])
+    # THEN there is one record per (batch, index), with the latest reasons
+    assert quarantine.for_batch("b1") == [again, rejection("b1", 2, raw="new")]
+    assert len(list(quarantine.iter_all())) == 3
+
+
+def test_for_batch_orders_by_index_and_ignores_other_batches_and_the_batch_record(
+    quarantine: DynamoQuarantine, batches: DynamoBatchStore
+) -> None:
+    # GIVEN rejections of two batches, indexes of several digits, and the batch record in the same partition
+    batches.create(pending("b1"))
+    quarantine.add([rejection("b1", 10), rejection("b2", 0), rejection("b1", 2), rejection("b1", 1_000_000)])
+    quarantine.add([rejection("b1", 7)])
+    # THEN for_batch has b1's rejections in index order, and nothing for an unknown batch
+    assert [r.index for r in quarantine.for_batch("b1")] == [2, 7, 10, 1_000_000]
+    assert quarantine.for_batch("unknown") == []
+
+
+def test_add_and_remove_more_than_one_batch_write(quarantine: DynamoQuarantine) -> None:
+    # GIVEN 60 rejections (BatchWriteItem takes 25 at most)
+    quarantine.add([rejection("b1", n) for n in range(60)])
+    assert [r.index for r in quarantine.for_batch("b1")] == list(range(60))
+    # WHEN 55 of them are removed
+    quarantine.remove([("b1", n) for n in range(5, 60)])
+    # THEN 5 are left
+    assert [r.index for r in quarantine.for_batch("b1")] == list(range(5))
+
+
+def test_remove_deletes_only_the_given_records(quarantine: DynamoQuarantine) -> None:
+    quarantine.add([rejection("b1", 0), rejection("b1", 1), rejection("b2", 0)])
+    # WHEN records are removed, one named twice and one unknown
+    quarantine.remove([("b1", 0), ("b2", 0), ("b9", 9), ("b1", 0)])
+    quarantine.remove([])
+    # THEN only the others are left
+    assert [(r.batch_id, r.index) for r in quarantine.iter_all()] == [("b1", 1)]
+
+
+def test_iter_all_with_a_limit_skips_batch_records(quarantine: DynamoQuarantine, batches: DynamoBatchStore) -> None:
+    # GIVEN four rejections in three batches, and batch records in the same table
+    for batch_id in ("z", "a", "m"):
+        batches.create(pending(batch_id))
+    quarantine.add([rejection("z", 5), rejection("a", 9), rejection("a", 1), rejection("m", 0)])
+    # THEN every rejection comes once, and a limit is exact
+    everything = {(r.batch_id, r.index) for r in quarantine.iter_all()}
+    assert everything == {("z", 5), ("a", 9), ("a", 1), ("m", 0)}
+    assert len(list(quarantine.iter_all(limit=2))) == 2
+    assert list(quarantine.iter_all(limit=0)) == []
+    assert len(list(quarantine.iter_all(limit=100))) == 4
+
+
+def test_iter_all_reads_every_scan_page(dynamodb: Any, batches: DynamoBatchStore) -> None:
+    # GIVEN 50 rejections and 5 batch records, read 7 items per Scan request
+    quarantine = DynamoQuarantine(STATE_TABLE, dynamodb, backoff=NO_WAIT, page_size=7)
+    for n in range(5):
+        batches.create(pending(f"b{n}"))
+    quarantine.add([rejection(f"b{n % 5}", n) for n in range(50)])
+    # THEN every record comes once over the pages, and limits across page edges are exact
+    assert sorted(r.index for r in quarantine.iter_all()) == list(range(50))
+    for limit in (7, 8, 49, 50, 51):
+        assert len(list(quarantine.iter_all(limit=limit))) == min(limit, 50)
+
+
+# --- Stubber: throttling, UnprocessedItems and service errors --------------------------------------
+
+
+class Sleeps(list[float]):
+    """A `Backoff.sleep` that records the waits instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def backoff(sleeps: Sleeps) -> Backoff:
+    # No jitter, so the waits are the exponential caps: 0.05, 0.1, ...
+    return Backoff(attempts=3, base_s=0.05, sleep=sleeps, jitter=lambda: 1.0)
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[Any, Stubber]]:
+    """A real boto3 client whose answers the test queues; it never reaches the network."""
+    client = boto3.client("dynamodb", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def put_params(event_id: str, batch_id: str = "b1") -> dict[str, Any]:
+    return {
+        "TableName": CURATED_TABLE,
+        "Item": {
+            "event_id": {"S": event_id},
+            "batch_id": {"S": batch_id},
+            "event_type": {"S": "page_view"},
+            "payload": {"S": "{}"},
+        },
+        "ConditionExpression": "attribute_not_exists(event_id) OR batch_id = :b",
+        "ExpressionAttributeValues": {":b": {"S": batch_id}},
+    }
+
+
+def test_a_throttled_put_is_retried_with_backoff(
+    stubbed: tuple[Any, Stubber], backoff: Backoff, sleeps: Sleeps
+) -> None:
+    # GIVEN a put throttled twice then accepted, and a put whose condition fails (another batch's event)
+    client, stubber = stubbed
+    stubber.add_client_error("put_item", THROTTLED, expected_params=put_params(uid(1)))
+    stubber.add_client_error("put_item", THROTTLED, expected_params=put_params(uid(1)))
+    stubber.add_response("put_item", {}, expected_params=put_params(uid(1)))
+    stubber.add_client_error("put_item", "ConditionalCheckFailedException", expected_params=put_params(uid(2)))
+    store = DynamoCuratedStore(CURATED_TABLE, client, backoff=backoff, max_workers=1)
+    # WHEN both are put
+    flags = store.put_new("b1", [(uid(1), "page_view", b"{}"), (uid(2), "page_view", b"{}")])
+    # THEN the first is new after two waits, the second a duplicate without a wait
+    assert flags == [True, False]
+    assert sleeps == [0.05, 0.1]
+
+
+def test_a_put_throttled_past_the_backoff_is_a_storage_error(
+    stubbed: tuple[Any, Stubber], backoff: Backoff, sleeps: Sleeps
+) -> None:
+    # GIVEN a put throttled on every one of the backoff's 3 tries
+    client, stubber = stubbed
+    for _ in range(3):
+        stubber.add_client_error("put_item", THROTTLED)
+    store = DynamoCuratedStore(CURATED_TABLE, client, backoff=backoff, max_workers=1)
+    # WHEN / THEN put_new fails after exactly 3 tries (the fixture checks that none is left unused)
+    with pytest.raises(StorageError, match="still throttled after 3 tries") as info:
+        store.put_new("b1", [(uid(1), "page_view", b"{}")])
+    assert isinstance(info.value.__cause__, ClientError)
+    assert len(sleeps) == 2
+
+
+def test_another_service_error_is_a_storage_error_at_once(
+    stubbed: tuple[Any, Stubber], backoff: Backoff, sleeps: Sleeps
+) -> None:
+    # GIVEN a table that does not exist
+    client, stubber = stubbed
+    stubber.add_client_error("put_item", "ResourceNotFoundException", "Requested resource not found")
+    store = DynamoCuratedStore(CURATED_TABLE, client, backoff=backoff, max_workers=1)
+    # WHEN / THEN the first error fails the call, without a retry
+    with pytest.raises(StorageError, match="ResourceNotFoundException") as info:
+        store.put_new("b1", [(uid(1), "page_view", b"{}"), (uid(2), "page_view", b"{}")])
+    assert isinstance(info.value.__cause__, ClientError)
+    assert sleeps == []
+
+
+def write_params(requests: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"RequestItems": {STATE_TABLE: requests}}
+
+
+def test_unprocessed_rejections_are_written_again(
+    stubbed: tuple[Any, Stubber], backoff: Backoff, sleeps: Sleeps
+) -> None:
+    # GIVEN a BatchWriteItem that leaves one of two puts unprocessed, then takes it
+    client, stubber = stubbed
+    quarantine = DynamoQuarantine(STATE_TABLE, client, backoff=backoff)
+    first, second = rejection("b1", 0), rejection("b1", 1)
+    puts = [{"PutRequest": {"Item": item}} for item in (item_of(first), item_of(second))]
+    stubber.add_response("batch_write_item", {"UnprocessedItems": {STATE_TABLE: [puts[1]]}}, write_params(puts))
+    stubber.add_response("batch_write_item", {"UnprocessedItems": {}}, write_params([puts[1]]))
+    # WHEN both are added
+    quarantine.add([first, second])
+    # THEN the left-over put is sent again, after one wait
+    assert len(sleeps) == 1
+
+
+def test_a_record_named_twice_in_one_add_is_written_once_as_the_last(stubbed: tuple[Any, Stubber]) -> None:
+    # GIVEN two rejections of the same (batch, index) in one call: DynamoDB refuses a BatchWriteItem that
+    # names a key twice (moto does not check it, so the request itself is checked here)
+    client, stubber = stubbed
+    old, new = rejection("b1", 0, raw="old"), rejection("b1", 0, raw="new")
+    stubber.add_response("batch_write_item", {}, write_params([{"PutRequest": {"Item": item_of(new)}}]))
+    # WHEN they are added, THEN one put is sent, of the last one
+    DynamoQuarantine(STATE_TABLE, client, backoff=NO_WAIT).add([old, new])
+
+
+def item_of(record: Rejection) -> dict[str, Any]:
+    """The state-table item of a rejection, as documented in `dynamodb_state` (no event id here)."""
+    assert record.event_id is None
+    return {
+        "pk": {"S": f"batch#{record.batch_id}"},
+        "sk": {"S": f"rej#{record.index:010d}"},
+        "batch_id": {"S": record.batch_id},
+        "index": {"N": str(record.index)},
+        "stage": {"S": record.stage},
+        "reasons": {"S": orjson.dumps([reason.as_dict() for reason in record.reasons]).decode()},
+        "raw": {"S": record.raw},
+    }
+
+
+def test_rejections_left_unprocessed_past_the_backoff_are_a_storage_error(
+    stubbed: tuple[Any, Stubber], backoff: Backoff
+) -> None:
+    client, stubber = stubbed
+    for _ in range(3):
+        stubber.add_response("batch_write_item", {"UnprocessedItems": {STATE_TABLE: [{"PutRequest": {"Item": {}}}]}})
+    with pytest.raises(StorageError, match="unprocessed after 3 tries"):
+        DynamoQuarantine(STATE_TABLE, client, backoff=backoff).add([rejection("b1", 0)])
+
+
+def delete(batch_id: str, index: int) -> dict[str, Any]:
+    return {"DeleteRequest": {"Key": {"pk": {"S": f"batch#{batch_id}"}, "sk": {"S": f"rej#{index:010d}"}}}}
+
+
+def test_unprocessed_deletes_are_sent_again_and_fail_past_the_backoff(
+    stubbed: tuple[Any, Stubber], backoff: Backoff, sleeps: Sleeps
+) -> None:
+    client, stubber = stubbed
+    quarantine = DynamoQuarantine(STATE_TABLE, client, backoff=backoff)
+    # GIVEN a delete left unprocessed once, then done
+    deletes = [delete("b1", 0), delete("b1", 12)]
+    stubber.add_response("batch_write_item", {"UnprocessedItems": {STATE_TABLE: deletes[:1]}}, write_params(deletes))
+    stubber.add_response("batch_write_item", {}, write_params(deletes[:1]))
+    # WHEN / THEN remove sends it again and succeeds
+    quarantine.remove([("b1", 0), ("b1", 12)])
+    assert len(sleeps) == 1
+    # GIVEN a delete throttled, then left unprocessed on every try after
+    stubber.add_client_error("batch_write_item", THROTTLED)
+    for _ in range(2):
+        stubber.add_response("batch_write_item", {"UnprocessedItems": {STATE_TABLE: deletes[:1]}})
+    # WHEN / THEN remove fails once the backoff's tries are spent
+    with pytest.raises(StorageError, match="1 items still unprocessed after 3 tries"):
+        quarantine.remove([("b1", 0)])
+
+
+def test_batch_store_calls_retry_throttling_and_translate_other_errors(
+    stubbed: tuple[Any, Stubber], backoff: Backoff, sleeps: Sleeps
+) -> None:
+    client, stubber = stubbed
+    batches = DynamoBatchStore(STATE_TABLE, client, backoff=backoff)
+    # GIVEN a read throttled once, then answered
+    stubber.add_client_error("get_item", THROTTLED)
+    stubber.add_response("get_item", {})
+    # THEN it is retried after one wait
+    assert batches.get("b1") is None
+    assert sleeps == [0.05]
+    # GIVEN a write the service refuses for another reason
+    stubber.add_client_error("update_item", "ValidationException", "bad expression")
+    # THEN it is a StorageError at once
+    with pytest.raises(StorageError, match=r"cannot mark batch b1 done.*ValidationException"):
+        batches.mark_done("b1", 1, 0, {})
+    assert sleeps == [0.05]
+
+
+def test_iter_all_stops_at_the_limit_without_reading_another_page(stubbed: tuple[Any, Stubber]) -> None:
+    # GIVEN a first Scan page that holds the two records asked for and says more pages follow
+    client, stubber = stubbed
+    items = [item_of(rejection("b1", n)) for n in range(2)]
+    stubber.add_response("scan", {"Items": items, "LastEvaluatedKey": {"pk": {"S": "batch#b1"}, "sk": {"S": "x"}}})
+    # WHEN two records are asked for
+    records = list(DynamoQuarantine(STATE_TABLE, client, backoff=NO_WAIT).iter_all(limit=2))
+    # THEN they come from one Scan (an unqueued second call would fail the test)
+    assert [r.index for r in records] == [0, 1]
