@@ -4,8 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := .eventpipe/demo.ndjson
 
-.PHONY: run test lint typecheck pytest bench clean
-.PHONY: asl
+.PHONY: run test lint typecheck pytest asl bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +47,7 @@ test: lint typecheck pytest asl
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/validators.py
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/cold_start.py
 
 clean:
 	rm -rf $(VENV) .eventpipe .mypy_cache .ruff_cache .pytest_cache

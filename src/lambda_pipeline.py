@@ -24,7 +24,7 @@ EXPORT_WINDOW_MS = 2 * 60 * 60 * 1000  # late events keep changing the last hour
 
 logger = Logger(service="eventpipe")
 metrics = Metrics(namespace=NAMESPACE, service="eventpipe")
-tracer = Tracer(service="eventpipe")
+tracer = Tracer(service="eventpipe", patch_modules=("botocore",))  # our only I/O library; patching all costs 20 ms more
 copy_config_to_registered_loggers(source_logger=logger)  # the eventpipe.* loggers log JSON too
 runtime = AwsRuntime(Settings.from_env(), AwsResources.from_env())
 

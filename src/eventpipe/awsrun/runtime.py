@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-import boto3
+import botocore.session
 
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
@@ -35,13 +35,13 @@ class AwsRuntime:
         settings: Settings,
         resources: AwsResources,
         *,
-        session: boto3.session.Session | None = None,
+        session: botocore.session.Session | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.resources = resources
         self.clock = clock or SystemClock()
-        session = session or boto3.session.Session()
+        session = session or botocore.session.get_session()
         self._dynamodb = make_client("dynamodb", session)
         self.bucket = S3RawBucket(resources.bucket, make_client("s3", session))
         self.batches = DynamoBatchStore(resources.state_table, self._dynamodb)

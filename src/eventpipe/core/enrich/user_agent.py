@@ -15,12 +15,12 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ua_parser import BestAvailableResolver, Parser, load_builtins
-
 from eventpipe.core.enrich.base import context_str
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ua_parser import Parser
 
 __all__ = ["UserAgentEnricher", "summarise_user_agent"]
 
@@ -58,6 +58,9 @@ _DESKTOP_OS = frozenset(
 
 @lru_cache(maxsize=1)
 def _parser() -> Parser:
+    # Imported here: settings import this package, and only the validate step parses user agents.
+    from ua_parser import BestAvailableResolver, Parser, load_builtins
+
     # No ua-parser cache in front of the resolver: the lru_cache below already caches the
     # summary, which is all the enricher needs, so a second cache would only cost memory.
     return Parser(BestAvailableResolver(load_builtins()))

@@ -1,0 +1,75 @@
+"""`make bench`: Lambda cold start, i.e. importing `lambda_pipeline` and building its clients.
+
+Each measure is a fresh interpreter with the environment Lambda gives a function (its name, task
+root and region, fake credentials: nothing is called over the network at import). The baseline,
+measured in the same run, is the naive version of the same init: boto3 clients for S3, DynamoDB
+and Step Functions plus Powertools Logger, Metrics and Tracer. The target is 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+TARGET_MS = 300
+TIMED = "import time; t = time.perf_counter(); {code}; print((time.perf_counter() - t) * 1000)"
+NAIVE = (
+    "import boto3; from aws_lambda_powertools import Logger, Metrics, Tracer; "
+    "Logger(); Metrics(namespace='x'); Tracer(); "
+    "[boto3.client(name) for name in ('s3', 'dynamodb', 'stepfunctions')]"
+)
+FUNCTIONS = {
+    # The ingest function starts the workflow: it also builds a Step Functions client.
+    "ingest": {"EVENTPIPE_STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:123456789012:stateMachine:eventpipe"},
+    "a workflow step": {},
+}
+
+
+def lambda_environment(function: str, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        "LAMBDA_TASK_ROOT": "/var/task",
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "cold-start-bench",
+        "AWS_SECRET_ACCESS_KEY": "cold-start-bench",
+        "POWERTOOLS_SERVICE_NAME": "eventpipe",
+        "EVENTPIPE_BUCKET": "eventpipe-raw",
+        "EVENTPIPE_CURATED_TABLE": "eventpipe-curated",
+        "EVENTPIPE_STATE_TABLE": "eventpipe-state",
+        "EVENTPIPE_INSIGHTS_TABLE": "eventpipe-insights",
+        **extra,
+    }
+
+
+def timed_ms(code: str, env: dict[str, str]) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", TIMED.format(code=code)], env=env, capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=9, help="fresh interpreters per measure, alternating")
+    args = parser.parse_args()
+    print(f"\ncold start: import and clients, median of {args.repeat} fresh interpreters (target {TARGET_MS} ms)")
+    print(f"{'init':<34}{'median ms':>10}{'min ms':>9}{'max ms':>9}{'x naive':>9}")
+    for function, extra in FUNCTIONS.items():
+        env = lambda_environment(function, extra)
+        naive, ours = [], []
+        for _ in range(args.repeat):
+            naive.append(timed_ms(NAIVE, env))
+            ours.append(timed_ms("import lambda_pipeline", env))
+        ratio = statistics.median(o / n for o, n in zip(ours, naive, strict=True))
+        rows = [("naive boto3 + Powertools", naive, 1.0), (f"lambda_pipeline, {function}", ours, ratio)]
+        for name, values, x in rows:
+            print(f"{name:<34}{statistics.median(values):>10.0f}{min(values):>9.0f}{max(values):>9.0f}{x:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()
