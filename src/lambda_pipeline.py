@@ -13,6 +13,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from eventpipe.awsrun.runtime import AwsRuntime
+from eventpipe.handlers.export import handle_export
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.settings import AwsResources, Settings
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 NAMESPACE = "eventpipe"
-EXPORT_WINDOW_MS = 2 * 60 * 60 * 1000  # late events keep changing the last hours' minutes
 
 logger = Logger(service="eventpipe")
 metrics = Metrics(namespace=NAMESPACE, service="eventpipe")
@@ -136,18 +136,7 @@ def mark_failed(event: Event, context: LambdaContext) -> Event:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def export_insights(event: Event, context: LambdaContext) -> Event:
-    """Write insights to `insights/dt=.../hour=...` for Athena and QuickSight.
-
-    Scheduled with an empty event it exports the last two hours; `{"since", "until"}` (RFC 3339)
-    exports another window, e.g. to backfill.
-    """
-    from eventpipe.core.export import export_insights as export
-    from eventpipe.core.timeutil import minute_of, parse_iso_ms
-
-    until_ms = parse_iso_ms(event["until"]) if event.get("until") else runtime.clock.now_ms()
-    since_ms = parse_iso_ms(event["since"]) if event.get("since") else until_ms - EXPORT_WINDOW_MS
-    keys = export(
-        runtime.insights, runtime.bucket, since_minute=minute_of(since_ms), until_minute=minute_of(until_ms) + 60
-    )
-    metrics.add_metric("InsightsObjectsExported", MetricUnit.Count, len(keys))
-    return {"keys": keys}
+    """Scheduled: the last two hours of insights to `insights/dt=.../hour=...` (or `{"since", "until"}`)."""
+    result = handle_export(event, runtime)
+    metrics.add_metric("InsightsObjectsExported", MetricUnit.Count, len(result["keys"]))
+    return result

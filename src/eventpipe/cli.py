@@ -23,13 +23,20 @@ if TYPE_CHECKING:
     from eventpipe.localrun.runtime import LocalRuntime
 
 PROGRESS_EVERY_S = 5.0
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # a synchronous Lambda invocation's limit
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="eventpipe: %(levelname)s: %(message)s")
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse cannot take a positional after an option (`invoke FUNCTION --payload FILE OUTFILE`).
+    if extra and getattr(args, "run", None) is _invoke and args.outfile is None and len(extra) == 1:
+        args.outfile = extra[0]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result: int = args.run(args)
         return result
@@ -51,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
     ingest.set_defaults(run=_ingest)
+
+    invoke = commands.add_parser("invoke", help="run one function with an event, like `aws lambda invoke`")
+    invoke.add_argument("function", metavar="FUNCTION", help="ingest, validate_enrich, persist, ... (see README)")
+    invoke.add_argument("--payload", required=True, metavar="FILE", help="the event as a JSON file")
+    invoke.add_argument("outfile", nargs="?", metavar="OUTFILE", help="where to write the result (default stdout)")
+    invoke.set_defaults(run=_invoke)
 
     insights = commands.add_parser("insights", help="aggregates by event-time minute")
     insights.add_argument("--since", help="RFC 3339 time or a span back from now (30m, 2h, 1d); default 60m")
@@ -136,6 +149,33 @@ def _ingest_file(runtime: LocalRuntime, path: Path, summary: IngestSummary) -> N
                 rate = summary.received / (now - started)
                 print(f"{path}: {summary.received:,} events so far ({rate:,.0f}/s)", file=sys.stderr)
                 last_report = now
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from eventpipe.handlers.functions import FUNCTIONS
+
+    handler = FUNCTIONS.get(args.function)
+    if handler is None:
+        raise InputError(f"no function {args.function!r}; the functions are {', '.join(FUNCTIONS)}")
+    path = Path(args.payload)
+    try:
+        if path.stat().st_size > MAX_PAYLOAD_BYTES:
+            raise InputError(f"{path}: larger than {MAX_PAYLOAD_BYTES} bytes, Lambda's limit for a payload")
+        event = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"{path}: {_describe(exc)}") from None
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: not JSON: {exc}") from None
+    runtime = _runtime()
+    try:
+        result = orjson.dumps(handler(event, runtime))
+    finally:
+        runtime.close()
+    if args.outfile:
+        Path(args.outfile).write_bytes(result + b"\n")
+    else:
+        print(result.decode())
+    return 0
 
 
 def _describe(exc: Exception) -> str:

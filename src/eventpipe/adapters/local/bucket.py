@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
-from eventpipe.core.errors import StorageError
+from eventpipe.core.errors import ObjectNotFoundError, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -18,6 +18,7 @@ PREFIXES = ("incoming/", "raw/", "staged/", "rejected/", "insights/")
 class FolderBucket:
     def __init__(self, root: Path, prefixes: tuple[str, ...] = PREFIXES) -> None:
         self.root = root
+        self.name = str(root)
         try:
             root.mkdir(parents=True, exist_ok=True)
             for prefix in prefixes:
@@ -51,8 +52,18 @@ class FolderBucket:
             raise StorageError(f"cannot write {key}: {exc}") from exc
 
     def get(self, key: str) -> bytes:
+        with self.open(key) as stream:
+            try:
+                return stream.read()
+            except OSError as exc:
+                raise StorageError(f"cannot read {key}: {exc}") from exc
+
+    def open(self, key: str, version_id: str | None = None) -> IO[bytes]:
+        """A stream of the object; a folder keeps one version, so `version_id` is not used."""
         try:
-            return self._path(key).read_bytes()
+            return self._path(key).open("rb")
+        except FileNotFoundError as exc:
+            raise ObjectNotFoundError(f"{key} does not exist") from exc
         except OSError as exc:
             raise StorageError(f"cannot read {key}: {exc}") from exc
 
