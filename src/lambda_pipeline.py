@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from eventpipe.awsrun.runtime import AwsRuntime
 from eventpipe.handlers.export import handle_export
 from eventpipe.handlers.ingest import handle_ingest
+from eventpipe.handlers.replay import handle_replay
 from eventpipe.settings import AwsResources, Settings
 
 if TYPE_CHECKING:
@@ -139,4 +140,15 @@ def export_insights(event: Event, context: LambdaContext) -> Event:
     """Scheduled: the last two hours of insights to `insights/dt=.../hour=...` (or `{"since", "until"}`)."""
     result = handle_export(event, runtime)
     metrics.add_metric("InsightsObjectsExported", MetricUnit.Count, len(result["keys"]))
+    return result
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def replay(event: Event, context: LambdaContext) -> Event:
+    """`{}` restarts pending and failed batches; `{"rejected": true}` replays the quarantine (after a schema fix)."""
+    result = handle_replay(event, runtime)
+    logger.info("replay started", extra=result)
+    metrics.add_metric("BatchesReplayed", MetricUnit.Count, result["batches"])
     return result

@@ -102,12 +102,12 @@ def test_a_dropped_file_is_streamed_batch_by_batch(runtime: LocalRuntime, monkey
     read_at_start: list[int] = []
     started = runtime.start
 
-    def recording_start(batch_id: str, raw_key: str) -> None:
+    def recording_start(batch_id: str, raw_key: str, *, retry: bool = False) -> None:
         read_at_start.append(streams[0].position)
-        started(batch_id, raw_key)
+        started(batch_id, raw_key, retry=retry)
 
     monkeypatch.setattr(runtime.bucket, "open", tracking_open)
-    monkeypatch.setattr(runtime.ingestor, "_starter", type("Starter", (), {"start": staticmethod(recording_start)})())
+    monkeypatch.setattr(runtime.ingestor, "starter", type("Starter", (), {"start": staticmethod(recording_start)})())
     # WHEN the drop is ingested
     outcome = ingest_drop(ObjectDrop(runtime.bucket.name, "incoming/big.ndjson", None), runtime)
     # THEN every event went through, and when the first batch started only the start of the file had been read

@@ -80,7 +80,7 @@ class RecordingStarter:
         self.started: list[tuple[str, str]] = []
         self._on_start = on_start
 
-    def start(self, batch_id: str, raw_key: str) -> None:
+    def start(self, batch_id: str, raw_key: str, *, retry: bool = False) -> None:
         self.started.append((batch_id, raw_key))
         if self._on_start is not None:
             self._on_start(batch_id, raw_key)

@@ -17,10 +17,10 @@ from eventpipe.adapters.local import (
     SqliteInsightsStore,
     SqliteQuarantine,
 )
-from eventpipe.adapters.local.insights import SESSION_LOOKBACK_S
 from eventpipe.core.aggregate import aggregate_batch
 from eventpipe.core.errors import StorageError
 from eventpipe.core.facts import Fact
+from eventpipe.core.funnel import SESSION_LOOKBACK_S
 from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
 
 if TYPE_CHECKING:

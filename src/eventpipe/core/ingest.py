@@ -74,7 +74,7 @@ class Ingestor:
     ) -> None:
         self._bucket = bucket
         self._batches = batches
-        self._starter = starter
+        self.starter = starter
         self._clock = clock
         self._limits = limits
 
@@ -114,7 +114,8 @@ class Ingestor:
         if existing is not None and existing.status is BatchStatus.DONE:
             return existing
         record = existing or self._store(raw)
-        self._starter.start(raw.batch_id, raw_key(raw.batch_id))
+        failed = existing is not None and existing.status is BatchStatus.FAILED
+        self.starter.start(raw.batch_id, raw_key(raw.batch_id), retry=failed)
         return self._batches.get(raw.batch_id) or record
 
     def _raw_batch(self, batch_id: str, source: str, chunk: list[Line], *, check_shape: bool = False) -> RawBatch:

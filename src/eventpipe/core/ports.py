@@ -78,8 +78,11 @@ class InsightsStore(Protocol):
 
 
 class WorkflowStarter(Protocol):
-    def start(self, batch_id: str, raw_key: str) -> None:
-        """Start (or, for a known batch id, harmlessly restart) the workflow for one raw batch."""
+    def start(self, batch_id: str, raw_key: str, *, retry: bool = False) -> None:
+        """Start (or, for a known batch id, harmlessly restart) the workflow for one raw batch.
+
+        `retry` asks for a new execution of a batch whose earlier one failed.
+        """
 
 
 class Clock(Protocol):

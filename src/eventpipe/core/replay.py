@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from eventpipe.core.ingest import Ingestor
-    from eventpipe.core.model import Rejection
-    from eventpipe.core.ports import BatchStore, Clock, Quarantine
+    from eventpipe.core.model import BatchRecord, Rejection
+    from eventpipe.core.ports import BatchStore, Clock, Quarantine, WorkflowStarter
 
 
 def replay_rejected(
@@ -57,3 +57,18 @@ def _replayable(quarantine: Quarantine, batches: BatchStore) -> Iterator[Rejecti
             done[record.batch_id] = batch is not None and batch.status is BatchStatus.DONE
         if done[record.batch_id] and record.stage != "ingest":
             yield record
+
+
+def restart_unfinished(batches: BatchStore, starter: WorkflowStarter, *, include_failed: bool) -> list[BatchRecord]:
+    """Start pending batches again (a crash or a lost execution left them) and, if asked, failed ones.
+
+    Safe while an execution of a pending batch still runs: every step may run twice.
+    """
+    restarted = []
+    for record in batches.unfinished():
+        failed = record.status is BatchStatus.FAILED
+        if failed and not include_failed:
+            continue
+        starter.start(record.batch_id, record.raw_key, retry=failed)
+        restarted.append(batches.get(record.batch_id) or record)
+    return restarted

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.handlers.export import handle_export
 from eventpipe.handlers.ingest import handle_ingest
+from eventpipe.handlers.replay import handle_replay
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,4 +36,5 @@ FUNCTIONS: dict[str, Handler] = {
     "mark_done": _step("mark_done"),
     "mark_failed": _step("mark_failed"),
     "export_insights": handle_export,
+    "replay": handle_replay,
 }

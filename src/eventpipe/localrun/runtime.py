@@ -19,6 +19,7 @@ from eventpipe.core.ingest import Ingestor
 from eventpipe.core.model import BatchStatus
 from eventpipe.core.rawbatch import STAGED_PREFIX, batch_id_of_staged
 from eventpipe.core.registry import SchemaRegistry
+from eventpipe.core.replay import restart_unfinished
 from eventpipe.core.steps import PipelineSteps
 from eventpipe.core.timeutil import SystemClock
 from eventpipe.workflow.bindings import PIPELINE_DEFINITION, step_resources
@@ -61,7 +62,7 @@ class LocalRuntime:
             bucket=self.bucket, batches=self.batches, starter=self, clock=self.clock, limits=settings.limits
         )
 
-    def start(self, batch_id: str, raw_key: str) -> None:
+    def start(self, batch_id: str, raw_key: str, *, retry: bool = False) -> None:
         """Run the workflow for one batch to its end; a failed execution leaves the batch marked failed."""
         try:
             self.workflow.run({"batch_id": batch_id, "raw_key": raw_key}, execution_name=batch_id)
@@ -72,13 +73,7 @@ class LocalRuntime:
     def finish_unfinished(self, *, include_failed: bool) -> list[BatchRecord]:
         """Drive pending batches (a crash left them) and, if asked, failed ones to their end again."""
         self._sweep_staged()
-        finished = []
-        for record in self.batches.unfinished():
-            if record.status is BatchStatus.FAILED and not include_failed:
-                continue
-            self.start(record.batch_id, record.raw_key)
-            finished.append(self.batches.get(record.batch_id) or record)
-        return finished
+        return restart_unfinished(self.batches, self, include_failed=include_failed)
 
     def _sweep_staged(self) -> None:
         """Drop staged objects of done batches (a crash between marking done and deleting leaves them)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import orjson
@@ -20,12 +21,19 @@ class StepFunctionsStarter:
         self.state_machine_arn = state_machine_arn
         self._client: SFNClient = client or make_client("stepfunctions")
 
-    def start(self, batch_id: str, raw_key: str) -> None:
-        # Batch ids are at most 80 characters of [A-Za-z0-9_-], as execution names must be.
+    def start(self, batch_id: str, raw_key: str, *, retry: bool = False) -> None:
+        """Start the batch's execution, named after the batch.
+
+        A Standard workflow answers a second start of a running execution with success, and of a
+        closed one with ExecutionAlreadyExists, taken here as "it ran": the batch record says how.
+        A retry of a failed batch gets a new name, since a name cannot be reused for 90 days.
+        """
+        # Batch ids are at most 30 characters of [A-Za-z0-9_-]: names may have 80.
+        name = f"{batch_id}-retry-{time.time_ns() // 1_000_000}" if retry else batch_id
         payload = orjson.dumps({"batch_id": batch_id, "raw_key": raw_key}).decode()
         try:
-            self._client.start_execution(stateMachineArn=self.state_machine_arn, name=batch_id, input=payload)
+            self._client.start_execution(stateMachineArn=self.state_machine_arn, name=name, input=payload)
         except AWS_ERRORS as exc:
-            if error_code(exc) == "ExecutionAlreadyExists":  # a Standard workflow saw this batch: it runs or ran
+            if error_code(exc) == "ExecutionAlreadyExists":
                 return
             raise storage_error(exc, f"cannot start the workflow for batch {batch_id}") from exc

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import datasketches
 
 from eventpipe.core.aggregate import FUNNEL_STEPS
+from eventpipe.core.funnel import SESSION_LOOKBACK_S
 from eventpipe.core.insights import InsightsRows, MinuteRow
 
 if TYPE_CHECKING:
@@ -20,9 +21,6 @@ _ADD_COUNT = (
     " ON CONFLICT (minute, metric, key) DO UPDATE SET value = value + excluded.value"
 )
 _ADD_STEP = "INSERT OR IGNORE INTO funnel (minute, session_id, step) VALUES (?, ?, ?)"
-# How far before a window a session's earlier steps are looked for: sessions end after 30 minutes
-# of inactivity in most analytics tools, so two hours holds all but the longest.
-SESSION_LOOKBACK_S = 2 * 3600
 # Per session: whether it reached each step in the window (w), and each step since the lookback (a).
 _FUNNEL_QUERY = (
     "SELECT "

@@ -1,0 +1,406 @@
+"""DynamoInsightsStore on moto: the SQLite store's answers, exactly once per batch, in chunks, under races."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from eventpipe.adapters.aws.dynamodb_insights import CHUNK_MINUTES, DynamoInsightsStore
+from eventpipe.adapters.aws.retry import NO_WAIT, Backoff
+from eventpipe.adapters.local import Database, SqliteInsightsStore
+from eventpipe.core.aggregate import aggregate_batch
+from eventpipe.core.errors import StorageError
+from eventpipe.core.facts import Fact
+from eventpipe.core.insights import build_insights
+from tests.aws.conftest import INSIGHTS_TABLE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from eventpipe.core.aggregate import BatchAggregate
+
+D = 1_795_824_000  # 2026-11-28T00:00:00Z in epoch seconds: a day, an hour and a minute start
+D_MS = D * 1000
+MIN_MS = 60_000
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+class ScriptedClient:
+    """The moto client, but each `transact_write_items` first runs the next step of `script` (which may raise)."""
+
+    def __init__(self, inner: Any, script: list[Callable[[], object]] | None = None) -> None:
+        self.inner = inner
+        self.script = list(script or [])
+        self.transacts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        self.transacts += 1
+        if self.script:
+            self.script.pop(0)()
+        return self.inner.transact_write_items(**kwargs)
+
+
+def raising(exc: BaseException) -> Callable[[], object]:
+    def step() -> object:
+        raise exc
+
+    return step
+
+
+def cancelled(*codes: str) -> ClientError:
+    """A TransactionCanceledException as botocore parses it: one reason per item, the marker's first."""
+    response: Any = {
+        "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+        "CancellationReasons": [{"Code": code} for code in codes],
+    }
+    return ClientError(response, "TransactWriteItems")
+
+
+def client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code}}, "TransactWriteItems")
+
+
+def fact(n: int, event_type: str = "page_view", *, at_ms: int = D_MS, user: str | None = None, **kw: Any) -> Fact:
+    return Fact(f"e-{n}", event_type, at_ms, user, kw.get("session"), kw.get("revenue", 0.0))
+
+
+def aggregate(
+    facts: list[Fact], *, received_at_ms: int = D_MS, rejected: dict[str, int] | None = None, duplicates: int = 0
+) -> BatchAggregate:
+    return aggregate_batch(
+        facts,
+        received_at_ms=received_at_ms,
+        now_ms=received_at_ms + MIN_MS,
+        rejected=rejected or {},
+        duplicates=duplicates,
+    )
+
+
+def random_batch(rng: random.Random, number: int) -> BatchAggregate:
+    """Events over five hours around midnight (two days, several hours), with sessions, users and refusals."""
+    facts = []
+    for n in range(rng.randint(0, 40)):
+        event_type = rng.choice(["page_view", "page_view", "add_to_cart", "purchase", "signup"])
+        facts.append(
+            fact(
+                number * 1000 + n,
+                event_type,
+                at_ms=D_MS + rng.randrange(-150 * MIN_MS, 150 * MIN_MS),
+                user=rng.choice([None, *(f"u{k}" for k in range(30))]),
+                session=rng.choice([None, *(f"s{k}" for k in range(12))]),
+                revenue=round(rng.uniform(1, 200), 2) if event_type == "purchase" else 0.0,
+            )
+        )
+    return aggregate(
+        facts,
+        received_at_ms=D_MS + rng.randrange(-150, 150) * MIN_MS,
+        rejected=rng.choice([{}, {"schema_violation": rng.randint(1, 3)}, {"malformed_json": 1, "too_large": 2}]),
+        duplicates=rng.choice([0, 0, 2]),
+    )
+
+
+def document(store: Any, since: int, until: int) -> dict[str, Any]:
+    return build_insights(store.read(since, until), since_ms=since * 1000, until_ms=until * 1000, currency="EUR")
+
+
+def spread(count: int, start: int = D - 3600) -> BatchAggregate:
+    """One viewed page per minute for `count` minutes from 23:00, with its own user and session, and a refusal."""
+    facts = [fact(n, at_ms=(start + 60 * n) * 1000, user=f"u{n}", session=f"s{n}") for n in range(count)]
+    return aggregate(facts, rejected={"too_large": 1})
+
+
+def keys_of(dynamodb: Any) -> list[tuple[str, str]]:
+    items = dynamodb.scan(TableName=INSIGHTS_TABLE)["Items"]
+    return sorted((item["pk"]["S"], item["sk"]["S"]) for item in items)
+
+
+def markers(dynamodb: Any, batch_id: str) -> list[str]:
+    return [sk for pk, sk in keys_of(dynamodb) if pk == f"applied#{batch_id}"]
+
+
+@pytest.fixture
+def store(dynamodb: Any) -> DynamoInsightsStore:
+    return DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteInsightsStore]:
+    db = Database(tmp_path / "eventpipe.sqlite")
+    yield SqliteInsightsStore(db)
+    db.close()
+
+
+WHOLE = (D - 3 * 3600, D + 3 * 3600)
+
+
+# --- parity with the SQLite store -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_apply_then_read_gives_the_documents_of_the_sqlite_store(
+    store: DynamoInsightsStore, sqlite_store: SqliteInsightsStore, seed: int
+) -> None:
+    # GIVEN random batches over two days and several hours, applied to both stores
+    rng = random.Random(seed)
+    for number in range(8):
+        batch = random_batch(rng, number)
+        assert store.apply(f"b{number}", batch) is True
+        assert sqlite_store.apply(f"b{number}", batch) is True
+    # WHEN windows are read (across day and hour bounds, single minutes, one empty) and built
+    windows = [WHOLE, (D - 3600, D + 3600), (D - 60, D), (D, D + 60), (D + 1800, D + 5400), (D - 7200, D - 7199)]
+    for since, until in windows:
+        # THEN the documents are the same, funnel included
+        assert document(store, since, until) == document(sqlite_store, since, until), (since, until)
+    # AND so are the rows, sketches and lag histograms included
+    dynamo_rows = {row.minute: row for row in store.read(*WHOLE).minutes}
+    sqlite_rows = {row.minute: row for row in sqlite_store.read(*WHOLE).minutes}
+    assert sorted(dynamo_rows) == sorted(sqlite_rows)
+    for minute, expected in sqlite_rows.items():
+        row = dynamo_rows[minute]
+        assert (row.events, row.rejected, row.duplicates, row.lag_ms) == (
+            expected.events,
+            expected.rejected,
+            expected.duplicates,
+            expected.lag_ms,
+        )
+        assert row.revenue == pytest.approx(expected.revenue)
+        assert row.users == expected.users
+
+
+def test_items_have_the_documented_key_shapes(store: DynamoInsightsStore, dynamodb: Any) -> None:
+    # GIVEN a batch with one event at 01:01 UTC of a session whose id holds a "#", received at 01:02
+    minute = D + 3660
+    batch = aggregate([fact(1, at_ms=minute * 1000, session="s#1")], received_at_ms=(minute + 60) * 1000, duplicates=1)
+    # WHEN applied
+    store.apply("b1", batch)
+    # THEN there are two minute items in the day partition, the marker, and the funnel row in the hour partition
+    assert keys_of(dynamodb) == [
+        ("applied#b1", "0"),
+        ("funnel#2026-11-28T01", f"{minute:012d}#0#{hashlib.blake2b(b's#1', digest_size=16).hexdigest()}"),
+        ("minute#2026-11-28", f"{minute:012d}"),
+        ("minute#2026-11-28", f"{minute + 60:012d}"),
+    ]
+    item = dynamodb.get_item(
+        TableName=INSIGHTS_TABLE, Key={"pk": {"S": "minute#2026-11-28"}, "sk": {"S": f"{minute:012d}"}}
+    )
+    assert {"events_page_view", "revenue", "users", "v"} <= set(item["Item"])
+    # AND the funnel counts the session, and helper rows expire while minute items are kept
+    assert store.read(minute, minute + 60).funnel == [1, 0, 0]
+    expiring = {
+        item["pk"]["S"].split("#")[0]
+        for item in dynamodb.scan(TableName=INSIGHTS_TABLE)["Items"]
+        if "expires_at" in item
+    }
+    assert expiring == {"applied", "funnel"}
+
+
+def test_revenue_reads_back_as_the_float_that_was_added(store: DynamoInsightsStore) -> None:
+    # GIVEN revenues that repr writes with an exponent or many digits, and two that add up in one minute
+    store.apply(
+        "b1", aggregate([fact(1, "purchase", revenue=1e-05), fact(2, "purchase", at_ms=D_MS + MIN_MS, revenue=1e16)])
+    )
+    store.apply("b2", aggregate([fact(3, "purchase", at_ms=D_MS + 2 * MIN_MS, revenue=0.1)]))
+    store.apply("b3", aggregate([fact(4, "purchase", at_ms=D_MS + 2 * MIN_MS, revenue=0.2)]))
+    # THEN each minute's revenue is a float, the same as written, and the sum of both
+    revenue = {row.minute: row.revenue for row in store.read(D, D + 180).minutes}
+    assert revenue == {D: 1e-05, D + 60: 1e16, D + 120: pytest.approx(0.3)}
+    assert all(isinstance(value, float) for value in revenue.values())
+
+
+def test_an_empty_or_inverted_window_reads_nothing(store: DynamoInsightsStore) -> None:
+    store.apply("b1", aggregate([fact(1, session="s1")]))
+    for since, until in [(D + 60, D + 120), (D, D), (D + 60, D)]:
+        rows = store.read(since, until)
+        assert (rows.minutes, rows.funnel) == ([], [0, 0, 0])
+
+
+# --- exactly once ---------------------------------------------------------------------------------
+
+
+def test_a_second_apply_of_a_batch_returns_false_and_counts_nothing(
+    store: DynamoInsightsStore, sqlite_store: SqliteInsightsStore
+) -> None:
+    # GIVEN one batch applied
+    batch = aggregate(
+        [fact(1, user="u1", session="s1"), fact(2, "purchase", user="u1", session="s1", revenue=10.0)],
+        rejected={"schema_violation": 2},
+        duplicates=1,
+    )
+    assert store.apply("b1", batch) is True
+    sqlite_store.apply("b1", batch)
+    # WHEN it is applied again, and again with a fresh aggregate of the same batch
+    assert store.apply("b1", batch) is False
+    assert store.apply("b1", aggregate([fact(3)])) is False
+    # THEN it counts once
+    row = store.read(D, D + 60).minutes[0]
+    assert (row.events, row.revenue, row.rejected, row.duplicates) == (
+        {"page_view": 1, "purchase": 1},
+        10.0,
+        {"schema_violation": 2},
+        1,
+    )
+    assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
+
+
+def test_a_batch_without_minutes_is_still_applied_once(store: DynamoInsightsStore, dynamodb: Any) -> None:
+    empty = aggregate([])
+    assert store.apply("b1", empty) is True
+    assert store.apply("b1", empty) is False
+    assert keys_of(dynamodb) == [("applied#b1", "0")]
+
+
+def test_a_batch_over_more_than_99_minutes_is_applied_in_chunks(
+    dynamodb: Any, sqlite_store: SqliteInsightsStore
+) -> None:
+    # GIVEN a batch with events in 120 minutes over two days (and a refusal at its own minute, one of them)
+    client = ScriptedClient(dynamodb)
+    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+    batch = spread(120)
+    # WHEN applied
+    assert store.apply("big", batch) is True
+    # THEN it took two transactions of at most 99 minutes, each with its marker
+    assert CHUNK_MINUTES == 99
+    assert client.transacts == 2
+    assert markers(dynamodb, "big") == ["0", "1"]
+    # AND every minute counts once, as in the SQLite store
+    sqlite_store.apply("big", batch)
+    rows = store.read(*WHOLE)
+    assert len(rows.minutes) == 120
+    assert {row.minute: row.rejected for row in rows.minutes if row.rejected} == {D: {"too_large": 1}}
+    assert rows.funnel == [120, 0, 0]
+    assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
+
+
+def test_a_retry_after_a_crash_between_chunks_counts_each_minute_once(
+    dynamodb: Any, sqlite_store: SqliteInsightsStore
+) -> None:
+    # GIVEN a 120-minute batch whose apply crashes after its first chunk is committed
+    client = ScriptedClient(dynamodb, [lambda: None, raising(RuntimeError("killed"))])
+    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+    batch = spread(120)
+    with pytest.raises(RuntimeError, match="killed"):
+        store.apply("big", batch)
+    assert markers(dynamodb, "big") == ["0"]
+    assert len(store.read(*WHOLE).minutes) == CHUNK_MINUTES
+    # WHEN the step is retried, with the aggregate built again
+    assert store.apply("big", spread(120)) is True
+    # THEN the first chunk is skipped, the rest applied: each minute counts once
+    assert markers(dynamodb, "big") == ["0", "1"]
+    sqlite_store.apply("big", batch)
+    assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
+    assert [row.events for row in store.read(*WHOLE).minutes] == [{"page_view": 1}] * 120
+    # AND a further retry changes nothing
+    assert store.apply("big", batch) is False
+
+
+def test_a_concurrent_writer_on_the_same_minute_is_retried_and_both_count_once(
+    dynamodb: Any, sqlite_store: SqliteInsightsStore
+) -> None:
+    # GIVEN b1 and b2 with different users in the same minute, and b2 committed between b1's read and write
+    b1 = aggregate([fact(n, user=f"u{n}", session="s1") for n in range(50)], rejected={"too_large": 1})
+    b2 = aggregate([fact(100 + n, user=f"v{n}", session="s2") for n in range(30)], duplicates=2)
+    other = DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT)
+    client = ScriptedClient(dynamodb, [lambda: other.apply("b2", b2)])
+    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+    # WHEN b1 is applied
+    assert store.apply("b1", b1) is True
+    # THEN its first transaction failed on the sketch's version, and the retry merged both sketches
+    assert client.transacts == 2
+    row = store.read(D, D + 60).minutes[0]
+    assert row.events == {"page_view": 80}
+    assert (row.rejected, row.duplicates) == ({"too_large": 1}, 2)
+    assert document(store, *WHOLE)["totals"]["unique_users"] == 80
+    sqlite_store.apply("b2", b2)
+    sqlite_store.apply("b1", b1)
+    assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
+
+
+@pytest.mark.parametrize("events", [10, 0], ids=["with-sketches", "refusals-only"])
+def test_a_concurrent_apply_of_the_same_batch_counts_once(dynamodb: Any, events: int) -> None:
+    # GIVEN a second worker that applies the same batch between this one's read and write
+    # (with refusals only, no sketch version guards the minute: the marker alone must)
+    batch = aggregate([fact(n, user=f"u{n}") for n in range(events)], rejected={"too_large": 3})
+    other = DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT)
+    results: list[bool] = []
+    client = ScriptedClient(dynamodb, [lambda: results.append(other.apply("b1", batch))])
+    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+    # WHEN this worker applies it
+    applied = store.apply("b1", batch)
+    # THEN exactly one of them applied it, and it counts once
+    assert (results, applied) == ([True], False)
+    row = store.read(D, D + 60).minutes[0]
+    assert (row.events, row.rejected) == ({"page_view": events} if events else {}, {"too_large": 3})
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        cancelled("None", "ConditionalCheckFailed"),
+        cancelled("None", "TransactionConflict"),
+        cancelled("None", "None", "ThrottlingError"),
+        cancelled("TransactionConflict", "None"),
+        client_error("ThrottlingException"),
+    ],
+    ids=["condition", "conflict", "throttled-item", "marker-conflict", "throttled-call"],
+)
+def test_a_transient_transaction_failure_is_retried_and_counts_once(dynamodb: Any, error: ClientError) -> None:
+    # GIVEN a transaction that fails once for a reason that another try can clear
+    client = ScriptedClient(dynamodb, [raising(error)])
+    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+    # WHEN a batch is applied
+    assert store.apply("b1", aggregate([fact(1, user="u1"), fact(2, at_ms=D_MS + MIN_MS, user="u1")])) is True
+    # THEN it was tried again, and counts once
+    assert client.transacts == 2
+    assert [row.events for row in store.read(D, D + 120).minutes] == [{"page_view": 1}, {"page_view": 1}]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        client_error("ValidationException"),
+        client_error("AccessDeniedException"),
+        cancelled("None", "ValidationError"),
+        cancelled("None", "ConditionalCheckFailed", "ValidationError"),
+        cancelled(),
+    ],
+    ids=["validation", "access-denied", "cancelled-invalid", "cancelled-mixed", "cancelled-without-reasons"],
+)
+def test_an_error_that_is_not_transient_is_a_storage_error(dynamodb: Any, error: ClientError) -> None:
+    client = ScriptedClient(dynamodb, [raising(error)])
+    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+    with pytest.raises(StorageError, match="cannot apply batch b1") as caught:
+        store.apply("b1", aggregate([fact(1)]))
+    assert caught.value.__cause__ is error
+    assert client.transacts == 1
+    assert store.read(*WHOLE).minutes == []
+
+
+def test_conflicts_that_outlast_the_backoff_are_a_storage_error(dynamodb: Any) -> None:
+    # GIVEN a minute that is always being written by someone else
+    backoff = Backoff(attempts=3, sleep=lambda _seconds: None)
+    client = ScriptedClient(dynamodb, [raising(cancelled("None", "TransactionConflict"))] * 5)
+    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=backoff)
+    # THEN apply gives up after the backoff's tries
+    with pytest.raises(StorageError, match="3 tries"):
+        store.apply("b1", aggregate([fact(1)]))
+    assert client.transacts == 3
+
+
+def test_a_missing_table_is_a_storage_error(dynamodb: Any) -> None:
+    store = DynamoInsightsStore("no-such-table", dynamodb, backoff=NO_WAIT)
+    with pytest.raises(StorageError, match="ResourceNotFoundException"):
+        store.read(D, D + 60)
+    with pytest.raises(StorageError):
+        store.apply("b1", aggregate([fact(1, session="s1")]))
+    with pytest.raises(StorageError, match="ResourceNotFoundException"):
+        store.apply("b2", aggregate([fact(2)]))
