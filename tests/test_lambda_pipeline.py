@@ -293,6 +293,12 @@ def test_gzip_bomb_is_refused_after_its_limit(pipeline: Pipeline, s3: Any, monke
     assert "limit" in outcome["error"]
 
 
+def test_s3_test_event_is_answered_with_no_objects(pipeline: Pipeline) -> None:
+    # S3 sends this once when the bucket notification is configured: not an error to retry
+    event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-28T06:00:00.000Z", "Bucket": BUCKET}
+    assert pipeline.invoke("ingest", event) == {"objects": []}
+
+
 def test_objects_outside_incoming_are_ignored(pipeline: Pipeline, s3: Any) -> None:
     event = s3_notification(drop(s3, b"{}\n", "raw/someone-elses.ndjson"))
     event["Records"][0]["s3"]["object"]["key"] = "raw/someone-elses.ndjson"
