@@ -251,6 +251,30 @@ def test_dropped_file_with_spaces_and_unicode_in_its_key(
     assert curated_ids(dynamodb) == sent
 
 
+@pytest.mark.parametrize("form", ["s3", "eventbridge"])
+def test_a_bucket_without_versioning(pipeline: Pipeline, s3: Any, dynamodb: Any, form: str) -> None:
+    # GIVEN a file dropped in a bucket without versioning: its notification has an ETag, no version id
+    data, sent = ndjson_of(30)
+    etag = s3.put_object(Bucket=BUCKET, Key=DROPPED_KEY, Body=data)["ETag"].strip('"')
+    if form == "s3":
+        event = canned("s3_put_incoming.json")
+        found = event["Records"][0]["s3"]["object"]
+        del found["versionId"]
+        found["eTag"] = etag
+    else:
+        event = canned("eventbridge_s3_object_created.json")
+        del event["detail"]["object"]["version-id"]
+        event["detail"]["object"]["etag"] = etag
+    # WHEN it is ingested, twice (at-least-once delivery)
+    first = pipeline.invoke("ingest", event)
+    pipeline.drain()
+    pipeline.invoke("ingest", event)
+    # THEN the file was read, its events curated, and the repeat started nothing
+    assert first["objects"][0]["status"] == "ingested"
+    assert pipeline.drain() == []
+    assert curated_ids(dynamodb) == sent
+
+
 def test_a_repeated_notification_processes_nothing_twice(pipeline: Pipeline, s3: Any, dynamodb: Any) -> None:
     data, sent = ndjson_of(20)
     event = s3_notification(drop(s3, data))
@@ -329,6 +353,39 @@ def test_a_store_that_keeps_failing_fails_the_batch_and_marks_nothing_done(pipel
     assert len(waits) == 5
     batch = answer(pipeline.invoke("ingest", http_event("GET", f"/batches/{accepted['batch_id']}")))
     assert batch["status"] == "failed"
+
+
+def test_a_pending_batch_whose_execution_closed_is_started_again_by_replay(pipeline: Pipeline, dynamodb: Any) -> None:
+    # GIVEN an accepted batch whose execution was stopped before it ran (timed out, aborted)
+    accepted = answer(pipeline.invoke("ingest", canned("apigw_http_v2_post_events.json")))
+    execution = pipeline.sfn.list_executions(stateMachineArn=pipeline.state_machine_arn)["executions"][0]
+    pipeline.sfn.stop_execution(executionArn=execution["executionArn"])
+    pipeline.ran.add(execution["name"])
+    # WHEN replay runs, THEN it starts the batch under a new name, and the batch ends done
+    assert pipeline.invoke("replay", {})["batches"] == 1
+    (restarted,) = pipeline.drain()
+    assert restarted.startswith(accepted["batch_id"] + "-retry-")
+    batch = answer(pipeline.invoke("ingest", http_event("GET", f"/batches/{accepted['batch_id']}")))
+    assert (batch["status"], batch["curated"]) == ("done", 3)
+    assert len(curated_ids(dynamodb)) == 3
+
+
+def test_a_batch_whose_workflow_cannot_start_is_acknowledged_and_replayed(pipeline: Pipeline) -> None:
+    # GIVEN a state machine that cannot be started (deleted by mistake)
+    definition = pipeline.sfn.describe_state_machine(stateMachineArn=pipeline.state_machine_arn)
+    pipeline.sfn.delete_state_machine(stateMachineArn=pipeline.state_machine_arn)
+    # WHEN a request arrives, THEN it is acknowledged: its raw batch is stored, and it waits as pending
+    response = pipeline.invoke("ingest", canned("apigw_http_v2_post_events.json"))
+    assert response["statusCode"] == 202
+    batch_id = answer(response)["batch_id"]
+    assert answer(pipeline.invoke("ingest", http_event("GET", f"/batches/{batch_id}")))["status"] == "pending"
+    # AND once the state machine is back, replay starts it and it ends done
+    pipeline.sfn.create_state_machine(
+        name=definition["name"], definition=definition["definition"], roleArn=definition["roleArn"]
+    )
+    pipeline.invoke("replay", {})
+    assert pipeline.drain() == [batch_id]
+    assert answer(pipeline.invoke("ingest", http_event("GET", f"/batches/{batch_id}")))["status"] == "done"
 
 
 def test_logs_carry_the_batch_id_and_metrics_are_emf(pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 BUNDLED_RATES = Path(__file__).parent / "data" / "currency_rates.json"
 MAX_BATCH_EVENTS = 5000
+MAX_EVENT_BYTES = 256 * 1024  # a curated event and its quarantine record must fit a 400 KB DynamoDB item
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,11 @@ class Settings:
             raise ConfigError(
                 f"EVENTPIPE_MAX_BATCH_EVENTS={batch_events} is above the most allowed, {MAX_BATCH_EVENTS}"
             )
+        event_bytes = _positive_int(environ, "EVENTPIPE_MAX_EVENT_BYTES", defaults.max_event_bytes)
+        if event_bytes > MAX_EVENT_BYTES:
+            raise ConfigError(f"EVENTPIPE_MAX_EVENT_BYTES={event_bytes} is above the most allowed, {MAX_EVENT_BYTES}")
         limits = Limits(
-            max_event_bytes=_positive_int(environ, "EVENTPIPE_MAX_EVENT_BYTES", defaults.max_event_bytes),
+            max_event_bytes=event_bytes,
             max_body_bytes=_positive_int(environ, "EVENTPIPE_MAX_BODY_BYTES", defaults.max_body_bytes),
             max_batch_events=batch_events,
             max_file_bytes=_positive_int(environ, "EVENTPIPE_MAX_FILE_BYTES", defaults.max_file_bytes),

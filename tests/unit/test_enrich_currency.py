@@ -76,3 +76,13 @@ def test_base_not_in_rates_is_a_config_error() -> None:
     # WHEN / THEN construction refuses, naming the setting to change
     with pytest.raises(ConfigError, match=r"GBP.*EVENTPIPE_CURRENCY_RATES"):
         CurrencyEnricher("GBP", RATES)
+
+
+@pytest.mark.parametrize("revenue", [1e200, 2e12, float("inf")])
+def test_an_implausible_revenue_is_an_error(revenue: float) -> None:
+    # GIVEN a revenue above a trillion in the base currency (beyond it, stores' number ranges end)
+    event = {"properties": {"revenue": revenue, "currency": "EUR"}}
+    # WHEN / THEN the event is rejected at $.properties.revenue rather than failing its batch later
+    with pytest.raises(EnrichmentError, match="above") as caught:
+        enrich(event)
+    assert caught.value.path == "$.properties.revenue"

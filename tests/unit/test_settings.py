@@ -201,3 +201,9 @@ def test_the_sqlite_cache_is_read_and_checked() -> None:
     assert Settings.from_env({"EVENTPIPE_SQLITE_CACHE_MIB": "32"}).sqlite_cache_mib == 32
     with pytest.raises(ConfigError, match="EVENTPIPE_SQLITE_CACHE_MIB"):
         Settings.from_env({"EVENTPIPE_SQLITE_CACHE_MIB": "0"})
+
+
+def test_event_size_is_capped_so_an_event_fits_a_dynamodb_item() -> None:
+    assert Settings.from_env({"EVENTPIPE_MAX_EVENT_BYTES": "262144"}).limits.max_event_bytes == 262144
+    with pytest.raises(ConfigError, match="EVENTPIPE_MAX_EVENT_BYTES=262145 is above the most allowed, 262144"):
+        Settings.from_env({"EVENTPIPE_MAX_EVENT_BYTES": "262145"})

@@ -8,15 +8,18 @@ second ingest of it, or a restart after a crash, finishes what is missing instea
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from eventpipe.core.errors import InputError
+from eventpipe.core.errors import InputError, StorageError
 from eventpipe.core.model import BatchRecord, BatchStatus, Limits, Reason, ReasonCode
 from eventpipe.core.rawbatch import RawBatch, raw_key
 from eventpipe.core.requests import shape_reasons
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -102,7 +105,7 @@ class Ingestor:
         raw = self._raw_batch(batch_id, source, lines, check_shape=True)
         if not raw.events and all(r["reasons"][0]["code"] == ReasonCode.MALFORMED_JSON for r in raw.refused):
             raise InputError("the body holds no JSON event")
-        return self.submit(raw), raw.refused
+        return self._start(self._store(raw)), raw.refused  # a request's batch id is new: nothing to look up
 
     def submit(self, raw: RawBatch) -> BatchRecord:
         """Store one cut batch, unless it is stored already, and start its workflow.
@@ -113,10 +116,18 @@ class Ingestor:
         existing = self._batches.get(raw.batch_id)
         if existing is not None and existing.status is BatchStatus.DONE:
             return existing
-        record = existing or self._store(raw)
         failed = existing is not None and existing.status is BatchStatus.FAILED
-        self.starter.start(raw.batch_id, raw_key(raw.batch_id), retry=failed)
-        return self._batches.get(raw.batch_id) or record
+        return self._start(existing or self._store(raw), retry=failed)
+
+    def _start(self, record: BatchRecord, *, retry: bool = False) -> BatchRecord:
+        try:
+            self.starter.start(record.batch_id, record.raw_key, retry=retry)
+        except StorageError as exc:
+            # The batch is stored, so it is acknowledged: failing now would only make the client send
+            # it again. It stays pending until `replay` starts it.
+            log.error("batch %s is stored but its workflow did not start (run replay): %s", record.batch_id, exc)
+            return record
+        return self._batches.get(record.batch_id) or record
 
     def _raw_batch(self, batch_id: str, source: str, chunk: list[Line], *, check_shape: bool = False) -> RawBatch:
         raw = RawBatch(batch_id=batch_id, source=source, received_at_ms=self._clock.now_ms())

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 MINUTE_MS = 60_000
+LATEST_MS = 253_370_764_800_000  # 9999-01-01: later times cannot be bucketed by hour or day
 
 
 def to_iso(ms: int) -> str:
@@ -36,3 +37,16 @@ class SystemClock:
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
+
+
+def parse_window(since: str | None, until: str | None, *, now_ms: int, default_ms: int, max_ms: int) -> tuple[int, int]:
+    """`(since_ms, until_ms)` from optional RFC 3339 texts: `until` defaults to now, `since` to
+    `default_ms` before it. ValueError, with a message for the user, when either is unreadable, out
+    of 1970 to 9998, in the wrong order, or the window is longer than `max_ms`."""
+    until_ms = parse_iso_ms(until) if until else now_ms
+    since_ms = parse_iso_ms(since) if since else until_ms - default_ms
+    if not 0 <= since_ms <= until_ms < LATEST_MS:
+        raise ValueError("since must be before until, both between 1970 and 9998")
+    if until_ms - since_ms > max_ms:
+        raise ValueError(f"the window is longer than {max_ms // 3_600_000} hours")
+    return since_ms, until_ms

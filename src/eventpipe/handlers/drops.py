@@ -32,7 +32,13 @@ INCOMING_PREFIX = "incoming/"
 class ObjectDrop:
     bucket: str
     key: str  # URL-decoded
-    version: str | None  # the version id, or the ETag in an unversioned bucket
+    version_id: str | None  # None in a bucket without versioning
+    etag: str | None = None  # tells the contents of one key apart where there are no versions
+
+    @property
+    def source(self) -> str:
+        """What names this content of this object: the same notification again gives the same batch ids."""
+        return f"s3://{self.bucket}/{self.key}#{self.version_id or self.etag}"
 
 
 @dataclass
@@ -66,13 +72,17 @@ def drops_of(event: Mapping[str, Any]) -> list[ObjectDrop]:
     if "Records" in event:
         return [  # S3 notifications URL-encode keys (a space as "+"); the EventBridge view below decodes its own
             ObjectDrop(
-                r.s3.bucket.name, unquote_plus(r.s3.get_object.key), r.s3.get_object.version_id or r.s3.get_object.etag
+                r.s3.bucket.name,
+                unquote_plus(r.s3.get_object.key),
+                r.s3.get_object.get("versionId") or None,
+                r.s3.get_object.get("eTag") or None,
             )
             for r in S3Event(dict(event)).records
             if r.event_name.startswith("ObjectCreated")
         ]
     detail = S3EventBridgeNotificationEvent(dict(event)).detail
-    return [ObjectDrop(detail.bucket.name, detail.object.key, detail.object.version_id or detail.object.etag)]
+    found = detail.object  # its `version_id` raises KeyError in a bucket without versioning
+    return [ObjectDrop(detail.bucket.name, found.key, found.get("version-id") or None, found.etag or None)]
 
 
 def ingest_drop(drop: ObjectDrop, services: Services) -> DropOutcome:
@@ -82,9 +92,9 @@ def ingest_drop(drop: ObjectDrop, services: Services) -> DropOutcome:
         return DropOutcome(drop.key, "ignored")
     limits = services.settings.limits
     outcome = DropOutcome(drop.key, "ingested")
-    batch_ids = source_batch_ids(f"s3://{drop.bucket}/{drop.key}#{drop.version}", limits.max_batch_events)
+    batch_ids = source_batch_ids(drop.source, limits.max_batch_events)
     try:
-        with services.bucket.open(drop.key, drop.version) as stream:
+        with services.bucket.open(drop.key, drop.version_id) as stream:
             lines = iter_lines(
                 stream,
                 max_event_bytes=limits.max_event_bytes,

@@ -21,16 +21,25 @@ def handle_export(event: Mapping[str, Any], services: Services) -> dict[str, Any
     A schedule runs it with an empty event every few minutes; a window backfills.
     """
     from eventpipe.core.export import export_insights  # loads the sketches only in this function
-    from eventpipe.core.timeutil import minute_of, parse_iso_ms
+    from eventpipe.core.timeutil import minute_of, parse_window
 
     try:
-        until_ms = parse_iso_ms(event["until"]) if event.get("until") else services.clock.now_ms()
-        since_ms = parse_iso_ms(event["since"]) if event.get("since") else until_ms - EXPORT_WINDOW_MS
-    except (TypeError, ValueError) as exc:
+        since_ms, until_ms = parse_window(
+            _text(event.get("since")),
+            _text(event.get("until")),
+            now_ms=services.clock.now_ms(),
+            default_ms=EXPORT_WINDOW_MS,
+            max_ms=MAX_EXPORT_WINDOW_MS,
+        )
+    except ValueError as exc:
         raise InputError(f"since and until must be RFC 3339 times with an offset: {exc}") from None
-    if not 0 <= until_ms - since_ms <= MAX_EXPORT_WINDOW_MS:
-        raise InputError("since must be before until, and at most 31 days before it")
     keys = export_insights(
         services.insights, services.bucket, since_minute=minute_of(since_ms), until_minute=minute_of(until_ms) + 60
     )
     return {"keys": keys}
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InputError(f"since and until must be strings, not {type(value).__name__}")

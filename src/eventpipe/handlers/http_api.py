@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, A
 from eventpipe.core.errors import InputError, StorageError
 from eventpipe.core.readers import InputTooLargeError
 from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
+from eventpipe.core.timeutil import parse_window
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,8 +28,11 @@ if TYPE_CHECKING:
     from eventpipe.handlers.services import Services
 
 log = logging.getLogger(__name__)
+BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")  # the shape of every batch id, as of execution names
 DEFAULT_WINDOW_MS = 60 * 60 * 1000
-MAX_WINDOW_MS = 31 * 24 * 60 * 60 * 1000  # a window is read minute by minute: keep its cost bounded
+# A window is read minute by minute (in DynamoDB, a sketch of up to 16 KB each): longer spans are
+# for the S3 export and Athena.
+MAX_WINDOW_MS = 24 * 60 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,8 @@ def new_batch_id(now_ms: int) -> str:
 
 
 def get_batch(batch_id: str, services: Services) -> dict[str, Any]:
+    if not BATCH_ID.match(batch_id):  # no store is asked about an id no batch can have
+        raise HttpError(404, "not_found", "no such batch")
     record = services.batches.get(batch_id)
     if record is None:
         raise HttpError(404, "not_found", f"no batch {batch_id}")
@@ -170,15 +177,16 @@ def get_batch(batch_id: str, services: Services) -> dict[str, Any]:
 
 def get_insights(query: Mapping[str, str], services: Services) -> dict[str, Any]:
     from eventpipe.core.insights import insights_document  # loads the sketches only where insights are read
-    from eventpipe.core.timeutil import parse_iso_ms
 
-    now_ms = services.clock.now_ms()
     try:
-        until_ms = parse_iso_ms(query["until"]) if query.get("until") else now_ms
-        since_ms = parse_iso_ms(query["since"]) if query.get("since") else until_ms - DEFAULT_WINDOW_MS
+        since_ms, until_ms = parse_window(
+            query.get("since"),
+            query.get("until"),
+            now_ms=services.clock.now_ms(),
+            default_ms=DEFAULT_WINDOW_MS,
+            max_ms=MAX_WINDOW_MS,
+        )
     except ValueError as exc:
         raise HttpError(400, "bad_request", f"since and until must be RFC 3339 times with an offset: {exc}") from None
-    if not 0 <= until_ms - since_ms <= MAX_WINDOW_MS:
-        raise HttpError(400, "bad_request", "since must be before until, and at most 31 days before it")
     currency = services.settings.enrichment.base_currency
     return insights_document(services.insights, since_ms=since_ms, until_ms=until_ms, currency=currency)

@@ -39,6 +39,11 @@ def rebase_rates(base: str, rates: Mapping[str, float]) -> dict[str, float]:
     return {code: rate / base_rate for code, rate in checked.items()}
 
 
+# No order is worth more: a bound keeps sums exact in a float and within every store's number range
+# (DynamoDB's ends at 1e126), so one absurd event cannot fail its batch's aggregation for good.
+MAX_AMOUNT = 1e12
+
+
 class CurrencyEnricher:
     """Writes `enrichment["revenue"]` in the base currency; an unknown currency is an error."""
 
@@ -67,4 +72,10 @@ class CurrencyEnricher:
                 "EVENTPIPE_CURRENCY_RATES at that file",
                 "$.properties.currency",
             )
-        enrichment["revenue"] = {"amount": round(revenue / rate, 4), "currency": self._base}
+        amount = revenue / rate
+        if not amount <= MAX_AMOUNT:  # also refuses inf and nan
+            raise EnrichmentError(
+                f"revenue {revenue!r} {currency} is above {MAX_AMOUNT:g} {self._base}, the most eventpipe counts",
+                "$.properties.revenue",
+            )
+        enrichment["revenue"] = {"amount": round(amount, 4), "currency": self._base}
