@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
+from eventpipe.adapters.aws.dynamodb_calls import conditional
+from eventpipe.adapters.aws.errors import AWS_ERRORS, storage_error
 from eventpipe.adapters.aws.retry import Backoff
-from eventpipe.core.errors import StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 _NEW_OR_OURS = "attribute_not_exists(event_id) OR batch_id = :b"
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 _DEFAULT_BACKOFF = Backoff()
 
 
@@ -89,25 +88,16 @@ class DynamoCuratedStore:
             "event_type": {"S": event_type},
             "payload": {"S": payload.decode("utf-8")},
         }
-        action = f"cannot put event {event_id} into {self._table}"
-        throttled: BaseException | None = None
-        for _ in self._backoff.waits():
-            try:
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression=_NEW_OR_OURS,
-                    ExpressionAttributeValues={":b": {"S": batch_id}},
-                )
-            except AWS_ERRORS as exc:
-                if error_code(exc) == _CONDITION_FAILED:
-                    return False
-                if not is_throttling(exc):
-                    raise storage_error(exc, action) from exc
-                throttled = exc
-                continue
-            return True
-        raise StorageError(f"{action}: still throttled after {self._backoff.attempts} tries") from throttled
+        return conditional(
+            self._backoff,
+            f"cannot put event {event_id} into {self._table}",
+            lambda: self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression=_NEW_OR_OURS,
+                ExpressionAttributeValues={":b": {"S": batch_id}},
+            ),
+        )
 
     def count(self) -> int:
         """Every stored event, by a full Scan: for tests and small tables, not for a production path."""

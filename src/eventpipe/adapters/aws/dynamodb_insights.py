@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import datasketches
 
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_batch import batch_put
+from eventpipe.adapters.aws.dynamodb_calls import batch_put
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE

@@ -17,14 +17,11 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from botocore.exceptions import ClientError
 
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_batch import BATCH_WRITE_MAX, batch_put
-from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
+from eventpipe.adapters.aws.dynamodb_calls import attempt, batch_delete, batch_put, conditional
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.tables import UNFINISHED_INDEX
-from eventpipe.core.errors import StorageError
 from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
 
 if TYPE_CHECKING:
@@ -40,7 +37,6 @@ _T = TypeVar("_T")
 BATCH_SK = "batch"
 REJECTION_PREFIX = "rej#"
 OPEN = "1"  # the `unfinished` index's only key value: every unfinished batch shares one partition
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 _DEFAULT_BACKOFF = Backoff()
 
 
@@ -52,66 +48,17 @@ def rejection_sk(index: int) -> str:
     return f"{REJECTION_PREFIX}{index:010d}"  # zero-padded, so the sort key orders by index
 
 
-def _attempt(backoff: Backoff, action: str, call: Callable[[], _T]) -> _T:
-    """`call()` with throttling retried.
-
-    A failed condition comes out as the ClientError (for `_conditional`); anything else as `StorageError`.
-    """
-    throttled: BaseException | None = None
-    for _ in backoff.waits():
-        try:
-            return call()
-        except AWS_ERRORS as exc:
-            if error_code(exc) == _CONDITION_FAILED:
-                raise
-            if not is_throttling(exc):
-                raise storage_error(exc, action) from exc
-            throttled = exc
-    raise StorageError(f"{action}: still throttled after {backoff.attempts} tries") from throttled
-
-
-def _conditional(backoff: Backoff, action: str, call: Callable[[], object]) -> bool:
-    """Run a conditional write: False when its condition failed (and nothing changed)."""
-    try:
-        _attempt(backoff, action, call)
-    except ClientError:  # `_attempt` lets only a failed condition through
-        return False
-    return True
-
-
 def _items(
     backoff: Backoff, action: str, call: Callable[[dict[str, Any]], QueryOutputTypeDef | ScanOutputTypeDef]
 ) -> Iterator[Item]:
     """The items of every page of a Query or Scan; `call(paging)` passes `paging` on as keyword arguments."""
     paging: dict[str, Any] = {}
     while True:
-        page = _attempt(backoff, action, partial(call, paging))
+        page = attempt(backoff, action, partial(call, paging))
         yield from page["Items"]
         if "LastEvaluatedKey" not in page:
             return
         paging = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
-
-
-def _batch_delete(client: DynamoDBClient, table: str, keys: Sequence[Item], backoff: Backoff) -> None:
-    """Delete every key with BatchWriteItem, retrying throttling and `UnprocessedItems` with `backoff`.
-
-    `dynamodb_batch.batch_put` does the same for puts; a delete, too, is harmless to repeat.
-    """
-    action = f"cannot delete from {table}"
-    for start in range(0, len(keys), BATCH_WRITE_MAX):
-        pending: Any = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + BATCH_WRITE_MAX]]
-        for _ in backoff.waits():
-            try:
-                answer = client.batch_write_item(RequestItems={table: pending})
-            except AWS_ERRORS as exc:
-                if not is_throttling(exc):
-                    raise storage_error(exc, action) from exc
-                continue
-            pending = answer.get("UnprocessedItems", {}).get(table, [])
-            if not pending:
-                break
-        else:
-            raise StorageError(f"{action}: {len(pending)} items still unprocessed after {backoff.attempts} tries")
 
 
 class DynamoBatchStore:
@@ -123,7 +70,7 @@ class DynamoBatchStore:
         self._backoff = backoff
 
     def create(self, record: BatchRecord) -> bool:
-        return _conditional(
+        return conditional(
             self._backoff,
             f"cannot create batch {record.batch_id} in {self._table}",
             lambda: self._client.put_item(
@@ -132,7 +79,7 @@ class DynamoBatchStore:
         )
 
     def get(self, batch_id: str) -> BatchRecord | None:
-        answer = _attempt(
+        answer = attempt(
             self._backoff,
             f"cannot read batch {batch_id} from {self._table}",
             lambda: self._client.get_item(TableName=self._table, Key=self._key(batch_id), ConsistentRead=True),
@@ -142,7 +89,7 @@ class DynamoBatchStore:
     def mark_done(self, batch_id: str, curated: int, duplicates: int, rejected: dict[str, int]) -> None:
         # Removing `open` takes the record out of the sparse `unfinished` index. An unknown batch
         # fails the condition and nothing is written, as with the SQLite store.
-        _conditional(
+        conditional(
             self._backoff,
             f"cannot mark batch {batch_id} done in {self._table}",
             lambda: self._client.update_item(
@@ -164,7 +111,7 @@ class DynamoBatchStore:
 
     def mark_failed(self, batch_id: str, error: str) -> None:
         # A late failure of an earlier try never overrides done; `open` stays, so the batch stays unfinished.
-        _conditional(
+        conditional(
             self._backoff,
             f"cannot mark batch {batch_id} failed in {self._table}",
             lambda: self._client.update_item(
@@ -267,7 +214,7 @@ class DynamoQuarantine:
     def remove(self, keys: Sequence[tuple[str, int]]) -> None:
         # One BatchWriteItem may not name a key twice.
         unique = dict.fromkeys(keys)
-        _batch_delete(self._client, self._table, [self._key(b, i) for b, i in unique], self._backoff)
+        batch_delete(self._client, self._table, [self._key(b, i) for b, i in unique], self._backoff)
 
     @staticmethod
     def _key(batch_id: str, index: int) -> Item:

@@ -1,0 +1,77 @@
+"""DynamoDB calls with throttling retried: one call, a conditional write, and BatchWriteItem.
+
+botocore retries a throttled call a few times by itself; what outlasts that, and BatchWriteItem's
+`UnprocessedItems`, is retried here with the backoff. Any other vendor error, or throttling that
+outlasts the backoff, becomes `StorageError`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
+from eventpipe.core.errors import StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from eventpipe.adapters.aws.retry import Backoff
+
+_T = TypeVar("_T")
+BATCH_WRITE_MAX = 25  # DynamoDB's limit per BatchWriteItem call
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def attempt(backoff: Backoff, action: str, call: Callable[[], _T]) -> _T:
+    """`call()` with throttling retried; a failed condition comes out as its ClientError, else `StorageError`."""
+    throttled: BaseException | None = None
+    for _ in backoff.waits():
+        try:
+            return call()
+        except AWS_ERRORS as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                raise
+            if not is_throttling(exc):
+                raise storage_error(exc, action) from exc
+            throttled = exc
+    raise StorageError(f"{action}: still throttled after {backoff.attempts} tries") from throttled
+
+
+def conditional(backoff: Backoff, action: str, call: Callable[[], object]) -> bool:
+    """Run a conditional write: False when its condition failed (and nothing changed)."""
+    try:
+        attempt(backoff, action, call)
+    except ClientError:  # `attempt` lets only a failed condition through
+        return False
+    return True
+
+
+def batch_put(client: Any, table: str, items: Sequence[dict[str, Any]], backoff: Backoff) -> None:
+    """Put every item (attribute-value form); only for puts whose repetition is harmless."""
+    batch_write(client, table, [{"PutRequest": {"Item": item}} for item in items], backoff, f"cannot write to {table}")
+
+
+def batch_delete(client: Any, table: str, keys: Sequence[dict[str, Any]], backoff: Backoff) -> None:
+    batch_write(
+        client, table, [{"DeleteRequest": {"Key": key}} for key in keys], backoff, f"cannot delete from {table}"
+    )
+
+
+def batch_write(client: Any, table: str, requests: Sequence[dict[str, Any]], backoff: Backoff, action: str) -> None:
+    """BatchWriteItem in calls of 25, `UnprocessedItems` and throttling retried; a retry repeats whole requests."""
+    for start in range(0, len(requests), BATCH_WRITE_MAX):
+        pending = list(requests[start : start + BATCH_WRITE_MAX])
+        for _ in backoff.waits():
+            try:
+                answer = client.batch_write_item(RequestItems={table: pending})
+            except AWS_ERRORS as exc:
+                if not is_throttling(exc):
+                    raise storage_error(exc, action) from exc
+                continue
+            pending = answer.get("UnprocessedItems", {}).get(table, [])
+            if not pending:
+                break
+        else:
+            raise StorageError(f"{action}: {len(pending)} items still unprocessed after {backoff.attempts} tries")
