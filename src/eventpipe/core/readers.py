@@ -109,9 +109,11 @@ def _read_line(reader: IO[bytes], limit: int) -> tuple[bytes, bool] | None:
         return None
     if len(line) > limit and not line.endswith(b"\n"):
         prefix = line[:KEPT_PREFIX_BYTES]
+        blank = not line.strip()
         while line and not line.endswith(b"\n"):  # skip the rest of the oversize line
             line = reader.readline(1024 * 1024)
-        return prefix, False
+            blank = blank and not line.strip()
+        return (b"", True) if blank else (prefix, False)  # a long run of whitespace is a blank line
     return line.rstrip(b"\r\n"), True
 
 

@@ -45,10 +45,11 @@ class HttpRequest:
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.headers = dict(headers or {})
 
 
 def is_http_event(event: Mapping[str, Any]) -> bool:
@@ -57,17 +58,19 @@ def is_http_event(event: Mapping[str, Any]) -> bool:
 
 def handle_http(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
     """Answer one API Gateway proxy event with a proxy response (`statusCode`, `headers`, `body`)."""
+    headers = {"content-type": "application/json"}
     try:
         request = request_of(event)
         status, document = route(request, services)
     except HttpError as exc:
         status, document = exc.status, {"error": exc.code, "message": str(exc)}
+        headers.update(exc.headers)
     except StorageError as exc:
         log.error("storage failed: %s", exc)
         status, document = 503, {"error": "unavailable", "message": "storage is unavailable; retry later"}
     return {
         "statusCode": status,
-        "headers": {"content-type": "application/json"},
+        "headers": headers,
         "body": orjson.dumps(document).decode(),
         "isBase64Encoded": False,
     }
@@ -121,7 +124,7 @@ def route(request: HttpRequest, services: Services) -> tuple[int, dict[str, Any]
 
 def _allow(request: HttpRequest, method: str) -> None:
     if request.method != method:
-        raise HttpError(405, "method_not_allowed", f"{request.path} answers {method} only")
+        raise HttpError(405, "method_not_allowed", f"{request.path} answers {method} only", {"allow": method})
 
 
 def post_events(request: HttpRequest, services: Services) -> dict[str, Any]:

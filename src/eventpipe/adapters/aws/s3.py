@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import IO, TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.clients import make_client
@@ -30,13 +31,8 @@ class S3RawBucket:
             raise storage_error(exc, f"cannot write s3://{self.name}/{key}") from exc
 
     def get(self, key: str) -> bytes:
-        body = self.open(key)
-        try:
+        with self.open(key) as body:
             return body.read()
-        except AWS_ERRORS as exc:
-            raise storage_error(exc, f"cannot read s3://{self.name}/{key}") from exc
-        finally:
-            body.close()
 
     def open(self, key: str, version_id: str | None = None) -> IO[bytes]:
         """A stream of the object's bytes, read as it is consumed: a 1 GB file never sits in memory.
@@ -50,8 +46,7 @@ class S3RawBucket:
             if error_code(exc) in _MISSING:
                 raise ObjectNotFoundError(f"s3://{self.name}/{key} does not exist") from exc
             raise storage_error(exc, f"cannot read s3://{self.name}/{key}") from exc
-        body: IO[bytes] = answer["Body"]  # type: ignore[assignment]  # a StreamingBody reads like a file
-        return body
+        return io.BufferedReader(_TranslatedStream(answer["Body"], f"s3://{self.name}/{key}"), 256 * 1024)
 
     def delete(self, key: str) -> None:
         try:
@@ -66,3 +61,26 @@ class S3RawBucket:
                     yield item["Key"]
         except AWS_ERRORS as exc:
             raise storage_error(exc, f"cannot list s3://{self.name}/{prefix}") from exc
+
+
+class _TranslatedStream(io.RawIOBase):
+    """botocore's StreamingBody, with a read that breaks midway (timeout, reset) raised as `StorageError`."""
+
+    def __init__(self, body: Any, name: str) -> None:
+        self._body = body
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._body.read(len(buffer))
+        except AWS_ERRORS as exc:
+            raise storage_error(exc, f"cannot read {self._name}") from exc
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
