@@ -261,16 +261,10 @@ def _rejected(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     runtime = _runtime()
     if args.rejected:
-        from eventpipe.core.replay import replay_rejected
+        from eventpipe.handlers.replay import replay_quarantine
 
         runtime.finish_unfinished(include_failed=True)  # a batch not done may still curate its events
-        summary = replay_rejected(
-            runtime.quarantine,
-            runtime.batches,
-            runtime.ingestor,
-            batch_size=runtime.settings.limits.max_batch_events,
-            clock=runtime.clock,
-        )
+        summary = replay_quarantine(runtime)
     else:
         summary = IngestSummary()
         for record in runtime.finish_unfinished(include_failed=True):

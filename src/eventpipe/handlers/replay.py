@@ -20,16 +20,21 @@ def handle_replay(event: Mapping[str, Any], services: Services) -> dict[str, Any
     Answers how many batches were started and how many events they hold; on AWS they finish
     asynchronously (`GET /batches/{id}` follows each).
     """
-    summary = IngestSummary()
     if event.get("rejected") is True:
-        summary = replay_rejected(
-            services.quarantine,
-            services.batches,
-            services.ingestor,
-            batch_size=services.settings.limits.max_batch_events,
-            clock=services.clock,
-        )
+        summary = replay_quarantine(services)
     else:
+        summary = IngestSummary()
         for record in restart_unfinished(services.batches, services.ingestor.starter, include_failed=True):
             summary.add(record)
     return {"batches": summary.batches, "received": summary.received, "unfinished": summary.unfinished}
+
+
+def replay_quarantine(services: Services) -> IngestSummary:
+    """The quarantine of done batches through the workflow again, in batches of the usual size."""
+    return replay_rejected(
+        services.quarantine,
+        services.batches,
+        services.ingestor,
+        batch_size=services.settings.limits.max_batch_events,
+        clock=services.clock,
+    )
