@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -63,8 +64,6 @@ def ingest(event: Event, context: LambdaContext) -> Event:
 
 def _record_accepted(accepted: Event | str) -> None:
     """Log and count an accepted batch, from the 202 document or the HTTP body holding it."""
-    import orjson
-
     document: Event = orjson.loads(accepted) if isinstance(accepted, str) else accepted
     logger.set_correlation_id(document["batch_id"])
     logger.info("batch accepted", extra={"received": document["received"], "refused": document["rejected"]})
