@@ -23,20 +23,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import datasketches
-
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_calls import batch_put
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
-from eventpipe.core.aggregate import FUNNEL_STEPS
+from eventpipe.core.aggregate import FUNNEL_STEPS, merged_users
 from eventpipe.core.errors import StorageError
 from eventpipe.core.funnel import SESSION_LOOKBACK_S, funnel_counts
 from eventpipe.core.insights import InsightsRows, MinuteRow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+
+    import datasketches
 
     from eventpipe.core.aggregate import BatchAggregate
 
@@ -109,16 +109,6 @@ def _changes(aggregate: BatchAggregate) -> list[_MinuteChange]:
         change = changes.setdefault(aggregate.batch_minute, _MinuteChange(aggregate.batch_minute))
         change.counters.update(refusals)
     return [changes[minute] for minute in sorted(changes)]
-
-
-def _merged(users: datasketches.hll_sketch, stored: bytes | None) -> bytes:
-    """The batch's sketch merged into the stored one (the caller's sketch is left untouched)."""
-    if stored is None:
-        return bytes(users.serialize_compact())
-    union = datasketches.hll_union(users.lg_config_k)
-    union.update(users)
-    union.update(datasketches.hll_sketch.deserialize(stored))
-    return bytes(union.get_result().serialize_compact())
 
 
 class DynamoInsightsStore:
@@ -250,7 +240,7 @@ class DynamoInsightsStore:
             names.update({"#u": "users", "#v": "v"})
             values.update(
                 {
-                    ":u": {"B": _merged(change.users, users)},
+                    ":u": {"B": merged_users(change.users, users)},
                     ":old": {"N": str(version)},
                     ":new": {"N": str(version + 1)},
                 }

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import datasketches
-
-from eventpipe.core.aggregate import FUNNEL_STEPS
+from eventpipe.core.aggregate import FUNNEL_STEPS, merged_users
 from eventpipe.core.funnel import SESSION_LOOKBACK_S
 from eventpipe.core.insights import InsightsRows, MinuteRow
 
@@ -61,16 +59,10 @@ class SqliteInsightsStore:
 
     @staticmethod
     def _merge_users(conn: sqlite3.Connection, minute: int, bucket: MinuteAggregate) -> None:
-        users = bucket.users
         row = conn.execute("SELECT users FROM minute_sketches WHERE minute = ?", (minute,)).fetchone()
-        if row is not None:  # merge into the stored sketch, leaving the caller's untouched
-            union = datasketches.hll_union(users.lg_config_k)
-            union.update(users)
-            union.update(datasketches.hll_sketch.deserialize(row[0]))
-            users = union.get_result()
         conn.execute(
             "INSERT OR REPLACE INTO minute_sketches (minute, users) VALUES (?, ?)",
-            (minute, users.serialize_compact()),
+            (minute, merged_users(bucket.users, row[0] if row else None)),
         )
 
     def read(self, since_minute: int, until_minute: int) -> InsightsRows:
