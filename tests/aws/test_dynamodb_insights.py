@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from typing import TYPE_CHECKING, Any
 
+import datasketches
 import pytest
 from botocore.exceptions import ClientError
 
-from eventpipe.adapters.aws.dynamodb_insights import CHUNK_MINUTES, DynamoInsightsStore
+from eventpipe.adapters.aws.dynamodb_insights import CHUNK_MINUTES, SHARDS, DynamoInsightsStore, shard_of
 from eventpipe.adapters.aws.retry import NO_WAIT, Backoff
 from eventpipe.adapters.local import Database, SqliteInsightsStore
-from eventpipe.core.aggregate import aggregate_batch
+from eventpipe.core.aggregate import aggregate_batch, merged_users, union_of
 from eventpipe.core.errors import StorageError
 from eventpipe.core.facts import Fact
 from eventpipe.core.insights import build_insights
@@ -119,6 +121,19 @@ def spread(count: int, start: int = D - 3600) -> BatchAggregate:
     return aggregate(facts, rejected={"too_large": 1})
 
 
+def batch_id_in(shard: int, *, besides: str = "") -> str:
+    """The first batch id `b<n>` that falls in `shard`, other than `besides`."""
+    return next(f"b{n}" for n in itertools.count() if shard_of(f"b{n}") == shard and f"b{n}" != besides)
+
+
+def estimate(users: bytes | None) -> float | None:
+    return None if users is None else float(datasketches.hll_sketch.deserialize(users).get_estimate())
+
+
+def minute_partitions(dynamodb: Any) -> set[str]:
+    return {pk for pk, _ in keys_of(dynamodb) if pk.startswith("minute#")}
+
+
 def keys_of(dynamodb: Any) -> list[tuple[str, str]]:
     items = dynamodb.scan(TableName=INSIGHTS_TABLE)["Items"]
     return sorted((item["pk"]["S"], item["sk"]["S"]) for item in items)
@@ -161,7 +176,9 @@ def test_apply_then_read_gives_the_documents_of_the_sqlite_store(
     for since, until in windows:
         # THEN the documents are the same, funnel included
         assert document(store, since, until) == document(sqlite_store, since, until), (since, until)
-    # AND so are the rows, sketches and lag histograms included
+    # AND so are the rows, lag histograms included, and the sketches' estimates: not their bytes, since
+    # a minute's sketch is united from the shards', and a union may list a small sketch's entries in
+    # another order than merging batch after batch into one sketch does
     dynamo_rows = {row.minute: row for row in store.read(*WHOLE).minutes}
     sqlite_rows = {row.minute: row for row in sqlite_store.read(*WHOLE).minutes}
     assert sorted(dynamo_rows) == sorted(sqlite_rows)
@@ -174,7 +191,7 @@ def test_apply_then_read_gives_the_documents_of_the_sqlite_store(
             expected.lag_ms,
         )
         assert row.revenue == pytest.approx(expected.revenue)
-        assert row.users == expected.users
+        assert estimate(row.users) == estimate(expected.users)
 
 
 def test_items_have_the_documented_key_shapes(store: DynamoInsightsStore, dynamodb: Any) -> None:
@@ -183,15 +200,17 @@ def test_items_have_the_documented_key_shapes(store: DynamoInsightsStore, dynamo
     batch = aggregate([fact(1, at_ms=minute * 1000, session="s#1")], received_at_ms=(minute + 60) * 1000, duplicates=1)
     # WHEN applied
     store.apply("b1", batch)
-    # THEN there are two minute items in the day partition, the marker, and the funnel row in the hour partition
+    # THEN there are two minute items in the batch's shard of the day, the marker, and the funnel row in the
+    # hour partition; the shard is the first 8 hex digits of sha256("b1") = 7dc96f77, modulo 8
+    assert (SHARDS, shard_of("b1")) == (8, 7)
     assert keys_of(dynamodb) == [
         ("applied#b1", "0"),
         ("funnel#2026-11-28T01", f"{minute:012d}#0#{hashlib.blake2b(b's#1', digest_size=16).hexdigest()}"),
-        ("minute#2026-11-28", f"{minute:012d}"),
-        ("minute#2026-11-28", f"{minute + 60:012d}"),
+        ("minute#2026-11-28#7", f"{minute:012d}"),
+        ("minute#2026-11-28#7", f"{minute + 60:012d}"),
     ]
     item = dynamodb.get_item(
-        TableName=INSIGHTS_TABLE, Key={"pk": {"S": "minute#2026-11-28"}, "sk": {"S": f"{minute:012d}"}}
+        TableName=INSIGHTS_TABLE, Key={"pk": {"S": "minute#2026-11-28#7"}, "sk": {"S": f"{minute:012d}"}}
     )
     assert {"events_page_view", "revenue", "users", "v"} <= set(item["Item"])
     # AND the funnel counts the session, and helper rows expire while minute items are kept
@@ -303,25 +322,63 @@ def test_a_retry_after_a_crash_between_chunks_counts_each_minute_once(
     assert store.apply("big", batch) is False
 
 
-def test_a_concurrent_writer_on_the_same_minute_is_retried_and_both_count_once(
-    dynamodb: Any, sqlite_store: SqliteInsightsStore
+@pytest.mark.parametrize("same_shard", [True, False], ids=["same-shard", "other-shard"])
+def test_a_concurrent_writer_on_the_same_minute_is_retried_only_in_the_same_shard_and_both_count_once(
+    dynamodb: Any, sqlite_store: SqliteInsightsStore, same_shard: bool
 ) -> None:
-    # GIVEN b1 and b2 with different users in the same minute, and b2 committed between b1's read and write
+    # GIVEN b1 and another batch with different users in the same minute, in b1's shard or another one,
+    # the other committed between b1's read of the sketch versions and its transaction
+    shard = shard_of("b1") if same_shard else (shard_of("b1") + 1) % SHARDS
+    second = batch_id_in(shard, besides="b1")
     b1 = aggregate([fact(n, user=f"u{n}", session="s1") for n in range(50)], rejected={"too_large": 1})
     b2 = aggregate([fact(100 + n, user=f"v{n}", session="s2") for n in range(30)], duplicates=2)
     other = DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT)
-    client = ScriptedClient(dynamodb, [lambda: other.apply("b2", b2)])
+    client = ScriptedClient(dynamodb, [lambda: other.apply(second, b2)])
     store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
     # WHEN b1 is applied
     assert store.apply("b1", b1) is True
-    # THEN its first transaction failed on the sketch's version, and the retry merged both sketches
-    assert client.transacts == 2
+    # THEN in the same shard its first transaction failed on the sketch's version and the retry merged
+    # both sketches; in another shard the item b1 read was untouched, and its first transaction committed
+    assert client.transacts == (2 if same_shard else 1)
+    assert len(minute_partitions(dynamodb)) == (1 if same_shard else 2)
     row = store.read(D, D + 60).minutes[0]
     assert row.events == {"page_view": 80}
     assert (row.rejected, row.duplicates) == ({"too_large": 1}, 2)
     assert document(store, *WHOLE)["totals"]["unique_users"] == 80
     sqlite_store.apply("b2", b2)
     sqlite_store.apply("b1", b1)
+    assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
+
+
+def test_batches_in_every_shard_read_back_as_one_minute(
+    store: DynamoInsightsStore, sqlite_store: SqliteInsightsStore, dynamodb: Any
+) -> None:
+    # GIVEN one batch per shard, all in the minute D, with overlapping users, a purchase of 0.1 and refusals
+    batches = {
+        batch_id_in(shard): aggregate(
+            [fact(shard * 100 + n, user=f"u{shard + n}") for n in range(10)]
+            + [fact(shard * 100 + 99, "purchase", user=f"u{shard}", revenue=0.1)],
+            rejected={"too_large": 1},
+            duplicates=shard,
+        )
+        for shard in range(SHARDS)
+    }
+    # WHEN they are applied
+    for batch_id, batch in batches.items():
+        assert store.apply(batch_id, batch) is True
+        sqlite_store.apply(batch_id, batch)
+    # THEN each wrote to its own partition
+    assert minute_partitions(dynamodb) == {f"minute#2026-11-28#{shard}" for shard in range(SHARDS)}
+    # AND they read back as one minute: counts added, the users the union of all batches' users
+    [row] = store.read(D, D + 60).minutes
+    assert (row.minute, row.events) == (D, {"page_view": 10 * SHARDS, "purchase": SHARDS})
+    assert (row.rejected, row.duplicates) == ({"too_large": SHARDS}, sum(range(SHARDS)))
+    assert sum(row.lag_ms.values()) == 11 * SHARDS
+    # (added as decimals: as floats, 0.1 eight times is 0.7999999999999999)
+    assert row.revenue == 0.8
+    union = union_of(merged_users(batch.minutes[D].users, None) for batch in batches.values())
+    assert estimate(row.users) == estimate(union)
+    assert estimate(row.users) == pytest.approx(SHARDS + 9)
     assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
 
 

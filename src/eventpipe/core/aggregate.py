@@ -32,13 +32,23 @@ def new_user_sketch() -> datasketches.hll_sketch:
 def merged_users(users: datasketches.hll_sketch, stored: bytes | None) -> bytes:
     """A batch's user sketch merged into a stored one, serialized as every store keeps it.
 
-    Always through a union, whose result packs 4 bits a register: a dense sketch is 8 KB, not 16.
     The caller's sketch is left untouched.
     """
-    union = datasketches.hll_union(users.lg_config_k)
-    union.update(users)
-    if stored is not None:
-        union.update(datasketches.hll_sketch.deserialize(stored))
+    sketches = [users] if stored is None else [users, datasketches.hll_sketch.deserialize(stored)]
+    return _packed_union(sketches, users.lg_config_k)
+
+
+def union_of(sketches: Iterable[bytes]) -> bytes | None:
+    """The union of serialized user sketches, serialized like `merged_users`; None when there are none."""
+    parsed = [datasketches.hll_sketch.deserialize(sketch) for sketch in sketches]
+    return _packed_union(parsed, HLL_LG_K) if parsed else None
+
+
+def _packed_union(sketches: Iterable[datasketches.hll_sketch], lg_k: int) -> bytes:
+    """Always through a union, whose result packs 4 bits a register: a dense sketch is 8 KB, not 16."""
+    union = datasketches.hll_union(lg_k)
+    for sketch in sketches:
+        union.update(sketch)
     return bytes(union.get_result(datasketches.tgt_hll_type.HLL_4).serialize_compact())
 
 
