@@ -119,7 +119,9 @@ def route(request: HttpRequest, services: Services) -> tuple[int, dict[str, Any]
     if parts == ["", "health"]:
         _allow(request, "GET")
         return 200, {"status": "ok"}
-    raise HttpError(404, "not_found", f"no route {request.path}; see ARCHITECTURE.md section 4")
+    raise HttpError(
+        404, "not_found", f"no route {request.path}: POST /events, GET /batches/{{id}}, GET /insights, GET /health"
+    )
 
 
 def _allow(request: HttpRequest, method: str) -> None:
