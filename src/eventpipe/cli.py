@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from eventpipe.core.errors import EventpipeError, InputError
-from eventpipe.core.ingest import IngestSummary, source_batch_ids
-from eventpipe.core.readers import iter_lines
+from eventpipe.core.ingest import IngestSummary
 from eventpipe.settings import Settings
 
 if TYPE_CHECKING:
@@ -130,19 +129,11 @@ def _ingest_file(runtime: LocalRuntime, path: Path, summary: IngestSummary) -> N
     if path.is_dir():
         raise InputError("is a directory; name the files in it (for example dir/*.ndjson)")
     stat = path.stat()  # raises FileNotFoundError for a missing path
-    limits = runtime.settings.limits
     # A file version is its path, size and modification time (an S3 object's key and version id).
-    batch_ids = source_batch_ids(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}", limits.max_batch_events)
+    version = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     started = last_report = time.monotonic()
     with path.open("rb") as stream:
-        lines = iter_lines(
-            stream,
-            max_event_bytes=limits.max_event_bytes,
-            max_total_bytes=limits.max_file_bytes,
-            max_document_bytes=limits.max_body_bytes,
-        )
-        records = runtime.ingestor.ingest(lines, source=f"file:{path.name}", batch_id_for=batch_ids)
-        for record in records:
+        for record in runtime.ingestor.ingest_file(stream, source=f"file:{path.name}", version=version):
             summary.add(record)
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY_S:

@@ -12,11 +12,12 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from eventpipe.core.errors import InputError, StorageError
 from eventpipe.core.model import BatchRecord, BatchStatus, Limits, Reason, ReasonCode
 from eventpipe.core.rawbatch import RawBatch, raw_key
+from eventpipe.core.readers import iter_lines
 from eventpipe.core.requests import shape_reasons
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,20 @@ class Ingestor:
         while chunk := list(islice(iterator, self._limits.max_batch_events)):
             yield self.submit(self._raw_batch(batch_id_for(number), source, chunk))
             number += 1
+
+    def ingest_file(self, stream: IO[bytes], *, source: str, version: str) -> Iterator[BatchRecord]:
+        """`ingest` a file or object read in bounded memory (gzip-aware, within the file limits).
+
+        `version` names this content of it (a path with size and modification time, an S3 key with
+        its version id): its batch ids come from it and the batch size, see `source_batch_ids`.
+        """
+        lines = iter_lines(
+            stream,
+            max_event_bytes=self._limits.max_event_bytes,
+            max_total_bytes=self._limits.max_file_bytes,
+            max_document_bytes=self._limits.max_body_bytes,
+        )
+        return self.ingest(lines, source=source, batch_id_for=source_batch_ids(version, self._limits.max_batch_events))
 
     def submit_request(
         self, lines: list[Line], *, source: str, batch_id: str

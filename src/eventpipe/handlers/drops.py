@@ -16,8 +16,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 
 from eventpipe.core.errors import InputError, ObjectNotFoundError
-from eventpipe.core.ingest import IngestSummary, source_batch_ids
-from eventpipe.core.readers import iter_lines
+from eventpipe.core.ingest import IngestSummary
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -90,18 +89,10 @@ def ingest_drop(drop: ObjectDrop, services: Services) -> DropOutcome:
     if drop.bucket != services.bucket.name or not drop.key.startswith(INCOMING_PREFIX):
         log.warning("ignored s3://%s/%s: not under %s of the raw bucket", drop.bucket, drop.key, INCOMING_PREFIX)
         return DropOutcome(drop.key, "ignored")
-    limits = services.settings.limits
     outcome = DropOutcome(drop.key, "ingested")
-    batch_ids = source_batch_ids(drop.source, limits.max_batch_events)
     try:
         with services.bucket.open(drop.key, drop.version_id) as stream:
-            lines = iter_lines(
-                stream,
-                max_event_bytes=limits.max_event_bytes,
-                max_total_bytes=limits.max_file_bytes,
-                max_document_bytes=limits.max_body_bytes,
-            )
-            for record in services.ingestor.ingest(lines, source=f"s3:{drop.key}", batch_id_for=batch_ids):
+            for record in services.ingestor.ingest_file(stream, source=f"s3:{drop.key}", version=drop.source):
                 outcome.summary.add(record)
     except ObjectNotFoundError as exc:
         log.warning("s3://%s/%s is gone; nothing to ingest: %s", drop.bucket, drop.key, exc)
