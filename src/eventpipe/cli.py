@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import re
 import sys
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventpipe.core.errors import EventpipeError, InputError
+from eventpipe.core.errors import ConfigError, EventpipeError, InputError
 from eventpipe.core.ingest import IngestSummary
 from eventpipe.settings import Settings
 
@@ -52,6 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventpipe", description="Validate, enrich, store and aggregate events.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="serve the HTTP API, the Lambda Invoke API, file drops and the dashboard")
+    up.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; elsewhere EVENTPIPE_API_TOKEN is required")
+    up.add_argument("--port", type=int, default=8080, help="default 8080; 0 picks a free port")
+    up.add_argument("--data-dir", type=Path, default=None, help="default ./.eventpipe or EVENTPIPE_DATA_DIR")
+    up.add_argument("--demo", action="store_true", help="send a steady stream of generated events")
+    up.set_defaults(run=_up)
 
     ingest = commands.add_parser("ingest", help="process JSON / NDJSON / .gz files as if dropped in incoming/")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
@@ -99,6 +107,18 @@ def _runtime() -> LocalRuntime:
     from eventpipe.localrun.runtime import LocalRuntime  # the heavy imports, only for commands that need them
 
     return LocalRuntime(Settings.from_env())
+
+
+def _up(args: argparse.Namespace) -> int:
+    from eventpipe.localrun.server import serve
+
+    logging.getLogger("eventpipe").setLevel(logging.INFO)  # a long-running service says what it does
+    settings = Settings.from_env()
+    if args.data_dir is not None:
+        settings = dataclasses.replace(settings, data_dir=args.data_dir)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port number")
+    return serve(settings, host=args.host, port=args.port, demo=args.demo)
 
 
 def _ingest(args: argparse.Namespace) -> int:

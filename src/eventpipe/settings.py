@@ -13,6 +13,7 @@
 | EVENTPIPE_PSEUDONYM_KEY | (none) | the HMAC key; required with EVENTPIPE_PSEUDONYMISE_FIELDS |
 | EVENTPIPE_CURRENCY_RATES | bundled | JSON file `{"base": "EUR", "rates": {"USD": 1.08}}` |
 | EVENTPIPE_SQLITE_CACHE_MIB | 4 | local runtime: SQLite page cache; more is faster on large stores, costs memory |
+| EVENTPIPE_API_TOKEN | (none) | `eventpipe up`: bearer token for every route but `/health`; needed off loopback |
 
 In AWS (the Lambda functions), also:
 
@@ -51,6 +52,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     sqlite_cache_mib: int = 4
+    api_token: str | None = field(default=None, repr=False)
 
     @property
     def schema_dirs(self) -> tuple[Path, ...]:
@@ -93,6 +95,7 @@ class Settings:
             limits=limits,
             enrichment=enrichment,
             sqlite_cache_mib=_positive_int(environ, "EVENTPIPE_SQLITE_CACHE_MIB", cls.sqlite_cache_mib),
+            api_token=environ.get("EVENTPIPE_API_TOKEN") or None,
         )
 
 

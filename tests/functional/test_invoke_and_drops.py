@@ -43,7 +43,10 @@ def test_invoke_a_route_and_a_step(tmp_path: Path) -> None:
         )
     )
     health = as_json(eventpipe("invoke", "ingest", "--payload", str(payload), data_dir=tmp_path))
-    assert (health["statusCode"], orjson.loads(health["body"])) == (200, {"status": "ok"})
+    assert (health["statusCode"], orjson.loads(health["body"])) == (
+        200,
+        {"status": "ok", "batches": {"pending": 0, "failed": 0}},
+    )
     failed = tmp_path / "failed.json"
     failed.write_bytes(b'{"batch_id": "unknown", "error": {"Error": "X", "Cause": "y"}}')
     assert as_json(eventpipe("invoke", "mark_failed", "--payload", str(failed), data_dir=tmp_path)) == {

@@ -347,7 +347,7 @@ def test_a_405_says_which_method_is_allowed(runtime: LocalRuntime) -> None:
 
 
 def test_health(runtime: LocalRuntime) -> None:
-    assert call(runtime, v2("GET", "/health")) == (200, {"status": "ok"})
+    assert call(runtime, v2("GET", "/health")) == (200, {"status": "ok", "batches": {"pending": 0, "failed": 0}})
 
 
 # --- GET /insights ----------------------------------------------------------------------------------------

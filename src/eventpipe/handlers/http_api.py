@@ -118,7 +118,7 @@ def route(request: HttpRequest, services: Services) -> tuple[int, dict[str, Any]
         return 200, get_insights(request.query, services)
     if parts == ["", "health"]:
         _allow(request, "GET")
-        return 200, {"status": "ok"}
+        return 200, {"status": "ok", **services.health()}
     raise HttpError(
         404, "not_found", f"no route {request.path}: POST /events, GET /batches/{{id}}, GET /insights, GET /health"
     )

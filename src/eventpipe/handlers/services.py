@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from eventpipe.core.ports import RawBucket
 
@@ -44,3 +44,6 @@ class Services(Protocol):
 
     @property
     def steps(self) -> PipelineSteps: ...
+
+    def health(self) -> dict[str, Any]:
+        """Counters for `GET /health`, beside `"status": "ok"`."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.local import (
     Database,
@@ -26,6 +26,8 @@ from eventpipe.workflow.bindings import PIPELINE_DEFINITION, step_resources
 from eventpipe.workflow.interpreter import StateMachine
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from eventpipe.core.model import BatchRecord
     from eventpipe.core.ports import Clock
     from eventpipe.settings import Settings
@@ -34,10 +36,17 @@ log = logging.getLogger(__name__)
 
 
 class LocalRuntime:
-    """The embedded pipeline. Its workflow starter runs each execution synchronously, in-process."""
+    """The embedded pipeline. Its workflow starter runs each execution synchronously, in-process,
+    unless `defer_to` is given: then a new batch is left pending for a background worker and
+    `defer_to()` is called to wake it (`eventpipe up`).
+    """
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, defer_to: Callable[[], None] | None = None
+    ) -> None:
         self.settings = settings
+        self._defer_to = defer_to
+        self.server_counters: Callable[[], dict[str, Any]] = dict  # what the server adds to GET /health
         self.clock = clock or SystemClock()
         self.db = Database(settings.data_dir / "eventpipe.db", cache_mib=settings.sqlite_cache_mib)
         self.bucket = FolderBucket(settings.data_dir / "bucket")
@@ -63,6 +72,14 @@ class LocalRuntime:
         )
 
     def start(self, batch_id: str, raw_key: str, *, retry: bool = False) -> None:
+        """Start one batch's workflow: deferred to the worker, or run here (always for a failed batch
+        started again, since the worker takes only pending ones)."""
+        if self._defer_to is not None and not retry:
+            self._defer_to()
+        else:
+            self.run(batch_id, raw_key)
+
+    def run(self, batch_id: str, raw_key: str) -> None:
         """Run the workflow for one batch to its end; a failed execution leaves the batch marked failed."""
         try:
             self.workflow.run({"batch_id": batch_id, "raw_key": raw_key}, execution_name=batch_id)
@@ -72,10 +89,13 @@ class LocalRuntime:
 
     def finish_unfinished(self, *, include_failed: bool) -> list[BatchRecord]:
         """Drive pending batches (a crash left them) and, if asked, failed ones to their end again."""
-        self._sweep_staged()
+        self.sweep_staged()
         return restart_unfinished(self.batches, self, include_failed=include_failed)
 
-    def _sweep_staged(self) -> None:
+    def health(self) -> dict[str, Any]:
+        return {"batches": self.batches.unfinished_counts(), **self.server_counters()}
+
+    def sweep_staged(self) -> None:
         """Drop staged objects of done batches (a crash between marking done and deleting leaves them)."""
         for key in self.bucket.keys(STAGED_PREFIX):
             record = self.batches.get(batch_id_of_staged(key))

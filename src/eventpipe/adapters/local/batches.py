@@ -72,6 +72,24 @@ class SqliteBatchStore:
                 (error, batch_id),
             )
 
+    def pending(self, limit: int) -> list[BatchRecord]:
+        """The oldest batches waiting for their workflow: the local runtime's work queue."""
+        with self._db.reading() as conn:
+            rows = conn.execute(  # `status != 'done'` lets SQLite use the partial index
+                f"SELECT {_COLUMNS} FROM batches WHERE status != 'done' AND status = 'pending'"
+                " ORDER BY received_at_ms LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def unfinished_counts(self) -> dict[str, int]:
+        """How many batches are pending and failed."""
+        with self._db.reading() as conn:
+            rows = conn.execute("SELECT status, COUNT(*) FROM batches WHERE status != 'done' GROUP BY status")
+            counts = {"pending": 0, "failed": 0}
+            counts.update({str(status): int(n) for status, n in rows})
+        return counts
+
     def unfinished(self) -> list[BatchRecord]:
         with self._db.reading() as conn:
             rows = conn.execute(

@@ -65,6 +65,12 @@ class SqliteQuarantine:
             if left is not None:
                 left -= len(rows)
 
+    def latest(self, limit: int) -> list[Rejection]:
+        """The most recently quarantined records, newest first (the dashboard's table)."""
+        with self._db.reading() as conn:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM quarantine ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_rejection(row) for row in rows]
+
     def remove(self, keys: Sequence[tuple[str, int]]) -> None:
         with self._db.transaction() as conn:
             conn.executemany("DELETE FROM quarantine WHERE batch_id = ? AND idx = ?", keys)

@@ -1,0 +1,104 @@
+"""Turn an HTTP request into the API Gateway HTTP API (payload 2.0) event a Lambda function gets,
+and the function's proxy response back into status, headers and body.
+
+This is what makes `eventpipe up` answer exactly as the deployed `ingest` function does: the same
+handler reads the same event shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+
+def http_api_event(
+    *,
+    method: str,
+    path: str,
+    query_string: bytes,
+    headers: Sequence[tuple[bytes, bytes]],
+    body: bytes,
+    source_ip: str,
+) -> dict[str, Any]:
+    """The event API Gateway would send for this request: repeated headers and query values are
+    joined by commas, cookies move to `cookies`, a body that is not UTF-8 text (or is compressed)
+    travels base64-encoded."""
+    joined: dict[str, str] = {}
+    cookies: list[str] = []
+    for raw_name, raw_value in headers:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name == "cookie":
+            cookies.extend(part.strip() for part in value.split(";") if part.strip())
+            continue
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    query: dict[str, str] = {}
+    raw_query = query_string.decode("latin-1")
+    for key, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": joined,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": joined.get("host", "localhost"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": joined.get("user-agent", ""),
+            },
+            "requestId": uuid.uuid4().hex,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if body:
+        event["body"], event["isBase64Encoded"] = _body_field(body, joined.get("content-encoding"))
+    return event
+
+
+def _body_field(body: bytes, content_encoding: str | None) -> tuple[str, bool]:
+    if not content_encoding or content_encoding.strip().lower() == "identity":
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
+def proxy_response(result: Mapping[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body of a Lambda proxy response; anything else is a plain JSON document,
+    as API Gateway treats a function's result that has no `statusCode`."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        return 200, [(b"content-type", b"application/json")], orjson.dumps(result)
+    headers = [
+        (str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (result.get("headers") or {}).items()
+    ]
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((str(name).lower().encode("latin-1"), str(v).encode("latin-1")) for v in values)
+    headers.extend((b"set-cookie", str(cookie).encode("latin-1")) for cookie in result.get("cookies") or ())
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+    return int(result["statusCode"]), headers, data

@@ -1,0 +1,194 @@
+"""The ASGI application of `eventpipe up`.
+
+Every API request becomes an API Gateway v2 event for the `ingest` function, run in a thread pool
+(it blocks on fsync and SQLite); the Lambda Invoke API runs any function; the dashboard's files
+are served from this package. Bodies are read with a size limit and a deadline, so a 1 GB upload
+or a client that stalls costs neither memory nor a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from eventpipe.handlers.ingest import handle_ingest
+from eventpipe.localrun import dashboard, invoke
+from eventpipe.localrun.apigw import http_api_event, proxy_response
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from concurrent.futures import Executor
+
+    from eventpipe.localrun.runtime import LocalRuntime
+
+    Scope = dict[str, Any]
+    Message = dict[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, bytes]
+JSON = [(b"content-type", b"application/json")]
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class ClientGoneError(Exception):
+    """The client closed the connection before its body was read."""
+
+
+@dataclass
+class ServerStats:
+    """What the server counts, for `GET /health`."""
+
+    started: float = field(default_factory=time.monotonic)
+    responses: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "responses": dict(sorted(self.responses.items())),
+        }
+
+
+class LocalApp:
+    def __init__(
+        self,
+        runtime: LocalRuntime,
+        *,
+        executor: Executor,
+        token: str | None = None,
+        body_timeout_s: float = 30.0,
+        stats: ServerStats | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._executor = executor
+        self._token = token.encode() if token else None
+        self._body_timeout_s = body_timeout_s
+        self.stats = stats or ServerStats()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            status, headers, body = await self._answer(scope, receive)
+        except BodyError as exc:
+            status, headers, body = exc.status, [*JSON, (b"connection", b"close")], _error(exc.code, str(exc))
+        except ClientGoneError:
+            return
+        self.stats.responses[f"{status // 100}xx"] += 1
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, Headers, bytes]:
+        method, path = scope["method"], scope["path"]
+        if method == "GET" and (asset := dashboard.asset(path)) is not None:
+            return asset  # the page and its scripts hold no data: no token needed to load them
+        if path != "/health" and not self._authorized(scope["headers"]):
+            return (
+                401,
+                [*JSON, (b"www-authenticate", b"Bearer")],
+                _error("unauthorized", "send Authorization: Bearer <EVENTPIPE_API_TOKEN>"),
+            )
+        if match := invoke.INVOKE_PATH.match(path):
+            return await self._invoke(match["name"], scope, receive)
+        if method == "GET" and path == dashboard.REJECTIONS_PATH:
+            return await self._in_thread(dashboard.rejections, self._runtime, scope["query_string"])
+        body = await self._body(scope, receive, self._runtime.settings.limits.max_body_bytes)
+        client = scope.get("client") or ("127.0.0.1", 0)
+        event = http_api_event(
+            method=method,
+            path=path,
+            query_string=scope["query_string"],
+            headers=scope["headers"],
+            body=body,
+            source_ip=client[0],
+        )
+        return await self._in_thread(self._ingest, event)
+
+    def _ingest(self, event: dict[str, Any]) -> Answer:
+        return proxy_response(handle_ingest(event, self._runtime))
+
+    async def _invoke(self, name: str, scope: Scope, receive: Receive) -> tuple[int, Headers, bytes]:
+        if scope["method"] != "POST":
+            return 405, [*JSON, (b"allow", b"POST")], _error("method_not_allowed", "the Invoke API answers POST only")
+        body = await self._body(scope, receive, invoke.MAX_PAYLOAD_BYTES)
+        kind = _header(scope["headers"], b"x-amz-invocation-type")
+        try:
+            call = invoke.invocation(name, kind, body)
+        except invoke.InvokeError as exc:
+            return exc.answer()
+        if call.invocation_type == "DryRun":
+            return 204, [], b""
+        if call.invocation_type == "Event":  # queued in AWS: answered before it runs
+            self._executor.submit(invoke.run, call, self._runtime)
+            return 202, [], b""
+        return await self._in_thread(invoke.run, call, self._runtime)
+
+    async def _body(self, scope: Scope, receive: Receive, limit: int) -> bytes:
+        """The request body, refused (413) once past `limit` bytes, or (408) when it takes too long."""
+        declared = _header(scope["headers"], b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise BodyError(413, "too_large", f"body larger than {limit} bytes")
+        chunks, size = [], 0
+        try:
+            async with asyncio.timeout(self._body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise ClientGoneError
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise BodyError(413, "too_large", f"body larger than {limit} bytes")
+                    chunks.append(chunk)
+                    if not message.get("more_body"):
+                        return b"".join(chunks)
+        except TimeoutError:
+            raise BodyError(408, "timeout", f"the body did not arrive within {self._body_timeout_s:g} s") from None
+
+    async def _in_thread(self, function: Callable[..., Answer], *args: Any) -> Answer:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    def _authorized(self, headers: Headers) -> bool:
+        if self._token is None:
+            return True
+        value = _header(headers, b"authorization") or ""
+        scheme, _, credential = value.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), self._token)
+
+
+def _header(headers: Headers, name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _error(code: str, message: str) -> bytes:
+    return orjson.dumps({"error": code, "message": message})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,64 @@
+"""The dashboard's files and its one data route of its own (the latest rejections).
+
+The page is `static/index.html` with its script and style; the chart library is plotly.js from the
+`plotly` package installed from PyPI, read from that package's files: no CDN, so it works offline.
+Its charts read `GET /insights` like any client.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import orjson
+
+if TYPE_CHECKING:
+    from eventpipe.localrun.runtime import LocalRuntime
+
+REJECTIONS_PATH = "/dashboard/rejections"
+MAX_REJECTIONS = 200
+_TYPES = {".html": b"text/html; charset=utf-8", ".js": b"text/javascript; charset=utf-8", ".css": b"text/css"}
+PLOTLY_PATH = "/dashboard/vendor/plotly.min.js"
+
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+@cache
+def _static_files() -> dict[str, bytes]:
+    folder = resources.files("eventpipe.localrun") / "static"
+    return {f"/dashboard/{item.name}": item.read_bytes() for item in folder.iterdir() if item.is_file()}
+
+
+@cache
+def _plotly() -> bytes:
+    return (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+
+
+def asset(path: str) -> Answer | None:
+    """The page (`/`) or one of its files; None for any other path."""
+    if path in ("/", "/dashboard", "/dashboard/"):
+        path = "/dashboard/index.html"
+    if path == PLOTLY_PATH:
+        data = _plotly()
+    elif (found := _static_files().get(path)) is not None:
+        data = found
+    else:
+        return None
+    content_type = _TYPES.get(path[path.rfind(".") :], b"application/octet-stream")
+    return 200, [(b"content-type", content_type), (b"cache-control", b"no-cache")], data
+
+
+def rejections(runtime: LocalRuntime, query_string: bytes) -> Answer:
+    """`{"rejections": [...]}`: the latest quarantine records, newest first (`?limit=`, at most 200)."""
+    values = parse_qs(query_string.decode("latin-1")).get("limit", ["50"])
+    limit = int(values[0]) if values[0].isdigit() else 50
+    records = runtime.quarantine.latest(min(max(limit, 1), MAX_REJECTIONS))
+    document: dict[str, Any] = {"rejections": [_row(r.as_dict()) for r in records]}
+    return 200, [(b"content-type", b"application/json")], orjson.dumps(document)
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    record["raw"] = record["raw"][:300]  # the table shows the start; `eventpipe rejected` has it all
+    return record

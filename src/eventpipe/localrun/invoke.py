@@ -1,0 +1,91 @@
+"""The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`) over the functions of
+`handlers/functions.py`, so `aws lambda invoke --endpoint-url ...` and boto3 work against the
+local runtime as against AWS: the same status codes, headers and error documents.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from eventpipe.handlers.functions import FUNCTIONS
+
+if TYPE_CHECKING:
+    from eventpipe.handlers.functions import Handler
+    from eventpipe.handlers.services import Services
+
+log = logging.getLogger(__name__)
+INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # a synchronous invocation's limit in AWS
+REGION = "us-east-1"
+# A name, `name:qualifier`, `account:function:name` or a full ARN, as the Invoke API takes them.
+_FUNCTION_NAME = re.compile(
+    r"^(?:arn:aws[a-z-]*:lambda:[a-z0-9-]+:)?(?:\d{12}:function:)?(?P<name>[A-Za-z0-9_-]{1,64})(?::[A-Za-z0-9$_-]+)?$"
+)
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    handler: Handler
+    invocation_type: str  # RequestResponse, Event or DryRun
+    event: Any
+
+
+class InvokeError(Exception):
+    """An answer of the Invoke API itself (not of the function): its status and error type."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+    def answer(self) -> tuple[int, Headers, bytes]:
+        headers = [(b"content-type", b"application/json"), (b"x-amzn-errortype", self.error_type.encode())]
+        return self.status, headers, orjson.dumps({"Type": "User", "Message": str(self)})
+
+
+def invocation(function_name: str, invocation_type: str | None, payload: bytes) -> Invocation:
+    """Check one request to the Invoke API; `InvokeError` says why it cannot run."""
+    match = _FUNCTION_NAME.match(function_name)
+    handler = FUNCTIONS.get(match["name"]) if match else None
+    if handler is None:
+        arn = f"arn:aws:lambda:{REGION}:000000000000:function:{function_name}"
+        raise InvokeError(404, "ResourceNotFoundException", f"Function not found: {arn}")
+    kind = invocation_type or "RequestResponse"
+    if kind not in ("RequestResponse", "Event", "DryRun"):
+        raise InvokeError(400, "InvalidParameterValueException", f"unknown X-Amz-Invocation-Type {kind!r}")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise InvokeError(
+            413, "RequestTooLargeException", f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the invoke"
+        )
+    try:
+        event = orjson.loads(payload) if payload.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise InvokeError(
+            400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
+        ) from None
+    return Invocation(handler, kind, event)
+
+
+def run(call: Invocation, services: Services) -> tuple[int, Headers, bytes]:
+    """Run the function as Lambda does: its result, or its exception as an `Unhandled` function error."""
+    headers: Headers = [(b"content-type", b"application/json"), (b"x-amz-executed-version", b"$LATEST")]
+    try:
+        return 200, headers, orjson.dumps(call.handler(call.event, services))
+    except Exception as exc:  # the function's failure is the caller's answer, as in AWS
+        log.warning("function raised %s: %s", type(exc).__name__, exc)
+        error = {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "requestId": str(uuid.uuid4()),
+            "stackTrace": traceback.format_tb(exc.__traceback__),
+        }
+        return 200, [*headers, (b"x-amz-function-error", b"Unhandled")], orjson.dumps(error)

@@ -1,0 +1,118 @@
+"""`eventpipe up`: the whole pipeline on one machine.
+
+One process serves HTTP (uvicorn, httptools, uvloop) and stores each acknowledged batch; a worker
+process runs the workflows and reads file drops. SIGINT and SIGTERM stop it gracefully: the server
+stops accepting, answers the requests it holds, then the worker finishes its current batch.
+Anything not finished stays pending and is finished at the next start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+from eventpipe.core.errors import ConfigError
+from eventpipe.localrun.app import LocalApp
+from eventpipe.localrun.demo import DemoStream
+from eventpipe.localrun.protocol import GuardedHttpToolsProtocol
+from eventpipe.localrun.runtime import LocalRuntime
+from eventpipe.localrun.worker import WorkerSupervisor
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from eventpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+HANDLER_THREADS = 8  # requests block on fsync and SQLite, not on the CPU
+MAX_CONNECTIONS = 1000  # beyond it, uvicorn answers 503
+KEEP_ALIVE_S = 5
+GRACEFUL_SHUTDOWN_S = 10
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts, so a port in use is a clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from None
+    return sock
+
+
+def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> int:
+    """Run until SIGINT or SIGTERM; returns the exit status."""
+    if not is_loopback(host) and not settings.api_token:
+        raise ConfigError(
+            f"binding to {host} exposes the API: set EVENTPIPE_API_TOKEN (clients send it as a bearer token)"
+        )
+    sock = listen(host, port)
+    port = sock.getsockname()[1]
+    supervisor = WorkerSupervisor(settings)
+    runtime = LocalRuntime(settings, defer_to=supervisor.wake.set)
+    executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="eventpipe-http")
+    app = LocalApp(runtime, executor=executor, token=settings.api_token)
+    runtime.server_counters = lambda: {**app.stats.as_dict(), "worker": supervisor.as_dict()}
+    config = uvicorn.Config(
+        app,
+        http=GuardedHttpToolsProtocol,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        lifespan="off",
+        timeout_keep_alive=KEEP_ALIVE_S,
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        access_log=False,
+        log_level="warning",
+    )
+    stream = DemoStream(_reachable(host), port, token=settings.api_token) if demo else None
+    received: list[int] = []
+    _note_signals(received)  # uvicorn re-raises the signal that stopped it: keep it from killing us mid-cleanup
+    supervisor.start()
+    try:
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+        print(f"eventpipe: dashboard and API at {url} (data in {settings.data_dir}); Ctrl-C stops", flush=True)
+        if stream:
+            stream.start()
+            print(f"eventpipe: sending a demo stream of about {stream.rate} events/s", flush=True)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if stream:
+            stream.stop()
+        executor.shutdown(wait=True)
+        supervisor.stop()
+        runtime.close()
+        sock.close()
+    print("eventpipe: stopped; unfinished batches are finished at the next start", flush=True)
+    return 130 if signal.SIGINT in received else 0
+
+
+def _reachable(host: str) -> str:
+    """An address this machine reaches the server at (not the wildcard it may listen on)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def _note_signals(received: list[int]) -> None:
+    def note(sig: int, _frame: FrameType | None) -> Any:
+        received.append(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, note)
