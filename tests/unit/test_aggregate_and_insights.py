@@ -203,7 +203,10 @@ def test_the_document_has_exactly_the_shape_of_the_architecture() -> None:
     assert list(doc["funnel"]) == ["page_view", "add_to_cart", "purchase"]
     assert set(doc["lag_ms"]) == {"p50", "p95"}
     assert len(doc["minutes"]) == 1
-    assert set(doc["minutes"][0]) == {"minute", "events", "unique_users", "revenue", "rejected"}
+    # (each minute also carries its duplicates and lag, for the dashboard: an addition to the contract)
+    minute_keys = {"minute", "events", "unique_users", "revenue", "rejected", "duplicates", "lag_ms"}
+    assert set(doc["minutes"][0]) == minute_keys
+    assert set(doc["minutes"][0]["lag_ms"]) == {"p50", "p95"}
     # AND the values have the documented types
     assert doc["currency"] == "USD"
     assert parse_iso_ms(doc["since"]) == M_MS - 3_600_000

@@ -13,6 +13,8 @@ from eventpipe.core.histogram import quantile
 from eventpipe.core.timeutil import minute_of, seconds_iso
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from eventpipe.core.ports import InsightsStore
 
 
@@ -66,6 +68,8 @@ def build_insights(rows: InsightsRows, *, since_ms: int, until_ms: int, currency
                 "unique_users": minute_users,
                 "revenue": round(row.revenue, 2),
                 "rejected": dict(sorted(row.rejected.items())),
+                "duplicates": row.duplicates,
+                "lag_ms": _percentiles(row.lag_ms),
             }
         )
     return {
@@ -81,9 +85,13 @@ def build_insights(rows: InsightsRows, *, since_ms: int, until_ms: int, currency
             "rejected": dict(sorted(rejected.items())),
         },
         "funnel": dict(zip(FUNNEL_STEPS, rows.funnel, strict=True)),
-        "lag_ms": {"p50": _rounded(quantile(lag, 0.5)), "p95": _rounded(quantile(lag, 0.95))},
+        "lag_ms": _percentiles(lag),
         "minutes": minutes,
     }
+
+
+def _percentiles(histogram: Mapping[int, int]) -> dict[str, int | None]:
+    return {"p50": _rounded(quantile(histogram, 0.5)), "p95": _rounded(quantile(histogram, 0.95))}
 
 
 def _rounded(value: float | None) -> int | None:
