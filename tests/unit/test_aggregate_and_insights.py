@@ -219,6 +219,8 @@ def test_the_document_has_exactly_the_shape_of_the_architecture() -> None:
         "unique_users": 2,
         "revenue": 0.0,
         "rejected": {"schema_violation": 1},
+        "duplicates": 0,
+        "lag_ms": doc["lag_ms"],  # the window's one minute has the window's lag
     }
     assert isinstance(doc["totals"]["revenue"], float)
     assert isinstance(doc["lag_ms"]["p50"], int)
@@ -255,6 +257,8 @@ def test_totals_add_up_the_minutes_and_minutes_are_sorted() -> None:
         "unique_users": 0,
         "revenue": 0.0,
         "rejected": {"malformed_json": 1, "schema_violation": 3},
+        "duplicates": 2,
+        "lag_ms": {"p50": None, "p95": None},  # no curated event in that minute
     }
     assert doc["minutes"][2]["revenue"] == 20.0
 
