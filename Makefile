@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-DEMO   := .eventpipe/demo.ndjson
 
 .PHONY: run test lint typecheck pytest asl bench clean
 
@@ -19,11 +18,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The whole pipeline on this machine with a generated stream; it prints the dashboard's URL.
 run: $(VENV)/.installed
-	@mkdir -p .eventpipe
-	$(BIN)/eventpipe generate --count 20000 --invalid-ratio 0.1 --duplicate-ratio 0.05 > $(DEMO)
-	$(BIN)/eventpipe ingest $(DEMO)
-	$(BIN)/eventpipe insights --since 2h
+	$(BIN)/eventpipe up --demo
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
