@@ -45,6 +45,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/validators.py
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/http_load.py
 
 clean:
 	rm -rf $(VENV) .eventpipe .mypy_cache .ruff_cache .pytest_cache

@@ -92,6 +92,7 @@ class LocalApp:
         except ClientGoneError:
             return
         self.stats.responses[f"{status // 100}xx"] += 1
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 HANDLER_THREADS = 8  # requests block on fsync and SQLite, not on the CPU
 MAX_CONNECTIONS = 1000  # beyond it, uvicorn answers 503
 KEEP_ALIVE_S = 5
+BACKLOG = 2048
 GRACEFUL_SHUTDOWN_S = 10
 
 
@@ -53,6 +54,7 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(BACKLOG)  # from here on, clients queue until the server accepts them
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from None

@@ -1,0 +1,316 @@
+"""`make bench`: HTTP ingest into `eventpipe up` from a bounded load generator on 127.0.0.1.
+
+Three phases against one server (2 cores: the server, its worker and this generator share them):
+- burst: as fast as 16 keep-alive connections get answers, for `--burst-s` seconds, 100 events a
+  request; events/s acknowledged, p50/p99 acknowledgement latency, and how long processing takes
+  to catch up;
+- sustained: `--rate` events/s for `--sustain-s` seconds, open loop; the pending backlog sampled
+  every second, and how fast it returns to zero after the load stops;
+- freshness: 1,000 events/s; the time from each request's 202 to its batch being done, which is
+  when its events are in `GET /insights` (Aggregate runs before MarkDone).
+
+The baseline, measured in the same run with the same generator, is a bare uvicorn app that reads
+the body and answers 202: the ceiling of HTTP on this machine, with no work behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from eventpipe.core.generate import EventGenerator
+
+EVENTS_PER_REQUEST = 100
+CONNECTIONS = 16
+MAX_REQUESTS = 200_000  # every loop is bounded in count as well as in time
+DRAIN_TIMEOUT_S = 120.0
+
+
+class Bodies:
+    """Request bodies of 100 generated events each; every event gets a fresh id, so none is a duplicate."""
+
+    def __init__(self, seed: int = 7) -> None:
+        generator = EventGenerator(seed=seed, now_ms=int(time.time() * 1000), span_minutes=5)
+        self._templates = []
+        for line in generator.lines(2_000):
+            event = orjson.loads(line)
+            head, _, tail = line.partition(event["event_id"].encode())
+            self._templates.append((head, tail))
+        self._next = 0
+
+    def next(self) -> bytes:
+        parts = []
+        for _ in range(EVENTS_PER_REQUEST):
+            head, tail = self._templates[self._next % len(self._templates)]
+            parts.append(head + str(uuid.UUID(int=self._next, version=4)).encode() + tail)
+            self._next += 1
+        return b"\n".join(parts)
+
+
+@dataclass
+class Acks:
+    latencies_s: list[float] = field(default_factory=list)
+    batch_ids: list[tuple[float, str]] = field(default_factory=list)  # (acknowledged at, batch id)
+    errors: int = 0
+
+    def percentile_ms(self, q: float) -> float:
+        ordered = sorted(self.latencies_s)
+        return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes) -> tuple[int, bytes]:
+    writer.write(
+        b"POST /events HTTP/1.1\r\nhost: bench\r\ncontent-type: application/x-ndjson\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    status_line = await reader.readline()
+    return int(status_line.split()[1]), await read_answer(reader, status_read=True)
+
+
+async def read_answer(reader: asyncio.StreamReader, *, status_read: bool = False) -> bytes:
+    """The body of the next answer (its status line already read, or not)."""
+    if not status_read:
+        await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return await reader.readexactly(length)
+
+
+async def closed_loop(port: int, bodies: Bodies, seconds: float, acks: Acks) -> float:
+    """Each connection sends its next request as soon as the last is answered; returns the elapsed time."""
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline and len(acks.latencies_s) < MAX_REQUESTS:
+                await send_one(reader, writer, bodies, acks)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
+    return time.perf_counter() - started
+
+
+async def open_loop(port: int, bodies: Bodies, rate: float, seconds: float, acks: Acks, on_tick=None) -> float:
+    """Requests at a fixed rate (events/s), whatever the answers take; returns the elapsed time."""
+    interval = EVENTS_PER_REQUEST / rate
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(CONNECTIONS):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    started = time.perf_counter()
+    tasks = []
+
+    async def one() -> None:
+        reader, writer = await pool.get()
+        await send_one(reader, writer, bodies, acks)
+        pool.put_nowait((reader, writer))
+
+    for n in range(min(int(seconds / interval), MAX_REQUESTS)):
+        await asyncio.sleep(max(0.0, started + n * interval - time.perf_counter()))
+        tasks.append(asyncio.create_task(one()))
+        if on_tick is not None and n % max(1, int(1 / interval)) == 0:
+            on_tick()
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    while not pool.empty():
+        pool.get_nowait()[1].close()
+    return elapsed
+
+
+async def send_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bodies: Bodies, acks: Acks) -> None:
+    body = bodies.next()
+    sent = time.perf_counter()
+    status, answer = await post(reader, writer, body)
+    if status != 202:
+        acks.errors += 1
+        return
+    acks.latencies_s.append(time.perf_counter() - sent)
+    acks.batch_ids.append((time.perf_counter(), orjson.loads(answer)["batch_id"]))
+
+
+def get_json(port: int, path: str) -> dict:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path)
+        return orjson.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+
+
+def pending(port: int) -> int:
+    return get_json(port, "/health")["batches"]["pending"]
+
+
+def wait_drained(port: int) -> float:
+    """Seconds until no batch is pending (bounded)."""
+    started = time.perf_counter()
+    while pending(port) and time.perf_counter() - started < DRAIN_TIMEOUT_S:
+        time.sleep(0.1)
+    return time.perf_counter() - started
+
+
+class ServerProcess:
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode()
+        self.port = int(line.split("127.0.0.1:")[1].split("/")[0])
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+
+
+def baseline_server() -> ServerProcess:
+    """A bare uvicorn app (httptools, uvloop, one process) that reads the body and answers 202."""
+    code = (
+        "import socket, uvicorn\n"
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http': return\n"
+        "    more = True\n"
+        "    while more:\n"
+        "        message = await receive(); more = message.get('more_body', False)\n"
+        "    headers = [(b'content-type', b'application/json'), (b'content-length', b'17')]\n"
+        "    await send({'type': 'http.response.start', 'status': 202, 'headers': headers})\n"
+        "    await send({'type': 'http.response.body', 'body': b'{\"batch_id\": \"b\"}'})\n"
+        "sock = socket.socket(); sock.bind(('127.0.0.1', 0)); sock.listen(2048)\n"
+        "print(f'http://127.0.0.1:{sock.getsockname()[1]}/', flush=True)\n"
+        "uvicorn.Server(uvicorn.Config(app, http='httptools', loop='uvloop', log_level='warning',"
+        " access_log=False, lifespan='off')).run(sockets=[sock])\n"
+    )
+    return ServerProcess([sys.executable, "-c", code], dict(os.environ))
+
+
+def eventpipe_server(data_dir: Path) -> ServerProcess:
+    command = [str(Path(sys.executable).parent / "eventpipe"), "up", "--port", "0", "--data-dir", str(data_dir)]
+    return ServerProcess(command, dict(os.environ))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst-s", type=float, default=10.0)
+    parser.add_argument("--sustain-s", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=10_000.0, help="sustained events/s")
+    parser.add_argument("--fresh-s", type=float, default=20.0)
+    args = parser.parse_args()
+    bodies = Bodies()
+
+    base = baseline_server()
+    base_acks = Acks()
+    base_elapsed = asyncio.run(closed_loop(base.port, bodies, args.burst_s, base_acks))
+    base.stop()
+    base_rate = len(base_acks.latencies_s) * EVENTS_PER_REQUEST / base_elapsed
+
+    with tempfile.TemporaryDirectory(prefix="eventpipe-bench-") as tmp:
+        server = eventpipe_server(Path(tmp))
+        try:
+            print(f"HTTP ingest, {EVENTS_PER_REQUEST} events a request, {CONNECTIONS} connections, on 127.0.0.1")
+            print(f"{'phase':<34}{'events/s acked':>15}{'processed/s':>13}{'p50 ms':>8}{'p99 ms':>8}{'x bare':>8}")
+            print(
+                f"{'baseline: bare uvicorn, 202 only':<34}{base_rate:>15,.0f}{'':>13}"
+                f"{base_acks.percentile_ms(0.5):>8.1f}{base_acks.percentile_ms(0.99):>8.1f}{1.0:>8.2f}"
+            )
+            burst(server.port, bodies, args.burst_s, base_rate)
+            sustained(server.port, bodies, args.rate, args.sustain_s, base_rate)
+            freshness(server.port, bodies, args.fresh_s)
+        finally:
+            server.stop()
+    return 0
+
+
+def burst(port: int, bodies: Bodies, seconds: float, base_rate: float) -> None:
+    acks = Acks()
+    elapsed = asyncio.run(closed_loop(port, bodies, seconds, acks))
+    drained = wait_drained(port)
+    events = len(acks.latencies_s) * EVENTS_PER_REQUEST
+    rate = events / elapsed
+    print(
+        f"{f'burst {seconds:g} s':<34}{rate:>15,.0f}{events / (elapsed + drained):>13,.0f}"
+        f"{acks.percentile_ms(0.5):>8.1f}{acks.percentile_ms(0.99):>8.1f}{rate / base_rate:>8.2f}"
+    )
+    print(f"  {events:,} events acknowledged, {acks.errors} refused; processing caught up {drained:.1f} s after")
+
+
+def sustained(port: int, bodies: Bodies, rate: float, seconds: float, base_rate: float) -> None:
+    acks = Acks()
+    backlog: list[int] = []
+    last = [0.0]
+
+    def sample() -> None:  # one /health read a second, from the generator's loop (a short blocking call)
+        if time.perf_counter() - last[0] >= 1.0:
+            last[0] = time.perf_counter()
+            backlog.append(pending(port))
+
+    elapsed = asyncio.run(open_loop(port, bodies, rate, seconds, acks, on_tick=sample))
+    drained = wait_drained(port)
+    events = len(acks.latencies_s) * EVENTS_PER_REQUEST
+    acked = events / elapsed
+    print(
+        f"{f'sustained {rate:,.0f}/s for {seconds:g} s':<34}{acked:>15,.0f}{events / (elapsed + drained):>13,.0f}"
+        f"{acks.percentile_ms(0.5):>8.1f}{acks.percentile_ms(0.99):>8.1f}{acked / base_rate:>8.2f}"
+    )
+    print(
+        f"  backlog sampled each second: max {max(backlog, default=0)} batches, median "
+        f"{statistics.median(backlog) if backlog else 0:g}; back to zero {drained:.1f} s after the load stopped"
+    )
+
+
+def freshness(port: int, bodies: Bodies, seconds: float) -> None:
+    """1,000 events/s; for each batch, the time from its 202 to being seen done (polled every 50 ms)."""
+    acks = Acks()
+    done_after: list[float] = []
+
+    async def poll(load: asyncio.Task[float]) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        seen = 0
+        deadline = time.perf_counter() + seconds + DRAIN_TIMEOUT_S
+        try:
+            while (not load.done() or seen < len(acks.batch_ids)) and time.perf_counter() < deadline:
+                # The worker takes batches oldest first: poll the oldest one not yet seen done.
+                while seen < len(acks.batch_ids):
+                    at, batch_id = acks.batch_ids[seen]
+                    writer.write(b"GET /batches/%s HTTP/1.1\r\nhost: bench\r\n\r\n" % batch_id.encode())
+                    if orjson.loads(await read_answer(reader))["status"] != "done":
+                        break
+                    done_after.append(time.perf_counter() - at)
+                    seen += 1
+                await asyncio.sleep(0.05)
+        finally:
+            writer.close()
+
+    async def run() -> None:
+        load = asyncio.create_task(open_loop(port, bodies, 1_000, seconds, acks))
+        await poll(load)
+        await load
+
+    asyncio.run(run())
+    ordered = sorted(done_after)
+    p50 = ordered[len(ordered) // 2] if ordered else float("nan")
+    p95 = ordered[int(0.95 * (len(ordered) - 1))] if ordered else float("nan")
+    print(
+        f"freshness at 1,000 events/s for {seconds:g} s: 202 -> in /insights p50 {p50:.2f} s, p95 {p95:.2f} s"
+        f" ({len(ordered)} batches)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
