@@ -23,13 +23,13 @@ run: $(VENV)/.installed
 	$(BIN)/eventpipe up --demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs/azure
+	$(BIN)/ruff format --check src tests bench docs/azure
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-dev
+pytest: $(VENV)/.installed-dev node_modules/.installed
 	$(BIN)/pytest -q
 
 node_modules/.installed: package.json package-lock.json
