@@ -23,8 +23,8 @@ run: $(VENV)/.installed
 	$(BIN)/eventpipe up --demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench docs/azure
-	$(BIN)/ruff format --check src tests bench docs/azure
+	$(BIN)/ruff check src tests bench scripts docs/azure
+	$(BIN)/ruff format --check src tests bench scripts docs/azure
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -39,7 +39,9 @@ node_modules/.installed: package.json package-lock.json
 asl: node_modules/.installed
 	npx --no-install asl-validator --json-path src/eventpipe/workflow/pipeline.asl.json
 
-test: lint typecheck pytest asl
+test: lint typecheck pytest asl infra-check
+
+include infrastructure/checks.mk
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/validators.py
@@ -48,4 +50,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/http_load.py
 
 clean:
-	rm -rf $(VENV) .eventpipe .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) build .eventpipe .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,449 @@
+"""infrastructure/template.yaml holds to the code: entry points, settings, tables, workflow, trigger, export.
+
+No network: the template is parsed and linted in-process; the SAM transform runs offline.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from eventpipe.adapters.aws import tables
+from eventpipe.core.export import export_insights, hour_key
+from eventpipe.core.insights import InsightsRows, MinuteRow
+from eventpipe.core.rawbatch import RAW_PREFIX, STAGED_PREFIX
+from eventpipe.handlers.drops import INCOMING_PREFIX
+from eventpipe.handlers.http_api import HttpError, HttpRequest, route
+from eventpipe.settings import AwsResources, Settings
+from tests.infra.conftest import ROOT, TEMPLATE
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+ENTRY_MODULE = ROOT / "src" / "lambda_pipeline.py"
+SETTINGS = ROOT / "src" / "eventpipe" / "settings.py"
+ASL = ROOT / "src" / "eventpipe" / "workflow" / "pipeline.asl.json"
+# Read by Powertools (Logger, Metrics, Tracer), not by settings.py.
+POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+# The functions whose code starts workflow executions (Ingestor, replay), the only ones given its ARN.
+STARTS_WORKFLOWS = {"ingest", "replay"}
+
+
+def entry_points() -> set[str]:
+    """The public functions of src/lambda_pipeline.py (read, not imported: importing builds AWS clients)."""
+    tree = ast.parse(ENTRY_MODULE.read_text(encoding="utf-8"))
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")}
+
+
+def handler_of(properties: dict[str, Any]) -> str:
+    module, _, name = properties["Handler"].partition(".")
+    assert module == "lambda_pipeline", properties["Handler"]
+    return name
+
+
+def ref(logical_id: str) -> dict[str, str]:
+    return {"Ref": logical_id}
+
+
+def get_att(logical_id: str, attribute: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [logical_id, attribute]}
+
+
+# --- functions -----------------------------------------------------------------------------------------
+
+
+def test_every_entry_point_has_one_function_and_every_function_an_entry_point(functions: dict[str, Any]) -> None:
+    # GIVEN the handlers the template names WHEN compared with lambda_pipeline's entry points
+    handlers = [handler_of(properties) for properties in functions.values()]
+    # THEN each entry point has exactly one function, and no function names anything else
+    assert sorted(handlers) == sorted(entry_points())
+    assert len(entry_points()) == 8
+
+
+def test_functions_run_the_repository_code_on_python_312_arm64(functions: dict[str, Any]) -> None:
+    for logical_id, properties in functions.items():
+        assert properties["Runtime"] == "python3.12", logical_id
+        assert properties["Architectures"] == ["arm64"], logical_id
+        code = (TEMPLATE.parent / properties["CodeUri"]).resolve()
+        assert (code / "lambda_pipeline.py").is_file(), f"{logical_id}: CodeUri {properties['CodeUri']}"
+
+
+def test_environment_names_are_the_ones_settings_reads(functions: dict[str, Any]) -> None:
+    read_by_settings = set(re.findall(r'"(EVENTPIPE_[A-Z_]+)"', SETTINGS.read_text(encoding="utf-8")))
+    for logical_id, properties in functions.items():
+        variables = properties["Environment"]["Variables"]
+        assert set(variables) <= read_by_settings | POWERTOOLS_VARIABLES, logical_id
+        assert variables["POWERTOOLS_SERVICE_NAME"] == "eventpipe"
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "eventpipe"  # lambda_pipeline.NAMESPACE
+        # WHEN the code parses them at cold start (resource names stand in for the references)
+        environ = {name: value if isinstance(value, str) else "resolved" for name, value in variables.items()}
+        resources = AwsResources.from_env(environ)
+        Settings.from_env(environ)
+        # THEN only the functions that start workflows know the state machine
+        starts = handler_of(properties) in STARTS_WORKFLOWS
+        assert (resources.state_machine_arn is not None) == starts, logical_id
+        if starts:
+            assert variables["EVENTPIPE_STATE_MACHINE_ARN"] == ref("PipelineStateMachine")
+
+
+def test_environment_points_at_the_stack_resources(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["EVENTPIPE_BUCKET"] == ref("RawBucket")
+    assert variables["EVENTPIPE_CURATED_TABLE"] == ref("CuratedTable")
+    assert variables["EVENTPIPE_STATE_TABLE"] == ref("StateTable")
+    assert variables["EVENTPIPE_INSIGHTS_TABLE"] == ref("InsightsTable")
+
+
+# Each function's calls, read from src/eventpipe/adapters/aws/ (see the template's comments). A policy
+# change that does not follow a code change, or the reverse, fails here.
+EXPECTED_ACTIONS = {
+    "ingest": {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "states:DescribeExecution",
+        "StepFunctionsExecutionPolicy",
+    },
+    "validate_enrich": {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "dynamodb:BatchWriteItem"},
+    "persist": {"s3:GetObject", "s3:ListBucket", "dynamodb:PutItem"},
+    "aggregate": {
+        "s3:GetObject",
+        "s3:ListBucket",
+        "dynamodb:GetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    },
+    "mark_done": {
+        "s3:GetObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+    },
+    "mark_failed": {"dynamodb:UpdateItem"},
+    "export_insights": {"dynamodb:Query", "s3:PutObject"},
+    "replay": {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "s3:PutObject",
+        "states:DescribeExecution",
+        "StepFunctionsExecutionPolicy",
+    },
+}
+
+
+def _statements(properties: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    statements, templates = [], []
+    for policy in properties.get("Policies", []):
+        if isinstance(policy, dict) and "Statement" in policy:
+            statements += policy["Statement"]
+        else:
+            assert isinstance(policy, dict), f"a managed policy by name: {policy}"
+            assert len(policy) == 1, policy
+            templates += list(policy)
+    return statements, templates
+
+
+def test_each_function_may_make_exactly_the_calls_its_code_makes(functions: dict[str, Any]) -> None:
+    for properties in functions.values():
+        statements, templates = _statements(properties)
+        actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+        assert actions | set(templates) == EXPECTED_ACTIONS[handler_of(properties)], handler_of(properties)
+
+
+def test_policies_name_their_resources(functions: dict[str, Any]) -> None:
+    for logical_id, properties in functions.items():
+        statements, templates = _statements(properties)
+        assert set(templates) <= {"StepFunctionsExecutionPolicy"}, logical_id
+        for statement in statements:
+            assert statement["Effect"] == "Allow"
+            actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+            assert not any("*" in action for action in actions), (logical_id, actions)
+            # a literal "*" is refused; an object prefix such as "<bucket>/raw/*" names one bucket and prefix
+            assert statement["Resource"] != "*", (logical_id, statement)
+            assert "Ref" in json.dumps(statement["Resource"]) or "Fn::" in json.dumps(statement["Resource"])
+
+
+# --- tables --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "spec"),
+    [
+        ("CuratedTable", tables.CURATED_TABLE),
+        ("StateTable", tables.STATE_TABLE),
+        ("InsightsTable", tables.INSIGHTS_TABLE),
+    ],
+)
+def test_tables_have_the_key_schemas_of_tables_py(resources: dict[str, Any], logical_id: str, spec: Any) -> None:
+    properties = resources[logical_id]["Properties"]
+    assert properties["KeySchema"] == spec["KeySchema"]
+    by_name = lambda items: sorted(items, key=lambda item: item["AttributeName"])  # noqa: E731
+    assert by_name(properties["AttributeDefinitions"]) == by_name(spec["AttributeDefinitions"])
+    assert properties["BillingMode"] == spec["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties.get("GlobalSecondaryIndexes", []) == spec.get("GlobalSecondaryIndexes", [])
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert resources[logical_id]["DeletionPolicy"] == "Retain"
+
+
+def test_only_the_insights_table_expires_items_by_ttl(resources: dict[str, Any]) -> None:
+    # dynamodb_insights.py writes expires_at on funnel rows and markers; nothing else writes it
+    writers = [
+        p.name
+        for p in (ROOT / "src" / "eventpipe" / "adapters" / "aws").glob("*.py")
+        if "TTL_ATTRIBUTE" in p.read_text()
+    ]
+    assert sorted(writers) == ["dynamodb_insights.py", "tables.py"]
+    ttl = resources["InsightsTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": tables.TTL_ATTRIBUTE, "Enabled": True}
+    assert "TimeToLiveSpecification" not in resources["CuratedTable"]["Properties"]
+    assert "TimeToLiveSpecification" not in resources["StateTable"]["Properties"]
+
+
+# --- workflow ------------------------------------------------------------------------------------------
+
+
+def test_workflow_substitutions_cover_every_placeholder_of_the_asl(
+    resources: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    machine = resources["PipelineStateMachine"]["Properties"]
+    assert (TEMPLATE.parent / machine["DefinitionUri"]).resolve() == ASL
+    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL.read_text(encoding="utf-8")))
+    substitutions = machine["DefinitionSubstitutions"]
+    assert set(substitutions) == placeholders
+    invoked = set()
+    for name, value in substitutions.items():
+        # ValidateEnrichFunctionArn -> the function whose handler is lambda_pipeline.validate_enrich
+        step = re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("FunctionArn")).lower()
+        logical_id = value["Fn::GetAtt"][0]
+        assert value == get_att(logical_id, "Arn")
+        assert handler_of(functions[logical_id]) == step
+        invoked.add(logical_id)
+    # its role may invoke exactly those functions
+    allowed = {policy["LambdaInvokePolicy"]["FunctionName"]["Ref"] for policy in machine["Policies"]}
+    assert allowed == invoked
+
+
+def test_workflow_is_standard_with_logs_and_tracing(resources: dict[str, Any]) -> None:
+    # StepFunctionsStarter relies on Standard's execution names and DescribeExecution (see the template)
+    machine = resources["PipelineStateMachine"]["Properties"]
+    assert machine["Type"] == "STANDARD"
+    assert machine["Tracing"] == {"Enabled": True}
+    destination = machine["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+    assert destination == get_att("StateMachineLogGroup", "Arn")
+
+
+# --- HTTP API ------------------------------------------------------------------------------------------
+
+
+def test_routes_go_to_ingest_and_only_health_is_open(resources: dict[str, Any], functions: dict[str, Any]) -> None:
+    routes = {}
+    for logical_id, properties in functions.items():
+        for event in properties.get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                assert handler_of(properties) == "ingest", logical_id
+                assert event["Properties"]["ApiId"] == ref("HttpApi")
+                key = (event["Properties"]["Method"], event["Properties"]["Path"])
+                routes[key] = event["Properties"].get("Auth", {}).get("Authorizer")
+    assert routes == {
+        ("POST", "/events"): None,
+        ("GET", "/batches/{batch_id}"): None,
+        ("GET", "/insights"): None,
+        ("GET", "/health"): "NONE",
+    }
+    auth = resources["HttpApi"]["Properties"]["Auth"]
+    authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
+    assert authorizer["JwtConfiguration"] == {"issuer": ref("JwtIssuer"), "audience": ref("JwtAudience")}
+    throttling = resources["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert throttling == {
+        "ThrottlingBurstLimit": ref("ThrottlingBurstLimit"),
+        "ThrottlingRateLimit": ref("ThrottlingRateLimit"),
+    }
+
+
+@pytest.mark.parametrize("path", ["/events", "/batches/b-1", "/insights", "/health"])
+def test_each_route_is_one_the_handler_serves(path: str) -> None:
+    # a wrong method answers 405 on a route the handler knows, 404 on one it does not
+    with pytest.raises(HttpError) as raised:
+        route(HttpRequest("DELETE", path, {}, {}, b""), services=None)  # type: ignore[arg-type]
+    assert raised.value.status == 405
+
+
+# --- file drops ----------------------------------------------------------------------------------------
+
+
+def test_only_objects_under_incoming_trigger_ingest(resources: dict[str, Any], functions: dict[str, Any]) -> None:
+    bucket = resources["RawBucket"]["Properties"]
+    assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    rules = [
+        (logical_id, event["Properties"])
+        for logical_id, properties in functions.items()
+        for event in properties.get("Events", {}).values()
+        if event["Type"] == "EventBridgeRule"
+    ]
+    assert len(rules) == 1
+    logical_id, rule = rules[0]
+    assert handler_of(functions[logical_id]) == "ingest"
+    pattern = rule["Pattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [ref("RawBucket")]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": INCOMING_PREFIX}]
+    # the pipeline's own writes are outside it
+    for prefix in (RAW_PREFIX, STAGED_PREFIX, hour_key(0)):
+        assert not prefix.startswith(INCOMING_PREFIX)
+
+
+def test_canned_eventbridge_event_matches_the_rule(functions: dict[str, Any]) -> None:
+    event = json.loads((ROOT / "tests" / "events" / "eventbridge_s3_object_created.json").read_text())
+    pattern = functions["IngestFunction"]["Events"]["ObjectCreated"]["Properties"]["Pattern"]
+    assert event["source"] in pattern["source"]
+    assert event["detail-type"] in pattern["detail-type"]
+    assert event["detail"]["object"]["key"].startswith(pattern["detail"]["object"]["key"][0]["prefix"])
+
+
+def test_asynchronous_failures_end_in_the_encrypted_dead_letter_queue(
+    resources: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    dlq = get_att("DeadLetterQueue", "Arn")
+    assert resources["DeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    rule_names = []
+    for logical_id, properties in functions.items():
+        asynchronous = [
+            e for e in properties.get("Events", {}).values() if e["Type"] in ("EventBridgeRule", "Schedule")
+        ]
+        if not asynchronous:
+            continue
+        invoke = properties["EventInvokeConfig"]
+        assert invoke["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": dlq}, logical_id
+        for event in asynchronous:
+            assert event["Properties"]["DeadLetterConfig"] == {"Arn": dlq}, logical_id
+            rule_names.append(event["Properties"].get("RuleName") or event["Properties"].get("Name"))
+    assert {handler_of(p) for p in functions.values() if "EventInvokeConfig" in p} == {"ingest", "export_insights"}
+    # EventBridge may send dead letters only for these rules
+    statement = resources["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    allowed = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert sorted(arn["Fn::Sub"].rsplit("/", 1)[1] for arn in allowed) == sorted(n["Fn::Sub"] for n in rule_names)
+
+
+def test_export_runs_every_five_minutes(functions: dict[str, Any]) -> None:
+    (event,) = functions["ExportInsightsFunction"]["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == "rate(5 minutes)"
+
+
+def test_lifecycle_expires_pipeline_prefixes_but_keeps_insights(resources: dict[str, Any]) -> None:
+    rules = resources["RawBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = {rule.get("Prefix") for rule in rules if "ExpirationInDays" in rule}
+    assert expiring == {INCOMING_PREFIX, RAW_PREFIX, STAGED_PREFIX}
+    assert all(rule.get("Prefix") is not None for rule in rules if "ExpirationInDays" in rule)
+
+
+# --- insights export -----------------------------------------------------------------------------------
+
+
+class _Store:
+    def read(self, since_minute: int, until_minute: int) -> InsightsRows:
+        row = MinuteRow(1_795_845_600, events={"page_view": 3}, revenue=1.5, rejected={"schema_violation": 1})
+        rows = [row] if since_minute <= row.minute < until_minute else []
+        return InsightsRows(minutes=rows, funnel=[0, 0, 0])
+
+
+class _Bucket:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        self.objects[key] = data
+
+
+def test_glue_table_reads_what_the_export_writes(resources: dict[str, Any]) -> None:
+    # GIVEN one exported minute
+    bucket = _Bucket()
+    keys = export_insights(_Store(), bucket, since_minute=1_795_845_600, until_minute=1_795_845_660)  # type: ignore[arg-type]
+    assert keys == ["insights/dt=2026-11-28/hour=06/minutes.json"]
+    line = json.loads(bucket.objects[keys[0]].splitlines()[0])
+    # THEN the table's columns are the line's fields, with matching types
+    table = resources["InsightsGlueTable"]["Properties"]["TableInput"]
+    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    glue_type = {str: "string", int: "bigint", float: "double", dict: "map<string,bigint>"}
+    assert columns == {name: glue_type[type(value)] for name, value in line.items()}
+    # AND partition projection finds the object where the export put it
+    assert [key["Name"] for key in table["PartitionKeys"]] == ["dt", "hour"]
+    location = table["Parameters"]["storage.location.template"]["Fn::Sub"]
+    resolved = location.replace("${RawBucket}", "b").replace("${!dt}", "2026-11-28").replace("${!hour}", "06")
+    assert f"s3://b/{keys[0]}".startswith(resolved)
+    assert table["Parameters"]["projection.dt.format"] == "yyyy-MM-dd"
+    assert table["Parameters"]["projection.hour.digits"] == "2"
+    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+
+
+def test_quicksight_resources_exist_only_when_enabled(template: dict[str, Any]) -> None:
+    quicksight = {k: v for k, v in template["Resources"].items() if v["Type"].startswith("AWS::QuickSight::")}
+    assert len(quicksight) == 3
+    assert all(resource["Condition"] == "QuickSightEnabled" for resource in quicksight.values())
+    assert template["Parameters"]["EnableQuickSight"]["Default"] == "false"
+
+
+# --- cfn-lint ------------------------------------------------------------------------------------------
+
+
+def _lint_errors(matches: list[Any]) -> list[str]:
+    return [f"{m.rule.id} {m.message} ({m.linenumber})" for m in matches]
+
+
+def test_cfn_lint_passes_on_the_template() -> None:
+    from cfnlint.api import lint_file
+
+    assert _lint_errors(lint_file(TEMPLATE)) == []
+
+
+@pytest.fixture(scope="module")
+def translated(sam_translate: ModuleType) -> dict[str, Any]:
+    pytest.importorskip("samtranslator", reason="aws-sam-translator is needed to expand the SAM template")
+    result: dict[str, Any] = sam_translate.translate(TEMPLATE)
+    return result
+
+
+def test_cfn_lint_passes_on_the_translated_template(translated: dict[str, Any]) -> None:
+    # Only the expanded template shows SAM's roles, permissions and rules, and cycles between them.
+    from cfnlint.api import lint
+
+    assert _lint_errors(lint(json.dumps(translated))) == []
+
+
+def test_cfn_lint_on_the_translated_template_finds_a_dependency_cycle(translated: dict[str, Any]) -> None:
+    # GIVEN the bucket notifying the ingest function directly (the design the template avoids)
+    from cfnlint.api import lint
+
+    broken = json.loads(json.dumps(translated))
+    notification = {
+        "LambdaConfigurations": [{"Event": "s3:ObjectCreated:*", "Function": get_att("IngestFunction", "Arn")}]
+    }
+    broken["Resources"]["RawBucket"]["Properties"]["NotificationConfiguration"] = notification
+    # THEN the lint reports the cycle bucket -> function -> role -> bucket
+    assert any(m.rule.id == "E3004" for m in lint(json.dumps(broken)))
+
+
+def test_translated_api_authorizes_every_route_but_health(translated: dict[str, Any]) -> None:
+    body = translated["Resources"]["HttpApi"]["Properties"]["Body"]
+    authorizers = body["components"]["securitySchemes"]
+    assert [scheme["x-amazon-apigateway-authorizer"]["type"] for scheme in authorizers.values()] == ["jwt"]
+    for path, methods in body["paths"].items():
+        for method, operation in methods.items():
+            secured = operation.get("security", [])
+            assert (secured == [{"NONE": []}] or secured == []) == (path == "/health"), (method, path, secured)
