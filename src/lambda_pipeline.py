@@ -14,6 +14,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from eventpipe.awsrun.runtime import AwsRuntime
+from eventpipe.core.replay import REPLAY_BATCH_PREFIX
 from eventpipe.handlers.export import handle_export
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.replay import handle_replay
@@ -82,8 +83,9 @@ def validate_enrich(event: Event, context: LambdaContext) -> Event:
     result = runtime.steps.validate_enrich(event)
     logger.info("validate enrich", extra={"result": _summary(result)})
     metrics.add_metric("EventsValid", MetricUnit.Count, result["valid"])
-    for code, count in result["rejected"].items():
-        _count("EventsRejected", count, reason=code)
+    if not event["batch_id"].startswith(REPLAY_BATCH_PREFIX):  # a replay adds no EventsReceived to compare with
+        for code, count in result["rejected"].items():
+            _count("EventsRejected", count, reason=code)
     return result
 
 

@@ -404,6 +404,22 @@ def test_logs_carry_the_batch_id_and_metrics_are_emf(pipeline: Pipeline, capsys:
     assert any(line.get("correlation_id") == accepted["batch_id"] for line in logs)
 
 
+def test_a_quarantine_replay_counts_no_rejections_again(pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a rejected event, counted once in EventsRejected when its batch ran
+    pipeline.module.logger.registered_handler.setStream(sys.stdout)
+    pipeline.invoke("ingest", {"events": [make_event("signup", properties={"method": "carrier-pigeon"})]})
+    pipeline.drain()
+    capsys.readouterr()
+    # WHEN the quarantine is replayed and the event is rejected again
+    assert pipeline.invoke("replay", {"rejected": True})["batches"] == 1
+    pipeline.drain()
+    # THEN no EventsRejected is emitted: a replay adds no EventsReceived, so the ratio alarm would misfire
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    metrics = [line for line in lines if "_aws" in line]
+    assert any("EventsValid" in m for m in metrics)  # the replay batch did run
+    assert not [m for m in metrics if "EventsRejected" in m]
+
+
 def test_export_writes_date_partitioned_insights(pipeline: Pipeline, s3: Any) -> None:
     pipeline.invoke("ingest", canned("apigw_http_v2_post_events.json"))
     pipeline.drain()

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from eventpipe.core.model import BatchRecord, Rejection
     from eventpipe.core.ports import BatchStore, Clock, Quarantine, WorkflowStarter
 
+REPLAY_BATCH_PREFIX = "replay-"
+
 
 def replay_rejected(
     quarantine: Quarantine, batches: BatchStore, ingestor: Ingestor, *, batch_size: int, clock: Clock
@@ -37,7 +39,7 @@ def replay_rejected(
     while chunk := list(islice(records, batch_size)):
         origins = [[r.batch_id, r.index] for r in chunk]
         raw = RawBatch(
-            batch_id="replay-" + hashlib.sha256(orjson.dumps([run, origins])).hexdigest()[:24],
+            batch_id=REPLAY_BATCH_PREFIX + hashlib.sha256(orjson.dumps([run, origins])).hexdigest()[:24],
             source="replay",
             received_at_ms=clock.now_ms(),
             # A raw batch holds one event a line; a newline is JSON whitespace between tokens.
