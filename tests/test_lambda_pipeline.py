@@ -388,8 +388,18 @@ def test_a_batch_whose_workflow_cannot_start_is_acknowledged_and_replayed(pipeli
     assert answer(pipeline.invoke("ingest", http_event("GET", f"/batches/{batch_id}")))["status"] == "done"
 
 
+@pytest.fixture
+def logs_to_capsys(pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """The Powertools logger writes to this test's captured stdout (its stream is the one of its first
+    import), and back to the real one after: capsys closes its stream when the test ends."""
+    handler = pipeline.module.logger.registered_handler
+    handler.setStream(sys.stdout)
+    yield
+    handler.setStream(sys.__stdout__)
+
+
+@pytest.mark.usefixtures("logs_to_capsys")
 def test_logs_carry_the_batch_id_and_metrics_are_emf(pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
-    pipeline.module.logger.registered_handler.setStream(sys.stdout)  # its stream is the one of its first import
     bad = make_event("signup", properties={"method": "carrier-pigeon"})
     accepted = pipeline.invoke("ingest", {"events": [make_event("page_view"), bad]})
     pipeline.drain()

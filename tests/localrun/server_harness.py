@@ -76,3 +76,17 @@ def running_server(data_dir: Path, *args: str, env: Mapping[str, str] | None = N
     finally:
         if server.process.poll() is None:
             server.kill()
+
+
+def close_output(server: Server, timeout: float = STOP_TIMEOUT_S) -> None:
+    """Close the output pipe of a server that has exited, once `_drain` has read it to its end.
+
+    `_drain` leaves the pipe open: closed by the garbage collector it is a ResourceWarning, an error
+    in this suite.
+    """
+    assert server.process.poll() is not None, "stop or kill the server first"
+    for thread in threading.enumerate():
+        if getattr(thread, "_args", ())[:1] == (server.process,):  # the drain thread of this server
+            thread.join(timeout)
+    if server.process.stdout is not None:
+        server.process.stdout.close()
