@@ -20,7 +20,7 @@ from tests.aws.pipeline_harness import Pipeline, load_pipeline
 from tests.conftest import make_event
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 EVENTS = Path(__file__).parent / "events"
 SAMPLE = Path(__file__).parent.parent / "events" / "sample.json"
@@ -389,17 +389,18 @@ def test_a_batch_whose_workflow_cannot_start_is_acknowledged_and_replayed(pipeli
 
 
 @pytest.fixture
-def logs_to_capsys(pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
-    """The Powertools logger writes to this test's captured stdout (its stream is the one of its first
-    import), and back to the real one after: capsys closes its stream when the test ends."""
+def capture_logs(pipeline: Pipeline) -> Iterator[Callable[[], None]]:
+    """Call it in a test to send the Powertools logger to that test's captured stdout (its stream is the
+    one of its first import); it goes back to the real stdout after, since capsys closes its own."""
     handler = pipeline.module.logger.registered_handler
-    handler.setStream(sys.stdout)
-    yield
-    handler.setStream(sys.__stdout__)
+    yield lambda: handler.setStream(sys.stdout)
+    handler.stream = sys.__stdout__  # not setStream: it would flush the closed one
 
 
-@pytest.mark.usefixtures("logs_to_capsys")
-def test_logs_carry_the_batch_id_and_metrics_are_emf(pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+def test_logs_carry_the_batch_id_and_metrics_are_emf(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str], capture_logs: Callable[[], None]
+) -> None:
+    capture_logs()
     bad = make_event("signup", properties={"method": "carrier-pigeon"})
     accepted = pipeline.invoke("ingest", {"events": [make_event("page_view"), bad]})
     pipeline.drain()
