@@ -1,0 +1,24 @@
+# The dev stage: the pipeline and its alarms, in the dev account.
+
+module "pipeline" {
+  source = "../../modules/pipeline"
+
+  stage                    = "dev"
+  lambda_package           = var.lambda_package
+  jwt_issuer               = var.jwt_issuer
+  jwt_audiences            = var.jwt_audiences
+  function_settings        = var.function_settings
+  log_retention_days       = var.log_retention_days
+  api_throttling           = var.api_throttling
+  raw_retention_days       = var.raw_retention_days
+  deletion_protection      = false
+  permissions_boundary_arn = var.permissions_boundary_arn
+}
+
+module "monitoring" {
+  source = "../../modules/monitoring"
+
+  stack_name  = module.pipeline.name
+  resources   = module.pipeline.monitored_resources
+  alarm_email = var.alarm_email
+}

@@ -1,0 +1,97 @@
+variable "region" {
+  description = "The AWS region of the stage."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "An AWS region such as eu-west-1."
+  }
+}
+
+variable "account_id" {
+  description = "The target account (12 digits): the provider refuses to run against another."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{12}$", var.account_id))
+    error_message = "An AWS account id has 12 digits."
+  }
+}
+
+variable "deploy_role_arn" {
+  description = "The deployment role of the target account (output role_arn of environments/bootstrap)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:iam::${var.account_id}:role/.+$", var.deploy_role_arn))
+    error_message = "The deployment role is an IAM role ARN in the target account (account_id)."
+  }
+}
+
+variable "external_id" {
+  description = "The sts:ExternalId the deployment role requires, if it requires one."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "permissions_boundary_arn" {
+  description = "The boundary the deployment role requires on every role it creates (output permissions_boundary_arn of environments/bootstrap)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:iam::${var.account_id}:policy/.+$", var.permissions_boundary_arn))
+    error_message = "The permissions boundary is an IAM policy ARN in the target account (account_id)."
+  }
+}
+
+variable "lambda_package" {
+  description = "Path of the pre-built deployment package (zip), relative to this directory; see the README of infrastructure/terraform."
+  type        = string
+}
+
+variable "jwt_issuer" {
+  description = "Issuer URL of the JSON Web Tokens the HTTP API accepts."
+  type        = string
+}
+
+variable "jwt_audiences" {
+  description = "Accepted audiences of the JSON Web Tokens."
+  type        = list(string)
+}
+
+variable "function_settings" {
+  description = "Optional EVENTPIPE_* settings for every function (src/eventpipe/settings.py)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "log_retention_days" {
+  description = "How long function, workflow and API access logs are kept."
+  type        = number
+  default     = 30
+}
+
+variable "api_throttling" {
+  description = "Default route throttling of the HTTP API: steady requests per second and burst."
+  type = object({
+    rate_limit  = number
+    burst_limit = number
+  })
+  default = {
+    rate_limit  = 100
+    burst_limit = 200
+  }
+}
+
+variable "raw_retention_days" {
+  description = "Days to keep incoming/ and raw/ objects (a failed batch can be replayed only while its raw/ object exists)."
+  type        = number
+  default     = 30
+}
+
+variable "alarm_email" {
+  description = "Optional address subscribed to the alarm topics; null for none."
+  type        = string
+  default     = null
+}

@@ -1,0 +1,139 @@
+# The eight functions of src/lambda_pipeline.py: one package, one handler each, and one role each
+# with the statements of local.policies.
+
+locals {
+  # Built from the name rather than taken from the resource: the ingest and replay policies must not
+  # depend on the state machine, which depends on the step functions.
+  state_machine_name = "${local.name}-pipeline"
+
+  policy_resources = {
+    "bucket"                       = aws_s3_bucket.raw.arn
+    "bucket/incoming/*"            = "${aws_s3_bucket.raw.arn}/incoming/*"
+    "bucket/raw/*"                 = "${aws_s3_bucket.raw.arn}/raw/*"
+    "bucket/staged/*"              = "${aws_s3_bucket.raw.arn}/staged/*"
+    "bucket/insights/*"            = "${aws_s3_bucket.raw.arn}/insights/*"
+    "curated_table"                = aws_dynamodb_table.curated.arn
+    "state_table"                  = aws_dynamodb_table.state.arn
+    "state_table/index/unfinished" = "${aws_dynamodb_table.state.arn}/index/unfinished"
+    "insights_table"               = aws_dynamodb_table.insights.arn
+    "state_machine"                = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
+    "executions"                   = "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*"
+  }
+
+  # Functions EventBridge invokes asynchronously: Lambda's retries, then the dead-letter queue.
+  async_invocations = {
+    ingest          = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 21600 }
+    export_insights = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 3600 }
+  }
+
+  entry_functions = { for key, spec in local.functions : key => spec if !contains(keys(local.workflow_steps), key) }
+}
+
+data "aws_iam_policy_document" "function" {
+  for_each = local.policies
+
+  dynamic "statement" {
+    for_each = each.value
+
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = [for resource in statement.value.resources : local.policy_resources[resource]]
+    }
+  }
+}
+
+module "step" {
+  source   = "./modules/function"
+  for_each = local.workflow_steps
+
+  name                     = local.function_names[each.key]
+  handler                  = "lambda_pipeline.${each.key}"
+  description              = local.functions[each.key].description
+  package_file             = var.lambda_package
+  memory_mb                = local.functions[each.key].memory_mb
+  timeout_s                = local.functions[each.key].timeout_s
+  environment              = merge(var.function_settings, local.common_environment)
+  policy_json              = data.aws_iam_policy_document.function[each.key].json
+  log_retention_days       = var.log_retention_days
+  reserved_concurrency     = lookup(var.reserved_concurrency, each.key, -1)
+  permissions_boundary_arn = var.permissions_boundary_arn
+  tags                     = local.tags
+}
+
+module "entry" {
+  source   = "./modules/function"
+  for_each = local.entry_functions
+
+  name         = local.function_names[each.key]
+  handler      = "lambda_pipeline.${each.key}"
+  description  = each.value.description
+  package_file = var.lambda_package
+  memory_mb    = each.value.memory_mb
+  timeout_s    = each.value.timeout_s
+  # Only the functions that start executions are told the state machine (ingest, replay).
+  environment = merge(var.function_settings, local.common_environment, {
+    for name, value in { EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn } :
+    name => value if contains(local.policies[each.key][*].sid, "StartExecutions")
+  })
+  policy_json = data.aws_iam_policy_document.function[each.key].json
+  async_invocation = contains(keys(local.async_invocations), each.key) ? merge(local.async_invocations[each.key], {
+    on_failure_queue_arn = aws_sqs_queue.dead_letter.arn
+  }) : null
+  log_retention_days       = var.log_retention_days
+  reserved_concurrency     = lookup(var.reserved_concurrency, each.key, -1)
+  permissions_boundary_arn = var.permissions_boundary_arn
+  tags                     = local.tags
+}
+
+resource "aws_sqs_queue" "dead_letter" {
+  # Asynchronous invocations that failed for good: object-created and schedule events EventBridge
+  # could not deliver, and ingest / export_insights invocations that failed after Lambda's retries.
+  # The dlq-depth alarm watches it.
+  name                      = "${local.name}-dead-letters"
+  message_retention_seconds = 1209600 # 14 days, the most SQS keeps
+  sqs_managed_sse_enabled   = true
+  tags                      = local.tags
+}
+
+data "aws_iam_policy_document" "dead_letter" {
+  statement {
+    sid       = "EventBridgeRuleDeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.object_created.arn, aws_cloudwatch_event_rule.export.arn]
+    }
+  }
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "dead_letter" {
+  queue_url = aws_sqs_queue.dead_letter.id
+  policy    = data.aws_iam_policy_document.dead_letter.json
+}

@@ -1,0 +1,104 @@
+# The eventpipe pipeline on AWS: the resources of infrastructure/template.yaml (SAM), for accounts
+# managed with Terraform. tests/infra/test_terraform.py compares the two, and this module with the
+# code (src/lambda_pipeline.py, settings.py, adapters/aws/tables.py and the ASL file).
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  name       = "${var.project}-${var.stage}" # the SAM stack's name, eventpipe-<stage>
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.region
+  partition  = data.aws_partition.current.partition
+  tags       = merge(var.tags, { "eventpipe:stage" = var.stage })
+
+  # The one workflow definition: Step Functions runs it in AWS, the local interpreter on one machine.
+  workflow_definition_file = "${path.module}/../../../../src/eventpipe/workflow/pipeline.asl.json"
+
+  # The entry points of src/lambda_pipeline.py (handler lambda_pipeline.<key>), with the memory and
+  # timeout of the SAM template; monitoring/alerts.yml holds the same timeouts for the duration alarms.
+  functions = {
+    ingest          = { memory_mb = 1024, timeout_s = 300, description = "HTTP API, object-created events in incoming/, and direct {\"events\":[...]} invocations." }
+    validate_enrich = { memory_mb = 1024, timeout_s = 60, description = "Workflow step ValidateEnrich." }
+    persist         = { memory_mb = 512, timeout_s = 60, description = "Workflow step Persist." }
+    aggregate       = { memory_mb = 1024, timeout_s = 60, description = "Workflow step Aggregate (the per-minute insights)." }
+    mark_done       = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkDone." }
+    mark_failed     = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkFailed." }
+    export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the last two hours of insights to insights/dt=YYYY-MM-DD/hour=HH/minutes.json." }
+    replay          = { memory_mb = 512, timeout_s = 900, description = "Operator replay of unfinished batches or of the quarantine." }
+  }
+
+  # The workflow's tasks, by the substitution variable the ASL file names them with.
+  workflow_steps = {
+    validate_enrich = "ValidateEnrichFunctionArn"
+    persist         = "PersistFunctionArn"
+    aggregate       = "AggregateFunctionArn"
+    mark_done       = "MarkDoneFunctionArn"
+    mark_failed     = "MarkFailedFunctionArn"
+  }
+
+  # Exactly the calls each function's code makes (src/eventpipe/adapters/aws/), as in the SAM
+  # template; resources are keys of local.policy_resources (functions.tf).
+  policies = {
+    ingest = [
+      { sid = "ReadDrops", actions = ["s3:GetObject", "s3:GetObjectVersion"], resources = ["bucket/incoming/*"] },
+      { sid = "WriteRawBatches", actions = ["s3:PutObject"], resources = ["bucket/raw/*"] },
+      { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
+      { sid = "BatchRecords", actions = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"], resources = ["state_table"] },
+      { sid = "ReadInsights", actions = ["dynamodb:Query"], resources = ["insights_table"] },
+      { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
+      { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
+    ]
+    validate_enrich = [
+      { sid = "ReadRawBatches", actions = ["s3:GetObject"], resources = ["bucket/raw/*"] },
+      { sid = "WriteStaged", actions = ["s3:PutObject"], resources = ["bucket/staged/*"] },
+      { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
+      { sid = "Quarantine", actions = ["dynamodb:BatchWriteItem"], resources = ["state_table"] },
+    ]
+    persist = [
+      { sid = "ReadStaged", actions = ["s3:GetObject"], resources = ["bucket/staged/*"] },
+      { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
+      { sid = "PutCurated", actions = ["dynamodb:PutItem"], resources = ["curated_table"] },
+    ]
+    aggregate = [
+      { sid = "ReadStaged", actions = ["s3:GetObject"], resources = ["bucket/staged/*"] },
+      { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
+      { sid = "ReadBatchRecord", actions = ["dynamodb:GetItem"], resources = ["state_table"] },
+      # TransactWriteItems is authorized as the PutItem and UpdateItem inside it.
+      { sid = "ApplyInsights", actions = ["dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources = ["insights_table"] },
+    ]
+    mark_done = [
+      { sid = "ReadAndDropStaged", actions = ["s3:GetObject", "s3:DeleteObject"], resources = ["bucket/staged/*"] },
+      { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
+      { sid = "FinishBatch", actions = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
+    ]
+    mark_failed = [
+      { sid = "FailBatch", actions = ["dynamodb:UpdateItem"], resources = ["state_table"] },
+    ]
+    export_insights = [
+      { sid = "ReadInsights", actions = ["dynamodb:Query"], resources = ["insights_table"] },
+      { sid = "WriteExport", actions = ["s3:PutObject"], resources = ["bucket/insights/*"] },
+    ]
+    replay = [
+      { sid = "Batches", actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"], resources = ["state_table"] },
+      { sid = "UnfinishedIndex", actions = ["dynamodb:Query"], resources = ["state_table/index/unfinished"] },
+      { sid = "WriteReplayBatches", actions = ["s3:PutObject"], resources = ["bucket/raw/*"] },
+      { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
+      { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
+    ]
+  }
+
+  # Environment of every function: the resource names eventpipe.settings.AwsResources reads at cold
+  # start, and the Powertools names.
+  common_environment = {
+    EVENTPIPE_BUCKET             = aws_s3_bucket.raw.id
+    EVENTPIPE_CURATED_TABLE      = aws_dynamodb_table.curated.name
+    EVENTPIPE_STATE_TABLE        = aws_dynamodb_table.state.name
+    EVENTPIPE_INSIGHTS_TABLE     = aws_dynamodb_table.insights.name
+    POWERTOOLS_SERVICE_NAME      = "eventpipe"
+    POWERTOOLS_METRICS_NAMESPACE = "eventpipe"
+  }
+
+  function_names = { for key in keys(local.functions) : key => "${local.name}-${replace(key, "_", "-")}" }
+}

@@ -1,0 +1,106 @@
+# The three tables of src/eventpipe/adapters/aws/tables.py, with the same keys, index and TTL, and
+# the SAM template's protections (point-in-time recovery, encryption with the AWS managed key).
+
+resource "aws_dynamodb_table" "curated" {
+  #checkov:skip=CKV_AWS_119:encrypted with the AWS managed key as in the SAM template; a customer key adds cost and a key policy for every function
+  # One item per curated event, keyed by event_id: a repeated write is a counted duplicate.
+  name                        = "${local.name}-curated"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "event_id"
+  deletion_protection_enabled = var.deletion_protection
+  tags                        = local.tags
+
+  attribute {
+    name = "event_id"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}
+
+resource "aws_dynamodb_table" "state" {
+  #checkov:skip=CKV_AWS_119:encrypted with the AWS managed key as in the SAM template; a customer key adds cost and a key policy for every function
+  # Batch records (pk batch#<id>, sk batch) and the quarantine (sk rej#<index>).
+  name                        = "${local.name}-state"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  range_key                   = "sk"
+  deletion_protection_enabled = var.deletion_protection
+  tags                        = local.tags
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  attribute {
+    name = "open"
+    type = "S"
+  }
+
+  attribute {
+    name = "received_at_ms"
+    type = "N"
+  }
+
+  global_secondary_index {
+    # Sparse: only records that carry `open` (pending and failed batches) are in it.
+    name            = "unfinished"
+    hash_key        = "open"
+    range_key       = "received_at_ms"
+    projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}
+
+resource "aws_dynamodb_table" "insights" {
+  #checkov:skip=CKV_AWS_119:encrypted with the AWS managed key as in the SAM template; a customer key adds cost and a key policy for every function
+  # Per-minute counters and sketches; funnel rows and applied-batch markers carry expires_at.
+  name                        = "${local.name}-insights"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  range_key                   = "sk"
+  deletion_protection_enabled = var.deletion_protection
+  tags                        = local.tags
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}

@@ -1,0 +1,198 @@
+variable "project" {
+  description = "The first part of every resource name."
+  type        = string
+  default     = "eventpipe"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,15}$", var.project))
+    error_message = "The project is 2 to 16 lowercase letters or digits, starting with a letter."
+  }
+}
+
+variable "stage" {
+  description = "The deployment stage; resources are named <project>-<stage>-..., as the SAM stack eventpipe-<stage> names them."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.stage))
+    error_message = "The stage is 2 to 10 lowercase letters or digits, starting with a letter (dev, prod, ...)."
+  }
+}
+
+variable "lambda_package" {
+  description = "Path of the pre-built deployment package (zip): src/ plus the requirements.txt wheels for Linux arm64 and Python 3.12. See the README of infrastructure/terraform."
+  type        = string
+
+  validation {
+    condition     = endswith(var.lambda_package, ".zip")
+    error_message = "The deployment package is a .zip file."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "Issuer URL of the identity provider whose JSON Web Tokens the HTTP API accepts (the iss claim)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://[^\\s]+$", var.jwt_issuer))
+    error_message = "The JWT issuer is an https:// URL."
+  }
+}
+
+variable "jwt_audiences" {
+  description = "Accepted audiences of the JSON Web Tokens (the aud claim, or client_id for access tokens)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.jwt_audiences) > 0 && alltrue([for a in var.jwt_audiences : length(trimspace(a)) > 0])
+    error_message = "Give at least one non-empty audience."
+  }
+}
+
+variable "function_settings" {
+  description = "Optional EVENTPIPE_* settings for every function (see src/eventpipe/settings.py), e.g. { EVENTPIPE_MAX_BATCH_EVENTS = \"500\" }. The resource names are set by the module."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for name in keys(var.function_settings) :
+      can(regex("^EVENTPIPE_[A-Z0-9_]+$", name)) && !contains([
+        "EVENTPIPE_BUCKET", "EVENTPIPE_CURATED_TABLE", "EVENTPIPE_STATE_TABLE", "EVENTPIPE_INSIGHTS_TABLE",
+        "EVENTPIPE_STATE_MACHINE_ARN", "EVENTPIPE_DATA_DIR",
+      ], name)
+    ])
+    error_message = "Settings are EVENTPIPE_* names other than the resource names the module sets (and the local-only EVENTPIPE_DATA_DIR)."
+  }
+}
+
+variable "log_retention_days" {
+  description = "How long function, workflow and API access logs are kept."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "Use a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ... days)."
+  }
+}
+
+variable "export_schedule" {
+  description = "How often the insights export runs (an EventBridge schedule expression)."
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.export_schedule))
+    error_message = "Use rate(...) or cron(...)."
+  }
+}
+
+variable "api_throttling" {
+  description = "Default route throttling of the HTTP API: steady requests per second and burst."
+  type = object({
+    rate_limit  = number
+    burst_limit = number
+  })
+  default = {
+    rate_limit  = 100
+    burst_limit = 200
+  }
+
+  validation {
+    condition     = var.api_throttling.rate_limit > 0 && var.api_throttling.burst_limit >= 1
+    error_message = "Both limits must be positive."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions per function (keys as in src/lambda_pipeline.py, e.g. ingest); functions not named stay unreserved."
+  type        = map(number)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for name, value in var.reserved_concurrency :
+      contains(["ingest", "validate_enrich", "persist", "aggregate", "mark_done", "mark_failed", "export_insights", "replay"], name) && value >= 0
+    ])
+    error_message = "Keys are function names of src/lambda_pipeline.py; values are 0 or more."
+  }
+}
+
+variable "raw_retention_days" {
+  description = "Days to keep incoming/ and raw/ objects. A pending or failed batch can be replayed only while its raw/ object exists: keep this longer than the time needed to notice and replay failures."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.raw_retention_days >= 1
+    error_message = "At least one day."
+  }
+}
+
+variable "staged_retention_days" {
+  description = "Days to keep staged/ objects that MarkDone did not delete (failed batches); a replay stages its batch again."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.staged_retention_days >= 1
+    error_message = "At least one day."
+  }
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "Days a replaced or deleted object version of the raw bucket is kept."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.noncurrent_version_retention_days >= 1
+    error_message = "At least one day."
+  }
+}
+
+variable "glue_database_name" {
+  description = "Glue database of the insights export (one per account and region; change it for a second stage in the same account)."
+  type        = string
+  default     = "eventpipe"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]{0,63}$", var.glue_database_name))
+    error_message = "Lowercase letters, digits and underscores, starting with a letter, at most 64."
+  }
+}
+
+variable "insights_projection_start" {
+  description = "First day (YYYY-MM-DD) of the dt partition projection of the insights table."
+  type        = string
+  default     = "2025-01-01"
+
+  validation {
+    condition     = can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", var.insights_projection_start))
+    error_message = "A date as YYYY-MM-DD."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the DynamoDB tables against deletion, and refuse to destroy buckets that hold objects (the SAM template retains tables and buckets)."
+  type        = bool
+  default     = true
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary for every role the module creates (the output of modules/deploy-role); null for none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+$", var.permissions_boundary_arn))
+    error_message = "The permissions boundary is an IAM policy ARN."
+  }
+}
+
+variable "tags" {
+  description = "Tags for every resource (on top of the provider's default tags)."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,222 @@
+"""scripts/deploy_sam.sh: refuses missing or invalid settings, prints its commands, runs `sam`.
+
+The script is run as a process. Where it would call the SAM CLI, a stand-in `sam` first on PATH
+records each call's arguments and working directory (a test double for an external binary).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.infra.test_terraform import ROOT
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SCRIPT = ROOT / "scripts" / "deploy_sam.sh"
+BASH = shutil.which("bash") or "/bin/bash"
+SETTINGS = [
+    "--stage", "dev",
+    "--profile", "eventpipe-dev",
+    "--region", "eu-west-1",
+    "--jwt-issuer", "https://auth.example.com/",
+    "--jwt-audience", "eventpipe-web,eventpipe-cli",
+]  # fmt: skip
+EXPECTED_BUILD = ["sam", "build", "--template", "infrastructure/template.yaml", "--manifest", "requirements.txt"]
+EXPECTED_DEPLOY = [
+    "sam", "deploy",
+    "--template-file", ".aws-sam/build/template.yaml",
+    "--stack-name", "eventpipe-dev",
+    "--profile", "eventpipe-dev",
+    "--region", "eu-west-1",
+    "--capabilities", "CAPABILITY_IAM",
+    "--no-fail-on-empty-changeset",
+    "--resolve-s3",
+    "--parameter-overrides", "JwtIssuer=https://auth.example.com/", "JwtAudience=eventpipe-web,eventpipe-cli",
+    "--tags", "project=eventpipe", "stage=dev",
+]  # fmt: skip
+
+FAKE_SAM = f"""#!{sys.executable}
+# Records one call (its arguments and working directory) as a JSON line; fails a build when told.
+import json, os, sys
+
+with open(os.environ["SAM_CALLS"], "a", encoding="utf-8") as log:
+    log.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd()}}) + "\\n")
+if sys.argv[1:2] == ["build"] and os.environ.get("SAM_FAIL_BUILD"):
+    sys.exit("Build Failed")
+"""
+# What the script needs besides bash builtins.
+TOOLS = ("bash", "awk", "dirname")
+
+
+@pytest.fixture
+def fake_sam(tmp_path: Path) -> Path:
+    """A directory holding the stand-in `sam`; its calls go to tmp_path/sam-calls.jsonl."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sam = bin_dir / "sam"
+    sam.write_text(FAKE_SAM, encoding="utf-8")
+    sam.chmod(0o755)
+    return bin_dir
+
+
+@pytest.fixture
+def tools(tmp_path: Path) -> Path:
+    """A directory with only the tools the script needs (and no sam), to be the whole PATH."""
+    tools_dir = tmp_path / "tools"
+    tools_dir.mkdir()
+    for tool in TOOLS:
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed to run the script"
+        (tools_dir / tool).symlink_to(found)
+    return tools_dir
+
+
+def run(
+    *arguments: str, tmp_path: Path, path_dirs: tuple[Path, ...] = (), **environment: str
+) -> subprocess.CompletedProcess[str]:
+    """The script with a clean environment: no AWS variables unless given, PATH = path_dirs + the system's."""
+    system_path = os.environ.get("PATH", "")
+    env = {
+        "PATH": os.pathsep.join([*map(str, path_dirs), system_path]),
+        "HOME": str(tmp_path),
+        "SAM_CALLS": str(tmp_path / "sam-calls.jsonl"),
+        **environment,
+    }
+    return subprocess.run(
+        [BASH, str(SCRIPT), *arguments], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False
+    )
+
+
+def sam_calls(tmp_path: Path) -> list[dict[str, Any]]:
+    log = tmp_path / "sam-calls.jsonl"
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+
+
+def without(option: str, settings: list[str] = SETTINGS) -> list[str]:
+    index = settings.index(option)
+    return settings[:index] + settings[index + 2 :]
+
+
+def test_script_is_executable_bash_with_strict_mode() -> None:
+    text = SCRIPT.read_text(encoding="utf-8")
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "\nset -euo pipefail\n" in text
+    assert os.access(SCRIPT, os.X_OK)
+    assert subprocess.run([BASH, "-n", str(SCRIPT)], check=False).returncode == 0
+
+
+def test_help_describes_the_options(tmp_path: Path) -> None:
+    result = run("--help", tmp_path=tmp_path)
+    assert result.returncode == 0
+    for option in ("--stage", "--profile", "--region", "--jwt-issuer", "--jwt-audience", "--dry-run"):
+        assert option in result.stdout
+    assert "eventpipe-<stage>" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (without("--stage"), "no stage: give --stage and one of: dev prod"),
+        ([*without("--stage"), "--stage", "staging"], "unknown stage 'staging'"),
+        (without("--profile"), "no AWS profile: give --profile NAME or set AWS_PROFILE"),
+        (without("--region"), "no AWS region: give --region REGION or set AWS_REGION"),
+        ([*without("--region"), "--region", "europe"], "'europe' is not an AWS region"),
+        (without("--jwt-issuer"), "the template needs JwtIssuer: give --jwt-issuer URL"),
+        (without("--jwt-audience"), "the template needs JwtAudience: give --jwt-audience"),
+        ([*without("--jwt-issuer"), "--jwt-issuer", "http://auth.example.com/"], "JwtIssuer must be an https:// URL"),
+        ([*SETTINGS, "--parameter", "NoSuchParameter=1"], "the template has no parameter 'NoSuchParameter'"),
+        ([*SETTINGS, "--parameter", "LogRetentionDays"], "--parameter takes Key=Value"),
+        ([*SETTINGS, "--parameter", "LogRetentionDays="], "parameter LogRetentionDays is empty"),
+        ([*SETTINGS, "--stage"], "--stage needs a value"),
+        ([*SETTINGS, "--force"], "unknown option '--force'"),
+    ],
+)
+def test_missing_or_invalid_settings_are_refused(
+    arguments: list[str], message: str, tmp_path: Path, fake_sam: Path
+) -> None:
+    # WHEN the script runs without a setting it needs, or with a wrong one (not even a dry run)
+    result = run(*arguments, tmp_path=tmp_path, path_dirs=(fake_sam,))
+    # THEN it says what is wrong, exits non-zero, and runs nothing
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "--help" in result.stderr
+    assert sam_calls(tmp_path) == []
+
+
+def test_every_parameter_without_default_is_required(template: dict[str, Any], tmp_path: Path) -> None:
+    # GIVEN the parameters the SAM template cannot do without
+    required = [name for name, spec in template["Parameters"].items() if "Default" not in spec]
+    assert required == ["JwtIssuer", "JwtAudience"]
+    # WHEN the script runs with the settings but none of them THEN it names the first
+    bare = without("--jwt-audience", without("--jwt-issuer"))
+    result = run(*bare, "--dry-run", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "the template needs JwtIssuer" in result.stderr
+
+
+def test_profile_and_region_can_come_from_the_environment(tmp_path: Path) -> None:
+    arguments = without("--region", without("--profile"))
+    result = run(*arguments, "--dry-run", tmp_path=tmp_path, AWS_PROFILE="ops", AWS_REGION="us-east-2")
+    assert result.returncode == 0, result.stderr
+    deploy = shlex.split(result.stdout.splitlines()[1])
+    assert deploy[deploy.index("--profile") + 1] == "ops"
+    assert deploy[deploy.index("--region") + 1] == "us-east-2"
+
+
+def test_dry_run_prints_the_commands_and_runs_nothing(tmp_path: Path, fake_sam: Path) -> None:
+    result = run(*SETTINGS, "--dry-run", tmp_path=tmp_path, path_dirs=(fake_sam,))
+    assert result.returncode == 0, result.stderr
+    # THEN it prints the build and the deploy, as shell commands
+    assert [shlex.split(line) for line in result.stdout.splitlines()] == [EXPECTED_BUILD, EXPECTED_DEPLOY]
+    # AND calls nothing
+    assert sam_calls(tmp_path) == []
+
+
+def test_options_reach_the_deploy_command(tmp_path: Path) -> None:
+    extra = ["--alarm-email", "oncall@example.com", "--parameter", "LogRetentionDays=365", "--s3-bucket", "artefacts"]
+    result = run(*[*without("--stage"), "--stage", "prod"], *extra, "--dry-run", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    deploy = shlex.split(result.stdout.splitlines()[1])
+    assert deploy[deploy.index("--stack-name") + 1] == "eventpipe-prod"
+    overrides = deploy[deploy.index("--parameter-overrides") + 1 : deploy.index("--tags")]
+    assert "AlarmEmail=oncall@example.com" in overrides
+    assert "LogRetentionDays=365" in overrides
+    assert deploy[deploy.index("--s3-bucket") + 1] == "artefacts"
+    assert "--resolve-s3" not in deploy
+    assert "stage=prod" in deploy
+
+
+def test_without_dry_run_it_runs_sam_build_then_deploy(tmp_path: Path, fake_sam: Path) -> None:
+    dry = run(*SETTINGS, "--dry-run", tmp_path=tmp_path)
+    # WHEN the script runs for real, with the stand-in sam first on PATH
+    result = run(*SETTINGS, tmp_path=tmp_path, path_dirs=(fake_sam,))
+    assert result.returncode == 0, result.stderr
+    calls = sam_calls(tmp_path)
+    # THEN sam ran twice, from the repository root, with exactly the commands the dry run printed
+    assert [["sam", *call["argv"]] for call in calls] == [EXPECTED_BUILD, EXPECTED_DEPLOY]
+    assert [["sam", *call["argv"]] for call in calls] == [shlex.split(line) for line in dry.stdout.splitlines()]
+    assert {call["cwd"] for call in calls} == {str(ROOT)}
+
+
+def test_a_failed_build_deploys_nothing(tmp_path: Path, fake_sam: Path) -> None:
+    result = run(*SETTINGS, tmp_path=tmp_path, path_dirs=(fake_sam,), SAM_FAIL_BUILD="1")
+    assert result.returncode != 0
+    assert [call["argv"][0] for call in sam_calls(tmp_path)] == ["build"]
+
+
+def test_without_sam_on_path_it_says_so(tmp_path: Path, tools: Path) -> None:
+    env = {"PATH": str(tools), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [str(tools / "bash"), str(SCRIPT), *SETTINGS], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert "the sam CLI is not on PATH" in result.stderr

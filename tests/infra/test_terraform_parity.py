@@ -1,0 +1,476 @@
+"""The Terraform deploys what the SAM template deploys, and what the code expects.
+
+Compared: the functions (handlers, memory, timeouts, environment variable names, IAM statements,
+asynchronous invocation), the workflow (the one ASL file and its substitutions), the tables (with
+src/eventpipe/adapters/aws/tables.py), the raw bucket, the triggers, the HTTP API, the parameters'
+defaults, and the alarms (modules/monitoring reads monitoring/alerts.yml itself).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from eventpipe.adapters.aws import tables
+from tests.infra.test_terraform import ENVIRONMENTS, MODULES, ROOT, STAGES, blocks, module
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+PIPELINE = MODULES / "pipeline"
+FUNCTION = PIPELINE / "modules" / "function"
+MONITORING = MODULES / "monitoring"
+ASL = ROOT / "src" / "eventpipe" / "workflow" / "pipeline.asl.json"
+
+# The table each resource-name variable names, and its key schema in tables.py.
+TABLE_SPECS = {
+    "EVENTPIPE_CURATED_TABLE": tables.CURATED_TABLE,
+    "EVENTPIPE_STATE_TABLE": tables.STATE_TABLE,
+    "EVENTPIPE_INSIGHTS_TABLE": tables.INSIGHTS_TABLE,
+}
+# SAM logical ids, and the names modules/pipeline gives the same resources in its IAM statements.
+RESOURCE_KINDS = {
+    "RawBucket": "bucket",
+    "CuratedTable": "curated_table",
+    "StateTable": "state_table",
+    "InsightsTable": "insights_table",
+    "PipelineStateMachine": "state_machine",
+}
+# SAM policy templates: the statements SAM writes for them.
+POLICY_TEMPLATES = {"StepFunctionsExecutionPolicy": [("states:StartExecution", "state_machine")]}
+# SAM parameters and the pipeline variables that stand for them (same defaults).
+PARAMETERS = {
+    "ThrottlingBurstLimit": lambda v: v["api_throttling"]["default"]["burst_limit"],
+    "ThrottlingRateLimit": lambda v: v["api_throttling"]["default"]["rate_limit"],
+    "RawRetentionDays": lambda v: v["raw_retention_days"]["default"],
+    "StagedRetentionDays": lambda v: v["staged_retention_days"]["default"],
+    "LogRetentionDays": lambda v: v["log_retention_days"]["default"],
+    "GlueDatabaseName": lambda v: v["glue_database_name"]["default"],
+    "InsightsProjectionStart": lambda v: v["insights_projection_start"]["default"],
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Any:
+    return module(PIPELINE)
+
+
+@pytest.fixture(scope="module")
+def sam_by_handler(functions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The SAM functions' properties (Globals merged), by entry point: {"ingest": {...}, ...}."""
+    return {props["Handler"].removeprefix("lambda_pipeline."): props for props in functions.values()}
+
+
+def code_handlers() -> set[str]:
+    """The Lambda entry points of src/lambda_pipeline.py: its functions that Powertools' Logger wraps."""
+    tree = ast.parse((ROOT / "src" / "lambda_pipeline.py").read_text(encoding="utf-8"))
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any("inject_lambda_context" in ast.unparse(decorator) for decorator in node.decorator_list)
+    }
+
+
+def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
+    """The environment variable names modules/pipeline gives each function.
+
+    Every function gets local.common_environment (and the optional var.function_settings, empty by
+    default); module "entry" adds EVENTPIPE_STATE_MACHINE_ARN to the functions that start executions.
+    """
+    common = set(pipeline.locals["common_environment"])
+    steps, entries = pipeline.modules["step"], pipeline.modules["entry"]
+    assert steps["environment"] == "${merge(var.function_settings, local.common_environment)}"
+    assert entries["environment"].startswith("${merge(var.function_settings, local.common_environment, {")
+    assert "EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn" in entries["environment"]
+    assert 'if contains(local.policies[each.key][*].sid, "StartExecutions")' in entries["environment"]
+    names = {}
+    for name in pipeline.locals["functions"]:
+        starts = any(s["sid"] == "StartExecutions" for s in pipeline.locals["policies"][name])
+        is_entry = name not in pipeline.locals["workflow_steps"]
+        names[name] = common | ({"EVENTPIPE_STATE_MACHINE_ARN"} if is_entry and starts else set())
+    return names
+
+
+# --- Functions ----------------------------------------------------------------------------------------
+
+
+def test_the_same_entry_points_everywhere(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
+    # GIVEN the entry points of the code, the SAM template and the Terraform
+    tf = set(pipeline.locals["functions"])
+    # THEN they are the same eight
+    assert code_handlers() == set(sam_by_handler) == tf
+    assert len(tf) == 8
+    # AND both function module calls name the handler lambda_pipeline.<entry point>
+    for call in ("step", "entry"):
+        assert pipeline.modules[call]["handler"] == "lambda_pipeline.${each.key}"
+    assert set(pipeline.locals["workflow_steps"]) < tf
+
+
+def test_runtime_memory_and_timeouts_match_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
+    lambda_function = module(FUNCTION).resource("aws_lambda_function", "this")
+    for name, spec in pipeline.locals["functions"].items():
+        sam = sam_by_handler[name]
+        assert (spec["memory_mb"], spec["timeout_s"]) == (sam["MemorySize"], sam["Timeout"]), name
+        assert lambda_function["runtime"] == sam["Runtime"] == "python3.12"
+        assert lambda_function["architectures"] == sam["Architectures"] == ["arm64"]
+        (tracing,) = blocks(lambda_function, "tracing_config")
+        assert tracing["mode"] == sam["Tracing"] == "Active"
+
+
+def test_timeouts_match_the_duration_alarms(pipeline: Any, alerts_config: dict[str, Any]) -> None:
+    # monitoring/alerts.yml keeps each function's timeout for its duration alarm (80% of it)
+    timeouts = {name: entry["timeout_s"] for name, entry in alerts_config["functions"].items()}
+    assert timeouts == {name: spec["timeout_s"] for name, spec in pipeline.locals["functions"].items()}
+
+
+def test_environment_variable_names_match_sam_and_the_settings(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
+    tf = tf_environment_names(pipeline)
+    # THEN each function gets the same variable names as in the SAM template
+    assert tf == {name: set(sam["Environment"]["Variables"]) for name, sam in sam_by_handler.items()}
+    # AND every EVENTPIPE_* name is one src/eventpipe/settings.py reads
+    settings = (ROOT / "src" / "eventpipe" / "settings.py").read_text(encoding="utf-8")
+    read = set(re.findall(r'"(EVENTPIPE_[A-Z_]+)"', settings))
+    assert {n for names in tf.values() for n in names if n.startswith("EVENTPIPE_")} <= read
+    # AND every function has the four resource names AwsResources requires, ingest and replay the workflow
+    assert all(set(TABLE_SPECS) | {"EVENTPIPE_BUCKET"} <= names for names in tf.values())
+    assert {name for name, names in tf.items() if "EVENTPIPE_STATE_MACHINE_ARN" in names} == {"ingest", "replay"}
+
+
+def sam_statement_pairs(policies: list[Any]) -> set[tuple[str, str]]:
+    """(action, resource) pairs of SAM function Policies, resources named as in modules/pipeline."""
+    pairs: set[tuple[str, str]] = set()
+    for policy in policies:
+        if isinstance(policy, dict) and "Statement" in policy:
+            for statement in policy["Statement"]:
+                assert statement["Effect"] == "Allow"
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
+                pairs |= {(a, sam_resource_kind(r)) for a in actions for r in resources}
+        else:
+            (template,) = policy
+            pairs |= set(POLICY_TEMPLATES[template])
+    return pairs
+
+
+def sam_resource_kind(resource: Any) -> str:
+    """`!GetAtt StateTable.Arn` -> "state_table", `!Sub "${RawBucket.Arn}/raw/*"` -> "bucket/raw/*", ..."""
+    if "Fn::GetAtt" in resource:
+        return RESOURCE_KINDS[resource["Fn::GetAtt"][0]]
+    text = resource["Fn::Sub"]
+    if ":execution:${PipelineStateMachine.Name}:*" in text:
+        return "executions"
+    return re.sub(r"\$\{(\w+)\.Arn\}", lambda m: RESOURCE_KINDS[m.group(1)], text)
+
+
+def test_iam_statements_match_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
+    # GIVEN each function's statements in both
+    for name, statements in pipeline.locals["policies"].items():
+        tf = {(a, r) for s in statements for a in s["actions"] for r in s["resources"]}
+        # THEN they allow the same actions on the same resources
+        assert tf == sam_statement_pairs(sam_by_handler[name]["Policies"]), name
+        # AND every resource name is one local.policy_resources resolves
+        assert {r for _, r in tf} <= set(pipeline.locals["policy_resources"])
+
+
+def test_asynchronous_invocations_match_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
+    sam = {
+        name: {
+            "maximum_retry_attempts": props["EventInvokeConfig"]["MaximumRetryAttempts"],
+            "maximum_event_age_in_seconds": props["EventInvokeConfig"]["MaximumEventAgeInSeconds"],
+        }
+        for name, props in sam_by_handler.items()
+        if "EventInvokeConfig" in props
+    }
+    assert pipeline.locals["async_invocations"] == sam
+    for props in sam_by_handler.values():
+        if "EventInvokeConfig" in props:
+            destination = props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"]
+            assert destination == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert "on_failure_queue_arn = aws_sqs_queue.dead_letter.arn" in pipeline.modules["entry"]["async_invocation"]
+
+
+# --- Workflow -----------------------------------------------------------------------------------------
+
+
+def test_the_state_machine_runs_the_one_asl_file(pipeline: Any, resources: dict[str, Any]) -> None:
+    # GIVEN the Terraform state machine and the SAM one
+    machine = pipeline.resource("aws_sfn_state_machine", "pipeline")
+    sam = resources["PipelineStateMachine"]["Properties"]
+    # THEN both read src/eventpipe/workflow/pipeline.asl.json
+    assert pipeline.resolve(pipeline.locals["workflow_definition_file"]) == ASL
+    assert (ROOT / "infrastructure" / sam["DefinitionUri"]).resolve() == ASL
+    assert machine["definition"].startswith("${templatefile(local.workflow_definition_file, {")
+    # AND substitute the same variables, the ones the file uses, with the same functions' ARNs
+    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL.read_text(encoding="utf-8")))
+    steps = pipeline.locals["workflow_steps"]
+    assert set(steps.values()) == set(sam["DefinitionSubstitutions"]) == placeholders
+    sam_handlers = {
+        variable: resources[arn["Fn::GetAtt"][0]]["Properties"]["Handler"]
+        for variable, arn in sam["DefinitionSubstitutions"].items()
+    }
+    assert {variable: f"lambda_pipeline.{name}" for name, variable in steps.items()} == sam_handlers
+    assert "variable => module.step[key].arn" in machine["definition"]
+    # AND both are Standard workflows (the starter relies on execution names), traced, logging errors
+    assert machine["type"] == sam["Type"] == "STANDARD"
+    (logging,) = blocks(machine, "logging_configuration")
+    assert logging["level"] == sam["Logging"]["Level"]
+    assert logging["include_execution_data"] is sam["Logging"]["IncludeExecutionData"]
+    assert blocks(machine, "tracing_configuration") == [{"enabled": sam["Tracing"]["Enabled"]}]
+
+
+# --- Tables -------------------------------------------------------------------------------------------
+
+
+def tf_table_key_schema(table: dict[str, Any]) -> dict[str, Any]:
+    """A Terraform table in the shape of tables.py's specifications."""
+    keys = [(table["hash_key"], "HASH")] + ([(table["range_key"], "RANGE")] if "range_key" in table else [])
+    spec: dict[str, Any] = {
+        "KeySchema": [{"AttributeName": n, "KeyType": r} for n, r in keys],
+        "AttributeDefinitions": [{"AttributeName": a["name"], "AttributeType": a["type"]} for a in table["attribute"]],
+        "BillingMode": table["billing_mode"],
+    }
+    indexes = [
+        {
+            "IndexName": index["name"],
+            "KeySchema": [{"AttributeName": index["hash_key"], "KeyType": "HASH"}]
+            + ([{"AttributeName": index["range_key"], "KeyType": "RANGE"}] if "range_key" in index else []),
+            "Projection": {"ProjectionType": index["projection_type"]},
+        }
+        for index in blocks(table, "global_secondary_index")
+    ]
+    if indexes:
+        spec["GlobalSecondaryIndexes"] = indexes
+    return spec
+
+
+def sam_table_key_schema(properties: dict[str, Any]) -> dict[str, Any]:
+    keys = ("KeySchema", "AttributeDefinitions", "BillingMode", "GlobalSecondaryIndexes")
+    return {key: properties[key] for key in keys if key in properties}
+
+
+@pytest.mark.parametrize("variable", sorted(TABLE_SPECS))
+def test_tables_match_the_code_and_sam(
+    variable: str, pipeline: Any, resources: dict[str, Any], sam_by_handler: dict[str, Any]
+) -> None:
+    # GIVEN the table the variable names, in the Terraform and in the SAM template
+    reference = re.fullmatch(r"\$\{aws_dynamodb_table\.(\w+)\.name\}", pipeline.locals["common_environment"][variable])
+    assert reference, variable
+    table = pipeline.resource("aws_dynamodb_table", reference.group(1))
+    sam = resources[sam_by_handler["ingest"]["Environment"]["Variables"][variable]["Ref"]]["Properties"]
+    # THEN the keys, attributes, index and billing are those of tables.py, in both
+    assert tf_table_key_schema(table) == TABLE_SPECS[variable] == sam_table_key_schema(sam)
+    # AND the TTL attribute, point-in-time recovery and encryption are the same
+    ttl = blocks(table, "ttl")
+    sam_ttl = sam.get("TimeToLiveSpecification")
+    assert [t["attribute_name"] for t in ttl] == ([sam_ttl["AttributeName"]] if sam_ttl else [])
+    assert all(t["attribute_name"] == tables.TTL_ATTRIBUTE and t["enabled"] is True for t in ttl)
+    assert blocks(table, "point_in_time_recovery") == [{"enabled": True}]
+    assert sam["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert blocks(table, "server_side_encryption") == [{"enabled": True}]
+    assert sam["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_the_ttl_attribute_is_on_the_insights_table(pipeline: Any) -> None:
+    # dynamodb_insights.py writes expires_at on helper rows; without TTL on that table they would pile up
+    with_ttl = {
+        name for (kind, name), body in pipeline.resources.items() if kind == "aws_dynamodb_table" and "ttl" in body
+    }
+    assert with_ttl == {"insights"}
+
+
+# --- Raw bucket and triggers ------------------------------------------------------------------------
+
+
+def test_raw_bucket_has_the_protections_of_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    sam = resources["RawBucket"]["Properties"]
+    versioning = pipeline.resource("aws_s3_bucket_versioning", "raw")
+    assert blocks(versioning, "versioning_configuration") == [{"status": sam["VersioningConfiguration"]["Status"]}]
+    access = pipeline.resource("aws_s3_bucket_public_access_block", "this")
+    settings = {"block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"}
+    assert {key: access[key] for key in settings} == dict.fromkeys(settings, True)
+    assert set(sam["PublicAccessBlockConfiguration"].values()) == {True}
+    ownership = blocks(pipeline.resource("aws_s3_bucket_ownership_controls", "this"), "rule")
+    assert [r["object_ownership"] for r in ownership] == [sam["OwnershipControls"]["Rules"][0]["ObjectOwnership"]]
+    (encryption,) = blocks(pipeline.resource("aws_s3_bucket_server_side_encryption_configuration", "this"), "rule")
+    (default,) = blocks(encryption, "apply_server_side_encryption_by_default")
+    sam_default = sam["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert default["sse_algorithm"] == sam_default["SSEAlgorithm"]
+    assert pipeline.resource("aws_s3_bucket_notification", "raw")["eventbridge"] is True
+    assert sam["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    # AND plain HTTP is refused on both buckets, as in the SAM bucket policies
+    (statement,) = blocks(pipeline.data[("aws_iam_policy_document", "https_only")], "statement")
+    assert (statement["effect"], statement["actions"]) == ("Deny", ["s3:*"])
+    assert blocks(statement, "condition")[0]["variable"] == "aws:SecureTransport"
+    assert pipeline.locals["buckets"] == {
+        "raw": "${aws_s3_bucket.raw}",
+        "athena_results": "${aws_s3_bucket.athena_results}",
+    }
+
+
+def test_raw_bucket_lifecycle_matches_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    lifecycle = pipeline.resource("aws_s3_bucket_lifecycle_configuration", "raw")
+    (expiring,) = blocks(lifecycle, "dynamic")
+    tf_rules = {rule["prefix"]: rule["days"] for rule in expiring["rule"]["for_each"].values()}
+    days = {
+        "${var.raw_retention_days}": "RawRetentionDays",
+        "${var.staged_retention_days}": "StagedRetentionDays",
+    }
+    sam_lifecycle = resources["RawBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    sam_rules = {rule["Prefix"]: rule["ExpirationInDays"]["Ref"] for rule in sam_lifecycle if "Prefix" in rule}
+    # THEN the same prefixes expire, after the days of the same-named settings
+    assert {prefix: days[value] for prefix, value in tf_rules.items()} == sam_rules
+    # AND old versions and unfinished uploads go after the same time
+    (rule,) = blocks(lifecycle, "rule")
+    (sam_rule,) = [r for r in sam_lifecycle if "Prefix" not in r]
+    noncurrent = module(PIPELINE).variables["noncurrent_version_retention_days"]["default"]
+    assert noncurrent == sam_rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+    (abort,) = blocks(rule, "abort_incomplete_multipart_upload")
+    assert abort["days_after_initiation"] == sam_rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+
+
+def test_files_dropped_in_incoming_invoke_ingest_as_in_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
+    from eventpipe.handlers.drops import INCOMING_PREFIX
+
+    sam = sam_by_handler["ingest"]["Events"]["ObjectCreated"]["Properties"]
+    rule = pipeline.resource("aws_cloudwatch_event_rule", "object_created")
+    target = pipeline.resource("aws_cloudwatch_event_target", "object_created")
+    # THEN the rule has the SAM rule's name and matches Object Created under the prefix drops.py reads
+    assert rule["name"] == "${local.name}-object-created"
+    assert sam["RuleName"] == {"Fn::Sub": "${AWS::StackName}-object-created"}
+    assert sam["Pattern"]["detail"]["object"]["key"] == [{"prefix": INCOMING_PREFIX}]
+    pattern = rule["event_pattern"]
+    for part in ('source = ["aws.s3"]', '"detail-type" = ["Object Created"]', f'prefix = "{INCOMING_PREFIX}"'):
+        assert part in pattern
+    assert "bucket = {name = [aws_s3_bucket.raw.id]}" in pattern
+    # AND it retries and dead-letters the same way, and invokes ingest
+    assert blocks(target, "retry_policy") == [
+        {
+            "maximum_event_age_in_seconds": sam["RetryPolicy"]["MaximumEventAgeInSeconds"],
+            "maximum_retry_attempts": sam["RetryPolicy"]["MaximumRetryAttempts"],
+        }
+    ]
+    assert blocks(target, "dead_letter_config") == [{"arn": "${aws_sqs_queue.dead_letter.arn}"}]
+    assert target["arn"] == '${module.entry["ingest"].arn}'
+
+
+def test_the_export_schedule_matches_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
+    (sam,) = [e["Properties"] for e in sam_by_handler["export_insights"]["Events"].values() if e["Type"] == "Schedule"]
+    rule = pipeline.resource("aws_cloudwatch_event_rule", "export")
+    target = pipeline.resource("aws_cloudwatch_event_target", "export")
+    assert rule["name"] == "${local.name}-export-insights"
+    assert sam["Name"] == {"Fn::Sub": "${AWS::StackName}-export-insights"}
+    assert module(PIPELINE).variables["export_schedule"]["default"] == sam["Schedule"]
+    assert blocks(target, "retry_policy") == [
+        {
+            "maximum_event_age_in_seconds": sam["RetryPolicy"]["MaximumEventAgeInSeconds"],
+            "maximum_retry_attempts": sam["RetryPolicy"]["MaximumRetryAttempts"],
+        }
+    ]
+    assert target["arn"] == '${module.entry["export_insights"].arn}'
+
+
+# --- HTTP API -----------------------------------------------------------------------------------------
+
+
+def test_http_api_routes_and_authorization_match_sam(
+    pipeline: Any, resources: dict[str, Any], sam_by_handler: dict[str, Any]
+) -> None:
+    # GIVEN the routes of the SAM ingest function and the Terraform routes
+    sam_routes = {
+        f"{e['Properties']['Method']} {e['Properties']['Path']}": e["Properties"].get("Auth", {}).get("Authorizer")
+        for e in sam_by_handler["ingest"]["Events"].values()
+        if e["Type"] == "HttpApi"
+    }
+    protected = set(pipeline.locals["protected_routes"])
+    health = pipeline.resource("aws_apigatewayv2_route", "health")
+    # THEN the same routes exist, and only GET /health is open
+    assert protected | {health["route_key"]} == set(sam_routes)
+    assert {route for route, authorizer in sam_routes.items() if authorizer == "NONE"} == {health["route_key"]}
+    assert health["authorization_type"] == "NONE"
+    assert pipeline.resource("aws_apigatewayv2_route", "protected")["authorization_type"] == "JWT"
+    # AND the tokens are checked the same way
+    sam_auth = resources["HttpApi"]["Properties"]["Auth"]["Authorizers"]["JwtAuthorizer"]
+    authorizer = pipeline.resource("aws_apigatewayv2_authorizer", "jwt")
+    assert authorizer["identity_sources"] == [sam_auth["IdentitySource"]]
+    assert blocks(authorizer, "jwt_configuration") == [
+        {"issuer": "${var.jwt_issuer}", "audience": "${var.jwt_audiences}"}
+    ]
+    assert resources["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "JwtAuthorizer"
+
+
+def test_http_api_access_log_has_the_fields_of_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    sam = json.loads(resources["HttpApi"]["Properties"]["AccessLogSettings"]["Format"])
+    (settings,) = blocks(pipeline.resource("aws_apigatewayv2_stage", "default"), "access_log_settings")
+    tf = dict(re.findall(r'(\w+) = "(\$context[\w.]+)"', settings["format"]))
+    assert tf == sam
+
+
+def test_parameter_defaults_match_sam(template: dict[str, Any]) -> None:
+    variables = module(PIPELINE).variables
+    for parameter, default in PARAMETERS.items():
+        sam = template["Parameters"][parameter]["Default"]
+        assert str(default(variables)) == str(sam), parameter
+    # AND the stages' variables default as the module's
+    stage = module(ENVIRONMENTS / STAGES[0]).variables
+    for name in ("log_retention_days", "raw_retention_days", "api_throttling"):
+        assert stage[name]["default"] == variables[name]["default"], name
+
+
+# --- Alarms -------------------------------------------------------------------------------------------
+
+
+def test_monitoring_reads_alerts_yml_itself() -> None:
+    monitoring = module(MONITORING)
+    source = re.fullmatch(r'\$\{yamldecode\(file\("(.+)"\)\)\}', monitoring.locals["source"])
+    assert source, "modules/monitoring reads the alerts with yamldecode(file(...))"
+    assert monitoring.resolve(source.group(1)) == ROOT / "monitoring" / "alerts.yml"
+    # THEN the alarms are the expanded alerts of that file, and nothing else makes alarms
+    alarm = monitoring.resource("aws_cloudwatch_metric_alarm", "this")
+    assert alarm["for_each"] == "${local.alarms}"
+    assert "for alert in local.source.alerts" in monitoring.locals["expanded"]
+    assert "for alert in local.expanded" in monitoring.locals["alarms"]
+    makers = [
+        (path, name)
+        for path in (PIPELINE, FUNCTION, MODULES / "deploy-role", MONITORING)
+        for (kind, name) in module(path).resources
+        if kind == "aws_cloudwatch_metric_alarm"
+    ]
+    assert makers == [(MONITORING, "this")]
+
+
+def test_alarms_are_named_and_described_as_in_sam(alarms: ModuleType, alerts_config: dict[str, Any]) -> None:
+    monitoring = module(MONITORING)
+    alarm = monitoring.resource("aws_cloudwatch_metric_alarm", "this")
+    # GIVEN the alarm scripts/alarms.py writes for the first alert
+    first = alarms.expand(alerts_config)[0]
+    sam = alarms.alarm_resource(first, alerts_config["resources"])["Properties"]
+    # THEN the Terraform names it <stack>-<name> and describes it with the same sentence
+    assert sam["AlarmName"] == {"Fn::Sub": "${AWS::StackName}-" + first["name"]}
+    assert alarm["alarm_name"] == "${var.stack_name}-${each.key}"
+    description = monitoring.locals["alarms"]
+    assert 'description = "${alert.severity}: ${alert.description} Runbook: RUNBOOK.md#${alert.runbook}"' in description
+    assert (
+        sam["AlarmDescription"] == f"{first['severity']}: {first['description']} Runbook: RUNBOOK.md#{first['runbook']}"
+    )
+    # AND alarms and recoveries go to the topic of their severity, one topic per severity as in SAM
+    assert alarm["alarm_actions"] == alarm["ok_actions"] == ["${aws_sns_topic.alarms[each.value.severity].arn}"]
+    assert set(alarms.TOPICS) == {a["severity"] for a in alarms.expand(alerts_config)}
+    # AND missing data is not a fault, unless an alert says otherwise (alarms.py's default)
+    assert 'treat_missing_data = try(alert.treat_missing_data, "notBreaching")' in re.sub(r"\s+", " ", description)
+
+
+def test_every_resource_the_alerts_name_is_given(pipeline: Any, alerts_config: dict[str, Any]) -> None:
+    # modules/pipeline's monitored_resources feeds the dimensions {resource: <key>} of alerts.yml
+    output = pipeline.outputs["monitored_resources"]["value"]
+    named = set(re.findall(r"(\w+) = ", output))
+    assert "for key, step in module.step" in output
+    assert "for key, entry in module.entry" in output
+    functions = set(pipeline.locals["functions"])
+    assert set(alerts_config["resources"]) == (named - {"key", "step", "entry"}) | functions
