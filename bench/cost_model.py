@@ -1,0 +1,299 @@
+"""The monthly bill from what one batch used (`PerBatch`, measured by `lambda_cost.py`) and AWS list prices.
+
+Prices are us-east-1, arm64, as read on READ_ON from the pages in SOURCES; tiers are
+`(cumulative units up to, price per unit)`. Everything not measured is an assumption named here or
+in `Assumptions`, and printed with the table.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import yaml
+from fake_aws import write_units
+
+from eventpipe.core.aggregate import merged_users, new_user_sketch
+from eventpipe.core.generate import EventGenerator
+
+if TYPE_CHECKING:
+    from collections import Counter
+
+READ_ON = "2026-11-28"
+SOURCES = {
+    "API Gateway": "https://aws.amazon.com/api-gateway/pricing/",
+    "Lambda": "https://aws.amazon.com/lambda/pricing/",
+    "Step Functions": "https://aws.amazon.com/step-functions/pricing/",
+    "DynamoDB": "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+    "S3": "https://aws.amazon.com/s3/pricing/",
+    "CloudWatch": "https://aws.amazon.com/cloudwatch/pricing/",
+    "X-Ray": "https://aws.amazon.com/xray/pricing/",
+}
+INF = math.inf
+HOURS_PER_MONTH = 730  # the AWS Pricing Calculator's month
+PRICES: dict[str, Any] = {
+    "http_api_request": [(300e6, 1.00e-6), (1e9, 0.90e-6), (INF, 0.80e-6)],  # per 512 KB request
+    "lambda_request": 0.20e-6,
+    "lambda_arm_gb_s": [(7.5e9, 0.0000133334), (18.75e9, 0.0000120001), (INF, 0.0000106667)],
+    "express_request": 1.00e-6,
+    "express_gb_s": [(3.6e6, 0.00001667), (18e6, 0.00000833), (INF, 0.00000456)],  # 1,000 / 4,000 GB-hours
+    "standard_transition": 0.000025,  # 4,000 free a month, ignored
+    "dynamodb_wru": 0.625e-6,
+    "dynamodb_rru": 0.125e-6,
+    "dynamodb_gb_month": 0.25,
+    "dynamodb_pitr_gb_month": 0.20,  # point-in-time recovery (continuous backups), on in the template
+    "s3_put": 0.005e-3,
+    "s3_get": 0.0004e-3,
+    "s3_gb_month": 0.023,
+    "logs_gb": 0.50,  # Lambda's logs: the first 10 TB a month
+    "metric_month": 0.30,
+    "alarm_month": 0.10,  # per metric of a standard-resolution alarm
+    "xray_trace": 5.00e-6,  # traces recorded, 100,000 free a month (ignored)
+}
+ONE_VCPU_MB = 1769
+EXPRESS_GB = 0.0625  # an Express execution is billed in 64 MB chunks; ours (state < 1 KB) needs one
+PLATFORM_LOG_BYTES = 350  # Lambda's START, END and REPORT lines per invocation (text format)
+ACCESS_LOG_BYTES = 250  # one HTTP API access log line (the template's JSON format)
+STANDARD_TRANSITIONS = 4  # a successful batch enters 4 states; each retry adds one
+RAW_KEPT_DAYS = 30 + 7  # raw/ expires after RawRetentionDays (30), its noncurrent version 7 days later
+STAGED_KEPT_DAYS = 7  # MarkDone deletes staged/: with versioning, the old version stays 7 days
+ALERTS = Path(__file__).resolve().parent.parent / "monitoring" / "alerts.yml"
+STEPS = ("ingest", "validate_enrich", "persist", "aggregate", "mark_done")
+
+
+def tiered(quantity: float, tiers: list[tuple[float, float]]) -> float:
+    """The price of `quantity` units over tiers of `(cumulative units up to, price per unit)`."""
+    total, floor = 0.0, 0.0
+    for ceiling, price in tiers:
+        total += max(0.0, min(quantity, ceiling) - floor) * price
+        floor = ceiling
+    return total
+
+
+def mean_sketch_bytes(events: int, batch: int, seed: int) -> float:
+    """Mean size of a minute item's merged user sketch over the writes that fill it with `events` events.
+
+    A minute item (one of 8 shards) receives the batches of its shard that fall in that minute;
+    each write stores the whole merged sketch (4 bytes a user while sparse, 8 KB dense).
+    """
+    generator = EventGenerator(seed=seed, now_ms=int(time.time() * 1000), span_minutes=1)
+    keys = [orjson.loads(line) for line in generator.lines(max(events, 1))]
+    users = [event.get("user_id") or event.get("anonymous_id") for event in keys]
+    stored: bytes | None = None
+    sizes = []
+    for start in range(0, len(users), batch):
+        sketch = new_user_sketch()
+        for user in users[start : start + batch]:
+            sketch.update(user)
+        stored = merged_users(sketch, stored)
+        sizes.append(len(stored))
+    return statistics.mean(sizes)
+
+
+@dataclass
+class PerBatch:
+    """What one batch used: medians of the per-function timings, means of the counts."""
+
+    events: int
+    cpu_s: dict[str, float]
+    wall_s: dict[str, float]
+    log_bytes: float
+    units: Counter[str]
+    calls: Counter[str]
+    minute_writes: float  # minute items written per batch, in transactions
+    minute_bytes: float  # a minute item's bytes besides its sketch
+    minute_wru: float  # what those writes took here (the model below sizes the sketches per rate)
+    funnel_rows: float
+    funnel_row_bytes: float
+    raw_bytes_per_event: float
+    staged_bytes: float  # per batch
+    curated_item_bytes: float
+    curated_events: float
+    metrics: int
+
+
+@dataclass
+class Assumptions:
+    memory_mb: dict[str, int]
+    cpu_speed: float  # how much longer CPU work takes on a Lambda arm64 vCPU than on this machine's core
+    export_every_min: int
+    poll_every_s: int  # one dashboard polling GET /insights (the last 60 minutes)
+    parse_us: float  # measured: botocore's CPU per item read by a Query
+    alarm_metrics: int  # counted in monitoring/alerts.yml
+    state_overhead_s: float = 0.025  # per Task state: Step Functions invoking the function (Express duration)
+
+    def cpu_scale(self, function: str) -> float:
+        return self.cpu_speed * max(1.0, ONE_VCPU_MB / self.memory_mb[function])
+
+    def duration_s(self, per: PerBatch, step: str) -> float:
+        return per.wall_s[step] + per.cpu_s[step] * (self.cpu_scale(step) - 1)
+
+
+def alarm_metrics(path: Path = ALERTS) -> int:
+    """Metrics alarmed on in monitoring/alerts.yml (CloudWatch bills an alarm per metric it reads)."""
+    document = yaml.safe_load(path.read_text())
+    count = 0
+    for alert in document["alerts"]:
+        entries = alert.get("metrics") or [alert]
+        metrics = sum(1 for e in entries if "metric" in e or str(e.get("expression", "")).startswith("SELECT"))
+        count += metrics * (len(document["functions"]) if alert.get("for_each") == "functions" else 1)
+    return count
+
+
+def traces(requests_per_s: float) -> float:
+    """X-Ray's default sampling: the first request each second and 5% of the others."""
+    return min(requests_per_s, 1.0) + 0.05 * max(0.0, requests_per_s - 1.0)
+
+
+def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[str, float]:
+    """The monthly cost lines at `rate` events per second (keys starting with `_` are notes, not costs)."""
+    seconds = 3600 * HOURS_PER_MONTH
+    events = rate * seconds
+    batches = events / per.events
+    per_minute = batches / (seconds / 60)
+    shards = 8 * (1 - (7 / 8) ** per_minute) if per_minute < 400 else 8.0  # minute items in use
+    sketch = mean_sketch_bytes(round(rate * 60 / max(shards, 1)), per.events, seed)
+    minute_item = per.minute_bytes + sketch
+    insights_wru = per.units["insights WRU"] - per.minute_wru + per.minute_writes * 2 * write_units(int(minute_item))
+    # Besides the batches' own reads: each export reads 3 hours of minute items and, with them, the
+    # funnel rows of those hours and the 2 hours before; each dashboard poll 1 hour (+ 2).
+    funnel_per_hour = per.funnel_rows * batches / HOURS_PER_MONTH
+    exports = HOURS_PER_MONTH * 60 / a.export_every_min
+    polls = seconds / a.poll_every_s
+
+    def read(hours: int) -> tuple[float, float]:
+        """(read units, items) of one read of `hours` hours of insights; one unit or more per Query."""
+        minutes = hours * 60 * shards
+        rows = (hours + 2) * funnel_per_hour
+        size = minutes * minute_item + rows * per.funnel_row_bytes
+        return size / 4096 + 8 + hours + 2, minutes + rows
+
+    export_rru, export_items = read(3)
+    poll_rru, poll_items = read(1)
+    export_s = export_items * a.parse_us / 1e6 * a.cpu_scale("export_insights")
+    step_s = {step: a.duration_s(per, step) for step in STEPS}
+    gb_s = batches * sum(a.memory_mb[s] / 1024 * step_s[s] for s in STEPS)
+    gb_s += exports * a.memory_mb["export_insights"] / 1024 * (export_s + 1.0)  # + 1 s of round trips, assumed
+    express_s = math.ceil((sum(step_s[s] for s in STEPS[1:]) + 4 * a.state_overhead_s) * 10) / 10
+    log_bytes = per.log_bytes + len(STEPS) * PLATFORM_LOG_BYTES + ACCESS_LOG_BYTES
+    batch_rru = sum(v for k, v in per.units.items() if k.endswith("RRU"))
+    state_wru = per.units["state WRU"] + per.units["state GSI WRU"]
+    s3 = per.calls["PutObject"] * PRICES["s3_put"] + per.calls["GetObject"] * PRICES["s3_get"]
+    daily = events / (HOURS_PER_MONTH / 24)
+    return {
+        "API Gateway HTTP API requests": tiered(batches, PRICES["http_api_request"]),
+        "Lambda requests": (batches * len(STEPS) + exports) * PRICES["lambda_request"],
+        "Lambda duration (GB-s)": tiered(gb_s, PRICES["lambda_arm_gb_s"]),
+        "DynamoDB writes: curated events": batches * per.units["curated WRU"] * PRICES["dynamodb_wru"],
+        "DynamoDB writes: batch records, quarantine": batches * state_wru * PRICES["dynamodb_wru"],
+        "DynamoDB writes: insights": batches * insights_wru * PRICES["dynamodb_wru"],
+        "DynamoDB reads: the batches": batches * batch_rru * PRICES["dynamodb_rru"],
+        "DynamoDB reads: export and dashboard": (exports * export_rru + polls * poll_rru) * PRICES["dynamodb_rru"],
+        "S3 requests": batches * s3 + exports * 3 * PRICES["s3_put"],
+        "CloudWatch Logs ingestion": batches * log_bytes / 2**30 * PRICES["logs_gb"],
+        "CloudWatch custom metrics and alarms": per.metrics * PRICES["metric_month"]
+        + a.alarm_metrics * PRICES["alarm_month"],
+        "X-Ray traces (ingest and workflow)": 2 * traces(batches / seconds) * seconds * PRICES["xray_trace"],
+        "_standard": batches * STANDARD_TRANSITIONS * PRICES["standard_transition"],
+        "_express": batches * PRICES["express_request"]
+        + tiered(batches * express_s * EXPRESS_GB, PRICES["express_gb_s"]),
+        "_express_s": express_s,
+        "_sketch": sketch,
+        "_export_s": export_s,
+        "_poll_s": poll_items * a.parse_us / 1e6 * a.cpu_scale("ingest"),
+        "_dynamodb_gb": batches * per.curated_events * (per.curated_item_bytes + 100) / 2**30,
+        "_s3_gb": (
+            daily * per.raw_bytes_per_event * RAW_KEPT_DAYS + daily / per.events * per.staged_bytes * STAGED_KEPT_DAYS
+        )
+        / 2**30,
+    }
+
+
+def money(value: float) -> str:
+    return f"${value:,.0f}" if value >= 100 else f"${value:,.2f}"
+
+
+def report(per: PerBatch, a: Assumptions, rates: list[float], seed: int, out: Any) -> None:
+    def say(text: str = "") -> None:
+        print(text, file=out)
+
+    say(f"## One batch of {per.events} events (one HTTP request): medians of the measured runs")
+    say()
+    say("| function | CPU ms (this machine) | wall ms, round trips slept | memory MB | Lambda ms (model) |")
+    say("| --- | ---: | ---: | ---: | ---: |")
+    for step in STEPS:
+        say(
+            f"| `{step}` | {per.cpu_s[step] * 1000:,.1f} | {per.wall_s[step] * 1000:,.1f} "
+            f"| {a.memory_mb[step]:,} | {a.duration_s(per, step) * 1000:,.0f} |"
+        )
+    say(
+        f"| all five | {sum(per.cpu_s.values()) * 1000:,.1f} | {sum(per.wall_s.values()) * 1000:,.1f} | "
+        f"| {sum(a.duration_s(per, s) for s in STEPS) * 1000:,.0f} |"
+    )
+    say()
+    say("AWS calls per batch: " + ", ".join(f"{n} {c:g}" for n, c in sorted(per.calls.items())) + ".")
+    say("DynamoDB capacity units per batch: " + ", ".join(f"{n} {c:.1f}" for n, c in sorted(per.units.items())) + ".")
+    say(
+        f"Per batch: {per.curated_events:.1f} curated events of {per.curated_item_bytes:,.0f} bytes (DynamoDB item); "
+        f"{per.minute_writes:.2f} minute items written ({per.minute_bytes:,.0f} bytes besides the sketch); "
+        f"{per.funnel_rows:.1f} funnel rows of {per.funnel_row_bytes:.0f} bytes; {per.log_bytes:,.0f} bytes of "
+        f"function logs; {per.raw_bytes_per_event:,.0f} bytes of raw object per event. {per.metrics} custom metrics."
+    )
+    say()
+    months = [month_costs(rate, per, a, seed) for rate in rates]
+    lines = [name for name in months[0] if not name.startswith("_")]
+
+    def row(name: str, values: list[float], bold: bool = False) -> None:
+        cells = [f"**{money(v)}**" if bold else money(v) for v in values]
+        say(f"| {name} | " + " | ".join(cells) + " |")
+
+    say("## Monthly cost, us-east-1, arm64, 730 hours")
+    say()
+    say("| | " + " | ".join(f"{rate:,.0f} events/s" for rate in rates) + " |")
+    say("| --- |" + " ---: |" * len(rates))
+    say("| events a month | " + " | ".join(f"{rate * 3600 * HOURS_PER_MONTH / 1e6:,.1f} M" for rate in rates) + " |")
+    for name in lines:
+        row(name, [m[name] for m in months])
+    common = [sum(m[name] for name in lines) for m in months]
+    row("Step Functions Standard (as the template deploys it)", [m["_standard"] for m in months])
+    row("**total with Standard**", [c + m["_standard"] for c, m in zip(common, months, strict=True)], bold=True)
+    row("Step Functions Express instead", [m["_express"] for m in months])
+    row("**total with Express**", [c + m["_express"] for c, m in zip(common, months, strict=True)], bold=True)
+    say(
+        "| per million events, Standard / Express | "
+        + " | ".join(
+            f"{money((c + m['_standard']) / (r * 3.6 * HOURS_PER_MONTH / 1e3))} / "
+            f"{money((c + m['_express']) / (r * 3.6 * HOURS_PER_MONTH / 1e3))}"
+            for c, m, r in zip(common, months, rates, strict=True)
+        )
+        + " |"
+    )
+    say()
+    say("Storage, not in the totals (it accrues): curated events in DynamoDB (storage + point-in-time recovery) added")
+    say("each month, kept until deleted; the raw bucket at steady state (raw/ 30 + 7 days, staged/ versions 7 days).")
+    say()
+    for rate, m in zip(rates, months, strict=True):
+        ddb = m["_dynamodb_gb"] * (PRICES["dynamodb_gb_month"] + PRICES["dynamodb_pitr_gb_month"])
+        say(
+            f"- {rate:,.0f} events/s: DynamoDB +{m['_dynamodb_gb']:,.0f} GB a month (+{money(ddb)} a month, every "
+            f"month); S3 {m['_s3_gb']:,.0f} GB ({money(m['_s3_gb'] * PRICES['s3_gb_month'])} a month). A minute "
+            f"item's sketch averages {m['_sketch']:,.0f} bytes; an Express execution bills {m['_express_s']:.1f} s; "
+            f"reading the insights takes {m['_export_s']:,.0f} s of Lambda CPU per export, {m['_poll_s']:,.1f} s per "
+            f"GET /insights."
+        )
+    say()
+    say(
+        f"Assumptions: memory (MB) {a.memory_mb}; a Lambda arm64 vCPU {a.cpu_speed:g}x slower than this machine's "
+        f"core, and at M MB a share M/1769 of one; {a.state_overhead_s * 1000:.0f} ms per Task state (Express "
+        f"duration); export every {a.export_every_min} min; one dashboard polling GET /insights every "
+        f"{a.poll_every_s} s; {a.alarm_metrics} alarm metrics (monitoring/alerts.yml); X-Ray default sampling; "
+        f"{STANDARD_TRANSITIONS} state transitions per Standard execution; botocore parses a Query item in "
+        f"{a.parse_us:.1f} us (measured). Prices as read on {READ_ON}: "
+        + "; ".join(f"{k} {v}" for k, v in SOURCES.items())
+        + "."
+    )

@@ -1,0 +1,262 @@
+"""`python bench/lambda_cost.py`: eventpipe's monthly AWS bill at 10, 100 and 1,000 events/s, from its own work.
+
+What is measured here, on this machine, through the real Lambda entry points (`lambda_pipeline`)
+and the real workflow definition (`pipeline.asl.json`, run by the local interpreter):
+
+- CPU time per invocation of `ingest` (one HTTP request) and of each workflow step, for batches
+  of `--batch` events (10% invalid, 5% duplicates, event times over `--span-minutes`), with
+  botocore serializing and parsing every AWS call (`fake_aws.py` answers them from memory);
+- every AWS call per batch, the DynamoDB capacity units it consumes, the bytes stored in S3, and
+  the bytes each function logs (Powertools JSON logs and EMF metrics);
+- the same steps' wall time with a round trip slept per call (`fake_aws.LATENCY_MS`).
+
+Everything else is an assumption, printed with the table: prices, Lambda memory sizes, how much
+slower a Lambda vCPU is than this machine's core, the insights sketches' size at each rate.
+Lambda duration = wall time with the round trips + CPU time x (CPU scale - 1), where the CPU scale
+is `--cpu-speed` x 1,769 MB / memory (below 1,769 MB a function gets that share of one vCPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import botocore.session
+import orjson
+from cost_model import STEPS, Assumptions, PerBatch, alarm_metrics, report
+from fake_aws import FakeAws, write_units  # beside this file: `python bench/lambda_cost.py` finds them
+
+from eventpipe.core.generate import EventGenerator
+from eventpipe.workflow.bindings import PIPELINE_DEFINITION
+from eventpipe.workflow.interpreter import StateMachine
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import ModuleType
+
+# An API Gateway HTTP API (v2) request, as `sam local generate-event` makes it; its body is replaced.
+SAMPLE_REQUEST = orjson.loads((Path(__file__).parent.parent / "events" / "sample.json").read_bytes())
+TASKS = {
+    "ValidateEnrichFunctionArn": "validate_enrich",
+    "PersistFunctionArn": "persist",
+    "AggregateFunctionArn": "aggregate",
+    "MarkDoneFunctionArn": "mark_done",
+    "MarkFailedFunctionArn": "mark_failed",
+}
+ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "EVENTPIPE_BUCKET": "eventpipe-raw-bench",
+    "EVENTPIPE_CURATED_TABLE": "curated",
+    "EVENTPIPE_STATE_TABLE": "state",
+    "EVENTPIPE_INSIGHTS_TABLE": "insights",
+    "EVENTPIPE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:eventpipe-bench",
+    "POWERTOOLS_TRACE_DISABLED": "true",  # X-Ray is priced per trace, not measured here
+}
+
+
+class CountingStdout:
+    """Stands in for stdout: counts the bytes the functions log and collects the EMF metric names."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.metrics: set[tuple[str, tuple[str, ...]]] = set()
+
+    def write(self, text: str) -> int:
+        self.bytes += len(text.encode())
+        if '"_aws"' in text:
+            document = orjson.loads(text)
+            for block in document["_aws"]["CloudWatchMetrics"]:
+                for metric in block["Metrics"]:
+                    for dimensions in block["Dimensions"]:
+                        values = tuple(f"{d}={document.get(d)}" for d in dimensions)
+                        self.metrics.add((metric["Name"], values))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@dataclass
+class Context:
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:eventpipe-bench"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass
+class Usage:
+    """What one invocation took: CPU and wall seconds, AWS calls, capacity units, bytes logged."""
+
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    calls: Counter[str] = field(default_factory=Counter)
+    units: Counter[str] = field(default_factory=Counter)
+    log_bytes: int = 0
+    result: Any = None
+
+
+class Bench:
+    def __init__(self, fake: FakeAws, stdout: CountingStdout) -> None:
+        self.fake, self.stdout = fake, stdout
+        os.environ.update(ENVIRONMENT)
+        import lambda_pipeline  # after the environment: it builds its runtime at import
+        from eventpipe.awsrun.runtime import AwsRuntime
+        from eventpipe.settings import AwsResources, Settings
+
+        session = botocore.session.get_session()
+        session.register("before-send", fake.handle)
+        lambda_pipeline.runtime = AwsRuntime(Settings.from_env(), AwsResources.from_env(), session=session)
+        self.functions: ModuleType = lambda_pipeline
+        self.usage: dict[str, Usage] = {}
+        resources = {placeholder: self._task(name) for placeholder, name in TASKS.items()}
+        self.machine = StateMachine.from_file(PIPELINE_DEFINITION, resources=resources)
+
+    def invoke(self, name: str, event: Any) -> Any:
+        calls, units, logged = Counter(self.fake.calls), Counter(self.fake.units), self.stdout.bytes
+        cpu, wall = time.process_time(), time.perf_counter()  # process time: persist's threads too
+        result = getattr(self.functions, name)(event, Context(name))
+        self.usage[name] = Usage(
+            time.process_time() - cpu,
+            time.perf_counter() - wall,
+            self.fake.calls - calls,
+            self.fake.units - units,
+            self.stdout.bytes - logged,
+            result,
+        )
+        return result
+
+    def _task(self, name: str) -> Callable[[Any], Any]:
+        return lambda event: self.invoke(name, event)
+
+    def batch(self, lines: list[bytes]) -> dict[str, Usage]:
+        """One HTTP request of `lines` through ingest, then its execution through the four steps."""
+        self.usage = {}
+        request = {**SAMPLE_REQUEST, "headers": {"content-type": "application/x-ndjson"}}
+        request["body"] = b"\n".join(lines).decode()
+        answer = self.invoke("ingest", request)
+        if answer["statusCode"] != 202:
+            raise SystemExit(f"ingest answered {answer['statusCode']}: {answer['body']}")
+        started = self.fake.started.pop()
+        self.machine.run(started, execution_name=started["batch_id"])
+        return self.usage
+
+
+def measure(bench: Bench, stream: Iterator[bytes], size: int, count: int, latency: float) -> list[dict[str, Usage]]:
+    bench.fake.latency_scale = latency
+    return [bench.batch([next(stream) for _ in range(size)]) for _ in range(count)]
+
+
+def median_of(runs: list[dict[str, Usage]], step: str, what: Callable[[Usage], float]) -> float:
+    return statistics.median(what(run[step]) for run in runs)
+
+
+def parse_us_per_item(rows: int = 2000) -> float:
+    """CPU microseconds botocore takes to parse one small item of a Query page (the export reads many)."""
+    item = {"pk": {"S": "funnel#2026-11-28T05"}, "sk": {"S": f"{0:012d}#0#{'0' * 32}"}}
+    page = orjson.dumps({"Items": [item] * rows, "Count": rows, "ScannedCount": rows})
+    fake = FakeAws()
+    fake._Query = lambda _body: orjson.loads(page)  # type: ignore[method-assign]
+    session = botocore.session.get_session()
+    session.register("before-send", fake.handle)
+    client = session.create_client("dynamodb", region_name="us-east-1")
+    runs = []
+    for _ in range(7):  # the least of several runs: this machine's speed drifts
+        cpu = time.process_time()
+        client.query(
+            TableName="insights", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": item["pk"]}
+        )
+        runs.append(time.process_time() - cpu)
+    return min(runs) / rows * 1e6
+
+
+def per_batch(
+    fake: FakeAws,
+    stdout: CountingStdout,
+    events: int,
+    cpu: list[dict[str, Usage]],
+    wall: list[dict[str, Usage]],
+) -> PerBatch:
+    batches = len(cpu) + len(wall)
+    units: Counter[str] = Counter()
+    calls: Counter[str] = Counter()
+    for run in cpu + wall:
+        for usage in run.values():
+            units.update(usage.units)
+            calls.update(usage.calls)
+    insights = ENVIRONMENT["EVENTPIPE_INSIGHTS_TABLE"]
+    return PerBatch(
+        events=events,
+        cpu_s={step: median_of(cpu, step, lambda u: u.cpu_s) for step in STEPS},
+        wall_s={step: median_of(wall, step, lambda u: u.wall_s) for step in STEPS},
+        log_bytes=statistics.mean(sum(u.log_bytes for u in run.values()) for run in cpu + wall),
+        units=Counter({name: value / batches for name, value in units.items()}),
+        calls=Counter({name: value / batches for name, value in calls.items()}),
+        minute_writes=len(fake.minute_writes) / batches,
+        minute_bytes=statistics.mean(size - sketch for size, sketch in fake.minute_writes),
+        minute_wru=sum(2 * write_units(size) for size, _ in fake.minute_writes) / batches,
+        funnel_rows=fake.batch_puts[insights] / batches,
+        funnel_row_bytes=fake.batch_put_bytes[insights] / max(1, fake.batch_puts[insights]),
+        raw_bytes_per_event=fake.s3_bytes_put["raw"] / (batches * events),
+        staged_bytes=fake.s3_bytes_put["staged"] / batches,
+        curated_item_bytes=statistics.mean(fake.sizes[ENVIRONMENT["EVENTPIPE_CURATED_TABLE"]]),
+        curated_events=statistics.mean(run["persist"].result["curated"] for run in cpu + wall),
+        metrics=len(stdout.metrics),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=100, help="events per HTTP request (one batch)")
+    parser.add_argument("--batches", type=int, default=15, help="measured batches, with and then without latency")
+    parser.add_argument("--warmup", type=int, default=3, help="batches run first and not counted (lazy loading)")
+    parser.add_argument("--span-minutes", type=int, default=2, help="a batch's event times spread over this")
+    parser.add_argument("--cpu-speed", type=float, default=1.5, help="Lambda arm64 vCPU vs this core (slower > 1)")
+    parser.add_argument(
+        "--memory",
+        default="ingest=1024,validate_enrich=1024,persist=512,aggregate=1024,mark_done=256,export_insights=1024",
+        help="MB per function (infrastructure/template.yaml)",
+    )
+    parser.add_argument("--latency-scale", type=float, default=1.0, help="x the round trips of fake_aws.LATENCY_MS")
+    parser.add_argument("--export-every-min", type=int, default=5)
+    parser.add_argument("--poll-every-s", type=int, default=60)
+    parser.add_argument("--rates", default="10,100,1000", help="events per second")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    out = sys.stdout
+    stdout = CountingStdout()
+    sys.stdout = stdout  # type: ignore[assignment]  # the functions' logs and metrics, counted
+    try:
+        fake = FakeAws()
+        bench = Bench(fake, stdout)
+        generator = EventGenerator(seed=args.seed, now_ms=int(time.time() * 1000), span_minutes=args.span_minutes)
+        total = (args.warmup + 2 * args.batches) * args.batch
+        stream = generator.lines(total, invalid_ratio=0.10, duplicate_ratio=0.05)
+        measure(bench, stream, args.batch, args.warmup, 0.0)
+        fake.reset_books()
+        cpu = measure(bench, stream, args.batch, args.batches, 0.0)
+        wall = measure(bench, stream, args.batch, args.batches, args.latency_scale)
+        per = per_batch(fake, stdout, args.batch, cpu, wall)
+        parse_us = parse_us_per_item()
+    finally:
+        sys.stdout = out
+    memory = {name: int(mb) for name, mb in (pair.split("=") for pair in args.memory.split(","))}
+    assumptions = Assumptions(
+        memory, args.cpu_speed, args.export_every_min, args.poll_every_s, parse_us, alarm_metrics()
+    )
+    report(per, assumptions, [float(r) for r in args.rates.split(",")], args.seed, out)
+
+
+if __name__ == "__main__":
+    main()
