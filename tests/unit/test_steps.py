@@ -70,3 +70,18 @@ def test_every_step_can_be_retried_without_changing_its_answer_or_the_stores(run
     assert record is not None
     assert (record.status, record.curated, record.duplicates, record.rejected) == ("done", 2, 1, 1)
     assert list(runtime.bucket.keys("staged/")) == []
+
+
+def test_a_batch_releases_only_the_quarantine_records_an_earlier_attempt_wrote(runtime: LocalRuntime) -> None:
+    from eventpipe.core.model import Reason, Rejection
+
+    steps = runtime.steps
+    state = stored_batch(runtime)
+    # GIVEN an earlier attempt (with another schema, say) quarantined the batch's first event
+    earlier = Rejection("b-1", 0, "validate", (Reason("schema_violation", "$", "old schema"),), "{}", None)
+    runtime.quarantine.add([earlier])
+    # WHEN the batch validates again and that event passes now
+    validated = steps.validate_enrich(state)
+    staged = orjson.loads(runtime.bucket.get(validated["staged_key"]).partition(b"\n")[0])
+    # THEN only that record is to be released by MarkDone: the other curated events have none
+    assert staged["released"] == [["b-1", 0]]

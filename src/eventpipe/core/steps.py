@@ -72,6 +72,10 @@ class PipelineSteps:
             for r in raw.refused
         ]
         keys = [(str(b), int(i)) for b, i in raw.origins] or [(batch_id, p) for p in raw.positions]
+        # A replay's events all come from quarantine records; a batch's own events have one only if an
+        # earlier attempt rejected them (with another schema, say). Releasing no other saves a
+        # delete per curated event, a write unit each in DynamoDB.
+        quarantined = None if raw.origins else {(batch_id, r.index) for r in self.quarantine.for_batch(batch_id)}
         released: list[tuple[str, int]] = []
         facts: list[Fact] = []
         payloads: list[bytes] = []
@@ -85,7 +89,8 @@ class PipelineSteps:
                     Rejection(record_batch, record_index, stage, tuple(reasons), text, _text_or_none(event_id))
                 )
                 continue
-            released.append((record_batch, record_index))
+            if quarantined is None or (record_batch, record_index) in quarantined:
+                released.append((record_batch, record_index))
             facts.append(fact_of(event))
             payloads.append(orjson.dumps(event))
         self.quarantine.add(rejections)
