@@ -194,6 +194,24 @@ def test_apply_then_read_gives_the_documents_of_the_sqlite_store(
         assert estimate(row.users) == estimate(expected.users)
 
 
+@pytest.mark.parametrize("which", ["dynamodb", "sqlite"])
+def test_a_read_without_the_funnel_has_the_same_minutes_and_no_funnel(
+    store: DynamoInsightsStore, sqlite_store: SqliteInsightsStore, which: str
+) -> None:
+    # GIVEN batches with sessions applied (the export reads without the funnel: its rows are the most)
+    chosen = store if which == "dynamodb" else sqlite_store
+    rng = random.Random(5)
+    for number in range(4):
+        chosen.apply(f"b{number}", random_batch(rng, number))
+    # WHEN the whole window is read with and without the funnel
+    full, minutes_only = chosen.read(*WHOLE), chosen.read(*WHOLE, funnel=False)
+    # THEN the minutes are the same, and only the full read counts sessions
+    assert [r.minute for r in minutes_only.minutes] == [r.minute for r in full.minutes]
+    assert [r.events for r in minutes_only.minutes] == [r.events for r in full.minutes]
+    assert any(full.funnel)
+    assert minutes_only.funnel == [0, 0, 0]
+
+
 def test_items_have_the_documented_key_shapes(store: DynamoInsightsStore, dynamodb: Any) -> None:
     # GIVEN a batch with one event at 01:01 UTC of a session whose id holds a "#", received at 01:02
     minute = D + 3660

@@ -357,7 +357,7 @@ def test_lifecycle_expires_pipeline_prefixes_but_keeps_insights(resources: dict[
 
 
 class _Store:
-    def read(self, since_minute: int, until_minute: int) -> InsightsRows:
+    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
         row = MinuteRow(1_795_845_600, events={"page_view": 3}, revenue=1.5, rejected={"schema_violation": 1})
         rows = [row] if since_minute <= row.minute < until_minute else []
         return InsightsRows(minutes=rows, funnel=[0, 0, 0])

@@ -179,7 +179,7 @@ class CosmosInsightsStore:
 
     # --- read -------------------------------------------------------------------------------------
 
-    def read(self, since_minute: int, until_minute: int) -> InsightsRows:
+    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
         if until_minute <= since_minute:
             return InsightsRows(minutes=[], funnel=[0] * len(FUNNEL_STEPS))
         last = until_minute - 1
@@ -191,6 +191,8 @@ class CosmosInsightsStore:
                 for item in self._query(query, window, minute_pk(start, shard)):
                     items[int(item["minute"])].append(item)
         minutes = [_minute_row(minute, items[minute]) for minute in sorted(items)]
+        if not funnel:
+            return InsightsRows(minutes, [0] * len(FUNNEL_STEPS))
         lookback = since_minute - SESSION_LOOKBACK_S
         query = "SELECT c.minute, c.session, c.step FROM c WHERE c.minute >= @since AND c.minute < @until"
         window = [{"name": "@since", "value": lookback}, {"name": "@until", "value": until_minute}]

@@ -36,7 +36,7 @@ def export_insights(store: InsightsStore, bucket: RawBucket, *, since_minute: in
     end = -(-until_minute // _HOUR_S) * _HOUR_S  # rounded up to the next hour
     keys: list[str] = []
     for part in range(start, end, _READ_S):
-        rows = store.read(part, min(part + _READ_S, end)).minutes
+        rows = store.read(part, min(part + _READ_S, end), funnel=False).minutes
         for hour, in_hour in groupby(sorted(rows, key=lambda r: r.minute), key=lambda r: r.minute // _HOUR_S):
             key = hour_key(hour * _HOUR_S)
             bucket.put(key, b"".join(orjson.dumps(_line(row)) + b"\n" for row in in_hour))

@@ -73,8 +73,12 @@ class InsightsStore(Protocol):
     def apply(self, batch_id: str, aggregate: BatchAggregate) -> bool:
         """Add a batch's aggregate atomically, once: False when the batch was applied already."""
 
-    def read(self, since_minute: int, until_minute: int) -> InsightsRows:
-        """The stored per-minute rows with `since_minute <= minute < until_minute` (epoch seconds)."""
+    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
+        """The stored per-minute rows with `since_minute <= minute < until_minute` (epoch seconds).
+
+        With `funnel=False` the funnel rows (one per session step, the most rows by far) are not
+        read and the funnel counts are zeros: the export has no use for them.
+        """
 
 
 class WorkflowStarter(Protocol):

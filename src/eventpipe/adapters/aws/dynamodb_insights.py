@@ -277,7 +277,7 @@ class DynamoInsightsStore:
 
     # --- read -------------------------------------------------------------------------------------
 
-    def read(self, since_minute: int, until_minute: int) -> InsightsRows:
+    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
         if until_minute <= since_minute:
             return InsightsRows(minutes=[], funnel=[0] * len(FUNNEL_STEPS))
         last = until_minute - 1
@@ -287,6 +287,8 @@ class DynamoInsightsStore:
                 for item in self._query(_minute_pk(start, shard), f"{since_minute:012d}", f"{last:012d}"):
                     items[int(item["sk"]["S"])].append(item)
         minutes = [_minute_row(minute, items[minute]) for minute in sorted(items)]
+        if not funnel:
+            return InsightsRows(minutes, [0] * len(FUNNEL_STEPS))
         lookback = since_minute - SESSION_LOOKBACK_S
         # A funnel key extends its minute with "#", so the bare `until` sorts after every earlier row
         # and before the rows of its own minute: BETWEEN up to it is `minute < until`.

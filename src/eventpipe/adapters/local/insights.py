@@ -65,7 +65,7 @@ class SqliteInsightsStore:
             (minute, merged_users(bucket.users, row[0] if row else None)),
         )
 
-    def read(self, since_minute: int, until_minute: int) -> InsightsRows:
+    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
         window = (since_minute, until_minute)
         with self._db.reading() as conn:
             counts = conn.execute(
@@ -76,7 +76,9 @@ class SqliteInsightsStore:
                 "SELECT minute, users FROM minute_sketches WHERE minute >= ? AND minute < ?", window
             ).fetchall()
             bounds = {"since": since_minute, "until": until_minute, "lookback": since_minute - SESSION_LOOKBACK_S}
-            funnel = [int(n) for n in conn.execute(_FUNNEL_QUERY, bounds).fetchone()]
+            sessions = [0] * len(FUNNEL_STEPS)
+            if funnel:
+                sessions = [int(n) for n in conn.execute(_FUNNEL_QUERY, bounds).fetchone()]
         rows: dict[int, MinuteRow] = {}
         for minute, metric, key, value in counts:
             row = rows.setdefault(minute, MinuteRow(minute))
@@ -92,4 +94,4 @@ class SqliteInsightsStore:
                 row.lag_ms[int(key)] = int(value)
         for minute, users in sketches:
             rows.setdefault(minute, MinuteRow(minute)).users = users
-        return InsightsRows(minutes=list(rows.values()), funnel=funnel)
+        return InsightsRows(minutes=list(rows.values()), funnel=sessions)
