@@ -217,14 +217,6 @@ def test_a_worker_killed_with_a_backlog_is_restarted_and_the_backlog_finishes(tm
         assert health(server.url)["worker"]["alive"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="localrun/worker.py:96 shares a multiprocessing.Event (`wake`) with the worker: a worker killed while "
-    "in wake.wait() (where an idle worker always is) stays counted as a sleeper of its Condition, so the next "
-    "wake.set() (server.py: every POST /events, via LocalRuntime.start) blocks forever in notify_all waiting for "
-    "it, holding the Condition's lock: the POST never answers, the new worker hangs in wake.clear(), its batch "
-    "stays pending, and SIGTERM then hangs in executor.shutdown",
-)
 def test_a_worker_killed_while_idle_is_restarted_and_new_batches_finish(tmp_path: Path) -> None:
     with up(tmp_path / "data") as server:
         # GIVEN an idle worker, killed alone twice (each time after the server restarted it)

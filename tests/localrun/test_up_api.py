@@ -282,13 +282,6 @@ def _spawned_worker(pid: int) -> int | None:
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="localrun/server.py:90 installs _note_signals (which only records the signal) before "
-    "supervisor.start() and before uvicorn installs its own handlers (in Server.serve's capture_signals): a "
-    "SIGTERM or SIGINT in that window (the worker spawning, the URL printed, the loop built) is recorded and "
-    "ignored, and the server then serves until SIGKILL",
-)
 def test_a_stop_signal_during_startup_stops_the_server(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [str(EVENTPIPE), "up", "--port", "0", "--data-dir", str(tmp_path / "data")],

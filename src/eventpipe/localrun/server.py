@@ -70,7 +70,7 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     sock = listen(host, port)
     port = sock.getsockname()[1]
     supervisor = WorkerSupervisor(settings)
-    runtime = LocalRuntime(settings, defer_to=supervisor.wake.set)
+    runtime = LocalRuntime(settings, defer_to=supervisor.wake)
     executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="eventpipe-http")
     app = LocalApp(runtime, executor=executor, token=settings.api_token)
     runtime.server_counters = lambda: {**app.stats.as_dict(), "worker": supervisor.as_dict()}
@@ -86,8 +86,8 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
         log_level="warning",
     )
     stream = DemoStream(_reachable(host), port, token=settings.api_token) if demo else None
-    received: list[int] = []
-    _note_signals(received)  # uvicorn re-raises the signal that stopped it: keep it from killing us mid-cleanup
+    server = uvicorn.Server(config)
+    received = _stop_on_signals(server)
     supervisor.start()
     try:
         url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
@@ -95,7 +95,7 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
         if stream:
             stream.start()
             print(f"eventpipe: sending a demo stream of about {stream.rate} events/s", flush=True)
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         if stream:
             stream.stop()
@@ -112,9 +112,19 @@ def _reachable(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
-def _note_signals(received: list[int]) -> None:
-    def note(sig: int, _frame: FrameType | None) -> Any:
+def _stop_on_signals(server: uvicorn.Server) -> list[int]:
+    """Handle SIGINT and SIGTERM from now on: the signals received, for the exit status.
+
+    A signal before uvicorn runs makes it stop as soon as it starts. While it runs, its own handlers
+    take over; it restores ours after and raises the signal again, which then only notes it, so
+    the clean-up that follows is not cut short.
+    """
+    received: list[int] = []
+
+    def stop(sig: int, frame: FrameType | None) -> Any:
         received.append(sig)
+        server.should_exit = True
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, note)
+        signal.signal(sig, stop)
+    return received

@@ -6,14 +6,21 @@ takes pending batches until none is left, so batches a crash left behind are fin
 like any other. The server wakes it after each request; it also looks every half second.
 Stopping between two batches loses nothing: an unfinished batch stays pending, and every step
 may run twice.
+
+Server and worker share no lock: a worker killed at any moment (even `kill -9`) must not leave one
+held. The server wakes the worker with a datagram on a socket pair (a send that would block means
+a wake-up is already waiting), and the stop flag and counters are lock-free shared integers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import select
 import signal
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -23,9 +30,8 @@ from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.localrun.watcher import DropWatcher
 
 if TYPE_CHECKING:
+    from ctypes import c_longlong
     from multiprocessing.context import SpawnProcess
-    from multiprocessing.sharedctypes import Synchronized
-    from multiprocessing.synchronize import Event
 
     from eventpipe.settings import Settings
 
@@ -35,13 +41,14 @@ TAKE = 64  # pending batches read at a time
 STOP_TIMEOUT_S = 30.0
 
 
-class WorkerCounters:
-    """Counts the worker shares with the server (for `GET /health`)."""
+class Shared:
+    """Integers both processes see, without locks (each has a single writer)."""
 
     def __init__(self, context: multiprocessing.context.SpawnContext) -> None:
-        self.batches: Synchronized[int] = context.Value("q", 0)
-        self.events: Synchronized[int] = context.Value("q", 0)
-        self.files: Synchronized[int] = context.Value("q", 0)
+        self.stop: c_longlong = context.RawValue("q", 0)  # written by the server
+        self.batches: c_longlong = context.RawValue("q", 0)  # the rest by the worker
+        self.events: c_longlong = context.RawValue("q", 0)
+        self.files: c_longlong = context.RawValue("q", 0)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -51,32 +58,43 @@ class WorkerCounters:
         }
 
 
-def work(settings: Settings, wake: Event, stop: Event, counters: WorkerCounters, parent_pid: int) -> None:
-    """The worker process's main loop, until `stop` is set or the server process is gone."""
-    logging.basicConfig(level=logging.WARNING, format="eventpipe worker: %(levelname)s: %(message)s")
+def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: int) -> None:
+    """The worker process's main loop, until the server asks it to stop or is gone."""
+    logging.basicConfig(level=logging.INFO, format="eventpipe worker: %(levelname)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: setattr(shared.stop, "value", 1))
     runtime = LocalRuntime(settings, defer_to=lambda: None)  # file drops' batches join the queue
     watcher = DropWatcher(runtime)
     runtime.sweep_staged()
     next_scan = 0.0
+
+    def stopping() -> bool:
+        return bool(shared.stop.value) or os.getppid() != parent_pid
+
     try:
-        while not stop.is_set() and os.getppid() == parent_pid:
-            wake.clear()
+        while not stopping():
+            _drain(wake)
             pending = runtime.batches.pending(TAKE)
             for record in pending:
-                if stop.is_set():
+                if stopping():
                     break
                 runtime.run(record.batch_id, record.raw_key)
-                counters.batches.value += 1  # the worker is the only writer
-                counters.events.value += record.received
+                shared.batches.value += 1
+                shared.events.value += record.received
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + POLL_S
-                counters.files.value += len(_scan(watcher))
+                shared.files.value += len(_scan(watcher))
             if not pending:
-                wake.wait(POLL_S)
+                select.select([wake], [], [], POLL_S)
     finally:
         runtime.close()
+
+
+def _drain(wake: socket.socket) -> None:
+    """Take every wake-up sent so far: the pending query that follows sees their batches."""
+    with contextlib.suppress(BlockingIOError):
+        while wake.recv(64):
+            pass
 
 
 def _scan(watcher: DropWatcher) -> list[Any]:
@@ -93,9 +111,11 @@ class WorkerSupervisor:
     def __init__(self, settings: Settings) -> None:
         self._context = multiprocessing.get_context("spawn")
         self._settings = settings
-        self.wake = self._context.Event()
-        self._stop = self._context.Event()
-        self.counters = WorkerCounters(self._context)
+        self._send, self._receive = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._send.setblocking(False)
+        self._receive.setblocking(False)
+        self.shared = Shared(self._context)
+        self._stopped = threading.Event()
         self._process: SpawnProcess | None = None
         self._restarts = 0
         self._watch = threading.Thread(target=self._keep_alive, name="eventpipe-supervisor", daemon=True)
@@ -104,33 +124,43 @@ class WorkerSupervisor:
         self._spawn()
         self._watch.start()
 
+    def wake(self) -> None:
+        """Tell the worker a batch is waiting; never blocks."""
+        with contextlib.suppress(BlockingIOError):  # the worker has wake-ups waiting already
+            self._send.send(b"!")
+
     def _spawn(self) -> None:
         self._process = self._context.Process(
             target=work,
-            args=(self._settings, self.wake, self._stop, self.counters, os.getpid()),
+            args=(self._settings, self._receive, self.shared, os.getpid()),
             name="eventpipe-worker",
         )
         self._process.start()
 
     def _keep_alive(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._stopped.wait(1.0):
             if self._process is not None and not self._process.is_alive():
                 self._restarts += 1
                 log.error("the worker exited (code %s); starting it again", self._process.exitcode)
                 self._spawn()
 
     def stop(self) -> None:
-        """Let the worker finish its current batch and exit; a worker that does not is terminated,
-        which loses nothing either (its batch stays pending)."""
-        self._stop.set()
-        self.wake.set()
+        """Let the worker finish its current batch and exit; a worker that does not is killed, which
+        loses nothing either (its batch stays pending)."""
+        self._stopped.set()
+        if self._watch.is_alive():
+            self._watch.join()
+        self.shared.stop.value = 1
+        self.wake()
         if self._process is not None:
             self._process.join(STOP_TIMEOUT_S)
             if self._process.is_alive():
-                log.warning("the worker did not stop within %.0f s; terminating it", STOP_TIMEOUT_S)
+                log.warning("the worker did not stop within %.0f s; killing it", STOP_TIMEOUT_S)
                 self._process.kill()
                 self._process.join()
+        self._send.close()
+        self._receive.close()
 
     def as_dict(self) -> dict[str, Any]:
         alive = self._process is not None and self._process.is_alive()
-        return {"alive": alive, "restarts": self._restarts, **self.counters.as_dict()}
+        return {"alive": alive, "restarts": self._restarts, **self.shared.as_dict()}
