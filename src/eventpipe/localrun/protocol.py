@@ -28,7 +28,10 @@ class _HeadTooLargeError(Exception):
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _head_timer: asyncio.TimerHandle | None = None
-    _head_bytes = 0
+    _head_bytes = 0  # of the head being read, as the parser hands its parts over
+    _raw_head_bytes = 0  # bytes received since the last complete head (the parser buffers a part)
+    _awaiting_head = True
+    _heads = 0  # complete heads so far
     _began = False  # a request's first bytes arrived
     _refused = False
 
@@ -51,14 +54,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_head_timer()
-        self._began = False
+        self._began, self._awaiting_head, self._raw_head_bytes = False, False, 0
+        self._heads += 1
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._awaiting_head = True
+        super().on_message_complete()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        awaiting, heads = self._awaiting_head, self._heads
         with contextlib.suppress(_HeadTooLargeError):  # httptools hands a callback's exception back
             super().data_received(data)
+        if awaiting and self._heads == heads:  # all of it is head: one endless header, say
+            self._raw_head_bytes += len(data)
+            if self._raw_head_bytes > MAX_HEAD_BYTES:
+                self._refuse_large_head()
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # a head refused with 431 gets no second answer
@@ -71,8 +84,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _count(self, size: int) -> None:
         self._head_bytes += size
         if self._head_bytes > MAX_HEAD_BYTES:
-            self._refuse(b"431 Request Header Fields Too Large", f"request head larger than {MAX_HEAD_BYTES} bytes")
+            self._refuse_large_head()
             raise _HeadTooLargeError
+
+    def _refuse_large_head(self) -> None:
+        self._refuse(b"431 Request Header Fields Too Large", f"request head larger than {MAX_HEAD_BYTES} bytes")
 
     def _arm_head_timer(self) -> None:
         self._disarm_head_timer()
