@@ -2,16 +2,21 @@
 
 A file is read once it is complete: names that start with a dot or end in `.tmp`, `.part` or
 `.partial` are skipped (write under such a name, then rename: a rename is atomic), and a file is
-taken only when its size and modification time are the same in two scans in a row. Its batch ids
-come from its key, size and modification time, like an S3 object version: a file read again after
-a crash finishes what is missing and counts nothing twice. Once its batches are stored the file
-moves to `processed/`, so `incoming/` holds only what is still to be read.
+taken only once it has not been modified for `SETTLE_S` seconds (checked in two scans), so a
+writer that pauses for a moment is not read half-way.
+
+Its batch ids come from its key, size and modification time, like an S3 object version: a file
+read again after a crash finishes what is missing and counts nothing twice. Once its batches are
+stored the file moves to `processed/`, so `incoming/` holds only what is still to be read. A file
+that changed while it was read stays, and is read again as a new version (the events read the
+first time then count as duplicates).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
 from eventpipe.handlers.drops import INCOMING_PREFIX, DropOutcome, ObjectDrop, ingest_drop
@@ -24,8 +29,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PROCESSED_PREFIX = "processed/"
 PARTIAL_SUFFIXES = (".tmp", ".part", ".partial")
+SETTLE_S = 2.0
 
 Signature = tuple[int, int]  # size, modification time in ns
+
+
+def _signature(path: str | Path) -> Signature | None:
+    try:
+        stat = os.stat(path)
+    except OSError:  # gone since it was listed
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 class DropWatcher:
@@ -37,7 +51,12 @@ class DropWatcher:
     def scan(self) -> list[DropOutcome]:
         """Ingest the files that have not changed since the last scan; remember the others."""
         current = self._complete_files()
-        ready = sorted(key for key, signature in current.items() if self._last_seen.get(key) == signature)
+        settled_before = time.time_ns() - int(SETTLE_S * 1e9)
+        ready = sorted(
+            key
+            for key, signature in current.items()
+            if self._last_seen.get(key) == signature and signature[1] <= settled_before
+        )
         self._last_seen = {key: signature for key, signature in current.items() if key not in ready}
         return [self._ingest(key, current[key]) for key in ready]
 
@@ -49,12 +68,8 @@ class DropWatcher:
                 if name.startswith(".") or name.endswith(PARTIAL_SUFFIXES):
                     continue
                 path = os.path.join(folder, name)
-                try:
-                    stat = os.stat(path)
-                except OSError:  # gone between listing and stat
-                    continue
-                key = os.path.relpath(path, self._root).replace(os.sep, "/")
-                found[key] = (stat.st_size, stat.st_mtime_ns)
+                if (signature := _signature(path)) is not None:
+                    found[os.path.relpath(path, self._root).replace(os.sep, "/")] = signature
         return found
 
     def _ingest(self, key: str, signature: Signature) -> DropOutcome:
@@ -68,7 +83,11 @@ class DropWatcher:
             outcome.summary.received,
             outcome.summary.batches,
         )
-        if outcome.status != "missing":
+        if outcome.status == "missing":
+            return outcome
+        if _signature(self._root / key) != signature:
+            log.warning("file %s changed while it was read; it is read again as a new version", key)
+        else:
             self._move_to_processed(key)
         return outcome
 
