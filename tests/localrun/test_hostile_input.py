@@ -68,19 +68,12 @@ BODIES = {
     "nesting-600": b"[" * DEEP + b"]" * DEEP,
     "event-nesting-600": _event_with(b"[" * DEEP + b"]" * DEEP),
 }
-NESTING_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="core/readers.py:138 _document_events re-serialises each item with orjson.dumps, whose recursion "
-    "limit (254) is below orjson.loads' (1024): a body nested 255..1024 deep raises TypeError, which "
-    "handlers/http_api.py:post_events does not catch: 500",
-)
 
 
 def _cases() -> Iterator[Any]:
     for (method, path), route_id in zip(ROUTES, ROUTE_IDS, strict=True):
         for name, body in BODIES.items():
-            marks = [NESTING_BUG] if path == "/events" and name.endswith("nesting-600") else []
-            yield pytest.param(method, path, body, id=f"{route_id}-{name}", marks=marks)
+            yield pytest.param(method, path, body, id=f"{route_id}-{name}")
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +103,7 @@ def test_a_hostile_json_body_is_never_a_5xx(server: Server, method: str, path: s
         assert reply.status in (202, 400), reply  # each event refused alone (202), or the body as a whole
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[NESTING_BUG] if n.endswith("nesting-600") else []) for n in BODIES]
-)
+@pytest.mark.parametrize("name", list(BODIES))
 @pytest.mark.parametrize("content_type", ["application/x-ndjson", None])
 def test_a_hostile_events_body_of_any_type_is_202_or_400(server: Server, name: str, content_type: str | None) -> None:
     headers = {"content-type": content_type} if content_type else {}
@@ -120,21 +111,13 @@ def test_a_hostile_events_body_of_any_type_is_202_or_400(server: Server, name: s
     assert reply.status in (202, 400), reply
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[NESTING_BUG] if n.endswith("nesting-600") else []) for n in BODIES]
-)
+@pytest.mark.parametrize("name", list(BODIES))
 def test_a_hostile_gzip_events_body_is_202_or_400(server: Server, name: str) -> None:
     headers = {"content-type": "application/json", "content-encoding": "gzip"}
     reply = call(server.url, "POST", "/events", gzip.compress(BODIES[name]), headers)
     assert reply.status in (202, 400), reply
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/steps.py:90 validate_enrich re-serialises each valid event with orjson.dumps (recursion limit "
-    "254): one event with a field nested 255..1024 deep (schemas allow extra fields) raises TypeError, the "
-    "workflow fails the whole batch, and the valid events beside it are never curated (batch 'failed')",
-)
 def test_a_deeply_nested_event_in_ndjson_is_rejected_alone(server: Server) -> None:
     # GIVEN NDJSON of one valid event and one whose extra field is nested 600 deep
     body = orjson.dumps(make_event()) + b"\n" + BODIES["event-nesting-600"] + b"\n"
@@ -246,14 +229,6 @@ def test_an_invalid_insights_window_is_400(server: Server, query_string: str) ->
     assert reply.json()["error"] == "bad_request"
 
 
-REJECTIONS_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="localrun/dashboard.py:56 takes ?limit= when str.isdigit() is true and then calls int(): "
-    "'²' (U+00B2) is a digit to isdigit() but not to int(), and 5000 digits exceed int()'s 4300-digit "
-    "limit: ValueError, answered 500; use a regex [0-9]{1,4} (or try/except) and clamp",
-)
-
-
 @pytest.mark.parametrize(
     "query_string",
     [
@@ -264,8 +239,8 @@ REJECTIONS_BUG = pytest.mark.xfail(
         "limit=",
         "limit=%ZZ",
         "limit=1&limit=2",
-        pytest.param("limit=%C2%B2", marks=REJECTIONS_BUG),
-        pytest.param("limit=" + "9" * 5000, marks=REJECTIONS_BUG),
+        "limit=%C2%B2",
+        "limit=" + "9" * 5000,
     ],
 )
 def test_an_odd_rejections_limit_is_never_a_5xx(server: Server, query_string: str) -> None:

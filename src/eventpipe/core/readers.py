@@ -135,7 +135,10 @@ def _document_events(value: Any, max_event_bytes: int) -> list[Line]:
         value = [value]
     lines = []
     for index, item in enumerate(value):
-        data = orjson.dumps(item)
+        try:
+            data = orjson.dumps(item)
+        except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (254 levels)
+            raise InputError(f"event {index} of the document cannot be read: {exc}") from None
         too_large = len(data) > max_event_bytes
         lines.append(Line(index, None, data[:KEPT_PREFIX_BYTES]) if too_large else Line(index, data))
     return lines

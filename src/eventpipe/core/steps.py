@@ -80,7 +80,7 @@ class PipelineSteps:
         facts: list[Fact] = []
         payloads: list[bytes] = []
         for (record_batch, record_index), data in zip(keys, raw.events, strict=True):
-            event, reasons = self._curate(data, received_at)
+            event, payload, reasons = self._curate(data, received_at)
             if reasons:
                 event_id = event.get("event_id") if isinstance(event, dict) else None
                 text = data.decode("utf-8", "backslashreplace")
@@ -92,7 +92,7 @@ class PipelineSteps:
             if quarantined is None or (record_batch, record_index) in quarantined:
                 released.append((record_batch, record_index))
             facts.append(fact_of(event))
-            payloads.append(orjson.dumps(event))
+            payloads.append(payload)
         self.quarantine.add(rejections)
         key = staged_key(batch_id)
         header = orjson.dumps({"facts": [tuple(f) for f in facts], "released": released})
@@ -100,28 +100,32 @@ class PipelineSteps:
         rejected = Counter(str(r.reasons[0].code) for r in rejections)
         return {"staged_key": key, "valid": len(facts), "rejected": dict(rejected), "is_replay": bool(raw.origins)}
 
-    def _curate(self, data: bytes, received_at: str) -> tuple[Any, list[Reason]]:
+    def _curate(self, data: bytes, received_at: str) -> tuple[Any, bytes, list[Reason]]:
+        """The curated event and its JSON text, or the reasons it is rejected."""
         event, malformed = parse_event(data)
         if malformed is not None:
-            return None, [malformed]
+            return None, b"", [malformed]
         reasons = validate_event(event, self.registry)
         if reasons:
-            return event, reasons
+            return event, b"", reasons
         event["received_at"] = received_at
         enrichment: dict[str, Any] = {}
         for enricher in self.enrichers:
             try:
                 enricher.enrich(event, enrichment)
             except EnrichmentError as exc:
-                return event, [Reason(ReasonCode.ENRICHMENT_FAILED, exc.path, f"{enricher.name}: {exc}")]
+                return event, b"", [Reason(ReasonCode.ENRICHMENT_FAILED, exc.path, f"{enricher.name}: {exc}")]
             except Exception as exc:  # a bug in one enricher rejects one event, never the batch
                 message = f"{enricher.name}: {type(exc).__name__}: {exc}"
-                return event, [Reason(ReasonCode.ENRICHMENT_FAILED, "$", message)]
+                return event, b"", [Reason(ReasonCode.ENRICHMENT_FAILED, "$", message)]
         context = event.get("context")
         if isinstance(context, dict):
             context.pop("ip", None)  # never stored raw, even with the `ip` enricher switched off
         event["enrichment"] = enrichment
-        return event, []
+        try:
+            return event, orjson.dumps(event), []
+        except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (254 levels)
+            return event, b"", [Reason(ReasonCode.TOO_LARGE, "$", f"cannot be stored: {exc}")]
 
     def persist(self, state: State) -> State:
         """`{batch_id, staged_key}` -> store the staged events idempotently; which of them were new."""
