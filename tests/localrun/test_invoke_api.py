@@ -171,12 +171,6 @@ def test_an_unknown_invocation_type_is_invalid_parameter(client: Any) -> None:
     assert caught.value.response["Error"]["Code"] == "InvalidParameterValueException"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="localrun/app.py:131 reads the Invoke body with app._body, whose 413 is the HTTP API's "
-    "{error, message} document without x-amzn-ErrorType, so boto3 sees a bare '413' ClientError; "
-    "invoke.py's own RequestTooLargeException check (invoke.py:65) is never reached",
-)
 def test_boto3_payload_over_6_mb_is_request_too_large(client: Any) -> None:
     payload = b'{"x": "' + b"a" * (6 * 1024 * 1024) + b'"}'
     with pytest.raises(client.exceptions.RequestTooLargeException):

@@ -45,14 +45,7 @@ def test_name_forms_of_the_invoke_api_resolve(name: str) -> None:
         "arn:aws:lambda:us-east-1:function:ingest",
         "arn:aws:s3:us-east-1:123456789012:function:ingest",
         "a" * 65,
-        pytest.param(
-            "ingest\n",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="localrun/invoke.py:29 _FUNCTION_NAME ends in `$`, which also matches before a final "
-                "newline, so `ingest%0A` runs ingest; use fullmatch or \\Z",
-            ),
-        ),
+        "ingest\n",
     ],
 )
 def test_other_names_are_resource_not_found(name: str) -> None:

@@ -128,12 +128,16 @@ class LocalApp:
     async def _invoke(self, name: str, scope: Scope, receive: Receive) -> tuple[int, Headers, bytes]:
         if scope["method"] != "POST":
             return 405, [*JSON, (b"allow", b"POST")], _error("method_not_allowed", "the Invoke API answers POST only")
-        body = await self._body(scope, receive, invoke.MAX_PAYLOAD_BYTES)
         kind = _header(scope["headers"], b"x-amz-invocation-type")
         try:
+            body = await self._body(scope, receive, invoke.MAX_PAYLOAD_BYTES)
             call = invoke.invocation(name, kind, body)
         except invoke.InvokeError as exc:
             return exc.answer()
+        except BodyError as exc:  # answered as Lambda does, so SDKs raise their own exception
+            if exc.status != 413:
+                raise
+            return invoke.payload_too_large().answer()
         if call.invocation_type == "DryRun":
             return 204, [], b""
         if call.invocation_type == "Event":  # queued in AWS: answered before it runs

@@ -7,6 +7,7 @@ Its charts read `GET /insights` like any client.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,7 @@ def asset(path: str) -> Answer | None:
 def rejections(runtime: LocalRuntime, query_string: bytes) -> Answer:
     """`{"rejections": [...]}`: the latest quarantine records, newest first (`?limit=`, at most 200)."""
     values = parse_qs(query_string.decode("latin-1")).get("limit", ["50"])
-    limit = int(values[0]) if values[0].isdigit() else 50
+    limit = int(values[0]) if re.fullmatch(r"[0-9]{1,4}", values[0]) else 50
     records = runtime.quarantine.latest(min(max(limit, 1), MAX_REJECTIONS))
     document: dict[str, Any] = {"rejections": [_row(r.as_dict()) for r in records]}
     return 200, [(b"content-type", b"application/json")], orjson.dumps(document)

@@ -54,7 +54,7 @@ class InvokeError(Exception):
 
 def invocation(function_name: str, invocation_type: str | None, payload: bytes) -> Invocation:
     """Check one request to the Invoke API; `InvokeError` says why it cannot run."""
-    match = _FUNCTION_NAME.match(function_name)
+    match = _FUNCTION_NAME.fullmatch(function_name)
     handler = FUNCTIONS.get(match["name"]) if match else None
     if handler is None:
         arn = f"arn:aws:lambda:{REGION}:000000000000:function:{function_name}"
@@ -63,9 +63,7 @@ def invocation(function_name: str, invocation_type: str | None, payload: bytes) 
     if kind not in ("RequestResponse", "Event", "DryRun"):
         raise InvokeError(400, "InvalidParameterValueException", f"unknown X-Amz-Invocation-Type {kind!r}")
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise InvokeError(
-            413, "RequestTooLargeException", f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the invoke"
-        )
+        raise payload_too_large()
     try:
         event = orjson.loads(payload) if payload.strip() else {}
     except orjson.JSONDecodeError as exc:
@@ -73,6 +71,11 @@ def invocation(function_name: str, invocation_type: str | None, payload: bytes) 
             400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
         ) from None
     return Invocation(handler, kind, event)
+
+
+def payload_too_large() -> InvokeError:
+    message = f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the invoke"
+    return InvokeError(413, "RequestTooLargeException", message)
 
 
 def run(call: Invocation, services: Services) -> tuple[int, Headers, bytes]:
