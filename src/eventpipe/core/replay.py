@@ -61,8 +61,11 @@ def _replayable(quarantine: Quarantine, batches: BatchStore) -> Iterator[Rejecti
             yield record
 
 
-def restart_unfinished(batches: BatchStore, starter: WorkflowStarter, *, include_failed: bool) -> list[BatchRecord]:
-    """Start pending batches again (a crash or a lost execution left them) and, if asked, failed ones.
+def restart_unfinished(
+    batches: BatchStore, starter: WorkflowStarter, *, include_failed: bool, received_before_ms: int | None = None
+) -> list[BatchRecord]:
+    """Start pending batches again (a crash or a lost execution left them) and, if asked, failed ones;
+    with `received_before_ms`, only batches received before then.
 
     Safe while an execution of a pending batch still runs: every step may run twice.
     """
@@ -70,6 +73,8 @@ def restart_unfinished(batches: BatchStore, starter: WorkflowStarter, *, include
     for record in batches.unfinished():
         failed = record.status is BatchStatus.FAILED
         if failed and not include_failed:
+            continue
+        if received_before_ms is not None and record.received_at_ms >= received_before_ms:
             continue
         starter.start(record.batch_id, record.raw_key, retry=failed)
         restarted.append(batches.get(record.batch_id) or record)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from eventpipe.core.errors import InputError
 from eventpipe.core.ingest import IngestSummary
 from eventpipe.core.replay import replay_rejected, restart_unfinished
 
@@ -16,15 +17,27 @@ if TYPE_CHECKING:
 def handle_replay(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
     """`{}`: start pending and failed batches again (a failed one with a new execution).
 
+    `{"pending_older_than_s": N}`: start again only pending batches received more than N seconds ago,
+    whose workflow did not start or was lost (on a schedule: a batch is never left behind).
     `{"rejected": true}`: replay the quarantined events of done batches, e.g. after a schema fix.
     Answers how many batches were started and how many events they hold; on AWS they finish
     asynchronously (`GET /batches/{id}` follows each).
     """
+    older_than_s = event.get("pending_older_than_s")
     if event.get("rejected") is True:
         summary = replay_quarantine(services)
     else:
+        if older_than_s is not None and (type(older_than_s) is not int or older_than_s < 0):
+            raise InputError("pending_older_than_s must be a whole number of seconds, 0 or more")
+        before = None if older_than_s is None else services.clock.now_ms() - older_than_s * 1000
+        restarted = restart_unfinished(
+            services.batches,
+            services.ingestor.starter,
+            include_failed=older_than_s is None,
+            received_before_ms=before,
+        )
         summary = IngestSummary()
-        for record in restart_unfinished(services.batches, services.ingestor.starter, include_failed=True):
+        for record in restarted:
             summary.add(record)
     return {"batches": summary.batches, "received": summary.received, "unfinished": summary.unfinished}
 
