@@ -110,7 +110,7 @@
       showlegend: legend, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
       xaxis: funnel ? {} : { ...axis, type: "date", tickformat: "%H:%M", range: xRange },
       yaxis: funnel ? {} : { ...axis, rangemode: "tozero", title: { text: yTitle } },
-      uirevision: "keep", // a user's zoom survives the refreshes
+      uirevision: "keep", // a user's zoom survives refreshes until the window moves on a minute
       annotations: hasData(traces) ? [] : [{
         text: "No data yet", xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false,
         font: { size: 16, color: "#57606a" },
@@ -167,9 +167,9 @@
     });
   }
 
-  function money(value, currency) {
+  function money(value, currency, options = {}) {
     try {
-      return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(value);
+      return new Intl.NumberFormat(undefined, { style: "currency", currency, ...options }).format(value);
     } catch {
       return `${value.toFixed(2)} ${currency}`; // a code Intl does not know
     }
@@ -185,7 +185,12 @@
     const totals = doc.totals;
     setNumber("stat-events", totals.events);
     setNumber("stat-users", totals.unique_users);
-    setNumber("stat-revenue", totals.revenue, money(totals.revenue, doc.currency));
+    // The headline rounds large amounts to fit its card; its tooltip has the exact one.
+    const { revenue } = totals;
+    const whole = { minimumFractionDigits: 0, maximumFractionDigits: 0 };
+    const headline = revenue >= 1e6 ? { notation: "compact" } : revenue >= 1000 ? whole : {};
+    setNumber("stat-revenue", revenue, money(revenue, doc.currency, headline));
+    byId("stat-revenue").title = money(revenue, doc.currency);
     setNumber("stat-duplicates", totals.duplicates);
     setNumber("stat-rejected", sum(totals.rejected));
     const batches = health.batches ?? {};
