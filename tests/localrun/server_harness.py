@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -9,13 +10,12 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
 EVENTPIPE = Path(sys.executable).parent / "eventpipe"
 URL_LINE = re.compile(rb"(http://127\.0\.0\.1:\d+)/")
@@ -29,6 +29,7 @@ class Server:
     process: subprocess.Popen[bytes]
     data_dir: Path
     output: list[bytes]  # every line it printed so far (read all along, so its pipe never fills)
+    reader: threading.Thread  # reads `output`, and closes the pipe at its end
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Send `sig` and wait for the process to exit; its exit status."""
@@ -52,41 +53,28 @@ def start_server(data_dir: Path, *args: str, env: Mapping[str, str] | None = Non
         start_new_session=True,  # its own process group: kill() reaches the worker too
     )
     output: list[bytes] = []
-    threading.Thread(target=_drain, args=(process, output), daemon=True).start()
+    reader = threading.Thread(target=_drain, args=(process, output), daemon=True)
+    reader.start()
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline and process.poll() is None:
         if match := URL_LINE.search(b"".join(output)):
-            return Server(match[1].decode(), process, data_dir, output)
+            return Server(match[1].decode(), process, data_dir, output, reader)
         time.sleep(0.05)
-    process.kill()
+    with contextlib.suppress(ProcessLookupError):  # it may have exited on its own
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(STOP_TIMEOUT_S)
+    reader.join(STOP_TIMEOUT_S)
     raise AssertionError(f"eventpipe up did not start: {b''.join(output).decode(errors='replace')}")
 
 
 def _drain(process: subprocess.Popen[bytes], output: list[bytes]) -> None:
     assert process.stdout is not None
-    for line in process.stdout:
-        output.append(line)
-
-
-@contextmanager
-def running_server(data_dir: Path, *args: str, env: Mapping[str, str] | None = None) -> Iterator[Server]:
-    server = start_server(data_dir, *args, env=env)
-    try:
-        yield server
-    finally:
-        if server.process.poll() is None:
-            server.kill()
+    with process.stdout:  # closed at its end: an open pipe left to the garbage collector is a ResourceWarning
+        for line in process.stdout:
+            output.append(line)
 
 
 def close_output(server: Server, timeout: float = STOP_TIMEOUT_S) -> None:
-    """Close the output pipe of a server that has exited, once `_drain` has read it to its end.
-
-    `_drain` leaves the pipe open: closed by the garbage collector it is a ResourceWarning, an error
-    in this suite.
-    """
+    """Wait until everything a server that has exited printed is read (and its pipe closed)."""
     assert server.process.poll() is not None, "stop or kill the server first"
-    for thread in threading.enumerate():
-        if getattr(thread, "_args", ())[:1] == (server.process,):  # the drain thread of this server
-            thread.join(timeout)
-    if server.process.stdout is not None:
-        server.process.stdout.close()
+    server.reader.join(timeout)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.localrun.api_client import address, exchange, health, read_answer
+from tests.localrun.api_client import address, as_ndjson, events, exchange, health, read_answer
 from tests.localrun.process_probe import alive, rss_mib
 from tests.localrun.servers import up
 
@@ -67,6 +67,15 @@ def test_many_small_headers_are_431(server: Server) -> None:
 def test_a_head_just_under_the_limit_is_served(server: Server) -> None:
     status, raw, _ = exchange(server.url, [head("GET", "/health", "x-big: " + "a" * (HEAD_LIMIT - 200))])
     assert status == 200, raw[:300]
+
+
+def test_a_head_and_a_large_body_in_one_send_are_served(server: Server) -> None:
+    # GIVEN a POST whose head and 60 KB body arrive in one read, as http.client sends them
+    body = as_ndjson(events(100))
+    request = head("POST", "/events", "content-type: application/x-ndjson", f"content-length: {len(body)}") + body
+    # THEN only the head counts against the head limit: the batch is accepted
+    status, raw, _ = exchange(server.url, [request])
+    assert status == 202, raw[:300]
 
 
 @pytest.mark.parametrize("path", ["/health?x=", "/" + "a" * 10, "/batches/"])
