@@ -18,7 +18,11 @@ from eventpipe.core.insights import InsightsRows, MinuteRow
 from eventpipe.core.rawbatch import RAW_PREFIX, STAGED_PREFIX
 from eventpipe.handlers.drops import INCOMING_PREFIX
 from eventpipe.handlers.http_api import HttpError, HttpRequest, route
+from eventpipe.handlers.ingest import handle_ingest
+from eventpipe.handlers.replay import handle_replay
+from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.settings import AwsResources, Settings
+from tests.conftest import NOW_MS, FixedClock, make_event
 from tests.infra.conftest import ROOT, TEMPLATE
 
 if TYPE_CHECKING:
@@ -333,7 +337,11 @@ def test_asynchronous_failures_end_in_the_encrypted_dead_letter_queue(
         for event in asynchronous:
             assert event["Properties"]["DeadLetterConfig"] == {"Arn": dlq}, logical_id
             rule_names.append(event["Properties"].get("RuleName") or event["Properties"].get("Name"))
-    assert {handler_of(p) for p in functions.values() if "EventInvokeConfig" in p} == {"ingest", "export_insights"}
+    assert {handler_of(p) for p in functions.values() if "EventInvokeConfig" in p} == {
+        "ingest",
+        "export_insights",
+        "replay",
+    }
     # EventBridge may send dead letters only for these rules
     statement = resources["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     allowed = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
@@ -344,6 +352,48 @@ def test_export_runs_every_five_minutes(functions: dict[str, Any]) -> None:
     (event,) = functions["ExportInsightsFunction"]["Events"].values()
     assert event["Type"] == "Schedule"
     assert event["Properties"]["Schedule"] == "rate(5 minutes)"
+
+
+def test_pending_batches_left_behind_are_restarted_every_ten_minutes(functions: dict[str, Any]) -> None:
+    # GIVEN the replay function's one event: a schedule
+    replay = functions["ReplayFunction"]
+    (event,) = replay["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == "rate(10 minutes)"
+    assert event["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-replay-pending"}
+    # THEN it asks for pending batches only (failed ones wait for an operator), in whole seconds
+    answer = json.loads(event["Properties"]["Input"])
+    assert set(answer) == {"pending_older_than_s"}
+    older_than_s = answer["pending_older_than_s"]
+    assert type(older_than_s) is int
+    # AND only for batches whose first execution has closed: ingest starts it within its own timeout,
+    # and the workflow's TimeoutSeconds ends it; a batch still pending after both was lost
+    workflow_timeout_s = json.loads(ASL.read_text(encoding="utf-8"))["TimeoutSeconds"]
+    assert older_than_s >= workflow_timeout_s + functions["IngestFunction"]["Timeout"]
+    # AND its failed invocations, and undeliverable schedule events, end in the dead-letter queue
+    assert replay["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == get_att(
+        "DeadLetterQueue", "Arn"
+    )
+    assert event["Properties"]["DeadLetterConfig"] == {"Arn": get_att("DeadLetterQueue", "Arn")}
+
+
+def test_the_handler_restarts_what_the_schedule_asks_for(
+    functions: dict[str, Any], settings: Settings, clock: FixedClock
+) -> None:
+    (event,) = functions["ReplayFunction"]["Events"].values()
+    older_than_ms = json.loads(event["Properties"]["Input"])["pending_older_than_s"] * 1000
+    # GIVEN batches whose workflow did not start: one received just over that age, one just under
+    runtime = LocalRuntime(settings, clock=clock, defer_to=lambda: None)
+    try:
+        clock.now = NOW_MS - older_than_ms - 1
+        lost = handle_ingest({"events": [make_event()]}, runtime)["batch_id"]
+        clock.now = NOW_MS - older_than_ms + 1
+        handle_ingest({"events": [make_event()]}, runtime)
+        # WHEN the handler gets the schedule's input THEN only the older one is started again
+        clock.now = NOW_MS
+        assert handle_replay(json.loads(event["Properties"]["Input"]), runtime)["unfinished"] == [lost]
+    finally:
+        runtime.close()
 
 
 def test_lifecycle_expires_pipeline_prefixes_but_keeps_insights(resources: dict[str, Any]) -> None:

@@ -13,7 +13,9 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+import hcl2
 import pytest
+from hcl2 import SerializationOptions
 
 from eventpipe.adapters.aws import tables
 from tests.infra.test_terraform import ENVIRONMENTS, MODULES, ROOT, STAGES, blocks, module
@@ -360,8 +362,21 @@ def test_files_dropped_in_incoming_invoke_ingest_as_in_sam(pipeline: Any, sam_by
     assert target["arn"] == '${module.entry["ingest"].arn}'
 
 
+def tf_jsonencoded(expression: str) -> Any:
+    """The value of a `${jsonencode({...})}` argument, as the JSON it encodes."""
+    found = re.fullmatch(r"\$\{jsonencode\((.*)\)\}", expression, flags=re.DOTALL)
+    assert found, expression
+    options = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+    return hcl2.loads(f"value = {found.group(1)}\n", serialization_options=options)["value"]
+
+
+def sam_schedule(sam_by_handler: dict[str, Any], name: str) -> dict[str, Any]:
+    (schedule,) = [e["Properties"] for e in sam_by_handler[name]["Events"].values() if e["Type"] == "Schedule"]
+    return schedule
+
+
 def test_the_export_schedule_matches_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
-    (sam,) = [e["Properties"] for e in sam_by_handler["export_insights"]["Events"].values() if e["Type"] == "Schedule"]
+    sam = sam_schedule(sam_by_handler, "export_insights")
     rule = pipeline.resource("aws_cloudwatch_event_rule", "export")
     target = pipeline.resource("aws_cloudwatch_event_target", "export")
     assert rule["name"] == "${local.name}-export-insights"
@@ -374,6 +389,67 @@ def test_the_export_schedule_matches_sam(pipeline: Any, sam_by_handler: dict[str
         }
     ]
     assert target["arn"] == '${module.entry["export_insights"].arn}'
+    assert tf_jsonencoded(target["input"]) == json.loads(sam.get("Input", "{}"))
+
+
+def test_pending_batches_are_restarted_on_the_schedule_of_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
+    sam = sam_schedule(sam_by_handler, "replay")
+    rule = pipeline.resource("aws_cloudwatch_event_rule", "replay_pending")
+    target = pipeline.resource("aws_cloudwatch_event_target", "replay_pending")
+    # THEN the rule has the SAM rule's name and schedule
+    assert rule["name"] == "${local.name}-replay-pending"
+    assert sam["Name"] == {"Fn::Sub": "${AWS::StackName}-replay-pending"}
+    assert rule["schedule_expression"] == "${var.replay_schedule}"
+    assert pipeline.variables["replay_schedule"]["default"] == sam["Schedule"] == "rate(10 minutes)"
+    # AND it invokes replay with the same input: pending batches older than the same age
+    assert target["arn"] == '${module.entry["replay"].arn}'
+    assert target["rule"] == "${aws_cloudwatch_event_rule.replay_pending.name}"
+    assert tf_jsonencoded(target["input"]) == json.loads(sam["Input"])
+    assert set(json.loads(sam["Input"])) == {"pending_older_than_s"}
+    # AND it retries and dead-letters the same way
+    assert blocks(target, "retry_policy") == [
+        {
+            "maximum_event_age_in_seconds": sam["RetryPolicy"]["MaximumEventAgeInSeconds"],
+            "maximum_retry_attempts": sam["RetryPolicy"]["MaximumRetryAttempts"],
+        }
+    ]
+    assert blocks(target, "dead_letter_config") == [{"arn": "${aws_sqs_queue.dead_letter.arn}"}]
+
+
+def test_every_rule_may_invoke_its_function_and_send_dead_letters(
+    pipeline: Any, resources: dict[str, Any], sam_by_handler: dict[str, Any]
+) -> None:
+    # GIVEN the EventBridge rules of both (SAM: the functions' EventBridgeRule and Schedule events)
+    rules = {name for kind, name in pipeline.resources if kind == "aws_cloudwatch_event_rule"}
+    sam_names = {
+        (e["Properties"].get("RuleName") or e["Properties"]["Name"])["Fn::Sub"].removeprefix("${AWS::StackName}-")
+        for props in sam_by_handler.values()
+        for e in props.get("Events", {}).values()
+        if e["Type"] in ("EventBridgeRule", "Schedule")
+    }
+    tf_names = {pipeline.resource("aws_cloudwatch_event_rule", r)["name"].removeprefix("${local.name}-") for r in rules}
+    # THEN they are the same rules
+    assert tf_names == sam_names
+    for name in rules:
+        target = pipeline.resource("aws_cloudwatch_event_target", name)
+        permission = pipeline.resource("aws_lambda_permission", name)
+        # AND each has one target, with a dead-letter queue, and a permission to invoke its function
+        assert target["rule"] == f"${{aws_cloudwatch_event_rule.{name}.name}}"
+        assert blocks(target, "dead_letter_config") == [{"arn": "${aws_sqs_queue.dead_letter.arn}"}]
+        assert permission["source_arn"] == f"${{aws_cloudwatch_event_rule.{name}.arn}}"
+        assert permission["principal"] == "events.amazonaws.com"
+        assert permission["function_name"] == target["arn"].replace(".arn}", ".function_name}")
+    # AND the dead-letter queue takes messages from those rules, as the SAM queue policy names them
+    (allow, _) = blocks(pipeline.data[("aws_iam_policy_document", "dead_letter")], "statement")
+    (condition,) = blocks(allow, "condition")
+    assert (condition["test"], condition["variable"]) == ("ArnEquals", "aws:SourceArn")
+    assert sorted(condition["values"]) == sorted(f"${{aws_cloudwatch_event_rule.{r}.arn}}" for r in rules)
+    (sam_allow, _) = resources["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    sam_allowed = {
+        arn["Fn::Sub"].rsplit("/${AWS::StackName}-", 1)[1]
+        for arn in sam_allow["Condition"]["ArnEquals"]["aws:SourceArn"]
+    }
+    assert sam_allowed == sam_names
 
 
 # --- HTTP API -----------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ locals {
   async_invocations = {
     ingest          = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 21600 }
     export_insights = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 3600 }
+    replay          = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 3600 }
   }
 
   entry_functions = { for key, spec in local.functions : key => spec if !contains(keys(local.workflow_steps), key) }
@@ -88,7 +89,7 @@ module "entry" {
 
 resource "aws_sqs_queue" "dead_letter" {
   # Asynchronous invocations that failed for good: object-created and schedule events EventBridge
-  # could not deliver, and ingest / export_insights invocations that failed after Lambda's retries.
+  # could not deliver, and ingest / export_insights / replay invocations that failed after Lambda's retries.
   # The dlq-depth alarm watches it.
   name                      = "${local.name}-dead-letters"
   message_retention_seconds = 1209600 # 14 days, the most SQS keeps
@@ -110,7 +111,11 @@ data "aws_iam_policy_document" "dead_letter" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.object_created.arn, aws_cloudwatch_event_rule.export.arn]
+      values = [
+        aws_cloudwatch_event_rule.object_created.arn,
+        aws_cloudwatch_event_rule.export.arn,
+        aws_cloudwatch_event_rule.replay_pending.arn,
+      ]
     }
   }
 

@@ -26,7 +26,7 @@ locals {
     mark_done       = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkDone." }
     mark_failed     = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkFailed." }
     export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the last two hours of insights to insights/dt=YYYY-MM-DD/hour=HH/minutes.json." }
-    replay          = { memory_mb = 512, timeout_s = 900, description = "Operator replay of unfinished batches or of the quarantine." }
+    replay          = { memory_mb = 512, timeout_s = 900, description = "Replay of unfinished batches (lost pending ones on a schedule) or of the quarantine." }
   }
 
   # The workflow's tasks, by the substitution variable the ASL file names them with.

@@ -1,5 +1,6 @@
 # What invokes the entry functions besides the HTTP API: files dropped under incoming/ (S3 sends
-# Object Created to EventBridge) and the insights export schedule. Rule names as in the SAM template.
+# Object Created to EventBridge), the insights export schedule and the schedule that restarts lost
+# pending batches. Rule names as in the SAM template.
 
 resource "aws_cloudwatch_event_rule" "object_created" {
   name        = "${local.name}-object-created"
@@ -66,4 +67,39 @@ resource "aws_lambda_permission" "export" {
   function_name = module.entry["export_insights"].function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.export.arn
+}
+
+resource "aws_cloudwatch_event_rule" "replay_pending" {
+  name                = "${local.name}-replay-pending"
+  description         = "Starts again the pending batches whose workflow did not start or was lost"
+  schedule_expression = var.replay_schedule
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "replay_pending" {
+  # Only pending batches received more than 2100 s ago: the workflow's TimeoutSeconds (1800) plus
+  # ingest's timeout (300), within which the invocation that received a batch starts its execution. By
+  # then that execution has closed, so a batch still pending was lost (its start failed, or it timed out,
+  # was aborted or failed before MarkFailed); none whose first execution may still run is started again.
+  # Failed batches wait for an operator. The same input as the SAM template's schedule.
+  rule  = aws_cloudwatch_event_rule.replay_pending.name
+  arn   = module.entry["replay"].arn
+  input = jsonencode({ pending_older_than_s = 2100 })
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600 # the next runs restart the same batches
+    maximum_retry_attempts       = 10
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.dead_letter.arn
+  }
+}
+
+resource "aws_lambda_permission" "replay_pending" {
+  statement_id  = "AllowReplayPendingSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = module.entry["replay"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.replay_pending.arn
 }

@@ -88,6 +88,17 @@ variable "export_schedule" {
   }
 }
 
+variable "replay_schedule" {
+  description = "How often the replay function starts again the pending batches received more than 2100 s ago (an EventBridge schedule expression)."
+  type        = string
+  default     = "rate(10 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.replay_schedule))
+    error_message = "Use rate(...) or cron(...)."
+  }
+}
+
 variable "api_throttling" {
   description = "Default route throttling of the HTTP API: steady requests per second and burst."
   type = object({
