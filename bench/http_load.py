@@ -72,7 +72,7 @@ class Acks:
 
 async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes) -> tuple[int, bytes]:
     writer.write(
-        b"POST /events HTTP/1.1\r\nhost: bench\r\ncontent-type: application/x-ndjson\r\n"
+        b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/x-ndjson\r\n"
         b"content-length: %d\r\n\r\n%s" % (len(body), body)
     )
     status_line = await reader.readline()
@@ -288,7 +288,7 @@ def freshness(port: int, bodies: Bodies, seconds: float) -> None:
                 # The worker takes batches oldest first: poll the oldest one not yet seen done.
                 while seen < len(acks.batch_ids):
                     at, batch_id = acks.batch_ids[seen]
-                    writer.write(b"GET /batches/%s HTTP/1.1\r\nhost: bench\r\n\r\n" % batch_id.encode())
+                    writer.write(b"GET /batches/%s HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n" % batch_id.encode())
                     if orjson.loads(await read_answer(reader))["status"] != "done":
                         break
                     done_after.append(time.perf_counter() - at)

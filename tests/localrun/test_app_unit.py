@@ -194,8 +194,69 @@ def test_every_answer_has_a_content_length(runtime: LocalRuntime, executor: Thre
         assert int(client.headers[b"content-length"]) == len(client.body), (method, path)
 
 
-def test_the_lifespan_protocol_is_answered(runtime: LocalRuntime, executor: ThreadPoolExecutor) -> None:
-    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    client = Client(messages)
+def test_scopes_other_than_http_are_left_alone(runtime: LocalRuntime, executor: ThreadPoolExecutor) -> None:
+    # the server runs with lifespan off and no websockets: anything else gets no answer
+    client = Client([{"type": "lifespan.startup"}])
     serve(make_app(runtime, executor), {"type": "lifespan"}, client)
-    assert [m["type"] for m in client.sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert (client.sent, client.receives) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"host", b"evil.example")],  # a DNS name rebound to 127.0.0.1
+        [(b"host", b"evil.example:8080")],
+        [(b"host", b"127.0.0.1:8080"), (b"origin", b"https://evil.example")],  # a page of another site
+        [(b"host", b"127.0.0.1:8080"), (b"origin", b"null")],
+        [(b"host", b"localhost:8080"), (b"origin", b"http://127.0.0.1:8080")],
+    ],
+)
+@pytest.mark.parametrize(("method", "path"), [("POST", "/events"), ("POST", INVOKE), ("GET", "/insights")])
+def test_without_a_token_requests_from_other_sites_are_403(
+    runtime: LocalRuntime, executor: ThreadPoolExecutor, headers: list[tuple[bytes, bytes]], method: str, path: str
+) -> None:
+    # GIVEN a server on loopback without a token, and a request a web page elsewhere made through the browser
+    client = Client([body_message(ndjson([make_event()]))])
+    # WHEN it arrives
+    serve(make_app(runtime, executor), scope(method, path, headers), client)
+    # THEN it is refused before its body is read, and nothing is stored
+    assert client.status == 403, client.body
+    assert client.receives == 0
+    assert list(runtime.bucket.keys("raw/")) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"host", b"127.0.0.1:8080")],
+        [(b"host", b"localhost:8080"), (b"origin", b"http://localhost:8080")],  # the dashboard itself
+        [(b"host", b"[::1]:8080")],
+        [],  # no Host: not a browser
+    ],
+)
+def test_without_a_token_this_machine_is_served(
+    runtime: LocalRuntime, executor: ThreadPoolExecutor, headers: list[tuple[bytes, bytes]]
+) -> None:
+    client = Client([body_message(ndjson([make_event()]))])
+    headers = [*headers, (b"content-type", b"application/x-ndjson")]
+    serve(make_app(runtime, executor), scope("POST", "/events", headers), client)
+    assert client.status == 202, client.body
+
+
+def test_with_a_token_any_host_is_served(runtime: LocalRuntime, executor: ThreadPoolExecutor) -> None:
+    headers = [(b"host", b"eventpipe.internal:8080"), (b"authorization", f"Bearer {TOKEN}".encode())]
+    client = Client([])
+    serve(make_app(runtime, executor, token=TOKEN), scope("GET", "/dashboard/rejections", headers), client)
+    assert client.status == 200
+
+
+def test_an_event_invocation_is_answered_once_it_ran(runtime: LocalRuntime, executor: ThreadPoolExecutor) -> None:
+    # GIVEN an asynchronous invocation of ingest
+    payload = orjson.dumps({"events": [make_event()]})
+    client = Client([body_message(payload)])
+    headers = [(b"x-amz-invocation-type", b"Event")]
+    # WHEN it is answered
+    serve(make_app(runtime, executor), scope("POST", INVOKE, headers), client)
+    # THEN its batch is stored already: a 202 is never an answer that a crash could take back
+    assert client.status == 202
+    assert len(list(runtime.bucket.keys("raw/"))) == 1

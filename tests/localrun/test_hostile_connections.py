@@ -49,7 +49,7 @@ def still_serving(server: Server) -> Iterator[None]:
 
 
 def head(method: str, path: str, *lines: str) -> bytes:
-    return "\r\n".join([f"{method} {path} HTTP/1.1", "host: x", *lines, "", ""]).encode("latin-1")
+    return "\r\n".join([f"{method} {path} HTTP/1.1", "host: 127.0.0.1", *lines, "", ""]).encode("latin-1")
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=ROUTE_IDS)
@@ -115,36 +115,36 @@ def test_a_1_gb_content_length_is_answered_at_once_and_never_buffered(server: Se
 
 
 BROKEN = {
-    "byte-ff-in-path": b"GET /\xff HTTP/1.1\r\nhost: x\r\n\r\n",
-    "nul-in-path": b"GET /he\x00alth HTTP/1.1\r\nhost: x\r\n\r\n",
-    "superscript-content-length": b"POST /events HTTP/1.1\r\nhost: x\r\ncontent-length: \xb2\r\n\r\n",
-    "negative-content-length": b"POST /events HTTP/1.1\r\nhost: x\r\ncontent-length: -1\r\n\r\n",
-    "huge-content-length": b"POST /events HTTP/1.1\r\nhost: x\r\ncontent-length: 99999999999999999999999\r\n\r\n",
-    "two-content-lengths": b"POST /events HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab",
+    "byte-ff-in-path": b"GET /\xff HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
+    "nul-in-path": b"GET /he\x00alth HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
+    "superscript-content-length": b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: \xb2\r\n\r\n",
+    "negative-content-length": b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: -1\r\n\r\n",
+    "huge-content-length": b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 99999999999999999999999\r\n\r\n",
+    "two-content-lengths": b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab",
     "length-and-chunked": (
-        b"POST /events HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
     ),
-    "bad-chunk-size": b"POST /events HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
-    "unknown-transfer-encoding": b"POST /events HTTP/1.1\r\nhost: x\r\ntransfer-encoding: magic\r\n\r\n",
-    "http-9.9": b"GET /health HTTP/9.9\r\nhost: x\r\n\r\n",
+    "bad-chunk-size": b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+    "unknown-transfer-encoding": b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: magic\r\n\r\n",
+    "http-9.9": b"GET /health HTTP/9.9\r\nhost: 127.0.0.1\r\n\r\n",
     "http-0.9": b"GET /health\r\n\r\n",
-    "unknown-method": b"BREW /health HTTP/1.1\r\nhost: x\r\n\r\n",
+    "unknown-method": b"BREW /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
     "only-newlines": b"\r\n\r\n\r\n\r\n",
     "bare-lf": b"GET /health HTTP/1.1\nhost: x\n\n",
-    "header-without-colon": b"GET /health HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n",
-    "folded-header": b"GET /health HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n folded\r\n\r\n",
-    "nul-in-header": b"GET /health HTTP/1.1\r\nhost: x\r\nx-a: \x00\r\n\r\n",
+    "header-without-colon": b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nbad header\r\n\r\n",
+    "folded-header": b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nx-a: 1\r\n folded\r\n\r\n",
+    "nul-in-header": b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nx-a: \x00\r\n\r\n",
     "binary-garbage": bytes(range(256)) * 4,
     "tls-hello": bytes.fromhex("16030100a5010000a103030000"),
     "upgrade-websocket": (
-        b"GET /health HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n"
+        b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: upgrade\r\n"
         b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
     ),
-    "h2c-upgrade": b"GET /health HTTP/1.1\r\nhost: x\r\nupgrade: h2c\r\nconnection: upgrade, http2-settings\r\n\r\n",
+    "h2c-upgrade": b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: h2c\r\nconnection: upgrade, http2-settings\r\n\r\n",
     "http2-preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-    "pipelined": b"GET /health HTTP/1.1\r\nhost: x\r\n\r\nGET /nope HTTP/1.1\r\nhost: x\r\n\r\n",
-    "absolute-uri": b"GET http://elsewhere.example/health HTTP/1.1\r\nhost: x\r\n\r\n",
-    "asterisk": b"OPTIONS * HTTP/1.1\r\nhost: x\r\n\r\n",
+    "pipelined": b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\nGET /nope HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
+    "absolute-uri": b"GET http://elsewhere.example/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
+    "asterisk": b"OPTIONS * HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
 }
 
 
@@ -161,7 +161,7 @@ def test_slowloris_connections_are_closed_after_the_head_timeout(server: Server)
         socket.create_connection(address(server.url), timeout=HEAD_TIMEOUT_S + 5) as silent,
         socket.create_connection(address(server.url), timeout=HEAD_TIMEOUT_S + 5) as slow,
     ):
-        slow.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\nx-a: ")
+        slow.sendall(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nx-a: ")
         started = time.monotonic()
         # WHEN they wait
         slow_status, slow_raw = read_answer(slow, timeout=HEAD_TIMEOUT_S + 3)

@@ -158,7 +158,7 @@ def test_an_unknown_content_encoding_is_never_a_5xx(server: Server, method: str,
     status, raw, _ = exchange(
         server.url,
         [
-            f"{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n".encode()
+            f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n".encode()
             + f"content-encoding: {encoding}\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
             + body
         ],
@@ -179,7 +179,7 @@ def in_pieces(data: bytes, size: int = 256 * 1024) -> Iterator[bytes]:
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=ROUTE_IDS)
 def test_a_body_over_the_limit_is_413(server: Server, method: str, path: str) -> None:
     body = b"[" + b" " * OVER_EVERY_LIMIT + b"]"
-    head = f"{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n".encode()
+    head = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n".encode()
     head += b"content-length: %d\r\n\r\n" % len(body)
     status, raw, _ = exchange(server.url, [head, *in_pieces(body)])
     assert status == (200 if path in IGNORE_BODY else 413), raw[:300]
@@ -194,14 +194,14 @@ def chunked(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=ROUTE_IDS)
 def test_a_chunked_body_over_the_limit_is_413(server: Server, method: str, path: str) -> None:
-    head = f"{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n".encode()
+    head = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n".encode()
     head += b"transfer-encoding: chunked\r\n\r\n"
     status, raw, _ = exchange(server.url, [head, *chunked(b"[" + b" " * OVER_EVERY_LIMIT + b"]")])
     assert status == (200 if path in IGNORE_BODY else 413), raw[:300]
 
 
 def test_a_chunked_body_within_the_limit_is_read(server: Server) -> None:
-    head = b"POST /events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    head = b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
     status, raw, _ = exchange(server.url, [head, *chunked(orjson.dumps([make_event()]), size=7)])
     assert status == 202, raw
 
@@ -252,7 +252,7 @@ def test_an_odd_rejections_limit_is_never_a_5xx(server: Server, query_string: st
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=ROUTE_IDS)
 @pytest.mark.parametrize("query_string", ["%ZZ=%ZZ", "a=\xff", "&&&==&", "x=" + "%00" * 1000])
 def test_odd_query_strings_are_never_a_5xx(server: Server, method: str, path: str, query_string: str) -> None:
-    request = f"{method} {path}?{query_string} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    request = f"{method} {path}?{query_string} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     status, raw, _ = exchange(server.url, [request.encode("latin-1")])
     assert_not_5xx(status, raw[:300])
 
@@ -269,5 +269,5 @@ def test_odd_query_strings_are_never_a_5xx(server: Server, method: str, path: st
     ],
 )
 def test_no_file_outside_the_dashboard_is_served(server: Server, path: str) -> None:
-    status, raw, _ = exchange(server.url, [f"GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".encode()])
+    status, raw, _ = exchange(server.url, [f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n".encode()])
     assert status == 404, raw[:300]

@@ -18,6 +18,9 @@ import orjson
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, bytes]  # an HTTP answer: status, headers, body
+
 
 def http_api_event(
     *,
@@ -88,7 +91,7 @@ def _body_field(body: bytes, content_encoding: str | None) -> tuple[str, bool]:
     return base64.b64encode(body).decode("ascii"), True
 
 
-def proxy_response(result: Mapping[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def proxy_response(result: Mapping[str, Any]) -> Answer:
     """Status, headers and body of a Lambda proxy response; anything else is a plain JSON document,
     as API Gateway treats a function's result that has no `statusCode`."""
     if not isinstance(result, dict) or "statusCode" not in result:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ import orjson
 
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.localrun import dashboard, invoke
-from eventpipe.localrun.apigw import http_api_event, proxy_response
+from eventpipe.localrun.apigw import Answer, Headers, http_api_event, proxy_response
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -34,9 +35,8 @@ if TYPE_CHECKING:
     Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger(__name__)
-Headers = list[tuple[bytes, bytes]]
-Answer = tuple[int, Headers, bytes]
 JSON = [(b"content-type", b"application/json")]
+LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 class BodyError(Exception):
@@ -80,10 +80,7 @@ class LocalApp:
         self.stats = stats or ServerStats()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # the server runs with lifespan off and no websockets
             return
         try:
             status, headers, body = await self._answer(scope, receive)
@@ -96,7 +93,7 @@ class LocalApp:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, Headers, bytes]:
+    async def _answer(self, scope: Scope, receive: Receive) -> Answer:
         method, path = scope["method"], scope["path"]
         if method == "GET" and (asset := dashboard.asset(path)) is not None:
             return asset  # the page and its scripts hold no data: no token needed to load them
@@ -106,6 +103,9 @@ class LocalApp:
                 [*JSON, (b"www-authenticate", b"Bearer")],
                 _error("unauthorized", "send Authorization: Bearer <EVENTPIPE_API_TOKEN>"),
             )
+        if path != "/health" and self._token is None and not _from_this_machine(scope["headers"]):
+            message = "without a token, only this machine's own pages and programs may call the API"
+            return 403, JSON, _error("forbidden", message)
         if match := invoke.INVOKE_PATH.match(path):
             return await self._invoke(match["name"], scope, receive)
         if method == "GET" and path == dashboard.REJECTIONS_PATH:
@@ -125,25 +125,17 @@ class LocalApp:
     def _ingest(self, event: dict[str, Any]) -> Answer:
         return proxy_response(handle_ingest(event, self._runtime))
 
-    async def _invoke(self, name: str, scope: Scope, receive: Receive) -> tuple[int, Headers, bytes]:
+    async def _invoke(self, name: str, scope: Scope, receive: Receive) -> Answer:
         if scope["method"] != "POST":
             return 405, [*JSON, (b"allow", b"POST")], _error("method_not_allowed", "the Invoke API answers POST only")
         kind = _header(scope["headers"], b"x-amz-invocation-type")
         try:
             body = await self._body(scope, receive, invoke.MAX_PAYLOAD_BYTES)
-            call = invoke.invocation(name, kind, body)
-        except invoke.InvokeError as exc:
-            return exc.answer()
         except BodyError as exc:  # answered as Lambda does, so SDKs raise their own exception
             if exc.status != 413:
                 raise
             return invoke.payload_too_large().answer()
-        if call.invocation_type == "DryRun":
-            return 204, [], b""
-        if call.invocation_type == "Event":  # queued in AWS: answered before it runs
-            self._executor.submit(invoke.run, call, self._runtime)
-            return 202, [], b""
-        return await self._in_thread(invoke.run, call, self._runtime)
+        return await self._in_thread(invoke.answer, name, kind, body, self._runtime)
 
     async def _body(self, scope: Scope, receive: Receive, limit: int) -> bytes:
         """The request body, refused (413) once past `limit` bytes, or (408) when it takes too long."""
@@ -189,11 +181,22 @@ def _error(code: str, message: str) -> bytes:
     return orjson.dumps({"error": code, "message": message})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+def _from_this_machine(headers: Headers) -> bool:
+    """A request a web page on another site cannot have made: a Host that names this machine (not a
+    rebound DNS name) and no Origin but this server's own. Without a token, that is the guard against
+    pages the user visits calling the API through the browser."""
+    host = _header(headers, b"host")
+    if host is None:
+        return True  # not a browser: browsers always send Host
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if name.strip("[]") not in LOOPBACK_NAMES and not _is_loopback_ip(name.strip("[]")):
+        return False
+    origin = _header(headers, b"origin")
+    return origin is None or origin == f"http://{host}"
+
+
+def _is_loopback_ip(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -16,14 +16,13 @@ from urllib.parse import parse_qs
 import orjson
 
 if TYPE_CHECKING:
+    from eventpipe.localrun.apigw import Answer
     from eventpipe.localrun.runtime import LocalRuntime
 
 REJECTIONS_PATH = "/dashboard/rejections"
 MAX_REJECTIONS = 200
 _TYPES = {".html": b"text/html; charset=utf-8", ".js": b"text/javascript; charset=utf-8", ".css": b"text/css"}
 PLOTLY_PATH = "/dashboard/vendor/plotly.min.js"
-
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 @cache

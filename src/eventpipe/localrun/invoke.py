@@ -19,6 +19,7 @@ from eventpipe.handlers.functions import FUNCTIONS
 if TYPE_CHECKING:
     from eventpipe.handlers.functions import Handler
     from eventpipe.handlers.services import Services
+    from eventpipe.localrun.apigw import Answer, Headers
 
 log = logging.getLogger(__name__)
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
@@ -28,8 +29,6 @@ REGION = "us-east-1"
 _FUNCTION_NAME = re.compile(
     r"^(?:arn:aws[a-z-]*:lambda:[a-z0-9-]+:)?(?:\d{12}:function:)?(?P<name>[A-Za-z0-9_-]{1,64})(?::[A-Za-z0-9$_-]+)?$"
 )
-
-Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class InvokeError(Exception):
         self.status = status
         self.error_type = error_type
 
-    def answer(self) -> tuple[int, Headers, bytes]:
+    def answer(self) -> Answer:
         headers = [(b"content-type", b"application/json"), (b"x-amzn-errortype", self.error_type.encode())]
         return self.status, headers, orjson.dumps({"Type": "User", "Message": str(self)})
 
@@ -78,7 +77,22 @@ def payload_too_large() -> InvokeError:
     return InvokeError(413, "RequestTooLargeException", message)
 
 
-def run(call: Invocation, services: Services) -> tuple[int, Headers, bytes]:
+def answer(function_name: str, invocation_type: str | None, payload: bytes, services: Services) -> Answer:
+    """The Invoke API's answer to one request. An `Event` invocation runs before it is answered
+    (202): AWS queues it durably, and here an answer given before the run could be lost with it."""
+    try:
+        call = invocation(function_name, invocation_type, payload)
+    except InvokeError as exc:
+        return exc.answer()
+    if call.invocation_type == "DryRun":
+        return 204, [], b""
+    status, headers, body = run(call, services)
+    if call.invocation_type == "Event":
+        return 202, [], b""
+    return status, headers, body
+
+
+def run(call: Invocation, services: Services) -> Answer:
     """Run the function as Lambda does: its result, or its exception as an `Unhandled` function error."""
     headers: Headers = [(b"content-type", b"application/json"), (b"x-amz-executed-version", b"$LATEST")]
     try:
