@@ -46,3 +46,16 @@ def test_pending_older_than_must_be_whole_seconds(deferred: LocalRuntime, value:
         return
     with pytest.raises(InputError, match="pending_older_than_s"):
         handle_replay({"pending_older_than_s": value}, deferred)
+
+
+def test_a_failed_batch_replayed_is_pending_again_for_the_worker(deferred: LocalRuntime) -> None:
+    # GIVEN a failed batch
+    batch_id = handle_ingest({"events": [make_event()]}, deferred)["batch_id"]
+    deferred.batches.mark_failed(batch_id, "boom")
+    # WHEN replay starts it again
+    assert handle_replay({}, deferred)["batches"] == 1
+    # THEN it is pending, for the worker to take (no workflow runs in the caller's thread)
+    record = deferred.batches.get(batch_id)
+    assert record is not None
+    assert record.status == "pending"
+    assert deferred.batches.pending(10)[0].batch_id == batch_id

@@ -72,12 +72,14 @@ class LocalRuntime:
         )
 
     def start(self, batch_id: str, raw_key: str, *, retry: bool = False) -> None:
-        """Start one batch's workflow: deferred to the worker, or run here (always for a failed batch
-        started again, since the worker takes only pending ones)."""
-        if self._defer_to is not None and not retry:
-            self._defer_to()
-        else:
+        """Start one batch's workflow: run it here, or leave it to the worker (a failed batch started
+        again becomes pending, since the worker takes pending batches)."""
+        if self._defer_to is None:
             self.run(batch_id, raw_key)
+            return
+        if retry:
+            self.batches.reopen(batch_id)
+        self._defer_to()
 
     def run(self, batch_id: str, raw_key: str) -> None:
         """Run the workflow for one batch to its end; a failed execution leaves the batch marked failed."""

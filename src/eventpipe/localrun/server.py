@@ -99,7 +99,7 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     finally:
         if stream:
             stream.stop()
-        executor.shutdown(wait=True)
+        executor.shutdown(wait=True, cancel_futures=True)  # uvicorn has answered or dropped every request
         supervisor.stop()
         runtime.close()
         sock.close()
@@ -124,6 +124,7 @@ def _stop_on_signals(server: uvicorn.Server) -> list[int]:
     def stop(sig: int, frame: FrameType | None) -> Any:
         received.append(sig)
         server.should_exit = True
+        server.force_exit = len(received) > 1  # a second signal: stop waiting for requests in flight
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5
 TAKE = 64  # pending batches read at a time
 STOP_TIMEOUT_S = 30.0
+RESTART_MAX_WAIT_S = 60.0
+QUICK_EXIT_S = 30.0
 
 
 class Shared:
@@ -49,12 +51,15 @@ class Shared:
         self.batches: c_longlong = context.RawValue("q", 0)  # the rest by the worker
         self.events: c_longlong = context.RawValue("q", 0)
         self.files: c_longlong = context.RawValue("q", 0)
+        self.heartbeat_ms: c_longlong = context.RawValue("q", 0)  # CLOCK_MONOTONIC: one clock for both
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
+        beat = self.heartbeat_ms.value
         return {
             "batches_processed": self.batches.value,
             "events_processed": self.events.value,
             "files_read": self.files.value,
+            "last_seen_s": round(time.monotonic() - beat / 1000, 1) if beat else None,
         }
 
 
@@ -62,17 +67,19 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     """The worker process's main loop, until the server asks it to stop or is gone."""
     logging.basicConfig(level=logging.INFO, format="eventpipe worker: %(levelname)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides
-    signal.signal(signal.SIGTERM, lambda *_: setattr(shared.stop, "value", 1))
+    terminated: list[int] = []  # SIGTERM to the worker alone: it ends, and the server starts another
+    signal.signal(signal.SIGTERM, lambda sig, _frame: terminated.append(sig))
     runtime = LocalRuntime(settings, defer_to=lambda: None)  # file drops' batches join the queue
     watcher = DropWatcher(runtime)
     runtime.sweep_staged()
     next_scan = 0.0
 
     def stopping() -> bool:
-        return bool(shared.stop.value) or os.getppid() != parent_pid
+        return bool(shared.stop.value or terminated) or os.getppid() != parent_pid
 
     try:
         while not stopping():
+            shared.heartbeat_ms.value = int(time.monotonic() * 1000)
             _drain(wake)
             pending = runtime.batches.pending(TAKE)
             for record in pending:
@@ -118,6 +125,7 @@ class WorkerSupervisor:
         self._stopped = threading.Event()
         self._process: SpawnProcess | None = None
         self._restarts = 0
+        self._started = 0.0
         self._watch = threading.Thread(target=self._keep_alive, name="eventpipe-supervisor", daemon=True)
 
     def start(self) -> None:
@@ -136,13 +144,22 @@ class WorkerSupervisor:
             name="eventpipe-worker",
         )
         self._process.start()
+        self._started = time.monotonic()
 
     def _keep_alive(self) -> None:
+        """Start a worker that exited (the server alone decides when to stop) again; after an exit soon
+        after its start, wait twice as long as the last time, up to a minute: a crash loop stays cheap."""
+        backoff_s = 0.5
         while not self._stopped.wait(1.0):
-            if self._process is not None and not self._process.is_alive():
-                self._restarts += 1
-                log.error("the worker exited (code %s); starting it again", self._process.exitcode)
-                self._spawn()
+            if self._process is None or self._process.is_alive():
+                continue
+            self._restarts += 1
+            quick = time.monotonic() - self._started < QUICK_EXIT_S
+            backoff_s = min(backoff_s * 2, RESTART_MAX_WAIT_S) if quick else 1.0
+            log.error("the worker exited (code %s); starting it again in %.0f s", self._process.exitcode, backoff_s)
+            if self._stopped.wait(backoff_s):
+                return
+            self._spawn()
 
     def stop(self) -> None:
         """Let the worker finish its current batch and exit; a worker that does not is killed, which

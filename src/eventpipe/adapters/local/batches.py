@@ -90,6 +90,11 @@ class SqliteBatchStore:
             counts.update({str(status): int(n) for status, n in rows})
         return counts
 
+    def reopen(self, batch_id: str) -> None:
+        """A failed batch becomes pending again, for the local worker to run."""
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE batches SET status = 'pending' WHERE batch_id = ? AND status = 'failed'", (batch_id,))
+
     def unfinished(self) -> list[BatchRecord]:
         with self._db.reading() as conn:
             rows = conn.execute(
