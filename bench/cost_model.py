@@ -160,21 +160,21 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     sketch = mean_sketch_bytes(round(rate * 60 / max(shards, 1)), per.events, seed)
     minute_item = per.minute_bytes + sketch
     insights_wru = per.units["insights WRU"] - per.minute_wru + per.minute_writes * 2 * write_units(int(minute_item))
-    # Besides the batches' own reads: each export reads 3 hours of minute items and, with them, the
-    # funnel rows of those hours and the 2 hours before; each dashboard poll 1 hour (+ 2).
+    # Besides the batches' own reads: each export reads 3 hours of minute items (no funnel rows); each
+    # dashboard poll 1 hour of minute items and the funnel rows of that hour and the 2 hours before.
     funnel_per_hour = per.funnel_rows * batches / HOURS_PER_MONTH
     exports = HOURS_PER_MONTH * 60 / a.export_every_min
     polls = seconds / a.poll_every_s
 
-    def read(hours: int) -> tuple[float, float]:
+    def read(hours: int, *, funnel: bool) -> tuple[float, float]:
         """(read units, items) of one read of `hours` hours of insights; one unit or more per Query."""
         minutes = hours * 60 * shards
-        rows = (hours + 2) * funnel_per_hour
+        rows = (hours + 2) * funnel_per_hour if funnel else 0
         size = minutes * minute_item + rows * per.funnel_row_bytes
         return size / 4096 + 8 + hours + 2, minutes + rows
 
-    export_rru, export_items = read(3)
-    poll_rru, poll_items = read(1)
+    export_rru, export_items = read(3, funnel=False)
+    poll_rru, poll_items = read(1, funnel=True)
     export_s = export_items * a.parse_us / 1e6 * a.cpu_scale("export_insights")
     step_s = {step: a.duration_s(per, step) for step in STEPS}
     gb_s = batches * sum(a.memory_mb[s] / 1024 * step_s[s] for s in STEPS)
