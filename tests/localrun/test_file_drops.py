@@ -1,28 +1,374 @@
-"""File drops into `<data dir>/bucket/incoming/` of a running `eventpipe up`: read once complete,
-moved to `processed/`, and every line counted exactly once, even across a stop or a crash."""
+"""File drops into `<data dir>/bucket/incoming/`: read once complete, moved to `processed/` (or
+`rejected/`), and every line counted exactly once, even across a stop or a crash. First the file
+watcher in this process (each file's fate, one scan at a time), then a running `eventpipe up`."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
 import itertools
+import logging
 import os
 import signal
+import socket
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 
+from eventpipe.core.errors import StorageError
+from eventpipe.handlers.drops import ingest_drop
+from eventpipe.localrun import watcher as watcher_module
+from eventpipe.localrun.watcher import DropWatcher
+from tests.conftest import ndjson
 from tests.localrun.api_client import events, health, insights, invalid_event, shapeless_event, wait_for, wait_idle
 from tests.localrun.process_probe import batches_of_source, curated_count, query
 from tests.localrun.server_harness import start_server
 from tests.localrun.servers import end, up
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
+    from collections.abc import Callable, Iterator
+    from types import FrameType
+    from typing import IO
 
+    from eventpipe.core.model import Limits
+    from eventpipe.handlers.drops import DropOutcome, ObjectDrop
+    from eventpipe.handlers.services import Services
+    from eventpipe.localrun.runtime import LocalRuntime
     from tests.localrun.server_harness import Server
+
+
+# --- the watcher in this process: the pipeline runs synchronously, so counts are final at once ------------
+
+PAST_NS = 10 * 10**9  # how long ago a settled file was last modified: more than SETTLE_S
+
+
+def settle(path: Path) -> None:
+    past = time.time_ns() - PAST_NS
+    os.utime(path, ns=(past, past))
+
+
+def put_settled(runtime: LocalRuntime, name: str, data: bytes) -> Path:
+    """A file in incoming/ that has not changed for a while: the second scan that sees it reads it."""
+    path = runtime.bucket.root / "incoming" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    settle(path)
+    return path
+
+
+def bucket_path(runtime: LocalRuntime, key: str) -> Path:
+    return runtime.bucket.root / key
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Interrupt what blocks longer than `seconds` (an open() of a FIFO, say) with TimeoutError."""
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError(f"blocked for more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def scans(watcher: DropWatcher, count: int = 2) -> list[DropOutcome]:
+    """`count` scans, within 10 seconds in all; what they read."""
+    with deadline(10):
+        return [outcome for _ in range(count) for outcome in watcher.scan()]
+
+
+def messages(caplog: pytest.LogCaptureFixture, level: int = logging.ERROR) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == watcher_module.__name__ and r.levelno == level]
+
+
+def good_and_bad() -> tuple[bytes, dict[str, Any]]:
+    """NDJSON of a valid event and one its schema rejects."""
+    good = events(1)[0]
+    return ndjson(good, invalid_event()), good
+
+
+def wrap_ingest_drop(
+    monkeypatch: pytest.MonkeyPatch, after: Callable[[ObjectDrop], None] | None = None
+) -> list[ObjectDrop]:
+    """Record the drops the watcher reads, and call `after(drop)` once each is read; the drops."""
+    real = ingest_drop
+    seen: list[ObjectDrop] = []
+
+    def wrapped(drop: ObjectDrop, services: Services) -> DropOutcome:
+        seen.append(drop)
+        outcome = real(drop, services)
+        if after is not None:
+            after(drop)
+        return outcome
+
+    monkeypatch.setattr(watcher_module, "ingest_drop", wrapped)
+    return seen
+
+
+def test_a_file_changed_while_it_is_read_is_moved_out_and_never_read_again(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a file of a valid and an invalid event, appended to in place just after it is read
+    data, _ = good_and_bad()
+    path = put_settled(runtime, "appended.ndjson", data)
+    late = ndjson(*events(1))
+
+    def append(drop: ObjectDrop) -> None:
+        with path.open("ab") as stream:
+            stream.write(late)
+
+    seen = wrap_ingest_drop(monkeypatch, append)
+    watcher = DropWatcher(runtime)
+    # WHEN it is read
+    scans(watcher)
+    # THEN an error says what was not read and how to hand files over
+    (error,) = messages(caplog)
+    assert "incoming/appended.ndjson changed while it was read" in error
+    assert "after the read was not read" in error
+    assert "rename it into incoming/" in error
+    # AND the whole file left incoming/ for processed/
+    assert not path.exists()
+    assert bucket_path(runtime, "processed/appended.ndjson").read_bytes() == data + late
+    # AND later scans read nothing again: the invalid event has one quarantine record, the valid one is curated
+    for processed in runtime.bucket.root.glob("processed/*"):
+        settle(processed)
+    assert scans(watcher, 4) == []
+    assert len(seen) == 1
+    assert (runtime.curated.count(), runtime.quarantine.count()) == (1, 1)
+
+
+def test_a_file_replaced_while_it_is_read_stays_and_the_new_one_is_read(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a file that a producer replaces (by rename) with another of the same name just after it is read
+    first, second = ndjson(*events(2)), ndjson(*events(3))
+    path = put_settled(runtime, "daily.ndjson", first)
+
+    def replace(drop: ObjectDrop) -> None:
+        if drop.key == "incoming/daily.ndjson" and path.read_bytes() == first:
+            partial = path.with_name("daily.ndjson.part")
+            partial.write_bytes(second)
+            os.replace(partial, path)
+            settle(path)
+
+    wrap_ingest_drop(monkeypatch, replace)
+    watcher = DropWatcher(runtime)
+    # WHEN it is read THEN the new file is not taken for the old one: it stays, and is read next
+    scans(watcher)
+    assert path.read_bytes() == second
+    assert any("replaced while it was read" in m for m in messages(caplog, logging.WARNING))
+    scans(watcher)
+    assert bucket_path(runtime, "processed/daily.ndjson").read_bytes() == second
+    assert runtime.curated.count() == 5
+
+
+def json_too_large(limits: Limits) -> bytes:
+    return orjson.dumps({"events": events(1) * (limits.max_body_bytes // 500)})
+
+
+REFUSED = {
+    "broken-gzip": lambda limits: gzip.compress(os.urandom(64 * 1024))[:30_000],
+    "json-document-too-large": json_too_large,
+}
+
+
+@pytest.mark.parametrize("content", list(REFUSED))
+def test_a_refused_file_moves_to_rejected_with_an_error(
+    runtime: LocalRuntime, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
+    # GIVEN a file that cannot be read as a whole, and a good one
+    put_settled(runtime, "a-refused.json.gz", REFUSED[content](runtime.settings.limits))
+    put_settled(runtime, "b-good.ndjson", ndjson(*events(2)))
+    # WHEN they are read
+    outcomes = scans(DropWatcher(runtime))
+    # THEN the refused one moves to rejected/, with an error that names it and says why; the good one is read
+    assert [(o.key, o.status) for o in outcomes] == [
+        ("incoming/a-refused.json.gz", "refused"),
+        ("incoming/b-good.ndjson", "ingested"),
+    ]
+    assert bucket_path(runtime, "rejected/a-refused.json.gz").exists()
+    assert not bucket_path(runtime, "processed/a-refused.json.gz").exists()
+    assert not bucket_path(runtime, "incoming/a-refused.json.gz").exists()
+    assert any("incoming/a-refused.json.gz refused, moved to rejected/: " in m for m in messages(caplog))
+    assert bucket_path(runtime, "processed/b-good.ndjson").exists()
+    assert runtime.curated.count() == 2
+
+
+def make_fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def make_dangling_link(path: Path) -> None:
+    path.symlink_to(path.with_name("nothing-here"))
+
+
+def make_socket(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path.name)  # relative to the working directory: a socket's path must be short
+
+
+def make_file(path: Path) -> None:
+    path.write_bytes(ndjson(*events(3)))
+
+
+ODD_ENTRIES: dict[str, tuple[str, Callable[[Path], None]]] = {
+    "fifo": ("a-pipe.ndjson", make_fifo),
+    "socket": ("a-socket.ndjson", make_socket),
+    "dangling-link": ("a-link.ndjson", make_dangling_link),
+    "name-not-utf8": (os.fsdecode(b"a-\xff.ndjson"), make_file),
+}
+
+
+@pytest.mark.parametrize("kind", list(ODD_ENTRIES))
+def test_an_entry_that_is_not_a_readable_file_moves_to_rejected_and_the_others_are_read(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    # GIVEN an odd entry in incoming/, listed before a good file
+    name, make = ODD_ENTRIES[kind]
+    incoming = runtime.bucket.root / "incoming"
+    monkeypatch.chdir(incoming)
+    make(incoming / name)
+    put_settled(runtime, "b-good.ndjson", ndjson(*events(2)))
+    # WHEN the watcher scans (nothing may block or raise)
+    outcomes = scans(DropWatcher(runtime))
+    # THEN the odd entry moved to rejected/ unread, with an error; the good file was read
+    assert [o.key for o in outcomes] == ["incoming/b-good.ndjson"]
+    assert os.path.lexists(runtime.bucket.root / "rejected" / name)
+    assert not os.path.lexists(incoming / name)
+    shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    assert [m for m in messages(caplog) if shown in m], messages(caplog)
+    assert runtime.curated.count() == 2
+
+
+def test_an_entry_that_cannot_be_moved_is_logged_once_and_moved_when_it_can(
+    runtime: LocalRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a FIFO in incoming/ whose place in rejected/ is taken by a folder
+    os.mkfifo(runtime.bucket.root / "incoming" / "pipe")
+    (runtime.bucket.root / "rejected" / "pipe").mkdir()
+    caplog.set_level(logging.INFO, logger=watcher_module.__name__)
+    watcher = DropWatcher(runtime)
+    # WHEN the watcher scans again and again
+    scans(watcher, 5)
+    # THEN one error says it is refused and cannot be moved, and it stays
+    errors = [m for m in messages(caplog) if "incoming/pipe" in m]
+    assert len(errors) == 1, errors
+    assert "incoming/pipe refused (it is a FIFO, not a regular file) but cannot move to rejected/" in errors[0]
+    assert (runtime.bucket.root / "incoming" / "pipe").exists()
+    # AND once the way is clear, the next scan moves it
+    (runtime.bucket.root / "rejected" / "pipe").rmdir()
+    scans(watcher, 1)
+    assert not os.path.lexists(runtime.bucket.root / "incoming" / "pipe")
+    assert any("moved incoming/pipe to rejected/ at last" in m for m in messages(caplog, logging.INFO))
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fail_in_ingest(monkeypatch: pytest.MonkeyPatch, runtime: LocalRuntime, key: str) -> list[int]:
+    """`key` fails with an unexpected error as it is read; the count of its attempts."""
+    real = ingest_drop
+    attempts = [0]
+
+    def failing(drop: ObjectDrop, services: Services) -> DropOutcome:
+        if drop.key == key:
+            attempts[0] += 1
+            raise RuntimeError("a bug met in one file")
+        return real(drop, services)
+
+    monkeypatch.setattr(watcher_module, "ingest_drop", failing)
+    return attempts
+
+
+def fail_to_open(monkeypatch: pytest.MonkeyPatch, runtime: LocalRuntime, key: str) -> list[int]:
+    """`key` cannot be opened (as an unreadable file; these tests may run as root); its attempts."""
+    real = runtime.bucket.open
+    attempts = [0]
+
+    def failing(wanted: str, version_id: str | None = None) -> IO[bytes]:
+        if wanted == key:
+            attempts[0] += 1
+            raise StorageError(f"cannot read {key}: [Errno 13] Permission denied")
+        return real(wanted, version_id)
+
+    monkeypatch.setattr(runtime.bucket, "open", failing)
+    return attempts
+
+
+@pytest.mark.parametrize("fail", [fail_in_ingest, fail_to_open], ids=["error-while-ingesting", "unreadable"])
+def test_a_file_that_fails_does_not_stop_the_others_and_is_tried_again_a_minute_later(
+    runtime: LocalRuntime,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fail: Callable[[pytest.MonkeyPatch, LocalRuntime, str], list[int]],
+) -> None:
+    # GIVEN a file that fails, listed before a good one
+    put_settled(runtime, "a-fails.ndjson", ndjson(*events(1)))
+    put_settled(runtime, "b-good.ndjson", ndjson(*events(2)))
+    attempts = fail(monkeypatch, runtime, "incoming/a-fails.ndjson")
+    clock = FakeMonotonic()
+    watcher = DropWatcher(runtime, monotonic=clock)
+    # WHEN the watcher scans
+    outcomes = scans(watcher)
+    # THEN the good file is read, and the failure is logged (an unexpected one with its traceback)
+    assert [o.key for o in outcomes] == ["incoming/b-good.ndjson"]
+    (failure,) = [r for r in caplog.records if r.levelno == logging.ERROR and "a-fails" in r.getMessage()]
+    assert (failure.exc_info is not None) == (fail is fail_in_ingest)
+    assert attempts == [1]
+    # AND it is not tried again within the minute, however many scans pass
+    clock.now += 59
+    assert scans(watcher, 4) == []
+    assert attempts == [1]
+    # AND a minute after, it is tried again (once), and once it works it is read and moved
+    clock.now += 2
+    scans(watcher)
+    assert attempts == [2]
+    monkeypatch.undo()
+    clock.now += 61
+    assert [o.key for o in scans(watcher)] == ["incoming/a-fails.ndjson"]
+    assert bucket_path(runtime, "processed/a-fails.ndjson").exists()
+    assert runtime.curated.count() == 3
+
+
+def test_a_failure_of_the_stores_leaves_the_scan_and_the_file_is_read_once_they_work(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a file, and a batch store that fails once
+    put_settled(runtime, "a.ndjson", ndjson(*events(2)))
+    real = runtime.batches.create
+    failures = [StorageError("database is locked")]
+
+    def create_once_failing(record: Any) -> bool:
+        if failures:
+            raise failures.pop()
+        return real(record)
+
+    monkeypatch.setattr(runtime.batches, "create", create_once_failing)
+    watcher = DropWatcher(runtime)
+    # WHEN the watcher scans THEN the StorageError reaches the caller (the worker logs it)
+    watcher.scan()
+    with pytest.raises(StorageError, match="database is locked"):
+        watcher.scan()
+    # AND the file is read at the next scans, not a minute later
+    assert [o.key for o in scans(watcher)] == ["incoming/a.ndjson"]
+    assert runtime.curated.count() == 2
+
+
+# --- a running `eventpipe up` --------------------------------------------------------------------------------
 
 FILE_LIMIT = 16 * 1024 * 1024  # EVENTPIPE_MAX_FILE_BYTES of these servers: a gzip bomb stops early
 
@@ -59,11 +405,16 @@ def mixed_lines(valid: int) -> tuple[bytes, dict[str, int]]:
     return b"\n".join(lines) + b"\n", {"received": valid + 4, "curated": valid, "duplicates": 1, "rejected": 3}
 
 
-def file_totals(server: Server, name: str, *, timeout: float = 60.0) -> dict[str, int]:
-    """Once the file has moved to processed/ and its batches are done: its counts, summed over them."""
+def rejected(server: Server) -> Path:
+    return server.data_dir / "bucket" / "rejected"
+
+
+def file_totals(server: Server, name: str, *, timeout: float = 60.0, to: str = "processed") -> dict[str, int]:
+    """Once the file has moved to processed/ (or `to`) and its batches are done: its counts, summed over them."""
+    moved = server.data_dir / "bucket" / to / name
     wait_for(
-        lambda: (processed(server) / name).exists() and not (incoming(server) / name).exists(),
-        what=f"{name} moved to processed/",
+        lambda: moved.exists() and not (incoming(server) / name).exists(),
+        what=f"{name} moved to {to}/",
         timeout=timeout,
     )
     source = f"s3:incoming/{name}"
@@ -165,9 +516,11 @@ def test_a_gzip_bomb_is_refused_and_the_worker_goes_on(server: Server) -> None:
     assert len(bomb) < 1024 * 1024
     # WHEN it is dropped
     drop(server, "bomb.ndjson.gz", bomb)
-    # THEN it is given up on (moved out of incoming/, no event from it) without harm to the worker
-    totals = file_totals(server, "bomb.ndjson.gz")
+    # THEN it is given up on (moved to rejected/, no event from it) without harm to the worker
+    totals = file_totals(server, "bomb.ndjson.gz", to="rejected")
     assert totals["curated"] == 0
+    assert not (processed(server) / "bomb.ndjson.gz").exists()
+    assert wait_for(lambda: output_has(server, b"bomb.ndjson.gz refused, moved to rejected/"), what="the error")
     worker = health(server.url)["worker"]
     assert (worker["alive"], worker["restarts"]) == (True, 0)
     # AND the next file is read as usual
@@ -176,14 +529,57 @@ def test_a_gzip_bomb_is_refused_and_the_worker_goes_on(server: Server) -> None:
     assert file_totals(server, "after-bomb.ndjson") == expected
 
 
-def test_a_deeply_nested_json_file_is_refused_alone(tmp_path: Path) -> None:
-    with up(tmp_path / "data") as own:  # a server of its own: the failure takes its worker down for good
-        # GIVEN a file that is one JSON document nested 600 deep, then a good file
-        drop(own, "a-deep.json", b"[" * 600 + b"]" * 600)
+def output_has(server: Server, text: bytes) -> bool:
+    return text in b"".join(server.output)
+
+
+def test_a_deeply_nested_json_event_is_refused_alone(tmp_path: Path) -> None:
+    with up(tmp_path / "data") as own:  # a server of its own: a failure could take its worker down for good
+        # GIVEN a JSON document of a valid event and one nested 600 deep, then a good file
+        deep = {"event_id": "e-deep", "event_type": "page_view"}
+        document = b"[" + orjson.dumps(events(1)[0]) + b"," + orjson.dumps(deep)[:-1] + b',"x":'
+        drop(own, "a-deep.json", document + b"[" * 600 + b"]" * 600 + b"}]")
         data, expected = mixed_lines(3)
         drop(own, "b-good.ndjson", data)
-        # THEN the good file is read, and the worker never restarted
+        # THEN the deep event alone is refused, the file is processed, and the good file is read
+        assert file_totals(own, "a-deep.json", timeout=10) == {
+            "received": 2,
+            "curated": 1,
+            "duplicates": 0,
+            "rejected": 1,
+        }
         assert file_totals(own, "b-good.ndjson", timeout=10) == expected
+        # AND the worker never restarted
+        assert health(own.url)["worker"]["restarts"] == 0
+
+
+def test_entries_that_are_not_readable_files_move_to_rejected_and_the_worker_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with up(tmp_path / "data") as own:  # a server of its own: a FIFO could wedge its worker for good
+        # GIVEN a FIFO, a listening socket and a file whose name is not UTF-8 in incoming/, then a good file
+        incoming(own).mkdir(parents=True, exist_ok=True)
+        monkeypatch.chdir(incoming(own))
+        odd = ["a-pipe.ndjson", "a-socket.ndjson", os.fsdecode(b"a-\xff.ndjson")]
+        os.mkfifo(odd[0])
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listening:
+            listening.bind(odd[1])
+            listening.listen()
+            Path(odd[2]).write_bytes(ndjson(*events(2)))
+            data, expected = mixed_lines(3)
+            drop(own, "b-good.ndjson", data)
+            # THEN the good file is read, the others move to rejected/ unread, each with an error
+            assert file_totals(own, "b-good.ndjson", timeout=20) == expected
+            for name in odd:
+                wait_for(functools.partial(os.path.lexists, rejected(own) / name), what=f"{name!r} in rejected/")
+                assert not os.path.lexists(incoming(own) / name)
+        for text in (
+            b"a-pipe.ndjson refused, moved to rejected/: it is a FIFO",
+            b"a-socket.ndjson refused, moved to rejected/: it is a socket",
+            b"a-\\xff.ndjson refused, moved to rejected/: its name is not valid UTF-8",
+        ):
+            assert output_has(own, text), text
+        # AND the worker never restarted
         assert health(own.url)["worker"]["restarts"] == 0
 
 

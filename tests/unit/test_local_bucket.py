@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -218,3 +221,61 @@ def test_keys_matches_a_prefix_that_is_not_a_whole_folder(bucket: FolderBucket) 
     bucket.put("raw/b1.ndjson", b"x")
     bucket.put("raw/b2.ndjson", b"x")
     assert list(bucket.keys("raw/b1")) == ["raw/b1.ndjson"]
+
+
+def open_fds() -> int:
+    return len(os.listdir("/dev/fd"))
+
+
+def test_open_gives_a_buffered_blocking_stream_of_a_regular_file(bucket: FolderBucket) -> None:
+    bucket.put("incoming/a.ndjson", b'{"a":1}\n' * 1000)
+    with bucket.open("incoming/a.ndjson") as stream:
+        assert isinstance(stream, io.BufferedReader)
+        assert os.get_blocking(stream.fileno())
+        assert stream.read() == b'{"a":1}\n' * 1000
+
+
+def test_open_of_a_fifo_refuses_at_once_instead_of_waiting_for_a_writer(bucket: FolderBucket) -> None:
+    # GIVEN a FIFO under a key, with no writer
+    fifo = bucket.root / "incoming" / "pipe.ndjson"
+    os.mkfifo(fifo)
+    fds = open_fds()
+    outcome: list[BaseException | None] = []
+
+    def try_open() -> None:
+        try:
+            bucket.open("incoming/pipe.ndjson").close()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    # WHEN it is opened
+    opener = threading.Thread(target=try_open, daemon=True)
+    opener.start()
+    opener.join(5)
+    if opener.is_alive():  # blocked in open(): a writer lets it go, so the thread ends
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        opener.join(5)
+        pytest.fail("opening a FIFO blocked until a writer came")
+    # THEN it is refused as not a regular file, and no descriptor is left open
+    (error,) = outcome
+    assert isinstance(error, StorageError)
+    assert "not a regular file" in str(error)
+    assert open_fds() == fds
+
+
+def test_open_of_a_socket_or_a_folder_is_a_storage_error(bucket: FolderBucket, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a listening UNIX socket and a folder under keys of the bucket
+    (bucket.root / "incoming" / "folder").mkdir()
+    monkeypatch.chdir(bucket.root / "incoming")  # a socket's path is short: bind a relative one
+    fds = open_fds()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind("s.sock")
+        server.listen()
+        fds_with_socket = open_fds()
+        # WHEN each is opened THEN a StorageError names it, and no descriptor is left open
+        for key in ("incoming/s.sock", "incoming/folder"):
+            with pytest.raises(StorageError, match=f"cannot read {key}"):
+                bucket.open(key)
+        assert open_fds() == fds_with_socket
+    assert open_fds() == fds

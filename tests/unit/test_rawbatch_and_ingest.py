@@ -13,10 +13,13 @@ from eventpipe.core.ingest import Ingestor, IngestSummary
 from eventpipe.core.model import BatchRecord, BatchStatus, Limits
 from eventpipe.core.rawbatch import FORMAT_VERSION, RawBatch, raw_key
 from eventpipe.core.readers import Line
-from tests.conftest import NOW_MS, FixedClock
+from tests.conftest import NOW_MS, FixedClock, make_event
+from tests.unit.test_http_api import post
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from eventpipe.localrun.runtime import LocalRuntime
 
 
 # --- in-memory ports (core/ports.py) --------------------------------------------------------------
@@ -271,6 +274,50 @@ def test_too_large_lines_go_to_the_header_as_refused() -> None:
     # AND they are counted as received
     assert records[0].received == 4
     assert raw.received == 4
+
+
+def test_a_line_refused_for_its_problem_says_so_not_its_size() -> None:
+    # GIVEN a chunk with an event the reader refused as nested too deeply, and one over the size limit
+    setup = Setup(max_batch_events=5)
+    chunk = [
+        Line(0, b'{"a":1}'),
+        Line(1, None, problem="event nested deeper than 254 levels"),
+        Line(2, None, prefix=b'{"big":"xxxxxxxx'),
+    ]
+    # WHEN it is ingested
+    setup.ingest(chunk)
+    # THEN both are refused as too_large, each with its own message; the deep one keeps no text
+    raw = setup.raw("f-0")
+    assert [(r["index"], r["raw"], r["reasons"]) for r in raw.refused] == [
+        (1, "", [{"code": "too_large", "path": "$", "message": "event nested deeper than 254 levels"}]),
+        (
+            2,
+            '{"big":"xxxxxxxx',
+            [{"code": "too_large", "path": "$", "message": "event larger than 100 bytes; only its start is kept"}],
+        ),
+    ]
+    assert raw.events == [b'{"a":1}']
+
+
+def test_a_request_with_one_event_nested_too_deeply_is_accepted_and_that_event_refused(
+    runtime: LocalRuntime,
+) -> None:
+    # GIVEN a JSON array of two valid events and one nested 300 deep (orjson writes 254 levels at most)
+    deep = orjson.dumps(make_event())[:-1] + b', "deep": ' + b"[" * 300 + b"]" * 300 + b"}"
+    body = b"[" + orjson.dumps(make_event()) + b"," + deep + b"," + orjson.dumps(make_event()) + b"]"
+    # WHEN it is posted (handlers/http_api.post_events -> core/requests.request_lines -> readers)
+    status, document = post(runtime, body, "application/json")
+    # THEN 202: the deep one alone is refused at ingest, as too_large with a message that says why
+    assert (status, document["received"], document["rejected"]) == (202, 3, 1)
+    ((index, reason),) = [(e["index"], e["reasons"][0]) for e in document["errors"]]
+    assert (index, reason["code"]) == (1, "too_large")
+    assert "nested deeper than 254 levels" in reason["message"]
+    # AND the other two are curated, the deep one quarantined once, at stage ingest
+    record = runtime.batches.get(document["batch_id"])
+    assert record is not None
+    assert (record.curated, record.rejected, record.rejected_by_code) == (2, 1, {"too_large": 1})
+    (rejection,) = runtime.quarantine.for_batch(document["batch_id"])
+    assert (rejection.index, rejection.stage, rejection.raw) == (1, "ingest", "")
 
 
 def test_with_a_synchronous_starter_the_yielded_records_are_final() -> None:

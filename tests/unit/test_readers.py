@@ -145,3 +145,49 @@ def test_a_one_element_array_over_lines_is_one_event_not_three_lines() -> None:
 def test_a_batch_document_over_the_limit_is_refused_even_after_blank_lines() -> None:
     with pytest.raises(InputTooLargeError, match="send NDJSON"):
         read(b'\n {"events": [' + b'{"a":1},' * 300 + b'{"a":1}]}')
+
+
+def nested(depth: int) -> bytes:
+    """A JSON value `depth` levels of arrays deep."""
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'[{"a":1}, {"deep":' + nested(300) + b'}, {"c":3}]',
+        b'{"events": [{"a":1}, {"deep":' + nested(300) + b'}, {"c":3}]}',
+        b'[{"a":1}, ' + nested(300) + b', {"c":3}]',
+    ],
+    ids=["array", "events-object", "bare-array-item"],
+)
+def test_an_event_of_a_document_nested_too_deeply_is_refused_alone(document: bytes) -> None:
+    # GIVEN a document whose second event is nested deeper than orjson writes (254 levels)
+    # WHEN read (within every size limit)
+    lines = read(document, event=10_000, document=10_000)
+    # THEN the other events go on, and that one is refused with a problem that says why, no text kept
+    assert [(line.position, line.data) for line in lines] == [(0, b'{"a":1}'), (1, None), (2, b'{"c":3}')]
+    assert lines[1].problem is not None
+    assert "nested deeper than 254 levels" in lines[1].problem
+    assert lines[1].prefix == b""
+    assert (lines[0].problem, lines[2].problem) == (None, None)
+
+
+def test_a_single_event_nested_too_deeply_is_one_refused_line() -> None:
+    lines = read(b'{"event_id": "e1", "deep": ' + nested(300) + b"}", event=10_000, document=10_000)
+    assert [(line.position, line.data, line.problem is not None) for line in lines] == [(0, None, True)]
+
+
+def test_an_event_254_levels_deep_is_read_and_255_is_refused() -> None:
+    # GIVEN two events at the edge of what orjson writes back
+    lines = read(b"[" + nested(254) + b"," + nested(255) + b"]", event=10_000, document=10_000)
+    # THEN the first is an event as it was sent, the second is refused
+    assert lines[0].data == nested(254)
+    assert (lines[1].data, lines[1].problem is not None) == (None, True)
+
+
+def test_an_event_over_the_size_limit_has_no_problem_text() -> None:
+    # The refusal's message comes from the limit then (ingest.refusal), not from `problem`.
+    (line,) = read(b'[{"big":"' + b"x" * 500 + b'"}]')
+    assert (line.data, line.problem) == (None, None)
+    assert line.prefix.startswith(b'{"big":"xxx')

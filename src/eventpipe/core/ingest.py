@@ -148,7 +148,7 @@ class Ingestor:
         raw = RawBatch(batch_id=batch_id, source=source, received_at_ms=self._clock.now_ms())
         for line in chunk:
             if line.data is None:
-                raw.refused.append(refusal(line.position, line.prefix, self._limits.max_event_bytes))
+                raw.refused.append(refusal(line, self._limits.max_event_bytes))
                 continue
             if check_shape:
                 event, reasons = shape_reasons(line.data)
@@ -184,13 +184,14 @@ def source_batch_ids(source_key: str, batch_size: int) -> Callable[[int], str]:
     return lambda number: f"s{digest}-{number:06d}"
 
 
-def refusal(position: int, prefix: bytes, limit: int) -> dict[str, Any]:
-    """The header entry for an event refused at ingest because it is over the size limit."""
-    reason = Reason(ReasonCode.TOO_LARGE, "$", f"event larger than {limit} bytes; only its start is kept")
+def refusal(line: Line, limit: int) -> dict[str, Any]:
+    """The header entry for an event refused as it was read (`line.data` is None): `too_large`, for
+    its size over `limit` or for the `line.problem` the reader found (nested too deeply to store)."""
+    message = line.problem or f"event larger than {limit} bytes; only its start is kept"
     return {
-        "index": position,
-        "raw": prefix.decode("utf-8", "backslashreplace"),
-        "reasons": [reason.as_dict()],
+        "index": line.position,
+        "raw": line.prefix.decode("utf-8", "backslashreplace"),
+        "reasons": [Reason(ReasonCode.TOO_LARGE, "$", message).as_dict()],
     }
 
 

@@ -28,6 +28,8 @@ UTF8_BOM = b"\xef\xbb\xbf"
 BATCH_DOCUMENT = re.compile(rb'\s*(\[|\{\s*"events"\s*:)')
 # How much of an oversize event is kept in quarantine, so it can be looked at, not replayed.
 KEPT_PREFIX_BYTES = 1024
+# Why an event of a JSON document is refused when orjson cannot write it back (past 254 levels).
+TOO_DEEP = "event nested deeper than 254 levels of arrays and objects; none of its text is kept"
 
 
 class InputTooLargeError(InputError):
@@ -36,11 +38,13 @@ class InputTooLargeError(InputError):
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One candidate event: `data` is None when it was over the size limit (`prefix` keeps its start)."""
+    """One candidate event. `data` is None when it is refused as read: over the size limit (`prefix`
+    keeps its start) or, with `problem` saying why, not storable at all (`prefix` is then empty)."""
 
     position: int  # 1-based line number in a stream, or 0-based index in a JSON array
     data: bytes | None
     prefix: bytes = b""
+    problem: str | None = None
 
 
 class _LimitedReader(io.RawIOBase):
@@ -137,8 +141,9 @@ def _document_events(value: Any, max_event_bytes: int) -> list[Line]:
     for index, item in enumerate(value):
         try:
             data = orjson.dumps(item)
-        except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (254 levels)
-            raise InputError(f"event {index} of the document cannot be read: {exc}") from None
+        except orjson.JSONEncodeError:  # refused alone, as the same event on an NDJSON line would be
+            lines.append(Line(index, None, problem=TOO_DEEP))
+            continue
         too_large = len(data) > max_event_bytes
         lines.append(Line(index, None, data[:KEPT_PREFIX_BYTES]) if too_large else Line(index, data))
     return lines

@@ -1,79 +1,172 @@
 """File drops: files that appear under `<data dir>/bucket/incoming/` go the way of an S3 notification.
 
-A file is read once it is complete: names that start with a dot or end in `.tmp`, `.part` or
-`.partial` are skipped (write under such a name, then rename: a rename is atomic), and a file is
-taken only once it has not been modified for `SETTLE_S` seconds (checked in two scans), so a
-writer that pauses for a moment is not read half-way.
+Hand a file over complete: write it elsewhere, or under a name that starts with a dot or ends in
+`.tmp`, `.part` or `.partial` (the watcher skips those), then rename it into `incoming/` (a rename
+is atomic). As a safety net for copies, a file is taken only once it has not been modified for
+`SETTLE_S` seconds (checked in two scans); a writer that appends in place is not safe.
 
 Its batch ids come from its key, size and modification time, like an S3 object version: a file
-read again after a crash finishes what is missing and counts nothing twice. Once its batches are
-stored the file moves to `processed/`, so `incoming/` holds only what is still to be read. A file
-that changed while it was read stays, and is read again as a new version (the events read the
-first time then count as duplicates).
+read again after a crash finishes what is missing and counts nothing twice. Each file is read once,
+then leaves `incoming/`: to `processed/` once its batches are stored, to `rejected/` when it was
+refused as a whole (a gzip bomb, a broken gzip stream, a JSON document over its size limit: the
+events read before the refusal stay ingested). A file that changed while it was read is not read
+again: what was written to it after the read is not read, which is logged as an error, and the
+whole file moves on all the same. A file replaced by another under the same name (a rename) while
+it was read stays: the new one is read as a new file.
+
+Entries that are not regular files (FIFOs, sockets, links that lead to no file) and names that are
+not UTF-8 move to `rejected/` unread. One file's problem never stops the others: a file that failed
+is tried again a minute later. Only a failure of the stores (`StorageError`) leaves `scan`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from typing import TYPE_CHECKING
 
+from eventpipe.core.errors import ObjectNotFoundError, StorageError
 from eventpipe.handlers.drops import INCOMING_PREFIX, DropOutcome, ObjectDrop, ingest_drop
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from eventpipe.localrun.runtime import LocalRuntime
 
 log = logging.getLogger(__name__)
 PROCESSED_PREFIX = "processed/"
+REJECTED_PREFIX = "rejected/"
 PARTIAL_SUFFIXES = (".tmp", ".part", ".partial")
 SETTLE_S = 2.0
+RETRY_S = 60.0
+HOW_TO_WRITE = (
+    "write a file elsewhere, or under a name that starts with '.' or ends in .tmp, .part or .partial, "
+    "then rename it into incoming/ once it is complete"
+)
 
-Signature = tuple[int, int]  # size, modification time in ns
+Signature = tuple[int, int, int]  # inode, size, modification time in ns
+
+
+def _entry(path: str) -> os.stat_result | None:
+    """What `path` is, following links; a link to nothing is itself. None once it is gone."""
+    try:
+        return os.stat(path)
+    except OSError:
+        try:
+            return os.lstat(path)
+        except OSError:
+            return None
 
 
 def _signature(path: str | Path) -> Signature | None:
+    found = _entry(str(path))
+    return None if found is None else (found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+def _is_utf8(key: str) -> bool:
     try:
-        stat = os.stat(path)
-    except OSError:  # gone since it was listed
-        return None
-    return stat.st_size, stat.st_mtime_ns
+        key.encode("utf-8")  # fails on the surrogate escapes that stand for undecodable bytes
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(key: str) -> str:
+    """The key as printable text: undecodable bytes of a name as `\\xff`."""
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISLNK: "a link that leads to no file"}
+    return next((name for test, name in kinds.items() if test(mode)), "a device or other special file")
 
 
 class DropWatcher:
-    def __init__(self, runtime: LocalRuntime) -> None:
+    """The files dropped into `incoming/` of the local bucket, read one `scan` at a time (the worker
+    scans every half second). `monotonic` times the retries (tests pass a clock of their own)."""
+
+    def __init__(self, runtime: LocalRuntime, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._runtime = runtime
         self._root: Path = runtime.bucket.root
+        self._monotonic = monotonic
         self._last_seen: dict[str, Signature] = {}
+        self._retry_at: dict[str, float] = {}  # files that failed: not tried again before then
+        self._unmoved: dict[str, str] = {}  # entries done with that could not leave incoming/: their prefix
 
     def scan(self) -> list[DropOutcome]:
-        """Ingest the files that have not changed since the last scan; remember the others."""
-        current = self._complete_files()
+        """Ingest the files that have not changed since the last scan; remember the others.
+
+        Never raises for one file's problem (it is logged, and the file tried again a minute
+        later); a failure of the stores raises `StorageError`, and the next scans go on from there.
+        """
+        now = self._monotonic()
+        current = self._regular_files()
         settled_before = time.time_ns() - int(SETTLE_S * 1e9)
         ready = sorted(
             key
             for key, signature in current.items()
-            if self._last_seen.get(key) == signature and signature[1] <= settled_before
+            if self._last_seen.get(key) == signature
+            and signature[2] <= settled_before
+            and self._retry_at.get(key, now) <= now
         )
         self._last_seen = {key: signature for key, signature in current.items() if key not in ready}
-        return [self._ingest(key, current[key]) for key in ready]
+        self._retry_at = {key: at for key, at in self._retry_at.items() if key in current and at > now}
+        outcomes = []
+        for key in ready:
+            if (outcome := self._read(key, current[key], now)) is not None:
+                outcomes.append(outcome)
+        return outcomes
 
-    def _complete_files(self) -> dict[str, Signature]:
+    def _regular_files(self) -> dict[str, Signature]:
+        """The regular files of `incoming/` to consider; every other entry is moved to `rejected/`."""
         found: dict[str, Signature] = {}
+        listed: set[str] = set()
         for folder, dirs, files in os.walk(self._root / INCOMING_PREFIX):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in files:
                 if name.startswith(".") or name.endswith(PARTIAL_SUFFIXES):
                     continue
                 path = os.path.join(folder, name)
-                if (signature := _signature(path)) is not None:
-                    found[os.path.relpath(path, self._root).replace(os.sep, "/")] = signature
+                key = os.path.relpath(path, self._root).replace(os.sep, "/")
+                listed.add(key)
+                if key in self._unmoved:
+                    self._move(key, self._unmoved[key])
+                elif not _is_utf8(key):
+                    self._move(key, REJECTED_PREFIX, "its name is not valid UTF-8 (give it a UTF-8 name)")
+                elif (entry := _entry(path)) is None:
+                    continue  # gone since it was listed
+                elif not stat.S_ISREG(entry.st_mode):
+                    self._move(key, REJECTED_PREFIX, f"it is {_kind(entry.st_mode)}, not a regular file")
+                else:
+                    found[key] = entry.st_ino, entry.st_size, entry.st_mtime_ns
+        self._unmoved = {key: prefix for key, prefix in self._unmoved.items() if key in listed}
         return found
 
+    def _read(self, key: str, signature: Signature, now: float) -> DropOutcome | None:
+        """`_ingest` one file; a failure of its own is logged, and the file left for a minute."""
+        try:
+            with self._runtime.bucket.open(key):  # the file's own faults show here, before a store is used
+                pass
+        except ObjectNotFoundError:
+            return None  # gone since it was listed
+        except StorageError as exc:  # unreadable, or no longer a regular file
+            log.error("file %s cannot be read (tried again in %.0f s): %s", key, RETRY_S, exc)
+            self._retry_at[key] = now + RETRY_S
+            return None
+        try:
+            return self._ingest(key, signature)
+        except StorageError:
+            raise  # the stores failed, not this file
+        except Exception:
+            log.exception("file %s could not be ingested (tried again in %.0f s)", key, RETRY_S)
+            self._retry_at[key] = now + RETRY_S
+            return None
+
     def _ingest(self, key: str, signature: Signature) -> DropOutcome:
-        size, mtime_ns = signature
+        inode, size, mtime_ns = signature
         drop = ObjectDrop(self._runtime.bucket.name, key, None, f"{size}-{mtime_ns}")
         outcome = ingest_drop(drop, self._runtime)
         log.info(
@@ -83,18 +176,42 @@ class DropWatcher:
             outcome.summary.received,
             outcome.summary.batches,
         )
-        if outcome.status == "missing":
+        after = _signature(self._root / key)
+        if outcome.status == "missing" or after is None:
             return outcome
-        if _signature(self._root / key) != signature:
-            log.warning("file %s changed while it was read; it is read again as a new version", key)
+        if after[0] != inode:
+            log.warning("file %s was replaced while it was read; the new file is read as a new one", key)
+            return outcome
+        if after != signature:
+            log.error(
+                "file %s changed while it was read: what was written to it after the read was not read "
+                "(the whole file moves to %s); %s",
+                key,
+                REJECTED_PREFIX if outcome.status == "refused" else PROCESSED_PREFIX,
+                HOW_TO_WRITE,
+            )
+        if outcome.status == "refused":
+            self._move(key, REJECTED_PREFIX, outcome.error or "refused")
         else:
-            self._move_to_processed(key)
+            self._move(key, PROCESSED_PREFIX)
         return outcome
 
-    def _move_to_processed(self, key: str) -> None:
-        target = self._root / PROCESSED_PREFIX / key.removeprefix(INCOMING_PREFIX)
+    def _move(self, key: str, prefix: str, refused: str | None = None) -> None:
+        """Move an entry out of `incoming/`, with an error saying why when it is `refused`. One that
+        cannot move is remembered and logged once: it is moved at a later scan, never read again."""
+        target = self._root / prefix / key.removeprefix(INCOMING_PREFIX)
+        why = f"refused ({refused}) but" if refused else "read, but it"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self._root / key, target)
-        except OSError as exc:  # read again at the next scan: its batches are stored, nothing counts twice
-            log.error("cannot move %s to %s: %s", key, PROCESSED_PREFIX, exc)
+        except FileNotFoundError:
+            self._unmoved.pop(key, None)  # gone already
+        except OSError as exc:
+            if key not in self._unmoved:
+                log.error("%s %s cannot move to %s, so it stays (not read again): %s", _shown(key), why, prefix, exc)
+            self._unmoved[key] = prefix
+        else:
+            if self._unmoved.pop(key, None) is not None:
+                log.info("moved %s to %s at last", _shown(key), prefix)
+            elif refused:
+                log.error("%s refused, moved to %s: %s", _shown(key), prefix, refused)

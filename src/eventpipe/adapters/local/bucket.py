@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -59,13 +60,29 @@ class FolderBucket:
                 raise StorageError(f"cannot read {key}: {exc}") from exc
 
     def open(self, key: str, version_id: str | None = None) -> IO[bytes]:
-        """A stream of the object; a folder keeps one version, so `version_id` is not used."""
+        """A buffered stream of the object; a folder keeps one version, so `version_id` is not used.
+
+        Only a regular file is an object: anything else under the key (a FIFO, a socket, a device, a
+        folder) raises `StorageError`. It is opened without blocking, so a FIFO with no writer cannot
+        hold the caller (the file watcher, an S3 event sent to the Invoke API) forever.
+        """
         try:
-            return self._path(key).open("rb")
+            fd = os.open(self._path(key), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         except FileNotFoundError as exc:
             raise ObjectNotFoundError(f"{key} does not exist") from exc
         except OSError as exc:
             raise StorageError(f"cannot read {key}: {exc}") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StorageError(f"cannot read {key}: not a regular file (a folder, FIFO, socket or device)")
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")  # buffered; the caller closes it
+        except OSError as exc:
+            os.close(fd)
+            raise StorageError(f"cannot read {key}: {exc}") from exc
+        except BaseException:
+            os.close(fd)
+            raise
 
     def delete(self, key: str) -> None:
         try:
