@@ -119,8 +119,12 @@ BROKEN = {
     "nul-in-path": b"GET /he\x00alth HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
     "superscript-content-length": b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: \xb2\r\n\r\n",
     "negative-content-length": b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: -1\r\n\r\n",
-    "huge-content-length": b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 99999999999999999999999\r\n\r\n",
-    "two-content-lengths": b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab",
+    "huge-content-length": (
+        b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 99999999999999999999999\r\n\r\n"
+    ),
+    "two-content-lengths": (
+        b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab"
+    ),
     "length-and-chunked": (
         b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
     ),
@@ -140,7 +144,9 @@ BROKEN = {
         b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: upgrade\r\n"
         b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
     ),
-    "h2c-upgrade": b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: h2c\r\nconnection: upgrade, http2-settings\r\n\r\n",
+    "h2c-upgrade": (
+        b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: h2c\r\nconnection: upgrade, http2-settings\r\n\r\n"
+    ),
     "http2-preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     "pipelined": b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\nGET /nope HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
     "absolute-uri": b"GET http://elsewhere.example/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",

@@ -201,7 +201,10 @@ def test_a_chunked_body_over_the_limit_is_413(server: Server, method: str, path:
 
 
 def test_a_chunked_body_within_the_limit_is_read(server: Server) -> None:
-    head = b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    head = (
+        b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
     status, raw, _ = exchange(server.url, [head, *chunked(orjson.dumps([make_event()]), size=7)])
     assert status == 202, raw
 
@@ -252,7 +255,9 @@ def test_an_odd_rejections_limit_is_never_a_5xx(server: Server, query_string: st
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=ROUTE_IDS)
 @pytest.mark.parametrize("query_string", ["%ZZ=%ZZ", "a=\xff", "&&&==&", "x=" + "%00" * 1000])
 def test_odd_query_strings_are_never_a_5xx(server: Server, method: str, path: str, query_string: str) -> None:
-    request = f"{method} {path}?{query_string} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    request = (
+        f"{method} {path}?{query_string} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
     status, raw, _ = exchange(server.url, [request.encode("latin-1")])
     assert_not_5xx(status, raw[:300])
 
@@ -269,5 +274,7 @@ def test_odd_query_strings_are_never_a_5xx(server: Server, method: str, path: st
     ],
 )
 def test_no_file_outside_the_dashboard_is_served(server: Server, path: str) -> None:
-    status, raw, _ = exchange(server.url, [f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n".encode()])
+    status, raw, _ = exchange(
+        server.url, [f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n".encode()]
+    )
     assert status == 404, raw[:300]
