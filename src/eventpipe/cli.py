@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -149,6 +150,8 @@ def _ingest_file(runtime: LocalRuntime, path: Path, summary: IngestSummary) -> N
     if path.is_dir():
         raise InputError("is a directory; name the files in it (for example dir/*.ndjson)")
     stat = path.stat()  # raises FileNotFoundError for a missing path
+    if not S_ISREG(stat.st_mode):  # a FIFO would block the command until something writes to it
+        raise InputError("is not a regular file")
     # A file version is its path, size and modification time (an S3 object's key and version id).
     version = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     started = last_report = time.monotonic()

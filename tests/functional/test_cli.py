@@ -153,10 +153,13 @@ def test_bad_paths_are_reported_and_the_good_ones_processed(tmp_path: Path) -> N
     good.write_bytes(ndjson(make_event()))
     empty = tmp_path / "empty.ndjson"
     empty.write_bytes(b"")
+    fifo = tmp_path / "fifo.ndjson"
+    os.mkfifo(fifo)  # opening it would block until something writes to it
     result = eventpipe(
         "ingest",
         str(tmp_path / "missing.ndjson"),
         str(tmp_path),
+        str(fifo),
         str(empty),
         str(good),
         "--json",
@@ -165,6 +168,7 @@ def test_bad_paths_are_reported_and_the_good_ones_processed(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "missing.ndjson: no such file" in result.stderr
     assert "is a directory" in result.stderr
+    assert "fifo.ndjson: is not a regular file" in result.stderr
     assert "empty.ndjson: no events in the file" in result.stderr
     assert orjson.loads(result.stdout)["curated"] == 1
     assert "Traceback" not in result.stderr
