@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 JSON = [(b"content-type", b"application/json")]
-LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 class BodyError(Exception):
@@ -189,14 +188,17 @@ def _from_this_machine(headers: Headers) -> bool:
     if host is None:
         return True  # not a browser: browsers always send Host
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    if name.strip("[]") not in LOOPBACK_NAMES and not _is_loopback_ip(name.strip("[]")):
+    if not is_loopback(name.strip("[]")):
         return False
     origin = _header(headers, b"origin")
     return origin is None or origin == f"http://{host}"
 
 
-def _is_loopback_ip(name: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address."""
+    if host == "localhost":
+        return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False

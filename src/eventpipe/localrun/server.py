@@ -8,7 +8,6 @@ Anything not finished stays pending and is finished at the next start.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import socket
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from eventpipe.core.errors import ConfigError
-from eventpipe.localrun.app import LocalApp
+from eventpipe.localrun.app import LocalApp, is_loopback
 from eventpipe.localrun.demo import DemoStream
 from eventpipe.localrun.protocol import GuardedHttpToolsProtocol
 from eventpipe.localrun.runtime import LocalRuntime
@@ -36,15 +35,6 @@ MAX_CONNECTIONS = 1000  # beyond it, uvicorn answers 503
 KEEP_ALIVE_S = 5
 BACKLOG = 2048
 GRACEFUL_SHUTDOWN_S = 10
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def listen(host: str, port: int) -> socket.socket:
