@@ -1,9 +1,10 @@
-"""uvicorn's httptools protocol with the two guards it lacks.
+"""uvicorn's httptools protocol with the guards it lacks.
 
 uvicorn times out idle keep-alive connections, but not a client that connects and then says
-nothing or trickles its request line and headers (slowloris), and it keeps a request head of any
-size in memory. Here a head must arrive within `HEAD_TIMEOUT_S` and stay under `MAX_HEAD_BYTES`
-(431 otherwise); API Gateway's own cap on headers is 10 KB.
+nothing or trickles its request line and headers (slowloris), nor one that stops reading an answer
+(the 4.8 MB chart library, say), and it keeps a request head of any size in memory. Here a head must
+arrive within `HEAD_TIMEOUT_S` and stay under `MAX_HEAD_BYTES` (431 otherwise; API Gateway's own cap
+on headers is 10 KB), and a connection whose answer has not moved for `WRITE_TIMEOUT_S` is dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_HEAD_BYTES = 16 * 1024
 HEAD_TIMEOUT_S = 10.0
+WRITE_TIMEOUT_S = 30.0
 
 
 class _HeadTooLargeError(Exception):
@@ -34,6 +36,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _heads = 0  # complete heads so far
     _began = False  # a request's first bytes arrived
     _refused = False
+    _write_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -79,7 +82,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        self.resume_writing()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The client reads the answer slower than it is written: it has `WRITE_TIMEOUT_S` to catch up."""
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(WRITE_TIMEOUT_S, self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        super().resume_writing()
+
+    def _write_timed_out(self) -> None:
+        self._write_timer = None
+        log.info("dropped a connection from %s: its answer did not move for %g s", self.client, WRITE_TIMEOUT_S)
+        self.transport.abort()  # close() would wait for the buffer to drain, which it never does
 
     def _count(self, size: int) -> None:
         self._head_bytes += size
