@@ -12,11 +12,16 @@ usage() {
   cat <<'EOF'
 Usage: scripts/deploy_sam.sh --stage dev|prod --jwt-issuer URL --jwt-audience AUD[,AUD...]
                              [--profile NAME] [--region REGION] [--alarm-email ADDRESS]
-                             [--parameter Key=Value]... [--s3-bucket NAME] [--dry-run]
+                             [--parameter Key=Value]... [--s3-bucket NAME] [--use-container]
+                             [--dry-run]
 
 Builds infrastructure/template.yaml with `sam build` (dependencies from requirements.txt at the
 repository root, since the functions' CodeUri is ../src) and deploys it with `sam deploy` as the
 CloudFormation stack eventpipe-<stage>. Commands run from the repository root.
+
+The functions run Python 3.12 on arm64. `sam build` needs python3.12 on PATH, and fetches the arm64
+wheels of the dependencies; with --use-container it builds in SAM's python3.12 arm64 build image
+instead (needs Docker or a compatible container runtime, and no local python3.12).
 
   --stage STAGE          dev or prod; the stack is eventpipe-STAGE
   --profile NAME         AWS CLI profile (default: $AWS_PROFILE)
@@ -24,8 +29,10 @@ CloudFormation stack eventpipe-<stage>. Commands run from the repository root.
   --jwt-issuer URL       JwtIssuer: https URL of the token issuer the HTTP API trusts
   --jwt-audience LIST    JwtAudience: accepted audiences, comma-separated
   --alarm-email ADDRESS  AlarmEmail: subscribed to the alarm topics
-  --parameter Key=Value  any other parameter of the template (repeatable), e.g. LogRetentionDays=365
+  --parameter Key=Value  any other parameter of the template (repeatable), e.g. LogRetentionDays=365;
+                         GlueDatabaseName defaults to eventpipe_STAGE (one Glue database per stack)
   --s3-bucket NAME       bucket for the packaged code (default: SAM's managed bucket, --resolve-s3)
+  --use-container        build in a container (sam build --use-container): no local python3.12 needed
   --dry-run              print the commands, run nothing
   -h, --help             this help
 
@@ -61,6 +68,7 @@ stage=""
 profile="${AWS_PROFILE:-}"
 region="${AWS_REGION:-}"
 s3_bucket=""
+use_container=false
 dry_run=false
 # The parameter overrides, in the order given: names and values at the same index.
 parameter_names=()
@@ -111,6 +119,7 @@ while [[ $# -gt 0 ]]; do
       shift 2
       ;;
     --s3-bucket) needs_value "$@"; s3_bucket="$2"; shift 2 ;;
+    --use-container) use_container=true; shift ;;
     --dry-run) dry_run=true; shift ;;
     *) fail "unknown option '$1'" ;;
   esac
@@ -145,6 +154,17 @@ done
 if issuer="$(parameter_value JwtIssuer)" && [[ "$issuer" != https://?* ]]; then
   fail "JwtIssuer must be an https:// URL, not '$issuer'"
 fi
+# The Glue database name is per account and region: each stage's stack gets its own, unless given.
+if ! parameter_value GlueDatabaseName >/dev/null; then
+  set_parameter GlueDatabaseName "eventpipe_$stage"
+fi
+glue_database="$(parameter_value GlueDatabaseName)"
+[[ "$glue_database" =~ ^[a-z][a-z0-9_]{0,63}$ ]] ||
+  fail "GlueDatabaseName '$glue_database' is not a Glue database name (lowercase letters, digits, _; a letter first)"
+# Without a container, sam build runs pip with the functions' Python (3.12), found on PATH.
+if [[ "$use_container" == false ]] && ! command -v python3.12 >/dev/null 2>&1; then
+  fail "python3.12 is not on PATH, and sam build needs it for the functions' runtime: install Python 3.12, or pass --use-container to build in SAM's build image (needs Docker)"
+fi
 
 # --- The commands ---------------------------------------------------------------------------------
 
@@ -153,7 +173,11 @@ for ((i = 0; i < ${#parameter_names[@]}; i++)); do
   overrides+=("${parameter_names[i]}=${parameter_values[i]}")
 done
 
-build=(sam build --template "$TEMPLATE" --manifest requirements.txt)
+build=(sam build)
+if [[ "$use_container" == true ]]; then
+  build+=(--use-container)
+fi
+build+=(--template "$TEMPLATE" --manifest requirements.txt)
 deploy=(
   sam deploy
   --template-file "$BUILT_TEMPLATE"

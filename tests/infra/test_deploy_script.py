@@ -40,7 +40,8 @@ EXPECTED_DEPLOY = [
     "--capabilities", "CAPABILITY_IAM",
     "--no-fail-on-empty-changeset",
     "--resolve-s3",
-    "--parameter-overrides", "JwtIssuer=https://auth.example.com/", "JwtAudience=eventpipe-web,eventpipe-cli",
+    "--parameter-overrides",
+    "JwtIssuer=https://auth.example.com/", "JwtAudience=eventpipe-web,eventpipe-cli", "GlueDatabaseName=eventpipe_dev",
     "--tags", "project=eventpipe", "stage=dev",
 ]  # fmt: skip
 
@@ -53,6 +54,8 @@ with open(os.environ["SAM_CALLS"], "a", encoding="utf-8") as log:
 if sys.argv[1:2] == ["build"] and os.environ.get("SAM_FAIL_BUILD"):
     sys.exit("Build Failed")
 """
+# A stand-in for the functions' Python: the script only looks for it on PATH (sam build runs it).
+FAKE_PYTHON = "#!/bin/sh\nexit 0\n"
 # What the script needs besides bash builtins.
 TOOLS = ("bash", "awk", "dirname")
 
@@ -80,13 +83,26 @@ def tools(tmp_path: Path) -> Path:
     return tools_dir
 
 
+def python312_dir(tmp_path: Path) -> Path:
+    """A directory holding a stand-in `python3.12`, so that the tests do not depend on this machine's."""
+    python_dir = tmp_path / "python"
+    python_dir.mkdir(exist_ok=True)
+    python = python_dir / "python3.12"
+    python.write_text(FAKE_PYTHON, encoding="utf-8")
+    python.chmod(0o755)
+    return python_dir
+
+
 def run(
     *arguments: str, tmp_path: Path, path_dirs: tuple[Path, ...] = (), **environment: str
 ) -> subprocess.CompletedProcess[str]:
-    """The script with a clean environment: no AWS variables unless given, PATH = path_dirs + the system's."""
+    """The script with a clean environment: no AWS variables unless given, PATH = path_dirs + the system's.
+
+    A stand-in python3.12 comes first on PATH (tests/infra/test_deploy_script.py tests its absence apart).
+    """
     system_path = os.environ.get("PATH", "")
     env = {
-        "PATH": os.pathsep.join([*map(str, path_dirs), system_path]),
+        "PATH": os.pathsep.join([str(python312_dir(tmp_path)), *map(str, path_dirs), system_path]),
         "HOME": str(tmp_path),
         "SAM_CALLS": str(tmp_path / "sam-calls.jsonl"),
         **environment,
@@ -117,7 +133,9 @@ def test_script_is_executable_bash_with_strict_mode() -> None:
 def test_help_describes_the_options(tmp_path: Path) -> None:
     result = run("--help", tmp_path=tmp_path)
     assert result.returncode == 0
-    for option in ("--stage", "--profile", "--region", "--jwt-issuer", "--jwt-audience", "--dry-run"):
+    for option in (
+        "--stage", "--profile", "--region", "--jwt-issuer", "--jwt-audience", "--use-container", "--dry-run",
+    ):  # fmt: skip
         assert option in result.stdout
     assert "eventpipe-<stage>" in result.stdout
 
@@ -138,6 +156,7 @@ def test_help_describes_the_options(tmp_path: Path) -> None:
         ([*SETTINGS, "--parameter", "LogRetentionDays="], "parameter LogRetentionDays is empty"),
         ([*SETTINGS, "--stage"], "--stage needs a value"),
         ([*SETTINGS, "--force"], "unknown option '--force'"),
+        ([*SETTINGS, "--parameter", "GlueDatabaseName=Eventpipe-Dev"], "is not a Glue database name"),
     ],
 )
 def test_missing_or_invalid_settings_are_refused(
@@ -214,9 +233,85 @@ def test_a_failed_build_deploys_nothing(tmp_path: Path, fake_sam: Path) -> None:
 
 
 def test_without_sam_on_path_it_says_so(tmp_path: Path, tools: Path) -> None:
-    env = {"PATH": str(tools), "HOME": str(tmp_path)}
+    env = {"PATH": os.pathsep.join([str(tools), str(python312_dir(tmp_path))]), "HOME": str(tmp_path)}
     result = subprocess.run(
         [str(tools / "bash"), str(SCRIPT), *SETTINGS], capture_output=True, text=True, env=env, timeout=60, check=False
     )
     assert result.returncode == 2
     assert "the sam CLI is not on PATH" in result.stderr
+
+
+# --- one Glue database per stage -------------------------------------------------------------------
+
+
+def overrides_of(dry_run_stdout: str) -> list[str]:
+    deploy = shlex.split(dry_run_stdout.splitlines()[1])
+    return deploy[deploy.index("--parameter-overrides") + 1 : deploy.index("--tags")]
+
+
+def test_each_stage_gets_its_own_glue_database(template: dict[str, Any], tmp_path: Path) -> None:
+    # GIVEN the template's default, the same for every stack of an account and Region
+    assert template["Parameters"]["GlueDatabaseName"]["Default"] == "eventpipe"
+    # WHEN dev and prod are deployed without naming the database
+    dev = run(*SETTINGS, "--dry-run", tmp_path=tmp_path)
+    prod = run(*without("--stage"), "--stage", "prod", "--dry-run", tmp_path=tmp_path)
+    assert dev.returncode == prod.returncode == 0, dev.stderr + prod.stderr
+    # THEN each stack names its own, so that both fit in one account
+    assert [o for o in overrides_of(dev.stdout) if o.startswith("GlueDatabaseName=")] == [
+        "GlueDatabaseName=eventpipe_dev"
+    ]
+    assert [o for o in overrides_of(prod.stdout) if o.startswith("GlueDatabaseName=")] == [
+        "GlueDatabaseName=eventpipe_prod"
+    ]
+
+
+def test_a_glue_database_given_is_kept(tmp_path: Path) -> None:
+    # e.g. a stack first deployed with the template's default keeps its database (and its queries)
+    result = run(*SETTINGS, "--parameter", "GlueDatabaseName=eventpipe", "--dry-run", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [o for o in overrides_of(result.stdout) if o.startswith("GlueDatabaseName=")] == [
+        "GlueDatabaseName=eventpipe"
+    ]
+
+
+# --- the build: python3.12 on PATH, or a container ------------------------------------------------
+
+
+def test_use_container_builds_in_a_container(tmp_path: Path, tools: Path, fake_sam: Path) -> None:
+    # GIVEN a PATH without python3.12 (the build image has it)
+    env = {"PATH": os.pathsep.join([str(tools), str(fake_sam)]), "HOME": str(tmp_path)}
+    # WHEN the script is asked to build in a container
+    result = subprocess.run(
+        [str(tools / "bash"), str(SCRIPT), *SETTINGS, "--use-container", "--dry-run"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    # THEN sam build runs with --use-container, and the deploy is unchanged
+    assert result.returncode == 0, result.stderr
+    build, deploy = (shlex.split(line) for line in result.stdout.splitlines())
+    assert build == [*EXPECTED_BUILD[:2], "--use-container", *EXPECTED_BUILD[2:]]
+    assert deploy == EXPECTED_DEPLOY
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_without_python312_on_path_it_refuses_to_build(
+    dry_run: bool, tmp_path: Path, tools: Path, fake_sam: Path
+) -> None:
+    # GIVEN a PATH with sam but without python3.12
+    env = {
+        "PATH": os.pathsep.join([str(tools), str(fake_sam)]),
+        "HOME": str(tmp_path),
+        "SAM_CALLS": str(tmp_path / "sam-calls.jsonl"),
+    }
+    arguments = [*SETTINGS, "--dry-run"] if dry_run else SETTINGS
+    # WHEN the script runs without --use-container
+    result = subprocess.run(
+        [str(tools / "bash"), str(SCRIPT), *arguments],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    # THEN it says what is missing and the two ways out, prints no command, and runs nothing
+    assert result.returncode == 2
+    assert "python3.12 is not on PATH" in result.stderr
+    assert "install Python 3.12" in result.stderr
+    assert "--use-container" in result.stderr
+    assert result.stdout == ""
+    assert sam_calls(tmp_path) == []

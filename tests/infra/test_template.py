@@ -116,7 +116,8 @@ EXPECTED_ACTIONS = {
         "states:DescribeExecution",
         "StepFunctionsExecutionPolicy",
     },
-    "validate_enrich": {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "dynamodb:BatchWriteItem"},
+    # DynamoQuarantine.for_batch (Query) finds the batch's quarantine records to release
+    "validate_enrich": {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "dynamodb:Query", "dynamodb:BatchWriteItem"},
     "persist": {"s3:GetObject", "s3:ListBucket", "dynamodb:PutItem"},
     "aggregate": {
         "s3:GetObject",
@@ -238,8 +239,41 @@ def test_workflow_substitutions_cover_every_placeholder_of_the_asl(
         assert handler_of(functions[logical_id]) == step
         invoked.add(logical_id)
     # its role may invoke exactly those functions
-    allowed = {policy["LambdaInvokePolicy"]["FunctionName"]["Ref"] for policy in machine["Policies"]}
+    allowed = {
+        policy["LambdaInvokePolicy"]["FunctionName"]["Ref"]
+        for policy in machine["Policies"]
+        if "LambdaInvokePolicy" in policy
+    }
     assert allowed == invoked
+
+
+# What Step Functions calls as the state machine's role to deliver its logs to CloudWatch Logs (Step
+# Functions guide, "IAM policies for logging to CloudWatch Logs"); none of them takes a resource ARN.
+LOG_DELIVERY_ACTIONS = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def test_the_workflow_role_may_deliver_its_logs(resources: dict[str, Any]) -> None:
+    # GIVEN the state machine, which logs to CloudWatch Logs
+    machine = resources["PipelineStateMachine"]["Properties"]
+    assert machine["Logging"]["Destinations"]
+    # WHEN its role's own statements are read (the policy templates grant lambda:InvokeFunction only)
+    statements = [s for policy in machine["Policies"] if "Statement" in policy for s in policy["Statement"]]
+    assert {next(iter(policy)) for policy in machine["Policies"] if "Statement" not in policy} == {"LambdaInvokePolicy"}
+    # THEN it may make the log delivery calls, on "*" as they require, and nothing else
+    assert len(statements) == 1
+    (statement,) = statements
+    assert statement["Effect"] == "Allow"
+    assert set(statement["Action"]) == LOG_DELIVERY_ACTIONS
+    assert statement["Resource"] == "*"
 
 
 def test_workflow_is_standard_with_logs_and_tracing(resources: dict[str, Any]) -> None:

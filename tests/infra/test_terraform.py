@@ -321,6 +321,16 @@ def test_deploy_role_has_no_blanket_permissions() -> None:
     assert all(a.startswith("logs:") for s in allowed if s["resources"] == ["*"] for a in s["actions"])
 
 
+def test_deploy_role_may_read_back_the_glue_table_it_creates() -> None:
+    # GIVEN the statement of the Glue catalog (database and table of the insights export)
+    (catalog,) = [s for s in deploy_statements() if s["sid"] == "InsightsCatalog"]
+    # THEN it allows what the AWS provider calls to create, read, update and delete them: reading an
+    # aws_glue_catalog_table also reads its partition indexes
+    table_calls = {"glue:CreateTable", "glue:GetTable", "glue:UpdateTable", "glue:DeleteTable"}
+    assert table_calls | {"glue:GetPartitionIndexes"} <= set(catalog["actions"])
+    assert catalog["resources"] == "${local.arn.glue}"
+
+
 def test_deploy_role_creates_roles_only_within_the_boundary() -> None:
     statements = {s["sid"]: s for s in deploy_statements()}
     writes = statements["WriteRolesWithinTheBoundary"]

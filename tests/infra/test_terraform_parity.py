@@ -227,6 +227,24 @@ def test_the_state_machine_runs_the_one_asl_file(pipeline: Any, resources: dict[
     assert blocks(machine, "tracing_configuration") == [{"enabled": sam["Tracing"]["Enabled"]}]
 
 
+def test_the_workflow_role_delivers_its_logs_as_in_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    # GIVEN the statements of the workflow role in the Terraform and the SAM state machine's own ones
+    tf = {s["sid"]: s for s in blocks(pipeline.data[("aws_iam_policy_document", "workflow")], "statement")}
+    sam = [
+        statement
+        for policy in resources["PipelineStateMachine"]["Properties"]["Policies"]
+        if "Statement" in policy
+        for statement in policy["Statement"]
+    ]
+    # THEN both allow the same log delivery calls, on "*" (they take no resource ARN)
+    (sam_delivery,) = [s for s in sam if s["Sid"] == "DeliverExecutionLogs"]
+    delivery = tf["DeliverExecutionLogs"]
+    assert set(delivery["actions"]) == set(sam_delivery["Action"])
+    assert {a.split(":")[0] for a in delivery["actions"]} == {"logs"}
+    assert delivery["resources"] == ["*"]
+    assert sam_delivery["Resource"] == "*"
+
+
 # --- Tables -------------------------------------------------------------------------------------------
 
 
@@ -335,6 +353,9 @@ def test_raw_bucket_lifecycle_matches_sam(pipeline: Any, resources: dict[str, An
     assert noncurrent == sam_rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
     (abort,) = blocks(rule, "abort_incomplete_multipart_upload")
     assert abort["days_after_initiation"] == sam_rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+    # AND delete markers with no version left behind them go, as SAM's ExpiredObjectDeleteMarker
+    assert sam_rule["ExpiredObjectDeleteMarker"] is True
+    assert blocks(rule, "expiration") == [{"expired_object_delete_marker": True}]
 
 
 def test_files_dropped_in_incoming_invoke_ingest_as_in_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:

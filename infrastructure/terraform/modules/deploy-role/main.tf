@@ -322,6 +322,8 @@ data "aws_iam_policy_document" "deploy" {
       "glue:CreateDatabase", "glue:GetDatabase", "glue:UpdateDatabase", "glue:DeleteDatabase", "glue:CreateTable",
       "glue:GetTable", "glue:GetTables", "glue:UpdateTable", "glue:DeleteTable", "glue:GetTags", "glue:TagResource",
       "glue:UntagResource",
+      # The AWS provider reads a table's partition indexes whenever it reads aws_glue_catalog_table.
+      "glue:GetPartitionIndexes",
     ]
     resources = local.arn.glue
   }

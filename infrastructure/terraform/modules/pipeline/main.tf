@@ -54,7 +54,8 @@ locals {
       { sid = "ReadRawBatches", actions = ["s3:GetObject"], resources = ["bucket/raw/*"] },
       { sid = "WriteStaged", actions = ["s3:PutObject"], resources = ["bucket/staged/*"] },
       { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
-      { sid = "Quarantine", actions = ["dynamodb:BatchWriteItem"], resources = ["state_table"] },
+      # DynamoQuarantine.for_batch: Query (the batch's records, to release); add: BatchWriteItem
+      { sid = "Quarantine", actions = ["dynamodb:Query", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
     ]
     persist = [
       { sid = "ReadStaged", actions = ["s3:GetObject"], resources = ["bucket/staged/*"] },

@@ -98,6 +98,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "raw" {
       noncurrent_days = var.noncurrent_version_retention_days
     }
 
+    # A delete marker left with no noncurrent version behind it goes too (SAM: ExpiredObjectDeleteMarker).
+    expiration {
+      expired_object_delete_marker = true
+    }
+
     abort_incomplete_multipart_upload {
       days_after_initiation = 7
     }
