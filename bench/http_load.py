@@ -65,9 +65,24 @@ class Acks:
     batch_ids: list[tuple[float, str]] = field(default_factory=list)  # (acknowledged at, batch id)
     errors: int = 0
 
-    def percentile_ms(self, q: float) -> float:
-        ordered = sorted(self.latencies_s)
-        return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+    @property
+    def events(self) -> int:
+        return len(self.latencies_s) * EVENTS_PER_REQUEST
+
+    def row(self, phase: str, elapsed_s: float, processed_s: float | None, base_rate: float | None) -> float:
+        """Print this phase's line of the table; its events/s acknowledged."""
+        acked = self.events / elapsed_s
+        processed = f"{self.events / processed_s:>13,.0f}" if processed_s else f"{'':>13}"
+        ratio = acked / base_rate if base_rate else 1.0
+        p50, p99 = 1000 * percentile(self.latencies_s, 0.5), 1000 * percentile(self.latencies_s, 0.99)
+        print(f"{phase:<34}{acked:>15,.0f}{processed}{p50:>8.1f}{p99:>8.1f}{ratio:>8.2f}")
+        return acked
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank `q` quantile; NaN when there are no values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes) -> tuple[int, bytes]:
@@ -218,17 +233,13 @@ def main() -> int:
     base_acks = Acks()
     base_elapsed = asyncio.run(closed_loop(base.port, bodies, args.burst_s, base_acks))
     base.stop()
-    base_rate = len(base_acks.latencies_s) * EVENTS_PER_REQUEST / base_elapsed
 
     with tempfile.TemporaryDirectory(prefix="eventpipe-bench-") as tmp:
         server = eventpipe_server(Path(tmp))
         try:
             print(f"HTTP ingest, {EVENTS_PER_REQUEST} events a request, {CONNECTIONS} connections, on 127.0.0.1")
             print(f"{'phase':<34}{'events/s acked':>15}{'processed/s':>13}{'p50 ms':>8}{'p99 ms':>8}{'x bare':>8}")
-            print(
-                f"{'baseline: bare uvicorn, 202 only':<34}{base_rate:>15,.0f}{'':>13}"
-                f"{base_acks.percentile_ms(0.5):>8.1f}{base_acks.percentile_ms(0.99):>8.1f}{1.0:>8.2f}"
-            )
+            base_rate = base_acks.row("baseline: bare uvicorn, 202 only", base_elapsed, None, None)
             burst(server.port, bodies, args.burst_s, base_rate)
             sustained(server.port, bodies, args.rate, args.sustain_s, base_rate)
             freshness(server.port, bodies, args.fresh_s)
@@ -241,13 +252,8 @@ def burst(port: int, bodies: Bodies, seconds: float, base_rate: float) -> None:
     acks = Acks()
     elapsed = asyncio.run(closed_loop(port, bodies, seconds, acks))
     drained = wait_drained(port)
-    events = len(acks.latencies_s) * EVENTS_PER_REQUEST
-    rate = events / elapsed
-    print(
-        f"{f'burst {seconds:g} s':<34}{rate:>15,.0f}{events / (elapsed + drained):>13,.0f}"
-        f"{acks.percentile_ms(0.5):>8.1f}{acks.percentile_ms(0.99):>8.1f}{rate / base_rate:>8.2f}"
-    )
-    print(f"  {events:,} events acknowledged, {acks.errors} refused; processing caught up {drained:.1f} s after")
+    acks.row(f"burst {seconds:g} s", elapsed, elapsed + drained, base_rate)
+    print(f"  {acks.events:,} events acknowledged, {acks.errors} refused; processing caught up {drained:.1f} s after")
 
 
 def sustained(port: int, bodies: Bodies, rate: float, seconds: float, base_rate: float) -> None:
@@ -262,12 +268,7 @@ def sustained(port: int, bodies: Bodies, rate: float, seconds: float, base_rate:
 
     elapsed = asyncio.run(open_loop(port, bodies, rate, seconds, acks, on_tick=sample))
     drained = wait_drained(port)
-    events = len(acks.latencies_s) * EVENTS_PER_REQUEST
-    acked = events / elapsed
-    print(
-        f"{f'sustained {rate:,.0f}/s for {seconds:g} s':<34}{acked:>15,.0f}{events / (elapsed + drained):>13,.0f}"
-        f"{acks.percentile_ms(0.5):>8.1f}{acks.percentile_ms(0.99):>8.1f}{acked / base_rate:>8.2f}"
-    )
+    acks.row(f"sustained {rate:,.0f}/s for {seconds:g} s", elapsed, elapsed + drained, base_rate)
     print(
         f"  backlog sampled each second: max {max(backlog, default=0)} batches, median "
         f"{statistics.median(backlog) if backlog else 0:g}; back to zero {drained:.1f} s after the load stopped"
@@ -303,12 +304,10 @@ def freshness(port: int, bodies: Bodies, seconds: float) -> None:
         await load
 
     asyncio.run(run())
-    ordered = sorted(done_after)
-    p50 = ordered[len(ordered) // 2] if ordered else float("nan")
-    p95 = ordered[int(0.95 * (len(ordered) - 1))] if ordered else float("nan")
+    p50, p95 = percentile(done_after, 0.5), percentile(done_after, 0.95)
     print(
         f"freshness at 1,000 events/s for {seconds:g} s: 202 -> in /insights p50 {p50:.2f} s, p95 {p95:.2f} s"
-        f" ({len(ordered)} batches)"
+        f" ({len(done_after)} batches)"
     )
 
 
