@@ -1,5 +1,6 @@
 # One command runs what CI runs: `make test`.
 PYTHON ?= python3
+PORT   ?= 8080
 VENV   := .venv
 BIN    := $(VENV)/bin
 
@@ -19,8 +20,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	touch $@
 
 # The whole pipeline on this machine with a generated stream; it prints the dashboard's URL.
+# `make run PORT=8081` serves on another port.
 run: $(VENV)/.installed
-	$(BIN)/eventpipe up --demo
+	$(BIN)/eventpipe up --demo --port $(PORT)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench scripts docs/azure

@@ -2,7 +2,7 @@
 
 Each function is a few lines: read the trigger's input, call one use-case, map the result.
 
-- `http_api`: the HTTP API of ARCHITECTURE.md section 4 (POST /events, GET /batches/{id},
+- `http_api`: the HTTP API of docs/http-api.md (POST /events, GET /batches/{id},
   GET /insights, GET /health), answered by the same handler as API Gateway in AWS.
 - `ingest_event_hub`: the high-volume path, batches of Event Hubs messages (one event each).
 - `ingest_drop`: files written under `incoming/` of the raw container (Event Grid BlobCreated).

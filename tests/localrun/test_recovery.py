@@ -1,5 +1,5 @@
 """Crashes and stops of `eventpipe up` under load: every event that got a 202 ends exactly once curated,
-rejected or counted as a duplicate (ARCHITECTURE.md section 7), whatever stopped the server."""
+rejected or counted as a duplicate (docs/guarantees.md), whatever stopped the server."""
 
 from __future__ import annotations
 
@@ -140,10 +140,8 @@ def test_a_crash_under_load_then_a_restart_finishes_every_acknowledged_batch(tmp
         check_every_acknowledged_event_counted_once(second, load)
 
 
-@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
-def test_a_stop_under_load_exits_cleanly_and_a_restart_finishes_everything(
-    tmp_path: Path, sig: signal.Signals, status: int
-) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_under_load_exits_cleanly_and_a_restart_finishes_everything(tmp_path: Path, sig: signal.Signals) -> None:
     data_dir = tmp_path / "data"
     first = start_server(data_dir)
     try:
@@ -156,9 +154,9 @@ def test_a_stop_under_load_exits_cleanly_and_a_restart_finishes_everything(
         load.join()
     finally:
         end(first)
-    # THEN it exits with the signal's status and says nothing alarming
+    # THEN it exits 0 (a stop asked for, Ctrl-C included, is a success) and says nothing alarming
     output = b"".join(first.output).decode(errors="replace")
-    assert exit_status == status, output
+    assert exit_status == 0, output
     for alarming in ("Traceback", "ERROR", "error:", "Exception"):
         assert alarming not in output, output
     assert "eventpipe: stopped" in output

@@ -1,4 +1,4 @@
-"""`eventpipe up` as a client sees it: the HTTP API of ARCHITECTURE.md section 4 on a real process."""
+"""`eventpipe up` as a client sees it: the HTTP API of docs/http-api.md on a real process."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""aggregate_batch (one batch's per-minute aggregate) and build_insights (the document of ARCHITECTURE.md section 4)."""
+"""aggregate_batch (one batch's per-minute aggregate) and build_insights (the document of docs/http-api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The layering of ARCHITECTURE.md section 2, checked on the source.
+"""The layering of docs/architecture.md, checked on the source.
 
 Core is cloud-free and reads no environment; adapters sit below the runtime and the CLI.
 """

@@ -400,7 +400,7 @@ def test_document_shape_refusals_keep_the_whole_event(runtime: LocalRuntime) -> 
 @pytest.mark.xfail(
     strict=True,
     reason="readers._document_events (src/eventpipe/core/readers.py) re-serializes each event of a JSON "
-    "document with orjson.dumps, so the stored 'raw' is not the text sent (ARCHITECTURE.md section 3: rejected "
+    "document with orjson.dumps, so the stored 'raw' is not the text sent (docs/event-envelope.md: rejected "
     "events keep their original text): an integer past 64 bits comes back as a float, 1.2345678901234568e+29",
 )
 def test_a_document_event_is_quarantined_with_its_original_text(runtime: LocalRuntime) -> None:

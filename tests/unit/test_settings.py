@@ -23,7 +23,7 @@ INT_VARIABLES = {
 def test_defaults_without_any_variable() -> None:
     # GIVEN an empty environment
     settings = Settings.from_env({})
-    # THEN the documented defaults apply (ARCHITECTURE.md sections 3 and 5)
+    # THEN the documented defaults apply (docs/event-envelope.md and docs/cli.md)
     assert settings.data_dir == Path(".eventpipe")
     assert settings.schema_dir is None
     assert settings.limits.max_event_bytes == 64 * 1024

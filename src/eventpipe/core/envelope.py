@@ -1,4 +1,4 @@
-"""The event envelope (ARCHITECTURE.md section 3) as a JSON Schema, and how a type's schema plugs into it."""
+"""The event envelope (docs/event-envelope.md) as a JSON Schema, and how a type's schema plugs into it."""
 
 from __future__ import annotations
 

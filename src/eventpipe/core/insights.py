@@ -1,4 +1,4 @@
-"""Build the insights document (ARCHITECTURE.md section 4) from the stored per-minute rows."""
+"""Build the insights document (docs/http-api.md) from the stored per-minute rows."""
 
 from __future__ import annotations
 

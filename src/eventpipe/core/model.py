@@ -8,7 +8,7 @@ from typing import Any
 
 
 class ReasonCode(StrEnum):
-    """Why an event was turned away (ARCHITECTURE.md section 3)."""
+    """Why an event was turned away (docs/event-envelope.md)."""
 
     MALFORMED_JSON = "malformed_json"
     TOO_LARGE = "too_large"
@@ -53,7 +53,7 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Size limits on every external input (ARCHITECTURE.md section 3 gives the defaults)."""
+    """Size limits on every external input (docs/settings.md gives the defaults)."""
 
     max_event_bytes: int = 64 * 1024
     max_body_bytes: int = 1024 * 1024

@@ -1,4 +1,4 @@
-"""Read one request's body into candidate events, and check each one's shape (ARCHITECTURE.md section 4).
+"""Read one request's body into candidate events, and check each one's shape (docs/http-api.md).
 
 A request is one batch: it is refused whole when it cannot be read at all (400), is too large (413)
 or is of a media type we do not read (415). Otherwise each event that is not a JSON object with a

@@ -1,4 +1,4 @@
-"""The HTTP API (ARCHITECTURE.md section 4) over API Gateway proxy events, version 2.0 and 1.0.
+"""The HTTP API (docs/http-api.md) over API Gateway proxy events, version 2.0 and 1.0.
 
 Bad input is answered with a 4xx and a message that says what to change; a failing store with
 503, so clients retry. Nothing a client sends can produce a 500.

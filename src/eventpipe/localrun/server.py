@@ -52,7 +52,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit status."""
+    """Run until SIGINT or SIGTERM; returns the exit status (0 after a clean stop)."""
     if not is_loopback(host) and not settings.api_token:
         raise ConfigError(
             f"binding to {host} exposes the API: set EVENTPIPE_API_TOKEN (clients send it as a bearer token)"
@@ -94,7 +94,9 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
         runtime.close()
         sock.close()
     print("eventpipe: stopped; unfinished batches are finished at the next start", flush=True)
-    return 130 if signal.SIGINT in received else 0
+    # A stop asked for and done (Ctrl-C included) is a success: `make run` then ends quietly. Only a
+    # second signal, which drops the requests still in flight, exits with the signal's status.
+    return 128 + received[-1] if len(received) > 1 else 0
 
 
 def _reachable(host: str) -> str:

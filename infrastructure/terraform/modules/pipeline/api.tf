@@ -1,4 +1,4 @@
-# The HTTP API (ARCHITECTURE.md section 4). A JWT authorizer: API Gateway checks the token's
+# The HTTP API (docs/http-api.md). A JWT authorizer: API Gateway checks the token's
 # signature, issuer, audience and expiry itself, with the keys of the issuer's JWKS endpoint.
 # GET /health stays open for load balancers and uptime checks; it reads nothing.
 
@@ -70,7 +70,7 @@ resource "aws_apigatewayv2_stage" "default" {
     throttling_burst_limit = var.api_throttling.burst_limit
   }
 
-  # No source IP in the access log: eventpipe never stores a raw IP (ARCHITECTURE.md section 3).
+  # No source IP in the access log: eventpipe never stores a raw IP (docs/event-envelope.md).
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.api_access.arn
     format = jsonencode({
