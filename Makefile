@@ -4,9 +4,11 @@ PORT   ?= 8080
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest asl bench clean
+.PHONY: run test test-prerequisites lint typecheck pytest asl bench clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+	  { echo "eventpipe needs Python 3.11 or newer: $(PYTHON) is $$($(PYTHON) -V 2>&1 || echo missing); run make PYTHON=python3.12 ..." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
@@ -31,7 +33,11 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-dev node_modules/.installed
+# Node.js and npm, and Chromium for the dashboard test: installed where it can be, else named in one line.
+test-prerequisites:
+	@scripts/test_prerequisites.sh
+
+pytest: test-prerequisites $(VENV)/.installed-dev node_modules/.installed
 	$(BIN)/pytest -q
 
 node_modules/.installed: package.json package-lock.json
@@ -41,7 +47,7 @@ node_modules/.installed: package.json package-lock.json
 asl: node_modules/.installed
 	npx --no-install asl-validator --json-path src/eventpipe/workflow/pipeline.asl.json
 
-test: lint typecheck pytest asl infra-check
+test: test-prerequisites lint typecheck pytest asl infra-check
 
 include infrastructure/checks.mk
 

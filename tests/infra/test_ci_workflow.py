@@ -42,7 +42,7 @@ def test_workflow_runs_make_test_on_push_and_pull_requests() -> None:
     assert {"push", "pull_request"} <= set(triggers)
     (job,) = document["jobs"].values()
     commands = "\n".join(step.get("run", "") for step in job["steps"])
-    # .ci/run is the one CI entry point; it installs Chromium when missing and runs `make test`.
+    # .ci/run is the one CI entry point: it runs `make test`, which installs Chromium when missing.
     assert "bash .ci/run" in commands
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
