@@ -109,3 +109,13 @@ def test_non_object_context_is_an_error() -> None:
     with pytest.raises(EnrichmentError) as caught:
         enrich({"context": "https://www.google.com/"})
     assert caught.value.path == "$.context"
+
+
+@pytest.mark.parametrize("path_length", [0, 600, 5000])
+def test_cached_and_uncached_urls_give_the_same_host(path_length: int) -> None:
+    # GIVEN URLs short enough to be cached and too long to be (each asked twice)
+    url = "https://User@WWW.Example.COM.:8443/" + "p" * path_length
+    # WHEN their host is read twice
+    hosts = [url_host(url), url_host(url)]
+    # THEN both answers are the normalised host
+    assert hosts == ["example.com", "example.com"]

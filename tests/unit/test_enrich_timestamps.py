@@ -112,3 +112,21 @@ def test_format_ms_and_epoch_ms_round_trip(moment: str) -> None:
     text = format_ms(epoch_ms(datetime.fromisoformat(moment)))
     # THEN the text is unchanged
     assert text == moment
+
+
+def test_received_at_of_each_batch_is_used_with_one_enricher() -> None:
+    # GIVEN one enricher (as a process keeps it) and events of two batches received at different times
+    enricher = TimestampsEnricher()
+    sent = "2026-11-28T06:00:00.000Z"
+    skews = []
+    for received_at in ("2026-11-28T06:00:01.000Z", "2026-11-28T06:00:01.000Z", "2026-11-28T06:00:03.500Z"):
+        enrichment: dict[str, Any] = {}
+        # WHEN each is enriched
+        enricher.enrich({"occurred_at": sent, "sent_at": sent, "received_at": received_at}, enrichment)
+        skews.append(enrichment["clock_skew_ms"])
+    # THEN each skew comes from its own batch's received_at
+    assert skews == [1000, 1000, 3500]
+    # AND a bad received_at after a good one is still refused at its path
+    with pytest.raises(EnrichmentError) as caught:
+        enricher.enrich({"occurred_at": sent, "sent_at": sent, "received_at": "soon"}, {})
+    assert caught.value.path == "$.received_at"

@@ -66,8 +66,21 @@ _MAX_HOST = 253  # the longest DNS name
 _COUNTRY_SITE_MEDIUM = {"google": "search", "yandex": "search", "pinterest": "social"}
 
 
+_MAX_CACHED_URL = 512  # longer URLs are parsed each time: 4096 cached URLs stay under 2 MiB
+
+
 def url_host(url: str) -> str | None:
-    """The normalised host of an absolute (or scheme-relative) URL, or None when it has none."""
+    """The normalised host of an absolute (or scheme-relative) URL, or None when it has none.
+
+    Cached per URL: a site's pages and its referrers repeat, and a hit (~0.05 µs) saves the
+    regex match and normalisation (~0.5 µs), twice per event (referrer and page).
+    """
+    if len(url) > _MAX_CACHED_URL:
+        return _url_host(url)
+    return _cached_url_host(url)
+
+
+def _url_host(url: str) -> str | None:
     match = _AUTHORITY.match(url)
     if match is None:
         return None
@@ -77,6 +90,9 @@ def url_host(url: str) -> str | None:
     elif host.startswith("www."):
         host = host[4:]
     return host or None
+
+
+_cached_url_host = lru_cache(maxsize=4096)(_url_host)
 
 
 @lru_cache(maxsize=2048)

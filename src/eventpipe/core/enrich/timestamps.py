@@ -69,8 +69,22 @@ def _is_canonical(text: str) -> bool:
 class TimestampsEnricher:
     """Writes `corrected_at`, `clock_skew_ms` and `event_time_ms`; reads `received_at` only with `sent_at`."""
 
-    __slots__ = ()
+    __slots__ = ("_received",)
     name = "timestamps"
+
+    def __init__(self) -> None:
+        # `received_at` is one value per batch: the last one parsed, kept as one tuple so that
+        # threads sharing the enricher always read a matching text and value.
+        self._received: tuple[str, int] | None = None
+
+    def _received_ms(self, received_at: object) -> int:
+        last = self._received
+        if last is not None and type(received_at) is str and received_at == last[0]:
+            return last[1]
+        ms = epoch_ms(_parse(received_at, "$.received_at"))
+        if type(received_at) is str:
+            self._received = (received_at, ms)
+        return ms
 
     def enrich(self, event: dict[str, Any], enrichment: dict[str, Any]) -> None:
         occurred_at = event.get("occurred_at")
@@ -80,8 +94,7 @@ class TimestampsEnricher:
             skew_ms = 0
         else:
             sent_ms = epoch_ms(_parse(sent_at, "$.sent_at"))
-            received_ms = epoch_ms(_parse(event.get("received_at"), "$.received_at"))
-            skew_ms = received_ms - sent_ms
+            skew_ms = self._received_ms(event.get("received_at")) - sent_ms
         corrected_ms = occurred_ms + skew_ms
         if skew_ms == 0 and isinstance(occurred_at, str) and _is_canonical(occurred_at):
             # Most SDKs already send this form: reuse the string instead of formatting (~1 µs).
