@@ -136,6 +136,91 @@ def problems(config: dict[str, Any], alerts: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+# PutMetricAlarm's rules for the `Metrics` array (CloudWatch API reference, MetricDataQuery and
+# "Alarms based on metric math"); cfn-lint checks none of them, and CloudFormation learns of a
+# breach only when the alarm's CREATE fails and rolls the whole stack back.
+MAX_METRIC_STATS = 10
+MAX_EXPRESSIONS = 10
+QUERY_ID = re.compile(r"^[a-z][A-Za-z0-9_]{0,254}$")
+PERIOD_RULE = "10, 20, 30 or a multiple of 60"
+ALARM_LOOKBACK_S = 86_400  # Period x EvaluationPeriods may not pass one day
+SINGLE_METRIC_KEYS = ("Namespace", "MetricName", "Dimensions", "Period", "Statistic", "ExtendedStatistic", "Unit")
+
+
+def _is_select(expression: str) -> bool:
+    """A Metrics Insights query (rather than metric math)."""
+    return expression.lstrip().upper().startswith("SELECT")
+
+
+def _valid_period(period: Any) -> bool:
+    return isinstance(period, int) and (period in (10, 20, 30) or (period > 0 and period % 60 == 0))
+
+
+def put_metric_alarm_problems(properties: dict[str, Any]) -> list[str]:
+    """What PutMetricAlarm would refuse in one alarm's properties (CloudFormation's shape), or [].
+
+    At most one Metrics Insights query (SELECT), no SEARCH, at most 10 metrics and 10 expressions,
+    exactly one query returned, every id valid and unique and every id an expression names defined,
+    one period for every metric and query, Period x EvaluationPeriods within a day.
+    """
+    found: list[str] = []
+    evaluation_periods = properties.get("EvaluationPeriods")
+    if not isinstance(evaluation_periods, int) or evaluation_periods < 1:
+        found.append("EvaluationPeriods must be a positive integer")
+        evaluation_periods = 1
+    if properties.get("DatapointsToAlarm", evaluation_periods) > evaluation_periods:
+        found.append("DatapointsToAlarm is more than EvaluationPeriods")
+    queries = properties.get("Metrics")
+    if queries is None:
+        missing = [key for key in ("Namespace", "MetricName", "Period") if key not in properties]
+        found += [f"{key} missing" for key in missing]
+        if ("Statistic" in properties) == ("ExtendedStatistic" in properties):
+            found.append("give exactly one of Statistic and ExtendedStatistic")
+        periods = [properties.get("Period")]
+    else:
+        found += [f"{key} may not stand beside Metrics" for key in SINGLE_METRIC_KEYS if key in properties]
+        found += _metrics_problems(queries)
+        periods = [q["MetricStat"].get("Period") for q in queries if "MetricStat" in q]
+        periods += [q.get("Period") for q in queries if _is_select(str(q.get("Expression", "")))]
+    if len(set(map(str, periods))) > 1:
+        found.append(f"metrics and queries differ in period: {periods}")
+    for period in periods:
+        if not _valid_period(period):
+            found.append(f"period {period!r} is not {PERIOD_RULE}")
+        elif period * evaluation_periods > ALARM_LOOKBACK_S:
+            found.append(f"Period x EvaluationPeriods is {period * evaluation_periods} s, more than a day")
+    return found
+
+
+def _metrics_problems(queries: list[dict[str, Any]]) -> list[str]:
+    found: list[str] = []
+    ids = [str(query.get("Id")) for query in queries]
+    found += [f"id {i!r} must start with a lowercase letter; letters, digits, _" for i in ids if not QUERY_ID.match(i)]
+    found += [f"id {i!r} used twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    stats = [query for query in queries if "MetricStat" in query]
+    expressions = [str(query["Expression"]) for query in queries if "Expression" in query]
+    if any(("MetricStat" in query) == ("Expression" in query) for query in queries):
+        found.append("each query has exactly one of MetricStat and Expression")
+    if len(stats) > MAX_METRIC_STATS:
+        found.append(f"{len(stats)} metrics: at most {MAX_METRIC_STATS}")
+    if len(expressions) > MAX_EXPRESSIONS:
+        found.append(f"{len(expressions)} expressions: at most {MAX_EXPRESSIONS}")
+    if sum(1 for query in queries if query.get("ReturnData", True)) != 1:
+        found.append("exactly one query must have ReturnData true (the series alarmed on)")
+    selects = [e for e in expressions if _is_select(e)]
+    if len(selects) > 1:
+        found.append(f"{len(selects)} Metrics Insights queries (SELECT): an alarm may hold one")
+    if any(re.search(r"\bGROUP\s+BY\b", e, re.IGNORECASE) for e in selects):
+        found.append("a SELECT with GROUP BY returns many series; the alarm watches one")
+    if any(re.search(r"\bSEARCH\s*\(", e, re.IGNORECASE) for e in expressions):
+        found.append("SEARCH() is not allowed in an alarm")
+    for expression in (e for e in expressions if e not in selects):
+        # ids an expression names: lowercase-initial words that are not functions (FILL, IF, ...)
+        named = set(re.findall(r"\b([a-z][A-Za-z0-9_]*)\b(?!\s*\()", expression))
+        found += [f"expression {expression!r} names an unknown id {n!r}" for n in sorted(named - set(ids))]
+    return found
+
+
 def _logical_id(name: str) -> str:
     return "Alarm" + "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name))
 
@@ -288,6 +373,13 @@ def generated_section(config: dict[str, Any]) -> str:
         raise AlertsError("monitoring/alerts.yml:\n  " + "\n  ".join(errors))
     resources = config.get("resources") or {}
     section = {_logical_id(alert["name"]): alarm_resource(alert, resources) for alert in alerts}
+    refused = [
+        f"{logical_id}: {problem}"
+        for logical_id, alarm in section.items()
+        for problem in put_metric_alarm_problems(alarm["Properties"])
+    ]
+    if refused:
+        raise AlertsError("PutMetricAlarm would refuse:\n  " + "\n  ".join(refused))
     section["MonitoringDashboard"] = dashboard_resource(config, alerts)
     text = yaml.dump(section, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=1000)
     return "".join(f"  {line}\n" if line else "\n" for line in text.splitlines())

@@ -86,6 +86,8 @@ def validate_enrich(event: Event, context: LambdaContext) -> Event:
     if not event["batch_id"].startswith(REPLAY_BATCH_PREFIX):  # a replay adds no EventsReceived to compare with
         for code, count in result["rejected"].items():
             _count("EventsRejected", count, reason=code)
+        # the total, with the service dimension alone: the rejection-ratio alarm reads it as a plain metric
+        metrics.add_metric("EventsRejected", MetricUnit.Count, sum(result["rejected"].values()))
     return result
 
 

@@ -407,8 +407,10 @@ def test_logs_carry_the_batch_id_and_metrics_are_emf(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     metrics = [line for line in lines if "_aws" in line]
     rejected = [m for m in metrics if "EventsRejected" in m]
-    assert rejected
-    assert rejected[0]["reason"] == "schema_violation"
+    # by reason (graphs, runbook), and the total with the service dimension alone (the ratio alarm)
+    assert [(m.get("reason"), m["EventsRejected"]) for m in rejected] == [("schema_violation", [1.0]), (None, [1.0])]
+    by_reason, total = (m["_aws"]["CloudWatchMetrics"][0]["Dimensions"] for m in rejected)
+    assert (sorted(by_reason[0]), total) == (["reason", "service"], [["service"]])
     assert any("EventsCurated" in m for m in metrics)
     assert any(m.get("BatchLatency") is not None for m in metrics)
     logs = [line for line in lines if "level" in line]
