@@ -531,3 +531,23 @@ def test_translated_api_authorizes_every_route_but_health(translated: dict[str, 
         for method, operation in methods.items():
             secured = operation.get("security", [])
             assert (secured == [{"NONE": []}] or secured == []) == (path == "/health"), (method, path, secured)
+
+
+def test_functions_are_named_after_the_stack_and_fit_lambdas_64_characters(
+    template: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    # GIVEN every function's FunctionName: <stack>-<entry point>, so `aws lambda invoke --function-name
+    # eventpipe-dev-ingest` works as docs/aws.md shows
+    for properties in functions.values():
+        assert properties["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-" + handler_of(properties)}
+    # THEN with the longest stack name the header allows, every name fits Lambda's 64 characters
+    header = TEMPLATE.read_text(encoding="utf-8")
+    allowed = re.search(r"Stack names: at most (\d+) characters", header)
+    assert allowed
+    longest = max(len(handler_of(properties)) for properties in functions.values())
+    assert int(allowed.group(1)) + 1 + longest == 64
+    # AND the deploy script's stacks (eventpipe-<stage>) are within it
+    script = (ROOT / "scripts" / "deploy_sam.sh").read_text(encoding="utf-8")
+    stages = re.search(r'^STAGES="([^"]+)"', script, re.M)
+    assert stages
+    assert all(len(f"eventpipe-{stage}") <= int(allowed.group(1)) for stage in stages.group(1).split())

@@ -113,6 +113,21 @@ def test_the_same_entry_points_everywhere(pipeline: Any, sam_by_handler: dict[st
     assert set(pipeline.locals["workflow_steps"]) < tf
 
 
+def test_functions_are_named_stack_dash_entry_point_as_in_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
+    # GIVEN SAM's FunctionName and the Terraform's local.function_names
+    for handler, properties in sam_by_handler.items():
+        assert properties["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-" + handler}
+    assert pipeline.locals["function_names"] == '${{for key in keys(local.functions) : key => "${local.name}-${key}"}}'
+    assert pipeline.locals["name"] == "${var.project}-${var.stage}"
+    # THEN the longest Terraform name (16-character project, 10-character stage) fits Lambda's 64
+    project = re.search(r"\{1,(\d+)\}", pipeline.variables["project"]["validation"][0]["condition"])
+    stage = re.search(r"\{1,(\d+)\}", pipeline.variables["stage"]["validation"][0]["condition"])
+    assert project
+    assert stage
+    longest = 1 + int(project.group(1)) + 1 + 1 + int(stage.group(1)) + 1 + max(map(len, sam_by_handler))
+    assert longest <= 64
+
+
 def test_runtime_memory_and_timeouts_match_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     lambda_function = module(FUNCTION).resource("aws_lambda_function", "this")
     for name, spec in pipeline.locals["functions"].items():

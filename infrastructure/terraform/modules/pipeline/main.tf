@@ -101,5 +101,7 @@ locals {
     POWERTOOLS_METRICS_NAMESPACE = "eventpipe"
   }
 
-  function_names = { for key in keys(local.functions) : key => "${local.name}-${replace(key, "_", "-")}" }
+  # <project>-<stage>-<entry point>, as the SAM stack names them (<stack>-validate_enrich): one
+  # `aws lambda invoke --function-name eventpipe-dev-ingest` for both. At most 27 + 16 of Lambda's 64.
+  function_names = { for key in keys(local.functions) : key => "${local.name}-${key}" }
 }
