@@ -16,7 +16,13 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
-from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
+from eventpipe.adapters.aws.dynamodb_state import (
+    UNFINISHED_SHARDS,
+    DynamoBatchStore,
+    DynamoQuarantine,
+    _record_item,
+    open_shard,
+)
 from eventpipe.adapters.aws.retry import NO_WAIT, Backoff
 from eventpipe.core.errors import StorageError
 from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
@@ -169,7 +175,7 @@ def test_a_second_create_returns_false_and_changes_nothing(batches: DynamoBatchS
 def test_mark_done_records_the_counts_and_leaves_the_unfinished_index(batches: DynamoBatchStore, dynamodb: Any) -> None:
     # GIVEN a pending batch, which carries the `open` key of the sparse index
     batches.create(pending("b1"))
-    assert raw_record(dynamodb, "b1")["open"] == {"S": "1"}
+    assert raw_record(dynamodb, "b1")["open"] == {"S": open_shard("b1")}
     # WHEN it is marked done
     batches.mark_done("b1", 6, 1, {"schema_violation": 2, "malformed_json": 1})
     # THEN it has its counts, no `open` attribute, and is not unfinished
@@ -238,6 +244,38 @@ def test_unfinished_lists_pending_and_failed_oldest_first(batches: DynamoBatchSt
     for record in unfinished:
         batches.mark_done(record.batch_id, 0, 0, {})
     assert batches.unfinished() == []
+
+
+def test_the_unfinished_index_is_sharded_by_batch_id_and_listed_oldest_first_across_shards(
+    batches: DynamoBatchStore, dynamodb: Any
+) -> None:
+    # GIVEN 200 pending batches, received in an order unrelated to their ids
+    ids = [f"batch-{n:03d}" for n in range(200)]
+    for n, batch_id in enumerate(ids):
+        batches.create(pending(batch_id, M_MS + (n * 7919) % 200))
+    # THEN their index keys spread over every shard, each batch's key stable and one of unfinished#0..15
+    keys = {raw_record(dynamodb, batch_id)["open"]["S"] for batch_id in ids}
+    assert keys == {f"unfinished#{shard}" for shard in range(UNFINISHED_SHARDS)}
+    assert all(open_shard(batch_id) == open_shard(batch_id) for batch_id in ids)
+    # AND one listing merges the shards, oldest first, each batch once
+    listed = batches.unfinished()
+    assert sorted(r.batch_id for r in listed) == ids
+    assert [r.received_at_ms for r in listed] == sorted(r.received_at_ms for r in listed)
+    # AND a done batch leaves its shard
+    batches.mark_done(ids[0], 1, 0, {})
+    assert ids[0] not in {r.batch_id for r in batches.unfinished()}
+
+
+def test_records_written_before_the_sharding_are_still_listed(batches: DynamoBatchStore, dynamodb: Any) -> None:
+    # GIVEN a pending record with the single key value the unsharded index used
+    item = _record_item(pending("old", M_MS - 1))
+    item["open"] = {"S": "1"}
+    dynamodb.put_item(TableName=STATE_TABLE, Item=item)
+    batches.create(pending("new", M_MS))
+    # THEN it is listed with the new ones, and leaves the index when done
+    assert [r.batch_id for r in batches.unfinished()] == ["old", "new"]
+    batches.mark_done("old", 0, 0, {})
+    assert [r.batch_id for r in batches.unfinished()] == ["new"]
 
 
 # --- DynamoQuarantine on moto ---------------------------------------------------------------------

@@ -55,7 +55,8 @@ resource "aws_dynamodb_table" "state" {
   }
 
   global_secondary_index {
-    # Sparse: only records that carry `open` (pending and failed batches) are in it.
+    # Sparse: only records that carry `open` (pending and failed batches) are in it. `open` is
+    # unfinished#0 to unfinished#15 by a hash of the batch id (dynamodb_state.py): 16 partitions.
     name            = "unfinished"
     hash_key        = "open"
     range_key       = "received_at_ms"

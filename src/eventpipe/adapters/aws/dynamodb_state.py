@@ -2,9 +2,12 @@
 
 Both live in the batch's partition, `pk = batch#<batch_id>`: the record at `sk = batch`, each
 rejection at `sk = rej#<index, zero-padded to 10 digits>`, so one Query returns a batch's
-rejections in index order. A record carries `open = "1"` until it is done; the sparse
-`unfinished` index (`open`, `received_at_ms`) therefore holds exactly the pending and failed
-batches, oldest first, and recovery finds them without a Scan.
+rejections in index order. A record carries `open = "unfinished#<shard>"` until it is done; the
+sparse `unfinished` index (`open`, `received_at_ms`) therefore holds exactly the pending and failed
+batches, and recovery finds them without a Scan. The shard (a hash of the batch id, one of
+`UNFINISHED_SHARDS`) spreads the index's writes (two per batch: created, done) over that many
+partitions instead of one, which would throttle the table's writes past about 1,000 batches/s;
+a listing queries every shard and merges them, oldest first.
 
 Every call retries throttling with the backoff (on top of botocore's own few retries); any other
 vendor error, or throttling that outlasts the backoff, becomes `StorageError` here.
@@ -12,6 +15,8 @@ vendor error, or throttling that outlasts the backoff, becomes `StorageError` he
 
 from __future__ import annotations
 
+import heapq
+import zlib
 from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,12 +41,24 @@ _T = TypeVar("_T")
 
 BATCH_SK = "batch"
 REJECTION_PREFIX = "rej#"
-OPEN = "1"  # the `unfinished` index's only key value: every unfinished batch shares one partition
+UNFINISHED_SHARDS = 16
+OPEN_PREFIX = "unfinished#"
+LEGACY_OPEN = "1"  # the one key value of records written before the index was sharded; still listed
 _DEFAULT_BACKOFF = Backoff()
 
 
 def batch_pk(batch_id: str) -> str:
     return f"batch#{batch_id}"
+
+
+def open_shard(batch_id: str) -> str:
+    """The `unfinished` index key of an unfinished batch: `unfinished#0` to `unfinished#15`, stable per batch."""
+    return f"{OPEN_PREFIX}{zlib.crc32(batch_id.encode()) % UNFINISHED_SHARDS}"
+
+
+def open_keys() -> list[str]:
+    """Every key value of the `unfinished` index, the legacy one included."""
+    return [f"{OPEN_PREFIX}{shard}" for shard in range(UNFINISHED_SHARDS)] + [LEGACY_OPEN]
 
 
 def rejection_sk(index: int) -> str:
@@ -134,6 +151,11 @@ class DynamoBatchStore:
         A global secondary index is eventually consistent: a batch created or finished a moment
         ago may be missing or still listed, so a caller should re-read a record (`get`) before acting.
         """
+        shards = [self._unfinished_in(key) for key in open_keys()]
+        return list(heapq.merge(*shards, key=lambda record: record.received_at_ms))
+
+    def _unfinished_in(self, open_key: str) -> Iterator[BatchRecord]:
+        """One shard of the index, oldest first (every page of its Query)."""
         items = _items(
             self._backoff,
             f"cannot list unfinished batches in {self._table}",
@@ -142,12 +164,12 @@ class DynamoBatchStore:
                 IndexName=UNFINISHED_INDEX,
                 KeyConditionExpression="#open = :open",
                 ExpressionAttributeNames={"#open": "open"},
-                ExpressionAttributeValues={":open": {"S": OPEN}},
+                ExpressionAttributeValues={":open": {"S": open_key}},
                 ScanIndexForward=True,  # ascending received_at_ms: oldest first
                 **paging,
             ),
         )
-        return [_record(item) for item in items]
+        return (_record(item) for item in items)
 
     @staticmethod
     def _key(batch_id: str) -> Item:
@@ -243,7 +265,7 @@ def _record_item(record: BatchRecord) -> Item:
     if record.error is not None:
         item["error"] = {"S": record.error}
     if record.status is not BatchStatus.DONE:
-        item["open"] = {"S": OPEN}
+        item["open"] = {"S": open_shard(record.batch_id)}
     return item
 
 

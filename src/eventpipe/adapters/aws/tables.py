@@ -2,7 +2,8 @@
 
 - curated: one item per curated event, keyed by `event_id`; `batch_id` tells which batch stored it.
 - state: batch records (`pk = batch#<id>`, `sk = batch`) and the quarantine (`pk = batch#<id>`,
-  `sk = rej#<index>`); the sparse `unfinished` index holds only batches not yet done.
+  `sk = rej#<index>`); the sparse `unfinished` index holds only batches not yet done, its key
+  `open` sharded as `unfinished#<0..15>` (see `dynamodb_state.py`).
 - insights: per-minute counters and sketches, funnel rows and applied-batch markers (see
   `dynamodb_insights.py` for the key shapes).
 """
