@@ -16,6 +16,7 @@ import orjson
 
 from eventpipe.core.errors import ConfigError, EventpipeError, InputError
 from eventpipe.core.ingest import IngestSummary
+from eventpipe.lake.cli import add_lake_commands, sync_lake
 from eventpipe.settings import Settings
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=None, help="repeatable output (default: a new stream each run)")
     generate.add_argument("--span-minutes", type=int, default=30, help="spread event times over this many minutes")
     generate.set_defaults(run=_generate)
+    add_lake_commands(commands)
     return parser
 
 
@@ -139,6 +141,7 @@ def _ingest(args: argparse.Namespace) -> int:
             if summary.received == 0:
                 print(f"eventpipe: warning: {path}: no events in the file", file=sys.stderr)
         total.merge(summary)
+    sync_lake(runtime)  # the lake holds every event this run curated
     if args.json:
         print(orjson.dumps(total.as_dict()).decode())
     else:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
 LOCAL_SERVER_ONLY = {"uvicorn", "httptools", "uvloop", "plotly"}  # `eventpipe up`, never in a Lambda function
+LOCAL_LAKE_ONLY = {"pyarrow", "duckdb"}  # the local lake and `eventpipe query`; no Lambda function writes Parquet
 
 
 def _name(requirement: str) -> str:
@@ -22,4 +23,4 @@ def test_the_lambda_requirements_are_the_core_and_aws_dependencies() -> None:
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
     listed = {_name(line) for line in lines if line and not line.startswith("#")}
     # THEN it lists them all but the local server's, and boto3, which the Lambda runtime provides
-    assert listed == expected - LOCAL_SERVER_ONLY - {"boto3"}
+    assert listed == expected - LOCAL_SERVER_ONLY - LOCAL_LAKE_ONLY - {"boto3"}

@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.core.errors import EventpipeError
+from eventpipe.lake.writer import lake_writer
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.localrun.watcher import DropWatcher
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ctypes import c_longlong
     from multiprocessing.context import SpawnProcess
 
+    from eventpipe.lake.writer import LakeWriter
     from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ TAKE = 64  # pending batches read at a time
 STOP_TIMEOUT_S = 30.0
 RESTART_MAX_WAIT_S = 60.0
 QUICK_EXIT_S = 30.0
+LAKE_EVERY_S = 5.0  # curated events are in the lake within about this (the contract says 60 s)
+LAKE_BUDGET_S = 5.0  # at most this long away from the batches
 
 
 class Shared:
@@ -72,7 +76,8 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     runtime = LocalRuntime(settings, defer_to=lambda: None)  # file drops' batches join the queue
     watcher = DropWatcher(runtime)
     runtime.sweep_staged()
-    next_scan = 0.0
+    lake = lake_writer(runtime)
+    next_scan = next_lake = 0.0
 
     def stopping() -> bool:
         return bool(shared.stop.value or terminated) or os.getppid() != parent_pid
@@ -91,6 +96,9 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + POLL_S
                 shared.files.value += len(_scan(watcher))
+            if lake is not None and time.monotonic() >= next_lake:
+                next_lake = time.monotonic() + LAKE_EVERY_S
+                _sync_lake(lake)
             if not pending:
                 select.select([wake], [], [], POLL_S)
     finally:
@@ -102,6 +110,13 @@ def _drain(wake: socket.socket) -> None:
     with contextlib.suppress(BlockingIOError):
         while wake.recv(64):
             pass
+
+
+def _sync_lake(lake: LakeWriter) -> None:
+    try:
+        lake.sync(budget_s=LAKE_BUDGET_S)
+    except EventpipeError as exc:  # the events stay in the curated store: the next round writes them
+        log.error("lake not written: %s", exc)
 
 
 def _scan(watcher: DropWatcher) -> list[Any]:

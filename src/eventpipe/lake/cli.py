@@ -1,0 +1,94 @@
+"""The lake's commands: `eventpipe query` (and `eventpipe erase`), added to the main parser."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from eventpipe.settings import Settings
+
+if TYPE_CHECKING:
+    import argparse
+
+    from eventpipe.lake.query import QueryResult
+    from eventpipe.localrun.runtime import LocalRuntime
+
+
+def add_lake_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    query = commands.add_parser("query", help="read-only SQL (DuckDB) over the views `events` and `rejected`")
+    query.add_argument("sql", metavar="SQL")
+    output = query.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="a JSON array of row objects")
+    output.add_argument("--csv", action="store_true", help="CSV with a header line")
+    query.set_defaults(run=_query)
+
+
+def sync_lake(runtime: LocalRuntime) -> int:
+    """Bring the lake up to date with the curated store (nothing when EVENTPIPE_LAKE=off)."""
+    from eventpipe.lake.writer import lake_writer
+
+    writer = lake_writer(runtime)
+    return writer.sync(budget_s=float("inf")) if writer else 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from eventpipe.lake.query import run_query
+
+    result = run_query(Settings.from_env().data_dir, args.sql)
+    if args.json:
+        rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+        sys.stdout.buffer.write(orjson.dumps(rows, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+    elif args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        writer.writerows([[_csv_cell(v) for v in row] for row in result.rows])
+    else:
+        _print_table(result)
+    sys.stdout.flush()
+    return 0
+
+
+def _csv_cell(value: Any) -> Any:
+    return "" if value is None else _text(value)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value, default=str).decode()
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _print_table(result: QueryResult) -> None:
+    cells = [[_text(v).replace("\n", " ") for v in row] for row in result.rows]
+    widths = [len(name) for name in result.columns]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    numeric = [
+        all(
+            isinstance(row[i], (int, float)) and not isinstance(row[i], bool)
+            for row in result.rows
+            if row[i] is not None
+        )
+        for i in range(len(result.columns))
+    ]
+
+    def line(values: list[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    print(line(list(result.columns)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print(line(row))
+    print(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")

@@ -1,0 +1,140 @@
+"""`eventpipe query`: DuckDB SQL over the lake (`events`) and the quarantine (`rejected`), read-only.
+
+The connection is an in-memory DuckDB whose views read the lake's live files (from the manifest)
+and, when the SQL names it, the quarantine. Then file access is closed to everything but those
+files and the configuration is locked, and only one SELECT (or EXPLAIN) statement is run: COPY,
+ATTACH, CREATE, INSTALL, SET and the like are refused before they run.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from eventpipe.core.errors import InputError, StorageError
+from eventpipe.lake.columns import LAKE_SCHEMA
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+MAX_SQL_CHARS = 100_000
+_ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+_REJECTED_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("batch_id", pa.string()),
+        ("index", pa.int64()),
+        ("stage", pa.string()),
+        ("reasons", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
+_QUARANTINE_COLUMNS = "event_id, batch_id, idx, stage, reasons, raw"
+_NAMES_REJECTED = re.compile(r"\brejected\b", re.IGNORECASE)
+
+
+class QueryError(InputError):
+    """The SQL cannot run: a syntax or binding error, or a statement that is not a read."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def run_query(data_dir: Path, sql: str) -> QueryResult:
+    """Run one read-only statement; `QueryError` names what is wrong with it."""
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryError(f"the SQL is longer than {MAX_SQL_CHARS} characters")
+    db_path = data_dir / "eventpipe.db"
+    if not db_path.is_file():
+        raise StorageError(f"no data in {data_dir}: nothing has been ingested there")
+    lake_files, rejected = _read_sqlite(db_path, with_rejected=bool(_NAMES_REJECTED.search(sql)))
+    con = duckdb.connect(":memory:")
+    try:
+        _create_views(con, [data_dir / "lake" / path for path in lake_files], rejected)
+        statements = _statements(con, sql)
+        try:
+            relation = con.execute(statements[0].query)
+            columns = [d[0] for d in relation.description or []]
+            return QueryResult(columns, relation.fetchall())
+        except duckdb.Error as exc:
+            raise QueryError(_one_line(exc)) from None
+    finally:
+        con.close()
+
+
+def _statements(con: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(_one_line(exc)) from None
+    if len(statements) != 1:
+        raise QueryError(f"give one statement, not {len(statements)}")
+    if statements[0].type not in _ALLOWED:
+        kind = str(statements[0].type).rsplit(".", 1)[-1]
+        raise QueryError(f"only SELECT queries run here (this is {kind}): the lake is read-only")
+    return statements
+
+
+def _read_sqlite(db_path: Path, *, with_rejected: bool) -> tuple[list[str], pa.Table]:
+    """The live lake files, and the quarantine as an Arrow table (empty unless the SQL names it)."""
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            has_lake = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'lake_files'").fetchone()
+            files = (
+                [str(r[0]) for r in conn.execute("SELECT path FROM lake_files WHERE retired_ms IS NULL")]
+                if has_lake
+                else []
+            )
+            rows = (
+                conn.execute(
+                    "SELECT event_id, batch_id, idx, stage, reasons, raw FROM quarantine ORDER BY id"
+                ).fetchall()
+                if with_rejected
+                else []
+            )
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read {db_path}: {exc}") from exc
+    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in _REJECTED_SCHEMA]
+    rejected = pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, _REJECTED_SCHEMA, strict=True)], schema=_REJECTED_SCHEMA
+    )
+    return files, rejected
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, files: list[Path], rejected: pa.Table) -> None:
+    con.register("rejected_rows", rejected)
+    con.execute("CREATE VIEW rejected AS SELECT * FROM rejected_rows")
+    if files:
+        names = "[" + ", ".join(_literal(str(path)) for path in files) + "]"
+        con.execute(
+            f"CREATE VIEW events AS SELECT * FROM read_parquet({names}, hive_partitioning = true,"
+            " hive_types = {'dt': DATE, 'hour': INTEGER})"
+        )
+        con.execute(f"SET allowed_paths = {names}")
+    else:
+        empty = LAKE_SCHEMA.empty_table()
+        con.register("no_events", empty)
+        con.execute("CREATE VIEW events AS SELECT *, NULL::DATE AS dt, NULL::INTEGER AS hour FROM no_events")
+    con.execute("SET TimeZone = 'UTC'")  # timestamps print in UTC, whatever the machine's zone
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,50 @@
+"""The lake's settings (environment variables, the same names on AWS).
+
+| variable | default | meaning |
+| --- | --- | --- |
+| EVENTPIPE_LAKE | on | `off`: no Parquet lake (the benchmark's baseline) |
+| EVENTPIPE_RETENTION_DAYS | none (keep) | raw bucket, quarantine, batch records and curated store: data older goes |
+| EVENTPIPE_LAKE_RETENTION_DAYS | none (keep) | lake partitions whose day is older go |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from eventpipe.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class LakeSettings:
+    enabled: bool = True
+    retention_days: int | None = None
+    lake_retention_days: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> LakeSettings:
+        switch = (environ.get("EVENTPIPE_LAKE") or "on").strip().lower()
+        if switch not in ("on", "off"):
+            raise ConfigError(f"EVENTPIPE_LAKE={switch!r} must be on or off")
+        return cls(
+            enabled=switch == "on",
+            retention_days=_days(environ, "EVENTPIPE_RETENTION_DAYS"),
+            lake_retention_days=_days(environ, "EVENTPIPE_LAKE_RETENTION_DAYS"),
+        )
+
+
+def _days(environ: Mapping[str, str], name: str) -> int | None:
+    text = (environ.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        days = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a whole number of days") from None
+    if not 1 <= days <= 36_500:
+        raise ConfigError(f"{name}={text!r} must be between 1 and 36500 days")
+    return days

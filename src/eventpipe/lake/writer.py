@@ -1,0 +1,158 @@
+"""The lake writer: follows the curated store by rowid and writes its new events as Parquet.
+
+`sync()` takes the curated rows after the cursor, a chunk at a time, writes one file per
+partition the chunk touches (`part-<first rowid>-<last rowid>.parquet`), then lists the files and
+moves the cursor in one transaction (see manifest.py). It then merges the small files of busy or
+closed hours. `eventpipe up`'s worker calls it every few seconds and `eventpipe ingest` at its
+end; the lock makes concurrent callers take turns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from eventpipe.core.errors import ObjectNotFoundError
+from eventpipe.lake.columns import row_of, table_of
+from eventpipe.lake.files import files_on_disk, read_parquet, remove, write_parquet
+from eventpipe.lake.manifest import RETIRED_GRACE_MS, LakeFile, LakeManifest, lake_lock
+from eventpipe.lake.settings import LakeSettings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from eventpipe.adapters.local.database import Database
+    from eventpipe.core.ports import Clock, RawBucket
+    from eventpipe.localrun.runtime import LocalRuntime
+
+log = logging.getLogger(__name__)
+CHUNK_ROWS = 50_000
+COMPACT_AT_FILES = 8  # a partition with this many live files is merged whatever its hour
+HOUR_MS = 3_600_000
+
+
+def segment_key(batch_id: str) -> str:
+    """Where the curated store keeps a batch's payloads (adapters/local/curated.py)."""
+    return f"{batch_id}.ndjson"
+
+
+class LakeWriter:
+    def __init__(self, db: Database, segments: RawBucket, root: Path, clock: Clock) -> None:
+        self._db = db
+        self._segments = segments
+        self.root = root
+        self.clock = clock
+        self.manifest = LakeManifest(db)
+        self._swept = False
+
+    def sync(self, *, budget_s: float = 30.0) -> int:
+        """Write the curated events not yet in the lake (for at most about `budget_s`), then compact;
+        how many events were written."""
+        deadline = time.monotonic() + budget_s
+        written = 0
+        with lake_lock(self.root):
+            if not self._swept:
+                self.sweep_orphans()
+                self._swept = True
+            while time.monotonic() < deadline:
+                count = self._write_chunk()
+                if count is None:
+                    break
+                written += count
+            self.compact()
+            self._drop_retired()
+        return written
+
+    def sweep_orphans(self) -> None:
+        """Delete files the manifest does not list: writes a crash cut short (call under the lock)."""
+        listed = self.manifest.every_path()
+        for relative in files_on_disk(self.root):
+            if relative not in listed:
+                remove(self.root, relative)
+
+    def _write_chunk(self) -> int | None:
+        cursor = self.manifest.cursor()
+        with self._db.reading() as conn:
+            rows = conn.execute(
+                "SELECT id, batch_id, idx FROM curated WHERE id > ? ORDER BY id LIMIT ?", (cursor, CHUNK_ROWS)
+            ).fetchall()
+        if not rows:
+            return None
+        first, last = int(rows[0][0]), int(rows[-1][0])
+        by_partition: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        payloads = _Payloads(self._segments)
+        for _, batch_id, index in rows:
+            payload = payloads.get(str(batch_id), int(index))
+            if payload:  # an erased event leaves an empty line in its segment
+                partition, row = row_of(payload, str(batch_id))
+                by_partition[partition].append(row)
+        files = []
+        for partition, partition_rows in sorted(by_partition.items()):
+            relative = f"{partition}/part-{first:012d}-{last:012d}.parquet"
+            size = write_parquet(self.root / relative, table_of(partition_rows))
+            files.append(LakeFile(relative, partition, len(partition_rows), size))
+        self.manifest.commit_chunk(files, last, self.clock.now_ms())
+        return sum(len(r) for r in by_partition.values())
+
+    def compact(self, *, max_partitions: int = 8) -> int:
+        """Merge the live files of crowded partitions, and of hours closed for an hour; how many merged."""
+        now_ms = self.clock.now_ms()
+        done = 0
+        for partition, count in self.manifest.crowded_partitions(2):
+            if done >= max_partitions:
+                break
+            if count < COMPACT_AT_FILES and not _closed(partition, now_ms):
+                continue
+            inputs = self.manifest.live_in(partition)
+            table = pa.concat_tables([read_parquet(self.root / f.path) for f in inputs])
+            table = table.sort_by([("occurred_at", "ascending")])
+            relative = f"{partition}/part-c{uuid.uuid4().hex}.parquet"
+            size = write_parquet(self.root / relative, table)
+            self.manifest.swap([f.path for f in inputs], [LakeFile(relative, partition, table.num_rows, size)], now_ms)
+            done += 1
+        return done
+
+    def _drop_retired(self) -> None:
+        expired = self.manifest.retired(before_ms=self.clock.now_ms() - RETIRED_GRACE_MS)
+        for relative in expired:
+            remove(self.root, relative)
+        self.manifest.forget(expired)
+
+
+def _closed(partition: str, now_ms: int) -> bool:
+    """True once the partition's hour ended more than an hour ago (late events are rare by then)."""
+    from datetime import UTC, datetime
+
+    day, hour = partition.removeprefix("dt=").split("/hour=")
+    start = datetime.fromisoformat(f"{day}T{hour}:00:00+00:00").astimezone(UTC)
+    return now_ms >= int(start.timestamp() * 1000) + 2 * HOUR_MS
+
+
+class _Payloads:
+    """A chunk's payloads, each batch's segment read once."""
+
+    def __init__(self, segments: RawBucket) -> None:
+        self._segments = segments
+        self._lines: dict[str, list[bytes]] = {}
+
+    def get(self, batch_id: str, index: int) -> bytes | None:
+        lines = self._lines.get(batch_id)
+        if lines is None:
+            try:
+                lines = self._segments.get(segment_key(batch_id)).split(b"\n")
+            except ObjectNotFoundError:  # retention removed the batch after the rows were read
+                lines = []
+            self._lines[batch_id] = lines
+        return lines[index] if index < len(lines) else None
+
+
+def lake_writer(runtime: LocalRuntime) -> LakeWriter | None:
+    """The writer of a local runtime's lake, `<data dir>/lake/`; None when EVENTPIPE_LAKE=off."""
+    if not LakeSettings.from_env().enabled:
+        return None
+    return LakeWriter(runtime.db, runtime.segments, runtime.settings.data_dir / "lake", runtime.clock)

@@ -1,0 +1,128 @@
+"""`eventpipe query` as a user runs it: output forms, bad SQL, and SQL that would write."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import orjson
+import pytest
+
+from tests.conftest import make_event, ndjson
+from tests.functional.test_cli import eventpipe
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with three curated events (two users) and one rejected event."""
+    root = tmp_path_factory.mktemp("query")
+    events = [make_event("page_view"), make_event("purchase"), make_event("signup", user_id="u-2")]
+    (root / "in.ndjson").write_bytes(ndjson(*events, b'{"event_id": "bad'))
+    result = eventpipe("ingest", str(root / "in.ndjson"), data_dir=root / "data")
+    assert result.returncode == 0, result.stderr
+    return root / "data"
+
+
+def test_json_prints_an_array_of_row_objects(data_dir: Path) -> None:
+    result = eventpipe(
+        "query", "SELECT event_type, count(*) AS n FROM events GROUP BY 1 ORDER BY 1", "--json", data_dir=data_dir
+    )
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout) == [
+        {"event_type": "page_view", "n": 1},
+        {"event_type": "purchase", "n": 1},
+        {"event_type": "signup", "n": 1},
+    ]
+
+
+def test_csv_and_the_aligned_table(data_dir: Path) -> None:
+    sql = "SELECT user_id, count(*) AS events FROM events GROUP BY 1 ORDER BY 1"
+    rows = list(csv.reader(io.StringIO(eventpipe("query", sql, "--csv", data_dir=data_dir).stdout)))
+    assert rows == [["user_id", "events"], ["u-1", "2"], ["u-2", "1"]]
+    table = eventpipe("query", sql, data_dir=data_dir).stdout.splitlines()
+    assert table[0].split() == ["user_id", "events"]
+    assert table[2].split() == ["u-1", "2"]
+    assert len({len(line) for line in table[:4]}) == 1  # aligned columns
+    assert table[-1] == "(2 rows)"
+
+
+def test_the_rejected_view_holds_the_quarantine(data_dir: Path) -> None:
+    result = eventpipe(
+        "query", 'SELECT batch_id, "index", stage, reasons, raw FROM rejected', "--json", data_dir=data_dir
+    )
+    (row,) = orjson.loads(result.stdout)
+    assert row["stage"] == "validate"
+    assert orjson.loads(row["reasons"])[0]["code"] == "malformed_json"
+    assert row["raw"] == '{"event_id": "bad'
+    assert row["index"] == 4  # a file's line number
+
+
+@pytest.mark.parametrize(
+    ("sql", "names"),
+    [
+        ("SELEC 1", "syntax error"),
+        ("SELECT nope FROM events", "nope"),
+        ("SELECT 1; SELECT 2", "one statement"),
+        ("COPY (SELECT * FROM events) TO 'out.csv'", "COPY"),
+        ("ATTACH 'other.db' AS other", "ATTACH"),
+        ("CREATE TABLE t AS SELECT 1", "CREATE"),
+        ("INSTALL httpfs", "only SELECT"),
+        ("SET enable_external_access = true", "only SELECT"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "Permission"),
+        ("SELECT * FROM read_text('in.ndjson')", "Permission"),
+    ],
+)
+def test_bad_or_writing_sql_is_one_line_and_exit_2(data_dir: Path, sql: str, names: str) -> None:
+    before = sorted(p.name for p in data_dir.parent.rglob("*"))
+    result = subprocess.run(
+        [sys.executable, "-m", "eventpipe", "query", sql],
+        env={**os.environ, "EVENTPIPE_DATA_DIR": str(data_dir)},
+        cwd=data_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert names in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in data_dir.parent.rglob("*")) == before  # nothing written
+
+
+def test_a_directory_without_data_exits_non_zero_and_creates_nothing(tmp_path: Path) -> None:
+    result = eventpipe("query", "SELECT 1", data_dir=tmp_path / "none")
+    assert result.returncode != 0
+    assert "no data" in result.stderr
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_while_ingesting_then_a_restart_leaves_each_event_once(tmp_path: Path) -> None:
+    # GIVEN an ingest of 20,000 events killed part way (the lake is written at its end, or not at all)
+    events = [make_event() for _ in range(20_000)]
+    source = tmp_path / "big.ndjson"
+    source.write_bytes(ndjson(*events))
+    env = {**os.environ, "EVENTPIPE_DATA_DIR": str(tmp_path / "data")}
+    command = [sys.executable, "-m", "eventpipe", "ingest", str(source)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(3.0)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    # WHEN it runs again to its end
+    assert subprocess.run(command, env=env, capture_output=True, timeout=300, check=False).returncode == 0
+    # THEN the lake holds every event exactly once
+    result = eventpipe(
+        "query", "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events", "--json", data_dir=tmp_path / "data"
+    )
+    assert orjson.loads(result.stdout) == [{"n": 20_000, "d": 20_000}]

@@ -1,0 +1,139 @@
+"""The lake writer: every curated event lands once, in its event-time partition, whatever fails."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow.parquet as pq
+import pytest
+
+from eventpipe.core.errors import StorageError
+from eventpipe.lake import writer as writer_module
+from eventpipe.lake.manifest import LakeManifest
+from eventpipe.lake.query import run_query
+from eventpipe.lake.writer import LakeWriter
+from tests.conftest import make_event
+from tests.lake.conftest import ingest
+
+if TYPE_CHECKING:
+    from eventpipe.localrun.runtime import LocalRuntime
+
+
+def _count(runtime: LocalRuntime, where: str = "true") -> int:
+    return int(run_query(runtime.settings.data_dir, f"SELECT count(*) FROM events WHERE {where}").rows[0][0])
+
+
+def test_curated_events_land_in_their_hour_with_the_columns(runtime: LocalRuntime, lake: LakeWriter) -> None:
+    # GIVEN events in two hours, a purchase with revenue, and an invalid event
+    purchase = make_event("purchase", occurred_at="2026-11-28T05:59:30+00:00")
+    early = make_event("page_view", occurred_at="2026-11-28T04:10:00.000Z", anonymous_id="a-9")
+    ingest(runtime, purchase, early, {"event_id": "x", "event_type": "nope"})
+    # WHEN the lake catches up
+    written = lake.sync()
+    # THEN each curated event is in the partition of its event time, with its columns
+    assert written == 2
+    files = sorted(p.relative_to(lake.root).as_posix() for p in lake.root.rglob("*.parquet"))
+    assert [f.rsplit("/", 1)[0] for f in files] == ["dt=2026-11-28/hour=04", "dt=2026-11-28/hour=05"]
+    assert pq.read_metadata(lake.root / files[0]).row_group(0).column(0).compression == "ZSTD"
+    result = run_query(
+        runtime.settings.data_dir,
+        "SELECT event_id, event_type, user_id, anonymous_id, browser, os, device_type, bot, utm_source,"
+        " utm_medium, utm_campaign, referrer_host, referrer_medium, revenue, dt, hour,"
+        " json_extract_string(properties, '$.order_id'), typeof(occurred_at) FROM events ORDER BY occurred_at",
+    )
+    early_row, purchase_row = result.rows
+    assert early_row[0] == early["event_id"]
+    assert early_row[3] == "a-9"
+    assert str(early_row[14]) == "2026-11-28"
+    assert early_row[15] == 4
+    assert purchase_row[:14] == (
+        purchase["event_id"],
+        "purchase",
+        "u-1",
+        None,
+        "Firefox",
+        "Linux",
+        "desktop",
+        False,
+        "news",
+        "email",
+        "bf",
+        "google.com",
+        "search",
+        59.9,
+    )
+    assert purchase_row[16:] == ("o-1", "TIMESTAMP WITH TIME ZONE")
+
+
+def test_a_second_sync_and_a_duplicate_add_nothing(runtime: LocalRuntime, lake: LakeWriter) -> None:
+    event = make_event()
+    ingest(runtime, event)
+    lake.sync()
+    ingest(runtime, event)  # sent again: a duplicate, not curated
+    assert lake.sync() == 0
+    assert _count(runtime) == 1
+
+
+def test_a_crash_before_the_manifest_commit_leaves_each_event_once(
+    runtime: LocalRuntime, lake: LakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a writer that dies after writing its files but before listing them
+    ingest(runtime, *[make_event() for _ in range(30)])
+
+    def die(*_args: object) -> None:
+        raise StorageError("killed")
+
+    monkeypatch.setattr(LakeManifest, "commit_chunk", die)
+    with pytest.raises(StorageError):
+        lake.sync()
+    monkeypatch.undo()
+    assert _count(runtime) == 0  # the unlisted file is invisible
+    ingest(runtime, *[make_event() for _ in range(10)])
+    # WHEN a new writer (a restart) runs
+    restarted = LakeWriter(runtime.db, runtime.segments, lake.root, runtime.clock)
+    restarted.sync()
+    # THEN every event is there once, and the orphan file is gone
+    assert _count(runtime) == 40
+    assert len(list(lake.root.rglob("*.parquet"))) == 1
+
+
+def test_compaction_merges_a_crowded_hour_and_queries_count_each_event_once(
+    runtime: LocalRuntime, lake: LakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "COMPACT_AT_FILES", 3)
+    monkeypatch.setattr(writer_module, "CHUNK_ROWS", 10)
+    # GIVEN 45 events of one hour written 10 at a time (5 files; the hour is still open)
+    ingest(runtime, *[make_event() for _ in range(45)])
+    lake.sync()
+    # THEN the partition was merged; the inputs are retired but kept for queries that listed them
+    live = lake.manifest.live()
+    assert len(live) == 1
+    assert live[0].rows == 45
+    assert len(lake.manifest.retired()) == 5
+    assert len(list(lake.root.rglob("*.parquet"))) == 6
+    assert _count(runtime) == 45
+    # AND after the grace period the retired files go
+    runtime.clock.now += 11 * 60_000  # type: ignore[attr-defined]
+    lake.sync()
+    assert len(list(lake.root.rglob("*.parquet"))) == 1
+    assert _count(runtime) == 45
+
+
+def test_a_closed_hour_is_merged_even_with_few_files(runtime: LocalRuntime, lake: LakeWriter) -> None:
+    ingest(runtime, make_event())
+    lake.sync()
+    ingest(runtime, make_event())
+    lake.sync()
+    assert len(lake.manifest.live()) == 2  # the hour (05:00) is still open at 06:00
+    runtime.clock.now += 2 * 3_600_000  # type: ignore[attr-defined]
+    lake.sync()
+    assert len(lake.manifest.live()) == 1
+    assert _count(runtime) == 2
+
+
+def test_a_lost_segment_skips_its_events_without_stopping_the_lake(runtime: LocalRuntime, lake: LakeWriter) -> None:
+    ingest(runtime, make_event())
+    for key in list(runtime.segments.keys("")):
+        runtime.segments.delete(key)
+    ingest(runtime, make_event())
+    assert lake.sync() == 1
