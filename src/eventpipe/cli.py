@@ -22,6 +22,7 @@ from eventpipe.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from eventpipe.core.ports import AppStore
     from eventpipe.localrun.runtime import LocalRuntime
 
 PROGRESS_EVERY_S = 5.0
@@ -95,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     schemas.add_argument("--json", action="store_true")
     schemas.set_defaults(run=_schemas)
 
+    _add_apps_parser(commands)
+
     generate = commands.add_parser("generate", help="generated events as NDJSON on stdout")
     generate.add_argument("--count", type=int, required=True)
     generate.add_argument("--invalid-ratio", type=float, default=0.0)
@@ -104,6 +107,84 @@ def _parser() -> argparse.ArgumentParser:
     generate.set_defaults(run=_generate)
     add_lake_commands(commands)
     return parser
+
+
+def _add_apps_parser(commands: Any) -> None:
+    apps = commands.add_parser("apps", help="apps and their write keys (POST /events needs one once an app exists)")
+    actions = apps.add_subparsers(required=True, metavar="ACTION")
+    aws_help = "act on this DynamoDB apps table (the stack's AppsTableName output) instead of the local data"
+    create = actions.add_parser("create", help="create an app and print its write key (shown only once)")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument(
+        "--origin", action="append", default=[], metavar="ORIGIN", help="a web origin allowed to send (repeatable)"
+    )
+    create.add_argument("--json", action="store_true", help='print {"app_id", "write_key"}')
+    create.add_argument("--aws-table", metavar="TABLE", help=aws_help)
+    create.set_defaults(run=_apps_create)
+    listing = actions.add_parser("list", help="every app, revoked ones too")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--aws-table", metavar="TABLE", help=aws_help)
+    listing.set_defaults(run=_apps_list)
+    revoke = actions.add_parser("revoke", help="revoke an app's write key for good")
+    revoke.add_argument("app_id", metavar="APP_ID")
+    revoke.add_argument("--aws-table", metavar="TABLE", help=aws_help)
+    revoke.set_defaults(run=_apps_revoke)
+
+
+def _app_store(args: argparse.Namespace) -> AppStore:
+    if args.aws_table:
+        from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
+
+        return DynamoAppStore(args.aws_table)
+    from eventpipe.adapters.local import Database, SqliteAppStore
+
+    return SqliteAppStore(Database(_database_path(create=args.run is _apps_create)))
+
+
+def _database_path(*, create: bool) -> Path:
+    settings = Settings.from_env()
+    path = settings.data_dir / "eventpipe.db"
+    if not create and not path.exists():
+        raise InputError(f"no eventpipe data in {settings.data_dir} (set EVENTPIPE_DATA_DIR or run eventpipe up)")
+    return path
+
+
+def _apps_create(args: argparse.Namespace) -> int:
+    from eventpipe.core.apps import new_app
+    from eventpipe.core.timeutil import SystemClock
+
+    try:
+        app, key = new_app(args.name, origins=tuple(args.origin), now_ms=SystemClock().now_ms())
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    _app_store(args).create(app)
+    if args.json:
+        print(orjson.dumps({"app_id": app.app_id, "write_key": key}).decode())
+    else:
+        print(key)
+        origins = ", ".join(app.origins) or "any origin"
+        print(f"eventpipe: app {app.app_id} ({app.name}, {origins}); the key is shown only now", file=sys.stderr)
+    return 0
+
+
+def _apps_list(args: argparse.Namespace) -> int:
+    apps = _app_store(args).list_all()
+    if args.json:
+        print(orjson.dumps([app.as_dict() for app in apps]).decode())
+        return 0
+    for app in apps:
+        state = "revoked" if app.revoked else "active"
+        print(f"{app.app_id}  {state:<8} {app.name}  {', '.join(app.origins) or '(any origin)'}")
+    return 0
+
+
+def _apps_revoke(args: argparse.Namespace) -> int:
+    from eventpipe.core.timeutil import SystemClock
+
+    if not _app_store(args).revoke(args.app_id, SystemClock().now_ms()):
+        raise InputError(f"no app {args.app_id}; `eventpipe apps list` shows them")
+    print(f"eventpipe: app {args.app_id} revoked", file=sys.stderr)
+    return 0
 
 
 def _runtime() -> LocalRuntime:

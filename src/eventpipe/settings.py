@@ -14,6 +14,7 @@
 | EVENTPIPE_CURRENCY_RATES | bundled | JSON file `{"base": "EUR", "rates": {"USD": 1.08}}` |
 | EVENTPIPE_SQLITE_CACHE_MIB | 4 | local runtime: SQLite page cache; more is faster on large stores, costs memory |
 | EVENTPIPE_API_TOKEN | (none) | `eventpipe up`: bearer token for every route but `/health`; needed off loopback |
+| EVENTPIPE_TRUSTED_PROXIES | (none) | `eventpipe up`: addresses or CIDR ranges whose X-Forwarded-For counts |
 
 In AWS (the Lambda functions), also:
 
@@ -24,10 +25,12 @@ In AWS (the Lambda functions), also:
 | EVENTPIPE_STATE_TABLE | DynamoDB table of batch records and the quarantine |
 | EVENTPIPE_INSIGHTS_TABLE | DynamoDB table of per-minute insights |
 | EVENTPIPE_STATE_MACHINE_ARN | the workflow that ingest starts (only the ingest function needs it) |
+| EVENTPIPE_APPS_TABLE | DynamoDB table of apps and write-key hashes (ingest); unset: no write keys |
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +56,7 @@ class Settings:
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     sqlite_cache_mib: int = 4
     api_token: str | None = field(default=None, repr=False)
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def schema_dirs(self) -> tuple[Path, ...]:
@@ -96,6 +100,7 @@ class Settings:
             enrichment=enrichment,
             sqlite_cache_mib=_positive_int(environ, "EVENTPIPE_SQLITE_CACHE_MIB", cls.sqlite_cache_mib),
             api_token=environ.get("EVENTPIPE_API_TOKEN") or None,
+            trusted_proxies=_networks(environ, "EVENTPIPE_TRUSTED_PROXIES"),
         )
 
 
@@ -112,6 +117,16 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _networks(environ: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for text in _names(environ.get(name, "")):
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {text!r} is not an IP address or CIDR range") from None
+    return tuple(networks)
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
@@ -125,6 +140,7 @@ class AwsResources:
     state_table: str
     insights_table: str
     state_machine_arn: str | None = None
+    apps_table: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> AwsResources:
@@ -140,4 +156,5 @@ class AwsResources:
         return cls(
             **{field_name: environ[variable] for field_name, variable in names.items()},
             state_machine_arn=environ.get("EVENTPIPE_STATE_MACHINE_ARN") or None,
+            apps_table=environ.get("EVENTPIPE_APPS_TABLE") or None,
         )

@@ -53,6 +53,7 @@ class AzureRuntime:
         self.batches = batches
         self.quarantine = quarantine
         self.insights = insights
+        self.apps = None  # no apps store in this blueprint: POST /events takes no write key here
         self.ingestor = Ingestor(
             bucket=bucket, batches=batches, starter=starter, clock=self.clock, limits=settings.limits
         )

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 import botocore.session
 
 from eventpipe.adapters.aws.clients import make_client
+from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
 from eventpipe.adapters.aws.s3 import S3RawBucket
 from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
+from eventpipe.core.apps import AppDirectory
 from eventpipe.core.errors import ConfigError
 from eventpipe.core.ingest import Ingestor
 from eventpipe.core.timeutil import SystemClock
@@ -27,6 +29,11 @@ if TYPE_CHECKING:
     from eventpipe.core.registry import SchemaRegistry
     from eventpipe.core.steps import PipelineSteps
     from eventpipe.settings import AwsResources, Settings
+
+
+# Each container keeps a key's answer this long: a burst of requests costs one GetItem per key, and
+# a revoked key stops working everywhere within this time.
+APP_CACHE_TTL_S = 60.0
 
 
 class AwsRuntime:
@@ -48,6 +55,11 @@ class AwsRuntime:
         self.quarantine = DynamoQuarantine(resources.state_table, self._dynamodb)
         self.curated = DynamoCuratedStore(resources.curated_table, self._dynamodb)
         self._sfn = make_client("stepfunctions", session) if resources.state_machine_arn else None
+        self.apps = (
+            AppDirectory(DynamoAppStore(resources.apps_table, self._dynamodb), ttl_s=APP_CACHE_TTL_S)
+            if resources.apps_table
+            else None
+        )
 
     def health(self) -> dict[str, Any]:
         """Nothing beside "ok": CloudWatch holds a deployment's counters, and a health check reads no table."""

@@ -26,6 +26,7 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
         "user_id": _SHORT_TEXT,
         "anonymous_id": _SHORT_TEXT,
         "session_id": _SHORT_TEXT,
+        "app_id": {"type": "string", "maxLength": 64},
         "context": {
             "type": "object",
             "properties": {

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from eventpipe.core.ports import BatchStore, Clock, RawBucket, WorkflowStarter
     from eventpipe.core.readers import Line
+    from eventpipe.core.request_facts import RequestFacts
 
 
 @dataclass(slots=True)
@@ -111,13 +112,16 @@ class Ingestor:
         return self.ingest(lines, source=source, batch_id_for=source_batch_ids(version, self._limits.max_batch_events))
 
     def submit_request(
-        self, lines: list[Line], *, source: str, batch_id: str
+        self, lines: list[Line], *, source: str, batch_id: str, request: RequestFacts | None = None
     ) -> tuple[BatchRecord, list[dict[str, Any]]]:
         """Store and start one request's events as one batch; also return the events refused for their shape.
 
+        `request` travels in the raw batch's header, for ValidateEnrich to apply to each event.
         Raises `InputError`, storing nothing, when not one event of the request is JSON.
         """
         raw = self._raw_batch(batch_id, source, lines, check_shape=True)
+        if request is not None:
+            raw.request = request
         if not raw.events and all(r["reasons"][0]["code"] == ReasonCode.MALFORMED_JSON for r in raw.refused):
             raise InputError("the body holds no JSON event")
         return self._start(self._store(raw)), raw.refused  # a request's batch id is new: nothing to look up

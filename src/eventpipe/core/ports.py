@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from eventpipe.core.aggregate import BatchAggregate
+    from eventpipe.core.apps import App
     from eventpipe.core.insights import InsightsRows
     from eventpipe.core.model import BatchRecord, Rejection
 
@@ -87,6 +88,23 @@ class WorkflowStarter(Protocol):
 
         `retry` asks for a new execution of a batch whose earlier one failed.
         """
+
+
+class AppStore(Protocol):
+    """Apps and the hashes of their write keys (see `core/apps.py`)."""
+
+    def create(self, app: App) -> None: ...
+
+    def by_key_hash(self, key_hash: str) -> App | None:
+        """The app with this key hash, revoked or not."""
+
+    def list_all(self) -> list[App]:
+        """Every app, oldest first."""
+
+    def revoke(self, app_id: str, now_ms: int) -> bool:
+        """Revoke the app's key for good; False when no such app (revoking twice keeps the first time)."""
+
+    def any_app(self) -> bool: ...
 
 
 class Clock(Protocol):

@@ -2,8 +2,9 @@
 
 Layout: one header line (JSON), then one line per candidate event, as received. The header carries
 the events ingest already refused (too large), each body line's position in its source (the
-line number of a file, the index in an HTTP request), so rejections can point back to it, and for
-a replay the quarantine record each event comes from.
+line number of a file, the index in an HTTP request), so rejections can point back to it, for
+a replay the quarantine record each event comes from, and for an HTTP request the facts of the
+request its events lack (`request`: the write key's app, the client's address and user agent).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from eventpipe.core.request_facts import RequestFacts
 
 RAW_PREFIX = "raw/"
 STAGED_PREFIX = "staged/"
@@ -28,6 +31,7 @@ class RawBatch:
     refused: list[dict[str, Any]] = field(default_factory=list)  # {"index", "raw", "reasons"}
     # Replays only: the quarantine record `[batch_id, index]` each event comes from.
     origins: list[list[Any]] = field(default_factory=list)
+    request: RequestFacts = field(default_factory=RequestFacts)
 
     @property
     def received(self) -> int:
@@ -43,6 +47,8 @@ class RawBatch:
             "refused": self.refused,
             "origins": self.origins,
         }
+        if self.request:
+            header["request"] = self.request.as_dict()
         return b"\n".join([orjson.dumps(header), *self.events]) + b"\n"
 
     @classmethod
@@ -62,6 +68,7 @@ class RawBatch:
             positions=header["positions"],
             refused=header["refused"],
             origins=header.get("origins", []),
+            request=RequestFacts.from_dict(header.get("request")),
         )
 
 

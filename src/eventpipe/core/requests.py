@@ -24,6 +24,9 @@ JSON_TYPES = frozenset({"application/json", "text/json"})
 NDJSON_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonlines", "application/x-jsonlines"}
 )
+# `navigator.sendBeacon` with a string body sends text/plain (a type that needs no CORS preflight):
+# read like a body without a type, one JSON document or NDJSON.
+SNIFFED_TYPES = frozenset({"", "text/plain"})
 
 
 class UnsupportedMediaTypeError(InputError):
@@ -41,9 +44,9 @@ def request_lines(body: bytes, *, content_type: str | None, content_encoding: st
     `InputError` for a body that is empty or, sent as `application/json`, not one JSON document.
     """
     media = (content_type or "").split(";")[0].strip().lower()
-    if media and media not in JSON_TYPES | NDJSON_TYPES:
+    if media not in JSON_TYPES | NDJSON_TYPES | SNIFFED_TYPES:
         raise UnsupportedMediaTypeError(
-            f"content type {media!r} is not read; send application/json or application/x-ndjson"
+            f"content type {media!r} is not read; send application/json, application/x-ndjson or text/plain"
         )
     encoding = (content_encoding or "identity").strip().lower()
     if encoding not in ("identity", "gzip"):

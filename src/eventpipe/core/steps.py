@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from eventpipe.core.enrich import Enricher
     from eventpipe.core.ports import BatchStore, Clock, CuratedStore, InsightsStore, Quarantine, RawBucket
     from eventpipe.core.registry import SchemaRegistry
+    from eventpipe.core.request_facts import RequestFacts
 
 State = dict[str, Any]
 
@@ -80,10 +81,10 @@ class PipelineSteps:
         facts: list[Fact] = []
         payloads: list[bytes] = []
         for (record_batch, record_index), data in zip(keys, raw.events, strict=True):
-            event, payload, reasons = self._curate(data, received_at)
+            event, payload, reasons = self._curate(data, received_at, raw.request)
             if reasons:
                 event_id = event.get("event_id") if isinstance(event, dict) else None
-                text = data.decode("utf-8", "backslashreplace")
+                text = _quarantined_text(data, raw.request)
                 stage = "enrich" if reasons[0].code == ReasonCode.ENRICHMENT_FAILED else "validate"
                 rejections.append(
                     Rejection(record_batch, record_index, stage, tuple(reasons), text, _text_or_none(event_id))
@@ -100,11 +101,13 @@ class PipelineSteps:
         rejected = Counter(str(r.reasons[0].code) for r in rejections)
         return {"staged_key": key, "valid": len(facts), "rejected": dict(rejected), "is_replay": bool(raw.origins)}
 
-    def _curate(self, data: bytes, received_at: str) -> tuple[Any, bytes, list[Reason]]:
+    def _curate(self, data: bytes, received_at: str, request: RequestFacts) -> tuple[Any, bytes, list[Reason]]:
         """The curated event and its JSON text, or the reasons it is rejected."""
         event, malformed = parse_event(data)
         if malformed is not None:
             return None, b"", [malformed]
+        if request and isinstance(event, dict):
+            request.apply(event)
         reasons = validate_event(event, self.registry)
         if reasons:
             return event, b"", reasons
@@ -195,6 +198,21 @@ class Staged:
 
     def payloads(self) -> list[bytes]:
         return self.body.split(b"\n") if self.facts else []
+
+
+def _quarantined_text(data: bytes, request: RequestFacts) -> str:
+    """A rejected event's text as received, with its request's facts applied when it is a JSON object,
+    so that a replay after a schema fix still curates it under its app (and with its request's
+    address and user agent)."""
+    if request:
+        event, malformed = parse_event(data)
+        if malformed is None and isinstance(event, dict):
+            request.apply(event)
+            try:
+                return orjson.dumps(event).decode()
+            except orjson.JSONEncodeError:  # nested too deep to write back: keep the text as it came
+                pass
+    return data.decode("utf-8", "backslashreplace")
 
 
 def _text_or_none(value: Any) -> str | None:

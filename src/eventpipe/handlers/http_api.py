@@ -21,6 +21,7 @@ from eventpipe.core.errors import InputError, StorageError
 from eventpipe.core.readers import InputTooLargeError
 from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
 from eventpipe.core.timeutil import parse_window
+from eventpipe.handlers.edge import PREFLIGHT_HEADERS, EdgeRefusal, cors_headers, request_facts, write_key_app
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -42,6 +43,7 @@ class HttpRequest:
     headers: Mapping[str, str]  # names in lower case
     query: Mapping[str, str]
     body: bytes
+    source_ip: str | None = None  # the client's address as API Gateway (or `eventpipe up`) saw it
 
 
 class HttpError(Exception):
@@ -59,6 +61,7 @@ def is_http_event(event: Mapping[str, Any]) -> bool:
 def handle_http(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
     """Answer one API Gateway proxy event with a proxy response (`statusCode`, `headers`, `body`)."""
     headers = {"content-type": "application/json"}
+    request: HttpRequest | None = None
     try:
         request = request_of(event)
         status, document = route(request, services)
@@ -68,12 +71,15 @@ def handle_http(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
     except StorageError as exc:
         log.error("storage failed: %s", exc)
         status, document = 503, {"error": "unavailable", "message": "storage is unavailable; retry later"}
-    return {
-        "statusCode": status,
-        "headers": headers,
-        "body": orjson.dumps(document).decode(),
-        "isBase64Encoded": False,
-    }
+    if request is not None and _is_events_path(request.path):
+        headers.update(cors_headers(request))  # errors too, so a page's script can read why
+    if status == 204:  # the preflight: no body
+        del headers["content-type"]
+        headers.update(PREFLIGHT_HEADERS)
+        body = ""
+    else:
+        body = orjson.dumps(document).decode()
+    return {"statusCode": status, "headers": headers, "body": body, "isBase64Encoded": False}
 
 
 def request_of(event: Mapping[str, Any]) -> HttpRequest:
@@ -88,7 +94,18 @@ def request_of(event: Mapping[str, Any]) -> HttpRequest:
         path = path[len(stage) + 1 :]
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     query = {str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()}
-    return HttpRequest(method.upper(), path, headers, query, _body(event))
+    return HttpRequest(method.upper(), path, headers, query, _body(event), _source_ip(event))
+
+
+def _source_ip(event: Mapping[str, Any]) -> str | None:
+    """`requestContext.http.sourceIp` (HTTP API) or `requestContext.identity.sourceIp` (REST API)."""
+    context = event.get("requestContext")
+    if not isinstance(context, dict):
+        return None
+    for holder in (context.get("http"), context.get("identity")):
+        if isinstance(holder, dict) and isinstance(holder.get("sourceIp"), str):
+            return str(holder["sourceIp"])
+    return None
 
 
 def _body(event: Mapping[str, Any]) -> bytes:
@@ -108,6 +125,8 @@ def _body(event: Mapping[str, Any]) -> bytes:
 def route(request: HttpRequest, services: Services) -> tuple[int, dict[str, Any]]:
     parts = request.path.rstrip("/").split("/")
     if parts == ["", "events"]:
+        if request.method == "OPTIONS":  # a browser's CORS preflight
+            return 204, {}
         _allow(request, "POST")
         return 202, post_events(request, services)
     if len(parts) == 3 and parts[1] == "batches" and parts[2]:
@@ -124,14 +143,22 @@ def route(request: HttpRequest, services: Services) -> tuple[int, dict[str, Any]
     )
 
 
+def _is_events_path(path: str) -> bool:
+    return path.rstrip("/") == "/events"
+
+
 def _allow(request: HttpRequest, method: str) -> None:
     if request.method != method:
         raise HttpError(405, "method_not_allowed", f"{request.path} answers {method} only", {"allow": method})
 
 
 def post_events(request: HttpRequest, services: Services) -> dict[str, Any]:
-    """Store the request as one raw batch and start its workflow: the 202 answer."""
+    """Check the request's write key, store it as one raw batch and start its workflow: the 202 answer."""
     limits = services.settings.limits
+    try:
+        app = write_key_app(request, services.apps)
+    except EdgeRefusal as exc:
+        raise HttpError(exc.status, exc.code, str(exc)) from None
     try:
         lines = request_lines(
             request.body,
@@ -140,7 +167,9 @@ def post_events(request: HttpRequest, services: Services) -> dict[str, Any]:
             limits=limits,
         )
         batch_id = new_batch_id(services.clock.now_ms())
-        record, refused = services.ingestor.submit_request(lines, source="http", batch_id=batch_id)
+        record, refused = services.ingestor.submit_request(
+            lines, source="http", batch_id=batch_id, request=request_facts(request, app)
+        )
     except UnsupportedMediaTypeError as exc:
         raise HttpError(415, "unsupported_media_type", str(exc)) from exc
     except InputTooLargeError as exc:

@@ -7,6 +7,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from eventpipe.core.ports import RawBucket
 
 if TYPE_CHECKING:
+    from eventpipe.core.apps import AppDirectory
     from eventpipe.core.ingest import Ingestor
     from eventpipe.core.ports import BatchStore, Clock, InsightsStore, Quarantine
     from eventpipe.core.steps import PipelineSteps
@@ -41,6 +42,10 @@ class Services(Protocol):
 
     @property
     def insights(self) -> InsightsStore: ...
+
+    @property
+    def apps(self) -> AppDirectory | None:
+        """The apps and their write keys; None where the deployment has no apps table (keys unknown)."""
 
     @property
     def steps(self) -> PipelineSteps: ...

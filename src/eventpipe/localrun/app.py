@@ -16,12 +16,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import orjson
 
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.localrun import dashboard, invoke
 from eventpipe.localrun.apigw import Answer, Headers, http_api_event, proxy_response
+from eventpipe.localrun.forwarded import client_address
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -96,13 +98,16 @@ class LocalApp:
         method, path = scope["method"], scope["path"]
         if method == "GET" and (asset := dashboard.asset(path)) is not None:
             return asset  # the page and its scripts hold no data: no token needed to load them
-        if path != "/health" and not self._authorized(scope["headers"]):
+        # Websites send events with a write key, which the handler checks, and preflight without one:
+        # neither needs the admin token nor comes from this machine. Everything else is guarded.
+        guarded = path != "/health" and not _is_edge_request(method, path, scope)
+        if guarded and not self._authorized(scope["headers"]):
             return (
                 401,
                 [*JSON, (b"www-authenticate", b"Bearer")],
                 _error("unauthorized", "send Authorization: Bearer <EVENTPIPE_API_TOKEN>"),
             )
-        if path != "/health" and self._token is None and not _from_this_machine(scope["headers"]):
+        if guarded and self._token is None and not _from_this_machine(scope["headers"]):
             message = "without a token, only this machine's own pages and programs may call the API"
             return 403, JSON, _error("forbidden", message)
         if match := invoke.INVOKE_PATH.match(path):
@@ -110,14 +115,15 @@ class LocalApp:
         if method == "GET" and path == dashboard.REJECTIONS_PATH:
             return await self._in_thread(dashboard.rejections, self._runtime, scope["query_string"])
         body = await self._body(scope, receive, self._runtime.settings.limits.max_body_bytes)
-        client = scope.get("client") or ("127.0.0.1", 0)
+        peer = (scope.get("client") or ("127.0.0.1", 0))[0]
+        forwarded = _header(scope["headers"], b"x-forwarded-for")
         event = http_api_event(
             method=method,
             path=path,
             query_string=scope["query_string"],
             headers=scope["headers"],
             body=body,
-            source_ip=client[0],
+            source_ip=client_address(peer, forwarded, self._runtime.settings.trusted_proxies),
         )
         return await self._in_thread(self._ingest, event)
 
@@ -174,6 +180,19 @@ def _header(headers: Headers, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def _is_edge_request(method: str, path: str, scope: Scope) -> bool:
+    """`OPTIONS /events` (a CORS preflight), or `POST /events` with a write key (header or query)."""
+    if path.rstrip("/") != "/events":
+        return False
+    if method == "OPTIONS":
+        return True
+    if method != "POST":
+        return False
+    if _header(scope["headers"], b"x-api-key") is not None:
+        return True
+    return any(name == "key" for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
 
 
 def _error(code: str, message: str) -> bytes:

@@ -1,14 +1,29 @@
 """`eventpipe up --demo`: a steady stream of generated events sent over HTTP, so the dashboard
-shows life. About 5% of the events are invalid and 3% are duplicates, as real traffic has."""
+shows life. About 5% of the events are invalid and 3% are duplicates, as real traffic has.
+
+Once apps exist, `POST /events` needs a write key: the stream then sends as an app of its own,
+"demo", whose key it keeps in `<data dir>/demo-write-key` (made on first need, never before: the
+demo must not be what switches keys on).
+"""
 
 from __future__ import annotations
 
 import http.client
 import logging
+import os
 import threading
 import time
+from typing import TYPE_CHECKING
 
+from eventpipe.core.apps import new_app
 from eventpipe.core.generate import EventGenerator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from eventpipe.core.apps import AppDirectory
+    from eventpipe.core.ports import AppStore
 
 log = logging.getLogger(__name__)
 EVENTS_PER_SECOND = 200
@@ -16,11 +31,20 @@ TICK_S = 0.5
 
 
 class DemoStream:
-    def __init__(self, host: str, port: int, *, token: str | None = None, rate: int = EVENTS_PER_SECOND) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        token: str | None = None,
+        rate: int = EVENTS_PER_SECOND,
+        write_key: Callable[[], str | None] | None = None,
+    ) -> None:
         self._host, self._port = host, port
         self._headers = {"content-type": "application/x-ndjson"}
         if token:
             self._headers["authorization"] = f"Bearer {token}"
+        self._write_key = write_key
         self.rate = rate
         self._per_tick = max(1, round(rate * TICK_S))
         self._stopped = threading.Event()
@@ -45,9 +69,35 @@ class DemoStream:
                 response.read()
                 if response.status == 202:
                     self.sent += self._per_tick
+                elif response.status == 401 and self._write_key is not None:
+                    self._use_key(self._write_key())  # apps were created while the demo runs
                 else:
                     log.warning("demo batch answered %d", response.status)
             except OSError as exc:  # the server is stopping, or busy: try again at the next tick
                 log.debug("demo batch not sent: %s", exc)
                 connection.close()
         connection.close()
+
+    def _use_key(self, key: str | None) -> None:
+        if key:
+            self._headers["x-api-key"] = key
+        else:
+            self._headers.pop("x-api-key", None)
+
+
+def demo_write_key(data_dir: Path, store: AppStore, directory: AppDirectory, now_ms: Callable[[], int]) -> str | None:
+    """The demo app's write key when keys are needed (made, and kept in the data directory, on first need)."""
+    if not directory.keys_required():
+        return None
+    path = data_dir / "demo-write-key"
+    if path.exists():
+        key = path.read_text().strip()
+        if directory.authenticate(key) is not None:
+            return key
+    app, key = new_app("demo (eventpipe up --demo)", now_ms=now_ms())
+    store.create(app)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key + "\n")
+    log.info("demo stream sends as app %s (its key is in %s)", app.app_id, path)
+    return key

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 from eventpipe.adapters.local import (
     Database,
     FolderBucket,
+    SqliteAppStore,
     SqliteBatchStore,
     SqliteCuratedStore,
     SqliteInsightsStore,
     SqliteQuarantine,
 )
+from eventpipe.core.apps import AppDirectory
 from eventpipe.core.enrich import build_enrichers
 from eventpipe.core.errors import ExecutionFailedError
 from eventpipe.core.ingest import Ingestor
@@ -55,6 +57,8 @@ class LocalRuntime:
         self.quarantine = SqliteQuarantine(self.db)
         self.batches = SqliteBatchStore(self.db)
         self.insights = SqliteInsightsStore(self.db)
+        # Read on every keyed request (no cache): `eventpipe apps revoke` takes effect at once.
+        self.apps = AppDirectory(SqliteAppStore(self.db))
         self.registry = SchemaRegistry.load(*settings.schema_dirs)
         self.steps = PipelineSteps(
             registry=self.registry,

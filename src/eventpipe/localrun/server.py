@@ -19,7 +19,7 @@ import uvicorn
 
 from eventpipe.core.errors import ConfigError
 from eventpipe.localrun.app import LocalApp, is_loopback
-from eventpipe.localrun.demo import DemoStream
+from eventpipe.localrun.demo import DemoStream, demo_write_key
 from eventpipe.localrun.protocol import GuardedHttpToolsProtocol
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.localrun.worker import WorkerSupervisor
@@ -69,13 +69,24 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
         http=GuardedHttpToolsProtocol,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         lifespan="off",
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 and rewrite the peer address; the app
+        # reads it itself, from EVENTPIPE_TRUSTED_PROXIES only (localrun/forwarded.py).
+        proxy_headers=False,
         timeout_keep_alive=KEEP_ALIVE_S,
         limit_concurrency=MAX_CONNECTIONS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         access_log=False,
         log_level="warning",
     )
-    stream = DemoStream(_reachable(host), port, token=settings.api_token) if demo else None
+    stream = None
+    if demo:
+        apps = runtime.apps
+        stream = DemoStream(
+            _reachable(host),
+            port,
+            token=settings.api_token,
+            write_key=lambda: demo_write_key(settings.data_dir, apps.store, apps, runtime.clock.now_ms),
+        )
     server = uvicorn.Server(config)
     received = _stop_on_signals(server)
     supervisor.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from eventpipe.adapters.local.apps import SqliteAppStore
 from eventpipe.adapters.local.batches import SqliteBatchStore
 from eventpipe.adapters.local.bucket import FolderBucket
 from eventpipe.adapters.local.curated import SqliteCuratedStore
@@ -12,6 +13,7 @@ from eventpipe.adapters.local.quarantine import SqliteQuarantine
 __all__ = [
     "Database",
     "FolderBucket",
+    "SqliteAppStore",
     "SqliteBatchStore",
     "SqliteCuratedStore",
     "SqliteInsightsStore",

@@ -1,0 +1,164 @@
+"""Apps and their write keys: who may send events, and from which web origins.
+
+A write key is a random secret shown once, at creation; stores keep only its SHA-256, so a copy of
+the store cannot be used to send events. A key is looked up by that hash and the stored hash is
+compared in constant time, so timing tells nothing about how close a guess came.
+
+    app, key = new_app("shop", origins=("https://shop.example",), now_ms=clock.now_ms())
+    store.create(app)
+    directory.authenticate(key)   # the app, or None for an unknown or revoked key
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from eventpipe.core.ports import AppStore
+
+__all__ = [
+    "MAX_KEY_CHARS",
+    "App",
+    "AppDirectory",
+    "hash_key",
+    "new_app",
+    "normalise_origin",
+]
+
+KEY_PREFIX = "epk_"
+MAX_KEY_CHARS = 128  # a real key is 47 characters; anything longer is refused before hashing
+MAX_NAME_CHARS = 128
+APP_ID = re.compile(r"^app_[0-9a-f]{16}$")
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """An app: its id, a name for people, the hash of its write key and the web origins it accepts
+    (empty: any origin)."""
+
+    app_id: str
+    name: str
+    key_hash: str
+    origins: tuple[str, ...] = ()
+    created_at_ms: int = 0
+    revoked_at_ms: int | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at_ms is not None
+
+    def accepts_origin(self, origin: str | None) -> bool:
+        """A request without `Origin` is not from a web page's script; with one, it must be listed
+        (when the app lists any)."""
+        if origin is None or not self.origins:
+            return True
+        try:
+            return normalise_origin(origin) in self.origins
+        except ValueError:  # "null" (a sandboxed frame, a file: page) or garbage
+            return False
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `apps list --json` shows: never the key or its hash."""
+        return {
+            "app_id": self.app_id,
+            "name": self.name,
+            "origins": list(self.origins),
+            "created_at_ms": self.created_at_ms,
+            "revoked": self.revoked,
+        }
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def normalise_origin(origin: str) -> str:
+    """`HTTPS://Shop.Example:443/` -> `https://shop.example`; ValueError when it is not an origin."""
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"{origin!r} is not a web origin such as https://shop.example")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{origin!r} is not a web origin such as https://shop.example")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    port = "" if parts.port in (None, default_port) else f":{parts.port}"
+    return f"{parts.scheme}://{host}{port}"
+
+
+def new_app(name: str, *, origins: tuple[str, ...] = (), now_ms: int) -> tuple[App, str]:
+    """A new app and its write key (returned once, never stored). ValueError for a bad name or origin."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"an app's name must have 1 to {MAX_NAME_CHARS} characters")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    app = App(
+        app_id=f"app_{secrets.token_hex(8)}",
+        name=name,
+        key_hash=hash_key(key),
+        origins=tuple(dict.fromkeys(normalise_origin(o) for o in origins)),
+        created_at_ms=now_ms,
+    )
+    return app, key
+
+
+@dataclass
+class AppDirectory:
+    """Answers "which app is this key?" from a store, through a small cache.
+
+    `ttl_s=0` reads the store every time (the local runtime: `apps revoke` takes effect at once).
+    On AWS each container caches answers for `ttl_s`, so a burst of requests costs one read per key
+    (and unknown keys a bounded number of entries), at the price of a revocation taking up to
+    `ttl_s` to reach every container.
+    """
+
+    store: AppStore
+    ttl_s: float = 0.0
+    max_entries: int = 10_000
+    _cache: OrderedDict[str, tuple[float, App | None]] = field(default_factory=OrderedDict)
+    _any: tuple[float, bool] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def keys_required(self) -> bool:
+        """True once an app has been created (revoked or not): from then on, `POST /events` needs a key."""
+        now = time.monotonic()
+        cached = self._any
+        if cached is not None and cached[1] and now < cached[0]:
+            return True  # only "yes" is cached: the first app must be seen at once
+        exists = self.store.any_app()
+        self._any = (now + self.ttl_s, exists)
+        return exists
+
+    def authenticate(self, key: str) -> App | None:
+        """The active app whose key this is; None for an unknown, malformed or revoked key."""
+        if not key or len(key) > MAX_KEY_CHARS:
+            return None
+        digest = hash_key(key)
+        app = self._lookup(digest)
+        if app is None or app.revoked or not hmac.compare_digest(app.key_hash, digest):
+            return None
+        return app
+
+    def _lookup(self, digest: str) -> App | None:
+        if self.ttl_s <= 0:
+            return self.store.by_key_hash(digest)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+            if hit is not None and now < hit[0]:
+                return hit[1]
+        app = self.store.by_key_hash(digest)
+        with self._lock:
+            self._cache[digest] = (now + self.ttl_s, app)
+            self._cache.move_to_end(digest)
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+        return app
