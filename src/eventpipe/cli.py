@@ -16,7 +16,7 @@ import orjson
 
 from eventpipe.core.errors import ConfigError, EventpipeError, InputError
 from eventpipe.core.ingest import IngestSummary
-from eventpipe.lake.cli import add_lake_commands, sync_lake
+from eventpipe.lake.cli import add_lake_commands, before_processing, sync_lake
 from eventpipe.settings import Settings
 
 if TYPE_CHECKING:
@@ -207,6 +207,7 @@ def _up(args: argparse.Namespace) -> int:
 
 def _ingest(args: argparse.Namespace) -> int:
     runtime = _runtime()
+    before_processing(runtime)
     runtime.finish_unfinished(include_failed=False)  # what a crashed run left pending
     total = IngestSummary()
     errors = 0
@@ -358,6 +359,7 @@ def _rejected(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     runtime = _runtime()
+    before_processing(runtime)
     if args.rejected:
         from eventpipe.handlers.replay import replay_quarantine
 

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from eventpipe.core.errors import InputError, StorageError
 from eventpipe.settings import Settings
+
+MAX_ID_CHARS = 256  # the envelope's limit on user_id and anonymous_id
 
 if TYPE_CHECKING:
     import argparse
@@ -24,6 +27,20 @@ def add_lake_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     output.add_argument("--json", action="store_true", help="a JSON array of row objects")
     output.add_argument("--csv", action="store_true", help="CSV with a header line")
     query.set_defaults(run=_query)
+
+    erase = commands.add_parser("erase", help="remove every event of a user from every store (and the lake)")
+    erase.add_argument("--user-id", metavar="ID", help="match events whose user_id is ID (as sent)")
+    erase.add_argument("--anonymous-id", metavar="ID", help="match events whose anonymous_id is ID")
+    erase.add_argument("--json", action="store_true", help='print {"events_erased", "files_rewritten"}')
+    erase.set_defaults(run=_erase)
+
+
+def before_processing(runtime: LocalRuntime) -> None:
+    """What a process that writes to the stores does first: finish an erasure a crash interrupted,
+    so that no batch run or lake write brings an erased event back."""
+    from eventpipe.erasure.run import resume_erasures
+
+    resume_erasures(runtime)
 
 
 def sync_lake(runtime: LocalRuntime) -> int:
@@ -49,6 +66,39 @@ def _query(args: argparse.Namespace) -> int:
         _print_table(result)
     sys.stdout.flush()
     return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from eventpipe.erasure.run import erase_user
+    from eventpipe.localrun.runtime import LocalRuntime
+
+    ids = {"--user-id": args.user_id, "--anonymous-id": args.anonymous_id}
+    if not any(ids.values()):
+        raise InputError("give --user-id ID, --anonymous-id ID, or both")
+    for option, value in ids.items():
+        if value is not None and not 0 < len(value) <= MAX_ID_CHARS:
+            raise InputError(f"{option} must be 1 to {MAX_ID_CHARS} characters, as the envelope allows")
+    settings = Settings.from_env()
+    if not (settings.data_dir / "eventpipe.db").is_file():
+        raise StorageError(f"no data in {settings.data_dir}: nothing has been ingested there")
+    runtime = LocalRuntime(settings)
+    try:
+        result = erase_user(runtime, _listed(args.user_id), _listed(args.anonymous_id))
+    finally:
+        runtime.close()
+    if args.json:
+        print(orjson.dumps(result.as_dict()).decode())
+    if result.events_erased == 0 and result.files_rewritten == 0:
+        print("eventpipe: no event of that user is stored: nothing was changed", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(f"events erased   {result.events_erased:>10,}")
+        print(f"files rewritten {result.files_rewritten:>10,}")
+    return 0
+
+
+def _listed(value: str | None) -> list[str]:
+    return [value] if value else []
 
 
 def _csv_cell(value: Any) -> Any:

@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.core.errors import EventpipeError
+from eventpipe.lake.cli import before_processing
 from eventpipe.lake.writer import lake_writer
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.localrun.watcher import DropWatcher
@@ -75,6 +76,7 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     signal.signal(signal.SIGTERM, lambda sig, _frame: terminated.append(sig))
     runtime = LocalRuntime(settings, defer_to=lambda: None)  # file drops' batches join the queue
     watcher = DropWatcher(runtime)
+    before_processing(runtime)  # an erasure a crash interrupted, before any batch runs
     runtime.sweep_staged()
     lake = lake_writer(runtime)
     next_scan = next_lake = 0.0
@@ -98,7 +100,7 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
                 shared.files.value += len(_scan(watcher))
             if lake is not None and time.monotonic() >= next_lake:
                 next_lake = time.monotonic() + LAKE_EVERY_S
-                _sync_lake(lake)
+                _sync_lake(lake, runtime)
             if not pending:
                 select.select([wake], [], [], POLL_S)
     finally:
@@ -112,8 +114,9 @@ def _drain(wake: socket.socket) -> None:
             pass
 
 
-def _sync_lake(lake: LakeWriter) -> None:
+def _sync_lake(lake: LakeWriter, runtime: LocalRuntime) -> None:
     try:
+        before_processing(runtime)  # an `eventpipe erase` killed while this worker runs
         lake.sync(budget_s=LAKE_BUDGET_S)
     except EventpipeError as exc:  # the events stay in the curated store: the next round writes them
         log.error("lake not written: %s", exc)

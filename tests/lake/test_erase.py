@@ -1,0 +1,233 @@
+"""`eventpipe erase`: every trace of a user's events leaves every file of the data directory."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from eventpipe.core.enrich.pseudonymise import pseudonym
+from eventpipe.erasure import run as erasure_run
+from eventpipe.erasure.run import erase_user, resume_erasures
+from eventpipe.lake.cli import before_processing
+from eventpipe.lake.query import run_query
+from eventpipe.localrun.runtime import LocalRuntime
+from tests.conftest import make_event, ndjson
+from tests.functional.test_cli import eventpipe
+from tests.lake.conftest import ingest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from eventpipe.lake.writer import LakeWriter
+    from eventpipe.settings import Settings
+
+VICTIM = "victim-5d1f"
+VICTIM_ANON = "anon-5d1f"
+
+
+def victim_events() -> list[Any]:
+    """The user's events: curated ones, a schema violation, a malformed line, and an anonymous one."""
+    anonymous = make_event("signup", anonymous_id=VICTIM_ANON)
+    del anonymous["user_id"]
+    return [
+        *[make_event("page_view", user_id=VICTIM) for _ in range(4)],
+        make_event("purchase", user_id=VICTIM, properties={"order_id": "o-9"}),  # no revenue: rejected
+        f'{{"event_id": "cut", "user_id": "{VICTIM}", '.encode(),  # malformed JSON
+        anonymous,
+    ]
+
+
+def files_holding(root: Path, *ids: str) -> list[str]:
+    """Every file under `root` whose bytes (gunzipped too) hold any of the ids."""
+    found = []
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if data.startswith(b"\x1f\x8b"):
+            data += gzip.decompress(data)
+        if any(i.encode() in data for i in ids):
+            found.append(str(path.relative_to(root)))
+    return found
+
+
+def seed(runtime: LocalRuntime, lake: LakeWriter) -> None:
+    others = [make_event(user_id=f"other-{i}") for i in range(20)]
+    ingest(runtime, *others[:10], *victim_events(), *others[10:])
+    ingest(runtime, make_event(user_id=VICTIM))  # a second batch, its own segment
+    lake.sync()
+    # files dropped and read (processed/), one gzip, one a JSON document, and one not read yet
+    processed = runtime.bucket.root / "processed"
+    processed.mkdir()
+    (processed / "drop.ndjson.gz").write_bytes(gzip.compress(ndjson(*victim_events(), *others[:3])))
+    (processed / "doc.json").write_bytes(orjson.dumps({"events": [make_event(user_id=VICTIM), others[4]]}))
+    (runtime.bucket.root / "incoming" / "later.ndjson").write_bytes(ndjson(others[5], make_event(user_id=VICTIM)))
+
+
+def test_erase_leaves_no_trace_in_any_file_and_keeps_the_others(runtime: LocalRuntime, lake: LakeWriter) -> None:
+    # GIVEN a user's events in the raw bucket, dropped files, the curated store, the quarantine and the lake
+    seed(runtime, lake)
+    data_dir = runtime.settings.data_dir
+    assert files_holding(data_dir, VICTIM, VICTIM_ANON)
+    before = run_query(data_dir, "SELECT count(*) FROM events").rows[0][0]
+    # WHEN the user is erased
+    result = erase_user(runtime, [VICTIM], [VICTIM_ANON])
+    # THEN 6 curated events and 2 quarantine records went, and no file holds either id
+    assert result.events_erased == 6 + 2
+    assert result.files_rewritten >= 6  # raw batches, segments, the lake file, three dropped files
+    assert files_holding(data_dir, VICTIM, VICTIM_ANON) == []
+    # AND every other event is still there, in the lake and in the dropped files
+    assert run_query(data_dir, "SELECT count(*) FROM events").rows[0][0] == before - 6
+    assert runtime.curated.count() == 20
+    assert runtime.quarantine.count() == 0
+    doc = orjson.loads((runtime.bucket.root / "processed" / "doc.json").read_bytes())
+    assert [e["user_id"] for e in doc["events"]] == ["other-4"]
+    kept = gzip.decompress((runtime.bucket.root / "processed" / "drop.ndjson.gz").read_bytes()).splitlines()
+    assert [orjson.loads(line)["user_id"] for line in kept] == ["other-0", "other-1", "other-2"]
+    # AND the erasure is logged with its counts, not the id
+    (line,) = (data_dir / "erasures" / "log.ndjson").read_bytes().splitlines()
+    assert orjson.loads(line)["events_erased"] == 8
+    assert not list((data_dir / "erasures").glob("pending-*"))
+
+
+def test_erased_events_sent_again_are_a_new_event_not_a_duplicate(runtime: LocalRuntime, lake: LakeWriter) -> None:
+    event = make_event(user_id=VICTIM)
+    ingest(runtime, event)
+    erase_user(runtime, [VICTIM], [])
+    ingest(runtime, event)  # the user comes back: their new events are theirs to send
+    lake.sync()
+    assert run_query(runtime.settings.data_dir, "SELECT count(*) FROM events").rows[0][0] == 1
+
+
+def test_with_pseudonymisation_the_stored_hmac_is_matched(tmp_path: Path, settings: Settings) -> None:
+    # GIVEN user ids stored as their HMAC
+    from dataclasses import replace
+
+    from eventpipe.lake.writer import LakeWriter
+
+    enrichment = replace(settings.enrichment, pseudonymise_fields=("user_id",), pseudonym_key=b"k" * 32)
+    runtime = LocalRuntime(replace(settings, enrichment=enrichment))
+    try:
+        lake = LakeWriter(runtime.db, runtime.segments, runtime.settings.data_dir / "lake", runtime.clock)
+        ingest(runtime, make_event(user_id=VICTIM), make_event(user_id="other"))
+        lake.sync()
+        hmac_of_victim = pseudonym(b"k" * 32, VICTIM)
+        stored = {row[0] for row in run_query(runtime.settings.data_dir, "SELECT user_id FROM events").rows}
+        assert hmac_of_victim in stored
+        assert VICTIM not in stored
+        # WHEN erased by the original id
+        result = erase_user(runtime, [VICTIM], [])
+        # THEN the pseudonymised event went, and neither the id nor its HMAC is in any file
+        assert result.events_erased == 1
+        assert files_holding(runtime.settings.data_dir, VICTIM, hmac_of_victim) == []
+        assert run_query(runtime.settings.data_dir, "SELECT count(*) FROM events").rows[0][0] == 1
+    finally:
+        runtime.close()
+
+
+def test_a_replayed_then_released_quarantine_record_leaves_no_copy_in_free_pages(
+    runtime: LocalRuntime, lake: LakeWriter
+) -> None:
+    # GIVEN a quarantine record deleted without secure_delete (a replay releasing it leaves its bytes)
+    ingest(runtime, make_event("purchase", user_id=VICTIM, properties={"order_id": "o-9"}))
+    with runtime.db.transaction() as conn:
+        conn.execute("DELETE FROM quarantine")
+    with runtime.db.reading() as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert files_holding(runtime.settings.data_dir, VICTIM)
+    # WHEN the user is erased THEN the database file is rebuilt without the freed page
+    erase_user(runtime, [VICTIM], [])
+    assert files_holding(runtime.settings.data_dir, VICTIM) == []
+
+
+@pytest.mark.parametrize("stage", ["_segments", "_curated_and_quarantine", "_lake", "_scrub_sqlite"])
+def test_a_crash_part_way_is_finished_at_the_next_start(
+    runtime: LocalRuntime, lake: LakeWriter, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    # GIVEN an erasure that dies at `stage`
+    seed(runtime, lake)
+
+    def crash(*_args: object) -> None:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(erasure_run, stage, crash)
+    with pytest.raises(SystemExit):
+        erase_user(runtime, [VICTIM], [VICTIM_ANON])
+    monkeypatch.undo()
+    assert list((runtime.settings.data_dir / "erasures").glob("pending-*"))
+    # WHEN a process starts (it finishes the erasure before anything else) and the lake catches up
+    before_processing(runtime)
+    lake.sync()
+    # THEN nothing of the user is back
+    assert files_holding(runtime.settings.data_dir, VICTIM, VICTIM_ANON) == []
+    assert resume_erasures(runtime) == 0
+
+
+def test_an_unknown_user_changes_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    (tmp_path / "in.ndjson").write_bytes(ndjson(make_event(), make_event()))
+    assert eventpipe("ingest", str(tmp_path / "in.ndjson"), data_dir=data_dir).returncode == 0
+
+    def snapshot() -> dict[str, bytes]:
+        return {
+            str(p.relative_to(data_dir)): p.read_bytes()
+            for p in data_dir.rglob("*")
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+        }
+
+    before = snapshot()
+    result = eventpipe("erase", "--user-id", "nobody-here", "--json", data_dir=data_dir)
+    assert result.returncode == 1
+    assert "no event of that user" in result.stderr
+    assert orjson.loads(result.stdout) == {"events_erased": 0, "files_rewritten": 0}
+    assert snapshot() == before
+
+
+def test_the_command_line_erases_and_checks_its_input(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    (tmp_path / "in.ndjson").write_bytes(ndjson(make_event(user_id=VICTIM), make_event()))
+    assert eventpipe("ingest", str(tmp_path / "in.ndjson"), data_dir=data_dir).returncode == 0
+    result = eventpipe("erase", "--user-id", VICTIM, "--json", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout)["events_erased"] == 1
+    assert VICTIM not in result.stderr
+    assert eventpipe("erase", data_dir=data_dir).returncode == 2
+    assert eventpipe("erase", "--user-id", "x" * 257, data_dir=data_dir).returncode == 2
+    missing = eventpipe("erase", "--user-id", "a", data_dir=tmp_path / "none")
+    assert missing.returncode == 2
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_during_erasure_then_a_restart_leaves_no_erased_event(tmp_path: Path) -> None:
+    # GIVEN a store of 10,000 events, 100 of them the user's, and an erasure killed part way
+    data_dir = tmp_path / "data"
+    events = [make_event(user_id=VICTIM if i % 100 == 0 else f"u-{i}") for i in range(10_000)]
+    (tmp_path / "in.ndjson").write_bytes(ndjson(*events))
+    assert eventpipe("ingest", str(tmp_path / "in.ndjson"), data_dir=data_dir).returncode == 0
+    env = {**os.environ, "EVENTPIPE_DATA_DIR": str(data_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eventpipe", "erase", "--user-id", VICTIM], env=env, stderr=subprocess.DEVNULL
+    )
+    time.sleep(0.9)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    # WHEN the next command that processes runs (here a replay with nothing to replay)
+    assert eventpipe("replay", data_dir=data_dir).returncode == 0
+    # THEN no event of the user is anywhere, and every other one is in the lake
+    assert files_holding(data_dir, VICTIM) == []
+    counted = eventpipe("query", "SELECT count(*) AS n FROM events", "--json", data_dir=data_dir)
+    assert orjson.loads(counted.stdout) == [{"n": 9_900}]
+    assert (
+        str(uuid.UUID(events[1]["event_id"]))
+        in eventpipe("query", "SELECT event_id FROM events", "--csv", data_dir=data_dir).stdout
+    )
