@@ -218,7 +218,10 @@ def test_kill_9_during_erasure_then_a_restart_leaves_no_erased_event(tmp_path: P
     process = subprocess.Popen(
         [sys.executable, "-m", "eventpipe", "erase", "--user-id", VICTIM], env=env, stderr=subprocess.DEVNULL
     )
-    time.sleep(0.9)
+    deadline = time.monotonic() + 60
+    while not list(data_dir.glob("erasures/pending-*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # killed once it has begun (journalled): what it erased so far is on disk
+    time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     # WHEN the next command that processes runs (here a replay with nothing to replay)

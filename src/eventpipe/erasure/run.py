@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from eventpipe.adapters.local.curated import uuid_key
 from eventpipe.core.errors import StorageError
+from eventpipe.core.timeutil import to_iso
 from eventpipe.erasure import rewrite
 from eventpipe.erasure.journal import ErasureJournal, PendingErasure
 from eventpipe.erasure.target import ErasureTarget
@@ -65,7 +66,7 @@ def resume_erasures(runtime: LocalRuntime) -> int:
         return 0
     resumed = 0
     for pending in journal.abandoned():
-        log.warning("finishing an erasure a crash interrupted (started %s)", pending.started_ms)
+        log.warning("finishing an erasure a crash interrupted (started %s)", to_iso(pending.started_ms))
         _run(runtime, journal, pending)
         resumed += 1
     return resumed
