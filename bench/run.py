@@ -1,15 +1,21 @@
-"""`make bench`: the whole chain (parse, validate, enrich, store, aggregate) against a naive baseline.
+"""`make bench`: the whole chain (parse, validate, enrich, store, aggregate) against two references.
+
+- the lean chain (`lean.py`): the same work on the same events, written for speed in one file; its
+  outcomes must equal eventpipe's (checked), and eventpipe's target is 0.9 of its speed;
+- the naive chain (`baseline.py`): what a competent user writes first (json, python-jsonschema,
+  ua-parser's default cached parser, one INSERT per event), on fewer events.
 
 Each chain runs in its own process on the same generated stream (10% invalid, 5% duplicates);
 its CPU time and peak memory come from the kernel (`wait4`). The machine is shared and its speed
-drifts within minutes, so the baseline and the main run alternate `--repeat` times and the table
-shows each one's median, and the ratio is the median of the ratios of neighbouring pairs.
+drifts within minutes, so the three alternate `--repeat` times; the table shows each one's median
+run, and a ratio is the median of the ratios of neighbouring runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -68,22 +74,49 @@ def measure(name: str, events: int, command: list[str], env: dict[str, str]) -> 
     return Run(name, events, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, output.strip())
 
 
+# `user_id` pseudonymised in every chain, so that all eight enrichers do their work.
+PSEUDONYM_KEY = "lean-bench-pseudonym-key-32-bytes"
+TARGET_LEAN_RATIO = 0.9
+TARGET_PER_CORE = 25_000
+
+
+def outcomes(run: Run) -> dict[str, int]:
+    summary = orjson.loads(run.output.splitlines()[-1])
+    return {"curated": summary["curated"], "duplicates": summary["duplicates"], **summary["rejected"]}
+
+
 def eventpipe_ingest(path: Path, events: int, work: Path, name: str) -> Run:
-    env = {**os.environ, "EVENTPIPE_DATA_DIR": str(work / f"data-{name}")}
+    env = {
+        **os.environ,
+        "EVENTPIPE_DATA_DIR": str(work / f"data-{name}"),
+        "EVENTPIPE_PSEUDONYMISE_FIELDS": "user_id",
+        "EVENTPIPE_PSEUDONYM_KEY": PSEUDONYM_KEY,
+    }
     run = measure(name, events, [sys.executable, "-m", "eventpipe", "ingest", str(path), "--json"], env)
-    summary = orjson.loads(run.output)
-    outcomes = summary["curated"] + summary["duplicates"] + sum(summary["rejected"].values())
-    if outcomes != events:
-        raise SystemExit(f"{name}: {outcomes} outcomes for {events} events: {run.output}")
+    if sum(outcomes(run).values()) != events:
+        raise SystemExit(f"{name}: {sum(outcomes(run).values())} outcomes for {events} events: {run.output}")
+    shutil.rmtree(work / f"data-{name}", ignore_errors=True)
     return run
+
+
+def script(name: str, events: int, path: Path, work: Path, file: str) -> Run:
+    folder = work / f"work-{name}"
+    run = measure(name, events, [sys.executable, str(HERE / file), str(path), str(folder)], dict(os.environ))
+    shutil.rmtree(folder, ignore_errors=True)
+    return run
+
+
+def ratio(ours: list[Run], theirs: list[Run]) -> float:
+    """The median of the ratios of neighbouring runs (the machine's speed drifts between pairs)."""
+    return statistics.median(o.per_core / t.per_core for o, t in zip(ours, theirs, strict=True))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=200_000, help="events for the throughput run")
-    parser.add_argument("--baseline-events", type=int, default=3_000, help="the baseline is slow: fewer events")
+    parser.add_argument("--events", type=int, default=200_000, help="events for eventpipe and the lean chain")
+    parser.add_argument("--baseline-events", type=int, default=20_000, help="the naive chain is slower: fewer events")
     parser.add_argument("--memory-events", type=int, default=1_000_000, help="large run for the memory check")
-    parser.add_argument("--repeat", type=int, default=3, help="alternating baseline / main runs")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating naive / lean / eventpipe runs")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="eventpipe-bench-") as tmp:
@@ -95,45 +128,50 @@ def main() -> None:
             print(f"generating {count:,} events ({label}) ...", file=sys.stderr)
             generate(files[label], count, seed=42)
 
-        baselines, mains = [], []
+        naives, leans, mains = [], [], []
         for attempt in range(1, args.repeat + 1):
-            print(f"run {attempt}/{args.repeat}: the baseline, then eventpipe ingest ...", file=sys.stderr)
-            baselines.append(
-                measure(
-                    "baseline (naive chain)",
-                    sizes["baseline"],
-                    [sys.executable, str(HERE / "baseline.py"), str(files["baseline"]), str(work / "baseline.db")],
-                    dict(os.environ),
-                )
-            )
-            mains.append(eventpipe_ingest(files["main"], sizes["main"], work, f"eventpipe {sizes['main']:,}-{attempt}"))
-        baseline, main_run = median_run(baselines), median_run(mains)
-        main_ratio = statistics.median(m.per_core / b.per_core for b, m in zip(baselines, mains, strict=True))
-        runs = [baseline, main_run]
+            print(f"run {attempt}/{args.repeat}: naive, lean, eventpipe ...", file=sys.stderr)
+            naives.append(script("naive chain", sizes["baseline"], files["baseline"], work, "baseline.py"))
+            leans.append(script(f"lean chain {sizes['main']:,}", sizes["main"], files["main"], work, "lean.py"))
+            mains.append(eventpipe_ingest(files["main"], sizes["main"], work, f"eventpipe {sizes['main']:,}"))
+        lean_counts, main_counts = outcomes(leans[0]), outcomes(mains[0])
+        if lean_counts != main_counts:
+            raise SystemExit(f"the lean chain's outcomes differ from eventpipe's: {lean_counts} != {main_counts}")
+        naive, lean, main_run = median_run(naives), median_run(leans), median_run(mains)
+        x_lean = {id(main_run): ratio(mains, leans), id(lean): 1.0, id(naive): ratio(naives, leans)}
+        x_naive = {id(main_run): ratio(mains, naives), id(lean): ratio(leans, naives), id(naive): 1.0}
+        runs = [naive, lean, main_run]
         for label in ("small", "large"):
             print(f"running eventpipe ingest on {sizes[label]:,} events ...", file=sys.stderr)
             runs.append(eventpipe_ingest(files[label], sizes[label], work, f"eventpipe {sizes[label]:,}"))
 
-    main_run.name = f"eventpipe {sizes['main']:,}"
     print()
-    print(f"{'chain':<26}{'events':>11}{'events/s/core':>15}{'events/s wall':>15}{'x baseline':>12}{'peak MiB':>10}")
+    print(
+        f"{'chain':<26}{'events':>11}{'events/s/core':>15}{'events/s wall':>15}"
+        f"{'x lean':>8}{'x naive':>9}{'peak MiB':>10}"
+    )
     for run in runs:
-        ratio = main_ratio if run is main_run else run.per_core / baseline.per_core
+        lean_x = x_lean.get(id(run), run.per_core / lean.per_core)
+        naive_x = x_naive.get(id(run), run.per_core / naive.per_core)
         print(
             f"{run.name:<26}{run.events:>11,}{run.per_core:>15,.0f}{run.per_wall:>15,.0f}"
-            f"{ratio:>12,.1f}{run.peak_mib:>10,.0f}"
+            f"{lean_x:>8.2f}{naive_x:>9.2f}{run.peak_mib:>10,.0f}"
         )
-    small, large = runs[2], runs[3]
+    small, large = runs[3], runs[4]
     print()
+    print(
+        f"eventpipe / lean chain: {x_lean[id(main_run)]:.2f} (target >= {TARGET_LEAN_RATIO}); "
+        f"eventpipe {main_run.per_core:,.0f} events/s per core (target >= {TARGET_PER_CORE:,}, "
+        f"lean {lean.per_core:,.0f}, naive {naive.per_core:,.0f})"
+    )
+    print(f"outcomes, the same in both: {', '.join(f'{k} {v:,}' for k, v in main_counts.items())}")
     print(
         f"memory: {large.events:,} events peak {large.peak_mib:,.0f} MiB vs {small.events:,} events "
         f"{small.peak_mib:,.0f} MiB (x{large.peak_mib / small.peak_mib:.2f})"
     )
-    print("events/s/core = events / (user + system CPU seconds of the process); the chain is single-threaded.")
-    print(
-        f"{args.repeat} alternating runs: baseline {', '.join(f'{r.per_core:,.0f}' for r in baselines)}; "
-        f"eventpipe {', '.join(f'{r.per_core:,.0f}' for r in mains)} events/s/core"
-    )
+    print("events/s/core = events / (user + system CPU seconds of the process); each chain is single-threaded.")
+    for name, series in (("naive", naives), ("lean", leans), ("eventpipe", mains)):
+        print(f"  {name} runs: {', '.join(f'{r.per_core:,.0f}' for r in series)} events/s/core")
 
 
 if __name__ == "__main__":
