@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from eventpipe.awsrun.runtime import AwsRuntime
+from eventpipe.awsrun.tracing import SampledTracer
 from eventpipe.core.replay import REPLAY_BATCH_PREFIX
 from eventpipe.handlers.export import handle_export
 from eventpipe.handlers.ingest import handle_ingest
@@ -27,7 +28,9 @@ NAMESPACE = "eventpipe"
 
 logger = Logger(service="eventpipe")
 metrics = Metrics(namespace=NAMESPACE, service="eventpipe")
-tracer = Tracer(service="eventpipe", patch_modules=("botocore",))  # our only I/O library; patching all costs 20 ms more
+# The X-Ray SDK is imported only when an invocation is sampled (awsrun/tracing.py); botocore is our
+# only I/O library, and patching all modules costs 20 ms more.
+tracer = SampledTracer(service="eventpipe", patch_modules=("botocore",))
 copy_config_to_registered_loggers(source_logger=logger)  # the eventpipe.* loggers log JSON too
 runtime = AwsRuntime(Settings.from_env(), AwsResources.from_env())
 

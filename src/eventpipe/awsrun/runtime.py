@@ -1,8 +1,8 @@
 """Wire the core to the AWS adapters, once per Lambda container (at cold start).
 
-Clients are built eagerly: Lambda gives the init phase a whole CPU whatever the memory size. What
-only some functions use (the schema registry and enrichers, the sketches behind insights) is
-built on first use, so the ingest function never loads them.
+Everything is built on first use, clients included: a function builds only the clients it calls
+(a workflow step never builds the Step Functions client; `mark_failed` no S3 client), and the
+ingest function never loads the schema registry, the enrichers or the sketches behind insights.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import botocore.session
-
+from eventpipe.adapters.aws.botocore_loader import fast_session
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
@@ -24,6 +23,8 @@ from eventpipe.core.ingest import Ingestor
 from eventpipe.core.timeutil import SystemClock
 
 if TYPE_CHECKING:
+    import botocore.session
+
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
     from eventpipe.core.ports import Clock
     from eventpipe.core.registry import SchemaRegistry
@@ -48,18 +49,33 @@ class AwsRuntime:
         self.settings = settings
         self.resources = resources
         self.clock = clock or SystemClock()
-        session = session or botocore.session.get_session()
-        self._dynamodb = make_client("dynamodb", session)
-        self.bucket = S3RawBucket(resources.bucket, make_client("s3", session))
-        self.batches = DynamoBatchStore(resources.state_table, self._dynamodb)
-        self.quarantine = DynamoQuarantine(resources.state_table, self._dynamodb)
-        self.curated = DynamoCuratedStore(resources.curated_table, self._dynamodb)
-        self._sfn = make_client("stepfunctions", session) if resources.state_machine_arn else None
-        self.apps = (
-            AppDirectory(DynamoAppStore(resources.apps_table, self._dynamodb), ttl_s=APP_CACHE_TTL_S)
-            if resources.apps_table
-            else None
-        )
+        self._session = session or fast_session()
+
+    @cached_property
+    def _dynamodb(self) -> Any:
+        return make_client("dynamodb", self._session)
+
+    @cached_property
+    def bucket(self) -> S3RawBucket:
+        return S3RawBucket(self.resources.bucket, make_client("s3", self._session))
+
+    @cached_property
+    def batches(self) -> DynamoBatchStore:
+        return DynamoBatchStore(self.resources.state_table, self._dynamodb)
+
+    @cached_property
+    def quarantine(self) -> DynamoQuarantine:
+        return DynamoQuarantine(self.resources.state_table, self._dynamodb)
+
+    @cached_property
+    def curated(self) -> DynamoCuratedStore:
+        return DynamoCuratedStore(self.resources.curated_table, self._dynamodb)
+
+    @cached_property
+    def apps(self) -> AppDirectory | None:
+        if not self.resources.apps_table:
+            return None
+        return AppDirectory(DynamoAppStore(self.resources.apps_table, self._dynamodb), ttl_s=APP_CACHE_TTL_S)
 
     def health(self) -> dict[str, Any]:
         """Nothing beside "ok": CloudWatch holds a deployment's counters, and a health check reads no table."""
@@ -69,7 +85,7 @@ class AwsRuntime:
     def ingestor(self) -> Ingestor:
         if self.resources.state_machine_arn is None:
             raise ConfigError("EVENTPIPE_STATE_MACHINE_ARN not set: the ingest function starts the workflow")
-        starter = StepFunctionsStarter(self.resources.state_machine_arn, self._sfn)
+        starter = StepFunctionsStarter(self.resources.state_machine_arn, make_client("stepfunctions", self._session))
         return Ingestor(
             bucket=self.bucket, batches=self.batches, starter=starter, clock=self.clock, limits=self.settings.limits
         )
