@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
-
 from eventpipe.core.errors import InputError, ObjectNotFoundError
 from eventpipe.core.ingest import IngestSummary
 
@@ -66,6 +64,10 @@ def is_drop_event(event: Mapping[str, Any]) -> bool:
 
 def drops_of(event: Mapping[str, Any]) -> list[ObjectDrop]:
     """The created objects named by an S3 notification or an EventBridge "Object Created" event."""
+    # Imported here: Powertools' data classes package loads every event type it knows, a tenth of a
+    # cold start, and only file drops need these two.
+    from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
+
     if event.get("Event") == "s3:TestEvent":
         return []
     if "Records" in event:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, APIGatewayProxyEventV2
 
 from eventpipe.core.errors import InputError, StorageError
 from eventpipe.core.readers import InputTooLargeError
@@ -84,6 +83,10 @@ def handle_http(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
 
 def request_of(event: Mapping[str, Any]) -> HttpRequest:
     """The request in an API Gateway event of either payload version, body decoded."""
+    # Imported here: Powertools' data classes package loads every event type it knows (about 12 ms),
+    # which the workflow steps, importing these handlers too, never need.
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, APIGatewayProxyEventV2
+
     if event.get("version") == "2.0" or "rawPath" in event:
         v2 = APIGatewayProxyEventV2(dict(event))
         method, path, stage = v2.request_context.http.method, v2.raw_path, v2.request_context.stage
