@@ -18,6 +18,7 @@ BUCKET = "eventpipe-raw-test"
 CURATED_TABLE = "eventpipe-curated-test"
 STATE_TABLE = "eventpipe-state-test"
 INSIGHTS_TABLE = "eventpipe-insights-test"
+APPS_TABLE = "eventpipe-apps-test"
 
 
 @pytest.fixture
@@ -38,9 +39,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def dynamodb(aws: None) -> Any:
-    """A DynamoDB client with the three eventpipe tables created."""
+    """A DynamoDB client with the eventpipe tables created."""
     client = boto3.client("dynamodb", region_name=REGION)
-    create_tables(client, curated=CURATED_TABLE, state=STATE_TABLE, insights=INSIGHTS_TABLE)
+    create_tables(client, curated=CURATED_TABLE, state=STATE_TABLE, insights=INSIGHTS_TABLE, apps=APPS_TABLE)
     return client
 
 

@@ -14,7 +14,7 @@ import orjson
 from eventpipe.core.errors import ExecutionFailedError
 from eventpipe.workflow.bindings import PIPELINE_DEFINITION
 from eventpipe.workflow.interpreter import StateMachine
-from tests.aws.conftest import BUCKET, CURATED_TABLE, INSIGHTS_TABLE, REGION, STATE_TABLE
+from tests.aws.conftest import APPS_TABLE, BUCKET, CURATED_TABLE, INSIGHTS_TABLE, REGION, STATE_TABLE
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -103,6 +103,7 @@ def load_pipeline(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Pipeline:
         "EVENTPIPE_CURATED_TABLE": CURATED_TABLE,
         "EVENTPIPE_STATE_TABLE": STATE_TABLE,
         "EVENTPIPE_INSIGHTS_TABLE": INSIGHTS_TABLE,
+        "EVENTPIPE_APPS_TABLE": APPS_TABLE,
         "EVENTPIPE_STATE_MACHINE_ARN": arn,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_SERVICE_NAME": "eventpipe",

@@ -115,6 +115,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:Query",
         "states:DescribeExecution",
         "StepFunctionsExecutionPolicy",
+        "dynamodb:Scan",  # DynamoAppStore.any_app: Scan with Limit 1, on the apps table only
     },
     # DynamoQuarantine.for_batch (Query) finds the batch's quarantine records to release
     "validate_enrich": {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "dynamodb:Query", "dynamodb:BatchWriteItem"},
@@ -191,6 +192,7 @@ def test_policies_name_their_resources(functions: dict[str, Any]) -> None:
         ("CuratedTable", tables.CURATED_TABLE),
         ("StateTable", tables.STATE_TABLE),
         ("InsightsTable", tables.INSIGHTS_TABLE),
+        ("AppsTable", tables.APPS_TABLE),
     ],
 )
 def test_tables_have_the_key_schemas_of_tables_py(resources: dict[str, Any], logical_id: str, spec: Any) -> None:
@@ -288,7 +290,9 @@ def test_workflow_is_standard_with_logs_and_tracing(resources: dict[str, Any]) -
 # --- HTTP API ------------------------------------------------------------------------------------------
 
 
-def test_routes_go_to_ingest_and_only_health_is_open(resources: dict[str, Any], functions: dict[str, Any]) -> None:
+def test_routes_go_to_ingest_and_only_health_and_events_are_open(
+    resources: dict[str, Any], functions: dict[str, Any]
+) -> None:
     routes = {}
     for logical_id, properties in functions.items():
         for event in properties.get("Events", {}).values():
@@ -298,7 +302,8 @@ def test_routes_go_to_ingest_and_only_health_is_open(resources: dict[str, Any], 
                 key = (event["Properties"]["Method"], event["Properties"]["Path"])
                 routes[key] = event["Properties"].get("Auth", {}).get("Authorizer")
     assert routes == {
-        ("POST", "/events"): None,
+        ("POST", "/events"): "NONE",  # the function checks the write key
+        ("OPTIONS", "/events"): "NONE",  # the CORS preflight
         ("GET", "/batches/{batch_id}"): None,
         ("GET", "/insights"): None,
         ("GET", "/health"): "NONE",
@@ -523,14 +528,15 @@ def test_cfn_lint_on_the_translated_template_finds_a_dependency_cycle(translated
     assert any(m.rule.id == "E3004" for m in lint(json.dumps(broken)))
 
 
-def test_translated_api_authorizes_every_route_but_health(translated: dict[str, Any]) -> None:
+def test_translated_api_authorizes_every_route_but_health_and_events(translated: dict[str, Any]) -> None:
     body = translated["Resources"]["HttpApi"]["Properties"]["Body"]
     authorizers = body["components"]["securitySchemes"]
     assert [scheme["x-amazon-apigateway-authorizer"]["type"] for scheme in authorizers.values()] == ["jwt"]
     for path, methods in body["paths"].items():
         for method, operation in methods.items():
             secured = operation.get("security", [])
-            assert (secured == [{"NONE": []}] or secured == []) == (path == "/health"), (method, path, secured)
+            open_route = path == "/health" or path == "/events"  # /events: write keys, checked by the function
+            assert (secured == [{"NONE": []}] or secured == []) == open_route, (method, path, secured)
 
 
 def test_functions_are_named_after_the_stack_and_fit_lambdas_64_characters(

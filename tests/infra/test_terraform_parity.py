@@ -33,6 +33,7 @@ TABLE_SPECS = {
     "EVENTPIPE_CURATED_TABLE": tables.CURATED_TABLE,
     "EVENTPIPE_STATE_TABLE": tables.STATE_TABLE,
     "EVENTPIPE_INSIGHTS_TABLE": tables.INSIGHTS_TABLE,
+    "EVENTPIPE_APPS_TABLE": tables.APPS_TABLE,
 }
 # SAM logical ids, and the names modules/pipeline gives the same resources in its IAM statements.
 RESOURCE_KINDS = {
@@ -40,6 +41,7 @@ RESOURCE_KINDS = {
     "CuratedTable": "curated_table",
     "StateTable": "state_table",
     "InsightsTable": "insights_table",
+    "AppsTable": "apps_table",
     "PipelineStateMachine": "state_machine",
 }
 # SAM policy templates: the statements SAM writes for them.
@@ -501,12 +503,18 @@ def test_http_api_routes_and_authorization_match_sam(
         if e["Type"] == "HttpApi"
     }
     protected = set(pipeline.locals["protected_routes"])
-    health = pipeline.resource("aws_apigatewayv2_route", "health")
-    # THEN the same routes exist, and only GET /health is open
-    assert protected | {health["route_key"]} == set(sam_routes)
-    assert {route for route, authorizer in sam_routes.items() if authorizer == "NONE"} == {health["route_key"]}
-    assert health["authorization_type"] == "NONE"
+    open_routes = [pipeline.resource("aws_apigatewayv2_route", name) for name in ("health", "events_preflight")]
+    events = pipeline.resource("aws_apigatewayv2_route", "events")
+    # THEN the same routes exist, and only GET /health, the preflight and (write keys) POST /events are open
+    assert protected | {r["route_key"] for r in [*open_routes, events]} == set(sam_routes)
+    assert {route for route, authorizer in sam_routes.items() if authorizer == "NONE"} == {
+        r["route_key"] for r in [*open_routes, events]
+    }
+    assert all(r["authorization_type"] == "NONE" for r in open_routes)
     assert pipeline.resource("aws_apigatewayv2_route", "protected")["authorization_type"] == "JWT"
+    # AND POST /events takes the JWT authorizer only when events_authorization asks for it (default: write keys)
+    assert pipeline.variables["events_authorization"]["default"] == "write_key"
+    assert events["authorization_type"] == '${local.events_by_jwt ? "JWT" : "NONE"}'
     # AND the tokens are checked the same way
     sam_auth = resources["HttpApi"]["Properties"]["Auth"]["Authorizers"]["JwtAuthorizer"]
     authorizer = pipeline.resource("aws_apigatewayv2_authorizer", "jwt")

@@ -1,9 +1,13 @@
 # The HTTP API (docs/http-api.md). A JWT authorizer: API Gateway checks the token's
 # signature, issuer, audience and expiry itself, with the keys of the issuer's JWKS endpoint.
-# GET /health stays open for load balancers and uptime checks; it reads nothing.
+# GET /health stays open for load balancers and uptime checks; it reads nothing. POST /events is
+# authorized by the app's write key, which the ingest function checks (browsers cannot get a JWT);
+# OPTIONS /events is the CORS preflight. events_authorization = "jwt" puts the JWT authorizer on
+# POST /events too, for server-to-server senders only.
 
 locals {
-  protected_routes = ["POST /events", "GET /batches/{batch_id}", "GET /insights"]
+  protected_routes = ["GET /batches/{batch_id}", "GET /insights"]
+  events_by_jwt    = var.events_authorization == "jwt"
 }
 
 resource "aws_apigatewayv2_api" "http" {
@@ -41,6 +45,23 @@ resource "aws_apigatewayv2_route" "protected" {
   target             = "integrations/${aws_apigatewayv2_integration.ingest.id}"
   authorization_type = "JWT"
   authorizer_id      = aws_apigatewayv2_authorizer.jwt.id
+}
+
+resource "aws_apigatewayv2_route" "events" {
+  #checkov:skip=CKV_AWS_309:the ingest function checks the app's write key (X-Api-Key or ?key=); events_authorization = "jwt" adds the JWT authorizer
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = "POST /events"
+  target             = "integrations/${aws_apigatewayv2_integration.ingest.id}"
+  authorization_type = local.events_by_jwt ? "JWT" : "NONE"
+  authorizer_id      = local.events_by_jwt ? aws_apigatewayv2_authorizer.jwt.id : null
+}
+
+resource "aws_apigatewayv2_route" "events_preflight" {
+  #checkov:skip=CKV_AWS_309:the CORS preflight carries no credentials by the Fetch standard; the function answers 204
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = "OPTIONS /events"
+  target             = "integrations/${aws_apigatewayv2_integration.ingest.id}"
+  authorization_type = "NONE"
 }
 
 resource "aws_apigatewayv2_route" "health" {

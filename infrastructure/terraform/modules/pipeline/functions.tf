@@ -16,6 +16,7 @@ locals {
     "state_table"                  = aws_dynamodb_table.state.arn
     "state_table/index/unfinished" = "${aws_dynamodb_table.state.arn}/index/unfinished"
     "insights_table"               = aws_dynamodb_table.insights.arn
+    "apps_table"                   = aws_dynamodb_table.apps.arn
     "state_machine"                = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
     "executions"                   = "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*"
   }

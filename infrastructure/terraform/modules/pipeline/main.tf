@@ -49,6 +49,7 @@ locals {
       { sid = "ReadInsights", actions = ["dynamodb:Query"], resources = ["insights_table"] },
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
       { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
+      { sid = "WriteKeys", actions = ["dynamodb:GetItem", "dynamodb:Scan"], resources = ["apps_table"] },
     ]
     validate_enrich = [
       { sid = "ReadRawBatches", actions = ["s3:GetObject"], resources = ["bucket/raw/*"] },
@@ -97,6 +98,7 @@ locals {
     EVENTPIPE_CURATED_TABLE      = aws_dynamodb_table.curated.name
     EVENTPIPE_STATE_TABLE        = aws_dynamodb_table.state.name
     EVENTPIPE_INSIGHTS_TABLE     = aws_dynamodb_table.insights.name
+    EVENTPIPE_APPS_TABLE         = aws_dynamodb_table.apps.name
     POWERTOOLS_SERVICE_NAME      = "eventpipe"
     POWERTOOLS_METRICS_NAMESPACE = "eventpipe"
   }

@@ -19,11 +19,12 @@ output "raw_bucket_name" {
 }
 
 output "table_names" {
-  description = "The DynamoDB tables by role: curated, state, insights."
+  description = "The DynamoDB tables by role: curated, state, insights, apps (eventpipe apps create --aws-table)."
   value = {
     curated  = aws_dynamodb_table.curated.name
     state    = aws_dynamodb_table.state.name
     insights = aws_dynamodb_table.insights.name
+    apps     = aws_dynamodb_table.apps.name
   }
 }
 

@@ -105,3 +105,26 @@ resource "aws_dynamodb_table" "insights" {
     enabled = true
   }
 }
+
+resource "aws_dynamodb_table" "apps" {
+  #checkov:skip=CKV_AWS_119:encrypted with the AWS managed key as in the SAM template; it holds key hashes, never keys
+  # Apps and the SHA-256 of their write keys (dynamodb_apps.py); the ingest function reads it.
+  name                        = "${local.name}-apps"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "key_hash"
+  deletion_protection_enabled = var.deletion_protection
+  tags                        = local.tags
+
+  attribute {
+    name = "key_hash"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}

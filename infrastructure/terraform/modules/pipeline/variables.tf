@@ -185,6 +185,17 @@ variable "insights_projection_start" {
   }
 }
 
+variable "events_authorization" {
+  description = "How POST /events is authorized: write_key (apps' write keys, checked by the ingest function; browsers can send) or jwt (the JWT authorizer as well, for server-to-server senders only)."
+  type        = string
+  default     = "write_key"
+
+  validation {
+    condition     = contains(["write_key", "jwt"], var.events_authorization)
+    error_message = "events_authorization is write_key or jwt."
+  }
+}
+
 variable "deletion_protection" {
   description = "Protect the DynamoDB tables against deletion, and refuse to destroy buckets that hold objects (the SAM template retains tables and buckets)."
   type        = bool

@@ -22,11 +22,6 @@ if TYPE_CHECKING:
 
     Item = dict[str, AttributeValueTypeDef]
 
-APPS_TABLE: dict[str, Any] = {
-    "KeySchema": [{"AttributeName": "key_hash", "KeyType": "HASH"}],
-    "AttributeDefinitions": [{"AttributeName": "key_hash", "AttributeType": "S"}],
-    "BillingMode": "PAY_PER_REQUEST",
-}
 _DEFAULT_BACKOFF = Backoff()
 
 

@@ -4,6 +4,7 @@
 - state: batch records (`pk = batch#<id>`, `sk = batch`) and the quarantine (`pk = batch#<id>`,
   `sk = rej#<index>`); the sparse `unfinished` index holds only batches not yet done, its key
   `open` sharded as `unfinished#<0..15>` (see `dynamodb_state.py`).
+- apps: one item per app, keyed by the SHA-256 of its write key (`key_hash`).
 - insights: per-minute counters and sketches, funnel rows and applied-batch markers (see
   `dynamodb_insights.py` for the key shapes).
 """
@@ -44,9 +45,11 @@ STATE_TABLE["AttributeDefinitions"] += [
     {"AttributeName": "received_at_ms", "AttributeType": "N"},
 ]
 INSIGHTS_TABLE: dict[str, Any] = {**_keys(("pk", "S"), ("sk", "S")), "BillingMode": "PAY_PER_REQUEST"}
+APPS_TABLE: dict[str, Any] = {**_keys(("key_hash", "S")), "BillingMode": "PAY_PER_REQUEST"}
 
 
-def create_tables(client: Any, *, curated: str, state: str, insights: str) -> None:
-    """Create the three tables (for tests and local experiments; templates create them in AWS)."""
-    for name, spec in ((curated, CURATED_TABLE), (state, STATE_TABLE), (insights, INSIGHTS_TABLE)):
+def create_tables(client: Any, *, curated: str, state: str, insights: str, apps: str | None = None) -> None:
+    """Create the tables (for tests and local experiments; templates create them in AWS)."""
+    specs = [(curated, CURATED_TABLE), (state, STATE_TABLE), (insights, INSIGHTS_TABLE)]
+    for name, spec in [*specs, *([(apps, APPS_TABLE)] if apps else [])]:
         client.create_table(TableName=name, **spec)
