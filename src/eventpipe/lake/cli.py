@@ -37,10 +37,13 @@ def add_lake_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def before_processing(runtime: LocalRuntime) -> None:
     """What a process that writes to the stores does first: finish an erasure a crash interrupted,
-    so that no batch run or lake write brings an erased event back."""
+    so that no batch run or lake write brings an erased event back; then retention, if due."""
     from eventpipe.erasure.run import resume_erasures
+    from eventpipe.lake.retention import apply_retention
+    from eventpipe.lake.settings import LakeSettings
 
     resume_erasures(runtime)
+    apply_retention(runtime, LakeSettings.from_env())
 
 
 def sync_lake(runtime: LocalRuntime) -> int:

@@ -60,6 +60,15 @@ class LakeManifest:
         with self._db.reading() as conn:
             return _cursor(conn)
 
+    def state(self, name: str) -> int | None:
+        with self._db.reading() as conn:
+            row = conn.execute("SELECT value FROM lake_state WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else None
+
+    def set_state(self, name: str, value: int) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO lake_state (name, value) VALUES (?, ?)", (name, value))
+
     def commit_chunk(self, files: Sequence[LakeFile], cursor: int, now_ms: int) -> None:
         """List a chunk's files and move the cursor past its rows, at once."""
         with self._db.transaction() as conn:
@@ -104,6 +113,12 @@ class LakeManifest:
     def every_path(self) -> set[str]:
         with self._db.reading() as conn:
             return {str(row[0]) for row in conn.execute("SELECT path FROM lake_files")}
+
+    def in_partitions_before(self, day: str) -> list[str]:
+        """Every listed file (live or retired) of the days before `day` (`YYYY-MM-DD`)."""
+        with self._db.reading() as conn:
+            rows = conn.execute("SELECT path FROM lake_files WHERE partition < ?", (f"dt={day}",)).fetchall()
+        return [str(row[0]) for row in rows]
 
     def retired(self, before_ms: int | None = None) -> list[str]:
         """Retired files (all, or those retired before `before_ms`)."""

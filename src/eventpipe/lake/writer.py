@@ -1,7 +1,7 @@
 """The lake writer: follows the curated store by rowid and writes its new events as Parquet.
 
 `sync()` takes the curated rows after the cursor, a chunk at a time, writes one file per
-partition the chunk touches (`part-<first rowid>-<last rowid>.parquet`), then lists the files and
+partition the chunk touches (`part-<first rowid>-<last rowid>-<random>.parquet`), then lists the files and
 moves the cursor in one transaction (see manifest.py). It then merges the small files of busy or
 closed hours. `eventpipe up`'s worker calls it every few seconds and `eventpipe ingest` at its
 end; the lock makes concurrent callers take turns.
@@ -92,8 +92,11 @@ class LakeWriter:
                 partition, row = row_of(payload, str(batch_id))
                 by_partition[partition].append(row)
         files = []
+        # Rowids can be given again once the largest rows are deleted (erasure, retention): the
+        # random part keeps a new file from overwriting an older one of the same rows' numbers.
+        token = uuid.uuid4().hex[:8]
         for partition, partition_rows in sorted(by_partition.items()):
-            relative = f"{partition}/part-{first:012d}-{last:012d}.parquet"
+            relative = f"{partition}/part-{first:012d}-{last:012d}-{token}.parquet"
             size = write_parquet(self.root / relative, table_of(partition_rows))
             files.append(LakeFile(relative, partition, len(partition_rows), size))
         self.manifest.commit_chunk(files, last, self.clock.now_ms())

@@ -1,0 +1,111 @@
+"""Retention: expired data leaves the hot stores and the lake; the deduplication window that follows."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from eventpipe.core.errors import ConfigError
+from eventpipe.lake.query import run_query
+from eventpipe.lake.retention import DAY_MS, apply_retention
+from eventpipe.lake.settings import LakeSettings
+from tests.conftest import make_event
+from tests.lake.conftest import ingest
+
+if TYPE_CHECKING:
+    from eventpipe.lake.writer import LakeWriter
+    from eventpipe.localrun.runtime import LocalRuntime
+
+HOT = LakeSettings(retention_days=7)
+
+
+def _lake_count(runtime: LocalRuntime) -> int:
+    return int(run_query(runtime.settings.data_dir, "SELECT count(*) FROM events").rows[0][0])
+
+
+def test_the_dedup_window_is_the_retention_of_the_curated_store(runtime: LocalRuntime, lake: LakeWriter) -> None:
+    # GIVEN an event curated on day 0, and an invalid one quarantined with it
+    event = make_event()
+    ingest(runtime, event, {"event_id": "x", "event_type": "nope"})
+    # WHEN it is sent again on day 6: within the window, a duplicate
+    runtime.clock.now += 6 * DAY_MS  # type: ignore[attr-defined]
+    apply_retention(runtime, HOT)
+    ingest(runtime, event)
+    assert runtime.curated.count() == 1
+    # WHEN it is sent again on day 8, after retention ran: curated again (the window has passed)
+    runtime.clock.now += 2 * DAY_MS  # type: ignore[attr-defined]
+    held = apply_retention(runtime, HOT)
+    assert held is not None
+    assert held.batches == 0  # not in the lake yet: nothing expires before it is
+    lake.sync()
+    result = apply_retention(runtime, HOT, force=True)
+    assert result is not None
+    assert (result.batches, result.curated, result.quarantined) == (1, 1, 1)  # day 0's batch; day 6's stays
+    assert runtime.quarantine.count() == 0
+    assert len(list(runtime.bucket.keys("raw/"))) == 1
+    ingest(runtime, event)
+    assert runtime.curated.count() == 1
+    assert runtime.curated.get(event["event_id"]) is not None
+    # AND the lake, kept longer, holds both copies (each curated once)
+    lake.sync()
+    assert _lake_count(runtime) == 2
+
+
+def test_retention_runs_once_a_day(runtime: LocalRuntime) -> None:
+    assert apply_retention(runtime, HOT) is not None
+    runtime.clock.now += DAY_MS - 1  # type: ignore[attr-defined]
+    assert apply_retention(runtime, HOT) is None
+    runtime.clock.now += 1  # type: ignore[attr-defined]
+    assert apply_retention(runtime, HOT) is not None
+    assert apply_retention(runtime, LakeSettings()) is None  # not configured
+
+
+def test_old_dropped_files_go_and_recent_ones_stay(runtime: LocalRuntime) -> None:
+    processed = runtime.bucket.root / "processed"
+    processed.mkdir()
+    (processed / "old.ndjson").write_bytes(b"{}\n")
+    (processed / "new.ndjson").write_bytes(b"{}\n")
+    old_s = (runtime.clock.now_ms() - 8 * DAY_MS) / 1000
+    os.utime(processed / "old.ndjson", (old_s, old_s))
+    new_s = runtime.clock.now_ms() / 1000
+    os.utime(processed / "new.ndjson", (new_s, new_s))
+    result = apply_retention(runtime, HOT)
+    assert result is not None
+    assert result.dropped_files == 1
+    assert [p.name for p in processed.iterdir()] == ["new.ndjson"]
+
+
+def test_lake_days_older_than_the_lake_retention_go(runtime: LocalRuntime, lake: LakeWriter) -> None:
+    # GIVEN events of 2026-11-28 and 2026-11-20 in the lake
+    ingest(runtime, make_event(), make_event(occurred_at="2026-11-20T10:00:00Z"))
+    lake.sync()
+    # WHEN the lake keeps 5 days (now is 2026-11-28T06:00Z: the first day kept is 2026-11-23)
+    result = apply_retention(runtime, LakeSettings(lake_retention_days=5))
+    # THEN the old day's files and folder are gone, the recent day stays, the hot store is untouched
+    assert result is not None
+    assert result.lake_files == 1
+    assert _lake_count(runtime) == 1
+    assert not (lake.root / "dt=2026-11-20").exists()
+    assert runtime.curated.count() == 2
+
+
+def test_a_pending_batch_never_expires(runtime: LocalRuntime) -> None:
+    ingest(runtime, make_event())
+    with runtime.db.transaction() as conn:
+        conn.execute("UPDATE batches SET status = 'failed'")
+    runtime.clock.now += 30 * DAY_MS  # type: ignore[attr-defined]
+    result = apply_retention(runtime, HOT)
+    assert result is not None
+    assert result.batches == 0
+    assert len(list(runtime.bucket.keys("raw/"))) == 1
+
+
+@pytest.mark.parametrize("value", ["x", "0", "-3", "36501"])
+def test_bad_retention_settings_name_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="EVENTPIPE_LAKE_RETENTION_DAYS"):
+        LakeSettings.from_env({"EVENTPIPE_LAKE_RETENTION_DAYS": value})
+    assert LakeSettings.from_env({"EVENTPIPE_RETENTION_DAYS": " 30 "}).retention_days == 30
+    with pytest.raises(ConfigError, match="EVENTPIPE_LAKE"):
+        LakeSettings.from_env({"EVENTPIPE_LAKE": "maybe"})
