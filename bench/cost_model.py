@@ -59,11 +59,11 @@ ONE_VCPU_MB = 1769
 EXPRESS_GB = 0.0625  # an Express execution is billed in 64 MB chunks; ours (state < 1 KB) needs one
 PLATFORM_LOG_BYTES = 350  # Lambda's START, END and REPORT lines per invocation (text format)
 ACCESS_LOG_BYTES = 250  # one HTTP API access log line (the template's JSON format)
-STANDARD_TRANSITIONS = 4  # a successful batch enters 4 states; each retry adds one
+STANDARD_TRANSITIONS = 2  # a successful batch enters 2 states (ProcessBatch, MarkDone); each retry adds one
 RAW_KEPT_DAYS = 30 + 7  # raw/ expires after RawRetentionDays (30), its noncurrent version 7 days later
 STAGED_KEPT_DAYS = 7  # MarkDone deletes staged/: with versioning, the old version stays 7 days
 ALERTS = Path(__file__).resolve().parent.parent / "monitoring" / "alerts.yml"
-STEPS = ("ingest", "validate_enrich", "persist", "aggregate", "mark_done")
+STEPS = ("ingest", "process_batch", "mark_done")
 
 
 def tiered(quantity: float, tiers: list[tuple[float, float]]) -> float:
@@ -179,7 +179,7 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     step_s = {step: a.duration_s(per, step) for step in STEPS}
     gb_s = batches * sum(a.memory_mb[s] / 1024 * step_s[s] for s in STEPS)
     gb_s += exports * a.memory_mb["export_insights"] / 1024 * (export_s + 1.0)  # + 1 s of round trips, assumed
-    express_s = math.ceil((sum(step_s[s] for s in STEPS[1:]) + 4 * a.state_overhead_s) * 10) / 10
+    express_s = math.ceil((sum(step_s[s] for s in STEPS[1:]) + (len(STEPS) - 1) * a.state_overhead_s) * 10) / 10
     log_bytes = per.log_bytes + len(STEPS) * PLATFORM_LOG_BYTES + ACCESS_LOG_BYTES
     batch_rru = sum(v for k, v in per.units.items() if k.endswith("RRU"))
     state_wru = per.units["state WRU"] + per.units["state GSI WRU"]
@@ -232,7 +232,7 @@ def report(per: PerBatch, a: Assumptions, rates: list[float], seed: int, out: An
             f"| {a.memory_mb[step]:,} | {a.duration_s(per, step) * 1000:,.0f} |"
         )
     say(
-        f"| all five | {sum(per.cpu_s.values()) * 1000:,.1f} | {sum(per.wall_s.values()) * 1000:,.1f} | "
+        f"| all {len(STEPS)} | {sum(per.cpu_s.values()) * 1000:,.1f} | {sum(per.wall_s.values()) * 1000:,.1f} | "
         f"| {sum(a.duration_s(per, s) for s in STEPS) * 1000:,.0f} |"
     )
     say()

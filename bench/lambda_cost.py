@@ -34,7 +34,7 @@ from cost_model import STEPS, Assumptions, PerBatch, alarm_metrics, report
 from fake_aws import FakeAws, write_units  # beside this file: `python bench/lambda_cost.py` finds them
 
 from eventpipe.core.generate import EventGenerator
-from eventpipe.workflow.bindings import PIPELINE_DEFINITION
+from eventpipe.workflow.bindings import PIPELINE_DEFINITION, TASK_FUNCTIONS
 from eventpipe.workflow.interpreter import StateMachine
 
 if TYPE_CHECKING:
@@ -43,13 +43,7 @@ if TYPE_CHECKING:
 
 # An API Gateway HTTP API (v2) request, as `sam local generate-event` makes it; its body is replaced.
 SAMPLE_REQUEST = orjson.loads((Path(__file__).parent.parent / "events" / "sample.json").read_bytes())
-TASKS = {
-    "ValidateEnrichFunctionArn": "validate_enrich",
-    "PersistFunctionArn": "persist",
-    "AggregateFunctionArn": "aggregate",
-    "MarkDoneFunctionArn": "mark_done",
-    "MarkFailedFunctionArn": "mark_failed",
-}
+TASKS = TASK_FUNCTIONS
 ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "bench",
@@ -140,7 +134,7 @@ class Bench:
         return lambda event: self.invoke(name, event)
 
     def batch(self, lines: list[bytes]) -> dict[str, Usage]:
-        """One HTTP request of `lines` through ingest, then its execution through the four steps."""
+        """One HTTP request of `lines` through ingest, then its execution through the workflow's steps."""
         self.usage = {}
         request = {**SAMPLE_REQUEST, "headers": {"content-type": "application/x-ndjson"}}
         request["body"] = b"\n".join(lines).decode()
@@ -210,7 +204,7 @@ def per_batch(
         raw_bytes_per_event=fake.s3_bytes_put["raw"] / (batches * events),
         staged_bytes=fake.s3_bytes_put["staged"] / batches,
         curated_item_bytes=statistics.mean(fake.sizes[ENVIRONMENT["EVENTPIPE_CURATED_TABLE"]]),
-        curated_events=statistics.mean(run["persist"].result["curated"] for run in cpu + wall),
+        curated_events=statistics.mean(run["process_batch"].result["curated"] for run in cpu + wall),
         metrics=len(stdout.metrics),
     )
 
@@ -224,7 +218,7 @@ def main() -> None:
     parser.add_argument("--cpu-speed", type=float, default=1.5, help="Lambda arm64 vCPU vs this core (slower > 1)")
     parser.add_argument(
         "--memory",
-        default="ingest=1024,validate_enrich=1024,persist=512,aggregate=1024,mark_done=256,export_insights=1024",
+        default="ingest=1024,process_batch=1024,mark_done=256,export_insights=1024",
         help="MB per function (infrastructure/template.yaml)",
     )
     parser.add_argument("--latency-scale", type=float, default=1.0, help="x the round trips of fake_aws.LATENCY_MS")

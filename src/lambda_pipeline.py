@@ -1,4 +1,4 @@
-"""The Lambda entry points the templates name: `lambda_pipeline.ingest`, `lambda_pipeline.validate_enrich`, ...
+"""The Lambda entry points the templates name: `lambda_pipeline.ingest`, `lambda_pipeline.process_batch`, ...
 
 Each is a few lines over one use-case. Settings and clients are built once per container, at cold
 start; logs are JSON with the batch id as correlation id, metrics go out as CloudWatch EMF.
@@ -74,18 +74,18 @@ def _record_accepted(accepted: Event | str) -> None:
     metrics.add_metric("EventsReceived", MetricUnit.Count, document["received"])
 
 
-def _summary(result: Event) -> Event:
-    """A step's result for the log, without long lists (Persist's indexes of new events)."""
-    return {key: value for key, value in result.items() if not isinstance(value, list)}
-
-
 @logger.inject_lambda_context(correlation_id_path="batch_id", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def validate_enrich(event: Event, context: LambdaContext) -> Event:
-    result = runtime.steps.validate_enrich(event)
-    logger.info("validate enrich", extra={"result": _summary(result)})
+def process_batch(event: Event, context: LambdaContext) -> Event:
+    """The workflow's one processing step: validate, enrich, persist and aggregate a batch in one pass."""
+    result = runtime.steps.process_batch(event)
+    logger.info("process batch", extra={"result": result})
+    if result["repeated"]:  # the batch was done already: its events were counted then
+        return result
     metrics.add_metric("EventsValid", MetricUnit.Count, result["valid"])
+    metrics.add_metric("EventsCurated", MetricUnit.Count, result["curated"])
+    metrics.add_metric("Duplicates", MetricUnit.Count, result["duplicates"])
     if not event["batch_id"].startswith(REPLAY_BATCH_PREFIX):  # a replay adds no EventsReceived to compare with
         for code, count in result["rejected"].items():
             _count("EventsRejected", count, reason=code)
@@ -97,36 +97,12 @@ def validate_enrich(event: Event, context: LambdaContext) -> Event:
 @logger.inject_lambda_context(correlation_id_path="batch_id", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def persist(event: Event, context: LambdaContext) -> Event:
-    result = runtime.steps.persist(event)
-    logger.info("persist", extra={"result": _summary(result)})
-    metrics.add_metric("EventsCurated", MetricUnit.Count, result["curated"])
-    metrics.add_metric("Duplicates", MetricUnit.Count, result["duplicates"])
-    return result
-
-
-@logger.inject_lambda_context(correlation_id_path="batch_id", clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def aggregate(event: Event, context: LambdaContext) -> Event:
-    """The analytics step: add the batch's new events to the per-minute insights, once."""
-    result = runtime.steps.aggregate(event)
-    logger.info("aggregate", extra={"result": _summary(result)})
-    metrics.add_metric("InsightsApplied", MetricUnit.Count, int(result["applied"]))
-    return result
-
-
-@logger.inject_lambda_context(correlation_id_path="batch_id", clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
 def mark_done(event: Event, context: LambdaContext) -> Event:
     result = runtime.steps.mark_done(event)
-    logger.info("mark done", extra={"result": _summary(result)})
-    record = runtime.batches.get(event["batch_id"])
+    logger.info("mark done", extra={"result": result})
     metrics.add_metric("BatchesDone", MetricUnit.Count, 1)
-    if record is not None:
-        latency = max(0, runtime.clock.now_ms() - record.received_at_ms)
-        metrics.add_metric("BatchLatency", MetricUnit.Milliseconds, latency)
+    latency = max(0, runtime.clock.now_ms() - int(event["received_at_ms"]))
+    metrics.add_metric("BatchLatency", MetricUnit.Milliseconds, latency)
     return result
 
 

@@ -343,14 +343,14 @@ def test_state_payloads_stay_small_whatever_the_batch(pipeline: Pipeline, s3: An
 
 
 def test_a_store_that_keeps_failing_fails_the_batch_and_marks_nothing_done(pipeline: Pipeline, dynamodb: Any) -> None:
-    # GIVEN a request accepted while the curated table is gone (every Persist attempt fails)
+    # GIVEN a request accepted while the curated table is gone (every ProcessBatch attempt fails)
     accepted = answer(pipeline.invoke("ingest", canned("apigw_http_v2_post_events.json")))
     dynamodb.delete_table(TableName=CURATED_TABLE)
     waits: list[float] = []
     # WHEN the execution runs
     pipeline.drain(sleep=waits.append)
-    # THEN Persist was retried with backoff, then the batch was marked failed, not done
-    assert len(waits) == 5
+    # THEN ProcessBatch was retried with backoff, then the batch was marked failed, not done
+    assert len(waits) == 4
     batch = answer(pipeline.invoke("ingest", http_event("GET", f"/batches/{accepted['batch_id']}")))
     assert batch["status"] == "failed"
 

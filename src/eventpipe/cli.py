@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.set_defaults(run=_ingest)
 
     invoke = commands.add_parser("invoke", help="run one function with an event, like `aws lambda invoke`")
-    invoke.add_argument("function", metavar="FUNCTION", help="ingest, validate_enrich, persist, ... (see docs/aws.md)")
+    invoke.add_argument("function", metavar="FUNCTION", help="ingest, process_batch, mark_done, ... (see docs/aws.md)")
     invoke.add_argument("--payload", required=True, metavar="FILE", help="the event as a JSON file")
     invoke.add_argument("outfile", nargs="?", metavar="OUTFILE", help="where to write the result (default stdout)")
     invoke.set_defaults(run=_invoke)

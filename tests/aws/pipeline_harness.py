@@ -12,7 +12,7 @@ import boto3
 import orjson
 
 from eventpipe.core.errors import ExecutionFailedError
-from eventpipe.workflow.bindings import PIPELINE_DEFINITION
+from eventpipe.workflow.bindings import PIPELINE_DEFINITION, TASK_FUNCTIONS
 from eventpipe.workflow.interpreter import StateMachine
 from tests.aws.conftest import APPS_TABLE, BUCKET, CURATED_TABLE, INSIGHTS_TABLE, REGION, STATE_TABLE
 
@@ -23,13 +23,7 @@ if TYPE_CHECKING:
 
 ACCOUNT = "123456789012"
 # The Task placeholders of pipeline.asl.json and the entry point each one names in the templates.
-TASK_HANDLERS = {
-    "ValidateEnrichFunctionArn": "validate_enrich",
-    "PersistFunctionArn": "persist",
-    "AggregateFunctionArn": "aggregate",
-    "MarkDoneFunctionArn": "mark_done",
-    "MarkFailedFunctionArn": "mark_failed",
-}
+TASK_HANDLERS = TASK_FUNCTIONS
 
 
 @dataclass

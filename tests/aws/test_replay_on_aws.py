@@ -76,7 +76,7 @@ def quarantined(dynamodb: Any) -> list[dict[str, Any]]:
 
 
 def test_replay_runs_a_failed_batch_again_under_a_new_execution(pipeline: Pipeline, dynamodb: Any, s3: Any) -> None:
-    # GIVEN a batch whose Persist kept failing (the curated table was gone), so it is failed
+    # GIVEN a batch whose ProcessBatch kept failing (the curated table was gone), so it is failed
     events = [make_event("page_view"), make_event("add_to_cart"), make_event("purchase")]
     batch_id = accept(pipeline, events)
     dynamodb.delete_table(TableName=CURATED_TABLE)
@@ -98,7 +98,7 @@ def test_replay_runs_a_failed_batch_again_under_a_new_execution(pipeline: Pipeli
     record = batch(pipeline, batch_id)
     assert (record["status"], record["received"], record["curated"], record["duplicates"]) == ("done", 3, 3, 0)
     assert set(curated(dynamodb)) == {e["event_id"] for e in events}
-    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="staged/")["KeyCount"] == 0  # the failed run's copy is gone too
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="staged/")["KeyCount"] == 0  # nothing is staged between steps
     # AND a second replay finds nothing left to run
     assert pipeline.invoke("replay", {})["batches"] == 0
     assert pipeline.drain() == []

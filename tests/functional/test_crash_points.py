@@ -40,7 +40,6 @@ def outcome(runtime: LocalRuntime) -> dict[str, Any]:
         "curated": runtime.curated.count_by_type(),
         "quarantined": runtime.quarantine.count(),
         "unfinished": runtime.batches.unfinished(),
-        "staged": list(runtime.bucket.keys("staged/")),
         "insights": insights(runtime),
     }
 
@@ -56,14 +55,15 @@ def expected(tmp_path: Path, settings: Settings) -> dict[str, Any]:
 
 WRITES = [
     ("bucket", "put", 1),  # the raw write of the first batch
-    ("bucket", "put", 4),  # a staged write
+    ("bucket", "put", 3),  # the raw write of a later batch
     ("batches", "create", 2),
     ("quarantine", "add", 3),
     ("segments", "put", 2),  # a curated segment, before the index commits
     ("curated", "put_new", 2),
     ("insights", "apply", 3),
+    ("quarantine", "remove", 2),  # the last write of ProcessBatch
     ("batches", "mark_done", 4),
-    ("bucket", "delete", 2),  # after the batch was marked done
+    ("batches", "mark_done", 1),  # after ProcessBatch's writes, in the same commit
 ]
 
 

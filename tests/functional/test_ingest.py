@@ -301,15 +301,15 @@ def test_a_second_replay_after_a_schema_is_added_curates_what_the_first_rejected
 def test_records_of_a_batch_that_is_not_done_are_not_replayed(runtime: LocalRuntime) -> None:
     from eventpipe.core.replay import replay_rejected
 
-    # GIVEN a batch that quarantined an event, then failed in Persist
-    original = runtime.curated.put_new
+    # GIVEN a batch that quarantined an event, then failed in MarkDone
+    original = runtime.batches.mark_done
 
-    def failing(batch_id: str, events: object) -> list[bool]:
+    def failing(*args: object) -> None:
         raise RuntimeError("disk on fire")
 
-    runtime.curated.put_new = failing  # type: ignore[method-assign]
+    runtime.batches.mark_done = failing  # type: ignore[method-assign]
     ingest_bytes(runtime, ndjson(make_event(), b"{broken"))
-    runtime.curated.put_new = original  # type: ignore[method-assign]
+    runtime.batches.mark_done = original  # type: ignore[method-assign]
     assert runtime.quarantine.count() == 1
     # WHEN the quarantine is replayed before the batch is run again
     summary = replay_rejected(runtime.quarantine, runtime.batches, runtime.ingestor, batch_size=50, clock=runtime.clock)

@@ -304,7 +304,7 @@ def test_named_stack_resources_and_outputs_exist() -> None:
     named = {m.group(1) for m in re.finditer(r"\bres ([A-Z]\w+)", code)}
     named |= {m.group(1) + "Function" for m in re.finditer(r"\bfn \$?([A-Z]\w+)", code)}
     named |= {m.group(1) + "LogGroup" for m in re.finditer(r"\blogs \$?([A-Z]\w+)", code)}
-    assert {"HttpApi", "PersistFunction", "PersistLogGroup"} <= named
+    assert {"HttpApi", "ProcessBatchFunction", "ProcessBatchLogGroup"} <= named
     assert not named - resources, f"logical ids the runbook uses that the template lacks: {sorted(named - resources)}"
     used_outputs = set(re.findall(r"\bout ([A-Z]\w+)", code))
     assert used_outputs

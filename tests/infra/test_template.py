@@ -65,7 +65,7 @@ def test_every_entry_point_has_one_function_and_every_function_an_entry_point(fu
     handlers = [handler_of(properties) for properties in functions.values()]
     # THEN each entry point has exactly one function, and no function names anything else
     assert sorted(handlers) == sorted(entry_points())
-    assert len(entry_points()) == 8
+    assert len(entry_points()) == 6
 
 
 def test_functions_run_the_repository_code_on_python_312_arm64(functions: dict[str, Any]) -> None:
@@ -117,26 +117,19 @@ EXPECTED_ACTIONS = {
         "StepFunctionsExecutionPolicy",
         "dynamodb:Scan",  # DynamoAppStore.any_app: Scan with Limit 1, on the apps table only
     },
-    # DynamoQuarantine.for_batch (Query) finds the batch's quarantine records to release
-    "validate_enrich": {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "dynamodb:Query", "dynamodb:BatchWriteItem"},
-    "persist": {"s3:GetObject", "s3:ListBucket", "dynamodb:PutItem"},
-    "aggregate": {
+    # DynamoBatchStore.get skips a batch done already; DynamoQuarantine.for_batch (Query) finds the batch's
+    # quarantine records to release; the curated puts; the insights (TransactWriteItems is Put and Update)
+    "process_batch": {
         "s3:GetObject",
         "s3:ListBucket",
         "dynamodb:GetItem",
+        "dynamodb:Query",
         "dynamodb:BatchWriteItem",
-        "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:UpdateItem",
     },
-    "mark_done": {
-        "s3:GetObject",
-        "s3:DeleteObject",
-        "s3:ListBucket",
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:BatchWriteItem",
-    },
+    "mark_done": {"dynamodb:UpdateItem"},
     "mark_failed": {"dynamodb:UpdateItem"},
     "export_insights": {"dynamodb:Query", "s3:PutObject"},
     "replay": {
@@ -234,7 +227,7 @@ def test_workflow_substitutions_cover_every_placeholder_of_the_asl(
     assert set(substitutions) == placeholders
     invoked = set()
     for name, value in substitutions.items():
-        # ValidateEnrichFunctionArn -> the function whose handler is lambda_pipeline.validate_enrich
+        # ProcessBatchFunctionArn -> the function whose handler is lambda_pipeline.process_batch
         step = re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("FunctionArn")).lower()
         logical_id = value["Fn::GetAtt"][0]
         assert value == get_att(logical_id, "Arn")

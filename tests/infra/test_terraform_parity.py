@@ -106,9 +106,9 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
 def test_the_same_entry_points_everywhere(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     # GIVEN the entry points of the code, the SAM template and the Terraform
     tf = set(pipeline.locals["functions"])
-    # THEN they are the same eight
+    # THEN they are the same six
     assert code_handlers() == set(sam_by_handler) == tf
-    assert len(tf) == 8
+    assert len(tf) == 6
     # AND both function module calls name the handler lambda_pipeline.<entry point>
     for call in ("step", "entry"):
         assert pipeline.modules[call]["handler"] == "lambda_pipeline.${each.key}"

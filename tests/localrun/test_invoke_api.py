@@ -101,17 +101,17 @@ def test_the_cli_reports_an_unknown_function(server: Server, tmp_path: Path) -> 
 
 
 def test_the_cli_reports_a_function_that_raises(server: Server, tmp_path: Path) -> None:
-    # GIVEN a payload the persist step cannot work with (no staged_key)
+    # GIVEN a payload the processing step cannot work with (no raw_key)
     payload = tmp_path / "bad.json"
     payload.write_bytes(b'{"batch_id": "b-1"}')
     # WHEN it is invoked
-    result = invoke_with_cli(tmp_path, server.url, "persist", payload)
+    result = invoke_with_cli(tmp_path, server.url, "process_batch", payload)
     # THEN the CLI says the function failed, as Lambda does, and out.json holds the error document
     assert result.returncode == 0, result.stderr
     assert orjson.loads(result.stdout)["FunctionError"] == "Unhandled"
     error = orjson.loads((tmp_path / "out.json").read_bytes())
     assert error["errorType"] == "KeyError"
-    assert "staged_key" in error["errorMessage"]
+    assert "raw_key" in error["errorMessage"]
 
 
 def _payload(event: Any) -> bytes:

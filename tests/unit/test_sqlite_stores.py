@@ -84,6 +84,46 @@ def test_another_error_in_a_transaction_propagates_unchanged_and_rolls_back(db: 
         assert conn.execute("SELECT COUNT(*) FROM applied_batches").fetchone()[0] == 0
 
 
+def applied(db: Database) -> list[str]:
+    with db.reading() as conn:
+        return [row[0] for row in conn.execute("SELECT batch_id FROM applied_batches ORDER BY batch_id")]
+
+
+def test_a_nested_transaction_that_fails_is_undone_alone_and_the_outer_one_commits(db: Database) -> None:
+    # GIVEN an outer transaction with a write, a nested one that fails, and a nested one that succeeds
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO applied_batches VALUES ('outer')")
+        with pytest.raises(StorageError):
+            write(db, ["INSERT INTO applied_batches VALUES ('undone')", "INSERT INTO applied_batches VALUES (NULL)"])
+        with db.transaction() as inner:
+            inner.execute("INSERT INTO applied_batches VALUES ('kept')")
+        # THEN nothing is visible to another connection before the outer commit
+        other = sqlite3.connect(db_path(db))
+        assert other.execute("SELECT COUNT(*) FROM applied_batches").fetchone()[0] == 0
+        other.close()
+    # AND after it, the outer write and the successful nested one are stored, the failed one is not
+    assert applied(db) == ["kept", "outer"]
+
+
+def test_a_failure_of_the_outer_transaction_undoes_the_nested_ones(db: Database) -> None:
+    def nested_then_crash() -> None:
+        with db.transaction():
+            write(db, ["INSERT INTO applied_batches VALUES ('nested')"])
+            raise KeyError("crash")
+
+    with pytest.raises(KeyError):
+        nested_then_crash()
+    assert applied(db) == []
+    with db.transaction() as conn:  # and the next transaction starts afresh
+        conn.execute("INSERT INTO applied_batches VALUES ('next')")
+    assert applied(db) == ["next"]
+
+
+def db_path(db: Database) -> str:
+    with db.reading() as conn:
+        return str(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
 def test_a_sqlite_error_while_reading_is_a_storage_error(db: Database) -> None:
     with pytest.raises(StorageError, match="no such table"), db.reading() as conn:
         conn.execute("SELECT * FROM no_such_table")

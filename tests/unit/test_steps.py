@@ -34,27 +34,20 @@ def test_every_step_can_be_retried_without_changing_its_answer_or_the_stores(run
     runtime.batches.create(BatchRecord("b-1", raw_key("b-1"), "test", NOW_MS, 4))
     steps = runtime.steps
     state = stored_batch(runtime)
-    # WHEN each step runs twice in a row
-    validated = steps.validate_enrich(state)
-    assert steps.validate_enrich(state) == validated
-    persisted = steps.persist({**state, **validated})
-    assert steps.persist({**state, **validated}) == persisted
-    aggregate_input = {
-        **state,
-        "staged_key": validated["staged_key"],
-        "new_indexes": persisted["new_indexes"],
-        "rejected": validated["rejected"],
-        "duplicates": persisted["duplicates"],
-        "is_replay": validated["is_replay"],
-    }
-    assert steps.aggregate(aggregate_input) == {"applied": True}
-    assert steps.aggregate(aggregate_input) == {"applied": False}
-    done_input = {**state, "staged_key": validated["staged_key"], "curated": persisted["curated"]}
-    done_input |= {"duplicates": persisted["duplicates"], "rejected": validated["rejected"]}
+    # WHEN each step runs twice in a row (a Step Functions retry after a lost answer)
+    processed = steps.process_batch(state)
+    assert steps.process_batch(state) == processed
+    done_input = {"batch_id": "b-1", **{key: processed[key] for key in ("curated", "duplicates", "rejected")}}
     assert steps.mark_done(done_input) == steps.mark_done(done_input) == {"status": "done"}
     # THEN each outcome is stored and counted once
-    assert validated["rejected"] == {"envelope_invalid": 1}
-    assert (persisted["curated"], persisted["duplicates"]) == (2, 1)
+    assert processed == {
+        "valid": 3,
+        "curated": 2,
+        "duplicates": 1,
+        "rejected": {"envelope_invalid": 1},
+        "received_at_ms": NOW_MS,
+        "repeated": False,
+    }
     assert runtime.curated.count() == 2
     assert runtime.quarantine.count() == 1
     totals = insights(runtime)["totals"]
@@ -69,7 +62,27 @@ def test_every_step_can_be_retried_without_changing_its_answer_or_the_stores(run
     record = runtime.batches.get("b-1")
     assert record is not None
     assert (record.status, record.curated, record.duplicates, record.rejected) == ("done", 2, 1, 1)
-    assert list(runtime.bucket.keys("staged/")) == []
+
+
+def test_a_second_execution_of_a_done_batch_changes_nothing(runtime: LocalRuntime) -> None:
+    from eventpipe.core.model import BatchRecord
+
+    # GIVEN a batch processed and marked done
+    runtime.batches.create(BatchRecord("b-1", raw_key("b-1"), "test", NOW_MS, 4))
+    state = stored_batch(runtime)
+    runtime.run("b-1", state["raw_key"])
+    before = insights(runtime)
+    # WHEN another execution of it runs (Express executions are not deduplicated by name)
+    again = runtime.steps.process_batch(state)
+    # THEN it answers the recorded counts, flagged as repeated, and stores and counts nothing more
+    assert (again["curated"], again["duplicates"], again["rejected"], again["repeated"]) == (
+        2,
+        1,
+        {"envelope_invalid": 1},
+        True,
+    )
+    assert insights(runtime) == before
+    assert runtime.curated.count() == 2
 
 
 def test_a_batch_releases_only_the_quarantine_records_an_earlier_attempt_wrote(runtime: LocalRuntime) -> None:
@@ -80,8 +93,11 @@ def test_a_batch_releases_only_the_quarantine_records_an_earlier_attempt_wrote(r
     # GIVEN an earlier attempt (with another schema, say) quarantined the batch's first event
     earlier = Rejection("b-1", 0, "validate", (Reason("schema_violation", "$", "old schema"),), "{}", None)
     runtime.quarantine.add([earlier])
-    # WHEN the batch validates again and that event passes now
-    validated = steps.validate_enrich(state)
-    staged = orjson.loads(runtime.bucket.get(validated["staged_key"]).partition(b"\n")[0])
-    # THEN only that record is to be released by MarkDone: the other curated events have none
-    assert staged["released"] == [["b-1", 0]]
+    released: list[list[tuple[str, int]]] = []
+    remove = runtime.quarantine.remove
+    runtime.quarantine.remove = lambda keys: (released.append(list(keys)), remove(keys))[1]  # type: ignore[method-assign]
+    # WHEN the batch is processed again and that event passes now
+    steps.process_batch(state)
+    # THEN only that record is released: the other curated events have none, the invalid one keeps its own
+    assert released == [[("b-1", 0)]]
+    assert [(r.batch_id, r.index) for r in runtime.quarantine.for_batch("b-1")] == [("b-1", 2)]

@@ -116,7 +116,7 @@ class Ingestor:
     ) -> tuple[BatchRecord, list[dict[str, Any]]]:
         """Store and start one request's events as one batch; also return the events refused for their shape.
 
-        `request` travels in the raw batch's header, for ValidateEnrich to apply to each event.
+        `request` travels in the raw batch's header, for ProcessBatch to apply to each event.
         Raises `InputError`, storing nothing, when not one event of the request is JSON.
         """
         raw = self._raw_batch(batch_id, source, lines, check_shape=True)

@@ -17,6 +17,7 @@ import orjson
 from eventpipe.core.request_facts import RequestFacts
 
 RAW_PREFIX = "raw/"
+# Where earlier versions staged curated events between steps; the bucket still expires what they left.
 STAGED_PREFIX = "staged/"
 FORMAT_VERSION = 1
 
@@ -74,12 +75,3 @@ class RawBatch:
 
 def raw_key(batch_id: str) -> str:
     return f"{RAW_PREFIX}{batch_id}.ndjson"
-
-
-def staged_key(batch_id: str) -> str:
-    return f"{STAGED_PREFIX}{batch_id}.ndjson"
-
-
-def batch_id_of_staged(key: str) -> str:
-    """The inverse of `staged_key`."""
-    return key.removeprefix(STAGED_PREFIX).removesuffix(".ndjson")

@@ -2,7 +2,7 @@
 client's address and its user agent.
 
 Ingest writes the events raw, before they are parsed, so these facts travel in the raw batch's
-header and ValidateEnrich applies them to each event before validation: a retried step, a crash
+header and ProcessBatch applies them to each event before validation: a retried step, a crash
 and restart, or a replay of the batch sees the same facts.
 
 - `app_id` replaces whatever the event says: a page cannot claim another app's events.

@@ -1,14 +1,17 @@
 """The workflow's steps (the Task states of `pipeline.asl.json`), as plain functions of JSON documents.
 
-Each step reads what it needs by reference (bucket keys, batch id), so the state passed between
-steps stays small whatever the batch size, and each may be retried: a retry never stores a second
-record nor counts an event twice.
+`process_batch` does a batch's work in one pass with Python objects: the raw batch is read once,
+each event is parsed, validated and enriched once, and the curated events go straight to the
+curated store and into the batch's aggregate; nothing is staged between steps. The state passed
+on stays small (counts, never events), and every step may be retried or run twice (an Express
+execution started twice): a retry never stores a second record nor counts an event twice.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -17,12 +20,13 @@ from eventpipe.core.aggregate import aggregate_batch
 from eventpipe.core.errors import EnrichmentError
 from eventpipe.core.facts import Fact, fact_of
 from eventpipe.core.model import BatchStatus, Reason, ReasonCode, Rejection
-from eventpipe.core.rawbatch import RawBatch, staged_key
+from eventpipe.core.rawbatch import RawBatch
 from eventpipe.core.timeutil import to_iso
 from eventpipe.core.validation import parse_event, validate_event
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from contextlib import AbstractContextManager
 
     from eventpipe.core.enrich import Enricher
     from eventpipe.core.ports import BatchStore, Clock, CuratedStore, InsightsStore, Quarantine, RawBucket
@@ -32,8 +36,23 @@ if TYPE_CHECKING:
 State = dict[str, Any]
 
 
+@dataclass(slots=True)
+class CuratedBatch:
+    """A batch after validation and enrichment: what to store, to count and to release."""
+
+    rejections: list[Rejection] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+    released: list[tuple[str, int]] = field(default_factory=list)  # quarantine records that passed now
+
+
 class PipelineSteps:
-    """The steps bound to their stores; the local interpreter and the Lambda handlers call these."""
+    """The steps bound to their stores; the local interpreter and the Lambda handlers call these.
+
+    `atomically()` groups `process_batch`'s writes into one commit where the stores can (one SQLite
+    transaction on one machine); on DynamoDB each write is atomic on its own and idempotent per
+    batch, so it needs no grouping (the default).
+    """
 
     def __init__(
         self,
@@ -46,6 +65,7 @@ class PipelineSteps:
         batches: BatchStore,
         insights: InsightsStore,
         clock: Clock,
+        atomically: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.registry = registry
         self.enrichers = list(enrichers)
@@ -55,51 +75,81 @@ class PipelineSteps:
         self.batches = batches
         self.insights = insights
         self.clock = clock
+        self.atomically = atomically
 
-    def validate_enrich(self, state: State) -> State:
-        """`{batch_id, raw_key}` -> quarantine the invalid events, stage the curated ones.
+    def process_batch(self, state: State) -> State:
+        """`{batch_id, raw_key}` -> validate, enrich, persist and aggregate the batch; its counts.
 
-        A replayed event keeps the quarantine record it came from: rejected again, the record is
-        updated; valid now, the record is released once the batch is done (MarkDone), so until
-        then a failure leaves it in the quarantine. Replays do not count their refusals again.
+        Invalid events are quarantined; curated ones stored unless their id is stored already (a
+        duplicate); the new ones aggregated into the insights once per batch. A replayed event keeps
+        the quarantine record it came from: rejected again, the record is updated; curated now, the
+        record is released once the event is stored and counted. Replays do not count their
+        refusals again, nor their events' lag. A batch that is done already is not processed again.
         """
         batch_id = state["batch_id"]
+        record = self.batches.get(batch_id)
+        if record is not None and record.status is BatchStatus.DONE:
+            # Run again (a repeated Express start, a restart that raced the first run): nothing to do.
+            done = _outcome(0, record.curated, record.duplicates, record.rejected_by_code, record.received_at_ms)
+            return {**done, "repeated": True}
         raw = RawBatch.decode(self.bucket.get(state["raw_key"]))
-        received_at = to_iso(raw.received_at_ms)
-        rejections = [
-            Rejection(
-                batch_id, r["index"], "ingest", tuple(Reason(**x) for x in r["reasons"]), r["raw"], r.get("event_id")
+        batch = self._curate_batch(batch_id, raw)
+        replay = bool(raw.origins)
+        rejected = Counter(str(r.reasons[0].code) for r in batch.rejections)
+        with self.atomically():
+            self.quarantine.add(batch.rejections)
+            flags = self.curated.put_new(
+                batch_id, [(f.event_id, f.event_type, p) for f, p in zip(batch.facts, batch.payloads, strict=True)]
             )
-            for r in raw.refused
-        ]
+            new = [fact for fact, is_new in zip(batch.facts, flags, strict=True) if is_new]
+            duplicates = len(flags) - len(new)
+            aggregate = aggregate_batch(
+                new,
+                received_at_ms=raw.received_at_ms,
+                now_ms=self.clock.now_ms(),
+                rejected={} if replay else dict(rejected),
+                duplicates=0 if replay else duplicates,
+                measure_lag=not replay,  # a replayed event's age says nothing about the pipeline's lag
+            )
+            self.insights.apply(batch_id, aggregate)
+            self.quarantine.remove(batch.released)
+        return _outcome(len(batch.facts), len(new), duplicates, dict(rejected), raw.received_at_ms)
+
+    def _curate_batch(self, batch_id: str, raw: RawBatch) -> CuratedBatch:
+        received_at = to_iso(raw.received_at_ms)  # one text for the whole batch
+        batch = CuratedBatch(
+            rejections=[
+                Rejection(
+                    batch_id,
+                    r["index"],
+                    "ingest",
+                    tuple(Reason(**x) for x in r["reasons"]),
+                    r["raw"],
+                    r.get("event_id"),
+                )
+                for r in raw.refused
+            ]
+        )
         keys = [(str(b), int(i)) for b, i in raw.origins] or [(batch_id, p) for p in raw.positions]
         # A replay's events all come from quarantine records; a batch's own events have one only if an
         # earlier attempt rejected them (with another schema, say). Releasing no other saves a
         # delete per curated event, a write unit each in DynamoDB.
         quarantined = None if raw.origins else {(batch_id, r.index) for r in self.quarantine.for_batch(batch_id)}
-        released: list[tuple[str, int]] = []
-        facts: list[Fact] = []
-        payloads: list[bytes] = []
         for (record_batch, record_index), data in zip(keys, raw.events, strict=True):
             event, payload, reasons = self._curate(data, received_at, raw.request)
             if reasons:
                 event_id = event.get("event_id") if isinstance(event, dict) else None
                 text = _quarantined_text(data, raw.request)
                 stage = "enrich" if reasons[0].code == ReasonCode.ENRICHMENT_FAILED else "validate"
-                rejections.append(
+                batch.rejections.append(
                     Rejection(record_batch, record_index, stage, tuple(reasons), text, _text_or_none(event_id))
                 )
                 continue
             if quarantined is None or (record_batch, record_index) in quarantined:
-                released.append((record_batch, record_index))
-            facts.append(fact_of(event))
-            payloads.append(payload)
-        self.quarantine.add(rejections)
-        key = staged_key(batch_id)
-        header = orjson.dumps({"facts": [tuple(f) for f in facts], "released": released})
-        self.bucket.put(key, b"\n".join([header, *payloads]), durable=False)
-        rejected = Counter(str(r.reasons[0].code) for r in rejections)
-        return {"staged_key": key, "valid": len(facts), "rejected": dict(rejected), "is_replay": bool(raw.origins)}
+                batch.released.append((record_batch, record_index))
+            batch.facts.append(fact_of(event))
+            batch.payloads.append(payload)
+        return batch
 
     def _curate(self, data: bytes, received_at: str, request: RequestFacts) -> tuple[Any, bytes, list[Reason]]:
         """The curated event and its JSON text, or the reasons it is rejected."""
@@ -130,49 +180,9 @@ class PipelineSteps:
         except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (254 levels)
             return event, b"", [Reason(ReasonCode.TOO_LARGE, "$", f"cannot be stored: {exc}")]
 
-    def persist(self, state: State) -> State:
-        """`{batch_id, staged_key}` -> store the staged events idempotently; which of them were new."""
-        staged = self._read_staged(state["staged_key"])
-        facts, payloads = staged.facts, staged.payloads()
-        flags = self.curated.put_new(
-            state["batch_id"], [(f.event_id, f.event_type, p) for f, p in zip(facts, payloads, strict=True)]
-        )
-        new_indexes = [i for i, is_new in enumerate(flags) if is_new]
-        return {
-            "new_indexes": new_indexes,
-            "curated": len(new_indexes),
-            "duplicates": len(flags) - len(new_indexes),
-        }
-
-    def aggregate(self, state: State) -> State:
-        """`{batch_id, staged_key, new_indexes, rejected, duplicates, is_replay}` -> add to insights, once per batch.
-
-        Refusals count at the batch that first turned the events away, not again at a replay.
-        """
-        facts = self._read_staged(state["staged_key"]).facts
-        record = self.batches.get(state["batch_id"])
-        received_at_ms = record.received_at_ms if record else self.clock.now_ms()
-        replay = state["is_replay"]
-        aggregate = aggregate_batch(
-            (facts[i] for i in state["new_indexes"]),
-            received_at_ms=received_at_ms,
-            now_ms=self.clock.now_ms(),
-            rejected={} if replay else state["rejected"],
-            duplicates=0 if replay else state["duplicates"],
-            measure_lag=not replay,  # a replayed event's age says nothing about the pipeline's lag
-        )
-        return {"applied": self.insights.apply(state["batch_id"], aggregate)}
-
     def mark_done(self, state: State) -> State:
-        """`{batch_id, staged_key, curated, duplicates, rejected}` -> the batch is done; drop the staged copy.
-
-        For a replay, the quarantine records of the events that passed are released first.
-        """
-        record = self.batches.get(state["batch_id"])
-        if record is None or record.status is not BatchStatus.DONE:  # else a retry after the commit
-            self.quarantine.remove(self._read_staged(state["staged_key"]).released)
-            self.batches.mark_done(state["batch_id"], state["curated"], state["duplicates"], state["rejected"])
-        self.bucket.delete(state["staged_key"])
+        """`{batch_id, curated, duplicates, rejected}` -> the batch is done (a retry writes the same)."""
+        self.batches.mark_done(state["batch_id"], state["curated"], state["duplicates"], state["rejected"])
         return {"status": "done"}
 
     def mark_failed(self, state: State) -> State:
@@ -181,23 +191,17 @@ class PipelineSteps:
         self.batches.mark_failed(state["batch_id"], f"{error.get('Error')}: {error.get('Cause')}")
         return {"status": "failed"}
 
-    def _read_staged(self, key: str) -> Staged:
-        header, _, body = self.bucket.get(key).partition(b"\n")
-        fields = orjson.loads(header)
-        released = [(str(b), int(i)) for b, i in fields["released"]]
-        return Staged([Fact(*f) for f in fields["facts"]], body, released)
 
-
-@dataclass(slots=True)
-class Staged:
-    """What ValidateEnrich hands on: each curated event's facts and payload, and the records to release."""
-
-    facts: list[Fact]
-    body: bytes
-    released: list[tuple[str, int]]
-
-    def payloads(self) -> list[bytes]:
-        return self.body.split(b"\n") if self.facts else []
+def _outcome(valid: int, curated: int, duplicates: int, rejected: dict[str, int], received_at_ms: int) -> State:
+    """ProcessBatch's result: counts only, so the state stays small whatever the batch size."""
+    return {
+        "valid": valid,
+        "curated": curated,
+        "duplicates": duplicates,
+        "rejected": rejected,
+        "received_at_ms": received_at_ms,
+        "repeated": False,
+    }
 
 
 def _quarantined_text(data: bytes, request: RequestFacts) -> str:

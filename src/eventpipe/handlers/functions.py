@@ -30,9 +30,7 @@ def _step(name: str) -> Handler:
 
 FUNCTIONS: dict[str, Handler] = {
     "ingest": handle_ingest,
-    "validate_enrich": _step("validate_enrich"),
-    "persist": _step("persist"),
-    "aggregate": _step("aggregate"),
+    "process_batch": _step("process_batch"),
     "mark_done": _step("mark_done"),
     "mark_failed": _step("mark_failed"),
     "export_insights": handle_export,

@@ -18,8 +18,6 @@ from eventpipe.core.apps import AppDirectory
 from eventpipe.core.enrich import build_enrichers
 from eventpipe.core.errors import ExecutionFailedError
 from eventpipe.core.ingest import Ingestor
-from eventpipe.core.model import BatchStatus
-from eventpipe.core.rawbatch import STAGED_PREFIX, batch_id_of_staged
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.replay import restart_unfinished
 from eventpipe.core.steps import PipelineSteps
@@ -28,7 +26,7 @@ from eventpipe.workflow.bindings import PIPELINE_DEFINITION, step_resources
 from eventpipe.workflow.interpreter import StateMachine
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from eventpipe.core.model import BatchRecord
     from eventpipe.core.ports import Clock
@@ -69,6 +67,7 @@ class LocalRuntime:
             batches=self.batches,
             insights=self.insights,
             clock=self.clock,
+            atomically=self.db.transaction,
         )
         self.workflow = StateMachine.from_file(PIPELINE_DEFINITION, resources=step_resources(self.steps))
         self.ingestor = Ingestor(
@@ -87,26 +86,30 @@ class LocalRuntime:
 
     def run(self, batch_id: str, raw_key: str) -> None:
         """Run the workflow for one batch to its end; a failed execution leaves the batch marked failed."""
-        try:
-            self.workflow.run({"batch_id": batch_id, "raw_key": raw_key}, execution_name=batch_id)
-        except ExecutionFailedError:
+        self.run_group([(batch_id, raw_key)])
+
+    def run_group(self, batches: Sequence[tuple[str, str]]) -> None:
+        """Run the workflow of each `(batch_id, raw_key)`, all in one SQLite transaction: one commit
+        for the group. A crash before it loses only work: the group's batches stay pending, and each
+        step may run again. A batch whose execution fails is marked failed and the others go on.
+        """
+        failed = []
+        with self.db.transaction():
+            for batch_id, raw_key in batches:
+                try:
+                    self.workflow.run({"batch_id": batch_id, "raw_key": raw_key}, execution_name=batch_id)
+                except ExecutionFailedError:
+                    failed.append(batch_id)
+        for batch_id in failed:
             record = self.batches.get(batch_id)
             log.warning("batch %s failed: %s", batch_id, record.error if record else "unknown")
 
     def finish_unfinished(self, *, include_failed: bool) -> list[BatchRecord]:
         """Drive pending batches (a crash left them) and, if asked, failed ones to their end again."""
-        self.sweep_staged()
         return restart_unfinished(self.batches, self, include_failed=include_failed)
 
     def health(self) -> dict[str, Any]:
         return {"batches": self.batches.unfinished_counts(), **self.server_counters()}
-
-    def sweep_staged(self) -> None:
-        """Drop staged objects of done batches (a crash between marking done and deleting leaves them)."""
-        for key in self.bucket.keys(STAGED_PREFIX):
-            record = self.batches.get(batch_id_of_staged(key))
-            if record is not None and record.status is BatchStatus.DONE:
-                self.bucket.delete(key)
 
     def close(self) -> None:
         self.db.close()

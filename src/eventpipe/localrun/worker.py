@@ -4,7 +4,8 @@ workflow of every pending batch, oldest first, and reads file drops.
 The batch table is the queue: ingest records a batch as pending before it answers, and the worker
 takes pending batches until none is left, so batches a crash left behind are finished on start
 like any other. The server wakes it after each request; it also looks every half second.
-Stopping between two batches loses nothing: an unfinished batch stays pending, and every step
+Pending batches are run in groups of up to about 2,000 events, each group one SQLite commit.
+Stopping between two groups loses nothing: an unfinished batch stays pending, and every step
 may run twice.
 
 Server and worker share no lock: a worker killed at any moment (even `kill -9`) must not leave one
@@ -32,15 +33,18 @@ from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.localrun.watcher import DropWatcher
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from ctypes import c_longlong
     from multiprocessing.context import SpawnProcess
 
+    from eventpipe.core.model import BatchRecord
     from eventpipe.lake.writer import LakeWriter
     from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
 TAKE = 64  # pending batches read at a time
+GROUP_EVENTS = 2_000  # pending batches run as one unit (one commit) up to about this many events
 STOP_TIMEOUT_S = 30.0
 RESTART_MAX_WAIT_S = 60.0
 QUICK_EXIT_S = 30.0
@@ -77,7 +81,6 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     runtime = LocalRuntime(settings, defer_to=lambda: None)  # file drops' batches join the queue
     watcher = DropWatcher(runtime)
     before_processing(runtime)  # an erasure a crash interrupted, before any batch runs
-    runtime.sweep_staged()
     lake = lake_writer(runtime)
     next_scan = next_lake = 0.0
 
@@ -89,12 +92,12 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
             shared.heartbeat_ms.value = int(time.monotonic() * 1000)
             _drain(wake)
             pending = runtime.batches.pending(TAKE)
-            for record in pending:
+            for group in _groups(pending, GROUP_EVENTS):
                 if stopping():
                     break
-                runtime.run(record.batch_id, record.raw_key)
-                shared.batches.value += 1
-                shared.events.value += record.received
+                runtime.run_group([(record.batch_id, record.raw_key) for record in group])
+                shared.batches.value += len(group)
+                shared.events.value += sum(record.received for record in group)
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + POLL_S
                 shared.files.value += len(_scan(watcher))
@@ -105,6 +108,21 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
                 select.select([wake], [], [], POLL_S)
     finally:
         runtime.close()
+
+
+def _groups(records: list[BatchRecord], max_events: int) -> Iterator[list[BatchRecord]]:
+    """Consecutive batches of at most `max_events` events together (a larger batch alone): one commit
+    each, so the fixed cost of a commit is shared when a backlog builds up."""
+    group: list[BatchRecord] = []
+    events = 0
+    for record in records:
+        if group and events + record.received > max_events:
+            yield group
+            group, events = [], 0
+        group.append(record)
+        events += record.received
+    if group:
+        yield group
 
 
 def _drain(wake: socket.socket) -> None:

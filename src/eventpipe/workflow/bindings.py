@@ -11,13 +11,13 @@ if TYPE_CHECKING:
     from eventpipe.core.steps import PipelineSteps
 
 PIPELINE_DEFINITION = Path(__file__).parent / "pipeline.asl.json"
+# Each Task's substitution variable and the function (entry point of `lambda_pipeline`) it names.
+TASK_FUNCTIONS = {
+    "ProcessBatchFunctionArn": "process_batch",
+    "MarkDoneFunctionArn": "mark_done",
+    "MarkFailedFunctionArn": "mark_failed",
+}
 
 
 def step_resources(steps: PipelineSteps) -> dict[str, Callable[[Any], Any]]:
-    return {
-        "ValidateEnrichFunctionArn": steps.validate_enrich,
-        "PersistFunctionArn": steps.persist,
-        "AggregateFunctionArn": steps.aggregate,
-        "MarkDoneFunctionArn": steps.mark_done,
-        "MarkFailedFunctionArn": steps.mark_failed,
-    }
+    return {placeholder: getattr(steps, name) for placeholder, name in TASK_FUNCTIONS.items()}

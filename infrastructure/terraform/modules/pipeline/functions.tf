@@ -1,4 +1,4 @@
-# The eight functions of src/lambda_pipeline.py: one package, one handler each, and one role each
+# The six functions of src/lambda_pipeline.py: one package, one handler each, and one role each
 # with the statements of local.policies.
 
 locals {
@@ -10,7 +10,6 @@ locals {
     "bucket"                       = aws_s3_bucket.raw.arn
     "bucket/incoming/*"            = "${aws_s3_bucket.raw.arn}/incoming/*"
     "bucket/raw/*"                 = "${aws_s3_bucket.raw.arn}/raw/*"
-    "bucket/staged/*"              = "${aws_s3_bucket.raw.arn}/staged/*"
     "bucket/insights/*"            = "${aws_s3_bucket.raw.arn}/insights/*"
     "curated_table"                = aws_dynamodb_table.curated.arn
     "state_table"                  = aws_dynamodb_table.state.arn

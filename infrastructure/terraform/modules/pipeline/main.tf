@@ -20,9 +20,7 @@ locals {
   # timeout of the SAM template; monitoring/alerts.yml holds the same timeouts for the duration alarms.
   functions = {
     ingest          = { memory_mb = 1024, timeout_s = 300, description = "HTTP API, object-created events in incoming/, and direct {\"events\":[...]} invocations." }
-    validate_enrich = { memory_mb = 1024, timeout_s = 60, description = "Workflow step ValidateEnrich." }
-    persist         = { memory_mb = 512, timeout_s = 60, description = "Workflow step Persist." }
-    aggregate       = { memory_mb = 1024, timeout_s = 60, description = "Workflow step Aggregate (the per-minute insights)." }
+    process_batch   = { memory_mb = 1024, timeout_s = 60, description = "Workflow step ProcessBatch (validate, enrich, persist and aggregate a batch in one pass)." }
     mark_done       = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkDone." }
     mark_failed     = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkFailed." }
     export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the last two hours of insights to insights/dt=YYYY-MM-DD/hour=HH/minutes.json." }
@@ -31,11 +29,9 @@ locals {
 
   # The workflow's tasks, by the substitution variable the ASL file names them with.
   workflow_steps = {
-    validate_enrich = "ValidateEnrichFunctionArn"
-    persist         = "PersistFunctionArn"
-    aggregate       = "AggregateFunctionArn"
-    mark_done       = "MarkDoneFunctionArn"
-    mark_failed     = "MarkFailedFunctionArn"
+    process_batch = "ProcessBatchFunctionArn"
+    mark_done     = "MarkDoneFunctionArn"
+    mark_failed   = "MarkFailedFunctionArn"
   }
 
   # Exactly the calls each function's code makes (src/eventpipe/adapters/aws/), as in the SAM
@@ -51,29 +47,17 @@ locals {
       { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
       { sid = "WriteKeys", actions = ["dynamodb:GetItem", "dynamodb:Scan"], resources = ["apps_table"] },
     ]
-    validate_enrich = [
+    process_batch = [
       { sid = "ReadRawBatches", actions = ["s3:GetObject"], resources = ["bucket/raw/*"] },
-      { sid = "WriteStaged", actions = ["s3:PutObject"], resources = ["bucket/staged/*"] },
       { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
-      # DynamoQuarantine.for_batch: Query (the batch's records, to release); add: BatchWriteItem
-      { sid = "Quarantine", actions = ["dynamodb:Query", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
-    ]
-    persist = [
-      { sid = "ReadStaged", actions = ["s3:GetObject"], resources = ["bucket/staged/*"] },
-      { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
+      # DynamoBatchStore.get; DynamoQuarantine.for_batch (Query), add and remove (BatchWriteItem)
+      { sid = "BatchAndQuarantine", actions = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
       { sid = "PutCurated", actions = ["dynamodb:PutItem"], resources = ["curated_table"] },
-    ]
-    aggregate = [
-      { sid = "ReadStaged", actions = ["s3:GetObject"], resources = ["bucket/staged/*"] },
-      { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
-      { sid = "ReadBatchRecord", actions = ["dynamodb:GetItem"], resources = ["state_table"] },
       # TransactWriteItems is authorized as the PutItem and UpdateItem inside it.
       { sid = "ApplyInsights", actions = ["dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources = ["insights_table"] },
     ]
     mark_done = [
-      { sid = "ReadAndDropStaged", actions = ["s3:GetObject", "s3:DeleteObject"], resources = ["bucket/staged/*"] },
-      { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
-      { sid = "FinishBatch", actions = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
+      { sid = "FinishBatch", actions = ["dynamodb:UpdateItem"], resources = ["state_table"] },
     ]
     mark_failed = [
       { sid = "FailBatch", actions = ["dynamodb:UpdateItem"], resources = ["state_table"] },
@@ -103,7 +87,7 @@ locals {
     POWERTOOLS_METRICS_NAMESPACE = "eventpipe"
   }
 
-  # <project>-<stage>-<entry point>, as the SAM stack names them (<stack>-validate_enrich): one
+  # <project>-<stage>-<entry point>, as the SAM stack names them (<stack>-process_batch): one
   # `aws lambda invoke --function-name eventpipe-dev-ingest` for both. At most 27 + 16 of Lambda's 64.
   function_names = { for key in keys(local.functions) : key => "${local.name}-${key}" }
 }

@@ -34,7 +34,7 @@ output "state_machine_arn" {
 }
 
 output "function_names" {
-  description = "Function names by entry point of src/lambda_pipeline.py (ingest, validate_enrich, ...)."
+  description = "Function names by entry point of src/lambda_pipeline.py (ingest, process_batch, ...)."
   value = merge(
     { for key, step in module.step : key => step.function_name },
     { for key, entry in module.entry : key => entry.function_name },

@@ -1,5 +1,5 @@
 # The raw bucket: incoming/ (file drops), raw/ (accepted batches: the acknowledgement), staged/
-# (between the workflow's steps) and insights/ (the export for Athena). Object-created events go to
+# (left by earlier versions) and insights/ (the export for Athena). Object-created events go to
 # EventBridge, and only the rule filtered on incoming/ invokes ingest (triggers.tf): the pipeline's own
 # writes never trigger it.
 

@@ -77,14 +77,14 @@ resource "aws_cloudwatch_event_rule" "replay_pending" {
 }
 
 resource "aws_cloudwatch_event_target" "replay_pending" {
-  # Only pending batches received more than 2100 s ago: the workflow's TimeoutSeconds (1800) plus
+  # Only pending batches received more than 600 s ago: the workflow's TimeoutSeconds (300) plus
   # ingest's timeout (300), within which the invocation that received a batch starts its execution. By
   # then that execution has closed, so a batch still pending was lost (its start failed, or it timed out,
   # was aborted or failed before MarkFailed); none whose first execution may still run is started again.
   # Failed batches wait for an operator. The same input as the SAM template's schedule.
   rule  = aws_cloudwatch_event_rule.replay_pending.name
   arn   = module.entry["replay"].arn
-  input = jsonencode({ pending_older_than_s = 2100 })
+  input = jsonencode({ pending_older_than_s = 600 })
 
   retry_policy {
     maximum_event_age_in_seconds = 3600 # the next runs restart the same batches

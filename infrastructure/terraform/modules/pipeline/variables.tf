@@ -89,7 +89,7 @@ variable "export_schedule" {
 }
 
 variable "replay_schedule" {
-  description = "How often the replay function starts again the pending batches received more than 2100 s ago (an EventBridge schedule expression)."
+  description = "How often the replay function starts again the pending batches received more than 600 s ago (an EventBridge schedule expression)."
   type        = string
   default     = "rate(10 minutes)"
 
@@ -124,7 +124,7 @@ variable "reserved_concurrency" {
   validation {
     condition = alltrue([
       for name, value in var.reserved_concurrency :
-      contains(["ingest", "validate_enrich", "persist", "aggregate", "mark_done", "mark_failed", "export_insights", "replay"], name) && value >= 0
+      contains(["ingest", "process_batch", "mark_done", "mark_failed", "export_insights", "replay"], name) && value >= 0
     ])
     error_message = "Keys are function names of src/lambda_pipeline.py; values are 0 or more."
   }
@@ -142,7 +142,7 @@ variable "raw_retention_days" {
 }
 
 variable "staged_retention_days" {
-  description = "Days to keep staged/ objects that MarkDone did not delete (failed batches); a replay stages its batch again."
+  description = "Days to keep staged/ objects that earlier versions left (the workflow no longer stages batches)."
   type        = number
   default     = 7
 

@@ -96,6 +96,7 @@ class Database:
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the database {path}: {exc}") from exc
         self._lock = threading.RLock()
+        self._depth = 0  # transactions open in the thread holding the lock
 
     def _create_or_check_schema(self, path: Path) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -111,16 +112,30 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE); sqlite3 errors become `StorageError`."""
+        """A write transaction (BEGIN IMMEDIATE); sqlite3 errors become `StorageError`.
+
+        Transactions nest: one opened inside another (in the same thread) is a savepoint, undone
+        alone if it fails, committed with the outermost one. So a store's write is atomic by
+        itself, and a caller can still make several stores' writes, or several batches, one commit.
+        """
         with self._lock:
+            depth = self._depth
+            savepoint = f"sp{depth}"
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
+                self._depth += 1
                 try:
                     yield self._conn
-                    self._conn.execute("COMMIT")
+                    self._depth -= 1
+                    self._conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
                 except BaseException:
-                    if self._conn.in_transaction:  # also when COMMIT itself failed
-                        self._conn.execute("ROLLBACK")
+                    self._depth = depth
+                    if depth == 0:
+                        if self._conn.in_transaction:  # also when COMMIT itself failed
+                            self._conn.execute("ROLLBACK")
+                    elif self._conn.in_transaction:
+                        self._conn.execute(f"ROLLBACK TO {savepoint}")
+                        self._conn.execute(f"RELEASE {savepoint}")
                     raise
             except sqlite3.Error as exc:
                 raise StorageError(f"database error: {exc}") from exc
