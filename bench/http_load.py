@@ -7,7 +7,10 @@ Three phases against one server (2 cores: the server, its worker and this genera
 - sustained: `--rate` events/s for `--sustain-s` seconds, open loop; the pending backlog sampled
   every second, and how fast it returns to zero after the load stops;
 - freshness: 1,000 events/s; the time from each request's 202 to its batch being done, which is
-  when its events are in `GET /insights` (Aggregate runs before MarkDone).
+  when its events are in `GET /insights` (Aggregate runs before MarkDone);
+- the rate table: open-loop load at 10,000 to 30,000 events/s with 100-event and with 10-event
+  requests, `--table-s` seconds each on a fresh server: the backlog's largest sample (every half
+  second, and when the load stops) and how long it takes to drain (given up after 10 s).
 
 The baseline, measured in the same run with the same generator, is a bare uvicorn app that reads
 the body and answers 202: the ceiling of HTTP on this machine, with no work behind it.
@@ -36,12 +39,15 @@ EVENTS_PER_REQUEST = 100
 CONNECTIONS = 16
 MAX_REQUESTS = 200_000  # every loop is bounded in count as well as in time
 DRAIN_TIMEOUT_S = 120.0
+TABLE_DRAIN_TIMEOUT_S = 10.0  # a row whose backlog takes longer has not kept up: its server is stopped
+DRAINED_TARGET_S = 2.0
 
 
 class Bodies:
-    """Request bodies of 100 generated events each; every event gets a fresh id, so none is a duplicate."""
+    """Request bodies of `size` generated events each; every event gets a fresh id, so none is a duplicate."""
 
-    def __init__(self, seed: int = 7) -> None:
+    def __init__(self, seed: int = 7, size: int = EVENTS_PER_REQUEST) -> None:
+        self.size = size
         generator = EventGenerator(seed=seed, now_ms=int(time.time() * 1000), span_minutes=5)
         self._templates = []
         for line in generator.lines(2_000):
@@ -52,7 +58,7 @@ class Bodies:
 
     def next(self) -> bytes:
         parts = []
-        for _ in range(EVENTS_PER_REQUEST):
+        for _ in range(self.size):
             head, tail = self._templates[self._next % len(self._templates)]
             parts.append(head + str(uuid.UUID(int=self._next, version=4)).encode() + tail)
             self._next += 1
@@ -64,10 +70,7 @@ class Acks:
     latencies_s: list[float] = field(default_factory=list)
     batch_ids: list[tuple[float, str]] = field(default_factory=list)  # (acknowledged at, batch id)
     errors: int = 0
-
-    @property
-    def events(self) -> int:
-        return len(self.latencies_s) * EVENTS_PER_REQUEST
+    events: int = 0
 
     def row(self, phase: str, elapsed_s: float, processed_s: float | None, base_rate: float | None) -> float:
         """Print this phase's line of the table; its events/s acknowledged."""
@@ -125,7 +128,7 @@ async def closed_loop(port: int, bodies: Bodies, seconds: float, acks: Acks) -> 
 
 async def open_loop(port: int, bodies: Bodies, rate: float, seconds: float, acks: Acks, on_tick=None) -> float:
     """Requests at a fixed rate (events/s), whatever the answers take; returns the elapsed time."""
-    interval = EVENTS_PER_REQUEST / rate
+    interval = bodies.size / rate
     pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(CONNECTIONS):
         pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
@@ -157,6 +160,7 @@ async def send_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, b
         acks.errors += 1
         return
     acks.latencies_s.append(time.perf_counter() - sent)
+    acks.events += bodies.size
     acks.batch_ids.append((time.perf_counter(), orjson.loads(answer)["batch_id"]))
 
 
@@ -175,10 +179,10 @@ def pending(port: int) -> int:
     return get_json(port, "/health")["batches"]["pending"]
 
 
-def wait_drained(port: int) -> float:
+def wait_drained(port: int, timeout_s: float = DRAIN_TIMEOUT_S) -> float:
     """Seconds until no batch is pending (bounded)."""
     started = time.perf_counter()
-    while pending(port) and time.perf_counter() - started < DRAIN_TIMEOUT_S:
+    while pending(port) and time.perf_counter() - started < timeout_s:
         time.sleep(0.1)
     return time.perf_counter() - started
 
@@ -224,8 +228,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst-s", type=float, default=10.0)
     parser.add_argument("--sustain-s", type=float, default=60.0)
-    parser.add_argument("--rate", type=float, default=10_000.0, help="sustained events/s")
+    parser.add_argument("--rate", type=float, default=25_000.0, help="sustained events/s (the target)")
     parser.add_argument("--fresh-s", type=float, default=20.0)
+    parser.add_argument("--table-rates", default="10000,15000,20000,25000,30000", help="events/s of the rate table")
+    parser.add_argument("--table-sizes", default="100,10", help="events a request, for the rate table")
+    parser.add_argument("--table-s", type=float, default=10.0, help="seconds of load for each row of the table")
     args = parser.parse_args()
     bodies = Bodies()
 
@@ -245,7 +252,57 @@ def main() -> int:
             freshness(server.port, bodies, args.fresh_s)
         finally:
             server.stop()
+    rate_table(
+        [int(rate) for rate in args.table_rates.split(",")],
+        [int(size) for size in args.table_sizes.split(",")],
+        args.table_s,
+    )
     return 0
+
+
+def rate_table(rates: list[int], sizes: list[int], seconds: float) -> None:
+    """Open-loop load at each rate and request size, each row on a fresh server; is the backlog bounded?"""
+    print(
+        f"\nsustained rates, {seconds:g} s each on a fresh `eventpipe up` (target: 25,000 events/s kept up,"
+        f" backlog drained within {DRAINED_TARGET_S:g} s)"
+    )
+    print(
+        f"{'events a request':>16}{'rate':>8}{'acked/s':>9}{'p99 ms':>8}{'backlog max':>12}"
+        f"{'events':>9}{'drain s':>9}  kept up"
+    )
+    for size in sizes:
+        bodies = Bodies(size=size)
+        for rate in rates:
+            with tempfile.TemporaryDirectory(prefix="eventpipe-bench-") as tmp:
+                server = eventpipe_server(Path(tmp))
+                try:
+                    row = rate_row(server.port, bodies, rate, seconds)
+                finally:
+                    server.stop()
+            acked, p99, backlog, drained, left = row
+            kept_up = left == 0 and drained <= DRAINED_TARGET_S and acked >= 0.95 * rate
+            drain = f"{drained:>9.1f}" if left == 0 else f"{'>' + format(drained, '.0f'):>9}"
+            print(
+                f"{size:>16}{rate:>8,}{acked:>9,.0f}{p99:>8.0f}{backlog:>12,}{backlog * size:>9,}{drain}"
+                f"  {'yes' if kept_up else 'no'}{f' ({left:,} batches left)' if left else ''}"
+            )
+
+
+def rate_row(port: int, bodies: Bodies, rate: float, seconds: float) -> tuple[float, float, int, float, int]:
+    """acked events/s, p99 ms, the largest backlog sampled (batches), drain seconds, batches left undrained."""
+    acks = Acks()
+    backlog: list[int] = []
+    last = [0.0]
+
+    def sample() -> None:
+        if time.perf_counter() - last[0] >= 0.5:
+            last[0] = time.perf_counter()
+            backlog.append(pending(port))
+
+    elapsed = asyncio.run(open_loop(port, bodies, rate, seconds, acks, on_tick=sample))
+    backlog.append(pending(port))
+    drained = wait_drained(port, TABLE_DRAIN_TIMEOUT_S)
+    return acks.events / elapsed, 1000 * percentile(acks.latencies_s, 0.99), max(backlog), drained, pending(port)
 
 
 def burst(port: int, bodies: Bodies, seconds: float, base_rate: float) -> None:
