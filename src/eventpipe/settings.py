@@ -12,6 +12,7 @@
 | EVENTPIPE_PSEUDONYMISE_FIELDS | (none) | comma-separated dotted paths to replace by a keyed HMAC |
 | EVENTPIPE_PSEUDONYM_KEY | (none) | the HMAC key; required with EVENTPIPE_PSEUDONYMISE_FIELDS |
 | EVENTPIPE_CURRENCY_RATES | bundled | JSON file `{"base": "EUR", "rates": {"USD": 1.08}}` |
+| EVENTPIPE_GEOIP_DB | (none) | a GeoLite2 or DB-IP Lite `.mmdb` for the `geo` enricher (off without) |
 | EVENTPIPE_SQLITE_CACHE_MIB | 4 | local runtime: SQLite page cache; more is faster on large stores, costs memory |
 | EVENTPIPE_API_TOKEN | (none) | `eventpipe up`: bearer token for every route but `/health`; needed off loopback |
 | EVENTPIPE_TRUSTED_PROXIES | (none) | `eventpipe up`: addresses or CIDR ranges whose X-Forwarded-For counts |
@@ -92,6 +93,7 @@ class Settings:
             pseudonym_key=key.encode() if key else None,
             base_currency=base,
             rates=rates,
+            geoip_db=Path(geoip) if (geoip := environ.get("EVENTPIPE_GEOIP_DB")) else None,
         )
         return cls(
             data_dir=Path(environ.get("EVENTPIPE_DATA_DIR") or ".eventpipe"),

@@ -178,3 +178,25 @@ def test_the_directory_reads_a_key_once_per_ttl_and_then_sees_the_revocation(
     assert directory.authenticate(key) == app
     clock[0] += 61
     assert directory.authenticate(key) is None
+
+
+def test_geo_and_bots_on_aws(dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.unit.test_enrich_geo import write_city_db
+
+    # GIVEN the functions with a GeoIP database (a Lambda layer's file, on AWS)
+    database = write_city_db(tmp_path / "city.mmdb")
+    pipeline = load_pipeline(monkeypatch, EVENTPIPE_GEOIP_DB=str(database))
+    sent = [make_event(), make_event()]
+    for event in sent:
+        event.pop("context")
+    # WHEN a crawler in Paris and a person in Berlin send
+    bot = {"user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}
+    pipeline.invoke("ingest", post(sent[:1], headers=bot, source_ip="198.51.100.9"))
+    pipeline.invoke(
+        "ingest", post(sent[1:], headers={"user-agent": "Mozilla/5.0 Firefox/133.0"}, source_ip="203.0.113.5")
+    )
+    pipeline.drain()
+    # THEN each curated item has its place and bot flag
+    crawler, person = (curated_item(dynamodb, e["event_id"]) for e in sent)
+    assert (crawler["enrichment"]["geo"]["country"], crawler["enrichment"]["bot"]) == ("FR", True)
+    assert (person["enrichment"]["geo"]["country"], person["enrichment"]["bot"]) == ("DE", False)

@@ -315,3 +315,27 @@ def test_the_demo_stream_gets_a_key_only_once_apps_exist(runtime: LocalRuntime) 
     assert demo_write_key(data_dir, store, runtime.apps, lambda: NOW_MS) == key
     assert len(store.list_all()) == 2
     assert (data_dir / "demo-write-key").stat().st_mode & 0o077 == 0
+
+
+def test_the_request_address_is_located_then_anonymised(tmp_path: Path, clock: Any) -> None:
+    from dataclasses import replace
+
+    from eventpipe.localrun.runtime import LocalRuntime
+    from eventpipe.settings import Settings
+    from tests.unit.test_enrich_geo import write_city_db
+
+    # GIVEN a runtime with a GeoIP database
+    database = write_city_db(tmp_path / "city.mmdb")
+    settings = Settings.from_env({"EVENTPIPE_GEOIP_DB": str(database)})
+    runtime = LocalRuntime(replace(settings, data_dir=tmp_path / "data"), clock=clock)
+    try:
+        # WHEN a browser in Berlin sends an event without an address
+        event = make_event(context={"page_url": "https://shop.example/"})
+        answer(runtime, request("POST", body=event, source_ip="203.0.113.57"))
+        # THEN its curated form has the place, and only the anonymised address
+        stored = curated(runtime, event["event_id"])
+        assert stored["enrichment"]["geo"] == {"country": "DE", "region": "Land Berlin", "city": "Berlin"}
+        assert stored["enrichment"]["ip"] == "203.0.113.0"
+        assert b"203.0.113.57" not in runtime.curated.get(event["event_id"])  # type: ignore[operator]
+    finally:
+        runtime.close()

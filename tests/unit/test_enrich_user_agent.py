@@ -121,3 +121,19 @@ def test_non_string_user_agent_is_an_error() -> None:
     with pytest.raises(EnrichmentError) as caught:
         enrich({"context": {"user_agent": 42}})
     assert caught.value.path == "$.context.user_agent"
+
+
+@pytest.mark.parametrize(
+    ("ua", "bot"),
+    [
+        (GOOGLEBOT, True),
+        (HEADLESS, True),
+        ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", True),
+        ("curl/8.5.0", True),
+        (CHROME_WINDOWS, False),
+        (IPHONE, False),
+    ],
+)
+def test_enrichment_bot_flags_crawlers(ua: str, bot: bool) -> None:
+    # GIVEN an event with (or without) a user agent WHEN enriched THEN enrichment.bot says whether a crawler sent it
+    assert enrich({"context": {"user_agent": ua}})["bot"] is bot

@@ -13,13 +13,15 @@ from eventpipe.core.errors import EnrichmentError
 
 __all__ = ["ALL_ENRICHERS", "ENRICHER_ORDER", "Enricher", "context_str"]
 
-# The order matters: `ip` runs before `pseudonymise` and `fingerprint` so that nothing later sees
-# the raw IP, and `fingerprint` runs last so that it hashes pseudonymised identifiers.
+# The order matters: `geo` reads the raw IP just before `ip` removes it, `ip` runs before
+# `pseudonymise` and `fingerprint` so that nothing later sees the raw IP, and `fingerprint` runs last
+# so that it hashes pseudonymised identifiers.
 ENRICHER_ORDER: tuple[str, ...] = (
     "timestamps",
     "user_agent",
     "campaign",
     "referrer",
+    "geo",
     "ip",
     "pseudonymise",
     "currency",

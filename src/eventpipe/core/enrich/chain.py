@@ -7,12 +7,14 @@ ConfigError that says what to fix, instead of rejecting every event one by one.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from eventpipe.core.enrich.base import ALL_ENRICHERS, ENRICHER_ORDER, Enricher
 from eventpipe.core.enrich.campaign import CampaignEnricher
 from eventpipe.core.enrich.currency import CurrencyEnricher, rebase_rates
 from eventpipe.core.enrich.fingerprint import FingerprintEnricher
+from eventpipe.core.enrich.geo import GeoEnricher, open_geo_database
 from eventpipe.core.enrich.ip import IpEnricher
 from eventpipe.core.enrich.pseudonymise import PseudonymiseEnricher
 from eventpipe.core.enrich.referrer import ReferrerEnricher
@@ -27,11 +29,14 @@ if TYPE_CHECKING:
 
 __all__ = ["build_enrichers"]
 
-_FACTORIES: dict[str, Callable[[EnrichmentConfig], Enricher]] = {
+log = logging.getLogger(__name__)
+
+_FACTORIES: dict[str, Callable[[EnrichmentConfig], Enricher | None]] = {
     "timestamps": lambda config: TimestampsEnricher(),
     "user_agent": lambda config: UserAgentEnricher(),
     "campaign": lambda config: CampaignEnricher(),
     "referrer": lambda config: ReferrerEnricher(),
+    "geo": lambda config: GeoEnricher(open_geo_database(config.geoip_db)) if config.geoip_db else None,
     "ip": lambda config: IpEnricher(),
     "pseudonymise": lambda config: PseudonymiseEnricher(config.pseudonymise_fields, config.pseudonym_key),
     "currency": lambda config: CurrencyEnricher(config.base_currency, config.rates),
@@ -44,7 +49,8 @@ def build_enrichers(config: EnrichmentConfig) -> list[Enricher]:
 
     Raises ConfigError for an unknown enricher name, pseudonymise fields without a key (or with
     the `pseudonymise` enricher switched off, which would store them in clear), a malformed
-    field path, and a base currency that is malformed or missing from the rates.
+    field path, a base currency that is malformed or missing from the rates, and a GeoIP database
+    that cannot be read. `geo` without a database is left out (and logged once).
     """
     enabled = frozenset(config.enabled)
     unknown = enabled - ALL_ENRICHERS
@@ -63,4 +69,7 @@ def build_enrichers(config: EnrichmentConfig) -> list[Enricher]:
             )
     # Checked even with `currency` off: the base currency also labels the insights' revenue.
     rebase_rates(config.base_currency, config.rates)
-    return [_FACTORIES[name](config) for name in ENRICHER_ORDER if name in enabled]
+    if "geo" in enabled and config.geoip_db is None:
+        log.info("geo enricher off: no GeoIP database (set EVENTPIPE_GEOIP_DB to a GeoLite2 or DB-IP .mmdb file)")
+    built = (_FACTORIES[name](config) for name in ENRICHER_ORDER if name in enabled)
+    return [enricher for enricher in built if enricher is not None]

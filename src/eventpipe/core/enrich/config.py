@@ -15,6 +15,7 @@ from eventpipe.core.enrich.rates import default_rates, load_rates
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 __all__ = ["ALL_ENRICHERS", "EnrichmentConfig", "load_rates"]
 
@@ -34,6 +35,8 @@ class EnrichmentConfig:
     - `rates`: units of each currency per 1 unit of the rates' own base (which has rate 1.0);
       defaults to the bundled file. When `base_currency` is another currency of the table, the
       rates are re-based on it, so the EUR-based default also serves a USD base.
+    - `geoip_db`: a MaxMind-format database (GeoLite2, DB-IP Lite) for the `geo` enricher; without
+      one that enricher is off.
     """
 
     enabled: frozenset[str] = ALL_ENRICHERS
@@ -41,3 +44,4 @@ class EnrichmentConfig:
     pseudonym_key: bytes | None = field(default=None, repr=False)  # a secret: kept out of logs
     base_currency: str = "EUR"
     rates: Mapping[str, float] = field(default_factory=default_rates, repr=False)
+    geoip_db: Path | None = None

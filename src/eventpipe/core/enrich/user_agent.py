@@ -2,6 +2,11 @@
 
     enrichment["user_agent"] = {"browser": "Chrome", "browser_version": "120", "os": "Windows",
                                 "device_type": "desktop", "is_bot": False}
+    enrichment["bot"] = False   # True for crawlers, spiders and HTTP tools; insights leave them out
+
+A bot is what ua-parser puts in its "Spider" device family, or a user agent naming a crawler or a
+tool (`bot`, `crawl`, `spider`, `curl/`, `python-requests`, `HeadlessChrome`, ...). An event without a
+user agent gets neither, and insights count it as a person's.
 
 ua-parser (with the Rust regex resolver when installed) costs 20-500 µs per new string, far over
 the per-event budget. But a site sees few distinct user agents, so each summary is cached per
@@ -119,5 +124,8 @@ class UserAgentEnricher:
 
     def enrich(self, event: dict[str, Any], enrichment: dict[str, Any]) -> None:
         ua = context_str(event, "user_agent")
-        if ua is not None:
-            enrichment["user_agent"] = dict(summarise_user_agent(ua))
+        if ua is None:
+            return  # no user agent: nothing to tell, and insights count the event as a person's
+        summary = summarise_user_agent(ua)
+        enrichment["user_agent"] = dict(summary)
+        enrichment["bot"] = summary["is_bot"]
