@@ -339,3 +339,15 @@ def test_the_request_address_is_located_then_anonymised(tmp_path: Path, clock: A
         assert b"203.0.113.57" not in runtime.curated.get(event["event_id"])  # type: ignore[operator]
     finally:
         runtime.close()
+
+
+def test_a_direct_invocation_needs_no_write_key(runtime: LocalRuntime) -> None:
+    from eventpipe.handlers.ingest import handle_ingest
+
+    # GIVEN apps exist WHEN the ingest function is invoked directly (IAM authorizes that, not a key)
+    shop, _ = create_app(runtime)
+    event = make_event(app_id=shop.app_id)
+    accepted = handle_ingest({"events": [event]}, runtime)
+    # THEN its events are accepted and keep the app they name
+    assert accepted["received"] == 1
+    assert curated(runtime, event["event_id"])["app_id"] == shop.app_id

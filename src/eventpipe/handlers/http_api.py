@@ -155,11 +155,15 @@ def _allow(request: HttpRequest, method: str) -> None:
         raise HttpError(405, "method_not_allowed", f"{request.path} answers {method} only", {"allow": method})
 
 
-def post_events(request: HttpRequest, services: Services) -> dict[str, Any]:
-    """Check the request's write key, store it as one raw batch and start its workflow: the 202 answer."""
+def post_events(request: HttpRequest, services: Services, *, invoked: bool = False) -> dict[str, Any]:
+    """Check the request's write key, store it as one raw batch and start its workflow: the 202 answer.
+
+    `invoked`: a direct invocation (`{"events": [...]}`), which IAM (or this machine) authorized: no
+    write key is asked for, and the events keep the `app_id` they carry.
+    """
     limits = services.settings.limits
     try:
-        app = write_key_app(request, services.apps)
+        app = None if invoked else write_key_app(request, services.apps)
     except EdgeRefusal as exc:
         raise HttpError(exc.status, exc.code, str(exc)) from None
     try:
