@@ -12,6 +12,7 @@ import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from eventpipe.awsrun.runtime import AwsRuntime
 from eventpipe.awsrun.tracing import SampledTracer
@@ -19,9 +20,11 @@ from eventpipe.core.replay import REPLAY_BATCH_PREFIX
 from eventpipe.handlers.export import handle_export
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.replay import handle_replay
+from eventpipe.handlers.start_batches import start_queued_batch
 from eventpipe.settings import AwsResources, Settings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 NAMESPACE = "eventpipe"
@@ -134,3 +137,21 @@ def replay(event: Event, context: LambdaContext) -> Event:
     logger.info("replay started", extra=result)
     metrics.add_metric("BatchesReplayed", MetricUnit.Count, result["batches"])
     return result
+
+
+# Failed records are reported (ReportBatchItemFailures), even all of them: SQS delivers each again.
+start_queue = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _start_queued(record: SQSRecord) -> None:
+    outcome = start_queued_batch(record.body, runtime.batches, runtime.starter)
+    metrics.add_metric("BatchStartsRetried" if outcome == "started" else "BatchStartsSkipped", MetricUnit.Count, 1)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def start_batches(event: Event, context: LambdaContext) -> Event:
+    """SQS: the start-retry queue. A start that fails again is reported, and SQS delivers it again."""
+    answer = process_partial_response(event=event, record_handler=_start_queued, processor=start_queue, context=context)
+    return dict(answer)

@@ -27,6 +27,7 @@ In AWS (the Lambda functions), also:
 | EVENTPIPE_INSIGHTS_TABLE | DynamoDB table of per-minute insights |
 | EVENTPIPE_STATE_MACHINE_ARN | the workflow that ingest starts (only the ingest function needs it) |
 | EVENTPIPE_APPS_TABLE | DynamoDB table of apps and write-key hashes (ingest); unset: no write keys |
+| EVENTPIPE_START_QUEUE_URL | ingest: the SQS queue a failed workflow start goes to, retried within a minute |
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class AwsResources:
     insights_table: str
     state_machine_arn: str | None = None
     apps_table: str | None = None
+    start_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> AwsResources:
@@ -159,4 +161,5 @@ class AwsResources:
             **{field_name: environ[variable] for field_name, variable in names.items()},
             state_machine_arn=environ.get("EVENTPIPE_STATE_MACHINE_ARN") or None,
             apps_table=environ.get("EVENTPIPE_APPS_TABLE") or None,
+            start_queue_url=environ.get("EVENTPIPE_START_QUEUE_URL") or None,
         )

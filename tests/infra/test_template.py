@@ -34,7 +34,7 @@ ASL = ROOT / "src" / "eventpipe" / "workflow" / "pipeline.asl.json"
 # Read by Powertools (Logger, Metrics, Tracer), not by settings.py.
 POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 # The functions whose code starts workflow executions (Ingestor, replay), the only ones given its ARN.
-STARTS_WORKFLOWS = {"ingest", "replay"}
+STARTS_WORKFLOWS = {"ingest", "replay", "start_batches"}
 
 
 def entry_points() -> set[str]:
@@ -65,7 +65,7 @@ def test_every_entry_point_has_one_function_and_every_function_an_entry_point(fu
     handlers = [handler_of(properties) for properties in functions.values()]
     # THEN each entry point has exactly one function, and no function names anything else
     assert sorted(handlers) == sorted(entry_points())
-    assert len(entry_points()) == 6
+    assert len(entry_points()) == 7
 
 
 def test_functions_run_the_repository_code_on_python_312_arm64(functions: dict[str, Any]) -> None:
@@ -92,6 +92,19 @@ def test_environment_names_are_the_ones_settings_reads(functions: dict[str, Any]
         assert (resources.state_machine_arn is not None) == starts, logical_id
         if starts:
             assert variables["EVENTPIPE_STATE_MACHINE_ARN"] == ref("PipelineStateMachine")
+        # AND only ingest queues the starts that fail (start_batches consumes the queue)
+        assert (resources.start_queue_url is not None) == (handler_of(properties) == "ingest"), logical_id
+
+
+def test_failed_starts_are_retried_from_a_queue_within_a_minute(resources: dict[str, Any]) -> None:
+    queue = resources["StartRetryQueue"]["Properties"]
+    function = resources["StartBatchesFunction"]["Properties"]
+    source = function["Events"]["StartRetries"]["Properties"]
+    assert source["Queue"] == get_att("StartRetryQueue", "Arn")
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]  # one failed start, not the batch
+    # Lambda requires the visibility timeout to be at least the function's timeout; both under a minute
+    assert function["Timeout"] <= queue["VisibilityTimeout"] <= 60
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == get_att("DeadLetterQueue", "Arn")
 
 
 def test_environment_points_at_the_stack_resources(template: dict[str, Any]) -> None:
@@ -114,6 +127,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:GetItem",
         "dynamodb:Query",
         "states:DescribeExecution",
+        "sqs:SendMessage",  # DeferringStarter: a start that failed goes to the start-retry queue
         "StepFunctionsExecutionPolicy",
         "dynamodb:Scan",  # DynamoAppStore.any_app: Scan with Limit 1, on the apps table only
     },
@@ -131,6 +145,16 @@ EXPECTED_ACTIONS = {
     },
     "mark_done": {"dynamodb:UpdateItem"},
     "mark_failed": {"dynamodb:UpdateItem"},
+    # start_queued_batch: DynamoBatchStore.get, StepFunctionsStarter; its SQS event source polls the queue
+    "start_batches": {
+        "dynamodb:GetItem",
+        "states:DescribeExecution",
+        "StepFunctionsExecutionPolicy",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+    },
     "export_insights": {"dynamodb:Query", "s3:PutObject"},
     "replay": {
         "dynamodb:GetItem",

@@ -43,6 +43,7 @@ RESOURCE_KINDS = {
     "InsightsTable": "insights_table",
     "AppsTable": "apps_table",
     "PipelineStateMachine": "state_machine",
+    "StartRetryQueue": "start_retry_queue",
 }
 # SAM policy templates: the statements SAM writes for them.
 POLICY_TEMPLATES = {"StepFunctionsExecutionPolicy": [("states:StartExecution", "state_machine")]}
@@ -92,11 +93,14 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     assert entries["environment"].startswith("${merge(var.function_settings, local.common_environment, {")
     assert "EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "StartExecutions")' in entries["environment"]
+    assert "EVENTPIPE_START_QUEUE_URL = aws_sqs_queue.start_retry.url" in entries["environment"]
+    assert 'if contains(local.policies[each.key][*].sid, "QueueFailedStarts")' in entries["environment"]
     names = {}
     for name in pipeline.locals["functions"]:
-        starts = any(s["sid"] == "StartExecutions" for s in pipeline.locals["policies"][name])
+        sids = {s["sid"] for s in pipeline.locals["policies"][name]}
         is_entry = name not in pipeline.locals["workflow_steps"]
-        names[name] = common | ({"EVENTPIPE_STATE_MACHINE_ARN"} if is_entry and starts else set())
+        names[name] = common | ({"EVENTPIPE_STATE_MACHINE_ARN"} if is_entry and "StartExecutions" in sids else set())
+        names[name] |= {"EVENTPIPE_START_QUEUE_URL"} if is_entry and "QueueFailedStarts" in sids else set()
     return names
 
 
@@ -106,9 +110,9 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
 def test_the_same_entry_points_everywhere(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     # GIVEN the entry points of the code, the SAM template and the Terraform
     tf = set(pipeline.locals["functions"])
-    # THEN they are the same six
+    # THEN they are the same seven
     assert code_handlers() == set(sam_by_handler) == tf
-    assert len(tf) == 6
+    assert len(tf) == 7
     # AND both function module calls name the handler lambda_pipeline.<entry point>
     for call in ("step", "entry"):
         assert pipeline.modules[call]["handler"] == "lambda_pipeline.${each.key}"
@@ -157,7 +161,9 @@ def test_environment_variable_names_match_sam_and_the_settings(pipeline: Any, sa
     assert {n for names in tf.values() for n in names if n.startswith("EVENTPIPE_")} <= read
     # AND every function has the four resource names AwsResources requires, ingest and replay the workflow
     assert all(set(TABLE_SPECS) | {"EVENTPIPE_BUCKET"} <= names for names in tf.values())
-    assert {name for name, names in tf.items() if "EVENTPIPE_STATE_MACHINE_ARN" in names} == {"ingest", "replay"}
+    starters = {name for name, names in tf.items() if "EVENTPIPE_STATE_MACHINE_ARN" in names}
+    assert starters == {"ingest", "replay", "start_batches"}
+    assert {name for name, names in tf.items() if "EVENTPIPE_START_QUEUE_URL" in names} == {"ingest"}
 
 
 def sam_statement_pairs(policies: list[Any]) -> set[tuple[str, str]]:
@@ -213,6 +219,25 @@ def test_asynchronous_invocations_match_sam(pipeline: Any, sam_by_handler: dict[
             destination = props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"]
             assert destination == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     assert "on_failure_queue_arn = aws_sqs_queue.dead_letter.arn" in pipeline.modules["entry"]["async_invocation"]
+
+
+def test_failed_starts_are_retried_from_a_queue_as_in_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    queue = pipeline.resource("aws_sqs_queue", "start_retry")
+    sam = resources["StartRetryQueue"]["Properties"]
+    assert queue["visibility_timeout_seconds"] == sam["VisibilityTimeout"]
+    assert queue["message_retention_seconds"] == sam["MessageRetentionPeriod"]
+    assert queue["sqs_managed_sse_enabled"] is sam["SqsManagedSseEnabled"] is True
+    redrive = queue["redrive_policy"]
+    assert "deadLetterTargetArn = aws_sqs_queue.dead_letter.arn" in redrive
+    assert f"maxReceiveCount = {sam['RedrivePolicy']['maxReceiveCount']}" in redrive
+    mapping = pipeline.resource("aws_lambda_event_source_mapping", "start_retries")
+    source = resources["StartBatchesFunction"]["Properties"]["Events"]["StartRetries"]["Properties"]
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.start_retry.arn}"
+    assert mapping["function_name"] == '${module.entry["start_batches"].function_name}'
+    assert mapping["batch_size"] == source["BatchSize"]
+    assert mapping["function_response_types"] == source["FunctionResponseTypes"]
+    (scaling,) = blocks(mapping, "scaling_config")
+    assert scaling["maximum_concurrency"] == source["ScalingConfig"]["MaximumConcurrency"]
 
 
 # --- Workflow -----------------------------------------------------------------------------------------

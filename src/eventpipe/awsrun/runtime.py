@@ -16,6 +16,7 @@ from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
 from eventpipe.adapters.aws.s3 import S3RawBucket
+from eventpipe.adapters.aws.start_queue import DeferringStarter
 from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
 from eventpipe.core.apps import AppDirectory
 from eventpipe.core.errors import ConfigError
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import botocore.session
 
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
-    from eventpipe.core.ports import Clock
+    from eventpipe.core.ports import Clock, WorkflowStarter
     from eventpipe.core.registry import SchemaRegistry
     from eventpipe.core.steps import PipelineSteps
     from eventpipe.settings import AwsResources, Settings
@@ -82,10 +83,17 @@ class AwsRuntime:
         return {}
 
     @cached_property
-    def ingestor(self) -> Ingestor:
+    def starter(self) -> StepFunctionsStarter:
+        """Starts a batch's execution now (`start_batches` uses it; ingest through `DeferringStarter`)."""
         if self.resources.state_machine_arn is None:
-            raise ConfigError("EVENTPIPE_STATE_MACHINE_ARN not set: the ingest function starts the workflow")
-        starter = StepFunctionsStarter(self.resources.state_machine_arn, make_client("stepfunctions", self._session))
+            raise ConfigError("EVENTPIPE_STATE_MACHINE_ARN not set: this function starts the workflow")
+        return StepFunctionsStarter(self.resources.state_machine_arn, make_client("stepfunctions", self._session))
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        starter: WorkflowStarter = self.starter
+        if self.resources.start_queue_url is not None:  # a start that fails is retried from the queue
+            starter = DeferringStarter(self.starter, self.resources.start_queue_url, make_client("sqs", self._session))
         return Ingestor(
             bucket=self.bucket, batches=self.batches, starter=starter, clock=self.clock, limits=self.settings.limits
         )

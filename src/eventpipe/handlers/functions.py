@@ -1,5 +1,8 @@
 """Every function the templates define, by name: what `eventpipe invoke` runs on this machine.
 
+All but `start_batches`, which retries workflow starts that failed in AWS from an SQS queue: here a
+start is a call in the same process, and a failed one stays pending for `eventpipe replay`.
+
 In AWS each is a Lambda entry point of `src/lambda_pipeline.py`; here each takes the event and a
 runtime's services, so the local runtime answers exactly as the Lambda functions do.
 """

@@ -1,4 +1,4 @@
-# The six functions of src/lambda_pipeline.py: one package, one handler each, and one role each
+# The seven functions of src/lambda_pipeline.py: one package, one handler each, and one role each
 # with the statements of local.policies.
 
 locals {
@@ -18,6 +18,7 @@ locals {
     "apps_table"                   = aws_dynamodb_table.apps.arn
     "state_machine"                = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
     "executions"                   = "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*"
+    "start_retry_queue"            = aws_sqs_queue.start_retry.arn
   }
 
   # Functions EventBridge invokes asynchronously: Lambda's retries, then the dead-letter queue.
@@ -72,10 +73,14 @@ module "entry" {
   package_file = var.lambda_package
   memory_mb    = each.value.memory_mb
   timeout_s    = each.value.timeout_s
-  # Only the functions that start executions are told the state machine (ingest, replay).
+  # Only the functions that start executions are told the state machine (ingest, replay,
+  # start_batches), and only ingest, which queues the starts that fail, the start-retry queue.
   environment = merge(var.function_settings, local.common_environment, {
     for name, value in { EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn } :
     name => value if contains(local.policies[each.key][*].sid, "StartExecutions")
+    }, {
+    for name, value in { EVENTPIPE_START_QUEUE_URL = aws_sqs_queue.start_retry.url } :
+    name => value if contains(local.policies[each.key][*].sid, "QueueFailedStarts")
   })
   policy_json = data.aws_iam_policy_document.function[each.key].json
   async_invocation = contains(keys(local.async_invocations), each.key) ? merge(local.async_invocations[each.key], {
@@ -85,6 +90,32 @@ module "entry" {
   reserved_concurrency     = lookup(var.reserved_concurrency, each.key, -1)
   permissions_boundary_arn = var.permissions_boundary_arn
   tags                     = local.tags
+}
+
+# A workflow start that failed at ingest (StartExecution throttled): retried by start_batches 10 s
+# later, again after each visibility timeout, then the dead-letter queue (the pending-batch schedule
+# still restarts the batch). As StartRetryQueue in the SAM template.
+resource "aws_sqs_queue" "start_retry" {
+  name                       = "${local.name}-start-retries"
+  visibility_timeout_seconds = 60 # at least start_batches' timeout, as Lambda requires
+  message_retention_seconds  = 3600
+  sqs_managed_sse_enabled    = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
+    maxReceiveCount     = 10
+  })
+  tags = local.tags
+}
+
+resource "aws_lambda_event_source_mapping" "start_retries" {
+  event_source_arn        = aws_sqs_queue.start_retry.arn
+  function_name           = module.entry["start_batches"].function_name
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = 2 # a throttled account: retrying in parallel would only throttle more
+  }
 }
 
 resource "aws_sqs_queue" "dead_letter" {

@@ -25,6 +25,7 @@ locals {
     mark_failed     = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkFailed." }
     export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the last two hours of insights to insights/dt=YYYY-MM-DD/hour=HH/minutes.json." }
     replay          = { memory_mb = 512, timeout_s = 900, description = "Replay of unfinished batches (lost pending ones on a schedule) or of the quarantine." }
+    start_batches   = { memory_mb = 256, timeout_s = 30, description = "Starts the batches whose workflow start failed at ingest, from the start-retry queue." }
   }
 
   # The workflow's tasks, by the substitution variable the ASL file names them with.
@@ -46,6 +47,7 @@ locals {
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
       { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
       { sid = "WriteKeys", actions = ["dynamodb:GetItem", "dynamodb:Scan"], resources = ["apps_table"] },
+      { sid = "QueueFailedStarts", actions = ["sqs:SendMessage"], resources = ["start_retry_queue"] },
     ]
     process_batch = [
       { sid = "ReadRawBatches", actions = ["s3:GetObject"], resources = ["bucket/raw/*"] },
@@ -72,6 +74,12 @@ locals {
       { sid = "WriteReplayBatches", actions = ["s3:PutObject"], resources = ["bucket/raw/*"] },
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
       { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
+    ]
+    start_batches = [
+      { sid = "ReadBatchRecord", actions = ["dynamodb:GetItem"], resources = ["state_table"] },
+      { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
+      { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
+      { sid = "PollStartRetries", actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["start_retry_queue"] },
     ]
   }
 
