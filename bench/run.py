@@ -85,12 +85,14 @@ def outcomes(run: Run) -> dict[str, int]:
     return {"curated": summary["curated"], "duplicates": summary["duplicates"], **summary["rejected"]}
 
 
-def eventpipe_ingest(path: Path, events: int, work: Path, name: str) -> Run:
+def eventpipe_ingest(path: Path, events: int, work: Path, name: str, *, lake: bool = False) -> Run:
     env = {
         **os.environ,
         "EVENTPIPE_DATA_DIR": str(work / f"data-{name}"),
         "EVENTPIPE_PSEUDONYMISE_FIELDS": "user_id",
         "EVENTPIPE_PSEUDONYM_KEY": PSEUDONYM_KEY,
+        # The lean chain writes no Parquet lake: compared without it, and measured with it once below.
+        "EVENTPIPE_LAKE": "on" if lake else "off",
     }
     run = measure(name, events, [sys.executable, "-m", "eventpipe", "ingest", str(path), "--json"], env)
     if sum(outcomes(run).values()) != events:
@@ -144,6 +146,8 @@ def main() -> None:
         for label in ("small", "large"):
             print(f"running eventpipe ingest on {sizes[label]:,} events ...", file=sys.stderr)
             runs.append(eventpipe_ingest(files[label], sizes[label], work, f"eventpipe {sizes[label]:,}"))
+        print("running eventpipe ingest with its Parquet lake ...", file=sys.stderr)
+        runs.append(eventpipe_ingest(files["main"], sizes["main"], work, f"+ lake {sizes['main']:,}", lake=True))
 
     print()
     print(

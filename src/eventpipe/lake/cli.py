@@ -38,16 +38,27 @@ def add_lake_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def before_processing(runtime: LocalRuntime) -> None:
     """What a process that writes to the stores does first: finish an erasure a crash interrupted,
     so that no batch run or lake write brings an erased event back; then retention, if due."""
-    from eventpipe.erasure.run import resume_erasures
-    from eventpipe.lake.retention import apply_retention
+    from eventpipe.erasure.journal import ErasureJournal
     from eventpipe.lake.settings import LakeSettings
 
-    resume_erasures(runtime)
-    apply_retention(runtime, LakeSettings.from_env())
+    # Both modules load pyarrow (about 50 MiB and 0.2 s): only when there is something to do.
+    if ErasureJournal(runtime.settings.data_dir / "erasures").has_pending():
+        from eventpipe.erasure.run import resume_erasures
+
+        resume_erasures(runtime)
+    settings = LakeSettings.from_env()
+    if settings.retention_days is not None or settings.lake_retention_days is not None:
+        from eventpipe.lake.retention import apply_retention
+
+        apply_retention(runtime, settings)
 
 
 def sync_lake(runtime: LocalRuntime) -> int:
     """Bring the lake up to date with the curated store (nothing when EVENTPIPE_LAKE=off)."""
+    from eventpipe.lake.settings import LakeSettings
+
+    if not LakeSettings.from_env().enabled:
+        return 0  # before the writer's import, which loads pyarrow
     from eventpipe.lake.writer import lake_writer
 
     writer = lake_writer(runtime)
