@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from eventpipe.core.errors import ObjectNotFoundError
-from eventpipe.lake.columns import row_of, table_of
+from eventpipe.lake.columns import LakeRows
 from eventpipe.lake.files import files_on_disk, read_parquet, remove, write_parquet
 from eventpipe.lake.manifest import RETIRED_GRACE_MS, LakeFile, LakeManifest, lake_lock
 from eventpipe.lake.settings import LakeSettings
@@ -84,23 +83,22 @@ class LakeWriter:
         if not rows:
             return None
         first, last = int(rows[0][0]), int(rows[-1][0])
-        by_partition: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        lake_rows = LakeRows()
         payloads = _Payloads(self._segments)
         for _, batch_id, index in rows:
-            payload = payloads.get(str(batch_id), int(index))
+            payload = payloads.get(batch_id, index)
             if payload:  # an erased event leaves an empty line in its segment
-                partition, row = row_of(payload, str(batch_id))
-                by_partition[partition].append(row)
+                lake_rows.add(payload, batch_id)
         files = []
         # Rowids can be given again once the largest rows are deleted (erasure, retention): the
         # random part keeps a new file from overwriting an older one of the same rows' numbers.
         token = uuid.uuid4().hex[:8]
-        for partition, partition_rows in sorted(by_partition.items()):
+        for partition, table in lake_rows.tables().items():
             relative = f"{partition}/part-{first:012d}-{last:012d}-{token}.parquet"
-            size = write_parquet(self.root / relative, table_of(partition_rows))
-            files.append(LakeFile(relative, partition, len(partition_rows), size))
+            size = write_parquet(self.root / relative, table)
+            files.append(LakeFile(relative, partition, table.num_rows, size))
         self.manifest.commit_chunk(files, last, self.clock.now_ms())
-        return sum(len(r) for r in by_partition.values())
+        return len(lake_rows)
 
     def compact(self, *, max_partitions: int = 8) -> int:
         """Merge the live files of crowded partitions, and of hours closed for an hour; how many merged."""
