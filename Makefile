@@ -56,6 +56,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/http_load.py
+	$(BIN)/python bench/lake.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) build .eventpipe .mypy_cache .ruff_cache .pytest_cache
