@@ -133,7 +133,9 @@ def enrich(event: dict[str, Any], received_ms: int) -> tuple[int, float] | None:
     out: dict[str, Any] = {"corrected_at": corrected[:-6] + "Z", "clock_skew_ms": skew, "event_time_ms": event_ms}
     context = event.get("context") or {}
     if ua := context.get("user_agent"):
-        out["user_agent"] = dict(summarise_user_agent(ua))
+        summary = summarise_user_agent(ua)
+        out["user_agent"] = dict(summary)
+        out["bot"] = summary["is_bot"]
     page = context.get("page_url") or ""
     if "utm_" in page:
         query = page.partition("#")[0].partition("?")[2]
