@@ -3,9 +3,9 @@
 Each measure is a fresh interpreter with the environment Lambda gives a function (its name, task
 root and region, fake credentials: nothing is called over the network). eventpipe builds its
 clients on first use, so the measure is the import plus what the function's first invocation
-builds: S3, DynamoDB and Step Functions clients and Powertools' API Gateway event classes for
-`ingest`, S3 and DynamoDB clients for a workflow step (not the schemas and user-agent rules, which
-`validate_enrich` loads at its first batch). The baseline,
+builds: S3, DynamoDB, Step Functions and SQS (the start-retry queue) clients and Powertools' API
+Gateway event classes for `ingest`, S3 and DynamoDB clients for a workflow step (not the schemas
+and user-agent rules, which `process_batch` loads at its first batch). The baseline,
 measured in the same run and alternating with it, is the naive version of the same init: boto3,
 Powertools Logger, Metrics and Tracer, and the same clients. Targets: at most 200 ms, and at most
 0.7 of the naive init.
@@ -31,12 +31,13 @@ NAIVE = (
 )
 OURS = "import lambda_pipeline; runtime = lambda_pipeline.runtime; {uses}"
 ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:eventpipe"
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/eventpipe-start-retry"
 FUNCTIONS = {
     # function: (its extra environment, the clients the naive init builds, what its first call builds)
     # ingest's first request also loads Powertools' API Gateway event classes
     "ingest": (
-        {"EVENTPIPE_STATE_MACHINE_ARN": ARN},
-        ("s3", "dynamodb", "stepfunctions"),
+        {"EVENTPIPE_STATE_MACHINE_ARN": ARN, "EVENTPIPE_START_QUEUE_URL": QUEUE},
+        ("s3", "dynamodb", "stepfunctions", "sqs"),
         "runtime.ingestor; import aws_lambda_powertools.utilities.data_classes",
     ),
     "a workflow step": ({}, ("s3", "dynamodb"), "runtime.bucket; runtime.curated"),
