@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
+from eventpipe.core.enrich.timestamps import format_ms
 from eventpipe.core.model import Limits
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.settings import Settings
@@ -46,8 +47,19 @@ def runtime(settings: Settings, clock: FixedClock) -> Iterator[LocalRuntime]:
     rt.close()
 
 
+def fixed_now_ms() -> int:
+    return NOW_MS
+
+
+# The "now" of make_event: NOW_MS, or the real clock for tests of a server that runs on it (tests/localrun),
+# so that their events fall in the last hour by their own time, without a days-long clock-skew correction.
+event_now_ms = fixed_now_ms
+
+
 def make_event(event_type: str = "page_view", **overrides: Any) -> dict[str, Any]:
-    """A valid event of `event_type`, 30 s before NOW_MS, with `overrides` merged in at the top level."""
+    """A valid event of `event_type`, 30 s before now (NOW_MS, see `event_now_ms`), with `overrides` merged
+    in at the top level."""
+    now_ms = event_now_ms()
     properties = {
         "page_view": {"path": "/p/1", "title": "Shoes"},
         "add_to_cart": {"product_id": "p-1", "quantity": 1, "price": 59.9, "currency": "EUR"},
@@ -63,8 +75,8 @@ def make_event(event_type: str = "page_view", **overrides: Any) -> dict[str, Any
         "event_id": str(uuid.uuid4()),
         "event_type": event_type,
         "schema_version": "1-0-0",
-        "occurred_at": "2026-11-28T05:59:30.000Z",
-        "sent_at": "2026-11-28T05:59:30.500Z",
+        "occurred_at": format_ms(now_ms - 30_000),  # 2026-11-28T05:59:30.000Z at NOW_MS
+        "sent_at": format_ms(now_ms - 29_500),
         "user_id": "u-1",
         "session_id": "s-1",
         "context": {

@@ -85,8 +85,9 @@ def test_http_api_v2_event_ends_as_curated_items_and_insights(pipeline: Pipeline
         "batch_id": accepted["batch_id"], "status": "done", "received": 3, "curated": 3,
         "duplicates": 0, "rejected": 0, "rejections": [],
     }  # fmt: skip
-    # (the default window, the last hour: sent_at is hours ago, so clock-skew correction moves the events to now)
-    insights = answer(pipeline.invoke("ingest", http_event("GET", "/insights")))
+    # (at their own time: their sent_at is days ago, too far off for a clock's skew, so it is not corrected)
+    window = {"since": "2026-11-28T05:30:00Z", "until": "2026-11-28T06:30:00Z"}
+    insights = answer(pipeline.invoke("ingest", http_event("GET", "/insights", query=window)))
     assert insights["totals"]["events"] == 3
     assert insights["totals"]["revenue"] > 0
 
@@ -116,17 +117,19 @@ def test_events_refused_at_ingest_are_reported_and_invalid_ones_quarantined(pipe
     # WHEN it is ingested and processed
     accepted = answer(pipeline.invoke("ingest", event))
     pipeline.drain()
-    # THEN the 202 names the two shape failures by line, and the batch record shows every rejection with its path
+    # THEN the 202 names the two shape failures by 0-based index and line, and the batch record shows every
+    # rejection at the same index, with its path
     assert accepted["received"] == 4
-    assert [(e["index"], e["reasons"][0]["code"]) for e in accepted["errors"]] == [
-        (2, "malformed_json"),
-        (3, "envelope_invalid"),
+    assert [(e["index"], e["line"], e["reasons"][0]["code"]) for e in accepted["errors"]] == [
+        (1, 2, "malformed_json"),
+        (2, 3, "envelope_invalid"),
     ]
     batch = answer(pipeline.invoke("ingest", http_event("GET", f"/batches/{accepted['batch_id']}")))
     assert (batch["status"], batch["curated"], batch["rejected"]) == ("done", 1, 3)
     by_index = {r["index"]: r for r in batch["rejections"]}
-    assert by_index[4]["event_id"] == bad_schema["event_id"]
-    assert {r["path"] for r in by_index[4]["reasons"]} >= {"$.properties.revenue", "$.properties.items"}
+    assert sorted(by_index) == [1, 2, 3]
+    assert by_index[3]["event_id"] == bad_schema["event_id"]
+    assert {r["path"] for r in by_index[3]["reasons"]} >= {"$.properties.revenue", "$.properties.items"}
 
 
 def test_duplicates_across_requests_are_counted_once(pipeline: Pipeline, dynamodb: Any) -> None:
@@ -436,8 +439,10 @@ def test_a_quarantine_replay_counts_no_rejections_again(pipeline: Pipeline, caps
 def test_export_writes_date_partitioned_insights(pipeline: Pipeline, s3: Any) -> None:
     pipeline.invoke("ingest", canned("apigw_http_v2_post_events.json"))
     pipeline.drain()
-    # WHEN the scheduled export runs (the last two hours: skew correction put the events at now)
-    keys = pipeline.invoke("export_insights", {})["keys"]
+    # WHEN the export runs over the events' hour (their sent_at is days off: they stay at their own time)
+    keys = pipeline.invoke("export_insights", {"since": "2026-11-28T05:00:00Z", "until": "2026-11-28T07:00:00Z"})[
+        "keys"
+    ]
     # THEN the minutes are JSON lines under Hive-style date partitions, as Athena reads them
     assert keys
     assert all(k.startswith("insights/dt=") and "/hour=" in k for k in keys)

@@ -16,6 +16,8 @@ import orjson
 
 from eventpipe.core.errors import ConfigError, EventpipeError, InputError
 from eventpipe.core.ingest import IngestSummary
+from eventpipe.core.readers import DamagedInputError
+from eventpipe.core.replay import BATCH_NOT_DONE, REFUSED_AT_INGEST, ReplaySummary
 from eventpipe.lake.cli import add_lake_commands, before_processing, sync_lake
 from eventpipe.settings import Settings
 
@@ -23,9 +25,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from eventpipe.core.ports import AppStore
+    from eventpipe.localrun.commands import CommandRuntime
     from eventpipe.localrun.runtime import LocalRuntime
 
 PROGRESS_EVERY_S = 5.0
+MALFORMED = "malformed_json"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # a synchronous Lambda invocation's limit
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -82,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     insights.set_defaults(run=_insights)
 
     rejected = commands.add_parser("rejected", help="quarantined events and their reasons")
-    rejected.add_argument("--limit", type=int, default=None)
+    rejected.add_argument("--limit", type=_positive_int, default=None, help="show at most N records (newest first)")
     rejected.add_argument("--json", action="store_true")
     rejected.set_defaults(run=_rejected)
 
@@ -187,10 +191,41 @@ def _apps_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
 def _runtime() -> LocalRuntime:
     from eventpipe.localrun.runtime import LocalRuntime  # the heavy imports, only for commands that need them
 
     return LocalRuntime(Settings.from_env())
+
+
+def _command_runtime(command: str) -> CommandRuntime:
+    """The runtime of a command that runs batches: in-process, or through a running `eventpipe up`."""
+    from eventpipe.localrun.commands import CommandRuntime
+
+    return CommandRuntime(Settings.from_env(), command)
+
+
+def _read_runtime() -> LocalRuntime:
+    """The runtime of a read command; an error when the data directory holds no data: a mistyped
+    directory must not be created, nor answered with zeros."""
+    from eventpipe.localrun.runtime import DATABASE_FILE
+
+    settings = Settings.from_env()
+    if not (settings.data_dir / DATABASE_FILE).is_file():
+        raise InputError(
+            f"no eventpipe data in {settings.data_dir}: ingest some first, or set EVENTPIPE_DATA_DIR to the "
+            "directory that holds it"
+        )
+    return _runtime()
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -206,29 +241,48 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    runtime = _runtime()
-    before_processing(runtime)
-    runtime.finish_unfinished(include_failed=False)  # what a crashed run left pending
-    total = IngestSummary()
-    errors = 0
-    for name in args.paths:
-        path = Path(name)
-        summary = IngestSummary()  # filled as batches finish: what was read before an error counts
-        try:
-            _ingest_file(runtime, path, summary)
-        except (OSError, InputError) as exc:
-            print(f"eventpipe: error: {path}: {_describe(exc)}", file=sys.stderr)
-            errors += 1
-        else:
-            if summary.received == 0:
-                print(f"eventpipe: warning: {path}: no events in the file", file=sys.stderr)
-        total.merge(summary)
-    sync_lake(runtime)  # the lake holds every event this run curated
+    command = _command_runtime("eventpipe ingest")
+    try:
+        if command.lock is not None:  # beside a running `eventpipe up`, it did this at its start
+            before_processing(command.runtime)
+        command.finish_unfinished(include_failed=False)  # what a crashed run left pending
+        total = IngestSummary()
+        errors = 0
+        for name in args.paths:
+            path = Path(name)
+            summary = IngestSummary()  # filled as batches finish: what was read before an error counts
+            try:
+                _ingest_file(command.runtime, path, summary)
+            except (OSError, InputError) as exc:
+                summary = command.settle(summary)
+                kept = f"; kept the {summary.received:,} events before it" if isinstance(exc, DamagedInputError) else ""
+                print(f"eventpipe: error: {path}: {_describe(exc)}{kept}", file=sys.stderr)
+                errors += 1
+            else:
+                summary = command.settle(summary)
+                _warn_about(path, summary)
+            total.merge(summary)
+        if command.lock is not None:  # beside a running `eventpipe up`, its worker keeps the lake up to date
+            sync_lake(command.runtime)  # the lake holds every event this run curated
+    finally:
+        command.close()
     if args.json:
         print(orjson.dumps(total.as_dict()).decode())
     else:
         _print_summary(total)
     return 1 if errors or total.unfinished else 0
+
+
+def _warn_about(path: Path, summary: IngestSummary) -> None:
+    """One line when a file's content does not look like events at all."""
+    if summary.received == 0:
+        print(f"eventpipe: warning: {path}: no events in the file", file=sys.stderr)
+    elif summary.rejected[MALFORMED] * 2 > summary.received:
+        print(
+            f"eventpipe: warning: {path}: {summary.rejected[MALFORMED]:,} of {summary.received:,} lines are not JSON;"
+            " it does not look like JSON or NDJSON",
+            file=sys.stderr,
+        )
 
 
 def _ingest_file(runtime: LocalRuntime, path: Path, summary: IngestSummary) -> None:
@@ -312,11 +366,12 @@ def _parse_time(text: str, now_ms: int) -> int:
 
 def _insights(args: argparse.Namespace) -> int:
     from eventpipe.core.insights import insights_document
+    from eventpipe.core.timeutil import SystemClock
 
-    runtime = _runtime()
-    now_ms = runtime.clock.now_ms()
+    now_ms = SystemClock().now_ms()
     until_ms = _parse_time(args.until, now_ms) if args.until else now_ms
     since_ms = _parse_time(args.since or "60m", now_ms)
+    runtime = _read_runtime()
     currency = runtime.settings.enrichment.base_currency
     document = insights_document(runtime.insights, since_ms=since_ms, until_ms=until_ms, currency=currency)
     if args.json:
@@ -333,15 +388,19 @@ def _print_insights(doc: dict[str, Any]) -> None:
     print(f"unique users  {totals['unique_users']:>10,}")
     print(f"revenue       {totals['revenue']:>10,.2f} {doc['currency']}")
     print("funnel        " + " -> ".join(f"{k} {v:,}" for k, v in doc["funnel"].items()))
-    print(f"lag ms        p50={doc['lag_ms']['p50']}  p95={doc['lag_ms']['p95']}")
+    print(f"lag ms        p50={_count(doc['lag_ms']['p50'])}  p95={_count(doc['lag_ms']['p95'])}")
     print(f"duplicates    {totals['duplicates']:>10,}")
     rejected = totals["rejected"]
     print(f"rejected      {sum(rejected.values()):>10,}   " + "  ".join(f"{k}={v:,}" for k, v in rejected.items()))
 
 
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def _rejected(args: argparse.Namespace) -> int:
-    runtime = _runtime()
-    records = runtime.quarantine.iter_all(limit=args.limit)
+    runtime = _read_runtime()
+    records = runtime.quarantine.iter_all(limit=args.limit, newest_first=True)
     if args.json:  # streamed: the quarantine may be larger than memory
         out = sys.stdout.buffer
         out.write(b"[")
@@ -350,6 +409,9 @@ def _rejected(args: argparse.Namespace) -> int:
         out.write(b"]\n")
         out.flush()
         return 0
+    total = runtime.quarantine.count()
+    shown = total if args.limit is None else min(args.limit, total)
+    print(f"{total:,} quarantined events" + (f", the newest {shown:,} first:" if total else ""))
     for record in records:
         print(f"{record.batch_id} #{record.index} {record.event_id or '-'} ({record.stage})")
         for reason in record.reasons:
@@ -358,22 +420,40 @@ def _rejected(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    runtime = _runtime()
-    before_processing(runtime)
-    if args.rejected:
-        from eventpipe.handlers.replay import replay_quarantine
-
-        runtime.finish_unfinished(include_failed=True)  # a batch not done may still curate its events
-        summary = replay_quarantine(runtime)
-    else:
+    command = _command_runtime("eventpipe replay")
+    try:
+        if command.lock is not None:  # beside a running `eventpipe up`, it did this at its start
+            before_processing(command.runtime)
+        # A batch not done may still curate its events: finish it before replaying the quarantine.
         summary = IngestSummary()
-        for record in runtime.finish_unfinished(include_failed=True):
+        for record in command.finish_unfinished(include_failed=True):
             summary.add(record)
+        if args.rejected:
+            from eventpipe.handlers.replay import replay_quarantine
+
+            replayed = replay_quarantine(command.runtime)
+            summary = command.settle(replayed)
+    finally:
+        command.close()
     if args.json:
         print(orjson.dumps(summary.as_dict()).decode())
     else:
         _print_summary(summary)
+        if isinstance(summary, ReplaySummary):
+            _print_skipped(summary)
     return 1 if summary.unfinished else 0
+
+
+SKIPPED_WHY = {
+    REFUSED_AT_INGEST: "refused at ingest (not JSON, too large, no event_id or event_type): no schema admits them",
+    BATCH_NOT_DONE: "their batch is not done: run `eventpipe replay` first",
+}
+
+
+def _print_skipped(summary: ReplaySummary) -> None:
+    print(f"skipped    {summary.skipped.total():>10,}")
+    for why, count in sorted(summary.skipped.items()):
+        print(f"  {count:>10,}  {SKIPPED_WHY.get(why, why)}")
 
 
 def _schemas(args: argparse.Namespace) -> int:

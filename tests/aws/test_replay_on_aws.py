@@ -176,10 +176,11 @@ def test_two_rejected_replays_before_either_runs_curate_once(
     assert set(curated(dynamodb)) == {r["event_id"] for r in refunds}
     assert quarantined(dynamodb) == []
     assert batch(replayed, batch_id)["rejections"] == []
-    # AND insights count each refund once (the default window, the last hour: sent_at is long before the
-    # real clock's now, so clock-skew correction puts the events at now)
+    # AND insights count each refund once (at its own time: sent_at is days before the real clock's now,
+    # too far off for a clock's skew, so it is not corrected)
     event = json.loads((EVENTS / "apigw_http_v2_post_events.json").read_text())
-    event.update(rawPath="/insights", body=None, queryStringParameters=None)
+    window = {"since": "2026-11-28T05:00:00Z", "until": "2026-11-28T07:00:00Z"}
+    event.update(rawPath="/insights", body=None, queryStringParameters=window)
     event["requestContext"]["http"]["method"] = "GET"
     insights = orjson.loads(replayed.invoke("ingest", event)["body"])
     assert insights["totals"]["by_type"].get("refund") == 2

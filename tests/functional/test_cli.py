@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -207,7 +209,7 @@ def test_a_bad_schema_file_stops_the_command_with_its_path(tmp_path: Path) -> No
     ],
 )
 def test_bad_settings_are_clear_errors(tmp_path: Path, variable: str, value: str, message: str) -> None:
-    result = eventpipe("insights", data_dir=tmp_path / "data", env={variable: value})
+    result = eventpipe("replay", data_dir=tmp_path / "data", env={variable: value})
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -225,7 +227,7 @@ def test_replay_rejected_after_adding_a_schema(tmp_path: Path) -> None:
     schema.write_text('{"type": "object", "required": ["query"]}')
     env = {"EVENTPIPE_SCHEMA_DIR": str(schema.parents[1])}
     replayed = as_json(eventpipe("replay", "--rejected", "--json", data_dir=data, env=env))
-    assert replayed == {"received": 1, "curated": 1, "duplicates": 0, "rejected": {}}
+    assert replayed == {"received": 1, "curated": 1, "duplicates": 0, "rejected": {}, "skipped": {}}
     assert as_json(eventpipe("rejected", "--json", data_dir=data)) == []
 
 
@@ -254,7 +256,139 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path, args: list[str], message
 def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
-    result = eventpipe("insights", data_dir=not_a_dir)
+    result = eventpipe("replay", data_dir=not_a_dir)
     assert result.returncode == 2
-    assert f"cannot open the database {not_a_dir}" in result.stderr
+    assert f"cannot use the data directory {not_a_dir}: File exists" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- read commands, the quarantine listing, replay's skipped records, files that are not events ----------------
+
+
+@pytest.mark.parametrize("command", [["insights"], ["insights", "--json"], ["rejected"], ["rejected", "--json"]])
+def test_a_read_command_on_a_directory_without_data_says_so_and_creates_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # GIVEN a mistyped data directory
+    mistyped = tmp_path / "dtaa"
+    # WHEN a read command runs on it
+    result = eventpipe(*command, data_dir=mistyped)
+    # THEN it exits non-zero with one line naming the directory, prints no zeros, and creates nothing
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"eventpipe: error: no eventpipe data in {mistyped}: ingest some first, or set EVENTPIPE_DATA_DIR "
+        "to the directory that holds it"
+    ]
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def quarantine_of_three(tmp_path: Path) -> Path:
+    """A data directory whose quarantine holds three records, quarantined in the order a, b, c."""
+    data = tmp_path / "data"
+    for name, line in (("a", b"{broken a"), ("b", b"{broken b"), ("c", b"{broken c")):
+        source = tmp_path / f"{name}.ndjson"
+        source.write_bytes(ndjson(make_event()) + line + b"\n")
+        assert eventpipe("ingest", str(source), data_dir=data).returncode == 0
+    return data
+
+
+def test_rejected_lists_the_newest_first_with_the_total(tmp_path: Path) -> None:
+    data = quarantine_of_three(tmp_path)
+    # WHEN the quarantine is listed
+    text = eventpipe("rejected", data_dir=data).stdout
+    records = as_json(eventpipe("rejected", "--json", data_dir=data))
+    limited = eventpipe("rejected", "--limit", "2", data_dir=data).stdout
+    # THEN the newest comes first, and the text says how many there are
+    assert [r["raw"] for r in records] == ["{broken c", "{broken b", "{broken a"]
+    assert text.splitlines()[0] == "3 quarantined events, the newest 3 first:"
+    assert limited.splitlines()[0] == "3 quarantined events, the newest 2 first:"
+    assert limited.count("malformed_json") == 2
+    assert [r["raw"] for r in as_json(eventpipe("rejected", "--json", "--limit", "1", data_dir=data))] == ["{broken c"]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "many"])
+def test_rejected_limit_must_be_a_positive_number(tmp_path: Path, limit: str) -> None:
+    result = eventpipe("rejected", "--limit", limit, data_dir=tmp_path / "data")
+    assert result.returncode == 2
+    assert "--limit" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_replay_rejected_says_how_many_it_skipped_and_why(tmp_path: Path) -> None:
+    # GIVEN a quarantine of two events over the size limit (refused at ingest, only their start kept) and
+    # one event of an unknown type
+    big = make_event(properties={"path": "/p/1", "title": "x" * 3000})
+    source = tmp_path / "mixed.ndjson"
+    source.write_bytes(ndjson(big, {**big, "event_id": str(uuid.uuid4())}, {**make_event(), "event_type": "search"}))
+    data = tmp_path / "data"
+    env = {"EVENTPIPE_MAX_EVENT_BYTES": "2048"}
+    assert as_json(eventpipe("ingest", "--json", str(source), data_dir=data, env=env))["rejected"] == {
+        "too_large": 2,
+        "unknown_event_type": 1,
+    }
+    # WHEN the quarantine is replayed
+    replayed = as_json(eventpipe("replay", "--rejected", "--json", data_dir=data, env=env))
+    text = eventpipe("replay", "--rejected", data_dir=data, env=env).stdout
+    # THEN the event is replayed (and rejected again), and the two are reported as skipped, with why
+    assert replayed["received"] == 1
+    assert replayed["rejected"] == {"unknown_event_type": 1}
+    assert replayed["skipped"] == {"refused_at_ingest": 2}
+    assert "skipped             2" in text
+    assert "2  refused at ingest (not JSON, too large, no event_id or event_type): no schema admits them" in text
+
+
+def test_a_file_that_is_not_json_gets_a_one_line_warning(tmp_path: Path) -> None:
+    # GIVEN a binary file of many lines, and a file of events with one broken line among several
+    binary = tmp_path / "program"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00binary\x00\n" * 40 + b"\x00\xff\xfe more\n" * 20)
+    mostly_good = tmp_path / "good.ndjson"
+    mostly_good.write_bytes(ndjson(*(make_event() for _ in range(3))) + b"{broken\n")
+    # WHEN each is ingested
+    result = eventpipe("ingest", str(binary), data_dir=tmp_path / "data")
+    good = eventpipe("ingest", str(mostly_good), data_dir=tmp_path / "data")
+    # THEN the binary one gets one warning saying it does not look like JSON; the other none
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        f"eventpipe: warning: {binary}: 60 of 60 lines are not JSON; it does not look like JSON or NDJSON"
+    ]
+    assert "warning" not in good.stderr
+
+
+def readable_part(damaged: bytes) -> bytes:
+    """What a gzip stream cut short decompresses to before the cut (zlib, independently of eventpipe)."""
+    inflater = zlib.decompressobj(wbits=31)  # gzip framing
+    return inflater.decompress(damaged)
+
+
+def test_a_truncated_gzip_file_keeps_every_complete_event_before_the_damage(tmp_path: Path) -> None:
+    # GIVEN a gzip file of 1,500 events cut short: whole lines survive up to a point, then half a line
+    events = [make_event() for _ in range(1500)]
+    whole = gzip.compress(ndjson(*events), mtime=0)
+    cut = tmp_path / "cut.ndjson.gz"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    complete = gzip.decompress(whole)
+    readable = readable_part(cut.read_bytes())
+    kept = readable.count(b"\n")  # the complete lines before the damage
+    assert 0 < kept < 1500
+    assert complete.startswith(readable)
+    # WHEN it is ingested, twice
+    first = eventpipe("ingest", "--json", str(cut), data_dir=tmp_path / "data")
+    second = eventpipe("ingest", "--json", str(cut), data_dir=tmp_path / "data")
+    # THEN every complete event before the damage is curated, the cut line is not counted, and it says how many
+    assert first.returncode == 1
+    assert orjson.loads(first.stdout) == {"received": kept, "curated": kept, "duplicates": 0, "rejected": {}}
+    assert "the gzip stream breaks off" in first.stderr
+    assert f"kept the {kept:,} events before it" in first.stderr
+    # AND the same every time: the second run finds the same batches done
+    assert orjson.loads(second.stdout) == orjson.loads(first.stdout)
+
+
+def test_insights_prints_lag_with_thousands_separators(tmp_path: Path) -> None:
+    source = tmp_path / "old.ndjson"
+    source.write_bytes(ndjson(make_event()))  # an event of 2026-11-28: aggregated long after it occurred
+    data = tmp_path / "data"
+    eventpipe("ingest", str(source), data_dir=data)
+    text = eventpipe("insights", "--since", "2026-11-28T05:30:00Z", "--until", "2026-11-28T06:30:00Z", data_dir=data)
+    lag = next(line for line in text.stdout.splitlines() if line.startswith("lag ms"))
+    assert "," in lag.split("p50=")[1], lag

@@ -318,3 +318,20 @@ def test_records_of_a_batch_that_is_not_done_are_not_replayed(runtime: LocalRunt
     [again] = runtime.finish_unfinished(include_failed=True)
     assert (again.curated, again.duplicates, again.rejected) == (1, 0, 1)
     assert insights(runtime)["totals"]["events"] == 1  # type: ignore[index]
+
+
+def test_an_event_with_a_sent_at_decades_off_stays_at_its_own_time_in_the_insights(runtime: LocalRuntime) -> None:
+    # GIVEN an event whose device says it was sent in 1971 (a correction would move it to 2082), and one a
+    # minute off (corrected)
+    far = make_event(sent_at="1971-01-01T00:00:00.000Z")
+    near = make_event(sent_at="2026-11-28T05:59:00.000Z")
+    # WHEN ingested
+    summary = ingest_bytes(runtime, ndjson(far, near))
+    # THEN both are curated and counted in the last hour: the far one at its occurred_at, flagged
+    assert (summary.curated, sum(summary.rejected.values())) == (2, 0)
+    assert insights(runtime)["totals"]["events"] == 2  # type: ignore[index]
+    far_stored = orjson.loads(runtime.curated.get(far["event_id"]) or b"{}")["enrichment"]
+    near_stored = orjson.loads(runtime.curated.get(near["event_id"]) or b"{}")["enrichment"]
+    assert far_stored["corrected_at"] == far["occurred_at"]
+    assert far_stored["clock_skew_ignored_ms"] > 0
+    assert (near_stored["clock_skew_ms"], "clock_skew_ignored_ms" in near_stored) == (60_000, False)

@@ -31,7 +31,9 @@ def test_invoke_ingest_with_the_sample_payload_then_read_insights(tmp_path: Path
     response = orjson.loads(out.read_bytes())
     assert response["statusCode"] == 202
     assert orjson.loads(response["body"])["received"] == 5
-    insights = as_json(eventpipe("insights", "--since", "1d", "--json", data_dir=tmp_path / "data"))
+    # (at their own times: the sample's sent_at is days from now, too far off to be a clock's skew)
+    window = ("--since", "2026-11-28T05:30:00Z", "--until", "2026-11-28T06:30:00Z")
+    insights = as_json(eventpipe("insights", *window, "--json", data_dir=tmp_path / "data"))
     assert insights["totals"]["events"] == 5
 
 

@@ -114,7 +114,7 @@ def wait_idle(url: str, *, timeout: float = 60.0) -> dict[str, Any]:
 
 
 def events(count: int, event_type: str = "page_view") -> list[dict[str, Any]]:
-    """`count` valid events with fresh ids (their time is corrected to about now by the pipeline)."""
+    """`count` valid events with fresh ids, stamped about now (see tests/localrun/conftest.py)."""
     return [make_event(event_type) for _ in range(count)]
 
 

@@ -62,6 +62,43 @@ def test_offsets_are_normalised_to_utc_with_milliseconds() -> None:
     assert enrichment["event_time_ms"] == 1795845600123 - 1000
 
 
+@pytest.mark.parametrize(
+    ("sent_at", "skew_ms"),
+    [
+        ("2026-11-27T06:00:00.001Z", 24 * 3_600_000 - 1),  # a day behind, less a millisecond: corrected
+        ("2026-11-29T05:59:59.999Z", -(24 * 3_600_000 - 1)),  # a day ahead, less a millisecond: corrected
+    ],
+)
+def test_a_skew_under_a_day_is_corrected(sent_at: str, skew_ms: int) -> None:
+    event = {"occurred_at": "2026-11-28T06:00:00.000Z", "sent_at": sent_at, "received_at": "2026-11-28T06:00:00.000Z"}
+    enrichment = enrich(event)
+    assert enrichment["clock_skew_ms"] == skew_ms
+    assert enrichment["event_time_ms"] == 1795845600000 + skew_ms
+    assert "clock_skew_ignored_ms" not in enrichment
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "skew_ms"),
+    [
+        ("2026-11-27T06:00:00.000Z", 24 * 3_600_000),  # exactly a day behind
+        ("2026-11-29T06:00:00.000Z", -24 * 3_600_000),  # exactly a day ahead
+        ("1971-01-01T00:00:00.000Z", 1795845600000 - 31536000000),  # a device that thinks it is 1971
+    ],
+)
+def test_a_skew_of_a_day_or_more_is_not_applied_and_is_flagged(sent_at: str, skew_ms: int) -> None:
+    # GIVEN a sent_at a day or more away from the server's clock
+    event = {"occurred_at": "2026-11-28T05:59:30.000Z", "sent_at": sent_at, "received_at": "2026-11-28T06:00:00.000Z"}
+    # WHEN enriched
+    enrichment = enrich(event)
+    # THEN occurred_at is kept (the event stays where its own clock put it) and the skew is flagged
+    assert enrichment == {
+        "corrected_at": "2026-11-28T05:59:30.000Z",
+        "clock_skew_ms": 0,
+        "event_time_ms": 1795845570000,
+        "clock_skew_ignored_ms": skew_ms,
+    }
+
+
 def test_received_at_is_not_needed_without_sent_at() -> None:
     # GIVEN an event the pipeline has not stamped, with no sent_at
     # WHEN enriched
@@ -82,8 +119,8 @@ def test_received_at_is_not_needed_without_sent_at() -> None:
         (
             {
                 "occurred_at": "9999-12-31T23:00:00Z",
-                "sent_at": "2000-01-01T00:00:00Z",
-                "received_at": "2026-01-01T00:00:00Z",
+                "sent_at": "2026-01-01T00:00:00Z",
+                "received_at": "2026-01-01T02:00:00Z",
             },
             "$.occurred_at",
         ),

@@ -183,17 +183,36 @@ def test_the_202_answer_has_exactly_the_documented_shape(runtime: LocalRuntime) 
     body = b"\n".join([orjson.dumps(make_event()), b"{nope", orjson.dumps(no_type)])
     # WHEN it is posted
     status, document = post(runtime, body)
-    # THEN 202 with exactly batch_id, received, rejected and errors; each error with index, event_id, reasons
+    # THEN 202 with exactly batch_id, received, rejected and errors; each error with index (0-based, in every
+    # body form), event_id and reasons, and for NDJSON its line (1-based)
     assert status == 202
     assert set(document) == {"batch_id", "received", "rejected", "errors"}
     assert (document["received"], document["rejected"]) == (3, 2)
-    assert all(set(error) == ITEM_KEYS for error in document["errors"])
+    assert all(set(error) == {*ITEM_KEYS, "line"} for error in document["errors"])
     assert all(set(reason) == REASON_KEYS for error in document["errors"] for reason in error["reasons"])
-    assert [(e["index"], e["event_id"], e["reasons"][0]["code"]) for e in document["errors"]] == [
-        (2, None, "malformed_json"),
-        (3, no_type["event_id"], "envelope_invalid"),
+    assert [(e["index"], e["line"], e["event_id"], e["reasons"][0]["code"]) for e in document["errors"]] == [
+        (1, 2, None, "malformed_json"),
+        (2, 3, no_type["event_id"], "envelope_invalid"),
     ]
     assert document["errors"][1]["reasons"][0]["path"] == "$.event_type"
+
+
+@pytest.mark.parametrize("form", ["ndjson", "array", "events-object"])
+def test_an_error_index_is_the_0_based_position_in_every_body_form(runtime: LocalRuntime, form: str) -> None:
+    # GIVEN a valid event, then one without event_id, in each body form
+    no_id = {k: v for k, v in make_event().items() if k != "event_id"}
+    items = [make_event(), no_id]
+    body, content_type = {
+        "ndjson": (b"\n" + b"\n".join(map(orjson.dumps, items)), "application/x-ndjson"),  # a blank first line
+        "array": (orjson.dumps(items), "application/json"),
+        "events-object": (orjson.dumps({"events": items}), "application/json"),
+    }[form]
+    # WHEN posted
+    _, document = post(runtime, body, content_type)
+    # THEN the error's index is 1 in every form; NDJSON adds the line it was on (3: after a blank line)
+    (error,) = document["errors"]
+    assert error["index"] == 1
+    assert error.get("line") == (3 if form == "ndjson" else None)
 
 
 def test_each_request_is_a_new_batch(runtime: LocalRuntime) -> None:
@@ -211,7 +230,7 @@ def test_a_body_with_a_lone_surrogate_is_refused_per_event(runtime: LocalRuntime
     # WHEN it is answered THEN that line is refused on its own, never a 500
     status, document = call(runtime, event)
     assert status == 202
-    assert [(e["index"], e["reasons"][0]["code"]) for e in document["errors"]] == [(2, "malformed_json")]
+    assert [(e["index"], e["line"], e["reasons"][0]["code"]) for e in document["errors"]] == [(1, 2, "malformed_json")]
 
 
 @pytest.mark.parametrize(
@@ -270,9 +289,10 @@ def test_get_batch_has_exactly_the_documented_shape(runtime: LocalRuntime) -> No
     }
     assert all(set(r) == ITEM_KEYS for r in batch["rejections"])
     assert all(set(reason) == REASON_KEYS for r in batch["rejections"] for reason in r["reasons"])
+    # (index: the same 0-based position in the body as in the 202, for every rejection of the batch)
     assert [(r["index"], r["event_id"], r["reasons"][0]["code"]) for r in batch["rejections"]] == [
-        (2, None, "envelope_invalid"),
-        (3, bad_schema["event_id"], "schema_violation"),
+        (1, None, "envelope_invalid"),
+        (2, bad_schema["event_id"], "schema_violation"),
     ]
     assert batch["rejections"][1]["reasons"][0]["path"] == "$.properties.method"
 

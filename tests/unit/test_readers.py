@@ -3,7 +3,9 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from typing import Any
 
+import orjson
 import pytest
 
 from eventpipe.core.errors import InputError
@@ -35,11 +37,17 @@ def test_a_malformed_first_line_is_passed_on_not_fatal() -> None:
     [b'[{"a":1}, {"b":2}]', b'{"events": [{"a":1}, {"b":2}]}', b'[\n  {"a": 1},\n  {"b": 2}\n]\n'],
 )
 def test_json_documents_yield_their_events_by_index(data: bytes) -> None:
-    assert [(line.position, line.data) for line in read(data)] == [(0, b'{"a":1}'), (1, b'{"b":2}')]
+    # each event's text as sent (spaces and all), see test_a_documents_events_keep_the_text_they_were_sent_as
+    assert [(line.position, parsed(line)) for line in read(data)] == [(0, {"a": 1}), (1, {"b": 2})]
+
+
+def parsed(line: Line) -> Any:
+    assert line.data is not None
+    return orjson.loads(line.data)
 
 
 def test_a_pretty_printed_single_event_is_one_event() -> None:
-    assert [line.data for line in read(b'{\n  "a": 1\n}\n')] == [b'{"a":1}']
+    assert [line.data for line in read(b'{\n  "a": 1\n}\n')] == [b'{   "a": 1 }']
 
 
 def test_an_oversize_line_is_marked_and_skipped_without_losing_the_next() -> None:
@@ -94,7 +102,7 @@ def test_a_broken_first_line_of_a_large_ndjson_file_does_not_refuse_the_file() -
     # WHEN read with a 1,000-byte document limit
     lines = read(data, total=100_000)
     # THEN the broken line is passed on alone and every other line follows
-    assert lines[0] == Line(1, b'{"event_id": "broken')
+    assert lines[0] == Line(1, b'{"event_id": "broken', line=1)
     assert len(lines) == 2001
 
 
@@ -135,11 +143,11 @@ def test_large_ndjson_is_read_line_by_line_whatever_its_first_lines(start: bytes
     ],
 )
 def test_documents_in_any_layout_yield_exactly_their_events(data: bytes) -> None:
-    assert [line.data for line in read(data)] == [b'{"a":1}', b'{"b":2}']
+    assert [line.data for line in read(data)] == [b'{"a": 1}', b'{"b": 2}']
 
 
 def test_a_one_element_array_over_lines_is_one_event_not_three_lines() -> None:
-    assert [line.data for line in read(b'[\n{"a": 1}\n]\n')] == [b'{"a":1}']
+    assert [line.data for line in read(b'[\n{"a": 1}\n]\n')] == [b'{"a": 1}']
 
 
 def test_a_batch_document_over_the_limit_is_refused_even_after_blank_lines() -> None:
@@ -191,3 +199,23 @@ def test_an_event_over_the_size_limit_has_no_problem_text() -> None:
     (line,) = read(b'[{"big":"' + b"x" * 500 + b'"}]')
     assert (line.data, line.problem) == (None, None)
     assert line.prefix.startswith(b'{"big":"xxx')
+
+
+@pytest.mark.parametrize(
+    ("document", "events"),
+    [
+        pytest.param(b'[{"a": 1}, {"b": [1, {"c": "]},"}]}]', [b'{"a": 1}', b'{"b": [1, {"c": "]},"}]}'], id="array"),
+        pytest.param(
+            b'{"meta": {"events": [0]}, "events": [ {"n": 123456789012345678901234567890} ,\n {"s": "a\\"b"} ]}',
+            [b'{"n": 123456789012345678901234567890}', b'{"s": "a\\"b"}'],
+            id="events-object",
+        ),
+        pytest.param(b'{"\\u0065vents": [{"x": 1.10}]}', [b'{"x": 1.10}'], id="escaped-key"),
+        pytest.param(b'[\n  {\n    "a": 1\n  }\n]', [b'{     "a": 1   }'], id="pretty-printed"),
+        pytest.param(b'{"event_id": "e", "n": 1.50}', [b'{"event_id": "e", "n": 1.50}'], id="one-event"),
+    ],
+)
+def test_a_documents_events_keep_the_text_they_were_sent_as(document: bytes, events: list[bytes]) -> None:
+    # GIVEN a JSON document whose events are written in ways re-serialising would change
+    # WHEN read THEN each event's text is the text sent (line breaks as spaces: one event a line)
+    assert [line.data for line in read(document)] == events

@@ -100,10 +100,10 @@ def test_ndjson_is_read_under_each_of_its_types(runtime: LocalRuntime, content_t
     # GIVEN two events as NDJSON, WHEN they are read with that content type
     events = [make_event("page_view"), make_event("signup")]
     lines = lines_of(ndjson(*events), content_type)
-    # THEN the events come out exactly as sent, numbered by line from 1
-    assert [(line.position, line.data) for line in lines] == [
-        (1, orjson.dumps(events[0])),
-        (2, orjson.dumps(events[1])),
+    # THEN the events come out exactly as sent, numbered from 0, with their line numbers from 1
+    assert [(line.position, line.line, line.data) for line in lines] == [
+        (0, 1, orjson.dumps(events[0])),
+        (1, 2, orjson.dumps(events[1])),
     ]
     # AND submitted, both are curated and the quarantine stays empty
     record, refused, quarantine = submit(runtime, ndjson(*events), content_type)
@@ -212,8 +212,9 @@ def test_ndjson_numbers_events_by_line_and_skips_blank_lines() -> None:
     # GIVEN NDJSON with CRLF endings, a blank line and a whitespace-only line
     first, second = orjson.dumps(make_event()), orjson.dumps(make_event())
     body = first + b"\r\n\r\n   \t\r\n" + second + b"\r\n"
-    # WHEN it is read THEN the two events keep their line numbers, without their line ends
-    assert [(line.position, line.data) for line in lines_of(body, "application/x-ndjson")] == [(1, first), (4, second)]
+    # WHEN it is read THEN the two events are numbered 0 and 1 and keep their line numbers, without line ends
+    lines = lines_of(body, "application/x-ndjson")
+    assert [(line.position, line.line, line.data) for line in lines] == [(0, 1, first), (1, 4, second)]
 
 
 def test_ndjson_sent_as_application_json_is_refused(runtime: LocalRuntime) -> None:
@@ -306,12 +307,12 @@ def test_an_ndjson_event_over_the_size_limit_is_refused_with_its_line(runtime: L
     before, big, after = make_event(), big_event(), make_event()
     # WHEN the request is stored and run
     record, refused, quarantine = submit(runtime, ndjson(before, big, after), "application/x-ndjson")
-    # THEN the big one is refused at ingest as too_large at its line, the others are curated
-    assert [(r["index"], codes(r)) for r in refused] == [(2, ["too_large"])]
+    # THEN the big one is refused at ingest as too_large at its index (1) and line (2), the others are curated
+    assert [(r["index"], r["line"], codes(r)) for r in refused] == [(1, 2, ["too_large"])]
     assert (record.received, record.curated, record.rejected, record.rejected_by_code) == (3, 2, 1, {"too_large": 1})
     # AND the quarantine keeps only its start, to look at (it cannot be replayed)
     (rejection,) = quarantine
-    assert (rejection.index, rejection.stage, codes(rejection)) == (2, "ingest", ["too_large"])
+    assert (rejection.index, rejection.stage, codes(rejection)) == (1, "ingest", ["too_large"])
     assert rejection.raw == orjson.dumps(big)[:KEPT_PREFIX_BYTES].decode()
     assert runtime.curated.count() == 2
 
@@ -363,9 +364,11 @@ def test_ndjson_shape_refusals_keep_the_whole_line_and_the_event_id(runtime: Loc
     body = b"\n".join([orjson.dumps(VALID), *(case[0] for case in SHAPE_CASES)])
     # WHEN the request is stored and run
     record, refused, quarantine = submit(runtime, body, "application/x-ndjson")
-    # THEN each failure is refused at ingest, at its line, with its reasons, its whole text and its event_id if any
-    expected = [(n, want, line.decode(), event_id) for n, (line, want, _, event_id) in enumerate(SHAPE_CASES, 2)]
+    # THEN each failure is refused at ingest, at its index and line, with its reasons, its whole text and its
+    # event_id if any
+    expected = [(n, want, line.decode(), event_id) for n, (line, want, _, event_id) in enumerate(SHAPE_CASES, 1)]
     assert [(r["index"], codes(r), r["raw"], r.get("event_id")) for r in refused] == expected
+    assert [r["line"] for r in refused] == [index + 1 for index, *_ in expected]
     # AND the quarantine holds the same, at stage "ingest", after the workflow ran
     assert [(q.index, codes(q), q.raw, q.event_id) for q in quarantine] == expected
     assert {q.stage for q in quarantine} == {"ingest"}
@@ -397,12 +400,6 @@ def test_document_shape_refusals_keep_the_whole_event(runtime: LocalRuntime) -> 
     assert (record.curated, record.rejected) == (1, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="readers._document_events (src/eventpipe/core/readers.py) re-serializes each event of a JSON "
-    "document with orjson.dumps, so the stored 'raw' is not the text sent (docs/event-envelope.md: rejected "
-    "events keep their original text): an integer past 64 bits comes back as a float, 1.2345678901234568e+29",
-)
 def test_a_document_event_is_quarantined_with_its_original_text(runtime: LocalRuntime) -> None:
     # GIVEN a JSON array with one event refused for its shape that carries a 30-digit order number
     sent = b'[{"event_id": 1, "event_type": "purchase", "order": 123456789012345678901234567890}]'
@@ -463,11 +460,11 @@ def test_hostile_text_in_one_line_refuses_that_event_only(runtime: LocalRuntime,
     # WHEN the request is stored and run
     record, refused, quarantine = submit(runtime, ndjson(valid, line), "application/x-ndjson")
     # THEN that line is refused as malformed JSON, the other is curated, and nothing raised
-    assert [(r["index"], codes(r)) for r in refused] == [(2, ["malformed_json"])]
+    assert [(r["index"], r["line"], codes(r)) for r in refused] == [(1, 2, ["malformed_json"])]
     assert (record.status, record.curated, record.rejected) == (BatchStatus.DONE, 1, 1)
     # AND the quarantine keeps the line as text, undecodable bytes escaped, so it can be read back
     (rejection,) = quarantine
-    assert (rejection.index, rejection.stage, rejection.event_id) == (2, "ingest", None)
+    assert (rejection.index, rejection.stage, rejection.event_id) == (1, "ingest", None)
     assert rejection.raw == line.decode("utf-8", "backslashreplace")
     rejection.raw.encode("utf-8")  # valid text: no lone surrogate made it into the store
 
@@ -502,8 +499,8 @@ def test_a_hundred_thousand_open_brackets(runtime: LocalRuntime, content_type: s
         return
     # THEN as NDJSON it is one line over the event limit, refused on its own, its start kept
     record, refused, quarantine = submit(runtime, body, content_type)
-    assert [(r["index"], codes(r)) for r in refused] == [(1, ["too_large"])]
-    assert [(q.index, codes(q), q.raw) for q in quarantine] == [(1, ["too_large"], "[" * KEPT_PREFIX_BYTES)]
+    assert [(r["index"], codes(r)) for r in refused] == [(0, ["too_large"])]
+    assert [(q.index, codes(q), q.raw) for q in quarantine] == [(0, ["too_large"], "[" * KEPT_PREFIX_BYTES)]
     assert (record.status, record.received, record.rejected) == (BatchStatus.DONE, 1, 1)
 
 

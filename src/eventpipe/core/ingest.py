@@ -93,7 +93,16 @@ class Ingestor:
         """
         iterator = iter(lines)
         number = 0
-        while chunk := list(islice(iterator, self._limits.max_batch_events)):
+        while True:
+            chunk: list[Line] = []
+            try:
+                chunk.extend(islice(iterator, self._limits.max_batch_events))
+            except InputError:  # the input breaks off: the events read before it are a batch all the same
+                if chunk:
+                    yield self.submit(self._raw_batch(batch_id_for(number), source, chunk))
+                raise
+            if not chunk:
+                return
             yield self.submit(self._raw_batch(batch_id_for(number), source, chunk))
             number += 1
 
@@ -157,7 +166,7 @@ class Ingestor:
             if check_shape:
                 event, reasons = shape_reasons(line.data)
                 if reasons:
-                    raw.refused.append(_shape_refusal(line.position, line.data, event, reasons))
+                    raw.refused.append(_shape_refusal(line, line.data, event, reasons))
                     continue
             raw.events.append(line.data)
             raw.positions.append(line.position)
@@ -192,21 +201,26 @@ def refusal(line: Line, limit: int) -> dict[str, Any]:
     """The header entry for an event refused as it was read (`line.data` is None): `too_large`, for
     its size over `limit` or for the `line.problem` the reader found (nested too deeply to store)."""
     message = line.problem or f"event larger than {limit} bytes; only its start is kept"
-    return {
+    entry: dict[str, Any] = {
         "index": line.position,
         "raw": line.prefix.decode("utf-8", "backslashreplace"),
         "reasons": [Reason(ReasonCode.TOO_LARGE, "$", message).as_dict()],
     }
+    if line.line is not None:
+        entry["line"] = line.line
+    return entry
 
 
-def _shape_refusal(position: int, data: bytes, event: Any, reasons: list[Reason]) -> dict[str, Any]:
+def _shape_refusal(line: Line, data: bytes, event: Any, reasons: list[Reason]) -> dict[str, Any]:
     """The header entry for an event refused at ingest for its shape; it keeps the whole text."""
     event_id = event.get("event_id") if isinstance(event, dict) else None
-    entry = {
-        "index": position,
+    entry: dict[str, Any] = {
+        "index": line.position,
         "raw": data.decode("utf-8", "backslashreplace"),
         "reasons": [r.as_dict() for r in reasons],
     }
+    if line.line is not None:
+        entry["line"] = line.line
     if isinstance(event_id, str):
         entry["event_id"] = event_id
     return entry

@@ -8,7 +8,6 @@ the test is exact; a larger one is NDJSON unless it starts like a batch document
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
 import zlib
@@ -20,9 +19,10 @@ import orjson
 from eventpipe.core.errors import InputError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 GZIP_MAGIC = b"\x1f\x8b"
+GUNZIP_READ_BYTES = 64 * 1024
 UTF8_BOM = b"\xef\xbb\xbf"
 # A batch document (an array, or an object with "events"), as opposed to NDJSON's one event a line.
 BATCH_DOCUMENT = re.compile(rb'\s*(\[|\{\s*"events"\s*:)')
@@ -36,6 +36,10 @@ class InputTooLargeError(InputError):
     """The input expands past its size limit; reading stopped there."""
 
 
+class DamagedInputError(InputError):
+    """A compressed stream breaks off (truncated or corrupt); every complete line before it was read."""
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
     """One candidate event. `data` is None when it is refused as read: over the size limit (`prefix`
@@ -45,6 +49,7 @@ class Line:
     data: bytes | None
     prefix: bytes = b""
     problem: str | None = None
+    line: int | None = None  # the 1-based line number, in a stream (NDJSON)
 
 
 class _LimitedReader(io.RawIOBase):
@@ -67,16 +72,63 @@ class _LimitedReader(io.RawIOBase):
         return len(data)
 
 
-def open_events(stream: IO[bytes], *, max_total_bytes: int) -> IO[bytes]:
-    """A buffered reader over `stream`, transparently gunzipped, refusing input past `max_total_bytes`.
+class _Gunzip(io.RawIOBase):
+    """A gzip stream (one member or several, concatenated) decompressed as it is read, in bounded memory.
+
+    Where the stream breaks off (truncated, or corrupt), it ends as if there and notes the damage. It
+    gives out every byte that came before the damage: `gzip.GzipFile` drops what it decompressed in the
+    read that meets the damage, so how much of a cut file would be kept depended on read sizes.
+    """
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+        self._input = b""
+        self._member: Any = None  # the zlib decompressor of the member being read, None between members
+        self._done = False
+        self.damage: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._done:
+            if not self._input:
+                self._input = self._inner.read(GUNZIP_READ_BYTES)
+                if not self._input:
+                    self._end(None if self._member is None else "the file ends inside a gzip member: it is cut short")
+                    break
+            if self._member is None:
+                self._member = zlib.decompressobj(wbits=31)  # 31: gzip's header and trailer (CRC-32, size)
+            try:
+                out = self._member.decompress(self._input, len(buffer))  # bounded: a gzip bomb stays small
+            except zlib.error as exc:
+                self._end(f"corrupt gzip data: {exc}")
+                break
+            self._input = self._member.unconsumed_tail
+            if self._member.eof:  # the member is complete and checked; another one may follow
+                self._input, self._member = self._member.unused_data, None
+            if out:
+                buffer[: len(out)] = out
+                return len(out)
+        return 0
+
+    def _end(self, damage: str | None) -> None:
+        self._done, self.damage = True, damage
+
+
+def open_events(stream: IO[bytes], *, max_total_bytes: int) -> tuple[IO[bytes], _Gunzip | None]:
+    """A buffered reader over `stream`, transparently gunzipped, refusing input past `max_total_bytes`;
+    and, for gzip, the guard that says where the stream broke off, if it did.
 
     The caller's stream is read, never closed.
     """
     magic = stream.read(2)
     source: IO[bytes] = io.BufferedReader(_Chain(io.BytesIO(magic), stream))
+    guard = None
     if magic == GZIP_MAGIC:
-        source = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
-    return io.BufferedReader(_LimitedReader(source, max_total_bytes), buffer_size=256 * 1024)
+        guard = _Gunzip(source)
+        source = guard  # type: ignore[assignment]
+    return io.BufferedReader(_LimitedReader(source, max_total_bytes), buffer_size=256 * 1024), guard
 
 
 def iter_lines(
@@ -85,29 +137,37 @@ def iter_lines(
     """Yield every event of `stream` as a `Line`; blank lines are skipped.
 
     Raises `InputTooLargeError` past `max_total_bytes` (events before it were already yielded) and
-    `InputError` for input that is not UTF-8-free-form text at all (e.g. a broken gzip stream).
+    `DamagedInputError` after yielding every complete line before the point where a gzip stream breaks
+    off (the cut line itself is dropped: it may be any part of an event).
     """
-    reader = open_events(stream, max_total_bytes=max_total_bytes)
+    reader, guard = open_events(stream, max_total_bytes=max_total_bytes)
     try:
-        head = reader.read(max_document_bytes + 1).removeprefix(UTF8_BOM)
-        if len(head) <= max_document_bytes:  # the whole input: one parse tells a document from NDJSON
-            try:
-                yield from _document_events(orjson.loads(head), max_event_bytes)
-                return
-            except orjson.JSONDecodeError:
-                pass  # NDJSON (two or more lines never parse as one document), or broken
-        elif BATCH_DOCUMENT.match(head):
-            raise InputTooLargeError(
-                f"a JSON document larger than {max_document_bytes} bytes; send NDJSON (one event a line)"
-            )
-        lines = io.BufferedReader(_Chain(io.BytesIO(head), reader), buffer_size=256 * 1024)
-        yield from _ndjson(lines, max_event_bytes)
+        yield from _events(reader, guard, max_event_bytes, max_document_bytes)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read input: {exc}") from exc
+    if guard is not None and guard.damage is not None:
+        raise DamagedInputError(f"cannot read input: the gzip stream breaks off ({guard.damage})")
 
 
-def _read_line(reader: IO[bytes], limit: int) -> tuple[bytes, bool] | None:
-    """The next line without its end, and whether it fit in `limit`; None at end of input."""
+def _events(reader: IO[bytes], guard: _Gunzip | None, max_event_bytes: int, max_document_bytes: int) -> Iterator[Line]:
+    head = reader.read(max_document_bytes + 1).removeprefix(UTF8_BOM)
+    if len(head) <= max_document_bytes:  # the whole input: one parse tells a document from NDJSON
+        try:
+            yield from _document_events(orjson.loads(head), max_event_bytes, head)
+            return
+        except orjson.JSONDecodeError:
+            pass  # NDJSON (two or more lines never parse as one document), or broken
+    elif BATCH_DOCUMENT.match(head):
+        raise InputTooLargeError(
+            f"a JSON document larger than {max_document_bytes} bytes; send NDJSON (one event a line)"
+        )
+    lines = io.BufferedReader(_Chain(io.BytesIO(head), reader), buffer_size=256 * 1024)
+    yield from _ndjson(lines, max_event_bytes, damaged=lambda: guard is not None and guard.damage is not None)
+
+
+def _read_line(reader: IO[bytes], limit: int) -> tuple[bytes, bool, bool] | None:
+    """The next line without its end, whether it fit in `limit` and whether it ended with a newline;
+    None at end of input."""
     line = reader.readline(limit + 1)
     if not line:
         return None
@@ -117,36 +177,91 @@ def _read_line(reader: IO[bytes], limit: int) -> tuple[bytes, bool] | None:
         while line and not line.endswith(b"\n"):  # skip the rest of the oversize line
             line = reader.readline(1024 * 1024)
             blank = blank and not line.strip()
-        return (b"", True) if blank else (prefix, False)  # a long run of whitespace is a blank line
-    return line.rstrip(b"\r\n"), True
+        ended = line.endswith(b"\n")
+        return (b"", True, ended) if blank else (prefix, False, ended)  # a long run of whitespace is a blank line
+    return line.rstrip(b"\r\n"), True, line.endswith(b"\n")
 
 
-def _ndjson(reader: IO[bytes], limit: int) -> Iterator[Line]:
+def _ndjson(reader: IO[bytes], limit: int, *, damaged: Callable[[], bool]) -> Iterator[Line]:
     number = 0
     while (current := _read_line(reader, limit)) is not None:
         number += 1
-        data, fits = current
+        data, fits, ended = current
+        if not ended and damaged():  # the line the damage cut: not an event, and no line follows it
+            return
         if not fits:
-            yield Line(number, None, data)
+            yield Line(number, None, data, line=number)
         elif data.strip():
-            yield Line(number, data)
+            yield Line(number, data, line=number)
 
 
-def _document_events(value: Any, max_event_bytes: int) -> list[Line]:
+def _document_events(value: Any, max_event_bytes: int, document: bytes) -> list[Line]:
     if isinstance(value, dict) and isinstance(value.get("events"), list):
         value = value["events"]
     if not isinstance(value, list):
         value = [value]
+        spans: list[tuple[int, int]] | None = [(0, len(document))]
+    else:
+        spans = event_spans(document)
+        if spans is not None and len(spans) != len(value):
+            spans = None  # cannot be told apart (duplicate "events" keys?): fall back to the parsed values
     lines = []
     for index, item in enumerate(value):
         try:
-            data = orjson.dumps(item)
+            text = orjson.dumps(item)  # also the check that it can be stored: orjson writes 254 levels at most
         except orjson.JSONEncodeError:  # refused alone, as the same event on an NDJSON line would be
             lines.append(Line(index, None, problem=TOO_DEEP))
             continue
-        too_large = len(data) > max_event_bytes
-        lines.append(Line(index, None, data[:KEPT_PREFIX_BYTES]) if too_large else Line(index, data))
+        if spans is not None:
+            # The text as received, not re-serialised (a 30-digit number would come back as a float). A
+            # line break outside a string is whitespace, and inside one JSON allows none: one event a line.
+            start, end = spans[index]
+            text = document[start:end].strip().replace(b"\r", b" ").replace(b"\n", b" ")
+        too_large = len(text) > max_event_bytes
+        lines.append(Line(index, None, text[:KEPT_PREFIX_BYTES]) if too_large else Line(index, text))
     return lines
+
+
+# A token the scan of a document needs: a whole string (its escapes too), or a structural character.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]')
+
+
+def event_spans(document: bytes) -> list[tuple[int, int]] | None:
+    """Where each event of a parsed JSON document is in its text: the byte spans of the elements of a
+    top-level array, or of the `"events"` array of a top-level object (its last, as the parser keeps the
+    last of repeated keys); None when the document has neither."""
+    target = 0 if document.lstrip()[:1] == b"[" else 1  # the depth the events' array opens at
+    found: list[tuple[int, int]] | None = None
+    spans: list[tuple[int, int]] = []
+    depth, start, collecting = 0, 0, False
+    key: bytes | None = None
+    last_string = b""
+    for match in _TOKEN.finditer(document):
+        token = match.group()
+        char = token[:1]
+        if char == b'"':
+            last_string = token
+        elif char == b":":
+            if depth == 1:
+                key = last_string
+        elif char in b"[{":
+            depth += 1
+            if char == b"[" and depth == target + 1 and not collecting and (target == 0 or _is_events(key)):
+                collecting, spans, start = True, [], match.end()
+        elif char in b"]}":
+            if collecting and depth == target + 1:
+                if document[start : match.start()].strip():
+                    spans.append((start, match.start()))
+                found, collecting = spans, False
+            depth -= 1
+        elif collecting and depth == target + 1:  # a comma between two events
+            spans.append((start, match.start()))
+            start = match.end()
+    return found
+
+
+def _is_events(key: bytes | None) -> bool:
+    return key == b'"events"' or (key is not None and b"\\" in key and orjson.loads(key) == "events")
 
 
 class _Chain(io.RawIOBase):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -20,22 +22,36 @@ if TYPE_CHECKING:
     from eventpipe.core.ports import BatchStore, Clock, Quarantine, WorkflowStarter
 
 REPLAY_BATCH_PREFIX = "replay-"
+# Why a quarantine record is not replayed.
+REFUSED_AT_INGEST = "refused_at_ingest"  # not JSON, too large (only its start kept), or no event_id/event_type
+BATCH_NOT_DONE = "batch_not_done"  # its batch may still curate the event: finish it first
+
+
+@dataclass(slots=True)
+class ReplaySummary(IngestSummary):
+    """A replay's outcome, and the quarantine records it left out, by why."""
+
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**IngestSummary.as_dict(self), "skipped": dict(sorted(self.skipped.items()))}
 
 
 def replay_rejected(
     quarantine: Quarantine, batches: BatchStore, ingestor: Ingestor, *, batch_size: int, clock: Clock
-) -> IngestSummary:
+) -> ReplaySummary:
     """Send the quarantined events of finished batches through the workflow again.
 
     Each replay batch names the quarantine records it carries; its steps update the records of
     events rejected again and release the others when the batch is done, so a replay that stops
     at any point loses no record and keeps none twice. Records of batches not yet done are left
     alone (their batch may still curate those events); so are events refused at ingest for their
-    size, of which only the start was kept. Run unfinished batches first (`eventpipe replay`).
+    size, of which only the start was kept. Run unfinished batches first (`eventpipe replay`). The
+    summary counts the records left out in `skipped`, by why.
     """
-    summary = IngestSummary()
+    summary = ReplaySummary()
     run = clock.now_ms()  # each run replays afresh: a schema may have been added since the last one
-    records = _replayable(quarantine, batches)  # one pass: records rejected again are not met twice
+    records = _replayable(quarantine, batches, summary.skipped)  # one pass: records rejected again are not met twice
     while chunk := list(islice(records, batch_size)):
         origins = [[r.batch_id, r.index] for r in chunk]
         raw = RawBatch(
@@ -51,13 +67,17 @@ def replay_rejected(
     return summary
 
 
-def _replayable(quarantine: Quarantine, batches: BatchStore) -> Iterator[Rejection]:
+def _replayable(quarantine: Quarantine, batches: BatchStore, skipped: Counter[str]) -> Iterator[Rejection]:
     done: dict[str, bool] = {}
     for record in quarantine.iter_all():
         if record.batch_id not in done:
             batch = batches.get(record.batch_id)
             done[record.batch_id] = batch is not None and batch.status is BatchStatus.DONE
-        if done[record.batch_id] and record.stage != "ingest":
+        if not done[record.batch_id]:
+            skipped[BATCH_NOT_DONE] += 1
+        elif record.stage == "ingest":
+            skipped[REFUSED_AT_INGEST] += 1
+        else:
             yield record
 
 

@@ -8,6 +8,7 @@ string `event_id` and `event_type` is refused on its own and reported in the ans
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -63,10 +64,11 @@ def request_lines(body: bytes, *, content_type: str | None, content_encoding: st
     ):
         if len(lines) == limits.max_batch_events:
             raise TooManyEventsError(f"more than {limits.max_batch_events} events in one request; send several")
-        lines.append(line)
+        # A request's events are numbered from 0 in every body form; NDJSON's keep their line number too.
+        lines.append(replace(line, position=len(lines)) if line.position != len(lines) else line)
     if not lines:
         raise InputError("no events in the body")
-    if media in JSON_TYPES and lines[0].position != 0:  # a document's events count from 0, NDJSON lines from 1
+    if media in JSON_TYPES and lines[0].line is not None:  # NDJSON, not one document
         raise InputError("the body is not one JSON document (send NDJSON as application/x-ndjson)")
     return lines
 

@@ -187,8 +187,16 @@ def post_events(request: HttpRequest, services: Services, *, invoked: bool = Fal
         "batch_id": record.batch_id,
         "received": record.received,
         "rejected": len(refused),
-        "errors": [{"index": r["index"], "event_id": r.get("event_id"), "reasons": r["reasons"]} for r in refused],
+        "errors": [_error(r) for r in refused],
     }
+
+
+def _error(refused: dict[str, Any]) -> dict[str, Any]:
+    """One refusal of the 202: `index` is the event's 0-based position in the body, `line` its NDJSON line."""
+    error = {"index": refused["index"], "event_id": refused.get("event_id"), "reasons": refused["reasons"]}
+    if "line" in refused:
+        error["line"] = refused["line"]
+    return error
 
 
 def new_batch_id(now_ms: int) -> str:

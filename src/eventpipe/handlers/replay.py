@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.core.errors import InputError
 from eventpipe.core.ingest import IngestSummary
-from eventpipe.core.replay import replay_rejected, restart_unfinished
+from eventpipe.core.replay import ReplaySummary, replay_rejected, restart_unfinished
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -19,13 +19,20 @@ def handle_replay(event: Mapping[str, Any], services: Services) -> dict[str, Any
 
     `{"pending_older_than_s": N}`: start again only pending batches received more than N seconds ago,
     whose workflow did not start or was lost (on a schedule: a batch is never left behind).
-    `{"rejected": true}`: replay the quarantined events of done batches, e.g. after a schema fix.
+    `{"rejected": true}`: replay the quarantined events of done batches, e.g. after a schema fix, and
+    say how many records were left out and why (`skipped`).
     Answers how many batches were started and how many events they hold; on AWS they finish
     asynchronously (`GET /batches/{id}` follows each).
     """
     older_than_s = event.get("pending_older_than_s")
     if event.get("rejected") is True:
-        summary = replay_quarantine(services)
+        replayed = replay_quarantine(services)
+        return {
+            "batches": replayed.batches,
+            "received": replayed.received,
+            "unfinished": replayed.unfinished,
+            "skipped": dict(replayed.skipped),  # records left out, by why (see core/replay.py)
+        }
     else:
         if older_than_s is not None and (type(older_than_s) is not int or older_than_s < 0):
             raise InputError("pending_older_than_s must be a whole number of seconds, 0 or more")
@@ -42,7 +49,7 @@ def handle_replay(event: Mapping[str, Any], services: Services) -> dict[str, Any
     return {"batches": summary.batches, "received": summary.received, "unfinished": summary.unfinished}
 
 
-def replay_quarantine(services: Services) -> IngestSummary:
+def replay_quarantine(services: Services) -> ReplaySummary:
     """The quarantine of done batches through the workflow again, in batches of the usual size."""
     return replay_rejected(
         services.quarantine,

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
+DATABASE_FILE = "eventpipe.db"  # in the data directory: its presence says the directory holds data
 
 
 class LocalRuntime:
@@ -48,7 +49,7 @@ class LocalRuntime:
         self._defer_to = defer_to
         self.server_counters: Callable[[], dict[str, Any]] = dict  # what the server adds to GET /health
         self.clock = clock or SystemClock()
-        self.db = Database(settings.data_dir / "eventpipe.db", cache_mib=settings.sqlite_cache_mib)
+        self.db = Database(settings.data_dir / DATABASE_FILE, cache_mib=settings.sqlite_cache_mib)
         self.bucket = FolderBucket(settings.data_dir / "bucket")
         self.segments = FolderBucket(settings.data_dir / "curated", prefixes=())
         self.curated = SqliteCuratedStore(self.db, self.segments)

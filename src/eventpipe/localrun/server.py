@@ -19,6 +19,7 @@ import uvicorn
 
 from eventpipe.core.errors import ConfigError
 from eventpipe.localrun.app import LocalApp, is_loopback
+from eventpipe.localrun.datadir_lock import UP, DataDirLock, holder_of
 from eventpipe.localrun.demo import DemoStream, demo_write_key
 from eventpipe.localrun.protocol import GuardedHttpToolsProtocol
 from eventpipe.localrun.runtime import LocalRuntime
@@ -57,8 +58,15 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
         raise ConfigError(
             f"binding to {host} exposes the API: set EVENTPIPE_API_TOKEN (clients send it as a bearer token)"
         )
-    sock = listen(host, port)
+    lock = hold_data_dir(settings)
+    try:
+        sock = listen(host, port)
+    except ConfigError:
+        lock.release()
+        raise
     port = sock.getsockname()[1]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    lock.describe(UP, url)
     supervisor = WorkerSupervisor(settings)
     runtime = LocalRuntime(settings, defer_to=supervisor.wake)
     executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="eventpipe-http")
@@ -91,7 +99,6 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     received = _stop_on_signals(server)
     supervisor.start()
     try:
-        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
         print(f"eventpipe: dashboard and API at {url} (data in {settings.data_dir}); Ctrl-C stops", flush=True)
         if stream:
             stream.start()
@@ -104,10 +111,22 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
         supervisor.stop()
         runtime.close()
         sock.close()
+        lock.release()
     print("eventpipe: stopped; unfinished batches are finished at the next start", flush=True)
     # A stop asked for and done (Ctrl-C included) is a success: `make run` then ends quietly. Only a
     # second signal, which drops the requests still in flight, exits with the signal's status.
     return 128 + received[-1] if len(received) > 1 else 0
+
+
+def hold_data_dir(settings: Settings) -> DataDirLock:
+    """This data directory's lock, or a one-line refusal naming the process that holds it."""
+    lock = DataDirLock.try_acquire(settings.data_dir, UP)
+    if lock is None:
+        holder = holder_of(settings.data_dir) or "another process"
+        raise ConfigError(
+            f"data directory {settings.data_dir} is in use by {holder}; stop it, or give this one another --data-dir"
+        )
+    return lock
 
 
 def _reachable(host: str) -> str:

@@ -45,18 +45,21 @@ class SqliteQuarantine:
             ).fetchall()
         return [_rejection(row) for row in rows]
 
-    def iter_all(self, limit: int | None = None) -> Iterator[Rejection]:
-        """Oldest first, a page at a time; records added while iterating are not included."""
+    def iter_all(self, limit: int | None = None, *, newest_first: bool = False) -> Iterator[Rejection]:
+        """Oldest first (or newest first), a page at a time; records added while iterating are not included."""
         with self._db.reading() as conn:
             last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM quarantine").fetchone()[0]
-        after, left = 0, limit
+        # Keyset pagination on the row id, in either direction: `after` is the last id of the previous page.
+        after, left = (last_id + 1, limit) if newest_first else (0, limit)
         while left is None or left > 0:
             page = min(_PAGE, left) if left is not None else _PAGE
             with self._db.reading() as conn:
-                rows = conn.execute(
-                    f"SELECT id, {_COLUMNS} FROM quarantine WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-                    (after, last_id, page),
-                ).fetchall()
+                if newest_first:
+                    sql = f"SELECT id, {_COLUMNS} FROM quarantine WHERE id < ? ORDER BY id DESC LIMIT ?"
+                    rows = conn.execute(sql, (after, page)).fetchall()
+                else:
+                    sql = f"SELECT id, {_COLUMNS} FROM quarantine WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"
+                    rows = conn.execute(sql, (after, last_id, page)).fetchall()
             if not rows:
                 return
             for row in rows:

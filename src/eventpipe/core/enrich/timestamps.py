@@ -9,6 +9,11 @@ adding it to `occurred_at` puts the event on the server's time line:
     enrichment["clock_skew_ms"]  received_at - sent_at in ms, 0 without sent_at
     enrichment["event_time_ms"]  corrected_at as epoch milliseconds (the aggregator buckets by it)
 
+The correction is bounded: a skew of a day or more is not a clock a little off but a `sent_at` that
+is wrong (a device at 1970, a replayed export), and applying it would move the event years away, out
+of every window the insights serve. Then `occurred_at` is kept as it is, `clock_skew_ms` is 0, and
+the measured skew is kept as `enrichment["clock_skew_ignored_ms"]`, to flag the event.
+
 All arithmetic is on integer milliseconds (sub-millisecond digits are truncated), so
 `event_time_ms == epoch_ms(occurred_at) + clock_skew_ms` holds exactly; floats would drift.
 """
@@ -23,6 +28,7 @@ from eventpipe.core.errors import EnrichmentError
 
 __all__ = ["TimestampsEnricher", "epoch_ms", "format_ms"]
 
+MAX_SKEW_MS = 24 * 60 * 60 * 1000  # a larger skew is not corrected (see above)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 
@@ -95,6 +101,9 @@ class TimestampsEnricher:
         else:
             sent_ms = epoch_ms(_parse(sent_at, "$.sent_at"))
             skew_ms = self._received_ms(event.get("received_at")) - sent_ms
+            if not -MAX_SKEW_MS < skew_ms < MAX_SKEW_MS:
+                enrichment["clock_skew_ignored_ms"] = skew_ms
+                skew_ms = 0
         corrected_ms = occurred_ms + skew_ms
         if skew_ms == 0 and isinstance(occurred_at, str) and _is_canonical(occurred_at):
             # Most SDKs already send this form: reuse the string instead of formatting (~1 µs).
