@@ -36,7 +36,7 @@ metrics = Metrics(namespace=NAMESPACE, service="eventpipe")
 # only I/O library, and patching all modules costs 20 ms more.
 tracer = SampledTracer(service="eventpipe", patch_modules=("botocore",))
 copy_config_to_registered_loggers(source_logger=logger)  # the eventpipe.* loggers log JSON too
-runtime = AwsRuntime(Settings.from_env(), AwsResources.from_env())
+runtime = AwsRuntime(Settings.from_env(on_aws=True), AwsResources.from_env())
 
 Event = dict[str, Any]
 
@@ -102,7 +102,7 @@ def process_batch(event: Event, context: LambdaContext) -> Event:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def mark_done(event: Event, context: LambdaContext) -> Event:
-    result = runtime.steps.mark_done(event)
+    result = runtime.finishing_steps.mark_done(event)
     logger.info("mark done", extra={"result": result})
     metrics.add_metric("BatchesDone", MetricUnit.Count, 1)
     latency = max(0, runtime.clock.now_ms() - int(event["received_at_ms"]))
@@ -116,7 +116,7 @@ def mark_done(event: Event, context: LambdaContext) -> Event:
 def mark_failed(event: Event, context: LambdaContext) -> Event:
     logger.error("batch failed", extra={"error": event.get("error")})
     metrics.add_metric("BatchesFailed", MetricUnit.Count, 1)
-    return runtime.steps.mark_failed(event)
+    return runtime.finishing_steps.mark_failed(event)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -3,15 +3,17 @@
 | variable | default | meaning |
 | --- | --- | --- |
 | EVENTPIPE_DATA_DIR | ./.eventpipe | local runtime's data (bucket folder, SQLite) |
-| EVENTPIPE_SCHEMA_DIR | (none) | extra schemas, `<event_type>/<version>.json` |
+| EVENTPIPE_SCHEMA_DIR | (none) | extra schemas, `<event_type>/<version>.json`; on AWS also `s3://bucket/prefix` |
+| EVENTPIPE_SCHEMA_REFRESH_S | 60 | AWS, schemas in S3: seconds between two looks for changed schema files |
 | EVENTPIPE_MAX_EVENT_BYTES | 65536 | one event |
 | EVENTPIPE_MAX_BODY_BYTES | 1048576 | one request body, or one JSON (non-NDJSON) file, decompressed |
 | EVENTPIPE_MAX_BATCH_EVENTS | 500 | events per batch (per request, per workflow execution), at most 5000 |
 | EVENTPIPE_MAX_FILE_BYTES | 4294967296 | one file, decompressed |
 | EVENTPIPE_ENRICHERS | all | comma-separated enrichers to run, or `none` |
 | EVENTPIPE_PSEUDONYMISE_FIELDS | (none) | comma-separated dotted paths to replace by a keyed HMAC |
-| EVENTPIPE_PSEUDONYM_KEY | (none) | the HMAC key; required with EVENTPIPE_PSEUDONYMISE_FIELDS |
-| EVENTPIPE_CURRENCY_RATES | bundled | JSON file `{"base": "EUR", "rates": {"USD": 1.08}}` |
+| EVENTPIPE_PSEUDONYM_KEY | (none) | the HMAC key; required with EVENTPIPE_PSEUDONYMISE_FIELDS (one machine) |
+| EVENTPIPE_PSEUDONYM_KEY_PARAM | (none) | AWS: the SSM SecureString parameter holding the key (read at cold start) |
+| EVENTPIPE_CURRENCY_RATES | bundled | JSON file `{"base": "EUR", "rates": {"USD": 1.08}}`; on AWS, or s3://bucket/key |
 | EVENTPIPE_GEOIP_DB | (none) | a GeoLite2 or DB-IP Lite `.mmdb` for the `geo` enricher (off without) |
 | EVENTPIPE_SQLITE_CACHE_MIB | 4 | local runtime: SQLite page cache; more is faster on large stores, costs memory |
 | EVENTPIPE_API_TOKEN | (none) | `eventpipe up`: bearer token for every route but `/health`; needed off loopback |
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 
 BUNDLED_RATES = Path(__file__).parent / "data" / "currency_rates.json"
 MAX_BATCH_EVENTS = 5000
+SSM_PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
 MAX_EVENT_BYTES = 256 * 1024  # a curated event and its quarantine record must fit a 400 KB DynamoDB item
 
 
@@ -59,6 +63,11 @@ class Settings:
     sqlite_cache_mib: int = 4
     api_token: str | None = field(default=None, repr=False)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # AWS only (`from_env(on_aws=True)`): read by eventpipe.awsrun at cold start, never held in the environment
+    schema_uri: str | None = None
+    schema_refresh_s: int = 60
+    currency_rates_uri: str | None = None
+    pseudonym_key_param: str | None = None
 
     @property
     def schema_dirs(self) -> tuple[Path, ...]:
@@ -66,9 +75,15 @@ class Settings:
         return (self.schema_dir,) if self.schema_dir else ()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Read every setting, failing with `ConfigError` that names the variable at fault."""
-        schema_dir = environ.get("EVENTPIPE_SCHEMA_DIR")
+    def from_env(cls, environ: Mapping[str, str] = os.environ, *, on_aws: bool = False) -> Settings:
+        """Read every setting, failing with `ConfigError` that names the variable at fault.
+
+        With `on_aws`, `EVENTPIPE_SCHEMA_DIR` and `EVENTPIPE_CURRENCY_RATES` may name `s3://` locations
+        and `EVENTPIPE_PSEUDONYM_KEY_PARAM` an SSM parameter: they are kept as names, and the AWS
+        runtime reads them. On one machine they are refused.
+        """
+        remote = _remote_settings(environ, on_aws=on_aws)
+        schema_dir = None if remote.get("schema_uri") else environ.get("EVENTPIPE_SCHEMA_DIR")
         defaults = Limits()
         batch_events = _positive_int(environ, "EVENTPIPE_MAX_BATCH_EVENTS", defaults.max_batch_events)
         if batch_events > MAX_BATCH_EVENTS:
@@ -86,7 +101,8 @@ class Settings:
             max_file_bytes=_positive_int(environ, "EVENTPIPE_MAX_FILE_BYTES", defaults.max_file_bytes),
         )
         enrichers = _names(environ.get("EVENTPIPE_ENRICHERS") or "all")
-        base, rates = load_rates(Path(environ.get("EVENTPIPE_CURRENCY_RATES") or BUNDLED_RATES))
+        rates_file = None if remote.get("currency_rates_uri") else environ.get("EVENTPIPE_CURRENCY_RATES")
+        base, rates = load_rates(Path(rates_file or BUNDLED_RATES))  # from S3: replaced at cold start
         key = environ.get("EVENTPIPE_PSEUDONYM_KEY")
         enrichment = EnrichmentConfig(
             enabled=ALL_ENRICHERS if enrichers == ("all",) else frozenset(n for n in enrichers if n != "none"),
@@ -104,7 +120,33 @@ class Settings:
             sqlite_cache_mib=_positive_int(environ, "EVENTPIPE_SQLITE_CACHE_MIB", cls.sqlite_cache_mib),
             api_token=environ.get("EVENTPIPE_API_TOKEN") or None,
             trusted_proxies=_networks(environ, "EVENTPIPE_TRUSTED_PROXIES"),
+            schema_refresh_s=_positive_int(environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s),
+            **remote,
         )
+
+
+def _remote_settings(environ: Mapping[str, str], *, on_aws: bool) -> dict[str, str]:
+    """The settings that name an S3 object or an SSM parameter rather than hold a value."""
+    found: dict[str, str] = {}
+    for field_name, variable in (
+        ("schema_uri", "EVENTPIPE_SCHEMA_DIR"),
+        ("currency_rates_uri", "EVENTPIPE_CURRENCY_RATES"),
+    ):
+        value = environ.get(variable) or ""
+        if value.startswith("s3://"):
+            if not on_aws:
+                raise ConfigError(f"{variable}={value!r}: s3:// locations are read on AWS only; give a local path")
+            found[field_name] = value
+    parameter = environ.get("EVENTPIPE_PSEUDONYM_KEY_PARAM") or ""
+    if parameter:
+        if not on_aws:
+            raise ConfigError("EVENTPIPE_PSEUDONYM_KEY_PARAM is read on AWS only; set EVENTPIPE_PSEUDONYM_KEY here")
+        if environ.get("EVENTPIPE_PSEUDONYM_KEY"):
+            raise ConfigError("set EVENTPIPE_PSEUDONYM_KEY_PARAM or EVENTPIPE_PSEUDONYM_KEY, not both")
+        if not SSM_PARAMETER.match(parameter):
+            raise ConfigError(f"EVENTPIPE_PSEUDONYM_KEY_PARAM={parameter!r} is not an SSM parameter name (/path/name)")
+        found["pseudonym_key_param"] = parameter
+    return found
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:

@@ -21,7 +21,7 @@ from eventpipe.handlers.http_api import HttpError, HttpRequest, route
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.replay import handle_replay
 from eventpipe.localrun.runtime import LocalRuntime
-from eventpipe.settings import AwsResources, Settings
+from eventpipe.settings import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, AwsResources, Settings
 from tests.conftest import NOW_MS, FixedClock, make_event
 from tests.infra.conftest import ROOT, TEMPLATE
 
@@ -76,17 +76,45 @@ def test_functions_run_the_repository_code_on_python_312_arm64(functions: dict[s
         assert (code / "lambda_pipeline.py").is_file(), f"{logical_id}: CodeUri {properties['CodeUri']}"
 
 
-def test_environment_names_are_the_ones_settings_reads(functions: dict[str, Any]) -> None:
+# Values an operator would give the parameters that name where a setting is.
+EXAMPLE_VALUES = {
+    "PseudonymKeyName": "pseudonym-key",
+    "CurrencyRatesKey": "config/rates.json",
+    "SchemaPrefix": "config/schemas/",
+}
+
+
+def resolved(value: Any, parameters: dict[str, Any], *, conditions_true: bool = False) -> str:
+    """An environment value as the stack would set it: a parameter's default, an !If branch, else a stand-in."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value and value["Ref"] in parameters:
+        return str(parameters[value["Ref"]]["Default"])
+    if "Fn::If" in value:
+        _condition, when_true, when_false = value["Fn::If"]
+        return resolved(when_true if conditions_true else when_false, parameters, conditions_true=conditions_true)
+    if "Fn::Sub" in value:
+        text = value["Fn::Sub"].replace("${RawBucket}", "eventpipe-raw").replace("${AWS::StackName}", "eventpipe-dev")
+        for name, example in EXAMPLE_VALUES.items():
+            text = text.replace("${" + name + "}", example)
+        return str(text)
+    return "resolved"
+
+
+def test_environment_names_are_the_ones_settings_reads(template: dict[str, Any], functions: dict[str, Any]) -> None:
     read_by_settings = set(re.findall(r'"(EVENTPIPE_[A-Z_]+)"', SETTINGS.read_text(encoding="utf-8")))
+    parameters = template["Parameters"]
     for logical_id, properties in functions.items():
         variables = properties["Environment"]["Variables"]
         assert set(variables) <= read_by_settings | POWERTOOLS_VARIABLES, logical_id
         assert variables["POWERTOOLS_SERVICE_NAME"] == "eventpipe"
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "eventpipe"  # lambda_pipeline.NAMESPACE
-        # WHEN the code parses them at cold start (resource names stand in for the references)
-        environ = {name: value if isinstance(value, str) else "resolved" for name, value in variables.items()}
+        # WHEN the code parses them at cold start, with the parameters' defaults and with every option set
+        environ = {name: resolved(value, parameters) for name, value in variables.items()}
         resources = AwsResources.from_env(environ)
-        Settings.from_env(environ)
+        Settings.from_env(environ, on_aws=True)
+        all_set = {name: resolved(value, parameters, conditions_true=True) for name, value in variables.items()}
+        Settings.from_env(all_set, on_aws=True)
         # THEN only the functions that start workflows know the state machine
         starts = handler_of(properties) in STARTS_WORKFLOWS
         assert (resources.state_machine_arn is not None) == starts, logical_id
@@ -142,6 +170,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:BatchGetItem",
         "dynamodb:UpdateItem",
+        "ssm:GetParameter",  # awsrun/secrets.py: the pseudonym key (s3:GetObject also reads config/)
     },
     "mark_done": {"dynamodb:UpdateItem"},
     "mark_failed": {"dynamodb:UpdateItem"},
@@ -574,3 +603,58 @@ def test_functions_are_named_after_the_stack_and_fit_lambdas_64_characters(
     stages = re.search(r'^STAGES="([^"]+)"', script, re.M)
     assert stages
     assert all(len(f"eventpipe-{stage}") <= int(allowed.group(1)) for stage in stages.group(1).split())
+
+
+# SAM parameter -> the setting it feeds (settings.py reads the variable; docs/settings.md documents it).
+SETTING_PARAMETERS = {
+    "MaxEventBytes": "EVENTPIPE_MAX_EVENT_BYTES",
+    "MaxBodyBytes": "EVENTPIPE_MAX_BODY_BYTES",
+    "MaxBatchEvents": "EVENTPIPE_MAX_BATCH_EVENTS",
+    "MaxFileBytes": "EVENTPIPE_MAX_FILE_BYTES",
+    "Enrichers": "EVENTPIPE_ENRICHERS",
+    "PseudonymiseFields": "EVENTPIPE_PSEUDONYMISE_FIELDS",
+    "PseudonymKeyName": "EVENTPIPE_PSEUDONYM_KEY_PARAM",
+    "CurrencyRatesKey": "EVENTPIPE_CURRENCY_RATES",
+    "SchemaPrefix": "EVENTPIPE_SCHEMA_DIR",
+    "SchemaRefreshSeconds": "EVENTPIPE_SCHEMA_REFRESH_S",
+}
+
+
+def test_settings_are_parameters_whose_defaults_are_the_codes_defaults(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    parameters = template["Parameters"]
+    for parameter, variable in SETTING_PARAMETERS.items():
+        assert parameter in parameters, parameter
+        used = json.dumps(variables[variable])
+        assert json.dumps({"Ref": parameter}) in used or "${" + parameter + "}" in used, variable
+    # the defaults change nothing: parsed, they give the settings of an empty environment
+    environ = {name: resolved(value, parameters) for name, value in variables.items()}
+    defaults, parsed = Settings.from_env({}, on_aws=True), Settings.from_env(environ, on_aws=True)
+    assert (parsed.limits, parsed.enrichment, parsed.schema_refresh_s) == (
+        defaults.limits,
+        defaults.enrichment,
+        defaults.schema_refresh_s,
+    )
+    assert parameters["MaxEventBytes"]["MaxValue"] == MAX_EVENT_BYTES
+    assert parameters["MaxBatchEvents"]["MaxValue"] == MAX_BATCH_EVENTS
+
+
+def test_the_pseudonym_key_is_never_in_the_template_only_its_parameter_name(
+    template: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    assert 'EVENTPIPE_PSEUDONYM_KEY"' not in json.dumps(template)
+    assert all("EVENTPIPE_PSEUDONYM_KEY" not in p["Environment"]["Variables"] for p in functions.values())
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    name = resolved(variables["EVENTPIPE_PSEUDONYM_KEY_PARAM"], template["Parameters"], conditions_true=True)
+    assert name == "/eventpipe/eventpipe-dev/pseudonym-key"  # under the stack's own path
+    # AND only process_batch may read it, and only parameters under that path
+    for properties in functions.values():
+        statements, _ = _statements(properties)
+        ssm = [s for s in statements if "ssm:GetParameter" in json.dumps(s["Action"])]
+        if handler_of(properties) != "process_batch":
+            assert ssm == []
+            continue
+        (statement,) = ssm
+        assert statement["Resource"]["Fn::Sub"].endswith(":parameter/eventpipe/${AWS::StackName}/*")
+    rule = template["Rules"]["PseudonymiseNeedsKey"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "PseudonymKeyName"}, ""]}]}

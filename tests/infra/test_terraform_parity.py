@@ -87,10 +87,11 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     Every function gets local.common_environment (and the optional var.function_settings, empty by
     default); module "entry" adds EVENTPIPE_STATE_MACHINE_ARN to the functions that start executions.
     """
-    common = set(pipeline.locals["common_environment"])
+    common = set(pipeline.locals["common_environment"]) | set(pipeline.locals["settings_environment"])
     steps, entries = pipeline.modules["step"], pipeline.modules["entry"]
-    assert steps["environment"] == "${merge(var.function_settings, local.common_environment)}"
-    assert entries["environment"].startswith("${merge(var.function_settings, local.common_environment, {")
+    merged = "merge(var.function_settings, local.settings_environment, local.common_environment"
+    assert steps["environment"] == "${" + merged + ")}"
+    assert entries["environment"].startswith("${" + merged + ", {")
     assert "EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "StartExecutions")' in entries["environment"]
     assert "EVENTPIPE_START_QUEUE_URL = aws_sqs_queue.start_retry.url" in entries["environment"]
@@ -191,6 +192,8 @@ def sam_resource_kind(resource: Any) -> str:
     text = resource["Fn::Sub"]
     if ":execution:${PipelineStateMachine.Name}:*" in text:
         return "executions"
+    if text.endswith(":parameter/eventpipe/${AWS::StackName}/*"):
+        return "pseudonym_key_parameters"
     return re.sub(r"\$\{(\w+)\.Arn\}", lambda m: RESOURCE_KINDS[m.group(1)], text)
 
 
@@ -569,6 +572,44 @@ def test_parameter_defaults_match_sam(template: dict[str, Any]) -> None:
 
 
 # --- Alarms -------------------------------------------------------------------------------------------
+
+
+# SAM parameter -> the attribute of modules/pipeline's var.settings that stands for it.
+SETTINGS = {
+    "MaxEventBytes": "max_event_bytes",
+    "MaxBodyBytes": "max_body_bytes",
+    "MaxBatchEvents": "max_batch_events",
+    "MaxFileBytes": "max_file_bytes",
+    "Enrichers": "enrichers",
+    "PseudonymiseFields": "pseudonymise_fields",
+    "PseudonymKeyName": "pseudonym_key_name",
+    "CurrencyRatesKey": "currency_rates_key",
+    "SchemaPrefix": "schema_prefix",
+    "SchemaRefreshSeconds": "schema_refresh_seconds",
+}
+
+
+def test_settings_match_the_sam_parameters(pipeline: Any, template: dict[str, Any]) -> None:
+    # GIVEN var.settings' attributes with their defaults: name = optional(type, default)
+    declared = pipeline.variables["settings"]["type"]
+    defaults = {
+        name: json.loads(value) if value.startswith('"') else int(value)
+        for name, value in re.findall(r"(\w+)\s*=\s*optional\(\w+,\s*(\"[^\"]*\"|\d+)\)", declared)
+    }
+    # THEN each stands for one SAM parameter, with the same default
+    assert set(defaults) == set(SETTINGS.values())
+    for parameter, attribute in SETTINGS.items():
+        sam = template["Parameters"][parameter]["Default"]
+        assert defaults[attribute] == sam, parameter
+    # AND both set the same variables, the SSM name and the S3 locations built the same way
+    tf = pipeline.locals["settings_environment"]
+    sam_variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(tf) <= set(sam_variables)
+    assert "/eventpipe/${local.name}/${var.settings.pseudonym_key_name}" in tf["EVENTPIPE_PSEUDONYM_KEY_PARAM"]
+    assert "s3://${aws_s3_bucket.raw.id}/${var.settings.schema_prefix}" in tf["EVENTPIPE_SCHEMA_DIR"]
+    assert "s3://${aws_s3_bucket.raw.id}/${var.settings.currency_rates_key}" in tf["EVENTPIPE_CURRENCY_RATES"]
+    # AND the key itself can never be a function setting (it would sit in the Terraform state)
+    assert '"EVENTPIPE_PSEUDONYM_KEY",' in pipeline.variables["function_settings"]["validation"][0]["condition"]
 
 
 def test_monitoring_reads_alerts_yml_itself() -> None:

@@ -7,6 +7,7 @@ ingest function never loads the schema registry, the enrichers or the sketches b
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,15 +19,19 @@ from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuaran
 from eventpipe.adapters.aws.s3 import S3RawBucket
 from eventpipe.adapters.aws.start_queue import DeferringStarter
 from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
+from eventpipe.awsrun.secrets import resolve_enrichment
 from eventpipe.core.apps import AppDirectory
 from eventpipe.core.errors import ConfigError
 from eventpipe.core.ingest import Ingestor
 from eventpipe.core.timeutil import SystemClock
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import botocore.session
 
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
+    from eventpipe.core.enrich import EnrichmentConfig
     from eventpipe.core.ports import Clock, WorkflowStarter
     from eventpipe.core.registry import SchemaRegistry
     from eventpipe.core.steps import PipelineSteps
@@ -51,6 +56,8 @@ class AwsRuntime:
         self.resources = resources
         self.clock = clock or SystemClock()
         self._session = session or fast_session()
+        self.monotonic = time.monotonic
+        self._steps: tuple[SchemaRegistry, PipelineSteps] | None = None
 
     @cached_property
     def _dynamodb(self) -> Any:
@@ -105,19 +112,43 @@ class AwsRuntime:
         return DynamoInsightsStore(self.resources.insights_table, self._dynamodb)
 
     @cached_property
-    def registry(self) -> SchemaRegistry:
+    def _schemas(self) -> Callable[[], SchemaRegistry]:
+        """The registry source: bundled and local schemas once, or an S3 prefix refreshed on a TTL."""
         from eventpipe.core.registry import SchemaRegistry
 
-        return SchemaRegistry.load(*self.settings.schema_dirs)
+        if self.settings.schema_uri is None:
+            registry = SchemaRegistry.load(*self.settings.schema_dirs)
+            return lambda: registry
+        from eventpipe.adapters.aws.s3_config import S3Schemas, parse_s3_uri
+
+        bucket, prefix = parse_s3_uri(self.settings.schema_uri, "EVENTPIPE_SCHEMA_DIR")
+        schemas = S3Schemas(
+            bucket,
+            prefix,
+            make_client("s3", self._session),
+            refresh_s=self.settings.schema_refresh_s,
+            monotonic=lambda: self.monotonic(),
+        )
+        return schemas.current
+
+    @property
+    def registry(self) -> SchemaRegistry:
+        return self._schemas()
 
     @cached_property
-    def steps(self) -> PipelineSteps:
-        from eventpipe.core.enrich import build_enrichers
+    def enrichment(self) -> EnrichmentConfig:
+        """The enrichment settings, with the currency rates (S3) and the pseudonym key (SSM) read at cold start."""
+        return resolve_enrichment(self.settings, self._session)
+
+    @cached_property
+    def finishing_steps(self) -> PipelineSteps:
+        """MarkDone and MarkFailed: they write only the batch record, so they load no schema, rates or key."""
+        from eventpipe.core.registry import SchemaRegistry
         from eventpipe.core.steps import PipelineSteps
 
         return PipelineSteps(
-            registry=self.registry,
-            enrichers=build_enrichers(self.settings.enrichment),
+            registry=SchemaRegistry([]),
+            enrichers=[],
             bucket=self.bucket,
             curated=self.curated,
             quarantine=self.quarantine,
@@ -125,3 +156,24 @@ class AwsRuntime:
             insights=self.insights,
             clock=self.clock,
         )
+
+    @property
+    def steps(self) -> PipelineSteps:
+        """The workflow steps; built again only when the schemas in S3 changed (see `S3Schemas`)."""
+        from eventpipe.core.enrich import build_enrichers
+        from eventpipe.core.steps import PipelineSteps
+
+        registry = self.registry
+        if self._steps is None or self._steps[0] is not registry:
+            steps = PipelineSteps(
+                registry=registry,
+                enrichers=build_enrichers(self.enrichment),
+                bucket=self.bucket,
+                curated=self.curated,
+                quarantine=self.quarantine,
+                batches=self.batches,
+                insights=self.insights,
+                clock=self.clock,
+            )
+            self._steps = (registry, steps)
+        return self._steps[1]

@@ -60,6 +60,12 @@ variable "jwt_audiences" {
   type        = list(string)
 }
 
+variable "settings" {
+  description = "The pipeline settings (limits, enrichers, pseudonymised fields and the SSM parameter of their key, currency rates and schemas in S3): see modules/pipeline, variable settings."
+  type        = any
+  default     = {}
+}
+
 variable "function_settings" {
   description = "Optional EVENTPIPE_* settings for every function (src/eventpipe/settings.py)."
   type        = map(string)

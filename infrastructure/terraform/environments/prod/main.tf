@@ -8,6 +8,7 @@ module "pipeline" {
   jwt_issuer               = var.jwt_issuer
   jwt_audiences            = var.jwt_audiences
   function_settings        = var.function_settings
+  settings                 = var.settings
   log_retention_days       = var.log_retention_days
   api_throttling           = var.api_throttling
   raw_retention_days       = var.raw_retention_days

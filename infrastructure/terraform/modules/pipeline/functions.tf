@@ -19,6 +19,8 @@ locals {
     "state_machine"                = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
     "executions"                   = "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*"
     "start_retry_queue"            = aws_sqs_queue.start_retry.arn
+    "bucket/config/*"              = "${aws_s3_bucket.raw.arn}/config/*"
+    "pseudonym_key_parameters"     = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/eventpipe/${local.name}/*"
   }
 
   # Functions EventBridge invokes asynchronously: Lambda's retries, then the dead-letter queue.
@@ -55,7 +57,7 @@ module "step" {
   package_file             = var.lambda_package
   memory_mb                = local.functions[each.key].memory_mb
   timeout_s                = local.functions[each.key].timeout_s
-  environment              = merge(var.function_settings, local.common_environment)
+  environment              = merge(var.function_settings, local.settings_environment, local.common_environment)
   policy_json              = data.aws_iam_policy_document.function[each.key].json
   log_retention_days       = var.log_retention_days
   reserved_concurrency     = lookup(var.reserved_concurrency, each.key, -1)
@@ -75,7 +77,7 @@ module "entry" {
   timeout_s    = each.value.timeout_s
   # Only the functions that start executions are told the state machine (ingest, replay,
   # start_batches), and only ingest, which queues the starts that fail, the start-retry queue.
-  environment = merge(var.function_settings, local.common_environment, {
+  environment = merge(var.function_settings, local.settings_environment, local.common_environment, {
     for name, value in { EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn } :
     name => value if contains(local.policies[each.key][*].sid, "StartExecutions")
     }, {

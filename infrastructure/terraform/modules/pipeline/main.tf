@@ -50,6 +50,8 @@ locals {
       { sid = "QueueFailedStarts", actions = ["sqs:SendMessage"], resources = ["start_retry_queue"] },
     ]
     process_batch = [
+      { sid = "ReadSettingsFiles", actions = ["s3:GetObject"], resources = ["bucket/config/*"] },
+      { sid = "ReadPseudonymKey", actions = ["ssm:GetParameter"], resources = ["pseudonym_key_parameters"] },
       { sid = "ReadRawBatches", actions = ["s3:GetObject"], resources = ["bucket/raw/*"] },
       { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
       # DynamoBatchStore.get; DynamoQuarantine.for_batch (Query), add and remove (BatchWriteItem)
@@ -93,6 +95,21 @@ locals {
     EVENTPIPE_APPS_TABLE         = aws_dynamodb_table.apps.name
     POWERTOOLS_SERVICE_NAME      = "eventpipe"
     POWERTOOLS_METRICS_NAMESPACE = "eventpipe"
+  }
+
+  # The settings, as the SAM template's Globals set them from its parameters: values, or names of
+  # where a value is (S3 keys, the SSM parameter), never a secret.
+  settings_environment = {
+    EVENTPIPE_MAX_EVENT_BYTES     = tostring(var.settings.max_event_bytes)
+    EVENTPIPE_MAX_BODY_BYTES      = tostring(var.settings.max_body_bytes)
+    EVENTPIPE_MAX_BATCH_EVENTS    = tostring(var.settings.max_batch_events)
+    EVENTPIPE_MAX_FILE_BYTES      = tostring(var.settings.max_file_bytes)
+    EVENTPIPE_ENRICHERS           = var.settings.enrichers
+    EVENTPIPE_PSEUDONYMISE_FIELDS = var.settings.pseudonymise_fields
+    EVENTPIPE_PSEUDONYM_KEY_PARAM = var.settings.pseudonym_key_name == "" ? "" : "/eventpipe/${local.name}/${var.settings.pseudonym_key_name}"
+    EVENTPIPE_CURRENCY_RATES      = var.settings.currency_rates_key == "" ? "" : "s3://${aws_s3_bucket.raw.id}/${var.settings.currency_rates_key}"
+    EVENTPIPE_SCHEMA_DIR          = var.settings.schema_prefix == "" ? "" : "s3://${aws_s3_bucket.raw.id}/${var.settings.schema_prefix}"
+    EVENTPIPE_SCHEMA_REFRESH_S    = tostring(var.settings.schema_refresh_seconds)
   }
 
   # <project>-<stage>-<entry point>, as the SAM stack names them (<stack>-process_batch): one

@@ -59,10 +59,47 @@ variable "function_settings" {
       for name in keys(var.function_settings) :
       can(regex("^EVENTPIPE_[A-Z0-9_]+$", name)) && !contains([
         "EVENTPIPE_BUCKET", "EVENTPIPE_CURATED_TABLE", "EVENTPIPE_STATE_TABLE", "EVENTPIPE_INSIGHTS_TABLE",
-        "EVENTPIPE_STATE_MACHINE_ARN", "EVENTPIPE_DATA_DIR",
+        "EVENTPIPE_STATE_MACHINE_ARN", "EVENTPIPE_DATA_DIR", "EVENTPIPE_PSEUDONYM_KEY",
+        # set from var.settings
+        "EVENTPIPE_MAX_EVENT_BYTES", "EVENTPIPE_MAX_BODY_BYTES", "EVENTPIPE_MAX_BATCH_EVENTS", "EVENTPIPE_MAX_FILE_BYTES",
+        "EVENTPIPE_ENRICHERS", "EVENTPIPE_PSEUDONYMISE_FIELDS", "EVENTPIPE_PSEUDONYM_KEY_PARAM",
+        "EVENTPIPE_CURRENCY_RATES", "EVENTPIPE_SCHEMA_DIR", "EVENTPIPE_SCHEMA_REFRESH_S",
       ], name)
     ])
-    error_message = "Settings are EVENTPIPE_* names other than the resource names the module sets (and the local-only EVENTPIPE_DATA_DIR)."
+    error_message = "Settings are EVENTPIPE_* names other than the resource names the module sets, the ones var.settings sets, the local-only EVENTPIPE_DATA_DIR and EVENTPIPE_PSEUDONYM_KEY (a secret would sit in the state: use settings.pseudonym_key_name)."
+  }
+}
+
+variable "settings" {
+  description = "The pipeline settings of src/eventpipe/settings.py, as the SAM template's parameters (docs/settings.md). pseudonym_key_name names an SSM SecureString under /eventpipe/<project>-<stage>/; currency_rates_key and schema_prefix are keys under config/ in the raw bucket."
+  type = object({
+    max_event_bytes        = optional(number, 65536)
+    max_body_bytes         = optional(number, 1048576)
+    max_batch_events       = optional(number, 500)
+    max_file_bytes         = optional(number, 4294967296)
+    enrichers              = optional(string, "all")
+    pseudonymise_fields    = optional(string, "")
+    pseudonym_key_name     = optional(string, "")
+    currency_rates_key     = optional(string, "")
+    schema_prefix          = optional(string, "")
+    schema_refresh_seconds = optional(number, 60)
+  })
+  default = {}
+
+  validation {
+    condition = (
+      var.settings.max_event_bytes >= 1 && var.settings.max_event_bytes <= 262144
+      && var.settings.max_body_bytes >= 1 && var.settings.max_file_bytes >= 1
+      && var.settings.max_batch_events >= 1 && var.settings.max_batch_events <= 5000
+      && var.settings.schema_refresh_seconds >= 10
+      && can(regex("^(all|none|[a-z_]+(,[a-z_]+)*)$", var.settings.enrichers))
+      && can(regex("^$|^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$", var.settings.pseudonymise_fields))
+      && can(regex("^$|^[A-Za-z0-9_.-]{1,100}$", var.settings.pseudonym_key_name))
+      && can(regex("^$|^config/[A-Za-z0-9_./-]+\\.json$", var.settings.currency_rates_key))
+      && can(regex("^$|^config/([A-Za-z0-9_.-]+/)+$", var.settings.schema_prefix))
+      && (var.settings.pseudonymise_fields == "" || var.settings.pseudonym_key_name != "")
+    )
+    error_message = "Limits within the SAM parameters' bounds; enrichers all, none or names; pseudonymise_fields needs pseudonym_key_name; currency_rates_key config/....json; schema_prefix config/.../."
   }
 }
 
