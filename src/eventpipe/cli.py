@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
 PROGRESS_EVERY_S = 5.0
 MALFORMED = "malformed_json"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # a synchronous Lambda invocation's limit
-_RELATIVE = re.compile(r"^(\d+)([smhd])$")
-_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -351,26 +348,27 @@ def _print_summary(summary: IngestSummary) -> None:
         print(f"{len(summary.unfinished)} batch(es) failed; see the log above, then run `eventpipe replay`")
 
 
-def _parse_time(text: str, now_ms: int) -> int:
-    from eventpipe.core.timeutil import parse_iso_ms
-
-    relative = _RELATIVE.match(text)
-    try:
-        moment = now_ms - int(relative.group(1)) * _UNIT_MS[relative.group(2)] if relative else parse_iso_ms(text)
-    except ValueError:
-        raise InputError(f"{text!r} is neither an RFC 3339 time with offset nor a span such as 30m") from None
-    if not 0 <= moment <= now_ms + _UNIT_MS["d"] * 366:
-        raise InputError(f"{text!r} is out of range (1970 to a year from now)")
-    return moment
-
-
 def _insights(args: argparse.Namespace) -> int:
     from eventpipe.core.insights import insights_document
-    from eventpipe.core.timeutil import SystemClock
+    from eventpipe.core.timeutil import (
+        INSIGHTS_DEFAULT_WINDOW_MS,
+        INSIGHTS_LONGER,
+        INSIGHTS_MAX_WINDOW_MS,
+        SystemClock,
+        parse_window,
+    )
 
-    now_ms = SystemClock().now_ms()
-    until_ms = _parse_time(args.until, now_ms) if args.until else now_ms
-    since_ms = _parse_time(args.since or "60m", now_ms)
+    try:  # the same windows as GET /insights
+        since_ms, until_ms = parse_window(
+            args.since,
+            args.until,
+            now_ms=SystemClock().now_ms(),
+            default_ms=INSIGHTS_DEFAULT_WINDOW_MS,
+            max_ms=INSIGHTS_MAX_WINDOW_MS,
+            longer=INSIGHTS_LONGER,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     runtime = _read_runtime()
     currency = runtime.settings.enrichment.base_currency
     document = insights_document(runtime.insights, since_ms=since_ms, until_ms=until_ms, currency=currency)

@@ -12,7 +12,8 @@ from eventpipe.adapters.local import Database, SqliteInsightsStore
 from eventpipe.core.aggregate import FUNNEL_STEPS, aggregate_batch, new_user_sketch
 from eventpipe.core.facts import Fact
 from eventpipe.core.histogram import bucket_of, quantile
-from eventpipe.core.insights import InsightsRows, MinuteRow, build_insights
+from eventpipe.core.insight_rows import InsightsRows, MinuteRow
+from eventpipe.core.insights import build_insights
 from eventpipe.core.timeutil import parse_iso_ms
 
 if TYPE_CHECKING:

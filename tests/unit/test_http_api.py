@@ -423,6 +423,27 @@ def test_a_bad_insights_window_is_400(runtime: LocalRuntime, query: dict[str, st
     assert (status, document["error"]) == (400, "bad_request")
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"since": "yesterday"}, "since 'yesterday' is neither an RFC 3339 time with an offset"),
+        ({"since": "2026-11-28T06:00:00Z", "until": "2026-11-28T05:00:00Z"}, "since must not be after until"),
+        ({"since": "2026-11-26T06:00:00Z"}, "the window is 48.0 hours long; at most 24 hours are served"),
+        ({"since": "1969-12-31T23:00:00Z"}, "between 1970 and 9998"),
+    ],
+)
+def test_a_bad_window_is_400_with_the_rule_it_broke(runtime: LocalRuntime, query: dict[str, str], message: str) -> None:
+    status, document = call(runtime, v2("GET", "/insights", query=query))
+    assert status == 400
+    assert message in document["message"]
+    assert ("RFC 3339" in document["message"]) == (query.get("since") == "yesterday")
+
+
+def test_a_window_may_be_a_span_back_from_now_as_in_the_cli(runtime: LocalRuntime) -> None:
+    status, document = call(runtime, v2("GET", "/insights", query={"since": "2h"}))
+    assert (status, document["since"]) == (200, seconds_iso((NOW_MS - 2 * 3_600_000) // 1000))
+
+
 def test_the_longest_window_is_allowed(runtime: LocalRuntime) -> None:
     # GIVEN since exactly the longest window before now, WHEN insights are read THEN they are answered
     since = to_iso(NOW_MS - MAX_WINDOW_MS)

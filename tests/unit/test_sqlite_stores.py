@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from eventpipe.core.aggregate import BatchAggregate
-    from eventpipe.core.insights import InsightsRows, MinuteRow
+    from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 
 M = 1_795_845_600  # 2026-11-28T06:00:00Z in epoch seconds: a minute start
 M_MS = M * 1000

@@ -35,7 +35,7 @@ from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.core.aggregate import FUNNEL_STEPS, merged_users, union_of
 from eventpipe.core.errors import StorageError
 from eventpipe.core.funnel import SESSION_LOOKBACK_S, funnel_counts
-from eventpipe.core.insights import InsightsRows, MinuteRow
+from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 from eventpipe_azure.cosmos_state import batch_chunks
 from eventpipe_azure.errors import AZURE_ERRORS, RETRYABLE_STATUS, status_of, storage_error
 

@@ -19,7 +19,7 @@ import orjson
 from eventpipe.core.timeutil import seconds_iso
 
 if TYPE_CHECKING:
-    from eventpipe.core.insights import MinuteRow
+    from eventpipe.core.insight_rows import MinuteRow
     from eventpipe.core.ports import InsightsStore, RawBucket
 
 _HOUR_S = 3_600

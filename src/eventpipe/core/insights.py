@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import datasketches
@@ -15,24 +14,8 @@ from eventpipe.core.timeutil import minute_of, seconds_iso
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from eventpipe.core.insight_rows import InsightsRows
     from eventpipe.core.ports import InsightsStore
-
-
-@dataclass(slots=True)
-class MinuteRow:
-    minute: int  # epoch seconds of the minute's start
-    events: dict[str, int] = field(default_factory=dict)
-    revenue: float = 0.0
-    rejected: dict[str, int] = field(default_factory=dict)
-    duplicates: int = 0
-    users: bytes | None = None  # serialized HLL sketch
-    lag_ms: dict[int, int] = field(default_factory=dict)  # histogram bucket -> events
-
-
-@dataclass(slots=True)
-class InsightsRows:
-    minutes: list[MinuteRow]
-    funnel: list[int]  # sessions that reached each of FUNNEL_STEPS in the window
 
 
 def insights_document(store: InsightsStore, *, since_ms: int, until_ms: int, currency: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from eventpipe.core.aggregate import BatchAggregate
     from eventpipe.core.apps import App
-    from eventpipe.core.insights import InsightsRows
+    from eventpipe.core.insight_rows import InsightsRows
     from eventpipe.core.model import BatchRecord, Rejection
 
 

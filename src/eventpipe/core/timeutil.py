@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 
@@ -39,14 +40,49 @@ class SystemClock:
         return time.time_ns() // 1_000_000
 
 
-def parse_window(since: str | None, until: str | None, *, now_ms: int, default_ms: int, max_ms: int) -> tuple[int, int]:
-    """`(since_ms, until_ms)` from optional RFC 3339 texts: `until` defaults to now, `since` to
-    `default_ms` before it. ValueError, with a message for the user, when either is unreadable, out
-    of 1970 to 9998, in the wrong order, or the window is longer than `max_ms`."""
-    until_ms = parse_iso_ms(until) if until else now_ms
-    since_ms = parse_iso_ms(since) if since else until_ms - default_ms
-    if not 0 <= since_ms <= until_ms < LATEST_MS:
-        raise ValueError("since must be before until, both between 1970 and 9998")
+INSIGHTS_DEFAULT_WINDOW_MS = 60 * 60 * 1000
+# A window is read minute by minute (in DynamoDB, a sketch of up to 16 KB each): longer spans are for the
+# S3 export and Athena, or `eventpipe query`.
+INSIGHTS_MAX_WINDOW_MS = 24 * 60 * 60 * 1000
+INSIGHTS_LONGER = " (longer spans: the S3 export and Athena, or eventpipe query)"
+_SPAN = re.compile(r"^(\d{1,9})([smhd])$")
+_UNIT_MS = {"s": 1000, "m": MINUTE_MS, "h": 3_600_000, "d": 86_400_000}
+
+
+class WindowError(ValueError):
+    """A time window a user asked for that cannot be served; the message says why."""
+
+
+def parse_moment(text: str, *, now_ms: int, name: str) -> int:
+    """An RFC 3339 time with an offset, or a span back from now (`30m`, `2h`, `1d`), as epoch milliseconds."""
+    span = _SPAN.match(text)
+    if span:
+        return now_ms - int(span[1]) * _UNIT_MS[span[2]]
+    try:
+        return parse_iso_ms(text)
+    except (ValueError, OverflowError, OSError):
+        raise WindowError(
+            f"{name} {text[:40]!r} is neither an RFC 3339 time with an offset (2026-11-28T05:00:00Z) nor a span"
+            " back from now (30m, 2h, 1d)"
+        ) from None
+
+
+def parse_window(
+    since: str | None, until: str | None, *, now_ms: int, default_ms: int, max_ms: int, longer: str = ""
+) -> tuple[int, int]:
+    """`(since_ms, until_ms)` of the window `GET /insights`, `eventpipe insights` and the export serve:
+    `until` defaults to now, `since` to `default_ms` before it; either may be an RFC 3339 time or a span
+    back from now. WindowError, with a message that says which rule was broken: a time unreadable, out of
+    1970 to 9998, since after until, or a window longer than `max_ms` (then `longer` says where to go)."""
+    until_ms = parse_moment(until, now_ms=now_ms, name="until") if until else now_ms
+    since_ms = parse_moment(since, now_ms=now_ms, name="since") if since else until_ms - default_ms
+    if not (0 <= since_ms < LATEST_MS and 0 <= until_ms < LATEST_MS):
+        raise WindowError("since and until must be between 1970 and 9998")
+    if since_ms > until_ms:
+        raise WindowError("since must not be after until")
     if until_ms - since_ms > max_ms:
-        raise ValueError(f"the window is longer than {max_ms // 3_600_000} hours")
+        hours = (until_ms - since_ms) / 3_600_000
+        raise WindowError(
+            f"the window is {hours:,.1f} hours long; at most {max_ms // 3_600_000:,} hours are served{longer}"
+        )
     return since_ms, until_ms

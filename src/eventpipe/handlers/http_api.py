@@ -19,7 +19,7 @@ import orjson
 from eventpipe.core.errors import InputError, StorageError
 from eventpipe.core.readers import InputTooLargeError
 from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
-from eventpipe.core.timeutil import parse_window
+from eventpipe.core.timeutil import INSIGHTS_DEFAULT_WINDOW_MS, INSIGHTS_LONGER, INSIGHTS_MAX_WINDOW_MS, parse_window
 from eventpipe.handlers.edge import PREFLIGHT_HEADERS, EdgeRefusal, cors_headers, request_facts, write_key_app
 
 if TYPE_CHECKING:
@@ -29,10 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")  # the shape of every batch id, as of execution names
-DEFAULT_WINDOW_MS = 60 * 60 * 1000
-# A window is read minute by minute (in DynamoDB, a sketch of up to 16 KB each): longer spans are
-# for the S3 export and Athena.
-MAX_WINDOW_MS = 24 * 60 * 60 * 1000
+DEFAULT_WINDOW_MS = INSIGHTS_DEFAULT_WINDOW_MS
+MAX_WINDOW_MS = INSIGHTS_MAX_WINDOW_MS  # see core/timeutil.py: longer spans are for the export
 
 
 @dataclass(frozen=True)
@@ -234,8 +232,9 @@ def get_insights(query: Mapping[str, str], services: Services) -> dict[str, Any]
             now_ms=services.clock.now_ms(),
             default_ms=DEFAULT_WINDOW_MS,
             max_ms=MAX_WINDOW_MS,
+            longer=INSIGHTS_LONGER,
         )
-    except ValueError as exc:
-        raise HttpError(400, "bad_request", f"since and until must be RFC 3339 times with an offset: {exc}") from None
+    except ValueError as exc:  # the message says which rule the window broke
+        raise HttpError(400, "bad_request", str(exc)) from None
     currency = services.settings.enrichment.base_currency
     return insights_document(services.insights, since_ms=since_ms, until_ms=until_ms, currency=currency)

@@ -39,7 +39,7 @@ from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
 from eventpipe.core.aggregate import FUNNEL_STEPS, merged_users, union_of
 from eventpipe.core.errors import StorageError
 from eventpipe.core.funnel import SESSION_LOOKBACK_S, funnel_counts
-from eventpipe.core.insights import InsightsRows, MinuteRow
+from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from eventpipe.core.aggregate import FUNNEL_STEPS, merged_users
 from eventpipe.core.funnel import SESSION_LOOKBACK_S
-from eventpipe.core.insights import InsightsRows, MinuteRow
+from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 
 if TYPE_CHECKING:
     import sqlite3
