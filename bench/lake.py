@@ -165,7 +165,7 @@ def query(work: Path, events: int, repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=60_000, help="events through the chain (default 60,000)")
+    parser.add_argument("--events", type=int, default=150_000, help="events through the chain (default 150,000)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--query-events", type=int, default=10_000_000)
     parser.add_argument("--only", choices=["chain", "query"], help="run one part")

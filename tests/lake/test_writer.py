@@ -137,3 +137,32 @@ def test_a_lost_segment_skips_its_events_without_stopping_the_lake(runtime: Loca
         runtime.segments.delete(key)
     ingest(runtime, make_event())
     assert lake.sync() == 1
+
+
+def test_a_query_while_compaction_writes_and_a_crash_before_its_swap_see_each_event_once(
+    runtime: LocalRuntime, lake: LakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "COMPACT_AT_FILES", 3)
+    monkeypatch.setattr(writer_module, "CHUNK_ROWS", 10)
+    ingest(runtime, *[make_event() for _ in range(30)])
+    seen: list[int] = []
+    real_swap = LakeManifest.swap
+
+    def query_then_die(self: LakeManifest, *args: object, **kwargs: object) -> None:
+        # GIVEN the merged file written but not yet listed: a query now reads the inputs only
+        seen.append(_count(runtime))
+        raise StorageError("killed before the swap")
+
+    monkeypatch.setattr(LakeManifest, "swap", query_then_die)
+    with pytest.raises(StorageError):
+        lake.sync()
+    assert seen == [30]
+    assert _count(runtime) == 30  # the unlisted merged file is invisible
+    # WHEN a restarted writer compacts again THEN the orphan goes and each event is counted once
+    monkeypatch.setattr(LakeManifest, "swap", real_swap)
+    restarted = LakeWriter(runtime.db, runtime.segments, lake.root, runtime.clock)
+    restarted.sync()
+    assert len(restarted.manifest.live()) == 1
+    assert _count(runtime) == 30
+    listed = restarted.manifest.every_path()
+    assert {p.relative_to(lake.root).as_posix() for p in lake.root.rglob("*.parquet")} == listed

@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
 LOCAL_SERVER_ONLY = {"uvicorn", "httptools", "uvloop", "plotly"}  # `eventpipe up`, never in a Lambda function
-LOCAL_LAKE_ONLY = {"pyarrow", "duckdb"}  # the local lake and `eventpipe query`; no Lambda function writes Parquet
+# The local lake and `eventpipe query`: no Lambda function writes Parquet.
+LOCAL_LAKE_ONLY = {"pyarrow", "duckdb", "msgspec"}
 
 
 def _name(requirement: str) -> str:
