@@ -14,6 +14,7 @@ import shutil
 import struct
 import time
 import zlib
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,7 @@ CHARTS_JS = """() => [...document.querySelectorAll(".chart")].map((gd) => {
       return box.width > 0 && box.height > 0;
     }).length,
     area: area && {x: area.x + scrollX, y: area.y + scrollY, width: area.width, height: area.height},
+    xRange: gd.layout?.xaxis?.range ?? null,
     noData: gd.textContent.includes("No data yet"),
   };
 })"""
@@ -268,6 +270,12 @@ def test_dashboard_draws_live_data_and_updates_without_reload(page: Page, tmp_pa
         assert charts["chart-revenue"]["traces"][0]["sum"] == pytest.approx(totals["revenue"], abs=0.05)
         minutes_with_events = sum(1 for m in expected["minutes"] if m["events"])
         assert [t["points"] for t in charts["chart-lag"]["traces"]] == [minutes_with_events] * 2
+        # AND the time axis fits a fresh run's few minutes of data (about 6 here), not the whole hour
+        start, end = (datetime.fromisoformat(t) for t in charts["chart-events"]["xRange"])
+        assert timedelta(minutes=10) <= end - start <= timedelta(minutes=12)
+        assert all(
+            c["xRange"] == charts["chart-events"]["xRange"] for c in charts.values() if c["id"] != "chart-funnel"
+        )
         # per-minute estimates add up to at least the window's (a user seen in two minutes counts twice)
         assert charts["chart-users"]["traces"][0]["sum"] >= 0.95 * totals["unique_users"]
 

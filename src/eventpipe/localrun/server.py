@@ -102,7 +102,11 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
         print(f"eventpipe: dashboard and API at {url} (data in {settings.data_dir}); Ctrl-C stops", flush=True)
         if stream:
             stream.start()
-            print(f"eventpipe: sending a demo stream of about {stream.rate} events/s", flush=True)
+            print(
+                f"eventpipe: sending a demo stream of about {stream.rate} events/s, dated up to a minute back"
+                " (as devices that queue events send them), so the dashboard's lag shows about 30 s",
+                flush=True,
+            )
         server.run(sockets=[sock])
     finally:
         if stream:

@@ -8,6 +8,7 @@
   const WINDOW_MS = 60 * 60 * 1000; // the API's default window
   const FETCH_TIMEOUT_MS = 8000;
   const MINUTE_MS = 60 * 1000;
+  const MIN_AXIS_MS = 10 * MINUTE_MS; // the time axis shows at least the last ten minutes
   const FUNNEL_STEPS = ["page_view", "add_to_cart", "purchase"];
   // Okabe-Ito colours (told apart with colour-blindness too); known names keep their colour.
   const COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#882255", "#117733"];
@@ -70,11 +71,15 @@
       `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
   }
 
-  // Every minute of the window, with the document's row for it (or undefined): quiet minutes show as 0.
+  // Every minute from the first that holds data (or the last ten, if later) to now, with the document's
+  // row for it (or undefined): quiet minutes show as 0. A fresh run's few minutes fill the axis rather than
+  // its right edge; once an hour of data is there, the axis is the hour.
   function minuteGrid(doc) {
     const rows = new Map(doc.minutes.map((row) => [Date.parse(row.minute), row]));
-    const first = Math.floor(Date.parse(doc.since) / MINUTE_MS) * MINUTE_MS;
+    const since = Math.floor(Date.parse(doc.since) / MINUTE_MS) * MINUTE_MS;
     const last = Math.floor(Date.parse(doc.until) / MINUTE_MS) * MINUTE_MS;
+    const firstData = Math.min(last, ...rows.keys());
+    const first = Math.max(since, Math.min(firstData, last - MIN_AXIS_MS));
     const grid = [];
     for (let t = first; t <= last; t += MINUTE_MS) grid.push({ x: localTime(t), row: rows.get(t) });
     grid.range = [localTime(first - MINUTE_MS / 2), localTime(last + MINUTE_MS / 2)]; // the same on every chart
