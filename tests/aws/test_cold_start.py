@@ -96,11 +96,11 @@ def test_init_builds_no_client_and_imports_no_xray_sdk() -> None:
     # GIVEN a fresh Lambda container
     # WHEN lambda_pipeline is imported (the init phase)
     loaded = lambda_init(
-        "print(json.dumps({'xray': 'aws_xray_sdk' in sys.modules,"
+        "print(json.dumps({'xray': 'aws_xray_sdk' in sys.modules, 'boto3': 'boto3' in sys.modules,"
         " 'clients': [n for n in ('_dynamodb', 'bucket', 'curated') if n in vars(runtime)]}))"
     )
-    # THEN neither the X-Ray SDK nor any client was loaded
-    assert loaded == {"xray": False, "clients": []}
+    # THEN neither the X-Ray SDK, boto3 (only Powertools Parameters needs it, in ProcessBatch) nor any client was loaded
+    assert loaded == {"xray": False, "boto3": False, "clients": []}
 
 
 def test_a_workflow_step_builds_only_its_clients() -> None:

@@ -19,7 +19,6 @@ from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuaran
 from eventpipe.adapters.aws.s3 import S3RawBucket
 from eventpipe.adapters.aws.start_queue import DeferringStarter
 from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
-from eventpipe.awsrun.secrets import resolve_enrichment
 from eventpipe.core.apps import AppDirectory
 from eventpipe.core.errors import ConfigError
 from eventpipe.core.ingest import Ingestor
@@ -138,6 +137,9 @@ class AwsRuntime:
     @cached_property
     def enrichment(self) -> EnrichmentConfig:
         """The enrichment settings, with the currency rates (S3) and the pseudonym key (SSM) read at cold start."""
+        # Imported here: Powertools Parameters imports boto3 (about 30 ms), which only ProcessBatch needs.
+        from eventpipe.awsrun.secrets import resolve_enrichment
+
         return resolve_enrichment(self.settings, self._session)
 
     @cached_property
