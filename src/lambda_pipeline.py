@@ -53,7 +53,7 @@ def _count(name: str, value: float, unit: MetricUnit = MetricUnit.Count, **dimen
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def ingest(event: Event, context: LambdaContext) -> Event:
-    """API Gateway requests, S3 / EventBridge object-created notifications and `{"events": [...]}`."""
+    """API Gateway requests, S3 / EventBridge object-created notifications, `{"events": [...]}`, file ranges (SQS)."""
     result = handle_ingest(event, runtime)
     if "statusCode" in result:
         metrics.add_metric("HttpRequests", MetricUnit.Count, 1)
@@ -65,6 +65,10 @@ def ingest(event: Event, context: LambdaContext) -> Event:
         for outcome in result["objects"]:
             metrics.add_metric("EventsReceived", MetricUnit.Count, outcome["received"])
             _count("FileDropOutcomes", 1, status=outcome["status"])
+    elif "ranges" in result:  # the byte ranges of a large file, from the file-range queue
+        for part in result["ranges"]:
+            metrics.add_metric("EventsReceived", MetricUnit.Count, part.get("received", 0))
+            _count("FileRangeOutcomes", 1, status=part["status"])
     else:
         _record_accepted(result)
     return result

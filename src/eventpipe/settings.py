@@ -5,6 +5,7 @@
 | EVENTPIPE_DATA_DIR | ./.eventpipe | local runtime's data (bucket folder, SQLite) |
 | EVENTPIPE_SCHEMA_DIR | (none) | extra schemas, `<event_type>/<version>.json`; on AWS also `s3://bucket/prefix` |
 | EVENTPIPE_SCHEMA_REFRESH_S | 60 | AWS, schemas in S3: seconds between two looks for changed schema files |
+| EVENTPIPE_FILE_RANGE_BYTES | 134217728 | AWS: a dropped NDJSON file larger than this is read in ranges of it |
 | EVENTPIPE_MAX_EVENT_BYTES | 65536 | one event |
 | EVENTPIPE_MAX_BODY_BYTES | 1048576 | one request body, or one JSON (non-NDJSON) file, decompressed |
 | EVENTPIPE_MAX_BATCH_EVENTS | 500 | events per batch (per request, per workflow execution), at most 5000 |
@@ -30,6 +31,7 @@ In AWS (the Lambda functions), also:
 | EVENTPIPE_STATE_MACHINE_ARN | the workflow that ingest starts (only the ingest function needs it) |
 | EVENTPIPE_APPS_TABLE | DynamoDB table of apps and write-key hashes (ingest); unset: no write keys |
 | EVENTPIPE_START_QUEUE_URL | ingest: the SQS queue a failed workflow start goes to, retried within a minute |
+| EVENTPIPE_RANGE_QUEUE_URL | ingest: the SQS queue of the byte ranges of large dropped files (it consumes it too) |
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ BUNDLED_RATES = Path(__file__).parent / "data" / "currency_rates.json"
 MAX_BATCH_EVENTS = 5000
 SSM_PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
 MAX_EVENT_BYTES = 256 * 1024  # a curated event and its quarantine record must fit a 400 KB DynamoDB item
+MIN_FILE_RANGE_BYTES = 1024 * 1024  # a range per MiB at the least: smaller ranges would cost more invocations than work
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Settings:
     # AWS only (`from_env(on_aws=True)`): read by eventpipe.awsrun at cold start, never held in the environment
     schema_uri: str | None = None
     schema_refresh_s: int = 60
+    file_range_bytes: int = 128 * 1024 * 1024
     currency_rates_uri: str | None = None
     pseudonym_key_param: str | None = None
 
@@ -121,8 +125,18 @@ class Settings:
             api_token=environ.get("EVENTPIPE_API_TOKEN") or None,
             trusted_proxies=_networks(environ, "EVENTPIPE_TRUSTED_PROXIES"),
             schema_refresh_s=_positive_int(environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s),
+            file_range_bytes=_file_range_bytes(environ, event_bytes),
             **remote,
         )
+
+
+def _file_range_bytes(environ: Mapping[str, str], event_bytes: int) -> int:
+    value = _positive_int(environ, "EVENTPIPE_FILE_RANGE_BYTES", Settings.file_range_bytes)
+    if value < MIN_FILE_RANGE_BYTES or value <= event_bytes:
+        raise ConfigError(
+            f"EVENTPIPE_FILE_RANGE_BYTES={value} must be at least {MIN_FILE_RANGE_BYTES} and above one event's limit"
+        )
+    return value
 
 
 def _remote_settings(environ: Mapping[str, str], *, on_aws: bool) -> dict[str, str]:
@@ -187,6 +201,7 @@ class AwsResources:
     state_machine_arn: str | None = None
     apps_table: str | None = None
     start_queue_url: str | None = None
+    range_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> AwsResources:
@@ -204,4 +219,5 @@ class AwsResources:
             state_machine_arn=environ.get("EVENTPIPE_STATE_MACHINE_ARN") or None,
             apps_table=environ.get("EVENTPIPE_APPS_TABLE") or None,
             start_queue_url=environ.get("EVENTPIPE_START_QUEUE_URL") or None,
+            range_queue_url=environ.get("EVENTPIPE_RANGE_QUEUE_URL") or None,
         )

@@ -122,6 +122,7 @@ def test_environment_names_are_the_ones_settings_reads(template: dict[str, Any],
             assert variables["EVENTPIPE_STATE_MACHINE_ARN"] == ref("PipelineStateMachine")
         # AND only ingest queues the starts that fail (start_batches consumes the queue)
         assert (resources.start_queue_url is not None) == (handler_of(properties) == "ingest"), logical_id
+        assert (resources.range_queue_url is not None) == (handler_of(properties) == "ingest"), logical_id
 
 
 def test_failed_starts_are_retried_from_a_queue_within_a_minute(resources: dict[str, Any]) -> None:
@@ -156,6 +157,11 @@ EXPECTED_ACTIONS = {
         "dynamodb:Query",
         "states:DescribeExecution",
         "sqs:SendMessage",  # DeferringStarter: a start that failed goes to the start-retry queue
+        # S3FileRanges: a large file's byte ranges go to the file-range queue, which invokes ingest
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
         "StepFunctionsExecutionPolicy",
         "dynamodb:Scan",  # DynamoAppStore.any_app: Scan with Limit 1, on the apps table only
     },
@@ -617,6 +623,7 @@ SETTING_PARAMETERS = {
     "CurrencyRatesKey": "EVENTPIPE_CURRENCY_RATES",
     "SchemaPrefix": "EVENTPIPE_SCHEMA_DIR",
     "SchemaRefreshSeconds": "EVENTPIPE_SCHEMA_REFRESH_S",
+    "FileRangeBytes": "EVENTPIPE_FILE_RANGE_BYTES",
 }
 
 
@@ -630,10 +637,11 @@ def test_settings_are_parameters_whose_defaults_are_the_codes_defaults(template:
     # the defaults change nothing: parsed, they give the settings of an empty environment
     environ = {name: resolved(value, parameters) for name, value in variables.items()}
     defaults, parsed = Settings.from_env({}, on_aws=True), Settings.from_env(environ, on_aws=True)
-    assert (parsed.limits, parsed.enrichment, parsed.schema_refresh_s) == (
+    assert (parsed.limits, parsed.enrichment, parsed.schema_refresh_s, parsed.file_range_bytes) == (
         defaults.limits,
         defaults.enrichment,
         defaults.schema_refresh_s,
+        defaults.file_range_bytes,
     )
     assert parameters["MaxEventBytes"]["MaxValue"] == MAX_EVENT_BYTES
     assert parameters["MaxBatchEvents"]["MaxValue"] == MAX_BATCH_EVENTS
@@ -658,3 +666,15 @@ def test_the_pseudonym_key_is_never_in_the_template_only_its_parameter_name(
         assert statement["Resource"]["Fn::Sub"].endswith(":parameter/eventpipe/${AWS::StackName}/*")
     rule = template["Rules"]["PseudonymiseNeedsKey"]
     assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "PseudonymKeyName"}, ""]}]}
+
+
+def test_large_files_are_read_in_ranges_by_ingest_from_its_queue(
+    resources: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    queue = resources["FileRangeQueue"]["Properties"]
+    ingest = resources["IngestFunction"]["Properties"]
+    source = ingest["Events"]["FileRanges"]["Properties"]
+    assert source["Queue"] == get_att("FileRangeQueue", "Arn")
+    assert source["BatchSize"] == 1  # one range per invocation: a range is the unit of the 300 s budget
+    assert queue["VisibilityTimeout"] >= ingest["Timeout"]  # Lambda refuses the mapping otherwise
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == get_att("DeadLetterQueue", "Arn")

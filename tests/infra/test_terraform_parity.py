@@ -44,6 +44,7 @@ RESOURCE_KINDS = {
     "AppsTable": "apps_table",
     "PipelineStateMachine": "state_machine",
     "StartRetryQueue": "start_retry_queue",
+    "FileRangeQueue": "file_range_queue",
 }
 # SAM policy templates: the statements SAM writes for them.
 POLICY_TEMPLATES = {"StepFunctionsExecutionPolicy": [("states:StartExecution", "state_machine")]}
@@ -95,6 +96,7 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     assert "EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "StartExecutions")' in entries["environment"]
     assert "EVENTPIPE_START_QUEUE_URL = aws_sqs_queue.start_retry.url" in entries["environment"]
+    assert "EVENTPIPE_RANGE_QUEUE_URL = aws_sqs_queue.file_ranges.url" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "QueueFailedStarts")' in entries["environment"]
     names = {}
     for name in pipeline.locals["functions"]:
@@ -102,6 +104,7 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
         is_entry = name not in pipeline.locals["workflow_steps"]
         names[name] = common | ({"EVENTPIPE_STATE_MACHINE_ARN"} if is_entry and "StartExecutions" in sids else set())
         names[name] |= {"EVENTPIPE_START_QUEUE_URL"} if is_entry and "QueueFailedStarts" in sids else set()
+        names[name] |= {"EVENTPIPE_RANGE_QUEUE_URL"} if is_entry and "QueueFileRanges" in sids else set()
     return names
 
 
@@ -239,6 +242,20 @@ def test_failed_starts_are_retried_from_a_queue_as_in_sam(pipeline: Any, resourc
     assert mapping["function_name"] == '${module.entry["start_batches"].function_name}'
     assert mapping["batch_size"] == source["BatchSize"]
     assert mapping["function_response_types"] == source["FunctionResponseTypes"]
+    (scaling,) = blocks(mapping, "scaling_config")
+    assert scaling["maximum_concurrency"] == source["ScalingConfig"]["MaximumConcurrency"]
+
+
+def test_large_files_are_read_in_ranges_as_in_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    queue = pipeline.resource("aws_sqs_queue", "file_ranges")
+    sam = resources["FileRangeQueue"]["Properties"]
+    assert queue["visibility_timeout_seconds"] == sam["VisibilityTimeout"]
+    assert queue["message_retention_seconds"] == sam["MessageRetentionPeriod"]
+    assert f"maxReceiveCount = {sam['RedrivePolicy']['maxReceiveCount']}" in queue["redrive_policy"]
+    mapping = pipeline.resource("aws_lambda_event_source_mapping", "file_ranges")
+    source = resources["IngestFunction"]["Properties"]["Events"]["FileRanges"]["Properties"]
+    assert mapping["function_name"] == '${module.entry["ingest"].function_name}'
+    assert mapping["batch_size"] == source["BatchSize"] == 1
     (scaling,) = blocks(mapping, "scaling_config")
     assert scaling["maximum_concurrency"] == source["ScalingConfig"]["MaximumConcurrency"]
 
@@ -586,6 +603,7 @@ SETTINGS = {
     "CurrencyRatesKey": "currency_rates_key",
     "SchemaPrefix": "schema_prefix",
     "SchemaRefreshSeconds": "schema_refresh_seconds",
+    "FileRangeBytes": "file_range_bytes",
 }
 
 

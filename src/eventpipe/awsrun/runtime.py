@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import botocore.session
 
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
+    from eventpipe.adapters.aws.file_ranges import S3FileRanges
     from eventpipe.core.enrich import EnrichmentConfig
     from eventpipe.core.ports import Clock, WorkflowStarter
     from eventpipe.core.registry import SchemaRegistry
@@ -102,6 +103,20 @@ class AwsRuntime:
             starter = DeferringStarter(self.starter, self.resources.start_queue_url, make_client("sqs", self._session))
         return Ingestor(
             bucket=self.bucket, batches=self.batches, starter=starter, clock=self.clock, limits=self.settings.limits
+        )
+
+    @cached_property
+    def file_splitter(self) -> S3FileRanges | None:
+        """Large dropped files in byte ranges, one invocation each, when the stack has the range queue."""
+        if self.resources.range_queue_url is None:
+            return None
+        from eventpipe.adapters.aws.file_ranges import S3FileRanges
+
+        return S3FileRanges(
+            self.resources.range_queue_url,
+            self.settings.file_range_bytes,
+            make_client("s3", self._session),
+            make_client("sqs", self._session),
         )
 
     @cached_property

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from eventpipe.core.errors import InputError, StorageError
 from eventpipe.core.model import BatchRecord, BatchStatus, Limits, Reason, ReasonCode
+from eventpipe.core.ranges import range_lines
 from eventpipe.core.rawbatch import RawBatch, raw_key
 from eventpipe.core.readers import iter_lines
 from eventpipe.core.requests import shape_reasons
@@ -119,6 +120,18 @@ class Ingestor:
             max_document_bytes=self._limits.max_body_bytes,
         )
         return self.ingest(lines, source=source, batch_id_for=source_batch_ids(version, self._limits.max_batch_events))
+
+    def ingest_range(
+        self, stream: IO[bytes], *, source: str, version: str, start: int, end: int
+    ) -> Iterator[BatchRecord]:
+        """`ingest` the lines of one byte range of a large NDJSON object (`core/ranges.py`).
+
+        `stream` begins at `range_reading_start(start)`. The batch ids come from `version`, the range
+        and the batch size: a range delivered again finds its batches, and no other range shares them.
+        """
+        lines = range_lines(stream, start=start, end=end, max_event_bytes=self._limits.max_event_bytes)
+        batch_ids = source_batch_ids(f"{version}@{start}-{end}", self._limits.max_batch_events)
+        return self.ingest(lines, source=source, batch_id_for=batch_ids)
 
     def submit_request(
         self, lines: list[Line], *, source: str, batch_id: str, request: RequestFacts | None = None

@@ -41,13 +41,16 @@ class ObjectDrop:
 @dataclass
 class DropOutcome:
     key: str
-    status: str  # "ingested", "missing", "ignored" or "refused"
+    status: str  # "ingested", "split", "missing", "ignored" or "refused"
     summary: IngestSummary = field(default_factory=IngestSummary)
     error: str | None = None
+    ranges: int = 0  # status "split": the byte ranges queued, each ingested by its own invocation
 
     def as_dict(self) -> dict[str, Any]:
         document: dict[str, Any] = {"key": self.key, "status": self.status, "batches": self.summary.batches}
         document.update(self.summary.as_dict())
+        if self.ranges:
+            document["ranges"] = self.ranges
         if self.error:
             document["error"] = self.error
         return document
@@ -93,6 +96,12 @@ def ingest_drop(drop: ObjectDrop, services: Services) -> DropOutcome:
         return DropOutcome(drop.key, "ignored")
     outcome = DropOutcome(drop.key, "ingested")
     try:
+        splitter = services.file_splitter
+        ranges = None if splitter is None else splitter.split(drop)
+        if ranges is not None:  # a large object: each range is ingested by an invocation of its own
+            log.info("s3://%s/%s queued as %d byte ranges", drop.bucket, drop.key, ranges)
+            outcome.status, outcome.ranges = "split", ranges
+            return outcome
         with services.bucket.open(drop.key, drop.version_id) as stream:
             for record in services.ingestor.ingest_file(stream, source=f"s3:{drop.key}", version=drop.source):
                 outcome.summary.add(record)

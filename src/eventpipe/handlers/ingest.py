@@ -8,6 +8,7 @@ import orjson
 
 from eventpipe.core.errors import InputError
 from eventpipe.handlers.drops import drops_of, ingest_drop, is_drop_event
+from eventpipe.handlers.file_ranges import handle_range_event, is_range_event
 from eventpipe.handlers.http_api import HttpError, HttpRequest, handle_http, is_http_event, post_events
 
 if TYPE_CHECKING:
@@ -21,10 +22,14 @@ def handle_ingest(event: Mapping[str, Any], services: Services) -> dict[str, Any
 
     - API Gateway (HTTP API v2 or REST v1 proxy): a proxy response;
     - S3 notification or EventBridge "Object Created": `{"objects": [outcome, ...]}`;
-    - direct invocation `{"events": [...]}`: the 202 document of `POST /events`, or `InputError`.
+    - direct invocation `{"events": [...]}`: the 202 document of `POST /events`, or `InputError`;
+    - SQS, the byte ranges of a large file (AWS): `{"ranges": [outcome, ...]}`.
     """
     if is_http_event(event):
         return handle_http(event, services)
+    splitter = services.file_splitter
+    if splitter is not None and is_range_event(event):
+        return handle_range_event(event, services, splitter)
     if is_drop_event(event):
         return {"objects": [ingest_drop(drop, services).as_dict() for drop in drops_of(event)]}
     if isinstance(event.get("events"), list):

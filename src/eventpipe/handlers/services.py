@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from eventpipe.core.ingest import Ingestor
     from eventpipe.core.ports import BatchStore, Clock, InsightsStore, Quarantine
     from eventpipe.core.steps import PipelineSteps
+    from eventpipe.handlers.file_ranges import FileSplitter
     from eventpipe.settings import Settings
 
 
@@ -49,6 +50,10 @@ class Services(Protocol):
 
     @property
     def steps(self) -> PipelineSteps: ...
+
+    @property
+    def file_splitter(self) -> FileSplitter | None:
+        """Where large dropped files are cut into byte ranges (AWS); None reads every file whole."""
 
     def health(self) -> dict[str, Any]:
         """Counters for `GET /health`, beside `"status": "ok"`."""

@@ -58,6 +58,7 @@ class LocalRuntime:
         self.insights = SqliteInsightsStore(self.db)
         # Read on every keyed request (no cache): `eventpipe apps revoke` takes effect at once.
         self.apps = AppDirectory(SqliteAppStore(self.db))
+        self.file_splitter = None  # no time limit here: a dropped file is read whole, however large
         self.registry = SchemaRegistry.load(*settings.schema_dirs)
         self.steps = PipelineSteps(
             registry=self.registry,

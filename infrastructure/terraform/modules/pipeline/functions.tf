@@ -19,6 +19,7 @@ locals {
     "state_machine"                = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
     "executions"                   = "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*"
     "start_retry_queue"            = aws_sqs_queue.start_retry.arn
+    "file_range_queue"             = aws_sqs_queue.file_ranges.arn
     "bucket/config/*"              = "${aws_s3_bucket.raw.arn}/config/*"
     "pseudonym_key_parameters"     = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/eventpipe/${local.name}/*"
   }
@@ -83,6 +84,9 @@ module "entry" {
     }, {
     for name, value in { EVENTPIPE_START_QUEUE_URL = aws_sqs_queue.start_retry.url } :
     name => value if contains(local.policies[each.key][*].sid, "QueueFailedStarts")
+    }, {
+    for name, value in { EVENTPIPE_RANGE_QUEUE_URL = aws_sqs_queue.file_ranges.url } :
+    name => value if contains(local.policies[each.key][*].sid, "QueueFileRanges")
   })
   policy_json = data.aws_iam_policy_document.function[each.key].json
   async_invocation = contains(keys(local.async_invocations), each.key) ? merge(local.async_invocations[each.key], {
@@ -117,6 +121,30 @@ resource "aws_lambda_event_source_mapping" "start_retries" {
 
   scaling_config {
     maximum_concurrency = 2 # a throttled account: retrying in parallel would only throttle more
+  }
+}
+
+# The byte ranges of large dropped files: ingest queues them and reads each in an invocation of its
+# own (3 tries, then the dead-letter queue). As FileRangeQueue in the SAM template.
+resource "aws_sqs_queue" "file_ranges" {
+  name                       = "${local.name}-file-ranges"
+  visibility_timeout_seconds = 360 # at least ingest's timeout (300), as Lambda requires
+  message_retention_seconds  = 86400
+  sqs_managed_sse_enabled    = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
+    maxReceiveCount     = 3
+  })
+  tags = local.tags
+}
+
+resource "aws_lambda_event_source_mapping" "file_ranges" {
+  event_source_arn = aws_sqs_queue.file_ranges.arn
+  function_name    = module.entry["ingest"].function_name
+  batch_size       = 1 # one range, up to settings.file_range_bytes, per invocation
+
+  scaling_config {
+    maximum_concurrency = 10 # ranges of one file in parallel, within StartExecution's rate
   }
 }
 

@@ -48,6 +48,7 @@ locals {
       { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
       { sid = "WriteKeys", actions = ["dynamodb:GetItem", "dynamodb:Scan"], resources = ["apps_table"] },
       { sid = "QueueFailedStarts", actions = ["sqs:SendMessage"], resources = ["start_retry_queue"] },
+      { sid = "QueueFileRanges", actions = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["file_range_queue"] },
     ]
     process_batch = [
       { sid = "ReadSettingsFiles", actions = ["s3:GetObject"], resources = ["bucket/config/*"] },
@@ -110,6 +111,7 @@ locals {
     EVENTPIPE_CURRENCY_RATES      = var.settings.currency_rates_key == "" ? "" : "s3://${aws_s3_bucket.raw.id}/${var.settings.currency_rates_key}"
     EVENTPIPE_SCHEMA_DIR          = var.settings.schema_prefix == "" ? "" : "s3://${aws_s3_bucket.raw.id}/${var.settings.schema_prefix}"
     EVENTPIPE_SCHEMA_REFRESH_S    = tostring(var.settings.schema_refresh_seconds)
+    EVENTPIPE_FILE_RANGE_BYTES    = tostring(var.settings.file_range_bytes)
   }
 
   # <project>-<stage>-<entry point>, as the SAM stack names them (<stack>-process_batch): one

@@ -63,7 +63,7 @@ variable "function_settings" {
         # set from var.settings
         "EVENTPIPE_MAX_EVENT_BYTES", "EVENTPIPE_MAX_BODY_BYTES", "EVENTPIPE_MAX_BATCH_EVENTS", "EVENTPIPE_MAX_FILE_BYTES",
         "EVENTPIPE_ENRICHERS", "EVENTPIPE_PSEUDONYMISE_FIELDS", "EVENTPIPE_PSEUDONYM_KEY_PARAM",
-        "EVENTPIPE_CURRENCY_RATES", "EVENTPIPE_SCHEMA_DIR", "EVENTPIPE_SCHEMA_REFRESH_S",
+        "EVENTPIPE_CURRENCY_RATES", "EVENTPIPE_SCHEMA_DIR", "EVENTPIPE_SCHEMA_REFRESH_S", "EVENTPIPE_FILE_RANGE_BYTES",
       ], name)
     ])
     error_message = "Settings are EVENTPIPE_* names other than the resource names the module sets, the ones var.settings sets, the local-only EVENTPIPE_DATA_DIR and EVENTPIPE_PSEUDONYM_KEY (a secret would sit in the state: use settings.pseudonym_key_name)."
@@ -83,6 +83,7 @@ variable "settings" {
     currency_rates_key     = optional(string, "")
     schema_prefix          = optional(string, "")
     schema_refresh_seconds = optional(number, 60)
+    file_range_bytes       = optional(number, 134217728)
   })
   default = {}
 
@@ -92,6 +93,7 @@ variable "settings" {
       && var.settings.max_body_bytes >= 1 && var.settings.max_file_bytes >= 1
       && var.settings.max_batch_events >= 1 && var.settings.max_batch_events <= 5000
       && var.settings.schema_refresh_seconds >= 10
+      && var.settings.file_range_bytes >= 1048576
       && can(regex("^(all|none|[a-z_]+(,[a-z_]+)*)$", var.settings.enrichers))
       && can(regex("^$|^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$", var.settings.pseudonymise_fields))
       && can(regex("^$|^[A-Za-z0-9_.-]{1,100}$", var.settings.pseudonym_key_name))

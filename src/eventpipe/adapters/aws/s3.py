@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from mypy_boto3_s3.client import S3Client
 
-_MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 
 
 class S3RawBucket:
@@ -43,10 +43,10 @@ class S3RawBucket:
         try:
             answer = self._client.get_object(Bucket=self.name, Key=key, **extra)
         except AWS_ERRORS as exc:
-            if error_code(exc) in _MISSING:
+            if error_code(exc) in MISSING_CODES:
                 raise ObjectNotFoundError(f"s3://{self.name}/{key} does not exist") from exc
             raise storage_error(exc, f"cannot read s3://{self.name}/{key}") from exc
-        return io.BufferedReader(_TranslatedStream(answer["Body"], f"s3://{self.name}/{key}"), 256 * 1024)
+        return io.BufferedReader(TranslatedStream(answer["Body"], f"s3://{self.name}/{key}"), 256 * 1024)
 
     def delete(self, key: str) -> None:
         try:
@@ -63,7 +63,7 @@ class S3RawBucket:
             raise storage_error(exc, f"cannot list s3://{self.name}/{prefix}") from exc
 
 
-class _TranslatedStream(io.RawIOBase):
+class TranslatedStream(io.RawIOBase):
     """botocore's StreamingBody, with a read that breaks midway (timeout, reset) raised as `StorageError`."""
 
     def __init__(self, body: Any, name: str) -> None:

@@ -1,0 +1,183 @@
+"""A file too large for one ingest invocation is read in byte ranges, one invocation each, under moto.
+
+The largest file these tests drop is 24 MiB of NDJSON (about 40,000 events) in ranges of 4 MiB.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+
+from eventpipe.core.rawbatch import RawBatch
+from eventpipe.core.readers import GZIP_MAGIC
+from tests.aws.conftest import BUCKET, REGION
+from tests.aws.pipeline_harness import Pipeline, load_pipeline
+from tests.conftest import make_event
+
+MIB = 1024 * 1024
+RANGE_BYTES = 4 * MIB
+BIG_FILE_BYTES = 24 * MIB
+
+
+@pytest.fixture
+def queue_url(aws: None) -> str:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url: str = sqs.create_queue(QueueName="eventpipe-file-ranges", Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
+    return url
+
+
+@pytest.fixture
+def pipeline(dynamodb: Any, s3: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    return load_pipeline(monkeypatch, EVENTPIPE_RANGE_QUEUE_URL=queue_url, EVENTPIPE_FILE_RANGE_BYTES=str(RANGE_BYTES))
+
+
+def ndjson(size: int) -> tuple[bytes, list[str]]:
+    """NDJSON of at least `size` bytes, with blank lines and one malformed line; its event ids."""
+    lines, ids, total = [], [], 0
+    template = make_event("page_view")
+    while total < size:
+        event = {**template, "event_id": f"00000000-0000-4000-8000-{len(ids):012d}"}
+        line = orjson.dumps(event) + b"\n"
+        if len(ids) % 997 == 0:
+            line += b"\n"  # a blank line
+        lines.append(line)
+        ids.append(event["event_id"])
+        total += len(line)
+    lines.insert(len(lines) // 2, b"{not json\n")
+    return b"".join(lines), ids
+
+
+def drop_event(key: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": BUCKET}, "object": {"key": key, "eTag": "e1"}},
+            }
+        ]
+    }
+
+
+def range_messages(queue_url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    found = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        found += messages
+    return found
+
+
+def sqs_event(message: dict[str, Any]) -> dict[str, Any]:
+    """What the file-range queue's event source hands ingest: one message (batch size 1)."""
+    record = {"messageId": message["MessageId"], "body": message["Body"], "eventSource": "aws:sqs", "attributes": {}}
+    return {"Records": [record]}
+
+
+def stored_event_ids(s3: Any) -> list[str]:
+    ids = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="raw/"):
+        for item in page.get("Contents", []):
+            raw = RawBatch.decode(s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read())
+            ids += [orjson.loads(event)["event_id"] for event in raw.events if event != b"{not json"]
+    return ids
+
+
+def test_a_large_file_is_ingested_in_ranges_each_event_once(pipeline: Pipeline, s3: Any, queue_url: str) -> None:
+    # GIVEN a 24 MiB NDJSON file dropped in incoming/
+    data, ids = ndjson(BIG_FILE_BYTES)
+    s3.put_object(Bucket=BUCKET, Key="incoming/big.ndjson", Body=data)
+    # WHEN its object-created event reaches ingest
+    answer = pipeline.invoke("ingest", drop_event("incoming/big.ndjson"))
+    # THEN ingest reads none of it and queues its byte ranges instead
+    (outcome,) = answer["objects"]
+    ranges = -(-len(data) // RANGE_BYTES)
+    assert ranges == 7  # 24 MiB and a little more
+    assert (outcome["status"], outcome["ranges"], outcome["received"]) == ("split", ranges, 0)
+    messages = range_messages(queue_url)
+    assert len(messages) == ranges
+    # WHEN each range is an invocation of its own
+    received = 0
+    for message in messages:
+        (part,) = pipeline.invoke("ingest", sqs_event(message))["ranges"]
+        assert part["status"] == "ingested"
+        received += part["received"]
+    # THEN every event is in exactly one raw batch, and the malformed line is refused once
+    assert received == len(ids) + 1
+    stored = stored_event_ids(s3)
+    assert sorted(stored) == sorted(ids)
+    # AND a range delivered again (SQS redelivery) finds its batches: nothing new is stored or started
+    batches_before = {
+        execution["name"]
+        for execution in pipeline.sfn.list_executions(stateMachineArn=pipeline.state_machine_arn)["executions"]
+    }
+    again = pipeline.invoke("ingest", sqs_event(messages[2]))["ranges"][0]
+    assert again["status"] == "ingested"
+    assert len(stored_event_ids(s3)) == len(ids)
+    batches_after = {
+        execution["name"]
+        for execution in pipeline.sfn.list_executions(stateMachineArn=pipeline.state_machine_arn)["executions"]
+    }
+    assert batches_after == batches_before
+
+
+def test_the_workflows_of_a_range_curate_its_events(
+    dynamodb: Any, s3: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = load_pipeline(monkeypatch, EVENTPIPE_RANGE_QUEUE_URL=queue_url, EVENTPIPE_FILE_RANGE_BYTES=str(MIB))
+    data, ids = ndjson(int(1.5 * MIB))
+    s3.put_object(Bucket=BUCKET, Key="incoming/mid.ndjson", Body=data)
+    assert pipeline.invoke("ingest", drop_event("incoming/mid.ndjson"))["objects"][0]["ranges"] == 2
+    for message in range_messages(queue_url):
+        pipeline.invoke("ingest", sqs_event(message))
+    pipeline.drain()
+    assert pipeline.module.runtime.curated.count() == len(ids)
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [("small.ndjson", b'{"event_id": "x"}\n'), ("big.ndjson.gz", GZIP_MAGIC + b"\x00" * (RANGE_BYTES + 10))],
+)
+def test_small_files_and_gzip_are_read_whole(
+    pipeline: Pipeline, s3: Any, queue_url: str, name: str, body: bytes
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=f"incoming/{name}", Body=body)
+    (outcome,) = pipeline.invoke("ingest", drop_event(f"incoming/{name}"))["objects"]
+    assert outcome["status"] in ("ingested", "refused")  # a broken gzip is refused, as before
+    assert "ranges" not in outcome
+    assert range_messages(queue_url) == []
+
+
+def range_body(**changes: Any) -> str:
+    document = {"bucket": BUCKET, "key": "incoming/x", "version_id": None, "etag": None, "start": 0, "end": 9}
+    return orjson.dumps({k: v for k, v in {**document, **changes}.items() if v != "drop"}).decode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "not json",
+        range_body(key="raw/x"),
+        range_body(bucket="other"),
+        range_body(start=9),
+        range_body(start="0"),
+        range_body(etag="drop"),
+        range_body(extra=1),
+        "x" * 5000,
+    ],
+)
+def test_a_message_that_is_not_a_range_is_dropped(pipeline: Pipeline, body: str) -> None:
+    answer = pipeline.invoke("ingest", {"Records": [{"messageId": "m", "body": body, "eventSource": "aws:sqs"}]})
+    assert answer == {"ranges": [{"status": "dropped"}]}
+
+
+def test_a_range_of_an_object_gone_is_reported_missing(pipeline: Pipeline, s3: Any, queue_url: str) -> None:
+    data, _ids = ndjson(RANGE_BYTES + 100)
+    s3.put_object(Bucket=BUCKET, Key="incoming/gone.ndjson", Body=data)
+    pipeline.invoke("ingest", drop_event("incoming/gone.ndjson"))
+    s3.delete_object(Bucket=BUCKET, Key="incoming/gone.ndjson")
+    statuses = {pipeline.invoke("ingest", sqs_event(m))["ranges"][0]["status"] for m in range_messages(queue_url)}
+    assert statuses == {"missing"}
