@@ -14,7 +14,7 @@ import pytest
 
 from eventpipe.adapters.aws import tables
 from eventpipe.core.export import export_insights, hour_key
-from eventpipe.core.insights import InsightsRows, MinuteRow
+from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 from eventpipe.core.rawbatch import RAW_PREFIX, STAGED_PREFIX
 from eventpipe.handlers.drops import INCOMING_PREFIX
 from eventpipe.handlers.http_api import HttpError, HttpRequest, route
