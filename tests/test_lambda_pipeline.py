@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from eventpipe.core.errors import InputError
-from tests.aws.conftest import BUCKET, CURATED_TABLE
+from tests.aws.conftest import ANALYTICS_BUCKET, BUCKET, CURATED_TABLE
 from tests.aws.pipeline_harness import Pipeline, load_pipeline
 from tests.conftest import make_event
 
@@ -436,18 +436,23 @@ def test_a_quarantine_replay_counts_no_rejections_again(pipeline: Pipeline, caps
     assert not [m for m in metrics if "EventsRejected" in m]
 
 
-def test_export_writes_date_partitioned_insights(pipeline: Pipeline, s3: Any) -> None:
+def test_export_writes_the_changed_hours_to_the_analytics_bucket(pipeline: Pipeline, s3: Any) -> None:
     pipeline.invoke("ingest", canned("apigw_http_v2_post_events.json"))
     pipeline.drain()
-    # WHEN the export runs over the events' hour (their sent_at is days off: they stay at their own time)
-    keys = pipeline.invoke("export_insights", {"since": "2026-11-28T05:00:00Z", "until": "2026-11-28T07:00:00Z"})[
-        "keys"
+    # WHEN the scheduled export runs
+    answer = pipeline.invoke("export_insights", {})
+    # THEN the changed hour's minutes are JSON lines under Hive-style date partitions of the analytics
+    # bucket, as Athena reads them, beside the hour's and the day's uniques; nothing went to the raw bucket
+    counts = [key for key in answer["keys"] if key.startswith("minute_counts/dt=") and "/hour=" in key]
+    assert (answer["hours"], answer["pending"], len(counts)) == (1, 0, 1)
+    body = s3.get_object(Bucket=ANALYTICS_BUCKET, Key=counts[0])["Body"]
+    assert sum(orjson.loads(line)["events_total"] for line in body.iter_lines()) == 3
+    assert {key.split("/")[0] for key in answer["keys"]} == {"minute_counts", "hour_uniques", "day_uniques"}
+    assert not [
+        item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []) if "insights" in item["Key"]
     ]
-    # THEN the minutes are JSON lines under Hive-style date partitions, as Athena reads them
-    assert keys
-    assert all(k.startswith("insights/dt=") and "/hour=" in k for k in keys)
-    lines = [orjson.loads(line) for key in keys for line in s3.get_object(Bucket=BUCKET, Key=key)["Body"].iter_lines()]
-    assert sum(line["events_total"] for line in lines) == 3
+    # AND the next run has nothing left to export
+    assert pipeline.invoke("export_insights", {})["keys"] == []
 
 
 def test_an_event_of_no_known_shape_is_an_error(pipeline: Pipeline) -> None:

@@ -8,8 +8,8 @@ Each function is a few lines: read the trigger's input, call one use-case, map t
 - `ingest_drop`: files written under `incoming/` of the raw container (Event Grid BlobCreated).
 - `run_batch`: the workflow (pipeline.asl.json, run in-process) for each queued batch.
 - `restart_stale`: every 10 minutes, queue again the batches left pending (a lost message).
-- `export_insights`: every 5 minutes, the last two hours of insights as JSON lines under
-  `insights/` of the raw container, for Power BI (as the S3 export feeds Athena and QuickSight).
+- `export_insights`: every 5 minutes, the hours of insights changed since the last export, as
+  JSON lines in the analytics container, for Power BI (as the S3 export feeds Athena and QuickSight).
 
 The runtime is built at the first invocation from the app settings (main.bicep sets them); tests
 hand in their own with `use_runtime`.

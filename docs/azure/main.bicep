@@ -61,6 +61,7 @@ var token = toLower(uniqueString(subscription().id, resourceGroup().id, namePref
 var storageAccountName = take('${namePrefix}${token}', 24)
 var functionAppName = '${namePrefix}-func-${token}'
 var rawContainerName = 'raw'
+var analyticsContainerName = 'analytics' // the insights export, for Power BI: it never reads raw/
 var deploymentContainerName = 'app-package'
 var workflowQueueName = 'eventpipe-batches'
 var eventHubName = 'events'
@@ -138,6 +139,11 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
 resource rawContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: rawContainerName
+}
+
+resource analyticsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: analyticsContainerName
 }
 
 resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
@@ -373,6 +379,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: rawContainerName
         }
         {
+          name: 'EVENTPIPE_ANALYTICS_BUCKET'
+          value: analyticsContainerName
+        }
+        {
           name: 'EVENTPIPE_QUEUE_ACCOUNT_URL'
           value: storage.properties.primaryEndpoints.queue
         }
@@ -518,6 +528,7 @@ output functionAppName string = functionApp.name
 output functionAppUrl string = 'https://${functionApp.properties.defaultHostName}'
 output storageAccountName string = storage.name
 output rawContainer string = rawContainerName
+output analyticsContainer string = analyticsContainerName
 output eventHubsNamespace string = eventHubs.name
 output eventHubName string = eventHubName
 output cosmosEndpoint string = cosmos.properties.documentEndpoint

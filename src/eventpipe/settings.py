@@ -24,7 +24,8 @@ In AWS (the Lambda functions), also:
 
 | variable | meaning |
 | --- | --- |
-| EVENTPIPE_BUCKET | the raw bucket (`incoming/`, `raw/`, `staged/`, `insights/`) |
+| EVENTPIPE_BUCKET | the raw bucket (`incoming/`, `raw/`, `staged/`, `rejected/`) |
+| EVENTPIPE_ANALYTICS_BUCKET | the analytics bucket the insights export writes (export_insights only) |
 | EVENTPIPE_CURATED_TABLE | DynamoDB table of curated events |
 | EVENTPIPE_STATE_TABLE | DynamoDB table of batch records and the quarantine |
 | EVENTPIPE_INSIGHTS_TABLE | DynamoDB table of per-minute insights |
@@ -202,6 +203,7 @@ class AwsResources:
     apps_table: str | None = None
     start_queue_url: str | None = None
     range_queue_url: str | None = None
+    analytics_bucket: str | None = None  # only the export writes it
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> AwsResources:
@@ -220,4 +222,5 @@ class AwsResources:
             apps_table=environ.get("EVENTPIPE_APPS_TABLE") or None,
             start_queue_url=environ.get("EVENTPIPE_START_QUEUE_URL") or None,
             range_queue_url=environ.get("EVENTPIPE_RANGE_QUEUE_URL") or None,
+            analytics_bucket=environ.get("EVENTPIPE_ANALYTICS_BUCKET") or None,
         )

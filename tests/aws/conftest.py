@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 REGION = "eu-west-1"
 BUCKET = "eventpipe-raw-test"
+ANALYTICS_BUCKET = "eventpipe-analytics-test"
 CURATED_TABLE = "eventpipe-curated-test"
 STATE_TABLE = "eventpipe-state-test"
 INSIGHTS_TABLE = "eventpipe-insights-test"
@@ -48,5 +49,6 @@ def dynamodb(aws: None) -> Any:
 @pytest.fixture
 def s3(aws: None) -> Any:
     client = boto3.client("s3", region_name=REGION)
-    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    for name in (BUCKET, ANALYTICS_BUCKET):
+        client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
     return client

@@ -14,7 +14,15 @@ import orjson
 from eventpipe.core.errors import ExecutionFailedError
 from eventpipe.workflow.bindings import PIPELINE_DEFINITION, TASK_FUNCTIONS
 from eventpipe.workflow.interpreter import StateMachine
-from tests.aws.conftest import APPS_TABLE, BUCKET, CURATED_TABLE, INSIGHTS_TABLE, REGION, STATE_TABLE
+from tests.aws.conftest import (
+    ANALYTICS_BUCKET,
+    APPS_TABLE,
+    BUCKET,
+    CURATED_TABLE,
+    INSIGHTS_TABLE,
+    REGION,
+    STATE_TABLE,
+)
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -94,6 +102,7 @@ def load_pipeline(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Pipeline:
     )["stateMachineArn"]
     environment = {
         "EVENTPIPE_BUCKET": BUCKET,
+        "EVENTPIPE_ANALYTICS_BUCKET": ANALYTICS_BUCKET,
         "EVENTPIPE_CURATED_TABLE": CURATED_TABLE,
         "EVENTPIPE_STATE_TABLE": STATE_TABLE,
         "EVENTPIPE_INSIGHTS_TABLE": INSIGHTS_TABLE,

@@ -1,9 +1,7 @@
-"""DynamoInsightsStore on moto: the SQLite store's answers, exactly once per batch, in chunks, under races."""
+"""DynamoInsightsStore on moto: the SQLite store's answers, exactly once per batch, by hour, under races."""
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +9,10 @@ import datasketches
 import pytest
 from botocore.exceptions import ClientError
 
-from eventpipe.adapters.aws.dynamodb_insights import CHUNK_MINUTES, SHARDS, DynamoInsightsStore, shard_of
+from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
 from eventpipe.adapters.aws.retry import NO_WAIT, Backoff
 from eventpipe.adapters.local import Database, SqliteInsightsStore
-from eventpipe.core.aggregate import aggregate_batch, merged_users, union_of
+from eventpipe.core.aggregate import aggregate_batch
 from eventpipe.core.errors import StorageError
 from eventpipe.core.facts import Fact
 from eventpipe.core.insights import build_insights
@@ -35,21 +33,32 @@ MIN_MS = 60_000
 
 
 class ScriptedClient:
-    """The moto client, but each `transact_write_items` first runs the next step of `script` (which may raise)."""
+    """The moto client, but each call of `operation` first runs the next step of `script` (which may raise)."""
 
-    def __init__(self, inner: Any, script: list[Callable[[], object]] | None = None) -> None:
+    def __init__(
+        self, inner: Any, script: list[Callable[[], object]] | None = None, operation: str = "transact_write_items"
+    ) -> None:
         self.inner = inner
         self.script = list(script or [])
-        self.transacts = 0
+        self.operation = operation
+        self.calls = 0
+
+    @property
+    def transacts(self) -> int:
+        return self.calls
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        call = getattr(self.inner, name)
+        if name != self.operation:
+            return call
 
-    def transact_write_items(self, **kwargs: Any) -> Any:
-        self.transacts += 1
-        if self.script:
-            self.script.pop(0)()
-        return self.inner.transact_write_items(**kwargs)
+        def scripted(**kwargs: Any) -> Any:
+            self.calls += 1
+            if self.script:
+                self.script.pop(0)()
+            return call(**kwargs)
+
+        return scripted
 
 
 def raising(exc: BaseException) -> Callable[[], object]:
@@ -121,17 +130,8 @@ def spread(count: int, start: int = D - 3600) -> BatchAggregate:
     return aggregate(facts, rejected={"too_large": 1})
 
 
-def batch_id_in(shard: int, *, besides: str = "") -> str:
-    """The first batch id `b<n>` that falls in `shard`, other than `besides`."""
-    return next(f"b{n}" for n in itertools.count() if shard_of(f"b{n}") == shard and f"b{n}" != besides)
-
-
 def estimate(users: bytes | None) -> float | None:
     return None if users is None else float(datasketches.hll_sketch.deserialize(users).get_estimate())
-
-
-def minute_partitions(dynamodb: Any) -> set[str]:
-    return {pk for pk, _ in keys_of(dynamodb) if pk.startswith("minute#")}
 
 
 def keys_of(dynamodb: Any) -> list[tuple[str, str]]:
@@ -176,9 +176,7 @@ def test_apply_then_read_gives_the_documents_of_the_sqlite_store(
     for since, until in windows:
         # THEN the documents are the same, funnel included
         assert document(store, since, until) == document(sqlite_store, since, until), (since, until)
-    # AND so are the rows, lag histograms included, and the sketches' estimates: not their bytes, since
-    # a minute's sketch is united from the shards', and a union may list a small sketch's entries in
-    # another order than merging batch after batch into one sketch does
+    # AND so are the rows, lag histograms included, and the sketches' estimates
     dynamo_rows = {row.minute: row for row in store.read(*WHOLE).minutes}
     sqlite_rows = {row.minute: row for row in sqlite_store.read(*WHOLE).minutes}
     assert sorted(dynamo_rows) == sorted(sqlite_rows)
@@ -191,7 +189,8 @@ def test_apply_then_read_gives_the_documents_of_the_sqlite_store(
             expected.lag_ms,
         )
         assert row.revenue == pytest.approx(expected.revenue)
-        assert estimate(row.users) == estimate(expected.users)
+        # (a minute without users has no sketch in DynamoDB, an empty one in SQLite)
+        assert (estimate(row.users) or 0.0) == (estimate(expected.users) or 0.0)
 
 
 @pytest.mark.parametrize("which", ["dynamodb", "sqlite"])
@@ -213,32 +212,42 @@ def test_a_read_without_the_funnel_has_the_same_minutes_and_no_funnel(
 
 
 def test_items_have_the_documented_key_shapes(store: DynamoInsightsStore, dynamodb: Any) -> None:
-    # GIVEN a batch with one event at 01:01 UTC of a session whose id holds a "#", received at 01:02
+    # GIVEN a batch with one event at 01:01 UTC of a user and a session, received at 01:02 with a duplicate
     minute = D + 3660
-    batch = aggregate([fact(1, at_ms=minute * 1000, session="s#1")], received_at_ms=(minute + 60) * 1000, duplicates=1)
+    batch = aggregate(
+        [fact(1, at_ms=minute * 1000, user="u1", session="s#1")], received_at_ms=(minute + 60) * 1000, duplicates=1
+    )
     # WHEN applied
     store.apply("b1", batch)
-    # THEN there are two minute items in the batch's shard of the day, the marker, and the funnel row in the
-    # hour partition; the shard is the first 8 hex digits of sha256("b1") = 7dc96f77, modulo 8
-    assert (SHARDS, shard_of("b1")) == (8, 7)
+    # THEN there are the marker, the hour's dirty mark, two counter items and the event minute's sketch item
     assert keys_of(dynamodb) == [
         ("applied#b1", "0"),
-        ("funnel#2026-11-28T01", f"{minute:012d}#0#{hashlib.blake2b(b's#1', digest_size=16).hexdigest()}"),
-        ("minute#2026-11-28#7", f"{minute:012d}"),
-        ("minute#2026-11-28#7", f"{minute + 60:012d}"),
+        ("dirty", f"{D + 3600:012d}"),
+        ("minute#2026-11-28", f"{minute:012d}"),
+        ("minute#2026-11-28", f"{minute + 60:012d}"),
+        ("sketch#2026-11-28", f"{minute:012d}"),
     ]
-    item = dynamodb.get_item(
-        TableName=INSIGHTS_TABLE, Key={"pk": {"S": "minute#2026-11-28#7"}, "sk": {"S": f"{minute:012d}"}}
-    )
-    assert {"events_page_view", "revenue", "users", "v"} <= set(item["Item"])
-    # AND the funnel counts the session, and helper rows expire while minute items are kept
+
+    def item(pk: str, sk: int) -> set[str]:
+        return set(
+            dynamodb.get_item(TableName=INSIGHTS_TABLE, Key={"pk": {"S": pk}, "sk": {"S": f"{sk:012d}"}})["Item"]
+        )
+
+    assert {name for name in item("minute#2026-11-28", minute) if not name.startswith("lag_")} == {
+        "pk",
+        "sk",
+        "events_page_view",
+        "revenue",
+    }
+    assert item("sketch#2026-11-28", minute) == {"pk", "sk", "users", "s0", "v"}
+    # AND the funnel counts the session, and only markers expire
     assert store.read(minute, minute + 60).funnel == [1, 0, 0]
     expiring = {
         item["pk"]["S"].split("#")[0]
         for item in dynamodb.scan(TableName=INSIGHTS_TABLE)["Items"]
         if "expires_at" in item
     }
-    assert expiring == {"applied", "funnel"}
+    assert expiring == {"applied"}
 
 
 def test_revenue_reads_back_as_the_float_that_was_added(store: DynamoInsightsStore) -> None:
@@ -296,7 +305,7 @@ def test_a_batch_without_minutes_is_still_applied_once(store: DynamoInsightsStor
     assert keys_of(dynamodb) == [("applied#b1", "0")]
 
 
-def test_a_batch_over_more_than_99_minutes_is_applied_in_chunks(
+def test_a_batch_over_two_hours_is_applied_one_hour_a_transaction(
     dynamodb: Any, sqlite_store: SqliteInsightsStore
 ) -> None:
     # GIVEN a batch with events in 120 minutes over two days (and a refusal at its own minute, one of them)
@@ -305,10 +314,10 @@ def test_a_batch_over_more_than_99_minutes_is_applied_in_chunks(
     batch = spread(120)
     # WHEN applied
     assert store.apply("big", batch) is True
-    # THEN it took two transactions of at most 99 minutes, each with its marker
-    assert CHUNK_MINUTES == 99
+    # THEN it took two transactions, one per UTC hour, each with its marker, and marked both hours dirty
     assert client.transacts == 2
     assert markers(dynamodb, "big") == ["0", "1"]
+    assert store.dirty_hours() == [(D - 3600, 1), (D, 1)]
     # AND every minute counts once, as in the SQLite store
     sqlite_store.apply("big", batch)
     rows = store.read(*WHOLE)
@@ -318,20 +327,21 @@ def test_a_batch_over_more_than_99_minutes_is_applied_in_chunks(
     assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
 
 
-def test_a_retry_after_a_crash_between_chunks_counts_each_minute_once(
+def test_a_retry_after_a_crash_between_hours_counts_each_minute_once(
     dynamodb: Any, sqlite_store: SqliteInsightsStore
 ) -> None:
-    # GIVEN a 120-minute batch whose apply crashes after its first chunk is committed
+    # GIVEN a 120-minute batch whose apply crashes after its first hour is committed
     client = ScriptedClient(dynamodb, [lambda: None, raising(RuntimeError("killed"))])
     store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
     batch = spread(120)
     with pytest.raises(RuntimeError, match="killed"):
         store.apply("big", batch)
+    # (the second hour's sketches were written before its transaction: they are ahead until the retry)
     assert markers(dynamodb, "big") == ["0"]
-    assert len(store.read(*WHOLE).minutes) == CHUNK_MINUTES
+    assert sum(1 for row in store.read(*WHOLE).minutes if row.events) == 60
     # WHEN the step is retried, with the aggregate built again
     assert store.apply("big", spread(120)) is True
-    # THEN the first chunk is skipped, the rest applied: each minute counts once
+    # THEN the first hour is skipped, the rest applied: each minute counts once, its sketches merged again harmlessly
     assert markers(dynamodb, "big") == ["0", "1"]
     sqlite_store.apply("big", batch)
     assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
@@ -340,63 +350,62 @@ def test_a_retry_after_a_crash_between_chunks_counts_each_minute_once(
     assert store.apply("big", batch) is False
 
 
-@pytest.mark.parametrize("same_shard", [True, False], ids=["same-shard", "other-shard"])
-def test_a_concurrent_writer_on_the_same_minute_is_retried_only_in_the_same_shard_and_both_count_once(
-    dynamodb: Any, sqlite_store: SqliteInsightsStore, same_shard: bool
+def test_a_concurrent_writer_of_a_minutes_sketches_makes_it_merge_again_and_both_count_once(
+    dynamodb: Any, sqlite_store: SqliteInsightsStore
 ) -> None:
-    # GIVEN b1 and another batch with different users in the same minute, in b1's shard or another one,
-    # the other committed between b1's read of the sketch versions and its transaction
-    shard = shard_of("b1") if same_shard else (shard_of("b1") + 1) % SHARDS
-    second = batch_id_in(shard, besides="b1")
+    # GIVEN b1 and b2 with different users and sessions in the same minute, b2 applied between b1's read
+    # of the minute's sketches and its write of them
     b1 = aggregate([fact(n, user=f"u{n}", session="s1") for n in range(50)], rejected={"too_large": 1})
     b2 = aggregate([fact(100 + n, user=f"v{n}", session="s2") for n in range(30)], duplicates=2)
     other = DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT)
-    client = ScriptedClient(dynamodb, [lambda: other.apply(second, b2)])
+    client = ScriptedClient(dynamodb, [lambda: other.apply("b2", b2)], operation="put_item")
     store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
     # WHEN b1 is applied
     assert store.apply("b1", b1) is True
-    # THEN in the same shard its first transaction failed on the sketch's version and the retry merged
-    # both sketches; in another shard the item b1 read was untouched, and its first transaction committed
-    assert client.transacts == (2 if same_shard else 1)
-    assert len(minute_partitions(dynamodb)) == (1 if same_shard else 2)
+    # THEN its first write of the sketches failed on their version, and the second merged both batches'
+    assert client.calls == 2
     row = store.read(D, D + 60).minutes[0]
     assert row.events == {"page_view": 80}
     assert (row.rejected, row.duplicates) == ({"too_large": 1}, 2)
     assert document(store, *WHOLE)["totals"]["unique_users"] == 80
+    assert document(store, *WHOLE)["funnel"] == {"page_view": 2, "add_to_cart": 0, "purchase": 0}
     sqlite_store.apply("b2", b2)
     sqlite_store.apply("b1", b1)
     assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
 
 
-def test_batches_in_every_shard_read_back_as_one_minute(
+def test_batches_of_one_minute_add_up_in_one_counter_item_and_one_sketch_item(
     store: DynamoInsightsStore, sqlite_store: SqliteInsightsStore, dynamodb: Any
 ) -> None:
-    # GIVEN one batch per shard, all in the minute D, with overlapping users, a purchase of 0.1 and refusals
+    # GIVEN eight batches, all in the minute D, with overlapping users, a purchase of 0.1 and refusals
     batches = {
-        batch_id_in(shard): aggregate(
-            [fact(shard * 100 + n, user=f"u{shard + n}") for n in range(10)]
-            + [fact(shard * 100 + 99, "purchase", user=f"u{shard}", revenue=0.1)],
+        f"b{n}": aggregate(
+            [fact(n * 100 + k, user=f"u{n + k}") for k in range(10)]
+            + [fact(n * 100 + 99, "purchase", user=f"u{n}", revenue=0.1)],
             rejected={"too_large": 1},
-            duplicates=shard,
+            duplicates=n,
         )
-        for shard in range(SHARDS)
+        for n in range(8)
     }
-    # WHEN they are applied
+    # WHEN they are applied, one transaction conflicting with another writer on the way
     for batch_id, batch in batches.items():
         assert store.apply(batch_id, batch) is True
         sqlite_store.apply(batch_id, batch)
-    # THEN each wrote to its own partition
-    assert minute_partitions(dynamodb) == {f"minute#2026-11-28#{shard}" for shard in range(SHARDS)}
-    # AND they read back as one minute: counts added, the users the union of all batches' users
+    # THEN the minute is one item of each kind, whatever the number of batches
+    assert [key for key in keys_of(dynamodb) if not key[0].startswith("applied#")] == [
+        ("dirty", f"{D:012d}"),
+        ("minute#2026-11-28", f"{D:012d}"),
+        ("sketch#2026-11-28", f"{D:012d}"),
+    ]
+    # AND it reads back with counts added, the users the union of all batches' users
     [row] = store.read(D, D + 60).minutes
-    assert (row.minute, row.events) == (D, {"page_view": 10 * SHARDS, "purchase": SHARDS})
-    assert (row.rejected, row.duplicates) == ({"too_large": SHARDS}, sum(range(SHARDS)))
-    assert sum(row.lag_ms.values()) == 11 * SHARDS
-    # (added as decimals: as floats, 0.1 eight times is 0.7999999999999999)
+    assert (row.minute, row.events) == (D, {"page_view": 80, "purchase": 8})
+    assert (row.rejected, row.duplicates) == ({"too_large": 8}, sum(range(8)))
+    assert sum(row.lag_ms.values()) == 88
+    # (added as decimals by DynamoDB: as floats, 0.1 eight times is 0.7999999999999999)
     assert row.revenue == 0.8
-    union = union_of(merged_users(batch.minutes[D].users, None) for batch in batches.values())
-    assert estimate(row.users) == estimate(union)
-    assert estimate(row.users) == pytest.approx(SHARDS + 9)
+    assert estimate(row.users) == pytest.approx(17)
+    assert store.dirty_hours() == [(D, 8)]
     assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
 
 
@@ -420,13 +429,12 @@ def test_a_concurrent_apply_of_the_same_batch_counts_once(dynamodb: Any, events:
 @pytest.mark.parametrize(
     "error",
     [
-        cancelled("None", "ConditionalCheckFailed"),
         cancelled("None", "TransactionConflict"),
         cancelled("None", "None", "ThrottlingError"),
         cancelled("TransactionConflict", "None"),
         client_error("ThrottlingException"),
     ],
-    ids=["condition", "conflict", "throttled-item", "marker-conflict", "throttled-call"],
+    ids=["conflict", "throttled-item", "marker-conflict", "throttled-call"],
 )
 def test_a_transient_transaction_failure_is_retried_and_counts_once(dynamodb: Any, error: ClientError) -> None:
     # GIVEN a transaction that fails once for a reason that another try can clear
@@ -445,10 +453,18 @@ def test_a_transient_transaction_failure_is_retried_and_counts_once(dynamodb: An
         client_error("ValidationException"),
         client_error("AccessDeniedException"),
         cancelled("None", "ValidationError"),
+        cancelled("None", "ConditionalCheckFailed"),
         cancelled("None", "ConditionalCheckFailed", "ValidationError"),
         cancelled(),
     ],
-    ids=["validation", "access-denied", "cancelled-invalid", "cancelled-mixed", "cancelled-without-reasons"],
+    ids=[
+        "validation",
+        "access-denied",
+        "cancelled-invalid",
+        "cancelled-unexpected-condition",
+        "cancelled-mixed",
+        "cancelled-without-reasons",
+    ],
 )
 def test_an_error_that_is_not_transient_is_a_storage_error(dynamodb: Any, error: ClientError) -> None:
     client = ScriptedClient(dynamodb, [raising(error)])

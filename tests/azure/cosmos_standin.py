@@ -12,6 +12,7 @@ import itertools
 import re
 from typing import TYPE_CHECKING, Any
 
+from azure.core import MatchConditions
 from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
     CosmosBatchOperationError,
@@ -58,9 +59,19 @@ class ContainerStandIn:
             stored[operation["path"].removeprefix("/")] = operation["value"]
         return self._store(stored)
 
-    def delete_item(self, item: str, partition_key: str) -> None:
-        if self.items.pop((partition_key, item), None) is None:
-            raise CosmosResourceNotFoundError(status_code=404, message="NotFound")
+    def replace_item(self, item: str, body: dict[str, Any], *, etag: str, match_condition: MatchConditions) -> None:
+        stored = self.read_item(item, body[self.key])
+        if match_condition == MatchConditions.IfNotModified and stored["_etag"] != etag:
+            raise CosmosAccessConditionFailedError(status_code=412, message="Precondition Failed")
+        self._store(body)
+
+    def delete_item(
+        self, item: str, partition_key: str, *, etag: str | None = None, match_condition: MatchConditions | None = None
+    ) -> None:
+        stored = self.read_item(item, partition_key)
+        if match_condition == MatchConditions.IfNotModified and stored["_etag"] != etag:
+            raise CosmosAccessConditionFailedError(status_code=412, message="Precondition Failed")
+        del self.items[(partition_key, item)]
 
     # --- transactional batch: all operations or none --------------------------------------------------
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from eventpipe_azure.containers import CONTAINERS, CURATED, INSIGHTS, STATE
 from eventpipe_azure.cosmos_curated import CosmosCuratedStore
-from eventpipe_azure.cosmos_insights import CHUNK_MINUTES, CosmosInsightsStore, shard_of
+from eventpipe_azure.cosmos_insights import CosmosInsightsStore
 from eventpipe_azure.cosmos_state import (
     BATCH_MAX_BYTES,
     BATCH_MAX_OPERATIONS,
@@ -163,7 +163,7 @@ def test_a_batch_applied_again_counts_once(tmp_path: Path, settings: Settings) -
 
 
 def test_a_conflicting_writer_makes_the_chunk_retry(tmp_path: Path, settings: Settings) -> None:
-    # GIVEN an aggregate over 150 minutes of one day: two chunks (99 + 51) of one partition
+    # GIVEN an aggregate over 150 minutes of one day: three hours (60 + 60 + 30 minutes) of one partition
     container = ContainerStandIn(INSIGHTS.partition_key)
     store = CosmosInsightsStore(container, backoff=NO_WAIT)
     facts = [fact_of(make_event(occurred_at=f"2026-11-28T0{m // 60}:{m % 60:02d}:00Z")) for m in range(150)]
@@ -172,9 +172,12 @@ def test_a_conflicting_writer_makes_the_chunk_retry(tmp_path: Path, settings: Se
     failures = iter([412])
     container.fail_batch = lambda ops: next(failures, None) if ops[0][0] == "create" else None
     assert store.apply("s-one", aggregate) is True
-    # THEN it was read again and sent again; each batch held its marker first and at most 99 minutes
+    # THEN it was read again and sent again; each batch held its marker first, its hour's dirty mark and minutes
     minute_batches = [ops for ops in container.batches if ops[0][1][0]["id"].startswith("applied-")]
-    assert [len(ops) for ops in minute_batches] == [CHUNK_MINUTES + 1, CHUNK_MINUTES + 1, 52]
+    assert [len(ops) for ops in minute_batches] == [62, 62, 62, 32]
+    assert [hour for hour, _ in store.dirty_hours()] == [
+        parse_iso_ms(f"2026-11-28T0{hour}:00:00Z") // 1000 for hour in range(3)
+    ]
     rows = store.read(parse_iso_ms("2026-11-28T00:00:00Z") // 1000, parse_iso_ms("2026-11-28T03:00:00Z") // 1000)
     assert sum(sum(row.events.values()) for row in rows.minutes) == 150
     # AND applying it again changes nothing
@@ -187,7 +190,7 @@ def test_a_writer_that_keeps_failing_is_storage_error() -> None:
     aggregate = aggregate_batch(
         [fact_of(make_event())], received_at_ms=NOW_MS, now_ms=NOW_MS, rejected={}, duplicates=0
     )
-    for status, message in ((400, "cannot write funnel rows: 400"), (429, "cannot write funnel rows: 429")):
+    for status, message in ((400, "cannot apply applied-s-x-0: 400"), (429, "kept conflicting for 8 tries")):
         container = ContainerStandIn(INSIGHTS.partition_key)
         container.fail_batch = lambda ops, status=status: status
         with pytest.raises(StorageError, match=message):
@@ -256,9 +259,9 @@ def test_transactional_batches_stay_within_the_limits() -> None:
     assert len(chunks) > 3  # the size, not the count, cut them
 
 
-def test_batches_of_one_shard_add_up_in_one_minute_item() -> None:
-    # GIVEN two batches that write to the same shard, with events of the same minute
-    first, second = "s-a", next(f"s-{n}" for n in range(1000) if shard_of(f"s-{n}") == shard_of("s-a") and n)
+def test_batches_of_one_minute_add_up_in_one_minute_item() -> None:
+    # GIVEN two batches with events of the same minute
+    first, second = "s-a", "s-b"
     container = ContainerStandIn(INSIGHTS.partition_key)
     store = CosmosInsightsStore(container, backoff=NO_WAIT)
     for batch_id, users in ((first, ("u-1", "u-2")), (second, ("u-2", "u-3", "u-4"))):

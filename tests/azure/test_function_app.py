@@ -63,6 +63,7 @@ def runtime(tmp_path: Path, container: ContainerClient, queue: QueueClient) -> I
         quarantine=SqliteQuarantine(db),
         insights=SqliteInsightsStore(db),
         starter=QueueWorkflowStarter(queue.queue_name, queue),
+        analytics=FolderBucket(tmp_path / "analytics", prefixes=()),
         clock=FixedClock(),
     )
     function_app.use_runtime(rt)
@@ -322,6 +323,6 @@ def test_export_writes_the_insights_hours_to_the_container(runtime: AzureRuntime
     http("POST", "events", orjson.dumps([make_event("page_view"), make_event("purchase")]))
     run_queued(queue)
     user_function("export_insights")(TimerRequest(past_due=False))
-    (key,) = runtime.bucket.keys("insights/")
-    lines = [orjson.loads(line) for line in runtime.bucket.get(key).splitlines()]
+    (key,) = runtime.analytics.keys("minute_counts/")
+    lines = [orjson.loads(line) for line in runtime.analytics.get(key).splitlines()]
     assert sum(sum(line["events"].values()) for line in lines) == 2

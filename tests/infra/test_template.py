@@ -8,12 +8,12 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from eventpipe.adapters.aws import tables
-from eventpipe.core.export import export_insights, hour_key
+from eventpipe.core.export import export_window
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 from eventpipe.core.rawbatch import RAW_PREFIX, STAGED_PREFIX
 from eventpipe.handlers.drops import INCOMING_PREFIX
@@ -24,9 +24,6 @@ from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.settings import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, AwsResources, Settings
 from tests.conftest import NOW_MS, FixedClock, make_event
 from tests.infra.conftest import ROOT, TEMPLATE
-
-if TYPE_CHECKING:
-    from types import ModuleType
 
 ENTRY_MODULE = ROOT / "src" / "lambda_pipeline.py"
 SETTINGS = ROOT / "src" / "eventpipe" / "settings.py"
@@ -190,7 +187,14 @@ EXPECTED_ACTIONS = {
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueAttributes",
     },
-    "export_insights": {"dynamodb:Query", "s3:PutObject"},
+    "export_insights": {
+        "dynamodb:Query",
+        "dynamodb:DeleteItem",
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+    },
     "replay": {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
@@ -399,7 +403,7 @@ def test_only_objects_under_incoming_trigger_ingest(resources: dict[str, Any], f
     assert pattern["detail"]["bucket"]["name"] == [ref("RawBucket")]
     assert pattern["detail"]["object"]["key"] == [{"prefix": INCOMING_PREFIX}]
     # the pipeline's own writes are outside it
-    for prefix in (RAW_PREFIX, STAGED_PREFIX, hour_key(0)):
+    for prefix in (RAW_PREFIX, STAGED_PREFIX):
         assert not prefix.startswith(INCOMING_PREFIX)
 
 
@@ -501,7 +505,7 @@ class _Store:
     def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
         row = MinuteRow(1_795_845_600, events={"page_view": 3}, revenue=1.5, rejected={"schema_violation": 1})
         rows = [row] if since_minute <= row.minute < until_minute else []
-        return InsightsRows(minutes=rows, funnel=[0, 0, 0])
+        return InsightsRows(minutes=rows, funnel=[2, 1, 0])
 
 
 class _Bucket:
@@ -511,26 +515,45 @@ class _Bucket:
     def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         self.objects[key] = data
 
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
 
-def test_glue_table_reads_what_the_export_writes(resources: dict[str, Any]) -> None:
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(key for key in self.objects if key.startswith(prefix))
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "table", "partitions"),
+    [
+        ("InsightsGlueTable", "minute_counts", ["dt", "hour"]),
+        ("HourUniquesGlueTable", "hour_uniques", ["dt", "hour"]),
+        ("DayUniquesGlueTable", "day_uniques", ["dt"]),
+    ],
+)
+def test_glue_tables_read_what_the_export_writes(
+    resources: dict[str, Any], logical_id: str, table: str, partitions: list[str]
+) -> None:
     # GIVEN one exported minute
     bucket = _Bucket()
-    keys = export_insights(_Store(), bucket, since_minute=1_795_845_600, until_minute=1_795_845_660)  # type: ignore[arg-type]
-    assert keys == ["insights/dt=2026-11-28/hour=06/minutes.json"]
-    line = json.loads(bucket.objects[keys[0]].splitlines()[0])
+    result = export_window(_Store(), bucket, since_minute=1_795_845_600, until_minute=1_795_845_660)  # type: ignore[arg-type]
+    (key,) = [key for key in result.keys if key.startswith(f"{table}/")]
+    line = json.loads(bucket.objects[key].splitlines()[0])
     # THEN the table's columns are the line's fields, with matching types
-    table = resources["InsightsGlueTable"]["Properties"]["TableInput"]
-    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    properties = resources[logical_id]["Properties"]["TableInput"]
+    assert properties["Name"] == table
+    columns = {c["Name"]: c["Type"] for c in properties["StorageDescriptor"]["Columns"]}
     glue_type = {str: "string", int: "bigint", float: "double", dict: "map<string,bigint>"}
     assert columns == {name: glue_type[type(value)] for name, value in line.items()}
-    # AND partition projection finds the object where the export put it
-    assert [key["Name"] for key in table["PartitionKeys"]] == ["dt", "hour"]
-    location = table["Parameters"]["storage.location.template"]["Fn::Sub"]
-    resolved = location.replace("${RawBucket}", "b").replace("${!dt}", "2026-11-28").replace("${!hour}", "06")
-    assert f"s3://b/{keys[0]}".startswith(resolved)
-    assert table["Parameters"]["projection.dt.format"] == "yyyy-MM-dd"
-    assert table["Parameters"]["projection.hour.digits"] == "2"
-    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    # AND partition projection finds the object where the export put it, in the analytics bucket
+    assert [key["Name"] for key in properties["PartitionKeys"]] == partitions
+    template = properties["Parameters"]["storage.location.template"]["Fn::Sub"]
+    assert template.startswith(f"s3://${{AnalyticsBucket}}/{table}/")
+    assert key.startswith(
+        template.removeprefix("s3://${AnalyticsBucket}/").replace("${!dt}", "2026-11-28").replace("${!hour}", "06")
+    )
 
 
 def test_quicksight_resources_exist_only_when_enabled(template: dict[str, Any]) -> None:
@@ -678,3 +701,16 @@ def test_large_files_are_read_in_ranges_by_ingest_from_its_queue(
     assert source["BatchSize"] == 1  # one range per invocation: a range is the unit of the 300 s budget
     assert queue["VisibilityTimeout"] >= ingest["Timeout"]  # Lambda refuses the mapping otherwise
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == get_att("DeadLetterQueue", "Arn")
+
+
+def test_the_analytics_bucket_is_private_encrypted_and_written_by_the_export_only(resources: dict[str, Any]) -> None:
+    bucket = resources["AnalyticsBucket"]["Properties"]
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    writers = [
+        logical_id
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and "AnalyticsBucket" in json.dumps(resource["Properties"].get("Policies", []))
+    ]
+    assert writers == ["ExportInsightsFunction"]

@@ -38,6 +38,7 @@ TABLE_SPECS = {
 # SAM logical ids, and the names modules/pipeline gives the same resources in its IAM statements.
 RESOURCE_KINDS = {
     "RawBucket": "bucket",
+    "AnalyticsBucket": "analytics_bucket",
     "CuratedTable": "curated_table",
     "StateTable": "state_table",
     "InsightsTable": "insights_table",
@@ -86,7 +87,8 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     """The environment variable names modules/pipeline gives each function.
 
     Every function gets local.common_environment (and the optional var.function_settings, empty by
-    default); module "entry" adds EVENTPIPE_STATE_MACHINE_ARN to the functions that start executions.
+    default); module "entry" adds EVENTPIPE_STATE_MACHINE_ARN to the functions that start executions,
+    and EVENTPIPE_ANALYTICS_BUCKET to the one that writes the export.
     """
     common = set(pipeline.locals["common_environment"]) | set(pipeline.locals["settings_environment"])
     steps, entries = pipeline.modules["step"], pipeline.modules["entry"]
@@ -98,6 +100,8 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     assert "EVENTPIPE_START_QUEUE_URL = aws_sqs_queue.start_retry.url" in entries["environment"]
     assert "EVENTPIPE_RANGE_QUEUE_URL = aws_sqs_queue.file_ranges.url" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "QueueFailedStarts")' in entries["environment"]
+    assert "EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id" in entries["environment"]
+    assert 'if contains(local.policies[each.key][*].sid, "WriteExport")' in entries["environment"]
     names = {}
     for name in pipeline.locals["functions"]:
         sids = {s["sid"] for s in pipeline.locals["policies"][name]}
@@ -105,6 +109,7 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
         names[name] = common | ({"EVENTPIPE_STATE_MACHINE_ARN"} if is_entry and "StartExecutions" in sids else set())
         names[name] |= {"EVENTPIPE_START_QUEUE_URL"} if is_entry and "QueueFailedStarts" in sids else set()
         names[name] |= {"EVENTPIPE_RANGE_QUEUE_URL"} if is_entry and "QueueFileRanges" in sids else set()
+        names[name] |= {"EVENTPIPE_ANALYTICS_BUCKET"} if is_entry and "WriteExport" in sids else set()
     return names
 
 
@@ -392,6 +397,7 @@ def test_raw_bucket_has_the_protections_of_sam(pipeline: Any, resources: dict[st
     assert blocks(statement, "condition")[0]["variable"] == "aws:SecureTransport"
     assert pipeline.locals["buckets"] == {
         "raw": "${aws_s3_bucket.raw}",
+        "analytics": "${aws_s3_bucket.analytics}",
         "athena_results": "${aws_s3_bucket.athena_results}",
     }
 
@@ -678,3 +684,27 @@ def test_every_resource_the_alerts_name_is_given(pipeline: Any, alerts_config: d
     assert "for key, entry in module.entry" in output
     functions = set(pipeline.locals["functions"])
     assert set(alerts_config["resources"]) == (named - {"key", "step", "entry"}) | functions
+
+
+# --- Analytics export ---------------------------------------------------------------------------------
+
+
+def test_the_export_tables_match_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    # GIVEN the Glue tables of the SAM template, by name
+    sam = {
+        props["Properties"]["TableInput"]["Name"]: props["Properties"]["TableInput"]
+        for props in resources.values()
+        if props["Type"] == "AWS::Glue::Table"
+    }
+    tf = pipeline.locals["insights_tables"]
+    # THEN Terraform has the same tables, with the same columns and partition keys, in the analytics bucket
+    assert set(tf) == set(sam) == {"minute_counts", "hour_uniques", "day_uniques"}
+    for name, table in tf.items():
+        columns = [(c["Name"], c["Type"]) for c in sam[name]["StorageDescriptor"]["Columns"]]
+        assert [(c["name"], c["type"]) for c in table["columns"]] == columns, name
+        partitions = [key["Name"] for key in sam[name]["PartitionKeys"]]
+        assert partitions == (["dt", "hour"] if table["hourly"] else ["dt"]), name
+        assert sam[name]["StorageDescriptor"]["Location"] == {"Fn::Sub": f"s3://${{AnalyticsBucket}}/{name}/"}
+    resource = pipeline.resource("aws_glue_catalog_table", "insights")
+    (storage,) = blocks(resource, "storage_descriptor")
+    assert storage["location"] == "s3://${aws_s3_bucket.analytics.id}/${each.key}/"

@@ -114,7 +114,7 @@ def test_lag_is_now_minus_event_time_and_never_negative() -> None:
     assert quantile(lag, 0.95) == pytest.approx(950, rel=0.025)
 
 
-def test_funnel_tuples_are_session_step_and_minute_of_funnel_events_only() -> None:
+def test_funnel_sketches_hold_the_sessions_of_funnel_events_by_minute_and_step() -> None:
     facts = [
         fact("page_view", session="s1"),
         fact("page_view", session="s1"),  # the same tuple again: kept once
@@ -124,7 +124,14 @@ def test_funnel_tuples_are_session_step_and_minute_of_funnel_events_only() -> No
         fact("page_view", session=None),  # no session
         fact("purchase", session=""),  # empty session
     ]
-    assert aggregate(facts).funnel == {("s1", 0, M), ("s1", 1, M + 60), ("s2", 2, M + 60)}
+    result = aggregate(facts)
+    # THEN each minute holds a sketch per step reached in it, of its distinct sessions
+    sessions = {
+        (minute, step): sketch.get_estimate()
+        for minute, bucket in result.minutes.items()
+        for step, sketch in bucket.sessions.items()
+    }
+    assert sessions == {(M, 0): 1.0, (M + 60, 1): 1.0, (M + 60, 2): 1.0}
     assert FUNNEL_STEPS == ("page_view", "add_to_cart", "purchase")
 
 
@@ -145,7 +152,7 @@ def test_rejections_and_duplicates_are_kept_at_the_batch_minute() -> None:
 
 def test_a_batch_without_new_events_has_no_minutes() -> None:
     result = aggregate([], rejected={"too_large": 2}, duplicates=0)
-    assert (result.minutes, result.funnel, result.rejected, result.duplicates) == ({}, set(), {"too_large": 2}, 0)
+    assert (result.minutes, result.rejected, result.duplicates) == ({}, {"too_large": 2}, 0)
 
 
 # --- build_insights -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""export_insights: whole UTC hours of per-minute insights as JSON lines under Hive-style partitions."""
+"""The insights export: dirty hours, additive and non-additive tables apart, unique users united per hour and day."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from eventpipe.adapters.local import Database, FolderBucket, SqliteInsightsStore
 from eventpipe.core.aggregate import aggregate_batch
-from eventpipe.core.export import export_insights
+from eventpipe.core.export import export_dirty, export_window
 from eventpipe.core.facts import Fact
 
 if TYPE_CHECKING:
@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 
 D = 1_795_824_000  # 2026-11-28T00:00:00Z in epoch seconds
 D_MS = D * 1000
-KEY_2300 = "insights/dt=2026-11-27/hour=23/minutes.json"
-KEY_0000 = "insights/dt=2026-11-28/hour=00/minutes.json"
-KEY_0100 = "insights/dt=2026-11-28/hour=01/minutes.json"
+COUNTS_2300 = "minute_counts/dt=2026-11-27/hour=23/part.json"
+COUNTS_0000 = "minute_counts/dt=2026-11-28/hour=00/part.json"
+UNIQUES_2300 = "hour_uniques/dt=2026-11-27/hour=23/part.json"
+UNIQUES_0000 = "hour_uniques/dt=2026-11-28/hour=00/part.json"
+DAY_27 = "day_uniques/dt=2026-11-27/part.json"
+DAY_28 = "day_uniques/dt=2026-11-28/part.json"
 
 
 @pytest.fixture
@@ -34,11 +37,13 @@ def store(tmp_path: Path) -> Iterator[SqliteInsightsStore]:
 
 @pytest.fixture
 def bucket(tmp_path: Path) -> FolderBucket:
-    return FolderBucket(tmp_path / "bucket")
+    return FolderBucket(tmp_path / "analytics", prefixes=())
 
 
-def fact(n: int, event_type: str, at_ms: int, user: str | None = None, revenue: float = 0.0) -> Fact:
-    return Fact(f"e-{n}", event_type, at_ms, user, None, revenue)
+def fact(
+    n: int, event_type: str, at_ms: int, user: str | None = None, revenue: float = 0.0, session: str | None = None
+) -> Fact:
+    return Fact(f"e-{n}", event_type, at_ms, user, session, revenue)
 
 
 def aggregate(facts: list[Fact], received_at_ms: int, **refusals: Any) -> BatchAggregate:
@@ -56,7 +61,7 @@ def lines(bucket: FolderBucket, key: str) -> list[dict[str, Any]]:
 
 
 def export(store: SqliteInsightsStore, bucket: FolderBucket, since: int, until: int) -> list[str]:
-    return export_insights(store, bucket, since_minute=since, until_minute=until)
+    return export_window(store, bucket, since_minute=since, until_minute=until).keys
 
 
 @pytest.fixture
@@ -66,10 +71,10 @@ def applied(store: SqliteInsightsStore) -> SqliteInsightsStore:
         "b1",
         aggregate(
             [
-                fact(1, "page_view", D_MS - 60_000 + 5, user="u1"),
-                fact(2, "page_view", D_MS + 1, user="u1"),
-                fact(3, "page_view", D_MS + 2, user="u2"),
-                fact(4, "purchase", D_MS + 3, user="u2", revenue=10.004),
+                fact(1, "page_view", D_MS - 60_000 + 5, user="u1", session="s1"),
+                fact(2, "page_view", D_MS + 1, user="u1", session="s1"),
+                fact(3, "page_view", D_MS + 2, user="u2", session="s2"),
+                fact(4, "purchase", D_MS + 3, user="u2", revenue=10.004, session="s2"),
                 fact(5, "signup", D_MS + 30 * 60_000),
             ],
             received_at_ms=D_MS + 31 * 60_000,
@@ -80,30 +85,23 @@ def applied(store: SqliteInsightsStore) -> SqliteInsightsStore:
     return store
 
 
-def test_each_hour_with_rows_is_one_object_of_json_lines(applied: SqliteInsightsStore, bucket: FolderBucket) -> None:
-    # WHEN a window from 23:30 to 01:30 is exported
-    keys = export(applied, bucket, D - 1800, D + 5400)
-    # THEN the hours 23:00 and 00:00 are written (01:00 has no rows), in Hive-style partitions
-    assert keys == [KEY_2300, KEY_0000]
-    assert list(bucket.keys("insights/")) == [KEY_2300, KEY_0000]
-    # AND each holds one line per minute, oldest first, with the documented fields
-    assert lines(bucket, KEY_2300) == [
-        {
-            "minute": "2026-11-27T23:59:00Z",
-            "events": {"page_view": 1},
-            "events_total": 1,
-            "unique_users": 1,
-            "revenue": 0.0,
-            "rejected": {},
-            "duplicates": 0,
-        }
-    ]
-    assert lines(bucket, KEY_0000) == [
+def test_every_dirty_hour_is_exported_to_three_tables_then_forgotten(
+    applied: SqliteInsightsStore, bucket: FolderBucket
+) -> None:
+    # GIVEN a batch that changed the hours 23:00 (the day before) and 00:00
+    assert [hour for hour, _ in applied.dirty_hours()] == [D - 3600, D]
+    # WHEN the export runs
+    result = export_dirty(applied, bucket)
+    # THEN each hour has its minute counts and its uniques, and each day its uniques; the hours are clean
+    assert (result.hours, result.pending) == (2, 0)
+    assert result.keys == [COUNTS_2300, UNIQUES_2300, COUNTS_0000, UNIQUES_0000, DAY_27, DAY_28]
+    assert applied.dirty_hours() == []
+    # AND the minute counts hold the additive columns only, one line per minute, oldest first
+    assert lines(bucket, COUNTS_0000) == [
         {
             "minute": "2026-11-28T00:00:00Z",
             "events": {"page_view": 2, "purchase": 1},
             "events_total": 3,
-            "unique_users": 2,
             "revenue": 10.0,
             "rejected": {},
             "duplicates": 0,
@@ -112,7 +110,6 @@ def test_each_hour_with_rows_is_one_object_of_json_lines(applied: SqliteInsights
             "minute": "2026-11-28T00:30:00Z",
             "events": {"signup": 1},
             "events_total": 1,
-            "unique_users": 0,
             "revenue": 0.0,
             "rejected": {},
             "duplicates": 0,
@@ -121,59 +118,117 @@ def test_each_hour_with_rows_is_one_object_of_json_lines(applied: SqliteInsights
             "minute": "2026-11-28T00:31:00Z",
             "events": {},
             "events_total": 0,
-            "unique_users": 0,
             "revenue": 0.0,
             "rejected": {"malformed_json": 1, "schema_violation": 2},
             "duplicates": 3,
         },
     ]
-
-
-def test_the_window_is_widened_to_whole_hours(applied: SqliteInsightsStore, bucket: FolderBucket) -> None:
-    # GIVEN a window of one minute, 00:45, after every row of its hour
-    keys = export(applied, bucket, D + 45 * 60, D + 46 * 60)
-    # THEN the whole hour 00:00 is written, so the object is complete
-    assert keys == [KEY_0000]
-    assert [line["minute"] for line in lines(bucket, KEY_0000)] == [
-        "2026-11-28T00:00:00Z",
-        "2026-11-28T00:30:00Z",
-        "2026-11-28T00:31:00Z",
+    # AND the uniques: the hour's users and funnel (s1 viewed at 23:59, in 00:00's lookback), the days' users
+    assert lines(bucket, UNIQUES_0000) == [
+        {
+            "hour": "2026-11-28T00:00:00Z",
+            "unique_users": 2,
+            "funnel_page_view": 2,
+            "funnel_add_to_cart": 0,
+            "funnel_purchase": 0,
+        }
     ]
+    assert lines(bucket, UNIQUES_2300)[0]["unique_users"] == 1
+    assert lines(bucket, DAY_27) == [{"day": "2026-11-27", "unique_users": 1}]
+    assert lines(bucket, DAY_28) == [{"day": "2026-11-28", "unique_users": 2}]
+    # AND a second run has nothing to do
+    assert export_dirty(applied, bucket).keys == []
 
 
-def test_exporting_again_overwrites_the_objects(applied: SqliteInsightsStore, bucket: FolderBucket) -> None:
-    # GIVEN an exported hour
-    export(applied, bucket, D, D + 3600)
-    first = bucket.get(KEY_0000)
-    # WHEN the same window is exported again
-    assert export(applied, bucket, D, D + 3600) == [KEY_0000]
-    # THEN the object is the same bytes, and no other object appeared
-    assert bucket.get(KEY_0000) == first
-    assert list(bucket.keys("insights/")) == [KEY_0000]
-    # WHEN a late batch adds to the hour and it is exported again
-    applied.apply("b2", aggregate([fact(9, "page_view", D_MS + 5, user="u3")], received_at_ms=D_MS + 60_000))
-    export(applied, bucket, D, D + 3600)
-    # THEN the object holds the new counts once, not a second copy of the old lines
-    rows = lines(bucket, KEY_0000)
-    assert len(rows) == 3
-    assert rows[0]["events"] == {"page_view": 3, "purchase": 1}
-    assert rows[0]["unique_users"] == 3
+def test_a_late_batch_is_exported_whatever_its_age_and_users_are_united_not_summed(
+    applied: SqliteInsightsStore, bucket: FolderBucket
+) -> None:
+    export_dirty(applied, bucket)
+    # GIVEN a late batch, a day later, with u1 again at 00:45 and a new user u3 at 05:00
+    late = aggregate(
+        [fact(7, "page_view", D_MS + 45 * 60_000, user="u1"), fact(8, "page_view", D_MS + 5 * 3_600_000, user="u3")],
+        received_at_ms=D_MS + 86_400_000,
+    )
+    applied.apply("late", late)
+    # WHEN the export runs
+    keys = export_dirty(applied, bucket).keys
+    # THEN only the changed hours are written again (and the hour of the batch's receipt had no refusal)
+    assert keys == [
+        COUNTS_0000,
+        UNIQUES_0000,
+        "minute_counts/dt=2026-11-28/hour=05/part.json",
+        "hour_uniques/dt=2026-11-28/hour=05/part.json",
+        DAY_28,
+    ]
+    assert lines(bucket, COUNTS_0000)[-1] | {"events": {"page_view": 1}} == lines(bucket, COUNTS_0000)[-1]
+    assert lines(bucket, COUNTS_0000)[-1]["minute"] == "2026-11-28T00:45:00Z"
+    # AND u1, seen in two minutes of 00:00, counts once in the hour; the day unites its hours: u1, u2, u3
+    assert lines(bucket, UNIQUES_0000)[0]["unique_users"] == 2
+    assert lines(bucket, DAY_28) == [{"day": "2026-11-28", "unique_users": 3}]
 
 
-def test_a_window_without_rows_writes_nothing(applied: SqliteInsightsStore, bucket: FolderBucket) -> None:
-    # GIVEN an empty window, and a window of hours without rows
-    assert export(applied, bucket, D, D) == []
+class ChangedDuringExport:
+    """The SQLite store, but a batch lands in 00:00 while the export reads that hour (the first time)."""
+
+    def __init__(self, store: SqliteInsightsStore) -> None:
+        self.store = store
+        self.landed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> Any:
+        rows = self.store.read(since_minute, until_minute, funnel=funnel)
+        if since_minute == D and not self.landed:
+            self.landed = True
+            self.store.apply("racing", aggregate([fact(9, "add_to_cart", D_MS + 2, user="u9")], received_at_ms=D_MS))
+        return rows
+
+
+def test_an_hour_changed_while_it_is_exported_stays_dirty_for_the_next_run(
+    applied: SqliteInsightsStore, bucket: FolderBucket
+) -> None:
+    # GIVEN a batch that lands in 00:00 after the export read it
+    racing = ChangedDuringExport(applied)
+    # WHEN the export runs
+    result = export_dirty(racing, bucket)
+    # THEN 23:00 is forgotten, 00:00 is not: the export missed the racing batch
+    assert result.pending == 1
+    assert [hour for hour, _ in applied.dirty_hours()] == [D]
+    assert "add_to_cart" not in lines(bucket, COUNTS_0000)[0]["events"]
+    # AND the next run exports it with the racing batch, and forgets it
+    assert export_dirty(applied, bucket).keys == [COUNTS_0000, UNIQUES_0000, DAY_28]
+    assert lines(bucket, COUNTS_0000)[0]["events"] == {"add_to_cart": 1, "page_view": 2, "purchase": 1}
+    assert applied.dirty_hours() == []
+
+
+def test_a_backlog_is_worked_off_a_bounded_number_of_hours_a_run(
+    store: SqliteInsightsStore, bucket: FolderBucket
+) -> None:
+    # GIVEN five dirty hours
+    for hour in range(5):
+        at_ms = D_MS + hour * 3_600_000
+        store.apply(f"b{hour}", aggregate([fact(hour, "page_view", at_ms)], received_at_ms=at_ms))
+    # WHEN the export runs with room for two hours a run
+    first = export_dirty(store, bucket, max_hours=2)
+    # THEN the two oldest are exported, three wait; the following runs take the rest
+    assert (first.hours, first.pending) == (2, 3)
+    assert [hour for hour, _ in store.dirty_hours()] == [D + 2 * 3600, D + 3 * 3600, D + 4 * 3600]
+    assert export_dirty(store, bucket, max_hours=2).pending == 1
+    assert export_dirty(store, bucket, max_hours=2).pending == 0
+
+
+def test_a_window_is_exported_by_whole_hours_and_again_harmlessly(
+    applied: SqliteInsightsStore, bucket: FolderBucket
+) -> None:
+    # WHEN a window of one minute, 00:45, is exported twice
+    keys = export(applied, bucket, D + 45 * 60, D + 46 * 60)
+    first = bucket.get(COUNTS_0000)
+    assert export(applied, bucket, D + 45 * 60, D + 46 * 60) == keys
+    # THEN the whole hour 00:00 is written, the same bytes each time, and its day
+    assert keys == [COUNTS_0000, UNIQUES_0000, DAY_28]
+    assert bucket.get(COUNTS_0000) == first
+    assert len(lines(bucket, COUNTS_0000)) == 3
+    # AND a window without rows writes nothing
     assert export(applied, bucket, D + 3600, D + 3 * 3600) == []
-    # THEN no object was written
-    assert list(bucket.keys("insights/")) == []
-
-
-def test_a_long_window_is_exported_across_days(store: SqliteInsightsStore, bucket: FolderBucket) -> None:
-    # GIVEN one event a day for three days
-    for day in range(3):
-        at_ms = D_MS + day * 86_400_000 + 7_200_000
-        store.apply(f"b{day}", aggregate([fact(day, "page_view", at_ms)], received_at_ms=at_ms))
-    # WHEN three days are exported at once
-    keys = export(store, bucket, D, D + 3 * 86_400)
-    # THEN each day's hour 02 is written
-    assert keys == [f"insights/dt=2026-11-{day}/hour=02/minutes.json" for day in (28, 29, 30)]
+    assert export(applied, bucket, D, D) == []

@@ -10,10 +10,11 @@ transaction (a transactional batch) stays within one logical partition.
   quarantined events (`id = rej-<index, 10 digits>`) share the batch's partition, as in DynamoDB.
   DynamoDB's sparse `unfinished` index becomes an `open` field that only unfinished records carry,
   read with a cross-partition query (the default indexing policy indexes it).
-- insights, partition key `/pk`: minute items (`pk = minute:<UTC day>:<shard>`, `id` = the minute
-  in epoch seconds, 12 digits), each batch's applied markers in the same partition as the minutes
-  they guard (so that marker and counters commit in one transactional batch), and funnel rows
-  (`pk = funnel:<UTC hour>`). Markers and funnel rows expire by the per-item `ttl`.
+- insights, partition key `/pk`: minute counter items (`pk = minute:<UTC day>`, `id` = the minute
+  in epoch seconds, 12 digits) with their dirty-hour items and each batch's applied markers in the
+  same partition (so that marker, dirty hour and counters commit in one transactional batch), and
+  minute sketch items (`pk = sketch:<UTC day>`: users and funnel sessions). Markers expire by the
+  per-item `ttl`.
 """
 
 from __future__ import annotations

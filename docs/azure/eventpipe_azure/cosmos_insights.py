@@ -1,106 +1,100 @@
-"""The insights store in the Cosmos DB `insights` container: per-minute counters and sketches, funnel rows.
+"""The insights store in the Cosmos DB `insights` container: per-minute counters and sketches, dirty hours.
 
-Key shapes (partition key `pk`; see containers.py):
+Key shapes (partition key `pk`; see containers.py), as in DynamoDB (src/eventpipe/adapters/aws/dynamodb_insights.py):
 
-- minute item: `pk = minute:<YYYY-MM-DD>:<shard>` (UTC day of the minute, the writing batch's
-  shard), `id` = the minute (epoch seconds, 12 digits); `counters` maps `events_<type>`,
-  `revenue`, `rejected_<code>`, `duplicates`, `lag_<bucket>` to numbers, `users` is the
-  base64 of the serialized HLL sketch.
+- counter item: `pk = minute:<YYYY-MM-DD>` (UTC day of the minute), `id` = the minute (epoch
+  seconds, 12 digits); `counters` maps `events_<type>`, `revenue`, `rejected_<code>`,
+  `duplicates`, `lag_<bucket>` to numbers.
+- sketch item: `pk = sketch:<YYYY-MM-DD>`, `id` as above; `users` (the minute's HLL sketch) and
+  `s<step>` (its Theta sketch of the sessions that reached funnel step `step`), base64.
+- dirty hour: `id = dirty-<hour start>`, `hour`, `version`, in the partition of the hour's minutes.
 - applied marker: `id = applied-<batch_id>-<chunk>`, in the partition of the minutes it guards.
-- funnel row: `pk = funnel:<YYYY-MM-DDTHH>`, `id = <minute>-<step>-<BLAKE2b of the session id>`.
 
 Exactly once per batch, as in DynamoDB but within Cosmos DB's rules: a transaction (transactional
-batch) holds at most 100 operations of one logical partition. So a batch's minute changes are cut
-by day partition into chunks of at most 99 minutes; each chunk commits in one transactional batch
-with its applied marker (`create`, which fails if the chunk was applied already) and the minute
-items, each replaced only if its ETag is still the one read (or created if it did not exist). A
-concurrent writer of the same shard changes an ETag or creates the item first: the batch fails as a
-whole, and the chunk is read again and retried with backoff. A batch writes only to its own shard
-(a hash of its batch id), so such conflicts are rare. Funnel rows are idempotent upserts, written first.
+batch) holds at most 100 operations of one logical partition. So a batch's changes are cut by UTC
+hour (an hour lies within one day's partition); each hour commits in one transactional batch: its
+applied marker (`create`, which fails if the hour was applied already), its dirty-hour item and its
+counter items, each replaced only if its ETag is still the one read (or created if it did not
+exist). A concurrent writer changes an ETag or creates an item first: the batch fails as a whole,
+and the hour is read again and retried with backoff. The sketches are written before, each
+replaced only if its ETag is unchanged: a union is idempotent, so they need no marker.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
+from azure.core import MatchConditions
 from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosResourceNotFoundError
 
 from eventpipe.adapters.aws.retry import Backoff
-from eventpipe.core.aggregate import FUNNEL_STEPS, merged_users, union_of
+from eventpipe.core.aggregate import hour_of, merged_users
 from eventpipe.core.errors import StorageError
-from eventpipe.core.funnel import SESSION_LOOKBACK_S, funnel_counts
+from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, funnel_counts, merged_step
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
-from eventpipe_azure.cosmos_state import batch_chunks
 from eventpipe_azure.errors import AZURE_ERRORS, RETRYABLE_STATUS, status_of, storage_error
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    import datasketches
     from azure.cosmos import ContainerProxy
 
     from eventpipe.core.aggregate import BatchAggregate
 
-SHARDS = 8  # as in DynamoDB: up to SHARDS batches update a minute without conflicting
-CHUNK_MINUTES = 99  # a transactional batch holds 100 operations: the marker and 99 minute items
-HELPER_ROWS_TTL_S = 32 * 86_400  # markers and funnel rows; a window reads at most 31 days
+HELPER_ROWS_TTL_S = 32 * 86_400  # applied markers
 _DAY_S = 86_400
-_HOUR_S = 3_600
 _CONFLICT = frozenset({409, 412})  # another writer created or changed an item first
 _DEFAULT_BACKOFF = Backoff()
-
-
-def shard_of(batch_id: str) -> int:
-    """The batch's shard: the same in every process and on every retry (unlike the salted `hash()`)."""
-    return int(hashlib.sha256(batch_id.encode()).hexdigest()[:8], 16) % SHARDS
 
 
 def _utc(minute: int, pattern: str) -> str:
     return datetime.fromtimestamp(minute, UTC).strftime(pattern)
 
 
-def minute_pk(minute: int, shard: int) -> str:
-    return f"minute:{_utc(minute, '%Y-%m-%d')}:{shard}"
+def minute_pk(minute: int) -> str:
+    return f"minute:{_utc(minute, '%Y-%m-%d')}"
 
 
-def funnel_pk(minute: int) -> str:
-    return f"funnel:{_utc(minute, '%Y-%m-%dT%H')}"
+def sketch_pk(minute: int) -> str:
+    return f"sketch:{_utc(minute, '%Y-%m-%d')}"
+
+
+def _id(minute: int) -> str:
+    return f"{minute:012d}"
 
 
 @dataclass(slots=True)
 class _MinuteChange:
-    """What one batch adds to one minute item: counters to add, and a sketch to merge (None: leave it)."""
+    """What one batch adds to one minute: counters to add, sketches to merge (empty: leave them)."""
 
     minute: int
     counters: dict[str, float] = field(default_factory=dict)
-    users: datasketches.hll_sketch | None = None
-
-    @property
-    def id(self) -> str:
-        return f"{self.minute:012d}"
+    sketches: dict[str, Any] = field(default_factory=dict)  # attribute -> the batch's sketch
 
 
-def _changes(aggregate: BatchAggregate) -> list[_MinuteChange]:
-    """The batch's minute changes, oldest first (the same order, hence the same chunks, on every retry)."""
+def _chunks(aggregate: BatchAggregate) -> list[tuple[int, list[_MinuteChange]]]:
+    """The batch's changes by UTC hour, oldest first (the same chunks, in the same order, on every retry)."""
     changes: dict[int, _MinuteChange] = {}
     for minute, bucket in aggregate.minutes.items():
-        change = changes[minute] = _MinuteChange(minute, users=bucket.users)
+        change = changes[minute] = _MinuteChange(minute)
         change.counters.update((f"events_{t}", n) for t, n in bucket.events.items())
         change.counters["revenue"] = bucket.revenue
         change.counters.update((f"lag_{b}", n) for b, n in bucket.lag_ms.items())
+        if not bucket.users.is_empty():
+            change.sketches["users"] = bucket.users
+        change.sketches.update((f"s{step}", sessions) for step, sessions in bucket.sessions.items())
     refusals: dict[str, float] = {f"rejected_{code}": n for code, n in aggregate.rejected.items() if n}
     if aggregate.duplicates:
         refusals["duplicates"] = aggregate.duplicates
     if refusals:
-        change = changes.setdefault(aggregate.batch_minute, _MinuteChange(aggregate.batch_minute))
-        change.counters.update(refusals)
-    return [changes[minute] for minute in sorted(changes)]
+        changes.setdefault(aggregate.batch_minute, _MinuteChange(aggregate.batch_minute)).counters.update(refusals)
+    hours: dict[int, list[_MinuteChange]] = {}
+    for minute in sorted(changes):
+        hours.setdefault(hour_of(minute), []).append(changes[minute])
+    return sorted(hours.items())
 
 
 class CosmosInsightsStore:
@@ -113,42 +107,37 @@ class CosmosInsightsStore:
     # --- apply ------------------------------------------------------------------------------------
 
     def apply(self, batch_id: str, aggregate: BatchAggregate) -> bool:
-        self._put_funnel(aggregate.funnel)
-        shard = shard_of(batch_id)
-        chunks: list[tuple[str, list[_MinuteChange]]] = []
-        for pk, day in groupby(_changes(aggregate), key=lambda change: minute_pk(change.minute, shard)):
-            changes = list(day)
-            chunks.extend((pk, changes[i : i + CHUNK_MINUTES]) for i in range(0, len(changes), CHUNK_MINUTES))
         # Even a batch without minutes gets chunk 0, so that its marker answers a second apply.
-        chunks = chunks or [(minute_pk(aggregate.batch_minute, shard), [])]
+        chunks = _chunks(aggregate) or [(hour_of(aggregate.batch_minute), [])]
         applied = False
-        for number, (pk, chunk) in enumerate(chunks):
-            applied |= self._apply_chunk(pk, f"applied-{batch_id}-{number}", chunk)
+        for number, (hour, chunk) in enumerate(chunks):
+            applied |= self._apply_chunk(hour, f"applied-{batch_id}-{number}", chunk)
         return applied
 
-    def _put_funnel(self, steps: set[tuple[str, int, int]]) -> None:
-        rows = sorted((_funnel_item(*step) for step in steps), key=lambda item: (item["pk"], item["id"]))
-        for pk, partition in groupby(rows, key=lambda item: item["pk"]):
-            for chunk in batch_chunks(list(partition)):
-                try:
-                    self._container.execute_item_batch([("upsert", (item,)) for item in chunk], partition_key=pk)
-                except AZURE_ERRORS as exc:
-                    raise storage_error(exc, "cannot write funnel rows") from exc
-
-    def _apply_chunk(self, pk: str, marker_id: str, chunk: Sequence[_MinuteChange]) -> bool:
-        """Apply one chunk in one transactional batch: True when applied now, False when its marker was there."""
+    def _apply_chunk(self, hour: int, marker_id: str, chunk: Sequence[_MinuteChange]) -> bool:
+        """Apply one hour in one transactional batch: True when applied now, False when its marker was there."""
+        pk, dirty_id = minute_pk(hour), f"dirty-{_id(hour)}"
+        if self._read_chunk(pk, [marker_id], marker_id) is None:
+            return False
+        for change in chunk:
+            if change.sketches:
+                self._merge_sketches(change)
         for _ in self._backoff.waits():
-            stored = self._read_chunk(pk, marker_id, chunk)
+            stored = self._read_chunk(pk, [marker_id, dirty_id, *(_id(c.minute) for c in chunk)], marker_id)
             if stored is None:
                 return False
             marker = {"id": marker_id, "pk": pk, "kind": "applied", "ttl": HELPER_ROWS_TTL_S}
-            operations: list[Any] = [("create", (marker,))]
+            dirty = stored.get(dirty_id) or {"id": dirty_id, "pk": pk, "kind": "dirty", "hour": hour, "version": 0}
+            items = [({**dirty, "version": dirty["version"] + 1}, dirty_id in stored)]
             for change in chunk:
-                item = stored.get(change.id)
-                if item is None:
-                    operations.append(("create", (_merged({"id": change.id, "pk": pk}, change),)))
+                item = stored.get(_id(change.minute))
+                items.append((_added(item or {"id": _id(change.minute), "pk": pk}, change), item is not None))
+            operations: list[Any] = [("create", (marker,))]
+            for item, exists in items:
+                if exists:
+                    operations.append(("replace", (item["id"], item), {"if_match_etag": item["_etag"]}))
                 else:
-                    operations.append(("replace", (change.id, _merged(item, change)), {"if_match_etag": item["_etag"]}))
+                    operations.append(("create", (item,)))
             try:
                 self._container.execute_item_batch(operations, partition_key=pk)
             except CosmosBatchOperationError as exc:
@@ -164,9 +153,8 @@ class CosmosInsightsStore:
             return True
         raise StorageError(f"cannot apply {marker_id}: writers kept conflicting for {self._backoff.attempts} tries")
 
-    def _read_chunk(self, pk: str, marker_id: str, chunk: Sequence[_MinuteChange]) -> dict[str, dict[str, Any]] | None:
-        """The chunk's stored minute items by id; None when its marker exists already."""
-        ids = [marker_id] + [change.id for change in chunk]
+    def _read_chunk(self, pk: str, ids: list[str], marker_id: str) -> dict[str, dict[str, Any]] | None:
+        """The items `ids` of partition `pk` by id; None when the marker exists already."""
         query = "SELECT * FROM c WHERE ARRAY_CONTAINS(@ids, c.id)"
         try:
             items = list(
@@ -177,85 +165,125 @@ class CosmosInsightsStore:
         stored = {item["id"]: item for item in items}
         return None if marker_id in stored else stored
 
+    def _merge_sketches(self, change: _MinuteChange) -> None:
+        """Replace the minute's sketch item by its merge with the batch's, if no one changed it since it was read."""
+        pk, item_id = sketch_pk(change.minute), _id(change.minute)
+        for _ in self._backoff.waits():
+            try:
+                stored: dict[str, Any] | None = self._container.read_item(item_id, partition_key=pk)
+            except CosmosResourceNotFoundError:
+                stored = None
+            except AZURE_ERRORS as exc:
+                if status_of(exc) in RETRYABLE_STATUS:
+                    continue
+                raise storage_error(exc, f"cannot read the sketches of {item_id}") from exc
+            item = {"id": item_id, "pk": pk, "kind": "sketch", "minute": change.minute}
+            item.update((name, value) for name, value in (stored or {}).items() if name in _SKETCHES)
+            for name, sketch in change.sketches.items():
+                old = item.get(name)
+                merged = (merged_users if name == "users" else merged_step)(
+                    sketch, base64.b64decode(old) if old else None
+                )
+                item[name] = base64.b64encode(merged).decode()
+            try:
+                if stored is None:
+                    self._container.create_item(item)
+                else:
+                    self._container.replace_item(
+                        item_id, item, etag=stored["_etag"], match_condition=MatchConditions.IfNotModified
+                    )
+            except AZURE_ERRORS as exc:
+                if status_of(exc) in _CONFLICT | RETRYABLE_STATUS:
+                    continue
+                raise storage_error(exc, f"cannot write the sketches of {item_id}") from exc
+            return
+        raise StorageError(f"cannot write the sketches of {item_id}: writers kept conflicting")
+
+    # --- dirty hours --------------------------------------------------------------------------------
+
+    def dirty_hours(self) -> list[tuple[int, int]]:
+        query = "SELECT * FROM c WHERE c.kind = 'dirty'"
+        try:
+            items = list(self._container.query_items(query, enable_cross_partition_query=True))
+        except AZURE_ERRORS as exc:
+            raise storage_error(exc, "cannot read the dirty hours") from exc
+        return sorted((int(item["hour"]), int(item["version"])) for item in items)
+
+    def clear_dirty(self, hour: int, version: int) -> bool:
+        pk, item_id = minute_pk(hour), f"dirty-{_id(hour)}"
+        try:
+            item = self._container.read_item(item_id, partition_key=pk)
+            if item["version"] != version:
+                return False
+            self._container.delete_item(
+                item_id, partition_key=pk, etag=item["_etag"], match_condition=MatchConditions.IfNotModified
+            )
+        except AZURE_ERRORS as exc:
+            if status_of(exc) in {404, 412}:
+                return False
+            raise storage_error(exc, f"cannot clear dirty hour {hour}") from exc
+        return True
+
     # --- read -------------------------------------------------------------------------------------
 
     def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
         if until_minute <= since_minute:
             return InsightsRows(minutes=[], funnel=[0] * len(FUNNEL_STEPS))
         last = until_minute - 1
-        items: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)  # minute -> its items, one per shard
-        query = "SELECT * FROM c WHERE c.kind = 'minute' AND c.minute >= @since AND c.minute < @until"
-        window = [{"name": "@since", "value": since_minute}, {"name": "@until", "value": until_minute}]
-        for start in _starts(since_minute, last, _DAY_S):
-            for shard in range(SHARDS):
-                for item in self._query(query, window, minute_pk(start, shard)):
-                    items[int(item["minute"])].append(item)
-        minutes = [_minute_row(minute, items[minute]) for minute in sorted(items)]
-        if not funnel:
-            return InsightsRows(minutes, [0] * len(FUNNEL_STEPS))
-        lookback = since_minute - SESSION_LOOKBACK_S
-        query = "SELECT c.minute, c.session, c.step FROM c WHERE c.minute >= @since AND c.minute < @until"
-        window = [{"name": "@since", "value": lookback}, {"name": "@until", "value": until_minute}]
-        steps = [
-            (int(row["minute"]), str(row["session"]), int(row["step"]))
-            for start in _starts(lookback, last, _HOUR_S)
-            for row in self._query(query, window, funnel_pk(start))
-        ]
-        return InsightsRows(minutes, funnel_counts(steps, since_minute=since_minute, until_minute=until_minute))
+        rows: dict[int, MinuteRow] = {}
+        steps: list[tuple[int, int, bytes]] = []
+        for start in _day_starts(since_minute, last):
+            for item in self._query(minute_pk(start), since_minute, until_minute):
+                _add_counters(rows.setdefault(int(item["minute"]), MinuteRow(int(item["minute"]))), item)
+            for item in self._query(sketch_pk(start), since_minute, until_minute):
+                minute = int(item["minute"])
+                users = item.get("users")
+                rows.setdefault(minute, MinuteRow(minute)).users = base64.b64decode(users) if users else None
+                steps.extend(_steps_of(minute, item))
+        if funnel:
+            lookback = since_minute - SESSION_LOOKBACK_S
+            for start in _day_starts(lookback, since_minute - 1):
+                for item in self._query(sketch_pk(start), lookback, since_minute):
+                    steps.extend(_steps_of(int(item["minute"]), item))
+        counts = funnel_counts(steps, since_minute=since_minute, until_minute=until_minute)
+        return InsightsRows([rows[minute] for minute in sorted(rows)], counts)
 
-    def _query(self, query: str, parameters: list[dict[str, Any]], pk: str) -> Iterator[dict[str, Any]]:
+    def _query(self, pk: str, since: int, until: int) -> Iterator[dict[str, Any]]:
+        query = "SELECT * FROM c WHERE c.minute >= @since AND c.minute < @until"
+        window = [{"name": "@since", "value": since}, {"name": "@until", "value": until}]
         try:
-            yield from self._container.query_items(query, parameters=parameters, partition_key=pk)
+            yield from self._container.query_items(query, parameters=window, partition_key=pk)
         except CosmosResourceNotFoundError:
             return
         except AZURE_ERRORS as exc:
             raise storage_error(exc, f"cannot read insights of {pk}") from exc
 
 
-def _merged(item: dict[str, Any], change: _MinuteChange) -> dict[str, Any]:
-    """The minute item with the change added: counters summed, sketches merged."""
+_SKETCHES = frozenset({"users", *(f"s{step}" for step in range(len(FUNNEL_STEPS)))})
+
+
+def _added(item: dict[str, Any], change: _MinuteChange) -> dict[str, Any]:
+    """The counter item with the change added."""
     counters = dict(item.get("counters") or {})
     for name, amount in change.counters.items():
         counters[name] = counters.get(name, 0) + amount
-    merged = {"id": item["id"], "pk": item["pk"], "kind": "minute", "minute": change.minute, "counters": counters}
-    users = item.get("users")
-    if change.users is not None:
-        users = base64.b64encode(merged_users(change.users, base64.b64decode(users) if users else None)).decode()
-    if users is not None:
-        merged["users"] = users
-    return merged
+    return {**item, "kind": "minute", "minute": change.minute, "counters": counters}
 
 
-def _funnel_item(session_id: str, step: int, minute: int) -> dict[str, Any]:
-    # The session id is hashed: an id holds at most 1,023 characters and no `/ \ ? #`.
-    session = hashlib.blake2b(session_id.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-    return {
-        "id": f"{minute:012d}-{step}-{session}",
-        "pk": funnel_pk(minute),
-        "kind": "funnel",
-        "minute": minute,
-        "step": step,
-        "session": session,
-        "ttl": HELPER_ROWS_TTL_S,
-    }
+def _day_starts(first: int, last: int) -> range:
+    """The starts of the UTC days that hold any of `first..last`."""
+    return range(first - first % _DAY_S, last + 1, _DAY_S)
 
 
-def _starts(first: int, last: int, period: int) -> range:
-    """The starts of the UTC days or hours (`period` seconds) that hold any of `first..last`."""
-    return range(first - first % period, last + 1, period)
+def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[tuple[int, int, bytes]]:
+    for step in range(len(FUNNEL_STEPS)):
+        sketch = item.get(f"s{step}")
+        if sketch:
+            yield minute, step, base64.b64decode(sketch)
 
 
-def _minute_row(minute: int, items: list[dict[str, Any]]) -> MinuteRow:
-    """A minute's items, one per shard that wrote to it, as one row: numbers added, sketches united."""
-    sums: defaultdict[str, float] = defaultdict(float)
-    sketches = []
-    for item in items:
-        if item.get("users"):
-            sketches.append(base64.b64decode(item["users"]))
-        for name, value in (item.get("counters") or {}).items():
-            sums[name] += value
-    row = MinuteRow(minute, users=union_of(sketches))
-    for name, total in sums.items():
+def _add_counters(row: MinuteRow, item: dict[str, Any]) -> None:
+    for name, total in (item.get("counters") or {}).items():
         if name == "revenue":
             row.revenue = float(total)
         elif name == "duplicates":
@@ -266,4 +294,3 @@ def _minute_row(minute: int, items: list[dict[str, Any]]) -> MinuteRow:
             row.rejected[name.removeprefix("rejected_")] = int(total)
         elif name.startswith("lag_"):
             row.lag_ms[int(name.removeprefix("lag_"))] = int(total)
-    return row

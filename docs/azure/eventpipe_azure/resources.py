@@ -3,7 +3,8 @@
 | variable | meaning |
 | --- | --- |
 | EVENTPIPE_BLOB_ACCOUNT_URL | the storage account's blob endpoint (`https://<account>.blob.core.windows.net`) |
-| EVENTPIPE_BUCKET | the raw container (`incoming/`, `raw/`, `staged/`, `rejected/`, `insights/`), as in AWS |
+| EVENTPIPE_BUCKET | the raw container (`incoming/`, `raw/`, `staged/`, `rejected/`), as in AWS |
+| EVENTPIPE_ANALYTICS_BUCKET | the analytics container the insights export writes (Power BI reads it) |
 | EVENTPIPE_QUEUE_ACCOUNT_URL | the storage account's queue endpoint |
 | EVENTPIPE_WORKFLOW_QUEUE | the queue of batches to run the workflow for |
 | EVENTPIPE_COSMOS_ENDPOINT | the Cosmos DB account (`https://<account>.documents.azure.com:443/`) |
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 _NAMES = {
     "blob_account_url": "EVENTPIPE_BLOB_ACCOUNT_URL",
     "bucket": "EVENTPIPE_BUCKET",
+    "analytics_bucket": "EVENTPIPE_ANALYTICS_BUCKET",
     "queue_account_url": "EVENTPIPE_QUEUE_ACCOUNT_URL",
     "workflow_queue": "EVENTPIPE_WORKFLOW_QUEUE",
     "cosmos_endpoint": "EVENTPIPE_COSMOS_ENDPOINT",
@@ -38,6 +40,7 @@ _NAMES = {
 class AzureResources:
     blob_account_url: str
     bucket: str
+    analytics_bucket: str
     queue_account_url: str
     workflow_queue: str
     cosmos_endpoint: str

@@ -12,7 +12,7 @@ import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from eventpipe.core.errors import ExecutionFailedError
+from eventpipe.core.errors import ConfigError, ExecutionFailedError
 from eventpipe.core.ingest import Ingestor
 from eventpipe.core.model import BatchStatus
 from eventpipe.core.timeutil import SystemClock
@@ -21,7 +21,15 @@ from eventpipe.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from eventpipe.core.ports import BatchStore, Clock, CuratedStore, InsightsStore, Quarantine, WorkflowStarter
+    from eventpipe.core.ports import (
+        BatchStore,
+        Clock,
+        CuratedStore,
+        InsightsStore,
+        Quarantine,
+        RawBucket,
+        WorkflowStarter,
+    )
     from eventpipe.core.registry import SchemaRegistry
     from eventpipe.core.steps import PipelineSteps
     from eventpipe.handlers.services import ReadableBucket
@@ -44,9 +52,11 @@ class AzureRuntime:
         quarantine: Quarantine,
         insights: InsightsStore,
         starter: WorkflowStarter,
+        analytics: RawBucket | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.settings = settings
+        self._analytics = analytics
         self.clock = clock or SystemClock()
         self.bucket = bucket
         self.curated = curated
@@ -57,6 +67,13 @@ class AzureRuntime:
         self.ingestor = Ingestor(
             bucket=bucket, batches=batches, starter=starter, clock=self.clock, limits=settings.limits
         )
+
+    @property
+    def analytics(self) -> RawBucket:
+        """The analytics container the export writes (Power BI reads it, never the raw container)."""
+        if self._analytics is None:
+            raise ConfigError("EVENTPIPE_ANALYTICS_BUCKET not set: the export writes to the analytics container")
+        return self._analytics
 
     def health(self) -> dict[str, Any]:
         """Nothing beside "ok": Application Insights holds the counters, and a health check reads no store."""
@@ -85,6 +102,7 @@ class AzureRuntime:
             quarantine=CosmosQuarantine(state),
             insights=CosmosInsightsStore(database.get_container_client(INSIGHTS.name)),
             starter=QueueWorkflowStarter(resources.workflow_queue, account_url=resources.queue_account_url),
+            analytics=BlobRawBucket(resources.analytics_bucket, account_url=resources.blob_account_url),
         )
 
     # Built on first use: the HTTP and Event Hub functions only ingest, and never load the schemas.

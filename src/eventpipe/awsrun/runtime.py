@@ -64,8 +64,12 @@ class AwsRuntime:
         return make_client("dynamodb", self._session)
 
     @cached_property
+    def _s3(self) -> Any:
+        return make_client("s3", self._session)
+
+    @cached_property
     def bucket(self) -> S3RawBucket:
-        return S3RawBucket(self.resources.bucket, make_client("s3", self._session))
+        return S3RawBucket(self.resources.bucket, self._s3)
 
     @cached_property
     def batches(self) -> DynamoBatchStore:
@@ -118,6 +122,12 @@ class AwsRuntime:
             make_client("s3", self._session),
             make_client("sqs", self._session),
         )
+
+    @cached_property
+    def analytics(self) -> S3RawBucket:
+        if self.resources.analytics_bucket is None:
+            raise ConfigError("EVENTPIPE_ANALYTICS_BUCKET not set: the export writes to the analytics bucket")
+        return S3RawBucket(self.resources.analytics_bucket, self._s3)
 
     @cached_property
     def insights(self) -> DynamoInsightsStore:

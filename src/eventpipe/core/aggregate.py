@@ -1,7 +1,8 @@
 """Per-minute aggregates of one batch's new curated events, ready to merge into the insights store.
 
 Counts, revenue and the lag histogram add up; unique users are a HyperLogLog sketch (Apache
-DataSketches), mergeable across batches and minutes. The funnel is kept per session.
+DataSketches), mergeable across batches and minutes. The funnel keeps, per minute and step, a
+Theta sketch of the sessions that reached the step (core/funnel.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import datasketches
 
+from eventpipe.core.funnel import FUNNEL_STEPS, new_step_sketch
 from eventpipe.core.histogram import bucket_of
 from eventpipe.core.timeutil import minute_of
 
@@ -21,7 +23,6 @@ if TYPE_CHECKING:
     from eventpipe.core.facts import Fact
 
 HLL_LG_K = 14  # relative standard error 0.8%: "within 2%" holds at about 2.5 sigma
-FUNNEL_STEPS = ("page_view", "add_to_cart", "purchase")
 _FUNNEL_STEP = {name: number for number, name in enumerate(FUNNEL_STEPS)}
 
 
@@ -58,6 +59,8 @@ class MinuteAggregate:
     revenue: float = 0.0
     users: datasketches.hll_sketch = field(default_factory=new_user_sketch)
     lag_ms: Counter[int] = field(default_factory=Counter)  # histogram buckets (core/histogram.py)
+    # step number (FUNNEL_STEPS) -> Theta sketch of the sessions that reached it in this minute
+    sessions: dict[int, datasketches.update_theta_sketch] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -66,9 +69,24 @@ class BatchAggregate:
 
     batch_minute: int
     minutes: dict[int, MinuteAggregate] = field(default_factory=dict)
-    funnel: set[tuple[str, int, int]] = field(default_factory=set)  # (session_id, step, minute)
     rejected: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+
+
+HOUR_S = 3_600
+
+
+def hour_of(minute: int) -> int:
+    """The start of the UTC hour that holds `minute` (epoch seconds)."""
+    return minute - minute % HOUR_S
+
+
+def changed_hours(aggregate: BatchAggregate) -> list[int]:
+    """The hours whose stored aggregates the batch changes: its event minutes, and its refusals' minute."""
+    minutes = set(aggregate.minutes)
+    if aggregate.duplicates or any(aggregate.rejected.values()):
+        minutes.add(aggregate.batch_minute)
+    return sorted({hour_of(minute) for minute in minutes})
 
 
 def aggregate_batch(
@@ -97,5 +115,8 @@ def aggregate_batch(
             bucket.lag_ms[bucket_of(max(0, now_ms - fact.event_time_ms))] += 1
         step = _FUNNEL_STEP.get(fact.event_type)
         if step is not None and fact.session_id:
-            result.funnel.add((fact.session_id, step, minute))
+            sessions = bucket.sessions.get(step)
+            if sessions is None:
+                sessions = bucket.sessions[step] = new_step_sketch()
+            sessions.update(fact.session_id)
     return result

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import datasketches
 
-from eventpipe.core.aggregate import FUNNEL_STEPS, HLL_LG_K
+from eventpipe.core.aggregate import HLL_LG_K
+from eventpipe.core.funnel import FUNNEL_STEPS
 from eventpipe.core.histogram import quantile
 from eventpipe.core.timeutil import minute_of, seconds_iso
 

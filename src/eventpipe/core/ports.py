@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class RawBucket(Protocol):
-    """Object storage with the `incoming/`, `raw/`, `staged/`, `rejected/` and `insights/` prefixes."""
+    """Object storage: the raw bucket (`incoming/`, `raw/`, `staged/`, `rejected/`), or the analytics bucket."""
 
     def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         """Store `data`; when `durable`, the object survives a crash once this returns."""
@@ -77,9 +77,20 @@ class InsightsStore(Protocol):
     def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
         """The stored per-minute rows with `since_minute <= minute < until_minute` (epoch seconds).
 
-        With `funnel=False` the funnel rows (one per session step, the most rows by far) are not
-        read and the funnel counts are zeros: the export has no use for them.
+        The funnel is counted from the minutes' session sketches (core/funnel.py), which also means
+        reading those of the two hours before the window; with `funnel=False` they are not read and
+        the funnel counts are zeros.
         """
+
+    def dirty_hours(self) -> list[tuple[int, int]]:
+        """`(hour start, version)` of every hour changed since the export last cleared it, oldest first.
+
+        `apply` marks the hours it changes in the same transaction as the aggregate, so no change
+        can escape the export.
+        """
+
+    def clear_dirty(self, hour: int, version: int) -> bool:
+        """Forget that `hour` is dirty, only if it is still at `version` (else an apply changed it since)."""
 
 
 class WorkflowStarter(Protocol):

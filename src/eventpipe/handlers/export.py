@@ -1,4 +1,8 @@
-"""The insights export: per-minute insights as date-partitioned JSON lines, for Athena and QuickSight."""
+"""The insights export: the dirty hours' insights as partitioned JSON lines in the analytics bucket.
+
+Athena and QuickSight read them (docs/aws.md, "Analytics export"); the raw bucket, which holds raw
+IPs, is never theirs to read.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +15,36 @@ if TYPE_CHECKING:
 
     from eventpipe.handlers.services import Services
 
-EXPORT_WINDOW_MS = 2 * 60 * 60 * 1000  # late events keep changing the last hours' minutes
+DEFAULT_WINDOW_MS = 2 * 60 * 60 * 1000  # a window given only its `until`
 MAX_EXPORT_WINDOW_MS = 31 * 24 * 60 * 60 * 1000
 
 
 def handle_export(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
-    """Export `{"since", "until"}` (RFC 3339), by default the last two hours; `{"keys": [...]}` written.
+    """`{}`: export every hour changed since its last export; `{"since", "until"}` (RFC 3339): backfill a window.
 
-    A schedule runs it with an empty event every few minutes; a window backfills.
+    Answers `{"keys": [...], "hours", "pending"}` (`pending`: dirty hours left for the next run).
+    A schedule runs it with an empty event every few minutes.
     """
-    from eventpipe.core.export import export_insights  # loads the sketches only in this function
+    from eventpipe.core.export import export_dirty, export_window  # loads the sketches only in this function
     from eventpipe.core.timeutil import minute_of, parse_window
 
+    if event.get("since") is None and event.get("until") is None:
+        result = export_dirty(services.insights, services.analytics)
+        return {"keys": result.keys, "hours": result.hours, "pending": result.pending}
     try:
         since_ms, until_ms = parse_window(
             _text(event.get("since")),
             _text(event.get("until")),
             now_ms=services.clock.now_ms(),
-            default_ms=EXPORT_WINDOW_MS,
+            default_ms=DEFAULT_WINDOW_MS,
             max_ms=MAX_EXPORT_WINDOW_MS,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None  # the message says which rule the window broke
-    keys = export_insights(
-        services.insights, services.bucket, since_minute=minute_of(since_ms), until_minute=minute_of(until_ms) + 60
+    result = export_window(
+        services.insights, services.analytics, since_minute=minute_of(since_ms), until_minute=minute_of(until_ms) + 60
     )
-    return {"keys": keys}
+    return {"keys": result.keys, "hours": result.hours, "pending": result.pending}
 
 
 def _text(value: Any) -> str | None:

@@ -33,6 +33,10 @@ class Services(Protocol):
     def bucket(self) -> ReadableBucket: ...
 
     @property
+    def analytics(self) -> RawBucket:
+        """Where the insights export writes (the raw bucket's readers never get this one, nor it theirs)."""
+
+    @property
     def batches(self) -> BatchStore: ...
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.local import (
@@ -75,6 +76,11 @@ class LocalRuntime:
         self.ingestor = Ingestor(
             bucket=self.bucket, batches=self.batches, starter=self, clock=self.clock, limits=settings.limits
         )
+
+    @cached_property
+    def analytics(self) -> FolderBucket:
+        """`<data dir>/analytics/`: the insights export's tables (docs/aws.md, "Analytics export")."""
+        return FolderBucket(self.settings.data_dir / "analytics", prefixes=())
 
     def start(self, batch_id: str, raw_key: str, *, retry: bool = False) -> None:
         """Start one batch's workflow: run it here, or leave it to the worker (a failed batch started

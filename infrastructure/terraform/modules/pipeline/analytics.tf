@@ -1,33 +1,44 @@
-# The insights export as an Athena table (for QuickSight): insights/dt=YYYY-MM-DD/hour=HH/minutes.json,
-# one JSON line per minute (src/eventpipe/core/export.py). Partition projection computes the
-# partitions from the key layout: no crawler, no MSCK REPAIR.
+# The insights export as Athena tables (for QuickSight), JSON lines in the analytics bucket
+# (src/eventpipe/core/export.py, docs/aws.md "Analytics export"): additive columns (minute_counts)
+# apart from non-additive ones (hour_uniques, day_uniques), so that a sum over rows is always right.
+# Partition projection computes the partitions from the key layout: no crawler, no MSCK REPAIR.
 
 locals {
-  insights_path = "s3://${aws_s3_bucket.raw.id}/insights/"
+  insights_tables = {
+    minute_counts = {
+      description = "Per-minute additive insights (curated events by type, revenue, rejections, duplicates); sum freely"
+      hourly      = true
+      columns = [
+        { name = "minute", type = "string", comment = "start of the minute, RFC 3339 UTC" },
+        { name = "events", type = "map<string,bigint>", comment = "curated events by event type" },
+        { name = "events_total", type = "bigint", comment = null },
+        { name = "revenue", type = "double", comment = "in the base currency" },
+        { name = "rejected", type = "map<string,bigint>", comment = "rejected events by reason code" },
+        { name = "duplicates", type = "bigint", comment = null },
+      ]
+    }
+    hour_uniques = {
+      description = "Per-hour unique users and funnel (sketch unions); never sum over hours"
+      hourly      = true
+      columns = [
+        { name = "hour", type = "string", comment = "start of the hour, RFC 3339 UTC" },
+        { name = "unique_users", type = "bigint", comment = "HyperLogLog estimate for the hour" },
+        { name = "funnel_page_view", type = "bigint", comment = "sessions that viewed a page in the hour" },
+        { name = "funnel_add_to_cart", type = "bigint", comment = "of those, sessions that added to the cart in the hour" },
+        { name = "funnel_purchase", type = "bigint", comment = "of those, sessions that bought in the hour" },
+      ]
+    }
+    day_uniques = {
+      description = "Per-day unique users (sketch union of the day hours); never sum over days"
+      hourly      = false
+      columns = [
+        { name = "day", type = "string", comment = "the UTC day, YYYY-MM-DD" },
+        { name = "unique_users", type = "bigint", comment = "HyperLogLog estimate for the day" },
+      ]
+    }
+  }
 
-  insights_columns = [
-    { name = "minute", type = "string", comment = "start of the minute, RFC 3339 UTC" },
-    { name = "events", type = "map<string,bigint>", comment = "curated events by event type" },
-    { name = "events_total", type = "bigint", comment = null },
-    { name = "unique_users", type = "bigint", comment = "HyperLogLog estimate for the minute" },
-    { name = "revenue", type = "double", comment = "in the base currency" },
-    { name = "rejected", type = "map<string,bigint>", comment = "rejected events by reason code" },
-    { name = "duplicates", type = "bigint", comment = null },
-  ]
-}
-
-resource "aws_glue_catalog_database" "insights" {
-  name        = var.glue_database_name
-  description = "eventpipe per-minute insights exported by the export_insights function"
-}
-
-resource "aws_glue_catalog_table" "minutes" {
-  database_name = aws_glue_catalog_database.insights.name
-  name          = "minutes"
-  description   = "Per-minute insights (curated events by type, unique users, revenue, rejections, duplicates)"
-  table_type    = "EXTERNAL_TABLE"
-
-  parameters = {
+  projection_dt = {
     "classification"              = "json"
     "projection.enabled"          = "true"
     "projection.dt.type"          = "date"
@@ -35,24 +46,47 @@ resource "aws_glue_catalog_table" "minutes" {
     "projection.dt.range"         = "${var.insights_projection_start},NOW"
     "projection.dt.interval"      = "1"
     "projection.dt.interval.unit" = "DAYS"
-    "projection.hour.type"        = "integer"
-    "projection.hour.range"       = "0,23"
-    "projection.hour.digits"      = "2"
-    "storage.location.template"   = "${local.insights_path}dt=$${dt}/hour=$${hour}/"
   }
+  projection_hour = {
+    "projection.hour.type"   = "integer"
+    "projection.hour.range"  = "0,23"
+    "projection.hour.digits" = "2"
+  }
+}
+
+resource "aws_glue_catalog_database" "insights" {
+  name        = var.glue_database_name
+  description = "eventpipe insights exported by the export_insights function"
+}
+
+resource "aws_glue_catalog_table" "insights" {
+  for_each = local.insights_tables
+
+  database_name = aws_glue_catalog_database.insights.name
+  name          = each.key
+  description   = each.value.description
+  table_type    = "EXTERNAL_TABLE"
+
+  parameters = merge(local.projection_dt, each.value.hourly ? local.projection_hour : {}, {
+    "storage.location.template" = "s3://${aws_s3_bucket.analytics.id}/${each.key}/dt=$${dt}/${each.value.hourly ? "hour=$${hour}/" : ""}"
+  })
 
   partition_keys {
     name = "dt"
     type = "string"
   }
 
-  partition_keys {
-    name = "hour"
-    type = "string"
+  dynamic "partition_keys" {
+    for_each = each.value.hourly ? ["hour"] : []
+
+    content {
+      name = partition_keys.value
+      type = "string"
+    }
   }
 
   storage_descriptor {
-    location      = local.insights_path
+    location      = "s3://${aws_s3_bucket.analytics.id}/${each.key}/"
     input_format  = "org.apache.hadoop.mapred.TextInputFormat"
     output_format = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 
@@ -61,7 +95,7 @@ resource "aws_glue_catalog_table" "minutes" {
     }
 
     dynamic "columns" {
-      for_each = local.insights_columns
+      for_each = each.value.columns
 
       content {
         name    = columns.value.name

@@ -10,7 +10,8 @@ locals {
     "bucket"                       = aws_s3_bucket.raw.arn
     "bucket/incoming/*"            = "${aws_s3_bucket.raw.arn}/incoming/*"
     "bucket/raw/*"                 = "${aws_s3_bucket.raw.arn}/raw/*"
-    "bucket/insights/*"            = "${aws_s3_bucket.raw.arn}/insights/*"
+    "analytics_bucket"             = aws_s3_bucket.analytics.arn
+    "analytics_bucket/*"           = "${aws_s3_bucket.analytics.arn}/*"
     "curated_table"                = aws_dynamodb_table.curated.arn
     "state_table"                  = aws_dynamodb_table.state.arn
     "state_table/index/unfinished" = "${aws_dynamodb_table.state.arn}/index/unfinished"
@@ -77,7 +78,8 @@ module "entry" {
   memory_mb    = each.value.memory_mb
   timeout_s    = each.value.timeout_s
   # Only the functions that start executions are told the state machine (ingest, replay,
-  # start_batches), and only ingest, which queues the starts that fail, the start-retry queue.
+  # start_batches), only ingest, which queues the starts that fail, the start-retry queue, and only
+  # the one that writes the export the analytics bucket.
   environment = merge(var.function_settings, local.settings_environment, local.common_environment, {
     for name, value in { EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn } :
     name => value if contains(local.policies[each.key][*].sid, "StartExecutions")
@@ -87,6 +89,9 @@ module "entry" {
     }, {
     for name, value in { EVENTPIPE_RANGE_QUEUE_URL = aws_sqs_queue.file_ranges.url } :
     name => value if contains(local.policies[each.key][*].sid, "QueueFileRanges")
+    }, {
+    for name, value in { EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id } :
+    name => value if contains(local.policies[each.key][*].sid, "WriteExport")
   })
   policy_json = data.aws_iam_policy_document.function[each.key].json
   async_invocation = contains(keys(local.async_invocations), each.key) ? merge(local.async_invocations[each.key], {

@@ -23,7 +23,7 @@ locals {
     process_batch   = { memory_mb = 1024, timeout_s = 60, description = "Workflow step ProcessBatch (validate, enrich, persist and aggregate a batch in one pass)." }
     mark_done       = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkDone." }
     mark_failed     = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkFailed." }
-    export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the last two hours of insights to insights/dt=YYYY-MM-DD/hour=HH/minutes.json." }
+    export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the hours of insights changed since the last export, to the analytics bucket." }
     replay          = { memory_mb = 512, timeout_s = 900, description = "Replay of unfinished batches (lost pending ones on a schedule) or of the quarantine." }
     start_batches   = { memory_mb = 256, timeout_s = 30, description = "Starts the batches whose workflow start failed at ingest, from the start-retry queue." }
   }
@@ -68,8 +68,9 @@ locals {
       { sid = "FailBatch", actions = ["dynamodb:UpdateItem"], resources = ["state_table"] },
     ]
     export_insights = [
-      { sid = "ReadInsights", actions = ["dynamodb:Query"], resources = ["insights_table"] },
-      { sid = "WriteExport", actions = ["s3:PutObject"], resources = ["bucket/insights/*"] },
+      { sid = "ReadInsights", actions = ["dynamodb:Query", "dynamodb:DeleteItem"], resources = ["insights_table"] },
+      { sid = "WriteExport", actions = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], resources = ["analytics_bucket/*"] },
+      { sid = "ListSketches", actions = ["s3:ListBucket"], resources = ["analytics_bucket"] },
     ]
     replay = [
       { sid = "Batches", actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"], resources = ["state_table"] },

@@ -18,6 +18,11 @@ output "raw_bucket_name" {
   value       = aws_s3_bucket.raw.id
 }
 
+output "analytics_bucket_name" {
+  description = "The analytics bucket: the insights export Athena and QuickSight read (docs/aws.md)."
+  value       = aws_s3_bucket.analytics.id
+}
+
 output "table_names" {
   description = "The DynamoDB tables by role: curated, state, insights, apps (eventpipe apps create --aws-table)."
   value = {

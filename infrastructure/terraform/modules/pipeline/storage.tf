@@ -1,5 +1,5 @@
-# The raw bucket: incoming/ (file drops), raw/ (accepted batches: the acknowledgement), staged/
-# (left by earlier versions) and insights/ (the export for Athena). Object-created events go to
+# The raw bucket: incoming/ (file drops), raw/ (accepted batches: the acknowledgement) and staged/
+# (left by earlier versions); the insights export goes to the analytics bucket. Object-created events go to
 # EventBridge, and only the rule filtered on incoming/ invokes ingest (triggers.tf): the pipeline's own
 # writes never trigger it.
 
@@ -13,10 +13,58 @@ resource "aws_s3_bucket" "raw" {
   tags          = local.tags
 }
 
+# The analytics bucket: the insights export (minute_counts/, hour_uniques/, day_uniques/, sketches/),
+# all Athena and QuickSight read; only export_insights writes it. Raw events (raw IPs) never go there.
+resource "aws_s3_bucket" "analytics" {
+  #checkov:skip=CKV_AWS_18:data-plane access is logged by CloudTrail data events when wanted; server access logs would need another bucket per stage
+  #checkov:skip=CKV_AWS_144:no cross-region replication: the export is recomputable from the insights table
+  #checkov:skip=CKV_AWS_145:SSE-S3 as in the SAM template: a customer key adds cost and a key policy for QuickSight
+  #checkov:skip=CKV2_AWS_62:nothing reacts to the export's objects; no event notifications needed
+  bucket        = "${local.name}-analytics-${local.account_id}-${local.region}"
+  force_destroy = !var.deletion_protection
+  tags          = local.tags
+}
+
+resource "aws_s3_bucket_versioning" "analytics" {
+  bucket = aws_s3_bucket.analytics.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "analytics" {
+  bucket = aws_s3_bucket.analytics.id
+
+  rule {
+    # The exported tables are the history Athena and QuickSight read: kept. The export rewrites an
+    # hour's objects while it changes; their old versions go as in the raw bucket.
+    id     = "old-versions-and-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_retention_days
+    }
+
+    expiration {
+      expired_object_delete_marker = true
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.analytics]
+}
+
 locals {
-  # Both buckets get the same protections.
+  # Every bucket gets the same protections.
   buckets = {
     raw            = aws_s3_bucket.raw
+    analytics      = aws_s3_bucket.analytics
     athena_results = aws_s3_bucket.athena_results
   }
 }
@@ -88,7 +136,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "raw" {
   }
 
   rule {
-    # insights/ is kept: it is the history Athena and QuickSight read.
     id     = "old-versions-and-uploads"
     status = "Enabled"
 

@@ -41,7 +41,7 @@ resource "aws_lambda_permission" "object_created" {
 
 resource "aws_cloudwatch_event_rule" "export" {
   name                = "${local.name}-export-insights"
-  description         = "Exports the last two hours of insights to insights/ for Athena and QuickSight"
+  description         = "Exports the insights changed since the last export to the analytics bucket for Athena and QuickSight"
   schedule_expression = var.export_schedule
   tags                = local.tags
 }

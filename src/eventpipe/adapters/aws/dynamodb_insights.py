@@ -1,69 +1,64 @@
-"""The insights store in DynamoDB: per-minute counters and sketches, funnel rows, applied-batch markers.
+"""The insights store in DynamoDB: per-minute counters, per-minute sketches, dirty hours, applied markers.
 
-Key shapes (one table, `pk` and `sk` strings):
+Key shapes (one table, `pk` and `sk` strings; the zero-padded minute makes string order time order):
 
-- minute item: `pk = minute#<YYYY-MM-DD>#<shard>` (UTC day of the minute, the writing batch's shard),
-  `sk = <minute epoch seconds, 12 digits>`; flat number attributes `events_<type>`, `revenue`,
-  `rejected_<code>`, `duplicates`, `lag_<bucket>`, so that a batch adds to them with one atomic `ADD`;
-  `users` (B) is the serialized HLL sketch and `v` (N) its version, for optimistic concurrency.
+- counter item: `pk = minute#<YYYY-MM-DD>` (UTC day of the minute), `sk = <minute epoch seconds, 12
+  digits>`; flat number attributes `events_<type>`, `revenue`, `rejected_<code>`, `duplicates`,
+  `lag_<bucket>`, so that a batch adds to them with one atomic `ADD`.
+- sketch item: `pk = sketch#<YYYY-MM-DD>`, `sk` as above; `users` (B) the minute's HyperLogLog
+  sketch of users, `s<step>` (B) its Theta sketch of the sessions that reached funnel step `step`
+  (core/funnel.py), `v` (N) a version for optimistic concurrency.
+- dirty hour: `pk = dirty`, `sk = <hour start, 12 digits>`, `v` (N) counting the batches that
+  changed the hour since the export last cleared it.
 - applied marker: `pk = applied#<batch_id>`, `sk = <chunk number>`.
-- funnel row: `pk = funnel#<YYYY-MM-DDTHH>` (UTC hour of the minute),
-  `sk = <minute, 12 digits>#<step>#<BLAKE2b of the session id>`; funnel rows and markers expire by TTL.
 
-A minute is split over `SHARDS` items, one per shard, and a batch writes only to its own shard
-(a hash of its batch id). Unsharded, every concurrent batch updated the same current-minute item:
-their transactions conflicted on it and on its sketch's version, and the one item and the day's one
-partition capped the rate at a few dozen batches a second. Sharded, both conflicts and the load on
-each partition shrink by `SHARDS`; reading costs `SHARDS` Queries per day instead of one, and the
-shards' items of a minute are added up (sketches united) into one row.
+Why this shape (the read must not grow with sessions or batches, docs/insights.md):
 
-A day's minutes of one shard (1,440 items) and an hour's funnel rows share a partition, so a window
-is read with one Query per partition, and the zero-padded minute makes string order time order.
+- A window is read with one Query per UTC day for the counters and one for the sketches, plus one
+  for the sketches of the funnel's two-hour lookback: a 1-hour window at most 60 + 60 + 120
+  items, a 24-hour one at most 1,440 + 1,440 + 120, however many sessions or batches there were.
+- Counters and sketches are separate items because DynamoDB bills an update by the size of the
+  whole item: adding to the counters costs a write unit, not the sketches' tens of KB.
+- A minute is one item of each kind, not spread over shards: shards multiply the items a read
+  returns. Concurrent batches of a minute conflict more often (they are retried with backoff),
+  and one sketch item takes about 1,000 write units a second: at most about 40 batches a second
+  write the same minute's sketches (4,000 events/s in requests of 100 events, more with larger
+  batches) before throttling, which is retried too.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_calls import batch_put
+from eventpipe.adapters.aws.dynamodb_calls import attempt, conditional
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
-from eventpipe.core.aggregate import FUNNEL_STEPS, merged_users, union_of
+from eventpipe.core.aggregate import hour_of, merged_users
 from eventpipe.core.errors import StorageError
-from eventpipe.core.funnel import SESSION_LOOKBACK_S, funnel_counts
+from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, funnel_counts, merged_step
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    import datasketches
-
     from eventpipe.core.aggregate import BatchAggregate
 
-# Minute items per minute: a batch writes to one of them, so up to SHARDS batches update a minute
-# without conflicting, on SHARDS partitions (each with its own write throughput). More shards cost
-# reads: SHARDS Queries per day of the window. 8 raises the cap eightfold, to a few hundred batches
-# a second, while a 31-day window stays at 248 small Queries.
-SHARDS = 8
-# TransactWriteItems takes at most 100 items: the chunk's applied marker and 99 minute items.
-CHUNK_MINUTES = 99
 _DAY_S = 86_400
-# Funnel rows and applied markers expire (DynamoDB TTL): a window reads at most 31 days plus the
-# funnel's lookback, and a batch's steps are retried within minutes. Minute items are kept.
+# Applied markers expire (DynamoDB TTL): a batch's steps are retried within minutes, replays
+# within days. Counter and sketch items are kept.
 HELPER_ROWS_TTL_S = 32 * _DAY_S
-_HOUR_S = 3_600
-# Cancellation reasons that a fresh read and another try may clear (the marker's failed condition
-# is not one: it means the chunk is applied already).
-_RETRYABLE_REASONS = frozenset({"ConditionalCheckFailed", "TransactionConflict", "ThrottlingError"})
+# Cancellation reasons that another try may clear (the marker's failed condition is not one: it
+# means the chunk is applied already).
+_RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError"})
 _EXPRESSION_MAX = 4096  # DynamoDB's limit on an expression string, placeholders unexpanded
+_DIRTY_PK = "dirty"
 _DEFAULT_BACKOFF = Backoff()
 
 
@@ -71,32 +66,17 @@ def _utc(minute: int, pattern: str) -> str:
     return datetime.fromtimestamp(minute, UTC).strftime(pattern)
 
 
-def shard_of(batch_id: str) -> int:
-    """The batch's shard: the same in every process and on every retry (unlike the salted `hash()`)."""
-    return int(hashlib.sha256(batch_id.encode()).hexdigest()[:8], 16) % SHARDS
-
-
-def _minute_pk(minute: int, shard: int) -> str:
-    return f"minute#{_utc(minute, '%Y-%m-%d')}#{shard}"
-
-
-def _minute_key(minute: int, shard: int) -> dict[str, Any]:
-    return {"pk": {"S": _minute_pk(minute, shard)}, "sk": {"S": f"{minute:012d}"}}
+def _key(kind: str, minute: int) -> dict[str, Any]:
+    """The `minute#` (counters) or `sketch#` item of a minute."""
+    return {"pk": {"S": f"{kind}#{_utc(minute, '%Y-%m-%d')}"}, "sk": {"S": f"{minute:012d}"}}
 
 
 def _marker_key(batch_id: str, chunk: int) -> dict[str, Any]:
     return {"pk": {"S": f"applied#{batch_id}"}, "sk": {"S": str(chunk)}}
 
 
-def _funnel_item(session_id: str, step: int, minute: int) -> dict[str, Any]:
-    # The session id is hashed: a sort key holds 1,024 bytes, a session id may hold more, and the
-    # funnel only needs to tell sessions apart.
-    session = hashlib.blake2b(session_id.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-    return {
-        "pk": {"S": f"funnel#{_utc(minute, '%Y-%m-%dT%H')}"},
-        "sk": {"S": f"{minute:012d}#{step}#{session}"},
-        TTL_ATTRIBUTE: {"N": str(minute + HELPER_ROWS_TTL_S)},
-    }
+def _dirty_key(hour: int) -> dict[str, Any]:
+    return {"pk": {"S": _DIRTY_PK}, "sk": {"S": f"{hour:012d}"}}
 
 
 def _number(value: float) -> str:
@@ -109,29 +89,41 @@ def _number(value: float) -> str:
 
 @dataclass(slots=True)
 class _MinuteChange:
-    """What one batch adds to one minute item: counters to ADD, and a sketch to merge (None: leave it)."""
+    """What one batch adds to one minute: counters to ADD, sketches to merge (empty: leave them)."""
 
     minute: int
-    shard: int
     counters: dict[str, str] = field(default_factory=dict)  # attribute -> DynamoDB number
-    users: datasketches.hll_sketch | None = None
+    sketches: dict[str, Any] = field(default_factory=dict)  # attribute -> the batch's sketch
 
 
-def _changes(aggregate: BatchAggregate, shard: int) -> list[_MinuteChange]:
-    """The batch's minute items, oldest first (the same order, hence the same chunks, on every retry)."""
+def _chunks(aggregate: BatchAggregate) -> list[tuple[int, list[_MinuteChange]]]:
+    """The batch's changes by UTC hour, oldest first (the same chunks, in the same order, on every retry).
+
+    One hour is one transaction: its marker, its dirty-hour item and at most 60 counter items stay
+    within TransactWriteItems' 100.
+    """
     changes: dict[int, _MinuteChange] = {}
     for minute, bucket in aggregate.minutes.items():
-        change = changes[minute] = _MinuteChange(minute, shard, users=bucket.users)
+        change = changes[minute] = _MinuteChange(minute)
         change.counters.update((f"events_{t}", str(n)) for t, n in bucket.events.items())
         change.counters["revenue"] = _number(bucket.revenue)
         change.counters.update((f"lag_{b}", str(n)) for b, n in bucket.lag_ms.items())
+        if not bucket.users.is_empty():
+            change.sketches["users"] = bucket.users
+        change.sketches.update((f"s{step}", sessions) for step, sessions in bucket.sessions.items())
     refusals = {f"rejected_{code}": str(n) for code, n in aggregate.rejected.items() if n}
     if aggregate.duplicates:
         refusals["duplicates"] = str(aggregate.duplicates)
     if refusals:
-        change = changes.setdefault(aggregate.batch_minute, _MinuteChange(aggregate.batch_minute, shard))
-        change.counters.update(refusals)
-    return [changes[minute] for minute in sorted(changes)]
+        changes.setdefault(aggregate.batch_minute, _MinuteChange(aggregate.batch_minute)).counters.update(refusals)
+    hours: dict[int, list[_MinuteChange]] = {}
+    for minute in sorted(changes):
+        hours.setdefault(hour_of(minute), []).append(changes[minute])
+    return sorted(hours.items())
+
+
+def _merged(attribute: str, sketch: Any, stored: bytes | None) -> bytes:
+    return merged_users(sketch, stored) if attribute == "users" else merged_step(sketch, stored)
 
 
 class DynamoInsightsStore:
@@ -141,17 +133,16 @@ class DynamoInsightsStore:
 
     - Exactly once per batch: the counters are added (`ADD`), so a repeated write would count twice.
       Each transaction therefore also puts an applied marker with `attribute_not_exists(pk)`: the
-      marker and the counters commit together or not at all, and a retry finds the marker and skips.
-    - Sketches cannot be merged by DynamoDB itself: a HyperLogLog union is computed here, on a
-      stored sketch read just before, so the write is conditioned on the sketch's version `v`;
-      a concurrent writer of the same shard changes the version, the transaction is cancelled, and the chunk is read
-      again and retried with backoff.
-    - A transaction holds at most 100 items: a batch spanning more minutes is applied in chunks of
-      99 minute items plus that chunk's marker. A crash between chunks leaves whole chunks applied,
-      and a retry skips them by their markers. `apply` is True when it applied any chunk.
-
-    Funnel rows are plain idempotent puts, written first: a crash before the counters leaves only
-    rows that the retry writes again.
+      marker, the counters and the dirty-hour mark commit together or not at all, and a retry
+      finds the marker and skips.
+    - Sketches are merged here (DynamoDB cannot unite them) and written before the transaction,
+      each conditioned on the version read: a concurrent writer changes it, and that minute is
+      read again and merged again. A union is idempotent, so a sketch merged by a try that then
+      failed, or merged twice, counts nothing twice; they need no transaction (which would bill
+      their tens of KB twice).
+    - One transaction per UTC hour of the batch (most batches touch one): a crash between hours
+      leaves whole hours applied, and a retry skips them by their markers. `apply` is True when it
+      applied any.
     """
 
     def __init__(self, table_name: str, client: Any = None, *, backoff: Backoff = _DEFAULT_BACKOFF) -> None:
@@ -162,24 +153,25 @@ class DynamoInsightsStore:
     # --- apply ------------------------------------------------------------------------------------
 
     def apply(self, batch_id: str, aggregate: BatchAggregate) -> bool:
-        rows = [_funnel_item(*step) for step in sorted(aggregate.funnel, key=lambda s: (s[2], s[0], s[1]))]
-        batch_put(self._client, self._table, rows, self._backoff)
-        changes = _changes(aggregate, shard_of(batch_id))
         # Even a batch without minutes gets chunk 0, so that its marker answers a second apply.
-        chunks = [changes[start : start + CHUNK_MINUTES] for start in range(0, len(changes), CHUNK_MINUTES)] or [[]]
+        chunks = _chunks(aggregate) or [(hour_of(aggregate.batch_minute), [])]
         applied = False
-        for number, chunk in enumerate(chunks):
-            applied |= self._apply_chunk(_marker_key(batch_id, number), chunk)
+        for number, (hour, chunk) in enumerate(chunks):
+            applied |= self._apply_chunk(_marker_key(batch_id, number), hour, chunk)
         return applied
 
-    def _apply_chunk(self, marker: dict[str, Any], chunk: Sequence[_MinuteChange]) -> bool:
-        """Apply one chunk in one transaction: True when applied now, False when its marker was there."""
+    def _apply_chunk(self, marker: dict[str, Any], hour: int, chunk: Sequence[_MinuteChange]) -> bool:
+        """Apply one hour's changes: True when applied now, False when its marker was there."""
+        stored = self._read_sketches(marker, chunk)
+        if stored is None:
+            return False
+        for change in chunk:
+            if change.sketches:
+                self._merge_sketches(change, stored.get(change.minute))
+        transaction = self._transaction(marker, hour, chunk)
         for _ in self._backoff.waits():
-            stored = self._read_sketches(marker, chunk)
-            if stored is None:
-                return False
             try:
-                self._client.transact_write_items(TransactItems=self._transaction(marker, chunk, stored))
+                self._client.transact_write_items(TransactItems=transaction)
             except AWS_ERRORS as exc:
                 if self._was_applied(exc, marker):
                     return False
@@ -205,17 +197,11 @@ class DynamoInsightsStore:
 
     def _read_sketches(
         self, marker: dict[str, Any], chunk: Sequence[_MinuteChange]
-    ) -> dict[int, tuple[bytes | None, int]] | None:
-        """Stored `(users, v)` of the chunk's minutes that merge a sketch; None when the marker exists already."""
-        keys = [marker] + [_minute_key(change.minute, change.shard) for change in chunk if change.users is not None]
-        request = {
-            "Keys": keys,
-            "ConsistentRead": True,
-            "ProjectionExpression": "#pk, #sk, #u, #v",
-            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk", "#u": "users", "#v": "v"},
-        }
+    ) -> dict[int, dict[str, Any]] | None:
+        """The stored sketch items of the chunk's minutes, by minute; None when the marker exists already."""
+        keys = [marker] + [_key("sketch", change.minute) for change in chunk if change.sketches]
         items: list[dict[str, Any]] = []
-        pending: dict[str, Any] = {self._table: request}
+        pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
         for _ in self._backoff.waits():
             try:
                 answer = self._client.batch_get_item(RequestItems=pending)
@@ -229,26 +215,55 @@ class DynamoInsightsStore:
                 break
         else:
             raise StorageError(f"cannot read insights from {self._table}: keys still unprocessed")
-        stored: dict[int, tuple[bytes | None, int]] = {}
-        for item in items:
-            if item["pk"] == marker["pk"]:
-                return None
-            users = item.get("users", {}).get("B")
-            stored[int(item["sk"]["S"])] = (None if users is None else bytes(users), int(item.get("v", {}).get("N", 0)))
-        return stored
+        if any(item["pk"] == marker["pk"] for item in items):
+            return None
+        return {int(item["sk"]["S"]): item for item in items}
 
-    def _transaction(
-        self,
-        marker: dict[str, Any],
-        chunk: Sequence[_MinuteChange],
-        stored: dict[int, tuple[bytes | None, int]],
-    ) -> list[dict[str, Any]]:
+    def _merge_sketches(self, change: _MinuteChange, stored: dict[str, Any] | None) -> None:
+        """Write the minute's sketches merged with the stored ones, if no one wrote them since they were read."""
+        key = _key("sketch", change.minute)
+        action = f"cannot write the sketches of minute {change.minute} to {self._table}"
+        for _ in self._backoff.waits():
+            item: dict[str, Any] = dict(stored or key)
+            for attribute, sketch in change.sketches.items():
+                old = item.get(attribute, {}).get("B")
+                item[attribute] = {"B": _merged(attribute, sketch, None if old is None else bytes(old))}
+            version = int(item.get("v", {}).get("N", 0))
+            item["v"] = {"N": str(version + 1)}
+            request: dict[str, Any] = {"TableName": self._table, "Item": item}
+            if stored is None:
+                request["ConditionExpression"] = "attribute_not_exists(pk)"
+            else:
+                request["ConditionExpression"] = "v = :old"
+                request["ExpressionAttributeValues"] = {":old": {"N": str(version)}}
+            if conditional(self._backoff, action, functools.partial(self._client.put_item, **request)):
+                return
+            stored = self._get(key)
+        raise StorageError(f"{action}: writers kept conflicting for {self._backoff.attempts} tries")
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        answer = attempt(
+            self._backoff,
+            f"cannot read insights from {self._table}",
+            lambda: self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True),
+        )
+        item: dict[str, Any] | None = answer.get("Item")
+        return item
+
+    def _transaction(self, marker: dict[str, Any], hour: int, chunk: Sequence[_MinuteChange]) -> list[dict[str, Any]]:
         item = {**marker, TTL_ATTRIBUTE: {"N": str(int(time.time()) + HELPER_ROWS_TTL_S)}}
         put = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
-        return [{"Put": put}] + [{"Update": self._update(change, stored)} for change in chunk]
+        dirty = {
+            "TableName": self._table,
+            "Key": _dirty_key(hour),
+            "UpdateExpression": "ADD v :one",
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+        }
+        updates = [{"Update": self._update(change)} for change in chunk if change.counters]
+        return [{"Put": put}, *([{"Update": dirty}] if updates else []), *updates]
 
-    def _update(self, change: _MinuteChange, stored: dict[int, tuple[bytes | None, int]]) -> dict[str, Any]:
-        """`ADD` the counters; with a sketch, `SET` the merged one if the version is still the one read."""
+    def _update(self, change: _MinuteChange) -> dict[str, Any]:
+        """`ADD` the minute's counters."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         adds = []
@@ -256,24 +271,35 @@ class DynamoInsightsStore:
             token = f"{number:x}"  # short placeholders: the expression must stay within 4 KB
             names[f"#a{token}"], values[f":a{token}"] = attribute, {"N": amount}
             adds.append(f"#a{token} :a{token}")
-        update: dict[str, Any] = {"TableName": self._table, "Key": _minute_key(change.minute, change.shard)}
         expression = "ADD " + ", ".join(adds)
-        if change.users is not None:
-            users, version = stored.get(change.minute, (None, 0))
-            names.update({"#u": "users", "#v": "v"})
-            values.update(
-                {
-                    ":u": {"B": merged_users(change.users, users)},
-                    ":old": {"N": str(version)},
-                    ":new": {"N": str(version + 1)},
-                }
-            )
-            expression += " SET #u = :u, #v = :new"
-            update["ConditionExpression"] = "attribute_not_exists(#v) OR #v = :old"
         if len(expression.encode()) > _EXPRESSION_MAX:
             raise StorageError(f"minute {change.minute} has too many counters for one update ({len(adds)})")
-        update.update(UpdateExpression=expression, ExpressionAttributeNames=names, ExpressionAttributeValues=values)
-        return update
+        return {
+            "TableName": self._table,
+            "Key": _key("minute", change.minute),
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    # --- dirty hours --------------------------------------------------------------------------------
+
+    def dirty_hours(self) -> list[tuple[int, int]]:
+        return [
+            (int(item["sk"]["S"]), int(item.get("v", {}).get("N", 0))) for item in self._query(_DIRTY_PK, "0", "9" * 12)
+        ]
+
+    def clear_dirty(self, hour: int, version: int) -> bool:
+        return conditional(
+            self._backoff,
+            f"cannot clear dirty hour {hour} in {self._table}",
+            lambda: self._client.delete_item(
+                TableName=self._table,
+                Key=_dirty_key(hour),
+                ConditionExpression="v = :v",
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            ),
+        )
 
     # --- read -------------------------------------------------------------------------------------
 
@@ -281,27 +307,29 @@ class DynamoInsightsStore:
         if until_minute <= since_minute:
             return InsightsRows(minutes=[], funnel=[0] * len(FUNNEL_STEPS))
         last = until_minute - 1
-        items: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)  # minute -> its items, one per shard
-        for start in _starts(since_minute, last, _DAY_S):
-            for shard in range(SHARDS):
-                for item in self._query(_minute_pk(start, shard), f"{since_minute:012d}", f"{last:012d}"):
-                    items[int(item["sk"]["S"])].append(item)
-        minutes = [_minute_row(minute, items[minute]) for minute in sorted(items)]
+        rows: dict[int, MinuteRow] = {}
+        steps: list[tuple[int, int, bytes]] = []
+        for day in _days(since_minute, last):
+            for item in self._query(f"minute#{day}", f"{since_minute:012d}", f"{last:012d}"):
+                minute = int(item["sk"]["S"])
+                _add_counters(rows.setdefault(minute, MinuteRow(minute)), item)
+            for item in self._query(f"sketch#{day}", f"{since_minute:012d}", f"{last:012d}"):
+                minute = int(item["sk"]["S"])
+                users = item.get("users", {}).get("B")
+                rows.setdefault(minute, MinuteRow(minute)).users = None if users is None else bytes(users)
+                steps.extend(_steps_of(minute, item))
         if not funnel:
-            return InsightsRows(minutes, [0] * len(FUNNEL_STEPS))
-        lookback = since_minute - SESSION_LOOKBACK_S
-        # A funnel key extends its minute with "#", so the bare `until` sorts after every earlier row
-        # and before the rows of its own minute: BETWEEN up to it is `minute < until`.
-        steps = [
-            _funnel_row(item["sk"]["S"])
-            for start in _starts(lookback, last, _HOUR_S)
-            for item in self._query(
-                f"funnel#{_utc(start, '%Y-%m-%dT%H')}", f"{lookback:012d}", f"{until_minute:012d}", keys_only=True
-            )
-        ]
-        return InsightsRows(minutes, funnel_counts(steps, since_minute=since_minute, until_minute=until_minute))
+            return InsightsRows([rows[minute] for minute in sorted(rows)], [0] * len(FUNNEL_STEPS))
+        # The lookback needs only the earlier steps' sketches: the projection keeps the pages small
+        # (DynamoDB bills the whole items all the same).
+        lookback, earlier = since_minute - SESSION_LOOKBACK_S, [f"s{step}" for step in range(len(FUNNEL_STEPS) - 1)]
+        for day in _days(lookback, since_minute - 1):
+            for item in self._query(f"sketch#{day}", f"{lookback:012d}", f"{since_minute - 1:012d}", earlier):
+                steps.extend(_steps_of(int(item["sk"]["S"]), item))
+        counts = funnel_counts(steps, since_minute=since_minute, until_minute=until_minute)
+        return InsightsRows([rows[minute] for minute in sorted(rows)], counts)
 
-    def _query(self, pk: str, low: str, high: str, *, keys_only: bool = False) -> Iterator[dict[str, Any]]:
+    def _query(self, pk: str, low: str, high: str, attributes: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of partition `pk` with `low <= sk <= high`, page by page (strongly consistent)."""
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -309,54 +337,46 @@ class DynamoInsightsStore:
             "ExpressionAttributeValues": {":pk": {"S": pk}, ":low": {"S": low}, ":high": {"S": high}},
             "ConsistentRead": True,
         }
-        if keys_only:
-            request["ProjectionExpression"] = "sk"
+        if attributes is not None:
+            names = {f"#p{number}": name for number, name in enumerate(["sk", *attributes])}
+            request["ProjectionExpression"] = ", ".join(names)
+            request["ExpressionAttributeNames"] = names
+        action = f"cannot read insights from {self._table}"
         while True:
             try:
-                page = self._client.query(**request)
-            except AWS_ERRORS as exc:
-                raise storage_error(exc, f"cannot read insights from {self._table}") from exc
+                page = attempt(self._backoff, action, lambda: self._client.query(**request))
+            except AWS_ERRORS as exc:  # `attempt` lets a failed condition through; a Query has none
+                raise storage_error(exc, action) from exc
             yield from page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def _starts(first: int, last: int, period: int) -> range:
-    """The starts of the UTC days or hours (`period` seconds) that hold any of `first..last`."""
-    return range(first - first % period, last + 1, period)
+def _days(first: int, last: int) -> list[str]:
+    """The UTC days (`YYYY-MM-DD`) that hold any minute of `first..last`."""
+    return [_utc(start, "%Y-%m-%d") for start in range(first - first % _DAY_S, last + 1, _DAY_S)]
 
 
-def _minute_row(minute: int, items: list[dict[str, Any]]) -> MinuteRow:
-    """A minute's items, one per shard that wrote to it, as one row: numbers added, sketches united.
+def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[tuple[int, int, bytes]]:
+    for step in range(len(FUNNEL_STEPS)):
+        sketch = item.get(f"s{step}", {}).get("B")
+        if sketch is not None:
+            yield minute, step, bytes(sketch)
 
-    The numbers are added as decimals, as DynamoDB adds within an item, so that revenue is rounded
-    to a float once, whatever the shards.
-    """
-    sums: defaultdict[str, Decimal] = defaultdict(Decimal)
-    sketches = []
-    for item in items:
-        for attribute, value in item.items():
-            if attribute == "users":
-                sketches.append(bytes(value["B"]))
-            elif "N" in value:
-                sums[attribute] += Decimal(value["N"])
-    row = MinuteRow(minute, users=union_of(sketches))
-    for attribute, total in sums.items():
+
+def _add_counters(row: MinuteRow, item: dict[str, Any]) -> None:
+    """A counter item's numbers into its row (revenue read as a decimal, then rounded to a float once)."""
+    for attribute, value in item.items():
+        if "N" not in value:
+            continue
         if attribute == "revenue":
-            row.revenue = float(total)
+            row.revenue = float(Decimal(value["N"]))
         elif attribute == "duplicates":
-            row.duplicates = int(total)
+            row.duplicates = int(value["N"])
         elif attribute.startswith("events_"):
-            row.events[attribute.removeprefix("events_")] = int(total)
+            row.events[attribute.removeprefix("events_")] = int(value["N"])
         elif attribute.startswith("rejected_"):
-            row.rejected[attribute.removeprefix("rejected_")] = int(total)
+            row.rejected[attribute.removeprefix("rejected_")] = int(value["N"])
         elif attribute.startswith("lag_"):
-            row.lag_ms[int(attribute.removeprefix("lag_"))] = int(total)
-    return row
-
-
-def _funnel_row(sort_key: str) -> tuple[int, str, int]:
-    """`<minute>#<step>#<session>` -> `(minute, session, step)`; the session may itself hold `#`."""
-    minute, step, session_id = sort_key.split("#", 2)
-    return int(minute), session_id, int(step)
+            row.lag_ms[int(attribute.removeprefix("lag_"))] = int(value["N"])

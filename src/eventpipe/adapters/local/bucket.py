@@ -13,7 +13,7 @@ from eventpipe.core.errors import ObjectNotFoundError, StorageError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-PREFIXES = ("incoming/", "raw/", "staged/", "rejected/", "insights/")
+PREFIXES = ("incoming/", "raw/", "staged/", "rejected/")
 
 
 class FolderBucket:

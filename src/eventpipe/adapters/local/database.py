@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-minute session sketches replace per-session funnel rows; dirty hours
 SCHEMA = """
 -- The curated events' index; their payloads are in segment files (adapters/local/curated.py).
 -- Rows are appended in rowid order; only the small unique index on the 16-byte id is random.
@@ -58,14 +58,16 @@ CREATE TABLE IF NOT EXISTS minute_sketches (
     minute INTEGER PRIMARY KEY,
     users BLOB NOT NULL
 );
--- Keyed by minute first: a batch's steps land in a few neighbouring pages, not one random page
--- per session (that cost a third of all page writes); queries read a time range anyway.
-CREATE TABLE IF NOT EXISTS funnel (
+-- Per minute and funnel step, a Theta sketch of the sessions that reached it (core/funnel.py).
+CREATE TABLE IF NOT EXISTS minute_sessions (
     minute INTEGER NOT NULL,
-    session_id TEXT NOT NULL,
     step INTEGER NOT NULL,
-    PRIMARY KEY (minute, session_id, step)
+    sketch BLOB NOT NULL,
+    PRIMARY KEY (minute, step)
 ) WITHOUT ROWID;
+-- Hours whose aggregates changed since the export last wrote them; `version` counts the changes,
+-- so that the export forgets an hour only if nothing changed it meanwhile.
+CREATE TABLE IF NOT EXISTS dirty_hours (hour INTEGER PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS applied_batches (batch_id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 

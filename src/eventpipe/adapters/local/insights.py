@@ -1,11 +1,11 @@
-"""Per-minute aggregates in SQLite: counts, mergeable sketches and the per-session funnel."""
+"""Per-minute aggregates in SQLite: counts, mergeable sketches (users, funnel sessions), dirty hours."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from eventpipe.core.aggregate import FUNNEL_STEPS, merged_users
-from eventpipe.core.funnel import SESSION_LOOKBACK_S
+from eventpipe.core.aggregate import changed_hours, merged_users
+from eventpipe.core.funnel import SESSION_LOOKBACK_S, funnel_counts, merged_step
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 
 if TYPE_CHECKING:
@@ -18,21 +18,7 @@ _ADD_COUNT = (
     "INSERT INTO minute_counts (minute, metric, key, value) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (minute, metric, key) DO UPDATE SET value = value + excluded.value"
 )
-_ADD_STEP = "INSERT OR IGNORE INTO funnel (minute, session_id, step) VALUES (?, ?, ?)"
-# Per session: whether it reached each step in the window (w), and each step since the lookback (a).
-_FUNNEL_QUERY = (
-    "SELECT "
-    + ", ".join(
-        "COALESCE(SUM(" + " AND ".join([f"w{step}", *(f"a{n}" for n in range(step))]) + "), 0)"
-        for step in range(len(FUNNEL_STEPS))
-    )
-    + " FROM (SELECT "
-    + ", ".join(
-        [f"MAX(step = {n} AND minute >= :since) AS w{n}" for n in range(len(FUNNEL_STEPS))]
-        + [f"MAX(step = {n}) AS a{n}" for n in range(len(FUNNEL_STEPS) - 1)]
-    )
-    + " FROM funnel WHERE minute >= :lookback AND minute < :until GROUP BY session_id)"
-)
+_DIRTY = "INSERT INTO dirty_hours (hour, version) VALUES (?, 1) ON CONFLICT (hour) DO UPDATE SET version = version + 1"
 
 
 class SqliteInsightsStore:
@@ -52,18 +38,35 @@ class SqliteInsightsStore:
                 counts.extend((minute, "events", t, n) for t, n in bucket.events.items())
                 counts.append((minute, "revenue", "", bucket.revenue))
                 counts.extend((minute, "lag", str(b), n) for b, n in bucket.lag_ms.items())
-                self._merge_users(conn, minute, bucket)
+                self._merge_sketches(conn, minute, bucket)
             conn.executemany(_ADD_COUNT, counts)
-            conn.executemany(_ADD_STEP, sorted((minute, session, step) for session, step, minute in aggregate.funnel))
+            conn.executemany(_DIRTY, [(hour,) for hour in changed_hours(aggregate)])
             return True
 
     @staticmethod
-    def _merge_users(conn: sqlite3.Connection, minute: int, bucket: MinuteAggregate) -> None:
+    def _merge_sketches(conn: sqlite3.Connection, minute: int, bucket: MinuteAggregate) -> None:
         row = conn.execute("SELECT users FROM minute_sketches WHERE minute = ?", (minute,)).fetchone()
         conn.execute(
             "INSERT OR REPLACE INTO minute_sketches (minute, users) VALUES (?, ?)",
             (minute, merged_users(bucket.users, row[0] if row else None)),
         )
+        for step, sessions in sorted(bucket.sessions.items()):
+            row = conn.execute(
+                "SELECT sketch FROM minute_sessions WHERE minute = ? AND step = ?", (minute, step)
+            ).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO minute_sessions (minute, step, sketch) VALUES (?, ?, ?)",
+                (minute, step, merged_step(sessions, row[0] if row else None)),
+            )
+
+    def dirty_hours(self) -> list[tuple[int, int]]:
+        with self._db.reading() as conn:
+            return [(int(h), int(v)) for h, v in conn.execute("SELECT hour, version FROM dirty_hours ORDER BY hour")]
+
+    def clear_dirty(self, hour: int, version: int) -> bool:
+        with self._db.transaction() as conn:
+            cursor = conn.execute("DELETE FROM dirty_hours WHERE hour = ? AND version = ?", (hour, version))
+            return cursor.rowcount == 1
 
     def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
         window = (since_minute, until_minute)
@@ -75,10 +78,13 @@ class SqliteInsightsStore:
             sketches = conn.execute(
                 "SELECT minute, users FROM minute_sketches WHERE minute >= ? AND minute < ?", window
             ).fetchall()
-            bounds = {"since": since_minute, "until": until_minute, "lookback": since_minute - SESSION_LOOKBACK_S}
-            sessions = [0] * len(FUNNEL_STEPS)
+            steps = []
             if funnel:
-                sessions = [int(n) for n in conn.execute(_FUNNEL_QUERY, bounds).fetchone()]
+                steps = conn.execute(
+                    "SELECT minute, step, sketch FROM minute_sessions WHERE minute >= ? AND minute < ?",
+                    (since_minute - SESSION_LOOKBACK_S, until_minute),
+                ).fetchall()
+        sessions = funnel_counts(steps, since_minute=since_minute, until_minute=until_minute)
         rows: dict[int, MinuteRow] = {}
         for minute, metric, key, value in counts:
             row = rows.setdefault(minute, MinuteRow(minute))
