@@ -81,7 +81,8 @@ def read(client: Any, store: DynamoInsightsStore, *, hours: int) -> tuple[int, i
     """(items, queries, CPU seconds, document) of one GET /insights of the window."""
     counter = QueryItems(client)
     cpu = time.process_time()
-    document = insights_document(store, since_ms=START * 1000, until_ms=(START + hours * HOUR_S) * 1000 - 1, currency="EUR")
+    until_ms = (START + hours * HOUR_S) * 1000 - 1  # the minute that holds `until` is read: end just before
+    document = insights_document(store, since_ms=START * 1000, until_ms=until_ms, currency="EUR")
     cpu = time.process_time() - cpu
     return counter.items["items"], counter.items["queries"], cpu, document
 
@@ -94,7 +95,8 @@ def main() -> None:
     import boto3
     from moto import mock_aws
 
-    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
+    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     print("| window | distinct sessions | items returned | Queries | CPU s (moto included) | funnel |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
     for hours in (int(h) for h in args.hours.split(",")):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +24,9 @@ from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.settings import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, AwsResources, Settings
 from tests.conftest import NOW_MS, FixedClock, make_event
 from tests.infra.conftest import ROOT, TEMPLATE
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 ENTRY_MODULE = ROOT / "src" / "lambda_pipeline.py"
 SETTINGS = ROOT / "src" / "eventpipe" / "settings.py"
