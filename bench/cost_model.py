@@ -19,6 +19,7 @@ import yaml
 from fake_aws import write_units
 
 from eventpipe.core.aggregate import merged_users, new_user_sketch
+from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, merged_step, new_step_sketch
 from eventpipe.core.generate import EventGenerator
 
 if TYPE_CHECKING:
@@ -76,22 +77,28 @@ def tiered(quantity: float, tiers: list[tuple[float, float]]) -> float:
 
 
 def mean_sketch_bytes(events: int, batch: int, seed: int) -> float:
-    """Mean size of a minute item's merged user sketch over the writes that fill it with `events` events.
+    """Mean size of a minute's sketch item over the writes that fill it with `events` events.
 
-    A minute item (one of 8 shards) receives the batches of its shard that fall in that minute;
-    each write stores the whole merged sketch (4 bytes a user while sparse, 8 KB dense).
+    Every batch of the minute rewrites the item with the merged sketches: users (HyperLogLog, 4 bytes
+    a user while sparse, 8 KB dense) and the sessions of each funnel step (Theta, about 8 bytes a
+    session up to 1,024, compressed).
     """
     generator = EventGenerator(seed=seed, now_ms=int(time.time() * 1000), span_minutes=1)
-    keys = [orjson.loads(line) for line in generator.lines(max(events, 1))]
-    users = [event.get("user_id") or event.get("anonymous_id") for event in keys]
-    stored: bytes | None = None
+    events_read = [orjson.loads(line) for line in generator.lines(max(events, 1))]
+    stored: dict[str, bytes | None] = {"users": None, **{step: None for step in FUNNEL_STEPS}}
     sizes = []
-    for start in range(0, len(users), batch):
-        sketch = new_user_sketch()
-        for user in users[start : start + batch]:
-            sketch.update(user)
-        stored = merged_users(sketch, stored)
-        sizes.append(len(stored))
+    for start in range(0, len(events_read), batch):
+        users = new_user_sketch()
+        steps = {step: new_step_sketch() for step in FUNNEL_STEPS}
+        for event in events_read[start : start + batch]:
+            users.update(event.get("user_id") or event.get("anonymous_id"))
+            if event.get("event_type") in steps and event.get("session_id"):
+                steps[event["event_type"]].update(event["session_id"])
+        stored["users"] = merged_users(users, stored["users"])
+        for step, sessions in steps.items():
+            if not sessions.is_empty():
+                stored[step] = merged_step(sessions, stored[step])
+        sizes.append(sum(len(value) for value in stored.values() if value))
     return statistics.mean(sizes)
 
 
@@ -105,11 +112,11 @@ class PerBatch:
     log_bytes: float
     units: Counter[str]
     calls: Counter[str]
-    minute_writes: float  # minute items written per batch, in transactions
-    minute_bytes: float  # a minute item's bytes besides its sketch
-    minute_wru: float  # what those writes took here (the model below sizes the sketches per rate)
-    funnel_rows: float
-    funnel_row_bytes: float
+    minute_writes: float  # counter items written per batch, in transactions
+    minute_bytes: float  # a counter item's bytes
+    sketch_writes: float  # sketch items written per batch (conditional puts)
+    sketch_item_bytes: float  # a sketch item's bytes besides its sketches
+    sketch_wru: float  # what those writes took here (the model below sizes the sketches per rate)
     raw_bytes_per_event: float
     staged_bytes: float  # per batch
     curated_item_bytes: float
@@ -155,26 +162,25 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     seconds = 3600 * HOURS_PER_MONTH
     events = rate * seconds
     batches = events / per.events
-    per_minute = batches / (seconds / 60)
-    shards = 8 * (1 - (7 / 8) ** per_minute) if per_minute < 400 else 8.0  # minute items in use
-    sketch = mean_sketch_bytes(round(rate * 60 / max(shards, 1)), per.events, seed)
-    minute_item = per.minute_bytes + sketch
-    insights_wru = per.units["insights WRU"] - per.minute_wru + per.minute_writes * 2 * write_units(int(minute_item))
-    # Besides the batches' own reads: each export reads 3 hours of minute items (no funnel rows); each
-    # dashboard poll 1 hour of minute items and the funnel rows of that hour and the 2 hours before.
-    funnel_per_hour = per.funnel_rows * batches / HOURS_PER_MONTH
+    sketch = mean_sketch_bytes(round(rate * 60), per.events, seed)  # one sketch item per minute (no shards)
+    sketch_item = per.sketch_item_bytes + sketch
+    insights_wru = per.units["insights WRU"] - per.sketch_wru + per.sketch_writes * write_units(int(sketch_item))
+    # Besides the batches' own reads: each export reads the hours changed since the last run (the current
+    # hour and, assumed, the one before), each dashboard poll one hour; a read of `hours` hours returns
+    # their counter and sketch items plus the sketch items of the funnel's two-hour lookback.
     exports = HOURS_PER_MONTH * 60 / a.export_every_min
     polls = seconds / a.poll_every_s
+    lookback_minutes = SESSION_LOOKBACK_S // 60
 
-    def read(hours: int, *, funnel: bool) -> tuple[float, float]:
-        """(read units, items) of one read of `hours` hours of insights; one unit or more per Query."""
-        minutes = hours * 60 * shards
-        rows = (hours + 2) * funnel_per_hour if funnel else 0
-        size = minutes * minute_item + rows * per.funnel_row_bytes
-        return size / 4096 + 8 + hours + 2, minutes + rows
+    def read(hours: int) -> tuple[float, float]:
+        """(read units, items) of one read of `hours` hours of insights; a unit or more per Query."""
+        minutes = hours * 60
+        size = minutes * per.minute_bytes + (minutes + lookback_minutes) * sketch_item
+        return size / 4096 + 3 * hours, 2 * minutes + lookback_minutes
 
-    export_rru, export_items = read(3, funnel=False)
-    poll_rru, poll_items = read(1, funnel=True)
+    export_hours = 2
+    export_rru, export_items = (export_hours * x for x in read(1))
+    poll_rru, poll_items = read(1)
     export_s = export_items * a.parse_us / 1e6 * a.cpu_scale("export_insights")
     step_s = {step: a.duration_s(per, step) for step in STEPS}
     gb_s = batches * sum(a.memory_mb[s] / 1024 * step_s[s] for s in STEPS)
@@ -194,7 +200,8 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
         "DynamoDB writes: insights": batches * insights_wru * PRICES["dynamodb_wru"],
         "DynamoDB reads: the batches": batches * batch_rru * PRICES["dynamodb_rru"],
         "DynamoDB reads: export and dashboard": (exports * export_rru + polls * poll_rru) * PRICES["dynamodb_rru"],
-        "S3 requests": batches * s3 + exports * 3 * PRICES["s3_put"],
+        # each export: 4 objects an hour and its day's object; the day's 24 hour sketches read, listed once
+        "S3 requests": batches * s3 + exports * ((4 * export_hours + 2) * PRICES["s3_put"] + 24 * PRICES["s3_get"]),
         "CloudWatch Logs ingestion": batches * log_bytes / 2**30 * PRICES["logs_gb"],
         "CloudWatch custom metrics and alarms": per.metrics * PRICES["metric_month"]
         + a.alarm_metrics * PRICES["alarm_month"],
@@ -240,8 +247,8 @@ def report(per: PerBatch, a: Assumptions, rates: list[float], seed: int, out: An
     say("DynamoDB capacity units per batch: " + ", ".join(f"{n} {c:.1f}" for n, c in sorted(per.units.items())) + ".")
     say(
         f"Per batch: {per.curated_events:.1f} curated events of {per.curated_item_bytes:,.0f} bytes (DynamoDB item); "
-        f"{per.minute_writes:.2f} minute items written ({per.minute_bytes:,.0f} bytes besides the sketch); "
-        f"{per.funnel_rows:.1f} funnel rows of {per.funnel_row_bytes:.0f} bytes; {per.log_bytes:,.0f} bytes of "
+        f"{per.minute_writes:.2f} counter items written ({per.minute_bytes:,.0f} bytes), {per.sketch_writes:.2f} "
+        f"sketch items ({per.sketch_item_bytes:,.0f} bytes besides the sketches); {per.log_bytes:,.0f} bytes of "
         f"function logs; {per.raw_bytes_per_event:,.0f} bytes of raw object per event. {per.metrics} custom metrics."
     )
     say()
@@ -282,7 +289,7 @@ def report(per: PerBatch, a: Assumptions, rates: list[float], seed: int, out: An
         say(
             f"- {rate:,.0f} events/s: DynamoDB +{m['_dynamodb_gb']:,.0f} GB a month (+{money(ddb)} a month, every "
             f"month); S3 {m['_s3_gb']:,.0f} GB ({money(m['_s3_gb'] * PRICES['s3_gb_month'])} a month). A minute "
-            f"item's sketch averages {m['_sketch']:,.0f} bytes; an Express execution bills {m['_express_s']:.1f} s; "
+            f"item's sketches average {m['_sketch']:,.0f} bytes; an Express execution bills {m['_express_s']:.1f} s; "
             f"reading the insights takes {m['_export_s']:,.0f} s of Lambda CPU per export, {m['_poll_s']:,.1f} s per "
             f"GET /insights."
         )

@@ -121,6 +121,7 @@ class FakeAws:
     batch_puts: Counter[str] = field(default_factory=Counter)  # BatchWriteItem puts, by table
     batch_put_bytes: Counter[str] = field(default_factory=Counter)
     minute_writes: list[tuple[int, int]] = field(default_factory=list)  # transactional updates: (bytes, sketch bytes)
+    sketch_writes: list[tuple[int, int]] = field(default_factory=list)  # insights sketch items put: (bytes, sketches)
     _tables: dict[str, dict[tuple[str, ...], Item]] = field(default_factory=dict)
     _objects: dict[str, bytes] = field(default_factory=dict)
 
@@ -130,6 +131,7 @@ class FakeAws:
             books.clear()
         self.sizes.clear()
         self.minute_writes.clear()
+        self.sketch_writes.clear()
 
     def handle(self, request: Any, event_name: str, **_kwargs: Any) -> AWSResponse:
         operation = event_name.rsplit(".", 1)[-1]
@@ -187,6 +189,9 @@ class FakeAws:
     def _PutItem(self, body: dict[str, Any]) -> dict[str, Any]:  # botocore's operation names
         table, item = body["TableName"], body["Item"]
         self._write(table, item)
+        if item.get("pk", {}).get("S", "").startswith("sketch#"):
+            sketches = sum(value_bytes(value) for value in item.values() if "B" in value)
+            self.sketch_writes.append((item_bytes(item), sketches))
         stored = self._table(table).get(_key(item))
         condition = body.get("ConditionExpression", "")
         if stored is not None and condition.startswith("attribute_not_exists"):

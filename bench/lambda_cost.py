@@ -157,7 +157,7 @@ def median_of(runs: list[dict[str, Usage]], step: str, what: Callable[[Usage], f
 
 def parse_us_per_item(rows: int = 2000) -> float:
     """CPU microseconds botocore takes to parse one small item of a Query page (the export reads many)."""
-    item = {"pk": {"S": "funnel#2026-11-28T05"}, "sk": {"S": f"{0:012d}#0#{'0' * 32}"}}
+    item = {"pk": {"S": "minute#2026-11-28"}, "sk": {"S": f"{0:012d}"}, "events_page_view": {"N": "12"}}
     page = orjson.dumps({"Items": [item] * rows, "Count": rows, "ScannedCount": rows})
     fake = FakeAws()
     fake._Query = lambda _body: orjson.loads(page)  # type: ignore[method-assign]
@@ -188,7 +188,6 @@ def per_batch(
         for usage in run.values():
             units.update(usage.units)
             calls.update(usage.calls)
-    insights = ENVIRONMENT["EVENTPIPE_INSIGHTS_TABLE"]
     return PerBatch(
         events=events,
         cpu_s={step: median_of(cpu, step, lambda u: u.cpu_s) for step in STEPS},
@@ -197,10 +196,10 @@ def per_batch(
         units=Counter({name: value / batches for name, value in units.items()}),
         calls=Counter({name: value / batches for name, value in calls.items()}),
         minute_writes=len(fake.minute_writes) / batches,
-        minute_bytes=statistics.mean(size - sketch for size, sketch in fake.minute_writes),
-        minute_wru=sum(2 * write_units(size) for size, _ in fake.minute_writes) / batches,
-        funnel_rows=fake.batch_puts[insights] / batches,
-        funnel_row_bytes=fake.batch_put_bytes[insights] / max(1, fake.batch_puts[insights]),
+        minute_bytes=statistics.mean(size for size, _ in fake.minute_writes),
+        sketch_writes=len(fake.sketch_writes) / batches,
+        sketch_item_bytes=statistics.mean(size - sketches for size, sketches in fake.sketch_writes),
+        sketch_wru=sum(write_units(size) for size, _ in fake.sketch_writes) / batches,
         raw_bytes_per_event=fake.s3_bytes_put["raw"] / (batches * events),
         staged_bytes=fake.s3_bytes_put["staged"] / batches,
         curated_item_bytes=statistics.mean(fake.sizes[ENVIRONMENT["EVENTPIPE_CURATED_TABLE"]]),
