@@ -59,7 +59,7 @@ locals {
       { sid = "BatchAndQuarantine", actions = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
       { sid = "PutCurated", actions = ["dynamodb:PutItem"], resources = ["curated_table"] },
       # TransactWriteItems is authorized as the PutItem and UpdateItem inside it.
-      { sid = "ApplyInsights", actions = ["dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources = ["insights_table"] },
+      { sid = "ApplyInsights", actions = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources = ["insights_table"] },
     ]
     mark_done = [
       { sid = "FinishBatch", actions = ["dynamodb:UpdateItem"], resources = ["state_table"] },
