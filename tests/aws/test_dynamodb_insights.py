@@ -495,3 +495,39 @@ def test_a_missing_table_is_a_storage_error(dynamodb: Any) -> None:
         store.apply("b1", aggregate([fact(1, session="s1")]))
     with pytest.raises(StorageError, match="ResourceNotFoundException"):
         store.apply("b2", aggregate([fact(2)]))
+
+
+# --- dirty hours and the read's retries -------------------------------------------------------------
+
+
+def test_a_dirty_hour_is_cleared_only_at_the_version_the_export_read(store: DynamoInsightsStore) -> None:
+    # GIVEN an hour changed by one batch, read by the export, then changed again
+    store.apply("b1", aggregate([fact(1)]))
+    [(hour, version)] = store.dirty_hours()
+    store.apply("b2", aggregate([fact(2, at_ms=D_MS + MIN_MS)]))
+    # THEN clearing it at the version read fails, and it stays dirty at the newer version
+    assert store.clear_dirty(hour, version) is False
+    assert store.dirty_hours() == [(D, version + 1)]
+    # AND clearing at the current version forgets it; a later apply marks it again
+    assert store.clear_dirty(D, version + 1) is True
+    assert store.dirty_hours() == []
+    assert store.clear_dirty(D, version + 1) is False
+    store.apply("b3", aggregate([fact(3)]))
+    assert store.dirty_hours() == [(D, 1)]
+
+
+def test_a_throttled_query_is_retried(dynamodb: Any) -> None:
+    # GIVEN a read whose first Query is throttled beyond botocore's own retries
+    store_writes = DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT)
+    store_writes.apply("b1", aggregate([fact(1, user="u1", session="s1")]))
+    client = ScriptedClient(dynamodb, [raising(client_error("ProvisionedThroughputExceededException"))], "query")
+    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+    # WHEN it is read THEN the Query is tried again and the read is whole
+    rows = store.read(D, D + 60)
+    assert [row.events for row in rows.minutes] == [{"page_view": 1}]
+    assert rows.funnel == [1, 0, 0]
+    assert client.calls >= 2
+    # AND an error that is not throttling is a StorageError at once
+    client = ScriptedClient(dynamodb, [raising(client_error("ValidationException"))], "query")
+    with pytest.raises(StorageError, match="cannot read insights"):
+        DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT).read(D, D + 60)
