@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     insights = commands.add_parser("insights", help="aggregates by event-time minute")
     insights.add_argument("--since", help="RFC 3339 time or a span back from now (30m, 2h, 1d); default 60m")
     insights.add_argument("--until", help="RFC 3339 time; default now")
+    insights.add_argument("--app-id", help="one app's insights (default: every app's)")
+    insights.add_argument("--include-bots", action="store_true", help="count bots' events in (default: apart)")
     insights.add_argument("--json", action="store_true")
     insights.set_defaults(run=_insights)
 
@@ -350,6 +352,7 @@ def _print_summary(summary: IngestSummary) -> None:
 
 def _insights(args: argparse.Namespace) -> int:
     from eventpipe.core.insights import insights_document
+    from eventpipe.core.segments import view_of
     from eventpipe.core.timeutil import (
         INSIGHTS_DEFAULT_WINDOW_MS,
         INSIGHTS_LONGER,
@@ -369,9 +372,13 @@ def _insights(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    try:
+        view = view_of(args.app_id, "true" if args.include_bots else None)
+    except ValueError as exc:
+        raise InputError(f"--app-id: {exc}") from None
     runtime = _read_runtime()
     currency = runtime.settings.enrichment.base_currency
-    document = insights_document(runtime.insights, since_ms=since_ms, until_ms=until_ms, currency=currency)
+    document = insights_document(runtime.insights, since_ms=since_ms, until_ms=until_ms, currency=currency, view=view)
     if args.json:
         print(orjson.dumps(document).decode())
     else:
@@ -384,6 +391,10 @@ def _print_insights(doc: dict[str, Any]) -> None:
     print(f"insights {doc['since']} .. {doc['until']}")
     print(f"events        {totals['events']:>10,}   " + "  ".join(f"{k}={v:,}" for k, v in totals["by_type"].items()))
     print(f"unique users  {totals['unique_users']:>10,}")
+    print(f"bots          {totals['bots']:>10,}")
+    countries = list(totals["by_country"].items())[:10]
+    if countries:
+        print("countries     " + "  ".join(f"{k}={v:,}" for k, v in countries))
     print(f"revenue       {totals['revenue']:>10,.2f} {doc['currency']}")
     print("funnel        " + " -> ".join(f"{k} {v:,}" for k, v in doc["funnel"].items()))
     print(f"lag ms        p50={_count(doc['lag_ms']['p50'])}  p95={_count(doc['lag_ms']['p95'])}")

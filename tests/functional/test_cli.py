@@ -77,7 +77,7 @@ def test_ingest_then_insights_rejected_and_schemas(tmp_path: Path) -> None:
     assert summary["curated"] + summary["duplicates"] + rejected == 3000
     # AND insights and the quarantine agree with it
     insights = as_json(eventpipe("insights", "--since", "1d", "--json", data_dir=data))
-    assert insights["totals"]["events"] == summary["curated"]
+    assert insights["totals"]["events"] + insights["totals"]["bots"] == summary["curated"]  # crawlers apart
     assert insights["totals"]["rejected"] == summary["rejected"]
     assert set(insights) == {"since", "until", "currency", "totals", "funnel", "lag_ms", "minutes"}
     records = as_json(eventpipe("rejected", "--json", data_dir=data))
@@ -88,7 +88,8 @@ def test_ingest_then_insights_rejected_and_schemas(tmp_path: Path) -> None:
     assert [(s["event_type"], s["version"]) for s in listed][:2] == [("add_to_cart", "1-0-0"), ("page_view", "1-0-0")]
     # AND the human output says the same
     text = eventpipe("insights", "--since", "1d", data_dir=data).stdout
-    assert f"events        {summary['curated']:>10,}" in text
+    assert f"events        {insights['totals']['events']:>10,}" in text
+    assert f"bots          {insights['totals']['bots']:>10,}" in text
 
 
 def test_ingesting_the_same_file_twice_changes_nothing(tmp_path: Path) -> None:
@@ -137,7 +138,7 @@ def test_an_ingest_killed_halfway_and_run_again_counts_every_event_once(tmp_path
     assert quarantined == rejected
     assert unfinished == 0
     # AND insights count each curated event once
-    insights = as_json(eventpipe("insights", "--since", "1d", "--json", data_dir=data))
+    insights = as_json(eventpipe("insights", "--since", "1d", "--include-bots", "--json", data_dir=data))
     assert insights["totals"]["by_type"] == curated
     assert insights["totals"]["duplicates"] == summary["duplicates"]
 

@@ -13,6 +13,7 @@ from eventpipe.core.errors import StorageError
 from eventpipe.core.generate import EventGenerator
 from eventpipe.core.insights import build_insights
 from eventpipe.core.readers import iter_lines
+from eventpipe.core.segments import ALL_PEOPLE, InsightsView
 from eventpipe.core.timeutil import minute_of
 from eventpipe.workflow.bindings import PIPELINE_DEFINITION, step_resources
 from eventpipe.workflow.interpreter import StateMachine
@@ -43,9 +44,9 @@ def ingest_bytes(runtime: LocalRuntime, data: bytes, batch_prefix: str = "t") ->
     return summary
 
 
-def insights(runtime: LocalRuntime) -> dict[str, object]:
-    rows = runtime.insights.read(minute_of(NOW_MS) - 3600, minute_of(NOW_MS) + 60)
-    return build_insights(rows, since_ms=NOW_MS - 3_600_000, until_ms=NOW_MS, currency="EUR")
+def insights(runtime: LocalRuntime, view: InsightsView = ALL_PEOPLE) -> dict[str, object]:
+    rows = runtime.insights.read(minute_of(NOW_MS) - 3600, minute_of(NOW_MS) + 60, view=view)
+    return build_insights(rows, since_ms=NOW_MS - 3_600_000, until_ms=NOW_MS, currency="EUR", view=view)
 
 
 def test_every_line_ends_curated_rejected_or_duplicate_and_insights_match(runtime: LocalRuntime) -> None:
@@ -68,12 +69,17 @@ def test_every_line_ends_curated_rejected_or_duplicate_and_insights_match(runtim
     # AND the stores agree with the summary
     assert runtime.curated.count() == summary.curated
     assert runtime.quarantine.count() == rejected
-    # AND insights per type equal the curated counts per type
-    document = insights(runtime)
+    # AND insights per type, bots counted in, equal the curated counts per type
+    document = insights(runtime, InsightsView(include_bots=True))
     totals = document["totals"]
     assert isinstance(totals, dict)
     assert totals["by_type"] == runtime.curated.count_by_type()
     assert totals["events"] == summary.curated
+    # AND without bots (the default), the generated crawlers' events are counted apart
+    people = insights(runtime)["totals"]
+    assert isinstance(people, dict)
+    assert people["bots"] == totals["bots"] > 0
+    assert people["events"] + people["bots"] == summary.curated
     assert totals["duplicates"] == summary.duplicates
     assert totals["rejected"] == dict(summary.rejected)
 

@@ -207,7 +207,9 @@ def test_the_document_has_exactly_the_shape_of_the_architecture() -> None:
     doc = document(rows, funnel=[2, 1, 0], currency="USD")
     # THEN its keys, and those of every nested object, are the documented ones
     assert set(doc) == {"since", "until", "currency", "totals", "funnel", "lag_ms", "minutes"}
-    assert set(doc["totals"]) == {"events", "by_type", "unique_users", "revenue", "duplicates", "rejected"}
+    # (issue 11 adds totals.bots and totals.by_country)
+    totals = {"events", "by_type", "unique_users", "revenue", "duplicates", "rejected", "bots", "by_country"}
+    assert set(doc["totals"]) == totals
     assert list(doc["funnel"]) == ["page_view", "add_to_cart", "purchase"]
     assert set(doc["lag_ms"]) == {"p50", "p95"}
     assert len(doc["minutes"]) == 1
@@ -253,6 +255,8 @@ def test_totals_add_up_the_minutes_and_minutes_are_sorted() -> None:
         "revenue": 20.0,
         "duplicates": 3,
         "rejected": {"malformed_json": 1, "schema_violation": 3},
+        "bots": 0,
+        "by_country": {},
     }
     assert [m["minute"] for m in doc["minutes"]] == [
         "2026-11-28T05:57:00Z",
@@ -303,6 +307,8 @@ def test_an_empty_window_gives_zeros_and_no_lag() -> None:
         "revenue": 0.0,
         "duplicates": 0,
         "rejected": {},
+        "bots": 0,
+        "by_country": {},
     }
     assert doc["funnel"] == {"page_view": 0, "add_to_cart": 0, "purchase": 0}
     assert doc["lag_ms"] == {"p50": None, "p95": None}
@@ -343,6 +349,8 @@ def test_from_aggregates_through_the_store_to_the_document(tmp_path: Path) -> No
         "revenue": 59.9,
         "duplicates": 1,
         "rejected": {"schema_violation": 2},
+        "bots": 0,
+        "by_country": {},
     }
     assert doc["funnel"] == {"page_view": 2, "add_to_cart": 1, "purchase": 1}
     assert [(m["minute"], m["events"], m["unique_users"]) for m in doc["minutes"]] == [

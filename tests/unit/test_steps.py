@@ -58,6 +58,8 @@ def test_every_step_can_be_retried_without_changing_its_answer_or_the_stores(run
         "revenue": 59.9,
         "duplicates": 1,
         "rejected": {"envelope_invalid": 1},
+        "bots": 0,
+        "by_country": {},
     }
     record = runtime.batches.get("b-1")
     assert record is not None

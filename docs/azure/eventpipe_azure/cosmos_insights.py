@@ -226,7 +226,9 @@ class CosmosInsightsStore:
 
     # --- read -------------------------------------------------------------------------------------
 
-    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
+    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True, view: Any = None) -> InsightsRows:
+        """The default segment only (core/segments.py): this blueprint has no write keys, and keeps
+        neither per-app nor bot slices (bots' events are left out of its insights)."""
         if until_minute <= since_minute:
             return InsightsRows(minutes=[], funnel=[0] * len(FUNNEL_STEPS))
         last = until_minute - 1

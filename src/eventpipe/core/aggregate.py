@@ -2,7 +2,9 @@
 
 Counts, revenue and the lag histogram add up; unique users are a HyperLogLog sketch (Apache
 DataSketches), mergeable across batches and minutes. The funnel keeps, per minute and step, a
-Theta sketch of the sessions that reached the step (core/funnel.py).
+Theta sketch of the sessions that reached the step (core/funnel.py). Each is kept per segment
+(core/segments.py): the events of no app sent by people in `minutes`, the others (an app's, bots')
+in `segments`, so that insights can be read per app and without bots.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import datasketches
 
 from eventpipe.core.funnel import FUNNEL_STEPS, new_step_sketch
 from eventpipe.core.histogram import bucket_of
+from eventpipe.core.segments import DEFAULT_SEGMENT, segment_of
 from eventpipe.core.timeutil import minute_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from eventpipe.core.facts import Fact
 
@@ -61,6 +64,7 @@ class MinuteAggregate:
     lag_ms: Counter[int] = field(default_factory=Counter)  # histogram buckets (core/histogram.py)
     # step number (FUNNEL_STEPS) -> Theta sketch of the sessions that reached it in this minute
     sessions: dict[int, datasketches.update_theta_sketch] = field(default_factory=dict)
+    countries: Counter[str] = field(default_factory=Counter)  # ISO code (enrichment.geo) -> events
 
 
 @dataclass(slots=True)
@@ -68,9 +72,18 @@ class BatchAggregate:
     """One batch's contribution: curated events by event-time minute, refusals at the batch's minute."""
 
     batch_minute: int
-    minutes: dict[int, MinuteAggregate] = field(default_factory=dict)
+    minutes: dict[int, MinuteAggregate] = field(default_factory=dict)  # the default segment's
+    # (minute, segment) -> the events of another segment: an app's, or bots' (core/segments.py)
+    segments: dict[tuple[int, str], MinuteAggregate] = field(default_factory=dict)
     rejected: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+
+    def buckets(self) -> Iterator[tuple[int, str, MinuteAggregate]]:
+        """Every `(minute, segment, aggregate)` of the batch, the default segment first."""
+        for minute, bucket in self.minutes.items():
+            yield minute, DEFAULT_SEGMENT, bucket
+        for (minute, segment), bucket in self.segments.items():
+            yield minute, segment, bucket
 
 
 HOUR_S = 3_600
@@ -83,7 +96,7 @@ def hour_of(minute: int) -> int:
 
 def changed_hours(aggregate: BatchAggregate) -> list[int]:
     """The hours whose stored aggregates the batch changes: its event minutes, and its refusals' minute."""
-    minutes = set(aggregate.minutes)
+    minutes = {minute for minute, _, _ in aggregate.buckets()}
     if aggregate.duplicates or any(aggregate.rejected.values()):
         minutes.add(aggregate.batch_minute)
     return sorted({hour_of(minute) for minute in minutes})
@@ -101,13 +114,21 @@ def aggregate_batch(
     """Aggregate the new events of one batch. Lag is `now_ms` minus the (skew-corrected) event time."""
     result = BatchAggregate(batch_minute=minute_of(received_at_ms), duplicates=duplicates)
     result.rejected.update(rejected)
-    minutes = result.minutes
+    minutes, segments = result.minutes, result.segments
     for fact in facts:
         minute = minute_of(fact.event_time_ms)
-        bucket = minutes.get(minute)
-        if bucket is None:
-            bucket = minutes[minute] = MinuteAggregate()
+        segment = segment_of(fact.app_id, fact.bot)
+        if segment == DEFAULT_SEGMENT:
+            bucket = minutes.get(minute)
+            if bucket is None:
+                bucket = minutes[minute] = MinuteAggregate()
+        else:
+            bucket = segments.get((minute, segment))
+            if bucket is None:
+                bucket = segments[minute, segment] = MinuteAggregate()
         bucket.events[fact.event_type] += 1
+        if fact.country:
+            bucket.countries[fact.country] += 1
         bucket.revenue += fact.revenue
         if fact.user_key:
             bucket.users.update(fact.user_key)

@@ -30,6 +30,7 @@ import orjson
 from eventpipe.core.aggregate import HOUR_S, union_of
 from eventpipe.core.errors import ObjectNotFoundError
 from eventpipe.core.funnel import FUNNEL_STEPS
+from eventpipe.core.insights import people_by_minute
 from eventpipe.core.timeutil import seconds_iso
 
 if TYPE_CHECKING:
@@ -76,9 +77,9 @@ def export_hours(analytics: RawBucket, store: InsightsStore, hours: Iterable[int
     days: set[int] = set()
     for hour in hours:
         rows = store.read(hour, hour + HOUR_S)
-        if not rows.minutes:
+        minutes = people_by_minute(rows)  # every app's, no bots': as the insights count by default
+        if not minutes:
             continue
-        minutes = sorted(rows.minutes, key=lambda row: row.minute)
         users = union_of(row.users for row in minutes if row.users)
         keys.append(_put(analytics, _hour_key(MINUTE_COUNTS, hour), [_minute_line(row) for row in minutes]))
         line: dict[str, Any] = {"hour": seconds_iso(hour), "unique_users": _estimate(users)}

@@ -17,6 +17,9 @@ class Fact(NamedTuple):
     user_key: str | None
     session_id: str | None
     revenue: float
+    app_id: str | None = None
+    bot: bool = False
+    country: str | None = None
 
 
 def fact_of(event: dict[str, Any]) -> Fact:
@@ -26,6 +29,8 @@ def fact_of(event: dict[str, Any]) -> Fact:
     if event_time_ms is None:  # the timestamps enricher is switched off
         event_time_ms = parse_iso_ms(event["occurred_at"])
     revenue = enrichment.get("revenue")
+    geo = enrichment.get("geo")
+    app_id = event.get("app_id")
     return Fact(
         event_id=event["event_id"],
         event_type=event["event_type"],
@@ -33,4 +38,7 @@ def fact_of(event: dict[str, Any]) -> Fact:
         user_key=event.get("user_id") or event.get("anonymous_id"),
         session_id=event.get("session_id"),
         revenue=float(revenue["amount"]) if revenue else 0.0,
+        app_id=app_id if isinstance(app_id, str) and app_id else None,
+        bot=enrichment.get("bot") is True,
+        country=geo.get("country") if isinstance(geo, dict) else None,
     )

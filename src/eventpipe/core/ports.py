@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from eventpipe.core.apps import App
     from eventpipe.core.insight_rows import InsightsRows
     from eventpipe.core.model import BatchRecord, Rejection
+    from eventpipe.core.segments import InsightsView
 
 
 class RawBucket(Protocol):
@@ -74,12 +75,16 @@ class InsightsStore(Protocol):
     def apply(self, batch_id: str, aggregate: BatchAggregate) -> bool:
         """Add a batch's aggregate atomically, once: False when the batch was applied already."""
 
-    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
+    def read(
+        self, since_minute: int, until_minute: int, *, funnel: bool = True, view: InsightsView = ...
+    ) -> InsightsRows:
         """The stored per-minute rows with `since_minute <= minute < until_minute` (epoch seconds).
 
         The funnel is counted from the minutes' session sketches (core/funnel.py), which also means
         reading those of the two hours before the window; with `funnel=False` they are not read and
-        the funnel counts are zeros.
+        the funnel counts are zeros. Rows come per minute and segment (core/segments.py), every
+        segment of the window; the funnel counts only the segments `view` counts (default: every
+        app, no bots).
         """
 
     def dirty_hours(self) -> list[tuple[int, int]]:

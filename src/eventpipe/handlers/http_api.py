@@ -224,7 +224,12 @@ def get_batch(batch_id: str, services: Services) -> dict[str, Any]:
 
 def get_insights(query: Mapping[str, str], services: Services) -> dict[str, Any]:
     from eventpipe.core.insights import insights_document  # loads the sketches only where insights are read
+    from eventpipe.core.segments import view_of
 
+    try:
+        view = view_of(query.get("app_id"), query.get("include_bots"))
+    except ValueError as exc:
+        raise HttpError(400, "bad_request", str(exc)) from None
     try:
         since_ms, until_ms = parse_window(
             query.get("since"),
@@ -237,4 +242,4 @@ def get_insights(query: Mapping[str, str], services: Services) -> dict[str, Any]
     except ValueError as exc:  # the message says which rule the window broke
         raise HttpError(400, "bad_request", str(exc)) from None
     currency = services.settings.enrichment.base_currency
-    return insights_document(services.insights, since_ms=since_ms, until_ms=until_ms, currency=currency)
+    return insights_document(services.insights, since_ms=since_ms, until_ms=until_ms, currency=currency, view=view)

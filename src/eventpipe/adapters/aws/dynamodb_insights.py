@@ -3,9 +3,11 @@
 Key shapes (one table, `pk` and `sk` strings; the zero-padded minute makes string order time order):
 
 - counter item: `pk = minute#<YYYY-MM-DD>` (UTC day of the minute), `sk = <minute epoch seconds, 12
-  digits>`; flat number attributes `events_<type>`, `revenue`, `rejected_<code>`, `duplicates`,
-  `lag_<bucket>`, so that a batch adds to them with one atomic `ADD`.
-- sketch item: `pk = sketch#<YYYY-MM-DD>`, `sk` as above; `users` (B) the minute's HyperLogLog
+  digits>`, followed by `#<segment>` for any segment but the default one (core/segments.py: an
+  app's events, bots'); flat number attributes `events_<type>`, `revenue`, `rejected_<code>`,
+  `duplicates`, `lag_<bucket>`, `country_<ISO code>`, so that a batch adds to them with one atomic
+  `ADD`. A minute's segments sort together, so one Query range reads them all.
+- sketch item: `pk = sketch#<YYYY-MM-DD>`, `sk` as above (segment included); `users` (B) the minute's HyperLogLog
   sketch of users, `s<step>` (B) its Theta sketch of the sessions that reached funnel step `step`
   (core/funnel.py), `v` (N) a version for optimistic concurrency.
 - dirty hour: `pk = dirty`, `sk = <hour start, 12 digits>`, `v` (N) counting the batches that
@@ -44,11 +46,13 @@ from eventpipe.core.aggregate import hour_of, merged_users
 from eventpipe.core.errors import StorageError
 from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, funnel_counts, merged_step
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
+from eventpipe.core.segments import ALL_PEOPLE, DEFAULT_SEGMENT
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from eventpipe.core.aggregate import BatchAggregate
+    from eventpipe.core.segments import InsightsView
 
 _DAY_S = 86_400
 # Applied markers expire (DynamoDB TTL): a batch's steps are retried within minutes, replays
@@ -59,6 +63,8 @@ HELPER_ROWS_TTL_S = 32 * _DAY_S
 _RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError"})
 _EXPRESSION_MAX = 4096  # DynamoDB's limit on an expression string, placeholders unexpanded
 _DIRTY_PK = "dirty"
+# Counter updates in one transaction, beside its marker and dirty-hour item (TransactWriteItems takes 100).
+_CHANGES_PER_TRANSACTION = 90
 _DEFAULT_BACKOFF = Backoff()
 
 
@@ -66,9 +72,16 @@ def _utc(minute: int, pattern: str) -> str:
     return datetime.fromtimestamp(minute, UTC).strftime(pattern)
 
 
-def _key(kind: str, minute: int) -> dict[str, Any]:
-    """The `minute#` (counters) or `sketch#` item of a minute."""
-    return {"pk": {"S": f"{kind}#{_utc(minute, '%Y-%m-%d')}"}, "sk": {"S": f"{minute:012d}"}}
+def _key(kind: str, minute: int, segment: str = DEFAULT_SEGMENT) -> dict[str, Any]:
+    """The `minute#` (counters) or `sketch#` item of a minute and segment."""
+    sort_key = f"{minute:012d}" if segment == DEFAULT_SEGMENT else f"{minute:012d}#{segment}"
+    return {"pk": {"S": f"{kind}#{_utc(minute, '%Y-%m-%d')}"}, "sk": {"S": sort_key}}
+
+
+def _minute_segment(sort_key: str) -> tuple[int, str]:
+    """The inverse of `_key`'s sort key."""
+    minute, _, segment = sort_key.partition("#")
+    return int(minute), segment
 
 
 def _marker_key(batch_id: str, chunk: int) -> dict[str, Any]:
@@ -92,6 +105,7 @@ class _MinuteChange:
     """What one batch adds to one minute: counters to ADD, sketches to merge (empty: leave them)."""
 
     minute: int
+    segment: str = DEFAULT_SEGMENT
     counters: dict[str, str] = field(default_factory=dict)  # attribute -> DynamoDB number
     sketches: dict[str, Any] = field(default_factory=dict)  # attribute -> the batch's sketch
 
@@ -99,15 +113,16 @@ class _MinuteChange:
 def _chunks(aggregate: BatchAggregate) -> list[tuple[int, list[_MinuteChange]]]:
     """The batch's changes by UTC hour, oldest first (the same chunks, in the same order, on every retry).
 
-    One hour is one transaction: its marker, its dirty-hour item and at most 60 counter items stay
-    within TransactWriteItems' 100.
+    A chunk is one transaction: its marker, its dirty-hour item and at most 90 counter items stay
+    within TransactWriteItems' 100 (an hour of many minutes and segments takes several).
     """
-    changes: dict[int, _MinuteChange] = {}
-    for minute, bucket in aggregate.minutes.items():
-        change = changes[minute] = _MinuteChange(minute)
+    changes: dict[tuple[int, str], _MinuteChange] = {}
+    for minute, segment, bucket in aggregate.buckets():
+        change = changes[minute, segment] = _MinuteChange(minute, segment)
         change.counters.update((f"events_{t}", str(n)) for t, n in bucket.events.items())
         change.counters["revenue"] = _number(bucket.revenue)
         change.counters.update((f"lag_{b}", str(n)) for b, n in bucket.lag_ms.items())
+        change.counters.update((f"country_{c}", str(n)) for c, n in bucket.countries.items())
         if not bucket.users.is_empty():
             change.sketches["users"] = bucket.users
         change.sketches.update((f"s{step}", sessions) for step, sessions in bucket.sessions.items())
@@ -115,11 +130,16 @@ def _chunks(aggregate: BatchAggregate) -> list[tuple[int, list[_MinuteChange]]]:
     if aggregate.duplicates:
         refusals["duplicates"] = str(aggregate.duplicates)
     if refusals:
-        changes.setdefault(aggregate.batch_minute, _MinuteChange(aggregate.batch_minute)).counters.update(refusals)
+        key = (aggregate.batch_minute, DEFAULT_SEGMENT)
+        changes.setdefault(key, _MinuteChange(aggregate.batch_minute)).counters.update(refusals)
     hours: dict[int, list[_MinuteChange]] = {}
-    for minute in sorted(changes):
-        hours.setdefault(hour_of(minute), []).append(changes[minute])
-    return sorted(hours.items())
+    for key in sorted(changes):
+        hours.setdefault(hour_of(key[0]), []).append(changes[key])
+    return [
+        (hour, chunk[start : start + _CHANGES_PER_TRANSACTION])
+        for hour, chunk in sorted(hours.items())
+        for start in range(0, len(chunk), _CHANGES_PER_TRANSACTION)
+    ]
 
 
 def _merged(attribute: str, sketch: Any, stored: bytes | None) -> bytes:
@@ -167,7 +187,7 @@ class DynamoInsightsStore:
             return False
         for change in chunk:
             if change.sketches:
-                self._merge_sketches(change, stored.get(change.minute))
+                self._merge_sketches(change, stored.get((change.minute, change.segment)))
         transaction = self._transaction(marker, hour, chunk)
         for _ in self._backoff.waits():
             try:
@@ -197,9 +217,9 @@ class DynamoInsightsStore:
 
     def _read_sketches(
         self, marker: dict[str, Any], chunk: Sequence[_MinuteChange]
-    ) -> dict[int, dict[str, Any]] | None:
-        """The stored sketch items of the chunk's minutes, by minute; None when the marker exists already."""
-        keys = [marker] + [_key("sketch", change.minute) for change in chunk if change.sketches]
+    ) -> dict[tuple[int, str], dict[str, Any]] | None:
+        """The stored sketch items of the chunk's minutes, by minute and segment; None when the marker exists."""
+        keys = [marker] + [_key("sketch", change.minute, change.segment) for change in chunk if change.sketches]
         items: list[dict[str, Any]] = []
         pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
         for _ in self._backoff.waits():
@@ -217,11 +237,11 @@ class DynamoInsightsStore:
             raise StorageError(f"cannot read insights from {self._table}: keys still unprocessed")
         if any(item["pk"] == marker["pk"] for item in items):
             return None
-        return {int(item["sk"]["S"]): item for item in items}
+        return {_minute_segment(item["sk"]["S"]): item for item in items}
 
     def _merge_sketches(self, change: _MinuteChange, stored: dict[str, Any] | None) -> None:
         """Write the minute's sketches merged with the stored ones, if no one wrote them since they were read."""
-        key = _key("sketch", change.minute)
+        key = _key("sketch", change.minute, change.segment)
         action = f"cannot write the sketches of minute {change.minute} to {self._table}"
         for _ in self._backoff.waits():
             item: dict[str, Any] = dict(stored or key)
@@ -276,7 +296,7 @@ class DynamoInsightsStore:
             raise StorageError(f"minute {change.minute} has too many counters for one update ({len(adds)})")
         return {
             "TableName": self._table,
-            "Key": _key("minute", change.minute),
+            "Key": _key("minute", change.minute, change.segment),
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
@@ -303,31 +323,39 @@ class DynamoInsightsStore:
 
     # --- read -------------------------------------------------------------------------------------
 
-    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
+    def read(
+        self, since_minute: int, until_minute: int, *, funnel: bool = True, view: InsightsView = ALL_PEOPLE
+    ) -> InsightsRows:
         if until_minute <= since_minute:
             return InsightsRows(minutes=[], funnel=[0] * len(FUNNEL_STEPS))
         last = until_minute - 1
-        rows: dict[int, MinuteRow] = {}
+        rows: dict[tuple[int, str], MinuteRow] = {}
         steps: list[tuple[int, int, bytes]] = []
+        high = f"{last:012d}~"  # "~" sorts after "#<segment>": every segment of the last minute
         for day in _days(since_minute, last):
-            for item in self._query(f"minute#{day}", f"{since_minute:012d}", f"{last:012d}"):
-                minute = int(item["sk"]["S"])
-                _add_counters(rows.setdefault(minute, MinuteRow(minute)), item)
-            for item in self._query(f"sketch#{day}", f"{since_minute:012d}", f"{last:012d}"):
-                minute = int(item["sk"]["S"])
+            for item in self._query(f"minute#{day}", f"{since_minute:012d}", high):
+                minute, segment = _minute_segment(item["sk"]["S"])
+                _add_counters(rows.setdefault((minute, segment), MinuteRow(minute, segment=segment)), item)
+            for item in self._query(f"sketch#{day}", f"{since_minute:012d}", high):
+                minute, segment = _minute_segment(item["sk"]["S"])
                 users = item.get("users", {}).get("B")
-                rows.setdefault(minute, MinuteRow(minute)).users = None if users is None else bytes(users)
-                steps.extend(_steps_of(minute, item))
+                row = rows.setdefault((minute, segment), MinuteRow(minute, segment=segment))
+                row.users = None if users is None else bytes(users)
+                if view.counts(segment):
+                    steps.extend(_steps_of(minute, item))
+        ordered = [rows[key] for key in sorted(rows)]
         if not funnel:
-            return InsightsRows([rows[minute] for minute in sorted(rows)], [0] * len(FUNNEL_STEPS))
+            return InsightsRows(ordered, [0] * len(FUNNEL_STEPS))
         # The lookback needs only the earlier steps' sketches: the projection keeps the pages small
         # (DynamoDB bills the whole items all the same).
         lookback, earlier = since_minute - SESSION_LOOKBACK_S, [f"s{step}" for step in range(len(FUNNEL_STEPS) - 1)]
         for day in _days(lookback, since_minute - 1):
-            for item in self._query(f"sketch#{day}", f"{lookback:012d}", f"{since_minute - 1:012d}", earlier):
-                steps.extend(_steps_of(int(item["sk"]["S"]), item))
+            for item in self._query(f"sketch#{day}", f"{lookback:012d}", f"{since_minute - 1:012d}~", earlier):
+                minute, segment = _minute_segment(item["sk"]["S"])
+                if view.counts(segment):
+                    steps.extend(_steps_of(minute, item))
         counts = funnel_counts(steps, since_minute=since_minute, until_minute=until_minute)
-        return InsightsRows([rows[minute] for minute in sorted(rows)], counts)
+        return InsightsRows(ordered, counts)
 
     def _query(self, pk: str, low: str, high: str, attributes: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of partition `pk` with `low <= sk <= high`, page by page (strongly consistent)."""
@@ -380,3 +408,5 @@ def _add_counters(row: MinuteRow, item: dict[str, Any]) -> None:
             row.rejected[attribute.removeprefix("rejected_")] = int(value["N"])
         elif attribute.startswith("lag_"):
             row.lag_ms[int(attribute.removeprefix("lag_"))] = int(value["N"])
+        elif attribute.startswith("country_"):
+            row.countries[attribute.removeprefix("country_")] = int(value["N"])

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-SCHEMA_VERSION = 2  # 2: per-minute session sketches replace per-session funnel rows; dirty hours
+SCHEMA_VERSION = 3  # 2: per-minute session sketches replace per-session funnel rows; dirty hours. 3: segments
 SCHEMA = """
 -- The curated events' index; their payloads are in segment files (adapters/local/curated.py).
 -- Rows are appended in rowid order; only the small unique index on the 16-byte id is random.
@@ -47,23 +47,28 @@ CREATE TABLE IF NOT EXISTS batches (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS batches_unfinished ON batches (status) WHERE status != 'done';
+-- Per minute and segment (core/segments.py: an app, bots; '' for no app and people).
 CREATE TABLE IF NOT EXISTS minute_counts (
     minute INTEGER NOT NULL,
+    segment TEXT NOT NULL DEFAULT '',
     metric TEXT NOT NULL,
     key TEXT NOT NULL,
     value REAL NOT NULL,
-    PRIMARY KEY (minute, metric, key)
+    PRIMARY KEY (minute, segment, metric, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS minute_sketches (
-    minute INTEGER PRIMARY KEY,
-    users BLOB NOT NULL
-);
+    minute INTEGER NOT NULL,
+    segment TEXT NOT NULL DEFAULT '',
+    users BLOB NOT NULL,
+    PRIMARY KEY (minute, segment)
+) WITHOUT ROWID;
 -- Per minute and funnel step, a Theta sketch of the sessions that reached it (core/funnel.py).
 CREATE TABLE IF NOT EXISTS minute_sessions (
     minute INTEGER NOT NULL,
+    segment TEXT NOT NULL DEFAULT '',
     step INTEGER NOT NULL,
     sketch BLOB NOT NULL,
-    PRIMARY KEY (minute, step)
+    PRIMARY KEY (minute, segment, step)
 ) WITHOUT ROWID;
 -- Hours whose aggregates changed since the export last wrote them; `version` counts the changes,
 -- so that the export forgets an hour only if nothing changed it meanwhile.

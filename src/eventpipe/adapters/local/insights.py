@@ -7,16 +7,18 @@ from typing import TYPE_CHECKING
 from eventpipe.core.aggregate import changed_hours, merged_users
 from eventpipe.core.funnel import SESSION_LOOKBACK_S, funnel_counts, merged_step
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
+from eventpipe.core.segments import ALL_PEOPLE, DEFAULT_SEGMENT
 
 if TYPE_CHECKING:
     import sqlite3
 
     from eventpipe.adapters.local.database import Database
     from eventpipe.core.aggregate import BatchAggregate, MinuteAggregate
+    from eventpipe.core.segments import InsightsView
 
 _ADD_COUNT = (
-    "INSERT INTO minute_counts (minute, metric, key, value) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (minute, metric, key) DO UPDATE SET value = value + excluded.value"
+    "INSERT INTO minute_counts (minute, segment, metric, key, value) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (minute, segment, metric, key) DO UPDATE SET value = value + excluded.value"
 )
 _DIRTY = "INSERT INTO dirty_hours (hour, version) VALUES (?, 1) ON CONFLICT (hour) DO UPDATE SET version = version + 1"
 
@@ -29,34 +31,39 @@ class SqliteInsightsStore:
         with self._db.transaction() as conn:
             if conn.execute("INSERT OR IGNORE INTO applied_batches VALUES (?)", (batch_id,)).rowcount == 0:
                 return False
-            counts: list[tuple[int, str, str, float]] = [
-                (aggregate.batch_minute, "rejected", code, n) for code, n in aggregate.rejected.items() if n
+            batch_minute, default = aggregate.batch_minute, DEFAULT_SEGMENT
+            counts: list[tuple[int, str, str, str, float]] = [
+                (batch_minute, default, "rejected", code, n) for code, n in aggregate.rejected.items() if n
             ]
             if aggregate.duplicates:
-                counts.append((aggregate.batch_minute, "duplicates", "", aggregate.duplicates))
-            for minute, bucket in aggregate.minutes.items():
-                counts.extend((minute, "events", t, n) for t, n in bucket.events.items())
-                counts.append((minute, "revenue", "", bucket.revenue))
-                counts.extend((minute, "lag", str(b), n) for b, n in bucket.lag_ms.items())
-                self._merge_sketches(conn, minute, bucket)
+                counts.append((batch_minute, default, "duplicates", "", aggregate.duplicates))
+            for minute, segment, bucket in aggregate.buckets():
+                counts.extend((minute, segment, "events", t, n) for t, n in bucket.events.items())
+                counts.append((minute, segment, "revenue", "", bucket.revenue))
+                counts.extend((minute, segment, "lag", str(b), n) for b, n in bucket.lag_ms.items())
+                counts.extend((minute, segment, "country", c, n) for c, n in bucket.countries.items())
+                self._merge_sketches(conn, minute, segment, bucket)
             conn.executemany(_ADD_COUNT, counts)
             conn.executemany(_DIRTY, [(hour,) for hour in changed_hours(aggregate)])
             return True
 
     @staticmethod
-    def _merge_sketches(conn: sqlite3.Connection, minute: int, bucket: MinuteAggregate) -> None:
-        row = conn.execute("SELECT users FROM minute_sketches WHERE minute = ?", (minute,)).fetchone()
+    def _merge_sketches(conn: sqlite3.Connection, minute: int, segment: str, bucket: MinuteAggregate) -> None:
+        row = conn.execute(
+            "SELECT users FROM minute_sketches WHERE minute = ? AND segment = ?", (minute, segment)
+        ).fetchone()
         conn.execute(
-            "INSERT OR REPLACE INTO minute_sketches (minute, users) VALUES (?, ?)",
-            (minute, merged_users(bucket.users, row[0] if row else None)),
+            "INSERT OR REPLACE INTO minute_sketches (minute, segment, users) VALUES (?, ?, ?)",
+            (minute, segment, merged_users(bucket.users, row[0] if row else None)),
         )
         for step, sessions in sorted(bucket.sessions.items()):
             row = conn.execute(
-                "SELECT sketch FROM minute_sessions WHERE minute = ? AND step = ?", (minute, step)
+                "SELECT sketch FROM minute_sessions WHERE minute = ? AND segment = ? AND step = ?",
+                (minute, segment, step),
             ).fetchone()
             conn.execute(
-                "INSERT OR REPLACE INTO minute_sessions (minute, step, sketch) VALUES (?, ?, ?)",
-                (minute, step, merged_step(sessions, row[0] if row else None)),
+                "INSERT OR REPLACE INTO minute_sessions (minute, segment, step, sketch) VALUES (?, ?, ?, ?)",
+                (minute, segment, step, merged_step(sessions, row[0] if row else None)),
             )
 
     def dirty_hours(self) -> list[tuple[int, int]]:
@@ -68,26 +75,29 @@ class SqliteInsightsStore:
             cursor = conn.execute("DELETE FROM dirty_hours WHERE hour = ? AND version = ?", (hour, version))
             return cursor.rowcount == 1
 
-    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True) -> InsightsRows:
+    def read(
+        self, since_minute: int, until_minute: int, *, funnel: bool = True, view: InsightsView = ALL_PEOPLE
+    ) -> InsightsRows:
         window = (since_minute, until_minute)
         with self._db.reading() as conn:
             counts = conn.execute(
-                "SELECT minute, metric, key, value FROM minute_counts WHERE minute >= ? AND minute < ?",
+                "SELECT minute, segment, metric, key, value FROM minute_counts WHERE minute >= ? AND minute < ?",
                 window,
             ).fetchall()
             sketches = conn.execute(
-                "SELECT minute, users FROM minute_sketches WHERE minute >= ? AND minute < ?", window
+                "SELECT minute, segment, users FROM minute_sketches WHERE minute >= ? AND minute < ?", window
             ).fetchall()
             steps = []
             if funnel:
                 steps = conn.execute(
-                    "SELECT minute, step, sketch FROM minute_sessions WHERE minute >= ? AND minute < ?",
+                    "SELECT minute, segment, step, sketch FROM minute_sessions WHERE minute >= ? AND minute < ?",
                     (since_minute - SESSION_LOOKBACK_S, until_minute),
                 ).fetchall()
-        sessions = funnel_counts(steps, since_minute=since_minute, until_minute=until_minute)
-        rows: dict[int, MinuteRow] = {}
-        for minute, metric, key, value in counts:
-            row = rows.setdefault(minute, MinuteRow(minute))
+        counted = [(minute, step, sketch) for minute, segment, step, sketch in steps if view.counts(segment)]
+        sessions = funnel_counts(counted, since_minute=since_minute, until_minute=until_minute)
+        rows: dict[tuple[int, str], MinuteRow] = {}
+        for minute, segment, metric, key, value in counts:
+            row = rows.setdefault((minute, segment), MinuteRow(minute, segment=segment))
             if metric == "events":
                 row.events[key] = int(value)
             elif metric == "revenue":
@@ -98,6 +108,8 @@ class SqliteInsightsStore:
                 row.duplicates = int(value)
             elif metric == "lag":
                 row.lag_ms[int(key)] = int(value)
-        for minute, users in sketches:
-            rows.setdefault(minute, MinuteRow(minute)).users = users
+            elif metric == "country":
+                row.countries[key] = int(value)
+        for minute, segment, users in sketches:
+            rows.setdefault((minute, segment), MinuteRow(minute, segment=segment)).users = users
         return InsightsRows(minutes=list(rows.values()), funnel=sessions)
