@@ -182,3 +182,21 @@ def test_a_revoked_key_is_refused_at_once(server: Server, data_dir: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert browser_post(server, orjson.dumps(events(1)), made["write_key"]).status == 401
     assert eventpipe(data_dir, "apps", "revoke", "app_0000000000000000").returncode != 0
+
+
+def test_insights_of_one_app_by_http_and_command_line(server: Server, apps: dict[str, Any], data_dir: Path) -> None:
+    # GIVEN the "open" app's events, sent with its key and done
+    sent = events(2)
+    reply = call(server.url, "POST", "/events", orjson.dumps(sent), {**JSON, "x-api-key": apps["open"]["write_key"]})
+    batch_when_done(server.url, reply.json()["batch_id"])
+    app_id = apps["open"]["app_id"]
+    # WHEN its insights are asked for by HTTP and by the command line
+    # (clock-skew correction puts the events at their receipt: the last hour)
+    result = eventpipe(data_dir, "insights", "--app-id", app_id, "--since", "1h", "--json")
+    by_http = call(server.url, "GET", f"/insights?app_id={app_id}")
+    # THEN both give the same document, which counts that app's events only
+    assert by_http.status == 200, by_http
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout)["totals"] == by_http.json()["totals"]
+    everyone = call(server.url, "GET", "/insights").json()
+    assert 0 < by_http.json()["totals"]["events"] < everyone["totals"]["events"]

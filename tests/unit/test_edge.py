@@ -351,3 +351,33 @@ def test_a_direct_invocation_needs_no_write_key(runtime: LocalRuntime) -> None:
     # THEN its events are accepted and keep the app they name
     assert accepted["received"] == 1
     assert curated(runtime, event["event_id"])["app_id"] == shop.app_id
+
+
+def test_insights_by_app_and_without_bots(runtime: LocalRuntime) -> None:
+    # GIVEN a person and a crawler sending with the shop's key, and a person with the blog's
+    shop, shop_key = create_app(runtime, "shop")
+    blog, blog_key = create_app(runtime, "blog")
+    crawler = {"user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}
+    person = {"user-agent": BROWSER_UA}
+    bare = {"page_url": "https://shop.example/"}
+    for key, headers in ((shop_key, person), (shop_key, crawler), (blog_key, person)):
+        event = make_event(context=bare)
+        status, _, _ = answer(runtime, request("POST", body=event, headers={"x-api-key": key, **headers}))
+        assert status == 202
+
+    def totals(**query: str) -> dict[str, Any]:
+        status, _, body = answer(runtime, request("GET", path="/insights", query=query or None))
+        assert status == 200, body
+        result: dict[str, Any] = body["totals"]
+        return result
+
+    # THEN by default every app's people count, the crawler apart
+    assert (totals()["events"], totals()["bots"]) == (2, 1)
+    # AND one app's insights are its own; include_bots counts the crawler in
+    assert (totals(app_id=shop.app_id)["events"], totals(app_id=shop.app_id)["bots"]) == (1, 1)
+    assert totals(app_id=shop.app_id, include_bots="true")["events"] == 2
+    assert totals(app_id=blog.app_id)["events"] == 1
+    # AND a malformed view is a 400, never a 500
+    for query in ({"include_bots": "perhaps"}, {"app_id": "a" * 65}):
+        status, _, body = answer(runtime, request("GET", path="/insights", query=query))
+        assert (status, body["error"]) == (400, "bad_request")
