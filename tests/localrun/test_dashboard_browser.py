@@ -248,6 +248,7 @@ def test_dashboard_draws_live_data_and_updates_without_reload(page: Page, tmp_pa
         assert shown(page, "users") == totals["unique_users"]
         assert shown(page, "duplicates") == totals["duplicates"]
         assert shown(page, "rejected") == sum(totals["rejected"].values())
+        assert shown(page, "bots") == totals["bots"] > 0  # the generator's crawlers, counted apart
         assert shown(page, "pending") == 0
         assert shown(page, "processed") >= 10
         assert page.locator("#stat-worker").text_content() == "alive"
@@ -379,3 +380,52 @@ def test_token_and_unreachable_server_are_shown(page: Page, tmp_path: Path) -> N
             page.wait_for_timeout(250)
         assert len(failed) > tries, "the page stopped trying after the server went away"
         assert shown(page, "events") == 5  # the last numbers stay on screen
+
+
+def test_app_selector_bots_and_countries(page: Page, tmp_path: Path) -> None:
+    from tests.localrun.test_edge_api import eventpipe
+    from tests.unit.test_enrich_geo import write_city_db
+
+    database = write_city_db(tmp_path / "city.mmdb")
+    data = tmp_path / "data"
+    with up(data, env={"EVENTPIPE_GEOIP_DB": str(database)}) as server:
+        # GIVEN events of no app (some from crawlers), then an app whose key sends located events
+        send_events(server, generated(seed=11, count=300, invalid_ratio=0, duplicate_ratio=0))
+        made = eventpipe(data, "apps", "create", "shop", "--json")
+        assert made.returncode == 0, made.stderr
+        shop = orjson.loads(made.stdout)
+        lines = []
+        for number, ip in enumerate(["203.0.113.7"] * 3 + ["198.51.100.9"] * 2):
+            event = orjson.loads(generated(seed=20 + number, count=1, invalid_ratio=0, duplicate_ratio=0)[0])
+            event["context"] = {"ip": ip, "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"}
+            lines.append(orjson.dumps(event))
+        reply = post_events(server.url, b"\n".join(lines), {**NDJSON, "x-api-key": shop["write_key"]})
+        assert reply.status == 202, reply
+        wait_idle(server.url)
+        everyone = insights(server.url)["totals"]
+        only_shop = insights(server.url, f"?app_id={shop['app_id']}")["totals"]
+        assert only_shop["events"] == 5
+
+        # WHEN the page is open THEN it shows every app's people, the bots apart, and the countries
+        page.goto(server.url + "/")
+        wait_for_events(page, everyone["events"])
+        assert shown(page, "bots") == everyone["bots"] > 0
+        listed = page.locator("#app-select option").all_text_contents()
+        assert listed[0] == "All apps"
+        assert any(shop["app_id"] in text and "shop" in text for text in listed)
+        countries = page.evaluate(COUNTRIES_JS)
+        assert countries == {country: n for country, n in everyone["by_country"].items()}
+        assert countries["DE"] == 3
+
+        # WHEN the shop is chosen THEN the numbers and countries are the shop's alone
+        page.select_option("#app-select", shop["app_id"])
+        wait_for_events(page, 5)
+        assert shown(page, "bots") == 0
+        assert page.evaluate(COUNTRIES_JS) == {"DE": 3, "FR": 2}
+        # AND back to all apps
+        page.select_option("#app-select", "")
+        wait_for_events(page, everyone["events"])
+
+
+COUNTRIES_JS = """() => Object.fromEntries([...document.querySelectorAll("#countries li[data-country]")]
+  .map((li) => [li.dataset.country, Number(li.dataset.value)]))"""

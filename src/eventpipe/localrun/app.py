@@ -112,6 +112,8 @@ class LocalApp:
             return 403, JSON, _error("forbidden", message)
         if match := invoke.INVOKE_PATH.match(path):
             return await self._invoke(match["name"], scope, receive)
+        if method == "GET" and path == dashboard.APPS_PATH:
+            return await self._in_thread(dashboard.apps, self._runtime)
         if method == "GET" and path == dashboard.REJECTIONS_PATH:
             return await self._in_thread(dashboard.rejections, self._runtime, scope["query_string"])
         body = await self._body(scope, receive, self._runtime.settings.limits.max_body_bytes)

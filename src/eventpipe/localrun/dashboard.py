@@ -1,4 +1,4 @@
-"""The dashboard's files and its one data route of its own (the latest rejections).
+"""The dashboard's files and its two data routes of its own (the latest rejections, the apps).
 
 The page is `static/index.html` with its script and style; the chart library is plotly.js from the
 `plotly` package installed from PyPI, read from that package's files: no CDN, so it works offline.
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from eventpipe.localrun.runtime import LocalRuntime
 
 REJECTIONS_PATH = "/dashboard/rejections"
+APPS_PATH = "/dashboard/apps"
 MAX_REJECTIONS = 200
 _TYPES = {".html": b"text/html; charset=utf-8", ".js": b"text/javascript; charset=utf-8", ".css": b"text/css"}
 PLOTLY_PATH = "/dashboard/vendor/plotly.min.js"
@@ -62,3 +63,9 @@ def rejections(runtime: LocalRuntime, query_string: bytes) -> Answer:
 def _row(record: dict[str, Any]) -> dict[str, Any]:
     record["raw"] = record["raw"][:300]  # the table shows the start; `eventpipe rejected` has it all
     return record
+
+
+def apps(runtime: LocalRuntime) -> Answer:
+    """`{"apps": [{"app_id", "name", "revoked"}]}` for the app selector: never a key or its hash."""
+    listed = [{"app_id": app.app_id, "name": app.name, "revoked": app.revoked} for app in runtime.apps.store.list_all()]
+    return 200, [(b"content-type", b"application/json")], orjson.dumps({"apps": listed})

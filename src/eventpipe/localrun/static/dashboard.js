@@ -1,5 +1,5 @@
-// eventpipe dashboard: every 3 s it reads GET /insights, /health and /dashboard/rejections and
-// redraws with Plotly.react. Data reaches the DOM only as text (textContent, text nodes), never as
+// eventpipe dashboard: every 3 s it reads GET /insights (of the app chosen), /health,
+// /dashboard/rejections and /dashboard/apps and redraws with Plotly.react. Data reaches the DOM only as text (textContent, text nodes), never as
 // HTML: the rejections' raw text is whatever a client sent.
 "use strict";
 
@@ -198,12 +198,47 @@
     byId("stat-revenue").title = money(revenue, doc.currency);
     setNumber("stat-duplicates", totals.duplicates);
     setNumber("stat-rejected", sum(totals.rejected));
+    setNumber("stat-bots", totals.bots ?? 0);
     const batches = health.batches ?? {};
     const failed = batches.failed ? ` (${numberFormat.format(batches.failed)} failed)` : "";
     setNumber("stat-pending", batches.pending ?? 0, numberFormat.format(batches.pending ?? 0) + failed);
     const worker = health.worker;
     setNumber("stat-processed", worker?.batches_processed ?? 0);
     setNumber("stat-worker", worker?.alive ? 1 : 0, worker ? (worker.alive ? "alive" : "down") : "–");
+  }
+
+  const MAX_COUNTRIES = 10;
+
+  function drawCountries(byCountry) {
+    const entries = Object.entries(byCountry).slice(0, MAX_COUNTRIES); // the server sorts them, most first
+    const most = entries.length ? entries[0][1] : 0;
+    const items = entries.map(([country, n]) => {
+      const bar = el("span", "bar");
+      bar.style.width = `${Math.max(1, Math.round((100 * n) / most))}%`;
+      const item = el("li", null, el("span", "country", country), bar, el("span", "count", numberFormat.format(n)));
+      item.dataset.country = country;
+      item.dataset.value = String(n);
+      return item;
+    });
+    if (items.length === 0) {
+      items.push(el("li", "empty", "No located events: set EVENTPIPE_GEOIP_DB to a GeoLite2 or DB-IP .mmdb file."));
+    }
+    byId("countries").replaceChildren(...items);
+  }
+
+  // The app selector keeps the choice while the list is refreshed; a revoked app stays listed (its data does).
+  function drawApps(apps) {
+    const select = byId("app-select");
+    const chosen = select.value;
+    const options = [el("option", null, "All apps")];
+    options[0].value = "";
+    for (const app of apps) {
+      const option = el("option", null, `${app.name} (${app.app_id})${app.revoked ? ", revoked" : ""}`);
+      option.value = app.app_id;
+      options.push(option);
+    }
+    select.replaceChildren(...options);
+    select.value = apps.some((app) => app.app_id === chosen) ? chosen : "";
   }
 
   function drawRejections(rejections) {
@@ -251,14 +286,19 @@
 
   async function refresh() {
     const since = new Date(Date.now() - WINDOW_MS).toISOString();
+    const app = byId("app-select").value;
+    const query = `since=${encodeURIComponent(since)}` + (app ? `&app_id=${encodeURIComponent(app)}` : "");
     try {
-      const [doc, health, latest] = await Promise.all([
-        getJSON(`/insights?since=${encodeURIComponent(since)}`),
+      const [doc, health, latest, apps] = await Promise.all([
+        getJSON(`/insights?${query}`),
         getJSON("/health"),
         getJSON("/dashboard/rejections?limit=20"),
+        getJSON("/dashboard/apps"),
       ]);
+      drawApps(apps.apps);
       drawNumbers(doc, health);
       drawCharts(doc);
+      drawCountries(doc.totals.by_country ?? {});
       drawRejections(latest.rejections);
       const updated = `updated ${new Date().toLocaleTimeString()}`;
       if (doc.totals.events === 0) {
@@ -280,6 +320,7 @@
   }
 
   window.addEventListener("hashchange", () => schedule(0)); // a token was added: try again at once
+  byId("app-select").addEventListener("change", () => schedule(0));
   if (typeof Plotly === "undefined") {
     setStatus("error", "The chart library (/dashboard/vendor/plotly.min.js) did not load: reload the page.");
   } else {
