@@ -200,3 +200,35 @@ def test_geo_and_bots_on_aws(dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyP
     crawler, person = (curated_item(dynamodb, e["event_id"]) for e in sent)
     assert (crawler["enrichment"]["geo"]["country"], crawler["enrichment"]["bot"]) == ("FR", True)
     assert (person["enrichment"]["geo"]["country"], person["enrichment"]["bot"]) == ("DE", False)
+
+
+def test_a_forwarded_for_header_changes_nothing_on_aws(
+    pipeline: Pipeline, store: DynamoAppStore, dynamodb: Any
+) -> None:
+    # GIVEN a client that writes its own X-Forwarded-For (API Gateway's sourceIp is the connection's)
+    _, key = create(store, "shop")
+    sent = [make_event()]
+    sent[0].pop("context")
+    headers = {"x-api-key": key, "x-forwarded-for": "192.0.2.77"}
+    assert pipeline.invoke("ingest", post(sent, headers=headers, source_ip="198.51.100.23"))["statusCode"] == 202
+    pipeline.drain()
+    assert curated_item(dynamodb, sent[0]["event_id"])["enrichment"]["ip"] == "198.51.100.0"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        pytest.param([make_event() for _ in range(600)], "application/json", 413, id="thousands-of-events"),
+        pytest.param([make_event()], "multipart/form-data; boundary=x", 415, id="beacon-form-body"),
+        pytest.param("{not json", "text/plain", 400, id="beacon-garbage"),
+    ],
+)
+def test_bad_bodies_with_a_good_key_are_4xx(
+    pipeline: Pipeline, store: DynamoAppStore, body: Any, content_type: str, status: int
+) -> None:
+    _, key = create(store, "shop")
+    event = post([], headers={"x-api-key": key, "content-type": content_type})
+    event["body"] = body if isinstance(body, str) else orjson.dumps(body).decode()
+    response = pipeline.invoke("ingest", event)
+    assert response["statusCode"] == status, response["body"]
+    assert pipeline.drain() == []
