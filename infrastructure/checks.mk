@@ -6,6 +6,7 @@
 # What each check catches:
 #   infra-alarms            template alarms and dashboard differ from monitoring/alerts.yml
 #   infra-lint              cfn-lint on the SAM template as written (schemas, references, SAM globals)
+#                           and on the QuickSight template it nests (and Terraform deploys)
 #   infra-lint-translated   cfn-lint on the template after the SAM transform (generated roles,
 #                           permissions and rules; dependency cycles show up only here)
 #   infra-checkov           checkov on infrastructure/ (SAM template and Terraform) and on the
@@ -42,11 +43,12 @@ infra-alarms: $(VENV)/.installed-dev
 	$(BIN)/python scripts/alarms.py --check
 
 infra-lint: $(VENV)/.installed-dev
-	$(BIN)/cfn-lint $(SAM_TEMPLATE)
+	$(BIN)/cfn-lint $(SAM_TEMPLATE) infrastructure/quicksight.yaml
 
 # Always regenerated: it depends on the template, the ASL file and the translator.
 $(TRANSLATED): $(SAM_VENV)/.installed FORCE
 	$(SAM_VENV)/bin/python scripts/sam_translate.py $(SAM_TEMPLATE) $@
+	cp infrastructure/quicksight.yaml $(INFRA_BUILD)/  # the nested stack's TemplateURL, beside it
 
 infra-lint-translated: $(VENV)/.installed-dev $(TRANSLATED)
 	$(BIN)/cfn-lint $(TRANSLATED)

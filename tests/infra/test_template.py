@@ -559,13 +559,6 @@ def test_glue_tables_read_what_the_export_writes(
     )
 
 
-def test_quicksight_resources_exist_only_when_enabled(template: dict[str, Any]) -> None:
-    quicksight = {k: v for k, v in template["Resources"].items() if v["Type"].startswith("AWS::QuickSight::")}
-    assert len(quicksight) == 3
-    assert all(resource["Condition"] == "QuickSightEnabled" for resource in quicksight.values())
-    assert template["Parameters"]["EnableQuickSight"]["Default"] == "false"
-
-
 # --- cfn-lint ------------------------------------------------------------------------------------------
 
 

@@ -636,6 +636,23 @@ def test_settings_match_the_sam_parameters(pipeline: Any, template: dict[str, An
     assert '"EVENTPIPE_PSEUDONYM_KEY",' in pipeline.variables["function_settings"]["validation"][0]["condition"]
 
 
+def test_quicksight_is_the_definition_sam_nests(pipeline: Any, resources: dict[str, Any]) -> None:
+    # GIVEN Terraform's CloudFormation stack of infrastructure/quicksight.yaml and SAM's nested stack
+    stack = pipeline.resource("aws_cloudformation_stack", "quicksight")
+    assert stack["count"] == "${var.enable_quicksight ? 1 : 0}"
+    assert (
+        pipeline.resolve(re.sub(r"^\$\{file\(\"(.+)\"\)\}$", r"\1", stack["template_body"]))
+        == ROOT / "infrastructure" / "quicksight.yaml"
+    )
+    (sam_stack,) = [r for r in resources.values() if r["Type"] == "AWS::CloudFormation::Stack"]
+    assert set(stack["parameters"]) == set(sam_stack["Properties"]["Parameters"])
+    tables = {"MinuteTable": "minute_counts", "HourTable": "hour_uniques", "DayTable": "day_uniques"}
+    for parameter, table in tables.items():
+        assert stack["parameters"][parameter] == f'${{aws_glue_catalog_table.insights["{table}"].name}}'
+    assert stack["parameters"]["AthenaWorkGroup"] == "${aws_athena_workgroup.insights.name}"
+    assert pipeline.variables["enable_quicksight"]["default"] is False
+
+
 def test_monitoring_reads_alerts_yml_itself() -> None:
     monitoring = module(MONITORING)
     source = re.fullmatch(r'\$\{yamldecode\(file\("(.+)"\)\)\}', monitoring.locals["source"])

@@ -9,6 +9,8 @@ module "pipeline" {
   jwt_audiences            = var.jwt_audiences
   function_settings        = var.function_settings
   settings                 = var.settings
+  enable_quicksight        = var.enable_quicksight
+  quicksight_principal_arn = var.quicksight_principal_arn
   log_retention_days       = var.log_retention_days
   api_throttling           = var.api_throttling
   raw_retention_days       = var.raw_retention_days

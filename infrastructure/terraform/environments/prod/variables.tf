@@ -101,3 +101,15 @@ variable "alarm_email" {
   type        = string
   default     = null
 }
+
+variable "enable_quicksight" {
+  description = "Deploy the QuickSight dashboard over the insights export (needs a QuickSight subscription)."
+  type        = bool
+  default     = false
+}
+
+variable "quicksight_principal_arn" {
+  description = "The QuickSight user or group ARN given the dashboard (required with enable_quicksight)."
+  type        = string
+  default     = null
+}

@@ -30,6 +30,11 @@ locals {
     alarm         = "arn:${local.partition}:cloudwatch:*:${local.account}:alarm:${local.prefix}*"
     dashboard     = "arn:${local.partition}:cloudwatch::${local.account}:dashboard/${local.prefix}*"
     workgroup     = "arn:${local.partition}:athena:*:${local.account}:workgroup/${local.prefix}*"
+    stack         = "arn:${local.partition}:cloudformation:*:${local.account}:stack/${local.prefix}*/*"
+    quicksight = [
+      for kind in ["datasource", "dataset", "dashboard"] :
+      "arn:${local.partition}:quicksight:*:${local.account}:${kind}/${local.prefix}*"
+    ]
     log_groups = flatten([
       for group in ["/aws/lambda/", "/aws/vendedlogs/states/", "/aws/apigateway/"] : [
         "arn:${local.partition}:logs:*:${local.account}:log-group:${group}${local.prefix}*",
@@ -335,6 +340,34 @@ data "aws_iam_policy_document" "deploy" {
       "athena:TagResource", "athena:UntagResource", "athena:ListTagsForResource",
     ]
     resources = [local.arn.workgroup]
+  }
+
+  # enable_quicksight: the dashboard's CloudFormation stack (infrastructure/quicksight.yaml), which
+  # creates the QuickSight resources with this role's credentials.
+  statement {
+    sid = "QuickSightStack"
+    actions = [
+      "cloudformation:CreateStack", "cloudformation:UpdateStack", "cloudformation:DeleteStack",
+      "cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents", "cloudformation:GetTemplate",
+      "cloudformation:TagResource", "cloudformation:UntagResource",
+    ]
+    resources = [local.arn.stack]
+  }
+
+  statement {
+    sid = "QuickSightDashboard"
+    actions = [
+      "quicksight:CreateDataSource", "quicksight:DescribeDataSource", "quicksight:UpdateDataSource",
+      "quicksight:DeleteDataSource", "quicksight:PassDataSource", "quicksight:UpdateDataSourcePermissions",
+      "quicksight:DescribeDataSourcePermissions", "quicksight:CreateDataSet", "quicksight:DescribeDataSet",
+      "quicksight:UpdateDataSet", "quicksight:DeleteDataSet", "quicksight:PassDataSet",
+      "quicksight:UpdateDataSetPermissions", "quicksight:DescribeDataSetPermissions", "quicksight:CreateDashboard",
+      "quicksight:DescribeDashboard", "quicksight:UpdateDashboard", "quicksight:DeleteDashboard",
+      "quicksight:UpdateDashboardPermissions", "quicksight:DescribeDashboardPermissions",
+      "quicksight:UpdateDashboardPublishedVersion", "quicksight:DescribeDashboardDefinition",
+      "quicksight:TagResource", "quicksight:UntagResource", "quicksight:ListTagsForResource",
+    ]
+    resources = local.arn.quicksight
   }
 }
 

@@ -76,3 +76,8 @@ output "monitored_resources" {
     { for key, entry in module.entry : key => entry.function_name },
   )
 }
+
+output "quicksight_dashboard_arn" {
+  description = "The QuickSight dashboard, when enable_quicksight is true (null otherwise)."
+  value       = var.enable_quicksight ? aws_cloudformation_stack.quicksight[0].outputs["DashboardArn"] : null
+}

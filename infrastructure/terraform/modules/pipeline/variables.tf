@@ -257,3 +257,20 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "enable_quicksight" {
+  description = "Deploy the QuickSight data source, data sets and dashboard (infrastructure/quicksight.yaml, as the SAM parameter EnableQuickSight); needs a QuickSight subscription."
+  type        = bool
+  default     = false
+}
+
+variable "quicksight_principal_arn" {
+  description = "The QuickSight user or group ARN given the QuickSight resources (required with enable_quicksight)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.quicksight_principal_arn == null || can(regex("^arn:aws[a-z-]*:quicksight:.+$", var.quicksight_principal_arn))
+    error_message = "A QuickSight user or group ARN (arn:aws:quicksight:<region>:<account>:user/... or group/...), or null."
+  }
+}
