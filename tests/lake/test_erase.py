@@ -234,3 +234,25 @@ def test_kill_9_during_erasure_then_a_restart_leaves_no_erased_event(tmp_path: P
         str(uuid.UUID(events[1]["event_id"]))
         in eventpipe("query", "SELECT event_id FROM events", "--csv", data_dir=data_dir).stdout
     )
+
+
+def test_dropped_files_of_every_form_are_rewritten_and_a_broken_gzip_does_not_stop_the_erasure() -> None:
+    from eventpipe.erasure import rewrite
+    from eventpipe.erasure.target import ErasureTarget
+
+    target = ErasureTarget.of([VICTIM], [], None)
+    mine, other = make_event(user_id=VICTIM), make_event(user_id="someone")
+    limit = 1 << 20
+    assert rewrite.dropped_file(orjson.dumps([mine, other]), target, max_bytes=limit) == orjson.dumps([other])
+    assert rewrite.dropped_file(orjson.dumps(mine), target, max_bytes=limit) == b""
+    assert rewrite.dropped_file(orjson.dumps([other]), target, max_bytes=limit) is None
+    assert rewrite.dropped_file(ndjson(other, mine, other), target, max_bytes=limit) == ndjson(other, other)
+    # a gzip stream cut short: what can be read of it is rewritten; one that is not gzip at all is
+    # dropped only when it shows the id
+    cut = rewrite.dropped_file(gzip.compress(ndjson(other, mine))[:-12], target, max_bytes=limit)
+    assert cut is not None
+    assert VICTIM.encode() not in gzip.decompress(cut)
+    assert rewrite.dropped_file(b"\x1f\x8b garbage " + VICTIM.encode(), target, max_bytes=limit) is None
+    assert rewrite.dropped_file(b'\x1f\x8b garbage "' + VICTIM.encode() + b'"', target, max_bytes=limit) == b""
+    too_big = gzip.compress(ndjson(*[mine] * 100))
+    assert rewrite.dropped_file(too_big, target, max_bytes=100) is None  # its id is not visible unzipped

@@ -71,7 +71,10 @@ def blank_lines(data: bytes, target: ErasureTarget) -> tuple[bytes, list[bytes]]
 def dropped_file(data: bytes, target: ErasureTarget, *, max_bytes: int) -> bytes | None:
     """A file as dropped (or refused) without the matching events, compressed again if it was gzip."""
     compressed = data.startswith(_GZIP_MAGIC)
-    content = _gunzip(data, max_bytes) if compressed else data
+    try:
+        content = _gunzip(data, max_bytes) if compressed else data
+    except StorageError:  # a broken or oversized gzip (refused for that, say): it cannot be read as events
+        return b"" if target.may_hold(data) else None
     if not target.may_hold(content):
         return None
     document = _json_document(content)
