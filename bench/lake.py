@@ -68,7 +68,7 @@ def chain(work: Path, events: int, repeat: int) -> None:
         middle = sorted(group, key=lambda r: r.per_core)[len(group) // 2]
         print(f"  lake {name:<4} {middle.per_core:>9,.0f} per CPU second  {middle.per_wall:>9,.0f} per wall second")
     verdict = "meets" if cpu >= TARGET_RATIO else "misses"
-    print(f"  lake on / off: {cpu:.2f} by CPU, {wall:.2f} by wall clock ({verdict} the target {TARGET_RATIO})")
+    print(f"  lake on / off: {cpu:.3f} by CPU, {wall:.3f} by wall clock ({verdict} the target {TARGET_RATIO})")
 
 
 def sizes(data_dir: Path) -> None:
