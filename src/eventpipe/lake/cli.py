@@ -83,8 +83,9 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _erase(args: argparse.Namespace) -> int:
+    from eventpipe.core.model import BatchStatus
     from eventpipe.erasure.run import erase_user
-    from eventpipe.localrun.runtime import LocalRuntime
+    from eventpipe.localrun.commands import CommandRuntime
 
     ids = {"--user-id": args.user_id, "--anonymous-id": args.anonymous_id}
     if not any(ids.values()):
@@ -95,11 +96,19 @@ def _erase(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not (settings.data_dir / "eventpipe.db").is_file():
         raise StorageError(f"no data in {settings.data_dir}: nothing has been ingested there")
-    runtime = LocalRuntime(settings)
+    # Without `eventpipe up`, this takes the data directory's lock: no other command runs a batch
+    # meanwhile (a pending batch runs later, from its raw batch rewritten here). Beside `up`, the
+    # batches received before the erasure are left to finish first: one its worker is running could
+    # otherwise curate the user's event just after the erasure went past it.
+    command = CommandRuntime(settings, "eventpipe erase")
     try:
-        result = erase_user(runtime, _listed(args.user_id), _listed(args.anonymous_id))
+        if command.beside_up:
+            for record in command.runtime.batches.unfinished():
+                if record.status is BatchStatus.PENDING:
+                    command.wait(record.batch_id)
+        result = erase_user(command.runtime, _listed(args.user_id), _listed(args.anonymous_id))
     finally:
-        runtime.close()
+        command.close()
     if args.json:
         print(orjson.dumps(result.as_dict()).decode())
     if result.events_erased == 0 and result.files_rewritten == 0:
