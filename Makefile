@@ -4,7 +4,7 @@ PORT   ?= 8080
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-prerequisites lint typecheck pytest asl bench clean
+.PHONY: run test test-prerequisites lint typecheck pytest asl js-test bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -47,7 +47,11 @@ node_modules/.installed: package.json package-lock.json
 asl: node_modules/.installed
 	npx --no-install asl-validator --json-path src/eventpipe/workflow/pipeline.asl.json
 
-test: test-prerequisites lint typecheck pytest asl infra-check
+# The JavaScript tracker's own tests (clients/js), with node's built-in runner: no npm packages.
+js-test:
+	node --test clients/js/test/
+
+test: test-prerequisites lint typecheck pytest asl js-test infra-check
 
 include infrastructure/checks.mk
 

@@ -349,7 +349,7 @@ def test_workflow_is_standard_with_logs_and_tracing(resources: dict[str, Any]) -
 # --- HTTP API ------------------------------------------------------------------------------------------
 
 
-def test_routes_go_to_ingest_and_only_health_and_events_are_open(
+def test_routes_go_to_ingest_and_only_health_events_and_the_tracker_are_open(
     resources: dict[str, Any], functions: dict[str, Any]
 ) -> None:
     routes = {}
@@ -366,6 +366,7 @@ def test_routes_go_to_ingest_and_only_health_and_events_are_open(
         ("GET", "/batches/{batch_id}"): None,
         ("GET", "/insights"): None,
         ("GET", "/health"): "NONE",
+        ("GET", "/tracker.js"): "NONE",
     }
     auth = resources["HttpApi"]["Properties"]["Auth"]
     authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
@@ -599,14 +600,15 @@ def test_cfn_lint_on_the_translated_template_finds_a_dependency_cycle(translated
     assert any(m.rule.id == "E3004" for m in lint(json.dumps(broken)))
 
 
-def test_translated_api_authorizes_every_route_but_health_and_events(translated: dict[str, Any]) -> None:
+def test_translated_api_authorizes_every_route_but_health_events_and_the_tracker(translated: dict[str, Any]) -> None:
     body = translated["Resources"]["HttpApi"]["Properties"]["Body"]
     authorizers = body["components"]["securitySchemes"]
     assert [scheme["x-amazon-apigateway-authorizer"]["type"] for scheme in authorizers.values()] == ["jwt"]
     for path, methods in body["paths"].items():
         for method, operation in methods.items():
             secured = operation.get("security", [])
-            open_route = path == "/health" or path == "/events"  # /events: write keys, checked by the function
+            # /events: write keys, checked by the function; /tracker.js: the public script
+            open_route = path in ("/health", "/events", "/tracker.js")
             assert (secured == [{"NONE": []}] or secured == []) == open_route, (method, path, secured)
 
 

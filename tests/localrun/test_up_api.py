@@ -172,6 +172,19 @@ def test_the_dashboard_page_is_served(server: Server) -> None:
     assert reply.headers["content-type"].startswith("text/html")
 
 
+def test_the_tracker_is_served_to_pages_of_any_site(server: Server) -> None:
+    # WHEN a page of another site loads the tracker with a script tag
+    reply = call(
+        server.url, "GET", "/tracker.js", headers={"host": "collect.example", "origin": "https://shop.example"}
+    )
+    # THEN it gets the script, small, and cacheable for a while
+    assert reply.status == 200, reply
+    assert reply.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert reply.headers["cache-control"].startswith("public")
+    assert b"w.eventpipe = api" in reply.body
+    assert len(reply.body) <= 8192
+
+
 PROTECTED = [
     ("GET", "/insights"),
     ("POST", "/events"),
@@ -207,9 +220,10 @@ def test_with_the_token_the_api_answers_and_health_and_the_page_stay_open(guarde
     assert batch_when_done_with(guarded, batch_id, bearer)["curated"] == 2
     assert call(guarded.url, "GET", "/insights", headers=bearer).status == 200
     assert call(guarded.url, "GET", "/insights", headers={"authorization": f"bearer  {TOKEN} "}).status == 200
-    # AND /health and the dashboard page (which hold no data) need none
+    # AND /health, the dashboard page and the tracker (which hold no data) need none
     assert call(guarded.url, "GET", "/health").status == 200
     assert call(guarded.url, "GET", "/").status == 200
+    assert call(guarded.url, "GET", "/tracker.js").status == 200
 
 
 def batch_when_done_with(server: Server, batch_id: str, headers: dict[str, str]) -> dict[str, Any]:

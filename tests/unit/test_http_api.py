@@ -336,6 +336,18 @@ def test_unknown_routes_are_404(runtime: LocalRuntime, path: str) -> None:
     assert (status, document["error"]) == (404, "not_found")
 
 
+def test_the_tracker_is_a_route_of_the_api(runtime: LocalRuntime) -> None:
+    # GIVEN the repository's tracker source
+    source = (Path(__file__).parents[2] / "clients" / "js" / "tracker.js").read_text()
+    # WHEN API Gateway routes GET /tracker.js to the ingest function
+    response = handle_http(v2("GET", "/tracker.js", headers={}), runtime)
+    # THEN it answers that script (a POST there is no route)
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"].startswith("text/javascript")
+    assert response["body"] == source
+    assert handle_http(v2("POST", "/tracker.js", body="{}"), runtime)["statusCode"] == 404
+
+
 def test_an_unknown_batch_is_404(runtime: LocalRuntime) -> None:
     status, document = call(runtime, v2("GET", "/batches/h0000000000000000000000000"))
     assert (status, document["error"]) == (404, "not_found")

@@ -21,6 +21,7 @@ from eventpipe.core.readers import InputTooLargeError
 from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
 from eventpipe.core.timeutil import INSIGHTS_DEFAULT_WINDOW_MS, INSIGHTS_LONGER, INSIGHTS_MAX_WINDOW_MS, parse_window
 from eventpipe.handlers.edge import PREFLIGHT_HEADERS, EdgeRefusal, cors_headers, request_facts, write_key_app
+from eventpipe.handlers.tracker import is_tracker_request, tracker_response
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -61,6 +62,8 @@ def handle_http(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
     request: HttpRequest | None = None
     try:
         request = request_of(event)
+        if is_tracker_request(request.method, request.path):
+            return tracker_response()
         status, document = route(request, services)
     except HttpError as exc:
         status, document = exc.status, {"error": exc.code, "message": str(exc)}
@@ -139,9 +142,8 @@ def route(request: HttpRequest, services: Services) -> tuple[int, dict[str, Any]
     if parts == ["", "health"]:
         _allow(request, "GET")
         return 200, {"status": "ok", **services.health()}
-    raise HttpError(
-        404, "not_found", f"no route {request.path}: POST /events, GET /batches/{{id}}, GET /insights, GET /health"
-    )
+    routes = "POST /events, GET /batches/{id}, GET /insights, GET /health, GET /tracker.js"
+    raise HttpError(404, "not_found", f"no route {request.path}: {routes}")
 
 
 def _is_events_path(path: str) -> bool:

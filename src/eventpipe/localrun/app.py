@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from eventpipe.handlers.ingest import handle_ingest
+from eventpipe.handlers.tracker import is_tracker_request, tracker_response
 from eventpipe.localrun import dashboard, invoke
 from eventpipe.localrun.apigw import Answer, Headers, http_api_event, proxy_response
 from eventpipe.localrun.forwarded import client_address
@@ -98,6 +99,8 @@ class LocalApp:
         method, path = scope["method"], scope["path"]
         if method == "GET" and (asset := dashboard.asset(path)) is not None:
             return asset  # the page and its scripts hold no data: no token needed to load them
+        if is_tracker_request(method, path):
+            return proxy_response(tracker_response())  # loaded by pages of other sites, like the dashboard's files
         # Websites send events with a write key, which the handler checks, and preflight without one:
         # neither needs the admin token nor comes from this machine. Everything else is guarded.
         guarded = path != "/health" and not _is_edge_request(method, path, scope)

@@ -4,6 +4,7 @@
 # authorized by the app's write key, which the ingest function checks (browsers cannot get a JWT);
 # OPTIONS /events is the CORS preflight. events_authorization = "jwt" puts the JWT authorizer on
 # POST /events too, for server-to-server senders only.
+# GET /tracker.js (the JavaScript tracker) stays open too: pages of any site load it with a script tag.
 
 locals {
   protected_routes = ["GET /batches/{batch_id}", "GET /insights"]
@@ -68,6 +69,14 @@ resource "aws_apigatewayv2_route" "health" {
   #checkov:skip=CKV_AWS_309:GET /health is the uptime probe; it answers {"status": "ok"} and reads no data
   api_id             = aws_apigatewayv2_api.http.id
   route_key          = "GET /health"
+  target             = "integrations/${aws_apigatewayv2_integration.ingest.id}"
+  authorization_type = "NONE"
+}
+
+resource "aws_apigatewayv2_route" "tracker" {
+  #checkov:skip=CKV_AWS_309:GET /tracker.js is the public JavaScript tracker; it reads no data
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = "GET /tracker.js"
   target             = "integrations/${aws_apigatewayv2_integration.ingest.id}"
   authorization_type = "NONE"
 }

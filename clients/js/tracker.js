@@ -1,0 +1,1 @@
+../../src/eventpipe/data/tracker.js
