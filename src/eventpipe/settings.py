@@ -19,6 +19,7 @@
 | EVENTPIPE_SQLITE_CACHE_MIB | 4 | local runtime: SQLite page cache; more is faster on large stores, costs memory |
 | EVENTPIPE_API_TOKEN | (none) | `eventpipe up`: bearer token for every route but `/health`; needed off loopback |
 | EVENTPIPE_TRUSTED_PROXIES | (none) | `eventpipe up`: addresses or CIDR ranges whose X-Forwarded-For counts |
+| EVENTPIPE_BATCH_WINDOW_MS | 1000 | micro-batching: how long small requests may wait to share one workflow execution |
 
 In AWS (the Lambda functions), also:
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 BUNDLED_RATES = Path(__file__).parent / "data" / "currency_rates.json"
 MAX_BATCH_EVENTS = 5000
 SSM_PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
+MAX_BATCH_WINDOW_MS = 60_000
 MAX_EVENT_BYTES = 256 * 1024  # a curated event and its quarantine record must fit a 400 KB DynamoDB item
 MIN_FILE_RANGE_BYTES = 1024 * 1024  # a range per MiB at the least: smaller ranges would cost more invocations than work
 
@@ -73,6 +75,7 @@ class Settings:
     file_range_bytes: int = 128 * 1024 * 1024
     currency_rates_uri: str | None = None
     pseudonym_key_param: str | None = None
+    batch_window_ms: int = 1000
 
     @property
     def schema_dirs(self) -> tuple[Path, ...]:
@@ -127,6 +130,7 @@ class Settings:
             trusted_proxies=_networks(environ, "EVENTPIPE_TRUSTED_PROXIES"),
             schema_refresh_s=_positive_int(environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s),
             file_range_bytes=_file_range_bytes(environ, event_bytes),
+            batch_window_ms=_window_ms(environ, "EVENTPIPE_BATCH_WINDOW_MS", cls.batch_window_ms),
             **remote,
         )
 
@@ -185,6 +189,16 @@ def _networks(environ: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Netw
         except ValueError:
             raise ConfigError(f"{name}: {text!r} is not an IP address or CIDR range") from None
     return tuple(networks)
+
+
+def _window_ms(environ: Mapping[str, str], name: str, default: int) -> int:
+    """0 (no waiting) to 60,000 ms: longer would only delay the events."""
+    text = environ.get(name)
+    if not text:
+        return default
+    if not text.isdigit() or int(text) > MAX_BATCH_WINDOW_MS:
+        raise ConfigError(f"{name}={text!r} must be a whole number of milliseconds from 0 to {MAX_BATCH_WINDOW_MS}")
+    return int(text)
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -66,6 +66,9 @@ class BatchStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+    # A small request's batch that micro-batching merged into a group batch (core/grouping.py): the
+    # group's execution processes its events, and the group's status is its status.
+    GROUPED = "grouped"
 
 
 @dataclass(slots=True)
@@ -83,3 +86,6 @@ class BatchRecord:
     rejected: int = 0
     rejected_by_code: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    # Grouped requests only: the group batch, and the group index of this request's first event.
+    group_id: str | None = None
+    first_index: int = 0

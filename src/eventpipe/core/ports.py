@@ -39,6 +39,9 @@ class CuratedStore(Protocol):
         retried step reports the same answer and aggregation still sees every new event once.
         """
 
+    def owners(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """The batch that stored each of these event ids, by id in lower case; ids not stored are absent."""
+
     def count(self) -> int: ...
 
     def count_by_type(self) -> dict[str, int]: ...

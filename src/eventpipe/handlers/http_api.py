@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from eventpipe.core.errors import InputError, StorageError
+from eventpipe.core.model import BatchStatus
 from eventpipe.core.readers import InputTooLargeError
 from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
 from eventpipe.core.timeutil import INSIGHTS_DEFAULT_WINDOW_MS, INSIGHTS_LONGER, INSIGHTS_MAX_WINDOW_MS, parse_window
 from eventpipe.handlers.edge import PREFLIGHT_HEADERS, EdgeRefusal, cors_headers, request_facts, write_key_app
+from eventpipe.handlers.grouped import grouped_request_document
 from eventpipe.handlers.tracker import is_tracker_request, tracker_response
 
 if TYPE_CHECKING:
@@ -208,6 +210,10 @@ def get_batch(batch_id: str, services: Services) -> dict[str, Any]:
     if not BATCH_ID.match(batch_id):  # no store is asked about an id no batch can have
         raise HttpError(404, "not_found", "no such batch")
     record = services.batches.get(batch_id)
+    if record is not None and record.status is BatchStatus.GROUPED:
+        grouped = grouped_request_document(record, services)
+        if grouped is not None:
+            return grouped
     if record is None:
         raise HttpError(404, "not_found", f"no batch {batch_id}")
     return {

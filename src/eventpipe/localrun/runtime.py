@@ -6,6 +6,8 @@ import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from eventpipe.adapters.local import (
     Database,
     FolderBucket,
@@ -17,8 +19,11 @@ from eventpipe.adapters.local import (
 )
 from eventpipe.core.apps import AppDirectory
 from eventpipe.core.enrich import build_enrichers
-from eventpipe.core.errors import ExecutionFailedError
+from eventpipe.core.errors import EventpipeError, ExecutionFailedError
+from eventpipe.core.grouping import merge
 from eventpipe.core.ingest import Ingestor
+from eventpipe.core.model import BatchRecord
+from eventpipe.core.rawbatch import RawBatch, raw_key
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.replay import restart_unfinished
 from eventpipe.core.steps import PipelineSteps
@@ -29,7 +34,6 @@ from eventpipe.workflow.interpreter import StateMachine
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from eventpipe.core.model import BatchRecord
     from eventpipe.core.ports import Clock
     from eventpipe.settings import Settings
 
@@ -111,6 +115,36 @@ class LocalRuntime:
         for batch_id in failed:
             record = self.batches.get(batch_id)
             log.warning("batch %s failed: %s", batch_id, record.error if record else "unknown")
+
+    def group_requests(self, records: Sequence[BatchRecord]) -> list[tuple[str, str]]:
+        """Merge pending request batches into one group batch (micro-batching, core/grouping.py); the
+        `(batch_id, raw_key)` to run: the group, or a single request as it is.
+
+        The group's raw object is written durably first, then the group is recorded and its members
+        marked grouped in one transaction: a crash at any point leaves either the members or the
+        group pending, and the next round finishes it. A request whose raw object cannot be read
+        runs alone, where the workflow marks it failed with the reason; the others wait a round.
+        """
+        members = []
+        for record in records:
+            try:
+                members.append(RawBatch.decode(self.bucket.get(record.raw_key)))
+            except (EventpipeError, ValueError, KeyError, orjson.JSONDecodeError):
+                return [(record.batch_id, record.raw_key)]
+        if len(members) == 1:
+            return [(records[0].batch_id, records[0].raw_key)]
+        group, firsts = merge(members)
+        key = raw_key(group.batch_id)
+        self.bucket.put(key, group.encode(), durable=True)
+        record = BatchRecord(
+            batch_id=group.batch_id,
+            raw_key=key,
+            source=group.source,
+            received_at_ms=group.received_at_ms,
+            received=group.received,
+        )
+        self.batches.group(record, firsts)
+        return [(record.batch_id, key)]
 
     def finish_unfinished(self, *, include_failed: bool) -> list[BatchRecord]:
         """Drive pending batches (a crash left them) and, if asked, failed ones to their end again."""

@@ -5,6 +5,9 @@ The batch table is the queue: ingest records a batch as pending before it answer
 takes pending batches until none is left, so batches a crash left behind are finished on start
 like any other. The server wakes it after each request; it also looks every half second.
 Pending batches are run in groups of up to about 2,000 events, each group one SQLite commit.
+Request batches (HTTP) are micro-batched first: once the oldest has waited the batching window
+(`EVENTPIPE_BATCH_WINDOW_MS`) or they fill a batch, they are merged into one group batch, one
+workflow execution (core/grouping.py).
 Stopping between two groups loses nothing: an unfinished batch stays pending, and every step
 may run twice.
 
@@ -27,13 +30,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.core.errors import EventpipeError
+from eventpipe.core.grouping import GROUPABLE_SOURCE, is_due, take
 from eventpipe.lake.cli import before_processing
 from eventpipe.lake.writer import lake_writer
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.localrun.watcher import DropWatcher
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from ctypes import c_longlong
     from multiprocessing.context import SpawnProcess
 
@@ -58,6 +62,7 @@ class Shared:
     def __init__(self, context: multiprocessing.context.SpawnContext) -> None:
         self.stop: c_longlong = context.RawValue("q", 0)  # written by the server
         self.batches: c_longlong = context.RawValue("q", 0)  # the rest by the worker
+        self.executions: c_longlong = context.RawValue("q", 0)  # workflow executions: groups count once
         self.events: c_longlong = context.RawValue("q", 0)
         self.files: c_longlong = context.RawValue("q", 0)
         self.heartbeat_ms: c_longlong = context.RawValue("q", 0)  # CLOCK_MONOTONIC: one clock for both
@@ -66,6 +71,7 @@ class Shared:
         beat = self.heartbeat_ms.value
         return {
             "batches_processed": self.batches.value,
+            "executions": self.executions.value,
             "events_processed": self.events.value,
             "files_read": self.files.value,
             "last_seen_s": round(time.monotonic() - beat / 1000, 1) if beat else None,
@@ -87,25 +93,43 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     def stopping() -> bool:
         return bool(shared.stop.value or terminated) or os.getppid() != parent_pid
 
+    limits = settings.limits
     try:
         while not stopping():
             shared.heartbeat_ms.value = int(time.monotonic() * 1000)
             _drain(wake)
-            pending = runtime.batches.pending(TAKE)
-            for group in _groups(pending, GROUP_EVENTS):
+            pending = runtime.batches.pending(max(TAKE, limits.max_batch_events))
+            ran = False
+            others = [record for record in pending if record.source != GROUPABLE_SOURCE]
+            for group in _groups(others, GROUP_EVENTS):  # file and replay batches, and groups a crash left
                 if stopping():
                     break
                 runtime.run_group([(record.batch_id, record.raw_key) for record in group])
-                shared.batches.value += len(group)
-                shared.events.value += sum(record.received for record in group)
+                _count(shared, group, executions=len(group))
+                ran = True
+            wait_s = POLL_S
+            requests = take(pending, max_events=limits.max_batch_events)  # micro-batching
+            now_ms = runtime.clock.now_ms()
+            if requests and not stopping():
+                if is_due(
+                    requests, max_events=limits.max_batch_events, window_ms=settings.batch_window_ms, now_ms=now_ms
+                ):
+                    runs = runtime.group_requests(requests)
+                    runtime.run_group(runs)
+                    ran_ids = {batch_id for batch_id, _ in runs}
+                    # a group ran every request in it; a request that ran alone, itself
+                    _count(shared, [r for r in requests if r.batch_id in ran_ids] or requests, executions=len(runs))
+                    ran = True
+                else:  # wait for more requests, until the oldest one's window closes
+                    wait_s = min(POLL_S, (requests[0].received_at_ms + settings.batch_window_ms - now_ms) / 1000)
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + POLL_S
                 shared.files.value += len(_scan(watcher))
             if lake is not None and time.monotonic() >= next_lake:
                 next_lake = time.monotonic() + LAKE_EVERY_S
                 _sync_lake(lake, runtime)
-            if not pending:
-                select.select([wake], [], [], POLL_S)
+            if not ran:
+                select.select([wake], [], [], max(wait_s, 0.01))
     finally:
         runtime.close()
 
@@ -123,6 +147,12 @@ def _groups(records: list[BatchRecord], max_events: int) -> Iterator[list[BatchR
         events += record.received
     if group:
         yield group
+
+
+def _count(shared: Shared, records: Sequence[BatchRecord], executions: int) -> None:
+    shared.executions.value += executions
+    shared.batches.value += len(records)
+    shared.events.value += sum(r.received for r in records)
 
 
 def _drain(wake: socket.socket) -> None:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_calls import conditional
+from eventpipe.adapters.aws.dynamodb_calls import attempt, conditional
 from eventpipe.adapters.aws.errors import AWS_ERRORS, storage_error
 from eventpipe.adapters.aws.retry import Backoff
 
@@ -98,6 +98,30 @@ class DynamoCuratedStore:
                 ExpressionAttributeValues={":b": {"S": batch_id}},
             ),
         )
+
+    def owners(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """BatchGetItem, 100 keys a call; keys DynamoDB leaves unprocessed (throttling) are asked again."""
+        found: dict[str, str] = {}
+        keys = sorted({event_id.lower() for event_id in event_ids})
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{"event_id": {"S": k}} for k in keys[start : start + 100]],
+                    "ProjectionExpression": "event_id, batch_id",
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                pending = request
+                answer = attempt(
+                    self._backoff,
+                    f"cannot read events from {self._table}",
+                    lambda pending=pending: self._client.batch_get_item(RequestItems=pending),  # type: ignore[misc]
+                )
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    found[item["event_id"]["S"]] = item["batch_id"]["S"]
+                request = dict(answer.get("UnprocessedKeys") or {})
+        return found
 
     def count(self) -> int:
         """Every stored event, by a full Scan: for tests and small tables, not for a production path."""

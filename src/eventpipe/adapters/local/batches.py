@@ -6,16 +6,25 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from eventpipe.core.errors import StorageError
 from eventpipe.core.model import BatchRecord, BatchStatus
 
 if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Sequence
+
     from eventpipe.adapters.local.database import Database
 
-_COLUMNS = "batch_id, raw_key, source, received_at_ms, received, status, curated, duplicates, rejected_by_code, error"
+_COLUMNS = (
+    "batch_id, raw_key, source, received_at_ms, received, status, curated, duplicates, rejected_by_code, error,"
+    " group_id, first_index"
+)
+_UNFINISHED = "status IN ('pending', 'failed')"  # the partial index's condition, so that queries use it
 
 
 def _record(row: tuple[Any, ...]) -> BatchRecord:
-    batch_id, raw_key, source, received_at_ms, received, status, curated, duplicates, rejected, error = row
+    batch_id, raw_key, source, received_at_ms, received, status, curated, duplicates, rejected, error = row[:10]
+    group_id, first_index = row[10:]
     by_code: dict[str, int] = orjson.loads(str(rejected))
     return BatchRecord(
         batch_id=str(batch_id),
@@ -29,6 +38,8 @@ def _record(row: tuple[Any, ...]) -> BatchRecord:
         rejected=sum(by_code.values()),
         rejected_by_code=by_code,
         error=None if error is None else str(error),
+        group_id=None if group_id is None else str(group_id),
+        first_index=int(first_index),
     )
 
 
@@ -38,19 +49,23 @@ class SqliteBatchStore:
 
     def create(self, record: BatchRecord) -> bool:
         with self._db.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO batches (batch_id, raw_key, source, received_at_ms, received, status)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    record.batch_id,
-                    record.raw_key,
-                    record.source,
-                    record.received_at_ms,
-                    record.received,
-                    str(record.status),
-                ),
-            )
-            return cursor.rowcount == 1
+            return self._insert(conn, record)
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, record: BatchRecord) -> bool:
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO batches (batch_id, raw_key, source, received_at_ms, received, status)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.batch_id,
+                record.raw_key,
+                record.source,
+                record.received_at_ms,
+                record.received,
+                str(record.status),
+            ),
+        )
+        return cursor.rowcount == 1
 
     def get(self, batch_id: str) -> BatchRecord | None:
         with self._db.reading() as conn:
@@ -72,11 +87,28 @@ class SqliteBatchStore:
                 (error, batch_id),
             )
 
+    def group(self, record: BatchRecord, members: Sequence[tuple[str, int]]) -> None:
+        """Record a group batch (pending) and mark its members grouped into it, in one transaction:
+        a crash leaves either the pending members or the pending group, never both to run.
+
+        Raises `StorageError` (and changes nothing) when a member is no longer pending.
+        """
+        with self._db.transaction() as conn:
+            self._insert(conn, record)
+            for batch_id, first_index in members:
+                cursor = conn.execute(
+                    "UPDATE batches SET status = 'grouped', group_id = ?, first_index = ?"
+                    " WHERE batch_id = ? AND status = 'pending'",
+                    (record.batch_id, first_index, batch_id),
+                )
+                if cursor.rowcount != 1:
+                    raise StorageError(f"batch {batch_id} is not pending: not grouped into {record.batch_id}")
+
     def pending(self, limit: int) -> list[BatchRecord]:
         """The oldest batches waiting for their workflow: the local runtime's work queue."""
         with self._db.reading() as conn:
-            rows = conn.execute(  # `status != 'done'` lets SQLite use the partial index
-                f"SELECT {_COLUMNS} FROM batches WHERE status != 'done' AND status = 'pending'"
+            rows = conn.execute(  # the index's own condition lets SQLite use it
+                f"SELECT {_COLUMNS} FROM batches WHERE {_UNFINISHED} AND status = 'pending'"
                 " ORDER BY received_at_ms LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -85,7 +117,7 @@ class SqliteBatchStore:
     def unfinished_counts(self) -> dict[str, int]:
         """How many batches are pending and failed."""
         with self._db.reading() as conn:
-            rows = conn.execute("SELECT status, COUNT(*) FROM batches WHERE status != 'done' GROUP BY status")
+            rows = conn.execute(f"SELECT status, COUNT(*) FROM batches WHERE {_UNFINISHED} GROUP BY status")
             counts = {"pending": 0, "failed": 0}
             counts.update({str(status): int(n) for status, n in rows})
         return counts
@@ -98,6 +130,6 @@ class SqliteBatchStore:
     def unfinished(self) -> list[BatchRecord]:
         with self._db.reading() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM batches WHERE status != 'done' ORDER BY received_at_ms"
+                f"SELECT {_COLUMNS} FROM batches WHERE {_UNFINISHED} ORDER BY received_at_ms"
             ).fetchall()
         return [_record(row) for row in rows]

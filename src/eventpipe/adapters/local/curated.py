@@ -63,6 +63,12 @@ class SqliteCuratedStore:
             owners.update(conn.execute(query, chunk).fetchall())
         return owners
 
+    def owners(self, event_ids: Sequence[str]) -> dict[str, str]:
+        by_key = {uuid_key(event_id): event_id.lower() for event_id in event_ids}
+        with self._db.reading() as conn:
+            found = self._owners(conn, list(by_key))
+        return {by_key[key]: batch_id for key, batch_id in found.items()}
+
     def count(self) -> int:
         with self._db.reading() as conn:
             return int(conn.execute("SELECT COUNT(*) FROM curated").fetchone()[0])

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-SCHEMA_VERSION = 3  # 2: per-minute session sketches replace per-session funnel rows; dirty hours. 3: segments
+# 2: per-minute session sketches replace per-session funnel rows; dirty hours. 3: segments. 4: batches
+# grouped by micro-batching (group_id, first_index)
+SCHEMA_VERSION = 4
 SCHEMA = """
 -- The curated events' index; their payloads are in segment files (adapters/local/curated.py).
 -- Rows are appended in rowid order; only the small unique index on the 16-byte id is random.
@@ -44,9 +46,12 @@ CREATE TABLE IF NOT EXISTS batches (
     curated INTEGER NOT NULL DEFAULT 0,
     duplicates INTEGER NOT NULL DEFAULT 0,
     rejected_by_code TEXT NOT NULL DEFAULT '{}',
-    error TEXT
+    error TEXT,
+    group_id TEXT,
+    first_index INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS batches_unfinished ON batches (status) WHERE status != 'done';
+-- Only the batches still to run: done and grouped batches (most of them) stay out of it.
+CREATE INDEX IF NOT EXISTS batches_unfinished ON batches (status) WHERE status IN ('pending', 'failed');
 -- Per minute and segment (core/segments.py: an app, bots; '' for no app and people).
 CREATE TABLE IF NOT EXISTS minute_counts (
     minute INTEGER NOT NULL,
