@@ -558,7 +558,8 @@ def test_http_api_routes_and_authorization_match_sam(
         pipeline.resource("aws_apigatewayv2_route", name) for name in ("health", "events_preflight", "tracker")
     ]
     events = pipeline.resource("aws_apigatewayv2_route", "events")
-    # THEN the same routes exist, and only GET /health, GET /tracker.js, the preflight and (write keys) POST /events are open
+    # THEN the same routes exist, and only GET /health, GET /tracker.js, the preflight and (write keys)
+    # POST /events are open
     assert protected | {r["route_key"] for r in [*open_routes, events]} == set(sam_routes)
     assert {route for route, authorizer in sam_routes.items() if authorizer == "NONE"} == {
         r["route_key"] for r in [*open_routes, events]

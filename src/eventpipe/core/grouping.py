@@ -54,10 +54,13 @@ def merge(members: Sequence[RawBatch]) -> tuple[RawBatch, list[tuple[str, int]]]
     offset = 0
     for raw in members:
         firsts.append((raw.batch_id, offset))
+        group.requests.append((len(group.events), raw.request))  # each request's app, address, user agent
         group.events.extend(raw.events)
         group.positions.extend(offset + p for p in raw.positions)
         group.refused.extend({**r, "index": offset + int(r["index"])} for r in raw.refused)
         offset += span(raw)
+    if not any(facts for _, facts in group.requests):
+        group.requests = []
     return group, firsts
 
 

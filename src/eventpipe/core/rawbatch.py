@@ -33,6 +33,9 @@ class RawBatch:
     # Replays only: the quarantine record `[batch_id, index]` each event comes from.
     origins: list[list[Any]] = field(default_factory=list)
     request: RequestFacts = field(default_factory=RequestFacts)
+    # Groups of requests only (core/grouping.py): `(index of its first event, its facts)` for each
+    # request, in order; the events from one start to the next came in that request.
+    requests: list[tuple[int, RequestFacts]] = field(default_factory=list)
 
     @property
     def received(self) -> int:
@@ -50,6 +53,8 @@ class RawBatch:
         }
         if self.request:
             header["request"] = self.request.as_dict()
+        if self.requests:
+            header["requests"] = [[start, facts.as_dict()] for start, facts in self.requests]
         return b"\n".join([orjson.dumps(header), *self.events]) + b"\n"
 
     @classmethod
@@ -70,7 +75,18 @@ class RawBatch:
             refused=header["refused"],
             origins=header.get("origins", []),
             request=RequestFacts.from_dict(header.get("request")),
+            requests=[(int(start), RequestFacts.from_dict(facts)) for start, facts in header.get("requests", [])],
         )
+
+    def facts_by_event(self) -> list[RequestFacts]:
+        """The request facts of each event: its own request's in a group, else the batch's."""
+        if not self.requests:
+            return [self.request] * len(self.events)
+        facts: list[RequestFacts] = [RequestFacts()] * self.requests[0][0]
+        ends = [start for start, _ in self.requests[1:]] + [len(self.events)]
+        for (start, request), end in zip(self.requests, ends, strict=True):
+            facts.extend([request] * (end - start))
+        return facts
 
 
 def raw_key(batch_id: str) -> str:

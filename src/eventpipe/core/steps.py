@@ -135,11 +135,11 @@ class PipelineSteps:
         # earlier attempt rejected them (with another schema, say). Releasing no other saves a
         # delete per curated event, a write unit each in DynamoDB.
         quarantined = None if raw.origins else {(batch_id, r.index) for r in self.quarantine.for_batch(batch_id)}
-        for (record_batch, record_index), data in zip(keys, raw.events, strict=True):
-            event, payload, reasons = self._curate(data, received_at, raw.request)
+        for (record_batch, record_index), data, request in zip(keys, raw.events, raw.facts_by_event(), strict=True):
+            event, payload, reasons = self._curate(data, received_at, request)
             if reasons:
                 event_id = event.get("event_id") if isinstance(event, dict) else None
-                text = _quarantined_text(data, raw.request)
+                text = _quarantined_text(data, request)
                 stage = "enrich" if reasons[0].code == ReasonCode.ENRICHMENT_FAILED else "validate"
                 batch.rejections.append(
                     Rejection(record_batch, record_index, stage, tuple(reasons), text, _text_or_none(event_id))
