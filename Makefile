@@ -61,6 +61,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/lake.py
+	$(BIN)/python bench/microbatch.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) build .eventpipe .mypy_cache .ruff_cache .pytest_cache
