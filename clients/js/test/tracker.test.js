@@ -51,7 +51,9 @@ function browser({ answers = [], beacon = true, localStorage = storage(), crypto
     },
   };
   const timers = new Set(); // so that a test can stop a tracker that would retry for ever
+  let stopped = false;
   const timer = (fn, ms) => {
+    if (stopped) return undefined;
     const t = setTimeout(() => {
       timers.delete(t);
       fn();
@@ -66,6 +68,7 @@ function browser({ answers = [], beacon = true, localStorage = storage(), crypto
     requests,
     beacons,
     stop() {
+      stopped = true; // a send still in flight must not schedule another try
       for (const t of timers) clearTimeout(t);
     },
     hide() {
