@@ -34,6 +34,7 @@ In AWS (the Lambda functions), also:
 | EVENTPIPE_APPS_TABLE | DynamoDB table of apps and write-key hashes (ingest); unset: no write keys |
 | EVENTPIPE_START_QUEUE_URL | ingest: the SQS queue a failed workflow start goes to, retried within a minute |
 | EVENTPIPE_RANGE_QUEUE_URL | ingest: the SQS queue of the byte ranges of large dropped files (it consumes it too) |
+| EVENTPIPE_REQUEST_QUEUE_URL | micro-batching: the SQS queue for small requests (unset: each is its own batch) |
 """
 
 from __future__ import annotations
@@ -218,6 +219,7 @@ class AwsResources:
     start_queue_url: str | None = None
     range_queue_url: str | None = None
     analytics_bucket: str | None = None  # only the export writes it
+    request_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> AwsResources:
@@ -237,4 +239,5 @@ class AwsResources:
             start_queue_url=environ.get("EVENTPIPE_START_QUEUE_URL") or None,
             range_queue_url=environ.get("EVENTPIPE_RANGE_QUEUE_URL") or None,
             analytics_bucket=environ.get("EVENTPIPE_ANALYTICS_BUCKET") or None,
+            request_queue_url=environ.get("EVENTPIPE_REQUEST_QUEUE_URL") or None,
         )

@@ -17,6 +17,7 @@ from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
 from eventpipe.adapters.aws.s3 import S3RawBucket
+from eventpipe.adapters.aws.sqs import SqsRequestQueue
 from eventpipe.adapters.aws.start_queue import DeferringStarter
 from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
 from eventpipe.core.apps import AppDirectory
@@ -101,12 +102,24 @@ class AwsRuntime:
         return StepFunctionsStarter(self.resources.state_machine_arn, make_client("stepfunctions", self._session))
 
     @cached_property
+    def request_queue(self) -> SqsRequestQueue | None:
+        """Micro-batching: small requests go to this queue, and the batching function groups them."""
+        if not self.resources.request_queue_url:
+            return None
+        return SqsRequestQueue(self.resources.request_queue_url, make_client("sqs", self._session))
+
+    @cached_property
     def ingestor(self) -> Ingestor:
         starter: WorkflowStarter = self.starter
         if self.resources.start_queue_url is not None:  # a start that fails is retried from the queue
             starter = DeferringStarter(self.starter, self.resources.start_queue_url, make_client("sqs", self._session))
         return Ingestor(
-            bucket=self.bucket, batches=self.batches, starter=starter, clock=self.clock, limits=self.settings.limits
+            bucket=self.bucket,
+            batches=self.batches,
+            starter=starter,
+            clock=self.clock,
+            limits=self.settings.limits,
+            queue=self.request_queue,
         )
 
     @cached_property

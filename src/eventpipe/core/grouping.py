@@ -14,19 +14,26 @@ counted as curated or duplicates by the curated store's owner of each event id.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
 import hashlib
+import io
+import re
+import uuid
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventpipe.core.model import BatchStatus
-from eventpipe.core.rawbatch import RawBatch
+from eventpipe.core.model import BatchRecord, BatchStatus
+from eventpipe.core.rawbatch import RawBatch, raw_key
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from eventpipe.core.model import BatchRecord, Rejection
+    from eventpipe.core.model import Rejection
+    from eventpipe.core.ports import GroupStore, RawBucket, WorkflowStarter
 
 GROUP_SOURCE = "group"
 GROUPABLE_SOURCE = "http"  # request batches; file batches are full already
@@ -35,7 +42,7 @@ GROUPABLE_SOURCE = "http"  # request batches; file batches are full already
 def group_id_of(member_ids: Sequence[str]) -> str:
     """The same members always make the same group id, so forming a group again after a crash rewrites
     the same object instead of leaving a second one."""
-    return "g" + hashlib.sha256("\n".join(member_ids).encode()).hexdigest()[:32]
+    return "g" + hashlib.sha256("\n".join(member_ids).encode()).hexdigest()[:30]  # 31 characters, as request ids
 
 
 def span(raw: RawBatch) -> int:
@@ -61,6 +68,7 @@ def merge(members: Sequence[RawBatch]) -> tuple[RawBatch, list[tuple[str, int]]]
         offset += span(raw)
     if not any(facts for _, facts in group.requests):
         group.requests = []
+    group.members = firsts
     return group, firsts
 
 
@@ -97,7 +105,6 @@ class RequestOutcome:
 
 def request_outcome(
     member: BatchRecord,
-    member_raw: RawBatch,
     group: BatchRecord,
     group_raw: RawBatch,
     group_rejections: Sequence[Rejection],
@@ -107,7 +114,7 @@ def request_outcome(
     case) to the batch that stored each: an event is curated by this request when the group stored
     it and no earlier index of the group carries the same id (the curated store's first-position rule).
     """
-    low, high = member.first_index, member.first_index + span(member_raw)
+    low, high = member_range(member, group_raw)
     mine = [r for r in group_rejections if low <= r.index < high]
     rejections = [_reindexed(r, member.batch_id, low) for r in mine]
     if group.status is not BatchStatus.DONE:
@@ -124,6 +131,13 @@ def request_outcome(
     return RequestOutcome(group.status, curated, duplicates, rejections)
 
 
+def member_range(member: BatchRecord, group_raw: RawBatch) -> tuple[int, int]:
+    """The group indexes of a member's events: from its first index to the next member's."""
+    firsts = sorted(first for _, first in group_raw.members)
+    later = [first for first in firsts if first > member.first_index]
+    return member.first_index, later[0] if later else span(group_raw)
+
+
 def valid_event_ids(raw: RawBatch, refused: set[int]) -> list[tuple[int, str]]:
     """`(position, event id in lower case)` of the events not refused, in order."""
     ids: list[tuple[int, str]] = []
@@ -137,3 +151,107 @@ def valid_event_ids(raw: RawBatch, refused: set[int]) -> list[tuple[int, str]]:
 
 def _reindexed(rejection: Rejection, batch_id: str, offset: int) -> Rejection:
     return replace(rejection, batch_id=batch_id, index=rejection.index - offset)
+
+
+# --- On AWS: requests travel by queue, and the batching function forms the groups ----------------------
+
+QUEUED_PREFIX = "q"
+MAX_GROUP_MEMBERS = 99  # one DynamoDB transaction records a group and its members: at most 100 items
+QUEUED_ID = re.compile(r"^q([0-9a-f]{11})([0-9a-f]{3})[0-9a-f]{16}$")
+
+
+def queued_batch_id(now_ms: int, received: int) -> str:
+    """A queued request's id: time-ordered like every request id, and carrying its event count, so that
+    `GET /batches/{id}` can answer `pending` for it before the batching function has recorded it."""
+    return f"{QUEUED_PREFIX}{now_ms:011x}{min(received, 0xFFF):03x}{uuid.uuid4().hex[:16]}"
+
+
+def queued_id_facts(batch_id: str) -> tuple[int, int] | None:
+    """`(received_at_ms, received)` of a queued request's id; None for any other id."""
+    match = QUEUED_ID.match(batch_id)
+    return None if match is None else (int(match[1], 16), int(match[2], 16))
+
+
+def encode_message(raw: RawBatch) -> bytes:
+    """A queued request as a message body: gzip then base64 (queues take text only, and events are
+    JSON that compresses several times over)."""
+    return base64.b64encode(gzip.compress(raw.encode(), compresslevel=5))
+
+
+def decode_message(body: str, *, max_bytes: int) -> RawBatch:
+    """The inverse of `encode_message`, reading at most `max_bytes` decompressed; ValueError if it is not one."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(base64.b64decode(body, validate=True))) as stream:
+            data = stream.read(max_bytes + 1)
+    except (OSError, EOFError, binascii.Error) as exc:
+        raise ValueError(f"not a queued request: {exc}") from exc
+    if len(data) > max_bytes:
+        raise ValueError(f"a queued request larger than {max_bytes} bytes")
+    try:
+        return RawBatch.decode(data)
+    except (KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"not a queued request: {exc}") from exc
+
+
+def chunks(members: Sequence[RawBatch], *, max_events: int) -> list[list[RawBatch]]:
+    """Consecutive members whose events fit one batch, at most `MAX_GROUP_MEMBERS` a group."""
+    out: list[list[RawBatch]] = []
+    events = 0
+    for raw in members:
+        if not out or events + raw.received > max_events or len(out[-1]) == MAX_GROUP_MEMBERS:
+            out.append([])
+            events = 0
+        out[-1].append(raw)
+        events += raw.received
+    return out
+
+
+def record_and_start(
+    members: Sequence[RawBatch], *, bucket: RawBucket, groups: GroupStore, starter: WorkflowStarter
+) -> list[str]:
+    """Store queued requests as one group batch, record it with its members at once, start it; the
+    batch ids started. Safe to run again for the same requests (a queue delivers at least once):
+    a request recorded already is left to the group that has it, which is started again (a known
+    execution name starts nothing new), so no event is ever processed by two groups.
+    """
+    remaining = list(members)
+    started: list[str] = []
+    while remaining:
+        group, firsts = merge(remaining)
+        key = raw_key(group.batch_id)
+        bucket.put(key, group.encode(), durable=True)
+        record = BatchRecord(group.batch_id, key, GROUP_SOURCE, group.received_at_ms, group.received)
+        grouped = [
+            BatchRecord(
+                raw.batch_id,
+                key,
+                GROUPABLE_SOURCE,
+                raw.received_at_ms,
+                raw.received,
+                status=BatchStatus.GROUPED,
+                group_id=group.batch_id,
+                first_index=first,
+            )
+            for raw, (_, first) in zip(remaining, firsts, strict=True)
+        ]
+        taken = groups.record_group(record, grouped)
+        if not taken:
+            starter.start(record.batch_id, key)
+            started.append(record.batch_id)
+            break
+        for batch_id in sorted(_groups_of(taken, groups)):
+            existing = groups.get(batch_id)
+            if existing is not None and existing.status is BatchStatus.PENDING:
+                starter.start(existing.batch_id, existing.raw_key)
+                started.append(existing.batch_id)
+        remaining = [raw for raw in remaining if raw.batch_id not in taken]
+    return started
+
+
+def _groups_of(member_ids: set[str], groups: GroupStore) -> set[str]:
+    found = set()
+    for batch_id in member_ids:
+        record = groups.get(batch_id)
+        if record is not None and record.group_id:
+            found.add(record.group_id)
+    return found

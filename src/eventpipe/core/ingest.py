@@ -15,6 +15,7 @@ from itertools import islice
 from typing import IO, TYPE_CHECKING, Any
 
 from eventpipe.core.errors import InputError, StorageError
+from eventpipe.core.grouping import encode_message, queued_batch_id
 from eventpipe.core.model import BatchRecord, BatchStatus, Limits, Reason, ReasonCode
 from eventpipe.core.ranges import range_lines
 from eventpipe.core.rawbatch import RawBatch, raw_key
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
-    from eventpipe.core.ports import BatchStore, Clock, RawBucket, WorkflowStarter
+    from eventpipe.core.ports import BatchStore, Clock, RawBucket, RequestQueue, WorkflowStarter
     from eventpipe.core.readers import Line
     from eventpipe.core.request_facts import RequestFacts
 
@@ -77,7 +78,9 @@ class Ingestor:
         starter: WorkflowStarter,
         clock: Clock,
         limits: Limits,
+        queue: RequestQueue | None = None,
     ) -> None:
+        self._queue = queue
         self._bucket = bucket
         self._batches = batches
         self.starter = starter
@@ -146,7 +149,22 @@ class Ingestor:
             raw.request = request
         if not raw.events and all(r["reasons"][0]["code"] == ReasonCode.MALFORMED_JSON for r in raw.refused):
             raise InputError("the body holds no JSON event")
+        if self._queue is not None and (queued := self._enqueue(raw)) is not None:
+            return queued, raw.refused
         return self._start(self._store(raw)), raw.refused  # a request's batch id is new: nothing to look up
+
+    def _enqueue(self, raw: RawBatch) -> BatchRecord | None:
+        """Micro-batching (core/grouping.py): send the request to the queue, where the batching function
+        groups it with others into one batch; None when it is too large for a message (then it is a
+        batch of its own). Once `send` returns, the queue holds it durably: the acknowledgement."""
+        assert self._queue is not None
+        own_id, raw.batch_id = raw.batch_id, queued_batch_id(raw.received_at_ms, raw.received)
+        body = encode_message(raw)
+        if len(body) > self._queue.max_message_bytes:
+            raw.batch_id = own_id
+            return None
+        self._queue.send(body)
+        return BatchRecord(raw.batch_id, "", raw.source, raw.received_at_ms, raw.received)
 
     def submit(self, raw: RawBatch) -> BatchRecord:
         """Store one cut batch, unless it is stored already, and start its workflow.

@@ -74,6 +74,24 @@ class BatchStore(Protocol):
         """Pending and failed batches, oldest first: what recovery and replay drive to the end."""
 
 
+class GroupStore(Protocol):
+    """Where the batching function records a group of queued requests (core/grouping.py, AWS)."""
+
+    def get(self, batch_id: str) -> BatchRecord | None: ...
+
+    def record_group(self, group: BatchRecord, members: Sequence[BatchRecord]) -> set[str]:
+        """Record the group (pending) and its members (grouped into it) all at once, or nothing: then the
+        ids of the members recorded already (by an earlier delivery of the same requests). At most 99 members."""
+
+
+class RequestQueue(Protocol):
+    """A durable queue of requests (SQS): once `send` returns, the message cannot be lost."""
+
+    max_message_bytes: int
+
+    def send(self, body: bytes) -> None: ...
+
+
 class InsightsStore(Protocol):
     def apply(self, batch_id: str, aggregate: BatchAggregate) -> bool:
         """Add a batch's aggregate atomically, once: False when the batch was applied already."""

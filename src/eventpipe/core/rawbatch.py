@@ -36,6 +36,8 @@ class RawBatch:
     # Groups of requests only (core/grouping.py): `(index of its first event, its facts)` for each
     # request, in order; the events from one start to the next came in that request.
     requests: list[tuple[int, RequestFacts]] = field(default_factory=list)
+    # Groups only: `(batch_id, first_index)` of each member request, in order.
+    members: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def received(self) -> int:
@@ -55,6 +57,8 @@ class RawBatch:
             header["request"] = self.request.as_dict()
         if self.requests:
             header["requests"] = [[start, facts.as_dict()] for start, facts in self.requests]
+        if self.members:
+            header["members"] = [list(member) for member in self.members]
         return b"\n".join([orjson.dumps(header), *self.events]) + b"\n"
 
     @classmethod
@@ -76,6 +80,7 @@ class RawBatch:
             origins=header.get("origins", []),
             request=RequestFacts.from_dict(header.get("request")),
             requests=[(int(start), RequestFacts.from_dict(facts)) for start, facts in header.get("requests", [])],
+            members=[(str(batch_id), int(first)) for batch_id, first in header.get("members", [])],
         )
 
     def facts_by_event(self) -> list[RequestFacts]:

@@ -20,13 +20,12 @@ def grouped_request_document(record: BatchRecord, services: Services) -> dict[st
     if group is None:
         return None
     rejections = services.quarantine.for_batch(group.batch_id)
-    member_raw = RawBatch.decode(services.bucket.get(record.raw_key))
     group_raw = RawBatch.decode(services.bucket.get(group.raw_key))
     owners: dict[str, str] = {}
     if group.status is BatchStatus.DONE:
         refused = {r.index for r in rejections}
         owners = services.steps.curated.owners([event_id for _, event_id in valid_event_ids(group_raw, refused)])
-    outcome = request_outcome(record, member_raw, group, group_raw, rejections, owners)
+    outcome = request_outcome(record, group, group_raw, rejections, owners)
     return {
         "batch_id": record.batch_id,
         "status": str(outcome.status),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from eventpipe.core.errors import InputError, StorageError
+from eventpipe.core.grouping import queued_id_facts
 from eventpipe.core.model import BatchStatus
 from eventpipe.core.readers import InputTooLargeError
 from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")  # the shape of every batch id, as of execution names
 DEFAULT_WINDOW_MS = INSIGHTS_DEFAULT_WINDOW_MS
 MAX_WINDOW_MS = INSIGHTS_MAX_WINDOW_MS  # see core/timeutil.py: longer spans are for the export
+# A queued request (AWS micro-batching) is recorded when the batching function groups it, seconds
+# later; until then its id alone says it is pending. Past this age an unknown id is just unknown.
+QUEUED_PENDING_MS = 15 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,18 @@ def get_batch(batch_id: str, services: Services) -> dict[str, Any]:
         grouped = grouped_request_document(record, services)
         if grouped is not None:
             return grouped
+    if record is None and (queued := queued_id_facts(batch_id)) is not None:
+        received_at_ms, received = queued
+        if services.clock.now_ms() - received_at_ms < QUEUED_PENDING_MS:  # not grouped yet: still in the queue
+            return {
+                "batch_id": batch_id,
+                "status": "pending",
+                "received": received,
+                "curated": 0,
+                "duplicates": 0,
+                "rejected": 0,
+                "rejections": [],
+            }
     if record is None:
         raise HttpError(404, "not_found", f"no batch {batch_id}")
     return {

@@ -72,7 +72,8 @@ def apply_retention(runtime: LocalRuntime, settings: LakeSettings, *, force: boo
 def _hot_stores(runtime: LocalRuntime, manifest: LakeManifest, cutoff_ms: int, *, lake: bool) -> RetentionResult:
     with runtime.db.reading() as conn:
         expired = conn.execute(
-            "SELECT batch_id, raw_key FROM batches WHERE status = 'done' AND received_at_ms < ?", (cutoff_ms,)
+            "SELECT batch_id, raw_key FROM batches WHERE status IN ('done', 'grouped') AND received_at_ms < ?",
+            (cutoff_ms,),
         ).fetchall()
         if lake:  # a batch expires once the lake holds its events: they must reach it first
             waiting = {

@@ -27,6 +27,7 @@ from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_calls import attempt, batch_delete, batch_put, conditional
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.tables import UNFINISHED_INDEX
+from eventpipe.core.errors import StorageError
 from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ _T = TypeVar("_T")
 BATCH_SK = "batch"
 REJECTION_PREFIX = "rej#"
 UNFINISHED_SHARDS = 16
+MAX_TRANSACTION_ITEMS = 100
 OPEN_PREFIX = "unfinished#"
 LEGACY_OPEN = "1"  # the one key value of records written before the index was sharded; still listed
 _DEFAULT_BACKOFF = Backoff()
@@ -94,6 +96,39 @@ class DynamoBatchStore:
                 TableName=self._table, Item=_record_item(record), ConditionExpression="attribute_not_exists(pk)"
             ),
         )
+
+    def record_group(self, group: BatchRecord, members: Sequence[BatchRecord]) -> set[str]:
+        """One TransactWriteItems: the group and every member put only if new. When a condition fails
+        nothing is written, and the members that exist already are returned (all of them when the
+        group itself exists: the same requests delivered again)."""
+        if len(members) > MAX_TRANSACTION_ITEMS - 1:
+            raise ValueError(f"a group records at most {MAX_TRANSACTION_ITEMS - 1} members, not {len(members)}")
+        items = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _record_item(r),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for r in (group, *members)
+        ]
+        try:
+            attempt(
+                self._backoff,
+                f"cannot record group {group.batch_id} in {self._table}",
+                lambda: self._client.transact_write_items(TransactItems=items),  # type: ignore[arg-type]
+            )
+        except StorageError as exc:
+            reasons = _cancellation_codes(exc.__cause__)
+            if not reasons or any(code not in ("None", "ConditionalCheckFailed") for code in reasons):
+                raise
+            if reasons[0] == "ConditionalCheckFailed":
+                return {m.batch_id for m in members}
+            return {
+                m.batch_id for m, code in zip(members, reasons[1:], strict=True) if code == "ConditionalCheckFailed"
+            }
+        return set()
 
     def get(self, batch_id: str) -> BatchRecord | None:
         answer = attempt(
@@ -243,6 +278,14 @@ class DynamoQuarantine:
         return {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": rejection_sk(index)}}
 
 
+def _cancellation_codes(error: BaseException | None) -> list[str]:
+    """The per-item codes of a cancelled transaction (`None` where the item was fine)."""
+    response = getattr(error, "response", None) or {}
+    if response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return []
+    return [str(reason.get("Code", "None")) for reason in response.get("CancellationReasons", [])]
+
+
 def _n(value: int) -> AttributeValueTypeDef:
     return {"N": str(value)}
 
@@ -264,7 +307,10 @@ def _record_item(record: BatchRecord) -> Item:
     }
     if record.error is not None:
         item["error"] = {"S": record.error}
-    if record.status is not BatchStatus.DONE:
+    if record.group_id is not None:
+        item["group_id"] = {"S": record.group_id}
+        item["first_index"] = _n(record.first_index)
+    if record.status in (BatchStatus.PENDING, BatchStatus.FAILED):  # grouped requests are its group's work
         item["open"] = {"S": open_shard(record.batch_id)}
     return item
 
@@ -282,6 +328,8 @@ def _record(item: Mapping[str, AttributeValueTypeDef]) -> BatchRecord:
         rejected=int(item["rejected"]["N"]),
         rejected_by_code={code: int(value["N"]) for code, value in item["rejected_by_code"]["M"].items()},
         error=item["error"]["S"] if "error" in item else None,
+        group_id=item["group_id"]["S"] if "group_id" in item else None,
+        first_index=int(item["first_index"]["N"]) if "first_index" in item else 0,
     )
 
 
