@@ -20,6 +20,7 @@ from eventpipe.core.replay import REPLAY_BATCH_PREFIX
 from eventpipe.handlers.export import handle_export
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.replay import handle_replay
+from eventpipe.handlers.request_queue import handle_request_queue
 from eventpipe.handlers.start_batches import start_queued_batch
 from eventpipe.settings import AwsResources, Settings
 
@@ -80,6 +81,24 @@ def _record_accepted(accepted: Event | str) -> None:
     logger.set_correlation_id(document["batch_id"])
     logger.info("batch accepted", extra={"received": document["received"], "refused": document["rejected"]})
     metrics.add_metric("EventsReceived", MetricUnit.Count, document["received"])
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def batch_requests(event: Event, context: LambdaContext) -> Event:
+    """SQS, after its batching window: queued requests become group batches, one execution each."""
+    result = handle_request_queue(
+        event,
+        bucket=runtime.bucket,
+        groups=runtime.batches,
+        starter=runtime.starter,
+        limits=runtime.settings.limits,
+    )
+    failed = len(result["batchItemFailures"])
+    metrics.add_metric("RequestsGrouped", MetricUnit.Count, len(event.get("Records", [])) - failed)
+    metrics.add_metric("RequestsNotGrouped", MetricUnit.Count, failed)
+    return result
 
 
 @logger.inject_lambda_context(correlation_id_path="batch_id", clear_state=True)

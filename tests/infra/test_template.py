@@ -34,7 +34,7 @@ ASL = ROOT / "src" / "eventpipe" / "workflow" / "pipeline.asl.json"
 # Read by Powertools (Logger, Metrics, Tracer), not by settings.py.
 POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 # The functions whose code starts workflow executions (Ingestor, replay), the only ones given its ARN.
-STARTS_WORKFLOWS = {"ingest", "replay", "start_batches"}
+STARTS_WORKFLOWS = {"ingest", "replay", "start_batches", "batch_requests"}
 
 
 def entry_points() -> set[str]:
@@ -65,7 +65,7 @@ def test_every_entry_point_has_one_function_and_every_function_an_entry_point(fu
     handlers = [handler_of(properties) for properties in functions.values()]
     # THEN each entry point has exactly one function, and no function names anything else
     assert sorted(handlers) == sorted(entry_points())
-    assert len(entry_points()) == 7
+    assert len(entry_points()) == 8
 
 
 def test_functions_run_the_repository_code_on_python_312_arm64(functions: dict[str, Any]) -> None:
@@ -123,6 +123,8 @@ def test_environment_names_are_the_ones_settings_reads(template: dict[str, Any],
         # AND only ingest queues the starts that fail (start_batches consumes the queue)
         assert (resources.start_queue_url is not None) == (handler_of(properties) == "ingest"), logical_id
         assert (resources.range_queue_url is not None) == (handler_of(properties) == "ingest"), logical_id
+        # AND only ingest sends requests to the micro-batching queue (batch_requests consumes it)
+        assert (resources.request_queue_url is not None) == (handler_of(properties) == "ingest"), logical_id
 
 
 def test_failed_starts_are_retried_from_a_queue_within_a_minute(resources: dict[str, Any]) -> None:
@@ -134,6 +136,21 @@ def test_failed_starts_are_retried_from_a_queue_within_a_minute(resources: dict[
     # Lambda requires the visibility timeout to be at least the function's timeout; both under a minute
     assert function["Timeout"] <= queue["VisibilityTimeout"] <= 60
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == get_att("DeadLetterQueue", "Arn")
+
+
+def test_small_requests_are_grouped_from_a_queue_after_a_batching_window(resources: dict[str, Any]) -> None:
+    queue = resources["RequestQueue"]["Properties"]
+    function = resources["BatchRequestsFunction"]["Properties"]
+    source = function["Events"]["Requests"]["Properties"]
+    assert source["Queue"] == get_att("RequestQueue", "Arn")
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]  # one bad message, not the delivery
+    # a group and its requests are one DynamoDB transaction (at most 100 items); the window fills groups
+    assert source["BatchSize"] <= 99
+    assert 1 <= source["MaximumBatchingWindowInSeconds"] <= 5
+    # AWS advises a visibility timeout of six times the function's timeout with a batching window
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == get_att("DeadLetterQueue", "Arn")
+    assert queue["SqsManagedSseEnabled"] is True
 
 
 def test_environment_points_at_the_stack_resources(template: dict[str, Any]) -> None:
@@ -164,6 +181,7 @@ EXPECTED_ACTIONS = {
         "sqs:GetQueueAttributes",
         "StepFunctionsExecutionPolicy",
         "dynamodb:Scan",  # DynamoAppStore.any_app: Scan with Limit 1, on the apps table only
+        "dynamodb:BatchGetItem",  # GET /batches of a grouped request: DynamoCuratedStore.owners
     },
     # DynamoBatchStore.get skips a batch done already; DynamoQuarantine.for_batch (Query) finds the batch's
     # quarantine records to release; the curated puts; the insights (TransactWriteItems is Put and Update)
@@ -182,6 +200,18 @@ EXPECTED_ACTIONS = {
     "mark_failed": {"dynamodb:UpdateItem"},
     # start_queued_batch: DynamoBatchStore.get, StepFunctionsStarter; its SQS event source polls the queue
     "start_batches": {
+        "dynamodb:GetItem",
+        "states:DescribeExecution",
+        "StepFunctionsExecutionPolicy",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+    },
+    # record_and_start: the group's raw object, DynamoBatchStore.record_group and get, its SQS event source
+    "batch_requests": {
+        "s3:PutObject",
+        "dynamodb:PutItem",
         "dynamodb:GetItem",
         "states:DescribeExecution",
         "StepFunctionsExecutionPolicy",

@@ -45,6 +45,7 @@ RESOURCE_KINDS = {
     "AppsTable": "apps_table",
     "PipelineStateMachine": "state_machine",
     "StartRetryQueue": "start_retry_queue",
+    "RequestQueue": "request_queue",
     "FileRangeQueue": "file_range_queue",
 }
 # SAM policy templates: the statements SAM writes for them.
@@ -102,6 +103,8 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     assert 'if contains(local.policies[each.key][*].sid, "QueueFailedStarts")' in entries["environment"]
     assert "EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "WriteExport")' in entries["environment"]
+    assert "EVENTPIPE_REQUEST_QUEUE_URL = aws_sqs_queue.requests.url" in entries["environment"]
+    assert 'if contains(local.policies[each.key][*].sid, "QueueRequests")' in entries["environment"]
     names = {}
     for name in pipeline.locals["functions"]:
         sids = {s["sid"] for s in pipeline.locals["policies"][name]}
@@ -110,6 +113,7 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
         names[name] |= {"EVENTPIPE_START_QUEUE_URL"} if is_entry and "QueueFailedStarts" in sids else set()
         names[name] |= {"EVENTPIPE_RANGE_QUEUE_URL"} if is_entry and "QueueFileRanges" in sids else set()
         names[name] |= {"EVENTPIPE_ANALYTICS_BUCKET"} if is_entry and "WriteExport" in sids else set()
+        names[name] |= {"EVENTPIPE_REQUEST_QUEUE_URL"} if is_entry and "QueueRequests" in sids else set()
     return names
 
 
@@ -119,9 +123,9 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
 def test_the_same_entry_points_everywhere(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     # GIVEN the entry points of the code, the SAM template and the Terraform
     tf = set(pipeline.locals["functions"])
-    # THEN they are the same seven
+    # THEN they are the same eight
     assert code_handlers() == set(sam_by_handler) == tf
-    assert len(tf) == 7
+    assert len(tf) == 8
     # AND both function module calls name the handler lambda_pipeline.<entry point>
     for call in ("step", "entry"):
         assert pipeline.modules[call]["handler"] == "lambda_pipeline.${each.key}"
@@ -171,7 +175,8 @@ def test_environment_variable_names_match_sam_and_the_settings(pipeline: Any, sa
     # AND every function has the four resource names AwsResources requires, ingest and replay the workflow
     assert all(set(TABLE_SPECS) | {"EVENTPIPE_BUCKET"} <= names for names in tf.values())
     starters = {name for name, names in tf.items() if "EVENTPIPE_STATE_MACHINE_ARN" in names}
-    assert starters == {"ingest", "replay", "start_batches"}
+    assert starters == {"ingest", "replay", "start_batches", "batch_requests"}
+    assert {name for name, names in tf.items() if "EVENTPIPE_REQUEST_QUEUE_URL" in names} == {"ingest"}
     assert {name for name, names in tf.items() if "EVENTPIPE_START_QUEUE_URL" in names} == {"ingest"}
 
 
@@ -261,6 +266,24 @@ def test_large_files_are_read_in_ranges_as_in_sam(pipeline: Any, resources: dict
     source = resources["IngestFunction"]["Properties"]["Events"]["FileRanges"]["Properties"]
     assert mapping["function_name"] == '${module.entry["ingest"].function_name}'
     assert mapping["batch_size"] == source["BatchSize"] == 1
+    (scaling,) = blocks(mapping, "scaling_config")
+    assert scaling["maximum_concurrency"] == source["ScalingConfig"]["MaximumConcurrency"]
+
+
+def test_small_requests_are_grouped_from_a_queue_as_in_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    queue = pipeline.resource("aws_sqs_queue", "requests")
+    sam = resources["RequestQueue"]["Properties"]
+    assert queue["visibility_timeout_seconds"] == sam["VisibilityTimeout"]
+    assert queue["message_retention_seconds"] == sam["MessageRetentionPeriod"]
+    assert queue["sqs_managed_sse_enabled"] is sam["SqsManagedSseEnabled"] is True
+    assert f"maxReceiveCount = {sam['RedrivePolicy']['maxReceiveCount']}" in queue["redrive_policy"]
+    mapping = pipeline.resource("aws_lambda_event_source_mapping", "requests")
+    source = resources["BatchRequestsFunction"]["Properties"]["Events"]["Requests"]["Properties"]
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.requests.arn}"
+    assert mapping["function_name"] == '${module.entry["batch_requests"].function_name}'
+    assert mapping["batch_size"] == source["BatchSize"]
+    assert mapping["maximum_batching_window_in_seconds"] == source["MaximumBatchingWindowInSeconds"]
+    assert mapping["function_response_types"] == source["FunctionResponseTypes"]
     (scaling,) = blocks(mapping, "scaling_config")
     assert scaling["maximum_concurrency"] == source["ScalingConfig"]["MaximumConcurrency"]
 

@@ -151,7 +151,7 @@ def test_grouped_requests_are_one_execution_and_each_keeps_its_own_outcome(defer
     assert (c_doc["curated"], c_doc["duplicates"], c_doc["rejected"]) == (1, 0, 1)
     # the shapeless event is refused at the index its 202 gave it
     assert c_doc["rejections"][0]["index"] == c["errors"][0]["index"]
-    assert rejection["index"] == 2  # the invalid event is A's second NDJSON line
+    assert rejection["index"] == 1  # the invalid event is A's second (indexes count from 0 in every body form)
     # AND every curated event carries its own request's app, never a forged one
     apps = {}
     for event_id in [first["event_id"], second["event_id"]]:

@@ -1,4 +1,4 @@
-# The seven functions of src/lambda_pipeline.py: one package, one handler each, and one role each
+# The eight functions of src/lambda_pipeline.py: one package, one handler each, and one role each
 # with the statements of local.policies.
 
 locals {
@@ -20,6 +20,7 @@ locals {
     "state_machine"                = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
     "executions"                   = "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*"
     "start_retry_queue"            = aws_sqs_queue.start_retry.arn
+    "request_queue"                = aws_sqs_queue.requests.arn
     "file_range_queue"             = aws_sqs_queue.file_ranges.arn
     "bucket/config/*"              = "${aws_s3_bucket.raw.arn}/config/*"
     "pseudonym_key_parameters"     = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/eventpipe/${local.name}/*"
@@ -92,6 +93,9 @@ module "entry" {
     }, {
     for name, value in { EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id } :
     name => value if contains(local.policies[each.key][*].sid, "WriteExport")
+    }, {
+    for name, value in { EVENTPIPE_REQUEST_QUEUE_URL = aws_sqs_queue.requests.url } :
+    name => value if contains(local.policies[each.key][*].sid, "QueueRequests")
   })
   policy_json = data.aws_iam_policy_document.function[each.key].json
   async_invocation = contains(keys(local.async_invocations), each.key) ? merge(local.async_invocations[each.key], {
@@ -150,6 +154,32 @@ resource "aws_lambda_event_source_mapping" "file_ranges" {
 
   scaling_config {
     maximum_concurrency = 10 # ranges of one file in parallel, within StartExecution's rate
+  }
+}
+
+# Micro-batching (docs/http-api.md): ingest sends each small request here; batch_requests takes up to
+# 99 after a batching window and makes them one batch, one execution. As RequestQueue in the SAM template.
+resource "aws_sqs_queue" "requests" {
+  name                       = "${local.name}-requests"
+  visibility_timeout_seconds = 360 # six times batch_requests' timeout, as AWS advises for a batching window
+  message_retention_seconds  = 345600
+  sqs_managed_sse_enabled    = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
+    maxReceiveCount     = 5
+  })
+  tags = local.tags
+}
+
+resource "aws_lambda_event_source_mapping" "requests" {
+  event_source_arn                   = aws_sqs_queue.requests.arn
+  function_name                      = module.entry["batch_requests"].function_name
+  batch_size                         = 99 # one DynamoDB transaction records a group: the group and 99 requests
+  maximum_batching_window_in_seconds = 2
+  function_response_types            = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = 2 # fewer pollers: fuller groups
   }
 }
 

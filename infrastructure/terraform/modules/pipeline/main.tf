@@ -26,6 +26,7 @@ locals {
     export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the hours of insights changed since the last export, to the analytics bucket." }
     replay          = { memory_mb = 512, timeout_s = 900, description = "Replay of unfinished batches (lost pending ones on a schedule) or of the quarantine." }
     start_batches   = { memory_mb = 256, timeout_s = 30, description = "Starts the batches whose workflow start failed at ingest, from the start-retry queue." }
+    batch_requests  = { memory_mb = 512, timeout_s = 60, description = "Micro-batching, from the request queue; queued requests become one batch and one workflow execution." }
   }
 
   # The workflow's tasks, by the substitution variable the ASL file names them with.
@@ -49,6 +50,9 @@ locals {
       { sid = "WriteKeys", actions = ["dynamodb:GetItem", "dynamodb:Scan"], resources = ["apps_table"] },
       { sid = "QueueFailedStarts", actions = ["sqs:SendMessage"], resources = ["start_retry_queue"] },
       { sid = "QueueFileRanges", actions = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["file_range_queue"] },
+      { sid = "QueueRequests", actions = ["sqs:SendMessage"], resources = ["request_queue"] },
+      { sid = "ReadGroups", actions = ["s3:GetObject"], resources = ["bucket/raw/*"] },
+      { sid = "ReadCuratedOwners", actions = ["dynamodb:BatchGetItem"], resources = ["curated_table"] },
     ]
     process_batch = [
       { sid = "ReadSettingsFiles", actions = ["s3:GetObject"], resources = ["bucket/config/*"] },
@@ -84,6 +88,14 @@ locals {
       { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
       { sid = "PollStartRetries", actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["start_retry_queue"] },
+    ]
+    # record_and_start: the group's raw object, DynamoBatchStore.record_group (TransactWriteItems is its Puts) and get
+    batch_requests = [
+      { sid = "WriteRawBatches", actions = ["s3:PutObject"], resources = ["bucket/raw/*"] },
+      { sid = "GroupRecords", actions = ["dynamodb:PutItem", "dynamodb:GetItem"], resources = ["state_table"] },
+      { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
+      { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
+      { sid = "PollRequests", actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["request_queue"] },
     ]
   }
 
