@@ -126,3 +126,26 @@ def test_kill_9_while_ingesting_then_a_restart_leaves_each_event_once(tmp_path: 
         "query", "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events", "--json", data_dir=tmp_path / "data"
     )
     assert orjson.loads(result.stdout) == [{"n": 20_000, "d": 20_000}]
+
+
+def test_results_of_any_size_stream_and_the_table_stops_at_its_cap(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eventpipe import cli
+    from eventpipe.lake import cli as lake_cli
+    from eventpipe.lake import query
+
+    monkeypatch.setenv("EVENTPIPE_DATA_DIR", str(data_dir))
+    monkeypatch.setattr(query, "PAGE_ROWS", 7)
+    monkeypatch.setattr(lake_cli, "MAX_TABLE_ROWS", 20)
+    sql = "SELECT range AS n, 1.5 AS d FROM range(25)"
+    assert cli.main(["query", sql, "--json"]) == 0
+    rows = orjson.loads(capsys.readouterr().out)
+    assert [r["n"] for r in rows] == list(range(25))
+    assert rows[0]["d"] == 1.5  # DECIMAL as a number
+    assert cli.main(["query", sql, "--csv"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 26
+    assert cli.main(["query", sql]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 + 20 + 1
+    assert "the first 20 rows" in table[-1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -12,11 +13,11 @@ from eventpipe.core.errors import InputError, StorageError
 from eventpipe.settings import Settings
 
 MAX_ID_CHARS = 256  # the envelope's limit on user_id and anonymous_id
+MAX_TABLE_ROWS = 10_000  # an aligned table needs every row in memory to size its columns
 
 if TYPE_CHECKING:
     import argparse
 
-    from eventpipe.lake.query import QueryResult
     from eventpipe.localrun.runtime import LocalRuntime
 
 
@@ -66,20 +67,40 @@ def sync_lake(runtime: LocalRuntime) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from eventpipe.lake.query import run_query
+    from eventpipe.lake.query import open_query
 
-    result = run_query(Settings.from_env().data_dir, args.sql)
-    if args.json:
-        rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-        sys.stdout.buffer.write(orjson.dumps(rows, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n")
-    elif args.csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows([[_csv_cell(v) for v in row] for row in result.rows])
-    else:
-        _print_table(result)
-    sys.stdout.flush()
+    out = sys.stdout
+    with open_query(Settings.from_env().data_dir, args.sql) as (columns, pages):
+        if args.json:  # streamed, a page at a time: a result may be larger than memory
+            out.buffer.write(b"[")
+            first = True
+            for page in pages:
+                for row in page:
+                    record = orjson.dumps(dict(zip(columns, row, strict=True)), default=_json_value)
+                    out.buffer.write(record if first else b"," + record)
+                    first = False
+            out.buffer.write(b"]\n")
+        elif args.csv:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(columns)
+            for page in pages:
+                writer.writerows([[_csv_cell(v) for v in row] for row in page])
+        else:
+            rows: list[tuple[Any, ...]] = []
+            for page in pages:
+                rows.extend(page[: MAX_TABLE_ROWS + 1 - len(rows)])
+                if len(rows) > MAX_TABLE_ROWS:
+                    break
+            _print_table(columns, rows[:MAX_TABLE_ROWS], more=len(rows) > MAX_TABLE_ROWS)
+    out.flush()
     return 0
+
+
+def _json_value(value: Any) -> Any:
+    """What orjson does not write itself: DECIMAL as a number, anything else (INTERVAL, BLOB) as text."""
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
 
 
 def _erase(args: argparse.Namespace) -> int:
@@ -142,26 +163,25 @@ def _is_number(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
-def _print_table(result: QueryResult) -> None:
-    cells = [[_text(v).replace("\n", " ") for v in row] for row in result.rows]
-    widths = [len(name) for name in result.columns]
+def _print_table(columns: list[str], rows: list[tuple[Any, ...]], *, more: bool) -> None:
+    cells = [[_text(v).replace("\n", " ") for v in row] for row in rows]
+    widths = [len(name) for name in columns]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
     numeric = [
-        all(
-            isinstance(row[i], (int, float)) and not isinstance(row[i], bool)
-            for row in result.rows
-            if row[i] is not None
-        )
-        for i in range(len(result.columns))
+        all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows if row[i] is not None)
+        for i in range(len(columns))
     ]
 
     def line(values: list[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
         return "  ".join(parts).rstrip()
 
-    print(line(list(result.columns)))
+    print(line(list(columns)))
     print("  ".join("-" * w for w in widths))
     for row in cells:
         print(line(row))
-    print(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
+    if more:
+        print(f"(the first {len(cells):,} rows; add LIMIT, or use --csv or --json for every row)")
+    else:
+        print(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")

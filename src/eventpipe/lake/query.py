@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +21,11 @@ from eventpipe.core.errors import InputError, StorageError
 from eventpipe.lake.columns import LAKE_SCHEMA
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 MAX_SQL_CHARS = 100_000
+PAGE_ROWS = 10_000
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _REJECTED_SCHEMA = pa.schema(
     [
@@ -50,6 +53,14 @@ class QueryResult:
 
 def run_query(data_dir: Path, sql: str) -> QueryResult:
     """Run one read-only statement; `QueryError` names what is wrong with it."""
+    with open_query(data_dir, sql) as (columns, pages):
+        return QueryResult(columns, [row for page in pages for row in page])
+
+
+@contextmanager
+def open_query(data_dir: Path, sql: str) -> Iterator[tuple[list[str], Iterator[list[tuple[Any, ...]]]]]:
+    """Run one read-only statement: its column names and its rows a page at a time (bounded memory
+    whatever the result's size); `QueryError` names what is wrong with it."""
     if len(sql) > MAX_SQL_CHARS:
         raise QueryError(f"the SQL is longer than {MAX_SQL_CHARS} characters")
     db_path = data_dir / "eventpipe.db"
@@ -62,12 +73,22 @@ def run_query(data_dir: Path, sql: str) -> QueryResult:
         statements = _statements(con, sql)
         try:
             relation = con.execute(statements[0].query)
-            columns = [d[0] for d in relation.description or []]
-            return QueryResult(columns, relation.fetchall())
         except duckdb.Error as exc:
             raise QueryError(_one_line(exc)) from None
+        yield [d[0] for d in relation.description or []], _pages(relation)
     finally:
         con.close()
+
+
+def _pages(relation: duckdb.DuckDBPyConnection) -> Iterator[list[tuple[Any, ...]]]:
+    while True:
+        try:
+            page = relation.fetchmany(PAGE_ROWS)
+        except duckdb.Error as exc:  # an error found while reading (a file gone, a bad cast)
+            raise QueryError(_one_line(exc)) from None
+        if not page:
+            return
+        yield page
 
 
 def _statements(con: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
