@@ -55,6 +55,7 @@ PRICES: dict[str, Any] = {
     "metric_month": 0.30,
     "alarm_month": 0.10,  # per metric of a standard-resolution alarm
     "xray_trace": 5.00e-6,  # traces recorded, 100,000 free a month (ignored)
+    "sqs_request": 0.40e-6,  # standard queue, per 64 KB chunk (first 100 TB)
 }
 ONE_VCPU_MB = 1769
 EXPRESS_GB = 0.0625  # an Express execution is billed in 64 MB chunks; ours (state < 1 KB) needs one
@@ -221,6 +222,32 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     }
 
 
+# Micro-batching on AWS (docs/http-api.md): a 1-event request goes ingest -> SQS -> batch_requests, which
+# records up to 99 requests and their group in one DynamoDB transaction and starts one execution.
+GROUP_REQUESTS = 99  # BatchSize of the event source: requests per group when traffic fills the window
+INGEST_ONE_EVENT_S = 0.010  # assumed: parse one event and one SendMessage round trip
+BATCH_REQUESTS_S = 0.300  # assumed per group: decode 99 messages, PutObject, TransactWriteItems, StartExecution
+SQS_REQUESTS_PER_MESSAGE = 1 + 2 / 10  # SendMessage, then ReceiveMessage and DeleteMessageBatch of 10
+
+
+def micro_batching_lines(a: Assumptions) -> dict[str, float]:
+    """The cost per million 1-event requests of getting them into groups (the groups' processing is
+    the per-event cost of batches of about 99 events, as in the table above)."""
+    requests = 1e6
+    groups = requests / GROUP_REQUESTS
+    gb_s = requests * a.memory_mb["ingest"] / 1024 * INGEST_ONE_EVENT_S + groups * 0.5 * BATCH_REQUESTS_S
+    return {
+        "API Gateway HTTP API requests": requests * PRICES["http_api_request"][0][1],
+        "Lambda requests (ingest each, batch_requests a group)": (requests + groups) * PRICES["lambda_request"],
+        "Lambda duration (assumed ms)": gb_s * PRICES["lambda_arm_gb_s"][0][1],
+        "SQS requests": requests * SQS_REQUESTS_PER_MESSAGE * PRICES["sqs_request"],
+        "DynamoDB writes: request and group records (transaction, 2 WRU an item)": (requests + groups)
+        * 2
+        * PRICES["dynamodb_wru"],
+        "S3 requests: a group's raw object": groups * PRICES["s3_put"],
+    }
+
+
 def money(value: float) -> str:
     return f"${value:,.0f}" if value >= 100 else f"${value:,.2f}"
 
@@ -228,6 +255,21 @@ def money(value: float) -> str:
 def report(per: PerBatch, a: Assumptions, rates: list[float], seed: int, out: Any) -> None:
     def say(text: str = "") -> None:
         print(text, file=out)
+
+    report_batches(per, a, rates, seed, say)
+    say()
+    say(f"## 1-event requests, micro-batched: per million requests, before processing their groups of {GROUP_REQUESTS}")
+    say()
+    lines = micro_batching_lines(a)
+    say("| line | per million requests |")
+    say("| --- | ---: |")
+    for name, value in lines.items():
+        say(f"| {name} | {money(value)} |")
+    rest = sum(v for k, v in lines.items() if not k.startswith("API Gateway"))
+    say(f"| **API Gateway / the rest** | **{money(lines['API Gateway HTTP API requests'])} / {money(rest)}** |")
+
+
+def report_batches(per: PerBatch, a: Assumptions, rates: list[float], seed: int, say: Any) -> None:
 
     say(f"## One batch of {per.events} events (one HTTP request): medians of the measured runs")
     say()
