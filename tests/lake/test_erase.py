@@ -249,7 +249,7 @@ def test_dropped_files_of_every_form_are_rewritten_and_a_broken_gzip_does_not_st
     assert rewrite.dropped_file(ndjson(other, mine, other), target, max_bytes=limit) == ndjson(other, other)
     # a gzip stream cut short: what can be read of it is rewritten; one that is not gzip at all is
     # dropped only when it shows the id
-    cut = rewrite.dropped_file(gzip.compress(ndjson(other, mine))[:-12], target, max_bytes=limit)
+    cut = rewrite.dropped_file(gzip.compress(ndjson(mine, other))[:-12], target, max_bytes=limit)
     assert cut is not None
     assert VICTIM.encode() not in gzip.decompress(cut)
     assert rewrite.dropped_file(b"\x1f\x8b garbage " + VICTIM.encode(), target, max_bytes=limit) is None
