@@ -117,9 +117,15 @@ def test_a_page_on_another_origin_sends_every_event_exactly_once_through_a_resta
                 flush(page)
                 sent += track(page, 50, 250)
                 flush(page)
-                # AND the last events leave by beacon as the page goes away
+                # AND the last events leave by beacon as the page goes away (queued, with no send due for
+                # a minute: only the beacon can deliver them)
+                page.evaluate(
+                    "([url, key]) => eventpipe.init({endpoint: url, writeKey: key, flushAt: 100,"
+                    " flushIntervalMs: 60000})",
+                    [server.url, app["write_key"]],
+                )
                 sent += track(page, 20, 300)
-                page.goto("about:blank")  # pagehide: what is still queued goes by sendBeacon
+                page.goto("about:blank")  # pagehide: the queue goes by sendBeacon (text/plain, ?key=)
             finally:
                 browser.close()
         # THEN every event is curated exactly once, under the app's id
