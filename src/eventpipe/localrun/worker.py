@@ -125,7 +125,7 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + POLL_S
                 shared.files.value += len(_scan(watcher))
-            if lake is not None and time.monotonic() >= next_lake:
+            if time.monotonic() >= next_lake:
                 next_lake = time.monotonic() + LAKE_EVERY_S
                 _sync_lake(lake, runtime)
             if not ran:
@@ -162,12 +162,15 @@ def _drain(wake: socket.socket) -> None:
             pass
 
 
-def _sync_lake(lake: LakeWriter, runtime: LocalRuntime) -> None:
+def _sync_lake(lake: LakeWriter | None, runtime: LocalRuntime) -> None:
+    """An `eventpipe erase` killed while this worker runs, retention when due (also with the lake
+    off), then the lake."""
     try:
-        before_processing(runtime)  # an `eventpipe erase` killed while this worker runs
-        lake.sync(budget_s=LAKE_BUDGET_S)
+        before_processing(runtime)
+        if lake is not None:
+            lake.sync(budget_s=LAKE_BUDGET_S)
     except EventpipeError as exc:  # the events stay in the curated store: the next round writes them
-        log.error("lake not written: %s", exc)
+        log.error("lake or retention not done: %s", exc)
 
 
 def _scan(watcher: DropWatcher) -> list[Any]:
