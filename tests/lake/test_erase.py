@@ -256,3 +256,33 @@ def test_dropped_files_of_every_form_are_rewritten_and_a_broken_gzip_does_not_st
     assert rewrite.dropped_file(b'\x1f\x8b garbage "' + VICTIM.encode() + b'"', target, max_bytes=limit) == b""
     too_big = gzip.compress(ndjson(*[mine] * 100))
     assert rewrite.dropped_file(too_big, target, max_bytes=100) is None  # its id is not visible unzipped
+
+
+def test_a_group_raw_batch_keeps_its_requests_and_members_pointing_at_their_events() -> None:
+    from eventpipe.core.rawbatch import RawBatch
+    from eventpipe.core.request_facts import RequestFacts
+    from eventpipe.erasure import rewrite
+    from eventpipe.erasure.target import ErasureTarget
+
+    # GIVEN a group of two requests: [other, mine, other] then [mine, other]
+    events = [make_event(user_id=u) for u in ("a", VICTIM, "b", VICTIM, "c")]
+    facts_one, facts_two = RequestFacts(app_id="one"), RequestFacts(app_id="two")
+    batch = RawBatch(
+        "g-1",
+        "http",
+        0,
+        events=[orjson.dumps(e) for e in events],
+        positions=[0, 1, 2, 0, 1],
+        requests=[(0, facts_one), (3, facts_two)],
+        members=[("m-1", 0), ("m-2", 3)],
+    )
+    # WHEN the user's events are removed
+    rewritten = rewrite.raw_batch(batch.encode(), ErasureTarget.of([VICTIM], [], None))
+    assert rewritten is not None
+    after = RawBatch.decode(rewritten)
+    # THEN each request and member still starts at its first remaining event
+    assert [orjson.loads(e)["user_id"] for e in after.events] == ["a", "b", "c"]
+    assert after.positions == [0, 2, 1]
+    assert after.requests == [(0, facts_one), (2, facts_two)]
+    assert after.members == [("m-1", 0), ("m-2", 2)]
+    assert [f.app_id for f in after.facts_by_event()] == ["one", "one", "two"]

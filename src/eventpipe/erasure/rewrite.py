@@ -31,6 +31,14 @@ def raw_batch(data: bytes, target: ErasureTarget) -> bytes | None:
     refused = [r for r in batch.refused if not target.matches_line(str(r.get("raw", "")))]
     if len(keep) == len(batch.events) and len(refused) == len(batch.refused):
         return None
+    # A group's header points at its events by index (where each request's and member's events start):
+    # an index moves back by the number of events removed before it.
+    kept_before = [0] * (len(batch.events) + 1)
+    kept = set(keep)
+    for i in range(len(batch.events)):
+        kept_before[i + 1] = kept_before[i] + (i in kept)
+    batch.requests = [(kept_before[min(start, len(batch.events))], facts) for start, facts in batch.requests]
+    batch.members = [(member, kept_before[min(first, len(batch.events))]) for member, first in batch.members]
     batch.events = [batch.events[i] for i in keep]
     if batch.positions:
         batch.positions = [batch.positions[i] for i in keep]
