@@ -200,3 +200,14 @@ def test_insights_of_one_app_by_http_and_command_line(server: Server, apps: dict
     assert orjson.loads(result.stdout)["totals"] == by_http.json()["totals"]
     everyone = call(server.url, "GET", "/insights").json()
     assert 0 < by_http.json()["totals"]["events"] < everyone["totals"]["events"]
+
+
+def test_without_a_geoip_database_up_says_so_once(server: Server) -> None:
+    # GIVEN the module's server (no EVENTPIPE_GEOIP_DB), whose worker has processed batches by now
+    health = call(server.url, "GET", "/health").json()
+    assert health["worker"]["batches_processed"] > 0
+    # THEN its output says once that the geo enricher is off, not again from the worker
+    lines = b"".join(server.output).decode(errors="replace").splitlines()
+    said = [line for line in lines if "geo enricher off" in line]
+    assert len(said) == 1, said
+    assert said[0].startswith("eventpipe: INFO: geo enricher off: no GeoIP database (set EVENTPIPE_GEOIP_DB")

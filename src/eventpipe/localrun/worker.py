@@ -81,6 +81,9 @@ class Shared:
 def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: int) -> None:
     """The worker process's main loop, until the server asks it to stop or is gone."""
     logging.basicConfig(level=logging.INFO, format="eventpipe worker: %(levelname)s: %(message)s")
+    # The server process has said at start which enrichers are off (geo without a database); a
+    # worker (started again after a crash too) builds the same chain and need not say it again.
+    logging.getLogger("eventpipe.core.enrich.chain").setLevel(logging.WARNING)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides
     terminated: list[int] = []  # SIGTERM to the worker alone: it ends, and the server starts another
     signal.signal(signal.SIGTERM, lambda sig, _frame: terminated.append(sig))
