@@ -381,3 +381,25 @@ def test_insights_by_app_and_without_bots(runtime: LocalRuntime) -> None:
     for query in ({"include_bots": "perhaps"}, {"app_id": "a" * 65}):
         status, _, body = answer(runtime, request("GET", path="/insights", query=query))
         assert (status, body["error"]) == (400, "bad_request")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["apps", "create", "shop", "--origin", "shop.example"],
+        ["apps", "create", "shop", "--origin", "https://shop.example/path"],
+        ["apps", "create", "   "],
+        ["apps", "revoke", "app_0000000000000000"],
+    ],
+)
+def test_apps_command_errors_exit_2_with_a_message(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eventpipe.cli import main
+
+    monkeypatch.setenv("EVENTPIPE_DATA_DIR", str(tmp_path / "data"))
+    assert main(["apps", "list"]) == 2  # no data yet: nothing is created
+    assert not (tmp_path / "data").exists()
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("eventpipe: error: ")
