@@ -403,3 +403,14 @@ def test_apps_command_errors_exit_2_with_a_message(
     capsys.readouterr()
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("eventpipe: error: ")
+
+
+def test_the_dashboards_app_list_holds_no_key(runtime: LocalRuntime) -> None:
+    from eventpipe.localrun import dashboard
+
+    app, key = create_app(runtime, "shop", origins=("https://shop.example",))
+    status, _, body = dashboard.apps(runtime)
+    assert status == 200
+    assert orjson.loads(body) == {"apps": [{"app_id": app.app_id, "name": "shop", "revoked": False}]}
+    assert key.encode() not in body
+    assert app.key_hash.encode() not in body
