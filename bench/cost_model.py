@@ -63,7 +63,8 @@ PLATFORM_LOG_BYTES = 350  # Lambda's START, END and REPORT lines per invocation 
 ACCESS_LOG_BYTES = 250  # one HTTP API access log line (the template's JSON format)
 STANDARD_TRANSITIONS = 2  # a successful batch enters 2 states (ProcessBatch, MarkDone); each retry adds one
 RAW_KEPT_DAYS = 30 + 7  # raw/ expires after RawRetentionDays (30), its noncurrent version 7 days later
-STAGED_KEPT_DAYS = 7  # MarkDone deletes staged/: with versioning, the old version stays 7 days
+ITEM_OVERHEAD_BYTES = 100  # DynamoDB's storage overhead per item (its indexing)
+WORKFLOW_SAMPLING = 0.01  # WorkflowSamplingRule: a fixed 1% of executions traced; ingest is not traced
 ALERTS = Path(__file__).resolve().parent.parent / "monitoring" / "alerts.yml"
 STEPS = ("ingest", "process_batch", "mark_done")
 
@@ -119,7 +120,6 @@ class PerBatch:
     sketch_item_bytes: float  # a sketch item's bytes besides its sketches
     sketch_wru: float  # what those writes took here (the model below sizes the sketches per rate)
     raw_bytes_per_event: float
-    staged_bytes: float  # per batch
     curated_item_bytes: float
     curated_events: float
     metrics: int
@@ -133,6 +133,7 @@ class Assumptions:
     poll_every_s: int  # one dashboard polling GET /insights (the last 60 minutes)
     parse_us: float  # measured: botocore's CPU per item read by a Query
     alarm_metrics: int  # counted in monitoring/alerts.yml
+    curated_ttl_days: int = 7  # CuratedTtlDays: how long a curated item is stored
     state_overhead_s: float = 0.025  # per Task state: Step Functions invoking the function (Express duration)
 
     def cpu_scale(self, function: str) -> float:
@@ -153,13 +154,23 @@ def alarm_metrics(path: Path = ALERTS) -> int:
     return count
 
 
-def traces(requests_per_s: float) -> float:
-    """X-Ray's default sampling: the first request each second and 5% of the others."""
+def default_traces(requests_per_s: float) -> float:
+    """X-Ray's default sampling, per second: the first request each second and 5% of the others."""
     return min(requests_per_s, 1.0) + 0.05 * max(0.0, requests_per_s - 1.0)
 
 
+def year_one_days(retention_days: float) -> float:
+    """Days of data stored on average over the first year, when each day's data is kept `retention_days`."""
+    kept = min(retention_days, 365.0)
+    return kept - kept * kept / 730
+
+
 def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[str, float]:
-    """The monthly cost lines at `rate` events per second (keys starting with `_` are notes, not costs)."""
+    """The monthly cost lines at `rate` events per second (keys starting with `_` are notes, not costs).
+
+    Storage lines are the mean bill of the first year, so that a year of curated events under the
+    chosen retention (`CuratedTtlDays`) is in the cost.
+    """
     seconds = 3600 * HOURS_PER_MONTH
     events = rate * seconds
     batches = events / per.events
@@ -183,42 +194,48 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     export_rru, export_items = (export_hours * x for x in read(1))
     poll_rru, poll_items = read(1)
     export_s = export_items * a.parse_us / 1e6 * a.cpu_scale("export_insights")
+    poll_s = poll_items * a.parse_us / 1e6 * a.cpu_scale("ingest") + 0.02  # + the round trips, assumed
     step_s = {step: a.duration_s(per, step) for step in STEPS}
     gb_s = batches * sum(a.memory_mb[s] / 1024 * step_s[s] for s in STEPS)
     gb_s += exports * a.memory_mb["export_insights"] / 1024 * (export_s + 1.0)  # + 1 s of round trips, assumed
+    gb_s += polls * a.memory_mb["ingest"] / 1024 * poll_s
     express_s = math.ceil((sum(step_s[s] for s in STEPS[1:]) + (len(STEPS) - 1) * a.state_overhead_s) * 10) / 10
     log_bytes = per.log_bytes + len(STEPS) * PLATFORM_LOG_BYTES + ACCESS_LOG_BYTES
     batch_rru = sum(v for k, v in per.units.items() if k.endswith("RRU"))
     state_wru = per.units["state WRU"] + per.units["state GSI WRU"]
     s3 = per.calls["PutObject"] * PRICES["s3_put"] + per.calls["GetObject"] * PRICES["s3_get"]
     daily = events / (HOURS_PER_MONTH / 24)
+    curated_gb = daily * per.curated_events / per.events * (per.curated_item_bytes + ITEM_OVERHEAD_BYTES) / 2**30
+    raw_gb = daily * per.raw_bytes_per_event * RAW_KEPT_DAYS / 2**30
+    # Scheduled functions at X-Ray's default (export every 5 min, replay every 10): a few thousand a month.
+    scheduled_traces = exports + HOURS_PER_MONTH * 6
     return {
-        "API Gateway HTTP API requests": tiered(batches, PRICES["http_api_request"]),
-        "Lambda requests": (batches * len(STEPS) + exports) * PRICES["lambda_request"],
+        "API Gateway HTTP API requests": tiered(batches + polls, PRICES["http_api_request"]),
+        "Lambda requests": (batches * len(STEPS) + exports + polls) * PRICES["lambda_request"],
         "Lambda duration (GB-s)": tiered(gb_s, PRICES["lambda_arm_gb_s"]),
+        "Step Functions Express": batches * PRICES["express_request"]
+        + tiered(batches * express_s * EXPRESS_GB, PRICES["express_gb_s"]),
         "DynamoDB writes: curated events": batches * per.units["curated WRU"] * PRICES["dynamodb_wru"],
         "DynamoDB writes: batch records, quarantine": batches * state_wru * PRICES["dynamodb_wru"],
         "DynamoDB writes: insights": batches * insights_wru * PRICES["dynamodb_wru"],
         "DynamoDB reads: the batches": batches * batch_rru * PRICES["dynamodb_rru"],
         "DynamoDB reads: export and dashboard": (exports * export_rru + polls * poll_rru) * PRICES["dynamodb_rru"],
+        f"DynamoDB storage: curated events ({a.curated_ttl_days} days, first-year mean)": curated_gb
+        * year_one_days(a.curated_ttl_days)
+        * (PRICES["dynamodb_gb_month"] + PRICES["dynamodb_pitr_gb_month"]),
         # each export: 4 objects an hour and its day's object; the day's 24 hour sketches read, listed once
         "S3 requests": batches * s3 + exports * ((4 * export_hours + 2) * PRICES["s3_put"] + 24 * PRICES["s3_get"]),
+        "S3 storage: raw bucket (30 + 7 days)": raw_gb * PRICES["s3_gb_month"],
         "CloudWatch Logs ingestion": batches * log_bytes / 2**30 * PRICES["logs_gb"],
         "CloudWatch custom metrics and alarms": per.metrics * PRICES["metric_month"]
         + a.alarm_metrics * PRICES["alarm_month"],
-        "X-Ray traces (ingest and workflow)": 2 * traces(batches / seconds) * seconds * PRICES["xray_trace"],
+        "X-Ray traces": (batches * WORKFLOW_SAMPLING + scheduled_traces) * PRICES["xray_trace"],
         "_standard": batches * STANDARD_TRANSITIONS * PRICES["standard_transition"],
-        "_express": batches * PRICES["express_request"]
-        + tiered(batches * express_s * EXPRESS_GB, PRICES["express_gb_s"]),
         "_express_s": express_s,
         "_sketch": sketch,
         "_export_s": export_s,
-        "_poll_s": poll_items * a.parse_us / 1e6 * a.cpu_scale("ingest"),
-        "_dynamodb_gb": batches * per.curated_events * (per.curated_item_bytes + 100) / 2**30,
-        "_s3_gb": (
-            daily * per.raw_bytes_per_event * RAW_KEPT_DAYS + daily / per.events * per.staged_bytes * STAGED_KEPT_DAYS
-        )
-        / 2**30,
+        "_poll_s": poll_s,
+        "_curated_gb_day": curated_gb,
     }
 
 
@@ -246,6 +263,15 @@ def micro_batching_lines(a: Assumptions) -> dict[str, float]:
         * PRICES["dynamodb_wru"],
         "S3 requests: a group's raw object": groups * PRICES["s3_put"],
     }
+
+
+def per_million(per: PerBatch, a: Assumptions, rate: float, seed: int) -> dict[str, Any]:
+    """`{"total_per_million", "lines": [{"line", "per_million"}]}`: each monthly line per million events."""
+    costs = month_costs(rate, per, a, seed)
+    millions = rate * 3600 * HOURS_PER_MONTH / 1e6
+    lines = [{"line": name, "per_million": round(cost / millions, 4)} for name, cost in costs.items() if name[0] != "_"]
+    total = sum(cost for name, cost in costs.items() if name[0] != "_") / millions
+    return {"rate": rate, "events_per_request": per.events, "total_per_million": round(total, 4), "lines": lines}
 
 
 def money(value: float) -> str:
@@ -308,39 +334,28 @@ def report_batches(per: PerBatch, a: Assumptions, rates: list[float], seed: int,
     say("| events a month | " + " | ".join(f"{rate * 3600 * HOURS_PER_MONTH / 1e6:,.1f} M" for rate in rates) + " |")
     for name in lines:
         row(name, [m[name] for m in months])
-    common = [sum(m[name] for name in lines) for m in months]
-    row("Step Functions Standard (as the template deploys it)", [m["_standard"] for m in months])
-    row("**total with Standard**", [c + m["_standard"] for c, m in zip(common, months, strict=True)], bold=True)
-    row("Step Functions Express instead", [m["_express"] for m in months])
-    row("**total with Express**", [c + m["_express"] for c, m in zip(common, months, strict=True)], bold=True)
+    totals = [sum(m[name] for name in lines) for m in months]
+    row("**total**", totals, bold=True)
     say(
-        "| per million events, Standard / Express | "
-        + " | ".join(
-            f"{money((c + m['_standard']) / (r * 3.6 * HOURS_PER_MONTH / 1e3))} / "
-            f"{money((c + m['_express']) / (r * 3.6 * HOURS_PER_MONTH / 1e3))}"
-            for c, m, r in zip(common, months, rates, strict=True)
-        )
+        "| **per million events** | "
+        + " | ".join(f"**{money(t / (r * 3.6 * HOURS_PER_MONTH / 1e3))}**" for t, r in zip(totals, rates, strict=True))
         + " |"
     )
     say()
-    say("Storage, not in the totals (it accrues): curated events in DynamoDB (storage + point-in-time recovery) added")
-    say("each month, kept until deleted; the raw bucket at steady state (raw/ 30 + 7 days, staged/ versions 7 days).")
-    say()
     for rate, m in zip(rates, months, strict=True):
-        ddb = m["_dynamodb_gb"] * (PRICES["dynamodb_gb_month"] + PRICES["dynamodb_pitr_gb_month"])
         say(
-            f"- {rate:,.0f} events/s: DynamoDB +{m['_dynamodb_gb']:,.0f} GB a month (+{money(ddb)} a month, every "
-            f"month); S3 {m['_s3_gb']:,.0f} GB ({money(m['_s3_gb'] * PRICES['s3_gb_month'])} a month). A minute "
-            f"item's sketches average {m['_sketch']:,.0f} bytes; an Express execution bills {m['_express_s']:.1f} s; "
-            f"reading the insights takes {m['_export_s']:,.0f} s of Lambda CPU per export, {m['_poll_s']:,.1f} s per "
-            f"GET /insights."
+            f"- {rate:,.0f} events/s: curated items take {m['_curated_gb_day']:,.2f} GB a day in DynamoDB; a "
+            f"minute item's sketch averages {m['_sketch']:,.0f} bytes; an Express execution bills "
+            f"{m['_express_s']:.1f} s (Standard instead: {money(m['_standard'])} a month); reading the insights "
+            f"takes {m['_export_s']:,.1f} s of Lambda CPU per export, {m['_poll_s']:,.2f} s per GET /insights."
         )
     say()
     say(
         f"Assumptions: memory (MB) {a.memory_mb}; a Lambda arm64 vCPU {a.cpu_speed:g}x slower than this machine's "
         f"core, and at M MB a share M/1769 of one; {a.state_overhead_s * 1000:.0f} ms per Task state (Express "
         f"duration); export every {a.export_every_min} min; one dashboard polling GET /insights every "
-        f"{a.poll_every_s} s; {a.alarm_metrics} alarm metrics (monitoring/alerts.yml); X-Ray default sampling; "
+        f"{a.poll_every_s} s; {a.alarm_metrics} alarm metrics (monitoring/alerts.yml); X-Ray traces "
+        f"{WORKFLOW_SAMPLING:.0%} of executions; curated items kept {a.curated_ttl_days} days (TTL); "
         f"{STANDARD_TRANSITIONS} state transitions per Standard execution; botocore parses a Query item in "
         f"{a.parse_us:.1f} us (measured). Prices as read on {READ_ON}: "
         + "; ".join(f"{k} {v}" for k, v in SOURCES.items())

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 import orjson
-from cost_model import STEPS, Assumptions, PerBatch, alarm_metrics, report
+from cost_model import STEPS, Assumptions, PerBatch, alarm_metrics, per_million, report
 from fake_aws import FakeAws, write_units  # beside this file: `python bench/lambda_cost.py` finds them
 
 from eventpipe.core.generate import EventGenerator
@@ -54,7 +54,7 @@ ENVIRONMENT = {
     "EVENTPIPE_STATE_TABLE": "state",
     "EVENTPIPE_INSIGHTS_TABLE": "insights",
     "EVENTPIPE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:eventpipe-bench",
-    "POWERTOOLS_TRACE_DISABLED": "true",  # X-Ray is priced per trace, not measured here
+    "POWERTOOLS_TRACE_DISABLED": "true",  # X-Ray is priced per trace sampled (cost_model.traces), not measured
 }
 
 
@@ -201,7 +201,6 @@ def per_batch(
         sketch_item_bytes=statistics.mean(size - sketches for size, sketches in fake.sketch_writes),
         sketch_wru=sum(write_units(size) for size, _ in fake.sketch_writes) / batches,
         raw_bytes_per_event=fake.s3_bytes_put["raw"] / (batches * events),
-        staged_bytes=fake.s3_bytes_put["staged"] / batches,
         curated_item_bytes=statistics.mean(fake.sizes[ENVIRONMENT["EVENTPIPE_CURATED_TABLE"]]),
         curated_events=statistics.mean(run["process_batch"].result["curated"] for run in cpu + wall),
         metrics=len(stdout.metrics),
@@ -210,7 +209,9 @@ def per_batch(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=100, help="events per HTTP request (one batch)")
+    parser.add_argument(
+        "--events-per-request", "--batch", dest="batch", type=int, default=100, help="events per HTTP request (a batch)"
+    )
     parser.add_argument("--batches", type=int, default=15, help="measured batches, with and then without latency")
     parser.add_argument("--warmup", type=int, default=3, help="batches run first and not counted (lazy loading)")
     parser.add_argument("--span-minutes", type=int, default=2, help="a batch's event times spread over this")
@@ -222,8 +223,11 @@ def main() -> None:
     )
     parser.add_argument("--latency-scale", type=float, default=1.0, help="x the round trips of fake_aws.LATENCY_MS")
     parser.add_argument("--export-every-min", type=int, default=5)
-    parser.add_argument("--poll-every-s", type=int, default=60)
-    parser.add_argument("--rates", default="10,100,1000", help="events per second")
+    parser.add_argument("--poll-every-s", type=int, default=3, help="a dashboard polling GET /insights: its interval")
+    parser.add_argument("--curated-ttl-days", type=int, default=7, help="CuratedTtlDays (template.yaml)")
+    parser.add_argument("--rates", default="10,100,1000", help="events per second, for the table")
+    parser.add_argument("--rate", type=float, help="one rate in events per second (instead of --rates)")
+    parser.add_argument("--json", action="store_true", help='print {"total_per_million", "lines"} for one rate')
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
@@ -246,9 +250,20 @@ def main() -> None:
         sys.stdout = out
     memory = {name: int(mb) for name, mb in (pair.split("=") for pair in args.memory.split(","))}
     assumptions = Assumptions(
-        memory, args.cpu_speed, args.export_every_min, args.poll_every_s, parse_us, alarm_metrics()
+        memory,
+        args.cpu_speed,
+        args.export_every_min,
+        args.poll_every_s,
+        parse_us,
+        alarm_metrics(),
+        args.curated_ttl_days,
     )
-    report(per, assumptions, [float(r) for r in args.rates.split(",")], args.seed, out)
+    rates = [args.rate] if args.rate is not None else [float(r) for r in args.rates.split(",")]
+    if args.json:
+        out.write(orjson.dumps(per_million(per, assumptions, rates[0], args.seed), option=orjson.OPT_INDENT_2).decode())
+        out.write("\n")
+    else:
+        report(per, assumptions, rates, args.seed, out)
 
 
 if __name__ == "__main__":

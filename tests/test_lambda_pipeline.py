@@ -146,6 +146,27 @@ def test_duplicates_across_requests_are_counted_once(pipeline: Pipeline, dynamod
     assert (again["curated"], again["duplicates"]) == (0, 3)
 
 
+def test_a_second_execution_of_a_batch_stores_and_counts_nothing_twice(pipeline: Pipeline, dynamodb: Any) -> None:
+    # GIVEN an accepted batch and a second execution of it, as an Express workflow allows (starts are
+    # not deduplicated by name): one runs after the other, and one alongside, before the first is done
+    accepted = answer(pipeline.invoke("ingest", canned("apigw_http_v2_post_events.json")))
+    started = {"batch_id": accepted["batch_id"], "raw_key": f"raw/{accepted['batch_id']}.ndjson"}
+    pipeline.sfn.start_execution(
+        stateMachineArn=pipeline.state_machine_arn, name=f"{accepted['batch_id']}-again", input=json.dumps(started)
+    )
+    early = pipeline.invoke("process_batch", started)  # a run that races the first one
+    # WHEN Step Functions runs both executions
+    assert len(pipeline.drain()) == 2
+    # THEN the events are curated once, the batch is done with the same counts, insights count them once
+    assert len(curated_ids(dynamodb)) == 3
+    batch = answer(pipeline.invoke("ingest", http_event("GET", f"/batches/{accepted['batch_id']}")))
+    assert (batch["status"], batch["curated"], batch["duplicates"]) == ("done", 3, 0)
+    assert (early["curated"], early["duplicates"]) == (3, 0)
+    insights = answer(pipeline.invoke("ingest", http_event("GET", "/insights")))
+    assert insights["totals"]["events"] == 3
+    assert pipeline.failed == []
+
+
 def test_direct_invocation_with_events(pipeline: Pipeline, dynamodb: Any) -> None:
     events = [make_event("signup", properties={"method": "sso"}) for _ in range(3)]
     result = pipeline.invoke("ingest", {"events": events})

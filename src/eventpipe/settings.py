@@ -25,12 +25,13 @@ In AWS (the Lambda functions), also:
 
 | variable | meaning |
 | --- | --- |
-| EVENTPIPE_BUCKET | the raw bucket (`incoming/`, `raw/`, `staged/`, `rejected/`) |
+| EVENTPIPE_BUCKET | the raw bucket (`incoming/`, `raw/`, `rejected/`) |
 | EVENTPIPE_ANALYTICS_BUCKET | the analytics bucket the insights export writes (export_insights only) |
 | EVENTPIPE_CURATED_TABLE | DynamoDB table of curated events |
 | EVENTPIPE_STATE_TABLE | DynamoDB table of batch records and the quarantine |
 | EVENTPIPE_INSIGHTS_TABLE | DynamoDB table of per-minute insights |
 | EVENTPIPE_STATE_MACHINE_ARN | the workflow that ingest starts (only the ingest function needs it) |
+| EVENTPIPE_CURATED_TTL_DAYS | days a curated event's item lives (DynamoDB TTL; the deduplication window), default 7 |
 | EVENTPIPE_APPS_TABLE | DynamoDB table of apps and write-key hashes (ingest); unset: no write keys |
 | EVENTPIPE_START_QUEUE_URL | ingest: the SQS queue a failed workflow start goes to, retried within a minute |
 | EVENTPIPE_RANGE_QUEUE_URL | ingest: the SQS queue of the byte ranges of large dropped files (it consumes it too) |
@@ -220,6 +221,8 @@ class AwsResources:
     range_queue_url: str | None = None
     analytics_bucket: str | None = None  # only the export writes it
     request_queue_url: str | None = None
+    # Days a curated event's DynamoDB item lives (its TTL): the deduplication window on AWS.
+    curated_ttl_days: int = 7
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> AwsResources:
@@ -240,4 +243,5 @@ class AwsResources:
             range_queue_url=environ.get("EVENTPIPE_RANGE_QUEUE_URL") or None,
             analytics_bucket=environ.get("EVENTPIPE_ANALYTICS_BUCKET") or None,
             request_queue_url=environ.get("EVENTPIPE_REQUEST_QUEUE_URL") or None,
+            curated_ttl_days=_positive_int(environ, "EVENTPIPE_CURATED_TTL_DAYS", cls.curated_ttl_days),
         )

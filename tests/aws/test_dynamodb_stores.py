@@ -7,6 +7,7 @@ Behaviour is checked on moto's DynamoDB, the same cases as the SQLite stores; th
 from __future__ import annotations
 
 import uuid
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -15,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
+from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore, decompress_payload
 from eventpipe.adapters.aws.dynamodb_state import (
     UNFINISHED_SHARDS,
     DynamoBatchStore,
@@ -24,9 +25,11 @@ from eventpipe.adapters.aws.dynamodb_state import (
     open_shard,
 )
 from eventpipe.adapters.aws.retry import NO_WAIT, Backoff
+from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
 from eventpipe.core.errors import StorageError
 from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
 from tests.aws.conftest import CURATED_TABLE, REGION, STATE_TABLE
+from tests.conftest import make_event
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -42,15 +45,54 @@ def uid(n: int) -> str:
 # --- DynamoCuratedStore on moto -------------------------------------------------------------------
 
 
+NOW_S = 1_780_000_000
+
+
 @pytest.fixture
 def curated(dynamodb: Any) -> DynamoCuratedStore:
-    return DynamoCuratedStore(CURATED_TABLE, dynamodb, backoff=NO_WAIT)
+    return DynamoCuratedStore(CURATED_TABLE, dynamodb, backoff=NO_WAIT, ttl_days=7, now_s=lambda: NOW_S)
 
 
 def stored(dynamodb: Any, event_id: str) -> dict[str, str] | None:
-    """The stored curated item as plain strings, or None."""
+    """The stored curated item as plain strings (the payload decompressed), without its TTL; or None."""
     item = dynamodb.get_item(TableName=CURATED_TABLE, Key={"event_id": {"S": event_id}}).get("Item")
-    return None if item is None else {name: value["S"] for name, value in item.items()}
+    if item is None:
+        return None
+    assert item.pop(TTL_ATTRIBUTE) == {"N": str(NOW_S + 7 * 86_400)}
+    payload = decompress_payload(item.pop("payload")["B"]).decode()
+    return {**{name: value["S"] for name, value in item.items()}, "payload": payload}
+
+
+def test_a_typical_curated_event_is_stored_in_one_write_unit(curated: DynamoCuratedStore, dynamodb: Any) -> None:
+    # GIVEN an enriched event of about 1 KB, as the pipeline stores it
+    event = make_event("purchase", user_agent="Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15")
+    event["enrichment"] = {"fingerprint": "f" * 64, "campaign": {"source": "newsletter", "medium": "email"}}
+    event["context"] = {
+        "page": {"url": "https://shop.example.com/p/1?utm_source=newsletter", "referrer": "https://www.example.org/"},
+        "locale": "de-DE",
+        "screen": {"width": 1512, "height": 982},
+    }
+    event["enrichment"]["event_time_ms"] = 1_780_000_000_123
+    event["enrichment"]["user_agent"] = {"browser": "Safari", "os": "macOS", "device": "desktop", "bot": False}
+    event["enrichment"]["referrer"] = {"host": "www.example.org", "medium": "referral"}
+    event["enrichment"]["revenue"] = {"amount": 59.9, "currency": "EUR"}
+    event["received_at"] = "2026-11-28T06:00:00.456Z"
+    event["sent_at"] = "2026-11-28T06:00:00.321Z"
+    event["anonymous_id"] = str(uuid.uuid4())
+    payload = orjson.dumps(event)
+    assert len(payload) > 1024
+    # WHEN it is stored
+    curated.put_new("b1", [(event["event_id"], "purchase", payload)])
+    # THEN its item (names and values, as DynamoDB sizes it) is under 1 KB, and the payload reads back
+    item = dynamodb.get_item(TableName=CURATED_TABLE, Key={"event_id": {"S": event["event_id"]}})["Item"]
+    size = sum(len(name) + len(next(iter(value.values()))) for name, value in item.items())
+    assert size <= 1024
+    assert (stored(dynamodb, event["event_id"]) or {})["payload"] == payload.decode()
+
+
+def test_the_ttl_must_be_a_day_or_more(dynamodb: Any) -> None:
+    with pytest.raises(ValueError, match="ttl_days"):
+        DynamoCuratedStore(CURATED_TABLE, dynamodb, ttl_days=0)
 
 
 def test_put_new_stores_new_events_and_flags_duplicates_of_other_batches(
@@ -405,7 +447,8 @@ def put_params(event_id: str, batch_id: str = "b1") -> dict[str, Any]:
             "event_id": {"S": event_id},
             "batch_id": {"S": batch_id},
             "event_type": {"S": "page_view"},
-            "payload": {"S": "{}"},
+            "payload": {"B": zlib.compress(b"{}", 6)},
+            TTL_ATTRIBUTE: {"N": str(NOW_S + 7 * 86_400)},
         },
         "ConditionExpression": "attribute_not_exists(event_id) OR batch_id = :b",
         "ExpressionAttributeValues": {":b": {"S": batch_id}},
@@ -421,7 +464,7 @@ def test_a_throttled_put_is_retried_with_backoff(
     stubber.add_client_error("put_item", THROTTLED, expected_params=put_params(uid(1)))
     stubber.add_response("put_item", {}, expected_params=put_params(uid(1)))
     stubber.add_client_error("put_item", "ConditionalCheckFailedException", expected_params=put_params(uid(2)))
-    store = DynamoCuratedStore(CURATED_TABLE, client, backoff=backoff, max_workers=1)
+    store = DynamoCuratedStore(CURATED_TABLE, client, backoff=backoff, max_workers=1, now_s=lambda: NOW_S)
     # WHEN both are put
     flags = store.put_new("b1", [(uid(1), "page_view", b"{}"), (uid(2), "page_view", b"{}")])
     # THEN the first is new after two waits, the second a duplicate without a wait

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
+from eventpipe.adapters.aws.dynamodb_curated import decompress_payload
 from eventpipe.core.apps import AppDirectory, new_app
 from eventpipe.core.errors import StorageError
 from tests.aws.conftest import APPS_TABLE, CURATED_TABLE
@@ -61,7 +62,7 @@ def post(
 def curated_item(dynamodb: Any, event_id: str) -> dict[str, Any]:
     item = dynamodb.get_item(TableName=CURATED_TABLE, Key={"event_id": {"S": event_id}}).get("Item")
     assert item is not None, event_id
-    payload: dict[str, Any] = orjson.loads(item["payload"]["S"])
+    payload: dict[str, Any] = orjson.loads(decompress_payload(item["payload"]["B"]))
     return payload
 
 

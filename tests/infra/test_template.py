@@ -111,6 +111,7 @@ def test_environment_names_are_the_ones_settings_reads(template: dict[str, Any],
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "eventpipe"  # lambda_pipeline.NAMESPACE
         # WHEN the code parses them at cold start, with the parameters' defaults and with every option set
         environ = {name: resolved(value, parameters) for name, value in variables.items()}
+        assert variables["EVENTPIPE_CURATED_TTL_DAYS"] == ref("CuratedTtlDays")
         resources = AwsResources.from_env(environ)
         Settings.from_env(environ, on_aws=True)
         all_set = {name: resolved(value, parameters, conditions_true=True) for name, value in variables.items()}
@@ -172,7 +173,6 @@ EXPECTED_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:GetItem",
         "dynamodb:Query",
-        "states:DescribeExecution",
         "sqs:SendMessage",  # DeferringStarter: a start that failed goes to the start-retry queue
         # S3FileRanges: a large file's byte ranges go to the file-range queue, which invokes ingest
         "sqs:ReceiveMessage",
@@ -201,7 +201,6 @@ EXPECTED_ACTIONS = {
     # start_queued_batch: DynamoBatchStore.get, StepFunctionsStarter; its SQS event source polls the queue
     "start_batches": {
         "dynamodb:GetItem",
-        "states:DescribeExecution",
         "StepFunctionsExecutionPolicy",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
@@ -234,7 +233,6 @@ EXPECTED_ACTIONS = {
         "dynamodb:Scan",
         "dynamodb:Query",
         "s3:PutObject",
-        "states:DescribeExecution",
         "StepFunctionsExecutionPolicy",
     },
 }
@@ -296,17 +294,18 @@ def test_tables_have_the_key_schemas_of_tables_py(resources: dict[str, Any], log
     assert resources[logical_id]["DeletionPolicy"] == "Retain"
 
 
-def test_only_the_insights_table_expires_items_by_ttl(resources: dict[str, Any]) -> None:
-    # dynamodb_insights.py writes expires_at on funnel rows and markers; nothing else writes it
+def test_the_tables_whose_items_carry_a_ttl_expire_them_and_no_other(resources: dict[str, Any]) -> None:
+    # dynamodb_insights.py writes expires_at on funnel rows and markers, dynamodb_curated.py on every
+    # curated event (the deduplication window); nothing else writes it
     writers = [
         p.name
         for p in (ROOT / "src" / "eventpipe" / "adapters" / "aws").glob("*.py")
         if "TTL_ATTRIBUTE" in p.read_text()
     ]
-    assert sorted(writers) == ["dynamodb_insights.py", "tables.py"]
-    ttl = resources["InsightsTable"]["Properties"]["TimeToLiveSpecification"]
-    assert ttl == {"AttributeName": tables.TTL_ATTRIBUTE, "Enabled": True}
-    assert "TimeToLiveSpecification" not in resources["CuratedTable"]["Properties"]
+    assert sorted(writers) == ["dynamodb_curated.py", "dynamodb_insights.py", "tables.py"]
+    for table in ("InsightsTable", "CuratedTable"):
+        ttl = resources[table]["Properties"]["TimeToLiveSpecification"]
+        assert ttl == {"AttributeName": tables.TTL_ATTRIBUTE, "Enabled": True}
     assert "TimeToLiveSpecification" not in resources["StateTable"]["Properties"]
 
 
@@ -367,11 +366,15 @@ def test_the_workflow_role_may_deliver_its_logs(resources: dict[str, Any]) -> No
     assert statement["Resource"] == "*"
 
 
-def test_workflow_is_standard_with_logs_and_tracing(resources: dict[str, Any]) -> None:
-    # StepFunctionsStarter relies on Standard's execution names and DescribeExecution (see the template)
+def test_workflow_is_express_with_logs_and_tracing_at_a_fixed_rate(resources: dict[str, Any]) -> None:
+    # Express: the batch record, not the execution, is the source of truth (adapters/aws/stepfunctions.py)
     machine = resources["PipelineStateMachine"]["Properties"]
-    assert machine["Type"] == "STANDARD"
+    assert machine["Type"] == "EXPRESS"
+    assert json.loads(ASL.read_text(encoding="utf-8"))["TimeoutSeconds"] <= 300  # Express's limit
     assert machine["Tracing"] == {"Enabled": True}
+    rule = resources["WorkflowSamplingRule"]["Properties"]["SamplingRule"]
+    assert (rule["FixedRate"], rule["ReservoirSize"]) == (0.01, 0)
+    assert rule["ServiceName"] == get_att("PipelineStateMachine", "Name")
     destination = machine["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
     assert destination == get_att("StateMachineLogGroup", "Arn")
 

@@ -55,6 +55,7 @@ PARAMETERS = {
     "ThrottlingBurstLimit": lambda v: v["api_throttling"]["default"]["burst_limit"],
     "ThrottlingRateLimit": lambda v: v["api_throttling"]["default"]["rate_limit"],
     "RawRetentionDays": lambda v: v["raw_retention_days"]["default"],
+    "CuratedTtlDays": lambda v: v["curated_ttl_days"]["default"],
     "StagedRetentionDays": lambda v: v["staged_retention_days"]["default"],
     "LogRetentionDays": lambda v: v["log_retention_days"]["default"],
     "GlueDatabaseName": lambda v: v["glue_database_name"]["default"],
@@ -155,7 +156,10 @@ def test_runtime_memory_and_timeouts_match_sam(pipeline: Any, sam_by_handler: di
         assert lambda_function["runtime"] == sam["Runtime"] == "python3.12"
         assert lambda_function["architectures"] == sam["Architectures"] == ["arm64"]
         (tracing,) = blocks(lambda_function, "tracing_config")
-        assert tracing["mode"] == sam["Tracing"] == "Active"
+        assert tracing["mode"] == "${var.tracing_mode}"
+        assert sam["Tracing"] == ("PassThrough" if name == "ingest" else "Active")
+    assert pipeline.modules["entry"]["tracing_mode"] == '${each.key == "ingest" ? "PassThrough" : "Active"}'
+    assert "tracing_mode" not in pipeline.modules["step"]  # the workflow's steps: Active, the default
 
 
 def test_timeouts_match_the_duration_alarms(pipeline: Any, alerts_config: dict[str, Any]) -> None:
@@ -309,8 +313,12 @@ def test_the_state_machine_runs_the_one_asl_file(pipeline: Any, resources: dict[
     }
     assert {variable: f"lambda_pipeline.{name}" for name, variable in steps.items()} == sam_handlers
     assert "variable => module.step[key].arn" in machine["definition"]
-    # AND both are Standard workflows (the starter relies on execution names), traced, logging errors
-    assert machine["type"] == sam["Type"] == "STANDARD"
+    # AND both are Express workflows, traced (1% of executions), logging errors
+    assert machine["type"] == sam["Type"] == "EXPRESS"
+    rule = pipeline.resource("aws_xray_sampling_rule", "workflow")
+    sam_rule = resources["WorkflowSamplingRule"]["Properties"]["SamplingRule"]
+    assert (rule["fixed_rate"], rule["reservoir_size"]) == (sam_rule["FixedRate"], sam_rule["ReservoirSize"])
+    assert rule["service_type"] == sam_rule["ServiceType"]
     (logging,) = blocks(machine, "logging_configuration")
     assert logging["level"] == sam["Logging"]["Level"]
     assert logging["include_execution_data"] is sam["Logging"]["IncludeExecutionData"]
@@ -387,12 +395,13 @@ def test_tables_match_the_code_and_sam(
     assert sam["SSESpecification"] == {"SSEEnabled": True}
 
 
-def test_the_ttl_attribute_is_on_the_insights_table(pipeline: Any) -> None:
-    # dynamodb_insights.py writes expires_at on helper rows; without TTL on that table they would pile up
+def test_the_ttl_attribute_is_on_the_insights_and_curated_tables(pipeline: Any) -> None:
+    # dynamodb_insights.py writes expires_at on helper rows, dynamodb_curated.py on curated events;
+    # without TTL on those tables they would pile up
     with_ttl = {
         name for (kind, name), body in pipeline.resources.items() if kind == "aws_dynamodb_table" and "ttl" in body
     }
-    assert with_ttl == {"insights"}
+    assert with_ttl == {"insights", "curated"}
 
 
 # --- Raw bucket and triggers ------------------------------------------------------------------------

@@ -208,3 +208,26 @@ def test_event_size_is_capped_so_an_event_fits_a_dynamodb_item() -> None:
     assert Settings.from_env({"EVENTPIPE_MAX_EVENT_BYTES": "262144"}).limits.max_event_bytes == 262144
     with pytest.raises(ConfigError, match="EVENTPIPE_MAX_EVENT_BYTES=262145 is above the most allowed, 262144"):
         Settings.from_env({"EVENTPIPE_MAX_EVENT_BYTES": "262145"})
+
+
+AWS_NAMES = {
+    "EVENTPIPE_BUCKET": "b",
+    "EVENTPIPE_CURATED_TABLE": "c",
+    "EVENTPIPE_STATE_TABLE": "s",
+    "EVENTPIPE_INSIGHTS_TABLE": "i",
+}
+
+
+def test_the_curated_items_ttl_defaults_to_a_week_and_is_read_in_days() -> None:
+    from eventpipe.settings import AwsResources
+
+    assert AwsResources.from_env(AWS_NAMES).curated_ttl_days == 7
+    assert AwsResources.from_env({**AWS_NAMES, "EVENTPIPE_CURATED_TTL_DAYS": "30"}).curated_ttl_days == 30
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "seven", "1.5"])
+def test_a_curated_ttl_that_is_not_a_positive_number_of_days_is_refused(text: str) -> None:
+    from eventpipe.settings import AwsResources
+
+    with pytest.raises(ConfigError, match="EVENTPIPE_CURATED_TTL_DAYS"):
+        AwsResources.from_env({**AWS_NAMES, "EVENTPIPE_CURATED_TTL_DAYS": text})

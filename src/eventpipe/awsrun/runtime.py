@@ -82,7 +82,9 @@ class AwsRuntime:
 
     @cached_property
     def curated(self) -> DynamoCuratedStore:
-        return DynamoCuratedStore(self.resources.curated_table, self._dynamodb)
+        return DynamoCuratedStore(
+            self.resources.curated_table, self._dynamodb, ttl_days=self.resources.curated_ttl_days
+        )
 
     @cached_property
     def apps(self) -> AppDirectory | None:

@@ -35,6 +35,7 @@ locals {
       for kind in ["datasource", "dataset", "dashboard"] :
       "arn:${local.partition}:quicksight:*:${local.account}:${kind}/${local.prefix}*"
     ]
+    sampling_rule = "arn:${local.partition}:xray:*:${local.account}:sampling-rule/${local.prefix}*"
     log_groups = flatten([
       for group in ["/aws/lambda/", "/aws/vendedlogs/states/", "/aws/apigateway/"] : [
         "arn:${local.partition}:logs:*:${local.account}:log-group:${group}${local.prefix}*",
@@ -242,6 +243,15 @@ data "aws_iam_policy_document" "deploy" {
     effect    = "Deny"
     actions   = ["iam:*"]
     resources = ["arn:${local.partition}:iam::${local.account}:role/${var.role_name}", local.boundary_arn]
+  }
+
+  statement {
+    sid = "SamplingRules" # the workflow's fixed-rate X-Ray sampling rule (modules/pipeline/workflow.tf)
+    actions = [
+      "xray:CreateSamplingRule", "xray:UpdateSamplingRule", "xray:DeleteSamplingRule",
+      "xray:TagResource", "xray:UntagResource", "xray:ListTagsForResource",
+    ]
+    resources = [local.arn.sampling_rule]
   }
 
   statement {

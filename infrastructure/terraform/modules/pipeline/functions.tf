@@ -18,7 +18,6 @@ locals {
     "insights_table"               = aws_dynamodb_table.insights.arn
     "apps_table"                   = aws_dynamodb_table.apps.arn
     "state_machine"                = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
-    "executions"                   = "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*"
     "start_retry_queue"            = aws_sqs_queue.start_retry.arn
     "request_queue"                = aws_sqs_queue.requests.arn
     "file_range_queue"             = aws_sqs_queue.file_ranges.arn
@@ -98,6 +97,9 @@ module "entry" {
     name => value if contains(local.policies[each.key][*].sid, "QueueRequests")
   })
   policy_json = data.aws_iam_policy_document.function[each.key].json
+  # ingest is not traced unless its caller sampled the request: Lambda's own sampling cannot be lowered,
+  # and the workflow is traced at a fixed 1% (aws_xray_sampling_rule.workflow), as in the SAM template.
+  tracing_mode = each.key == "ingest" ? "PassThrough" : "Active"
   async_invocation = contains(keys(local.async_invocations), each.key) ? merge(local.async_invocations[each.key], {
     on_failure_queue_arn = aws_sqs_queue.dead_letter.arn
   }) : null

@@ -46,7 +46,6 @@ locals {
       { sid = "BatchRecords", actions = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"], resources = ["state_table"] },
       { sid = "ReadInsights", actions = ["dynamodb:Query"], resources = ["insights_table"] },
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
-      { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
       { sid = "WriteKeys", actions = ["dynamodb:GetItem", "dynamodb:Scan"], resources = ["apps_table"] },
       { sid = "QueueFailedStarts", actions = ["sqs:SendMessage"], resources = ["start_retry_queue"] },
       { sid = "QueueFileRanges", actions = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["file_range_queue"] },
@@ -81,11 +80,9 @@ locals {
       { sid = "UnfinishedIndex", actions = ["dynamodb:Query"], resources = ["state_table/index/unfinished"] },
       { sid = "WriteReplayBatches", actions = ["s3:PutObject"], resources = ["bucket/raw/*"] },
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
-      { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
     ]
     start_batches = [
       { sid = "ReadBatchRecord", actions = ["dynamodb:GetItem"], resources = ["state_table"] },
-      { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
       { sid = "PollStartRetries", actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["start_retry_queue"] },
     ]
@@ -107,6 +104,7 @@ locals {
     EVENTPIPE_STATE_TABLE        = aws_dynamodb_table.state.name
     EVENTPIPE_INSIGHTS_TABLE     = aws_dynamodb_table.insights.name
     EVENTPIPE_APPS_TABLE         = aws_dynamodb_table.apps.name
+    EVENTPIPE_CURATED_TTL_DAYS   = tostring(var.curated_ttl_days)
     POWERTOOLS_SERVICE_NAME      = "eventpipe"
     POWERTOOLS_METRICS_NAMESPACE = "eventpipe"
   }

@@ -15,6 +15,12 @@ resource "aws_dynamodb_table" "curated" {
     type = "S"
   }
 
+  # Each item carries expires_at, curated_ttl_days after it was written (dynamodb_curated.py).
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
   point_in_time_recovery {
     enabled = true
   }

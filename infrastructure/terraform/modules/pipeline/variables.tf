@@ -59,7 +59,7 @@ variable "function_settings" {
       for name in keys(var.function_settings) :
       can(regex("^EVENTPIPE_[A-Z0-9_]+$", name)) && !contains([
         "EVENTPIPE_BUCKET", "EVENTPIPE_CURATED_TABLE", "EVENTPIPE_STATE_TABLE", "EVENTPIPE_INSIGHTS_TABLE",
-        "EVENTPIPE_STATE_MACHINE_ARN", "EVENTPIPE_DATA_DIR", "EVENTPIPE_PSEUDONYM_KEY",
+        "EVENTPIPE_STATE_MACHINE_ARN", "EVENTPIPE_DATA_DIR", "EVENTPIPE_PSEUDONYM_KEY", "EVENTPIPE_CURATED_TTL_DAYS",
         # set from var.settings
         "EVENTPIPE_MAX_EVENT_BYTES", "EVENTPIPE_MAX_BODY_BYTES", "EVENTPIPE_MAX_BATCH_EVENTS", "EVENTPIPE_MAX_FILE_BYTES",
         "EVENTPIPE_ENRICHERS", "EVENTPIPE_PSEUDONYMISE_FIELDS", "EVENTPIPE_PSEUDONYM_KEY_PARAM",
@@ -166,6 +166,17 @@ variable "reserved_concurrency" {
       contains(["ingest", "process_batch", "mark_done", "mark_failed", "export_insights", "replay"], name) && value >= 0
     ])
     error_message = "Keys are function names of src/lambda_pipeline.py; values are 0 or more."
+  }
+}
+
+variable "curated_ttl_days" {
+  description = "Days a curated event's DynamoDB item lives (TTL): the deduplication window. An event sent again later is curated again; the raw bucket and the insights export keep what lasts."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.curated_ttl_days >= 1
+    error_message = "At least one day."
   }
 }
 

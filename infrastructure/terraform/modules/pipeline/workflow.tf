@@ -67,10 +67,11 @@ resource "aws_iam_role_policy" "workflow" {
 }
 
 resource "aws_sfn_state_machine" "pipeline" {
-  # STANDARD, not EXPRESS: StepFunctionsStarter (adapters/aws/stepfunctions.py) names each execution
-  # after its batch and relies on Standard semantics (names kept 90 days, DescribeExecution).
+  # EXPRESS, as in the SAM template: billed per execution and duration, not per state transition. The
+  # batch record, not the execution, is the source of truth (adapters/aws/stepfunctions.py), so
+  # executions need no names kept nor DescribeExecution.
   name     = local.state_machine_name
-  type     = "STANDARD"
+  type     = "EXPRESS"
   role_arn = aws_iam_role.workflow.arn
   tags     = local.tags
 
@@ -89,4 +90,21 @@ resource "aws_sfn_state_machine" "pipeline" {
   }
 
   depends_on = [aws_iam_role_policy.workflow]
+}
+
+# A fixed 1% of the workflow's executions are traced (their steps follow the sampling decision), as the
+# SAM template's WorkflowSamplingRule: X-Ray's default would trace nearly every batch at low rates.
+resource "aws_xray_sampling_rule" "workflow" {
+  rule_name      = substr("${local.name}-sfn", 0, 32)
+  priority       = 100
+  fixed_rate     = 0.01
+  reservoir_size = 0
+  service_name   = local.state_machine_name
+  service_type   = "AWS::StepFunctions::StateMachine"
+  resource_arn   = "*"
+  host           = "*"
+  http_method    = "*"
+  url_path       = "*"
+  version        = 1
+  tags           = local.tags
 }

@@ -1,5 +1,13 @@
 """Curated events in DynamoDB: one item per event, keyed by its event id in lower case.
 
+An item is the key, `batch_id` (for the condition below), `event_type`, the payload compressed
+(zlib, a binary attribute) and `expires_at`, the DynamoDB TTL attribute. Compressed, a typical
+enriched event of about 1 KB takes 600 bytes, so its item stays under 1 KB: one write unit instead
+of two, and less storage. The TTL ends an item `ttl_days` after it was written (DynamoDB deletes
+expired items within a few days, at no write cost): the table is the deduplication index and the
+recent events, not the archive (the raw bucket and the export keep what lasts). An event sent again
+after its item expired is curated again.
+
 Each event is written by its own conditional PutItem, `attribute_not_exists(event_id) OR
 batch_id = :b`. The condition makes the new-or-duplicate answer exact: when two batches carry the
 same event at the same time, exactly one put succeeds and the other gets
@@ -17,6 +25,8 @@ it: an event is never dropped silently.
 
 from __future__ import annotations
 
+import time
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -25,14 +35,17 @@ from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_calls import attempt, conditional
 from eventpipe.adapters.aws.errors import AWS_ERRORS, storage_error
 from eventpipe.adapters.aws.retry import Backoff
+from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 _NEW_OR_OURS = "attribute_not_exists(event_id) OR batch_id = :b"
+DEFAULT_TTL_DAYS = 7
+_DAY_S = 86_400
 _DEFAULT_BACKOFF = Backoff()
 
 
@@ -44,10 +57,16 @@ class DynamoCuratedStore:
         *,
         backoff: Backoff = _DEFAULT_BACKOFF,
         max_workers: int = 8,
+        ttl_days: int = DEFAULT_TTL_DAYS,
+        now_s: Callable[[], float] = time.time,
     ) -> None:
         """`max_workers=1` runs the puts inline, in call order (for botocore's Stubber, which answers in order)."""
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        if ttl_days < 1:
+            raise ValueError(f"ttl_days must be at least 1, not {ttl_days}")
+        self._ttl_s = ttl_days * _DAY_S
+        self._now_s = now_s
         self._table = table_name
         self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
         self._backoff = backoff
@@ -62,9 +81,11 @@ class DynamoCuratedStore:
             first.setdefault(event_id.lower(), position)
         positions = list(first.values())
 
+        expires_at: AttributeValueTypeDef = {"N": str(int(self._now_s()) + self._ttl_s)}
+
         def put(position: int) -> bool:
             event_id, event_type, payload = events[position]
-            return self._put(batch_id, event_id.lower(), event_type, payload)
+            return self._put(batch_id, event_id.lower(), event_type, payload, expires_at)
 
         if self._max_workers == 1 or len(positions) <= 1:
             results = [put(position) for position in positions]
@@ -80,13 +101,16 @@ class DynamoCuratedStore:
             flags[position] = is_new
         return flags
 
-    def _put(self, batch_id: str, event_id: str, event_type: str, payload: bytes) -> bool:
+    def _put(
+        self, batch_id: str, event_id: str, event_type: str, payload: bytes, expires_at: AttributeValueTypeDef
+    ) -> bool:
         """True when stored (now or by this batch before); False when another batch stored it."""
         item: dict[str, AttributeValueTypeDef] = {
             "event_id": {"S": event_id},
             "batch_id": {"S": batch_id},
             "event_type": {"S": event_type},
-            "payload": {"S": payload.decode("utf-8")},
+            "payload": {"B": compress_payload(payload)},
+            TTL_ATTRIBUTE: expires_at,
         }
         return conditional(
             self._backoff,
@@ -138,3 +162,13 @@ class DynamoCuratedStore:
             return dict(Counter(item["event_type"]["S"] for page in pages for item in page["Items"]))
         except AWS_ERRORS as exc:
             raise storage_error(exc, f"cannot count {self._table}") from exc
+
+
+def compress_payload(payload: bytes) -> bytes:
+    """A curated event's JSON as stored: zlib (level 6; 9 saves nothing more on events this small)."""
+    return zlib.compress(payload, 6)
+
+
+def decompress_payload(stored: bytes) -> bytes:
+    """The JSON of a stored curated event (`compress_payload` reversed)."""
+    return zlib.decompress(stored)

@@ -1,4 +1,5 @@
-"""Start one Step Functions execution per batch; the batch id names it, so a repeated start is harmless."""
+"""Start one Step Functions execution per batch, named after it; the batch record, not the execution,
+says whether the batch is done, so a repeated start is harmless."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ class StepFunctionsStarter:
         self._client: SFNClient = client or make_client("stepfunctions")
 
     def start(self, batch_id: str, raw_key: str, *, retry: bool = False) -> None:
-        """Start the batch's execution, named after the batch, unless one of that name is running.
+        """Start an execution for the batch, named after it (a retry: `<batch_id>-retry-<ms>`).
 
-        A Standard workflow keeps names for 90 days: a second start of a running execution succeeds
-        without a second run; a closed one (failed, timed out, aborted, or done but the start was
-        repeated) answers ExecutionAlreadyExists, and the batch is started again under a new name,
-        as is a retry of a failed batch. Every step may run twice, so an extra run is harmless.
+        The workflow is Express: Step Functions does not deduplicate its executions by name, and
+        DescribeExecution does not serve them. Nothing here needs either: the batch record is the
+        source of truth. ProcessBatch does nothing for a batch that is done, and every step may run
+        twice, so a second execution of a batch (a repeated start, a restart racing the first run)
+        stores and counts nothing twice. On a Standard workflow, a name taken by a closed execution
+        answers ExecutionAlreadyExists, and the batch is started under a retry name instead.
         """
         payload = orjson.dumps({"batch_id": batch_id, "raw_key": raw_key}).decode()
         if retry or not self._start(batch_id, batch_id, payload):
@@ -35,16 +38,11 @@ class StepFunctionsStarter:
             self._start(f"{batch_id}-retry-{time.time_ns() // 1_000_000}", batch_id, payload)
 
     def _start(self, name: str, batch_id: str, payload: str) -> bool:
-        """Start an execution; False when a closed one has that name (a running one counts as started)."""
+        """Start an execution; False when the name is taken (a Standard workflow keeps names 90 days)."""
         try:
             self._client.start_execution(stateMachineArn=self.state_machine_arn, name=name, input=payload)
-            return True
         except AWS_ERRORS as exc:
             if error_code(exc) != "ExecutionAlreadyExists":
                 raise storage_error(exc, f"cannot start the workflow for batch {batch_id}") from exc
-        execution_arn = self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
-        try:
-            status = self._client.describe_execution(executionArn=execution_arn)["status"]
-        except AWS_ERRORS as exc:
-            raise storage_error(exc, f"cannot look up the execution of batch {batch_id}") from exc
-        return status in ("RUNNING", "PENDING_REDRIVE")
+            return False
+        return True

@@ -81,6 +81,17 @@ variable "async_invocation" {
   }
 }
 
+variable "tracing_mode" {
+  description = "X-Ray tracing: Active (Lambda samples, or follows its caller's decision) or PassThrough (only when the caller sampled)."
+  type        = string
+  default     = "Active"
+
+  validation {
+    condition     = contains(["Active", "PassThrough"], var.tracing_mode)
+    error_message = "Active or PassThrough."
+  }
+}
+
 variable "reserved_concurrency" {
   description = "Reserved concurrent executions; -1 leaves the function on the account's unreserved pool."
   type        = number
