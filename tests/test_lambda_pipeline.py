@@ -162,7 +162,8 @@ def test_a_second_execution_of_a_batch_stores_and_counts_nothing_twice(pipeline:
     batch = answer(pipeline.invoke("ingest", http_event("GET", f"/batches/{accepted['batch_id']}")))
     assert (batch["status"], batch["curated"], batch["duplicates"]) == ("done", 3, 0)
     assert (early["curated"], early["duplicates"]) == (3, 0)
-    insights = answer(pipeline.invoke("ingest", http_event("GET", "/insights")))
+    window = {"since": "2026-11-28T05:30:00Z", "until": "2026-11-28T06:30:00Z"}  # the events' own time
+    insights = answer(pipeline.invoke("ingest", http_event("GET", "/insights", query=window)))
     assert insights["totals"]["events"] == 3
     assert pipeline.failed == []
 
