@@ -13,6 +13,7 @@ import boto3
 import orjson
 import pytest
 
+from eventpipe.adapters.aws.dynamodb_curated import decompress_payload
 from eventpipe.core.enrich.pseudonymise import pseudonym
 from eventpipe.core.errors import ConfigError, SchemaLoadError
 from eventpipe.settings import Settings
@@ -28,7 +29,7 @@ VIDEO_SCHEMA = {"type": "object", "required": ["video_id"], "properties": {"vide
 
 def curated_payload(dynamodb: Any, event_id: str) -> dict[str, Any] | None:
     item = dynamodb.get_item(TableName=CURATED_TABLE, Key={"event_id": {"S": event_id}}).get("Item")
-    return None if item is None else dict(orjson.loads(item["payload"]["S"]))
+    return None if item is None else dict(orjson.loads(decompress_payload(item["payload"]["B"])))
 
 
 def ingest(pipeline: Pipeline, *events: dict[str, Any]) -> None:
