@@ -212,7 +212,6 @@ EXPECTED_ACTIONS = {
         "s3:PutObject",
         "dynamodb:PutItem",
         "dynamodb:GetItem",
-        "states:DescribeExecution",
         "StepFunctionsExecutionPolicy",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",

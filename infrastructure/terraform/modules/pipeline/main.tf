@@ -90,7 +90,6 @@ locals {
     batch_requests = [
       { sid = "WriteRawBatches", actions = ["s3:PutObject"], resources = ["bucket/raw/*"] },
       { sid = "GroupRecords", actions = ["dynamodb:PutItem", "dynamodb:GetItem"], resources = ["state_table"] },
-      { sid = "LookUpExecutions", actions = ["states:DescribeExecution"], resources = ["executions"] },
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
       { sid = "PollRequests", actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["request_queue"] },
     ]
