@@ -414,3 +414,26 @@ def test_the_dashboards_app_list_holds_no_key(runtime: LocalRuntime) -> None:
     assert orjson.loads(body) == {"apps": [{"app_id": app.app_id, "name": "shop", "revoked": False}]}
     assert key.encode() not in body
     assert app.key_hash.encode() not in body
+
+
+def test_the_directory_caches_that_no_app_exists_for_its_ttl_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Store:
+        def __init__(self) -> None:
+            self.exists, self.reads = False, 0
+
+        def any_app(self) -> bool:
+            self.reads += 1
+            return self.exists
+
+    clock = [100.0]
+    monkeypatch.setattr("eventpipe.core.apps.time.monotonic", lambda: clock[0])
+    store = Store()
+    cached, uncached = AppDirectory(store, ttl_s=60), AppDirectory(store)  # type: ignore[arg-type]
+    assert not cached.keys_required()
+    assert not cached.keys_required()
+    assert store.reads == 1
+    store.exists = True
+    assert uncached.keys_required()  # locally (no cache) the first app counts at once
+    assert not cached.keys_required()  # on AWS within the TTL
+    clock[0] += 61
+    assert cached.keys_required()

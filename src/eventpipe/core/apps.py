@@ -131,8 +131,8 @@ class AppDirectory:
         """True once an app has been created (revoked or not): from then on, `POST /events` needs a key."""
         now = time.monotonic()
         cached = self._any
-        if cached is not None and cached[1] and now < cached[0]:
-            return True  # only "yes" is cached: the first app must be seen at once
+        if cached is not None and now < cached[0]:
+            return cached[1]  # on AWS, without apps, a keyless request would otherwise cost a Scan
         exists = self.store.any_app()
         self._any = (now + self.ttl_s, exists)
         return exists
