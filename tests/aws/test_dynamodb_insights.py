@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
 from eventpipe.adapters.aws.retry import NO_WAIT, Backoff
+from eventpipe.adapters.aws.sketch_cache import SketchCache
 from eventpipe.adapters.local import Database, SqliteInsightsStore
 from eventpipe.core.aggregate import aggregate_batch
 from eventpipe.core.errors import StorageError
@@ -143,9 +144,11 @@ def markers(dynamodb: Any, batch_id: str) -> list[str]:
     return [sk for pk, sk in keys_of(dynamodb) if pk == f"applied#{batch_id}"]
 
 
-@pytest.fixture
-def store(dynamodb: Any) -> DynamoInsightsStore:
-    return DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT)
+@pytest.fixture(params=["uncached", "cached"])
+def store(dynamodb: Any, request: pytest.FixtureRequest) -> DynamoInsightsStore:
+    """The store read both ways: every answer must be the same with the sketch cache (GET /insights on AWS)."""
+    cache = SketchCache() if request.param == "cached" else None
+    return DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT, sketch_cache=cache)
 
 
 @pytest.fixture
@@ -238,6 +241,7 @@ def test_items_have_the_documented_key_shapes(store: DynamoInsightsStore, dynamo
         "sk",
         "events_page_view",
         "revenue",
+        "v",
     }
     assert item("sketch#2026-11-28", minute) == {"pk", "sk", "users", "s0", "v"}
     # AND the funnel counts the session, and only markers expire

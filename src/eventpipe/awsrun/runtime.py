@@ -147,8 +147,10 @@ class AwsRuntime:
     @cached_property
     def insights(self) -> DynamoInsightsStore:
         from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
+        from eventpipe.adapters.aws.sketch_cache import SketchCache
 
-        return DynamoInsightsStore(self.resources.insights_table, self._dynamodb)
+        # One store per container: its sketch cache makes the dashboard's polls read only changed minutes.
+        return DynamoInsightsStore(self.resources.insights_table, self._dynamodb, sketch_cache=SketchCache())
 
     @cached_property
     def _schemas(self) -> Callable[[], SchemaRegistry]:

@@ -6,7 +6,8 @@ Key shapes (one table, `pk` and `sk` strings; the zero-padded minute makes strin
   digits>`, followed by `#<segment>` for any segment but the default one (core/segments.py: an
   app's events, bots'); flat number attributes `events_<type>`, `revenue`, `rejected_<code>`,
   `duplicates`, `lag_<bucket>`, `country_<ISO code>`, so that a batch adds to them with one atomic
-  `ADD`. A minute's segments sort together, so one Query range reads them all.
+  `ADD`, and `v`, the number of batches that changed the minute (the sketch cache's version,
+  sketch_cache.py). A minute's segments sort together, so one Query range reads them all.
 - sketch item: `pk = sketch#<YYYY-MM-DD>`, `sk` as above (segment included); `users` (B) the minute's HyperLogLog
   sketch of users, `s<step>` (B) its Theta sketch of the sessions that reached funnel step `step`
   (core/funnel.py), `v` (N) a version for optimistic concurrency.
@@ -51,6 +52,7 @@ from eventpipe.core.segments import ALL_PEOPLE, DEFAULT_SEGMENT
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from eventpipe.adapters.aws.sketch_cache import SketchCache, Sketches
     from eventpipe.core.aggregate import BatchAggregate
     from eventpipe.core.segments import InsightsView
 
@@ -66,6 +68,7 @@ _DIRTY_PK = "dirty"
 # Counter updates in one transaction, beside its marker and dirty-hour item (TransactWriteItems takes 100).
 _CHANGES_PER_TRANSACTION = 90
 _DEFAULT_BACKOFF = Backoff()
+_VERSION = "v"  # on a counter item: batches that changed the minute (the sketch cache's validator)
 
 
 def _utc(minute: int, pattern: str) -> str:
@@ -165,10 +168,20 @@ class DynamoInsightsStore:
       applied any.
     """
 
-    def __init__(self, table_name: str, client: Any = None, *, backoff: Backoff = _DEFAULT_BACKOFF) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any = None,
+        *,
+        backoff: Backoff = _DEFAULT_BACKOFF,
+        sketch_cache: SketchCache | None = None,
+    ) -> None:
         self._table = table_name
         self._client = client if client is not None else make_client("dynamodb")
         self._backoff = backoff
+        # With a cache, a read fetches only the sketch items whose minute changed since it last read them
+        # (the dashboard polls every 3 s); without, it reads every sketch item of the window each time.
+        self._cache = sketch_cache
 
     # --- apply ------------------------------------------------------------------------------------
 
@@ -284,9 +297,9 @@ class DynamoInsightsStore:
 
     def _update(self, change: _MinuteChange) -> dict[str, Any]:
         """`ADD` the minute's counters."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        adds = []
+        names: dict[str, str] = {"#v": _VERSION}
+        values: dict[str, Any] = {":v": {"N": "1"}}
+        adds = ["#v :v"]  # the minute's version: a cached sketch item read before this batch is stale
         for number, (attribute, amount) in enumerate(sorted(change.counters.items())):
             token = f"{number:x}"  # short placeholders: the expression must stay within 4 KB
             names[f"#a{token}"], values[f":a{token}"] = attribute, {"N": amount}
@@ -328,6 +341,8 @@ class DynamoInsightsStore:
     ) -> InsightsRows:
         if until_minute <= since_minute:
             return InsightsRows(minutes=[], funnel=[0] * len(FUNNEL_STEPS))
+        if self._cache is not None:
+            return self._read_cached(self._cache, since_minute, until_minute, funnel=funnel, view=view)
         last = until_minute - 1
         rows: dict[tuple[int, str], MinuteRow] = {}
         steps: list[tuple[int, int, bytes]] = []
@@ -357,6 +372,67 @@ class DynamoInsightsStore:
         counts = funnel_counts(steps, since_minute=since_minute, until_minute=until_minute)
         return InsightsRows(ordered, counts)
 
+    def _read_cached(
+        self, cache: SketchCache, since_minute: int, until_minute: int, *, funnel: bool, view: InsightsView
+    ) -> InsightsRows:
+        """`read` from the counter items, and the sketch items whose counter version moved since cached.
+
+        The counter items are read first (strongly consistent), then the stale sketch items: a batch
+        writes its sketches before the transaction that adds to the counters and their version, so the
+        sketches read hold at least every batch the version counts (sketch_cache.py).
+        """
+        last = until_minute - 1
+        rows: dict[tuple[int, str], MinuteRow] = {}
+        versions: dict[tuple[int, str], int] = {}
+        for day in _days(since_minute, last):
+            for item in self._query(f"minute#{day}", f"{since_minute:012d}", f"{last:012d}~"):
+                minute, segment = key = _minute_segment(item["sk"]["S"])
+                _add_counters(rows.setdefault(key, MinuteRow(minute, segment=segment)), item)
+                versions[key] = _version_of(item)
+        lookback = since_minute - SESSION_LOOKBACK_S
+        if funnel:  # the lookback's versions (read whole: a projection would not lower the read units)
+            for day in _days(lookback, since_minute - 1):
+                for item in self._query(f"minute#{day}", f"{lookback:012d}", f"{since_minute - 1:012d}~"):
+                    versions[_minute_segment(item["sk"]["S"])] = _version_of(item)
+        sketches = self._cached_sketches(cache, versions)
+        for key, row in rows.items():
+            row.users = sketches[key].get("users")
+        ordered = [rows[key] for key in sorted(rows)]
+        if not funnel:
+            return InsightsRows(ordered, [0] * len(FUNNEL_STEPS))
+        steps = [
+            (minute, step, blob)
+            for (minute, segment), held in sketches.items()
+            if view.counts(segment)
+            for step in range(len(FUNNEL_STEPS))
+            if (blob := held.get(f"s{step}")) is not None
+        ]
+        return InsightsRows(ordered, funnel_counts(steps, since_minute=since_minute, until_minute=until_minute))
+
+    def _cached_sketches(
+        self, cache: SketchCache, versions: dict[tuple[int, str], int]
+    ) -> dict[tuple[int, str], Sketches]:
+        """The sketches of every key of `versions`: from the cache when still valid, else read (and cached)."""
+        found: dict[tuple[int, str], Sketches] = {}
+        stale: list[tuple[int, str]] = []
+        for key, version in versions.items():
+            held = cache.get(key, version)
+            if held is None:
+                stale.append(key)
+            else:
+                found[key] = held
+        for day, first, last in _runs(sorted({minute for minute, _ in stale})):
+            for item in self._query(f"sketch#{day}", f"{first:012d}", f"{last:012d}~"):
+                key = _minute_segment(item["sk"]["S"])
+                if key in versions and key not in found:
+                    found[key] = {name: bytes(value["B"]) for name, value in item.items() if "B" in value}
+                    cache.put(key, versions[key], found[key])
+        for key in stale:
+            if key not in found:  # no sketch item (refusals only, or a minute without users or sessions)
+                found[key] = {}
+                cache.put(key, versions[key], found[key])
+        return found
+
     def _query(self, pk: str, low: str, high: str, attributes: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of partition `pk` with `low <= sk <= high`, page by page (strongly consistent)."""
         request: dict[str, Any] = {
@@ -384,6 +460,23 @@ class DynamoInsightsStore:
 def _days(first: int, last: int) -> list[str]:
     """The UTC days (`YYYY-MM-DD`) that hold any minute of `first..last`."""
     return [_utc(start, "%Y-%m-%d") for start in range(first - first % _DAY_S, last + 1, _DAY_S)]
+
+
+def _runs(minutes: Sequence[int]) -> list[tuple[str, int, int]]:
+    """Sorted minutes as (UTC day, first, last) runs of consecutive minutes within a day: one Query each."""
+    runs: list[tuple[str, int, int]] = []
+    for minute in minutes:
+        day = _utc(minute, "%Y-%m-%d")
+        if runs and runs[-1][0] == day and runs[-1][2] == minute - 60:
+            runs[-1] = (day, runs[-1][1], minute)
+        else:
+            runs.append((day, minute, minute))
+    return runs
+
+
+def _version_of(item: dict[str, Any]) -> int:
+    """A counter item's version (0 for items written before versions existed)."""
+    return int(item.get(_VERSION, {}).get("N", 0))
 
 
 def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[tuple[int, int, bytes]]:
