@@ -134,6 +134,8 @@ class Assumptions:
     parse_us: float  # measured: botocore's CPU per item read by a Query
     alarm_metrics: int  # counted in monitoring/alerts.yml
     curated_ttl_days: int = 7  # CuratedTtlDays: how long a curated item is stored
+    poll_cache: bool = True  # GET /insights reads through the sketch cache (adapters/aws/sketch_cache.py)
+    cold_polls_per_hour: float = 1.0  # polls that find the cache cold (a new execution environment), assumed
     state_overhead_s: float = 0.025  # per Task state: Step Functions invoking the function (Express duration)
 
     def cpu_scale(self, function: str) -> float:
@@ -165,6 +167,24 @@ def year_one_days(retention_days: float) -> float:
     return kept - kept * kept / 730
 
 
+def cached_poll(
+    counter_bytes: float, sketch_bytes: float, minutes_per_batch: float, batches_per_poll: float
+) -> tuple[float, float]:
+    """(read units, items) of one 1-hour `GET /insights` through a warm sketch cache (docs/insights.md).
+
+    It Queries the 180 counter items of the window and the lookback (two Queries, each rounded up to
+    4 KB), and the sketch items of the minutes written since the previous poll: those one batch spans
+    at most (the batches between two polls write the same recent minutes), fewer when fewer batches
+    came. Measured under moto: 180 items when nothing was written, 181 after one batch
+    (`tests/aws/test_insights_cache.py`, `bench/insights_read.py --polls`).
+    """
+    lookback_minutes = SESSION_LOOKBACK_S // 60
+    changed = minutes_per_batch * min(1.0, batches_per_poll)
+    counters = math.ceil(60 * counter_bytes / 4096) + math.ceil(lookback_minutes * counter_bytes / 4096)
+    sketches = changed * sketch_bytes / 4096 + min(1.0, changed)  # one Query per run of changed minutes
+    return counters + sketches, 60 + lookback_minutes + changed
+
+
 def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[str, float]:
     """The monthly cost lines at `rate` events per second (keys starting with `_` are notes, not costs).
 
@@ -193,6 +213,17 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     export_hours = 2
     export_rru, export_items = (export_hours * x for x in read(1))
     poll_rru, poll_items = read(1)
+    if a.poll_cache:
+        # A new execution environment's first poll reads like a read without the cache, plus the
+        # lookback's counter items (for their versions); every other poll reads through a warm cache.
+        cold_rru = poll_rru + lookback_minutes * per.minute_bytes / 4096 + 1
+        cold_items = poll_items + lookback_minutes
+        warm_rru, warm_items = cached_poll(
+            per.minute_bytes, sketch_item, per.sketch_writes, rate / per.events * a.poll_every_s
+        )
+        cold = min(1.0, a.cold_polls_per_hour * HOURS_PER_MONTH / polls)
+        poll_rru = warm_rru * (1 - cold) + cold_rru * cold
+        poll_items = warm_items * (1 - cold) + cold_items * cold
     export_s = export_items * a.parse_us / 1e6 * a.cpu_scale("export_insights")
     poll_s = poll_items * a.parse_us / 1e6 * a.cpu_scale("ingest") + 0.02  # + the round trips, assumed
     step_s = {step: a.duration_s(per, step) for step in STEPS}
@@ -235,6 +266,7 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
         "_sketch": sketch,
         "_export_s": export_s,
         "_poll_s": poll_s,
+        "_poll_rru": poll_rru,
         "_curated_gb_day": curated_gb,
     }
 
@@ -347,14 +379,17 @@ def report_batches(per: PerBatch, a: Assumptions, rates: list[float], seed: int,
             f"- {rate:,.0f} events/s: curated items take {m['_curated_gb_day']:,.2f} GB a day in DynamoDB; a "
             f"minute item's sketch averages {m['_sketch']:,.0f} bytes; an Express execution bills "
             f"{m['_express_s']:.1f} s (Standard instead: {money(m['_standard'])} a month); reading the insights "
-            f"takes {m['_export_s']:,.1f} s of Lambda CPU per export, {m['_poll_s']:,.2f} s per GET /insights."
+            f"takes {m['_export_s']:,.1f} s of Lambda CPU per export, {m['_poll_s']:,.2f} s per GET /insights; a "
+            f"poll reads {m['_poll_rru']:,.1f} read units on average."
         )
     say()
     say(
         f"Assumptions: memory (MB) {a.memory_mb}; a Lambda arm64 vCPU {a.cpu_speed:g}x slower than this machine's "
         f"core, and at M MB a share M/1769 of one; {a.state_overhead_s * 1000:.0f} ms per Task state (Express "
         f"duration); export every {a.export_every_min} min; one dashboard polling GET /insights every "
-        f"{a.poll_every_s} s; {a.alarm_metrics} alarm metrics (monitoring/alerts.yml); X-Ray traces "
+        f"{a.poll_every_s} s around the clock, "
+        f"{'through the sketch cache (one cold poll an hour)' if a.poll_cache else 'without the sketch cache'}; "
+        f"{a.alarm_metrics} alarm metrics (monitoring/alerts.yml); X-Ray traces "
         f"{WORKFLOW_SAMPLING:.0%} of executions; curated items kept {a.curated_ttl_days} days (TTL); "
         f"{STANDARD_TRANSITIONS} state transitions per Standard execution; botocore parses a Query item in "
         f"{a.parse_us:.1f} us (measured). Prices as read on {READ_ON}: "

@@ -224,6 +224,9 @@ def main() -> None:
     parser.add_argument("--latency-scale", type=float, default=1.0, help="x the round trips of fake_aws.LATENCY_MS")
     parser.add_argument("--export-every-min", type=int, default=5)
     parser.add_argument("--poll-every-s", type=int, default=3, help="a dashboard polling GET /insights: its interval")
+    parser.add_argument(
+        "--no-poll-cache", dest="poll_cache", action="store_false", help="polls read every sketch item (no cache)"
+    )
     parser.add_argument("--curated-ttl-days", type=int, default=7, help="CuratedTtlDays (template.yaml)")
     parser.add_argument("--rates", default="10,100,1000", help="events per second, for the table")
     parser.add_argument("--rate", type=float, help="one rate in events per second (instead of --rates)")
@@ -257,6 +260,7 @@ def main() -> None:
         parse_us,
         alarm_metrics(),
         args.curated_ttl_days,
+        poll_cache=args.poll_cache,
     )
     rates = [args.rate] if args.rate is not None else [float(r) for r in args.rates.split(",")]
     if args.json:
