@@ -19,8 +19,9 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+
+from eventpipe.core.model import App, normalise_origin
 
 if TYPE_CHECKING:
     from eventpipe.core.ports import AppStore
@@ -40,58 +41,8 @@ MAX_NAME_CHARS = 128
 APP_ID = re.compile(r"^app_[0-9a-f]{16}$")
 
 
-@dataclass(frozen=True, slots=True)
-class App:
-    """An app: its id, a name for people, the hash of its write key and the web origins it accepts
-    (empty: any origin)."""
-
-    app_id: str
-    name: str
-    key_hash: str
-    origins: tuple[str, ...] = ()
-    created_at_ms: int = 0
-    revoked_at_ms: int | None = None
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at_ms is not None
-
-    def accepts_origin(self, origin: str | None) -> bool:
-        """A request without `Origin` is not from a web page's script; with one, it must be listed
-        (when the app lists any)."""
-        if origin is None or not self.origins:
-            return True
-        try:
-            return normalise_origin(origin) in self.origins
-        except ValueError:  # "null" (a sandboxed frame, a file: page) or garbage
-            return False
-
-    def as_dict(self) -> dict[str, Any]:
-        """What `apps list --json` shows: never the key or its hash."""
-        return {
-            "app_id": self.app_id,
-            "name": self.name,
-            "origins": list(self.origins),
-            "created_at_ms": self.created_at_ms,
-            "revoked": self.revoked,
-        }
-
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def normalise_origin(origin: str) -> str:
-    """`HTTPS://Shop.Example:443/` -> `https://shop.example`; ValueError when it is not an origin."""
-    parts = urlsplit(origin.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        raise ValueError(f"{origin!r} is not a web origin such as https://shop.example")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError(f"{origin!r} is not a web origin such as https://shop.example")
-    default_port = {"http": 80, "https": 443}[parts.scheme]
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    port = "" if parts.port in (None, default_port) else f":{parts.port}"
-    return f"{parts.scheme}://{host}{port}"
 
 
 def new_app(name: str, *, origins: tuple[str, ...] = (), now_ms: int) -> tuple[App, str]:

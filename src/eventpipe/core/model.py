@@ -1,10 +1,11 @@
-"""Value types shared by every layer: reasons, rejections, limits and batch records."""
+"""Value types shared by every layer: reasons, rejections, limits, batch records and apps."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ReasonCode(StrEnum):
@@ -89,3 +90,53 @@ class BatchRecord:
     # Grouped requests only: the group batch, and the group index of this request's first event.
     group_id: str | None = None
     first_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """An app: its id, a name for people, the hash of its write key and the web origins it accepts
+    (empty: any origin)."""
+
+    app_id: str
+    name: str
+    key_hash: str
+    origins: tuple[str, ...] = ()
+    created_at_ms: int = 0
+    revoked_at_ms: int | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at_ms is not None
+
+    def accepts_origin(self, origin: str | None) -> bool:
+        """A request without `Origin` is not from a web page's script; with one, it must be listed
+        (when the app lists any)."""
+        if origin is None or not self.origins:
+            return True
+        try:
+            return normalise_origin(origin) in self.origins
+        except ValueError:  # "null" (a sandboxed frame, a file: page) or garbage
+            return False
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `apps list --json` shows: never the key or its hash."""
+        return {
+            "app_id": self.app_id,
+            "name": self.name,
+            "origins": list(self.origins),
+            "created_at_ms": self.created_at_ms,
+            "revoked": self.revoked,
+        }
+
+
+def normalise_origin(origin: str) -> str:
+    """`HTTPS://Shop.Example:443/` -> `https://shop.example`; ValueError when it is not an origin."""
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"{origin!r} is not a web origin such as https://shop.example")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{origin!r} is not a web origin such as https://shop.example")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    port = "" if parts.port in (None, default_port) else f":{parts.port}"
+    return f"{parts.scheme}://{host}{port}"

@@ -12,9 +12,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from eventpipe.core.aggregate import BatchAggregate
-    from eventpipe.core.apps import App
     from eventpipe.core.insight_rows import InsightsRows
-    from eventpipe.core.model import BatchRecord, Rejection
+    from eventpipe.core.model import App, BatchRecord, Rejection
     from eventpipe.core.segments import InsightsView
 
 
@@ -128,7 +127,7 @@ class WorkflowStarter(Protocol):
 
 
 class AppStore(Protocol):
-    """Apps and the hashes of their write keys (see `core/apps.py`)."""
+    """Apps and the hashes of their write keys (see `core/apps.py`; `App` is in `core/model.py`)."""
 
     def create(self, app: App) -> None: ...
 

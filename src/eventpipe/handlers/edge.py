@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 from eventpipe.core.request_facts import RequestFacts
 
 if TYPE_CHECKING:
-    from eventpipe.core.apps import App, AppDirectory
-    from eventpipe.handlers.http_api import HttpRequest
+    from eventpipe.core.apps import AppDirectory
+    from eventpipe.core.model import App
+    from eventpipe.handlers.http_request import HttpRequest
 
 __all__ = ["PREFLIGHT_HEADERS", "cors_headers", "request_facts", "write_key_app"]
 

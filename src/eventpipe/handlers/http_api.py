@@ -11,7 +11,6 @@ import binascii
 import logging
 import re
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,6 +23,7 @@ from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
 from eventpipe.core.timeutil import INSIGHTS_DEFAULT_WINDOW_MS, INSIGHTS_LONGER, INSIGHTS_MAX_WINDOW_MS, parse_window
 from eventpipe.handlers.edge import PREFLIGHT_HEADERS, EdgeRefusal, cors_headers, request_facts, write_key_app
 from eventpipe.handlers.grouped import grouped_request_document
+from eventpipe.handlers.http_request import HttpRequest
 from eventpipe.handlers.tracker import is_tracker_request, tracker_response
 
 if TYPE_CHECKING:
@@ -38,16 +38,6 @@ MAX_WINDOW_MS = INSIGHTS_MAX_WINDOW_MS  # see core/timeutil.py: longer spans are
 # A queued request (AWS micro-batching) is recorded when the batching function groups it, seconds
 # later; until then its id alone says it is pending. Past this age an unknown id is just unknown.
 QUEUED_PENDING_MS = 15 * 60 * 1000
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    method: str
-    path: str
-    headers: Mapping[str, str]  # names in lower case
-    query: Mapping[str, str]
-    body: bytes
-    source_ip: str | None = None  # the client's address as API Gateway (or `eventpipe up`) saw it
 
 
 class HttpError(Exception):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_calls import attempt, conditional
 from eventpipe.adapters.aws.retry import Backoff
-from eventpipe.core.apps import App
+from eventpipe.core.model import App
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

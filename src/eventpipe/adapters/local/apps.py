@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventpipe.core.apps import App
 from eventpipe.core.errors import StorageError
+from eventpipe.core.model import App
 
 if TYPE_CHECKING:
     from eventpipe.adapters.local.database import Database
