@@ -92,6 +92,26 @@ def test_http_api_v2_event_ends_as_curated_items_and_insights(pipeline: Pipeline
     assert insights["totals"]["revenue"] > 0
 
 
+def test_a_poll_after_a_new_batch_sees_it_through_the_functions_sketch_cache(pipeline: Pipeline) -> None:
+    # GIVEN a batch processed and the dashboard's first poll (it fills the ingest function's sketch cache)
+    event = canned("apigw_http_v2_post_events.json")
+    window = {"since": "2026-11-28T05:30:00Z", "until": "2026-11-28T06:30:00Z"}
+    pipeline.invoke("ingest", event)
+    pipeline.drain()
+    first = answer(pipeline.invoke("ingest", http_event("GET", "/insights", query=window)))
+    # WHEN the same events under new ids and another session land in the same minutes, and it polls again
+    again = json.loads(event["body"])
+    for number, item in enumerate(again):
+        item["event_id"] = f"00000000-0000-4000-8000-{number:012d}"
+        item["session_id"] = "s-later"
+    assert pipeline.invoke("ingest", {**event, "body": json.dumps(again)})["statusCode"] == 202
+    pipeline.drain()
+    second = answer(pipeline.invoke("ingest", http_event("GET", "/insights", query=window)))
+    # THEN the second poll counts the new events and the new session in the funnel
+    assert second["totals"]["events"] == 2 * first["totals"]["events"]
+    assert second["funnel"]["page_view"] == first["funnel"]["page_view"] + 1
+
+
 def test_rest_api_v1_event_and_the_sample_payload_are_accepted(pipeline: Pipeline, dynamodb: Any) -> None:
     # GIVEN the canned REST (v1) event and events/sample.json, the payload the README's `aws lambda invoke` sends
     rest = canned("apigw_rest_v1_post_events.json")
