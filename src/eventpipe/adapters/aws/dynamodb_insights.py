@@ -20,6 +20,9 @@ Why this shape (the read must not grow with sessions or batches, docs/insights.m
 - A window is read with one Query per UTC day for the counters and one for the sketches, plus one
   for the sketches of the funnel's two-hour lookback: a 1-hour window at most 60 + 60 + 120
   items, a 24-hour one at most 1,440 + 1,440 + 120, however many sessions or batches there were.
+- With a `SketchCache` (the AWS functions use one), a read Queries the counter items of the window and
+  the lookback and only the sketch items whose minute's `v` moved since cached (sketch_cache.py): a
+  dashboard polling every 3 s reads 180 small items and the few minutes written since its last poll.
 - Counters and sketches are separate items because DynamoDB bills an update by the size of the
   whole item: adding to the counters costs a write unit, not the sketches' tens of KB.
 - A minute is one item of each kind, not spread over shards: shards multiply the items a read
