@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from eventpipe.core.model import BatchRecord, BatchStatus
-from eventpipe.core.rawbatch import RawBatch, raw_key
+from eventpipe.core.rawbatch import RawBatch, store_raw
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -217,10 +217,9 @@ def record_and_start(
     remaining = list(members)
     started: list[str] = []
     while remaining:
-        group, firsts = merge(remaining)
-        key = raw_key(group.batch_id)
-        bucket.put(key, group.encode(), durable=True)
-        record = BatchRecord(group.batch_id, key, GROUP_SOURCE, group.received_at_ms, group.received)
+        group, firsts = merge(remaining)  # its source is GROUP_SOURCE
+        record = store_raw(bucket, group)
+        key = record.raw_key
         grouped = [
             BatchRecord(
                 raw.batch_id,

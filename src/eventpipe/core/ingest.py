@@ -18,7 +18,7 @@ from eventpipe.core.errors import InputError, StorageError
 from eventpipe.core.grouping import encode_message, queued_batch_id
 from eventpipe.core.model import BatchRecord, BatchStatus, Limits, Reason, ReasonCode
 from eventpipe.core.ranges import range_lines
-from eventpipe.core.rawbatch import RawBatch, raw_key
+from eventpipe.core.rawbatch import RawBatch, store_raw
 from eventpipe.core.readers import iter_lines
 from eventpipe.core.requests import shape_reasons
 
@@ -204,15 +204,7 @@ class Ingestor:
         return raw
 
     def _store(self, raw: RawBatch) -> BatchRecord:
-        key = raw_key(raw.batch_id)
-        self._bucket.put(key, raw.encode(), durable=True)
-        record = BatchRecord(
-            batch_id=raw.batch_id,
-            raw_key=key,
-            source=raw.source,
-            received_at_ms=raw.received_at_ms,
-            received=raw.received,
-        )
+        record = store_raw(self._bucket, raw)
         self._batches.create(record)
         return record
 

@@ -10,11 +10,15 @@ request its events lack (`request`: the write key's app, the client's address an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from eventpipe.core.model import BatchRecord
 from eventpipe.core.request_facts import RequestFacts
+
+if TYPE_CHECKING:
+    from eventpipe.core.ports import RawBucket
 
 RAW_PREFIX = "raw/"
 # Where earlier versions staged curated events between steps; the bucket still expires what they left.
@@ -96,3 +100,10 @@ class RawBatch:
 
 def raw_key(batch_id: str) -> str:
     return f"{RAW_PREFIX}{batch_id}.ndjson"
+
+
+def store_raw(bucket: RawBucket, raw: RawBatch) -> BatchRecord:
+    """Write `raw` durably at its key; the pending record that points at it (not stored yet)."""
+    key = raw_key(raw.batch_id)
+    bucket.put(key, raw.encode(), durable=True)
+    return BatchRecord(raw.batch_id, key, raw.source, raw.received_at_ms, raw.received)

@@ -22,8 +22,7 @@ from eventpipe.core.enrich import build_enrichers
 from eventpipe.core.errors import EventpipeError, ExecutionFailedError
 from eventpipe.core.grouping import merge
 from eventpipe.core.ingest import Ingestor
-from eventpipe.core.model import BatchRecord
-from eventpipe.core.rawbatch import RawBatch, raw_key
+from eventpipe.core.rawbatch import RawBatch, store_raw
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.replay import restart_unfinished
 from eventpipe.core.steps import PipelineSteps
@@ -34,6 +33,7 @@ from eventpipe.workflow.interpreter import StateMachine
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from eventpipe.core.model import BatchRecord
     from eventpipe.core.ports import Clock
     from eventpipe.settings import Settings
 
@@ -134,17 +134,9 @@ class LocalRuntime:
         if len(members) == 1:
             return [(records[0].batch_id, records[0].raw_key)]
         group, firsts = merge(members)
-        key = raw_key(group.batch_id)
-        self.bucket.put(key, group.encode(), durable=True)
-        record = BatchRecord(
-            batch_id=group.batch_id,
-            raw_key=key,
-            source=group.source,
-            received_at_ms=group.received_at_ms,
-            received=group.received,
-        )
+        record = store_raw(self.bucket, group)
         self.batches.group(record, firsts)
-        return [(record.batch_id, key)]
+        return [(record.batch_id, record.raw_key)]
 
     def finish_unfinished(self, *, include_failed: bool) -> list[BatchRecord]:
         """Drive pending batches (a crash left them) and, if asked, failed ones to their end again."""
