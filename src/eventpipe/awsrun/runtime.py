@@ -26,13 +26,13 @@ from eventpipe.core.ingest import Ingestor
 from eventpipe.core.timeutil import SystemClock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     import botocore.session
 
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
     from eventpipe.adapters.aws.file_ranges import S3FileRanges
-    from eventpipe.core.enrich import EnrichmentConfig
+    from eventpipe.core.enrich import Enricher, EnrichmentConfig
     from eventpipe.core.ports import Clock, WorkflowStarter
     from eventpipe.core.registry import SchemaRegistry
     from eventpipe.core.steps import PipelineSteps
@@ -188,11 +188,25 @@ class AwsRuntime:
     def finishing_steps(self) -> PipelineSteps:
         """MarkDone and MarkFailed: they write only the batch record, so they load no schema, rates or key."""
         from eventpipe.core.registry import SchemaRegistry
+
+        return self._pipeline_steps(SchemaRegistry([]), [])
+
+    @property
+    def steps(self) -> PipelineSteps:
+        """The workflow steps; built again only when the schemas in S3 changed (see `S3Schemas`)."""
+        from eventpipe.core.enrich import build_enrichers
+
+        registry = self.registry
+        if self._steps is None or self._steps[0] is not registry:
+            self._steps = (registry, self._pipeline_steps(registry, build_enrichers(self.enrichment)))
+        return self._steps[1]
+
+    def _pipeline_steps(self, registry: SchemaRegistry, enrichers: Sequence[Enricher]) -> PipelineSteps:
         from eventpipe.core.steps import PipelineSteps
 
         return PipelineSteps(
-            registry=SchemaRegistry([]),
-            enrichers=[],
+            registry=registry,
+            enrichers=enrichers,
             bucket=self.bucket,
             curated=self.curated,
             quarantine=self.quarantine,
@@ -200,24 +214,3 @@ class AwsRuntime:
             insights=self.insights,
             clock=self.clock,
         )
-
-    @property
-    def steps(self) -> PipelineSteps:
-        """The workflow steps; built again only when the schemas in S3 changed (see `S3Schemas`)."""
-        from eventpipe.core.enrich import build_enrichers
-        from eventpipe.core.steps import PipelineSteps
-
-        registry = self.registry
-        if self._steps is None or self._steps[0] is not registry:
-            steps = PipelineSteps(
-                registry=registry,
-                enrichers=build_enrichers(self.enrichment),
-                bucket=self.bucket,
-                curated=self.curated,
-                quarantine=self.quarantine,
-                batches=self.batches,
-                insights=self.insights,
-                clock=self.clock,
-            )
-            self._steps = (registry, steps)
-        return self._steps[1]
