@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
+from eventpipe.adapters.local.files import write_atomically
 from eventpipe.core.errors import StorageError
 from eventpipe.lake.columns import LAKE_SCHEMA
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     import pyarrow as pa
 
 COMPRESSION = "zstd"
-TMP_PREFIX = ".tmp-"
 
 
 def write_parquet(path: Path, table: pa.Table) -> int:
     """Write `table` durably at `path` (temporary file, fsync, rename, fsync of the folder); its size."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                pq.write_table(table, handle, compression=COMPRESSION)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(path, lambda handle: pq.write_table(table, handle, compression=COMPRESSION))
         return path.stat().st_size
     except OSError as exc:
         raise StorageError(f"cannot write the lake file {path}: {exc}") from exc

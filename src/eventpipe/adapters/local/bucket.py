@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from eventpipe.adapters.local.files import TMP_PREFIX, write_atomically
 from eventpipe.core.errors import ObjectNotFoundError, StorageError
 
 if TYPE_CHECKING:
@@ -31,24 +31,7 @@ class FolderBucket:
         """Write to a temporary file, then rename: a reader never sees half an object."""
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    if durable:
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            if durable:  # make the rename itself durable
-                dir_fd = os.open(path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
+            write_atomically(path, lambda handle: handle.write(data), durable=durable)
         except OSError as exc:
             raise StorageError(f"cannot write {key}: {exc}") from exc
 
@@ -99,7 +82,7 @@ class FolderBucket:
         keys = (
             path.relative_to(self.root).as_posix()
             for path in base.rglob("*")
-            if path.is_file() and not path.name.startswith(".tmp-")
+            if path.is_file() and not path.name.startswith(TMP_PREFIX)
         )
         yield from sorted(key for key in keys if key.startswith(prefix))
 
