@@ -30,6 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -338,32 +339,36 @@ def sustained(port: int, bodies: Bodies, rate: float, seconds: float, base_rate:
     )
 
 
+async def poll_done(port: int, acked: list[tuple[float, str]], load: asyncio.Task[Any], deadline: float) -> list[float]:
+    """Each acknowledged batch's seconds from its 202 to being seen done (`GET /batches/{id}` every 50 ms),
+    until `load` is over and every batch in `acked` (appended to as they come) is done, or `deadline`."""
+    done_after: list[float] = []
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    seen = 0
+    try:
+        while (not load.done() or seen < len(acked)) and time.perf_counter() < deadline:
+            # The worker takes batches oldest first: poll the oldest one not yet seen done.
+            while seen < len(acked):
+                at, batch_id = acked[seen]
+                writer.write(b"GET /batches/%s HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n" % batch_id.encode())
+                if orjson.loads(await read_answer(reader))["status"] != "done":
+                    break
+                done_after.append(time.perf_counter() - at)
+                seen += 1
+            await asyncio.sleep(0.05)
+    finally:
+        writer.close()
+    return done_after
+
+
 def freshness(port: int, bodies: Bodies, seconds: float) -> None:
     """1,000 events/s; for each batch, the time from its 202 to being seen done (polled every 50 ms)."""
     acks = Acks()
     done_after: list[float] = []
 
-    async def poll(load: asyncio.Task[float]) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        seen = 0
-        deadline = time.perf_counter() + seconds + DRAIN_TIMEOUT_S
-        try:
-            while (not load.done() or seen < len(acks.batch_ids)) and time.perf_counter() < deadline:
-                # The worker takes batches oldest first: poll the oldest one not yet seen done.
-                while seen < len(acks.batch_ids):
-                    at, batch_id = acks.batch_ids[seen]
-                    writer.write(b"GET /batches/%s HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n" % batch_id.encode())
-                    if orjson.loads(await read_answer(reader))["status"] != "done":
-                        break
-                    done_after.append(time.perf_counter() - at)
-                    seen += 1
-                await asyncio.sleep(0.05)
-        finally:
-            writer.close()
-
     async def run() -> None:
         load = asyncio.create_task(open_loop(port, bodies, 1_000, seconds, acks))
-        await poll(load)
+        done_after.extend(await poll_done(port, acks.batch_ids, load, time.perf_counter() + seconds + DRAIN_TIMEOUT_S))
         await load
 
     asyncio.run(run())

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 import orjson
-from http_load import DRAIN_TIMEOUT_S, eventpipe_server, get_json, percentile, read_answer, wait_drained
+from http_load import DRAIN_TIMEOUT_S, eventpipe_server, get_json, percentile, poll_done, read_answer, wait_drained
 
 CONNECTIONS = 8
 TARGET_EXECUTIONS_PER_1000 = 20
@@ -62,25 +62,6 @@ async def run(port: int, requests: int, rate: float) -> tuple[list[float], int]:
             return
         acked.append((time.perf_counter(), orjson.loads(answer)["batch_id"]))
 
-    done_after: list[float] = []
-
-    async def poll(load: asyncio.Task[None]) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        seen = 0
-        deadline = time.perf_counter() + requests / rate + DRAIN_TIMEOUT_S
-        try:
-            while (not load.done() or seen < len(acked)) and time.perf_counter() < deadline:
-                while seen < len(acked):  # groups run oldest first: poll the oldest request not seen done
-                    at, batch_id = acked[seen]
-                    writer.write(b"GET /batches/%s HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n" % batch_id.encode())
-                    if orjson.loads(await read_answer(reader))["status"] != "done":
-                        break
-                    done_after.append(time.perf_counter() - at)
-                    seen += 1
-                await asyncio.sleep(0.05)
-        finally:
-            writer.close()
-
     async def load() -> None:
         started = time.perf_counter()
         tasks = []
@@ -90,7 +71,8 @@ async def run(port: int, requests: int, rate: float) -> tuple[list[float], int]:
         await asyncio.gather(*tasks)
 
     load_task = asyncio.create_task(load())
-    await poll(load_task)
+    # Groups run oldest first, so poll_done's oldest-first polling holds for grouped requests too.
+    done_after = await poll_done(port, acked, load_task, time.perf_counter() + requests / rate + DRAIN_TIMEOUT_S)
     await load_task
     while not pool.empty():
         pool.get_nowait()[1].close()
