@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 POLL_S = 0.5
 TAKE = 64  # pending batches read at a time
-GROUP_EVENTS = 2_000  # pending batches run as one unit (one commit) up to about this many events
+GROUP_EVENTS = 2_000  # pending batches taken in one round, up to about this many events
 STOP_TIMEOUT_S = 30.0
 RESTART_MAX_WAIT_S = 60.0
 QUICK_EXIT_S = 30.0
