@@ -4,11 +4,12 @@ workflow of every pending batch, oldest first, and reads file drops.
 The batch table is the queue: ingest records a batch as pending before it answers, and the worker
 takes pending batches until none is left, so batches a crash left behind are finished on start
 like any other. The server wakes it after each request; it also looks every half second.
-Pending batches are run in groups of up to about 2,000 events, each group one SQLite commit.
+Each batch commits its own writes, so the server never waits on the write lock for more than one
+batch's writes.
 Request batches (HTTP) are micro-batched first: once the oldest has waited the batching window
 (`EVENTPIPE_BATCH_WINDOW_MS`) or they fill a batch, they are merged into one group batch, one
 workflow execution (core/grouping.py).
-Stopping between two groups loses nothing: an unfinished batch stays pending, and every step
+Stopping between two batches loses nothing: an unfinished batch stays pending, and every step
 may run twice.
 
 Server and worker share no lock: a worker killed at any moment (even `kill -9`) must not leave one
@@ -37,7 +38,7 @@ from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.localrun.watcher import DropWatcher
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
     from ctypes import c_longlong
     from multiprocessing.context import SpawnProcess
 
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 POLL_S = 0.5
 TAKE = 64  # pending batches read at a time
-GROUP_EVENTS = 2_000  # pending batches taken in one round, up to about this many events
 STOP_TIMEOUT_S = 30.0
 RESTART_MAX_WAIT_S = 60.0
 QUICK_EXIT_S = 30.0
@@ -104,11 +104,11 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
             pending = runtime.batches.pending(max(TAKE, limits.max_batch_events))
             ran = False
             others = [record for record in pending if record.source != GROUPABLE_SOURCE]
-            for group in _groups(others, GROUP_EVENTS):  # file and replay batches, and groups a crash left
+            for record in others:  # file and replay batches, and groups a crash left
                 if stopping():
                     break
-                runtime.run_group([(record.batch_id, record.raw_key) for record in group])
-                _count(shared, group, executions=len(group))
+                runtime.run_group([(record.batch_id, record.raw_key)])
+                _count(shared, [record], executions=1)
                 ran = True
             wait_s = POLL_S
             requests = take(pending, max_events=limits.max_batch_events)  # micro-batching
@@ -135,21 +135,6 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
                 select.select([wake], [], [], max(wait_s, 0.01))
     finally:
         runtime.close()
-
-
-def _groups(records: list[BatchRecord], max_events: int) -> Iterator[list[BatchRecord]]:
-    """Consecutive batches of at most `max_events` events together (a larger batch alone): one commit
-    each, so the fixed cost of a commit is shared when a backlog builds up."""
-    group: list[BatchRecord] = []
-    events = 0
-    for record in records:
-        if group and events + record.received > max_events:
-            yield group
-            group, events = [], 0
-        group.append(record)
-        events += record.received
-    if group:
-        yield group
 
 
 def _count(shared: Shared, records: Sequence[BatchRecord], executions: int) -> None:
