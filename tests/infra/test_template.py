@@ -17,7 +17,8 @@ from eventpipe.core.export import export_window
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 from eventpipe.core.rawbatch import RAW_PREFIX, STAGED_PREFIX
 from eventpipe.handlers.drops import INCOMING_PREFIX
-from eventpipe.handlers.http_api import HttpError, route
+from eventpipe.handlers.http_api import route
+from eventpipe.handlers.http_error import HttpError
 from eventpipe.handlers.http_request import HttpRequest
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.replay import handle_replay

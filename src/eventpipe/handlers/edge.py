@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from eventpipe.core.request_facts import RequestFacts
+from eventpipe.handlers.http_error import HttpError
 
 if TYPE_CHECKING:
     from eventpipe.core.apps import AppDirectory
@@ -33,15 +34,6 @@ PREFLIGHT_HEADERS = {
 }
 
 
-class EdgeRefusal(Exception):
-    """The request may not send events: `status` 401 (key) or 403 (origin)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
 def cors_headers(request: HttpRequest) -> dict[str, str]:
     """The headers that let a page on the request's origin read the answer (none without `Origin`)."""
     origin = request.headers.get("origin")
@@ -59,22 +51,22 @@ def write_key_of(request: HttpRequest) -> str | None:
 def write_key_app(request: HttpRequest, apps: AppDirectory | None) -> App | None:
     """The app whose key the request carries; None when it carries none and none is needed.
 
-    Raises `EdgeRefusal` for a missing key once apps exist, an unknown or revoked key, and an origin
+    Raises `HttpError` for a missing key once apps exist, an unknown or revoked key, and an origin
     the app does not accept.
     """
     key = write_key_of(request)
     if key is None:
         if apps is not None and apps.keys_required():
-            raise EdgeRefusal(
+            raise HttpError(
                 401, "unauthorized", "POST /events needs a write key: send header X-Api-Key: KEY or ?key=KEY"
             )
         return None
     app = apps.authenticate(key) if apps is not None else None
     if app is None:
-        raise EdgeRefusal(401, "unauthorized", "the write key is unknown or revoked; `eventpipe apps list` shows apps")
+        raise HttpError(401, "unauthorized", "the write key is unknown or revoked; `eventpipe apps list` shows apps")
     origin = request.headers.get("origin")
     if not app.accepts_origin(origin):
-        raise EdgeRefusal(
+        raise HttpError(
             403, "forbidden", f"origin {origin} is not allowed for app {app.app_id}; create the app with --origin"
         )
     return app

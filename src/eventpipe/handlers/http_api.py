@@ -21,8 +21,9 @@ from eventpipe.core.model import BatchStatus
 from eventpipe.core.readers import InputTooLargeError
 from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
 from eventpipe.core.timeutil import INSIGHTS_DEFAULT_WINDOW_MS, INSIGHTS_LONGER, INSIGHTS_MAX_WINDOW_MS, parse_window
-from eventpipe.handlers.edge import PREFLIGHT_HEADERS, EdgeRefusal, cors_headers, request_facts, write_key_app
+from eventpipe.handlers.edge import PREFLIGHT_HEADERS, cors_headers, request_facts, write_key_app
 from eventpipe.handlers.grouped import grouped_request_document
+from eventpipe.handlers.http_error import HttpError, error_document
 from eventpipe.handlers.http_request import HttpRequest
 from eventpipe.handlers.tracker import is_tracker_request, tracker_response
 
@@ -40,14 +41,6 @@ MAX_WINDOW_MS = INSIGHTS_MAX_WINDOW_MS  # see core/timeutil.py: longer spans are
 QUEUED_PENDING_MS = 15 * 60 * 1000
 
 
-class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.headers = dict(headers or {})
-
-
 def is_http_event(event: Mapping[str, Any]) -> bool:
     return "requestContext" in event and ("httpMethod" in event or "rawPath" in event)
 
@@ -56,17 +49,18 @@ def handle_http(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
     """Answer one API Gateway proxy event with a proxy response (`statusCode`, `headers`, `body`)."""
     headers = {"content-type": "application/json"}
     request: HttpRequest | None = None
+    document: Mapping[str, object]
     try:
         request = request_of(event)
         if is_tracker_request(request.method, request.path):
             return tracker_response()
         status, document = route(request, services)
     except HttpError as exc:
-        status, document = exc.status, {"error": exc.code, "message": str(exc)}
+        status, document = exc.status, exc.document()
         headers.update(exc.headers)
     except StorageError as exc:
         log.error("storage failed: %s", exc)
-        status, document = 503, {"error": "unavailable", "message": "storage is unavailable; retry later"}
+        status, document = 503, error_document("unavailable", "storage is unavailable; retry later")
     if request is not None and _is_events_path(request.path):
         headers.update(cors_headers(request))  # errors too, so a page's script can read why
     if status == 204:  # the preflight: no body
@@ -158,10 +152,7 @@ def post_events(request: HttpRequest, services: Services, *, invoked: bool = Fal
     write key is asked for, and the events keep the `app_id` they carry.
     """
     limits = services.settings.limits
-    try:
-        app = None if invoked else write_key_app(request, services.apps)
-    except EdgeRefusal as exc:
-        raise HttpError(exc.status, exc.code, str(exc)) from None
+    app = None if invoked else write_key_app(request, services.apps)
     try:
         lines = request_lines(
             request.body,

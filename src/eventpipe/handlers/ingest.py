@@ -9,7 +9,8 @@ import orjson
 from eventpipe.core.errors import InputError
 from eventpipe.handlers.drops import drops_of, ingest_drop, is_drop_event
 from eventpipe.handlers.file_ranges import handle_range_event, is_range_event
-from eventpipe.handlers.http_api import HttpError, handle_http, is_http_event, post_events
+from eventpipe.handlers.http_api import handle_http, is_http_event, post_events
+from eventpipe.handlers.http_error import HttpError
 from eventpipe.handlers.http_request import HttpRequest
 
 if TYPE_CHECKING:

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from eventpipe.handlers.http_error import HttpError, error_document
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.tracker import is_tracker_request, tracker_response
 from eventpipe.localrun import dashboard, invoke
@@ -39,12 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 JSON = [(b"content-type", b"application/json")]
-
-
-class BodyError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code = status, code
 
 
 class ClientGoneError(Exception):
@@ -86,8 +81,8 @@ class LocalApp:
             return
         try:
             status, headers, body = await self._answer(scope, receive)
-        except BodyError as exc:
-            status, headers, body = exc.status, [*JSON, (b"connection", b"close")], _error(exc.code, str(exc))
+        except HttpError as exc:
+            status, headers, body = exc.status, [*JSON, (b"connection", b"close")], exc.body()
         except ClientGoneError:
             return
         self.stats.responses[f"{status // 100}xx"] += 1
@@ -141,7 +136,7 @@ class LocalApp:
         kind = _header(scope["headers"], b"x-amz-invocation-type")
         try:
             body = await self._body(scope, receive, invoke.MAX_PAYLOAD_BYTES)
-        except BodyError as exc:  # answered as Lambda does, so SDKs raise their own exception
+        except HttpError as exc:  # answered as Lambda does, so SDKs raise their own exception
             if exc.status != 413:
                 raise
             return invoke.payload_too_large().answer()
@@ -151,7 +146,7 @@ class LocalApp:
         """The request body, refused (413) once past `limit` bytes, or (408) when it takes too long."""
         declared = _header(scope["headers"], b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise BodyError(413, "too_large", f"body larger than {limit} bytes")
+            raise HttpError(413, "too_large", f"body larger than {limit} bytes")
         chunks, size = [], 0
         try:
             async with asyncio.timeout(self._body_timeout_s):
@@ -162,12 +157,12 @@ class LocalApp:
                     chunk = message.get("body", b"")
                     size += len(chunk)
                     if size > limit:
-                        raise BodyError(413, "too_large", f"body larger than {limit} bytes")
+                        raise HttpError(413, "too_large", f"body larger than {limit} bytes")
                     chunks.append(chunk)
                     if not message.get("more_body"):
                         return b"".join(chunks)
         except TimeoutError:
-            raise BodyError(408, "timeout", f"the body did not arrive within {self._body_timeout_s:g} s") from None
+            raise HttpError(408, "timeout", f"the body did not arrive within {self._body_timeout_s:g} s") from None
 
     async def _in_thread(self, function: Callable[..., Answer], *args: Any) -> Answer:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
@@ -201,7 +196,7 @@ def _is_edge_request(method: str, path: str, scope: Scope) -> bool:
 
 
 def _error(code: str, message: str) -> bytes:
-    return orjson.dumps({"error": code, "message": message})
+    return orjson.dumps(error_document(code, message))
 
 
 def _from_this_machine(headers: Headers) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from eventpipe.handlers.functions import FUNCTIONS
+from eventpipe.handlers.http_error import HttpError
 
 if TYPE_CHECKING:
     from eventpipe.handlers.functions import Handler
@@ -38,13 +39,16 @@ class Invocation:
     event: Any
 
 
-class InvokeError(Exception):
-    """An answer of the Invoke API itself (not of the function): its status and error type."""
+class InvokeError(HttpError):
+    """An answer of the Invoke API itself (not of the function): its status and error type, answered in
+    Lambda's shape (the type in a header, `{"Type", "Message"}`) so that SDKs raise their own exception."""
 
     def __init__(self, status: int, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
+        super().__init__(status, error_type, message)
+
+    @property
+    def error_type(self) -> str:
+        return self.code
 
     def answer(self) -> Answer:
         headers = [(b"content-type", b"application/json"), (b"x-amzn-errortype", self.error_type.encode())]
