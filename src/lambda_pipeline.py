@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from eventpipe.awsrun.runtime import AwsRuntime
 from eventpipe.awsrun.tracing import SampledTracer
-from eventpipe.core.replay import REPLAY_BATCH_PREFIX
+from eventpipe.core.batch_ids import is_replay
 from eventpipe.handlers.export import handle_export
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.replay import handle_replay
@@ -113,7 +113,7 @@ def process_batch(event: Event, context: LambdaContext) -> Event:
     metrics.add_metric("EventsValid", MetricUnit.Count, result["valid"])
     metrics.add_metric("EventsCurated", MetricUnit.Count, result["curated"])
     metrics.add_metric("Duplicates", MetricUnit.Count, result["duplicates"])
-    if not event["batch_id"].startswith(REPLAY_BATCH_PREFIX):  # a replay adds no EventsReceived to compare with
+    if not is_replay(event["batch_id"]):  # a replay adds no EventsReceived to compare with
         for code, count in result["rejected"].items():
             _count("EventsRejected", count, reason=code)
         # the total, with the service dimension alone: the rejection-ratio alarm reads it as a plain metric

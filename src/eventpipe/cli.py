@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from eventpipe.core.batch_ids import file_version
 from eventpipe.core.errors import ConfigError, EventpipeError, InputError
 from eventpipe.core.ingest import IngestSummary
 from eventpipe.core.readers import DamagedInputError
@@ -291,7 +292,7 @@ def _ingest_file(runtime: LocalRuntime, path: Path, summary: IngestSummary) -> N
     if not S_ISREG(stat.st_mode):  # a FIFO would block the command until something writes to it
         raise InputError("is not a regular file")
     # A file version is its path, size and modification time (an S3 object's key and version id).
-    version = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    version = file_version(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     started = last_report = time.monotonic()
     with path.open("rb") as stream:
         for record in runtime.ingestor.ingest_file(stream, source=f"file:{path.name}", version=version):

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from eventpipe.core.apps import new_app
-from eventpipe.core.grouping import queued_id_facts
+from eventpipe.core.batch_ids import queued_id_facts
 from tests.aws.conftest import APPS_TABLE, REGION, STATE_TABLE
 from tests.aws.pipeline_harness import Pipeline, load_pipeline
 from tests.aws.test_edge_on_aws import curated_item, post

@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from eventpipe.core.apps import new_app
+from eventpipe.core.batch_ids import group_batch_id
 from eventpipe.core.errors import StorageError
-from eventpipe.core.grouping import GROUP_SOURCE, group_id_of, is_due, merge, take
+from eventpipe.core.grouping import GROUP_SOURCE, is_due, merge, take
 from eventpipe.core.model import BatchRecord, BatchStatus
 from eventpipe.core.rawbatch import RawBatch
 from eventpipe.core.request_facts import RequestFacts
@@ -51,7 +52,7 @@ def test_a_group_holds_its_members_one_after_the_other() -> None:
     assert [r["index"] for r in group.refused] == [4]
     assert group.received == 5
     # AND the group is a batch of its own, received when its oldest request was, never grouped again
-    assert group.batch_id == group_id_of(["ha", "hb", "hc"]) == merge([a, b, c])[0].batch_id
+    assert group.batch_id == group_batch_id(["ha", "hb", "hc"]) == merge([a, b, c])[0].batch_id
     assert group.source == GROUP_SOURCE
     assert group.received_at_ms == NOW_MS
     # AND every event keeps its own request's facts, through the stored form too

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from eventpipe.core.ingest import IngestSummary, source_batch_ids
+from eventpipe.core.batch_ids import source_batch_ids
+from eventpipe.core.ingest import IngestSummary
 from eventpipe.core.readers import KEPT_PREFIX_BYTES, Line
 from eventpipe.handlers.drops import ObjectDrop
 from eventpipe.localrun.apigw import http_api_event, proxy_response

@@ -17,15 +17,13 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-import hashlib
 import io
-import re
-import uuid
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from eventpipe.core.batch_ids import group_batch_id
 from eventpipe.core.model import BatchRecord, BatchStatus
 from eventpipe.core.rawbatch import RawBatch, store_raw
 
@@ -39,12 +37,6 @@ GROUP_SOURCE = "group"
 GROUPABLE_SOURCE = "http"  # request batches; file batches are full already
 
 
-def group_id_of(member_ids: Sequence[str]) -> str:
-    """The same members always make the same group id, so forming a group again after a crash rewrites
-    the same object instead of leaving a second one."""
-    return "g" + hashlib.sha256("\n".join(member_ids).encode()).hexdigest()[:30]  # 31 characters, as request ids
-
-
 def span(raw: RawBatch) -> int:
     """How many group indexes a member takes: one past its largest position (NDJSON counts lines from 1)."""
     return 1 + max([*raw.positions, *(int(r["index"]) for r in raw.refused)], default=-1)
@@ -53,7 +45,7 @@ def span(raw: RawBatch) -> int:
 def merge(members: Sequence[RawBatch]) -> tuple[RawBatch, list[tuple[str, int]]]:
     """The group's raw batch, and each member's `(batch_id, first_index)` in it."""
     group = RawBatch(
-        batch_id=group_id_of([m.batch_id for m in members]),
+        batch_id=group_batch_id([m.batch_id for m in members]),
         source=GROUP_SOURCE,
         received_at_ms=min(m.received_at_ms for m in members),  # freshness counts from the oldest request
     )
@@ -155,21 +147,7 @@ def _reindexed(rejection: Rejection, batch_id: str, offset: int) -> Rejection:
 
 # --- On AWS: requests travel by queue, and the batching function forms the groups ----------------------
 
-QUEUED_PREFIX = "q"
 MAX_GROUP_MEMBERS = 99  # one DynamoDB transaction records a group and its members: at most 100 items
-QUEUED_ID = re.compile(r"^q([0-9a-f]{11})([0-9a-f]{3})[0-9a-f]{16}$")
-
-
-def queued_batch_id(now_ms: int, received: int) -> str:
-    """A queued request's id: time-ordered like every request id, and carrying its event count, so that
-    `GET /batches/{id}` can answer `pending` for it before the batching function has recorded it."""
-    return f"{QUEUED_PREFIX}{now_ms:011x}{min(received, 0xFFF):03x}{uuid.uuid4().hex[:16]}"
-
-
-def queued_id_facts(batch_id: str) -> tuple[int, int] | None:
-    """`(received_at_ms, received)` of a queued request's id; None for any other id."""
-    match = QUEUED_ID.match(batch_id)
-    return None if match is None else (int(match[1], 16), int(match[2], 16))
 
 
 def encode_message(raw: RawBatch) -> bytes:

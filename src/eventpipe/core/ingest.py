@@ -7,15 +7,15 @@ second ingest of it, or a restart after a crash, finishes what is missing instea
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any
 
+from eventpipe.core.batch_ids import queued_batch_id, range_version, source_batch_ids
 from eventpipe.core.errors import InputError, StorageError
-from eventpipe.core.grouping import encode_message, queued_batch_id
+from eventpipe.core.grouping import encode_message
 from eventpipe.core.model import BatchRecord, BatchStatus, Limits, Reason, ReasonCode
 from eventpipe.core.ranges import range_lines
 from eventpipe.core.rawbatch import RawBatch, store_raw
@@ -133,7 +133,7 @@ class Ingestor:
         and the batch size: a range delivered again finds its batches, and no other range shares them.
         """
         lines = range_lines(stream, start=start, end=end, max_event_bytes=self._limits.max_event_bytes)
-        batch_ids = source_batch_ids(f"{version}@{start}-{end}", self._limits.max_batch_events)
+        batch_ids = source_batch_ids(range_version(version, start, end), self._limits.max_batch_events)
         return self.ingest(lines, source=source, batch_id_for=batch_ids)
 
     def submit_request(
@@ -207,17 +207,6 @@ class Ingestor:
         record = store_raw(self._bucket, raw)
         self._batches.create(record)
         return record
-
-
-def source_batch_ids(source_key: str, batch_size: int) -> Callable[[int], str]:
-    """Batch ids for the n-th batch of one immutable source (a file version, an S3 object version).
-
-    The same source cut the same way always gives the same ids, so ingesting it again, or after a
-    crash, finishes what is missing; a different batch size gives other ids, never a batch that
-    covers other lines.
-    """
-    digest = hashlib.sha256(f"{source_key}\n{batch_size}".encode()).hexdigest()[:20]
-    return lambda number: f"s{digest}-{number:06d}"
 
 
 def refusal(line: Line, limit: int) -> dict[str, Any]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from eventpipe.core.batch_ids import replay_batch_id
 from eventpipe.core.ingest import IngestSummary
 from eventpipe.core.model import BatchStatus
 from eventpipe.core.rawbatch import RawBatch
@@ -21,7 +19,6 @@ if TYPE_CHECKING:
     from eventpipe.core.model import BatchRecord, Rejection
     from eventpipe.core.ports import BatchStore, Clock, Quarantine, WorkflowStarter
 
-REPLAY_BATCH_PREFIX = "replay-"
 # Why a quarantine record is not replayed.
 REFUSED_AT_INGEST = "refused_at_ingest"  # not JSON, too large (only its start kept), or no event_id/event_type
 BATCH_NOT_DONE = "batch_not_done"  # its batch may still curate the event: finish it first
@@ -55,7 +52,7 @@ def replay_rejected(
     while chunk := list(islice(records, batch_size)):
         origins = [[r.batch_id, r.index] for r in chunk]
         raw = RawBatch(
-            batch_id=REPLAY_BATCH_PREFIX + hashlib.sha256(orjson.dumps([run, origins])).hexdigest()[:24],
+            batch_id=replay_batch_id(run, origins),
             source="replay",
             received_at_ms=clock.now_ms(),
             # A raw batch holds one event a line; a newline is JSON whitespace between tokens.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
+from eventpipe.core.batch_ids import object_version
 from eventpipe.core.errors import InputError, ObjectNotFoundError
 from eventpipe.core.ingest import IngestSummary
 
@@ -35,7 +36,7 @@ class ObjectDrop:
     @property
     def source(self) -> str:
         """What names this content of this object: the same notification again gives the same batch ids."""
-        return f"s3://{self.bucket}/{self.key}#{self.version_id or self.etag}"
+        return object_version(self.bucket, self.key, self.version_id or self.etag)
 
 
 @dataclass

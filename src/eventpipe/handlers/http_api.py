@@ -9,14 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import re
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from eventpipe.core.batch_ids import is_batch_id, queued_id_facts, request_batch_id
 from eventpipe.core.errors import InputError, StorageError
-from eventpipe.core.grouping import queued_id_facts
 from eventpipe.core.model import BatchStatus
 from eventpipe.core.readers import InputTooLargeError
 from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
@@ -33,7 +31,6 @@ if TYPE_CHECKING:
     from eventpipe.handlers.services import Services
 
 log = logging.getLogger(__name__)
-BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")  # the shape of every batch id, as of execution names
 DEFAULT_WINDOW_MS = INSIGHTS_DEFAULT_WINDOW_MS
 MAX_WINDOW_MS = INSIGHTS_MAX_WINDOW_MS  # see core/timeutil.py: longer spans are for the export
 # A queued request (AWS micro-batching) is recorded when the batching function groups it, seconds
@@ -160,7 +157,7 @@ def post_events(request: HttpRequest, services: Services, *, invoked: bool = Fal
             content_encoding=request.headers.get("content-encoding"),
             limits=limits,
         )
-        batch_id = new_batch_id(services.clock.now_ms())
+        batch_id = request_batch_id(services.clock.now_ms())
         record, refused = services.ingestor.submit_request(
             lines, source="http", batch_id=batch_id, request=request_facts(request, app)
         )
@@ -186,13 +183,8 @@ def _error(refused: dict[str, Any]) -> dict[str, Any]:
     return error
 
 
-def new_batch_id(now_ms: int) -> str:
-    """A fresh id per request, time-ordered: `h` + milliseconds (hex) + randomness."""
-    return f"h{now_ms:011x}{uuid.uuid4().hex[:16]}"
-
-
 def get_batch(batch_id: str, services: Services) -> dict[str, Any]:
-    if not BATCH_ID.match(batch_id):  # no store is asked about an id no batch can have
+    if not is_batch_id(batch_id):  # no store is asked about an id no batch can have
         raise HttpError(404, "not_found", "no such batch")
     record = services.batches.get(batch_id)
     if record is not None and record.status is BatchStatus.GROUPED:

@@ -9,11 +9,11 @@ again after its visibility timeout.
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Literal
 
 import orjson
 
+from eventpipe.core.batch_ids import is_batch_id
 from eventpipe.core.model import BatchStatus
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4096  # a start message is under 200 bytes; anything larger is not ours
-BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 Outcome = Literal["started", "skipped", "dropped"]
 
@@ -51,7 +50,7 @@ def _parse(body: str) -> tuple[str, str, bool] | None:
     if not isinstance(document, dict):
         return None
     batch_id, raw_key, retry = document.get("batch_id"), document.get("raw_key"), document.get("retry", False)
-    if not (isinstance(batch_id, str) and BATCH_ID.match(batch_id) and isinstance(raw_key, str) and raw_key):
+    if not (isinstance(batch_id, str) and is_batch_id(batch_id) and isinstance(raw_key, str) and raw_key):
         return None
     if not isinstance(retry, bool):
         return None

@@ -10,6 +10,7 @@ import orjson
 
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
+from eventpipe.core.batch_ids import execution_retry_name
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
@@ -35,7 +36,7 @@ class StepFunctionsStarter:
         payload = orjson.dumps({"batch_id": batch_id, "raw_key": raw_key}).decode()
         if retry or not self._start(batch_id, batch_id, payload):
             # Batch ids have at most 31 characters of [A-Za-z0-9_-]: with the suffix, under the 80 allowed.
-            self._start(f"{batch_id}-retry-{time.time_ns() // 1_000_000}", batch_id, payload)
+            self._start(execution_retry_name(batch_id, time.time_ns() // 1_000_000), batch_id, payload)
 
     def _start(self, name: str, batch_id: str, payload: str) -> bool:
         """Start an execution; False when the name is taken (a Standard workflow keeps names 90 days)."""
