@@ -1,7 +1,7 @@
 """DynamoDB calls with throttling retried: one call, a conditional write, and BatchWriteItem.
 
 botocore retries a throttled call a few times by itself; what outlasts that, and BatchWriteItem's
-`UnprocessedItems`, is retried here with the backoff. Any other vendor error, or throttling that
+`UnprocessedItems`, is retried with `retry.retried`. Any other vendor error, or throttling that
 outlasts the backoff, becomes `StorageError`.
 """
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.exceptions import ClientError
 
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
-from eventpipe.core.errors import StorageError
+from eventpipe.adapters.aws.retry import TryAgain, retried
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -26,17 +26,20 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 
 def attempt(backoff: Backoff, action: str, call: Callable[[], _T]) -> _T:
     """`call()` with throttling retried; a failed condition comes out as its ClientError, else `StorageError`."""
-    throttled: BaseException | None = None
-    for _ in backoff.waits():
-        try:
-            return call()
-        except AWS_ERRORS as exc:
-            if error_code(exc) == CONDITION_FAILED:
-                raise
-            if not is_throttling(exc):
-                raise storage_error(exc, action) from exc
-            throttled = exc
-    raise StorageError(f"{action}: still throttled after {backoff.attempts} tries") from throttled
+    return retried(backoff, action, lambda: throttled(action, call))
+
+
+def throttled(action: str, call: Callable[[], _T]) -> _T:
+    """One try of `call()`: throttling raised as `TryAgain`, a failed condition as its ClientError, any
+    other vendor error as `StorageError`."""
+    try:
+        return call()
+    except AWS_ERRORS as exc:
+        if error_code(exc) == CONDITION_FAILED:
+            raise
+        if not is_throttling(exc):
+            raise storage_error(exc, action) from exc
+        raise TryAgain("still throttled") from exc
 
 
 def conditional(backoff: Backoff, action: str, call: Callable[[], object]) -> bool:
@@ -63,15 +66,12 @@ def batch_write(client: Any, table: str, requests: Sequence[dict[str, Any]], bac
     """BatchWriteItem in calls of 25, `UnprocessedItems` and throttling retried; a retry repeats whole requests."""
     for start in range(0, len(requests), BATCH_WRITE_MAX):
         pending = list(requests[start : start + BATCH_WRITE_MAX])
-        for _ in backoff.waits():
-            try:
-                answer = client.batch_write_item(RequestItems={table: pending})
-            except AWS_ERRORS as exc:
-                if not is_throttling(exc):
-                    raise storage_error(exc, action) from exc
-                continue
+
+        def one_try() -> None:
+            nonlocal pending
+            answer = throttled(action, lambda: client.batch_write_item(RequestItems={table: pending}))
             pending = answer.get("UnprocessedItems", {}).get(table, [])
-            if not pending:
-                break
-        else:
-            raise StorageError(f"{action}: {len(pending)} items still unprocessed after {backoff.attempts} tries")
+            if pending:
+                raise TryAgain(f"{len(pending)} items still unprocessed")
+
+        retried(backoff, action, one_try)

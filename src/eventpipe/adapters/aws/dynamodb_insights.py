@@ -42,10 +42,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_calls import attempt, conditional
+from eventpipe.adapters.aws.dynamodb_calls import attempt, conditional, throttled
 from eventpipe.adapters.aws.dynamodb_insights_read import DAY_S, VERSION, DynamoInsightsReader, minute_segment, utc
-from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
-from eventpipe.adapters.aws.retry import Backoff
+from eventpipe.adapters.aws.errors import AWS_ERRORS, cancellation_codes, is_throttling, storage_error
+from eventpipe.adapters.aws.retry import Backoff, TryAgain, retried
 from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
 from eventpipe.core.aggregate import hour_of, merged_users
 from eventpipe.core.errors import StorageError
@@ -192,29 +192,24 @@ class DynamoInsightsStore:
             if change.sketches:
                 self._merge_sketches(change, stored.get((change.minute, change.segment)))
         transaction = self._transaction(marker, hour, chunk)
-        for _ in self._backoff.waits():
+
+        def one_try() -> bool:
             try:
                 self._client.transact_write_items(TransactItems=transaction)
             except AWS_ERRORS as exc:
-                if self._was_applied(exc, marker):
-                    return False
-                continue
+                return not self._was_applied(exc, marker)
             return True
-        raise StorageError(
-            f"cannot update insights in {self._table}: writers kept conflicting for {self._backoff.attempts} tries"
-        )
+
+        return retried(self._backoff, f"cannot update insights in {self._table}", one_try)
 
     def _was_applied(self, exc: Exception, marker: dict[str, Any]) -> bool:
-        """True when the marker's condition failed; False for a conflict worth retrying; else raise."""
-        reasons: list[str] = []
-        if error_code(exc) == "TransactionCanceledException":
-            response = getattr(exc, "response", {})
-            reasons = [str(reason.get("Code", "None")) for reason in response.get("CancellationReasons", [])]
+        """True when the marker's condition failed; `TryAgain` for a conflict worth retrying; else raise."""
+        reasons = cancellation_codes(exc)
         if reasons and reasons[0] == "ConditionalCheckFailed":
             return True
         failed = [code for code in reasons if code != "None"]
         if (failed and all(code in _RETRYABLE_REASONS for code in failed)) or is_throttling(exc):
-            return False
+            raise TryAgain("writers kept conflicting") from exc
         batch = marker["pk"]["S"].removeprefix("applied#")
         raise storage_error(exc, f"cannot apply batch {batch} to {self._table}") from exc
 
@@ -225,19 +220,17 @@ class DynamoInsightsStore:
         keys = [marker] + [_key("sketch", change.minute, change.segment) for change in chunk if change.sketches]
         items: list[dict[str, Any]] = []
         pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-        for _ in self._backoff.waits():
-            try:
-                answer = self._client.batch_get_item(RequestItems=pending)
-            except AWS_ERRORS as exc:
-                if not is_throttling(exc):
-                    raise storage_error(exc, f"cannot read insights from {self._table}") from exc
-                continue
+        action = f"cannot read insights from {self._table}"
+
+        def one_try() -> None:
+            nonlocal pending
+            answer = throttled(action, lambda: self._client.batch_get_item(RequestItems=pending))
             items.extend(answer.get("Responses", {}).get(self._table, []))
             pending = answer.get("UnprocessedKeys") or {}
-            if not pending:
-                break
-        else:
-            raise StorageError(f"cannot read insights from {self._table}: keys still unprocessed")
+            if pending:
+                raise TryAgain("keys still unprocessed")
+
+        retried(self._backoff, action, one_try)
         if any(item["pk"] == marker["pk"] for item in items):
             return None
         return {minute_segment(item["sk"]["S"]): item for item in items}
@@ -246,7 +239,9 @@ class DynamoInsightsStore:
         """Write the minute's sketches merged with the stored ones, if no one wrote them since they were read."""
         key = _key("sketch", change.minute, change.segment)
         action = f"cannot write the sketches of minute {change.minute} to {self._table}"
-        for _ in self._backoff.waits():
+
+        def one_try() -> None:
+            nonlocal stored
             item: dict[str, Any] = dict(stored or key)
             for attribute, sketch in change.sketches.items():
                 old = item.get(attribute, {}).get("B")
@@ -259,10 +254,11 @@ class DynamoInsightsStore:
             else:
                 request["ConditionExpression"] = "v = :old"
                 request["ExpressionAttributeValues"] = {":old": {"N": str(version)}}
-            if conditional(self._backoff, action, functools.partial(self._client.put_item, **request)):
-                return
-            stored = self._get(key)
-        raise StorageError(f"{action}: writers kept conflicting for {self._backoff.attempts} tries")
+            if not conditional(self._backoff, action, functools.partial(self._client.put_item, **request)):
+                stored = self._get(key)  # another writer's sketches: merge with them
+                raise TryAgain("writers kept conflicting")
+
+        retried(self._backoff, action, one_try)
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         answer = attempt(

@@ -25,6 +25,7 @@ import orjson
 
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_calls import attempt, batch_delete, batch_put, conditional
+from eventpipe.adapters.aws.errors import cancellation_codes
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.tables import UNFINISHED_INDEX
 from eventpipe.core.errors import StorageError
@@ -120,7 +121,7 @@ class DynamoBatchStore:
                 lambda: self._client.transact_write_items(TransactItems=items),  # type: ignore[arg-type]
             )
         except StorageError as exc:
-            reasons = _cancellation_codes(exc.__cause__)
+            reasons = cancellation_codes(exc.__cause__)
             if not reasons or any(code not in ("None", "ConditionalCheckFailed") for code in reasons):
                 raise
             if reasons[0] == "ConditionalCheckFailed":
@@ -276,14 +277,6 @@ class DynamoQuarantine:
     @staticmethod
     def _key(batch_id: str, index: int) -> Item:
         return {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": rejection_sk(index)}}
-
-
-def _cancellation_codes(error: BaseException | None) -> list[str]:
-    """The per-item codes of a cancelled transaction (`None` where the item was fine)."""
-    response = getattr(error, "response", None) or {}
-    if response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return []
-    return [str(reason.get("Code", "None")) for reason in response.get("CancellationReasons", [])]
 
 
 def _n(value: int) -> AttributeValueTypeDef:

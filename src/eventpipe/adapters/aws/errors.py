@@ -34,6 +34,14 @@ def is_throttling(exc: BaseException) -> bool:
     return isinstance(exc, ClientError) and error_code(exc) in THROTTLING_CODES
 
 
+def cancellation_codes(exc: BaseException | None) -> list[str]:
+    """The per-item codes of a cancelled transaction, in the order of its items (`None` where an item
+    was fine); empty for any other error."""
+    if not isinstance(exc, ClientError) or error_code(exc) != "TransactionCanceledException":
+        return []
+    return [str(reason.get("Code", "None")) for reason in exc.response.get("CancellationReasons", [])]
+
+
 def storage_error(exc: BaseException, action: str) -> StorageError:
     """`StorageError` naming what failed and the service's code; raise it `from exc`."""
     return StorageError(f"{action}: {error_code(exc)}: {exc}")
