@@ -34,7 +34,8 @@ from cost_model import STEPS, Assumptions, PerBatch, alarm_metrics, per_million,
 from fake_aws import FakeAws, write_units  # beside this file: `python bench/lambda_cost.py` finds them
 
 from eventpipe.core.generate import EventGenerator
-from eventpipe.workflow.bindings import PIPELINE_DEFINITION, TASK_FUNCTIONS
+from eventpipe.handlers.functions import TASKS
+from eventpipe.workflow import PIPELINE_DEFINITION
 from eventpipe.workflow.interpreter import StateMachine
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 # An API Gateway HTTP API (v2) request, as `sam local generate-event` makes it; its body is replaced.
 SAMPLE_REQUEST = orjson.loads((Path(__file__).parent.parent / "events" / "sample.json").read_bytes())
-TASKS = TASK_FUNCTIONS
 ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "bench",

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from eventpipe.core.errors import InputError
+from eventpipe.handlers.functions import FUNCTIONS
 from tests.aws.conftest import ANALYTICS_BUCKET, BUCKET, CURATED_TABLE
 from tests.aws.pipeline_harness import Pipeline, load_pipeline
 from tests.conftest import make_event
@@ -61,6 +62,16 @@ def curated_ids(dynamodb: Any) -> set[str]:
 
 def answer(response: dict[str, Any]) -> Any:
     return orjson.loads(response["body"])
+
+
+def test_the_module_exports_one_entry_point_per_function_of_the_registry(pipeline: Pipeline) -> None:
+    # GIVEN the registry of functions WHEN lambda_pipeline is imported
+    # THEN each function is an attribute of the module under its own name (the templates' Handler)
+    assert set(pipeline.module.__all__) == set(FUNCTIONS)
+    for name, function in FUNCTIONS.items():
+        handler = getattr(pipeline.module, name)
+        assert callable(handler)
+        assert (handler.__name__, handler.__doc__) == (name, function.doc)
 
 
 # --- HTTP API ---------------------------------------------------------------------------------

@@ -305,11 +305,11 @@ def _ingest_file(runtime: LocalRuntime, path: Path, summary: IngestSummary) -> N
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from eventpipe.handlers.functions import FUNCTIONS
+    from eventpipe.handlers.functions import LOCAL_FUNCTIONS, SILENT
 
-    handler = FUNCTIONS.get(args.function)
-    if handler is None:
-        raise InputError(f"no function {args.function!r}; the functions are {', '.join(FUNCTIONS)}")
+    function = LOCAL_FUNCTIONS.get(args.function)
+    if function is None:
+        raise InputError(f"no function {args.function!r}; the functions are {', '.join(LOCAL_FUNCTIONS)}")
     path = Path(args.payload)
     try:
         if path.stat().st_size > MAX_PAYLOAD_BYTES:
@@ -321,7 +321,7 @@ def _invoke(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: not JSON: {exc}") from None
     runtime = _runtime()
     try:
-        result = orjson.dumps(handler(event, runtime))
+        result = orjson.dumps(function.run(event, runtime, SILENT))
     finally:
         runtime.close()
     if args.outfile:

@@ -12,8 +12,8 @@ import boto3
 import orjson
 
 from eventpipe.core.errors import ExecutionFailedError
-from eventpipe.workflow.bindings import PIPELINE_DEFINITION, TASK_FUNCTIONS
-from eventpipe.workflow.interpreter import StateMachine
+from eventpipe.handlers.functions import TASKS
+from eventpipe.workflow import PIPELINE_DEFINITION, StateMachine
 from tests.aws.conftest import (
     ANALYTICS_BUCKET,
     APPS_TABLE,
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     import pytest
 
 ACCOUNT = "123456789012"
-# The Task placeholders of pipeline.asl.json and the entry point each one names in the templates.
-TASK_HANDLERS = TASK_FUNCTIONS
 
 
 @dataclass
@@ -61,7 +59,7 @@ class Pipeline:
         """Run every started execution not run yet, as Step Functions would; return their names."""
         machine = StateMachine.from_file(
             PIPELINE_DEFINITION,
-            resources={placeholder: self._task(name) for placeholder, name in TASK_HANDLERS.items()},
+            resources={placeholder: self._task(name) for placeholder, name in TASKS.items()},
             sleep=sleep,
         )
         names = []
@@ -94,7 +92,7 @@ def load_pipeline(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Pipeline:
     """Create the state machine in moto, set the functions' environment and (re)import the entry module."""
     sfn = boto3.client("stepfunctions", region_name=REGION)
     definition = PIPELINE_DEFINITION.read_text()
-    for placeholder, name in TASK_HANDLERS.items():
+    for placeholder, name in TASKS.items():
         arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:eventpipe-{name}"
         definition = definition.replace("${" + placeholder + "}", arn)
     arn = sfn.create_state_machine(

@@ -15,8 +15,7 @@ from eventpipe.core.insights import build_insights
 from eventpipe.core.readers import iter_lines
 from eventpipe.core.segments import ALL_PEOPLE, InsightsView
 from eventpipe.core.timeutil import minute_of
-from eventpipe.workflow.bindings import PIPELINE_DEFINITION, step_resources
-from eventpipe.workflow.interpreter import StateMachine
+from eventpipe.handlers.wiring import build_workflow
 from tests.conftest import NOW_MS, FixedClock, make_event, ndjson
 
 if TYPE_CHECKING:
@@ -263,9 +262,7 @@ def test_a_replay_interrupted_by_a_failure_and_run_again_keeps_every_record_once
         raise StorageError("database is locked")
 
     runtime.quarantine.remove = failing_remove  # type: ignore[method-assign]
-    runtime.workflow = StateMachine.from_file(
-        PIPELINE_DEFINITION, resources=step_resources(runtime.steps), sleep=lambda _: None
-    )
+    runtime.workflow = build_workflow(runtime, sleep=lambda _: None)
     first = replay_rejected(runtime.quarantine, runtime.batches, runtime.ingestor, batch_size=50, clock=runtime.clock)
     assert first.unfinished  # the replay batch failed after its retries
     # WHEN the quarantine recovers and the replay runs again

@@ -117,18 +117,18 @@ def test_every_function_has_its_alarms_and_a_duration_threshold_at_80_percent_of
 
 
 def _emitted_metrics() -> dict[str, list[set[str]]]:
-    """Metric name -> the extra dimensions of each emission, as lambda_pipeline.py emits them (add_metric, _count).
+    """Metric name -> the extra dimensions of each emission, as the functions report them (`report.metric`).
 
     A name may be emitted twice: by a dimension (EventsRejected by reason) and as a total without it.
     """
-    tree = ast.parse((ROOT / "src" / "lambda_pipeline.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "src" / "eventpipe" / "handlers" / "functions.py").read_text(encoding="utf-8"))
     emitted: dict[str, list[set[str]]] = {}
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not node.args or not isinstance(node.args[0], ast.Constant):
             continue
         name = getattr(node.func, "attr", getattr(node.func, "id", ""))
-        if name in ("add_metric", "_count"):
-            dimensions = {keyword.arg for keyword in node.keywords if keyword.arg}
+        if name == "metric":
+            dimensions = {keyword.arg for keyword in node.keywords if keyword.arg and keyword.arg != "unit"}
             emitted.setdefault(node.args[0].value, []).append(dimensions)
     return emitted
 

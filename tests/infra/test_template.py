@@ -5,7 +5,6 @@ No network: the template is parsed and linted in-process; the SAM transform runs
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from eventpipe.core.export import export_window
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 from eventpipe.core.rawbatch import RAW_PREFIX, STAGED_PREFIX
 from eventpipe.handlers.drops import INCOMING_PREFIX
+from eventpipe.handlers.functions import FUNCTIONS
 from eventpipe.handlers.http_api import route
 from eventpipe.handlers.http_error import HttpError
 from eventpipe.handlers.http_request import HttpRequest
@@ -30,7 +30,6 @@ from tests.infra.conftest import ROOT, TEMPLATE
 if TYPE_CHECKING:
     from types import ModuleType
 
-ENTRY_MODULE = ROOT / "src" / "lambda_pipeline.py"
 SETTINGS = ROOT / "src" / "eventpipe" / "settings.py"
 ASL = ROOT / "src" / "eventpipe" / "workflow" / "pipeline.asl.json"
 # Read by Powertools (Logger, Metrics, Tracer), not by settings.py.
@@ -40,9 +39,8 @@ STARTS_WORKFLOWS = {"ingest", "replay", "start_batches", "batch_requests"}
 
 
 def entry_points() -> set[str]:
-    """The public functions of src/lambda_pipeline.py (read, not imported: importing builds AWS clients)."""
-    tree = ast.parse(ENTRY_MODULE.read_text(encoding="utf-8"))
-    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")}
+    """The Lambda entry points: src/lambda_pipeline.py exports one per function of the registry."""
+    return set(FUNCTIONS)
 
 
 def handler_of(properties: dict[str, Any]) -> str:

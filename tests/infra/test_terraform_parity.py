@@ -8,7 +8,6 @@ defaults, and the alarms (modules/monitoring reads monitoring/alerts.yml itself)
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import pytest
 from hcl2 import SerializationOptions
 
 from eventpipe.adapters.aws import tables
+from eventpipe.handlers.functions import FUNCTIONS
 from tests.infra.test_terraform import ENVIRONMENTS, MODULES, ROOT, STAGES, blocks, module
 
 if TYPE_CHECKING:
@@ -75,14 +75,8 @@ def sam_by_handler(functions: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
 
 
 def code_handlers() -> set[str]:
-    """The Lambda entry points of src/lambda_pipeline.py: its functions that Powertools' Logger wraps."""
-    tree = ast.parse((ROOT / "src" / "lambda_pipeline.py").read_text(encoding="utf-8"))
-    return {
-        node.name
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef)
-        and any("inject_lambda_context" in ast.unparse(decorator) for decorator in node.decorator_list)
-    }
+    """The Lambda entry points of src/lambda_pipeline.py: one per function of the registry."""
+    return set(FUNCTIONS)
 
 
 def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:

@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from eventpipe.handlers.functions import FUNCTIONS
+from eventpipe.handlers.functions import LOCAL_FUNCTIONS
 from tests.localrun.api_client import batch_when_done, events, wait_for
 from tests.localrun.process_probe import curated_ids
 from tests.localrun.servers import up
@@ -177,7 +177,7 @@ def test_boto3_payload_over_6_mb_is_request_too_large(client: Any) -> None:
         client.invoke(FunctionName="ingest", Payload=payload)
 
 
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+@pytest.mark.parametrize("name", sorted(LOCAL_FUNCTIONS))
 def test_every_function_name_resolves(client: Any, name: str) -> None:
     assert client.invoke(FunctionName=name, InvocationType="DryRun", Payload=b"{}")["StatusCode"] == 204
 

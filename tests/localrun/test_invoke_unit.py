@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from eventpipe.handlers.functions import FUNCTIONS
+from eventpipe.handlers.functions import LOCAL_FUNCTIONS, Function
 from eventpipe.localrun import invoke
 from eventpipe.localrun.invoke import INVOKE_PATH, MAX_PAYLOAD_BYTES, Invocation, InvokeError, invocation, run
 
@@ -28,7 +28,7 @@ from eventpipe.localrun.invoke import INVOKE_PATH, MAX_PAYLOAD_BYTES, Invocation
     ],
 )
 def test_name_forms_of_the_invoke_api_resolve(name: str) -> None:
-    assert invocation(name, None, b"{}").handler is FUNCTIONS["ingest"]
+    assert invocation(name, None, b"{}").function is LOCAL_FUNCTIONS["ingest"]
 
 
 @pytest.mark.parametrize(
@@ -46,6 +46,8 @@ def test_name_forms_of_the_invoke_api_resolve(name: str) -> None:
         "arn:aws:s3:us-east-1:123456789012:function:ingest",
         "a" * 65,
         "ingest\n",
+        "start_batches",  # fed by AWS queues only: nothing calls them on one machine
+        "batch_requests",
     ],
 )
 def test_other_names_are_resource_not_found(name: str) -> None:
@@ -104,8 +106,12 @@ def test_an_invoke_error_answers_as_the_lambda_service() -> None:
     assert orjson.loads(body) == {"Type": "User", "Message": "Function not found: x"}
 
 
+def _function(run: Any) -> Function:
+    return Function("test", lambda event, services, report: run(event, services), "a test function")
+
+
 def test_run_answers_the_function_result() -> None:
-    call = Invocation(lambda event, services: {"echo": event, "services": services}, "RequestResponse", [1])
+    call = Invocation(_function(lambda event, services: {"echo": event, "services": services}), "RequestResponse", [1])
     status, headers, body = run(call, "the services")  # type: ignore[arg-type]
     assert status == 200
     assert (b"x-amz-executed-version", b"$LATEST") in headers
@@ -122,7 +128,7 @@ def _raises(event: Any, services: Any) -> Any:
     [(_raises, "LookupError"), (lambda e, s: {1j}, "TypeError")],  # a result that is not JSON fails too
 )
 def test_a_function_that_fails_is_an_unhandled_function_error(handler: Any, error_type: str) -> None:
-    status, headers, body = run(Invocation(handler, "RequestResponse", {}), None)  # type: ignore[arg-type]
+    status, headers, body = run(Invocation(_function(handler), "RequestResponse", {}), None)  # type: ignore[arg-type]
     assert status == 200  # the Invoke call itself succeeded
     assert (b"x-amz-function-error", b"Unhandled") in headers
     error = orjson.loads(body)

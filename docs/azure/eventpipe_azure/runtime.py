@@ -117,25 +117,19 @@ class AzureRuntime:
     @cached_property
     def steps(self) -> PipelineSteps:
         from eventpipe.core.enrich import build_enrichers
-        from eventpipe.core.steps import PipelineSteps
+        from eventpipe.handlers.wiring import build_steps
 
-        return PipelineSteps(
-            registry=self.registry,
-            enrichers=build_enrichers(self.settings.enrichment),
-            bucket=self.bucket,
-            curated=self.curated,
-            quarantine=self.quarantine,
-            batches=self.batches,
-            insights=self.insights,
-            clock=self.clock,
-        )
+        return build_steps(self, self.registry, build_enrichers(self.settings.enrichment))
+
+    @property
+    def finishing_steps(self) -> PipelineSteps:
+        return self.steps
 
     @cached_property
     def workflow(self) -> StateMachine:
-        from eventpipe.workflow.bindings import PIPELINE_DEFINITION, step_resources
-        from eventpipe.workflow.interpreter import StateMachine
+        from eventpipe.handlers.wiring import build_workflow
 
-        return StateMachine.from_file(PIPELINE_DEFINITION, resources=step_resources(self.steps), name="azure")
+        return build_workflow(self, name="azure")
 
     def run_batch(self, message: BatchMessage) -> BatchStatus:
         """Run the workflow for one queued batch to its end; the batch's status afterwards.

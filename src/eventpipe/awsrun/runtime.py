@@ -202,15 +202,6 @@ class AwsRuntime:
         return self._steps[1]
 
     def _pipeline_steps(self, registry: SchemaRegistry, enrichers: Sequence[Enricher]) -> PipelineSteps:
-        from eventpipe.core.steps import PipelineSteps
+        from eventpipe.handlers.wiring import build_steps
 
-        return PipelineSteps(
-            registry=registry,
-            enrichers=enrichers,
-            bucket=self.bucket,
-            curated=self.curated,
-            quarantine=self.quarantine,
-            batches=self.batches,
-            insights=self.insights,
-            clock=self.clock,
-        )
+        return build_steps(self, registry, enrichers)

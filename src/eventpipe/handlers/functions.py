@@ -1,41 +1,269 @@
-"""Every function the templates define, by name: what `eventpipe invoke` runs on this machine.
+"""The pipeline's functions, in one table: each one's use-case, the workflow Task it serves and what it reports.
 
-All but `start_batches`, which retries workflow starts that failed in AWS from an SQS queue: here a
-start is a call in the same process, and a failed one stays pending for `eventpipe replay`.
+Every runtime reads this table and nothing else to know its functions:
+- `src/lambda_pipeline.py` exports one Lambda entry point per function (the names the templates
+  give as `Handler`), each under the same Powertools decorators;
+- `task_resources` binds the workflow's Tasks (the `${...}` names of `pipeline.asl.json`) to the
+  functions that serve them, for the in-process interpreter (one machine, Azure, the AWS tests);
+- `eventpipe invoke` and the local Lambda Invoke API run the functions that are not `aws_only`.
 
-In AWS each is a Lambda entry point of `src/lambda_pipeline.py`; here each takes the event and a
-runtime's services, so the local runtime answers exactly as the Lambda functions do.
+A function takes its event, a runtime's services and a `Report`: the Lambda entry points report
+CloudWatch metrics and log lines through it, the local runtime reports nothing (`SILENT`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import functools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import orjson
+
+from eventpipe.core.batch_ids import is_replay
 from eventpipe.handlers.export import handle_export
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.replay import handle_replay
+from eventpipe.handlers.request_queue import handle_request_queue
+from eventpipe.handlers.start_batches import start_queued_batch
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
-    from eventpipe.handlers.services import Services
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
 
-Handler = Callable[[Any, "Services"], Any]
+    from eventpipe.handlers.services import QueueServices, Services
 
+Event = dict[str, Any]
+Unit = Literal["Count", "Milliseconds"]
 
-def _step(name: str) -> Handler:
-    def run(event: Mapping[str, Any], services: Services) -> Any:
-        return getattr(services.steps, name)(event)
-
-    return run
+log = logging.getLogger(__name__)
 
 
-FUNCTIONS: dict[str, Handler] = {
-    "ingest": handle_ingest,
-    "process_batch": _step("process_batch"),
-    "mark_done": _step("mark_done"),
-    "mark_failed": _step("mark_failed"),
-    "export_insights": handle_export,
-    "replay": handle_replay,
+class Report(Protocol):
+    """Where a function reports what it did: CloudWatch metrics (EMF) and log lines in AWS."""
+
+    def metric(self, name: str, value: float, unit: Unit = "Count", **dimensions: str) -> None:
+        """One metric; with `dimensions` it is also emitted on its own with them (e.g. by reason)."""
+
+    def info(self, message: str, **extra: Any) -> None: ...
+
+    def error(self, message: str, **extra: Any) -> None: ...
+
+    def correlate(self, correlation_id: str) -> None:
+        """Tag the invocation's further log lines with this id (a batch id)."""
+
+
+class SilentReport:
+    """Reports nothing: the local runtime counts at `GET /health`, not per invocation."""
+
+    def metric(self, name: str, value: float, unit: Unit = "Count", **dimensions: str) -> None:
+        pass
+
+    def info(self, message: str, **extra: Any) -> None:
+        pass
+
+    def error(self, message: str, **extra: Any) -> None:
+        pass
+
+    def correlate(self, correlation_id: str) -> None:
+        pass
+
+
+SILENT = SilentReport()
+
+
+@dataclass(frozen=True)
+class Function:
+    """One function of the pipeline: a Lambda function in AWS, a name for `eventpipe invoke` here."""
+
+    name: str
+    run: Callable[[Event, Any, Report], Any]  # (event, services, report) -> result
+    doc: str
+    task: str | None = None  # the `${...}` placeholder of pipeline.asl.json whose Task it serves
+    correlation_id_path: str | None = None  # where the event holds the id its log lines carry
+    cold_start_metric: bool = False
+    aws_only: bool = False  # fed by an AWS queue: on one machine nothing calls it
+
+
+# --- what each function does and reports ------------------------------------------------------------
+
+
+def _ingest(event: Event, services: Services, report: Report) -> Event:
+    result = handle_ingest(event, services)
+    if "statusCode" in result:
+        report.metric("HttpRequests", 1)
+        report.metric("HttpResponses", 1, status=f"{str(result['statusCode'])[0]}xx")
+        if result["statusCode"] == 202:
+            _accepted(result["body"], report)
+    elif "objects" in result:
+        report.metric("FileDrops", len(result["objects"]))
+        for outcome in result["objects"]:
+            report.metric("EventsReceived", outcome["received"])
+            report.metric("FileDropOutcomes", 1, status=outcome["status"])
+    elif "ranges" in result:  # the byte ranges of a large file, from the file-range queue
+        for part in result["ranges"]:
+            report.metric("EventsReceived", part.get("received", 0))
+            report.metric("FileRangeOutcomes", 1, status=part["status"])
+    else:
+        _accepted(result, report)
+    return result
+
+
+def _accepted(accepted: Event | str, report: Report) -> None:
+    """Log and count an accepted batch, from the 202 document or the HTTP body holding it."""
+    document: Event = orjson.loads(accepted) if isinstance(accepted, str) else accepted
+    report.correlate(document["batch_id"])
+    report.info("batch accepted", received=document["received"], refused=document["rejected"])
+    report.metric("EventsReceived", document["received"])
+
+
+def _batch_requests(event: Event, services: QueueServices, report: Report) -> Event:
+    result = handle_request_queue(
+        event,
+        bucket=services.bucket,
+        groups=services.batches,
+        starter=services.starter,
+        limits=services.settings.limits,
+    )
+    failed = len(result["batchItemFailures"])
+    report.metric("RequestsGrouped", len(event.get("Records", [])) - failed)
+    report.metric("RequestsNotGrouped", failed)
+    return result
+
+
+def _process_batch(event: Event, services: Services, report: Report) -> Event:
+    result = services.steps.process_batch(event)
+    report.info("process batch", result=result)
+    if result["repeated"]:  # the batch was done already: its events were counted then
+        return result
+    report.metric("EventsValid", result["valid"])
+    report.metric("EventsCurated", result["curated"])
+    report.metric("Duplicates", result["duplicates"])
+    if not is_replay(event["batch_id"]):  # a replay adds no EventsReceived to compare with
+        for code, count in result["rejected"].items():
+            report.metric("EventsRejected", count, reason=code)
+        # the total, with the service dimension alone: the rejection-ratio alarm reads it as a plain metric
+        report.metric("EventsRejected", sum(result["rejected"].values()))
+    return result
+
+
+def _mark_done(event: Event, services: Services, report: Report) -> Event:
+    result = services.finishing_steps.mark_done(event)
+    report.info("mark done", result=result)
+    report.metric("BatchesDone", 1)
+    report.metric("BatchLatency", max(0, services.clock.now_ms() - int(event["received_at_ms"])), "Milliseconds")
+    return result
+
+
+def _mark_failed(event: Event, services: Services, report: Report) -> Event:
+    report.error("batch failed", error=event.get("error"))
+    report.metric("BatchesFailed", 1)
+    return services.finishing_steps.mark_failed(event)
+
+
+def _export_insights(event: Event, services: Services, report: Report) -> Event:
+    result = handle_export(event, services)
+    report.metric("InsightsObjectsExported", len(result["keys"]))
+    return result
+
+
+def _replay(event: Event, services: Services, report: Report) -> Event:
+    result = handle_replay(event, services)
+    report.info("replay started", **result)
+    report.metric("BatchesReplayed", result["batches"])
+    return result
+
+
+@functools.cache
+def _start_queue() -> BatchProcessor:
+    """Failed records are reported (ReportBatchItemFailures), even all of them: SQS delivers each again.
+
+    Built at the first SQS event: Powertools' batch utility costs every other function's cold start 20 ms.
+    """
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _start_batches(event: Event, services: QueueServices, report: Report) -> Event:
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
+    def start(record: Any) -> None:
+        outcome = start_queued_batch(record.body, services.batches, services.starter)
+        report.metric("BatchStartsRetried" if outcome == "started" else "BatchStartsSkipped", 1)
+
+    return dict(process_partial_response(event=event, record_handler=start, processor=_start_queue()))
+
+
+FUNCTIONS: Mapping[str, Function] = {
+    function.name: function
+    for function in (
+        Function(
+            "ingest",
+            _ingest,
+            'API Gateway requests, S3 / EventBridge object-created notifications, `{"events": [...]}`, '
+            "file ranges (SQS).",
+            cold_start_metric=True,
+        ),
+        Function(
+            "batch_requests",
+            _batch_requests,
+            "SQS, after its batching window: queued requests become group batches, one execution each.",
+            aws_only=True,
+        ),
+        Function(
+            "process_batch",
+            _process_batch,
+            "The workflow's one processing step: validate, enrich, persist and aggregate a batch in one pass.",
+            task="ProcessBatchFunctionArn",
+            correlation_id_path="batch_id",
+        ),
+        Function(
+            "mark_done",
+            _mark_done,
+            "The workflow's last step: the batch's counts, and its status done.",
+            task="MarkDoneFunctionArn",
+            correlation_id_path="batch_id",
+        ),
+        Function(
+            "mark_failed",
+            _mark_failed,
+            "The workflow's Catch: the batch's status failed, with the error.",
+            task="MarkFailedFunctionArn",
+            correlation_id_path="batch_id",
+        ),
+        Function(
+            "export_insights",
+            _export_insights,
+            'Scheduled: the last two hours of insights to `insights/dt=.../hour=...` (or `{"since", "until"}`).',
+        ),
+        Function(
+            "replay",
+            _replay,
+            '`{}` restarts pending and failed batches; `{"rejected": true}` replays the quarantine.',
+        ),
+        Function(
+            "start_batches",
+            _start_batches,
+            "SQS: the start-retry queue. A start that fails again is reported, and SQS delivers it again.",
+            aws_only=True,
+        ),
+    )
 }
+"""Every function, by the name the templates give it (`lambda_pipeline.<name>`)."""
+
+LOCAL_FUNCTIONS: Mapping[str, Function] = {name: f for name, f in FUNCTIONS.items() if not f.aws_only}
+"""What `eventpipe invoke` runs on this machine: a failed start stays pending for `eventpipe replay`."""
+
+TASKS: Mapping[str, str] = {f.task: f.name for f in FUNCTIONS.values() if f.task is not None}
+"""Each Task placeholder of pipeline.asl.json and the function that serves it."""
+
+
+def task_resources(services: Services) -> dict[str, Callable[[Any], Any]]:
+    """The workflow's Tasks bound to their functions on `services`, for the in-process interpreter."""
+
+    def bound(function: Function) -> Callable[[Any], Any]:
+        return lambda event: function.run(event, services, SILENT)
+
+    return {placeholder: bound(FUNCTIONS[name]) for placeholder, name in TASKS.items()}

@@ -1,15 +1,15 @@
-"""What the handlers need from a runtime; `AwsRuntime` and `LocalRuntime` both provide it."""
+"""What the handlers need from a runtime; `AwsRuntime`, `LocalRuntime` and the Azure blueprint's provide it."""
 
 from __future__ import annotations
 
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from eventpipe.core.ports import RawBucket
+from eventpipe.core.ports import BatchStore, GroupStore, RawBucket
 
 if TYPE_CHECKING:
     from eventpipe.core.apps import AppDirectory
     from eventpipe.core.ingest import Ingestor
-    from eventpipe.core.ports import BatchStore, Clock, InsightsStore, Quarantine
+    from eventpipe.core.ports import Clock, CuratedStore, InsightsStore, Quarantine, WorkflowStarter
     from eventpipe.core.steps import PipelineSteps
     from eventpipe.handlers.file_ranges import FileSplitter
     from eventpipe.settings import Settings
@@ -40,6 +40,9 @@ class Services(Protocol):
     def batches(self) -> BatchStore: ...
 
     @property
+    def curated(self) -> CuratedStore: ...
+
+    @property
     def quarantine(self) -> Quarantine: ...
 
     @property
@@ -56,8 +59,33 @@ class Services(Protocol):
     def steps(self) -> PipelineSteps: ...
 
     @property
+    def finishing_steps(self) -> PipelineSteps:
+        """The steps for MarkDone and MarkFailed, which write only the batch record (AWS builds them
+        without schemas or enrichers); `steps` itself where those cost nothing more."""
+
+    @property
     def file_splitter(self) -> FileSplitter | None:
         """Where large dropped files are cut into byte ranges (AWS); None reads every file whole."""
 
     def health(self) -> dict[str, Any]:
         """Counters for `GET /health`, beside `"status": "ok"`."""
+
+
+class GroupingBatchStore(BatchStore, GroupStore, Protocol):
+    """A batch store that also records groups of queued requests (DynamoDB)."""
+
+
+class QueueServices(Protocol):
+    """What the functions fed by AWS queues need (`batch_requests`, `start_batches`): AWS only."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def bucket(self) -> RawBucket: ...
+
+    @property
+    def batches(self) -> GroupingBatchStore: ...
+
+    @property
+    def starter(self) -> WorkflowStarter: ...

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventpipe.handlers.functions import FUNCTIONS
+from eventpipe.handlers.functions import LOCAL_FUNCTIONS, SILENT
 from eventpipe.handlers.http_error import HttpError
 
 if TYPE_CHECKING:
-    from eventpipe.handlers.functions import Handler
+    from eventpipe.handlers.functions import Function
     from eventpipe.handlers.services import Services
     from eventpipe.localrun.apigw import Answer, Headers
 
@@ -34,7 +34,7 @@ _FUNCTION_NAME = re.compile(
 
 @dataclass(frozen=True)
 class Invocation:
-    handler: Handler
+    function: Function
     invocation_type: str  # RequestResponse, Event or DryRun
     event: Any
 
@@ -58,8 +58,8 @@ class InvokeError(HttpError):
 def invocation(function_name: str, invocation_type: str | None, payload: bytes) -> Invocation:
     """Check one request to the Invoke API; `InvokeError` says why it cannot run."""
     match = _FUNCTION_NAME.fullmatch(function_name)
-    handler = FUNCTIONS.get(match["name"]) if match else None
-    if handler is None:
+    function = LOCAL_FUNCTIONS.get(match["name"]) if match else None
+    if function is None:
         arn = f"arn:aws:lambda:{REGION}:000000000000:function:{function_name}"
         raise InvokeError(404, "ResourceNotFoundException", f"Function not found: {arn}")
     kind = invocation_type or "RequestResponse"
@@ -73,7 +73,7 @@ def invocation(function_name: str, invocation_type: str | None, payload: bytes) 
         raise InvokeError(
             400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
         ) from None
-    return Invocation(handler, kind, event)
+    return Invocation(function, kind, event)
 
 
 def payload_too_large() -> InvokeError:
@@ -100,7 +100,7 @@ def run(call: Invocation, services: Services) -> Answer:
     """Run the function as Lambda does: its result, or its exception as an `Unhandled` function error."""
     headers: Headers = [(b"content-type", b"application/json"), (b"x-amz-executed-version", b"$LATEST")]
     try:
-        return 200, headers, orjson.dumps(call.handler(call.event, services))
+        return 200, headers, orjson.dumps(call.function.run(call.event, services, SILENT))
     except Exception as exc:  # the function's failure is the caller's answer, as in AWS
         log.warning("function raised %s: %s", type(exc).__name__, exc)
         error = {

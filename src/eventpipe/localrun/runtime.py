@@ -25,10 +25,8 @@ from eventpipe.core.ingest import Ingestor
 from eventpipe.core.rawbatch import RawBatch, store_raw
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.replay import restart_unfinished
-from eventpipe.core.steps import PipelineSteps
 from eventpipe.core.timeutil import SystemClock
-from eventpipe.workflow.bindings import PIPELINE_DEFINITION, step_resources
-from eventpipe.workflow.interpreter import StateMachine
+from eventpipe.handlers.wiring import build_steps, build_workflow
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -65,18 +63,11 @@ class LocalRuntime:
         self.apps = AppDirectory(SqliteAppStore(self.db))
         self.file_splitter = None  # no time limit here: a dropped file is read whole, however large
         self.registry = SchemaRegistry.load(*settings.schema_dirs)
-        self.steps = PipelineSteps(
-            registry=self.registry,
-            enrichers=build_enrichers(settings.enrichment),
-            bucket=self.bucket,
-            curated=self.curated,
-            quarantine=self.quarantine,
-            batches=self.batches,
-            insights=self.insights,
-            clock=self.clock,
-            atomically=self.db.transaction,
+        self.steps = build_steps(
+            self, self.registry, build_enrichers(settings.enrichment), atomically=self.db.transaction
         )
-        self.workflow = StateMachine.from_file(PIPELINE_DEFINITION, resources=step_resources(self.steps))
+        self.finishing_steps = self.steps
+        self.workflow = build_workflow(self)
         self.ingestor = Ingestor(
             bucket=self.bucket, batches=self.batches, starter=self, clock=self.clock, limits=settings.limits
         )
