@@ -20,7 +20,7 @@ from fake_aws import write_units
 
 from eventpipe.core.aggregate import merged_users, new_user_sketch
 from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, merged_step, new_step_sketch
-from eventpipe.core.generate import EventGenerator
+from eventpipe.generate import EventGenerator
 
 if TYPE_CHECKING:
     from collections import Counter

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from eventpipe.core.generate import EventGenerator
+from eventpipe.generate import EventGenerator
 
 EVENTS_PER_REQUEST = 100
 CONNECTIONS = 16

@@ -33,7 +33,7 @@ import orjson
 from cost_model import STEPS, Assumptions, PerBatch, alarm_metrics, per_million, report
 from fake_aws import FakeAws, write_units  # beside this file: `python bench/lambda_cost.py` finds them
 
-from eventpipe.core.generate import EventGenerator
+from eventpipe.generate import EventGenerator
 from eventpipe.handlers.functions import TASKS
 from eventpipe.workflow import PIPELINE_DEFINITION
 from eventpipe.workflow.interpreter import StateMachine

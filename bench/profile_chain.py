@@ -21,10 +21,10 @@ import orjson
 from eventpipe.core.enrich import EnrichmentConfig, build_enrichers
 from eventpipe.core.errors import EnrichmentError
 from eventpipe.core.facts import fact_of
-from eventpipe.core.generate import EventGenerator
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.timeutil import SystemClock, to_iso
 from eventpipe.core.validation import parse_event, validate_event
+from eventpipe.generate import EventGenerator
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import orjson
 
-from eventpipe.core.generate import EventGenerator
 from eventpipe.core.timeutil import SystemClock
+from eventpipe.generate import EventGenerator
 
 HERE = Path(__file__).parent
 

@@ -14,10 +14,10 @@ import fastjsonschema
 import jsonschema
 import orjson
 
-from eventpipe.core.generate import EventGenerator
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.timeutil import SystemClock
 from eventpipe.core.validation import validate_event
+from eventpipe.generate import EventGenerator
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -488,8 +488,8 @@ def _schemas(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from eventpipe.core.generate import EventGenerator
     from eventpipe.core.timeutil import SystemClock
+    from eventpipe.generate import EventGenerator
 
     ratios = (args.invalid_ratio, args.duplicate_ratio)
     if args.count < 0 or args.span_minutes < 1 or min(ratios) < 0 or sum(ratios) > 1:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from eventpipe.core.generate import EventGenerator
 from eventpipe.core.ingest import IngestSummary
 from eventpipe.core.readers import iter_lines
+from eventpipe.generate import EventGenerator
 from eventpipe.localrun.runtime import LocalRuntime
 from tests.conftest import NOW_MS, FixedClock
 from tests.functional.test_ingest import insights

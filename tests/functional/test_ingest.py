@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from eventpipe.core.errors import StorageError
-from eventpipe.core.generate import EventGenerator
 from eventpipe.core.insights import build_insights
 from eventpipe.core.readers import iter_lines
 from eventpipe.core.segments import ALL_PEOPLE, InsightsView
 from eventpipe.core.timeutil import minute_of
+from eventpipe.generate import EventGenerator
 from eventpipe.handlers.wiring import build_workflow
 from tests.conftest import NOW_MS, FixedClock, make_event, ndjson
 

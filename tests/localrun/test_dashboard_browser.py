@@ -23,8 +23,8 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
-from eventpipe.core.generate import EventGenerator
 from eventpipe.core.timeutil import to_iso
+from eventpipe.generate import EventGenerator
 from tests.localrun.api_client import NDJSON, insights, post_events, wait_idle
 from tests.localrun.servers import up
 

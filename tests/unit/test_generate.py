@@ -10,10 +10,10 @@ import pytest
 
 from eventpipe.core.enrich import EnrichmentConfig, build_enrichers
 from eventpipe.core.errors import EnrichmentError
-from eventpipe.core.generate import EventGenerator
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.timeutil import parse_iso_ms, to_iso
 from eventpipe.core.validation import parse_event, validate_event
+from eventpipe.generate import EventGenerator
 
 NOW_MS = 1_795_845_600_000  # 2026-11-28T06:00:00Z
 

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from eventpipe.core.apps import new_app
-from eventpipe.core.generate import EventGenerator
+from eventpipe.generate import EventGenerator
 
 if TYPE_CHECKING:
     from collections.abc import Callable
