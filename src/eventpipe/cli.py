@@ -24,6 +24,7 @@ from eventpipe.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from eventpipe.core.documents import InsightsDocument
     from eventpipe.core.ports import AppStore
     from eventpipe.localrun.commands import CommandRuntime
     from eventpipe.localrun.runtime import LocalRuntime
@@ -387,7 +388,7 @@ def _insights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_insights(doc: dict[str, Any]) -> None:
+def _print_insights(doc: InsightsDocument) -> None:
     totals = doc["totals"]
     print(f"insights {doc['since']} .. {doc['until']}")
     print(f"events        {totals['events']:>10,}   " + "  ".join(f"{k}={v:,}" for k, v in totals["by_type"].items()))

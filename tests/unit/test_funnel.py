@@ -15,7 +15,14 @@ import pytest
 
 from eventpipe.adapters.local import Database, SqliteInsightsStore
 from eventpipe.core.aggregate import BatchAggregate, MinuteAggregate
-from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, STEP_LG_K, funnel_counts, new_step_sketch
+from eventpipe.core.funnel import (
+    FUNNEL_STEPS,
+    SESSION_LOOKBACK_S,
+    STEP_LG_K,
+    StepSketch,
+    funnel_counts,
+    new_step_sketch,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -32,7 +39,7 @@ def sqlite_store(tmp_path: Path) -> Iterator[SqliteInsightsStore]:
     db.close()
 
 
-def sketches(rows: Iterable[tuple[int, str, int]]) -> list[tuple[int, int, bytes]]:
+def sketches(rows: Iterable[tuple[int, str, int]]) -> list[StepSketch]:
     """`(minute, session, step)` rows as the stores keep them: one sketch per minute and step."""
     by_key: dict[tuple[int, int], list[str]] = defaultdict(list)
     for minute, session, step in rows:
@@ -42,7 +49,7 @@ def sketches(rows: Iterable[tuple[int, str, int]]) -> list[tuple[int, int, bytes
         sketch = new_step_sketch()
         for session in sessions:
             sketch.update(session)
-        result.append((minute, step, bytes(sketch.compact().serialize())))
+        result.append(StepSketch(minute, step, bytes(sketch.compact().serialize())))
     return result
 
 

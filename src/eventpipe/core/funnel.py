@@ -21,7 +21,7 @@ every count is exact.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import datasketches
 
@@ -38,6 +38,15 @@ STEP_LG_K = 10
 # The read side unites up to 180 minutes: a union this large keeps every entry the minutes bring
 # at the rates eventpipe targets, so a window's precision is set by the minutes, not by the union.
 UNION_LG_K = 18
+
+
+class StepSketch(NamedTuple):
+    """The sessions that reached funnel step `step` (an index of FUNNEL_STEPS) in one minute, as a
+    serialized Theta sketch: what every store keeps per minute (and segment), and `funnel_counts` reads."""
+
+    minute: int
+    step: int
+    sketch: bytes
 
 
 def new_step_sketch() -> datasketches.update_theta_sketch:
@@ -57,10 +66,10 @@ def merged_step(sessions: datasketches.theta_sketch, stored: bytes | None) -> by
     return bytes(union.get_result().serialize(compress=True))
 
 
-def funnel_counts(sketches: Iterable[tuple[int, int, bytes]], *, since_minute: int, until_minute: int) -> list[int]:
+def funnel_counts(sketches: Iterable[StepSketch], *, since_minute: int, until_minute: int) -> list[int]:
     """Sessions per step of FUNNEL_STEPS for the window `since_minute <= minute < until_minute`.
 
-    `sketches` are `(minute, step, serialized theta sketch)`; those outside `[since_minute -
+    `sketches` outside `[since_minute -
     SESSION_LOOKBACK_S, until_minute)` and unknown steps are ignored, so a caller may pass a wider
     range.
     """

@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from eventpipe.core.batch_ids import queued_batch_id, range_version, source_batch_ids
 from eventpipe.core.errors import InputError, StorageError
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
+    from eventpipe.core.documents import IngestCounts, Refusal
     from eventpipe.core.ports import BatchStore, Clock, RawBucket, RequestQueue, WorkflowStarter
     from eventpipe.core.readers import Line
     from eventpipe.core.request_facts import RequestFacts
@@ -60,7 +61,7 @@ class IngestSummary:
         if record.status is not BatchStatus.DONE:
             self.unfinished.append(record.batch_id)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> IngestCounts:
         return {
             "received": self.received,
             "curated": self.curated,
@@ -138,7 +139,7 @@ class Ingestor:
 
     def submit_request(
         self, lines: list[Line], *, source: str, batch_id: str, request: RequestFacts | None = None
-    ) -> tuple[BatchRecord, list[dict[str, Any]]]:
+    ) -> tuple[BatchRecord, list[Refusal]]:
         """Store and start one request's events as one batch; also return the events refused for their shape.
 
         `request` travels in the raw batch's header, for ProcessBatch to apply to each event.
@@ -209,11 +210,11 @@ class Ingestor:
         return record
 
 
-def refusal(line: Line, limit: int) -> dict[str, Any]:
+def refusal(line: Line, limit: int) -> Refusal:
     """The header entry for an event refused as it was read (`line.data` is None): `too_large`, for
     its size over `limit` or for the `line.problem` the reader found (nested too deeply to store)."""
     message = line.problem or f"event larger than {limit} bytes; only its start is kept"
-    entry: dict[str, Any] = {
+    entry: Refusal = {
         "index": line.position,
         "raw": line.prefix.decode("utf-8", "backslashreplace"),
         "reasons": [Reason(ReasonCode.TOO_LARGE, "$", message).as_dict()],
@@ -223,10 +224,10 @@ def refusal(line: Line, limit: int) -> dict[str, Any]:
     return entry
 
 
-def _shape_refusal(line: Line, data: bytes, event: Any, reasons: list[Reason]) -> dict[str, Any]:
+def _shape_refusal(line: Line, data: bytes, event: object, reasons: list[Reason]) -> Refusal:
     """The header entry for an event refused at ingest for its shape; it keeps the whole text."""
     event_id = event.get("event_id") if isinstance(event, dict) else None
-    entry: dict[str, Any] = {
+    entry: Refusal = {
         "index": line.position,
         "raw": data.decode("utf-8", "backslashreplace"),
         "reasons": [r.as_dict() for r in reasons],

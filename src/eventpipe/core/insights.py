@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import datasketches
 
@@ -18,13 +18,14 @@ from eventpipe.core.timeutil import minute_of, seconds_iso
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from eventpipe.core.documents import InsightsDocument, InsightsMinute, Percentiles
     from eventpipe.core.insight_rows import InsightsRows
     from eventpipe.core.ports import InsightsStore
 
 
 def insights_document(
     store: InsightsStore, *, since_ms: int, until_ms: int, currency: str, view: InsightsView = ALL_PEOPLE
-) -> dict[str, Any]:
+) -> InsightsDocument:
     """Read the window's rows and build its document; the minute that holds `until` is included."""
     rows = store.read(minute_of(since_ms), minute_of(until_ms) + 60, view=view)
     return build_insights(rows, since_ms=since_ms, until_ms=until_ms, currency=currency, view=view)
@@ -45,7 +46,7 @@ class _Minute:
 
 def build_insights(
     rows: InsightsRows, *, since_ms: int, until_ms: int, currency: str, view: InsightsView = ALL_PEOPLE
-) -> dict[str, Any]:
+) -> InsightsDocument:
     """The document `GET /insights` and `eventpipe insights --json` print.
 
     The segments the view counts make the totals, the minutes and the funnel; the bot events of the
@@ -87,7 +88,7 @@ def build_insights(
             minute.has_users = True
         lag.update(row.lag_ms)
         minute.lag_ms.update(row.lag_ms)
-    minutes = [
+    minutes: list[InsightsMinute] = [
         {
             "minute": seconds_iso(at),
             "events": dict(sorted(minute.events.items())),
@@ -153,7 +154,7 @@ def _add(into: dict[str, int], counts: Mapping[str, int]) -> None:
         into[key] = into.get(key, 0) + count
 
 
-def _percentiles(histogram: Mapping[int, int]) -> dict[str, int | None]:
+def _percentiles(histogram: Mapping[int, int]) -> Percentiles:
     return {"p50": _rounded(quantile(histogram, 0.5)), "p95": _rounded(quantile(histogram, 0.95))}
 
 

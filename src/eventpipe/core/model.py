@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from eventpipe.core.documents import ReasonDocument, RejectionDocument
 
 
 class ReasonCode(StrEnum):
@@ -26,7 +29,7 @@ class Reason:
     path: str
     message: str
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> ReasonDocument:
         return {"code": self.code, "path": self.path, "message": self.message}
 
 
@@ -41,7 +44,7 @@ class Rejection:
     raw: str
     event_id: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RejectionDocument:
         return {
             "event_id": self.event_id,
             "batch_id": self.batch_id,

@@ -18,6 +18,7 @@ from eventpipe.core.model import BatchRecord
 from eventpipe.core.request_facts import RequestFacts
 
 if TYPE_CHECKING:
+    from eventpipe.core.documents import Refusal
     from eventpipe.core.ports import RawBucket
 
 RAW_PREFIX = "raw/"
@@ -33,7 +34,7 @@ class RawBatch:
     received_at_ms: int
     events: list[bytes] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
-    refused: list[dict[str, Any]] = field(default_factory=list)  # {"index", "raw", "reasons"}
+    refused: list[Refusal] = field(default_factory=list)
     # Replays only: the quarantine record `[batch_id, index]` each event comes from.
     origins: list[list[Any]] = field(default_factory=list)
     request: RequestFacts = field(default_factory=RequestFacts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eventpipe.core.batch_ids import replay_batch_id
 from eventpipe.core.ingest import IngestSummary
@@ -15,6 +15,7 @@ from eventpipe.core.rawbatch import RawBatch
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from eventpipe.core.documents import ReplayCounts
     from eventpipe.core.ingest import Ingestor
     from eventpipe.core.model import BatchRecord, Rejection
     from eventpipe.core.ports import BatchStore, Clock, Quarantine, WorkflowStarter
@@ -30,7 +31,7 @@ class ReplaySummary(IngestSummary):
 
     skipped: Counter[str] = field(default_factory=Counter)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ReplayCounts:
         return {**IngestSummary.as_dict(self), "skipped": dict(sorted(self.skipped.items()))}
 
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eventpipe.core.grouping import request_outcome, valid_event_ids
 from eventpipe.core.model import BatchStatus
 from eventpipe.core.rawbatch import RawBatch
 
 if TYPE_CHECKING:
+    from eventpipe.core.documents import BatchDocument
     from eventpipe.core.model import BatchRecord
     from eventpipe.handlers.services import Services
 
 
-def grouped_request_document(record: BatchRecord, services: Services) -> dict[str, Any] | None:
+def grouped_request_document(record: BatchRecord, services: Services) -> BatchDocument | None:
     """The batch document of a grouped request: its own counts and rejections, its group's status, and
     `group: {batch_id, first_index}`; None when its group is unknown (a store lost it)."""
     group = services.batches.get(record.group_id or "")

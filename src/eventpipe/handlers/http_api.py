@@ -28,6 +28,7 @@ from eventpipe.handlers.tracker import is_tracker_request, tracker_response
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from eventpipe.core.documents import AcceptedDocument, BatchDocument, EventError, InsightsDocument, Refusal
     from eventpipe.handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def _body(event: Mapping[str, Any]) -> bytes:
     return body.encode("utf-8", "surrogatepass")
 
 
-def route(request: HttpRequest, services: Services) -> tuple[int, dict[str, Any]]:
+def route(request: HttpRequest, services: Services) -> tuple[int, Mapping[str, object]]:
     parts = request.path.rstrip("/").split("/")
     if parts == ["", "events"]:
         if request.method == "OPTIONS":  # a browser's CORS preflight
@@ -142,7 +143,7 @@ def _allow(request: HttpRequest, method: str) -> None:
         raise HttpError(405, "method_not_allowed", f"{request.path} answers {method} only", {"allow": method})
 
 
-def post_events(request: HttpRequest, services: Services, *, invoked: bool = False) -> dict[str, Any]:
+def post_events(request: HttpRequest, services: Services, *, invoked: bool = False) -> AcceptedDocument:
     """Check the request's write key, store it as one raw batch and start its workflow: the 202 answer.
 
     `invoked`: a direct invocation (`{"events": [...]}`), which IAM (or this machine) authorized: no
@@ -175,15 +176,15 @@ def post_events(request: HttpRequest, services: Services, *, invoked: bool = Fal
     }
 
 
-def _error(refused: dict[str, Any]) -> dict[str, Any]:
+def _error(refused: Refusal) -> EventError:
     """One refusal of the 202: `index` is the event's 0-based position in the body, `line` its NDJSON line."""
-    error = {"index": refused["index"], "event_id": refused.get("event_id"), "reasons": refused["reasons"]}
+    error: EventError = {"index": refused["index"], "event_id": refused.get("event_id"), "reasons": refused["reasons"]}
     if "line" in refused:
         error["line"] = refused["line"]
     return error
 
 
-def get_batch(batch_id: str, services: Services) -> dict[str, Any]:
+def get_batch(batch_id: str, services: Services) -> BatchDocument:
     if not is_batch_id(batch_id):  # no store is asked about an id no batch can have
         raise HttpError(404, "not_found", "no such batch")
     record = services.batches.get(batch_id)
@@ -219,7 +220,7 @@ def get_batch(batch_id: str, services: Services) -> dict[str, Any]:
     }
 
 
-def get_insights(query: Mapping[str, str], services: Services) -> dict[str, Any]:
+def get_insights(query: Mapping[str, str], services: Services) -> InsightsDocument:
     from eventpipe.core.insights import insights_document  # loads the sketches only where insights are read
     from eventpipe.core.segments import view_of
 

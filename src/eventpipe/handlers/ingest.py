@@ -38,7 +38,7 @@ def handle_ingest(event: Mapping[str, Any], services: Services) -> dict[str, Any
         body = orjson.dumps({"events": event["events"]})
         request = HttpRequest("POST", "/events", {"content-type": "application/json"}, {}, body)
         try:
-            return post_events(request, services, invoked=True)
+            return dict(post_events(request, services, invoked=True))  # the Lambda answer: a plain JSON object
         except HttpError as exc:
             raise InputError(f"{exc.code}: {exc}") from exc
     raise InputError('not an API Gateway, S3 or EventBridge event, nor {"events": [...]}')

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import orjson
 
 if TYPE_CHECKING:
+    from eventpipe.core.documents import RejectionDocument
     from eventpipe.localrun.apigw import Answer
     from eventpipe.localrun.runtime import LocalRuntime
 
@@ -56,11 +57,11 @@ def rejections(runtime: LocalRuntime, query_string: bytes) -> Answer:
     values = parse_qs(query_string.decode("latin-1")).get("limit", ["50"])
     limit = int(values[0]) if re.fullmatch(r"[0-9]{1,4}", values[0]) else 50
     records = runtime.quarantine.latest(min(max(limit, 1), MAX_REJECTIONS))
-    document: dict[str, Any] = {"rejections": [_row(r.as_dict()) for r in records]}
+    document = {"rejections": [_row(r.as_dict()) for r in records]}
     return 200, [(b"content-type", b"application/json")], orjson.dumps(document)
 
 
-def _row(record: dict[str, Any]) -> dict[str, Any]:
+def _row(record: RejectionDocument) -> RejectionDocument:
     record["raw"] = record["raw"][:300]  # the table shows the start; `eventpipe rejected` has it all
     return record
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.dynamodb_calls import attempt
 from eventpipe.adapters.aws.errors import AWS_ERRORS, storage_error
-from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, funnel_counts
+from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, StepSketch, funnel_counts
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 from eventpipe.core.segments import ALL_PEOPLE
 
@@ -61,7 +61,7 @@ class DynamoInsightsReader:
             return self._read_cached(self._cache, since_minute, until_minute, funnel=funnel, view=view)
         last = until_minute - 1
         rows: dict[tuple[int, str], MinuteRow] = {}
-        steps: list[tuple[int, int, bytes]] = []
+        steps: list[StepSketch] = []
         high = f"{last:012d}~"  # "~" sorts after "#<segment>": every segment of the last minute
         for day in _days(since_minute, last):
             for item in self.query(f"minute#{day}", f"{since_minute:012d}", high):
@@ -117,7 +117,7 @@ class DynamoInsightsReader:
         if not funnel:
             return InsightsRows(ordered, [0] * len(FUNNEL_STEPS))
         steps = [
-            (minute, step, blob)
+            StepSketch(minute, step, blob)
             for (minute, segment), held in sketches.items()
             if view.counts(segment)
             for step in range(len(FUNNEL_STEPS))
@@ -195,11 +195,11 @@ def _version_of(item: dict[str, Any]) -> int:
     return int(item.get(VERSION, {}).get("N", 0))
 
 
-def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[tuple[int, int, bytes]]:
+def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[StepSketch]:
     for step in range(len(FUNNEL_STEPS)):
         sketch = item.get(f"s{step}", {}).get("B")
         if sketch is not None:
-            yield minute, step, bytes(sketch)
+            yield StepSketch(minute, step, bytes(sketch))
 
 
 def _add_counters(row: MinuteRow, item: dict[str, Any]) -> None:

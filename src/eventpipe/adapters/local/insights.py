@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from eventpipe.core.aggregate import changed_hours, merged_users
-from eventpipe.core.funnel import SESSION_LOOKBACK_S, funnel_counts, merged_step
+from eventpipe.core.funnel import SESSION_LOOKBACK_S, StepSketch, funnel_counts, merged_step
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 from eventpipe.core.segments import ALL_PEOPLE, DEFAULT_SEGMENT
 
@@ -93,7 +93,7 @@ class SqliteInsightsStore:
                     "SELECT minute, segment, step, sketch FROM minute_sessions WHERE minute >= ? AND minute < ?",
                     (since_minute - SESSION_LOOKBACK_S, until_minute),
                 ).fetchall()
-        counted = [(minute, step, sketch) for minute, segment, step, sketch in steps if view.counts(segment)]
+        counted = [StepSketch(minute, step, sketch) for minute, segment, step, sketch in steps if view.counts(segment)]
         sessions = funnel_counts(counted, since_minute=since_minute, until_minute=until_minute)
         rows: dict[tuple[int, str], MinuteRow] = {}
         for minute, segment, metric, key, value in counts:
