@@ -54,6 +54,7 @@ PRICES: dict[str, Any] = {
     "logs_gb": 0.50,  # Lambda's logs: the first 10 TB a month
     "metric_month": 0.30,
     "alarm_month": 0.10,  # per metric of a standard-resolution alarm
+    "dashboard_month": 3.00,  # per dashboard past an account's first three (free tier, ignored)
     "xray_trace": 5.00e-6,  # traces recorded, 100,000 free a month (ignored)
     "sqs_request": 0.40e-6,  # standard queue, per 64 KB chunk (first 100 TB)
 }
@@ -66,6 +67,7 @@ RAW_KEPT_DAYS = 30 + 7  # raw/ expires after RawRetentionDays (30), its noncurre
 ITEM_OVERHEAD_BYTES = 100  # DynamoDB's storage overhead per item (its indexing)
 WORKFLOW_SAMPLING = 0.01  # WorkflowSamplingRule: a fixed 1% of executions traced; ingest is not traced
 ALERTS = Path(__file__).resolve().parent.parent / "monitoring" / "alerts.yml"
+TEMPLATE = Path(__file__).resolve().parent.parent / "infrastructure" / "template.yaml"
 STEPS = ("ingest", "process_batch", "mark_done")
 
 
@@ -135,6 +137,7 @@ class Assumptions:
     alarm_metrics: int  # counted in monitoring/alerts.yml
     curated_ttl_days: int = 7  # CuratedTtlDays: how long a curated item is stored
     poll_cache: bool = True  # GET /insights reads through the sketch cache (adapters/aws/sketch_cache.py)
+    detailed_monitoring: bool = False  # DetailedMonitoring: every alarm of alerts.yml and the dashboard
     cold_polls_per_hour: float = 1.0  # polls that find the cache cold (a new execution environment), assumed
     state_overhead_s: float = 0.025  # per Task state: Step Functions invoking the function (Express duration)
 
@@ -145,15 +148,103 @@ class Assumptions:
         return per.wall_s[step] + per.cpu_s[step] * (self.cpu_scale(step) - 1)
 
 
-def alarm_metrics(path: Path = ALERTS) -> int:
-    """Metrics alarmed on in monitoring/alerts.yml (CloudWatch bills an alarm per metric it reads)."""
+def alarm_metrics(path: Path = ALERTS, *, detailed: bool = False) -> int:
+    """Metrics alarmed on in monitoring/alerts.yml (CloudWatch bills an alarm per metric it reads):
+    the `level: core` alerts, and with `detailed` (DetailedMonitoring) the others too."""
     document = yaml.safe_load(path.read_text())
     count = 0
     for alert in document["alerts"]:
+        if alert["level"] != "core" and not detailed:
+            continue
         entries = alert.get("metrics") or [alert]
         metrics = sum(1 for e in entries if "metric" in e or str(e.get("expression", "")).startswith("SELECT"))
         count += metrics * (len(document["functions"]) if alert.get("for_each") == "functions" else 1)
     return count
+
+
+class _CloudFormationLoader(yaml.SafeLoader):  # type: ignore[misc]  # without types-PyYAML, SafeLoader is Any
+    """Reads the SAM template with its short-form intrinsics (!Ref, !Sub, ...) as plain values."""
+
+
+_CloudFormationLoader.add_multi_constructor("!", lambda loader, _tag, node: None)
+
+
+@dataclass
+class IdleRun:
+    """One run of a scheduled function when nothing happens (measured by `lambda_cost.py`)."""
+
+    cpu_s: float
+    wall_s: float
+    log_bytes: int
+    read_units: float
+    metrics: int  # EMF metrics it publishes: CloudWatch bills each one a month
+
+
+@dataclass
+class Stack:
+    """What an idle stack runs, read from infrastructure/template.yaml."""
+
+    schedules: dict[str, tuple[float, int, bool]]  # handler name -> (runs a month, memory MB, traced)
+    queue_sources: list[str]  # functions with an SQS event source mapping (Lambda polls each queue)
+
+
+def stack(path: Path = TEMPLATE) -> Stack:
+    document = yaml.load(path.read_text(), Loader=_CloudFormationLoader)  # a SafeLoader
+    defaults = document["Globals"]["Function"]
+    schedules: dict[str, tuple[float, int, bool]] = {}
+    sources = []
+    for resource in document["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        properties = resource["Properties"]
+        handler = properties["Handler"].split(".")[-1]
+        for event in (properties.get("Events") or {}).values():
+            if event["Type"] == "SQS":
+                sources.append(handler)
+            elif event["Type"] == "Schedule":
+                every, unit = event["Properties"]["Schedule"].removeprefix("rate(").rstrip(")").split()
+                minutes = float(every) * (60 if unit.startswith("hour") else 1)
+                memory_mb = properties.get("MemorySize", defaults["MemorySize"])
+                traced = properties.get("Tracing", defaults.get("Tracing")) == "Active"
+                schedules[handler] = (HOURS_PER_MONTH * 60 / minutes, memory_mb, traced)
+    return Stack(schedules, sources)
+
+
+# Lambda long-polls each queue of an SQS event source mapping with 5 pollers, 20 s each, traffic or not:
+# an idle queue shows about 15 empty receives a minute (what users report; AWS does not publish it).
+QUEUE_POLLERS = 5
+RECEIVES_PER_POLLER_MINUTE = 3
+
+
+def idle_costs(runs: dict[str, IdleRun], a: Assumptions, detailed: bool = False) -> dict[str, float]:
+    """The monthly bill of a stack that receives nothing, line by line, without free tiers."""
+    deployed = stack()
+    receives = QUEUE_POLLERS * RECEIVES_PER_POLLER_MINUTE * 60 * HOURS_PER_MONTH
+    lines = {
+        f"CloudWatch alarms ({alarm_metrics(detailed=detailed)} alarm metrics)": alarm_metrics(detailed=detailed)
+        * PRICES["alarm_month"],
+        "CloudWatch dashboard": PRICES["dashboard_month"] if detailed else 0.0,
+        f"SQS: Lambda polling {len(deployed.queue_sources)} queues ({', '.join(deployed.queue_sources)})": len(
+            deployed.queue_sources
+        )
+        * receives
+        * PRICES["sqs_request"],
+    }
+    for name, (count, memory_mb, traced) in deployed.schedules.items():
+        run = runs[name]
+        scale = a.cpu_speed * max(1.0, ONE_VCPU_MB / memory_mb)
+        duration = run.wall_s + run.cpu_s * (scale - 1)
+        every = HOURS_PER_MONTH * 60 / count
+        lines[f"`{name}` every {every:g} min: Lambda requests and duration"] = count * (
+            PRICES["lambda_request"] + duration * memory_mb / 1024 * PRICES["lambda_arm_gb_s"][0][1]
+        )
+        lines[f"`{name}` every {every:g} min: DynamoDB reads, logs, X-Ray, metrics"] = (
+            count * run.read_units * PRICES["dynamodb_rru"]
+            + count * (run.log_bytes + PLATFORM_LOG_BYTES) / 2**30 * PRICES["logs_gb"]
+            + (count * PRICES["xray_trace"] if traced else 0.0)  # Active: Lambda traces the first request each second
+            + run.metrics * PRICES["metric_month"]
+        )
+    return lines
 
 
 def default_traces(requests_per_s: float) -> float:
@@ -310,11 +401,28 @@ def money(value: float) -> str:
     return f"${value:,.0f}" if value >= 100 else f"${value:,.2f}"
 
 
-def report(per: PerBatch, a: Assumptions, rates: list[float], seed: int, out: Any) -> None:
+def idle_document(runs: dict[str, IdleRun], a: Assumptions) -> dict[str, Any]:
+    lines = idle_costs(runs, a, a.detailed_monitoring)
+    return {
+        "total_per_month": round(sum(lines.values()), 4),
+        "lines": [{"line": name, "per_month": round(cost, 4)} for name, cost in lines.items()],
+    }
+
+
+def report(per: PerBatch, a: Assumptions, rates: list[float], seed: int, idle: dict[str, IdleRun], out: Any) -> None:
     def say(text: str = "") -> None:
         print(text, file=out)
 
     report_batches(per, a, rates, seed, say)
+    say()
+    say("## Idle: a month without a single event, without free tiers")
+    say()
+    say("| line | per month |")
+    say("| --- | ---: |")
+    lines = idle_costs(idle, a, a.detailed_monitoring)
+    for name, value in lines.items():
+        say(f"| {name} | ${value:,.3f} |")
+    say(f"| **total** | **${sum(lines.values()):,.2f}** |")
     say()
     say(f"## 1-event requests, micro-batched: per million requests, before processing their groups of {GROUP_REQUESTS}")
     say()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 import orjson
-from cost_model import STEPS, Assumptions, PerBatch, alarm_metrics, per_million, report
+from cost_model import STEPS, Assumptions, IdleRun, PerBatch, alarm_metrics, idle_document, per_million, report
 from fake_aws import FakeAws, write_units  # beside this file: `python bench/lambda_cost.py` finds them
 
 from eventpipe.generate import EventGenerator
@@ -54,6 +54,7 @@ ENVIRONMENT = {
     "EVENTPIPE_STATE_TABLE": "state",
     "EVENTPIPE_INSIGHTS_TABLE": "insights",
     "EVENTPIPE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:eventpipe-bench",
+    "EVENTPIPE_ANALYTICS_BUCKET": "eventpipe-analytics-bench",
     "POWERTOOLS_TRACE_DISABLED": "true",  # X-Ray is priced per trace sampled (cost_model.traces), not measured
 }
 
@@ -146,6 +147,39 @@ class Bench:
         return self.usage
 
 
+# What the schedules send when nothing happens: EventBridge's scheduled event, the replay's input.
+IDLE_EVENTS = {
+    "export_insights": {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
+    "replay": {"pending_older_than_s": 600},
+}
+
+
+def measure_idle(stdout: CountingStdout, latency: float) -> dict[str, IdleRun]:
+    """Each scheduled function run against empty tables: warmed once, then its CPU time, then its wall time."""
+    fake = FakeAws()
+    bench = Bench(fake, stdout)
+    runs = {}
+    for name, event in IDLE_EVENTS.items():
+        bench.invoke(name, event)  # lazy loading
+        seen = set(stdout.metrics)
+        stdout.metrics.clear()
+        bench.invoke(name, event)
+        cpu = bench.usage[name]
+        published = len(stdout.metrics)  # EMF metrics the idle run emits: each one is billed monthly
+        stdout.metrics |= seen
+        fake.latency_scale = latency
+        bench.invoke(name, event)
+        fake.latency_scale = 0.0
+        runs[name] = IdleRun(
+            cpu_s=cpu.cpu_s,
+            wall_s=bench.usage[name].wall_s,
+            log_bytes=cpu.log_bytes,
+            read_units=sum(v for k, v in cpu.units.items() if k.endswith("RRU")),
+            metrics=published,
+        )
+    return runs
+
+
 def measure(bench: Bench, stream: Iterator[bytes], size: int, count: int, latency: float) -> list[dict[str, Usage]]:
     bench.fake.latency_scale = latency
     return [bench.batch([next(stream) for _ in range(size)]) for _ in range(count)]
@@ -227,6 +261,11 @@ def main() -> None:
     parser.add_argument(
         "--no-poll-cache", dest="poll_cache", action="store_false", help="polls read every sketch item (no cache)"
     )
+    parser.add_argument(
+        "--detailed-monitoring",
+        action="store_true",
+        help="DetailedMonitoring=true: every alarm of monitoring/alerts.yml and the dashboard, not the core set",
+    )
     parser.add_argument("--curated-ttl-days", type=int, default=7, help="CuratedTtlDays (template.yaml)")
     parser.add_argument("--rates", default="10,100,1000", help="events per second, for the table")
     parser.add_argument("--rate", type=float, help="one rate in events per second (instead of --rates)")
@@ -249,6 +288,7 @@ def main() -> None:
         wall = measure(bench, stream, args.batch, args.batches, args.latency_scale)
         per = per_batch(fake, stdout, args.batch, cpu, wall)
         parse_us = parse_us_per_item()
+        idle = measure_idle(stdout, args.latency_scale)
     finally:
         sys.stdout = out
     memory = {name: int(mb) for name, mb in (pair.split("=") for pair in args.memory.split(","))}
@@ -258,16 +298,18 @@ def main() -> None:
         args.export_every_min,
         args.poll_every_s,
         parse_us,
-        alarm_metrics(),
+        alarm_metrics(detailed=args.detailed_monitoring),
         args.curated_ttl_days,
         poll_cache=args.poll_cache,
+        detailed_monitoring=args.detailed_monitoring,
     )
     rates = [args.rate] if args.rate is not None else [float(r) for r in args.rates.split(",")]
     if args.json:
-        out.write(orjson.dumps(per_million(per, assumptions, rates[0], args.seed), option=orjson.OPT_INDENT_2).decode())
+        document = {**per_million(per, assumptions, rates[0], args.seed), "idle": idle_document(idle, assumptions)}
+        out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         out.write("\n")
     else:
-        report(per, assumptions, rates, args.seed, out)
+        report(per, assumptions, rates, args.seed, idle, out)
 
 
 if __name__ == "__main__":

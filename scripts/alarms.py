@@ -44,6 +44,11 @@ RUNBOOK_ANCHORS = frozenset(
     }
 )
 TOPICS = {"critical": "CriticalAlarmTopic", "warning": "WarningAlarmTopic"}
+# `level: detailed` alarms, and the dashboard, exist only under this condition of the template (its
+# DetailedMonitoring parameter); `level: core` alarms always. CloudWatch bills an alarm per metric it
+# reads and a dashboard per month whether or not traffic flows: the idle stack pays for the core set.
+LEVELS = frozenset({"core", "detailed"})
+DETAILED_CONDITION = "DetailedMonitoringEnabled"
 COMPARISONS = frozenset(
     {
         "GreaterThanOrEqualToThreshold",
@@ -103,7 +108,7 @@ def problems(config: dict[str, Any], alerts: list[dict[str, Any]]) -> list[str]:
     found += [f"{name}: name used twice" for name in sorted({n for n in names if names.count(n) > 1})]
     for alert in alerts:
         name = alert.get("name", "?")
-        for key in ("name", "runbook", "severity", "description", "threshold", "comparison", "period"):
+        for key in ("name", "level", "runbook", "severity", "description", "threshold", "comparison", "period"):
             if key not in alert:
                 found.append(f"{name}: `{key}` missing")
         if "evaluation_periods" not in alert:
@@ -112,6 +117,8 @@ def problems(config: dict[str, Any], alerts: list[dict[str, Any]]) -> list[str]:
             found.append(f"{name}: a placeholder is left unreplaced")
         if alert.get("runbook") not in RUNBOOK_ANCHORS:
             found.append(f"{name}: runbook anchor {alert.get('runbook')!r} is not a RUNBOOK.md heading")
+        if "level" in alert and alert["level"] not in LEVELS:
+            found.append(f"{name}: level must be one of {sorted(LEVELS)}")
         if alert.get("severity") not in TOPICS:
             found.append(f"{name}: severity must be one of {sorted(TOPICS)}")
         if alert.get("comparison") not in COMPARISONS:
@@ -281,7 +288,10 @@ def alarm_resource(alert: dict[str, Any], resources: dict[str, Any]) -> dict[str
             entry["ReturnData"] = last
             queries.append(entry)
         properties["Metrics"] = queries
-    return {"Type": "AWS::CloudWatch::Alarm", "Properties": properties}
+    resource: dict[str, Any] = {"Type": "AWS::CloudWatch::Alarm", "Properties": properties}
+    if alert["level"] == "detailed":
+        resource = {"Type": resource["Type"], "Condition": DETAILED_CONDITION, "Properties": properties}
+    return resource
 
 
 def _sub_reference(intrinsic: Any) -> str:
@@ -338,6 +348,7 @@ def dashboard_resource(config: dict[str, Any], alerts: list[dict[str, Any]]) -> 
     body = f'{{"start": "-PT6H", "periodOverride": "inherit", "widgets": [\n  {rows}\n]}}'
     return {
         "Type": "AWS::CloudWatch::Dashboard",
+        "Condition": DETAILED_CONDITION,  # $3 a month past an account's first three dashboards
         "Properties": {"DashboardName": {"Ref": "AWS::StackName"}, "DashboardBody": {"Fn::Sub": _Literal(body)}},
     }
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 MONITORING = ROOT / "infrastructure" / "terraform" / "modules" / "monitoring"
 STATISTICS = {"Sum", "Average", "Maximum", "Minimum", "SampleCount"}
+TERRAFORM_VARIABLES = (("resources", "map(string)"), ("detailed_monitoring", "bool"))
 
 
 def _stat(metric_id: str, name: str = "EventsReceived", period: int = 300) -> dict[str, Any]:
@@ -173,7 +174,9 @@ def test_every_sam_alarm_is_accepted_by_put_metric_alarm(alarms: ModuleType, res
     assert {logical_id: problems for logical_id, problems in found.items() if problems} == {}
 
 
-def _terraform_alarms(alerts_config: dict[str, Any], tmp_path: Path) -> dict[str, dict[str, Any]]:
+def _terraform_alarms(
+    alerts_config: dict[str, Any], tmp_path: Path, *, detailed: bool = True
+) -> dict[str, dict[str, Any]]:
     """`local.alarms` of modules/monitoring, evaluated by Terraform itself (`terraform console`).
 
     The module's first `locals` block (the alarms; the second builds the dashboard from resources) is
@@ -186,12 +189,12 @@ def _terraform_alarms(alerts_config: dict[str, Any], tmp_path: Path) -> dict[str
     module.mkdir(parents=True)
     (tmp_path / "monitoring").mkdir()
     shutil.copy(ALERTS, tmp_path / "monitoring" / "alerts.yml")
-    (module / "main.tf").write_text(
-        'variable "resources" {\n  type = map(string)\n}\n\n' + text[start:end], encoding="utf-8"
-    )
+    variables = "".join(f'variable "{name}" {{\n  type = {kind}\n}}\n\n' for name, kind in TERRAFORM_VARIABLES)
+    (module / "main.tf").write_text(variables + text[start:end], encoding="utf-8")
     resources = {key: f"test-{key}" for key in alerts_config["resources"]}
+    flags = ["-var", f"resources={json.dumps(resources)}", "-var", f"detailed_monitoring={str(detailed).lower()}"]
     completed = subprocess.run(
-        ["terraform", "console", "-var", f"resources={json.dumps(resources)}"],
+        ["terraform", "console", *flags],
         input="jsonencode(local.alarms)\n",
         cwd=module,
         capture_output=True,
@@ -248,3 +251,14 @@ def test_every_terraform_alarm_is_accepted_by_put_metric_alarm(
     # and the rejection ratio reads two plain metrics there too
     ratio = evaluated["rejection-ratio"]["queries"]
     assert [query["metric"]["name"] for query in ratio if query["metric"]] == ["EventsRejected", "EventsReceived"]
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="needs the terraform binary (no provider download)")
+def test_without_detailed_monitoring_terraform_makes_the_core_alarms_only(
+    alarms: ModuleType, alerts_config: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN the module's default, detailed_monitoring = false
+    evaluated = _terraform_alarms(alerts_config, tmp_path, detailed=False)
+    # THEN its alarms are the `level: core` alerts, as SAM's unconditional alarms are
+    core = sorted(alert["name"] for alert in alarms.expand(alerts_config) if alert["level"] == "core")
+    assert sorted(evaluated) == core == ["dlq-depth", "executions-failed", "executions-timed-out", "ingest-5xx"]

@@ -151,8 +151,11 @@ def test_runtime_memory_and_timeouts_match_sam(pipeline: Any, sam_by_handler: di
         assert lambda_function["architectures"] == sam["Architectures"] == ["arm64"]
         (tracing,) = blocks(lambda_function, "tracing_config")
         assert tracing["mode"] == "${var.tracing_mode}"
-        assert sam["Tracing"] == ("PassThrough" if name == "ingest" else "Active")
-    assert pipeline.modules["entry"]["tracing_mode"] == '${each.key == "ingest" ? "PassThrough" : "Active"}'
+        # not traced: ingest (sampled per request upstream) and the schedules (every idle run would be)
+        assert sam["Tracing"] == ("PassThrough" if name in ("ingest", "export_insights", "replay") else "Active")
+    assert pipeline.modules["entry"]["tracing_mode"] == (
+        '${contains(["ingest", "export_insights", "replay"], each.key) ? "PassThrough" : "Active"}'
+    )
     assert "tracing_mode" not in pipeline.modules["step"]  # the workflow's steps: Active, the default
 
 

@@ -164,14 +164,16 @@ def _mark_failed(event: Event, services: Services, report: Report) -> Event:
 
 def _export_insights(event: Event, services: Services, report: Report) -> Event:
     result = handle_export(event, services)
-    report.metric("InsightsObjectsExported", len(result["keys"]))
+    if result["keys"]:  # a metric published every 5 minutes, even as 0, is billed every month: idle too
+        report.metric("InsightsObjectsExported", len(result["keys"]))
     return result
 
 
 def _replay(event: Event, services: Services, report: Report) -> Event:
     result = handle_replay(event, services)
-    report.info("replay started", **result)
-    report.metric("BatchesReplayed", result["batches"])
+    if result["batches"]:  # the schedule runs every 10 minutes: nothing to say, or pay for, when idle
+        report.info("replay started", **result)
+        report.metric("BatchesReplayed", result["batches"])
     return result
 
 

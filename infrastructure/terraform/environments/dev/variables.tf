@@ -102,6 +102,12 @@ variable "alarm_email" {
   default     = null
 }
 
+variable "detailed_monitoring" {
+  description = "Add the detailed alarms (per function, throttles, rejections, freshness) and the CloudWatch dashboard to the core alarms: about $6.80 a month more (docs/cost.md)."
+  type        = bool
+  default     = false
+}
+
 variable "enable_quicksight" {
   description = "Deploy the QuickSight dashboard over the insights export (needs a QuickSight subscription)."
   type        = bool

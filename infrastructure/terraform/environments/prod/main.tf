@@ -24,4 +24,6 @@ module "monitoring" {
   stack_name  = module.pipeline.name
   resources   = module.pipeline.monitored_resources
   alarm_email = var.alarm_email
+
+  detailed_monitoring = var.detailed_monitoring
 }

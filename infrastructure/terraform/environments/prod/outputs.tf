@@ -34,6 +34,6 @@ output "alarm_topic_arns" {
 }
 
 output "dashboard_name" {
-  description = "The CloudWatch dashboard."
+  description = "The CloudWatch dashboard (null unless detailed_monitoring)."
   value       = module.monitoring.dashboard_name
 }

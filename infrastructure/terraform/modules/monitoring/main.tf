@@ -32,6 +32,8 @@ locals {
   # try() and can() wrap only expressions over the file: an expression that reads var.resources,
   # whose values (the API id, the state machine's ARN) are unknown before the first apply, would
   # make try() unknown as a whole. A dimension {resource: <key>} becomes var.resources[<key>].
+  # `level: detailed` alerts only with var.detailed_monitoring (SAM: DetailedMonitoring): CloudWatch
+  # bills every metric an alarm reads, traffic or not, so an idle stack keeps to the core set.
   alarms = {
     for alert in local.expanded : alert.name => {
       description         = "${alert.severity}: ${alert.description} Runbook: RUNBOOK.md#${alert.runbook}"
@@ -65,7 +67,7 @@ locals {
           } : null
         }
       ]
-    }
+    } if var.detailed_monitoring || alert.level == "core"
   }
 
   severities = toset([for alarm in values(local.alarms) : alarm.severity])
@@ -208,7 +210,10 @@ locals {
 
 data "aws_region" "current" {}
 
+# $3 a month past an account's first three dashboards: with the detailed alarms only.
 resource "aws_cloudwatch_dashboard" "this" {
+  count = var.detailed_monitoring ? 1 : 0
+
   dashboard_name = var.stack_name
   dashboard_body = jsonencode({ start = "-PT6H", periodOverride = "inherit", widgets = local.dashboard_widgets })
 }

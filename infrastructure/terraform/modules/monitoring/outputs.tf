@@ -9,6 +9,6 @@ output "topic_arns" {
 }
 
 output "dashboard_name" {
-  description = "The CloudWatch dashboard of the stage."
-  value       = aws_cloudwatch_dashboard.this.dashboard_name
+  description = "The CloudWatch dashboard of the stage; null unless detailed_monitoring."
+  value       = one(aws_cloudwatch_dashboard.this[*].dashboard_name)
 }

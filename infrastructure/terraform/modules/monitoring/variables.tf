@@ -24,6 +24,12 @@ variable "alarm_email" {
   }
 }
 
+variable "detailed_monitoring" {
+  description = "Add the `level: detailed` alarms of monitoring/alerts.yml (38 more alarm metrics, $3.80 a month) and the dashboard ($3 a month past an account's first three); the core alarms are always there. SAM: DetailedMonitoring."
+  type        = bool
+  default     = false
+}
+
 variable "tags" {
   description = "Tags for the topics and alarms."
   type        = map(string)

@@ -99,7 +99,8 @@ module "entry" {
   policy_json = data.aws_iam_policy_document.function[each.key].json
   # ingest is not traced unless its caller sampled the request: Lambda's own sampling cannot be lowered,
   # and the workflow is traced at a fixed 1% (aws_xray_sampling_rule.workflow), as in the SAM template.
-  tracing_mode = each.key == "ingest" ? "PassThrough" : "Active"
+  # Nor are the schedules: Lambda's sampling would trace every run, idle or not (docs/cost.md).
+  tracing_mode = contains(["ingest", "export_insights", "replay"], each.key) ? "PassThrough" : "Active"
   async_invocation = contains(keys(local.async_invocations), each.key) ? merge(local.async_invocations[each.key], {
     on_failure_queue_arn = aws_sqs_queue.dead_letter.arn
   }) : null

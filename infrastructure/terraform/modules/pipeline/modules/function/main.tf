@@ -69,6 +69,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_116:asynchronous failures go to an on-failure destination (event invoke config below), the successor of DLQs; the other functions are invoked synchronously
   #checkov:skip=CKV_AWS_115:reserved concurrency is a variable, unreserved by default: reserving needs account quota headroom
   #checkov:skip=CKV_AWS_173:environment variables hold resource names and settings only, no secrets
+  #checkov:skip=CKV_AWS_50:tracing_mode is a variable: Active for the workflow steps, PassThrough for ingest (sampled upstream) and the schedules (every idle run would be traced)
   function_name                  = var.name
   description                    = var.description
   role                           = aws_iam_role.this.arn
