@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from eventpipe.adapters.local.bucket import PREFIXES, FolderBucket
-from eventpipe.core.errors import StorageError
+from eventpipe.core.errors import ObjectNotFoundError, StorageError
 
 
 @pytest.fixture
@@ -279,3 +279,46 @@ def test_open_of_a_socket_or_a_folder_is_a_storage_error(bucket: FolderBucket, m
                 bucket.open(key)
         assert open_fds() == fds_with_socket
     assert open_fds() == fds
+
+
+# --- what the file watcher reads through the port: entries with their version, and a move ----------
+
+
+def test_entries_list_every_kind_of_entry_with_its_version(bucket: FolderBucket) -> None:
+    # GIVEN a file, a nested file, a FIFO, a dangling link and a file in a hidden folder under incoming/
+    bucket.put("incoming/a.json", b"{}")
+    bucket.put("incoming/deep/b.json", b"[]")
+    os.mkfifo(bucket.root / "incoming" / "pipe")
+    os.symlink(bucket.root / "nowhere", bucket.root / "incoming" / "link")
+    bucket.put("incoming/.hidden/c.json", b"{}")
+    # WHEN the entries of incoming/ are listed
+    entries = {entry.key: entry for entry in bucket.entries("incoming/")}
+    # THEN each is there with what it is, hidden folders left out, and a file's version is its content's
+    assert {key: entry.kind for key, entry in entries.items()} == {
+        "incoming/a.json": "file",
+        "incoming/deep/b.json": "file",
+        "incoming/pipe": "a FIFO",
+        "incoming/link": "a link that leads to no file",
+    }
+    assert entries["incoming/a.json"] == bucket.entry("incoming/a.json")
+    version = entries["incoming/a.json"].version
+    assert version is not None
+    assert version[1] == 2
+    bucket.put("incoming/a.json", b"{ }")
+    assert bucket.entry("incoming/a.json").version != version
+    assert bucket.entry("incoming/gone.json").kind is None
+
+
+def test_move_renames_an_entry_into_another_prefix(bucket: FolderBucket) -> None:
+    bucket.put("incoming/deep/a.json", b"{}")
+    bucket.move("incoming/deep/a.json", "processed/deep/a.json")
+    assert bucket.get("processed/deep/a.json") == b"{}"
+    assert bucket.entry("incoming/deep/a.json").kind is None
+    with pytest.raises(ObjectNotFoundError):
+        bucket.move("incoming/deep/a.json", "processed/deep/a.json")
+    (bucket.root / "rejected" / "taken").mkdir(parents=True)
+    bucket.put("incoming/taken", b"x")
+    with pytest.raises(StorageError):  # a folder is in the way
+        bucket.move("incoming/taken", "rejected/taken")
+    with pytest.raises(StorageError):
+        bucket.move("incoming/taken", "../outside")

@@ -22,19 +22,17 @@ is tried again a minute later. Only a failure of the stores (`StorageError`) lea
 from __future__ import annotations
 
 import logging
-import os
-import stat
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from eventpipe.core.errors import ObjectNotFoundError, StorageError
 from eventpipe.handlers.drops import INCOMING_PREFIX, DropOutcome, ObjectDrop, ingest_drop
+from eventpipe.handlers.services import ReadableBucket, Services
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from pathlib import Path
+    from collections.abc import Callable, Iterator
 
-    from eventpipe.localrun.runtime import LocalRuntime
+    from eventpipe.adapters.local.bucket import Entry, Version
 
 log = logging.getLogger(__name__)
 PROCESSED_PREFIX = "processed/"
@@ -47,23 +45,20 @@ HOW_TO_WRITE = (
     "then rename it into incoming/ once it is complete"
 )
 
-Signature = tuple[int, int, int]  # inode, size, modification time in ns
+
+class WatchedBucket(ReadableBucket, Protocol):
+    """The bucket port, plus what watching a folder needs: every entry with its version, and a move."""
+
+    def entries(self, prefix: str) -> Iterator[Entry]: ...
+
+    def entry(self, key: str) -> Entry: ...
+
+    def move(self, key: str, new_key: str) -> None: ...
 
 
-def _entry(path: str) -> os.stat_result | None:
-    """What `path` is, following links; a link to nothing is itself. None once it is gone."""
-    try:
-        return os.stat(path)
-    except OSError:
-        try:
-            return os.lstat(path)
-        except OSError:
-            return None
-
-
-def _signature(path: str | Path) -> Signature | None:
-    found = _entry(str(path))
-    return None if found is None else (found.st_ino, found.st_size, found.st_mtime_ns)
+class WatchedServices(Services, Protocol):
+    @property
+    def bucket(self) -> WatchedBucket: ...
 
 
 def _is_utf8(key: str) -> bool:
@@ -79,20 +74,15 @@ def _shown(key: str) -> str:
     return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _kind(mode: int) -> str:
-    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISLNK: "a link that leads to no file"}
-    return next((name for test, name in kinds.items() if test(mode)), "a device or other special file")
-
-
 class DropWatcher:
     """The files dropped into `incoming/` of the local bucket, read one `scan` at a time (the worker
     scans every half second). `monotonic` times the retries (tests pass a clock of their own)."""
 
-    def __init__(self, runtime: LocalRuntime, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, runtime: WatchedServices, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._runtime = runtime
-        self._root: Path = runtime.bucket.root
+        self._bucket = runtime.bucket
         self._monotonic = monotonic
-        self._last_seen: dict[str, Signature] = {}
+        self._last_seen: dict[str, Version] = {}
         self._retry_at: dict[str, float] = {}  # files that failed: not tried again before then
         self._unmoved: dict[str, str] = {}  # entries done with that could not leave incoming/: their prefix
 
@@ -120,35 +110,33 @@ class DropWatcher:
                 outcomes.append(outcome)
         return outcomes
 
-    def _regular_files(self) -> dict[str, Signature]:
+    def _regular_files(self) -> dict[str, Version]:
         """The regular files of `incoming/` to consider; every other entry is moved to `rejected/`."""
-        found: dict[str, Signature] = {}
+        found: dict[str, Version] = {}
         listed: set[str] = set()
-        for folder, dirs, files in os.walk(self._root / INCOMING_PREFIX):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in files:
-                if name.startswith(".") or name.endswith(PARTIAL_SUFFIXES):
-                    continue
-                path = os.path.join(folder, name)
-                key = os.path.relpath(path, self._root).replace(os.sep, "/")
-                listed.add(key)
-                if key in self._unmoved:
-                    self._move(key, self._unmoved[key])
-                elif not _is_utf8(key):
-                    self._move(key, REJECTED_PREFIX, "its name is not valid UTF-8 (give it a UTF-8 name)")
-                elif (entry := _entry(path)) is None:
-                    continue  # gone since it was listed
-                elif not stat.S_ISREG(entry.st_mode):
-                    self._move(key, REJECTED_PREFIX, f"it is {_kind(entry.st_mode)}, not a regular file")
-                else:
-                    found[key] = entry.st_ino, entry.st_size, entry.st_mtime_ns
+        for entry in self._bucket.entries(INCOMING_PREFIX):
+            key = entry.key
+            name = key.rpartition("/")[2]
+            if name.startswith(".") or name.endswith(PARTIAL_SUFFIXES):
+                continue
+            listed.add(key)
+            if key in self._unmoved:
+                self._move(key, self._unmoved[key])
+            elif not _is_utf8(key):
+                self._move(key, REJECTED_PREFIX, "its name is not valid UTF-8 (give it a UTF-8 name)")
+            elif entry.kind is None or entry.version is None:
+                continue  # gone since it was listed
+            elif entry.kind != "file":
+                self._move(key, REJECTED_PREFIX, f"it is {entry.kind}, not a regular file")
+            else:
+                found[key] = entry.version
         self._unmoved = {key: prefix for key, prefix in self._unmoved.items() if key in listed}
         return found
 
-    def _read(self, key: str, signature: Signature, now: float) -> DropOutcome | None:
+    def _read(self, key: str, signature: Version, now: float) -> DropOutcome | None:
         """`_ingest` one file; a failure of its own is logged, and the file left for a minute."""
         try:
-            with self._runtime.bucket.open(key):  # the file's own faults show here, before a store is used
+            with self._bucket.open(key):  # the file's own faults show here, before a store is used
                 pass
         except ObjectNotFoundError:
             return None  # gone since it was listed
@@ -165,9 +153,9 @@ class DropWatcher:
             self._retry_at[key] = now + RETRY_S
             return None
 
-    def _ingest(self, key: str, signature: Signature) -> DropOutcome:
+    def _ingest(self, key: str, signature: Version) -> DropOutcome:
         inode, size, mtime_ns = signature
-        drop = ObjectDrop(self._runtime.bucket.name, key, None, f"{size}-{mtime_ns}")
+        drop = ObjectDrop(self._bucket.name, key, None, f"{size}-{mtime_ns}")
         outcome = ingest_drop(drop, self._runtime)
         log.info(
             "file %s: %s, %d events in %d batches",
@@ -176,7 +164,7 @@ class DropWatcher:
             outcome.summary.received,
             outcome.summary.batches,
         )
-        after = _signature(self._root / key)
+        after = self._bucket.entry(key).version
         if outcome.status == "missing" or after is None:
             return outcome
         if after[0] != inode:
@@ -199,14 +187,12 @@ class DropWatcher:
     def _move(self, key: str, prefix: str, refused: str | None = None) -> None:
         """Move an entry out of `incoming/`, with an error saying why when it is `refused`. One that
         cannot move is remembered and logged once: it is moved at a later scan, never read again."""
-        target = self._root / prefix / key.removeprefix(INCOMING_PREFIX)
         why = f"refused ({refused}) but" if refused else "read, but it"
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._root / key, target)
-        except FileNotFoundError:
+            self._bucket.move(key, prefix + key.removeprefix(INCOMING_PREFIX))
+        except ObjectNotFoundError:
             self._unmoved.pop(key, None)  # gone already
-        except OSError as exc:
+        except StorageError as exc:
             if key not in self._unmoved:
                 log.error("%s %s cannot move to %s, so it stays (not read again): %s", _shown(key), why, prefix, exc)
             self._unmoved[key] = prefix

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -14,6 +15,35 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 PREFIXES = ("incoming/", "raw/", "staged/", "rejected/")
+
+Version = tuple[int, int, int]  # inode, size, modification time in ns: one content of a key, as an S3 ETag
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A name under a prefix of the folder, as a listing finds it (the file watcher reads these)."""
+
+    key: str
+    kind: str | None  # "file" for a regular file, else what it is ("a FIFO", ...); None once gone
+    version: Version | None = None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "file"
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISLNK: "a link that leads to no file"}
+    return next((name for test, name in kinds.items() if test(mode)), "a device or other special file")
+
+
+def _stat(path: Path | str) -> os.stat_result | None:
+    """What `path` is, following links; a link to nothing is itself. None once it is gone."""
+    try:
+        return os.stat(path)
+    except OSError:
+        try:
+            return os.lstat(path)
+        except OSError:
+            return None
 
 
 class FolderBucket:
@@ -85,6 +115,40 @@ class FolderBucket:
             if path.is_file() and not path.name.startswith(TMP_PREFIX)
         )
         yield from sorted(key for key in keys if key.startswith(prefix))
+
+    def entries(self, prefix: str) -> Iterator[Entry]:
+        """Every name under the folder `prefix` (hidden folders skipped), whatever it is: regular files
+        with their version, and the FIFOs, sockets, devices and dangling links a folder can hold too."""
+        for folder, dirs, files in os.walk(self._path(prefix)):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                path = os.path.join(folder, name)
+                yield self._entry(os.path.relpath(path, self.root).replace(os.sep, "/"), path)
+
+    def entry(self, key: str) -> Entry:
+        """What is under `key` now (`kind` None when nothing is)."""
+        return self._entry(key, self._path(key))
+
+    def move(self, key: str, new_key: str) -> None:
+        """Rename an entry, whatever it is, to `new_key` (its folders made as needed): atomic, as a rename is.
+
+        `ObjectNotFoundError` when nothing is under `key`; `StorageError` when it cannot move.
+        """
+        target = self._path(new_key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._path(key), target)
+        except FileNotFoundError as exc:
+            raise ObjectNotFoundError(f"{key} does not exist") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot move {key} to {new_key}: {exc}") from exc
+
+    @staticmethod
+    def _entry(key: str, path: Path | str) -> Entry:
+        found = _stat(path)
+        if found is None:
+            return Entry(key, None)
+        return Entry(key, _kind(found.st_mode), (found.st_ino, found.st_size, found.st_mtime_ns))
 
     def _path(self, key: str) -> Path:
         parts = Path(key).parts
