@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from eventpipe.core.aggregate import changed_hours, merged_users
-from eventpipe.core.funnel import SESSION_LOOKBACK_S, StepSketch, funnel_counts, merged_step
+from eventpipe.core.aggregate import changed_hours
+from eventpipe.core.funnel import SESSION_LOOKBACK_S, StepSketch, funnel_counts
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 from eventpipe.core.segments import ALL_PEOPLE, DEFAULT_SEGMENT
+from eventpipe.core.working_sketches import WorkingSketches
 
 if TYPE_CHECKING:
     import sqlite3
@@ -26,6 +27,8 @@ _DIRTY = "INSERT INTO dirty_hours (hour, version) VALUES (?, 1) ON CONFLICT (hou
 class SqliteInsightsStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # (minute, segment, step) -> the unions this process last wrote; step -1 for the users' sketch
+        self._working: WorkingSketches[tuple[int, str, int]] = WorkingSketches()
 
     def apply(self, batch_id: str, aggregate: BatchAggregate) -> bool:
         with self._db.transaction() as conn:
@@ -37,34 +40,38 @@ class SqliteInsightsStore:
             ]
             if aggregate.duplicates:
                 counts.append((batch_minute, default, "duplicates", "", aggregate.duplicates))
-            for minute, segment, bucket in aggregate.buckets():
+            buckets = list(aggregate.buckets())
+            for minute, segment, bucket in buckets:
                 counts.extend((minute, segment, "events", t, n) for t, n in bucket.events.items())
                 counts.append((minute, segment, "revenue", "", bucket.revenue))
                 counts.extend((minute, segment, "lag", str(b), n) for b, n in bucket.lag_ms.items())
                 counts.extend((minute, segment, "country", c, n) for c, n in bucket.countries.items())
-                self._merge_sketches(conn, minute, segment, bucket)
+            self._merge_sketches(conn, buckets)
             conn.executemany(_ADD_COUNT, counts)
             conn.executemany(_DIRTY, [(hour,) for hour in changed_hours(aggregate)])
             return True
 
-    @staticmethod
-    def _merge_sketches(conn: sqlite3.Connection, minute: int, segment: str, bucket: MinuteAggregate) -> None:
-        row = conn.execute(
-            "SELECT users FROM minute_sketches WHERE minute = ? AND segment = ?", (minute, segment)
-        ).fetchone()
-        conn.execute(
-            "INSERT OR REPLACE INTO minute_sketches (minute, segment, users) VALUES (?, ?, ?)",
-            (minute, segment, merged_users(bucket.users, row[0] if row else None)),
+    def _merge_sketches(self, conn: sqlite3.Connection, buckets: list[tuple[int, str, MinuteAggregate]]) -> None:
+        """The batch's sketches united with the stored ones: one read and one write per table, not per minute."""
+        minutes = sorted({minute for minute, _, _ in buckets})
+        users = {
+            (m, s): blob for m, s, blob in _rows_of_minutes(conn, "minute, segment, users", "minute_sketches", minutes)
+        }
+        steps = {
+            (m, s, step): blob
+            for m, s, step, blob in _rows_of_minutes(conn, "minute, segment, step, sketch", "minute_sessions", minutes)
+        }
+        user_rows, step_rows = [], []
+        for minute, segment, bucket in buckets:
+            merged = self._working.merged_users((minute, segment, -1), bucket.users, users.get((minute, segment)))
+            user_rows.append((minute, segment, merged))
+            for step, sessions in sorted(bucket.sessions.items()):
+                key = (minute, segment, step)
+                step_rows.append((*key, self._working.merged_step(key, sessions, steps.get(key))))
+        conn.executemany("INSERT OR REPLACE INTO minute_sketches (minute, segment, users) VALUES (?, ?, ?)", user_rows)
+        conn.executemany(
+            "INSERT OR REPLACE INTO minute_sessions (minute, segment, step, sketch) VALUES (?, ?, ?, ?)", step_rows
         )
-        for step, sessions in sorted(bucket.sessions.items()):
-            row = conn.execute(
-                "SELECT sketch FROM minute_sessions WHERE minute = ? AND segment = ? AND step = ?",
-                (minute, segment, step),
-            ).fetchone()
-            conn.execute(
-                "INSERT OR REPLACE INTO minute_sessions (minute, segment, step, sketch) VALUES (?, ?, ?, ?)",
-                (minute, segment, step, merged_step(sessions, row[0] if row else None)),
-            )
 
     def dirty_hours(self) -> list[tuple[int, int]]:
         with self._db.reading() as conn:
@@ -113,3 +120,15 @@ class SqliteInsightsStore:
         for minute, segment, users in sketches:
             rows.setdefault((minute, segment), MinuteRow(minute, segment=segment)).users = users
         return InsightsRows(minutes=list(rows.values()), funnel=sessions)
+
+
+_MINUTES_PER_QUERY = 900  # below SQLite's smallest limit on bound variables
+
+
+def _rows_of_minutes(conn: sqlite3.Connection, columns: str, table: str, minutes: list[int]) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(minutes), _MINUTES_PER_QUERY):
+        chunk = minutes[start : start + _MINUTES_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
+        rows.extend(conn.execute(f"SELECT {columns} FROM {table} WHERE minute IN ({marks})", chunk).fetchall())
+    return rows
