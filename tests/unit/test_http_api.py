@@ -127,6 +127,24 @@ def test_a_v1_event_without_headers_or_query() -> None:
 
 
 @pytest.mark.parametrize(
+    "event",
+    [
+        {"version": "2.0", "rawPath": "/events", "requestContext": {"stage": "$default"}},  # no http.method
+        {"version": "2.0", "rawPath": "/events", "requestContext": {"http": "POST"}},
+        {"version": "2.0", "rawPath": None, "requestContext": {"http": {"method": "POST"}}},
+        {"version": "2.0", "rawPath": "/events", "requestContext": {"http": {"method": 1}, "stage": "$default"}},
+        {"httpMethod": "POST", "requestContext": {}},  # a REST API event without its path
+    ],
+)
+def test_a_malformed_proxy_event_is_a_400(runtime: LocalRuntime, event: dict[str, Any]) -> None:
+    # GIVEN an event that passes for API Gateway's but lacks its method, path or stage
+    # WHEN it is answered THEN it is a 400 that says so, not a 500
+    status, document = call(runtime, event)
+    assert (status, document["error"]) == (400, "bad_request")
+    assert "API Gateway proxy event" in document["message"]
+
+
+@pytest.mark.parametrize(
     ("raw_path", "stage", "path"),
     [
         ("/prod/events", "prod", "/events"),  # the default endpoint: rawPath starts with the stage
