@@ -193,6 +193,16 @@ if command -v python3.12 >/dev/null 2>&1; then
 else
   warn "python3.12 is not on PATH: the functions ship without precompiled .pyc (each cold start compiles them)"
 fi
+# botocore's models for eventpipe's clients, decoded once here instead of at every cold start
+# (src/eventpipe/adapters/aws/model_cache.py): one file in each function's folder. The function uses
+# an entry only where the runtime's botocore has the same file, so build with the botocore version
+# of the Lambda runtime (or bundle one) for every entry to count.
+models=()
+if command -v python3.12 >/dev/null 2>&1 && python3.12 -c 'import botocore' >/dev/null 2>&1; then
+  models=(env PYTHONPATH=src python3.12 -m eventpipe.adapters.aws.model_cache --sam-build "$BUILD_DIR")
+else
+  warn "python3.12 with botocore is not on PATH: the functions ship without botocore's pre-parsed models (each cold start decodes them)"
+fi
 deploy=(
   sam deploy
   --template-file "$BUILT_TEMPLATE"
@@ -214,6 +224,9 @@ deploy+=(--tags project=eventpipe "stage=$stage")
 
 if [[ "$dry_run" == true ]]; then
   print_command "${build[@]}"
+  if [[ ${#models[@]} -gt 0 ]]; then
+    print_command "${models[@]}"
+  fi
   if [[ ${#compile[@]} -gt 0 ]]; then
     print_command "${compile[@]}"
   fi
@@ -224,6 +237,9 @@ fi
 command -v sam >/dev/null 2>&1 || fail "the sam CLI is not on PATH (pip install aws-sam-cli)"
 cd "$ROOT"
 "${build[@]}"
+if [[ ${#models[@]} -gt 0 ]]; then
+  "${models[@]}"
+fi
 if [[ ${#compile[@]} -gt 0 ]]; then
   "${compile[@]}"
 fi

@@ -35,6 +35,10 @@ EXPECTED_BUILD = ["sam", "build", "--template", "infrastructure/template.yaml", 
 EXPECTED_COMPILE = [
     "python3.12", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", ".aws-sam/build",
 ]  # fmt: skip
+# botocore's models decoded once, into each built function's folder (model_cache.py).
+EXPECTED_MODELS = [
+    "env", "PYTHONPATH=src", "python3.12", "-m", "eventpipe.adapters.aws.model_cache", "--sam-build", ".aws-sam/build",
+]  # fmt: skip
 EXPECTED_DEPLOY = [
     "sam", "deploy",
     "--template-file", ".aws-sam/build/template.yaml",
@@ -198,9 +202,9 @@ def test_profile_and_region_can_come_from_the_environment(tmp_path: Path) -> Non
 def test_dry_run_prints_the_commands_and_runs_nothing(tmp_path: Path, fake_sam: Path) -> None:
     result = run(*SETTINGS, "--dry-run", tmp_path=tmp_path, path_dirs=(fake_sam,))
     assert result.returncode == 0, result.stderr
-    # THEN it prints the build, the bytecode compilation and the deploy, as shell commands
+    # THEN it prints the build, botocore's models, the bytecode compilation and the deploy, as shell commands
     assert [shlex.split(line) for line in result.stdout.splitlines()] == [
-        EXPECTED_BUILD, EXPECTED_COMPILE, EXPECTED_DEPLOY,
+        EXPECTED_BUILD, EXPECTED_MODELS, EXPECTED_COMPILE, EXPECTED_DEPLOY,
     ]  # fmt: skip
     # AND calls nothing
     assert sam_calls(tmp_path) == []
@@ -295,8 +299,9 @@ def test_use_container_builds_in_a_container(tmp_path: Path, tools: Path, fake_s
     # THEN sam build runs with --use-container, and the deploy is unchanged
     assert result.returncode == 0, result.stderr
     build, deploy = (shlex.split(line) for line in result.stdout.splitlines())
-    # AND, with no python3.12 here to compile them, it warns that the functions ship no .pyc
+    # AND, with no python3.12 here to compile them, it warns that the functions ship no .pyc and no models
     assert "without precompiled .pyc" in result.stderr
+    assert "without botocore's pre-parsed models" in result.stderr
     assert build == [*EXPECTED_BUILD[:2], "--use-container", *EXPECTED_BUILD[2:]]
     assert deploy == EXPECTED_DEPLOY
 

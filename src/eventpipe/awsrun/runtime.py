@@ -7,6 +7,7 @@ ingest function never loads the schema registry, the enrichers or the sketches b
 
 from __future__ import annotations
 
+import os
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
+from eventpipe.adapters.aws.model_cache import MODEL_CACHE_NAME, PreparsedModels
 from eventpipe.adapters.aws.s3 import S3RawBucket
 from eventpipe.adapters.aws.sqs import SqsRequestQueue
 from eventpipe.adapters.aws.start_queue import DeferringStarter
@@ -44,6 +46,12 @@ if TYPE_CHECKING:
 APP_CACHE_TTL_S = 60.0
 
 
+def packaged_models() -> PreparsedModels | None:
+    """botocore's models pre-parsed at package time (`scripts/deploy_sam.sh`), when the function ships them."""
+    root = os.environ.get("LAMBDA_TASK_ROOT")
+    return PreparsedModels.load(os.path.join(root, MODEL_CACHE_NAME)) if root else None
+
+
 class AwsRuntime:
     def __init__(
         self,
@@ -56,7 +64,7 @@ class AwsRuntime:
         self.settings = settings
         self.resources = resources
         self.clock = clock or SystemClock()
-        self._session = session or fast_session()
+        self._session = session or fast_session(packaged_models())
         self.monotonic = time.monotonic
         self._steps: tuple[SchemaRegistry, PipelineSteps] | None = None
 

@@ -7,26 +7,37 @@ together most of a Lambda cold start after botocore's import. This loader is reg
 botocore's own component mechanism (`session.register_component("data_loader", ...)`), reads the
 same files from the same search paths (so `AWS_DATA_PATH` and `~/.aws/models` still override),
 and returns the same data; only the JSON decoder and the existence check differ.
+
+On Lambda, the files of eventpipe's own services come pre-parsed from a file built at package time
+(`model_cache.py`), when the deployed package has one.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.session
 import orjson
 from botocore.exceptions import DataNotFoundError
 from botocore.loaders import JSONFileLoader, Loader, instance_cache
 
+if TYPE_CHECKING:
+    from eventpipe.adapters.aws.model_cache import PreparsedModels
+
 __all__ = ["OrjsonLoader", "fast_session"]
 
 
 class OrjsonFileLoader(JSONFileLoader):
-    """botocore's `.json` / `.json.gz` files, decoded by orjson (about 5x faster than `json`)."""
+    """botocore's `.json` / `.json.gz` files, decoded by orjson (about 5x faster than `json`), or pre-parsed."""
+
+    def __init__(self, models: PreparsedModels | None = None) -> None:
+        self._models = models
 
     def load_file(self, file_path: str) -> Any:
+        if self._models is not None and (known := self._models.find(file_path)) is not None:
+            return known
         for extension, gzipped in ((".json", False), (".json.gz", True)):
             path = file_path + extension
             try:
@@ -34,6 +45,8 @@ class OrjsonFileLoader(JSONFileLoader):
                     data = stream.read()
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 continue
+            if self._models is not None and (matched := self._models.match(path, data)) is not None:
+                return matched
             return orjson.loads(gzip.decompress(data) if gzipped else data)
         return None
 
@@ -41,10 +54,10 @@ class OrjsonFileLoader(JSONFileLoader):
 class OrjsonLoader(Loader):
     """botocore's Loader with `OrjsonFileLoader`, finding a service by its own folder, not by a full scan."""
 
-    def __init__(self) -> None:
+    def __init__(self, models: PreparsedModels | None = None) -> None:
         search = os.environ.get("AWS_DATA_PATH")  # what botocore's `create_loader` reads too
         extra = [os.path.expanduser(path) for path in search.split(os.pathsep)] if search else None
-        super().__init__(extra_search_paths=extra, file_loader=OrjsonFileLoader())
+        super().__init__(extra_search_paths=extra, file_loader=OrjsonFileLoader(models))
 
     @instance_cache
     def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
@@ -60,8 +73,8 @@ class OrjsonLoader(Loader):
         return model
 
 
-def fast_session() -> botocore.session.Session:
-    """A botocore session whose clients load their models through `OrjsonLoader`."""
+def fast_session(models: PreparsedModels | None = None) -> botocore.session.Session:
+    """A botocore session whose clients load their models through `OrjsonLoader` (and `models`, if given)."""
     session = botocore.session.get_session()
-    session.register_component("data_loader", OrjsonLoader())
+    session.register_component("data_loader", OrjsonLoader(models))
     return session

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 
 from eventpipe.adapters.aws.botocore_loader import fast_session
+from eventpipe.adapters.aws.model_cache import SERVICES
 
 if TYPE_CHECKING:
     import botocore.session
@@ -27,5 +28,10 @@ CLIENT_CONFIG = Config(
 
 
 def make_client(service: str, session: botocore.session.Session | None = None) -> Any:
-    """A client for `service`, from one shared session (clients are thread-safe; sessions are not)."""
+    """A client for `service`, from one shared session (clients are thread-safe; sessions are not).
+
+    Only the services the Lambda package's model cache holds: its cut `endpoints.json` knows no other.
+    """
+    if service not in SERVICES:
+        raise ValueError(f"no client for {service!r}: add it to SERVICES in eventpipe/adapters/aws/model_cache.py")
     return (session or fast_session()).create_client(service, config=CLIENT_CONFIG)
