@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write botocore's pre-parsed models into Lambda build folders.")
     parser.add_argument("folders", nargs="*", type=Path, help=f"where to write {MODEL_CACHE_NAME}")
     parser.add_argument(
-        "--sam-build", type=Path, help="`sam build`'s output: every function folder in it (those with lambda_pipeline.py)"
+        "--sam-build", type=Path, help="`sam build`'s output: each function folder in it (with lambda_pipeline.py)"
     )
     args = parser.parse_args(argv)
     folders = list(args.folders)
