@@ -28,12 +28,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
 
+    from eventpipe.core.documents import BatchRef, MarkDoneInput, MarkFailedInput, ProcessOutcome, StepStatus
     from eventpipe.core.enrich import Enricher
     from eventpipe.core.ports import BatchStore, Clock, CuratedStore, InsightsStore, Quarantine, RawBucket
     from eventpipe.core.registry import SchemaRegistry
     from eventpipe.core.request_facts import RequestFacts
-
-State = dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -77,7 +76,7 @@ class PipelineSteps:
         self.clock = clock
         self.atomically = atomically
 
-    def process_batch(self, state: State) -> State:
+    def process_batch(self, state: BatchRef) -> ProcessOutcome:
         """`{batch_id, raw_key}` -> validate, enrich, persist and aggregate the batch; its counts.
 
         Invalid events are quarantined; curated ones stored unless their id is stored already (a
@@ -91,7 +90,8 @@ class PipelineSteps:
         if record is not None and record.status is BatchStatus.DONE:
             # Run again (a repeated Express start, a restart that raced the first run): nothing to do.
             done = _outcome(0, record.curated, record.duplicates, record.rejected_by_code, record.received_at_ms)
-            return {**done, "repeated": True}
+            done["repeated"] = True
+            return done
         raw = RawBatch.decode(self.bucket.get(state["raw_key"]))
         batch = self._curate_batch(batch_id, raw)
         replay = bool(raw.origins)
@@ -180,19 +180,21 @@ class PipelineSteps:
         except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (254 levels)
             return event, b"", [Reason(ReasonCode.TOO_LARGE, "$", f"cannot be stored: {exc}")]
 
-    def mark_done(self, state: State) -> State:
+    def mark_done(self, state: MarkDoneInput) -> StepStatus:
         """`{batch_id, curated, duplicates, rejected}` -> the batch is done (a retry writes the same)."""
         self.batches.mark_done(state["batch_id"], state["curated"], state["duplicates"], state["rejected"])
         return {"status": "done"}
 
-    def mark_failed(self, state: State) -> State:
+    def mark_failed(self, state: MarkFailedInput) -> StepStatus:
         """`{batch_id, error: {Error, Cause}}` -> the batch is failed; `eventpipe replay` runs it again."""
         error = state.get("error") or {}
         self.batches.mark_failed(state["batch_id"], f"{error.get('Error')}: {error.get('Cause')}")
         return {"status": "failed"}
 
 
-def _outcome(valid: int, curated: int, duplicates: int, rejected: dict[str, int], received_at_ms: int) -> State:
+def _outcome(
+    valid: int, curated: int, duplicates: int, rejected: dict[str, int], received_at_ms: int
+) -> ProcessOutcome:
     """ProcessBatch's result: counts only, so the state stays small whatever the batch size."""
     return {
         "valid": valid,
@@ -219,5 +221,5 @@ def _quarantined_text(data: bytes, request: RequestFacts) -> str:
     return data.decode("utf-8", "backslashreplace")
 
 
-def _text_or_none(value: Any) -> str | None:
+def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None

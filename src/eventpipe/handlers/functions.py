@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import orjson
 
 from eventpipe.core.batch_ids import is_replay
+from eventpipe.core.documents import batch_ref, mark_done_input, mark_failed_input
 from eventpipe.handlers.export import handle_export
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.replay import handle_replay
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from aws_lambda_powertools.utilities.batch import BatchProcessor
 
+    from eventpipe.core.documents import ProcessOutcome, StepStatus
     from eventpipe.handlers.services import QueueServices, Services
 
 Event = dict[str, Any]
@@ -132,8 +134,8 @@ def _batch_requests(event: Event, services: QueueServices, report: Report) -> Ev
     return result
 
 
-def _process_batch(event: Event, services: Services, report: Report) -> Event:
-    result = services.steps.process_batch(event)
+def _process_batch(event: Event, services: Services, report: Report) -> ProcessOutcome:
+    result = services.steps.process_batch(batch_ref(event))
     report.info("process batch", result=result)
     if result["repeated"]:  # the batch was done already: its events were counted then
         return result
@@ -148,18 +150,18 @@ def _process_batch(event: Event, services: Services, report: Report) -> Event:
     return result
 
 
-def _mark_done(event: Event, services: Services, report: Report) -> Event:
-    result = services.finishing_steps.mark_done(event)
+def _mark_done(event: Event, services: Services, report: Report) -> StepStatus:
+    result = services.finishing_steps.mark_done(mark_done_input(event))
     report.info("mark done", result=result)
     report.metric("BatchesDone", 1)
     report.metric("BatchLatency", max(0, services.clock.now_ms() - int(event["received_at_ms"])), "Milliseconds")
     return result
 
 
-def _mark_failed(event: Event, services: Services, report: Report) -> Event:
+def _mark_failed(event: Event, services: Services, report: Report) -> StepStatus:
     report.error("batch failed", error=event.get("error"))
     report.metric("BatchesFailed", 1)
-    return services.finishing_steps.mark_failed(event)
+    return services.finishing_steps.mark_failed(mark_failed_input(event))
 
 
 def _export_insights(event: Event, services: Services, report: Report) -> Event:
