@@ -1,6 +1,7 @@
 """The DynamoDB stores: curated events, batch records and the quarantine.
 
-Behaviour is checked on moto's DynamoDB, the same cases as the SQLite stores; throttling,
+What the ports promise is checked for every backend in tests/contract; here, what is DynamoDB's own
+on moto's DynamoDB (item shapes, TTL, the sharded unfinished index, Scan pages), and throttling,
 `UnprocessedItems` and service errors, which moto does not produce, on botocore's Stubber.
 """
 
@@ -29,6 +30,7 @@ from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
 from eventpipe.core.errors import StorageError
 from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
 from tests.aws.conftest import CURATED_TABLE, REGION, STATE_TABLE
+from tests.aws.scans import curated_count
 from tests.conftest import make_event
 
 if TYPE_CHECKING:
@@ -107,7 +109,7 @@ def test_put_new_stores_new_events_and_flags_duplicates_of_other_batches(
     flags = curated.put_new("b2", [(uid(2), "purchase", b'{"n":"again"}'), (uid(3), "signup", b"{}")])
     # THEN only the new one is new, and the stored copy of the repeat is the first, its payload as text
     assert flags == [False, True]
-    assert curated.count() == 3
+    assert curated_count(dynamodb) == 3
     assert stored(dynamodb, uid(2)) == {
         "event_id": uid(2),
         "batch_id": "b1",
@@ -115,36 +117,6 @@ def test_put_new_stores_new_events_and_flags_duplicates_of_other_batches(
         "payload": '{"n":"é"}',
     }
     assert stored(dynamodb, uid(3)) == {"event_id": uid(3), "batch_id": "b2", "event_type": "signup", "payload": "{}"}
-
-
-def test_the_same_id_twice_in_one_batch_is_new_once_and_the_first_wins(
-    curated: DynamoCuratedStore, dynamodb: Any
-) -> None:
-    flags = curated.put_new("b1", [(uid(1), "page_view", b"first"), (uid(2), "page_view", b"x"), (uid(1), "x", b"2")])
-    assert flags == [True, True, False]
-    assert curated.count_by_type() == {"page_view": 2}
-    assert (stored(dynamodb, uid(1)) or {})["payload"] == "first"
-
-
-def test_a_retried_batch_gets_the_same_flags_and_stores_nothing_twice(curated: DynamoCuratedStore) -> None:
-    # GIVEN an event stored by another batch, then a batch with new, duplicate and repeated ids
-    curated.put_new("b0", [(uid(9), "page_view", b"p9")])
-    batch = [
-        (uid(1), "page_view", b"p1"),
-        (uid(9), "page_view", b"p9"),
-        (uid(1), "page_view", b"p1"),
-        (uid(2), "signup", b"p2"),
-    ]
-    first = curated.put_new("b1", batch)
-    # WHEN the same batch is put again (a retried step), twice
-    second = curated.put_new("b1", batch)
-    third = curated.put_new("b1", batch)
-    # THEN every try answers the same, and each event is stored once
-    assert first == [True, False, False, True]
-    assert second == first
-    assert third == first
-    assert curated.count() == 3
-    assert curated.count_by_type() == {"page_view": 2, "signup": 1}
 
 
 def test_upper_and_lower_case_ids_are_the_same_event(curated: DynamoCuratedStore, dynamodb: Any) -> None:
@@ -156,26 +128,9 @@ def test_upper_and_lower_case_ids_are_the_same_event(curated: DynamoCuratedStore
     mixed = uid(0xABCDEF)
     assert curated.put_new("b3", [(mixed.upper(), "signup", b"a"), (mixed, "signup", b"b")]) == [True, False]
     # THEN each is one event, stored under its lower-case id
-    assert curated.count() == 2
+    assert curated_count(dynamodb) == 2
     assert (stored(dynamodb, event_id.lower()) or {})["payload"] == "upper"
     assert (stored(dynamodb, mixed) or {})["payload"] == "a"
-
-
-def test_an_empty_store_and_an_empty_batch(curated: DynamoCuratedStore) -> None:
-    assert curated.count() == 0
-    assert curated.count_by_type() == {}
-    assert curated.put_new("b0", []) == []
-
-
-def test_a_thousand_events_in_one_call_get_their_own_flags(curated: DynamoCuratedStore) -> None:
-    # GIVEN every third event of the batch stored already by another batch
-    curated.put_new("b0", [(uid(n), "signup", b"{}") for n in range(0, 1000, 3)])
-    # WHEN a batch of 1,000 events (many times a thread's share) is put
-    flags = curated.put_new("b1", [(uid(n), ("page_view", "purchase")[n % 2], b"{}") for n in range(1000)])
-    # THEN each flag is at its event's position, whichever thread wrote it
-    assert flags == [n % 3 != 0 for n in range(1000)]
-    assert curated.count() == 1000
-    assert sum(curated.count_by_type().values()) == 1000
 
 
 # --- DynamoBatchStore on moto ---------------------------------------------------------------------
@@ -196,24 +151,6 @@ def raw_record(dynamodb: Any, batch_id: str) -> dict[str, Any]:
     return item
 
 
-def test_create_then_get_returns_a_pending_record(batches: DynamoBatchStore) -> None:
-    assert batches.create(pending("b1")) is True
-    assert batches.get("b1") == BatchRecord("b1", "raw/b1.ndjson", "test", M_MS, 10, BatchStatus.PENDING)
-    assert batches.get("unknown") is None
-
-
-def test_a_second_create_returns_false_and_changes_nothing(batches: DynamoBatchStore) -> None:
-    # GIVEN a batch that was created and marked done
-    batches.create(pending("b1"))
-    batches.mark_done("b1", 7, 1, {"schema_violation": 2})
-    before = batches.get("b1")
-    # WHEN it is created again with other values
-    again = BatchRecord("b1", "raw/other", "other", M_MS + 5, 99)
-    # THEN create says no and the record is unchanged
-    assert batches.create(again) is False
-    assert batches.get("b1") == before
-
-
 def test_mark_done_records_the_counts_and_leaves_the_unfinished_index(batches: DynamoBatchStore, dynamodb: Any) -> None:
     # GIVEN a pending batch, which carries the `open` key of the sparse index
     batches.create(pending("b1"))
@@ -228,63 +165,6 @@ def test_mark_done_records_the_counts_and_leaves_the_unfinished_index(batches: D
     assert record.rejected_by_code == {"schema_violation": 2, "malformed_json": 1}
     assert record.error is None
     assert "open" not in raw_record(dynamodb, "b1")
-    assert batches.unfinished() == []
-
-
-def test_mark_failed_records_the_error_stays_unfinished_and_mark_done_clears_it(batches: DynamoBatchStore) -> None:
-    # GIVEN a failed batch
-    batches.create(pending("b1"))
-    batches.mark_failed("b1", "StorageError: throttled")
-    failed = batches.get("b1")
-    assert failed is not None
-    assert (failed.status, failed.error) == (BatchStatus.FAILED, "StorageError: throttled")
-    assert [r.batch_id for r in batches.unfinished()] == ["b1"]
-    # WHEN a replay finishes it
-    batches.mark_done("b1", 10, 0, {})
-    # THEN it is done, without the error, and no longer unfinished
-    done = batches.get("b1")
-    assert done is not None
-    assert (done.status, done.error, done.curated, done.rejected_by_code) == (BatchStatus.DONE, None, 10, {})
-    assert batches.unfinished() == []
-
-
-def test_mark_failed_never_overrides_done(batches: DynamoBatchStore) -> None:
-    # GIVEN a done batch
-    batches.create(pending("b1"))
-    batches.mark_done("b1", 10, 0, {})
-    # WHEN a late failure of an earlier try arrives
-    batches.mark_failed("b1", "States.Timeout: late")
-    # THEN it stays done
-    record = batches.get("b1")
-    assert record is not None
-    assert (record.status, record.error, record.curated) == (BatchStatus.DONE, None, 10)
-    assert batches.unfinished() == []
-
-
-def test_marking_an_unknown_batch_writes_nothing(batches: DynamoBatchStore) -> None:
-    batches.mark_done("ghost", 1, 0, {})
-    batches.mark_failed("ghost", "boom")
-    assert batches.get("ghost") is None
-    assert batches.unfinished() == []
-
-
-def test_unfinished_lists_pending_and_failed_oldest_first(batches: DynamoBatchStore) -> None:
-    # GIVEN batches created out of time order, some finished
-    for batch_id, at in [("late", M_MS + 300), ("done", M_MS), ("early", M_MS - 100), ("failed", M_MS + 100)]:
-        batches.create(pending(batch_id, at))
-    batches.mark_done("done", 1, 0, {})
-    batches.mark_failed("failed", "boom")
-    # THEN unfinished holds the pending and failed ones, by received time
-    unfinished = batches.unfinished()
-    assert [(r.batch_id, r.status) for r in unfinished] == [
-        ("early", BatchStatus.PENDING),
-        ("failed", BatchStatus.FAILED),
-        ("late", BatchStatus.PENDING),
-    ]
-    assert unfinished[1].error == "boom"
-    # AND once all are done, nothing is unfinished
-    for record in unfinished:
-        batches.mark_done(record.batch_id, 0, 0, {})
     assert batches.unfinished() == []
 
 
@@ -334,68 +214,6 @@ def rejection(batch_id: str, index: int, *, raw: str = "{}", event_id: str | Non
         Reason("envelope_invalid", "$.occurred_at", "not a date-time"),
     )
     return Rejection(batch_id, index, "validate", reasons, raw, event_id)
-
-
-def test_a_rejection_round_trips_with_every_field(quarantine: DynamoQuarantine) -> None:
-    kept = [rejection("b1", 3, raw='{"a": "é"}', event_id=uid(1)), rejection("b1", 4), rejection("b1", 5, raw="")]
-    quarantine.add(kept)
-    assert quarantine.for_batch("b1") == kept
-
-
-def test_adding_the_same_batch_and_index_again_replaces_the_record(quarantine: DynamoQuarantine) -> None:
-    # GIVEN a rejection stored once
-    quarantine.add([rejection("b1", 1, raw="first")])
-    # WHEN the same (batch, index) is added again with other reasons, and twice in one call
-    again = Rejection("b1", 1, "enrich", (Reason("enrichment_failed", "$", "geo: no database"),), "first", uid(7))
-    quarantine.add([again])
-    quarantine.add([rejection("b1", 2, raw="old"), rejection("b1", 2, raw="new"), rejection("b2", 1)])
-    # THEN there is one record per (batch, index), with the latest reasons
-    assert quarantine.for_batch("b1") == [again, rejection("b1", 2, raw="new")]
-    assert len(list(quarantine.iter_all())) == 3
-
-
-def test_for_batch_orders_by_index_and_ignores_other_batches_and_the_batch_record(
-    quarantine: DynamoQuarantine, batches: DynamoBatchStore
-) -> None:
-    # GIVEN rejections of two batches, indexes of several digits, and the batch record in the same partition
-    batches.create(pending("b1"))
-    quarantine.add([rejection("b1", 10), rejection("b2", 0), rejection("b1", 2), rejection("b1", 1_000_000)])
-    quarantine.add([rejection("b1", 7)])
-    # THEN for_batch has b1's rejections in index order, and nothing for an unknown batch
-    assert [r.index for r in quarantine.for_batch("b1")] == [2, 7, 10, 1_000_000]
-    assert quarantine.for_batch("unknown") == []
-
-
-def test_add_and_remove_more_than_one_batch_write(quarantine: DynamoQuarantine) -> None:
-    # GIVEN 60 rejections (BatchWriteItem takes 25 at most)
-    quarantine.add([rejection("b1", n) for n in range(60)])
-    assert [r.index for r in quarantine.for_batch("b1")] == list(range(60))
-    # WHEN 55 of them are removed
-    quarantine.remove([("b1", n) for n in range(5, 60)])
-    # THEN 5 are left
-    assert [r.index for r in quarantine.for_batch("b1")] == list(range(5))
-
-
-def test_remove_deletes_only_the_given_records(quarantine: DynamoQuarantine) -> None:
-    quarantine.add([rejection("b1", 0), rejection("b1", 1), rejection("b2", 0)])
-    # WHEN records are removed, one named twice and one unknown
-    quarantine.remove([("b1", 0), ("b2", 0), ("b9", 9), ("b1", 0)])
-    quarantine.remove([])
-    # THEN only the others are left
-    assert [(r.batch_id, r.index) for r in quarantine.iter_all()] == [("b1", 1)]
-
-
-def test_iter_all_with_a_limit_skips_batch_records(quarantine: DynamoQuarantine, batches: DynamoBatchStore) -> None:
-    # GIVEN four rejections in three batches, and batch records in the same table
-    for batch_id in ("z", "a", "m"):
-        batches.create(pending(batch_id))
-    quarantine.add([rejection("z", 5), rejection("a", 9), rejection("a", 1), rejection("m", 0)])
-    # THEN every rejection comes once, and a limit is exact
-    everything = {(r.batch_id, r.index) for r in quarantine.iter_all()}
-    assert everything == {("z", 5), ("a", 9), ("a", 1), ("m", 0)}
-    assert len(list(quarantine.iter_all(limit=2))) == 2
-    assert list(quarantine.iter_all(limit=0)) == []
-    assert len(list(quarantine.iter_all(limit=100))) == 4
 
 
 def test_iter_all_reads_every_scan_page(dynamodb: Any, batches: DynamoBatchStore) -> None:

@@ -15,6 +15,7 @@ from eventpipe.core.rawbatch import RawBatch
 from eventpipe.core.readers import GZIP_MAGIC
 from tests.aws.conftest import BUCKET, REGION
 from tests.aws.pipeline_harness import Pipeline, load_pipeline
+from tests.aws.scans import curated_count
 from tests.conftest import make_event
 
 MIB = 1024 * 1024
@@ -133,7 +134,7 @@ def test_the_workflows_of_a_range_curate_its_events(
     for message in range_messages(queue_url):
         pipeline.invoke("ingest", sqs_event(message))
     pipeline.drain()
-    assert pipeline.module.runtime.curated.count() == len(ids)
+    assert curated_count(dynamodb) == len(ids)
 
 
 @pytest.mark.parametrize(

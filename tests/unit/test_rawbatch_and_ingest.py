@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 
+from eventpipe.adapters.memory import MemoryBatchStore, MemoryBucket
 from eventpipe.core.errors import StorageError
 from eventpipe.core.ingest import Ingestor, IngestSummary
 from eventpipe.core.model import BatchRecord, BatchStatus, Limits
@@ -17,63 +17,12 @@ from tests.conftest import NOW_MS, FixedClock, make_event
 from tests.unit.test_http_api import post
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from eventpipe.localrun.runtime import LocalRuntime
 
 
-# --- in-memory ports (core/ports.py) --------------------------------------------------------------
-
-
-class MemoryBucket:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.writes: list[tuple[str, bool]] = []
-
-    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
-        self.writes.append((key, durable))
-        self.objects[key] = data
-
-    def get(self, key: str) -> bytes:
-        try:
-            return self.objects[key]
-        except KeyError:
-            raise StorageError(f"no object {key}") from None
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-    def keys(self, prefix: str) -> Iterator[str]:
-        return iter(sorted(k for k in self.objects if k.startswith(prefix)))
-
-
-class MemoryBatchStore:
-    def __init__(self) -> None:
-        self.records: dict[str, BatchRecord] = {}
-
-    def create(self, record: BatchRecord) -> bool:
-        if record.batch_id in self.records:
-            return False
-        self.records[record.batch_id] = dataclasses.replace(record)
-        return True
-
-    def get(self, batch_id: str) -> BatchRecord | None:
-        record = self.records.get(batch_id)
-        return None if record is None else dataclasses.replace(record)
-
-    def mark_done(self, batch_id: str, curated: int, duplicates: int, rejected: dict[str, int]) -> None:
-        record = self.records[batch_id]
-        record.status, record.curated, record.duplicates = BatchStatus.DONE, curated, duplicates
-        record.rejected_by_code, record.rejected, record.error = dict(rejected), sum(rejected.values()), None
-
-    def mark_failed(self, batch_id: str, error: str) -> None:
-        record = self.records[batch_id]
-        if record.status is not BatchStatus.DONE:
-            record.status, record.error = BatchStatus.FAILED, error
-
-    def unfinished(self) -> list[BatchRecord]:
-        pending = [r for r in self.records.values() if r.status is not BatchStatus.DONE]
-        return sorted(pending, key=lambda r: r.received_at_ms)
+# --- in-memory ports (core/ports.py): eventpipe.adapters.memory, and a starter ---------------------
 
 
 class RecordingStarter:

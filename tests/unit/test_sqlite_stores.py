@@ -21,7 +21,7 @@ from eventpipe.core.aggregate import aggregate_batch
 from eventpipe.core.errors import StorageError
 from eventpipe.core.facts import Fact
 from eventpipe.core.funnel import SESSION_LOOKBACK_S
-from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
+from eventpipe.core.model import BatchRecord, Reason, Rejection
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -177,61 +177,6 @@ def curated(db: Database, tmp_path: Path) -> SqliteCuratedStore:
     return SqliteCuratedStore(db, FolderBucket(tmp_path / "curated", prefixes=()))
 
 
-def test_put_new_stores_new_events_and_flags_duplicates_of_other_batches(curated: SqliteCuratedStore) -> None:
-    # GIVEN batch b1 with two events
-    assert curated.put_new("b1", [(uid(1), "page_view", b"p1"), (uid(2), "purchase", b"p2")]) == [True, True]
-    # WHEN batch b2 repeats one of them and adds a new one
-    flags = curated.put_new("b2", [(uid(2), "purchase", b"p2-again"), (uid(3), "signup", b"p3")])
-    # THEN only the new one is new, and the stored copy of the repeat is the first one
-    assert flags == [False, True]
-    assert curated.count() == 3
-    assert curated.get(uid(2)) == b"p2"
-    assert curated.get(uid(3)) == b"p3"
-
-
-def test_the_same_id_twice_in_one_batch_is_new_once_and_the_first_wins(curated: SqliteCuratedStore) -> None:
-    flags = curated.put_new("b1", [(uid(1), "page_view", b"first"), (uid(2), "page_view", b"x"), (uid(1), "x", b"2")])
-    assert flags == [True, True, False]
-    assert curated.count() == 2
-    assert curated.get(uid(1)) == b"first"
-    assert curated.count_by_type() == {"page_view": 2}
-
-
-def test_a_retried_batch_gets_the_same_flags_and_stores_nothing_twice(curated: SqliteCuratedStore) -> None:
-    # GIVEN an event stored by another batch, then a batch with new, duplicate and repeated ids
-    curated.put_new("b0", [(uid(9), "page_view", b"p9")])
-    batch = [
-        (uid(1), "page_view", b"p1"),
-        (uid(9), "page_view", b"p9"),
-        (uid(1), "page_view", b"p1"),
-        (uid(2), "signup", b"p2"),
-    ]
-    first = curated.put_new("b1", batch)
-    # WHEN the same batch is put again (a retried step), twice
-    second = curated.put_new("b1", batch)
-    third = curated.put_new("b1", batch)
-    # THEN every try answers the same, and each event is stored once
-    assert first == [True, False, False, True]
-    assert second == first
-    assert third == first
-    assert curated.count() == 3
-    assert curated.count_by_type() == {"page_view": 2, "signup": 1}
-
-
-def test_upper_and_lower_case_ids_are_the_same_event(curated: SqliteCuratedStore) -> None:
-    # GIVEN an event id in upper case
-    event_id = "7F0C3A4E-1F7E-4B8E-9A55-2E0F6F9D1C11"
-    assert curated.put_new("b1", [(event_id, "page_view", b"upper")]) == [True]
-    # WHEN the lower-case id comes in another batch, or both cases in one batch
-    assert curated.put_new("b2", [(event_id.lower(), "page_view", b"lower")]) == [False]
-    assert curated.put_new("b3", [(uid(5).upper(), "signup", b"a"), (uid(5), "signup", b"b")]) == [True, False]
-    # THEN each is one event, found by either case
-    assert curated.count() == 2
-    assert curated.get(event_id.lower()) == b"upper"
-    assert curated.get(event_id) == b"upper"
-    assert curated.get(uid(5)) == b"a"
-
-
 def test_count_by_type_get_and_an_empty_store(curated: SqliteCuratedStore) -> None:
     # GIVEN an empty store
     assert curated.count() == 0
@@ -274,12 +219,6 @@ def rejection(batch_id: str, index: int, *, raw: str = "{}", event_id: str | Non
     return Rejection(batch_id, index, "validate", reasons, raw, event_id)
 
 
-def test_a_rejection_round_trips_with_every_field(quarantine: SqliteQuarantine) -> None:
-    stored = [rejection("b1", 3, raw='{"a": "é"}', event_id=uid(1)), rejection("b1", 4)]
-    quarantine.add(stored)
-    assert quarantine.for_batch("b1") == stored
-
-
 def test_add_is_idempotent_per_batch_and_index(quarantine: SqliteQuarantine) -> None:
     # GIVEN a rejection stored once
     quarantine.add([rejection("b1", 1, raw="first")])
@@ -290,12 +229,6 @@ def test_add_is_idempotent_per_batch_and_index(quarantine: SqliteQuarantine) -> 
     assert quarantine.count() == 3
     assert [(r.index, r.raw) for r in quarantine.for_batch("b1")] == [(1, "first"), (2, "{}")]
     assert [r.batch_id for r in quarantine.for_batch("b2")] == ["b2"]
-
-
-def test_for_batch_orders_by_index_and_ignores_other_batches(quarantine: SqliteQuarantine) -> None:
-    quarantine.add([rejection("b1", 10), rejection("b2", 0), rejection("b1", 2), rejection("b1", 7)])
-    assert [r.index for r in quarantine.for_batch("b1")] == [2, 7, 10]
-    assert quarantine.for_batch("unknown") == []
 
 
 def test_iter_all_is_oldest_first_with_a_limit(quarantine: SqliteQuarantine) -> None:
@@ -337,14 +270,6 @@ def test_records_added_during_iteration_are_not_yielded(quarantine: SqliteQuaran
     assert quarantine.count() == 1510
 
 
-def test_remove_deletes_only_the_given_records(quarantine: SqliteQuarantine) -> None:
-    quarantine.add([rejection("b1", 0), rejection("b1", 1), rejection("b2", 0)])
-    quarantine.remove([("b1", 0), ("b2", 0), ("b9", 9)])
-    assert [(r.batch_id, r.index) for r in quarantine.iter_all()] == [("b1", 1)]
-    quarantine.remove([])
-    assert quarantine.count() == 1
-
-
 # --- SqliteBatchStore -----------------------------------------------------------------------------
 
 
@@ -355,83 +280,6 @@ def batches(db: Database) -> SqliteBatchStore:
 
 def pending(batch_id: str, received_at_ms: int = M_MS, received: int = 10) -> BatchRecord:
     return BatchRecord(batch_id, f"raw/{batch_id}.ndjson", "test", received_at_ms, received)
-
-
-def test_create_then_get_returns_a_pending_record(batches: SqliteBatchStore) -> None:
-    assert batches.create(pending("b1")) is True
-    record = batches.get("b1")
-    assert record == BatchRecord("b1", "raw/b1.ndjson", "test", M_MS, 10, BatchStatus.PENDING)
-    assert batches.get("unknown") is None
-
-
-def test_a_second_create_returns_false_and_changes_nothing(batches: SqliteBatchStore) -> None:
-    # GIVEN a batch that was created and marked done
-    batches.create(pending("b1"))
-    batches.mark_done("b1", 7, 1, {"schema_violation": 2})
-    before = batches.get("b1")
-    # WHEN it is created again with other values
-    again = BatchRecord("b1", "raw/other", "other", M_MS + 5, 99)
-    # THEN create says no and the record is unchanged
-    assert batches.create(again) is False
-    assert batches.get("b1") == before
-
-
-def test_mark_done_records_the_counts(batches: SqliteBatchStore) -> None:
-    batches.create(pending("b1"))
-    batches.mark_done("b1", 6, 1, {"schema_violation": 2, "malformed_json": 1})
-    record = batches.get("b1")
-    assert record is not None
-    assert record.status is BatchStatus.DONE
-    assert (record.curated, record.duplicates, record.rejected) == (6, 1, 3)
-    assert record.rejected_by_code == {"schema_violation": 2, "malformed_json": 1}
-    assert record.error is None
-
-
-def test_mark_failed_records_the_error_and_mark_done_clears_it(batches: SqliteBatchStore) -> None:
-    # GIVEN a failed batch
-    batches.create(pending("b1"))
-    batches.mark_failed("b1", "StorageError: disk full")
-    failed = batches.get("b1")
-    assert failed is not None
-    assert (failed.status, failed.error) == (BatchStatus.FAILED, "StorageError: disk full")
-    # WHEN a replay finishes it
-    batches.mark_done("b1", 10, 0, {})
-    # THEN it is done, without the error
-    done = batches.get("b1")
-    assert done is not None
-    assert (done.status, done.error, done.curated) == (BatchStatus.DONE, None, 10)
-
-
-def test_mark_failed_never_overrides_done(batches: SqliteBatchStore) -> None:
-    # GIVEN a done batch
-    batches.create(pending("b1"))
-    batches.mark_done("b1", 10, 0, {})
-    # WHEN a late failure of an earlier try arrives
-    batches.mark_failed("b1", "States.Timeout: late")
-    # THEN it stays done
-    record = batches.get("b1")
-    assert record is not None
-    assert (record.status, record.error, record.curated) == (BatchStatus.DONE, None, 10)
-
-
-def test_unfinished_lists_pending_and_failed_oldest_first(batches: SqliteBatchStore) -> None:
-    # GIVEN batches created out of time order, some finished
-    for batch_id, at in [("late", M_MS + 300), ("done", M_MS), ("early", M_MS - 100), ("failed", M_MS + 100)]:
-        batches.create(pending(batch_id, at))
-    batches.mark_done("done", 1, 0, {})
-    batches.mark_failed("failed", "boom")
-    # THEN unfinished holds the pending and failed ones, by received time
-    unfinished = batches.unfinished()
-    assert [(r.batch_id, r.status) for r in unfinished] == [
-        ("early", BatchStatus.PENDING),
-        ("failed", BatchStatus.FAILED),
-        ("late", BatchStatus.PENDING),
-    ]
-    assert unfinished[1].error == "boom"
-    # AND once all are done, nothing is unfinished
-    for record in unfinished:
-        batches.mark_done(record.batch_id, 0, 0, {})
-    assert batches.unfinished() == []
 
 
 # --- SqliteInsightsStore --------------------------------------------------------------------------

@@ -41,10 +41,6 @@ class CuratedStore(Protocol):
     def owners(self, event_ids: Sequence[str]) -> dict[str, str]:
         """The batch that stored each of these event ids, by id in lower case; ids not stored are absent."""
 
-    def count(self) -> int: ...
-
-    def count_by_type(self) -> dict[str, int]: ...
-
 
 class Quarantine(Protocol):
     def add(self, rejections: Sequence[Rejection]) -> None:

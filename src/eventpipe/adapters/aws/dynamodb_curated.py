@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_calls import attempt, conditional
-from eventpipe.adapters.aws.errors import AWS_ERRORS, storage_error
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
+from eventpipe.adapters.curated_base import PerEventCuratedStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -49,7 +47,7 @@ _DAY_S = 86_400
 _DEFAULT_BACKOFF = Backoff()
 
 
-class DynamoCuratedStore:
+class DynamoCuratedStore(PerEventCuratedStore):
     def __init__(
         self,
         table_name: str,
@@ -61,8 +59,7 @@ class DynamoCuratedStore:
         now_s: Callable[[], float] = time.time,
     ) -> None:
         """`max_workers=1` runs the puts inline, in call order (for botocore's Stubber, which answers in order)."""
-        if max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        super().__init__(max_workers=max_workers)
         if ttl_days < 1:
             raise ValueError(f"ttl_days must be at least 1, not {ttl_days}")
         self._ttl_s = ttl_days * _DAY_S
@@ -70,47 +67,15 @@ class DynamoCuratedStore:
         self._table = table_name
         self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
         self._backoff = backoff
-        self._max_workers = max_workers
 
-    def put_new(self, batch_id: str, events: Sequence[tuple[str, str, bytes]]) -> list[bool]:
-        # The same id twice in one batch is new once, at its first position (as in the SQLite store);
-        # only first positions are put, so a retry of the batch answers the same. Ids are UUIDs, whose
-        # upper- and lower-case spellings are the same event.
-        first: dict[str, int] = {}
-        for position, (event_id, _, _) in enumerate(events):
-            first.setdefault(event_id.lower(), position)
-        positions = list(first.values())
-
-        expires_at: AttributeValueTypeDef = {"N": str(int(self._now_s()) + self._ttl_s)}
-
-        def put(position: int) -> bool:
-            event_id, event_type, payload = events[position]
-            return self._put(batch_id, event_id.lower(), event_type, payload, expires_at)
-
-        if self._max_workers == 1 or len(positions) <= 1:
-            results = [put(position) for position in positions]
-        else:
-            pool = ThreadPoolExecutor(max_workers=min(self._max_workers, len(positions)))
-            try:
-                results = list(pool.map(put, positions))
-            finally:
-                # After a failure, skip the puts not yet started: the whole step is retried anyway.
-                pool.shutdown(wait=True, cancel_futures=True)
-        flags = [False] * len(events)
-        for position, is_new in zip(positions, results, strict=True):
-            flags[position] = is_new
-        return flags
-
-    def _put(
-        self, batch_id: str, event_id: str, event_type: str, payload: bytes, expires_at: AttributeValueTypeDef
-    ) -> bool:
+    def _put_one(self, batch_id: str, event_id: str, event_type: str, payload: bytes) -> bool:
         """True when stored (now or by this batch before); False when another batch stored it."""
         item: dict[str, AttributeValueTypeDef] = {
             "event_id": {"S": event_id},
             "batch_id": {"S": batch_id},
             "event_type": {"S": event_type},
             "payload": {"B": compress_payload(payload)},
-            TTL_ATTRIBUTE: expires_at,
+            TTL_ATTRIBUTE: {"N": str(int(self._now_s()) + self._ttl_s)},
         }
         return conditional(
             self._backoff,
@@ -146,22 +111,6 @@ class DynamoCuratedStore:
                     found[item["event_id"]["S"]] = item["batch_id"]["S"]
                 request = dict(answer.get("UnprocessedKeys") or {})
         return found
-
-    def count(self) -> int:
-        """Every stored event, by a full Scan: for tests and small tables, not for a production path."""
-        pages = self._client.get_paginator("scan").paginate(TableName=self._table, Select="COUNT")
-        try:
-            return sum(page["Count"] for page in pages)
-        except AWS_ERRORS as exc:
-            raise storage_error(exc, f"cannot count {self._table}") from exc
-
-    def count_by_type(self) -> dict[str, int]:
-        """Stored events per type, by a full Scan: for tests and small tables, not for a production path."""
-        pages = self._client.get_paginator("scan").paginate(TableName=self._table, ProjectionExpression="event_type")
-        try:
-            return dict(Counter(item["event_type"]["S"] for page in pages for item in page["Items"]))
-        except AWS_ERRORS as exc:
-            raise storage_error(exc, f"cannot count {self._table}") from exc
 
 
 def compress_payload(payload: bytes) -> bytes:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from eventpipe.adapters.curated_base import BaseCuratedStore
+
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Sequence
 
+    from eventpipe.adapters.curated_base import CuratedRow
     from eventpipe.adapters.local.database import Database
     from eventpipe.core.ports import RawBucket
 
@@ -27,28 +30,23 @@ def uuid_key(event_id: str) -> bytes:
     return bytes.fromhex(event_id.replace("-", ""))
 
 
-class SqliteCuratedStore:
+class SqliteCuratedStore(BaseCuratedStore):
     def __init__(self, db: Database, segments: RawBucket) -> None:
         self._db = db
         self._segments = segments
 
-    def put_new(self, batch_id: str, events: Sequence[tuple[str, str, bytes]]) -> list[bool]:
-        keys = [uuid_key(event_id) for event_id, _, _ in events]
+    def _put_firsts(self, batch_id: str, events: Sequence[CuratedRow], positions: Sequence[int]) -> list[bool]:
         if events:  # a retry rewrites the same segment: the staged events are the same
             self._segments.put(_segment_key(batch_id), b"\n".join(payload for _, _, payload in events))
+        keys = [uuid_key(events[position][0]) for position in positions]
         flags: list[bool] = []
         rows = []
         with self._db.transaction() as conn:
             owners = self._owners(conn, keys)
-            seen: set[bytes] = set()
-            for index, (key, (_, event_type, _)) in enumerate(zip(keys, events, strict=True)):
-                if key in seen:  # the same id twice in one batch: the first one wins
-                    flags.append(False)
-                    continue
-                seen.add(key)
+            for key, position in zip(keys, positions, strict=True):
                 owner = owners.get(key)
-                if owner is None:
-                    rows.append((key, batch_id, event_type, index))
+                if owner is None:  # the segment's line `position` holds its payload
+                    rows.append((key, batch_id, events[position][1], position))
                 # Stored by this very batch on an earlier try: still new for this batch.
                 flags.append(owner is None or owner == batch_id)
             conn.executemany("INSERT INTO curated (event_id, batch_id, event_type, idx) VALUES (?, ?, ?, ?)", rows)
