@@ -12,7 +12,7 @@ docs/architecture.md): change them only with the docs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, final
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -151,6 +151,65 @@ def mark_failed_input(state: Mapping[str, Any]) -> MarkFailedInput:
     return {"batch_id": str(state["batch_id"]), "error": caught}
 
 
+# --- the functions' answers (docs/aws.md) ---------------------------------------------------------------
+
+
+class DropDocument(IngestCounts):
+    """One dropped file or object: how it ended (`ingested`, `split`, `missing`, `ignored`, `refused`)."""
+
+    key: str
+    status: str
+    batches: int
+    ranges: NotRequired[int]  # `split`: the byte ranges queued, each ingested by its own invocation
+    error: NotRequired[str]
+
+
+@final
+class DropsAnswer(TypedDict):
+    """ingest's answer to an object-created notification."""
+
+    objects: list[DropDocument]
+
+
+class RangeDocument(TypedDict):
+    """One byte range of a large file; a message that is no range is only `{"status": "dropped"}`."""
+
+    status: str
+    key: NotRequired[str]
+    start: NotRequired[int]
+    end: NotRequired[int]
+    batches: NotRequired[int]
+    received: NotRequired[int]
+    curated: NotRequired[int]
+    duplicates: NotRequired[int]
+    rejected: NotRequired[dict[str, int]]
+    error: NotRequired[str]
+
+
+@final
+class RangesAnswer(TypedDict):
+    """ingest's answer to the file-range queue's messages."""
+
+    ranges: list[RangeDocument]
+
+
+class ExportAnswer(TypedDict):
+    """export_insights: the objects written, the hours exported, the dirty hours left for the next run."""
+
+    keys: list[str]
+    hours: int
+    pending: int
+
+
+class ReplayAnswer(TypedDict):
+    """replay: the batches started, their events, those not done yet; with `rejected`, the records left out."""
+
+    batches: int
+    received: int
+    unfinished: list[str]
+    skipped: NotRequired[dict[str, int]]
+
+
 # --- the HTTP API's answers ----------------------------------------------------------------------------
 
 
@@ -163,6 +222,7 @@ class EventError(TypedDict):
     line: NotRequired[int]
 
 
+@final
 class AcceptedDocument(TypedDict):
     """The 202 of `POST /events`: the batch, and the events refused at ingest."""
 

@@ -20,6 +20,7 @@ from eventpipe.core.ingest import IngestSummary
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from eventpipe.core.documents import DropDocument
     from eventpipe.handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,17 @@ class DropOutcome:
     error: str | None = None
     ranges: int = 0  # status "split": the byte ranges queued, each ingested by its own invocation
 
-    def as_dict(self) -> dict[str, Any]:
-        document: dict[str, Any] = {"key": self.key, "status": self.status, "batches": self.summary.batches}
-        document.update(self.summary.as_dict())
+    def as_dict(self) -> DropDocument:
+        counts = self.summary.as_dict()
+        document: DropDocument = {
+            "key": self.key,
+            "status": self.status,
+            "batches": self.summary.batches,
+            "received": counts["received"],
+            "curated": counts["curated"],
+            "duplicates": counts["duplicates"],
+            "rejected": counts["rejected"],
+        }
         if self.ranges:
             document["ranges"] = self.ranges
         if self.error:

@@ -13,13 +13,14 @@ from eventpipe.core.errors import InputError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from eventpipe.core.documents import ExportAnswer
     from eventpipe.handlers.services import Services
 
 DEFAULT_WINDOW_MS = 2 * 60 * 60 * 1000  # a window given only its `until`
 MAX_EXPORT_WINDOW_MS = 31 * 24 * 60 * 60 * 1000
 
 
-def handle_export(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
+def handle_export(event: Mapping[str, Any], services: Services) -> ExportAnswer:
     """`{}`: export every hour changed since its last export; `{"since", "until"}` (RFC 3339): backfill a window.
 
     Answers `{"keys": [...], "hours", "pending"}` (`pending`: dirty hours left for the next run).
@@ -47,7 +48,7 @@ def handle_export(event: Mapping[str, Any], services: Services) -> dict[str, Any
     return {"keys": result.keys, "hours": result.hours, "pending": result.pending}
 
 
-def _text(value: Any) -> str | None:
+def _text(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise InputError(f"since and until must be strings, not {type(value).__name__}")

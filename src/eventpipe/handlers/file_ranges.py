@@ -22,6 +22,7 @@ from eventpipe.handlers.drops import INCOMING_PREFIX, ObjectDrop
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from eventpipe.core.documents import RangeDocument, RangesAnswer
     from eventpipe.handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,9 @@ def is_range_event(event: Mapping[str, Any]) -> bool:
     )
 
 
-def handle_range_event(event: Mapping[str, Any], services: Services, splitter: FileSplitter) -> dict[str, Any]:
+def handle_range_event(event: Mapping[str, Any], services: Services, splitter: FileSplitter) -> RangesAnswer:
     """Ingest each range an SQS event carries. A store that fails raises: SQS delivers the range again."""
-    outcomes = []
+    outcomes: list[RangeDocument] = []
     for record in event["Records"]:
         part = parse_range(str(record.get("body", "")), services.bucket.name)
         if part is None:
@@ -79,7 +80,7 @@ def handle_range_event(event: Mapping[str, Any], services: Services, splitter: F
     return {"ranges": outcomes}
 
 
-def ingest_range(part: FileRange, services: Services, splitter: FileSplitter) -> dict[str, Any]:
+def ingest_range(part: FileRange, services: Services, splitter: FileSplitter) -> RangeDocument:
     summary, status, error = IngestSummary(), "ingested", None
     try:
         with splitter.open_range(part) as stream:
@@ -93,8 +94,18 @@ def ingest_range(part: FileRange, services: Services, splitter: FileSplitter) ->
         status, error = "missing", str(exc)
     except InputError as exc:
         status, error = "refused", str(exc)
-    document: dict[str, Any] = {"key": part.key, "start": part.start, "end": part.end, "status": status}
-    document.update(batches=summary.batches, **summary.as_dict())
+    counts = summary.as_dict()
+    document: RangeDocument = {
+        "key": part.key,
+        "start": part.start,
+        "end": part.end,
+        "status": status,
+        "batches": summary.batches,
+        "received": counts["received"],
+        "curated": counts["curated"],
+        "duplicates": counts["duplicates"],
+        "rejected": counts["rejected"],
+    }
     if error:
         document["error"] = error
     return document

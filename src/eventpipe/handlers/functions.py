@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
     from aws_lambda_powertools.utilities.batch import BatchProcessor
 
-    from eventpipe.core.documents import ProcessOutcome, StepStatus
+    from eventpipe.core.documents import AcceptedDocument, ExportAnswer, ProcessOutcome, ReplayAnswer, StepStatus
+    from eventpipe.handlers.ingest import IngestAnswer
     from eventpipe.handlers.services import QueueServices, Services
 
 Event = dict[str, Any]
@@ -91,7 +92,7 @@ class Function:
 # --- what each function does and reports ------------------------------------------------------------
 
 
-def _ingest(event: Event, services: Services, report: Report) -> Event:
+def _ingest(event: Event, services: Services, report: Report) -> IngestAnswer:
     result = handle_ingest(event, services)
     if "statusCode" in result:
         report.metric("HttpRequests", 1)
@@ -112,9 +113,9 @@ def _ingest(event: Event, services: Services, report: Report) -> Event:
     return result
 
 
-def _accepted(accepted: Event | str, report: Report) -> None:
+def _accepted(accepted: AcceptedDocument | str, report: Report) -> None:
     """Log and count an accepted batch, from the 202 document or the HTTP body holding it."""
-    document: Event = orjson.loads(accepted) if isinstance(accepted, str) else accepted
+    document: AcceptedDocument = orjson.loads(accepted) if isinstance(accepted, str) else accepted
     report.correlate(document["batch_id"])
     report.info("batch accepted", received=document["received"], refused=document["rejected"])
     report.metric("EventsReceived", document["received"])
@@ -164,14 +165,14 @@ def _mark_failed(event: Event, services: Services, report: Report) -> StepStatus
     return services.finishing_steps.mark_failed(mark_failed_input(event))
 
 
-def _export_insights(event: Event, services: Services, report: Report) -> Event:
+def _export_insights(event: Event, services: Services, report: Report) -> ExportAnswer:
     result = handle_export(event, services)
     if result["keys"]:  # a metric published every 5 minutes, even as 0, is billed every month: idle too
         report.metric("InsightsObjectsExported", len(result["keys"]))
     return result
 
 
-def _replay(event: Event, services: Services, report: Report) -> Event:
+def _replay(event: Event, services: Services, report: Report) -> ReplayAnswer:
     result = handle_replay(event, services)
     if result["batches"]:  # the schedule runs every 10 minutes: nothing to say, or pay for, when idle
         report.info("replay started", **result)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from eventpipe.core.documents import AcceptedDocument, BatchDocument, EventError, InsightsDocument, Refusal
+    from eventpipe.handlers.http_request import ProxyResponse
     from eventpipe.handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def is_http_event(event: Mapping[str, Any]) -> bool:
     return "requestContext" in event and ("httpMethod" in event or "rawPath" in event)
 
 
-def handle_http(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
+def handle_http(event: Mapping[str, Any], services: Services) -> ProxyResponse:
     """Answer one API Gateway proxy event with a proxy response (`statusCode`, `headers`, `body`)."""
     headers = {"content-type": "application/json"}
     request: HttpRequest | None = None

@@ -7,7 +7,7 @@ importing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, final
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -21,3 +21,13 @@ class HttpRequest:
     query: Mapping[str, str]
     body: bytes
     source_ip: str | None = None  # the client's address as API Gateway (or `eventpipe up`) saw it
+
+
+@final
+class ProxyResponse(TypedDict):
+    """An HTTP answer as a Lambda proxy integration returns it (API Gateway, `eventpipe up`)."""
+
+    statusCode: int
+    headers: dict[str, str]
+    body: str
+    isBase64Encoded: bool

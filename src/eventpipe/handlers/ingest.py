@@ -16,10 +16,14 @@ from eventpipe.handlers.http_request import HttpRequest
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from eventpipe.core.documents import AcceptedDocument, DropsAnswer, RangesAnswer
+    from eventpipe.handlers.http_request import ProxyResponse
     from eventpipe.handlers.services import Services
 
+    IngestAnswer = ProxyResponse | DropsAnswer | RangesAnswer | AcceptedDocument
 
-def handle_ingest(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
+
+def handle_ingest(event: Mapping[str, Any], services: Services) -> IngestAnswer:
     """Route by the event's shape.
 
     - API Gateway (HTTP API v2 or REST v1 proxy): a proxy response;
@@ -38,7 +42,7 @@ def handle_ingest(event: Mapping[str, Any], services: Services) -> dict[str, Any
         body = orjson.dumps({"events": event["events"]})
         request = HttpRequest("POST", "/events", {"content-type": "application/json"}, {}, body)
         try:
-            return dict(post_events(request, services, invoked=True))  # the Lambda answer: a plain JSON object
+            return post_events(request, services, invoked=True)
         except HttpError as exc:
             raise InputError(f"{exc.code}: {exc}") from exc
     raise InputError('not an API Gateway, S3 or EventBridge event, nor {"events": [...]}')

@@ -11,10 +11,11 @@ from eventpipe.core.replay import ReplaySummary, replay_rejected, restart_unfini
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from eventpipe.core.documents import ReplayAnswer
     from eventpipe.handlers.services import Services
 
 
-def handle_replay(event: Mapping[str, Any], services: Services) -> dict[str, Any]:
+def handle_replay(event: Mapping[str, Any], services: Services) -> ReplayAnswer:
     """`{}`: start pending and failed batches again (a failed one with a new execution).
 
     `{"pending_older_than_s": N}`: start again only pending batches received more than N seconds ago,

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from eventpipe.handlers.http_request import ProxyResponse
 
 TRACKER_PATH = "/tracker.js"
 CONTENT_TYPE = "text/javascript; charset=utf-8"
@@ -24,7 +27,7 @@ def is_tracker_request(method: str, path: str) -> bool:
     return method in ("GET", "HEAD") and path == TRACKER_PATH
 
 
-def tracker_response() -> dict[str, Any]:
+def tracker_response() -> ProxyResponse:
     """The proxy response that answers `GET /tracker.js`."""
     return {
         "statusCode": 200,
