@@ -186,6 +186,8 @@ class Stack:
 
     schedules: dict[str, tuple[float, int, bool]]  # handler name -> (runs a month, memory MB, traced)
     queue_sources: list[str]  # functions with an SQS event source mapping (Lambda polls each queue)
+    memory_mb: dict[str, int]  # handler name -> MemorySize
+    platform_lines: dict[str, bool]  # handler name -> whether Lambda logs START, END and REPORT lines
 
 
 def stack(path: Path = TEMPLATE) -> Stack:
@@ -193,11 +195,15 @@ def stack(path: Path = TEMPLATE) -> Stack:
     defaults = document["Globals"]["Function"]
     schedules: dict[str, tuple[float, int, bool]] = {}
     sources = []
+    memory: dict[str, int] = {}
+    platform_lines: dict[str, bool] = {}
     for resource in document["Resources"].values():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         properties = resource["Properties"]
         handler = properties["Handler"].split(".")[-1]
+        memory[handler] = properties.get("MemorySize", defaults["MemorySize"])
+        platform_lines[handler] = (properties.get("LoggingConfig") or {}).get("SystemLogLevel", "INFO") != "WARN"
         for event in (properties.get("Events") or {}).values():
             if event["Type"] == "SQS":
                 sources.append(handler)
@@ -207,7 +213,12 @@ def stack(path: Path = TEMPLATE) -> Stack:
                 memory_mb = properties.get("MemorySize", defaults["MemorySize"])
                 traced = properties.get("Tracing", defaults.get("Tracing")) == "Active"
                 schedules[handler] = (HOURS_PER_MONTH * 60 / minutes, memory_mb, traced)
-    return Stack(schedules, sources)
+    return Stack(schedules, sources, memory, platform_lines)
+
+
+def platform_log_bytes(function: str, deployed: Stack) -> int:
+    """Lambda's own lines per invocation: none at SystemLogLevel WARN (the template's), else START, END, REPORT."""
+    return PLATFORM_LOG_BYTES if deployed.platform_lines[function] else 0
 
 
 # Lambda long-polls each queue of an SQS event source mapping with 5 pollers, 20 s each, traffic or not:
@@ -240,7 +251,7 @@ def idle_costs(runs: dict[str, IdleRun], a: Assumptions, detailed: bool = False)
         )
         lines[f"`{name}` every {every:g} min: DynamoDB reads, logs, X-Ray, metrics"] = (
             count * run.read_units * PRICES["dynamodb_rru"]
-            + count * (run.log_bytes + PLATFORM_LOG_BYTES) / 2**30 * PRICES["logs_gb"]
+            + count * (run.log_bytes + platform_log_bytes(name, deployed)) / 2**30 * PRICES["logs_gb"]
             + (count * PRICES["xray_trace"] if traced else 0.0)  # Active: Lambda traces the first request each second
             + run.metrics * PRICES["metric_month"]
         )
@@ -322,7 +333,8 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     gb_s += exports * a.memory_mb["export_insights"] / 1024 * (export_s + 1.0)  # + 1 s of round trips, assumed
     gb_s += polls * a.memory_mb["ingest"] / 1024 * poll_s
     express_s = math.ceil((sum(step_s[s] for s in STEPS[1:]) + (len(STEPS) - 1) * a.state_overhead_s) * 10) / 10
-    log_bytes = per.log_bytes + len(STEPS) * PLATFORM_LOG_BYTES + ACCESS_LOG_BYTES
+    deployed = stack()
+    log_bytes = per.log_bytes + sum(platform_log_bytes(step, deployed) for step in STEPS) + ACCESS_LOG_BYTES
     batch_rru = sum(v for k, v in per.units.items() if k.endswith("RRU"))
     state_wru = per.units["state WRU"] + per.units["state GSI WRU"]
     s3 = per.calls["PutObject"] * PRICES["s3_put"] + per.calls["GetObject"] * PRICES["s3_get"]

@@ -30,7 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 import orjson
-from cost_model import STEPS, Assumptions, IdleRun, PerBatch, alarm_metrics, idle_document, per_million, report
+from cost_model import (
+    STEPS,
+    Assumptions,
+    IdleRun,
+    PerBatch,
+    alarm_metrics,
+    idle_document,
+    per_million,
+    report,
+    stack,
+)
 from fake_aws import FakeAws, write_units  # beside this file: `python bench/lambda_cost.py` finds them
 
 from eventpipe.generate import EventGenerator
@@ -252,8 +262,8 @@ def main() -> None:
     parser.add_argument("--cpu-speed", type=float, default=1.5, help="Lambda arm64 vCPU vs this core (slower > 1)")
     parser.add_argument(
         "--memory",
-        default="ingest=1024,process_batch=1024,mark_done=256,export_insights=1024",
-        help="MB per function (infrastructure/template.yaml)",
+        default="",
+        help="MB per function, e.g. ingest=1024,process_batch=1024 (default: infrastructure/template.yaml's)",
     )
     parser.add_argument("--latency-scale", type=float, default=1.0, help="x the round trips of fake_aws.LATENCY_MS")
     parser.add_argument("--export-every-min", type=int, default=5)
@@ -291,7 +301,8 @@ def main() -> None:
         idle = measure_idle(stdout, args.latency_scale)
     finally:
         sys.stdout = out
-    memory = {name: int(mb) for name, mb in (pair.split("=") for pair in args.memory.split(","))}
+    memory = {name: mb for name, mb in stack().memory_mb.items() if name in (*STEPS, "export_insights")}
+    memory.update({name: int(mb) for name, mb in (pair.split("=") for pair in args.memory.split(",") if pair)})
     assumptions = Assumptions(
         memory,
         args.cpu_speed,

@@ -136,6 +136,10 @@ def _emitted_metrics() -> dict[str, list[set[str]]]:
 def test_our_metrics_are_ones_the_code_emits(alerts_config: dict[str, Any], expanded: list[dict[str, Any]]) -> None:
     emitted = _emitted_metrics()
     assert {"EventsReceived", "EventsRejected", "BatchLatency", "BatchesDone", "HttpResponses"} <= set(emitted)
+    # a batch emits these and no more (each custom metric is $0.30 a month): no HttpRequests, EventsValid,
+    # EventsRejected by reason or ColdStart, which API Gateway, the other counts or the logs already give
+    assert not {"HttpRequests", "EventsValid", "ColdStart"} & set(emitted)
+    assert emitted["EventsRejected"] == [set()]
     graphs = alerts_config["dashboard"]["widgets"]
     metrics = [m for a in expanded for m in [a.get("metric")] + [q.get("metric") for q in a.get("metrics", [])] if m]
     metrics += [m for graph in graphs for m in graph.get("metrics", [])]

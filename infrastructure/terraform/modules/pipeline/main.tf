@@ -19,8 +19,8 @@ locals {
   # The entry points of src/lambda_pipeline.py (handler lambda_pipeline.<key>), with the memory and
   # timeout of the SAM template; monitoring/alerts.yml holds the same timeouts for the duration alarms.
   functions = {
-    ingest          = { memory_mb = 1024, timeout_s = 300, description = "HTTP API, object-created events in incoming/, and direct {\"events\":[...]} invocations." }
-    process_batch   = { memory_mb = 1024, timeout_s = 60, description = "Workflow step ProcessBatch (validate, enrich, persist and aggregate a batch in one pass)." }
+    ingest          = { memory_mb = 512, timeout_s = 300, description = "HTTP API, object-created events in incoming/, and direct {\"events\":[...]} invocations." }
+    process_batch   = { memory_mb = 512, timeout_s = 60, description = "Workflow step ProcessBatch (validate, enrich, persist and aggregate a batch in one pass)." }
     mark_done       = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkDone." }
     mark_failed     = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkFailed." }
     export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the hours of insights changed since the last export, to the analytics bucket." }
