@@ -231,25 +231,3 @@ def test_batches_of_one_minute_add_up_in_one_minute_item() -> None:
     assert events_row.users is not None
     sketch = datasketches.hll_sketch.deserialize(events_row.users)
     assert round(sketch.get_estimate()) == 4
-
-
-def test_a_dirty_hour_is_cleared_only_at_the_version_the_export_read() -> None:
-    container = ContainerStandIn(INSIGHTS.partition_key)
-    store = CosmosInsightsStore(container, backoff=NO_WAIT)
-
-    def apply(batch_id: str) -> None:
-        aggregate = aggregate_batch(
-            [fact_of(make_event())], received_at_ms=NOW_MS, now_ms=NOW_MS, rejected={}, duplicates=0
-        )
-        store.apply(batch_id, aggregate)
-
-    # GIVEN an hour changed by one batch, read by the export, then changed again
-    apply("s-1")
-    [(hour, version)] = store.dirty_hours()
-    apply("s-2")
-    # THEN clearing it at the version read fails; at the current one it forgets the hour
-    assert store.clear_dirty(hour, version) is False
-    assert store.dirty_hours() == [(hour, version + 1)]
-    assert store.clear_dirty(hour, version + 1) is True
-    assert store.dirty_hours() == []
-    assert store.clear_dirty(hour, version + 1) is False

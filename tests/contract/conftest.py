@@ -16,8 +16,15 @@ from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
 from eventpipe.adapters.aws.retry import NO_WAIT
 from eventpipe.adapters.aws.tables import create_tables
-from eventpipe.adapters.local import Database, FolderBucket, SqliteBatchStore, SqliteCuratedStore, SqliteQuarantine
-from eventpipe.adapters.memory import MemoryBatchStore, MemoryCuratedStore, MemoryQuarantine
+from eventpipe.adapters.local import (
+    Database,
+    FolderBucket,
+    SqliteBatchStore,
+    SqliteCuratedStore,
+    SqliteInsightsStore,
+    SqliteQuarantine,
+)
+from eventpipe.adapters.memory import MemoryBatchStore, MemoryCuratedStore, MemoryInsightsStore, MemoryQuarantine
 from tests.aws.conftest import APPS_TABLE, CURATED_TABLE, INSIGHTS_TABLE, REGION, STATE_TABLE
 from tests.aws.scans import curated_types
 from tests.azure.conftest import AZURE_DIR  # noqa: F401  (puts the blueprint's eventpipe_azure on sys.path)
@@ -27,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from eventpipe.core.ports import BatchStore, CuratedStore, Quarantine
+    from eventpipe.core.ports import BatchStore, CuratedStore, InsightsStore, Quarantine
 
 BACKENDS = ["memory", "sqlite", "dynamodb", "cosmos"]
 
@@ -91,3 +98,20 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     build = {"memory": _memory, "sqlite": _sqlite, "dynamodb": _dynamodb, "cosmos": _cosmos}[request.param]
     yield from build(tmp_path)
+
+
+@pytest.fixture(params=["memory", "sqlite", "cosmos"])
+def insights(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InsightsStore]:
+    """The insights stores that share `BaseInsightsStore`'s flow. The DynamoDB store is held to the
+    SQLite store's documents by its own tests (tests/aws/test_dynamodb_insights.py)."""
+    if request.param == "memory":
+        yield MemoryInsightsStore()
+    elif request.param == "sqlite":
+        db = Database(tmp_path / "eventpipe.db")
+        yield SqliteInsightsStore(db)
+        db.close()
+    else:
+        from eventpipe_azure.containers import INSIGHTS
+        from eventpipe_azure.cosmos_insights import CosmosInsightsStore
+
+        yield CosmosInsightsStore(ContainerStandIn(INSIGHTS.partition_key), backoff=NO_WAIT)

@@ -3,8 +3,8 @@
 Key shapes (partition key `pk`; see containers.py), as in DynamoDB (src/eventpipe/adapters/aws/dynamodb_insights.py):
 
 - counter item: `pk = minute:<YYYY-MM-DD>` (UTC day of the minute), `id` = the minute (epoch
-  seconds, 12 digits); `counters` maps `events_<type>`, `revenue`, `rejected_<code>`,
-  `duplicates`, `lag_<bucket>` to numbers.
+  seconds, 12 digits); `counters` maps the counters of core/insight_counters.py (`events_<type>`,
+  `revenue`, `rejected_<code>`, `duplicates`, `lag_<bucket>`, `country_<ISO code>`) to numbers.
 - sketch item: `pk = sketch:<YYYY-MM-DD>`, `id` as above; `users` (the minute's HLL sketch) and
   `s<step>` (its Theta sketch of the sessions that reached funnel step `step`), base64.
 - dirty hour: `id = dirty-<hour start>`, `hour`, `version`, in the partition of the hour's minutes.
@@ -23,7 +23,6 @@ replaced only if its ETag is unchanged: a union is idempotent, so they need no m
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +30,12 @@ from azure.core import MatchConditions
 from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosResourceNotFoundError
 
 from eventpipe.adapters.aws.retry import Backoff
+from eventpipe.adapters.insights_base import BaseInsightsStore, WindowRead
 from eventpipe.core.aggregate import hour_of, merged_users
 from eventpipe.core.errors import StorageError
-from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, funnel_counts, merged_step
-from eventpipe.core.insight_rows import InsightsRows, MinuteRow
+from eventpipe.core.funnel import FUNNEL_STEPS, merged_step
+from eventpipe.core.insight_counters import USERS, step_sketch_name
+from eventpipe.core.insight_rows import DEFAULT_SEGMENT
 from eventpipe_azure.errors import AZURE_ERRORS, RETRYABLE_STATUS, status_of, storage_error
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
     from azure.cosmos import ContainerProxy
 
-    from eventpipe.core.aggregate import BatchAggregate
+    from eventpipe.core.insight_counters import MinuteChange
 
 HELPER_ROWS_TTL_S = 32 * 86_400  # applied markers
 _DAY_S = 86_400
@@ -66,38 +67,19 @@ def _id(minute: int) -> str:
     return f"{minute:012d}"
 
 
-@dataclass(slots=True)
-class _MinuteChange:
-    """What one batch adds to one minute: counters to add, sketches to merge (empty: leave them)."""
+def _chunks(changes: Sequence[MinuteChange]) -> list[tuple[int, list[MinuteChange]]]:
+    """The batch's changes by UTC hour, oldest first (the same chunks, in the same order, on every retry).
 
-    minute: int
-    counters: dict[str, float] = field(default_factory=dict)
-    sketches: dict[str, Any] = field(default_factory=dict)  # attribute -> the batch's sketch
-
-
-def _chunks(aggregate: BatchAggregate) -> list[tuple[int, list[_MinuteChange]]]:
-    """The batch's changes by UTC hour, oldest first (the same chunks, in the same order, on every retry)."""
-    changes: dict[int, _MinuteChange] = {}
-    for minute, bucket in aggregate.minutes.items():
-        change = changes[minute] = _MinuteChange(minute)
-        change.counters.update((f"events_{t}", n) for t, n in bucket.events.items())
-        change.counters["revenue"] = bucket.revenue
-        change.counters.update((f"lag_{b}", n) for b, n in bucket.lag_ms.items())
-        if not bucket.users.is_empty():
-            change.sketches["users"] = bucket.users
-        change.sketches.update((f"s{step}", sessions) for step, sessions in bucket.sessions.items())
-    refusals: dict[str, float] = {f"rejected_{code}": n for code, n in aggregate.rejected.items() if n}
-    if aggregate.duplicates:
-        refusals["duplicates"] = aggregate.duplicates
-    if refusals:
-        changes.setdefault(aggregate.batch_minute, _MinuteChange(aggregate.batch_minute)).counters.update(refusals)
-    hours: dict[int, list[_MinuteChange]] = {}
-    for minute in sorted(changes):
-        hours.setdefault(hour_of(minute), []).append(changes[minute])
+    The default segment only (core/segments.py): this blueprint keeps neither per-app nor bot slices.
+    """
+    hours: dict[int, list[MinuteChange]] = {}
+    for change in changes:
+        if change.segment == DEFAULT_SEGMENT:
+            hours.setdefault(hour_of(change.minute), []).append(change)
     return sorted(hours.items())
 
 
-class CosmosInsightsStore:
+class CosmosInsightsStore(BaseInsightsStore):
     """`InsightsStore` on Cosmos DB, applying each batch exactly once even when retried or run concurrently."""
 
     def __init__(self, container: ContainerProxy, *, backoff: Backoff = _DEFAULT_BACKOFF) -> None:
@@ -106,15 +88,15 @@ class CosmosInsightsStore:
 
     # --- apply ------------------------------------------------------------------------------------
 
-    def apply(self, batch_id: str, aggregate: BatchAggregate) -> bool:
+    def _apply_changes(self, batch_id: str, batch_minute: int, changes: Sequence[MinuteChange]) -> bool:
         # Even a batch without minutes gets chunk 0, so that its marker answers a second apply.
-        chunks = _chunks(aggregate) or [(hour_of(aggregate.batch_minute), [])]
+        chunks = _chunks(changes) or [(hour_of(batch_minute), [])]
         applied = False
         for number, (hour, chunk) in enumerate(chunks):
             applied |= self._apply_chunk(hour, f"applied-{batch_id}-{number}", chunk)
         return applied
 
-    def _apply_chunk(self, hour: int, marker_id: str, chunk: Sequence[_MinuteChange]) -> bool:
+    def _apply_chunk(self, hour: int, marker_id: str, chunk: Sequence[MinuteChange]) -> bool:
         """Apply one hour in one transactional batch: True when applied now, False when its marker was there."""
         pk, dirty_id = minute_pk(hour), f"dirty-{_id(hour)}"
         if self._read_chunk(pk, [marker_id], marker_id) is None:
@@ -165,7 +147,7 @@ class CosmosInsightsStore:
         stored = {item["id"]: item for item in items}
         return None if marker_id in stored else stored
 
-    def _merge_sketches(self, change: _MinuteChange) -> None:
+    def _merge_sketches(self, change: MinuteChange) -> None:
         """Replace the minute's sketch item by its merge with the batch's, if no one changed it since it was read."""
         pk, item_id = sketch_pk(change.minute), _id(change.minute)
         for _ in self._backoff.waits():
@@ -181,7 +163,7 @@ class CosmosInsightsStore:
             item.update((name, value) for name, value in (stored or {}).items() if name in _SKETCHES)
             for name, sketch in change.sketches.items():
                 old = item.get(name)
-                merged = (merged_users if name == "users" else merged_step)(
+                merged = (merged_users if name == USERS else merged_step)(
                     sketch, base64.b64decode(old) if old else None
                 )
                 item[name] = base64.b64encode(merged).decode()
@@ -226,29 +208,23 @@ class CosmosInsightsStore:
 
     # --- read -------------------------------------------------------------------------------------
 
-    def read(self, since_minute: int, until_minute: int, *, funnel: bool = True, view: Any = None) -> InsightsRows:
-        """The default segment only (core/segments.py): this blueprint has no write keys, and keeps
-        neither per-app nor bot slices (bots' events are left out of its insights)."""
-        if until_minute <= since_minute:
-            return InsightsRows(minutes=[], funnel=[0] * len(FUNNEL_STEPS))
-        last = until_minute - 1
-        rows: dict[int, MinuteRow] = {}
-        steps: list[tuple[int, int, bytes]] = []
+    def _read_window(self, since_minute: int, until_minute: int, steps_since: int | None) -> WindowRead:
+        """The default segment only: this blueprint has no write keys, and keeps neither per-app nor
+        bot slices (bots' events are left out of its insights)."""
+        window, last = WindowRead(), until_minute - 1
         for start in _day_starts(since_minute, last):
             for item in self._query(minute_pk(start), since_minute, until_minute):
-                _add_counters(rows.setdefault(int(item["minute"]), MinuteRow(int(item["minute"]))), item)
-            for item in self._query(sketch_pk(start), since_minute, until_minute):
                 minute = int(item["minute"])
-                users = item.get("users")
-                rows.setdefault(minute, MinuteRow(minute)).users = base64.b64decode(users) if users else None
-                steps.extend(_steps_of(minute, item))
-        if funnel:
-            lookback = since_minute - SESSION_LOOKBACK_S
-            for start in _day_starts(lookback, since_minute - 1):
-                for item in self._query(sketch_pk(start), lookback, since_minute):
-                    steps.extend(_steps_of(int(item["minute"]), item))
-        counts = funnel_counts(steps, since_minute=since_minute, until_minute=until_minute)
-        return InsightsRows([rows[minute] for minute in sorted(rows)], counts)
+                window.counters.extend((minute, DEFAULT_SEGMENT, n, t) for n, t in (item.get("counters") or {}).items())
+            for item in self._query(sketch_pk(start), since_minute, until_minute):
+                users = item.get(USERS)
+                window.users.append((int(item["minute"]), DEFAULT_SEGMENT, base64.b64decode(users) if users else None))
+                window.steps.extend(_steps_of(int(item["minute"]), item))
+        if steps_since is not None:
+            for start in _day_starts(steps_since, since_minute - 1):
+                for item in self._query(sketch_pk(start), steps_since, since_minute):
+                    window.steps.extend(_steps_of(int(item["minute"]), item))
+        return window
 
     def _query(self, pk: str, since: int, until: int) -> Iterator[dict[str, Any]]:
         query = "SELECT * FROM c WHERE c.minute >= @since AND c.minute < @until"
@@ -261,10 +237,10 @@ class CosmosInsightsStore:
             raise storage_error(exc, f"cannot read insights of {pk}") from exc
 
 
-_SKETCHES = frozenset({"users", *(f"s{step}" for step in range(len(FUNNEL_STEPS)))})
+_SKETCHES = frozenset({USERS, *(step_sketch_name(step) for step in range(len(FUNNEL_STEPS)))})
 
 
-def _added(item: dict[str, Any], change: _MinuteChange) -> dict[str, Any]:
+def _added(item: dict[str, Any], change: MinuteChange) -> dict[str, Any]:
     """The counter item with the change added."""
     counters = dict(item.get("counters") or {})
     for name, amount in change.counters.items():
@@ -277,22 +253,8 @@ def _day_starts(first: int, last: int) -> range:
     return range(first - first % _DAY_S, last + 1, _DAY_S)
 
 
-def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[tuple[int, int, bytes]]:
+def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[tuple[int, str, int, bytes]]:
     for step in range(len(FUNNEL_STEPS)):
-        sketch = item.get(f"s{step}")
+        sketch = item.get(step_sketch_name(step))
         if sketch:
-            yield minute, step, base64.b64decode(sketch)
-
-
-def _add_counters(row: MinuteRow, item: dict[str, Any]) -> None:
-    for name, total in (item.get("counters") or {}).items():
-        if name == "revenue":
-            row.revenue = float(total)
-        elif name == "duplicates":
-            row.duplicates = int(total)
-        elif name.startswith("events_"):
-            row.events[name.removeprefix("events_")] = int(total)
-        elif name.startswith("rejected_"):
-            row.rejected[name.removeprefix("rejected_")] = int(total)
-        elif name.startswith("lag_"):
-            row.lag_ms[int(name.removeprefix("lag_"))] = int(total)
+            yield minute, DEFAULT_SEGMENT, step, base64.b64decode(sketch)

@@ -12,12 +12,17 @@ import threading
 from typing import TYPE_CHECKING
 
 from eventpipe.adapters.curated_base import PerEventCuratedStore
+from eventpipe.adapters.insights_base import BaseInsightsStore, WindowRead
+from eventpipe.core.aggregate import hour_of, merged_users
 from eventpipe.core.errors import ObjectNotFoundError
+from eventpipe.core.funnel import merged_step
+from eventpipe.core.insight_counters import USERS
 from eventpipe.core.model import BatchRecord, BatchStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from eventpipe.core.insight_counters import MinuteChange
     from eventpipe.core.model import Rejection
 
 
@@ -132,3 +137,58 @@ class MemoryQuarantine:
     def remove(self, keys: Sequence[tuple[str, int]]) -> None:
         for key in keys:
             self.records.pop(key, None)
+
+
+class MemoryInsightsStore(BaseInsightsStore):
+    """Counter totals and serialized sketches by (minute, segment), as a database would hold them."""
+
+    def __init__(self) -> None:
+        self.counters: dict[tuple[int, str], dict[str, int | float]] = {}
+        self.sketches: dict[tuple[int, str], dict[str, bytes]] = {}
+        self.applied: set[str] = set()
+        self.dirty: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def _apply_changes(self, batch_id: str, batch_minute: int, changes: Sequence[MinuteChange]) -> bool:
+        with self._lock:
+            if batch_id in self.applied:
+                return False
+            self.applied.add(batch_id)
+            for change in changes:
+                key = (change.minute, change.segment)
+                totals = self.counters.setdefault(key, {})
+                for name, amount in change.counters.items():
+                    totals[name] = totals.get(name, 0) + amount
+                held = self.sketches.setdefault(key, {})
+                for name, sketch in change.sketches.items():
+                    merge = merged_users if name == USERS else merged_step
+                    held[name] = merge(sketch, held.get(name))
+            for hour in {hour_of(change.minute) for change in changes}:
+                self.dirty[hour] = self.dirty.get(hour, 0) + 1
+            return True
+
+    def _read_window(self, since_minute: int, until_minute: int, steps_since: int | None) -> WindowRead:
+        window = WindowRead()
+        with self._lock:
+            for (minute, segment), totals in self.counters.items():
+                if since_minute <= minute < until_minute:
+                    window.counters.extend((minute, segment, name, total) for name, total in totals.items())
+            for (minute, segment), held in self.sketches.items():
+                if since_minute <= minute < until_minute and USERS in held:
+                    window.users.append((minute, segment, held[USERS]))
+                if steps_since is not None and steps_since <= minute < until_minute:
+                    window.steps.extend(
+                        (minute, segment, int(name[1:]), blob) for name, blob in held.items() if name != USERS
+                    )
+        return window
+
+    def dirty_hours(self) -> list[tuple[int, int]]:
+        with self._lock:
+            return sorted(self.dirty.items())
+
+    def clear_dirty(self, hour: int, version: int) -> bool:
+        with self._lock:
+            if self.dirty.get(hour) != version:
+                return False
+            del self.dirty[hour]
+            return True

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from eventpipe.core.aggregate import changed_hours
-from eventpipe.core.funnel import SESSION_LOOKBACK_S, StepSketch, funnel_counts
-from eventpipe.core.insight_rows import InsightsRows, MinuteRow
-from eventpipe.core.segments import ALL_PEOPLE, DEFAULT_SEGMENT
+from eventpipe.adapters.insights_base import BaseInsightsStore, WindowRead
+from eventpipe.core.aggregate import hour_of
+from eventpipe.core.insight_counters import USERS, join_name, split_name
 from eventpipe.core.working_sketches import WorkingSketches
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Sequence
 
     from eventpipe.adapters.local.database import Database
-    from eventpipe.core.aggregate import BatchAggregate, MinuteAggregate
-    from eventpipe.core.segments import InsightsView
+    from eventpipe.core.insight_counters import MinuteChange
 
 _ADD_COUNT = (
     "INSERT INTO minute_counts (minute, segment, metric, key, value) VALUES (?, ?, ?, ?, ?)"
@@ -24,36 +23,30 @@ _ADD_COUNT = (
 _DIRTY = "INSERT INTO dirty_hours (hour, version) VALUES (?, 1) ON CONFLICT (hour) DO UPDATE SET version = version + 1"
 
 
-class SqliteInsightsStore:
+class SqliteInsightsStore(BaseInsightsStore):
     def __init__(self, db: Database) -> None:
         self._db = db
         # (minute, segment, step) -> the unions this process last wrote; step -1 for the users' sketch
         self._working: WorkingSketches[tuple[int, str, int]] = WorkingSketches()
 
-    def apply(self, batch_id: str, aggregate: BatchAggregate) -> bool:
+    def _apply_changes(self, batch_id: str, batch_minute: int, changes: Sequence[MinuteChange]) -> bool:
         with self._db.transaction() as conn:
             if conn.execute("INSERT OR IGNORE INTO applied_batches VALUES (?)", (batch_id,)).rowcount == 0:
                 return False
-            batch_minute, default = aggregate.batch_minute, DEFAULT_SEGMENT
-            counts: list[tuple[int, str, str, str, float]] = [
-                (batch_minute, default, "rejected", code, n) for code, n in aggregate.rejected.items() if n
+            counts = [
+                (change.minute, change.segment, *split_name(name), amount)
+                for change in changes
+                for name, amount in change.counters.items()
             ]
-            if aggregate.duplicates:
-                counts.append((batch_minute, default, "duplicates", "", aggregate.duplicates))
-            buckets = list(aggregate.buckets())
-            for minute, segment, bucket in buckets:
-                counts.extend((minute, segment, "events", t, n) for t, n in bucket.events.items())
-                counts.append((minute, segment, "revenue", "", bucket.revenue))
-                counts.extend((minute, segment, "lag", str(b), n) for b, n in bucket.lag_ms.items())
-                counts.extend((minute, segment, "country", c, n) for c, n in bucket.countries.items())
-            self._merge_sketches(conn, buckets)
+            self._merge_sketches(conn, changes)
             conn.executemany(_ADD_COUNT, counts)
-            conn.executemany(_DIRTY, [(hour,) for hour in changed_hours(aggregate)])
+            conn.executemany(_DIRTY, [(hour,) for hour in sorted({hour_of(change.minute) for change in changes})])
             return True
 
-    def _merge_sketches(self, conn: sqlite3.Connection, buckets: list[tuple[int, str, MinuteAggregate]]) -> None:
+    def _merge_sketches(self, conn: sqlite3.Connection, changes: Sequence[MinuteChange]) -> None:
         """The batch's sketches united with the stored ones: one read and one write per table, not per minute."""
-        minutes = sorted({minute for minute, _, _ in buckets})
+        changes = [change for change in changes if change.sketches]
+        minutes = sorted({change.minute for change in changes})
         users = {
             (m, s): blob for m, s, blob in _rows_of_minutes(conn, "minute, segment, users", "minute_sketches", minutes)
         }
@@ -62,12 +55,17 @@ class SqliteInsightsStore:
             for m, s, step, blob in _rows_of_minutes(conn, "minute, segment, step, sketch", "minute_sessions", minutes)
         }
         user_rows, step_rows = [], []
-        for minute, segment, bucket in buckets:
-            merged = self._working.merged_users((minute, segment, -1), bucket.users, users.get((minute, segment)))
-            user_rows.append((minute, segment, merged))
-            for step, sessions in sorted(bucket.sessions.items()):
-                key = (minute, segment, step)
-                step_rows.append((*key, self._working.merged_step(key, sessions, steps.get(key))))
+        for change in changes:
+            minute, segment = change.minute, change.segment
+            if USERS in change.sketches:
+                merged = self._working.merged_users(
+                    (minute, segment, -1), change.sketches[USERS], users.get((minute, segment))
+                )
+                user_rows.append((minute, segment, merged))
+            for name, sessions in sorted(change.sketches.items()):
+                if name != USERS:
+                    key = (minute, segment, int(name[1:]))
+                    step_rows.append((*key, self._working.merged_step(key, sessions, steps.get(key))))
         conn.executemany("INSERT OR REPLACE INTO minute_sketches (minute, segment, users) VALUES (?, ?, ?)", user_rows)
         conn.executemany(
             "INSERT OR REPLACE INTO minute_sessions (minute, segment, step, sketch) VALUES (?, ?, ?, ?)", step_rows
@@ -82,44 +80,29 @@ class SqliteInsightsStore:
             cursor = conn.execute("DELETE FROM dirty_hours WHERE hour = ? AND version = ?", (hour, version))
             return cursor.rowcount == 1
 
-    def read(
-        self, since_minute: int, until_minute: int, *, funnel: bool = True, view: InsightsView = ALL_PEOPLE
-    ) -> InsightsRows:
+    def _read_window(self, since_minute: int, until_minute: int, steps_since: int | None) -> WindowRead:
         window = (since_minute, until_minute)
         with self._db.reading() as conn:
             counts = conn.execute(
                 "SELECT minute, segment, metric, key, value FROM minute_counts WHERE minute >= ? AND minute < ?",
                 window,
             ).fetchall()
-            sketches = conn.execute(
+            users = conn.execute(
                 "SELECT minute, segment, users FROM minute_sketches WHERE minute >= ? AND minute < ?", window
             ).fetchall()
             steps = []
-            if funnel:
+            if steps_since is not None:
                 steps = conn.execute(
                     "SELECT minute, segment, step, sketch FROM minute_sessions WHERE minute >= ? AND minute < ?",
-                    (since_minute - SESSION_LOOKBACK_S, until_minute),
+                    (steps_since, until_minute),
                 ).fetchall()
-        counted = [StepSketch(minute, step, sketch) for minute, segment, step, sketch in steps if view.counts(segment)]
-        sessions = funnel_counts(counted, since_minute=since_minute, until_minute=until_minute)
-        rows: dict[tuple[int, str], MinuteRow] = {}
-        for minute, segment, metric, key, value in counts:
-            row = rows.setdefault((minute, segment), MinuteRow(minute, segment=segment))
-            if metric == "events":
-                row.events[key] = int(value)
-            elif metric == "revenue":
-                row.revenue = value
-            elif metric == "rejected":
-                row.rejected[key] = int(value)
-            elif metric == "duplicates":
-                row.duplicates = int(value)
-            elif metric == "lag":
-                row.lag_ms[int(key)] = int(value)
-            elif metric == "country":
-                row.countries[key] = int(value)
-        for minute, segment, users in sketches:
-            rows.setdefault((minute, segment), MinuteRow(minute, segment=segment)).users = users
-        return InsightsRows(minutes=list(rows.values()), funnel=sessions)
+        return WindowRead(
+            counters=[
+                (minute, segment, join_name(metric, key), value) for minute, segment, metric, key, value in counts
+            ],
+            users=users,
+            steps=steps,
+        )
 
 
 _MINUTES_PER_QUERY = 900  # below SQLite's smallest limit on bound variables
