@@ -66,6 +66,16 @@ class RejectionDocument(TypedDict):
     raw: str
 
 
+class AppDocument(TypedDict):
+    """An app as `eventpipe apps list --json` shows it: never its write key nor the key's hash."""
+
+    app_id: str
+    name: str
+    origins: list[str]
+    created_at_ms: int
+    revoked: bool
+
+
 # --- the workflow's states -----------------------------------------------------------------------------
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from eventpipe.core.documents import ReasonDocument, RejectionDocument
+    from eventpipe.core.documents import AppDocument, ReasonDocument, RejectionDocument
 
 
 class ReasonCode(StrEnum):
@@ -121,7 +121,7 @@ class App:
         except ValueError:  # "null" (a sandboxed frame, a file: page) or garbage
             return False
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> AppDocument:
         """What `apps list --json` shows: never the key or its hash."""
         return {
             "app_id": self.app_id,

@@ -38,7 +38,7 @@ def _item(app: App) -> Item:
     return item
 
 
-def _app(item: Mapping[str, Any]) -> App:
+def _app(item: Mapping[str, AttributeValueTypeDef]) -> App:
     revoked = item.get("revoked_at_ms")
     return App(
         app_id=item["app_id"]["S"],

@@ -7,7 +7,7 @@ outlasts the backoff, becomes `StorageError`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -15,9 +15,14 @@ from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling,
 from eventpipe.adapters.aws.retry import TryAgain, retried
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import UniversalAttributeValueTypeDef, WriteRequestUnionTypeDef
 
     from eventpipe.adapters.aws.retry import Backoff
+
+    Item = Mapping[str, UniversalAttributeValueTypeDef]  # an item or a key, in attribute-value form
 
 _T = TypeVar("_T")
 BATCH_WRITE_MAX = 25  # DynamoDB's limit per BatchWriteItem call
@@ -51,26 +56,28 @@ def conditional(backoff: Backoff, action: str, call: Callable[[], object]) -> bo
     return True
 
 
-def batch_put(client: Any, table: str, items: Sequence[dict[str, Any]], backoff: Backoff) -> None:
+def batch_put(client: DynamoDBClient, table: str, items: Sequence[Item], backoff: Backoff) -> None:
     """Put every item (attribute-value form); only for puts whose repetition is harmless."""
     batch_write(client, table, [{"PutRequest": {"Item": item}} for item in items], backoff, f"cannot write to {table}")
 
 
-def batch_delete(client: Any, table: str, keys: Sequence[dict[str, Any]], backoff: Backoff) -> None:
+def batch_delete(client: DynamoDBClient, table: str, keys: Sequence[Item], backoff: Backoff) -> None:
     batch_write(
         client, table, [{"DeleteRequest": {"Key": key}} for key in keys], backoff, f"cannot delete from {table}"
     )
 
 
-def batch_write(client: Any, table: str, requests: Sequence[dict[str, Any]], backoff: Backoff, action: str) -> None:
+def batch_write(
+    client: DynamoDBClient, table: str, requests: Sequence[WriteRequestUnionTypeDef], backoff: Backoff, action: str
+) -> None:
     """BatchWriteItem in calls of 25, `UnprocessedItems` and throttling retried; a retry repeats whole requests."""
     for start in range(0, len(requests), BATCH_WRITE_MAX):
-        pending = list(requests[start : start + BATCH_WRITE_MAX])
+        pending: list[WriteRequestUnionTypeDef] = list(requests[start : start + BATCH_WRITE_MAX])
 
         def one_try() -> None:
             nonlocal pending
             answer = throttled(action, lambda: client.batch_write_item(RequestItems={table: pending}))
-            pending = answer.get("UnprocessedItems", {}).get(table, [])
+            pending = list(answer.get("UnprocessedItems", {}).get(table, []))
             if pending:
                 raise TryAgain(f"{len(pending)} items still unprocessed")
 

@@ -326,8 +326,8 @@ def _record(item: Mapping[str, AttributeValueTypeDef]) -> BatchRecord:
     )
 
 
-def _rejection_item(rejection: Rejection) -> dict[str, Any]:
-    item: dict[str, Any] = {
+def _rejection_item(rejection: Rejection) -> Item:
+    item: Item = {
         "pk": {"S": batch_pk(rejection.batch_id)},
         "sk": {"S": rejection_sk(rejection.index)},
         "batch_id": {"S": rejection.batch_id},
