@@ -46,11 +46,6 @@ def test_put_then_get_and_open_give_back_the_same_bytes(bucket: S3RawBucket) -> 
         assert stream.read() == data
 
 
-def test_an_empty_object_round_trips(bucket: S3RawBucket) -> None:
-    bucket.put("raw/empty", b"")
-    assert bucket.get("raw/empty") == b""
-
-
 @pytest.mark.parametrize(
     "read",
     [
@@ -100,24 +95,6 @@ def test_keys_pages_through_more_than_a_thousand_objects(bucket: S3RawBucket, s3
     assert len(keys) == 1001
     assert set(keys) == wanted
     assert len(pages) == 2
-
-
-def test_keys_of_an_empty_prefix_is_empty(bucket: S3RawBucket) -> None:
-    bucket.put("raw/a", b"x")
-    assert list(bucket.keys("staged/")) == []
-
-
-def test_delete_removes_the_object_and_deleting_again_is_harmless(bucket: S3RawBucket) -> None:
-    # GIVEN two objects
-    bucket.put("staged/a.ndjson", b"a")
-    bucket.put("staged/b.ndjson", b"b")
-    # WHEN one is deleted, twice (a retried step)
-    bucket.delete("staged/a.ndjson")
-    bucket.delete("staged/a.ndjson")
-    # THEN it is gone and the other is left
-    with pytest.raises(ObjectNotFoundError):
-        bucket.get("staged/a.ndjson")
-    assert list(bucket.keys("staged/")) == ["staged/b.ndjson"]
 
 
 @pytest.mark.parametrize(

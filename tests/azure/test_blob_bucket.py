@@ -1,4 +1,4 @@
-"""BlobRawBucket against Azurite: the RawBucket port's contract, streaming, and error translation."""
+"""BlobRawBucket against Azurite: streaming and error translation (the RawBucket port's contract: tests/contract)."""
 
 from __future__ import annotations
 
@@ -13,25 +13,6 @@ from eventpipe.core.errors import ObjectNotFoundError, StorageError
 
 if TYPE_CHECKING:
     from tests.azure.conftest import Azurite
-
-
-def test_put_get_keys_delete(container: ContainerClient) -> None:
-    # GIVEN a bucket on an empty container
-    bucket = BlobRawBucket(container.container_name, container)
-    # WHEN objects are written under two prefixes
-    bucket.put("raw/b.ndjson", b"second")
-    bucket.put("raw/a.ndjson", b"first")
-    bucket.put("staged/a.ndjson", b"other", durable=False)
-    # THEN they read back, list by prefix in name order, and a put replaces
-    assert bucket.get("raw/a.ndjson") == b"first"
-    assert list(bucket.keys("raw/")) == ["raw/a.ndjson", "raw/b.ndjson"]
-    bucket.put("raw/a.ndjson", b"replaced")
-    assert bucket.get("raw/a.ndjson") == b"replaced"
-    # AND a delete removes one, and deleting it again is harmless
-    bucket.delete("raw/a.ndjson")
-    bucket.delete("raw/a.ndjson")
-    assert list(bucket.keys("raw/")) == ["raw/b.ndjson"]
-    assert bucket.name == container.container_name
 
 
 def test_missing_blob_is_object_not_found(container: ContainerClient) -> None:

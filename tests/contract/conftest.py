@@ -15,6 +15,7 @@ from moto import mock_aws
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
 from eventpipe.adapters.aws.retry import NO_WAIT
+from eventpipe.adapters.aws.s3 import S3RawBucket
 from eventpipe.adapters.aws.tables import create_tables
 from eventpipe.adapters.local import (
     Database,
@@ -24,17 +25,25 @@ from eventpipe.adapters.local import (
     SqliteInsightsStore,
     SqliteQuarantine,
 )
-from eventpipe.adapters.memory import MemoryBatchStore, MemoryCuratedStore, MemoryInsightsStore, MemoryQuarantine
+from eventpipe.adapters.memory import (
+    MemoryBatchStore,
+    MemoryBucket,
+    MemoryCuratedStore,
+    MemoryInsightsStore,
+    MemoryQuarantine,
+)
 from tests.aws.conftest import APPS_TABLE, CURATED_TABLE, INSIGHTS_TABLE, REGION, STATE_TABLE
 from tests.aws.scans import curated_types
-from tests.azure.conftest import AZURE_DIR  # noqa: F401  (puts the blueprint's eventpipe_azure on sys.path)
+
+# Importing tests.azure.conftest puts the blueprint's eventpipe_azure on sys.path; its Azurite fixtures serve here too.
+from tests.azure.conftest import azurite, container  # noqa: F401
 from tests.azure.cosmos_standin import ContainerStandIn
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from eventpipe.core.ports import BatchStore, CuratedStore, InsightsStore, Quarantine
+    from eventpipe.core.ports import BatchStore, CuratedStore, InsightsStore, Quarantine, RawBucket
 
 BACKENDS = ["memory", "sqlite", "dynamodb", "cosmos"]
 
@@ -115,3 +124,24 @@ def insights(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Insight
         from eventpipe_azure.cosmos_insights import CosmosInsightsStore
 
         yield CosmosInsightsStore(ContainerStandIn(INSIGHTS.partition_key), backoff=NO_WAIT)
+
+
+@pytest.fixture(params=["memory", "folder", "s3", "blob"])
+def bucket(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RawBucket]:
+    """The raw bucket: in memory, a folder, S3 (moto) and Blob Storage (Azurite; skipped where it is not installed)."""
+    if request.param == "memory":
+        yield MemoryBucket()
+    elif request.param == "folder":
+        yield FolderBucket(tmp_path / "bucket")
+    elif request.param == "s3":
+        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        with mock_aws():
+            client: Any = boto3.client("s3", region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t")
+            client.create_bucket(Bucket="contract", CreateBucketConfiguration={"LocationConstraint": REGION})
+            yield S3RawBucket("contract", client)
+    else:
+        from eventpipe_azure.blob import BlobRawBucket
+
+        blobs = request.getfixturevalue("container")
+        yield BlobRawBucket(blobs.container_name, blobs)
