@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from eventpipe.workflow.paths import DataFlow, DefinitionProblem, ReferencePath, StatesError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
+
+    from eventpipe.workflow.paths import ContextObject
 
 
 def _is_string(value: object) -> bool:
@@ -35,7 +37,7 @@ def _is_null(value: object) -> bool:
     return value is None
 
 
-_Compare = Callable[[Any, Any], bool]
+_Compare = Callable[[Any, Any], bool]  # called only once `has_type` holds for both sides
 _ORDERINGS: dict[str, _Compare] = {
     "Equals": operator.eq,
     "LessThan": operator.lt,
@@ -63,7 +65,7 @@ _SUPPORTED_OPERATORS = sorted([*_COMPARISONS, *(f"{name}Path" for name in _COMPA
 class ChoiceRule(Protocol):
     """A boolean expression over the Choice state's effective input and the context object."""
 
-    def matches(self, document: Any, context: Any) -> bool:
+    def matches(self, document: object, context: object) -> bool:
         """Whether the rule holds for this input."""
         ...
 
@@ -73,10 +75,10 @@ class _Comparison:
     variable: ReferencePath
     has_type: Callable[[object], bool]
     compare: _Compare
-    operand: Any
+    operand: object
     operand_path: ReferencePath | None
 
-    def matches(self, document: Any, context: Any) -> bool:
+    def matches(self, document: object, context: object) -> bool:
         value = self.variable.select(document, context)
         operand = self.operand if self.operand_path is None else self.operand_path.select(document, context)
         return self.has_type(value) and self.has_type(operand) and self.compare(value, operand)
@@ -88,7 +90,7 @@ class _TypeTest:
     has_type: Callable[[object], bool]
     expected: bool
 
-    def matches(self, document: Any, context: Any) -> bool:
+    def matches(self, document: object, context: object) -> bool:
         return self.has_type(self.variable.select(document, context)) == self.expected
 
 
@@ -97,7 +99,7 @@ class _IsPresent:
     variable: ReferencePath
     expected: bool
 
-    def matches(self, document: Any, context: Any) -> bool:
+    def matches(self, document: object, context: object) -> bool:
         found, _ = self.variable.find(document, context)
         return found == self.expected
 
@@ -105,9 +107,9 @@ class _IsPresent:
 @dataclass(frozen=True)
 class _Combination:
     rules: tuple[ChoiceRule, ...]
-    combine: Callable[[Any], bool]  # `all` for And, `any` for Or
+    combine: Callable[[Iterable[bool]], bool]  # `all` for And, `any` for Or
 
-    def matches(self, document: Any, context: Any) -> bool:
+    def matches(self, document: object, context: object) -> bool:
         return self.combine(rule.matches(document, context) for rule in self.rules)
 
 
@@ -115,7 +117,7 @@ class _Combination:
 class _Not:
     rule: ChoiceRule
 
-    def matches(self, document: Any, context: Any) -> bool:
+    def matches(self, document: object, context: object) -> bool:
         return not self.rule.matches(document, context)
 
 
@@ -136,7 +138,7 @@ class ChoiceState:
     default: str | None
 
     @classmethod
-    def load(cls, raw: Mapping[str, Any]) -> ChoiceState:
+    def load(cls, raw: Mapping[str, object]) -> ChoiceState:
         """Compile a Choice state (the loader has checked its fields); DefinitionProblem if malformed."""
         default = raw.get("Default")
         if default is not None and not isinstance(default, str):
@@ -148,7 +150,7 @@ class ChoiceState:
         nexts = [(f"Choices[{index}].Next", choice.next_state) for index, choice in enumerate(self.choices)]
         return nexts + ([("Default", self.default)] if self.default else [])
 
-    def execute(self, document: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
+    def execute(self, document: object, context: ContextObject) -> tuple[object, str | None]:
         """Pick the next state; the output is the effective input, through OutputPath."""
         effective_input = self.flow.effective_input(document, context)
         next_state = next(
@@ -194,7 +196,7 @@ def _compile_rule(raw: object, location: str) -> ChoiceRule:
     return _compile_operator(variable, name, operand, f"{location}.{name}")
 
 
-def _compile_boolean(fields: dict[str, Any], location: str) -> ChoiceRule:
+def _compile_boolean(fields: dict[str, object], location: str) -> ChoiceRule:
     if len(fields) != 1:
         raise DefinitionProblem(f"{location}: And, Or and Not must stand alone in a rule, got {sorted(fields)}")
     [(name, operands)] = fields.items()

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from eventpipe.core.errors import ExecutionFailedError, WorkflowDefinitionError
 from eventpipe.workflow.choice import ChoiceState
@@ -34,9 +34,10 @@ from eventpipe.workflow.retry import TaskFailure, handles, load_catcher, load_re
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from eventpipe.workflow.paths import ContextObject, StateContext
     from eventpipe.workflow.retry import Catcher, Retrier
 
-    Resource = Callable[[Any], Any]
+    Resource = Callable[[object], object]
     Sleep = Callable[[float], None]
 
 MAX_TRANSITIONS = 10_000
@@ -60,12 +61,12 @@ class _State(Protocol):
         """(field, state name) for every transition, so the loader can check that each target exists."""
         ...
 
-    def execute(self, document: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
+    def execute(self, document: object, context: ContextObject) -> tuple[object, str | None]:
         """Run the state on its raw input; return its output and the next state (None ends the run)."""
         ...
 
 
-def _json_copy(value: Any) -> Any:
+def _json_copy(value: object) -> object:
     # A round trip through JSON is what Step Functions does to every payload: it detaches task
     # inputs from interpreter state and surfaces non-JSON values (sets, datetimes, NaN) locally.
     return json.loads(json.dumps(value, allow_nan=False))
@@ -88,7 +89,7 @@ class _TaskState:
         catches = [(f"Catch[{index}].Next", catcher.next_state) for index, catcher in enumerate(self.catchers)]
         return catches + ([("Next", self.next_state)] if self.next_state else [])
 
-    def execute(self, document: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
+    def execute(self, document: object, context: ContextObject) -> tuple[object, str | None]:
         retries_done: Counter[Retrier] = Counter()  # each retrier counts its own attempts
         while True:
             try:
@@ -107,7 +108,7 @@ class _TaskState:
                 error_output = {"Error": error.error, "Cause": error.cause}
                 return place_result(catcher.result_path, document, error_output), catcher.next_state
 
-    def _attempt(self, document: Any, context: dict[str, Any]) -> Any:
+    def _attempt(self, document: object, context: ContextObject) -> object:
         effective_input = self.flow.effective_input(document, context)
         try:
             result = _json_copy(self.resource(_json_copy(effective_input)))
@@ -121,13 +122,13 @@ class _PassState:
     """A Pass state; also a Succeed state, which is a Pass with only InputPath/OutputPath and no Next."""
 
     flow: DataFlow
-    result: tuple[Any] | None  # a 1-tuple, so that `"Result": null` differs from having no Result
+    result: tuple[object] | None  # a 1-tuple, so that `"Result": null` differs from having no Result
     next_state: str | None
 
     def targets(self) -> list[tuple[str, str]]:
         return [("Next", self.next_state)] if self.next_state else []
 
-    def execute(self, document: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
+    def execute(self, document: object, context: ContextObject) -> tuple[object, str | None]:
         effective_input = self.flow.effective_input(document, context)
         result = effective_input if self.result is None else _json_copy(self.result[0])
         return self.flow.output(document, result, context), self.next_state
@@ -141,7 +142,7 @@ class _FailState:
     def targets(self) -> list[tuple[str, str]]:
         return []
 
-    def execute(self, document: Any, context: dict[str, Any]) -> tuple[Any, str | None]:
+    def execute(self, document: object, context: ContextObject) -> tuple[object, str | None]:
         raise ExecutionFailedError(self.error, self.cause)
 
 
@@ -173,7 +174,7 @@ class StateMachine:
     @classmethod
     def from_definition(
         cls,
-        definition: Mapping[str, Any],
+        definition: Mapping[str, object],
         *,
         resources: Mapping[str, Resource],
         sleep: Sleep = time.sleep,
@@ -209,7 +210,7 @@ class StateMachine:
         _check_transitions(start_at, states)
         return cls(start_at, states, name)
 
-    def run(self, input_document: Any, execution_name: str | None = None) -> Any:
+    def run(self, input_document: object, execution_name: str | None = None) -> object:
         """Run one execution and return its final output; raise ExecutionFailedError if it fails.
 
         The caller's `input_document` is never mutated: the execution works on its own JSON copy.
@@ -220,7 +221,7 @@ class StateMachine:
         except (TypeError, ValueError) as exc:
             raise ExecutionFailedError(RUNTIME_ERROR, f"the execution input is not JSON: {exc}") from exc
         arn_prefix = "arn:aws:states:local:000000000000"
-        execution = {
+        execution: dict[str, object] = {
             "Id": f"{arn_prefix}:execution:{self._name}:{execution_name}",
             "Name": execution_name,
             "StartTime": _timestamp(),
@@ -229,8 +230,8 @@ class StateMachine:
         state_machine = {"Id": f"{arn_prefix}:stateMachine:{self._name}", "Name": self._name}
         state_name = self._start_at
         for _ in range(MAX_TRANSITIONS):
-            state = {"Name": state_name, "EnteredTime": _timestamp(), "RetryCount": 0}
-            context = {"Execution": execution, "StateMachine": state_machine, "State": state}
+            state: StateContext = {"Name": state_name, "EnteredTime": _timestamp(), "RetryCount": 0}
+            context: ContextObject = {"Execution": execution, "StateMachine": state_machine, "State": state}
             try:
                 document, next_state = self._states[state_name].execute(document, context)
             except TaskFailure as error:
@@ -283,7 +284,7 @@ def _load_state(raw: object, resources: Mapping[str, Resource], sleep: Sleep) ->
     return _PassState(DataFlow.load(raw), result, _next_state(raw) if state_type == "Pass" else None)
 
 
-def _load_task(raw: Mapping[str, Any], resources: Mapping[str, Resource], sleep: Sleep) -> _TaskState:
+def _load_task(raw: Mapping[str, object], resources: Mapping[str, Resource], sleep: Sleep) -> _TaskState:
     _check_timeouts(raw, ("TimeoutSeconds", "HeartbeatSeconds"))
     resource = raw.get("Resource")
     placeholder = _PLACEHOLDER.fullmatch(resource) if isinstance(resource, str) else None
@@ -303,7 +304,7 @@ def _load_task(raw: Mapping[str, Any], resources: Mapping[str, Resource], sleep:
 
 
 def _load_list(
-    raw: Mapping[str, Any], field: str, load: Callable[[Mapping[str, Any], str, bool], _Entry]
+    raw: Mapping[str, object], field: str, load: Callable[[Mapping[str, object], str, bool], _Entry]
 ) -> tuple[_Entry, ...]:
     """Load Retry or Catch; `load` gets each entry, its location and whether it is the last one."""
     entries = raw.get(field, [])
@@ -312,13 +313,13 @@ def _load_list(
     return tuple(load(entry, f"{field}[{i}]", i == len(entries) - 1) for i, entry in enumerate(entries))
 
 
-def _check_query_language(raw: Mapping[str, Any]) -> None:
+def _check_query_language(raw: Mapping[str, object]) -> None:
     language = raw.get("QueryLanguage", "JSONPath")
     if language != "JSONPath":
         raise DefinitionProblem(f"QueryLanguage {language!r} is not supported (only JSONPath)")
 
 
-def _check_timeouts(raw: Mapping[str, Any], fields: tuple[str, ...]) -> None:
+def _check_timeouts(raw: Mapping[str, object], fields: tuple[str, ...]) -> None:
     # Checked but not enforced: a local call cannot be abandoned safely half-way, and these limits
     # guard against lost remote workers, which a single process does not have.
     for field in fields:
@@ -326,7 +327,7 @@ def _check_timeouts(raw: Mapping[str, Any], fields: tuple[str, ...]) -> None:
             number(raw, field, default=1, minimum=1, integer=True)
 
 
-def _next_state(raw: Mapping[str, Any]) -> str | None:
+def _next_state(raw: Mapping[str, object]) -> str | None:
     """The Next of a Task or Pass state, or None for `End: true`."""
     if raw.get("End") is True:
         if "Next" in raw:

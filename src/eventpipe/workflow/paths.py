@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,6 +26,22 @@ _STEP = re.compile(
 )
 
 
+class StateContext(TypedDict):
+    """`$$.State` of the context object: the state running, since when, and its retries so far."""
+
+    Name: str
+    EnteredTime: str
+    RetryCount: int
+
+
+class ContextObject(TypedDict):
+    """The context object (`$$`) a state's paths may read: the execution, the state machine, the state."""
+
+    Execution: dict[str, object]
+    StateMachine: dict[str, str]
+    State: StateContext
+
+
 class DefinitionProblem(ValueError):
     """A fragment of a definition is malformed; the loader prefixes the name of the state it is in."""
 
@@ -39,14 +55,14 @@ class StatesError(Exception):
         self.cause = cause
 
 
-def check_fields(raw: Mapping[str, Any], allowed: set[str], owner: str) -> None:
+def check_fields(raw: Mapping[str, object], allowed: set[str], owner: str) -> None:
     unknown = ", ".join(repr(field) for field in sorted(set(raw) - allowed))
     if unknown:
         raise DefinitionProblem(f"unknown field(s) {unknown} in {owner} (allowed: {', '.join(sorted(allowed))})")
 
 
 def number(
-    raw: Mapping[str, Any], field: str, *, default: float, minimum: float, integer: bool, location: str = ""
+    raw: Mapping[str, object], field: str, *, default: float, minimum: float, integer: bool, location: str = ""
 ) -> float:
     """Read a numeric field, refusing booleans (Python counts them as integers) and values below `minimum`."""
     value = raw.get(field, default)
@@ -91,26 +107,28 @@ class ReferencePath:
             position = match.end()
         return cls(text, tuple(steps), reads_context)
 
-    def find(self, document: Any, context: Any = None) -> tuple[bool, Any]:
+    def find(self, document: object, context: object = None) -> tuple[bool, object]:
         """Return (True, value) if the path selects a node, else (False, None); never raises."""
         node = context if self.reads_context else document
         for step in self.steps:
             if isinstance(step, int):
                 if not isinstance(node, list) or step >= len(node):
                     return False, None
-            elif not isinstance(node, dict) or step not in node:
-                return False, None
-            node = node[step]
+                node = node[step]
+            else:
+                if not isinstance(node, dict) or step not in node:
+                    return False, None
+                node = node[step]
         return True, node
 
-    def select(self, document: Any, context: Any = None) -> Any:
+    def select(self, document: object, context: object = None) -> object:
         """Return the node the path names; a path that selects nothing fails with States.Runtime."""
         found, value = self.find(document, context)
         if not found:
             raise StatesError(RUNTIME_ERROR, f"the JSONPath {self.text!r} could not be found in the input")
         return value
 
-    def assign(self, document: Any, value: Any) -> Any:
+    def assign(self, document: object, value: object) -> object:
         """Return a copy of `document` with `value` placed at this path (ResultPath semantics).
 
         Only the objects along the path are copied: the input is never mutated, and the branches
@@ -123,7 +141,7 @@ class ReferencePath:
 WHOLE_DOCUMENT = ReferencePath("$", (), reads_context=False)
 
 
-def optional_path(raw: Mapping[str, Any], field: str) -> ReferencePath | None:
+def optional_path(raw: Mapping[str, object], field: str) -> ReferencePath | None:
     """Read InputPath, OutputPath or ResultPath: absent means `$`, null (None) means "no path".
 
     The caller gives None its meaning: InputPath/OutputPath select `{}`, ResultPath discards the result.
@@ -142,12 +160,12 @@ def optional_path(raw: Mapping[str, Any], field: str) -> ReferencePath | None:
     return path
 
 
-def place_result(path: ReferencePath | None, document: Any, result: Any) -> Any:
+def place_result(path: ReferencePath | None, document: object, result: object) -> object:
     """Apply ResultPath: a null path discards the result and passes the input through unchanged."""
     return document if path is None else path.assign(document, result)
 
 
-def _assign(node: Any, steps: tuple[str | int, ...], value: Any, path_text: str) -> Any:
+def _assign(node: object, steps: tuple[str | int, ...], value: object, path_text: str) -> object:
     if not steps:
         return value
     if not isinstance(node, dict):
@@ -163,7 +181,7 @@ def _assign(node: Any, steps: tuple[str | int, ...], value: Any, path_text: str)
 
 @dataclass(frozen=True)
 class _Literal:
-    value: Any
+    value: object
 
 
 @dataclass(frozen=True)
@@ -194,7 +212,7 @@ class PayloadTemplate:
                 fields.append((key, _compile_node(value, location)))
         return cls(tuple(fields))
 
-    def evaluate(self, document: Any, context: Any) -> dict[str, Any]:
+    def evaluate(self, document: object, context: object) -> dict[str, object]:
         """Build the payload from the state's effective input and the context object."""
         return {name: _evaluate(node, document, context) for name, node in self.fields}
 
@@ -202,7 +220,7 @@ class PayloadTemplate:
 _TemplateNode = _Literal | ReferencePath | PayloadTemplate | _ArrayTemplate
 
 
-def _optional_template(raw: Mapping[str, Any], field: str) -> PayloadTemplate | None:
+def _optional_template(raw: Mapping[str, object], field: str) -> PayloadTemplate | None:
     return PayloadTemplate.compile(raw[field], field=field) if field in raw else None
 
 
@@ -221,7 +239,7 @@ class DataFlow:
     output_path: ReferencePath | None = WHOLE_DOCUMENT
 
     @classmethod
-    def load(cls, raw: Mapping[str, Any]) -> DataFlow:
+    def load(cls, raw: Mapping[str, object]) -> DataFlow:
         """Read the five fields from a state; the loader has already refused those its type lacks."""
         return cls(
             input_path=optional_path(raw, "InputPath"),
@@ -231,12 +249,12 @@ class DataFlow:
             output_path=optional_path(raw, "OutputPath"),
         )
 
-    def effective_input(self, document: Any, context: Any) -> Any:
+    def effective_input(self, document: object, context: object) -> object:
         """InputPath then Parameters: what a task receives, or what a Pass or Choice state works on."""
         selected = {} if self.input_path is None else self.input_path.select(document)
         return selected if self.parameters is None else self.parameters.evaluate(selected, context)
 
-    def output(self, document: Any, result: Any, context: Any) -> Any:
+    def output(self, document: object, result: object, context: object) -> object:
         """ResultSelector, then ResultPath into the state's raw input `document`, then OutputPath."""
         if self.result_selector is not None:
             result = self.result_selector.evaluate(result, context)
@@ -261,7 +279,7 @@ def _compile_node(value: object, location: str) -> _TemplateNode:
     return _Literal(value)
 
 
-def _evaluate(node: _TemplateNode, document: Any, context: Any) -> Any:
+def _evaluate(node: _TemplateNode, document: object, context: object) -> object:
     if isinstance(node, ReferencePath):
         return node.select(document, context)
     if isinstance(node, PayloadTemplate):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eventpipe.workflow.paths import (
     RUNTIME_ERROR,
@@ -75,7 +75,7 @@ class Catcher:
     result_path: ReferencePath | None
 
 
-def load_retrier(raw: Mapping[str, Any], location: str, is_last: bool) -> Retrier:
+def load_retrier(raw: Mapping[str, object], location: str, is_last: bool) -> Retrier:
     check_fields(raw, _RETRIER_FIELDS, location)
     jitter = raw.get("JitterStrategy", "NONE")
     if jitter not in ("FULL", "NONE"):
@@ -94,7 +94,7 @@ def load_retrier(raw: Mapping[str, Any], location: str, is_last: bool) -> Retrie
     )
 
 
-def load_catcher(raw: Mapping[str, Any], location: str, is_last: bool) -> Catcher:
+def load_catcher(raw: Mapping[str, object], location: str, is_last: bool) -> Catcher:
     check_fields(raw, _CATCHER_FIELDS, location)
     next_state = raw.get("Next")
     if not isinstance(next_state, str):
@@ -102,7 +102,7 @@ def load_catcher(raw: Mapping[str, Any], location: str, is_last: bool) -> Catche
     return Catcher(_error_equals(raw, location, is_last), next_state, optional_path(raw, "ResultPath"))
 
 
-def _error_equals(raw: Mapping[str, Any], location: str, is_last: bool) -> tuple[str, ...]:
+def _error_equals(raw: Mapping[str, object], location: str, is_last: bool) -> tuple[str, ...]:
     names = raw.get("ErrorEquals")
     if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
         raise DefinitionProblem(f"{location}.ErrorEquals must be a non-empty list of error names")
