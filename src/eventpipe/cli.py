@@ -242,7 +242,10 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from eventpipe.localrun.collector import tune_for_batches
+
     command = _command_runtime("eventpipe ingest")
+    tune_for_batches()
     try:
         if command.lock is not None:  # beside a running `eventpipe up`, it did this at its start
             before_processing(command.runtime)

@@ -34,6 +34,7 @@ from eventpipe.core.errors import EventpipeError
 from eventpipe.core.grouping import GROUPABLE_SOURCE, is_due, take
 from eventpipe.lake.cli import before_processing
 from eventpipe.lake.writer import lake_writer
+from eventpipe.localrun.collector import tune_for_batches
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.localrun.watcher import DropWatcher
 
@@ -91,6 +92,7 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     watcher = DropWatcher(runtime)
     before_processing(runtime)  # an erasure a crash interrupted, before any batch runs
     lake = lake_writer(runtime)
+    tune_for_batches()
     next_scan = next_lake = 0.0
 
     def stopping() -> bool:
