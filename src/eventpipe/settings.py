@@ -20,6 +20,7 @@
 | EVENTPIPE_API_TOKEN | (none) | `eventpipe up`: bearer token for every route but `/health`; needed off loopback |
 | EVENTPIPE_TRUSTED_PROXIES | (none) | `eventpipe up`: addresses or CIDR ranges whose X-Forwarded-For counts |
 | EVENTPIPE_BATCH_WINDOW_MS | 1000 | micro-batching: how long small requests may wait to share one workflow execution |
+| EVENTPIPE_GROUP_MAX_EVENTS | 2000 | `eventpipe up`: most events of requests in one workflow execution (<= 5000) |
 
 In AWS (the Lambda functions), also:
 
@@ -78,6 +79,7 @@ class Settings:
     currency_rates_uri: str | None = None
     pseudonym_key_param: str | None = None
     batch_window_ms: int = 1000
+    group_max_events: int = 2000  # `eventpipe up`'s groups: a batch's fixed cost shared by more events
 
     @property
     def schema_dirs(self) -> tuple[Path, ...]:
@@ -133,8 +135,16 @@ class Settings:
             schema_refresh_s=_positive_int(environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s),
             file_range_bytes=_file_range_bytes(environ, event_bytes),
             batch_window_ms=_window_ms(environ, "EVENTPIPE_BATCH_WINDOW_MS", cls.batch_window_ms),
+            group_max_events=_group_max_events(environ),
             **remote,
         )
+
+
+def _group_max_events(environ: Mapping[str, str]) -> int:
+    events = _positive_int(environ, "EVENTPIPE_GROUP_MAX_EVENTS", Settings.group_max_events)
+    if events > MAX_BATCH_EVENTS:
+        raise ConfigError(f"EVENTPIPE_GROUP_MAX_EVENTS={events} is above the most allowed, {MAX_BATCH_EVENTS}")
+    return events
 
 
 def _file_range_bytes(environ: Mapping[str, str], event_bytes: int) -> int:

@@ -205,5 +205,16 @@ def test_settings_read_the_batching_window() -> None:
             Settings.from_env({"EVENTPIPE_BATCH_WINDOW_MS": bad})
 
 
+def test_settings_read_the_group_size() -> None:
+    from eventpipe.core.errors import ConfigError
+    from eventpipe.settings import Settings
+
+    assert Settings.from_env({}).group_max_events == 2000
+    assert Settings.from_env({"EVENTPIPE_GROUP_MAX_EVENTS": "500"}).group_max_events == 500
+    for bad in ("0", "-1", "5001", "many"):
+        with pytest.raises(ConfigError, match="EVENTPIPE_GROUP_MAX_EVENTS"):
+            Settings.from_env({"EVENTPIPE_GROUP_MAX_EVENTS": bad})
+
+
 def test_replace_keeps_records_comparable() -> None:
     assert replace(record("a", 1), group_id="g", first_index=3).first_index == 3

@@ -7,7 +7,7 @@ like any other. The server wakes it after each request; it also looks every half
 Each batch commits its own writes, so the server never waits on the write lock for more than one
 batch's writes.
 Request batches (HTTP) are micro-batched first: once the oldest has waited the batching window
-(`EVENTPIPE_BATCH_WINDOW_MS`) or they fill a batch, they are merged into one group batch, one
+(`EVENTPIPE_BATCH_WINDOW_MS`) or they hold `EVENTPIPE_GROUP_MAX_EVENTS`, they are merged into one group batch, one
 workflow execution (core/grouping.py).
 Stopping between two batches loses nothing: an unfinished batch stays pending, and every step
 may run twice.
@@ -98,12 +98,11 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     def stopping() -> bool:
         return bool(shared.stop.value or terminated) or os.getppid() != parent_pid
 
-    limits = settings.limits
     try:
         while not stopping():
             shared.heartbeat_ms.value = int(time.monotonic() * 1000)
             _drain(wake)
-            pending = runtime.batches.pending(max(TAKE, limits.max_batch_events))
+            pending = runtime.batches.pending(max(TAKE, settings.group_max_events))
             ran = False
             others = [record for record in pending if record.source != GROUPABLE_SOURCE]
             for record in others:  # file and replay batches, and groups a crash left
@@ -113,11 +112,11 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
                 _count(shared, [record], executions=1)
                 ran = True
             wait_s = POLL_S
-            requests = take(pending, max_events=limits.max_batch_events)  # micro-batching
+            requests = take(pending, max_events=settings.group_max_events)  # micro-batching
             now_ms = runtime.clock.now_ms()
             if requests and not stopping():
                 if is_due(
-                    requests, max_events=limits.max_batch_events, window_ms=settings.batch_window_ms, now_ms=now_ms
+                    requests, max_events=settings.group_max_events, window_ms=settings.batch_window_ms, now_ms=now_ms
                 ):
                     runs = runtime.group_requests(requests)
                     runtime.run_group(runs)
