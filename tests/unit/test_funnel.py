@@ -49,7 +49,7 @@ def sketches(rows: Iterable[tuple[int, str, int]]) -> list[StepSketch]:
         sketch = new_step_sketch()
         for session in sessions:
             sketch.update(session)
-        result.append(StepSketch(minute, step, bytes(sketch.compact().serialize())))
+        result.append(StepSketch(minute, "", step, bytes(sketch.compact().serialize())))
     return result
 
 

@@ -33,7 +33,7 @@ from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.insights_base import BaseInsightsStore, WindowRead
 from eventpipe.core.aggregate import hour_of, merged_users
 from eventpipe.core.errors import StorageError
-from eventpipe.core.funnel import FUNNEL_STEPS, merged_step
+from eventpipe.core.funnel import FUNNEL_STEPS, StepSketch, merged_step
 from eventpipe.core.insight_counters import USERS, step_sketch_name
 from eventpipe.core.insight_rows import DEFAULT_SEGMENT
 from eventpipe_azure.errors import AZURE_ERRORS, RETRYABLE_STATUS, status_of, storage_error
@@ -253,8 +253,8 @@ def _day_starts(first: int, last: int) -> range:
     return range(first - first % _DAY_S, last + 1, _DAY_S)
 
 
-def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[tuple[int, str, int, bytes]]:
+def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[StepSketch]:
     for step in range(len(FUNNEL_STEPS)):
         sketch = item.get(step_sketch_name(step))
         if sketch:
-            yield minute, DEFAULT_SEGMENT, step, base64.b64decode(sketch)
+            yield StepSketch(minute, DEFAULT_SEGMENT, step, base64.b64decode(sketch))

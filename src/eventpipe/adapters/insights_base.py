@@ -32,7 +32,7 @@ class WindowRead:
 
     counters: list[tuple[int, str, str, float]] = field(default_factory=list)  # minute, segment, name, total
     users: list[tuple[int, str, bytes | None]] = field(default_factory=list)  # minute, segment, HLL sketch
-    steps: list[tuple[int, str, int, bytes]] = field(default_factory=list)  # minute, segment, step, Theta sketch
+    steps: list[StepSketch] = field(default_factory=list)
 
 
 class BaseInsightsStore(ABC):
@@ -56,7 +56,7 @@ class BaseInsightsStore(ABC):
             rows.setdefault((minute, segment), MinuteRow(minute, segment=segment)).users = users
         counts = [0] * len(FUNNEL_STEPS)
         if funnel:
-            counted = [StepSketch(m, step, blob) for m, segment, step, blob in window.steps if view.counts(segment)]
+            counted = [sketch for sketch in window.steps if view.counts(sketch.segment)]
             counts = funnel_counts(counted, since_minute=since_minute, until_minute=until_minute)
         return InsightsRows(minutes=[rows[key] for key in sorted(rows)], funnel=counts)
 

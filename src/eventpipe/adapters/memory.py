@@ -15,7 +15,7 @@ from eventpipe.adapters.curated_base import PerEventCuratedStore
 from eventpipe.adapters.insights_base import BaseInsightsStore, WindowRead
 from eventpipe.core.aggregate import hour_of, merged_users
 from eventpipe.core.errors import ObjectNotFoundError
-from eventpipe.core.funnel import merged_step
+from eventpipe.core.funnel import StepSketch, merged_step
 from eventpipe.core.insight_counters import USERS
 from eventpipe.core.model import BatchRecord, BatchStatus
 
@@ -178,7 +178,7 @@ class MemoryInsightsStore(BaseInsightsStore):
                     window.users.append((minute, segment, held[USERS]))
                 if steps_since is not None and steps_since <= minute < until_minute:
                     window.steps.extend(
-                        (minute, segment, int(name[1:]), blob) for name, blob in held.items() if name != USERS
+                        StepSketch(minute, segment, int(name[1:]), blob) for name, blob in held.items() if name != USERS
                     )
         return window
 

@@ -41,10 +41,12 @@ UNION_LG_K = 18
 
 
 class StepSketch(NamedTuple):
-    """The sessions that reached funnel step `step` (an index of FUNNEL_STEPS) in one minute, as a
-    serialized Theta sketch: what every store keeps per minute (and segment), and `funnel_counts` reads."""
+    """The sessions of one segment (core/segments.py) that reached funnel step `step` (an index of
+    FUNNEL_STEPS) in one minute, as a serialized Theta sketch: what every store keeps and reads back,
+    in the order of its key (minute, segment, step), and what `funnel_counts` counts."""
 
     minute: int
+    segment: str
     step: int
     sketch: bytes
 
@@ -77,7 +79,7 @@ def funnel_counts(sketches: Iterable[StepSketch], *, since_minute: int, until_mi
     steps = len(FUNNEL_STEPS)
     in_window = [datasketches.theta_union(UNION_LG_K) for _ in range(steps)]
     reached = [datasketches.theta_union(UNION_LG_K) for _ in range(steps - 1)]  # since the lookback
-    for minute, step, blob in sketches:
+    for minute, _segment, step, blob in sketches:
         if not (lookback <= minute < until_minute and 0 <= step < steps):
             continue
         sketch = datasketches.compact_theta_sketch.deserialize(blob)

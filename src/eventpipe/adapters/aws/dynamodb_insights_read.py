@@ -73,7 +73,7 @@ class DynamoInsightsReader:
                 row = rows.setdefault((minute, segment), MinuteRow(minute, segment=segment))
                 row.users = None if users is None else bytes(users)
                 if view.counts(segment):
-                    steps.extend(_steps_of(minute, item))
+                    steps.extend(_steps_of(minute, segment, item))
         ordered = [rows[key] for key in sorted(rows)]
         if not funnel:
             return InsightsRows(ordered, [0] * len(FUNNEL_STEPS))
@@ -84,7 +84,7 @@ class DynamoInsightsReader:
             for item in self.query(f"sketch#{day}", f"{lookback:012d}", f"{since_minute - 1:012d}~", earlier):
                 minute, segment = minute_segment(item["sk"]["S"])
                 if view.counts(segment):
-                    steps.extend(_steps_of(minute, item))
+                    steps.extend(_steps_of(minute, segment, item))
         counts = funnel_counts(steps, since_minute=since_minute, until_minute=until_minute)
         return InsightsRows(ordered, counts)
 
@@ -117,7 +117,7 @@ class DynamoInsightsReader:
         if not funnel:
             return InsightsRows(ordered, [0] * len(FUNNEL_STEPS))
         steps = [
-            StepSketch(minute, step, blob)
+            StepSketch(minute, segment, step, blob)
             for (minute, segment), held in sketches.items()
             if view.counts(segment)
             for step in range(len(FUNNEL_STEPS))
@@ -195,11 +195,11 @@ def _version_of(item: dict[str, Any]) -> int:
     return int(item.get(VERSION, {}).get("N", 0))
 
 
-def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[StepSketch]:
+def _steps_of(minute: int, segment: str, item: dict[str, Any]) -> Iterator[StepSketch]:
     for step in range(len(FUNNEL_STEPS)):
         sketch = item.get(f"s{step}", {}).get("B")
         if sketch is not None:
-            yield StepSketch(minute, step, bytes(sketch))
+            yield StepSketch(minute, segment, step, bytes(sketch))
 
 
 def _add_counters(row: MinuteRow, item: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.insights_base import BaseInsightsStore, WindowRead
 from eventpipe.core.aggregate import hour_of
+from eventpipe.core.funnel import StepSketch
 from eventpipe.core.insight_counters import USERS, join_name, split_name
 from eventpipe.core.working_sketches import WorkingSketches
 
@@ -101,7 +102,7 @@ class SqliteInsightsStore(BaseInsightsStore):
                 (minute, segment, join_name(metric, key), value) for minute, segment, metric, key, value in counts
             ],
             users=users,
-            steps=steps,
+            steps=[StepSketch(*row) for row in steps],
         )
 
 
