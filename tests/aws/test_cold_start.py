@@ -115,6 +115,21 @@ def test_a_workflow_step_builds_only_its_clients() -> None:
     assert services == ["s3", "dynamodb", False]
 
 
+INGEST_PATH = ("eventpipe.core.ingest", "eventpipe.handlers.ingest", "eventpipe.handlers.http_api")
+
+
+def test_each_function_loads_only_its_own_path() -> None:
+    # GIVEN a workflow step's first call (bucket, curated store), then ingest's (the ingestor and its handler)
+    step, both = lambda_init(
+        "runtime.bucket; runtime.curated; step = sorted(sys.modules);"
+        " runtime.ingestor; import eventpipe.handlers.ingest;"
+        " print(json.dumps([step, sorted(sys.modules)]))"
+    )
+    # THEN the workflow step loaded none of the ingest path, nor the enrichment chain (its first batch does)
+    assert not set(step) & {*INGEST_PATH, "eventpipe.core.enrich.chain"}
+    assert set(INGEST_PATH) <= set(both)
+
+
 def handler(event: Any, context: Any) -> Any:
     return {"echo": event}
 

@@ -3,6 +3,7 @@
 Everything is built on first use, clients included: a function builds only the clients it calls
 (a workflow step never builds the Step Functions client; `mark_failed` no S3 client), and the
 ingest function never loads the schema registry, the enrichers or the sketches behind insights.
+What only one side uses (the ingest path, the curated store) is imported when first built, too.
 """
 
 from __future__ import annotations
@@ -14,17 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.botocore_loader import fast_session
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
-from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
 from eventpipe.adapters.aws.model_cache import MODEL_CACHE_NAME, PreparsedModels
 from eventpipe.adapters.aws.s3 import S3RawBucket
-from eventpipe.adapters.aws.sqs import SqsRequestQueue
-from eventpipe.adapters.aws.start_queue import DeferringStarter
-from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
-from eventpipe.core.apps import AppDirectory
 from eventpipe.core.errors import ConfigError
-from eventpipe.core.ingest import Ingestor
 from eventpipe.core.timeutil import SystemClock
 
 if TYPE_CHECKING:
@@ -32,9 +26,14 @@ if TYPE_CHECKING:
 
     import botocore.session
 
+    from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
     from eventpipe.adapters.aws.file_ranges import S3FileRanges
+    from eventpipe.adapters.aws.sqs import SqsRequestQueue
+    from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
+    from eventpipe.core.apps import AppDirectory
     from eventpipe.core.enrich import Enricher, EnrichmentConfig
+    from eventpipe.core.ingest import Ingestor
     from eventpipe.core.ports import Clock, WorkflowStarter
     from eventpipe.core.registry import SchemaRegistry
     from eventpipe.core.steps import PipelineSteps
@@ -90,6 +89,8 @@ class AwsRuntime:
 
     @cached_property
     def curated(self) -> DynamoCuratedStore:
+        from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
+
         return DynamoCuratedStore(
             self.resources.curated_table, self._dynamodb, ttl_days=self.resources.curated_ttl_days
         )
@@ -98,6 +99,9 @@ class AwsRuntime:
     def apps(self) -> AppDirectory | None:
         if not self.resources.apps_table:
             return None
+        from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
+        from eventpipe.core.apps import AppDirectory
+
         return AppDirectory(DynamoAppStore(self.resources.apps_table, self._dynamodb), ttl_s=APP_CACHE_TTL_S)
 
     def health(self) -> dict[str, Any]:
@@ -109,6 +113,8 @@ class AwsRuntime:
         """Starts a batch's execution now (`start_batches` uses it; ingest through `DeferringStarter`)."""
         if self.resources.state_machine_arn is None:
             raise ConfigError("EVENTPIPE_STATE_MACHINE_ARN not set: this function starts the workflow")
+        from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
+
         return StepFunctionsStarter(self.resources.state_machine_arn, make_client("stepfunctions", self._session))
 
     @cached_property
@@ -116,10 +122,15 @@ class AwsRuntime:
         """Micro-batching: small requests go to this queue, and the batching function groups them."""
         if not self.resources.request_queue_url:
             return None
+        from eventpipe.adapters.aws.sqs import SqsRequestQueue
+
         return SqsRequestQueue(self.resources.request_queue_url, make_client("sqs", self._session))
 
     @cached_property
     def ingestor(self) -> Ingestor:
+        from eventpipe.adapters.aws.start_queue import DeferringStarter
+        from eventpipe.core.ingest import Ingestor
+
         starter: WorkflowStarter = self.starter
         if self.resources.start_queue_url is not None:  # a start that fails is retried from the queue
             starter = DeferringStarter(self.starter, self.resources.start_queue_url, make_client("sqs", self._session))
