@@ -55,13 +55,17 @@ test: test-prerequisites lint typecheck pytest asl js-test infra-check
 
 include infrastructure/checks.mk
 
+# Each script prints its figures beside their baseline and target; the summary table comes last.
+bench: export EVENTPIPE_BENCH_SUMMARY := $(CURDIR)/build/bench-summary.jsonl
 bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/summary.py --start $(EVENTPIPE_BENCH_SUMMARY)
 	$(BIN)/python bench/validators.py
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/lake.py
 	$(BIN)/python bench/microbatch.py
+	$(BIN)/python bench/summary.py $(EVENTPIPE_BENCH_SUMMARY)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) build .eventpipe .mypy_cache .ruff_cache .pytest_cache

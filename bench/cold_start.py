@@ -46,7 +46,7 @@ FUNCTIONS = {
     "ingest": (
         {"EVENTPIPE_STATE_MACHINE_ARN": ARN, "EVENTPIPE_START_QUEUE_URL": QUEUE},
         ("s3", "dynamodb", "stepfunctions", "sqs"),
-        "runtime.ingestor",
+        "runtime.ingestor; import eventpipe.handlers.ingest",
     ),
     "a workflow step": ({}, ("s3", "dynamodb"), "runtime.bucket; runtime.curated"),
 }

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from summary import record
 
 from eventpipe.generate import EventGenerator
 
@@ -282,6 +283,8 @@ def rate_table(rates: list[int], sizes: list[int], seconds: float) -> None:
                     server.stop()
             acked, p99, backlog, drained, left = row
             kept_up = left == 0 and drained <= DRAINED_TARGET_S and acked >= 0.95 * rate
+            if rate == 25_000:  # the target rate
+                record(f"HTTP {size}-event requests at {rate:,}/s, acked/s", acked, target="kept up", met=kept_up)
             drain = f"{drained:>9.1f}" if left == 0 else f"{'>' + format(drained, '.0f'):>9}"
             print(
                 f"{size:>16}{rate:>8,}{acked:>9,.0f}{p99:>8.0f}{backlog:>12,}{backlog * size:>9,}{drain}"
@@ -310,7 +313,8 @@ def burst(port: int, bodies: Bodies, seconds: float, base_rate: float) -> None:
     acks = Acks()
     elapsed = asyncio.run(closed_loop(port, bodies, seconds, acks))
     drained = wait_drained(port)
-    acks.row(f"burst {seconds:g} s", elapsed, elapsed + drained, base_rate)
+    acked = acks.row(f"burst {seconds:g} s", elapsed, elapsed + drained, base_rate)
+    record("HTTP burst, acknowledged (events/s)", acked, baseline=base_rate, target=">= 40,000", met=acked >= 40_000)
     print(f"  {acks.events:,} events acknowledged, {acks.errors} refused; processing caught up {drained:.1f} s after")
 
 
@@ -327,7 +331,14 @@ def sustained(port: int, bodies: Bodies, rate: float, seconds: float, base_rate:
     elapsed = asyncio.run(open_loop(port, bodies, rate, seconds, acks, on_tick=sample))
     drained = wait_drained(port)
     left = pending(port)
-    acks.row(f"sustained {rate:,.0f}/s for {seconds:g} s", elapsed, elapsed + drained, base_rate)
+    acked = acks.row(f"sustained {rate:,.0f}/s for {seconds:g} s", elapsed, elapsed + drained, base_rate)
+    kept_up = left == 0 and drained <= DRAINED_TARGET_S and acked >= 0.95 * rate
+    record(
+        f"HTTP sustained {seconds:g} s (events/s acked)",
+        acked,
+        target=f">= {rate:,.0f}, drained <= {DRAINED_TARGET_S:g} s (took {drained:.1f} s)",
+        met=kept_up,
+    )
     ending = (
         f"back to zero {drained:.1f} s after the load stopped"
         if left == 0
@@ -373,6 +384,7 @@ def freshness(port: int, bodies: Bodies, seconds: float) -> None:
 
     asyncio.run(run())
     p50, p95 = percentile(done_after, 0.5), percentile(done_after, 0.95)
+    record("HTTP freshness at 1,000 events/s, p95 (s)", p95, target="< 1 s", met=p95 < 1.0)
     print(
         f"freshness at 1,000 events/s for {seconds:g} s: 202 -> in /insights p50 {p50:.2f} s, p95 {p95:.2f} s"
         f" ({len(done_after)} batches)"

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from run import Run, generate, measure
+from summary import record
 
 from eventpipe.lake.columns import LAKE_SCHEMA
 from eventpipe.lake.files import write_parquet
@@ -69,6 +70,16 @@ def chain(work: Path, events: int, repeat: int) -> None:
         print(f"  lake {name:<4} {middle.per_core:>9,.0f} per CPU second  {middle.per_wall:>9,.0f} per wall second")
     verdict = "meets" if cpu >= TARGET_RATIO else "misses"
     print(f"  lake on / off: {cpu:.3f} by CPU, {wall:.3f} by wall clock ({verdict} the target {TARGET_RATIO})")
+    on = statistics.median(r.per_core for r in runs["on"])
+    off = statistics.median(r.per_core for r in runs["off"])
+    record(
+        "chain with the lake (events/s per core)",
+        on,
+        baseline=off,
+        ratio=cpu,
+        target=f">= {TARGET_RATIO} x off",
+        met=cpu >= TARGET_RATIO,
+    )
 
 
 def sizes(data_dir: Path) -> None:
@@ -153,6 +164,9 @@ def query(work: Path, events: int, repeat: int) -> None:
     in_process = time.perf_counter() - begun
     median = statistics.median(times)
     verdict = "meets" if median < TARGET_QUERY_S else "misses"
+    record(
+        f"eventpipe query, {events:,} events (s)", median, target=f"< {TARGET_QUERY_S:g} s", met=median < TARGET_QUERY_S
+    )
     size_mib = folder_bytes(data_dir / "lake") / 2**20
     print(f"eventpipe query over {events:,} events (a lake generated in {built:.0f} s, {size_mib:,.0f} MiB):")
     print(f"  {QUERY}")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 from http_load import DRAIN_TIMEOUT_S, eventpipe_server, get_json, percentile, poll_done, read_answer, wait_drained
+from summary import record
 
 CONNECTIONS = 8
 TARGET_EXECUTIONS_PER_1000 = 20
@@ -99,6 +100,18 @@ def main() -> int:
             server.stop()
     per_1000 = 1000 * ran / max(1, args.requests - errors)
     p50, p95 = percentile(done_after, 0.5), percentile(done_after, 0.95)
+    record(
+        "micro-batching, executions per 1,000 requests",
+        per_1000,
+        target=f"<= {TARGET_EXECUTIONS_PER_1000}",
+        met=per_1000 <= TARGET_EXECUTIONS_PER_1000,
+    )
+    record(
+        "micro-batching, freshness p95 (s)",
+        p95,
+        target=f"< {TARGET_FRESHNESS_P95_S:g} s",
+        met=p95 < TARGET_FRESHNESS_P95_S,
+    )
     print(f"micro-batching: {args.requests:,} single-event requests at {args.rate:g}/s ({errors} refused)")
     print(
         f"  workflow executions: {ran} ({per_1000:.1f} per 1,000 requests; target at most {TARGET_EXECUTIONS_PER_1000})"

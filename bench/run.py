@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from summary import record
 
 from eventpipe.core.timeutil import SystemClock
 from eventpipe.generate import EventGenerator
@@ -174,6 +175,17 @@ def main() -> None:
         f"{small.peak_mib:,.0f} MiB (x{large.peak_mib / small.peak_mib:.2f})"
     )
     print("events/s/core = events / (user + system CPU seconds of the process); each chain is single-threaded.")
+    x = x_lean[id(main_run)]
+    record(
+        "chain, eventpipe (events/s per core)",
+        main_run.per_core,
+        baseline=lean.per_core,
+        ratio=x,
+        target=f">= {TARGET_PER_CORE:,}, >= {TARGET_LEAN_RATIO} x lean",
+        met=main_run.per_core >= TARGET_PER_CORE and x >= TARGET_LEAN_RATIO,
+    )
+    record("chain, eventpipe x naive chain", main_run.per_core, baseline=naive.per_core, ratio=x_naive[id(main_run)])
+    record(f"chain, peak MiB at {large.events:,} events", large.peak_mib, baseline=small.peak_mib, target="flat")
     for name, series in (("naive", naives), ("lean", leans), ("eventpipe", mains)):
         print(f"  {name} runs: {', '.join(f'{r.per_core:,.0f}' for r in series)} events/s/core")
 

@@ -1,19 +1,23 @@
 """The table at the end of `make bench`: every headline figure beside its baseline and target.
 
 Each bench script calls `record(...)` for its headline figures; when `make bench` runs them, they
-append to the file named by `EVENTPIPE_BENCH_SUMMARY` (one JSON object a line), and
-`python bench/summary.py FILE` prints the table. Run alone, a script records nothing.
+append to the file named by `EVENTPIPE_BENCH_SUMMARY` (one JSON object a line).
+`python bench/summary.py --start FILE` begins a run's file (and its clock), `python bench/summary.py
+FILE` prints the table and the run's time against its 10-minute budget. Run alone, a script
+records nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import sys
+import time
 from pathlib import Path
 
 SUMMARY_ENV = "EVENTPIPE_BENCH_SUMMARY"
 COLUMNS = ("figure", "value", "baseline", "ratio", "target", "met?")
+BUDGET_S = 600  # `make bench` runs in under 10 minutes
 
 
 def record(
@@ -69,12 +73,25 @@ def table(rows: list[dict[str, object]]) -> list[str]:
 
 
 def main() -> None:
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get(SUMMARY_ENV, ""))
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--start", action="store_true", help="begin a run: empty the file, note the time")
+    args = parser.parse_args()
+    if args.start:
+        args.file.parent.mkdir(parents=True, exist_ok=True)
+        args.file.write_text(json.dumps({"started": time.time()}) + "\n", encoding="utf-8")
+        return
+    lines = [json.loads(line) for line in args.file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    started = next((line["started"] for line in lines if "started" in line), None)
+    rows = [line for line in lines if "figure" in line]
     print("\nmake bench: summary (ratio: value / baseline, or as the script measured it)")
     print("\n".join(table(rows)))
     missed = [row["figure"] for row in rows if row["met"] is False]
     print(f"{len(rows) - len(missed)} of {len(rows)} figures meet their target" if rows else "no figures recorded")
+    if started is not None:
+        took = time.time() - started
+        verdict = "within" if took <= BUDGET_S else "OVER"
+        print(f"make bench took {took / 60:.1f} min ({verdict} its {BUDGET_S // 60}-minute budget)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import fastjsonschema
 import jsonschema
 import orjson
+from summary import record
 
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.timeutil import SystemClock
@@ -82,6 +83,7 @@ def main() -> None:
     print(f"{'validator':<40}{'events/s':>12}{'x python-jsonschema':>22}")
     for name, per_second in results:
         print(f"{name:<40}{per_second:>12,.0f}{per_second / baseline:>22,.1f}")
+    record("validation, jsonschema-rs (events/s; baseline python-jsonschema)", results[-1][1], baseline=baseline)
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
