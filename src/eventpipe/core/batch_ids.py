@@ -5,7 +5,8 @@
   events (3 hex) + 16 random hex; `queued_id_facts` reads the first two back;
 - group of requests (`group_batch_id`): `g` + 30 hex of a SHA-256 of the members' ids;
 - file, S3 object, byte range of one (`source_batch_ids`): `s` + 20 hex of a SHA-256 of the source's
-  version (`file_version`, `object_version`, `range_version`) and the batch size, `-`, 6 digits;
+  version (`file_version`, `object_version` with `folder_etag` in a folder, `range_version`) and the
+  batch size, `-`, 6 digits;
 - replay of quarantined events (`replay_batch_id`): `replay-` + 24 hex of a SHA-256 of the run and
   its records.
 
@@ -69,6 +70,12 @@ def group_batch_id(member_ids: Sequence[str]) -> str:
 def file_version(resolved_path: str, size: int, mtime_ns: int) -> str:
     """A local file's version, for `source_batch_ids`: its path, size and modification time."""
     return f"{resolved_path}:{size}:{mtime_ns}"
+
+
+def folder_etag(size: int, mtime_ns: int) -> str:
+    """What tells the contents of one file of a folder bucket apart, as an ETag does on S3: its size
+    and modification time (`object_version` takes it where a bucket keeps no versions)."""
+    return f"{size}-{mtime_ns}"
 
 
 def object_version(bucket: str, key: str, version: str | None) -> str:

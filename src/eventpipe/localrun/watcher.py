@@ -25,6 +25,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Protocol
 
+from eventpipe.core.batch_ids import folder_etag
 from eventpipe.core.errors import ObjectNotFoundError, StorageError
 from eventpipe.handlers.drops import INCOMING_PREFIX, DropOutcome, ObjectDrop, ingest_drop
 from eventpipe.handlers.services import ReadableBucket, Services
@@ -155,7 +156,7 @@ class DropWatcher:
 
     def _ingest(self, key: str, signature: Version) -> DropOutcome:
         inode, size, mtime_ns = signature
-        drop = ObjectDrop(self._bucket.name, key, None, f"{size}-{mtime_ns}")
+        drop = ObjectDrop(self._bucket.name, key, None, folder_etag(size, mtime_ns))
         outcome = ingest_drop(drop, self._runtime)
         log.info(
             "file %s: %s, %d events in %d batches",
