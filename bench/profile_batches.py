@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from eventpipe.core import steps as steps_module
 from eventpipe.core.timeutil import SystemClock
 from eventpipe.generate import EventGenerator
+from eventpipe.localrun.collector import tune_for_batches
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.settings import Settings
 
@@ -96,6 +97,7 @@ def one_round(path: Path, work: Path) -> tuple[dict[str, float], float, int]:
         "EVENTPIPE_PSEUDONYM_KEY": PSEUDONYM_KEY,
     }
     runtime = LocalRuntime(Settings.from_env(env))
+    tune_for_batches()  # as `eventpipe ingest` does
     timers = Timers()
     steps = runtime.steps
     for owner, method, name in (

@@ -58,15 +58,20 @@ class SqliteInsightsStore(BaseInsightsStore):
         user_rows, step_rows = [], []
         for change in changes:
             minute, segment = change.minute, change.segment
+            # A sketch the batch leaves as it was (its users counted already, its sessions above a full
+            # step sketch's sampling threshold: most batches once a minute is busy) is not written again.
             if USERS in change.sketches:
-                merged = self._working.merged_users(
-                    (minute, segment, -1), change.sketches[USERS], users.get((minute, segment))
-                )
-                user_rows.append((minute, segment, merged))
+                stored = users.get((minute, segment))
+                merged = self._working.merged_users((minute, segment, -1), change.sketches[USERS], stored)
+                if merged != stored:
+                    user_rows.append((minute, segment, merged))
             for name, sessions in sorted(change.sketches.items()):
                 if name != USERS:
                     key = (minute, segment, int(name[1:]))
-                    step_rows.append((*key, self._working.merged_step(key, sessions, steps.get(key))))
+                    stored = steps.get(key)
+                    merged = self._working.merged_step(key, sessions, stored)
+                    if merged != stored:
+                        step_rows.append((*key, merged))
         conn.executemany("INSERT OR REPLACE INTO minute_sketches (minute, segment, users) VALUES (?, ?, ?)", user_rows)
         conn.executemany(
             "INSERT OR REPLACE INTO minute_sessions (minute, segment, step, sketch) VALUES (?, ?, ?, ?)", step_rows
