@@ -65,7 +65,7 @@ def test_every_entry_point_has_one_function_and_every_function_an_entry_point(fu
     handlers = [handler_of(properties) for properties in functions.values()]
     # THEN each entry point has exactly one function, and no function names anything else
     assert sorted(handlers) == sorted(entry_points())
-    assert len(entry_points()) == 8
+    assert len(entry_points()) == 9
 
 
 def test_functions_run_the_repository_code_on_python_312_arm64(functions: dict[str, Any]) -> None:
@@ -195,6 +195,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:BatchGetItem",
         "dynamodb:UpdateItem",
         "ssm:GetParameter",  # awsrun/secrets.py: the pseudonym key (s3:GetObject also reads config/)
+        "s3:PutObject",  # S3EventLake: the batch's new events as Parquet in the analytics bucket's events/
     },
     "mark_done": {"dynamodb:UpdateItem"},
     "mark_failed": {"dynamodb:UpdateItem"},
@@ -225,6 +226,14 @@ EXPECTED_ACTIONS = {
         "s3:GetObject",
         "s3:DeleteObject",
         "s3:ListBucket",
+    },
+    # lake_compaction.py: list, read, write and delete the lake's objects and journals; unfinished batches
+    "compact_lake": {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+        "dynamodb:Query",
     },
     "replay": {
         "dynamodb:GetItem",
@@ -472,6 +481,7 @@ def test_asynchronous_failures_end_in_the_encrypted_dead_letter_queue(
         "ingest",
         "export_insights",
         "replay",
+        "compact_lake",
     }
     # EventBridge may send dead letters only for these rules
     statement = resources["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
@@ -733,7 +743,9 @@ def test_large_files_are_read_in_ranges_by_ingest_from_its_queue(
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == get_att("DeadLetterQueue", "Arn")
 
 
-def test_the_analytics_bucket_is_private_encrypted_and_written_by_the_export_only(resources: dict[str, Any]) -> None:
+def test_the_analytics_bucket_is_private_encrypted_and_written_by_the_export_and_the_lake_only(
+    resources: dict[str, Any],
+) -> None:
     bucket = resources["AnalyticsBucket"]["Properties"]
     assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
@@ -743,4 +755,12 @@ def test_the_analytics_bucket_is_private_encrypted_and_written_by_the_export_onl
         if resource["Type"] == "AWS::Serverless::Function"
         and "AnalyticsBucket" in json.dumps(resource["Properties"].get("Policies", []))
     ]
-    assert writers == ["ExportInsightsFunction"]
+    assert sorted(writers) == ["CompactLakeFunction", "ExportInsightsFunction", "ProcessBatchFunction"]
+    # ProcessBatch writes the lake's objects only
+    (statement,) = [
+        s
+        for s in resources["ProcessBatchFunction"]["Properties"]["Policies"][0]["Statement"]
+        if "AnalyticsBucket" in json.dumps(s)
+    ]
+    assert statement["Action"] == "s3:PutObject"
+    assert statement["Resource"] == {"Fn::Sub": "${AnalyticsBucket.Arn}/events/*"}

@@ -84,12 +84,15 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
 
     Every function gets local.common_environment (and the optional var.function_settings, empty by
     default); module "entry" adds EVENTPIPE_STATE_MACHINE_ARN to the functions that start executions,
-    and EVENTPIPE_ANALYTICS_BUCKET to the one that writes the export.
+    and EVENTPIPE_ANALYTICS_BUCKET to the ones that write the analytics bucket (the export, the lake's
+    compaction); module "step" adds it to ProcessBatch, which writes the lake.
     """
     common = set(pipeline.locals["common_environment"]) | set(pipeline.locals["settings_environment"])
     steps, entries = pipeline.modules["step"], pipeline.modules["entry"]
     merged = "merge(var.function_settings, local.settings_environment, local.common_environment"
-    assert steps["environment"] == "${" + merged + ")}"
+    assert steps["environment"].startswith("${" + merged + ", {")
+    assert "EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id" in steps["environment"]
+    assert 'if contains(local.policies[each.key][*].sid, "WriteLake")' in steps["environment"]
     assert entries["environment"].startswith("${" + merged + ", {")
     assert "EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "StartExecutions")' in entries["environment"]
@@ -98,6 +101,7 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     assert 'if contains(local.policies[each.key][*].sid, "QueueFailedStarts")' in entries["environment"]
     assert "EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "WriteExport")' in entries["environment"]
+    assert 'contains(local.policies[each.key][*].sid, "MergeLakeObjects")' in entries["environment"]
     assert "EVENTPIPE_REQUEST_QUEUE_URL = aws_sqs_queue.requests.url" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "QueueRequests")' in entries["environment"]
     names = {}
@@ -107,7 +111,8 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
         names[name] = common | ({"EVENTPIPE_STATE_MACHINE_ARN"} if is_entry and "StartExecutions" in sids else set())
         names[name] |= {"EVENTPIPE_START_QUEUE_URL"} if is_entry and "QueueFailedStarts" in sids else set()
         names[name] |= {"EVENTPIPE_RANGE_QUEUE_URL"} if is_entry and "QueueFileRanges" in sids else set()
-        names[name] |= {"EVENTPIPE_ANALYTICS_BUCKET"} if is_entry and "WriteExport" in sids else set()
+        writes_analytics = {"WriteExport", "MergeLakeObjects"} & sids if is_entry else {"WriteLake"} & sids
+        names[name] |= {"EVENTPIPE_ANALYTICS_BUCKET"} if writes_analytics else set()
         names[name] |= {"EVENTPIPE_REQUEST_QUEUE_URL"} if is_entry and "QueueRequests" in sids else set()
     return names
 
@@ -118,9 +123,9 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
 def test_the_same_entry_points_everywhere(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     # GIVEN the entry points of the code, the SAM template and the Terraform
     tf = set(pipeline.locals["functions"])
-    # THEN they are the same eight
+    # THEN they are the same nine
     assert code_handlers() == set(sam_by_handler) == tf
-    assert len(tf) == 8
+    assert len(tf) == 9
     # AND both function module calls name the handler lambda_pipeline.<entry point>
     for call in ("step", "entry"):
         assert pipeline.modules[call]["handler"] == "lambda_pipeline.${each.key}"
@@ -743,7 +748,7 @@ def test_the_export_tables_match_sam(pipeline: Any, resources: dict[str, Any]) -
     sam = {
         props["Properties"]["TableInput"]["Name"]: props["Properties"]["TableInput"]
         for props in resources.values()
-        if props["Type"] == "AWS::Glue::Table"
+        if props["Type"] == "AWS::Glue::Table" and props["Properties"]["TableInput"]["Name"] != "events"
     }
     tf = pipeline.locals["insights_tables"]
     # THEN Terraform has the same tables, with the same columns and partition keys, in the analytics bucket
@@ -757,3 +762,19 @@ def test_the_export_tables_match_sam(pipeline: Any, resources: dict[str, Any]) -
     resource = pipeline.resource("aws_glue_catalog_table", "insights")
     (storage,) = blocks(resource, "storage_descriptor")
     assert storage["location"] == "s3://${aws_s3_bucket.analytics.id}/${each.key}/"
+
+
+def test_the_lake_table_matches_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    # GIVEN the lake's Glue table in both
+    sam = resources["EventsGlueTable"]["Properties"]["TableInput"]
+    resource = pipeline.resource("aws_glue_catalog_table", "events")
+    (storage,) = blocks(resource, "storage_descriptor")
+    # THEN the same columns, partitions, formats and projection
+    columns = [(c["Name"], c["Type"]) for c in sam["StorageDescriptor"]["Columns"]]
+    assert [(c["name"], c["type"]) for c in pipeline.locals["lake_columns"]] == columns
+    assert [k["Name"] for k in sam["PartitionKeys"]] == [k["name"] for k in blocks(resource, "partition_keys")]
+    assert storage["input_format"] == sam["StorageDescriptor"]["InputFormat"]
+    assert storage["location"] == "s3://${aws_s3_bucket.analytics.id}/events/"
+    assert sam["StorageDescriptor"]["Location"] == {"Fn::Sub": "s3://${AnalyticsBucket}/events/"}
+    assert "local.projection_dt, local.projection_hour" in resource["parameters"]
+    assert sam["Parameters"]["projection.hour.digits"] == "2"

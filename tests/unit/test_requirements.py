@@ -8,8 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
 LOCAL_SERVER_ONLY = {"uvicorn", "httptools", "uvloop", "plotly"}  # `eventpipe up`, never in a Lambda function
-# The local lake and `eventpipe query`: no Lambda function writes Parquet.
-LOCAL_LAKE_ONLY = {"pyarrow", "duckdb", "msgspec"}
+# `eventpipe query` (DuckDB) runs on one machine only; on AWS Athena reads the lake (pyarrow and
+# msgspec are in the Lambda package: ProcessBatch writes Parquet).
+LOCAL_LAKE_ONLY = {"duckdb"}
 
 
 def _name(requirement: str) -> str:

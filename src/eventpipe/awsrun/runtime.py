@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
     from eventpipe.adapters.aws.file_ranges import S3FileRanges
+    from eventpipe.adapters.aws.lake_compaction import S3LakeCompactor
+    from eventpipe.adapters.aws.s3_lake import S3EventLake
     from eventpipe.adapters.aws.sqs import SqsRequestQueue
     from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
     from eventpipe.core.apps import AppDirectory
@@ -164,6 +166,24 @@ class AwsRuntime:
         return S3RawBucket(self.resources.analytics_bucket, self._s3)
 
     @cached_property
+    def event_lake(self) -> S3EventLake | None:
+        """ProcessBatch's lake writer: Parquet in the analytics bucket; None without the bucket or with
+        EVENTPIPE_LAKE=off."""
+        from eventpipe.lake.settings import LakeSettings
+
+        if self.resources.analytics_bucket is None or not LakeSettings.from_env().enabled:
+            return None
+        from eventpipe.adapters.aws.s3_lake import S3EventLake
+
+        return S3EventLake(self.analytics)
+
+    @cached_property
+    def lake_compactor(self) -> S3LakeCompactor:
+        from eventpipe.adapters.aws.lake_compaction import S3LakeCompactor
+
+        return S3LakeCompactor(self.analytics.name, self._s3, self.batches, self.clock)
+
+    @cached_property
     def insights(self) -> DynamoInsightsStore:
         from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
         from eventpipe.adapters.aws.sketch_cache import SketchCache
@@ -217,10 +237,12 @@ class AwsRuntime:
 
         registry = self.registry
         if self._steps is None or self._steps[0] is not registry:
-            self._steps = (registry, self._pipeline_steps(registry, build_enrichers(self.enrichment)))
+            self._steps = (registry, self._pipeline_steps(registry, build_enrichers(self.enrichment), lake=True))
         return self._steps[1]
 
-    def _pipeline_steps(self, registry: SchemaRegistry, enrichers: Sequence[Enricher]) -> PipelineSteps:
+    def _pipeline_steps(
+        self, registry: SchemaRegistry, enrichers: Sequence[Enricher], *, lake: bool = False
+    ) -> PipelineSteps:
         from eventpipe.handlers.wiring import build_steps
 
-        return build_steps(self, registry, enrichers)
+        return build_steps(self, registry, enrichers, lake=self.event_lake if lake else None)

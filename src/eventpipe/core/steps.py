@@ -30,7 +30,15 @@ if TYPE_CHECKING:
 
     from eventpipe.core.documents import BatchRef, MarkDoneInput, MarkFailedInput, ProcessOutcome, StepStatus
     from eventpipe.core.enrich import Enricher
-    from eventpipe.core.ports import BatchStore, Clock, CuratedStore, InsightsStore, Quarantine, RawBucket
+    from eventpipe.core.ports import (
+        BatchStore,
+        Clock,
+        CuratedStore,
+        EventLake,
+        InsightsStore,
+        Quarantine,
+        RawBucket,
+    )
     from eventpipe.core.registry import SchemaRegistry
     from eventpipe.core.request_facts import RequestFacts
 
@@ -51,6 +59,9 @@ class PipelineSteps:
     `atomically()` groups `process_batch`'s writes into one commit where the stores can (one SQLite
     transaction on one machine); on DynamoDB each write is atomic on its own and idempotent per
     batch, so it needs no grouping (the default).
+
+    `lake`, when given, receives each batch's newly curated events (on AWS: Parquet in the analytics
+    bucket). On one machine it is None: the local lake writer follows the curated store instead.
     """
 
     def __init__(
@@ -65,6 +76,7 @@ class PipelineSteps:
         insights: InsightsStore,
         clock: Clock,
         atomically: Callable[[], AbstractContextManager[object]] = nullcontext,
+        lake: EventLake | None = None,
     ) -> None:
         self.registry = registry
         self.enrichers = list(enrichers)
@@ -75,6 +87,7 @@ class PipelineSteps:
         self.insights = insights
         self.clock = clock
         self.atomically = atomically
+        self.lake = lake
 
     def process_batch(self, state: BatchRef) -> ProcessOutcome:
         """`{batch_id, raw_key}` -> validate, enrich, persist and aggregate the batch; its counts.
@@ -103,6 +116,10 @@ class PipelineSteps:
             )
             new = [fact for fact, is_new in zip(batch.facts, flags, strict=True) if is_new]
             duplicates = len(flags) - len(new)
+            if self.lake is not None and new:
+                # Before the batch can be done: a failure here fails the step, and its retry (which
+                # finds the same events new, being theirs) writes them again, in the same place.
+                self.lake.add(batch_id, [p for p, is_new in zip(batch.payloads, flags, strict=True) if is_new])
             aggregate = aggregate_batch(
                 new,
                 received_at_ms=raw.received_at_ms,

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
     from aws_lambda_powertools.utilities.batch import BatchProcessor
 
+    from eventpipe.adapters.aws.lake_compaction import CompactionAnswer
     from eventpipe.core.documents import AcceptedDocument, ExportAnswer, ProcessOutcome, ReplayAnswer, StepStatus
     from eventpipe.handlers.ingest import IngestAnswer
+    from eventpipe.handlers.lake import LakeServices
     from eventpipe.handlers.services import QueueServices, Services
 
 Event = dict[str, Any]
@@ -184,6 +186,16 @@ def _replay(event: Event, services: Services, report: Report) -> ReplayAnswer:
     return result
 
 
+def _compact_lake(event: Event, services: LakeServices, report: Report) -> CompactionAnswer:
+    from eventpipe.handlers.lake import handle_compact_lake
+
+    result = handle_compact_lake(event, services)
+    if result["written_objects"] or result["journals_finished"]:  # every 15 minutes: silent when idle
+        report.info("lake compacted", **result)
+        report.metric("LakeObjectsMerged", result["merged_objects"])
+    return result
+
+
 @functools.cache
 def _start_queue() -> BatchProcessor:
     """Failed records are reported (ReportBatchItemFailures), even all of them: SQS delivers each again.
@@ -258,6 +270,12 @@ FUNCTIONS: Mapping[str, Function] = {
             _start_batches,
             "SQS: the start-retry queue. A start that fails again is reported, and SQS delivers it again.",
             aws_only=True,
+        ),
+        Function(
+            "compact_lake",
+            _compact_lake,
+            "Scheduled: merge the small Parquet objects of the AWS lake's closed (or crowded) hours.",
+            aws_only=True,  # the local lake compacts itself (lake/writer.py)
         ),
     )
 }

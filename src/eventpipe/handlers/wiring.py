@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from eventpipe.core.enrich import Enricher
-    from eventpipe.core.ports import BatchStore, Clock, CuratedStore, InsightsStore, Quarantine, RawBucket
+    from eventpipe.core.ports import (
+        BatchStore,
+        Clock,
+        CuratedStore,
+        EventLake,
+        InsightsStore,
+        Quarantine,
+        RawBucket,
+    )
     from eventpipe.core.registry import SchemaRegistry
     from eventpipe.handlers.services import Services
 
@@ -52,8 +60,10 @@ def build_steps(
     enrichers: Sequence[Enricher],
     *,
     atomically: Callable[[], AbstractContextManager[object]] = nullcontext,
+    lake: EventLake | None = None,
 ) -> PipelineSteps:
-    """The workflow's steps over `ports`, validating with `registry` and enriching with `enrichers`."""
+    """The workflow's steps over `ports`, validating with `registry` and enriching with `enrichers`;
+    with `lake`, ProcessBatch also writes each batch's new events there (AWS)."""
     return PipelineSteps(
         registry=registry,
         enrichers=enrichers,
@@ -64,6 +74,7 @@ def build_steps(
         insights=ports.insights,
         clock=ports.clock,
         atomically=atomically,
+        lake=lake,
     )
 
 

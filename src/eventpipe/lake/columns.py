@@ -55,6 +55,14 @@ def partition_of(occurred_at_ms: int) -> str:
     return f"dt={moment:%Y-%m-%d}/hour={moment:%H}"
 
 
+def hour_closed(partition: str, now_ms: int) -> bool:
+    """True once the partition's hour ended more than an hour ago (late events are rare by then):
+    when compaction merges an hour's files whatever their number."""
+    day, hour = partition.removeprefix("dt=").split("/hour=")
+    start = datetime.fromisoformat(f"{day}T{hour}:00:00+00:00")
+    return now_ms >= int(start.timestamp() * 1000) + 2 * HOUR_MS
+
+
 class _Agent(msgspec.Struct, gc=False):
     browser: str | None = None
     os: str | None = None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from eventpipe.core.errors import ObjectNotFoundError
-from eventpipe.lake.columns import LakeRows
+from eventpipe.lake.columns import LakeRows, hour_closed
 from eventpipe.lake.files import files_on_disk, read_parquet, remove, write_parquet
 from eventpipe.lake.manifest import RETIRED_GRACE_MS, LakeFile, LakeManifest, lake_lock
 from eventpipe.lake.settings import LakeSettings
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 50_000
 COMPACT_AT_FILES = 8  # a partition with this many live files is merged whatever its hour
-HOUR_MS = 3_600_000
 
 
 def segment_key(batch_id: str) -> str:
@@ -107,7 +106,7 @@ class LakeWriter:
         for partition, count in self.manifest.crowded_partitions(2):
             if done >= max_partitions:
                 break
-            if count < COMPACT_AT_FILES and not _closed(partition, now_ms):
+            if count < COMPACT_AT_FILES and not hour_closed(partition, now_ms):
                 continue
             inputs = self.manifest.live_in(partition)
             table = pa.concat_tables([read_parquet(self.root / f.path) for f in inputs])
@@ -123,15 +122,6 @@ class LakeWriter:
         for relative in expired:
             remove(self.root, relative)
         self.manifest.forget(expired)
-
-
-def _closed(partition: str, now_ms: int) -> bool:
-    """True once the partition's hour ended more than an hour ago (late events are rare by then)."""
-    from datetime import UTC, datetime
-
-    day, hour = partition.removeprefix("dt=").split("/hour=")
-    start = datetime.fromisoformat(f"{day}T{hour}:00:00+00:00").astimezone(UTC)
-    return now_ms >= int(start.timestamp() * 1000) + 2 * HOUR_MS
 
 
 class _Payloads:

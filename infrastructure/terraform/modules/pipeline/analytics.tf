@@ -106,6 +106,79 @@ resource "aws_glue_catalog_table" "insights" {
   }
 }
 
+# The lake (docs/lake.md): every curated event once, Parquet (zstd), written by process_batch and
+# compacted per hour by compact_lake; the columns of src/eventpipe/lake/columns.py (a test checks).
+locals {
+  lake_columns = [
+    { name = "event_id", type = "string", comment = "the event's id (a UUID): one row per id" },
+    { name = "event_type", type = "string", comment = null },
+    { name = "schema_version", type = "string", comment = null },
+    { name = "occurred_at", type = "timestamp", comment = "event time, UTC" },
+    { name = "received_at", type = "timestamp", comment = "when its batch was received, UTC" },
+    { name = "user_id", type = "string", comment = "the pseudonym where pseudonymisation is configured" },
+    { name = "anonymous_id", type = "string", comment = null },
+    { name = "session_id", type = "string", comment = null },
+    { name = "app_id", type = "string", comment = null },
+    { name = "browser", type = "string", comment = null },
+    { name = "os", type = "string", comment = null },
+    { name = "device_type", type = "string", comment = null },
+    { name = "bot", type = "boolean", comment = null },
+    { name = "country", type = "string", comment = null },
+    { name = "utm_source", type = "string", comment = null },
+    { name = "utm_medium", type = "string", comment = null },
+    { name = "utm_campaign", type = "string", comment = null },
+    { name = "referrer_host", type = "string", comment = null },
+    { name = "referrer_medium", type = "string", comment = null },
+    { name = "revenue", type = "double", comment = "in the base currency" },
+    { name = "properties", type = "string", comment = "JSON text" },
+    { name = "enrichment", type = "string", comment = "JSON text" },
+    { name = "batch_id", type = "string", comment = "the batch that curated the event" },
+  ]
+}
+
+resource "aws_glue_catalog_table" "events" {
+  database_name = aws_glue_catalog_database.insights.name
+  name          = "events"
+  description   = "Every curated event once (the lake), Parquet partitioned by the event time's UTC day and hour"
+  table_type    = "EXTERNAL_TABLE"
+
+  parameters = merge(local.projection_dt, local.projection_hour, {
+    "classification"            = "parquet"
+    "parquet.compression"       = "ZSTD"
+    "storage.location.template" = "s3://${aws_s3_bucket.analytics.id}/events/dt=$${dt}/hour=$${hour}/"
+  })
+
+  partition_keys {
+    name = "dt"
+    type = "string"
+  }
+
+  partition_keys {
+    name = "hour"
+    type = "string"
+  }
+
+  storage_descriptor {
+    location      = "s3://${aws_s3_bucket.analytics.id}/events/"
+    input_format  = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    output_format = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+
+    ser_de_info {
+      serialization_library = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    }
+
+    dynamic "columns" {
+      for_each = local.lake_columns
+
+      content {
+        name    = columns.value.name
+        type    = columns.value.type
+        comment = columns.value.comment
+      }
+    }
+  }
+}
+
 resource "aws_s3_bucket" "athena_results" {
   #checkov:skip=CKV_AWS_18:holds query results only, expired after 7 days; access is logged by CloudTrail when wanted
   #checkov:skip=CKV_AWS_21:query results are recomputable and expire after 7 days; versions would only keep them longer

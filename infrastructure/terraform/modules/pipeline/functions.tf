@@ -7,22 +7,24 @@ locals {
   state_machine_name = "${local.name}-pipeline"
 
   policy_resources = {
-    "bucket"                       = aws_s3_bucket.raw.arn
-    "bucket/incoming/*"            = "${aws_s3_bucket.raw.arn}/incoming/*"
-    "bucket/raw/*"                 = "${aws_s3_bucket.raw.arn}/raw/*"
-    "analytics_bucket"             = aws_s3_bucket.analytics.arn
-    "analytics_bucket/*"           = "${aws_s3_bucket.analytics.arn}/*"
-    "curated_table"                = aws_dynamodb_table.curated.arn
-    "state_table"                  = aws_dynamodb_table.state.arn
-    "state_table/index/unfinished" = "${aws_dynamodb_table.state.arn}/index/unfinished"
-    "insights_table"               = aws_dynamodb_table.insights.arn
-    "apps_table"                   = aws_dynamodb_table.apps.arn
-    "state_machine"                = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
-    "start_retry_queue"            = aws_sqs_queue.start_retry.arn
-    "request_queue"                = aws_sqs_queue.requests.arn
-    "file_range_queue"             = aws_sqs_queue.file_ranges.arn
-    "bucket/config/*"              = "${aws_s3_bucket.raw.arn}/config/*"
-    "pseudonym_key_parameters"     = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/eventpipe/${local.name}/*"
+    "bucket"                             = aws_s3_bucket.raw.arn
+    "bucket/incoming/*"                  = "${aws_s3_bucket.raw.arn}/incoming/*"
+    "bucket/raw/*"                       = "${aws_s3_bucket.raw.arn}/raw/*"
+    "analytics_bucket"                   = aws_s3_bucket.analytics.arn
+    "analytics_bucket/*"                 = "${aws_s3_bucket.analytics.arn}/*"
+    "analytics_bucket/events/*"          = "${aws_s3_bucket.analytics.arn}/events/*"
+    "analytics_bucket/lake-compaction/*" = "${aws_s3_bucket.analytics.arn}/lake-compaction/*"
+    "curated_table"                      = aws_dynamodb_table.curated.arn
+    "state_table"                        = aws_dynamodb_table.state.arn
+    "state_table/index/unfinished"       = "${aws_dynamodb_table.state.arn}/index/unfinished"
+    "insights_table"                     = aws_dynamodb_table.insights.arn
+    "apps_table"                         = aws_dynamodb_table.apps.arn
+    "state_machine"                      = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
+    "start_retry_queue"                  = aws_sqs_queue.start_retry.arn
+    "request_queue"                      = aws_sqs_queue.requests.arn
+    "file_range_queue"                   = aws_sqs_queue.file_ranges.arn
+    "bucket/config/*"                    = "${aws_s3_bucket.raw.arn}/config/*"
+    "pseudonym_key_parameters"           = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/eventpipe/${local.name}/*"
   }
 
   # Functions EventBridge invokes asynchronously: Lambda's retries, then the dead-letter queue.
@@ -30,6 +32,7 @@ locals {
     ingest          = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 21600 }
     export_insights = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 3600 }
     replay          = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 3600 }
+    compact_lake    = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 3600 }
   }
 
   entry_functions = { for key, spec in local.functions : key => spec if !contains(keys(local.workflow_steps), key) }
@@ -53,13 +56,17 @@ module "step" {
   source   = "./modules/function"
   for_each = local.workflow_steps
 
-  name                     = local.function_names[each.key]
-  handler                  = "lambda_pipeline.${each.key}"
-  description              = local.functions[each.key].description
-  package_file             = var.lambda_package
-  memory_mb                = local.functions[each.key].memory_mb
-  timeout_s                = local.functions[each.key].timeout_s
-  environment              = merge(var.function_settings, local.settings_environment, local.common_environment)
+  name         = local.function_names[each.key]
+  handler      = "lambda_pipeline.${each.key}"
+  description  = local.functions[each.key].description
+  package_file = var.lambda_package
+  memory_mb    = local.functions[each.key].memory_mb
+  timeout_s    = local.functions[each.key].timeout_s
+  # ProcessBatch writes the lake into the analytics bucket (WriteLake)
+  environment = merge(var.function_settings, local.settings_environment, local.common_environment, {
+    for name, value in { EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id } :
+    name => value if contains(local.policies[each.key][*].sid, "WriteLake")
+  })
   policy_json              = data.aws_iam_policy_document.function[each.key].json
   log_retention_days       = var.log_retention_days
   reserved_concurrency     = lookup(var.reserved_concurrency, each.key, -1)
@@ -79,7 +86,7 @@ module "entry" {
   timeout_s    = each.value.timeout_s
   # Only the functions that start executions are told the state machine (ingest, replay,
   # start_batches), only ingest, which queues the starts that fail, the start-retry queue, and only
-  # the one that writes the export the analytics bucket.
+  # the ones that write the analytics bucket (the export, the lake's compaction) its name.
   environment = merge(var.function_settings, local.settings_environment, local.common_environment, {
     for name, value in { EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn } :
     name => value if contains(local.policies[each.key][*].sid, "StartExecutions")
@@ -91,7 +98,7 @@ module "entry" {
     name => value if contains(local.policies[each.key][*].sid, "QueueFileRanges")
     }, {
     for name, value in { EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id } :
-    name => value if contains(local.policies[each.key][*].sid, "WriteExport")
+    name => value if contains(local.policies[each.key][*].sid, "WriteExport") || contains(local.policies[each.key][*].sid, "MergeLakeObjects")
     }, {
     for name, value in { EVENTPIPE_REQUEST_QUEUE_URL = aws_sqs_queue.requests.url } :
     name => value if contains(local.policies[each.key][*].sid, "QueueRequests")
@@ -100,7 +107,7 @@ module "entry" {
   # ingest is not traced unless its caller sampled the request: Lambda's own sampling cannot be lowered,
   # and the workflow is traced at a fixed 1% (aws_xray_sampling_rule.workflow), as in the SAM template.
   # Nor are the schedules: Lambda's sampling would trace every run, idle or not (docs/cost.md).
-  tracing_mode = contains(["ingest", "export_insights", "replay"], each.key) ? "PassThrough" : "Active"
+  tracing_mode = contains(["ingest", "export_insights", "replay", "compact_lake"], each.key) ? "PassThrough" : "Active"
   async_invocation = contains(keys(local.async_invocations), each.key) ? merge(local.async_invocations[each.key], {
     on_failure_queue_arn = aws_sqs_queue.dead_letter.arn
   }) : null
@@ -214,6 +221,7 @@ data "aws_iam_policy_document" "dead_letter" {
         aws_cloudwatch_event_rule.object_created.arn,
         aws_cloudwatch_event_rule.export.arn,
         aws_cloudwatch_event_rule.replay_pending.arn,
+        aws_cloudwatch_event_rule.compact_lake.arn,
       ]
     }
   }

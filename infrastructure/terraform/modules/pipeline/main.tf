@@ -27,6 +27,7 @@ locals {
     replay          = { memory_mb = 512, timeout_s = 900, description = "Replay of unfinished batches (lost pending ones on a schedule) or of the quarantine." }
     start_batches   = { memory_mb = 256, timeout_s = 30, description = "Starts the batches whose workflow start failed at ingest, from the start-retry queue." }
     batch_requests  = { memory_mb = 512, timeout_s = 60, description = "Micro-batching, from the request queue; queued requests become one batch and one workflow execution." }
+    compact_lake    = { memory_mb = 2048, timeout_s = 900, description = "Scheduled compaction of the lake's small Parquet objects, per hour, in the analytics bucket." }
   }
 
   # The workflow's tasks, by the substitution variable the ASL file names them with.
@@ -61,6 +62,8 @@ locals {
       # DynamoBatchStore.get; DynamoQuarantine.for_batch (Query), add and remove (BatchWriteItem)
       { sid = "BatchAndQuarantine", actions = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
       { sid = "PutCurated", actions = ["dynamodb:PutItem"], resources = ["curated_table"] },
+      # S3EventLake: a batch's new events, one Parquet object per hour they fall in
+      { sid = "WriteLake", actions = ["s3:PutObject"], resources = ["analytics_bucket/events/*"] },
       # TransactWriteItems is authorized as the PutItem and UpdateItem inside it.
       { sid = "ApplyInsights", actions = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources = ["insights_table"] },
     ]
@@ -85,6 +88,13 @@ locals {
       { sid = "ReadBatchRecord", actions = ["dynamodb:GetItem"], resources = ["state_table"] },
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
       { sid = "PollStartRetries", actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["start_retry_queue"] },
+    ]
+    # adapters/aws/lake_compaction.py: merge an hour's objects (journalled), skip unfinished batches' objects
+    compact_lake = [
+      { sid = "MergeLakeObjects", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources = ["analytics_bucket/events/*"] },
+      { sid = "CompactionJournal", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources = ["analytics_bucket/lake-compaction/*"] },
+      { sid = "ListLake", actions = ["s3:ListBucket"], resources = ["analytics_bucket"] },
+      { sid = "UnfinishedIndex", actions = ["dynamodb:Query"], resources = ["state_table/index/unfinished"] },
     ]
     # record_and_start: the group's raw object, DynamoBatchStore.record_group (TransactWriteItems is its Puts) and get
     batch_requests = [

@@ -103,3 +103,34 @@ resource "aws_lambda_permission" "replay_pending" {
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.replay_pending.arn
 }
+
+# The lake's compaction, as CompactLakeFunction's Every15Minutes schedule in the SAM template.
+resource "aws_cloudwatch_event_rule" "compact_lake" {
+  name                = "${local.name}-compact-lake"
+  description         = "Merges the small Parquet objects of the lake's closed or crowded hours"
+  schedule_expression = var.compact_lake_schedule
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "compact_lake" {
+  rule  = aws_cloudwatch_event_rule.compact_lake.name
+  arn   = module.entry["compact_lake"].arn
+  input = jsonencode({})
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600 # the next runs merge the same hours
+    maximum_retry_attempts       = 10
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.dead_letter.arn
+  }
+}
+
+resource "aws_lambda_permission" "compact_lake" {
+  statement_id  = "AllowCompactLakeSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = module.entry["compact_lake"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.compact_lake.arn
+}

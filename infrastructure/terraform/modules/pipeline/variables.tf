@@ -127,6 +127,17 @@ variable "export_schedule" {
   }
 }
 
+variable "compact_lake_schedule" {
+  description = "How often the lake's compaction runs (an EventBridge schedule expression)."
+  type        = string
+  default     = "rate(15 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.compact_lake_schedule))
+    error_message = "Use rate(...) or cron(...)."
+  }
+}
+
 variable "replay_schedule" {
   description = "How often the replay function starts again the pending batches received more than 600 s ago (an EventBridge schedule expression)."
   type        = string
@@ -163,7 +174,7 @@ variable "reserved_concurrency" {
   validation {
     condition = alltrue([
       for name, value in var.reserved_concurrency :
-      contains(["ingest", "process_batch", "mark_done", "mark_failed", "export_insights", "replay"], name) && value >= 0
+      contains(["ingest", "process_batch", "mark_done", "mark_failed", "export_insights", "replay", "compact_lake"], name) && value >= 0
     ])
     error_message = "Keys are function names of src/lambda_pipeline.py; values are 0 or more."
   }
