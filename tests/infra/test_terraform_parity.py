@@ -157,9 +157,10 @@ def test_runtime_memory_and_timeouts_match_sam(pipeline: Any, sam_by_handler: di
         (tracing,) = blocks(lambda_function, "tracing_config")
         assert tracing["mode"] == "${var.tracing_mode}"
         # not traced: ingest (sampled per request upstream) and the schedules (every idle run would be)
-        assert sam["Tracing"] == ("PassThrough" if name in ("ingest", "export_insights", "replay") else "Active")
+        passthrough = ("ingest", "export_insights", "replay", "compact_lake")
+        assert sam["Tracing"] == ("PassThrough" if name in passthrough else "Active")
     assert pipeline.modules["entry"]["tracing_mode"] == (
-        '${contains(["ingest", "export_insights", "replay"], each.key) ? "PassThrough" : "Active"}'
+        '${contains(["ingest", "export_insights", "replay", "compact_lake"], each.key) ? "PassThrough" : "Active"}'
     )
     assert "tracing_mode" not in pipeline.modules["step"]  # the workflow's steps: Active, the default
 
