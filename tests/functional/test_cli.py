@@ -64,6 +64,17 @@ def as_json(result: subprocess.CompletedProcess[str]) -> Any:
     return orjson.loads(result.stdout)
 
 
+def test_ingest_says_nothing_on_stderr_about_native_objects_at_exit(tmp_path: Path) -> None:
+    # GIVEN a file whose events go through the insights store's working sketches
+    events = tmp_path / "events.ndjson"
+    generate(events, 300)
+    # WHEN ingested
+    result = eventpipe("ingest", str(events), "--json", data_dir=tmp_path / "data")
+    # THEN the kept unions were released before exit: no leak report from the sketch library
+    assert result.returncode == 0, result.stderr
+    assert "leaked" not in result.stderr
+
+
 def test_ingest_then_insights_rejected_and_schemas(tmp_path: Path) -> None:
     # GIVEN a generated file
     events = tmp_path / "events.ndjson"

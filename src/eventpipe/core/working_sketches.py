@@ -37,6 +37,12 @@ class WorkingSketches(Generic[K]):
         self._users: OrderedDict[K, tuple[bytes, datasketches.hll_union]] = OrderedDict()
         self._steps: OrderedDict[K, tuple[bytes, datasketches.theta_union]] = OrderedDict()
 
+    def clear(self) -> None:
+        """Drop every kept union. A store calls it when it closes: the unions are native objects
+        (nanobind), which report themselves as leaked if they outlive their module at exit."""
+        self._users.clear()
+        self._steps.clear()
+
     def merged_users(self, key: K, users: datasketches.hll_sketch, stored: bytes | None) -> bytes:
         """`users` united with the `stored` sketch, serialized; the caller's sketch is left untouched.
 

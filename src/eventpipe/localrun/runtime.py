@@ -140,4 +140,5 @@ class LocalRuntime:
         return {"batches": self.batches.unfinished_counts(), **self.server_counters()}
 
     def close(self) -> None:
+        self.insights.close()
         self.db.close()

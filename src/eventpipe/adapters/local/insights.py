@@ -77,6 +77,10 @@ class SqliteInsightsStore(BaseInsightsStore):
             "INSERT OR REPLACE INTO minute_sessions (minute, segment, step, sketch) VALUES (?, ?, ?, ?)", step_rows
         )
 
+    def close(self) -> None:
+        """Forget the working sketches (the database is closed by its owner)."""
+        self._working.clear()
+
     def dirty_hours(self) -> list[tuple[int, int]]:
         with self._db.reading() as conn:
             return [(int(h), int(v)) for h, v in conn.execute("SELECT hour, version FROM dirty_hours ORDER BY hour")]
