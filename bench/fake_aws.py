@@ -8,7 +8,7 @@ twice that in a transaction; strongly consistent read units per 4 KB, one for a 
 
 Only what eventpipe's adapters use is answered: conditional `PutItem`, `GetItem`, `UpdateItem`
 (stored as the new attributes, for the item's size), `BatchWriteItem`, `BatchGetItem`,
-`TransactWriteItems`, `Query` (empty), S3 `PutObject` / `GetObject` / `DeleteObject`, and
+`TransactWriteItems`, `Query` (empty), S3 `PutObject` / `GetObject` / `DeleteObject` (`ListObjectsV2` empty), and
 `StartExecution`. An optional latency per call (slept, so threads overlap as they would) stands
 in for the round trip.
 """
@@ -107,6 +107,12 @@ def _key(item: Item) -> tuple[str, ...]:
     return (item["event_id"]["S"],)
 
 
+_EMPTY_LISTING = (
+    b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+    b"<KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>"
+)
+
+
 @dataclass
 class FakeAws:
     """Answers botocore's requests from memory and keeps the books: calls, capacity units, bytes."""
@@ -140,6 +146,8 @@ class FakeAws:
             self.sleep(LATENCY_MS.get(operation, 10) * self.latency_scale / 1000)
         if operation in ("PutObject", "GetObject", "DeleteObject"):
             return self._s3(operation, request)
+        if operation == "ListObjectsV2":  # the lake's compaction lists its prefixes: an empty listing
+            return _answer(request.url, 200, _EMPTY_LISTING, {"content-type": "application/xml"})
         body = orjson.loads(request.body) if request.body else {}
         if operation == "StartExecution":
             self.started.append(orjson.loads(body["input"]))

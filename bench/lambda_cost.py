@@ -64,6 +64,7 @@ ENVIRONMENT = {
     "EVENTPIPE_STATE_TABLE": "state",
     "EVENTPIPE_INSIGHTS_TABLE": "insights",
     "EVENTPIPE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:eventpipe-bench",
+    # the export's, and ProcessBatch's lake (Parquet), as deployed; --no-lake for the cost without the lake
     "EVENTPIPE_ANALYTICS_BUCKET": "eventpipe-analytics-bench",
     "POWERTOOLS_TRACE_DISABLED": "true",  # X-Ray is priced per trace sampled (cost_model.traces), not measured
 }
@@ -161,6 +162,7 @@ class Bench:
 IDLE_EVENTS = {
     "export_insights": {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
     "replay": {"pending_older_than_s": 600},
+    "compact_lake": {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
 }
 
 
@@ -276,12 +278,17 @@ def main() -> None:
         action="store_true",
         help="DetailedMonitoring=true: every alarm of monitoring/alerts.yml and the dashboard, not the core set",
     )
+    parser.add_argument(
+        "--no-lake", dest="lake", action="store_false", help="EVENTPIPE_LAKE=off: ProcessBatch writes no Parquet"
+    )
     parser.add_argument("--curated-ttl-days", type=int, default=7, help="CuratedTtlDays (template.yaml)")
     parser.add_argument("--rates", default="10,100,1000", help="events per second, for the table")
     parser.add_argument("--rate", type=float, help="one rate in events per second (instead of --rates)")
     parser.add_argument("--json", action="store_true", help='print {"total_per_million", "lines"} for one rate')
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    if not args.lake:
+        ENVIRONMENT["EVENTPIPE_LAKE"] = "off"
 
     out = sys.stdout
     stdout = CountingStdout()

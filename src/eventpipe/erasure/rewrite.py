@@ -15,6 +15,7 @@ import orjson
 
 from eventpipe.core.errors import StorageError
 from eventpipe.core.rawbatch import RawBatch
+from eventpipe.core.request_facts import RequestFacts
 
 if TYPE_CHECKING:
     from eventpipe.erasure.target import ErasureTarget
@@ -37,7 +38,18 @@ def raw_batch(data: bytes, target: ErasureTarget) -> bytes | None:
     kept = set(keep)
     for i in range(len(batch.events)):
         kept_before[i + 1] = kept_before[i] + (i in kept)
-    batch.requests = [(kept_before[min(start, len(batch.events))], facts) for start, facts in batch.requests]
+    # The address and user agent of a request that carried one of the user's events are the user's
+    # too: they go (the app stays), even where the request also carried someone else's events.
+    ends = [start for start, _ in batch.requests[1:]] + [len(batch.events)] if batch.requests else []
+    batch.requests = [
+        (
+            kept_before[min(start, len(batch.events))],
+            _scrubbed(facts) if _lost_events(kept_before, start, end) else facts,
+        )
+        for (start, facts), end in zip(batch.requests, ends, strict=True)
+    ]
+    if not batch.requests:  # one request: its facts are the whole batch's
+        batch.request = _scrubbed(batch.request)
     batch.members = [(member, kept_before[min(first, len(batch.events))]) for member, first in batch.members]
     batch.events = [batch.events[i] for i in keep]
     if batch.positions:
@@ -46,6 +58,18 @@ def raw_batch(data: bytes, target: ErasureTarget) -> bytes | None:
         batch.origins = [batch.origins[i] for i in keep]
     batch.refused = refused
     return batch.encode()
+
+
+def _lost_events(kept_before: list[int], start: int, end: int) -> bool:
+    """True when some of the events from `start` to `end` (a request's) were removed."""
+    last = len(kept_before) - 1
+    start, end = min(start, last), min(end, last)
+    return kept_before[end] - kept_before[start] < end - start
+
+
+def _scrubbed(facts: RequestFacts) -> RequestFacts:
+    """A request's facts without what identifies its client (address, user agent)."""
+    return RequestFacts(app_id=facts.app_id)
 
 
 def staged(data: bytes, target: ErasureTarget) -> bytes | None:
