@@ -4,7 +4,7 @@ Each measure is a fresh interpreter with the environment Lambda gives a function
 root and region, fake credentials: nothing is called over the network); the task root holds what
 `scripts/deploy_sam.sh` adds to the package, botocore's models pre-parsed (`model_cache.py`).
 eventpipe builds its clients on first use, so the measure is the import plus what the function's
-first invocation builds: S3, DynamoDB, Step Functions and SQS (the start-retry queue) clients for
+first invocation builds: S3, DynamoDB and Step Functions clients for
 `ingest`'s first HTTP request, S3 and DynamoDB clients for a workflow step (not the schemas and
 user-agent rules, which `process_batch` loads at its first batch). The baseline,
 measured in the same run and alternating with it, is the naive version of the same init: boto3,
@@ -39,13 +39,13 @@ NAIVE = (
 )
 OURS = "import lambda_pipeline; runtime = lambda_pipeline.runtime; {uses}"
 ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:eventpipe"
-QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/eventpipe-start-retry"
+START_FUNCTION = "eventpipe-start_batches"  # its Lambda client is built only when a start fails
 FUNCTIONS = {
     # function: (its extra environment, the clients the naive init builds, what its first call builds)
     # ingest's first HTTP request builds the ingestor (file drops, not measured, load Powertools' S3 event classes)
     "ingest": (
-        {"EVENTPIPE_STATE_MACHINE_ARN": ARN, "EVENTPIPE_START_QUEUE_URL": QUEUE},
-        ("s3", "dynamodb", "stepfunctions", "sqs"),
+        {"EVENTPIPE_STATE_MACHINE_ARN": ARN, "EVENTPIPE_START_FUNCTION": START_FUNCTION},
+        ("s3", "dynamodb", "stepfunctions"),
         "runtime.ingestor; import eventpipe.handlers.ingest",
     ),
     "a workflow step": ({}, ("s3", "dynamodb"), "runtime.bucket; runtime.curated"),

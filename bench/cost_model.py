@@ -235,7 +235,7 @@ def idle_costs(runs: dict[str, IdleRun], a: Assumptions, detailed: bool = False)
         f"CloudWatch alarms ({alarm_metrics(detailed=detailed)} alarm metrics)": alarm_metrics(detailed=detailed)
         * PRICES["alarm_month"],
         "CloudWatch dashboard": PRICES["dashboard_month"] if detailed else 0.0,
-        f"SQS: Lambda polling {len(deployed.queue_sources)} queues ({', '.join(deployed.queue_sources)})": len(
+        f"SQS: Lambda polling the queues of {', '.join(deployed.queue_sources)} (event source mappings)": len(
             deployed.queue_sources
         )
         * receives

@@ -34,8 +34,8 @@ In AWS (the Lambda functions), also:
 | EVENTPIPE_STATE_MACHINE_ARN | the workflow that ingest starts (only the ingest function needs it) |
 | EVENTPIPE_CURATED_TTL_DAYS | days a curated event's item lives (DynamoDB TTL; the deduplication window), default 7 |
 | EVENTPIPE_APPS_TABLE | DynamoDB table of apps and write-key hashes (ingest); unset: no write keys |
-| EVENTPIPE_START_QUEUE_URL | ingest: the SQS queue a failed workflow start goes to, retried within a minute |
-| EVENTPIPE_RANGE_QUEUE_URL | ingest: the SQS queue of the byte ranges of large dropped files (it consumes it too) |
+| EVENTPIPE_START_FUNCTION | ingest: the function that retries a failed workflow start (invoked asynchronously) |
+| EVENTPIPE_RANGE_FUNCTION | ingest: the function that reads a large file's byte ranges, one async invocation each |
 | EVENTPIPE_REQUEST_QUEUE_URL | micro-batching: the SQS queue for small requests (unset: each is its own batch) |
 """
 
@@ -227,8 +227,8 @@ class AwsResources:
     insights_table: str
     state_machine_arn: str | None = None
     apps_table: str | None = None
-    start_queue_url: str | None = None
-    range_queue_url: str | None = None
+    start_function: str | None = None
+    range_function: str | None = None
     analytics_bucket: str | None = None  # only the export writes it
     request_queue_url: str | None = None
     # Days a curated event's DynamoDB item lives (its TTL): the deduplication window on AWS.
@@ -249,8 +249,8 @@ class AwsResources:
             **{field_name: environ[variable] for field_name, variable in names.items()},
             state_machine_arn=environ.get("EVENTPIPE_STATE_MACHINE_ARN") or None,
             apps_table=environ.get("EVENTPIPE_APPS_TABLE") or None,
-            start_queue_url=environ.get("EVENTPIPE_START_QUEUE_URL") or None,
-            range_queue_url=environ.get("EVENTPIPE_RANGE_QUEUE_URL") or None,
+            start_function=environ.get("EVENTPIPE_START_FUNCTION") or None,
+            range_function=environ.get("EVENTPIPE_RANGE_FUNCTION") or None,
             analytics_bucket=environ.get("EVENTPIPE_ANALYTICS_BUCKET") or None,
             request_queue_url=environ.get("EVENTPIPE_REQUEST_QUEUE_URL") or None,
             curated_ttl_days=_positive_int(environ, "EVENTPIPE_CURATED_TTL_DAYS", cls.curated_ttl_days),

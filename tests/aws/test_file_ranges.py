@@ -1,19 +1,21 @@
 """A file too large for one ingest invocation is read in byte ranges, one invocation each, under moto.
 
-The largest file these tests drop is 24 MiB of NDJSON (about 40,000 events) in ranges of 4 MiB.
+The largest file these tests drop is 24 MiB of NDJSON (about 40,000 events) in ranges of 4 MiB. Each
+range is an asynchronous invocation of ingest itself, recorded here (`tests/aws/async_invocations.py`)
+and run as Lambda would run it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import orjson
 import pytest
 
 from eventpipe.core.rawbatch import RawBatch
 from eventpipe.core.readers import GZIP_MAGIC
-from tests.aws.conftest import BUCKET, REGION
+from tests.aws.async_invocations import Invocations
+from tests.aws.conftest import BUCKET
 from tests.aws.pipeline_harness import Pipeline, load_pipeline
 from tests.aws.scans import curated_count
 from tests.conftest import make_event
@@ -23,16 +25,31 @@ RANGE_BYTES = 4 * MIB
 BIG_FILE_BYTES = 24 * MIB
 
 
-@pytest.fixture
-def queue_url(aws: None) -> str:
-    sqs = boto3.client("sqs", region_name=REGION)
-    url: str = sqs.create_queue(QueueName="eventpipe-file-ranges", Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
-    return url
+INGEST = "eventpipe-ingest"
+
+
+def ranged_pipeline(monkeypatch: pytest.MonkeyPatch, range_bytes: int) -> tuple[Pipeline, Invocations]:
+    pipeline = load_pipeline(monkeypatch, EVENTPIPE_RANGE_FUNCTION=INGEST, EVENTPIPE_FILE_RANGE_BYTES=str(range_bytes))
+    invocations = Invocations()
+    splitter = pipeline.module.runtime.file_splitter
+    assert splitter is not None
+    invocations.watch(splitter.ranges)
+    return pipeline, invocations
 
 
 @pytest.fixture
-def pipeline(dynamodb: Any, s3: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
-    return load_pipeline(monkeypatch, EVENTPIPE_RANGE_QUEUE_URL=queue_url, EVENTPIPE_FILE_RANGE_BYTES=str(RANGE_BYTES))
+def ranged(dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Pipeline, Invocations]:
+    return ranged_pipeline(monkeypatch, RANGE_BYTES)
+
+
+@pytest.fixture
+def pipeline(ranged: tuple[Pipeline, Invocations]) -> Pipeline:
+    return ranged[0]
+
+
+@pytest.fixture
+def invocations(ranged: tuple[Pipeline, Invocations]) -> Invocations:
+    return ranged[1]
 
 
 def ndjson(size: int) -> tuple[bytes, list[str]]:
@@ -63,20 +80,6 @@ def drop_event(key: str) -> dict[str, Any]:
     }
 
 
-def range_messages(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs", region_name=REGION)
-    found = []
-    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        found += messages
-    return found
-
-
-def sqs_event(message: dict[str, Any]) -> dict[str, Any]:
-    """What the file-range queue's event source hands ingest: one message (batch size 1)."""
-    record = {"messageId": message["MessageId"], "body": message["Body"], "eventSource": "aws:sqs", "attributes": {}}
-    return {"Records": [record]}
-
-
 def stored_event_ids(s3: Any) -> list[str]:
     ids = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="raw/"):
@@ -86,35 +89,37 @@ def stored_event_ids(s3: Any) -> list[str]:
     return ids
 
 
-def test_a_large_file_is_ingested_in_ranges_each_event_once(pipeline: Pipeline, s3: Any, queue_url: str) -> None:
+def test_a_large_file_is_ingested_in_ranges_each_event_once(
+    pipeline: Pipeline, s3: Any, invocations: Invocations
+) -> None:
     # GIVEN a 24 MiB NDJSON file dropped in incoming/
     data, ids = ndjson(BIG_FILE_BYTES)
     s3.put_object(Bucket=BUCKET, Key="incoming/big.ndjson", Body=data)
     # WHEN its object-created event reaches ingest
     answer = pipeline.invoke("ingest", drop_event("incoming/big.ndjson"))
-    # THEN ingest reads none of it and queues its byte ranges instead
+    # THEN ingest reads none of it and hands its byte ranges on instead, one invocation of itself each
     (outcome,) = answer["objects"]
     ranges = -(-len(data) // RANGE_BYTES)
     assert ranges == 7  # 24 MiB and a little more
     assert (outcome["status"], outcome["ranges"], outcome["received"]) == ("split", ranges, 0)
-    messages = range_messages(queue_url)
+    messages = invocations.events(INGEST)
     assert len(messages) == ranges
     # WHEN each range is an invocation of its own
     received = 0
     for message in messages:
-        (part,) = pipeline.invoke("ingest", sqs_event(message))["ranges"]
+        (part,) = pipeline.invoke("ingest", message)["ranges"]
         assert part["status"] == "ingested"
         received += part["received"]
     # THEN every event is in exactly one raw batch, and the malformed line is refused once
     assert received == len(ids) + 1
     stored = stored_event_ids(s3)
     assert sorted(stored) == sorted(ids)
-    # AND a range delivered again (SQS redelivery) finds its batches: nothing new is stored or started
+    # AND a range run again (Lambda's retry) finds its batches: nothing new is stored or started
     batches_before = {
         execution["name"]
         for execution in pipeline.sfn.list_executions(stateMachineArn=pipeline.state_machine_arn)["executions"]
     }
-    again = pipeline.invoke("ingest", sqs_event(messages[2]))["ranges"][0]
+    again = pipeline.invoke("ingest", messages[2])["ranges"][0]
     assert again["status"] == "ingested"
     assert len(stored_event_ids(s3)) == len(ids)
     batches_after = {
@@ -124,15 +129,13 @@ def test_a_large_file_is_ingested_in_ranges_each_event_once(pipeline: Pipeline, 
     assert batches_after == batches_before
 
 
-def test_the_workflows_of_a_range_curate_its_events(
-    dynamodb: Any, s3: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pipeline = load_pipeline(monkeypatch, EVENTPIPE_RANGE_QUEUE_URL=queue_url, EVENTPIPE_FILE_RANGE_BYTES=str(MIB))
+def test_the_workflows_of_a_range_curate_its_events(dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline, invocations = ranged_pipeline(monkeypatch, MIB)
     data, ids = ndjson(int(1.5 * MIB))
     s3.put_object(Bucket=BUCKET, Key="incoming/mid.ndjson", Body=data)
     assert pipeline.invoke("ingest", drop_event("incoming/mid.ndjson"))["objects"][0]["ranges"] == 2
-    for message in range_messages(queue_url):
-        pipeline.invoke("ingest", sqs_event(message))
+    for message in invocations.events(INGEST):
+        pipeline.invoke("ingest", message)
     pipeline.drain()
     assert curated_count(dynamodb) == len(ids)
 
@@ -142,25 +145,27 @@ def test_the_workflows_of_a_range_curate_its_events(
     [("small.ndjson", b'{"event_id": "x"}\n'), ("big.ndjson.gz", GZIP_MAGIC + b"\x00" * (RANGE_BYTES + 10))],
 )
 def test_small_files_and_gzip_are_read_whole(
-    pipeline: Pipeline, s3: Any, queue_url: str, name: str, body: bytes
+    pipeline: Pipeline, s3: Any, invocations: Invocations, name: str, body: bytes
 ) -> None:
     s3.put_object(Bucket=BUCKET, Key=f"incoming/{name}", Body=body)
     (outcome,) = pipeline.invoke("ingest", drop_event(f"incoming/{name}"))["objects"]
     assert outcome["status"] in ("ingested", "refused")  # a broken gzip is refused, as before
     assert "ranges" not in outcome
-    assert range_messages(queue_url) == []
+    assert invocations.sent == []
 
 
-def range_body(**changes: Any) -> str:
+def range_body(**changes: Any) -> dict[str, Any]:
     document = {"bucket": BUCKET, "key": "incoming/x", "version_id": None, "etag": None, "start": 0, "end": 9}
-    return orjson.dumps({k: v for k, v in {**document, **changes}.items() if v != "drop"}).decode()
+    return {k: v for k, v in {**document, **changes}.items() if v != "drop"}
 
 
 @pytest.mark.parametrize(
     "body",
     [
         "",
-        "not json",
+        "not a range",
+        [1, 2],
+        None,
         range_body(key="raw/x"),
         range_body(bucket="other"),
         range_body(start=9),
@@ -170,15 +175,15 @@ def range_body(**changes: Any) -> str:
         "x" * 5000,
     ],
 )
-def test_a_message_that_is_not_a_range_is_dropped(pipeline: Pipeline, body: str) -> None:
-    answer = pipeline.invoke("ingest", {"Records": [{"messageId": "m", "body": body, "eventSource": "aws:sqs"}]})
+def test_an_event_that_is_not_a_range_is_dropped(pipeline: Pipeline, body: Any) -> None:
+    answer = pipeline.invoke("ingest", {"file_range": body})
     assert answer == {"ranges": [{"status": "dropped"}]}
 
 
-def test_a_range_of_an_object_gone_is_reported_missing(pipeline: Pipeline, s3: Any, queue_url: str) -> None:
+def test_a_range_of_an_object_gone_is_reported_missing(pipeline: Pipeline, s3: Any, invocations: Invocations) -> None:
     data, _ids = ndjson(RANGE_BYTES + 100)
     s3.put_object(Bucket=BUCKET, Key="incoming/gone.ndjson", Body=data)
     pipeline.invoke("ingest", drop_event("incoming/gone.ndjson"))
     s3.delete_object(Bucket=BUCKET, Key="incoming/gone.ndjson")
-    statuses = {pipeline.invoke("ingest", sqs_event(m))["ranges"][0]["status"] for m in range_messages(queue_url)}
+    statuses = {pipeline.invoke("ingest", m)["ranges"][0]["status"] for m in invocations.events(INGEST)}
     assert statuses == {"missing"}

@@ -121,22 +121,41 @@ def test_environment_names_are_the_ones_settings_reads(template: dict[str, Any],
         assert (resources.state_machine_arn is not None) == starts, logical_id
         if starts:
             assert variables["EVENTPIPE_STATE_MACHINE_ARN"] == ref("PipelineStateMachine")
-        # AND only ingest queues the starts that fail (start_batches consumes the queue)
-        assert (resources.start_queue_url is not None) == (handler_of(properties) == "ingest"), logical_id
-        assert (resources.range_queue_url is not None) == (handler_of(properties) == "ingest"), logical_id
+        # AND only ingest hands on the starts that fail (to start_batches) and a large file's ranges (to itself)
+        assert (resources.start_function is not None) == (handler_of(properties) == "ingest"), logical_id
+        assert (resources.range_function is not None) == (handler_of(properties) == "ingest"), logical_id
+        if handler_of(properties) == "ingest":
+            assert variables["EVENTPIPE_START_FUNCTION"] == {"Fn::Sub": "${AWS::StackName}-start_batches"}
+            assert variables["EVENTPIPE_RANGE_FUNCTION"] == properties["FunctionName"]
         # AND only ingest sends requests to the micro-batching queue (batch_requests consumes it)
         assert (resources.request_queue_url is not None) == (handler_of(properties) == "ingest"), logical_id
 
 
-def test_failed_starts_are_retried_from_a_queue_within_a_minute(resources: dict[str, Any]) -> None:
-    queue = resources["StartRetryQueue"]["Properties"]
-    function = resources["StartBatchesFunction"]["Properties"]
-    source = function["Events"]["StartRetries"]["Properties"]
-    assert source["Queue"] == get_att("StartRetryQueue", "Arn")
-    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]  # one failed start, not the batch
-    # Lambda requires the visibility timeout to be at least the function's timeout; both under a minute
-    assert function["Timeout"] <= queue["VisibilityTimeout"] <= 60
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == get_att("DeadLetterQueue", "Arn")
+def test_failed_starts_and_file_ranges_are_asynchronous_invocations_not_polled_queues(
+    resources: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    # Lambda polls the queue of an SQS event source around the clock ($0.26 a month a queue, idle):
+    # only micro-batching, which needs a batching window, has one
+    polled = [
+        p["Queue"]
+        for f in functions.values()
+        for e in f.get("Events", {}).values()
+        if e["Type"] == "SQS"
+        for p in [e["Properties"]]
+    ]
+    assert polled == [get_att("RequestQueue", "Arn")]
+    assert not {"StartRetryQueue", "FileRangeQueue"} & set(resources)
+    # a start that fails again, or a range, is run twice more by Lambda, then goes to the dead-letter queue
+    for logical_id in ("StartBatchesFunction", "IngestFunction"):
+        invoke = resources[logical_id]["Properties"]["EventInvokeConfig"]
+        assert invoke["MaximumRetryAttempts"] == 2
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == get_att("DeadLetterQueue", "Arn")
+    # ingest may invoke exactly those two functions, named as the template names them
+    ingest, _ = _statements(resources["IngestFunction"]["Properties"])
+    (hand_on,) = [s for s in ingest if s["Action"] == "lambda:InvokeFunction"]
+    targets = [r["Fn::Sub"].split(":function:", 1)[1] for r in hand_on["Resource"]]
+    names = [resources[f]["Properties"]["FunctionName"]["Fn::Sub"] for f in ("StartBatchesFunction", "IngestFunction")]
+    assert targets == names
 
 
 def test_small_requests_are_grouped_from_a_queue_after_a_batching_window(resources: dict[str, Any]) -> None:
@@ -173,12 +192,9 @@ EXPECTED_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:GetItem",
         "dynamodb:Query",
-        "sqs:SendMessage",  # DeferringStarter: a start that failed goes to the start-retry queue
-        # S3FileRanges: a large file's byte ranges go to the file-range queue, which invokes ingest
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:ChangeMessageVisibility",
-        "sqs:GetQueueAttributes",
+        "sqs:SendMessage",  # micro-batching: SqsRequestQueue.send
+        # AsyncInvoker: a failed start to start_batches, a large file's byte ranges to ingest itself
+        "lambda:InvokeFunction",
         "StepFunctionsExecutionPolicy",
         "dynamodb:Scan",  # DynamoAppStore.any_app: Scan with Limit 1, on the apps table only
         "dynamodb:BatchGetItem",  # GET /batches of a grouped request: DynamoCuratedStore.owners
@@ -199,15 +215,8 @@ EXPECTED_ACTIONS = {
     },
     "mark_done": {"dynamodb:UpdateItem"},
     "mark_failed": {"dynamodb:UpdateItem"},
-    # start_queued_batch: DynamoBatchStore.get, StepFunctionsStarter; its SQS event source polls the queue
-    "start_batches": {
-        "dynamodb:GetItem",
-        "StepFunctionsExecutionPolicy",
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:ChangeMessageVisibility",
-        "sqs:GetQueueAttributes",
-    },
+    # start_queued_batch: DynamoBatchStore.get, StepFunctionsStarter (invoked asynchronously by ingest)
+    "start_batches": {"dynamodb:GetItem", "StepFunctionsExecutionPolicy"},
     # record_and_start: the group's raw object, DynamoBatchStore.record_group and get, its SQS event source
     "batch_requests": {
         "s3:PutObject",
@@ -482,6 +491,7 @@ def test_asynchronous_failures_end_in_the_encrypted_dead_letter_queue(
         "export_insights",
         "replay",
         "compact_lake",
+        "start_batches",
     }
     # EventBridge may send dead letters only for these rules
     statement = resources["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
@@ -729,18 +739,6 @@ def test_the_pseudonym_key_is_never_in_the_template_only_its_parameter_name(
         assert statement["Resource"]["Fn::Sub"].endswith(":parameter/eventpipe/${AWS::StackName}/*")
     rule = template["Rules"]["PseudonymiseNeedsKey"]
     assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "PseudonymKeyName"}, ""]}]}
-
-
-def test_large_files_are_read_in_ranges_by_ingest_from_its_queue(
-    resources: dict[str, Any], functions: dict[str, Any]
-) -> None:
-    queue = resources["FileRangeQueue"]["Properties"]
-    ingest = resources["IngestFunction"]["Properties"]
-    source = ingest["Events"]["FileRanges"]["Properties"]
-    assert source["Queue"] == get_att("FileRangeQueue", "Arn")
-    assert source["BatchSize"] == 1  # one range per invocation: a range is the unit of the 300 s budget
-    assert queue["VisibilityTimeout"] >= ingest["Timeout"]  # Lambda refuses the mapping otherwise
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == get_att("DeadLetterQueue", "Arn")
 
 
 def test_the_analytics_bucket_is_private_encrypted_and_written_by_the_export_and_the_lake_only(

@@ -44,9 +44,7 @@ RESOURCE_KINDS = {
     "InsightsTable": "insights_table",
     "AppsTable": "apps_table",
     "PipelineStateMachine": "state_machine",
-    "StartRetryQueue": "start_retry_queue",
     "RequestQueue": "request_queue",
-    "FileRangeQueue": "file_range_queue",
 }
 # SAM policy templates: the statements SAM writes for them.
 POLICY_TEMPLATES = {"StepFunctionsExecutionPolicy": [("states:StartExecution", "state_machine")]}
@@ -96,9 +94,9 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     assert entries["environment"].startswith("${" + merged + ", {")
     assert "EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "StartExecutions")' in entries["environment"]
-    assert "EVENTPIPE_START_QUEUE_URL = aws_sqs_queue.start_retry.url" in entries["environment"]
-    assert "EVENTPIPE_RANGE_QUEUE_URL = aws_sqs_queue.file_ranges.url" in entries["environment"]
-    assert 'if contains(local.policies[each.key][*].sid, "QueueFailedStarts")' in entries["environment"]
+    assert 'EVENTPIPE_START_FUNCTION = local.function_names["start_batches"]' in entries["environment"]
+    assert 'EVENTPIPE_RANGE_FUNCTION = local.function_names["ingest"]' in entries["environment"]
+    assert 'if contains(local.policies[each.key][*].sid, "HandOnStartsAndRanges")' in entries["environment"]
     assert "EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "WriteExport")' in entries["environment"]
     assert 'contains(local.policies[each.key][*].sid, "MergeLakeObjects")' in entries["environment"]
@@ -109,8 +107,8 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
         sids = {s["sid"] for s in pipeline.locals["policies"][name]}
         is_entry = name not in pipeline.locals["workflow_steps"]
         names[name] = common | ({"EVENTPIPE_STATE_MACHINE_ARN"} if is_entry and "StartExecutions" in sids else set())
-        names[name] |= {"EVENTPIPE_START_QUEUE_URL"} if is_entry and "QueueFailedStarts" in sids else set()
-        names[name] |= {"EVENTPIPE_RANGE_QUEUE_URL"} if is_entry and "QueueFileRanges" in sids else set()
+        hands_on = {"EVENTPIPE_START_FUNCTION", "EVENTPIPE_RANGE_FUNCTION"}
+        names[name] |= hands_on if is_entry and "HandOnStartsAndRanges" in sids else set()
         writes_analytics = {"WriteExport", "MergeLakeObjects"} & sids if is_entry else {"WriteLake"} & sids
         names[name] |= {"EVENTPIPE_ANALYTICS_BUCKET"} if writes_analytics else set()
         names[name] |= {"EVENTPIPE_REQUEST_QUEUE_URL"} if is_entry and "QueueRequests" in sids else set()
@@ -184,7 +182,7 @@ def test_environment_variable_names_match_sam_and_the_settings(pipeline: Any, sa
     starters = {name for name, names in tf.items() if "EVENTPIPE_STATE_MACHINE_ARN" in names}
     assert starters == {"ingest", "replay", "start_batches", "batch_requests"}
     assert {name for name, names in tf.items() if "EVENTPIPE_REQUEST_QUEUE_URL" in names} == {"ingest"}
-    assert {name for name, names in tf.items() if "EVENTPIPE_START_QUEUE_URL" in names} == {"ingest"}
+    assert {name for name, names in tf.items() if "EVENTPIPE_START_FUNCTION" in names} == {"ingest"}
 
 
 def sam_statement_pairs(policies: list[Any]) -> set[tuple[str, str]]:
@@ -214,6 +212,8 @@ def sam_resource_kind(resource: Any) -> str:
         return "executions"
     if text.endswith(":parameter/eventpipe/${AWS::StackName}/*"):
         return "pseudonym_key_parameters"
+    if ":function:${AWS::StackName}-" in text:  # a function by name (ingest hands work on to them)
+        return text.rsplit("-", 1)[1] + "_function"
     return re.sub(r"\$\{(\w+)\.Arn\}", lambda m: RESOURCE_KINDS[m.group(1)], text)
 
 
@@ -244,37 +244,16 @@ def test_asynchronous_invocations_match_sam(pipeline: Any, sam_by_handler: dict[
     assert "on_failure_queue_arn = aws_sqs_queue.dead_letter.arn" in pipeline.modules["entry"]["async_invocation"]
 
 
-def test_failed_starts_are_retried_from_a_queue_as_in_sam(pipeline: Any, resources: dict[str, Any]) -> None:
-    queue = pipeline.resource("aws_sqs_queue", "start_retry")
-    sam = resources["StartRetryQueue"]["Properties"]
-    assert queue["visibility_timeout_seconds"] == sam["VisibilityTimeout"]
-    assert queue["message_retention_seconds"] == sam["MessageRetentionPeriod"]
-    assert queue["sqs_managed_sse_enabled"] is sam["SqsManagedSseEnabled"] is True
-    redrive = queue["redrive_policy"]
-    assert "deadLetterTargetArn = aws_sqs_queue.dead_letter.arn" in redrive
-    assert f"maxReceiveCount = {sam['RedrivePolicy']['maxReceiveCount']}" in redrive
-    mapping = pipeline.resource("aws_lambda_event_source_mapping", "start_retries")
-    source = resources["StartBatchesFunction"]["Properties"]["Events"]["StartRetries"]["Properties"]
-    assert mapping["event_source_arn"] == "${aws_sqs_queue.start_retry.arn}"
-    assert mapping["function_name"] == '${module.entry["start_batches"].function_name}'
-    assert mapping["batch_size"] == source["BatchSize"]
-    assert mapping["function_response_types"] == source["FunctionResponseTypes"]
-    (scaling,) = blocks(mapping, "scaling_config")
-    assert scaling["maximum_concurrency"] == source["ScalingConfig"]["MaximumConcurrency"]
-
-
-def test_large_files_are_read_in_ranges_as_in_sam(pipeline: Any, resources: dict[str, Any]) -> None:
-    queue = pipeline.resource("aws_sqs_queue", "file_ranges")
-    sam = resources["FileRangeQueue"]["Properties"]
-    assert queue["visibility_timeout_seconds"] == sam["VisibilityTimeout"]
-    assert queue["message_retention_seconds"] == sam["MessageRetentionPeriod"]
-    assert f"maxReceiveCount = {sam['RedrivePolicy']['maxReceiveCount']}" in queue["redrive_policy"]
-    mapping = pipeline.resource("aws_lambda_event_source_mapping", "file_ranges")
-    source = resources["IngestFunction"]["Properties"]["Events"]["FileRanges"]["Properties"]
-    assert mapping["function_name"] == '${module.entry["ingest"].function_name}'
-    assert mapping["batch_size"] == source["BatchSize"] == 1
-    (scaling,) = blocks(mapping, "scaling_config")
-    assert scaling["maximum_concurrency"] == source["ScalingConfig"]["MaximumConcurrency"]
+def test_no_queue_is_polled_but_the_request_queue_as_in_sam(pipeline: Any) -> None:
+    # failed starts and file ranges are asynchronous invocations (docs/cost.md, "Idle"), in both
+    mappings = [
+        block for (kind, _name), block in pipeline.resources.items() if kind == "aws_lambda_event_source_mapping"
+    ]
+    assert [m["event_source_arn"] for m in mappings] == ["${aws_sqs_queue.requests.arn}"]
+    names = pipeline.locals["policy_resources"]
+    for target in ("start_batches", "ingest"):
+        prefix = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:"
+        assert names[f"{target}_function"] == prefix + f'${{local.function_names["{target}"]}}'
 
 
 def test_small_requests_are_grouped_from_a_queue_as_in_sam(pipeline: Any, resources: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from eventpipe.adapters.aws.botocore_loader import fast_session
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
+from eventpipe.adapters.aws.lambda_async import AsyncInvoker
 from eventpipe.adapters.aws.model_cache import MODEL_CACHE_NAME, PreparsedModels
 from eventpipe.adapters.aws.s3 import S3RawBucket
 from eventpipe.core.errors import ConfigError
@@ -134,8 +135,9 @@ class AwsRuntime:
         from eventpipe.core.ingest import Ingestor
 
         starter: WorkflowStarter = self.starter
-        if self.resources.start_queue_url is not None:  # a start that fails is retried from the queue
-            starter = DeferringStarter(self.starter, self.resources.start_queue_url, make_client("sqs", self._session))
+        if self.resources.start_function is not None:  # a start that fails is retried by start_batches
+            retries = AsyncInvoker(self.resources.start_function, session=self._session)
+            starter = DeferringStarter(self.starter, retries)
         return Ingestor(
             bucket=self.bucket,
             batches=self.batches,
@@ -147,17 +149,13 @@ class AwsRuntime:
 
     @cached_property
     def file_splitter(self) -> S3FileRanges | None:
-        """Large dropped files in byte ranges, one invocation each, when the stack has the range queue."""
-        if self.resources.range_queue_url is None:
+        """Large dropped files in byte ranges, one invocation each, when the stack names the range function."""
+        if self.resources.range_function is None:
             return None
         from eventpipe.adapters.aws.file_ranges import S3FileRanges
 
-        return S3FileRanges(
-            self.resources.range_queue_url,
-            self.settings.file_range_bytes,
-            make_client("s3", self._session),
-            make_client("sqs", self._session),
-        )
+        ranges = AsyncInvoker(self.resources.range_function, session=self._session)
+        return S3FileRanges(ranges, self.settings.file_range_bytes, make_client("s3", self._session))
 
     @cached_property
     def analytics(self) -> S3RawBucket:

@@ -33,7 +33,7 @@ QUEUED_PREFIX = "q"
 GROUP_PREFIX = "g"
 SOURCE_PREFIX = "s"
 REPLAY_PREFIX = "replay-"
-# What the API and the start-retry queue accept as a batch id: more than any id formed here, less
+# What the API and start_batches accept as a batch id: more than any id formed here, less
 # than an execution name with its retry suffix. No store is asked about anything else.
 BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _QUEUED_ID = re.compile(r"^q([0-9a-f]{11})([0-9a-f]{3})[0-9a-f]{16}$")

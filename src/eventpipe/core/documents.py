@@ -198,7 +198,7 @@ class RangeDocument(TypedDict):
 
 @final
 class RangesAnswer(TypedDict):
-    """ingest's answer to the file-range queue's messages."""
+    """ingest's answer to a byte range of a large file (its own asynchronous invocation)."""
 
     ranges: list[RangeDocument]
 

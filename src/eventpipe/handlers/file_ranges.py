@@ -1,8 +1,9 @@
 """Large files dropped under `incoming/`, read in byte ranges by separate invocations.
 
 One invocation has 300 s: a file too large for that would restart from byte 0 on every retry and end
-in the dead-letter queue. Instead, the drop handler asks a `FileSplitter` (on AWS: SQS, one message a
-range) to queue the object's ranges, and each range comes back to ingest as its own event. A range's
+in the dead-letter queue. Instead, the drop handler asks a `FileSplitter` (on AWS: one asynchronous
+invocation of ingest a range) to hand the object's ranges on, and each range comes back to ingest as
+its own event, `{"file_range": {...}}`. A range's
 batch ids come from the object version and the range (`Ingestor.ingest_range`), so a redelivered
 range finds its batches and counts nothing twice.
 """
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_RANGE_MESSAGE_BYTES = 4096  # a range message is under 2 KiB (S3 keys are at most 1,024 bytes)
+MAX_RANGE_MESSAGE_BYTES = 4096  # a range event is under 2 KiB (S3 keys are at most 1,024 bytes)
+RANGE_EVENT_KEY = "file_range"
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,6 @@ class FileRange:
     def drop(self) -> ObjectDrop:
         return ObjectDrop(self.bucket, self.key, self.version_id, self.etag)
 
-    def encode(self) -> str:
-        return orjson.dumps(asdict(self)).decode()
-
 
 class FileSplitter(Protocol):
     def split(self, drop: ObjectDrop) -> int | None:
@@ -57,27 +56,23 @@ class FileSplitter(Protocol):
         """The object's bytes from `range_reading_start(part.start)` on; `ObjectNotFoundError` if gone."""
 
 
+def range_event(part: FileRange) -> bytes:
+    """The event of ingest's invocation for one range."""
+    return orjson.dumps({RANGE_EVENT_KEY: asdict(part)})
+
+
 def is_range_event(event: Mapping[str, Any]) -> bool:
-    records = event.get("Records")
-    return (
-        isinstance(records, list)
-        and bool(records)
-        and isinstance(records[0], dict)
-        and (records[0].get("eventSource") == "aws:sqs")
-    )
+    return RANGE_EVENT_KEY in event
 
 
 def handle_range_event(event: Mapping[str, Any], services: Services, splitter: FileSplitter) -> RangesAnswer:
-    """Ingest each range an SQS event carries. A store that fails raises: SQS delivers the range again."""
-    outcomes: list[RangeDocument] = []
-    for record in event["Records"]:
-        part = parse_range(str(record.get("body", "")), services.bucket.name)
-        if part is None:
-            log.error("file-range message dropped: not a range of incoming/: %.200r", record.get("body"))
-            outcomes.append({"status": "dropped"})
-            continue
-        outcomes.append(ingest_range(part, services, splitter))
-    return {"ranges": outcomes}
+    """Ingest the range the event names. A store that fails raises: Lambda runs the invocation again."""
+    body = orjson.dumps(event[RANGE_EVENT_KEY]).decode()
+    part = parse_range(body, services.bucket.name)
+    if part is None:
+        log.error("file-range event dropped: not a range of incoming/: %.200r", body)
+        return {"ranges": [{"status": "dropped"}]}
+    return {"ranges": [ingest_range(part, services, splitter)]}
 
 
 def ingest_range(part: FileRange, services: Services, splitter: FileSplitter) -> RangeDocument:

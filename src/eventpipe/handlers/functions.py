@@ -13,7 +13,6 @@ CloudWatch metrics and log lines through it, the local runtime reports nothing (
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -25,8 +24,6 @@ from eventpipe.core.documents import batch_ref, mark_done_input, mark_failed_inp
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-
-    from aws_lambda_powertools.utilities.batch import BatchProcessor
 
     from eventpipe.adapters.aws.lake_compaction import CompactionAnswer
     from eventpipe.core.documents import AcceptedDocument, ExportAnswer, ProcessOutcome, ReplayAnswer, StepStatus
@@ -106,7 +103,7 @@ def _ingest(event: Event, services: Services, report: Report) -> IngestAnswer:
         for outcome in result["objects"]:
             report.metric("EventsReceived", outcome["received"])
             report.metric("FileDropOutcomes", 1, status=outcome["status"])
-    elif "ranges" in result:  # the byte ranges of a large file, from the file-range queue
+    elif "ranges" in result:  # a byte range of a large file, ingest's own asynchronous invocation
         for part in result["ranges"]:
             report.metric("EventsReceived", part.get("received", 0))
             report.metric("FileRangeOutcomes", 1, status=part["status"])
@@ -196,27 +193,13 @@ def _compact_lake(event: Event, services: LakeServices, report: Report) -> Compa
     return result
 
 
-@functools.cache
-def _start_queue() -> BatchProcessor:
-    """Failed records are reported (ReportBatchItemFailures), even all of them: SQS delivers each again.
-
-    Built at the first SQS event: Powertools' batch utility costs every other function's cold start 20 ms.
-    """
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
-
-    return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
 def _start_batches(event: Event, services: QueueServices, report: Report) -> Event:
-    from aws_lambda_powertools.utilities.batch import process_partial_response
-
     from eventpipe.handlers.start_batches import start_queued_batch
 
-    def start(record: Any) -> None:
-        outcome = start_queued_batch(record.body, services.batches, services.starter)
-        report.metric("BatchStartsRetried" if outcome == "started" else "BatchStartsSkipped", 1)
-
-    return dict(process_partial_response(event=event, record_handler=start, processor=_start_queue()))
+    # An asynchronous invocation from ingest: a start that fails raises, and Lambda runs it again.
+    outcome = start_queued_batch(orjson.dumps(event).decode(), services.batches, services.starter)
+    report.metric("BatchStartsRetried" if outcome == "started" else "BatchStartsSkipped", 1)
+    return {"outcome": outcome}
 
 
 FUNCTIONS: Mapping[str, Function] = {
@@ -226,7 +209,7 @@ FUNCTIONS: Mapping[str, Function] = {
             "ingest",
             _ingest,
             'API Gateway requests, S3 / EventBridge object-created notifications, `{"events": [...]}`, '
-            "file ranges (SQS).",
+            "file ranges (its own asynchronous invocations).",
         ),
         Function(
             "batch_requests",
@@ -268,7 +251,8 @@ FUNCTIONS: Mapping[str, Function] = {
         Function(
             "start_batches",
             _start_batches,
-            "SQS: the start-retry queue. A start that fails again is reported, and SQS delivers it again.",
+            "A start that failed at ingest, invoked asynchronously: a start that fails again raises, and "
+            "Lambda runs it again.",
             aws_only=True,
         ),
         Function(

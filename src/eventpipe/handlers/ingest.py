@@ -29,7 +29,7 @@ def handle_ingest(event: Mapping[str, Any], services: Services) -> IngestAnswer:
     - API Gateway (HTTP API v2 or REST v1 proxy): a proxy response;
     - S3 notification or EventBridge "Object Created": `{"objects": [outcome, ...]}`;
     - direct invocation `{"events": [...]}`: the 202 document of `POST /events`, or `InputError`;
-    - SQS, the byte ranges of a large file (AWS): `{"ranges": [outcome, ...]}`.
+    - `{"file_range": {...}}`, one byte range of a large file (AWS): `{"ranges": [outcome]}`.
     """
     if is_http_event(event):
         return handle_http(event, services)

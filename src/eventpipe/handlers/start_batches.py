@@ -1,9 +1,9 @@
-"""Start the batches whose first start failed, from the start-retry queue (SQS, one message a batch).
+"""Start the batches whose first start failed at ingest (an asynchronous invocation of `start_batches` each).
 
-A message is `{"batch_id", "raw_key", "retry"}`, written by `adapters/aws/start_queue.py`. A batch
-that is gone or done by now is skipped; a message that is not such a document is dropped with a log
-line (retrying it could never succeed). A start that fails raises, so that SQS delivers the message
-again after its visibility timeout.
+The invocation's event is `{"batch_id", "raw_key", "retry"}`, sent by `adapters/aws/start_queue.py`. A
+batch that is gone or done by now is skipped; an event that is not such a document is dropped with a
+log line (retrying it could never succeed). A start that fails raises, so that Lambda runs the
+invocation again (twice, about one and two minutes later), then sends it to the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ Outcome = Literal["started", "skipped", "dropped"]
 
 
 def start_queued_batch(body: str, batches: BatchStore, starter: WorkflowStarter) -> Outcome:
-    """Start the batch a start-retry message names, unless it is done or unknown."""
+    """Start the batch a start-retry document names, unless it is done or unknown."""
     document = _parse(body)
     if document is None:
-        log.error("start-retry message dropped: not a start document: %.200r", body)
+        log.error("start retry dropped: not a start document: %.200r", body)
         return "dropped"
     batch_id, _raw_key, retry = document
     record = batches.get(batch_id)

@@ -20,19 +20,22 @@ locals {
     "insights_table"                     = aws_dynamodb_table.insights.arn
     "apps_table"                         = aws_dynamodb_table.apps.arn
     "state_machine"                      = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
-    "start_retry_queue"                  = aws_sqs_queue.start_retry.arn
-    "request_queue"                      = aws_sqs_queue.requests.arn
-    "file_range_queue"                   = aws_sqs_queue.file_ranges.arn
-    "bucket/config/*"                    = "${aws_s3_bucket.raw.arn}/config/*"
-    "pseudonym_key_parameters"           = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/eventpipe/${local.name}/*"
+    # by name: the functions' own resources would make a cycle (ingest's policy, ingest)
+    "start_batches_function"   = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.function_names["start_batches"]}"
+    "ingest_function"          = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.function_names["ingest"]}"
+    "request_queue"            = aws_sqs_queue.requests.arn
+    "bucket/config/*"          = "${aws_s3_bucket.raw.arn}/config/*"
+    "pseudonym_key_parameters" = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/eventpipe/${local.name}/*"
   }
 
-  # Functions EventBridge invokes asynchronously: Lambda's retries, then the dead-letter queue.
+  # Functions invoked asynchronously: Lambda's retries, then the dead-letter queue.
   async_invocations = {
     ingest          = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 21600 }
     export_insights = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 3600 }
     replay          = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 3600 }
     compact_lake    = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 3600 }
+    # ingest hands a failed start to start_batches, and a large file's ranges to itself, this way
+    start_batches = { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 3600 }
   }
 
   entry_functions = { for key, spec in local.functions : key => spec if !contains(keys(local.workflow_steps), key) }
@@ -85,17 +88,17 @@ module "entry" {
   memory_mb    = each.value.memory_mb
   timeout_s    = each.value.timeout_s
   # Only the functions that start executions are told the state machine (ingest, replay,
-  # start_batches), only ingest, which queues the starts that fail, the start-retry queue, and only
-  # the ones that write the analytics bucket (the export, the lake's compaction) its name.
+  # start_batches), only ingest, which hands on the starts that fail and a large file's ranges, the
+  # functions it invokes for them, and only the ones that write the analytics bucket (the export, the
+  # lake's compaction) its name.
   environment = merge(var.function_settings, local.settings_environment, local.common_environment, {
     for name, value in { EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn } :
     name => value if contains(local.policies[each.key][*].sid, "StartExecutions")
     }, {
-    for name, value in { EVENTPIPE_START_QUEUE_URL = aws_sqs_queue.start_retry.url } :
-    name => value if contains(local.policies[each.key][*].sid, "QueueFailedStarts")
-    }, {
-    for name, value in { EVENTPIPE_RANGE_QUEUE_URL = aws_sqs_queue.file_ranges.url } :
-    name => value if contains(local.policies[each.key][*].sid, "QueueFileRanges")
+    for name, value in {
+      EVENTPIPE_START_FUNCTION = local.function_names["start_batches"]
+      EVENTPIPE_RANGE_FUNCTION = local.function_names["ingest"]
+    } : name => value if contains(local.policies[each.key][*].sid, "HandOnStartsAndRanges")
     }, {
     for name, value in { EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id } :
     name => value if contains(local.policies[each.key][*].sid, "WriteExport") || contains(local.policies[each.key][*].sid, "MergeLakeObjects")
@@ -115,56 +118,6 @@ module "entry" {
   reserved_concurrency     = lookup(var.reserved_concurrency, each.key, -1)
   permissions_boundary_arn = var.permissions_boundary_arn
   tags                     = local.tags
-}
-
-# A workflow start that failed at ingest (StartExecution throttled): retried by start_batches 10 s
-# later, again after each visibility timeout, then the dead-letter queue (the pending-batch schedule
-# still restarts the batch). As StartRetryQueue in the SAM template.
-resource "aws_sqs_queue" "start_retry" {
-  name                       = "${local.name}-start-retries"
-  visibility_timeout_seconds = 60 # at least start_batches' timeout, as Lambda requires
-  message_retention_seconds  = 3600
-  sqs_managed_sse_enabled    = true
-  redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
-    maxReceiveCount     = 10
-  })
-  tags = local.tags
-}
-
-resource "aws_lambda_event_source_mapping" "start_retries" {
-  event_source_arn        = aws_sqs_queue.start_retry.arn
-  function_name           = module.entry["start_batches"].function_name
-  batch_size              = 10
-  function_response_types = ["ReportBatchItemFailures"]
-
-  scaling_config {
-    maximum_concurrency = 2 # a throttled account: retrying in parallel would only throttle more
-  }
-}
-
-# The byte ranges of large dropped files: ingest queues them and reads each in an invocation of its
-# own (3 tries, then the dead-letter queue). As FileRangeQueue in the SAM template.
-resource "aws_sqs_queue" "file_ranges" {
-  name                       = "${local.name}-file-ranges"
-  visibility_timeout_seconds = 360 # at least ingest's timeout (300), as Lambda requires
-  message_retention_seconds  = 86400
-  sqs_managed_sse_enabled    = true
-  redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
-    maxReceiveCount     = 3
-  })
-  tags = local.tags
-}
-
-resource "aws_lambda_event_source_mapping" "file_ranges" {
-  event_source_arn = aws_sqs_queue.file_ranges.arn
-  function_name    = module.entry["ingest"].function_name
-  batch_size       = 1 # one range, up to settings.file_range_bytes, per invocation
-
-  scaling_config {
-    maximum_concurrency = 10 # ranges of one file in parallel, within StartExecution's rate
-  }
 }
 
 # Micro-batching (docs/http-api.md): ingest sends each small request here; batch_requests takes up to

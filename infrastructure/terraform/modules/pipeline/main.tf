@@ -25,7 +25,7 @@ locals {
     mark_failed     = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkFailed." }
     export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the hours of insights changed since the last export, to the analytics bucket." }
     replay          = { memory_mb = 512, timeout_s = 900, description = "Replay of unfinished batches (lost pending ones on a schedule) or of the quarantine." }
-    start_batches   = { memory_mb = 256, timeout_s = 30, description = "Starts the batches whose workflow start failed at ingest, from the start-retry queue." }
+    start_batches   = { memory_mb = 256, timeout_s = 30, description = "Starts a batch whose workflow start failed at ingest (invoked asynchronously by ingest)." }
     batch_requests  = { memory_mb = 512, timeout_s = 60, description = "Micro-batching, from the request queue; queued requests become one batch and one workflow execution." }
     compact_lake    = { memory_mb = 2048, timeout_s = 900, description = "Scheduled compaction of the lake's small Parquet objects, per hour, in the analytics bucket." }
   }
@@ -48,8 +48,7 @@ locals {
       { sid = "ReadInsights", actions = ["dynamodb:Query"], resources = ["insights_table"] },
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
       { sid = "WriteKeys", actions = ["dynamodb:GetItem", "dynamodb:Scan"], resources = ["apps_table"] },
-      { sid = "QueueFailedStarts", actions = ["sqs:SendMessage"], resources = ["start_retry_queue"] },
-      { sid = "QueueFileRanges", actions = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["file_range_queue"] },
+      { sid = "HandOnStartsAndRanges", actions = ["lambda:InvokeFunction"], resources = ["start_batches_function", "ingest_function"] },
       { sid = "QueueRequests", actions = ["sqs:SendMessage"], resources = ["request_queue"] },
       { sid = "ReadGroups", actions = ["s3:GetObject"], resources = ["bucket/raw/*"] },
       { sid = "ReadCuratedOwners", actions = ["dynamodb:BatchGetItem"], resources = ["curated_table"] },
@@ -87,7 +86,6 @@ locals {
     start_batches = [
       { sid = "ReadBatchRecord", actions = ["dynamodb:GetItem"], resources = ["state_table"] },
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
-      { sid = "PollStartRetries", actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["start_retry_queue"] },
     ]
     # adapters/aws/lake_compaction.py: merge an hour's objects (journalled), skip unfinished batches' objects
     compact_lake = [

@@ -1,8 +1,10 @@
-"""The `FileSplitter` on AWS: a large object's byte ranges as SQS messages, read back with S3 Range GETs.
+"""The `FileSplitter` on AWS: a large object's byte ranges as asynchronous invocations of ingest, read
+back with S3 Range GETs.
 
 An object larger than `range_bytes` (`EVENTPIPE_FILE_RANGE_BYTES`) and not gzip-compressed is cut
-into ranges of that size; each becomes one message of the file-range queue, which invokes ingest
-once per message (batch size 1). A gzip object cannot be entered midway: it is read whole, as before.
+into ranges of that size; each becomes one asynchronous invocation of ingest itself
+(`{"file_range": {...}}`, `lambda_async.py`): Lambda runs a range that fails twice more, then sends it
+to the dead-letter queue. A gzip object cannot be entered midway: it is read whole, as before.
 """
 
 from __future__ import annotations
@@ -17,31 +19,22 @@ from eventpipe.adapters.aws.s3 import MISSING_CODES, TranslatedStream
 from eventpipe.core.errors import ObjectNotFoundError
 from eventpipe.core.ranges import byte_ranges, range_reading_start
 from eventpipe.core.readers import GZIP_MAGIC
-from eventpipe.handlers.file_ranges import FileRange
+from eventpipe.handlers.file_ranges import FileRange, range_event
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-    from mypy_boto3_sqs.client import SQSClient
 
+    from eventpipe.adapters.aws.lambda_async import AsyncInvoker
     from eventpipe.handlers.drops import ObjectDrop
 
 log = logging.getLogger(__name__)
 
-SQS_BATCH = 10  # SendMessageBatch takes at most 10 messages
-
 
 class S3FileRanges:
-    def __init__(
-        self,
-        queue_url: str,
-        range_bytes: int,
-        s3: S3Client | None = None,
-        sqs: SQSClient | None = None,
-    ) -> None:
-        self.queue_url = queue_url
+    def __init__(self, ranges: AsyncInvoker, range_bytes: int, s3: S3Client | None = None) -> None:
+        self.ranges = ranges
         self.range_bytes = range_bytes
         self._s3: S3Client = s3 or make_client("s3")
-        self._sqs: SQSClient = sqs or make_client("sqs")
 
     def split(self, drop: ObjectDrop) -> int | None:
         size = self._size(drop)
@@ -57,21 +50,12 @@ class S3FileRanges:
             FileRange(drop.bucket, drop.key, drop.version_id, drop.etag, start, end)
             for start, end in byte_ranges(size, self.range_bytes)
         ]
-        for first in range(0, len(parts), SQS_BATCH):
-            self._send([part.encode() for part in parts[first : first + SQS_BATCH]], first)
+        for part in parts:  # a failure raises: the drop is retried, and ranges sent twice are harmless
+            self.ranges.send(range_event(part))
         return len(parts)
 
     def open_range(self, part: FileRange) -> IO[bytes]:
         return self._open(part.drop, first=range_reading_start(part.start), last=None)
-
-    def _send(self, bodies: list[str], first: int) -> None:
-        entries: list[Any] = [{"Id": str(first + n), "MessageBody": body} for n, body in enumerate(bodies)]
-        try:
-            answer = self._sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        except AWS_ERRORS as exc:
-            raise storage_error(exc, "cannot queue the byte ranges of a large file") from exc
-        if answer.get("Failed"):  # raise: the drop is retried, and ranges sent twice are harmless
-            raise storage_error(RuntimeError(str(answer["Failed"][0])), "cannot queue the byte ranges of a large file")
 
     def _size(self, drop: ObjectDrop) -> int:
         extra: dict[str, Any] = {"VersionId": drop.version_id} if drop.version_id else {}
