@@ -396,6 +396,14 @@ def test_a_405_says_which_method_is_allowed(runtime: LocalRuntime) -> None:
     assert {name.lower(): value for name, value in response["headers"].items()}.get("allow") == "POST"
 
 
+def test_an_error_body_is_exactly_error_then_message(runtime: LocalRuntime) -> None:
+    # The bytes clients and scripts match on: every refusal is one HttpError, answered the same way
+    assert handle_http(v2("GET", "/events"), runtime)["body"] == (
+        '{"error":"method_not_allowed","message":"/events answers POST only"}'
+    )
+    assert handle_http(v2("GET", "/nowhere"), runtime)["body"].startswith('{"error":"not_found","message":"no route ')
+
+
 def test_health(runtime: LocalRuntime) -> None:
     assert call(runtime, v2("GET", "/health")) == (200, {"status": "ok", "batches": {"pending": 0, "failed": 0}})
 
