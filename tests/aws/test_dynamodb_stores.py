@@ -352,14 +352,14 @@ def test_a_record_named_twice_in_one_add_is_written_once_as_the_last(stubbed: tu
 def item_of(record: Rejection) -> dict[str, Any]:
     """The state-table item of a rejection, as documented in `dynamodb_state` (no event id here)."""
     assert record.event_id is None
+    stored = {"reasons": [reason.as_dict() for reason in record.reasons], "raw": record.raw}
     return {
         "pk": {"S": f"batch#{record.batch_id}"},
         "sk": {"S": f"rej#{record.index:010d}"},
         "batch_id": {"S": record.batch_id},
         "index": {"N": str(record.index)},
         "stage": {"S": record.stage},
-        "reasons": {"S": orjson.dumps([reason.as_dict() for reason in record.reasons]).decode()},
-        "raw": {"S": record.raw},
+        "record": {"B": zlib.compress(orjson.dumps(stored), 6)},
     }
 
 
@@ -426,3 +426,31 @@ def test_iter_all_stops_at_the_limit_without_reading_another_page(stubbed: tuple
     records = list(DynamoQuarantine(STATE_TABLE, client, backoff=NO_WAIT).iter_all(limit=2))
     # THEN they come from one Scan (an unqueued second call would fail the test)
     assert [r.index for r in records] == [0, 1]
+
+
+def test_a_rejection_written_before_records_were_compressed_is_still_read(dynamodb: Any) -> None:
+    # GIVEN a quarantine record in the earlier form: plain `reasons` (JSON text) and `raw`
+    reasons = [{"code": "schema_violation", "path": "$.properties", "message": "bad"}]
+    dynamodb.put_item(
+        TableName=STATE_TABLE,
+        Item={
+            "pk": {"S": "batch#old"},
+            "sk": {"S": "rej#0000000003"},
+            "batch_id": {"S": "old"},
+            "index": {"N": "3"},
+            "stage": {"S": "validate"},
+            "reasons": {"S": orjson.dumps(reasons).decode()},
+            "raw": {"S": '{"event_id": "e"}'},
+        },
+    )
+    quarantine = DynamoQuarantine(STATE_TABLE, dynamodb)
+    # WHEN it is read THEN it is the same rejection as before, next to a new one
+    quarantine.add([rejection("old", 5, raw="new")])
+    old, new = quarantine.for_batch("old")
+    assert (old.index, old.raw, old.reasons[0].code, new.index, new.raw) == (
+        3,
+        '{"event_id": "e"}',
+        "schema_violation",
+        5,
+        "new",
+    )
