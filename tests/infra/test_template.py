@@ -65,7 +65,7 @@ def test_every_entry_point_has_one_function_and_every_function_an_entry_point(fu
     handlers = [handler_of(properties) for properties in functions.values()]
     # THEN each entry point has exactly one function, and no function names anything else
     assert sorted(handlers) == sorted(entry_points())
-    assert len(entry_points()) == 9
+    assert len(entry_points()) == 10
 
 
 def test_functions_run_the_repository_code_on_python_312_arm64(functions: dict[str, Any]) -> None:
@@ -235,6 +235,19 @@ EXPECTED_ACTIONS = {
         "s3:GetObject",
         "s3:DeleteObject",
         "s3:ListBucket",
+    },
+    # adapters/aws/erasure.py: the lake and the raw bucket rewritten with their old versions deleted,
+    # curated items and quarantine records deleted; the settings files and the pseudonym key
+    "erase": {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:ListBucket",
+        "s3:ListBucketVersions",
+        "ssm:GetParameter",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:Scan",
     },
     # lake_compaction.py: list, read, write and delete the lake's objects and journals; unfinished batches
     "compact_lake": {
@@ -728,11 +741,12 @@ def test_the_pseudonym_key_is_never_in_the_template_only_its_parameter_name(
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     name = resolved(variables["EVENTPIPE_PSEUDONYM_KEY_PARAM"], template["Parameters"], conditions_true=True)
     assert name == "/eventpipe/eventpipe-dev/pseudonym-key"  # under the stack's own path
-    # AND only process_batch may read it, and only parameters under that path
+    # AND only process_batch (which pseudonymises) and erase (which matches the stored HMAC) may read it,
+    # and only parameters under that path
     for properties in functions.values():
         statements, _ = _statements(properties)
         ssm = [s for s in statements if "ssm:GetParameter" in json.dumps(s["Action"])]
-        if handler_of(properties) != "process_batch":
+        if handler_of(properties) not in ("process_batch", "erase"):
             assert ssm == []
             continue
         (statement,) = ssm
@@ -753,7 +767,7 @@ def test_the_analytics_bucket_is_private_encrypted_and_written_by_the_export_and
         if resource["Type"] == "AWS::Serverless::Function"
         and "AnalyticsBucket" in json.dumps(resource["Properties"].get("Policies", []))
     ]
-    assert sorted(writers) == ["CompactLakeFunction", "ExportInsightsFunction", "ProcessBatchFunction"]
+    assert sorted(writers) == ["CompactLakeFunction", "EraseFunction", "ExportInsightsFunction", "ProcessBatchFunction"]
     # ProcessBatch writes the lake's objects only
     (statement,) = [
         s

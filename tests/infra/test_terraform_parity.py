@@ -100,6 +100,7 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     assert "EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "WriteExport")' in entries["environment"]
     assert 'contains(local.policies[each.key][*].sid, "MergeLakeObjects")' in entries["environment"]
+    assert 'contains(local.policies[each.key][*].sid, "RewriteLake")' in entries["environment"]
     assert "EVENTPIPE_REQUEST_QUEUE_URL = aws_sqs_queue.requests.url" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "QueueRequests")' in entries["environment"]
     names = {}
@@ -109,7 +110,9 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
         names[name] = common | ({"EVENTPIPE_STATE_MACHINE_ARN"} if is_entry and "StartExecutions" in sids else set())
         hands_on = {"EVENTPIPE_START_FUNCTION", "EVENTPIPE_RANGE_FUNCTION"}
         names[name] |= hands_on if is_entry and "HandOnStartsAndRanges" in sids else set()
-        writes_analytics = {"WriteExport", "MergeLakeObjects"} & sids if is_entry else {"WriteLake"} & sids
+        writes_analytics = (
+            {"WriteExport", "MergeLakeObjects", "RewriteLake"} & sids if is_entry else {"WriteLake"} & sids
+        )
         names[name] |= {"EVENTPIPE_ANALYTICS_BUCKET"} if writes_analytics else set()
         names[name] |= {"EVENTPIPE_REQUEST_QUEUE_URL"} if is_entry and "QueueRequests" in sids else set()
     return names
@@ -121,9 +124,9 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
 def test_the_same_entry_points_everywhere(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     # GIVEN the entry points of the code, the SAM template and the Terraform
     tf = set(pipeline.locals["functions"])
-    # THEN they are the same nine
+    # THEN they are the same ten
     assert code_handlers() == set(sam_by_handler) == tf
-    assert len(tf) == 9
+    assert len(tf) == 10
     # AND both function module calls name the handler lambda_pipeline.<entry point>
     for call in ("step", "entry"):
         assert pipeline.modules[call]["handler"] == "lambda_pipeline.${each.key}"

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
+    from eventpipe.adapters.aws.erasure import AwsErasure
     from eventpipe.adapters.aws.file_ranges import S3FileRanges
     from eventpipe.adapters.aws.lake_compaction import S3LakeCompactor
     from eventpipe.adapters.aws.s3_lake import S3EventLake
@@ -174,6 +175,24 @@ class AwsRuntime:
         from eventpipe.adapters.aws.s3_lake import S3EventLake
 
         return S3EventLake(self.analytics)
+
+    @cached_property
+    def erasure(self) -> AwsErasure:
+        """The `erase` function's work: the lake, the curated table, the quarantine and the raw bucket."""
+        from eventpipe.adapters.aws.erasure import AwsErasure, AwsStores
+
+        return AwsErasure(
+            AwsStores(
+                s3=self._s3,
+                dynamodb=self._dynamodb,
+                raw_bucket=self.resources.bucket,
+                analytics_bucket=self.analytics.name,
+                curated_table=self.resources.curated_table,
+                quarantine=self.quarantine,
+                clock=self.clock,
+                max_file_bytes=self.settings.limits.max_file_bytes,
+            )
+        )
 
     @cached_property
     def lake_compactor(self) -> S3LakeCompactor:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventpipe.adapters.local.curated import uuid_key
@@ -25,6 +24,7 @@ from eventpipe.core.errors import StorageError
 from eventpipe.core.timeutil import to_iso
 from eventpipe.erasure import rewrite
 from eventpipe.erasure.journal import ErasureJournal, PendingErasure
+from eventpipe.erasure.lake_rows import matching_rows
 from eventpipe.erasure.target import ErasureTarget
 from eventpipe.lake.files import files_on_disk, read_parquet, remove, write_parquet
 from eventpipe.lake.manifest import LakeFile, LakeManifest, lake_lock
@@ -160,7 +160,7 @@ def _lake(runtime: LocalRuntime, target: ErasureTarget) -> int:
     now_ms = runtime.clock.now_ms()
     for file in manifest.live():
         table = read_parquet(root / file.path)
-        mask = _matching_rows(table, target)
+        mask = matching_rows(table, target)
         if not pc.any(mask).as_py():
             continue
         kept = table.filter(pc.invert(mask))
@@ -172,14 +172,6 @@ def _lake(runtime: LocalRuntime, target: ErasureTarget) -> int:
             manifest.replace(LakeFile(file.path, file.partition, kept.num_rows, size), now_ms)
         rewritten += 1
     return rewritten
-
-
-def _matching_rows(table: pa.Table, target: ErasureTarget) -> pa.ChunkedArray:
-    masks = [
-        pc.fill_null(pc.is_in(table.column(field), value_set=pa.array(sorted(values), type=pa.string())), False)
-        for field, values in target.ids.items()
-    ]
-    return pc.or_(masks[0], masks[1])
 
 
 def _scrub_sqlite(runtime: LocalRuntime, target: ErasureTarget) -> None:

@@ -25,8 +25,10 @@ from eventpipe.core.documents import batch_ref, mark_done_input, mark_failed_inp
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from eventpipe.adapters.aws.erasure import ErasureAnswer
     from eventpipe.adapters.aws.lake_compaction import CompactionAnswer
     from eventpipe.core.documents import AcceptedDocument, ExportAnswer, ProcessOutcome, ReplayAnswer, StepStatus
+    from eventpipe.handlers.erase import ErasureServices
     from eventpipe.handlers.ingest import IngestAnswer
     from eventpipe.handlers.lake import LakeServices
     from eventpipe.handlers.services import QueueServices, Services
@@ -193,6 +195,15 @@ def _compact_lake(event: Event, services: LakeServices, report: Report) -> Compa
     return result
 
 
+def _erase(event: Event, services: ErasureServices, report: Report) -> ErasureAnswer:
+    from eventpipe.handlers.erase import handle_erase
+
+    result = handle_erase(event, services)
+    report.info("erasure finished", **result)  # time and counts only: never the ids
+    report.metric("EventsErased", result["events_erased"])
+    return result
+
+
 def _start_batches(event: Event, services: QueueServices, report: Report) -> Event:
     from eventpipe.handlers.start_batches import start_queued_batch
 
@@ -260,6 +271,12 @@ FUNCTIONS: Mapping[str, Function] = {
             _compact_lake,
             "Scheduled: merge the small Parquet objects of the AWS lake's closed (or crowded) hours.",
             aws_only=True,  # the local lake compacts itself (lake/writer.py)
+        ),
+        Function(
+            "erase",
+            _erase,
+            'An erasure request: `{"user_id": ID}` and/or `{"anonymous_id": ID}`; every store, time and counts logged.',
+            aws_only=True,  # on one machine: `eventpipe erase`
         ),
     )
 }

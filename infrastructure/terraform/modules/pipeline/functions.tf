@@ -10,6 +10,8 @@ locals {
     "bucket"                             = aws_s3_bucket.raw.arn
     "bucket/incoming/*"                  = "${aws_s3_bucket.raw.arn}/incoming/*"
     "bucket/raw/*"                       = "${aws_s3_bucket.raw.arn}/raw/*"
+    "bucket/rejected/*"                  = "${aws_s3_bucket.raw.arn}/rejected/*"
+    "bucket/staged/*"                    = "${aws_s3_bucket.raw.arn}/staged/*"
     "analytics_bucket"                   = aws_s3_bucket.analytics.arn
     "analytics_bucket/*"                 = "${aws_s3_bucket.analytics.arn}/*"
     "analytics_bucket/events/*"          = "${aws_s3_bucket.analytics.arn}/events/*"
@@ -101,7 +103,7 @@ module "entry" {
     } : name => value if contains(local.policies[each.key][*].sid, "HandOnStartsAndRanges")
     }, {
     for name, value in { EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id } :
-    name => value if contains(local.policies[each.key][*].sid, "WriteExport") || contains(local.policies[each.key][*].sid, "MergeLakeObjects")
+    name => value if contains(local.policies[each.key][*].sid, "WriteExport") || contains(local.policies[each.key][*].sid, "MergeLakeObjects") || contains(local.policies[each.key][*].sid, "RewriteLake")
     }, {
     for name, value in { EVENTPIPE_REQUEST_QUEUE_URL = aws_sqs_queue.requests.url } :
     name => value if contains(local.policies[each.key][*].sid, "QueueRequests")

@@ -27,6 +27,7 @@ locals {
     replay          = { memory_mb = 512, timeout_s = 900, description = "Replay of unfinished batches (lost pending ones on a schedule) or of the quarantine." }
     start_batches   = { memory_mb = 256, timeout_s = 30, description = "Starts a batch whose workflow start failed at ingest (invoked asynchronously by ingest)." }
     batch_requests  = { memory_mb = 512, timeout_s = 60, description = "Micro-batching, from the request queue; queued requests become one batch and one workflow execution." }
+    erase           = { memory_mb = 2048, timeout_s = 900, description = "Erasure of a user's events from the lake, the curated table, the quarantine and the raw bucket." }
     compact_lake    = { memory_mb = 2048, timeout_s = 900, description = "Scheduled compaction of the lake's small Parquet objects, per hour, in the analytics bucket." }
   }
 
@@ -93,6 +94,18 @@ locals {
       { sid = "CompactionJournal", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources = ["analytics_bucket/lake-compaction/*"] },
       { sid = "ListLake", actions = ["s3:ListBucket"], resources = ["analytics_bucket"] },
       { sid = "UnfinishedIndex", actions = ["dynamodb:Query"], resources = ["state_table/index/unfinished"] },
+    ]
+    # adapters/aws/erasure.py: the lake and the raw bucket rewritten (old versions deleted), curated items
+    # and quarantine records deleted; the enrichment settings for the pseudonym key
+    erase = [
+      { sid = "ReadSettingsFiles", actions = ["s3:GetObject"], resources = ["bucket/config/*"] },
+      { sid = "ReadPseudonymKey", actions = ["ssm:GetParameter"], resources = ["pseudonym_key_parameters"] },
+      { sid = "RewriteLake", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"], resources = ["analytics_bucket/events/*"] },
+      { sid = "ListLake", actions = ["s3:ListBucket", "s3:ListBucketVersions"], resources = ["analytics_bucket"] },
+      { sid = "RewriteRaw", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObjectVersion"], resources = ["bucket/raw/*", "bucket/incoming/*", "bucket/rejected/*", "bucket/staged/*"] },
+      { sid = "ListRaw", actions = ["s3:ListBucket", "s3:ListBucketVersions"], resources = ["bucket"] },
+      { sid = "DeleteCurated", actions = ["dynamodb:BatchWriteItem"], resources = ["curated_table"] },
+      { sid = "Quarantine", actions = ["dynamodb:Scan", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
     ]
     # record_and_start: the group's raw object, DynamoBatchStore.record_group (TransactWriteItems is its Puts) and get
     batch_requests = [

@@ -1,0 +1,188 @@
+"""`erase` on AWS: every event of a user leaves the lake, the curated table, the quarantine and the raw bucket.
+
+The plan is lake-side, not an index by user: the lake holds every curated event once, with its
+`batch_id`, so reading its objects (the `user_id` and `anonymous_id` columns) finds the user's
+curated events and the batches whose raw objects hold them; the quarantine (a Scan of its records)
+adds the rejected ones and their batches. Then, in this order:
+
+1. lake objects holding the user's rows are rewritten without them (deleted when nothing is left);
+2. the curated items of those events are deleted (BatchWriteItem);
+3. the quarantine records are deleted;
+4. the raw batches of those batches are rewritten without the user's lines and without the address
+   and user agent of the requests that carried them (erasure/rewrite.py); dropped files in
+   `incoming/` and `rejected/`, and `staged/` objects, are read whole and rewritten likewise;
+5. for every object rewritten or deleted, its earlier versions are deleted too (both buckets keep
+   versions): no copy of the ids is left behind in a noncurrent version.
+
+Each step is idempotent: an invocation that fails or times out is invoked again, and finishes what the
+first left (a lake object already rewritten no longer matches). Aggregates stay: they hold no ids.
+Cost: one GetObject per lake object (the whole lake is read: about 82 MiB per million events), so one
+invocation handles a lake of some tens of GiB within the 15-minute limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from eventpipe.adapters.aws.dynamodb_calls import batch_delete
+from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
+from eventpipe.adapters.aws.retry import Backoff
+from eventpipe.adapters.aws.s3 import MISSING_CODES
+from eventpipe.adapters.aws.s3_lake import LAKE_PREFIX
+from eventpipe.core.rawbatch import raw_key
+from eventpipe.core.timeutil import to_iso
+from eventpipe.erasure import rewrite
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_s3.client import S3Client
+
+    from eventpipe.core.ports import Clock, Quarantine
+    from eventpipe.erasure.target import ErasureTarget
+
+DROPPED_PREFIXES = ("incoming/", "rejected/")
+STAGED_PREFIX = "staged/"
+
+
+class ErasureAnswer(TypedDict):
+    """What `erase` answers and logs: its time and counts, never the ids."""
+
+    started_at: str
+    finished_at: str
+    events_erased: int
+    files_rewritten: int
+
+
+@dataclass(frozen=True)
+class AwsStores:
+    s3: S3Client
+    dynamodb: DynamoDBClient
+    raw_bucket: str
+    analytics_bucket: str
+    curated_table: str
+    quarantine: Quarantine
+    clock: Clock
+    max_file_bytes: int
+
+
+class AwsErasure:
+    def __init__(self, stores: AwsStores, *, backoff: Backoff | None = None) -> None:
+        self._stores = stores
+        self._backoff = backoff or Backoff()
+
+    def erase(self, target: ErasureTarget) -> ErasureAnswer:
+        started_ms = self._stores.clock.now_ms()
+        lake_files, event_ids, batch_ids = self._lake(target)
+        self._curated(event_ids)
+        records = self._quarantine(target)
+        batch_ids |= {batch_id for batch_id, _ in records}
+        raw_files = self._raw(target, batch_ids)
+        return {
+            "started_at": to_iso(started_ms),
+            "finished_at": to_iso(self._stores.clock.now_ms()),
+            "events_erased": len(event_ids) + len(records),
+            "files_rewritten": lake_files + raw_files,
+        }
+
+    def _lake(self, target: ErasureTarget) -> tuple[int, set[str], set[str]]:
+        import pyarrow.compute as pc
+
+        from eventpipe.erasure.lake_rows import matching_rows
+        from eventpipe.lake.parquet import from_parquet, to_parquet
+
+        bucket = self._stores.analytics_bucket
+        rewritten, event_ids, batch_ids = 0, set(), set()
+        for key in self._keys(bucket, LAKE_PREFIX):
+            table = from_parquet(self._get(bucket, key))
+            mask = matching_rows(table, target)
+            if not pc.any(mask).as_py():
+                continue
+            matched = table.filter(mask)
+            event_ids |= {str(e).lower() for e in matched.column("event_id").to_pylist()}
+            batch_ids |= {str(b) for b in matched.column("batch_id").to_pylist() if b}
+            kept = table.filter(pc.invert(mask))
+            if kept.num_rows:
+                self._put(bucket, key, to_parquet(kept))
+            else:
+                self._delete(bucket, key)
+            self._forget_versions(bucket, key)
+            rewritten += 1
+        return rewritten, event_ids, batch_ids
+
+    def _curated(self, event_ids: set[str]) -> None:
+        keys: list[Any] = [{"event_id": {"S": event_id}} for event_id in sorted(event_ids)]
+        batch_delete(self._stores.dynamodb, self._stores.curated_table, keys, self._backoff)
+
+    def _quarantine(self, target: ErasureTarget) -> list[tuple[str, int]]:
+        records = [(r.batch_id, r.index) for r in self._stores.quarantine.iter_all() if target.matches_line(r.raw)]
+        self._stores.quarantine.remove(records)
+        return records
+
+    def _raw(self, target: ErasureTarget, batch_ids: set[str]) -> int:
+        bucket = self._stores.raw_bucket
+        rewritten = 0
+        jobs: list[tuple[str, Callable[[bytes], bytes | None]]] = [
+            (raw_key(batch_id), lambda data: rewrite.raw_batch(data, target)) for batch_id in sorted(batch_ids)
+        ]
+        for prefix in DROPPED_PREFIXES:
+            jobs += [
+                (key, lambda data: rewrite.dropped_file(data, target, max_bytes=self._stores.max_file_bytes))
+                for key in self._keys(bucket, prefix)
+            ]
+        jobs += [(key, lambda data: rewrite.staged(data, target)) for key in self._keys(bucket, STAGED_PREFIX)]
+        for key, rewritten_bytes in jobs:
+            data = self._get(bucket, key, missing_ok=True)
+            new = rewritten_bytes(data) if data is not None else None
+            if new is None:
+                continue
+            self._put(bucket, key, new)
+            self._forget_versions(bucket, key)
+            rewritten += 1
+        return rewritten
+
+    # --- S3 -------------------------------------------------------------------------------------------
+
+    def _keys(self, bucket: str, prefix: str) -> Iterator[str]:
+        try:
+            pages = self._stores.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        except AWS_ERRORS as exc:
+            raise storage_error(exc, f"cannot list s3://{bucket}/{prefix}") from exc
+        return iter(keys)  # listed before any rewrite: a rewritten object is not listed again
+
+    def _get(self, bucket: str, key: str, *, missing_ok: bool = False) -> Any:
+        try:
+            return self._stores.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except AWS_ERRORS as exc:
+            if missing_ok and error_code(exc) in MISSING_CODES:
+                return None
+            raise storage_error(exc, f"cannot read s3://{bucket}/{key}") from exc
+
+    def _put(self, bucket: str, key: str, data: bytes) -> None:
+        try:
+            self._stores.s3.put_object(Bucket=bucket, Key=key, Body=data)
+        except AWS_ERRORS as exc:
+            raise storage_error(exc, f"cannot write s3://{bucket}/{key}") from exc
+
+    def _delete(self, bucket: str, key: str) -> None:
+        try:
+            self._stores.s3.delete_object(Bucket=bucket, Key=key)
+        except AWS_ERRORS as exc:
+            raise storage_error(exc, f"cannot delete s3://{bucket}/{key}") from exc
+
+    def _forget_versions(self, bucket: str, key: str) -> None:
+        """Delete every noncurrent version of `key` (and its delete markers): the old bytes held the ids."""
+        try:
+            pages = self._stores.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key)
+            for page in pages:
+                # the current version stays (it is the rewritten object); a delete marker goes too, so
+                # that an object deleted here leaves no version and no marker behind
+                old = [v for v in page.get("Versions", []) if v["Key"] == key and not v.get("IsLatest")]
+                markers = [m for m in page.get("DeleteMarkers", []) if m["Key"] == key]
+                for item in [*old, *markers]:
+                    self._stores.s3.delete_object(Bucket=bucket, Key=key, VersionId=item["VersionId"])
+        except AWS_ERRORS as exc:
+            raise storage_error(exc, f"cannot delete the old versions of s3://{bucket}/{key}") from exc

@@ -1,0 +1,124 @@
+"""The `erase` function under moto: a user's events leave the lake, the curated table, the quarantine and
+the raw bucket (old object versions included); others stay; the log holds counts, never the id."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from eventpipe.core.enrich.pseudonymise import pseudonym
+from eventpipe.core.errors import InputError
+from eventpipe.lake.parquet import from_parquet
+from tests.aws.conftest import ANALYTICS_BUCKET, BUCKET, CURATED_TABLE, STATE_TABLE
+from tests.aws.pipeline_harness import Pipeline, load_pipeline
+from tests.conftest import make_event, ndjson
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+VICTIM = "victim-aws-41"
+KEY = "k" * 32
+
+
+@pytest.fixture
+def versioned(s3: Any) -> Any:
+    for bucket in (BUCKET, ANALYTICS_BUCKET):  # as deployed: both buckets keep versions
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return s3
+
+
+def every_version(s3: Any, bucket: str) -> Iterator[tuple[str, bytes]]:
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for version in page.get("Versions", []):
+            body = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["Body"].read()
+            yield version["Key"], body
+
+
+def lake_user_ids(s3: Any) -> list[str | None]:
+    """The user_id of every row of every version of every lake object."""
+    return [
+        user
+        for key, body in every_version(s3, ANALYTICS_BUCKET)
+        if key.endswith(".parquet")
+        for user in from_parquet(body).column("user_id").to_pylist()
+    ]
+
+
+def seed(pipeline: Pipeline, s3: Any) -> list[str]:
+    """The victim's events (curated, rejected, anonymous) among others; the others' event ids."""
+    others = [make_event(user_id=f"other-{i}") for i in range(6)]
+    rejected = make_event("purchase", user_id=VICTIM, properties={"order_id": "o-9"})  # no revenue
+    pipeline.invoke("ingest", {"events": [*others[:3], make_event(user_id=VICTIM), rejected]})
+    pipeline.invoke("ingest", {"events": [make_event(user_id=VICTIM), *others[3:]]})
+    pipeline.drain()
+    # a dropped file not read yet, holding the victim's event and another's
+    s3.put_object(Bucket=BUCKET, Key="incoming/later.ndjson", Body=ndjson(make_event(user_id=VICTIM), others[0]))
+    return [e["event_id"] for e in others]
+
+
+def curated_users(dynamodb: Any) -> dict[str, str]:
+    from eventpipe.adapters.aws.dynamodb_curated import decompress_payload
+
+    pages = dynamodb.get_paginator("scan").paginate(TableName=CURATED_TABLE)
+    items = [item for page in pages for item in page["Items"]]
+    return {item["event_id"]["S"]: orjson.loads(decompress_payload(item["payload"]["B"]))["user_id"] for item in items}
+
+
+def test_erase_removes_the_user_from_every_store_and_version(
+    dynamodb: Any, versioned: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = versioned
+    pipeline = load_pipeline(monkeypatch)
+    others = seed(pipeline, s3)
+    assert VICTIM in lake_user_ids(s3)
+    assert VICTIM in curated_users(dynamodb).values()
+    logged: list[tuple[str, dict[str, Any]]] = []  # what the function logs, through its report
+    monkeypatch.setattr(pipeline.module.REPORT, "info", lambda message, **extra: logged.append((message, extra)))
+    # WHEN the erase function runs for the user
+    answer = pipeline.invoke("erase", {"user_id": VICTIM})
+    # THEN it counts the user's 2 curated events and 1 quarantine record, and the files it rewrote
+    assert answer["events_erased"] == 3
+    assert answer["files_rewritten"] >= 4  # two lake objects, two raw batches, the dropped file
+    # AND no store holds the user any more, in any object version
+    assert VICTIM not in lake_user_ids(s3)
+    assert VICTIM not in curated_users(dynamodb).values()
+    scan = dynamodb.scan(TableName=STATE_TABLE)["Items"]
+    assert not [item for item in scan if VICTIM in orjson.dumps(item).decode()]
+    assert [key for key, body in every_version(s3, BUCKET) if VICTIM.encode() in body] == []
+    # AND every other event stays: in the lake, the curated table and the dropped file
+    assert sorted(curated_users(dynamodb)) == sorted(e.lower() for e in others)
+    assert sorted(u for u in lake_user_ids(s3) if u) == sorted(f"other-{i}" for i in range(6))
+    dropped = s3.get_object(Bucket=BUCKET, Key="incoming/later.ndjson")["Body"].read()
+    assert [orjson.loads(line)["user_id"] for line in dropped.splitlines()] == ["other-0"]
+    # AND the log holds the counts, never the id
+    assert [message for message, _ in logged] == ["erasure finished"]
+    assert logged[0][1]["events_erased"] == 3
+    assert VICTIM not in orjson.dumps(logged).decode()
+    # AND running it again finds nothing left
+    assert pipeline.invoke("erase", {"user_id": VICTIM})["events_erased"] == 0
+
+
+def test_with_pseudonymisation_the_stored_hmac_is_matched(
+    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = load_pipeline(monkeypatch, EVENTPIPE_PSEUDONYMISE_FIELDS="user_id", EVENTPIPE_PSEUDONYM_KEY=KEY)
+    seed(pipeline, s3)
+    hmac = pseudonym(KEY.encode(), VICTIM)
+    assert hmac in lake_user_ids(s3)
+    answer = pipeline.invoke("erase", {"user_id": VICTIM})  # the original id, in clear
+    assert answer["events_erased"] == 3
+    assert hmac not in lake_user_ids(s3)
+    assert hmac not in curated_users(dynamodb).values()
+
+
+@pytest.mark.parametrize(
+    "request_", [{}, {"user_id": ""}, {"user_id": 7}, {"anonymous_id": ["a"] * 101}, {"user_id": "x" * 257}]
+)
+def test_a_malformed_request_is_refused_and_changes_nothing(
+    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch, request_: dict[str, Any]
+) -> None:
+    pipeline = load_pipeline(monkeypatch)
+    with pytest.raises(InputError):
+        pipeline.invoke("erase", request_)
