@@ -34,6 +34,7 @@ SOURCES = {
     "S3": "https://aws.amazon.com/s3/pricing/",
     "CloudWatch": "https://aws.amazon.com/cloudwatch/pricing/",
     "X-Ray": "https://aws.amazon.com/xray/pricing/",
+    "Data Firehose": "https://aws.amazon.com/firehose/pricing/",
 }
 INF = math.inf
 HOURS_PER_MONTH = 730  # the AWS Pricing Calculator's month
@@ -57,6 +58,7 @@ PRICES: dict[str, Any] = {
     "dashboard_month": 3.00,  # per dashboard past an account's first three (free tier, ignored)
     "xray_trace": 5.00e-6,  # traces recorded, 100,000 free a month (ignored)
     "sqs_request": 0.40e-6,  # standard queue, per 64 KB chunk (first 100 TB)
+    "firehose_gb": 0.029,  # Direct PUT ingestion, first 500 TB a month; each record rounded up to 5 KB
 }
 ONE_VCPU_MB = 1769
 EXPRESS_GB = 0.0625  # an Express execution is billed in 64 MB chunks; ours (state < 1 KB) needs one
@@ -374,32 +376,6 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     }
 
 
-# Micro-batching on AWS (docs/http-api.md): a 1-event request goes ingest -> SQS -> batch_requests, which
-# records up to 99 requests and their group in one DynamoDB transaction and starts one execution.
-GROUP_REQUESTS = 99  # BatchSize of the event source: requests per group when traffic fills the window
-INGEST_ONE_EVENT_S = 0.010  # assumed: parse one event and one SendMessage round trip
-BATCH_REQUESTS_S = 0.300  # assumed per group: decode 99 messages, PutObject, TransactWriteItems, StartExecution
-SQS_REQUESTS_PER_MESSAGE = 1 + 2 / 10  # SendMessage, then ReceiveMessage and DeleteMessageBatch of 10
-
-
-def micro_batching_lines(a: Assumptions) -> dict[str, float]:
-    """The cost per million 1-event requests of getting them into groups (the groups' processing is
-    the per-event cost of batches of about 99 events, as in the table above)."""
-    requests = 1e6
-    groups = requests / GROUP_REQUESTS
-    gb_s = requests * a.memory_mb["ingest"] / 1024 * INGEST_ONE_EVENT_S + groups * 0.5 * BATCH_REQUESTS_S
-    return {
-        "API Gateway HTTP API requests": requests * PRICES["http_api_request"][0][1],
-        "Lambda requests (ingest each, batch_requests a group)": (requests + groups) * PRICES["lambda_request"],
-        "Lambda duration (assumed ms)": gb_s * PRICES["lambda_arm_gb_s"][0][1],
-        "SQS requests": requests * SQS_REQUESTS_PER_MESSAGE * PRICES["sqs_request"],
-        "DynamoDB writes: request and group records (transaction, 2 WRU an item)": (requests + groups)
-        * 2
-        * PRICES["dynamodb_wru"],
-        "S3 requests: a group's raw object": groups * PRICES["s3_put"],
-    }
-
-
 def per_million(per: PerBatch, a: Assumptions, rate: float, seed: int) -> dict[str, Any]:
     """`{"total_per_million", "lines": [{"line", "per_million"}]}`: each monthly line per million events."""
     costs = month_costs(rate, per, a, seed)
@@ -436,15 +412,6 @@ def report(per: PerBatch, a: Assumptions, rates: list[float], seed: int, idle: d
         say(f"| {name} | ${value:,.3f} |")
     say(f"| **total** | **${sum(lines.values()):,.2f}** |")
     say()
-    say(f"## 1-event requests, micro-batched: per million requests, before processing their groups of {GROUP_REQUESTS}")
-    say()
-    lines = micro_batching_lines(a)
-    say("| line | per million requests |")
-    say("| --- | ---: |")
-    for name, value in lines.items():
-        say(f"| {name} | {money(value)} |")
-    rest = sum(v for k, v in lines.items() if not k.startswith("API Gateway"))
-    say(f"| **API Gateway / the rest** | **{money(lines['API Gateway HTTP API requests'])} / {money(rest)}** |")
 
 
 def report_batches(per: PerBatch, a: Assumptions, rates: list[float], seed: int, say: Any) -> None:

@@ -8,9 +8,10 @@ twice that in a transaction; strongly consistent read units per 4 KB, one for a 
 
 Only what eventpipe's adapters use is answered: conditional `PutItem`, `GetItem`, `UpdateItem`
 (stored as the new attributes, for the item's size), `BatchWriteItem`, `BatchGetItem`,
-`TransactWriteItems`, `Query` (empty), S3 `PutObject` / `GetObject` / `DeleteObject` (`ListObjectsV2` empty), and
-`StartExecution`. An optional latency per call (slept, so threads overlap as they would) stands
-in for the round trip.
+`TransactWriteItems`, `Query` (empty, but for the request index's items), S3 `PutObject` /
+`GetObject` / `DeleteObject` (`ListObjectsV2` empty), `StartExecution`, and Firehose `PutRecord` (the
+records kept, for the bench to deliver as Firehose would). An optional latency per call (slept, so
+threads overlap as they would) stands in for the round trip.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ LATENCY_MS: dict[str, float] = {
     "GetObject": 15,
     "DeleteObject": 15,
     "StartExecution": 25,
+    "PutRecord": 20,  # Firehose stores the record in three facilities before it answers
 }
 
 
@@ -128,6 +130,8 @@ class FakeAws:
     batch_put_bytes: Counter[str] = field(default_factory=Counter)
     minute_writes: list[tuple[int, int]] = field(default_factory=list)  # transactional updates: (bytes, sketch bytes)
     sketch_writes: list[tuple[int, int]] = field(default_factory=list)  # insights sketch items put: (bytes, sketches)
+    records: list[bytes] = field(default_factory=list)  # Firehose records put, not delivered yet
+    record_bytes: list[int] = field(default_factory=list)  # every record's size, as Firehose bills it
     _tables: dict[str, dict[tuple[str, ...], Item]] = field(default_factory=dict)
     _objects: dict[str, bytes] = field(default_factory=dict)
 
@@ -136,6 +140,7 @@ class FakeAws:
         for books in (self.calls, self.units, self.s3_bytes_put, self.batch_puts, self.batch_put_bytes):
             books.clear()
         self.sizes.clear()
+        self.record_bytes.clear()
         self.minute_writes.clear()
         self.sketch_writes.clear()
 
@@ -149,6 +154,11 @@ class FakeAws:
         if operation == "ListObjectsV2":  # the lake's compaction lists its prefixes: an empty listing
             return _answer(request.url, 200, _EMPTY_LISTING, {"content-type": "application/xml"})
         body = orjson.loads(request.body) if request.body else {}
+        if operation == "PutRecord":
+            data = base64.b64decode(body["Record"]["Data"])
+            self.records.append(data)
+            self.record_bytes.append(len(data))
+            return _answer(request.url, 200, orjson.dumps({"RecordId": "bench", "Encrypted": False}))
         if operation == "StartExecution":
             self.started.append(orjson.loads(body["input"]))
             answer = {"executionArn": body["stateMachineArn"] + ":" + body["name"], "startDate": time.time()}
@@ -269,8 +279,12 @@ class FakeAws:
         return {}
 
     def _Query(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.units[f"{body['TableName']} RRU"] += 1
-        return {"Items": [], "Count": 0, "ScannedCount": 0}
+        pk = body.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S", "")
+        found: list[Item] = []
+        if body.get("KeyConditionExpression") == "pk = :pk" and pk.startswith("requests#"):  # the request index
+            found = [item for key, item in self._table(body["TableName"]).items() if key[0] == pk]
+        self.units[f"{body['TableName']} RRU"] += read_units(sum(item_bytes(item) for item in found))
+        return {"Items": found, "Count": len(found), "ScannedCount": len(found)}
 
 
 class _ConditionFailedError(Exception):

@@ -42,6 +42,7 @@ from cost_model import (
     stack,
 )
 from fake_aws import FakeAws, write_units  # beside this file: `python bench/lambda_cost.py` finds them
+from request_cost import one_event_lines, one_event_requests, report_one_event
 
 from eventpipe.generate import EventGenerator
 from eventpipe.handlers.functions import TASKS
@@ -286,6 +287,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, help="one rate in events per second (instead of --rates)")
     parser.add_argument("--json", action="store_true", help='print {"total_per_million", "lines"} for one rate')
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--one-event-requests", type=int, default=600, help="1-event requests measured through the request stream"
+    )
+    parser.add_argument(
+        "--buffer-s", type=float, default=1.0, help="the request stream's buffering interval (template.yaml)"
+    )
     args = parser.parse_args()
     if not args.lake:
         ENVIRONMENT["EVENTPIPE_LAKE"] = "off"
@@ -305,7 +312,12 @@ def main() -> None:
         wall = measure(bench, stream, args.batch, args.batches, args.latency_scale)
         per = per_batch(fake, stdout, args.batch, cpu, wall)
         parse_us = parse_us_per_item()
-        idle = measure_idle(stdout, args.latency_scale)
+        # 1-event requests at the rate: what one buffering interval of the request stream holds is an object
+        rate = args.rate if args.rate is not None else 100.0
+        per_object = max(1, round(rate * args.buffer_s))
+        singles = generator.lines(args.one_event_requests * 3, invalid_ratio=0.10, duplicate_ratio=0.05)
+        requests = one_event_requests(bench, singles, args.one_event_requests, per_object, args.latency_scale)
+        idle = measure_idle(stdout, args.latency_scale)  # after: it builds the functions' runtime anew
     finally:
         sys.stdout = out
     memory = {name: mb for name, mb in stack().memory_mb.items() if name in (*STEPS, "export_insights")}
@@ -324,10 +336,19 @@ def main() -> None:
     rates = [args.rate] if args.rate is not None else [float(r) for r in args.rates.split(",")]
     if args.json:
         document = {**per_million(per, assumptions, rates[0], args.seed), "idle": idle_document(idle, assumptions)}
+        singles_lines = one_event_lines(requests, assumptions)
+        document["one_event_requests"] = {
+            "requests_per_object": requests.requests_per_object,
+            "api_gateway_per_million": round(singles_lines["API Gateway HTTP API requests"], 4),
+            "rest_per_million": round(sum(v for k, v in singles_lines.items() if not k.startswith("API Gateway")), 4),
+            "lines": [{"line": k, "per_million": round(v, 4)} for k, v in singles_lines.items()],
+        }
         out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         out.write("\n")
     else:
         report(per, assumptions, rates, args.seed, idle, out)
+        print(file=out)
+        report_one_event(requests, assumptions, lambda text="": print(text, file=out))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ start; logs are JSON with the batch id as correlation id, metrics go out as Clou
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -36,6 +37,8 @@ metrics = Metrics(namespace=NAMESPACE, service="eventpipe")
 # only I/O library, and patching all modules costs 20 ms more.
 tracer = SampledTracer(service="eventpipe", patch_modules=("botocore",))
 copy_config_to_registered_loggers(source_logger=logger)  # the eventpipe.* loggers log JSON too
+# A request put on the request stream adds no metrics (handlers/functions.py): no notice about it.
+warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 runtime = AwsRuntime(Settings.from_env(on_aws=True), AwsResources.from_env())
 
 Event = dict[str, Any]

@@ -36,7 +36,7 @@ In AWS (the Lambda functions), also:
 | EVENTPIPE_APPS_TABLE | DynamoDB table of apps and write-key hashes (ingest); unset: no write keys |
 | EVENTPIPE_START_FUNCTION | ingest: the function that retries a failed workflow start (invoked asynchronously) |
 | EVENTPIPE_RANGE_FUNCTION | ingest: the function that reads a large file's byte ranges, one async invocation each |
-| EVENTPIPE_REQUEST_QUEUE_URL | micro-batching: the SQS queue for small requests (unset: each is its own batch) |
+| EVENTPIPE_REQUEST_STREAM | micro-batching: the Firehose stream requests go to (ingest; unset: each is its own batch) |
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ class AwsResources:
     start_function: str | None = None
     range_function: str | None = None
     analytics_bucket: str | None = None  # only the export writes it
-    request_queue_url: str | None = None
+    request_stream: str | None = None  # a Firehose delivery stream's name
     # Days a curated event's DynamoDB item lives (its TTL): the deduplication window on AWS.
     curated_ttl_days: int = 7
 
@@ -252,6 +252,6 @@ class AwsResources:
             start_function=environ.get("EVENTPIPE_START_FUNCTION") or None,
             range_function=environ.get("EVENTPIPE_RANGE_FUNCTION") or None,
             analytics_bucket=environ.get("EVENTPIPE_ANALYTICS_BUCKET") or None,
-            request_queue_url=environ.get("EVENTPIPE_REQUEST_QUEUE_URL") or None,
+            request_stream=environ.get("EVENTPIPE_REQUEST_STREAM") or None,
             curated_ttl_days=_positive_int(environ, "EVENTPIPE_CURATED_TTL_DAYS", cls.curated_ttl_days),
         )

@@ -1,8 +1,15 @@
-"""Micro-batching on AWS under moto: ingest sends small requests to SQS, the batching function groups
-what SQS delivers into one batch and one execution, and each request still answers for itself."""
+"""Micro-batching on AWS under moto: ingest puts each request on the request stream (Firehose), the
+stream's objects under `requests/` become group batches, one execution each, and each request still
+answers for itself, with no DynamoDB item written per request.
+
+moto's Firehose writes one object per record at once; `deliver` stands in for Firehose's buffering:
+it joins the records of one buffering interval into one object, as Firehose does, and sends the
+object-created event EventBridge would.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -11,40 +18,64 @@ import pytest
 
 from eventpipe.core.apps import new_app
 from eventpipe.core.batch_ids import queued_id_facts
-from tests.aws.conftest import APPS_TABLE, REGION, STATE_TABLE
+from tests.aws.conftest import APPS_TABLE, BUCKET, REGION, STATE_TABLE
 from tests.aws.pipeline_harness import Pipeline, load_pipeline
 from tests.aws.test_edge_on_aws import curated_item, post
-from tests.conftest import NOW_MS, make_event
+from tests.conftest import make_event
 from tests.unit.test_http_api import v2
 
 if TYPE_CHECKING:
-    from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore  # noqa: F401
+    from collections.abc import Sequence
+
+STREAM = "eventpipe-requests"
+PREFIX = "requests/"
 
 
 @pytest.fixture
-def queue(aws: None) -> tuple[Any, str]:
-    client = boto3.client("sqs", region_name=REGION)
-    return client, client.create_queue(QueueName="eventpipe-requests")["QueueUrl"]
+def stream(s3: Any) -> str:
+    firehose = boto3.client("firehose", region_name=REGION)
+    firehose.create_delivery_stream(
+        DeliveryStreamName=STREAM,
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+            "BucketARN": f"arn:aws:s3:::{BUCKET}",
+            "Prefix": PREFIX,
+            "BufferingHints": {"IntervalInSeconds": 1, "SizeInMBs": 1},
+        },
+    )
+    return STREAM
 
 
 @pytest.fixture
-def pipeline(dynamodb: Any, s3: Any, queue: tuple[Any, str], monkeypatch: pytest.MonkeyPatch) -> Pipeline:
-    return load_pipeline(monkeypatch, EVENTPIPE_REQUEST_QUEUE_URL=queue[1])
+def pipeline(dynamodb: Any, s3: Any, stream: str, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    return load_pipeline(monkeypatch, EVENTPIPE_REQUEST_STREAM=stream)
 
 
-def delivered(queue: tuple[Any, str], limit: int = 99) -> list[dict[str, Any]]:
-    """What SQS hands the batching function: up to `limit` messages as SQS event records (then deleted)."""
-    client, url = queue
-    records: list[dict[str, Any]] = []
-    while len(records) < limit:
-        got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, limit - len(records)))
-        messages = got.get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            records.append({"messageId": message["MessageId"], "body": message["Body"], "eventSource": "aws:sqs"})
-            client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return records
+def records(s3: Any) -> list[str]:
+    """The objects moto's Firehose wrote, one per record, oldest first (their keys sort by time)."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{PREFIX}20")
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+def object_created(key: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {"bucket": {"name": BUCKET}, "object": {"key": key, "etag": "e-" + key[-12:]}},
+    }
+
+
+def deliver(pipeline: Pipeline, s3: Any, keys: Sequence[str], name: str) -> dict[str, Any]:
+    """One buffered delivery: the records `keys` as one object, then its object-created event to ingest."""
+    body = b"".join(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys)
+    for key in keys:
+        s3.delete_object(Bucket=BUCKET, Key=key)
+    key = f"{PREFIX}buffered/{name}"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    result: dict[str, Any] = pipeline.invoke("ingest", object_created(key))
+    return result
 
 
 def get_batch(pipeline: Pipeline, batch_id: str) -> dict[str, Any]:
@@ -54,24 +85,30 @@ def get_batch(pipeline: Pipeline, batch_id: str) -> dict[str, Any]:
     return document
 
 
-def test_single_event_requests_become_one_execution_per_delivery(
-    pipeline: Pipeline, queue: tuple[Any, str], dynamodb: Any
-) -> None:
-    # GIVEN an app, and 120 single-event requests sent with its key
+def state_items(dynamodb: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = dynamodb.scan(TableName=STATE_TABLE)["Items"]
+    return items
+
+
+def test_single_event_requests_become_one_execution_per_delivery(pipeline: Pipeline, s3: Any, dynamodb: Any) -> None:
+    # GIVEN an app, and 120 single-event requests sent with its key, the last one invalid
     from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
 
-    app, key = new_app("shop", now_ms=NOW_MS)
+    app, key = new_app("shop", now_ms=pipeline.module.runtime.clock.now_ms())
     DynamoAppStore(APPS_TABLE, dynamodb).create(app)
     sent = [make_event() for _ in range(119)] + [make_event("add_to_cart", properties={"quantity": 0})]
     answers = [orjson.loads(pipeline.invoke("ingest", post([e], headers={"x-api-key": key}))["body"]) for e in sent]
-    # THEN each is acknowledged with a queued id, pending, and no execution has started yet
+    # THEN each is acknowledged with a queued id, pending, no execution has started and nothing is in DynamoDB
     assert all(a["received"] == 1 and queued_id_facts(a["batch_id"]) for a in answers)
     assert get_batch(pipeline, answers[0]["batch_id"])["status"] == "pending"
     assert pipeline.drain() == []
-    # WHEN SQS delivers them to the batching function, 99 and then 21
-    results = [pipeline.invoke("batch_requests", {"Records": delivered(queue)}) for _ in range(2)]
+    assert state_items(dynamodb) == []
+    # WHEN the stream delivers them in two buffered objects, 70 and 50 requests
+    keys = records(s3)
+    assert len(keys) == 120
+    results = [deliver(pipeline, s3, keys[:70], "one"), deliver(pipeline, s3, keys[70:], "two")]
     # THEN two executions process all 120 events, each curated once under the app
-    assert [r["batchItemFailures"] for r in results] == [[], []]
+    assert [r["objects"][0]["status"] for r in results] == ["grouped", "grouped"]
     assert len(pipeline.drain()) == 2
     assert pipeline.failed == []
     for event in sent[:-1]:
@@ -82,45 +119,73 @@ def test_single_event_requests_become_one_execution_per_delivery(
     assert (last["status"], last["curated"], last["rejected"]) == ("done", 0, 1)
     assert last["rejections"][0]["index"] == 0
     assert last["rejections"][0]["event_id"] == sent[-1]["event_id"]
-    assert first["group"]["batch_id"] != last["group"]["batch_id"]
-    # AND grouped requests are not work left: the restart schedule finds nothing
+    # AND the requests of each delivered object are one group (moto's records come in no set order)
+    groups = Counter(get_batch(pipeline, a["batch_id"])["group"]["batch_id"] for a in answers)
+    assert sorted(groups.values()) == [50, 70]
+    # AND the state table holds no item per request: two groups, their index items, one rejection
+    kinds = sorted(item["pk"]["S"].split("#")[0] for item in state_items(dynamodb))
+    assert kinds.count("batch") == 3  # the two group records and the quarantined event
+    assert len(kinds) <= 3 + 2 * 2  # an index item per group and 10-second bucket of its requests
     assert pipeline.module.runtime.batches.unfinished() == []
 
 
-def test_a_delivery_again_changes_nothing_and_a_mixed_one_groups_only_the_new(
-    pipeline: Pipeline, queue: tuple[Any, str], dynamodb: Any
+def test_a_thousand_requests_at_100_a_second_take_at_most_20_executions(
+    pipeline: Pipeline, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN three requests grouped and processed
-    for _ in range(3):
-        pipeline.invoke("ingest", post([make_event()]))
-    records = delivered(queue)
-    assert pipeline.invoke("batch_requests", {"Records": records})["batchItemFailures"] == []
+    # GIVEN 1,000 single-event requests over 10 s (the clock steps 10 ms a request)
+    runtime = pipeline.module.runtime
+    start, sent = runtime.clock.now_ms(), [0]
+    monkeypatch.setattr(runtime.clock, "now_ms", lambda: start + 10 * sent[0])
+    answers = []
+    for n in range(1000):
+        sent[0] = n
+        answers.append(orjson.loads(pipeline.invoke("ingest", post([make_event()]))["body"]))
+    monkeypatch.undo()
+    # WHEN the stream delivers what each 1-second buffering interval holds (about 100 requests an object)
+    keys = records(s3)
+    for second in range(10):
+        deliver(pipeline, s3, keys[second * 100 : (second + 1) * 100], f"s{second}")
+    # THEN ten executions, every request done with its one event curated
+    assert len(pipeline.drain()) <= 20
+    done = [get_batch(pipeline, a["batch_id"]) for a in answers[::97]]
+    assert {(d["status"], d["curated"]) for d in done} == {("done", 1)}
+
+
+def test_an_object_delivered_again_or_a_request_in_two_objects_is_processed_once(
+    pipeline: Pipeline, s3: Any, dynamodb: Any
+) -> None:
+    # GIVEN three requests delivered, grouped and processed
+    sent = [make_event() for _ in range(3)]
+    answers = [orjson.loads(pipeline.invoke("ingest", post([e]))["body"]) for e in sent]
+    keys = records(s3)
+    copies = [s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys]
+    deliver(pipeline, s3, keys, "first")
     assert len(pipeline.drain()) == 1
     groups_before = _groups(dynamodb)
-    # WHEN SQS delivers the same messages again (at least once), alone and with a new request
-    assert pipeline.invoke("batch_requests", {"Records": records})["batchItemFailures"] == []
+    # WHEN the same object's event comes again, and a later object holds a copy of one request and a new one
+    pipeline.invoke("ingest", object_created(f"{PREFIX}buffered/first"))
     new = make_event()
-    answer = orjson.loads(pipeline.invoke("ingest", post([new]))["body"])
-    assert pipeline.invoke("batch_requests", {"Records": [*records[:2], *delivered(queue)]})["batchItemFailures"] == []
-    # THEN the old requests stay in their group, and only the new one makes a new group
+    new_answer = orjson.loads(pipeline.invoke("ingest", post([new]))["body"])
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}2099/copy", Body=copies[0])
+    deliver(pipeline, s3, [f"{PREFIX}2099/copy", *records(s3)], "second")
+    # THEN only the new request makes a new group; the old ones stay in theirs, counted once
     assert len(pipeline.drain()) == 1
     assert len(_groups(dynamodb)) == len(groups_before) + 1
-    assert get_batch(pipeline, answer["batch_id"])["curated"] == 1
-    assert curated_item(dynamodb, new["event_id"])
+    assert get_batch(pipeline, new_answer["batch_id"])["curated"] == 1
+    again = get_batch(pipeline, answers[0]["batch_id"])
+    assert (again["curated"], again["duplicates"], again["group"]["batch_id"]) == (1, 0, groups_before[0])
 
 
-def test_a_message_that_is_not_a_request_is_reported_for_the_dead_letter_queue(
-    pipeline: Pipeline, queue: tuple[Any, str]
-) -> None:
+def test_lines_that_are_not_requests_are_skipped_and_the_others_grouped(pipeline: Pipeline, s3: Any) -> None:
     pipeline.invoke("ingest", post([make_event()]))
-    good = delivered(queue)
-    bad = [{"messageId": "m-bad", "body": "not base64 gzip", "eventSource": "aws:sqs"}]
-    result = pipeline.invoke("batch_requests", {"Records": [*bad, *good]})
-    assert result == {"batchItemFailures": [{"itemIdentifier": "m-bad"}]}
+    keys = records(s3)
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}2099/bad", Body=b"not base64 gzip\n" + b"x" * 5_000_000 + b"\n")
+    result = deliver(pipeline, s3, [f"{PREFIX}2099/bad", *keys], "mixed")
+    assert (result["objects"][0]["status"], result["objects"][0]["received"]) == ("grouped", 1)
     assert len(pipeline.drain()) == 1
 
 
-def test_a_request_too_large_for_a_message_is_a_batch_of_its_own(pipeline: Pipeline) -> None:
+def test_a_request_too_large_for_a_record_is_a_batch_of_its_own(pipeline: Pipeline) -> None:
     pipeline.module.runtime.request_queue.max_message_bytes = 64
     answer = orjson.loads(pipeline.invoke("ingest", post([make_event(), make_event()]))["body"])
     assert queued_id_facts(answer["batch_id"]) is None
@@ -128,13 +193,42 @@ def test_a_request_too_large_for_a_message_is_a_batch_of_its_own(pipeline: Pipel
     assert get_batch(pipeline, answer["batch_id"])["curated"] == 2
 
 
-def test_an_unknown_queued_id_is_pending_only_while_it_may_be_in_the_queue(pipeline: Pipeline) -> None:
+def test_an_unknown_queued_id_is_pending_only_while_it_may_be_in_the_stream(pipeline: Pipeline) -> None:
     now = pipeline.module.runtime.clock.now_ms()
     young, old = f"q{now:011x}003{'0' * 16}", f"q{now - 3_600_000:011x}003{'0' * 16}"
     assert get_batch(pipeline, young)["received"] == 3
     assert pipeline.invoke("ingest", v2("GET", f"/batches/{old}", headers={}))["statusCode"] == 404
 
 
+def test_a_stream_that_fails_answers_503_and_stores_nothing(pipeline: Pipeline, s3: Any) -> None:
+    pipeline.module.runtime.request_queue.stream_name = "no-such-stream"
+    response = pipeline.invoke("ingest", post([make_event()]))
+    assert response["statusCode"] == 503
+    assert records(s3) == []
+
+
 def _groups(dynamodb: Any) -> list[str]:
-    items = dynamodb.scan(TableName=STATE_TABLE)["Items"]
-    return [i["batch_id"]["S"] for i in items if i.get("source", {}).get("S") == "group"]
+    return [i["batch_id"]["S"] for i in state_items(dynamodb) if i.get("source", {}).get("S") == "group"]
+
+
+def test_a_queued_request_writes_no_log_line_and_its_object_counts_its_events(
+    pipeline: Pipeline, s3: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN three single-event requests put on the stream
+    capsys.readouterr()
+    for _ in range(3):
+        assert pipeline.invoke("ingest", post([make_event()]))["statusCode"] == 202
+    # THEN their invocations wrote nothing: no log line, no metrics (at one event a request, logs cost most)
+    assert capsys.readouterr().out == ""
+    # WHEN their object is grouped
+    deliver(pipeline, s3, records(s3), "counted")
+    # THEN its invocation counts their events, as their own invocations would have
+    metrics = [orjson.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    received = [
+        document["EventsReceived"]
+        for document in metrics
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+        if metric["Name"] == "EventsReceived"
+    ]
+    assert sum(sum(value if isinstance(value, list) else [value]) for value in received) == 3

@@ -93,7 +93,7 @@ def test_the_cut_endpoints_keep_the_services_by_their_endpoint_prefix(models: Pr
     assert endpoints is not None
     aws = next(p for p in endpoints["partitions"] if p["partition"] == "aws")
     # Step Functions is "states" in endpoints.json; STS is there for botocore's credential providers
-    assert set(aws["services"]) == {"dynamodb", "lambda", "s3", "sqs", "ssm", "states", "sts"}
+    assert set(aws["services"]) == {"dynamodb", "firehose", "lambda", "s3", "sqs", "ssm", "states", "sts"}
 
 
 def test_another_botocore_version_uses_only_the_unchanged_files(cache_file: Path, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from eventpipe.handlers.http_error import HttpError
 from eventpipe.handlers.http_request import HttpRequest
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.replay import handle_replay
+from eventpipe.handlers.request_objects import REQUESTS_PREFIX
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.settings import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, AwsResources, Settings
 from tests.conftest import NOW_MS, FixedClock, make_event
@@ -35,7 +36,7 @@ ASL = ROOT / "src" / "eventpipe" / "workflow" / "pipeline.asl.json"
 # Read by Powertools (Logger, Metrics, Tracer), not by settings.py.
 POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 # The functions whose code starts workflow executions (Ingestor, replay), the only ones given its ARN.
-STARTS_WORKFLOWS = {"ingest", "replay", "start_batches", "batch_requests"}
+STARTS_WORKFLOWS = {"ingest", "replay", "start_batches"}
 
 
 def entry_points() -> set[str]:
@@ -65,7 +66,7 @@ def test_every_entry_point_has_one_function_and_every_function_an_entry_point(fu
     handlers = [handler_of(properties) for properties in functions.values()]
     # THEN each entry point has exactly one function, and no function names anything else
     assert sorted(handlers) == sorted(entry_points())
-    assert len(entry_points()) == 10
+    assert len(entry_points()) == 9
 
 
 def test_functions_run_the_repository_code_on_python_312_arm64(functions: dict[str, Any]) -> None:
@@ -127,15 +128,15 @@ def test_environment_names_are_the_ones_settings_reads(template: dict[str, Any],
         if handler_of(properties) == "ingest":
             assert variables["EVENTPIPE_START_FUNCTION"] == {"Fn::Sub": "${AWS::StackName}-start_batches"}
             assert variables["EVENTPIPE_RANGE_FUNCTION"] == properties["FunctionName"]
-        # AND only ingest sends requests to the micro-batching queue (batch_requests consumes it)
-        assert (resources.request_queue_url is not None) == (handler_of(properties) == "ingest"), logical_id
+        # AND only ingest puts requests on the micro-batching stream (and groups its objects)
+        assert (resources.request_stream is not None) == (handler_of(properties) == "ingest"), logical_id
 
 
 def test_failed_starts_and_file_ranges_are_asynchronous_invocations_not_polled_queues(
     resources: dict[str, Any], functions: dict[str, Any]
 ) -> None:
     # Lambda polls the queue of an SQS event source around the clock ($0.26 a month a queue, idle):
-    # only micro-batching, which needs a batching window, has one
+    # none has one (micro-batching's requests go through a Firehose stream, which costs nothing idle)
     polled = [
         p["Queue"]
         for f in functions.values()
@@ -143,8 +144,8 @@ def test_failed_starts_and_file_ranges_are_asynchronous_invocations_not_polled_q
         if e["Type"] == "SQS"
         for p in [e["Properties"]]
     ]
-    assert polled == [get_att("RequestQueue", "Arn")]
-    assert not {"StartRetryQueue", "FileRangeQueue"} & set(resources)
+    assert polled == []
+    assert not {"StartRetryQueue", "FileRangeQueue", "RequestQueue"} & set(resources)
     # a start that fails again, or a range, is run twice more by Lambda, then goes to the dead-letter queue
     for logical_id in ("StartBatchesFunction", "IngestFunction"):
         invoke = resources[logical_id]["Properties"]["EventInvokeConfig"]
@@ -158,19 +159,29 @@ def test_failed_starts_and_file_ranges_are_asynchronous_invocations_not_polled_q
     assert targets == names
 
 
-def test_small_requests_are_grouped_from_a_queue_after_a_batching_window(resources: dict[str, Any]) -> None:
-    queue = resources["RequestQueue"]["Properties"]
-    function = resources["BatchRequestsFunction"]["Properties"]
-    source = function["Events"]["Requests"]["Properties"]
-    assert source["Queue"] == get_att("RequestQueue", "Arn")
-    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]  # one bad message, not the delivery
-    # a group and its requests are one DynamoDB transaction (at most 100 items); the window fills groups
-    assert source["BatchSize"] <= 99
-    assert 1 <= source["MaximumBatchingWindowInSeconds"] <= 5
-    # AWS advises a visibility timeout of six times the function's timeout with a batching window
-    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == get_att("DeadLetterQueue", "Arn")
-    assert queue["SqsManagedSseEnabled"] is True
+def test_small_requests_go_through_a_firehose_stream_whose_objects_ingest_groups(resources: dict[str, Any]) -> None:
+    # GIVEN the request stream and the object-created rule
+    stream = resources["RequestStream"]["Properties"]
+    destination = stream["ExtendedS3DestinationConfiguration"]
+    rule = resources["IngestFunction"]["Properties"]["Events"]["ObjectCreated"]["Properties"]
+    # THEN Firehose writes to the raw bucket's requests/, within a second or two (freshness), encrypted
+    assert stream["DeliveryStreamType"] == "DirectPut"
+    assert destination["BucketARN"] == get_att("RawBucket", "Arn")
+    assert destination["Prefix"] == "requests/"
+    assert destination["BufferingHints"]["IntervalInSeconds"] <= 2
+    assert stream["DeliveryStreamEncryptionConfigurationInput"]["KeyType"] == "AWS_OWNED_CMK"
+    # AND its role may write only there
+    statements = resources["RequestStreamRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [r for s in statements for r in s["Resource"]][1] == {"Fn::Sub": "${RawBucket.Arn}/requests/*"}
+    # AND its objects invoke ingest, as files dropped in incoming/ do
+    assert rule["Pattern"]["detail"]["object"]["key"] == [{"prefix": "incoming/"}, {"prefix": "requests/"}]
+    # AND ingest may put records on it only
+    ingest = resources["IngestFunction"]["Properties"]["Policies"][0]["Statement"]
+    queue_requests = next(s for s in ingest if s["Sid"] == "QueueRequests")
+    assert (queue_requests["Action"], queue_requests["Resource"]) == (
+        "firehose:PutRecord",
+        get_att("RequestStream", "Arn"),
+    )
 
 
 def test_environment_points_at_the_stack_resources(template: dict[str, Any]) -> None:
@@ -192,12 +203,12 @@ EXPECTED_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:GetItem",
         "dynamodb:Query",
-        "sqs:SendMessage",  # micro-batching: SqsRequestQueue.send
         # AsyncInvoker: a failed start to start_batches, a large file's byte ranges to ingest itself
         "lambda:InvokeFunction",
         "StepFunctionsExecutionPolicy",
         "dynamodb:Scan",  # DynamoAppStore.any_app: Scan with Limit 1, on the apps table only
         "dynamodb:BatchGetItem",  # GET /batches of a grouped request: DynamoCuratedStore.owners
+        "firehose:PutRecord",  # FirehoseRequestStream: micro-batching
     },
     # DynamoBatchStore.get skips a batch done already; DynamoQuarantine.for_batch (Query) finds the batch's
     # quarantine records to release; the curated puts; the insights (TransactWriteItems is Put and Update)
@@ -217,17 +228,6 @@ EXPECTED_ACTIONS = {
     "mark_failed": {"dynamodb:UpdateItem"},
     # start_queued_batch: DynamoBatchStore.get, StepFunctionsStarter (invoked asynchronously by ingest)
     "start_batches": {"dynamodb:GetItem", "StepFunctionsExecutionPolicy"},
-    # record_and_start: the group's raw object, DynamoBatchStore.record_group and get, its SQS event source
-    "batch_requests": {
-        "s3:PutObject",
-        "dynamodb:PutItem",
-        "dynamodb:GetItem",
-        "StepFunctionsExecutionPolicy",
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:ChangeMessageVisibility",
-        "sqs:GetQueueAttributes",
-    },
     "export_insights": {
         "dynamodb:Query",
         "dynamodb:DeleteItem",
@@ -452,7 +452,9 @@ def test_each_route_is_one_the_handler_serves(path: str) -> None:
 # --- file drops ----------------------------------------------------------------------------------------
 
 
-def test_only_objects_under_incoming_trigger_ingest(resources: dict[str, Any], functions: dict[str, Any]) -> None:
+def test_only_objects_under_incoming_and_requests_trigger_ingest(
+    resources: dict[str, Any], functions: dict[str, Any]
+) -> None:
     bucket = resources["RawBucket"]["Properties"]
     assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
     rules = [
@@ -468,7 +470,7 @@ def test_only_objects_under_incoming_trigger_ingest(resources: dict[str, Any], f
     assert pattern["source"] == ["aws.s3"]
     assert pattern["detail-type"] == ["Object Created"]
     assert pattern["detail"]["bucket"]["name"] == [ref("RawBucket")]
-    assert pattern["detail"]["object"]["key"] == [{"prefix": INCOMING_PREFIX}]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": INCOMING_PREFIX}, {"prefix": REQUESTS_PREFIX}]
     # the pipeline's own writes are outside it
     for prefix in (RAW_PREFIX, STAGED_PREFIX):
         assert not prefix.startswith(INCOMING_PREFIX)
@@ -563,7 +565,7 @@ def test_the_handler_restarts_what_the_schedule_asks_for(
 def test_lifecycle_expires_pipeline_prefixes_but_keeps_insights(resources: dict[str, Any]) -> None:
     rules = resources["RawBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     expiring = {rule.get("Prefix") for rule in rules if "ExpirationInDays" in rule}
-    assert expiring == {INCOMING_PREFIX, RAW_PREFIX, STAGED_PREFIX}
+    assert expiring == {INCOMING_PREFIX, REQUESTS_PREFIX, RAW_PREFIX, STAGED_PREFIX}
     assert all(rule.get("Prefix") is not None for rule in rules if "ExpirationInDays" in rule)
 
 

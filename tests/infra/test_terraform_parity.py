@@ -44,7 +44,7 @@ RESOURCE_KINDS = {
     "InsightsTable": "insights_table",
     "AppsTable": "apps_table",
     "PipelineStateMachine": "state_machine",
-    "RequestQueue": "request_queue",
+    "RequestStream": "request_stream",
 }
 # SAM policy templates: the statements SAM writes for them.
 POLICY_TEMPLATES = {"StepFunctionsExecutionPolicy": [("states:StartExecution", "state_machine")]}
@@ -101,7 +101,7 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     assert 'if contains(local.policies[each.key][*].sid, "WriteExport")' in entries["environment"]
     assert 'contains(local.policies[each.key][*].sid, "MergeLakeObjects")' in entries["environment"]
     assert 'contains(local.policies[each.key][*].sid, "RewriteLake")' in entries["environment"]
-    assert "EVENTPIPE_REQUEST_QUEUE_URL = aws_sqs_queue.requests.url" in entries["environment"]
+    assert "EVENTPIPE_REQUEST_STREAM = aws_kinesis_firehose_delivery_stream.requests.name" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "QueueRequests")' in entries["environment"]
     names = {}
     for name in pipeline.locals["functions"]:
@@ -114,7 +114,7 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
             {"WriteExport", "MergeLakeObjects", "RewriteLake"} & sids if is_entry else {"WriteLake"} & sids
         )
         names[name] |= {"EVENTPIPE_ANALYTICS_BUCKET"} if writes_analytics else set()
-        names[name] |= {"EVENTPIPE_REQUEST_QUEUE_URL"} if is_entry and "QueueRequests" in sids else set()
+        names[name] |= {"EVENTPIPE_REQUEST_STREAM"} if is_entry and "QueueRequests" in sids else set()
     return names
 
 
@@ -124,9 +124,9 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
 def test_the_same_entry_points_everywhere(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     # GIVEN the entry points of the code, the SAM template and the Terraform
     tf = set(pipeline.locals["functions"])
-    # THEN they are the same ten
+    # THEN they are the same nine
     assert code_handlers() == set(sam_by_handler) == tf
-    assert len(tf) == 10
+    assert len(tf) == 9
     # AND both function module calls name the handler lambda_pipeline.<entry point>
     for call in ("step", "entry"):
         assert pipeline.modules[call]["handler"] == "lambda_pipeline.${each.key}"
@@ -183,8 +183,8 @@ def test_environment_variable_names_match_sam_and_the_settings(pipeline: Any, sa
     # AND every function has the four resource names AwsResources requires, ingest and replay the workflow
     assert all(set(TABLE_SPECS) | {"EVENTPIPE_BUCKET"} <= names for names in tf.values())
     starters = {name for name, names in tf.items() if "EVENTPIPE_STATE_MACHINE_ARN" in names}
-    assert starters == {"ingest", "replay", "start_batches", "batch_requests"}
-    assert {name for name, names in tf.items() if "EVENTPIPE_REQUEST_QUEUE_URL" in names} == {"ingest"}
+    assert starters == {"ingest", "replay", "start_batches"}
+    assert {name for name, names in tf.items() if "EVENTPIPE_REQUEST_STREAM" in names} == {"ingest"}
     assert {name for name, names in tf.items() if "EVENTPIPE_START_FUNCTION" in names} == {"ingest"}
 
 
@@ -247,34 +247,37 @@ def test_asynchronous_invocations_match_sam(pipeline: Any, sam_by_handler: dict[
     assert "on_failure_queue_arn = aws_sqs_queue.dead_letter.arn" in pipeline.modules["entry"]["async_invocation"]
 
 
-def test_no_queue_is_polled_but_the_request_queue_as_in_sam(pipeline: Any) -> None:
-    # failed starts and file ranges are asynchronous invocations (docs/cost.md, "Idle"), in both
+def test_no_queue_is_polled_as_in_sam(pipeline: Any) -> None:
+    # failed starts and file ranges are asynchronous invocations (docs/cost.md, "Idle"), micro-batching's
+    # requests a Firehose stream: Lambda polls no queue, in both
     mappings = [
         block for (kind, _name), block in pipeline.resources.items() if kind == "aws_lambda_event_source_mapping"
     ]
-    assert [m["event_source_arn"] for m in mappings] == ["${aws_sqs_queue.requests.arn}"]
+    assert mappings == []
     names = pipeline.locals["policy_resources"]
     for target in ("start_batches", "ingest"):
         prefix = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:"
         assert names[f"{target}_function"] == prefix + f'${{local.function_names["{target}"]}}'
 
 
-def test_small_requests_are_grouped_from_a_queue_as_in_sam(pipeline: Any, resources: dict[str, Any]) -> None:
-    queue = pipeline.resource("aws_sqs_queue", "requests")
-    sam = resources["RequestQueue"]["Properties"]
-    assert queue["visibility_timeout_seconds"] == sam["VisibilityTimeout"]
-    assert queue["message_retention_seconds"] == sam["MessageRetentionPeriod"]
-    assert queue["sqs_managed_sse_enabled"] is sam["SqsManagedSseEnabled"] is True
-    assert f"maxReceiveCount = {sam['RedrivePolicy']['maxReceiveCount']}" in queue["redrive_policy"]
-    mapping = pipeline.resource("aws_lambda_event_source_mapping", "requests")
-    source = resources["BatchRequestsFunction"]["Properties"]["Events"]["Requests"]["Properties"]
-    assert mapping["event_source_arn"] == "${aws_sqs_queue.requests.arn}"
-    assert mapping["function_name"] == '${module.entry["batch_requests"].function_name}'
-    assert mapping["batch_size"] == source["BatchSize"]
-    assert mapping["maximum_batching_window_in_seconds"] == source["MaximumBatchingWindowInSeconds"]
-    assert mapping["function_response_types"] == source["FunctionResponseTypes"]
-    (scaling,) = blocks(mapping, "scaling_config")
-    assert scaling["maximum_concurrency"] == source["ScalingConfig"]["MaximumConcurrency"]
+def test_small_requests_go_through_a_firehose_stream_as_in_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    stream = pipeline.resource("aws_kinesis_firehose_delivery_stream", "requests")
+    sam = resources["RequestStream"]["Properties"]
+    (destination,) = blocks(stream, "extended_s3_configuration")
+    sam_destination = sam["ExtendedS3DestinationConfiguration"]
+    assert destination["bucket_arn"] == "${aws_s3_bucket.raw.arn}"
+    assert destination["prefix"] == sam_destination["Prefix"] == "requests/"
+    assert destination["buffering_interval"] == sam_destination["BufferingHints"]["IntervalInSeconds"]
+    assert destination["buffering_size"] == sam_destination["BufferingHints"]["SizeInMBs"]
+    assert destination["compression_format"] == sam_destination["CompressionFormat"]
+    (encryption,) = blocks(stream, "server_side_encryption")
+    assert encryption["key_type"] == sam["DeliveryStreamEncryptionConfigurationInput"]["KeyType"]
+    # AND its role writes to requests/ only, as SAM's
+    policy = pipeline.data[("aws_iam_policy_document", "request_stream")]
+    (statement,) = blocks(policy, "statement")
+    sam_statement = resources["RequestStreamRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+    assert statement["actions"] == sam_statement["Action"]
+    assert statement["resources"] == ["${aws_s3_bucket.raw.arn}", "${aws_s3_bucket.raw.arn}/requests/*"]
 
 
 # --- Workflow -----------------------------------------------------------------------------------------
@@ -445,6 +448,7 @@ def test_raw_bucket_lifecycle_matches_sam(pipeline: Any, resources: dict[str, An
 
 def test_files_dropped_in_incoming_invoke_ingest_as_in_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     from eventpipe.handlers.drops import INCOMING_PREFIX
+    from eventpipe.handlers.request_objects import REQUESTS_PREFIX
 
     sam = sam_by_handler["ingest"]["Events"]["ObjectCreated"]["Properties"]
     rule = pipeline.resource("aws_cloudwatch_event_rule", "object_created")
@@ -452,9 +456,10 @@ def test_files_dropped_in_incoming_invoke_ingest_as_in_sam(pipeline: Any, sam_by
     # THEN the rule has the SAM rule's name and matches Object Created under the prefix drops.py reads
     assert rule["name"] == "${local.name}-object-created"
     assert sam["RuleName"] == {"Fn::Sub": "${AWS::StackName}-object-created"}
-    assert sam["Pattern"]["detail"]["object"]["key"] == [{"prefix": INCOMING_PREFIX}]
+    assert sam["Pattern"]["detail"]["object"]["key"] == [{"prefix": INCOMING_PREFIX}, {"prefix": REQUESTS_PREFIX}]
     pattern = rule["event_pattern"]
-    for part in ('source = ["aws.s3"]', '"detail-type" = ["Object Created"]', f'prefix = "{INCOMING_PREFIX}"'):
+    prefixes = f'[{{prefix = "{INCOMING_PREFIX}"}}, {{prefix = "{REQUESTS_PREFIX}"}}]'
+    for part in ('source = ["aws.s3"]', '"detail-type" = ["Object Created"]', prefixes):
         assert part in pattern
     assert "bucket = {name = [aws_s3_bucket.raw.id]}" in pattern
     # AND it retries and dead-letters the same way, and invokes ingest

@@ -29,11 +29,12 @@ if TYPE_CHECKING:
 
     from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
+    from eventpipe.adapters.aws.dynamodb_requests import DynamoRequestIndex
     from eventpipe.adapters.aws.erasure import AwsErasure
     from eventpipe.adapters.aws.file_ranges import S3FileRanges
+    from eventpipe.adapters.aws.firehose import FirehoseRequestStream
     from eventpipe.adapters.aws.lake_compaction import S3LakeCompactor
     from eventpipe.adapters.aws.s3_lake import S3EventLake
-    from eventpipe.adapters.aws.sqs import SqsRequestQueue
     from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
     from eventpipe.core.apps import AppDirectory
     from eventpipe.core.enrich import Enricher, EnrichmentConfig
@@ -122,13 +123,20 @@ class AwsRuntime:
         return StepFunctionsStarter(self.resources.state_machine_arn, make_client("stepfunctions", self._session))
 
     @cached_property
-    def request_queue(self) -> SqsRequestQueue | None:
-        """Micro-batching: small requests go to this queue, and the batching function groups them."""
-        if not self.resources.request_queue_url:
+    def request_queue(self) -> FirehoseRequestStream | None:
+        """Micro-batching: requests go to this delivery stream; its objects in `requests/` become groups."""
+        if not self.resources.request_stream:
             return None
-        from eventpipe.adapters.aws.sqs import SqsRequestQueue
+        from eventpipe.adapters.aws.firehose import FirehoseRequestStream
 
-        return SqsRequestQueue(self.resources.request_queue_url, make_client("sqs", self._session))
+        return FirehoseRequestStream(self.resources.request_stream, make_client("firehose", self._session))
+
+    @cached_property
+    def request_index(self) -> DynamoRequestIndex:
+        """Which group holds each queued request (`GET /batches/{id}` of one, and forming groups)."""
+        from eventpipe.adapters.aws.dynamodb_requests import DynamoRequestIndex
+
+        return DynamoRequestIndex(self.resources.state_table, self._dynamodb)
 
     @cached_property
     def ingestor(self) -> Ingestor:

@@ -165,12 +165,13 @@ def mark_failed_input(state: Mapping[str, Any]) -> MarkFailedInput:
 
 
 class DropDocument(IngestCounts):
-    """One dropped file or object: how it ended (`ingested`, `split`, `missing`, `ignored`, `refused`)."""
+    """One dropped file or object: how it ended (`ingested`, `grouped`, `split`, `missing`, `ignored`, `refused`)."""
 
     key: str
     status: str
     batches: int
     ranges: NotRequired[int]  # `split`: the byte ranges queued, each ingested by its own invocation
+    requests: NotRequired[int]  # `grouped` (an object of the request stream): the requests grouped anew
     error: NotRequired[str]
 
 

@@ -1,11 +1,13 @@
 """Micro-batching: the raw batches of many small requests become one group batch, one workflow execution.
 
-Each request is still stored durably and recorded as its own batch before its 202, so grouping
-changes nothing a client was promised; it only decides how many executions process the requests.
+Each request is still stored durably before its 202 (locally as its own raw batch and record; on
+AWS in the delivery stream), so grouping changes nothing a client was promised; it only decides how
+many executions process the requests.
 A group is an ordinary batch: its raw object holds the members' events one after the other (the
 member at `first_index` has the group indexes `first_index + i`), and the workflow runs it like
 any other, with every guarantee (retries, exactly-once curated records, insights counted once).
-Its members are marked `grouped`, pointing at it, in the same write that records it.
+Locally its members are marked `grouped`, pointing at it, in the same write that records it; on AWS
+the request index lists them (`group_and_start`), and no record is kept per request.
 
 A grouped request's outcome (`GET /batches/{id}`) is derived from its group when asked: the
 group's status, the request's own rejections (at the indexes of its own body), and its valid events
@@ -23,18 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventpipe.core.batch_ids import group_batch_id
+from eventpipe.core.batch_ids import group_batch_id, queued_id_facts
 from eventpipe.core.model import BatchRecord, BatchStatus
+from eventpipe.core.queued import GROUPABLE_SOURCE, IndexedRequest
 from eventpipe.core.rawbatch import RawBatch, store_raw
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from eventpipe.core.model import Rejection
-    from eventpipe.core.ports import GroupStore, RawBucket, WorkflowStarter
+    from eventpipe.core.ports import BatchStore, RawBucket, RequestIndex, WorkflowStarter
 
 GROUP_SOURCE = "group"
-GROUPABLE_SOURCE = "http"  # request batches; file batches are full already
 
 
 def span(raw: RawBatch) -> int:
@@ -145,18 +147,16 @@ def _reindexed(rejection: Rejection, batch_id: str, offset: int) -> Rejection:
     return replace(rejection, batch_id=batch_id, index=rejection.index - offset)
 
 
-# --- On AWS: requests travel by queue, and the batching function forms the groups ----------------------
-
-MAX_GROUP_MEMBERS = 99  # one DynamoDB transaction records a group and its members: at most 100 items
+# --- On AWS: requests travel by a delivery stream, and ingest forms the groups from its objects ---------
 
 
 def encode_message(raw: RawBatch) -> bytes:
-    """A queued request as a message body: gzip then base64 (queues take text only, and events are
-    JSON that compresses several times over)."""
+    """A queued request as one line of text: gzip then base64 (a delivered object is these lines, one
+    per request, and events are JSON that compresses several times over)."""
     return base64.b64encode(gzip.compress(raw.encode(), compresslevel=5))
 
 
-def decode_message(body: str, *, max_bytes: int) -> RawBatch:
+def decode_message(body: str | bytes, *, max_bytes: int) -> RawBatch:
     """The inverse of `encode_message`, reading at most `max_bytes` decompressed; ValueError if it is not one."""
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(base64.b64decode(body, validate=True))) as stream:
@@ -166,17 +166,37 @@ def decode_message(body: str, *, max_bytes: int) -> RawBatch:
     if len(data) > max_bytes:
         raise ValueError(f"a queued request larger than {max_bytes} bytes")
     try:
-        return RawBatch.decode(data)
-    except (KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        raw = RawBatch.decode(data)
+    except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
         raise ValueError(f"not a queued request: {exc}") from exc
+    if queued_id_facts(raw.batch_id) is None:
+        raise ValueError(f"not a queued request: id {raw.batch_id[:40]!r}")
+    return raw
+
+
+def read_requests(lines: Iterable[bytes], *, max_bytes: int) -> tuple[list[RawBatch], int]:
+    """The requests of a delivered object (one `encode_message` line each), first copy of each id, in
+    order; and how many lines were not requests (logged by the caller, never retried)."""
+    requests: dict[str, RawBatch] = {}
+    bad = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            raw = decode_message(line.strip(), max_bytes=max_bytes)
+        except ValueError:
+            bad += 1
+            continue
+        requests.setdefault(raw.batch_id, raw)  # a stream delivers at least once: a copy is dropped
+    return list(requests.values()), bad
 
 
 def chunks(members: Sequence[RawBatch], *, max_events: int) -> list[list[RawBatch]]:
-    """Consecutive members whose events fit one batch, at most `MAX_GROUP_MEMBERS` a group."""
+    """Consecutive members whose events fit one batch (a member larger than that is a group alone)."""
     out: list[list[RawBatch]] = []
     events = 0
     for raw in members:
-        if not out or events + raw.received > max_events or len(out[-1]) == MAX_GROUP_MEMBERS:
+        if not out or events + raw.received > max_events:
             out.append([])
             events = 0
         out[-1].append(raw)
@@ -184,51 +204,41 @@ def chunks(members: Sequence[RawBatch], *, max_events: int) -> list[list[RawBatc
     return out
 
 
-def record_and_start(
-    members: Sequence[RawBatch], *, bucket: RawBucket, groups: GroupStore, starter: WorkflowStarter
-) -> list[str]:
-    """Store queued requests as one group batch, record it with its members at once, start it; the
-    batch ids started. Safe to run again for the same requests (a queue delivers at least once):
-    a request recorded already is left to the group that has it, which is started again (a known
-    execution name starts nothing new), so no event is ever processed by two groups.
+def group_and_start(
+    requests: Sequence[RawBatch],
+    *,
+    bucket: RawBucket,
+    batches: BatchStore,
+    index: RequestIndex,
+    starter: WorkflowStarter,
+    max_events: int,
+) -> tuple[list[BatchRecord], int]:
+    """Make delivered requests group batches and start one execution each; the groups' records, and
+    how many of the requests were new (not listed in a group already).
+
+    Safe to run again for the same object (S3 events and their invocations come at least once):
+    a group's id comes from its members, so the same requests make the same group, found by its
+    record; a request the index lists in a group already stays there (that group is started again
+    if still pending), so a copy delivered in another object is not processed twice. Order per
+    group: raw object, record, index, start; a crash between them is finished by the next delivery.
     """
-    remaining = list(members)
-    started: list[str] = []
-    while remaining:
-        group, firsts = merge(remaining)  # its source is GROUP_SOURCE
-        record = store_raw(bucket, group)
-        key = record.raw_key
-        grouped = [
-            BatchRecord(
-                raw.batch_id,
-                key,
-                GROUPABLE_SOURCE,
-                raw.received_at_ms,
-                raw.received,
-                status=BatchStatus.GROUPED,
-                group_id=group.batch_id,
-                first_index=first,
-            )
-            for raw, (_, first) in zip(remaining, firsts, strict=True)
-        ]
-        taken = groups.record_group(record, grouped)
-        if not taken:
-            starter.start(record.batch_id, key)
-            started.append(record.batch_id)
-            break
-        for batch_id in sorted(_groups_of(taken, groups)):
-            existing = groups.get(batch_id)
-            if existing is not None and existing.status is BatchStatus.PENDING:
-                starter.start(existing.batch_id, existing.raw_key)
-                started.append(existing.batch_id)
-        remaining = [raw for raw in remaining if raw.batch_id not in taken]
-    return started
-
-
-def _groups_of(member_ids: set[str], groups: GroupStore) -> set[str]:
-    found = set()
-    for batch_id in member_ids:
-        record = groups.get(batch_id)
-        if record is not None and record.group_id:
-            found.add(record.group_id)
-    return found
+    known = index.groups_of([raw.batch_id for raw in requests])
+    for group_id in sorted({entry.group_id for entry in known.values()}):
+        existing = batches.get(group_id)
+        if existing is not None and existing.status is BatchStatus.PENDING:
+            starter.start(existing.batch_id, existing.raw_key)
+    fresh = [raw for raw in requests if raw.batch_id not in known]
+    records: list[BatchRecord] = []
+    for chunk in chunks(fresh, max_events=max_events):
+        group, firsts = merge(chunk)
+        existing = batches.get(group.batch_id)
+        if existing is not None and existing.status is BatchStatus.DONE:
+            records.append(existing)
+            continue
+        record = existing or store_raw(bucket, group)
+        if existing is None:
+            batches.create(record)
+        index.add([IndexedRequest(batch_id, group.batch_id, first) for batch_id, first in firsts])
+        starter.start(record.batch_id, record.raw_key, retry=record.status is BatchStatus.FAILED)
+        records.append(record)
+    return records, len(fresh)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from eventpipe.core.aggregate import BatchAggregate
     from eventpipe.core.insight_rows import InsightsRows
     from eventpipe.core.model import App, BatchRecord, Rejection
+    from eventpipe.core.queued import IndexedRequest
     from eventpipe.core.segments import InsightsView
 
 
@@ -77,18 +78,23 @@ class BatchStore(Protocol):
         """Pending and failed batches, oldest first: what recovery and replay drive to the end."""
 
 
-class GroupStore(Protocol):
-    """Where the batching function records a group of queued requests (core/grouping.py, AWS)."""
+class RequestIndex(Protocol):
+    """Which group holds each queued request (AWS micro-batching, core/grouping.py): a few items per
+    group and time bucket, none per request."""
 
-    def get(self, batch_id: str) -> BatchRecord | None: ...
+    def add(self, requests: Sequence[IndexedRequest]) -> None:
+        """List requests in their group (all of one group); writing the same again changes nothing."""
 
-    def record_group(self, group: BatchRecord, members: Sequence[BatchRecord]) -> set[str]:
-        """Record the group (pending) and its members (grouped into it) all at once, or nothing: then the
-        ids of the members recorded already (by an earlier delivery of the same requests). At most 99 members."""
+    def groups_of(self, batch_ids: Sequence[str]) -> dict[str, IndexedRequest]:
+        """The queued requests among these ids that some group lists already, by id."""
+
+    def find(self, batch_id: str) -> IndexedRequest | None:
+        """The group of one queued request id; None while no group lists it."""
 
 
 class RequestQueue(Protocol):
-    """A durable queue of requests (SQS): once `send` returns, the message cannot be lost."""
+    """A durable stream of requests (a Firehose delivery stream): once `send` returns, the request
+    cannot be lost, and it reaches the raw bucket as a line of a delivered object."""
 
     max_message_bytes: int
 

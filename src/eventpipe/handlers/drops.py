@@ -1,5 +1,6 @@
 """Files dropped under `incoming/`: read an S3 notification (direct or through EventBridge), stream
-each object into batches and start one workflow per batch.
+each object into batches and start one workflow per batch. Objects the request stream delivers
+under `requests/` (AWS micro-batching) become group batches instead (handlers/request_objects.py).
 
 An object version always cuts into the same batch ids, so a repeated notification finds its batches
 done (or finishes the ones that are not) and counts nothing twice. An object that is gone is
@@ -16,11 +17,13 @@ from urllib.parse import unquote_plus
 from eventpipe.core.batch_ids import object_version
 from eventpipe.core.errors import InputError, ObjectNotFoundError
 from eventpipe.core.ingest import IngestSummary
+from eventpipe.handlers.request_objects import REQUESTS_PREFIX, group_requests_object
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from eventpipe.core.documents import DropDocument
+    from eventpipe.core.ports import RequestIndex
     from eventpipe.handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -43,10 +46,11 @@ class ObjectDrop:
 @dataclass
 class DropOutcome:
     key: str
-    status: str  # "ingested", "split", "missing", "ignored" or "refused"
+    status: str  # "ingested", "grouped", "split", "missing", "ignored" or "refused"
     summary: IngestSummary = field(default_factory=IngestSummary)
     error: str | None = None
     ranges: int = 0  # status "split": the byte ranges queued, each ingested by its own invocation
+    requests: int = 0  # status "grouped": the requests grouped for the first time
 
     def as_dict(self) -> DropDocument:
         counts = self.summary.as_dict()
@@ -61,6 +65,8 @@ class DropOutcome:
         }
         if self.ranges:
             document["ranges"] = self.ranges
+        if self.requests:
+            document["requests"] = self.requests
         if self.error:
             document["error"] = self.error
         return document
@@ -100,7 +106,11 @@ def drops_of(event: Mapping[str, Any]) -> list[ObjectDrop]:
 
 
 def ingest_drop(drop: ObjectDrop, services: Services) -> DropOutcome:
-    """Stream one object into batches. Only objects of the raw bucket under `incoming/` are read."""
+    """Stream one object into batches. Only objects of the raw bucket under `incoming/` are read, and
+    under `requests/` where the deployment has a request index."""
+    index = services.request_index
+    if drop.bucket == services.bucket.name and drop.key.startswith(REQUESTS_PREFIX) and index is not None:
+        return _group_drop(drop, services, index)
     if drop.bucket != services.bucket.name or not drop.key.startswith(INCOMING_PREFIX):
         log.warning("ignored s3://%s/%s: not under %s of the raw bucket", drop.bucket, drop.key, INCOMING_PREFIX)
         return DropOutcome(drop.key, "ignored")
@@ -124,4 +134,27 @@ def ingest_drop(drop: ObjectDrop, services: Services) -> DropOutcome:
     else:
         if outcome.summary.received == 0:
             log.warning("s3://%s/%s holds no events", drop.bucket, drop.key)
+    return outcome
+
+
+def _group_drop(drop: ObjectDrop, services: Services, index: RequestIndex) -> DropOutcome:
+    outcome = DropOutcome(drop.key, "grouped")
+    try:
+        with services.bucket.open(drop.key, drop.version_id) as stream:
+            grouped = group_requests_object(
+                stream,
+                bucket=services.bucket,
+                batches=services.batches,
+                index=index,
+                starter=services.ingestor.starter,
+                limits=services.settings.limits,
+            )
+    except ObjectNotFoundError as exc:
+        log.warning("s3://%s/%s is gone; nothing to group: %s", drop.bucket, drop.key, exc)
+        outcome.status, outcome.error = "missing", str(exc)
+        return outcome
+    for record in grouped.groups:
+        outcome.summary.add(record)
+    outcome.requests = grouped.new_requests
+    log.info("s3://%s/%s grouped", drop.bucket, drop.key, extra=grouped.as_dict())
     return outcome

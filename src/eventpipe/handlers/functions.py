@@ -21,6 +21,7 @@ import orjson
 
 from eventpipe.core.batch_ids import is_replay
 from eventpipe.core.documents import batch_ref, mark_done_input, mark_failed_input
+from eventpipe.core.queued import is_queued_answer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -98,7 +99,9 @@ def _ingest(event: Event, services: Services, report: Report) -> IngestAnswer:
         # failures from the gateway's, and costs a custom metric only while there are some.
         if result["statusCode"] >= 400:
             report.metric("HttpResponses", 1, status=f"{str(result['statusCode'])[0]}xx")
-        if result["statusCode"] == 202:
+        # A request put on the request stream adds no metric (at one event a request, its EMF line would
+        # cost more than the rest of its way, docs/cost.md): its object's invocation counts its events.
+        if result["statusCode"] == 202 and not is_queued_answer(result["body"]):
             _accepted(result["body"], report)
     elif "objects" in result:
         report.metric("FileDrops", len(result["objects"]))
@@ -120,22 +123,6 @@ def _accepted(accepted: AcceptedDocument | str, report: Report) -> None:
     report.correlate(document["batch_id"])
     # No log line: process_batch logs the one line a batch gets (CloudWatch bills logs by the byte).
     report.metric("EventsReceived", document["received"])
-
-
-def _batch_requests(event: Event, services: QueueServices, report: Report) -> Event:
-    from eventpipe.handlers.request_queue import handle_request_queue
-
-    result = handle_request_queue(
-        event,
-        bucket=services.bucket,
-        groups=services.batches,
-        starter=services.starter,
-        limits=services.settings.limits,
-    )
-    failed = len(result["batchItemFailures"])
-    report.metric("RequestsGrouped", len(event.get("Records", [])) - failed)
-    report.metric("RequestsNotGrouped", failed)
-    return result
 
 
 def _process_batch(event: Event, services: Services, report: Report) -> ProcessOutcome:
@@ -219,14 +206,8 @@ FUNCTIONS: Mapping[str, Function] = {
         Function(
             "ingest",
             _ingest,
-            'API Gateway requests, S3 / EventBridge object-created notifications, `{"events": [...]}`, '
-            "file ranges (its own asynchronous invocations).",
-        ),
-        Function(
-            "batch_requests",
-            _batch_requests,
-            "SQS, after its batching window: queued requests become group batches, one execution each.",
-            aws_only=True,
+            "API Gateway requests, object-created notifications (`incoming/` files, `requests/` objects of the "
+            'request stream), `{"events": [...]}`, file ranges (its own asynchronous invocations).',
         ),
         Function(
             "process_batch",

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW_MS = INSIGHTS_DEFAULT_WINDOW_MS
 MAX_WINDOW_MS = INSIGHTS_MAX_WINDOW_MS  # see core/timeutil.py: longer spans are for the export
-# A queued request (AWS micro-batching) is recorded when the batching function groups it, seconds
-# later; until then its id alone says it is pending. Past this age an unknown id is just unknown.
+# A queued request (AWS micro-batching) is listed in the request index when its group is formed, a
+# few seconds later; until then its id alone says it is pending. Past this age an unknown id is just unknown.
 QUEUED_PENDING_MS = 15 * 60 * 1000
 
 
@@ -199,13 +199,20 @@ def get_batch(batch_id: str, services: Services) -> BatchDocument:
     if not is_batch_id(batch_id):  # no store is asked about an id no batch can have
         raise HttpError(404, "not_found", "no such batch")
     record = services.batches.get(batch_id)
+    queued = queued_id_facts(batch_id) if record is None else None
+    if queued is not None and services.request_index is not None:  # a queued request: its group's index
+        indexed = services.request_index.find(batch_id)
+        if indexed is not None:
+            record = indexed.record(raw_key="")
     if record is not None and record.status is BatchStatus.GROUPED:
         grouped = grouped_request_document(record, services)
         if grouped is not None:
             return grouped
-    if record is None and (queued := queued_id_facts(batch_id)) is not None:
+        if queued is not None:  # listed, but its group is not recorded yet: a moment away
+            record = None
+    if record is None and queued is not None:
         received_at_ms, received = queued
-        if services.clock.now_ms() - received_at_ms < QUEUED_PENDING_MS:  # not grouped yet: still in the queue
+        if services.clock.now_ms() - received_at_ms < QUEUED_PENDING_MS:  # not grouped yet: still in the stream
             return {
                 "batch_id": batch_id,
                 "status": "pending",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from eventpipe.core.ports import BatchStore, GroupStore, RawBucket
+from eventpipe.core.ports import BatchStore, RawBucket
 
 if TYPE_CHECKING:
     from eventpipe.core.apps import AppDirectory
     from eventpipe.core.ingest import Ingestor
-    from eventpipe.core.ports import Clock, CuratedStore, InsightsStore, Quarantine, WorkflowStarter
+    from eventpipe.core.ports import Clock, CuratedStore, InsightsStore, Quarantine, RequestIndex, WorkflowStarter
     from eventpipe.core.steps import PipelineSteps
     from eventpipe.handlers.file_ranges import FileSplitter
     from eventpipe.settings import Settings
@@ -64,6 +64,10 @@ class Services(Protocol):
         without schemas or enrichers); `steps` itself where those cost nothing more."""
 
     @property
+    def request_index(self) -> RequestIndex | None:
+        """Which group holds each queued request (AWS micro-batching); None where requests are not queued."""
+
+    @property
     def file_splitter(self) -> FileSplitter | None:
         """Where large dropped files are cut into byte ranges (AWS); None reads every file whole."""
 
@@ -71,12 +75,8 @@ class Services(Protocol):
         """Counters for `GET /health`, beside `"status": "ok"`."""
 
 
-class GroupingBatchStore(BatchStore, GroupStore, Protocol):
-    """A batch store that also records groups of queued requests (DynamoDB)."""
-
-
 class QueueServices(Protocol):
-    """What the functions fed by AWS queues need (`batch_requests`, `start_batches`): AWS only."""
+    """What the functions fed by AWS queues need (`start_batches`): AWS only."""
 
     @property
     def settings(self) -> Settings: ...
@@ -85,7 +85,7 @@ class QueueServices(Protocol):
     def bucket(self) -> RawBucket: ...
 
     @property
-    def batches(self) -> GroupingBatchStore: ...
+    def batches(self) -> BatchStore: ...
 
     @property
     def starter(self) -> WorkflowStarter: ...

@@ -62,6 +62,7 @@ class LocalRuntime:
         # Read on every keyed request (no cache): `eventpipe apps revoke` takes effect at once.
         self.apps = AppDirectory(SqliteAppStore(self.db))
         self.file_splitter = None  # no time limit here: a dropped file is read whole, however large
+        self.request_index = None  # requests are recorded one by one here (SQLite), not queued
         self.registry = SchemaRegistry.load(*settings.schema_dirs)
         self.steps = build_steps(
             self, self.registry, build_enrichers(settings.enrichment), atomically=self.db.transaction

@@ -31,7 +31,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.core.errors import EventpipeError
-from eventpipe.core.grouping import GROUPABLE_SOURCE, is_due, take
+from eventpipe.core.grouping import is_due, take
+from eventpipe.core.queued import GROUPABLE_SOURCE
 from eventpipe.lake.cli import before_processing
 from eventpipe.lake.writer import lake_writer
 from eventpipe.localrun.collector import tune_for_batches

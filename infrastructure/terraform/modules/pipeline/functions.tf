@@ -1,4 +1,4 @@
-# The eight functions of src/lambda_pipeline.py: one package, one handler each, and one role each
+# The seven functions of src/lambda_pipeline.py: one package, one handler each, and one role each
 # with the statements of local.policies.
 
 locals {
@@ -25,7 +25,8 @@ locals {
     # by name: the functions' own resources would make a cycle (ingest's policy, ingest)
     "start_batches_function"   = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.function_names["start_batches"]}"
     "ingest_function"          = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.function_names["ingest"]}"
-    "request_queue"            = aws_sqs_queue.requests.arn
+    "request_stream"           = aws_kinesis_firehose_delivery_stream.requests.arn
+    "bucket/requests/*"        = "${aws_s3_bucket.raw.arn}/requests/*"
     "bucket/config/*"          = "${aws_s3_bucket.raw.arn}/config/*"
     "pseudonym_key_parameters" = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/eventpipe/${local.name}/*"
   }
@@ -105,7 +106,7 @@ module "entry" {
     for name, value in { EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id } :
     name => value if contains(local.policies[each.key][*].sid, "WriteExport") || contains(local.policies[each.key][*].sid, "MergeLakeObjects") || contains(local.policies[each.key][*].sid, "RewriteLake")
     }, {
-    for name, value in { EVENTPIPE_REQUEST_QUEUE_URL = aws_sqs_queue.requests.url } :
+    for name, value in { EVENTPIPE_REQUEST_STREAM = aws_kinesis_firehose_delivery_stream.requests.name } :
     name => value if contains(local.policies[each.key][*].sid, "QueueRequests")
   })
   policy_json = data.aws_iam_policy_document.function[each.key].json
@@ -122,30 +123,64 @@ module "entry" {
   tags                     = local.tags
 }
 
-# Micro-batching (docs/http-api.md): ingest sends each small request here; batch_requests takes up to
-# 99 after a batching window and makes them one batch, one execution. As RequestQueue in the SAM template.
-resource "aws_sqs_queue" "requests" {
-  name                       = "${local.name}-requests"
-  visibility_timeout_seconds = 360 # six times batch_requests' timeout, as AWS advises for a batching window
-  message_retention_seconds  = 345600
-  sqs_managed_sse_enabled    = true
-  redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
-    maxReceiveCount     = 5
-  })
-  tags = local.tags
+# Micro-batching (docs/http-api.md): ingest puts each request here and answers 202 once Firehose has
+# it; Firehose writes what each second brings as one object under requests/, whose object-created
+# event makes ingest form the groups, one execution each. As RequestStream in the SAM template.
+resource "aws_kinesis_firehose_delivery_stream" "requests" {
+  #checkov:skip=CKV_AWS_241:encrypted with an AWS owned key, as the raw bucket it writes to (SSE-S3); a customer key adds cost and a key policy for Firehose and ingest
+  name        = "${local.name}-requests"
+  destination = "extended_s3"
+  tags        = local.tags
+
+  server_side_encryption {
+    enabled  = true
+    key_type = "AWS_OWNED_CMK"
+  }
+
+  extended_s3_configuration {
+    bucket_arn         = aws_s3_bucket.raw.arn
+    role_arn           = aws_iam_role.request_stream.arn
+    prefix             = "requests/"
+    buffering_interval = 1 # freshness: at most a second in the buffer; about 100 requests an object at 100/s
+    buffering_size     = 1
+    compression_format = "UNCOMPRESSED" # lines are gzip + base64 already
+  }
 }
 
-resource "aws_lambda_event_source_mapping" "requests" {
-  event_source_arn                   = aws_sqs_queue.requests.arn
-  function_name                      = module.entry["batch_requests"].function_name
-  batch_size                         = 99 # one DynamoDB transaction records a group: the group and 99 requests
-  maximum_batching_window_in_seconds = 2
-  function_response_types            = ["ReportBatchItemFailures"]
-
-  scaling_config {
-    maximum_concurrency = 2 # fewer pollers: fuller groups
+data "aws_iam_policy_document" "request_stream_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["firehose.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "sts:ExternalId"
+      values   = [local.account_id]
+    }
   }
+}
+
+data "aws_iam_policy_document" "request_stream" {
+  statement {
+    sid       = "WriteRequestObjects" # Firehose's S3 delivery (multipart for large buffers)
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucketMultipartUploads", "s3:GetBucketLocation"]
+    resources = [aws_s3_bucket.raw.arn, "${aws_s3_bucket.raw.arn}/requests/*"]
+  }
+}
+
+resource "aws_iam_role" "request_stream" {
+  name                 = "${local.name}-request-stream"
+  assume_role_policy   = data.aws_iam_policy_document.request_stream_trust.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy" "request_stream" {
+  name   = "deliver-requests"
+  role   = aws_iam_role.request_stream.id
+  policy = data.aws_iam_policy_document.request_stream.json
 }
 
 resource "aws_sqs_queue" "dead_letter" {

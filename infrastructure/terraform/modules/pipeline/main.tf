@@ -19,14 +19,13 @@ locals {
   # The entry points of src/lambda_pipeline.py (handler lambda_pipeline.<key>), with the memory and
   # timeout of the SAM template; monitoring/alerts.yml holds the same timeouts for the duration alarms.
   functions = {
-    ingest          = { memory_mb = 512, timeout_s = 300, description = "HTTP API, object-created events in incoming/, and direct {\"events\":[...]} invocations." }
+    ingest          = { memory_mb = 512, timeout_s = 300, description = "HTTP API, object-created events in incoming/ and requests/, and direct {\"events\":[...]} invocations." }
     process_batch   = { memory_mb = 512, timeout_s = 60, description = "Workflow step ProcessBatch (validate, enrich, persist and aggregate a batch in one pass)." }
     mark_done       = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkDone." }
     mark_failed     = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkFailed." }
     export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the hours of insights changed since the last export, to the analytics bucket." }
     replay          = { memory_mb = 512, timeout_s = 900, description = "Replay of unfinished batches (lost pending ones on a schedule) or of the quarantine." }
     start_batches   = { memory_mb = 256, timeout_s = 30, description = "Starts a batch whose workflow start failed at ingest (invoked asynchronously by ingest)." }
-    batch_requests  = { memory_mb = 512, timeout_s = 60, description = "Micro-batching, from the request queue; queued requests become one batch and one workflow execution." }
     erase           = { memory_mb = 2048, timeout_s = 900, description = "Erasure of a user's events from the lake, the curated table, the quarantine and the raw bucket." }
     compact_lake    = { memory_mb = 2048, timeout_s = 900, description = "Scheduled compaction of the lake's small Parquet objects, per hour, in the analytics bucket." }
   }
@@ -42,7 +41,7 @@ locals {
   # template; resources are keys of local.policy_resources (functions.tf).
   policies = {
     ingest = [
-      { sid = "ReadDrops", actions = ["s3:GetObject", "s3:GetObjectVersion"], resources = ["bucket/incoming/*"] },
+      { sid = "ReadDrops", actions = ["s3:GetObject", "s3:GetObjectVersion"], resources = ["bucket/incoming/*", "bucket/requests/*"] },
       { sid = "WriteRawBatches", actions = ["s3:PutObject"], resources = ["bucket/raw/*"] },
       { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
       { sid = "BatchRecords", actions = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"], resources = ["state_table"] },
@@ -50,7 +49,7 @@ locals {
       { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
       { sid = "WriteKeys", actions = ["dynamodb:GetItem", "dynamodb:Scan"], resources = ["apps_table"] },
       { sid = "HandOnStartsAndRanges", actions = ["lambda:InvokeFunction"], resources = ["start_batches_function", "ingest_function"] },
-      { sid = "QueueRequests", actions = ["sqs:SendMessage"], resources = ["request_queue"] },
+      { sid = "QueueRequests", actions = ["firehose:PutRecord"], resources = ["request_stream"] },
       { sid = "ReadGroups", actions = ["s3:GetObject"], resources = ["bucket/raw/*"] },
       { sid = "ReadCuratedOwners", actions = ["dynamodb:BatchGetItem"], resources = ["curated_table"] },
     ]
@@ -106,13 +105,6 @@ locals {
       { sid = "ListRaw", actions = ["s3:ListBucket", "s3:ListBucketVersions"], resources = ["bucket"] },
       { sid = "DeleteCurated", actions = ["dynamodb:BatchWriteItem"], resources = ["curated_table"] },
       { sid = "Quarantine", actions = ["dynamodb:Scan", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
-    ]
-    # record_and_start: the group's raw object, DynamoBatchStore.record_group (TransactWriteItems is its Puts) and get
-    batch_requests = [
-      { sid = "WriteRawBatches", actions = ["s3:PutObject"], resources = ["bucket/raw/*"] },
-      { sid = "GroupRecords", actions = ["dynamodb:PutItem", "dynamodb:GetItem"], resources = ["state_table"] },
-      { sid = "StartExecutions", actions = ["states:StartExecution"], resources = ["state_machine"] },
-      { sid = "PollRequests", actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], resources = ["request_queue"] },
     ]
   }
 

@@ -4,7 +4,7 @@
 
 resource "aws_cloudwatch_event_rule" "object_created" {
   name        = "${local.name}-object-created"
-  description = "Objects created under incoming/ of the raw bucket go to the ingest function"
+  description = "Objects created under incoming/ and requests/ of the raw bucket go to the ingest function"
   tags        = local.tags
 
   event_pattern = jsonencode({
@@ -12,7 +12,7 @@ resource "aws_cloudwatch_event_rule" "object_created" {
     "detail-type" = ["Object Created"]
     detail = {
       bucket = { name = [aws_s3_bucket.raw.id] }
-      object = { key = [{ prefix = "incoming/" }] }
+      object = { key = [{ prefix = "incoming/" }, { prefix = "requests/" }] }
     }
   })
 }

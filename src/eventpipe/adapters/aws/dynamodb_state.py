@@ -27,10 +27,8 @@ import orjson
 
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_calls import attempt, batch_delete, batch_put, conditional
-from eventpipe.adapters.aws.errors import cancellation_codes
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.tables import UNFINISHED_INDEX
-from eventpipe.core.errors import StorageError
 from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
 
 if TYPE_CHECKING:
@@ -46,7 +44,6 @@ _T = TypeVar("_T")
 BATCH_SK = "batch"
 REJECTION_PREFIX = "rej#"
 UNFINISHED_SHARDS = 16
-MAX_TRANSACTION_ITEMS = 100
 OPEN_PREFIX = "unfinished#"
 LEGACY_OPEN = "1"  # the one key value of records written before the index was sharded; still listed
 _DEFAULT_BACKOFF = Backoff()
@@ -99,39 +96,6 @@ class DynamoBatchStore:
                 TableName=self._table, Item=_record_item(record), ConditionExpression="attribute_not_exists(pk)"
             ),
         )
-
-    def record_group(self, group: BatchRecord, members: Sequence[BatchRecord]) -> set[str]:
-        """One TransactWriteItems: the group and every member put only if new. When a condition fails
-        nothing is written, and the members that exist already are returned (all of them when the
-        group itself exists: the same requests delivered again)."""
-        if len(members) > MAX_TRANSACTION_ITEMS - 1:
-            raise ValueError(f"a group records at most {MAX_TRANSACTION_ITEMS - 1} members, not {len(members)}")
-        items = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": _record_item(r),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-            for r in (group, *members)
-        ]
-        try:
-            attempt(
-                self._backoff,
-                f"cannot record group {group.batch_id} in {self._table}",
-                lambda: self._client.transact_write_items(TransactItems=items),  # type: ignore[arg-type]
-            )
-        except StorageError as exc:
-            reasons = cancellation_codes(exc.__cause__)
-            if not reasons or any(code not in ("None", "ConditionalCheckFailed") for code in reasons):
-                raise
-            if reasons[0] == "ConditionalCheckFailed":
-                return {m.batch_id for m in members}
-            return {
-                m.batch_id for m, code in zip(members, reasons[1:], strict=True) if code == "ConditionalCheckFailed"
-            }
-        return set()
 
     def get(self, batch_id: str) -> BatchRecord | None:
         answer = attempt(

@@ -37,10 +37,10 @@ logger = logging.getLogger(__name__)
 
 MODEL_CACHE_NAME = "botocore-models.marshal"
 FORMAT = 1
-MAX_CACHE_BYTES = 16 * 1024 * 1024  # the five services' data is under 1 MB; anything far larger is not ours
+MAX_CACHE_BYTES = 16 * 1024 * 1024  # the six services' data is under 1 MB; anything far larger is not ours
 # Every service eventpipe builds a client for (`clients.make_client` refuses others): the cut
 # `endpoints.json` has entries for these only, and for STS, which botocore's credential providers may call.
-SERVICES = ("dynamodb", "lambda", "s3", "sqs", "ssm", "stepfunctions")
+SERVICES = ("dynamodb", "firehose", "lambda", "s3", "sqs", "ssm", "stepfunctions")
 DATA_FILES = ("endpoints", "partitions", "sdk-default-configuration", "_retry")
 SKIPPED_SERVICE_FILES = ("examples-1",)  # documentation examples: never loaded by a client
 EXTENSIONS = (".json", ".json.gz")
