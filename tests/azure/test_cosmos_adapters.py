@@ -34,6 +34,7 @@ from eventpipe.core.facts import fact_of
 from eventpipe.core.insights import insights_document
 from eventpipe.core.model import BatchStatus, Limits
 from eventpipe.core.readers import Line
+from eventpipe.core.segments import view_of
 from eventpipe.core.timeutil import parse_iso_ms
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.settings import Settings
@@ -148,6 +149,49 @@ def test_same_results_as_the_local_stores(tmp_path: Path, settings: Settings) ->
             assert not FORBIDDEN_IN_IDS.search(item_id), item_id
             assert partition
             assert len(item_id) <= 255
+
+
+BOT_AGENT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def test_apps_and_bots_are_segments_as_in_the_local_stores(tmp_path: Path, settings: Settings) -> None:
+    # GIVEN events of two apps and of no app, from people and from a crawler, over two minutes
+    def event(app: str | None, *, bot: bool = False, **fields: Any) -> bytes:
+        made = make_event("page_view", occurred_at="2026-11-28T05:10:00Z", **fields)
+        if app is not None:
+            made["app_id"] = app
+        if bot:
+            made["context"] = {"user_agent": BOT_AGENT}
+        return orjson.dumps(made)
+
+    batch = [
+        event("shop", session_id="s-1"),
+        event("shop", session_id="s-2", user_id="u-9"),
+        event("shop/eu#1", session_id="s-3"),  # characters Cosmos DB ids may not hold
+        event("shop", bot=True),
+        event(None, bot=True),
+        event(None, session_id="s-4"),
+    ]
+    local = LocalRuntime(settings, clock=FixedClock())
+    runtime, containers = cosmos_runtime(tmp_path, settings)
+    try:
+        ingest_all(local, [batch])
+        ingest_all(runtime, [batch])
+        window = {"since_ms": parse_iso_ms(SINCE), "until_ms": parse_iso_ms(UNTIL), "currency": "EUR"}
+        # THEN every view reads the same document as the local stores': all apps, one app, bots counted in
+        for app_id, bots in [(None, None), ("shop", None), ("shop/eu#1", None), (None, "true"), ("shop", "true")]:
+            view = view_of(app_id, bots)
+            expected = insights_document(local.insights, **window, view=view)
+            assert insights_document(runtime.insights, **window, view=view) == expected, (app_id, bots)
+        shop = insights_document(runtime.insights, **window, view=view_of("shop", None))
+        assert (shop["totals"]["events"], shop["totals"]["bots"], shop["totals"]["unique_users"]) == (2, 1, 2)
+        everyone = insights_document(runtime.insights, **window, view=view_of(None, "true"))
+        assert (everyone["totals"]["events"], everyone["totals"]["bots"]) == (6, 2)
+    finally:
+        local.close()
+    # AND the segments' ids are ones Cosmos DB accepts
+    for partition, item_id in containers[INSIGHTS.name].items:
+        assert not FORBIDDEN_IN_IDS.search(item_id), (partition, item_id)
 
 
 def test_a_batch_applied_again_counts_once(tmp_path: Path, settings: Settings) -> None:

@@ -1,5 +1,6 @@
 """The `InsightsStore` port's contract (core/ports.py), on every backend that keeps it alike: memory,
-SQLite and the Cosmos DB stand-in (the DynamoDB store's own tests hold it to the SQLite store's documents)."""
+SQLite and the Cosmos DB stand-in (the DynamoDB store's own tests hold it to the SQLite store's documents),
+segments (an app's events, bots') included."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from eventpipe.core.aggregate import aggregate_batch
 from eventpipe.core.facts import Fact
 from eventpipe.core.funnel import SESSION_LOOKBACK_S
+from eventpipe.core.segments import InsightsView
 
 if TYPE_CHECKING:
     from eventpipe.core.aggregate import BatchAggregate
@@ -250,3 +252,25 @@ def test_a_batch_over_two_hours_marks_both_and_a_repeat_marks_nothing(insights: 
     assert [hour for hour, _ in before] == [M - M % 3600, M - M % 3600 + 3600]
     assert insights.apply("b1", agg) is False
     assert insights.dirty_hours() == before
+
+
+def test_each_app_and_its_bots_are_a_segment_and_the_funnel_counts_what_the_view_counts(
+    insights: InsightsStore,
+) -> None:
+    # GIVEN one minute of events of no app, of app "shop", of an app id with characters ids may not
+    # hold, and of a crawler on "shop"; each a session that reached the first step
+    facts = [
+        Fact(uid(1), "page_view", M_MS, "u-1", "s-1", 0.0),
+        Fact(uid(2), "page_view", M_MS, "u-2", "s-2", 0.0, app_id="shop"),
+        Fact(uid(3), "page_view", M_MS, "u-3", "s-3", 0.0, app_id="shop/eu#1?%"),
+        Fact(uid(4), "page_view", M_MS, "u-4", "s-4", 0.0, app_id="shop", bot=True),
+    ]
+    insights.apply("b-1", aggregate(facts))
+    # WHEN read in full, THEN each segment is a row of its own with its one event
+    rows = insights.read(M, M + 60)
+    segments = {row.segment: sum(row.events.values()) for row in rows.minutes}
+    assert segments == {"": 1, "h:shop": 1, "h:shop/eu#1?%": 1, "b:shop": 1}
+    # AND the funnel counts the sessions of the segments the view counts
+    assert insights.read(M, M + 60).funnel[0] == 3  # people of every app
+    assert insights.read(M, M + 60, view=InsightsView(app_id="shop")).funnel[0] == 1
+    assert insights.read(M, M + 60, view=InsightsView(app_id="shop", include_bots=True)).funnel[0] == 2

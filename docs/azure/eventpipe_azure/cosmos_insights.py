@@ -3,10 +3,13 @@
 Key shapes (partition key `pk`; see containers.py), as in DynamoDB (src/eventpipe/adapters/aws/dynamodb_insights.py):
 
 - counter item: `pk = minute:<YYYY-MM-DD>` (UTC day of the minute), `id` = the minute (epoch
-  seconds, 12 digits); `counters` maps the counters of core/insight_counters.py (`events_<type>`,
-  `revenue`, `rejected_<code>`, `duplicates`, `lag_<bucket>`, `country_<ISO code>`) to numbers.
-- sketch item: `pk = sketch:<YYYY-MM-DD>`, `id` as above; `users` (the minute's HLL sketch) and
-  `s<step>` (its Theta sketch of the sessions that reached funnel step `step`), base64.
+  seconds, 12 digits), followed by `@<segment>` for any segment but the default one
+  (core/segments.py: an app's events, bots'; percent-encoded where it holds `/`, `\\`, `?`, `#` or
+  `%`, which Cosmos DB ids may not hold), and `segment`; `counters` maps the counters of
+  core/insight_counters.py (`events_<type>`, `revenue`, `rejected_<code>`, `duplicates`,
+  `lag_<bucket>`, `country_<ISO code>`) to numbers. Refusals are counted in the default segment.
+- sketch item: `pk = sketch:<YYYY-MM-DD>`, `id` and `segment` as above; `users` (the minute's HLL
+  sketch) and `s<step>` (its Theta sketch of the sessions that reached funnel step `step`), base64.
 - dirty hour: `id = dirty-<hour start>`, `hour`, `version`, in the partition of the hour's minutes.
 - applied marker: `id = applied-<batch_id>-<chunk>`, in the partition of the minutes it guards.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from azure.core import MatchConditions
 from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosResourceNotFoundError
@@ -46,6 +50,8 @@ if TYPE_CHECKING:
     from eventpipe.core.insight_counters import MinuteChange
 
 HELPER_ROWS_TTL_S = 32 * 86_400  # applied markers
+_CHANGES_PER_BATCH = 90  # counter items of one transactional batch, besides its marker and dirty hour
+_SAFE_IN_IDS = ":@_-.~!$&'()*+,;="  # what quote() leaves as it is: never / \\ ? # (nor %)
 _DAY_S = 86_400
 _CONFLICT = frozenset({409, 412})  # another writer created or changed an item first
 _DEFAULT_BACKOFF = Backoff()
@@ -63,20 +69,27 @@ def sketch_pk(minute: int) -> str:
     return f"sketch:{_utc(minute, '%Y-%m-%d')}"
 
 
-def _id(minute: int) -> str:
-    return f"{minute:012d}"
+def _id(minute: int, segment: str = DEFAULT_SEGMENT) -> str:
+    """A counter or sketch item's id: its minute, and its segment unless it is the default one."""
+    if segment == DEFAULT_SEGMENT:
+        return f"{minute:012d}"
+    return f"{minute:012d}@{quote(segment, safe=_SAFE_IN_IDS)}"
 
 
 def _chunks(changes: Sequence[MinuteChange]) -> list[tuple[int, list[MinuteChange]]]:
     """The batch's changes by UTC hour, oldest first (the same chunks, in the same order, on every retry).
 
-    The default segment only (core/segments.py): this blueprint keeps neither per-app nor bot slices.
+    A chunk is one transactional batch: its marker, its dirty-hour item and at most 90 counter items
+    stay within Cosmos DB's 100 operations (an hour of many minutes and segments takes several).
     """
     hours: dict[int, list[MinuteChange]] = {}
-    for change in changes:
-        if change.segment == DEFAULT_SEGMENT:
-            hours.setdefault(hour_of(change.minute), []).append(change)
-    return sorted(hours.items())
+    for change in sorted(changes, key=lambda c: (c.minute, c.segment)):
+        hours.setdefault(hour_of(change.minute), []).append(change)
+    return [
+        (hour, chunk[start : start + _CHANGES_PER_BATCH])
+        for hour, chunk in sorted(hours.items())
+        for start in range(0, len(chunk), _CHANGES_PER_BATCH)
+    ]
 
 
 class CosmosInsightsStore(BaseInsightsStore):
@@ -105,15 +118,16 @@ class CosmosInsightsStore(BaseInsightsStore):
             if change.sketches:
                 self._merge_sketches(change)
         for _ in self._backoff.waits():
-            stored = self._read_chunk(pk, [marker_id, dirty_id, *(_id(c.minute) for c in chunk)], marker_id)
+            stored = self._read_chunk(pk, [marker_id, dirty_id, *(_id(c.minute, c.segment) for c in chunk)], marker_id)
             if stored is None:
                 return False
             marker = {"id": marker_id, "pk": pk, "kind": "applied", "ttl": HELPER_ROWS_TTL_S}
             dirty = stored.get(dirty_id) or {"id": dirty_id, "pk": pk, "kind": "dirty", "hour": hour, "version": 0}
             items = [({**dirty, "version": dirty["version"] + 1}, dirty_id in stored)]
             for change in chunk:
-                item = stored.get(_id(change.minute))
-                items.append((_added(item or {"id": _id(change.minute), "pk": pk}, change), item is not None))
+                item_id = _id(change.minute, change.segment)
+                item = stored.get(item_id)
+                items.append((_added(item or {"id": item_id, "pk": pk}, change), item is not None))
             operations: list[Any] = [("create", (marker,))]
             for item, exists in items:
                 if exists:
@@ -149,7 +163,7 @@ class CosmosInsightsStore(BaseInsightsStore):
 
     def _merge_sketches(self, change: MinuteChange) -> None:
         """Replace the minute's sketch item by its merge with the batch's, if no one changed it since it was read."""
-        pk, item_id = sketch_pk(change.minute), _id(change.minute)
+        pk, item_id = sketch_pk(change.minute), _id(change.minute, change.segment)
         for _ in self._backoff.waits():
             try:
                 stored: dict[str, Any] | None = self._container.read_item(item_id, partition_key=pk)
@@ -159,7 +173,7 @@ class CosmosInsightsStore(BaseInsightsStore):
                 if status_of(exc) in RETRYABLE_STATUS:
                     continue
                 raise storage_error(exc, f"cannot read the sketches of {item_id}") from exc
-            item = {"id": item_id, "pk": pk, "kind": "sketch", "minute": change.minute}
+            item = {"id": item_id, "pk": pk, "kind": "sketch", "minute": change.minute, "segment": change.segment}
             item.update((name, value) for name, value in (stored or {}).items() if name in _SKETCHES)
             for name, sketch in change.sketches.items():
                 old = item.get(name)
@@ -209,16 +223,16 @@ class CosmosInsightsStore(BaseInsightsStore):
     # --- read -------------------------------------------------------------------------------------
 
     def _read_window(self, since_minute: int, until_minute: int, steps_since: int | None) -> WindowRead:
-        """The default segment only: this blueprint has no write keys, and keeps neither per-app nor
-        bot slices (bots' events are left out of its insights)."""
+        """Every segment's items (an item written before segments is the default one's)."""
         window, last = WindowRead(), until_minute - 1
         for start in _day_starts(since_minute, last):
             for item in self._query(minute_pk(start), since_minute, until_minute):
-                minute = int(item["minute"])
-                window.counters.extend((minute, DEFAULT_SEGMENT, n, t) for n, t in (item.get("counters") or {}).items())
+                minute, segment = int(item["minute"]), item.get("segment", DEFAULT_SEGMENT)
+                window.counters.extend((minute, segment, n, t) for n, t in (item.get("counters") or {}).items())
             for item in self._query(sketch_pk(start), since_minute, until_minute):
                 users = item.get(USERS)
-                window.users.append((int(item["minute"]), DEFAULT_SEGMENT, base64.b64decode(users) if users else None))
+                segment = item.get("segment", DEFAULT_SEGMENT)
+                window.users.append((int(item["minute"]), segment, base64.b64decode(users) if users else None))
                 window.steps.extend(_steps_of(int(item["minute"]), item))
         if steps_since is not None:
             for start in _day_starts(steps_since, since_minute - 1):
@@ -245,7 +259,7 @@ def _added(item: dict[str, Any], change: MinuteChange) -> dict[str, Any]:
     counters = dict(item.get("counters") or {})
     for name, amount in change.counters.items():
         counters[name] = counters.get(name, 0) + amount
-    return {**item, "kind": "minute", "minute": change.minute, "counters": counters}
+    return {**item, "kind": "minute", "minute": change.minute, "segment": change.segment, "counters": counters}
 
 
 def _day_starts(first: int, last: int) -> range:
@@ -257,4 +271,4 @@ def _steps_of(minute: int, item: dict[str, Any]) -> Iterator[StepSketch]:
     for step in range(len(FUNNEL_STEPS)):
         sketch = item.get(step_sketch_name(step))
         if sketch:
-            yield StepSketch(minute, DEFAULT_SEGMENT, step, base64.b64decode(sketch))
+            yield StepSketch(minute, item.get("segment", DEFAULT_SEGMENT), step, base64.b64decode(sketch))
