@@ -41,6 +41,7 @@ RUNBOOK_ANCHORS = frozenset(
         "dynamodb-throttles",
         "rejection-ratio",
         "insights-freshness",
+        "request-stream-delivery",
     }
 )
 TOPICS = {"critical": "CriticalAlarmTopic", "warning": "WarningAlarmTopic"}

@@ -261,4 +261,14 @@ def test_without_detailed_monitoring_terraform_makes_the_core_alarms_only(
     evaluated = _terraform_alarms(alerts_config, tmp_path, detailed=False)
     # THEN its alarms are the `level: core` alerts, as SAM's unconditional alarms are
     core = sorted(alert["name"] for alert in alarms.expand(alerts_config) if alert["level"] == "core")
-    assert sorted(evaluated) == core == ["dlq-depth", "executions-failed", "executions-timed-out", "ingest-5xx"]
+    assert (
+        sorted(evaluated)
+        == core
+        == [
+            "dlq-depth",
+            "executions-failed",
+            "executions-timed-out",
+            "ingest-5xx",
+            "request-stream-delivery",
+        ]
+    )

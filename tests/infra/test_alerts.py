@@ -29,6 +29,7 @@ RUNBOOK_ANCHORS = {
     "dynamodb-throttles",
     "rejection-ratio",
     "insights-freshness",
+    "request-stream-delivery",
 }
 
 

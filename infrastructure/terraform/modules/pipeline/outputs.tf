@@ -71,6 +71,7 @@ output "monitored_resources" {
       curated_table     = aws_dynamodb_table.curated.name
       state_table       = aws_dynamodb_table.state.name
       insights_table    = aws_dynamodb_table.insights.name
+      request_stream    = aws_kinesis_firehose_delivery_stream.requests.name
     },
     { for key, step in module.step : key => step.function_name },
     { for key, entry in module.entry : key => entry.function_name },
