@@ -109,6 +109,9 @@ def test_single_event_requests_become_one_execution_per_delivery(pipeline: Pipel
     results = [deliver(pipeline, s3, keys[:70], "one"), deliver(pipeline, s3, keys[70:], "two")]
     # THEN two executions process all 120 events, each curated once under the app
     assert [r["objects"][0]["status"] for r in results] == ["grouped", "grouped"]
+    # AND the delivered objects are not kept: their requests are in their groups' raw batches
+    assert records(s3) == []
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}buffered/")["KeyCount"] == 0
     assert len(pipeline.drain()) == 2
     assert pipeline.failed == []
     for event in sent[:-1]:
@@ -162,8 +165,12 @@ def test_an_object_delivered_again_or_a_request_in_two_objects_is_processed_once
     deliver(pipeline, s3, keys, "first")
     assert len(pipeline.drain()) == 1
     groups_before = _groups(dynamodb)
-    # WHEN the same object's event comes again, and a later object holds a copy of one request and a new one
-    pipeline.invoke("ingest", object_created(f"{PREFIX}buffered/first"))
+    # WHEN the same object comes again (its event, and the object itself, as if its first grouping had
+    # stopped before deleting it), and a later object holds a copy of one request and a new one
+    assert pipeline.invoke("ingest", object_created(f"{PREFIX}buffered/first"))["objects"][0]["status"] == "missing"
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}buffered/first-again", Body=b"".join(copies))
+    again_result = pipeline.invoke("ingest", object_created(f"{PREFIX}buffered/first-again"))
+    assert again_result["objects"][0]["status"] == "grouped"
     new = make_event()
     new_answer = orjson.loads(pipeline.invoke("ingest", post([new]))["body"])
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}2099/copy", Body=copies[0])

@@ -209,6 +209,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:Scan",  # DynamoAppStore.any_app: Scan with Limit 1, on the apps table only
         "dynamodb:BatchGetItem",  # GET /batches of a grouped request: DynamoCuratedStore.owners
         "firehose:PutRecord",  # FirehoseRequestStream: micro-batching
+        "s3:DeleteObject",  # a requests/ object, once its requests are grouped
     },
     # DynamoBatchStore.get skips a batch done already; DynamoQuarantine.for_batch (Query) finds the batch's
     # quarantine records to release; the curated puts; the insights (TransactWriteItems is Put and Update)

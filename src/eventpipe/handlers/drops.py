@@ -156,5 +156,8 @@ def _group_drop(drop: ObjectDrop, services: Services, index: RequestIndex) -> Dr
     for record in grouped.groups:
         outcome.summary.add(record)
     outcome.requests = grouped.new_requests
+    # Its requests are in their groups' raw batches now (which erasure rewrites): the object, with
+    # the events and the clients' addresses, is not kept (its old version expires with the bucket's).
+    services.bucket.delete(drop.key)
     log.info("s3://%s/%s grouped", drop.bucket, drop.key, extra=grouped.as_dict())
     return outcome

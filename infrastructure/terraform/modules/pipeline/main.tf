@@ -43,6 +43,7 @@ locals {
     ingest = [
       { sid = "ReadDrops", actions = ["s3:GetObject", "s3:GetObjectVersion"], resources = ["bucket/incoming/*", "bucket/requests/*"] },
       { sid = "WriteRawBatches", actions = ["s3:PutObject"], resources = ["bucket/raw/*"] },
+      { sid = "DeleteGroupedRequests", actions = ["s3:DeleteObject"], resources = ["bucket/requests/*"] },
       { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
       { sid = "BatchRecords", actions = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"], resources = ["state_table"] },
       { sid = "ReadInsights", actions = ["dynamodb:Query"], resources = ["insights_table"] },
