@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import yaml
-from fake_aws import write_units
+from fake_aws import read_units, write_units
 
+from eventpipe.adapters.aws.insights_delta import ID_BYTES
 from eventpipe.core.aggregate import merged_users, new_user_sketch
 from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, merged_step, new_step_sketch
 from eventpipe.generate import EventGenerator
@@ -118,11 +119,16 @@ class PerBatch:
     log_bytes: float
     units: Counter[str]
     calls: Counter[str]
-    minute_writes: float  # counter items written per batch, in transactions
-    minute_bytes: float  # a counter item's bytes
-    sketch_writes: float  # sketch items written per batch (conditional puts)
-    sketch_item_bytes: float  # a sketch item's bytes besides its sketches
-    sketch_wru: float  # what those writes took here (the model below sizes the sketches per rate)
+    delta_bytes: float  # a batch's insights delta item (its write units are in `units["insights WRU"]`)
+    minute_bytes: float  # a counter item's bytes (the copy the fold writes after each minute item)
+    sketch_item_bytes: float  # a minute item's bytes besides its sketches, as written here (the model sizes
+    # the sketches and the folded deltas' ids per rate)
+    minutes_per_batch: float  # distinct minutes a batch's delta touches
+    keys_per_batch: float  # distinct minute items (minute and segment) it touches
+    fold_cpu_s: float  # fold_insights CPU per batch folded
+    fold_round_trips_s: float  # one fold_insights: its wall time with round trips slept, less its CPU time
+    fold_calls: Counter[str]  # AWS calls of one fold of `fold_batches` batches
+    fold_batches: int
     raw_bytes_per_event: float
     curated_item_bytes: float
     curated_events: float
@@ -142,6 +148,8 @@ class Assumptions:
     detailed_monitoring: bool = False  # DetailedMonitoring: every alarm of alerts.yml and the dashboard
     cold_polls_per_hour: float = 1.0  # polls that find the cache cold (a new execution environment), assumed
     state_overhead_s: float = 0.025  # per Task state: Step Functions invoking the function (Express duration)
+    fold_window_s: int = 30  # the insights stream's batching window (MaximumBatchingWindowInSeconds)
+    span_minutes: int = 2  # a batch's event times spread over this (the bench's --span-minutes)
 
     def cpu_scale(self, function: str) -> float:
         return self.cpu_speed * max(1.0, ONE_VCPU_MB / self.memory_mb[function])
@@ -271,22 +279,37 @@ def year_one_days(retention_days: float) -> float:
     return kept - kept * kept / 730
 
 
-def cached_poll(
-    counter_bytes: float, sketch_bytes: float, minutes_per_batch: float, batches_per_poll: float
-) -> tuple[float, float]:
+def cached_poll(counter_bytes: float, minute_item_bytes: float, changed: float) -> tuple[float, float]:
     """(read units, items) of one 1-hour `GET /insights` through a warm sketch cache (docs/insights.md).
 
     It Queries the 180 counter items of the window and the lookback (two Queries, each rounded up to
-    4 KB), and the sketch items of the minutes written since the previous poll: those one batch spans
-    at most (the batches between two polls write the same recent minutes), fewer when fewer batches
-    came. Measured under moto: 180 items when nothing was written, 181 after one batch
-    (`tests/aws/test_insights_cache.py`, `bench/insights_read.py --polls`).
+    4 KB), and the minute items `changed` since the previous poll (the fold rewrote them). Measured
+    under moto: 180 items when nothing changed, 181 after one minute did (`tests/aws/test_insights_cache.py`,
+    `bench/insights_read.py --polls`).
     """
     lookback_minutes = SESSION_LOOKBACK_S // 60
-    changed = minutes_per_batch * min(1.0, batches_per_poll)
     counters = math.ceil(60 * counter_bytes / 4096) + math.ceil(lookback_minutes * counter_bytes / 4096)
-    sketches = changed * sketch_bytes / 4096 + min(1.0, changed)  # one Query per run of changed minutes
-    return counters + sketches, 60 + lookback_minutes + changed
+    minutes = changed * minute_item_bytes / 4096 + min(1.0, changed)  # one Query per run of changed minutes
+    return counters + minutes, 60 + lookback_minutes + changed
+
+
+def fold_shape(rate: float, per: PerBatch, a: Assumptions) -> tuple[float, float, float]:
+    """(fold invocations a second, minute items each writes, ids bytes a minute item holds on average).
+
+    The stream's event source invokes `fold_insights` once a batching window when batches came (fewer
+    windows than batches at low rates). A window's batches touch the minutes of their event times: the
+    span of one batch, plus the minutes the window moves on, at most; each minute item holds the
+    8-byte ids of the deltas folded into it, on average half of those it ends with.
+    """
+    batches_s = rate / per.events
+    folds_s = min(batches_s, 1 / a.fold_window_s)
+    batches_per_fold = batches_s / folds_s
+    minutes = min(batches_per_fold * per.minutes_per_batch, per.minutes_per_batch + a.fold_window_s / 60)
+    keys = minutes * per.keys_per_batch / per.minutes_per_batch
+    # a minute item receives the deltas of the batches whose events fall in it: those of its own minute and
+    # of the span before and after
+    ids = ID_BYTES * batches_s * 60 * per.minutes_per_batch
+    return folds_s, keys, ids / 2
 
 
 def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[str, float]:
@@ -298,32 +321,37 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     seconds = 3600 * HOURS_PER_MONTH
     events = rate * seconds
     batches = events / per.events
-    sketch = mean_sketch_bytes(round(rate * 60), per.events, seed)  # one sketch item per minute (no shards)
-    sketch_item = per.sketch_item_bytes + sketch
-    insights_wru = per.units["insights WRU"] - per.sketch_wru + per.sketch_writes * write_units(int(sketch_item))
+    sketch = mean_sketch_bytes(round(rate * 60), per.events, seed)  # one minute item per minute (no shards)
+    folds_s, fold_keys, ids = fold_shape(rate, per, a)
+    minute_item = per.sketch_item_bytes + sketch + ids
+    folds = folds_s * seconds
+    # Each batch puts its delta; each fold writes each minute item it touches once, then its counter copy,
+    # and marks the hour dirty (one small update); it reads the minute items first (strongly consistent).
+    fold_wru = fold_keys * (write_units(int(minute_item)) + write_units(int(per.minute_bytes))) + 1
+    insights_wru = batches * per.units["insights WRU"] + folds * fold_wru
+    fold_rru = folds * fold_keys * read_units(int(minute_item))
     # Besides the batches' own reads: each export reads the hours changed since the last run (the current
     # hour and, assumed, the one before), each dashboard poll one hour; a read of `hours` hours returns
-    # their counter and sketch items plus the sketch items of the funnel's two-hour lookback.
+    # the minute items of the hours and of the funnel's two-hour lookback.
     exports = HOURS_PER_MONTH * 60 / a.export_every_min
     polls = seconds / a.poll_every_s
     lookback_minutes = SESSION_LOOKBACK_S // 60
 
     def read(hours: int) -> tuple[float, float]:
         """(read units, items) of one read of `hours` hours of insights; a unit or more per Query."""
-        minutes = hours * 60
-        size = minutes * per.minute_bytes + (minutes + lookback_minutes) * sketch_item
-        return size / 4096 + 3 * hours, 2 * minutes + lookback_minutes
+        items = hours * 60 + lookback_minutes
+        return items * minute_item / 4096 + 2 * hours, items
 
     export_hours = 2
     export_rru, export_items = (export_hours * x for x in read(1))
     poll_rru, poll_items = read(1)
     if a.poll_cache:
-        # A new execution environment's first poll reads like a read without the cache, plus the
-        # lookback's counter items (for their versions); every other poll reads through a warm cache.
-        cold_rru = poll_rru + lookback_minutes * per.minute_bytes / 4096 + 1
-        cold_items = poll_items + lookback_minutes
+        # A new execution environment's first poll reads as a read without the cache does (and keeps what it
+        # read); every other poll reads through a warm cache: the counter items, and the minute items a fold
+        # rewrote since the last poll (a fold every window: a poll finds one with that chance).
+        cold_rru, cold_items = poll_rru, poll_items
         warm_rru, warm_items = cached_poll(
-            per.minute_bytes, sketch_item, per.sketch_writes, rate / per.events * a.poll_every_s
+            per.minute_bytes, minute_item, fold_keys * min(1.0, a.poll_every_s * folds_s)
         )
         cold = min(1.0, a.cold_polls_per_hour * HOURS_PER_MONTH / polls)
         poll_rru = warm_rru * (1 - cold) + cold_rru * cold
@@ -334,6 +362,8 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     gb_s = batches * sum(a.memory_mb[s] / 1024 * step_s[s] for s in STEPS)
     gb_s += exports * a.memory_mb["export_insights"] / 1024 * (export_s + 1.0)  # + 1 s of round trips, assumed
     gb_s += polls * a.memory_mb["ingest"] / 1024 * poll_s
+    fold_s = batches / folds * per.fold_cpu_s * a.cpu_scale("fold_insights") + per.fold_round_trips_s
+    gb_s += folds * a.memory_mb["fold_insights"] / 1024 * fold_s
     express_s = math.ceil((sum(step_s[s] for s in STEPS[1:]) + (len(STEPS) - 1) * a.state_overhead_s) * 10) / 10
     deployed = stack()
     log_bytes = per.log_bytes + sum(platform_log_bytes(step, deployed) for step in STEPS) + ACCESS_LOG_BYTES
@@ -343,21 +373,28 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     daily = events / (HOURS_PER_MONTH / 24)
     curated_gb = daily * per.curated_events / per.events * (per.curated_item_bytes + ITEM_OVERHEAD_BYTES) / 2**30
     raw_gb = daily * per.raw_bytes_per_event * RAW_KEPT_DAYS / 2**30
+    # The insights are kept: a minute item and its counter copy per minute and segment, and two days of deltas.
+    keys_per_minute = per.keys_per_batch / per.minutes_per_batch
+    insights_gb_day = 24 * 60 * keys_per_minute * (minute_item + per.minute_bytes + 2 * ITEM_OVERHEAD_BYTES) / 2**30
+    deltas_gb = 2 * daily / per.events * (per.delta_bytes + ITEM_OVERHEAD_BYTES) / 2**30
     # Scheduled functions at X-Ray's default (export every 5 min, replay every 10): a few thousand a month.
     scheduled_traces = exports + HOURS_PER_MONTH * 6
     return {
         "API Gateway HTTP API requests": tiered(batches + polls, PRICES["http_api_request"]),
-        "Lambda requests": (batches * len(STEPS) + exports + polls) * PRICES["lambda_request"],
+        "Lambda requests": (batches * len(STEPS) + exports + polls + folds) * PRICES["lambda_request"],
         "Lambda duration (GB-s)": tiered(gb_s, PRICES["lambda_arm_gb_s"]),
         "Step Functions Express": batches * PRICES["express_request"]
         + tiered(batches * express_s * EXPRESS_GB, PRICES["express_gb_s"]),
         "DynamoDB writes: curated events": batches * per.units["curated WRU"] * PRICES["dynamodb_wru"],
         "DynamoDB writes: batch records, quarantine": batches * state_wru * PRICES["dynamodb_wru"],
-        "DynamoDB writes: insights": batches * insights_wru * PRICES["dynamodb_wru"],
+        "DynamoDB writes: insights": insights_wru * PRICES["dynamodb_wru"],
         "DynamoDB reads: the batches": batches * batch_rru * PRICES["dynamodb_rru"],
         "DynamoDB reads: export and dashboard": (exports * export_rru + polls * poll_rru) * PRICES["dynamodb_rru"],
+        "DynamoDB reads: insights fold": fold_rru * PRICES["dynamodb_rru"],
         f"DynamoDB storage: curated events ({a.curated_ttl_days} days, first-year mean)": curated_gb
         * year_one_days(a.curated_ttl_days)
+        * (PRICES["dynamodb_gb_month"] + PRICES["dynamodb_pitr_gb_month"]),
+        "DynamoDB storage: insights (kept, first-year mean)": (insights_gb_day * year_one_days(365) + deltas_gb)
         * (PRICES["dynamodb_gb_month"] + PRICES["dynamodb_pitr_gb_month"]),
         # each export: 4 objects an hour and its day's object; the day's 24 hour sketches read, listed once
         "S3 requests": batches * s3 + exports * ((4 * export_hours + 2) * PRICES["s3_put"] + 24 * PRICES["s3_get"]),
@@ -369,6 +406,10 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
         "_standard": batches * STANDARD_TRANSITIONS * PRICES["standard_transition"],
         "_express_s": express_s,
         "_sketch": sketch,
+        "_minute_item": minute_item,
+        "_fold_keys": fold_keys,
+        "_folds_s": folds_s,
+        "_fold_s": fold_s,
         "_export_s": export_s,
         "_poll_s": poll_s,
         "_poll_rru": poll_rru,
@@ -434,8 +475,12 @@ def report_batches(per: PerBatch, a: Assumptions, rates: list[float], seed: int,
     say("DynamoDB capacity units per batch: " + ", ".join(f"{n} {c:.1f}" for n, c in sorted(per.units.items())) + ".")
     say(
         f"Per batch: {per.curated_events:.1f} curated events of {per.curated_item_bytes:,.0f} bytes (DynamoDB item); "
-        f"{per.minute_writes:.2f} counter items written ({per.minute_bytes:,.0f} bytes), {per.sketch_writes:.2f} "
-        f"sketch items ({per.sketch_item_bytes:,.0f} bytes besides the sketches); {per.log_bytes:,.0f} bytes of "
+        f"an insights delta of {per.delta_bytes:,.0f} bytes touching {per.keys_per_batch:.2f} minute items "
+        f"({per.minutes_per_batch:.2f} minutes); folded, a minute item has {per.sketch_item_bytes:,.0f} bytes besides "
+        f"its sketches, its counter copy {per.minute_bytes:,.0f}; fold_insights takes {per.fold_cpu_s * 1000:.1f} ms "
+        f"of CPU a batch and makes "
+        + ", ".join(f"{n} {c:g}" for n, c in sorted(per.fold_calls.items()))
+        + f" calls for {per.fold_batches} batches; {per.log_bytes:,.0f} bytes of "
         f"function logs; {per.raw_bytes_per_event:,.0f} bytes of raw object per event. {per.metrics} custom metrics."
     )
     say()
@@ -467,7 +512,9 @@ def report_batches(per: PerBatch, a: Assumptions, rates: list[float], seed: int,
             f"minute item's sketch averages {m['_sketch']:,.0f} bytes; an Express execution bills "
             f"{m['_express_s']:.1f} s (Standard instead: {money(m['_standard'])} a month); reading the insights "
             f"takes {m['_export_s']:,.1f} s of Lambda CPU per export, {m['_poll_s']:,.2f} s per GET /insights; a "
-            f"poll reads {m['_poll_rru']:,.1f} read units on average."
+            f"poll reads {m['_poll_rru']:,.1f} read units on average; fold_insights runs {m['_folds_s'] * 60:,.1f} "
+            f"times a minute for {m['_fold_s'] * 1000:,.0f} ms, writing {m['_fold_keys']:,.1f} minute items of "
+            f"{m['_minute_item']:,.0f} bytes."
         )
     say()
     say(

@@ -6,6 +6,8 @@ around a Lambda handler is the handler's own plus botocore's, as in Lambda, and 
 counted with the DynamoDB capacity it would consume (on-demand: write units per 1 KB of item,
 twice that in a transaction; strongly consistent read units per 4 KB, one for a missing item).
 
+The insights deltas put are kept in order as the table's stream (`stream`), for `fold_insights`.
+
 Only what eventpipe's adapters use is answered: conditional `PutItem`, `GetItem`, `UpdateItem`
 (stored as the new attributes, for the item's size), `BatchWriteItem`, `BatchGetItem`,
 `TransactWriteItems`, `Query` (empty, but for the request index's items), S3 `PutObject` /
@@ -128,8 +130,10 @@ class FakeAws:
     s3_bytes_put: Counter[str] = field(default_factory=Counter)  # by key prefix
     batch_puts: Counter[str] = field(default_factory=Counter)  # BatchWriteItem puts, by table
     batch_put_bytes: Counter[str] = field(default_factory=Counter)
-    minute_writes: list[tuple[int, int]] = field(default_factory=list)  # transactional updates: (bytes, sketch bytes)
-    sketch_writes: list[tuple[int, int]] = field(default_factory=list)  # insights sketch items put: (bytes, sketches)
+    minute_writes: list[tuple[int, int]] = field(default_factory=list)  # insights counter items put: (bytes, 0)
+    sketch_writes: list[tuple[int, int]] = field(default_factory=list)  # insights minute items put: (bytes, sketches)
+    delta_writes: list[int] = field(default_factory=list)  # insights deltas put: bytes
+    stream: list[Item] = field(default_factory=list)  # the insights deltas inserted: the table's stream
     records: list[bytes] = field(default_factory=list)  # Firehose records put, not delivered yet
     record_bytes: list[int] = field(default_factory=list)  # every record's size, as Firehose bills it
     _tables: dict[str, dict[tuple[str, ...], Item]] = field(default_factory=dict)
@@ -143,6 +147,7 @@ class FakeAws:
         self.record_bytes.clear()
         self.minute_writes.clear()
         self.sketch_writes.clear()
+        self.delta_writes.clear()
 
     def handle(self, request: Any, event_name: str, **_kwargs: Any) -> AWSResponse:
         operation = event_name.rsplit(".", 1)[-1]
@@ -207,18 +212,28 @@ class FakeAws:
     def _PutItem(self, body: dict[str, Any]) -> dict[str, Any]:  # botocore's operation names
         table, item = body["TableName"], body["Item"]
         self._write(table, item)
-        if item.get("pk", {}).get("S", "").startswith("sketch#"):
-            sketches = sum(value_bytes(value) for value in item.values() if "B" in value)
+        pk = item.get("pk", {}).get("S", "")
+        if pk.startswith("sketch#"):
+            sketches = sum(value_bytes(value) for name, value in item.items() if "B" in value and name != "ids")
             self.sketch_writes.append((item_bytes(item), sketches))
+        elif pk.startswith("minute#"):
+            self.minute_writes.append((item_bytes(item), 0))
+        elif pk.startswith("delta#"):
+            self.delta_writes.append(item_bytes(item))
         stored = self._table(table).get(_key(item))
         condition = body.get("ConditionExpression", "")
-        if stored is not None and condition.startswith("attribute_not_exists"):
+        if condition.startswith("attribute_not_exists(v) OR v < :v"):  # a counter copy: never go back
+            if stored is not None and int(stored["v"]["N"]) >= int(body["ExpressionAttributeValues"][":v"]["N"]):
+                raise _ConditionFailedError
+        elif stored is not None and condition.startswith("attribute_not_exists"):
             ours = ":b" in body.get("ExpressionAttributeValues", {}) and (
                 stored.get("batch_id") == body["ExpressionAttributeValues"][":b"]
             )
             if not ours:
                 raise _ConditionFailedError
         self._table(table)[_key(item)] = item
+        if pk.startswith("delta#"):
+            self.stream.append(item)
         return {}
 
     def _GetItem(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,8 @@ What is measured here, on this machine, through the real Lambda entry points (`l
 and the real workflow definition (`pipeline.asl.json`, run by the local interpreter):
 
 - CPU time per invocation of `ingest` (one HTTP request) and of each workflow step, for batches
-  of `--batch` events (10% invalid, 5% duplicates, event times over `--span-minutes`), with
+  of `--batch` events (10% invalid, 5% duplicates, event times over `--span-minutes`), and of
+  `fold_insights` over the batches' insights deltas (the insights table's stream), with
   botocore serializing and parsing every AWS call (`fake_aws.py` answers them from memory);
 - every AWS call per batch, the DynamoDB capacity units it consumes, the bytes stored in S3, and
   the bytes each function logs (Powertools JSON logs and EMF metrics);
@@ -41,7 +42,7 @@ from cost_model import (
     report,
     stack,
 )
-from fake_aws import FakeAws, write_units  # beside this file: `python bench/lambda_cost.py` finds them
+from fake_aws import FakeAws  # beside this file: `python bench/lambda_cost.py` finds them
 from request_cost import one_event_lines, one_event_requests, report_one_event
 
 from eventpipe.generate import EventGenerator
@@ -143,6 +144,16 @@ class Bench:
         )
         return result
 
+    def fold(self) -> Usage:
+        """`fold_insights` with the deltas put since the last fold, as the insights table's stream hands them over."""
+        records = [
+            {"eventName": "INSERT", "dynamodb": {"Keys": {"pk": i["pk"], "sk": i["sk"]}, "NewImage": i}}
+            for i in self.fake.stream
+        ]
+        self.fake.stream.clear()
+        self.invoke("fold_insights", {"Records": records})
+        return self.usage.pop("fold_insights")
+
     def _task(self, name: str) -> Callable[[Any], Any]:
         return lambda event: self.invoke(name, event)
 
@@ -198,6 +209,18 @@ def measure(bench: Bench, stream: Iterator[bytes], size: int, count: int, latenc
     return [bench.batch([next(stream) for _ in range(size)]) for _ in range(count)]
 
 
+def delta_shape(fake: FakeAws) -> tuple[float, float]:
+    """(minutes, minute items) one batch's deltas touch on average, from the deltas waiting in the stream."""
+    from eventpipe.adapters.aws.insights_delta import decode_delta
+
+    by_batch: dict[str, list[tuple[int, str]]] = {}
+    for item in fake.stream:
+        changes = decode_delta(item).changes
+        by_batch.setdefault(item["pk"]["S"], []).extend((c.minute, c.segment) for c in changes)
+    minutes = statistics.mean(len({minute for minute, _ in keys}) for keys in by_batch.values())
+    return minutes, statistics.mean(len(set(keys)) for keys in by_batch.values())
+
+
 def median_of(runs: list[dict[str, Usage]], step: str, what: Callable[[Usage], float]) -> float:
     return statistics.median(what(run[step]) for run in runs)
 
@@ -227,6 +250,8 @@ def per_batch(
     events: int,
     cpu: list[dict[str, Usage]],
     wall: list[dict[str, Usage]],
+    folds: tuple[Usage, Usage],
+    shape: tuple[float, float],
 ) -> PerBatch:
     batches = len(cpu) + len(wall)
     units: Counter[str] = Counter()
@@ -242,11 +267,15 @@ def per_batch(
         log_bytes=statistics.mean(sum(u.log_bytes for u in run.values()) for run in cpu + wall),
         units=Counter({name: value / batches for name, value in units.items()}),
         calls=Counter({name: value / batches for name, value in calls.items()}),
-        minute_writes=len(fake.minute_writes) / batches,
+        delta_bytes=statistics.mean(fake.delta_writes),
         minute_bytes=statistics.mean(size for size, _ in fake.minute_writes),
-        sketch_writes=len(fake.sketch_writes) / batches,
         sketch_item_bytes=statistics.mean(size - sketches for size, sketches in fake.sketch_writes),
-        sketch_wru=sum(write_units(size) for size, _ in fake.sketch_writes) / batches,
+        minutes_per_batch=shape[0],
+        keys_per_batch=shape[1],
+        fold_cpu_s=folds[0].cpu_s / len(cpu),
+        fold_round_trips_s=max(0.0, folds[1].wall_s - folds[1].cpu_s),
+        fold_calls=folds[0].calls,
+        fold_batches=len(cpu),
         raw_bytes_per_event=fake.s3_bytes_put["raw"] / (batches * events),
         curated_item_bytes=statistics.mean(fake.sizes[ENVIRONMENT["EVENTPIPE_CURATED_TABLE"]]),
         curated_events=statistics.mean(run["process_batch"].result["curated"] for run in cpu + wall),
@@ -282,6 +311,9 @@ def main() -> None:
     parser.add_argument(
         "--no-lake", dest="lake", action="store_false", help="EVENTPIPE_LAKE=off: ProcessBatch writes no Parquet"
     )
+    parser.add_argument(
+        "--fold-window-s", type=int, default=30, help="the insights stream's batching window (template.yaml)"
+    )
     parser.add_argument("--curated-ttl-days", type=int, default=7, help="CuratedTtlDays (template.yaml)")
     parser.add_argument("--rates", default="10,100,1000", help="events per second, for the table")
     parser.add_argument("--rate", type=float, help="one rate in events per second (instead of --rates)")
@@ -307,10 +339,15 @@ def main() -> None:
         total = (args.warmup + 2 * args.batches) * args.batch
         stream = generator.lines(total, invalid_ratio=0.10, duplicate_ratio=0.05)
         measure(bench, stream, args.batch, args.warmup, 0.0)
+        bench.fold()
         fake.reset_books()
         cpu = measure(bench, stream, args.batch, args.batches, 0.0)
+        shape = delta_shape(fake)
+        cpu_fold = bench.fold()
         wall = measure(bench, stream, args.batch, args.batches, args.latency_scale)
-        per = per_batch(fake, stdout, args.batch, cpu, wall)
+        fake.latency_scale = args.latency_scale
+        wall_fold = bench.fold()
+        per = per_batch(fake, stdout, args.batch, cpu, wall, (cpu_fold, wall_fold), shape)
         parse_us = parse_us_per_item()
         # 1-event requests at the rate: what one buffering interval of the request stream holds is an object
         rate = args.rate if args.rate is not None else 100.0
@@ -320,7 +357,9 @@ def main() -> None:
         idle = measure_idle(stdout, args.latency_scale)  # after: it builds the functions' runtime anew
     finally:
         sys.stdout = out
-    memory = {name: mb for name, mb in stack().memory_mb.items() if name in (*STEPS, "export_insights")}
+    memory = {
+        name: mb for name, mb in stack().memory_mb.items() if name in (*STEPS, "export_insights", "fold_insights")
+    }
     memory.update({name: int(mb) for name, mb in (pair.split("=") for pair in args.memory.split(",") if pair)})
     assumptions = Assumptions(
         memory,
@@ -332,6 +371,8 @@ def main() -> None:
         args.curated_ttl_days,
         poll_cache=args.poll_cache,
         detailed_monitoring=args.detailed_monitoring,
+        fold_window_s=args.fold_window_s,
+        span_minutes=args.span_minutes,
     )
     rates = [args.rate] if args.rate is not None else [float(r) for r in args.rates.split(",")]
     if args.json:

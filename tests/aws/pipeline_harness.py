@@ -23,6 +23,7 @@ from tests.aws.conftest import (
     REGION,
     STATE_TABLE,
 )
+from tests.aws.insights_stream import InsightsStream, stream_event
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -50,6 +51,8 @@ class Pipeline:
     ran: set[str] = field(default_factory=set)
     failed: list[str] = field(default_factory=list)  # executions that ended in their Fail state
     state_sizes: list[int] = field(default_factory=list)  # bytes of every state input and output
+    insights_stream: InsightsStream | None = None  # the insights table's stream, played to fold_insights
+    folds: list[dict[str, Any]] = field(default_factory=list)  # what each fold_insights invocation answered
 
     def invoke(self, name: str, event: Any) -> Any:
         handler = getattr(self.module, name)
@@ -76,7 +79,16 @@ class Pipeline:
                     machine.run(orjson.loads(described["input"]), execution_name=execution["name"])
                 except ExecutionFailedError:
                     self.failed.append(execution["name"])
+        self.fold()
         return names
+
+    def fold(self) -> None:
+        """Hand the deltas put since the last fold to `fold_insights`, as the table's stream does in AWS."""
+        if self.insights_stream is None:
+            return
+        items = self.insights_stream.take()
+        if items:
+            self.folds.append(self.invoke("fold_insights", stream_event(items)))
 
     def _task(self, name: str) -> Any:
         def call(event: Any) -> Any:
@@ -114,4 +126,5 @@ def load_pipeline(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Pipeline:
         monkeypatch.setenv(name, value)
     module = importlib.reload(sys.modules["lambda_pipeline"]) if "lambda_pipeline" in sys.modules else None
     module = module or importlib.import_module("lambda_pipeline")
-    return Pipeline(module, arn, sfn)
+    stream = InsightsStream(boto3.client("dynamodb", region_name=REGION), INSIGHTS_TABLE)
+    return Pipeline(module, arn, sfn, insights_stream=stream)

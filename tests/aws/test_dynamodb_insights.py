@@ -18,6 +18,7 @@ from eventpipe.core.errors import StorageError
 from eventpipe.core.facts import Fact
 from eventpipe.core.insights import build_insights
 from tests.aws.conftest import INSIGHTS_TABLE
+from tests.aws.insights_stream import InsightsStream, StreamedStore, stream_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -37,16 +38,12 @@ class ScriptedClient:
     """The moto client, but each call of `operation` first runs the next step of `script` (which may raise)."""
 
     def __init__(
-        self, inner: Any, script: list[Callable[[], object]] | None = None, operation: str = "transact_write_items"
+        self, inner: Any, script: list[Callable[[], object]] | None = None, operation: str = "put_item"
     ) -> None:
         self.inner = inner
         self.script = list(script or [])
         self.operation = operation
         self.calls = 0
-
-    @property
-    def transacts(self) -> int:
-        return self.calls
 
     def __getattr__(self, name: str) -> Any:
         call = getattr(self.inner, name)
@@ -67,15 +64,6 @@ def raising(exc: BaseException) -> Callable[[], object]:
         raise exc
 
     return step
-
-
-def cancelled(*codes: str) -> ClientError:
-    """A TransactionCanceledException as botocore parses it: one reason per item, the marker's first."""
-    response: Any = {
-        "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
-        "CancellationReasons": [{"Code": code} for code in codes],
-    }
-    return ClientError(response, "TransactWriteItems")
 
 
 def client_error(code: str) -> ClientError:
@@ -140,15 +128,12 @@ def keys_of(dynamodb: Any) -> list[tuple[str, str]]:
     return sorted((item["pk"]["S"], item["sk"]["S"]) for item in items)
 
 
-def markers(dynamodb: Any, batch_id: str) -> list[str]:
-    return [sk for pk, sk in keys_of(dynamodb) if pk == f"applied#{batch_id}"]
-
-
 @pytest.fixture(params=["uncached", "cached"])
 def store(dynamodb: Any, request: pytest.FixtureRequest) -> DynamoInsightsStore:
     """The store read both ways: every answer must be the same with the sketch cache (GET /insights on AWS)."""
     cache = SketchCache() if request.param == "cached" else None
-    return DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT, sketch_cache=cache)
+    store = DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT, sketch_cache=cache)
+    return StreamedStore(store, dynamodb)  # type: ignore[return-value]  # a store whose deltas are folded at once
 
 
 @pytest.fixture
@@ -220,15 +205,16 @@ def test_items_have_the_documented_key_shapes(store: DynamoInsightsStore, dynamo
     batch = aggregate(
         [fact(1, at_ms=minute * 1000, user="u1", session="s#1")], received_at_ms=(minute + 60) * 1000, duplicates=1
     )
-    # WHEN applied
+    # WHEN applied (its delta put) and folded
     store.apply("b1", batch)
-    # THEN there are the marker, the hour's dirty mark, two counter items and the event minute's sketch item
+    # THEN there are its delta, the hour's dirty mark, and a minute item and its counter copy per minute
     assert keys_of(dynamodb) == [
-        ("applied#b1", "0"),
+        ("delta#b1", "0"),
         ("dirty", f"{D + 3600:012d}"),
         ("minute#2026-11-28", f"{minute:012d}"),
         ("minute#2026-11-28", f"{minute + 60:012d}"),
         ("sketch#2026-11-28", f"{minute:012d}"),
+        ("sketch#2026-11-28", f"{minute + 60:012d}"),
     ]
 
     def item(pk: str, sk: int) -> set[str]:
@@ -236,22 +222,23 @@ def test_items_have_the_documented_key_shapes(store: DynamoInsightsStore, dynamo
             dynamodb.get_item(TableName=INSIGHTS_TABLE, Key={"pk": {"S": pk}, "sk": {"S": f"{sk:012d}"}})["Item"]
         )
 
-    assert {name for name in item("minute#2026-11-28", minute) if not name.startswith("lag_")} == {
-        "pk",
-        "sk",
-        "events_page_view",
-        "revenue",
-        "v",
+    counters = {"pk", "sk", "events_page_view", "revenue", "v"}
+    assert {name for name in item("minute#2026-11-28", minute) if not name.startswith("lag_")} == counters
+    assert {name for name in item("sketch#2026-11-28", minute) if not name.startswith("lag_")} == {
+        *counters,
+        "users",
+        "s0",
+        "ids",
     }
-    assert item("sketch#2026-11-28", minute) == {"pk", "sk", "users", "s0", "v"}
-    # AND the funnel counts the session, and only markers expire
+    assert item("sketch#2026-11-28", minute + 60) == {"pk", "sk", "duplicates", "ids", "v"}
+    # AND the funnel counts the session, and only deltas expire
     assert store.read(minute, minute + 60).funnel == [1, 0, 0]
     expiring = {
         item["pk"]["S"].split("#")[0]
         for item in dynamodb.scan(TableName=INSIGHTS_TABLE)["Items"]
         if "expires_at" in item
     }
-    assert expiring == {"applied"}
+    assert expiring == {"delta"}
 
 
 def test_revenue_reads_back_as_the_float_that_was_added(store: DynamoInsightsStore) -> None:
@@ -274,7 +261,12 @@ def test_an_empty_or_inverted_window_reads_nothing(store: DynamoInsightsStore) -
         assert (rows.minutes, rows.funnel) == ([], [0, 0, 0])
 
 
-# --- exactly once ---------------------------------------------------------------------------------
+# --- exactly once: deltas and the fold -----------------------------------------------------------
+
+
+def plain(dynamodb: Any, client: Any = None) -> DynamoInsightsStore:
+    """A store whose deltas are folded only when a test hands them over (`InsightsStream`)."""
+    return DynamoInsightsStore(INSIGHTS_TABLE, client or dynamodb, backoff=NO_WAIT)
 
 
 def test_a_second_apply_of_a_batch_returns_false_and_counts_nothing(
@@ -302,25 +294,23 @@ def test_a_second_apply_of_a_batch_returns_false_and_counts_nothing(
     assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
 
 
-def test_a_batch_without_minutes_is_still_applied_once(store: DynamoInsightsStore, dynamodb: Any) -> None:
-    empty = aggregate([])
-    assert store.apply("b1", empty) is True
-    assert store.apply("b1", empty) is False
-    assert keys_of(dynamodb) == [("applied#b1", "0")]
+def test_a_batch_with_nothing_to_count_writes_nothing(store: DynamoInsightsStore, dynamodb: Any) -> None:
+    assert store.apply("b1", aggregate([])) is False
+    assert keys_of(dynamodb) == []
 
 
-def test_a_batch_over_two_hours_is_applied_one_hour_a_transaction(
+def test_a_batch_over_two_hours_puts_a_delta_an_hour_and_counts_each_minute_once(
     dynamodb: Any, sqlite_store: SqliteInsightsStore
 ) -> None:
     # GIVEN a batch with events in 120 minutes over two days (and a refusal at its own minute, one of them)
-    client = ScriptedClient(dynamodb)
-    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+    store, stream = plain(dynamodb), InsightsStream(dynamodb)
     batch = spread(120)
-    # WHEN applied
+    # WHEN applied and its deltas folded
     assert store.apply("big", batch) is True
-    # THEN it took two transactions, one per UTC hour, each with its marker, and marked both hours dirty
-    assert client.transacts == 2
-    assert markers(dynamodb, "big") == ["0", "1"]
+    result = store.fold_items(stream.take())
+    # THEN it put one delta per UTC hour, the fold wrote each minute once and marked both hours dirty
+    assert [key for key in keys_of(dynamodb) if key[0] == "delta#big"] == [("delta#big", "0"), ("delta#big", "1")]
+    assert (result.deltas, result.folded, result.minutes) == (2, 120, 120)
     assert store.dirty_hours() == [(D - 3600, 1), (D, 1)]
     # AND every minute counts once, as in the SQLite store
     sqlite_store.apply("big", batch)
@@ -331,43 +321,102 @@ def test_a_batch_over_two_hours_is_applied_one_hour_a_transaction(
     assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
 
 
-def test_a_retry_after_a_crash_between_hours_counts_each_minute_once(
-    dynamodb: Any, sqlite_store: SqliteInsightsStore
-) -> None:
-    # GIVEN a 120-minute batch whose apply crashes after its first hour is committed
-    client = ScriptedClient(dynamodb, [lambda: None, raising(RuntimeError("killed"))])
-    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
-    batch = spread(120)
-    with pytest.raises(RuntimeError, match="killed"):
-        store.apply("big", batch)
-    # (the second hour's sketches were written before its transaction: they are ahead until the retry)
-    assert markers(dynamodb, "big") == ["0"]
-    assert sum(1 for row in store.read(*WHOLE).minutes if row.events) == 60
-    # WHEN the step is retried, with the aggregate built again
-    assert store.apply("big", spread(120)) is True
-    # THEN the first hour is skipped, the rest applied: each minute counts once, its sketches merged again harmlessly
-    assert markers(dynamodb, "big") == ["0", "1"]
-    sqlite_store.apply("big", batch)
+def test_nothing_counts_before_the_fold_and_a_fold_writes_a_minute_once_for_many_batches(dynamodb: Any) -> None:
+    # GIVEN eight batches of the same minute, their deltas put and not folded yet
+    store, stream = plain(dynamodb), InsightsStream(dynamodb)
+    for n in range(8):
+        store.apply(f"b{n}", aggregate([fact(n * 10 + k, user=f"u{n + k}", session=f"s{n}") for k in range(10)]))
+    assert store.read(D, D + 60).minutes == []
+    # WHEN one fold is handed all eight
+    client = ScriptedClient(dynamodb, operation="put_item")
+    result = plain(dynamodb, client).fold_items(stream.take())
+    # THEN the minute item and its counter copy were each written once, and the minute counts all 80 events
+    assert (result.deltas, result.folded, result.minutes, client.calls) == (8, 8, 1, 2)
+    [row] = store.read(D, D + 60).minutes
+    assert row.events == {"page_view": 80}
+    assert estimate(row.users) == pytest.approx(17)
+    assert store.read(D, D + 60).funnel == [8, 0, 0]
+
+
+def test_a_stream_batch_delivered_again_counts_nothing_twice(dynamodb: Any, sqlite_store: SqliteInsightsStore) -> None:
+    # GIVEN three batches over three minutes and two hours, folded once
+    store, stream = plain(dynamodb), InsightsStream(dynamodb)
+    batches = {f"b{n}": spread(3, start=D - 120 + 60 * n) for n in range(3)}
+    for batch_id, batch in batches.items():
+        store.apply(batch_id, batch)
+        sqlite_store.apply(batch_id, batch)
+    items = stream.take()
+    store.fold_items(items)
+    before = document(store, *WHOLE)
+    # WHEN Lambda delivers the same records again, alone and mixed with a new batch's
+    assert store.fold_items(items).folded == 0
+    store.apply("b3", spread(2, start=D + 60))
+    sqlite_store.apply("b3", spread(2, start=D + 60))
+    assert store.fold_items(items + stream.take()).folded == 3  # its two minutes and its refusal's
+    # THEN every batch counts once
+    assert before != document(store, *WHOLE)
     assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
-    assert [row.events for row in store.read(*WHOLE).minutes] == [{"page_view": 1}] * 120
-    # AND a further retry changes nothing
-    assert store.apply("big", batch) is False
 
 
-def test_a_concurrent_writer_of_a_minutes_sketches_makes_it_merge_again_and_both_count_once(
+def test_a_fold_that_crashed_half_way_counts_each_minute_once_when_delivered_again(
     dynamodb: Any, sqlite_store: SqliteInsightsStore
 ) -> None:
-    # GIVEN b1 and b2 with different users and sessions in the same minute, b2 applied between b1's read
-    # of the minute's sketches and its write of them
+    # GIVEN a fold of a 4-minute batch that dies after its second minute item (before that minute's copy)
+    store, stream = plain(dynamodb), InsightsStream(dynamodb)
+    batch = spread(4, start=D)
+    store.apply("b1", batch)
+    sqlite_store.apply("b1", batch)
+    items = stream.take()
+    steps: list[Callable[[], object]] = [lambda: None, lambda: None, lambda: None, raising(RuntimeError("killed"))]
+    crashing = plain(dynamodb, ScriptedClient(dynamodb, steps, operation="put_item"))
+    with pytest.raises(RuntimeError, match="killed"):
+        crashing.fold_items(items)
+    # (the second minute item is written, its counter copy not: a warm read would not see it yet)
+    assert store.dirty_hours() == []
+    # WHEN the stream delivers the batch again
+    result = store.fold_items(items)
+    # THEN the two minutes done are skipped, the others counted, the missing copy written, the hour marked
+    assert (result.folded, result.minutes) == (2, 2)
+    assert store.dirty_hours() == [(D, 1)]
+    assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
+    cached = DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT, sketch_cache=SketchCache())
+    cached.read(D, D + 240)
+    assert document(cached, *WHOLE) == document(sqlite_store, *WHOLE)  # warm: through the counter copies
+
+
+def test_a_batch_run_again_after_its_delta_expired_counts_nothing(dynamodb: Any) -> None:
+    # GIVEN a batch applied and folded, whose delta TTL has deleted since
+    store, stream = plain(dynamodb), InsightsStream(dynamodb)
+    batch = aggregate([fact(1, user="u1", session="s1")], rejected={"too_large": 1})
+    store.apply("b1", batch)
+    store.fold_items(stream.take())
+    dynamodb.delete_item(TableName=INSIGHTS_TABLE, Key={"pk": {"S": "delta#b1"}, "sk": {"S": "0"}})
+    stream.delivered.clear()
+    # WHEN the batch runs again (a failed MarkDone replayed days later): its delta is put and streamed again
+    assert store.apply("b1", batch) is True
+    assert store.fold_items(stream.take()).folded == 0
+    # THEN it still counts once
+    [row] = store.read(D, D + 60).minutes
+    assert (row.events, row.rejected) == ({"page_view": 1}, {"too_large": 1})
+
+
+def test_a_concurrent_fold_of_the_same_minute_makes_it_merge_again_and_both_count_once(
+    dynamodb: Any, sqlite_store: SqliteInsightsStore
+) -> None:
+    # GIVEN b1 and b2 with different users and sessions in the same minute, folded by two invocations
+    # (two stream shards), b2's fold writing between b1's fold's read and write of the minute item
     b1 = aggregate([fact(n, user=f"u{n}", session="s1") for n in range(50)], rejected={"too_large": 1})
     b2 = aggregate([fact(100 + n, user=f"v{n}", session="s2") for n in range(30)], duplicates=2)
-    other = DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT)
-    client = ScriptedClient(dynamodb, [lambda: other.apply("b2", b2)], operation="put_item")
-    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
-    # WHEN b1 is applied
-    assert store.apply("b1", b1) is True
-    # THEN its first write of the sketches failed on their version, and the second merged both batches'
-    assert client.calls == 2
+    store, stream = plain(dynamodb), InsightsStream(dynamodb)
+    store.apply("b1", b1)
+    first = stream.take()
+    store.apply("b2", b2)
+    second = stream.take()
+    client = ScriptedClient(dynamodb, [lambda: store.fold_items(second)], operation="put_item")
+    # WHEN b1's fold runs
+    assert plain(dynamodb, client).fold_items(first).folded == 1
+    # THEN its first write failed on the version, and the second merged both batches'
+    assert client.calls == 3  # minute item (refused), minute item, counter copy
     row = store.read(D, D + 60).minutes[0]
     assert row.events == {"page_view": 80}
     assert (row.rejected, row.duplicates) == ({"too_large": 1}, 2)
@@ -378,7 +427,7 @@ def test_a_concurrent_writer_of_a_minutes_sketches_makes_it_merge_again_and_both
     assert document(store, *WHOLE) == document(sqlite_store, *WHOLE)
 
 
-def test_batches_of_one_minute_add_up_in_one_counter_item_and_one_sketch_item(
+def test_batches_of_one_minute_add_up_in_one_minute_item_and_one_counter_item(
     store: DynamoInsightsStore, sqlite_store: SqliteInsightsStore, dynamodb: Any
 ) -> None:
     # GIVEN eight batches, all in the minute D, with overlapping users, a purchase of 0.1 and refusals
@@ -391,12 +440,12 @@ def test_batches_of_one_minute_add_up_in_one_counter_item_and_one_sketch_item(
         )
         for n in range(8)
     }
-    # WHEN they are applied, one transaction conflicting with another writer on the way
+    # WHEN they are applied and folded one by one
     for batch_id, batch in batches.items():
         assert store.apply(batch_id, batch) is True
         sqlite_store.apply(batch_id, batch)
     # THEN the minute is one item of each kind, whatever the number of batches
-    assert [key for key in keys_of(dynamodb) if not key[0].startswith("applied#")] == [
+    assert [key for key in keys_of(dynamodb) if not key[0].startswith("delta#")] == [
         ("dirty", f"{D:012d}"),
         ("minute#2026-11-28", f"{D:012d}"),
         ("sketch#2026-11-28", f"{D:012d}"),
@@ -406,7 +455,7 @@ def test_batches_of_one_minute_add_up_in_one_counter_item_and_one_sketch_item(
     assert (row.minute, row.events) == (D, {"page_view": 80, "purchase": 8})
     assert (row.rejected, row.duplicates) == ({"too_large": 8}, sum(range(8)))
     assert sum(row.lag_ms.values()) == 88
-    # (added as decimals by DynamoDB: as floats, 0.1 eight times is 0.7999999999999999)
+    # (added as decimals: as floats, 0.1 eight times is 0.7999999999999999)
     assert row.revenue == 0.8
     assert estimate(row.users) == pytest.approx(17)
     assert store.dirty_hours() == [(D, 8)]
@@ -415,90 +464,97 @@ def test_batches_of_one_minute_add_up_in_one_counter_item_and_one_sketch_item(
 
 @pytest.mark.parametrize("events", [10, 0], ids=["with-sketches", "refusals-only"])
 def test_a_concurrent_apply_of_the_same_batch_counts_once(dynamodb: Any, events: int) -> None:
-    # GIVEN a second worker that applies the same batch between this one's read and write
-    # (with refusals only, no sketch version guards the minute: the marker alone must)
+    # GIVEN a second worker that puts the same batch's delta just before this one
     batch = aggregate([fact(n, user=f"u{n}") for n in range(events)], rejected={"too_large": 3})
-    other = DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT)
+    other, stream = plain(dynamodb), InsightsStream(dynamodb)
     results: list[bool] = []
-    client = ScriptedClient(dynamodb, [lambda: results.append(other.apply("b1", batch))])
-    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+    client = ScriptedClient(dynamodb, [lambda: results.append(other.apply("b1", batch))], operation="put_item")
     # WHEN this worker applies it
-    applied = store.apply("b1", batch)
-    # THEN exactly one of them applied it, and it counts once
+    applied = plain(dynamodb, client).apply("b1", batch)
+    other.fold_items(stream.take())
+    # THEN exactly one of them put it, and it counts once
     assert (results, applied) == ([True], False)
-    row = store.read(D, D + 60).minutes[0]
+    row = other.read(D, D + 60).minutes[0]
     assert (row.events, row.rejected) == ({"page_view": events} if events else {}, {"too_large": 3})
 
 
 @pytest.mark.parametrize(
-    "error",
-    [
-        cancelled("None", "TransactionConflict"),
-        cancelled("None", "None", "ThrottlingError"),
-        cancelled("TransactionConflict", "None"),
-        client_error("ThrottlingException"),
-    ],
-    ids=["conflict", "throttled-item", "marker-conflict", "throttled-call"],
+    "error", [client_error("ThrottlingException"), client_error("ProvisionedThroughputExceededException")]
 )
-def test_a_transient_transaction_failure_is_retried_and_counts_once(dynamodb: Any, error: ClientError) -> None:
-    # GIVEN a transaction that fails once for a reason that another try can clear
-    client = ScriptedClient(dynamodb, [raising(error)])
-    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
-    # WHEN a batch is applied
+def test_a_throttled_put_or_fold_is_retried_and_counts_once(dynamodb: Any, error: ClientError) -> None:
+    # GIVEN puts that are throttled once each, beyond botocore's own retries
+    client = ScriptedClient(dynamodb, [raising(error)], operation="put_item")
+    store, stream = plain(dynamodb, client), InsightsStream(dynamodb)
+    # WHEN a batch is applied and folded
     assert store.apply("b1", aggregate([fact(1, user="u1"), fact(2, at_ms=D_MS + MIN_MS, user="u1")])) is True
-    # THEN it was tried again, and counts once
-    assert client.transacts == 2
+    client.script = [raising(error)]
+    store.fold_items(stream.take())
+    # THEN each was tried again, and counts once
     assert [row.events for row in store.read(D, D + 120).minutes] == [{"page_view": 1}, {"page_view": 1}]
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        client_error("ValidationException"),
-        client_error("AccessDeniedException"),
-        cancelled("None", "ValidationError"),
-        cancelled("None", "ConditionalCheckFailed"),
-        cancelled("None", "ConditionalCheckFailed", "ValidationError"),
-        cancelled(),
-    ],
-    ids=[
-        "validation",
-        "access-denied",
-        "cancelled-invalid",
-        "cancelled-unexpected-condition",
-        "cancelled-mixed",
-        "cancelled-without-reasons",
-    ],
-)
+@pytest.mark.parametrize("error", [client_error("ValidationException"), client_error("AccessDeniedException")])
 def test_an_error_that_is_not_transient_is_a_storage_error(dynamodb: Any, error: ClientError) -> None:
-    client = ScriptedClient(dynamodb, [raising(error)])
-    store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+    client = ScriptedClient(dynamodb, [raising(error)], operation="put_item")
     with pytest.raises(StorageError, match="cannot apply batch b1") as caught:
-        store.apply("b1", aggregate([fact(1)]))
+        plain(dynamodb, client).apply("b1", aggregate([fact(1)]))
     assert caught.value.__cause__ is error
-    assert client.transacts == 1
-    assert store.read(*WHOLE).minutes == []
+    assert keys_of(dynamodb) == []
+    store, stream = plain(dynamodb), InsightsStream(dynamodb)
+    store.apply("b1", aggregate([fact(1)]))
+    client.script = [raising(error)]
+    with pytest.raises(StorageError, match="cannot fold insights into minute"):
+        plain(dynamodb, client).fold_items(stream.take())
 
 
 def test_conflicts_that_outlast_the_backoff_are_a_storage_error(dynamodb: Any) -> None:
-    # GIVEN a minute that is always being written by someone else
+    # GIVEN a minute that another fold writes before every write of this one
     backoff = Backoff(attempts=3, sleep=lambda _seconds: None)
-    client = ScriptedClient(dynamodb, [raising(cancelled("None", "TransactionConflict"))] * 5)
+    other, stream = plain(dynamodb), InsightsStream(dynamodb)
+    other.apply("b1", aggregate([fact(1)]))
+    items = stream.take()
+    other.fold_items(items)
+
+    def bump() -> None:
+        dynamodb.update_item(
+            TableName=INSIGHTS_TABLE,
+            Key={"pk": {"S": "sketch#2026-11-28"}, "sk": {"S": f"{D:012d}"}},
+            UpdateExpression="ADD v :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    client = ScriptedClient(dynamodb, [bump] * 5, operation="put_item")
+    other.apply("b2", aggregate([fact(2)]))
     store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=backoff)
-    # THEN apply gives up after the backoff's tries
+    # THEN the fold gives up after the backoff's tries
     with pytest.raises(StorageError, match="3 tries"):
-        store.apply("b1", aggregate([fact(1)]))
-    assert client.transacts == 3
+        store.fold_items(stream.take())
+    assert client.calls == 3
 
 
 def test_a_missing_table_is_a_storage_error(dynamodb: Any) -> None:
     store = DynamoInsightsStore("no-such-table", dynamodb, backoff=NO_WAIT)
     with pytest.raises(StorageError, match="ResourceNotFoundException"):
         store.read(D, D + 60)
-    with pytest.raises(StorageError):
-        store.apply("b1", aggregate([fact(1, session="s1")]))
     with pytest.raises(StorageError, match="ResourceNotFoundException"):
         store.apply("b2", aggregate([fact(2)]))
+
+
+def test_a_stream_event_of_lambda_folds_only_the_deltas_inserted(dynamodb: Any) -> None:
+    # GIVEN a Lambda event with a delta insert (binary in base64), and records the filter would drop
+    from eventpipe.adapters.aws.insights_delta import stream_deltas
+
+    store = plain(dynamodb)
+    store.apply("b1", aggregate([fact(1, user="u1", session="s1")]))
+    event = stream_event(InsightsStream(dynamodb).take())
+    removed = {**event["Records"][0], "eventName": "REMOVE"}
+    other = {**event["Records"][0], "dynamodb": {"NewImage": {"pk": {"S": "sketch#x"}, "sk": {"S": "1"}}}}
+    # WHEN its deltas are folded
+    deltas = stream_deltas([*event["Records"], removed, other])
+    # THEN only the insert is, and it counts
+    assert len(deltas) == 1
+    store.fold(deltas)
+    assert [row.events for row in store.read(D, D + 60).minutes] == [{"page_view": 1}]
 
 
 # --- dirty hours and the read's retries -------------------------------------------------------------
@@ -522,7 +578,7 @@ def test_a_dirty_hour_is_cleared_only_at_the_version_the_export_read(store: Dyna
 
 def test_a_throttled_query_is_retried(dynamodb: Any) -> None:
     # GIVEN a read whose first Query is throttled beyond botocore's own retries
-    store_writes = DynamoInsightsStore(INSIGHTS_TABLE, dynamodb, backoff=NO_WAIT)
+    store_writes = StreamedStore(plain(dynamodb), dynamodb)
     store_writes.apply("b1", aggregate([fact(1, user="u1", session="s1")]))
     client = ScriptedClient(dynamodb, [raising(client_error("ProvisionedThroughputExceededException"))], "query")
     store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)

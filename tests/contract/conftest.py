@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
+from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
 from eventpipe.adapters.aws.retry import NO_WAIT
 from eventpipe.adapters.aws.s3 import S3RawBucket
@@ -33,6 +34,7 @@ from eventpipe.adapters.memory import (
     MemoryQuarantine,
 )
 from tests.aws.conftest import APPS_TABLE, CURATED_TABLE, INSIGHTS_TABLE, REGION, STATE_TABLE
+from tests.aws.insights_stream import StreamedStore
 from tests.aws.scans import curated_types
 
 # Importing tests.azure.conftest puts the blueprint's eventpipe_azure on sys.path; its Azurite fixtures serve here too.
@@ -109,11 +111,24 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     yield from build(tmp_path)
 
 
-@pytest.fixture(params=["memory", "sqlite", "cosmos"])
-def insights(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InsightsStore]:
-    """The insights stores that share `BaseInsightsStore`'s flow. The DynamoDB store is held to the
-    SQLite store's documents by its own tests (tests/aws/test_dynamodb_insights.py)."""
-    if request.param == "memory":
+@pytest.fixture(params=["memory", "sqlite", "cosmos", "dynamodb"])
+def insights(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InsightsStore]:
+    """Every insights store: those that share `BaseInsightsStore`'s flow, and DynamoDB's, whose deltas are
+    folded right after each apply (as the table's stream hands them to `fold_insights`; its own tests,
+    tests/aws/test_dynamodb_insights.py, also fold late, twice and half-way)."""
+    if request.param == "dynamodb":
+        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)  # moto, and never a real account
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        with mock_aws():
+            client: Any = boto3.client(
+                "dynamodb", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+            )
+            create_tables(client, curated=CURATED_TABLE, state=STATE_TABLE, insights=INSIGHTS_TABLE)
+            store = DynamoInsightsStore(INSIGHTS_TABLE, client, backoff=NO_WAIT)
+            yield StreamedStore(store, client)  # type: ignore[misc]
+    elif request.param == "memory":
         yield MemoryInsightsStore()
     elif request.param == "sqlite":
         db = Database(tmp_path / "eventpipe.db")

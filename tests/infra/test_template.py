@@ -66,7 +66,7 @@ def test_every_entry_point_has_one_function_and_every_function_an_entry_point(fu
     handlers = [handler_of(properties) for properties in functions.values()]
     # THEN each entry point has exactly one function, and no function names anything else
     assert sorted(handlers) == sorted(entry_points())
-    assert len(entry_points()) == 9
+    assert len(entry_points()) == 10
 
 
 def test_functions_run_the_repository_code_on_python_312_arm64(functions: dict[str, Any]) -> None:
@@ -212,7 +212,7 @@ EXPECTED_ACTIONS = {
         "s3:DeleteObject",  # a requests/ object, once its requests are grouped
     },
     # DynamoBatchStore.get skips a batch done already; DynamoQuarantine.for_batch (Query) finds the batch's
-    # quarantine records to release; the curated puts; the insights (TransactWriteItems is Put and Update)
+    # quarantine records to release; the curated puts; the insights delta (PutItem)
     "process_batch": {
         "s3:GetObject",
         "s3:ListBucket",
@@ -220,10 +220,18 @@ EXPECTED_ACTIONS = {
         "dynamodb:Query",
         "dynamodb:BatchWriteItem",
         "dynamodb:PutItem",
-        "dynamodb:BatchGetItem",
-        "dynamodb:UpdateItem",
         "ssm:GetParameter",  # awsrun/secrets.py: the pseudonym key (s3:GetObject also reads config/)
         "s3:PutObject",  # S3EventLake: the batch's new events as Parquet in the analytics bucket's events/
+    },
+    # InsightsFold: the minute items read and written, the dirty hours; its stream event source
+    "fold_insights": {
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
     },
     "mark_done": {"dynamodb:UpdateItem"},
     "mark_failed": {"dynamodb:UpdateItem"},
@@ -326,14 +334,14 @@ def test_tables_have_the_key_schemas_of_tables_py(resources: dict[str, Any], log
 
 
 def test_the_tables_whose_items_carry_a_ttl_expire_them_and_no_other(resources: dict[str, Any]) -> None:
-    # dynamodb_insights.py writes expires_at on funnel rows and markers, dynamodb_curated.py on every
+    # insights_delta.py writes expires_at on batches' insights deltas, dynamodb_curated.py on every
     # curated event (the deduplication window); nothing else writes it
     writers = [
         p.name
         for p in (ROOT / "src" / "eventpipe" / "adapters" / "aws").glob("*.py")
         if "TTL_ATTRIBUTE" in p.read_text()
     ]
-    assert sorted(writers) == ["dynamodb_curated.py", "dynamodb_insights.py", "tables.py"]
+    assert sorted(writers) == ["dynamodb_curated.py", "insights_delta.py", "tables.py"]
     for table in ("InsightsTable", "CuratedTable"):
         ttl = resources[table]["Properties"]["TimeToLiveSpecification"]
         assert ttl == {"AttributeName": tables.TTL_ATTRIBUTE, "Enabled": True}

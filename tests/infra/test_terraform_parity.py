@@ -124,9 +124,9 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
 def test_the_same_entry_points_everywhere(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     # GIVEN the entry points of the code, the SAM template and the Terraform
     tf = set(pipeline.locals["functions"])
-    # THEN they are the same nine
+    # THEN they are the same ten
     assert code_handlers() == set(sam_by_handler) == tf
-    assert len(tf) == 9
+    assert len(tf) == 10
     # AND both function module calls name the handler lambda_pipeline.<entry point>
     for call in ("step", "entry"):
         assert pipeline.modules[call]["handler"] == "lambda_pipeline.${each.key}"
@@ -157,11 +157,12 @@ def test_runtime_memory_and_timeouts_match_sam(pipeline: Any, sam_by_handler: di
         assert lambda_function["architectures"] == sam["Architectures"] == ["arm64"]
         (tracing,) = blocks(lambda_function, "tracing_config")
         assert tracing["mode"] == "${var.tracing_mode}"
-        # not traced: ingest (sampled per request upstream) and the schedules (every idle run would be)
-        passthrough = ("ingest", "export_insights", "replay", "compact_lake")
+        # not traced: ingest (sampled per request upstream), the schedules (every idle run would be) and the fold
+        passthrough = ("ingest", "export_insights", "replay", "compact_lake", "fold_insights")
         assert sam["Tracing"] == ("PassThrough" if name in passthrough else "Active")
     assert pipeline.modules["entry"]["tracing_mode"] == (
-        '${contains(["ingest", "export_insights", "replay", "compact_lake"], each.key) ? "PassThrough" : "Active"}'
+        '${contains(["ingest", "export_insights", "replay", "compact_lake", "fold_insights"], each.key)'
+        ' ? "PassThrough" : "Active"}'
     )
     assert "tracing_mode" not in pipeline.modules["step"]  # the workflow's steps: Active, the default
 
@@ -209,7 +210,10 @@ def sam_statement_pairs(policies: list[Any]) -> set[tuple[str, str]]:
 def sam_resource_kind(resource: Any) -> str:
     """`!GetAtt StateTable.Arn` -> "state_table", `!Sub "${RawBucket.Arn}/raw/*"` -> "bucket/raw/*", ..."""
     if "Fn::GetAtt" in resource:
-        return RESOURCE_KINDS[resource["Fn::GetAtt"][0]]
+        logical_id, attribute = resource["Fn::GetAtt"]
+        if attribute == "StreamArn":  # a table's stream: "insights_table" -> "insights_stream"
+            return RESOURCE_KINDS[logical_id].removesuffix("_table") + "_stream"
+        return RESOURCE_KINDS[logical_id]
     text = resource["Fn::Sub"]
     if ":execution:${PipelineStateMachine.Name}:*" in text:
         return "executions"
@@ -253,11 +257,38 @@ def test_no_queue_is_polled_as_in_sam(pipeline: Any) -> None:
     mappings = [
         block for (kind, _name), block in pipeline.resources.items() if kind == "aws_lambda_event_source_mapping"
     ]
-    assert mappings == []
+    # (Lambda polls the insights table's stream at no charge: fold_insights' mapping is no queue's)
+    assert [m["event_source_arn"] for m in mappings if "aws_sqs_queue" in m["event_source_arn"]] == []
     names = pipeline.locals["policy_resources"]
     for target in ("start_batches", "ingest"):
         prefix = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:"
         assert names[f"{target}_function"] == prefix + f'${{local.function_names["{target}"]}}'
+
+
+def test_insights_deltas_reach_the_fold_from_the_tables_stream_as_in_sam(
+    pipeline: Any, resources: dict[str, Any]
+) -> None:
+    table = pipeline.resource("aws_dynamodb_table", "insights")
+    sam_table = resources["InsightsTable"]["Properties"]
+    assert table["stream_enabled"] is True
+    assert table["stream_view_type"] == sam_table["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
+    mapping = pipeline.resource("aws_lambda_event_source_mapping", "insights_deltas")
+    source = resources["FoldInsightsFunction"]["Properties"]["Events"]["Deltas"]["Properties"]
+    assert mapping["event_source_arn"] == "${aws_dynamodb_table.insights.stream_arn}"
+    assert mapping["function_name"] == '${module.entry["fold_insights"].function_name}'
+    for tf, sam in (
+        ("starting_position", "StartingPosition"),
+        ("batch_size", "BatchSize"),
+        ("maximum_batching_window_in_seconds", "MaximumBatchingWindowInSeconds"),
+        ("parallelization_factor", "ParallelizationFactor"),
+    ):
+        assert mapping[tf] == source[sam], tf
+    (criteria,) = blocks(mapping, "filter_criteria")
+    (only,) = blocks(criteria, "filter")
+    (sam_filter,) = source["FilterCriteria"]["Filters"]
+    for word in ("delta#", "INSERT"):  # delta inserts only, in both
+        assert word in only["pattern"]
+        assert f'"{word}"' in sam_filter["Pattern"]
 
 
 def test_small_requests_go_through_a_firehose_stream_as_in_sam(pipeline: Any, resources: dict[str, Any]) -> None:

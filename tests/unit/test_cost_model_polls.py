@@ -1,27 +1,72 @@
-"""The cost model's dashboard poll through the sketch cache (bench/cost_model.py, docs/cost.md)."""
+"""The cost model's dashboard poll through the sketch cache and its insights folds (bench/cost_model.py)."""
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from cost_model import cached_poll
+from cost_model import Assumptions, PerBatch, cached_poll, fold_shape
 
 
-def test_a_poll_with_no_batch_since_reads_the_180_counter_items_only() -> None:
+def test_a_poll_with_no_fold_since_reads_the_180_counter_items_only() -> None:
     # 180 counter items of 333 bytes: the window's 60 in one 4 KB-rounded Query, the lookback's 120 in another
-    units, items = cached_poll(333, 13_600, 5.4, 0.0)
+    units, items = cached_poll(333, 13_600, 0.0)
     assert items == 180
     assert units == 5 + 10
 
 
-def test_the_sketch_items_read_are_those_one_batch_spans_however_many_batches_came() -> None:
-    one, items_one = cached_poll(333, 13_600, 5.4, 1.0)
-    many, items_many = cached_poll(333, 13_600, 5.4, 30.0)
-    assert one == many
-    assert items_one == items_many == 180 + 5.4
-    assert one == 15 + 5.4 * 13_600 / 4096 + 1
-    # AND fewer batches than polls read fewer sketch items on average
-    assert cached_poll(333, 13_600, 5.4, 0.3)[0] < one
+def test_a_poll_after_a_fold_reads_the_minute_items_it_rewrote() -> None:
+    units, items = cached_poll(333, 13_600, 6.5)
+    assert items == 180 + 6.5
+    assert units == 15 + 6.5 * 13_600 / 4096 + 1
+    # AND fewer folds than polls read fewer minute items on average
+    assert cached_poll(333, 13_600, 0.65)[0] < units
+
+
+def per_batch(minutes: float = 3.0, keys: float = 5.5) -> PerBatch:
+    return PerBatch(
+        events=100,
+        cpu_s={},
+        wall_s={},
+        log_bytes=0,
+        units=Counter(),
+        calls=Counter(),
+        raw_bytes_per_event=0,
+        curated_item_bytes=0,
+        curated_events=0,
+        metrics=0,
+        delta_bytes=1_200,
+        minute_bytes=490,
+        sketch_item_bytes=690,
+        minutes_per_batch=minutes,
+        keys_per_batch=keys,
+        fold_cpu_s=0.001,
+        fold_round_trips_s=0.1,
+        fold_calls=Counter(),
+        fold_batches=15,
+    )
+
+
+def assumptions(window_s: int = 30) -> Assumptions:
+    return Assumptions({}, 1.5, 5, 3, 10.0, 40, fold_window_s=window_s)
+
+
+def test_a_fold_a_window_when_batches_come_faster_than_windows() -> None:
+    # GIVEN one batch a second (100 events/s), a 30 s window and batches touching 3 minutes, 5.5 minute items
+    folds_s, keys, ids = fold_shape(100, per_batch(), assumptions())
+    # THEN a fold every 30 s writes the batch's minutes and the half minute the window moved on
+    assert folds_s == pytest.approx(1 / 30)
+    assert keys == pytest.approx(3.5 * 5.5 / 3)
+    # AND a minute item holds on average half of the 8-byte ids of the 180 batches that touch it
+    assert ids == pytest.approx(8 * 60 * 3 / 2)
+
+
+def test_at_low_rates_a_fold_per_batch_and_no_more_minutes_than_the_batches_touch() -> None:
+    folds_s, keys, _ids = fold_shape(1, per_batch(), assumptions())
+    assert folds_s == pytest.approx(1 / 100)  # one batch each 100 s: the window holds one
+    assert keys == pytest.approx(5.5)

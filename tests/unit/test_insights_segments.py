@@ -14,6 +14,7 @@ from eventpipe.core.facts import Fact, fact_of
 from eventpipe.core.insights import build_insights, people_by_minute
 from eventpipe.core.segments import ALL_PEOPLE, InsightsView, parse_segment, segment_of, view_of
 from tests.aws.conftest import INSIGHTS_TABLE
+from tests.aws.insights_stream import StreamedStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -46,7 +47,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InsightsSt
         yield SqliteInsightsStore(database)
         database.close()
     else:
-        yield DynamoInsightsStore(INSIGHTS_TABLE, request.getfixturevalue("dynamodb"))
+        client = request.getfixturevalue("dynamodb")
+        # its deltas folded right after each apply, as the table's stream hands them to fold_insights
+        yield StreamedStore(DynamoInsightsStore(INSIGHTS_TABLE, client), client)  # type: ignore[misc]
 
 
 def document(store: InsightsStore, view: InsightsView = ALL_PEOPLE) -> dict[str, Any]:
@@ -145,7 +148,7 @@ def test_the_export_rows_are_people_by_minute(filled: InsightsStore) -> None:
 
 
 def test_many_minutes_and_segments_in_one_hour(store: InsightsStore) -> None:
-    # GIVEN one batch with 60 minutes x 3 segments (over DynamoDB's 100 items a transaction)
+    # GIVEN one batch with 60 minutes x 3 segments (180 minute items of one hour: one DynamoDB delta)
     facts = [
         fact(app=app, bot=bot, at_ms=D_MS + minute * 60_000)
         for minute in range(60)

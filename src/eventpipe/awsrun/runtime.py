@@ -23,7 +23,7 @@ from eventpipe.core.errors import ConfigError
 from eventpipe.core.timeutil import SystemClock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     import botocore.session
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from eventpipe.adapters.aws.s3_lake import S3EventLake
     from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
     from eventpipe.core.apps import AppDirectory
+    from eventpipe.core.documents import FoldAnswer
     from eventpipe.core.enrich import Enricher, EnrichmentConfig
     from eventpipe.core.ingest import Ingestor
     from eventpipe.core.ports import Clock, WorkflowStarter
@@ -215,6 +216,13 @@ class AwsRuntime:
 
         # One store per container: its sketch cache makes the dashboard's polls read only changed minutes.
         return DynamoInsightsStore(self.resources.insights_table, self._dynamodb, sketch_cache=SketchCache())
+
+    def fold_insights(self, records: Sequence[Mapping[str, Any]]) -> FoldAnswer:
+        """The insights table's stream records: their deltas counted into the minutes (insights_fold.py)."""
+        from eventpipe.adapters.aws.insights_delta import stream_deltas
+
+        result = self.insights.fold(stream_deltas(records))
+        return {"deltas": result.deltas, "folded": result.folded, "minutes": result.minutes}
 
     @cached_property
     def _schemas(self) -> Callable[[], SchemaRegistry]:

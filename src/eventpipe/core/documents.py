@@ -212,6 +212,14 @@ class ExportAnswer(TypedDict):
     pending: int
 
 
+class FoldAnswer(TypedDict):
+    """fold_insights (AWS): the deltas handed over, the minute changes counted now, the minute items written."""
+
+    deltas: int
+    folded: int
+    minutes: int
+
+
 class ReplayAnswer(TypedDict):
     """replay: the batches started, their events, those not done yet; with `rejected`, the records left out."""
 

@@ -28,11 +28,18 @@ if TYPE_CHECKING:
 
     from eventpipe.adapters.aws.erasure import ErasureAnswer
     from eventpipe.adapters.aws.lake_compaction import CompactionAnswer
-    from eventpipe.core.documents import AcceptedDocument, ExportAnswer, ProcessOutcome, ReplayAnswer, StepStatus
+    from eventpipe.core.documents import (
+        AcceptedDocument,
+        ExportAnswer,
+        FoldAnswer,
+        ProcessOutcome,
+        ReplayAnswer,
+        StepStatus,
+    )
     from eventpipe.handlers.erase import ErasureServices
     from eventpipe.handlers.ingest import IngestAnswer
     from eventpipe.handlers.lake import LakeServices
-    from eventpipe.handlers.services import QueueServices, Services
+    from eventpipe.handlers.services import QueueServices, Services, StreamServices
 
 Event = dict[str, Any]
 Unit = Literal["Count", "Milliseconds"]
@@ -162,6 +169,12 @@ def _export_insights(event: Event, services: Services, report: Report) -> Export
     return result
 
 
+def _fold_insights(event: Event, services: StreamServices, report: Report) -> FoldAnswer:
+    result = services.fold_insights(event.get("Records", []))
+    report.info("insights folded", **result)  # twice a minute at most: no metric (billed per month)
+    return result
+
+
 def _replay(event: Event, services: Services, report: Report) -> ReplayAnswer:
     from eventpipe.handlers.replay import handle_replay
 
@@ -234,6 +247,13 @@ FUNCTIONS: Mapping[str, Function] = {
             "export_insights",
             _export_insights,
             'Scheduled: the last two hours of insights to `insights/dt=.../hour=...` (or `{"since", "until"}`).',
+        ),
+        Function(
+            "fold_insights",
+            _fold_insights,
+            "The insights table's stream (its filter passes delta inserts only): the batches' deltas counted "
+            "into their minutes, each once. An error fails the stream batch, which Lambda delivers again.",
+            aws_only=True,
         ),
         Function(
             "replay",

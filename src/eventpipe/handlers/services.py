@@ -7,7 +7,10 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from eventpipe.core.ports import BatchStore, RawBucket
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from eventpipe.core.apps import AppDirectory
+    from eventpipe.core.documents import FoldAnswer
     from eventpipe.core.ingest import Ingestor
     from eventpipe.core.ports import Clock, CuratedStore, InsightsStore, Quarantine, RequestIndex, WorkflowStarter
     from eventpipe.core.steps import PipelineSteps
@@ -89,3 +92,10 @@ class QueueServices(Protocol):
 
     @property
     def starter(self) -> WorkflowStarter: ...
+
+
+class StreamServices(Protocol):
+    """What the function fed by the insights table's stream needs (`fold_insights`): AWS only."""
+
+    def fold_insights(self, records: Sequence[Mapping[str, Any]]) -> FoldAnswer:
+        """Count the batches' insights deltas among the stream records into their minutes, each once."""

@@ -20,6 +20,7 @@ locals {
     "state_table"                        = aws_dynamodb_table.state.arn
     "state_table/index/unfinished"       = "${aws_dynamodb_table.state.arn}/index/unfinished"
     "insights_table"                     = aws_dynamodb_table.insights.arn
+    "insights_stream"                    = aws_dynamodb_table.insights.stream_arn
     "apps_table"                         = aws_dynamodb_table.apps.arn
     "state_machine"                      = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
     # by name: the functions' own resources would make a cycle (ingest's policy, ingest)
@@ -112,8 +113,8 @@ module "entry" {
   policy_json = data.aws_iam_policy_document.function[each.key].json
   # ingest is not traced unless its caller sampled the request: Lambda's own sampling cannot be lowered,
   # and the workflow is traced at a fixed 1% (aws_xray_sampling_rule.workflow), as in the SAM template.
-  # Nor are the schedules: Lambda's sampling would trace every run, idle or not (docs/cost.md).
-  tracing_mode = contains(["ingest", "export_insights", "replay", "compact_lake"], each.key) ? "PassThrough" : "Active"
+  # Nor are the schedules: Lambda's sampling would trace every run, idle or not (docs/cost.md), nor the fold.
+  tracing_mode = contains(["ingest", "export_insights", "replay", "compact_lake", "fold_insights"], each.key) ? "PassThrough" : "Active"
   async_invocation = contains(keys(local.async_invocations), each.key) ? merge(local.async_invocations[each.key], {
     on_failure_queue_arn = aws_sqs_queue.dead_letter.arn
   }) : null
@@ -181,6 +182,23 @@ resource "aws_iam_role_policy" "request_stream" {
   name   = "deliver-requests"
   role   = aws_iam_role.request_stream.id
   policy = data.aws_iam_policy_document.request_stream.json
+}
+
+# The insights table's stream: each batch's delta counted into its minutes by fold_insights, a minute
+# written once per invocation for all the batches of its window. As FoldInsightsFunction's event in SAM.
+resource "aws_lambda_event_source_mapping" "insights_deltas" {
+  event_source_arn                   = aws_dynamodb_table.insights.stream_arn
+  function_name                      = module.entry["fold_insights"].function_name
+  starting_position                  = "TRIM_HORIZON"
+  batch_size                         = 1000
+  maximum_batching_window_in_seconds = 30 # how fresh insights are, against one minute write per window
+  parallelization_factor             = 1
+
+  filter_criteria {
+    filter {
+      pattern = jsonencode({ eventName = ["INSERT"], dynamodb = { Keys = { pk = { S = [{ prefix = "delta#" }] } } } })
+    }
+  }
 }
 
 resource "aws_sqs_queue" "dead_letter" {

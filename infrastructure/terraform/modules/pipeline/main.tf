@@ -24,6 +24,7 @@ locals {
     mark_done       = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkDone." }
     mark_failed     = { memory_mb = 256, timeout_s = 30, description = "Workflow step MarkFailed." }
     export_insights = { memory_mb = 1024, timeout_s = 120, description = "Scheduled export of the hours of insights changed since the last export, to the analytics bucket." }
+    fold_insights   = { memory_mb = 512, timeout_s = 60, description = "The insights table's stream; batches' deltas counted into their minutes, each once." }
     replay          = { memory_mb = 512, timeout_s = 900, description = "Replay of unfinished batches (lost pending ones on a schedule) or of the quarantine." }
     start_batches   = { memory_mb = 256, timeout_s = 30, description = "Starts a batch whose workflow start failed at ingest (invoked asynchronously by ingest)." }
     erase           = { memory_mb = 2048, timeout_s = 900, description = "Erasure of a user's events from the lake, the curated table, the quarantine and the raw bucket." }
@@ -64,14 +65,19 @@ locals {
       { sid = "PutCurated", actions = ["dynamodb:PutItem"], resources = ["curated_table"] },
       # S3EventLake: a batch's new events, one Parquet object per hour they fall in
       { sid = "WriteLake", actions = ["s3:PutObject"], resources = ["analytics_bucket/events/*"] },
-      # TransactWriteItems is authorized as the PutItem and UpdateItem inside it.
-      { sid = "ApplyInsights", actions = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources = ["insights_table"] },
+      # DynamoInsightsStore.apply: the batch's delta, a conditional PutItem
+      { sid = "ApplyInsights", actions = ["dynamodb:PutItem"], resources = ["insights_table"] },
     ]
     mark_done = [
       { sid = "FinishBatch", actions = ["dynamodb:UpdateItem"], resources = ["state_table"] },
     ]
     mark_failed = [
       { sid = "FailBatch", actions = ["dynamodb:UpdateItem"], resources = ["state_table"] },
+    ]
+    # InsightsFold: minute items read and written, dirty hours; its stream event source
+    fold_insights = [
+      { sid = "FoldInsights", actions = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources = ["insights_table"] },
+      { sid = "ReadDeltas", actions = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"], resources = ["insights_stream"] },
     ]
     export_insights = [
       { sid = "ReadInsights", actions = ["dynamodb:Query", "dynamodb:DeleteItem"], resources = ["insights_table"] },

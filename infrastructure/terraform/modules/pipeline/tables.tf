@@ -80,12 +80,15 @@ resource "aws_dynamodb_table" "state" {
 
 resource "aws_dynamodb_table" "insights" {
   #checkov:skip=CKV_AWS_119:encrypted with the AWS managed key as in the SAM template; a customer key adds cost and a key policy for every function
-  # Per-minute counters and sketches; funnel rows and applied-batch markers carry expires_at.
+  # Batches' deltas (with expires_at), minute items, counter copies, dirty hours (dynamodb_insights.py).
+  # New deltas reach fold_insights through the stream.
   name                        = "${local.name}-insights"
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = "pk"
   range_key                   = "sk"
   deletion_protection_enabled = var.deletion_protection
+  stream_enabled              = true
+  stream_view_type            = "NEW_IMAGE"
   tags                        = local.tags
 
   attribute {

@@ -1,21 +1,23 @@
-"""Reading the DynamoDB insights store: a window's counter and sketch items, bounded by minutes.
+"""Reading the DynamoDB insights store: a window's minute items, bounded by minutes.
 
 The key shapes are described in dynamodb_insights.py. A read Queries, per UTC day of the window, the
-counter items and the sketch items, and the sketch items of the funnel's two-hour lookback: a 1-hour
-window at most 60 + 60 + 120 items, whatever the number of sessions or batches (docs/insights.md). With a
-`SketchCache`, it Queries the counter items of the window and the lookback, and only the sketch items
-whose minute's version `v` moved since they were cached (sketch_cache.py): the dashboard's polls read
-the small items and the few minutes written since the previous poll.
+minute items (counters and sketches together), and the minute items of the funnel's two-hour lookback
+(only the earlier steps projected): a 1-hour window at most 60 + 120 items, whatever the number of
+sessions or batches (docs/insights.md). With a `SketchCache` holding any minute of the window, it
+Queries the small counter items of the window and the lookback instead, and only the minute items
+whose version `v` moved since they were cached (sketch_cache.py): the dashboard's polls read the small
+items and the few minutes folded since the previous poll. A cold cache (a new container) reads the
+minute items once, as without a cache, and keeps them.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.dynamodb_calls import attempt
 from eventpipe.adapters.aws.errors import AWS_ERRORS, storage_error
+from eventpipe.adapters.aws.insights_keys import minute_segment, utc
 from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, StepSketch, funnel_counts
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 from eventpipe.core.segments import ALL_PEOPLE
@@ -28,17 +30,10 @@ if TYPE_CHECKING:
     from eventpipe.core.segments import InsightsView
 
 DAY_S = 86_400
-VERSION = "v"  # on a counter item: batches that changed the minute (the sketch cache's validator)
+VERSION = "v"  # on a minute item and its counter copy: folds that changed the minute (the sketch cache's validator)
+_SKETCHES = ("users", *(f"s{step}" for step in range(len(FUNNEL_STEPS))))
 
-
-def utc(minute: int, pattern: str) -> str:
-    return datetime.fromtimestamp(minute, UTC).strftime(pattern)
-
-
-def minute_segment(sort_key: str) -> tuple[int, str]:
-    """The minute and segment of a counter or sketch item's sort key (the inverse of its `_key`)."""
-    minute, _, segment = sort_key.partition("#")
-    return int(minute), segment
+__all__ = ["DAY_S", "VERSION", "DynamoInsightsReader", "minute_segment", "utc"]
 
 
 class DynamoInsightsReader:
@@ -48,8 +43,8 @@ class DynamoInsightsReader:
         self._table = table_name
         self._client = client
         self._backoff = backoff
-        # With a cache, a read fetches only the sketch items whose minute changed since it last read them
-        # (the dashboard polls every 3 s); without, it reads every sketch item of the window each time.
+        # With a cache, a read fetches only the minute items that changed since it last read them
+        # (the dashboard polls every 3 s); without, it reads every minute item of the window each time.
         self._cache = sketch_cache
 
     def read(
@@ -57,45 +52,49 @@ class DynamoInsightsReader:
     ) -> InsightsRows:
         if until_minute <= since_minute:
             return InsightsRows(minutes=[], funnel=[0] * len(FUNNEL_STEPS))
-        if self._cache is not None:
-            return self._read_cached(self._cache, since_minute, until_minute, funnel=funnel, view=view)
+        cache = self._cache
+        if cache is not None and cache.holds_any(range(since_minute, until_minute, 60)):
+            return self._read_cached(cache, since_minute, until_minute, funnel=funnel, view=view)
         last = until_minute - 1
         rows: dict[tuple[int, str], MinuteRow] = {}
         steps: list[StepSketch] = []
         high = f"{last:012d}~"  # "~" sorts after "#<segment>": every segment of the last minute
         for day in _days(since_minute, last):
-            for item in self.query(f"minute#{day}", f"{since_minute:012d}", high):
-                minute, segment = minute_segment(item["sk"]["S"])
-                _add_counters(rows.setdefault((minute, segment), MinuteRow(minute, segment=segment)), item)
             for item in self.query(f"sketch#{day}", f"{since_minute:012d}", high):
-                minute, segment = minute_segment(item["sk"]["S"])
+                minute, segment = key = minute_segment(item["sk"]["S"])
+                row = rows[key] = MinuteRow(minute, segment=segment)
+                _add_counters(row, item)
                 users = item.get("users", {}).get("B")
-                row = rows.setdefault((minute, segment), MinuteRow(minute, segment=segment))
                 row.users = None if users is None else bytes(users)
                 if view.counts(segment):
                     steps.extend(_steps_of(minute, segment, item))
+                if cache is not None:  # a cold cache: keep what was read, for the next poll
+                    cache.put(key, _version_of(item), _sketches_of(item))
         ordered = [rows[key] for key in sorted(rows)]
         if not funnel:
             return InsightsRows(ordered, [0] * len(FUNNEL_STEPS))
-        # The lookback needs only the earlier steps' sketches: the projection keeps the pages small
-        # (DynamoDB bills the whole items all the same).
-        lookback, earlier = since_minute - SESSION_LOOKBACK_S, [f"s{step}" for step in range(len(FUNNEL_STEPS) - 1)]
+        lookback = since_minute - SESSION_LOOKBACK_S
+        # Without a cache the lookback needs only the earlier steps' sketches: the projection keeps the pages
+        # small (DynamoDB bills the whole items all the same); with one, the whole items are kept for later.
+        earlier = None if cache is not None else [f"s{step}" for step in range(len(FUNNEL_STEPS) - 1)]
         for day in _days(lookback, since_minute - 1):
             for item in self.query(f"sketch#{day}", f"{lookback:012d}", f"{since_minute - 1:012d}~", earlier):
-                minute, segment = minute_segment(item["sk"]["S"])
+                minute, segment = key = minute_segment(item["sk"]["S"])
                 if view.counts(segment):
                     steps.extend(_steps_of(minute, segment, item))
+                if cache is not None:
+                    cache.put(key, _version_of(item), _sketches_of(item))
         counts = funnel_counts(steps, since_minute=since_minute, until_minute=until_minute)
         return InsightsRows(ordered, counts)
 
     def _read_cached(
         self, cache: SketchCache, since_minute: int, until_minute: int, *, funnel: bool, view: InsightsView
     ) -> InsightsRows:
-        """`read` from the counter items, and the sketch items whose counter version moved since cached.
+        """`read` from the counter items, and the minute items whose counter version moved since cached.
 
-        The counter items are read first (strongly consistent), then the stale sketch items: a batch
-        writes its sketches before the transaction that adds to the counters and their version, so the
-        sketches read hold at least every batch the version counts (sketch_cache.py).
+        The counter items are read first (strongly consistent), then the stale minute items: the fold
+        writes a minute item before its counter copy, so the minute items read hold at least every
+        fold that the copy's version counts (sketch_cache.py).
         """
         last = until_minute - 1
         rows: dict[tuple[int, str], MinuteRow] = {}
@@ -138,10 +137,10 @@ class DynamoInsightsReader:
             else:
                 found[key] = held
         for day, first, last in _runs(sorted({minute for minute, _ in stale})):
-            for item in self.query(f"sketch#{day}", f"{first:012d}", f"{last:012d}~"):
+            for item in self.query(f"sketch#{day}", f"{first:012d}", f"{last:012d}~", _SKETCHES):
                 key = minute_segment(item["sk"]["S"])
                 if key in versions and key not in found:
-                    found[key] = {name: bytes(value["B"]) for name, value in item.items() if "B" in value}
+                    found[key] = _sketches_of(item)
                     cache.put(key, versions[key], found[key])
         for key in stale:
             if key not in found:  # no sketch item (refusals only, or a minute without users or sessions)
@@ -188,6 +187,11 @@ def _runs(minutes: Sequence[int]) -> list[tuple[str, int, int]]:
         else:
             runs.append((day, minute, minute))
     return runs
+
+
+def _sketches_of(item: dict[str, Any]) -> Sketches:
+    """A minute item's sketches, by attribute (`ids` is the fold's, not a sketch)."""
+    return {name: bytes(item[name]["B"]) for name in _SKETCHES if name in item}
 
 
 def _version_of(item: dict[str, Any]) -> int:

@@ -1,12 +1,13 @@
 """A per-container cache of insights sketch items, each valid while its minute's counter version is unchanged.
 
-Why: the dashboard polls `GET /insights` every 3 s, and a 1-hour read needs the sketch items of 180
+Why: the dashboard polls `GET /insights` every 3 s, and a 1-hour read needs the minute items of 180
 minutes (the window and the funnel's two-hour lookback), up to ~27 KB each. Almost all of those
 minutes are closed: their sketches have not changed since the last poll. The counter item of a minute
-(well under 1 KB) carries `v`, which every batch that changes the minute adds 1 to in the same
-transaction as its counters, after it has written the minute's sketches; so a sketch item read (strongly
-consistent) after the counter item showed `v` holds every batch that `v` counts, and stays right while
-`v` stays the same. A poll then reads the small counter items and only the sketch items whose `v` moved.
+(well under 1 KB) is a copy of the minute item's counters and version `v`, which every fold that changes
+the minute adds 1 to; the fold writes the minute item first and the copy after, so a minute item read
+(strongly consistent) after the counter item showed `v` holds every fold that `v` counts, and stays right
+while `v` stays the same. A poll then reads the small counter items and only the minute items whose `v`
+moved.
 
 The cache is bounded in bytes (least recently used minutes leave first), so a container's memory stays
 bounded whatever windows are read.
@@ -15,6 +16,12 @@ bounded whatever windows are read.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from eventpipe.core.segments import DEFAULT_SEGMENT
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # A 24-hour window at 1,000 events/s needs about 1,560 sketch items of up to ~27 KB (42 MB): it fits,
 # in a 1,024 MB function.
@@ -47,6 +54,11 @@ class SketchCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def holds_any(self, minutes: Iterable[int]) -> bool:
+        """Whether any of these minutes (default segment) is cached: if none, a read is cheaper without the cache's
+        validation (the minute items themselves, not the counter items and then the minute items)."""
+        return any((minute, DEFAULT_SEGMENT) in self._entries for minute in minutes)
 
     def get(self, key: Key, version: int) -> Sketches | None:
         """The sketches cached for `key` if they were read under `version`, else None."""
