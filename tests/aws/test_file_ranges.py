@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from eventpipe.adapters.aws.s3 import S3RawBucket
 from eventpipe.core.rawbatch import RawBatch
 from eventpipe.core.readers import GZIP_MAGIC
 from tests.aws.async_invocations import Invocations
@@ -84,7 +85,7 @@ def stored_event_ids(s3: Any) -> list[str]:
     ids = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="raw/"):
         for item in page.get("Contents", []):
-            raw = RawBatch.decode(s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read())
+            raw = RawBatch.decode(S3RawBucket(BUCKET, s3).get(item["Key"]))  # stored gzip-compressed
             ids += [orjson.loads(event)["event_id"] for event in raw.events if event != b"{not json"]
     return ids
 

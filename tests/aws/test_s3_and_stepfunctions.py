@@ -146,7 +146,7 @@ def test_a_read_that_breaks_in_get_is_a_storage_error() -> None:
 def test_a_read_that_breaks_in_an_opened_stream_is_a_storage_error() -> None:
     # GIVEN an object whose body read times out
     bucket = S3RawBucket(BUCKET, _BrokenStreamClient())  # type: ignore[arg-type]
-    stream = bucket.open("raw/k")
+    stream = bucket.open("incoming/k")  # a dropped file, streamed (a raw/ object's first bytes are read at open)
     # WHEN the stream is read THEN the caller sees StorageError, not botocore's exception
     with pytest.raises(StorageError):
         stream.read()
@@ -236,3 +236,21 @@ def test_an_unknown_state_machine_is_a_storage_error(sfn: Any, machine: str) -> 
     with pytest.raises(StorageError, match=r"batch b1.*StateMachineDoesNotExist") as caught:
         starter.start("b1", "raw/b1.ndjson")
     assert isinstance(caught.value.__cause__, ClientError)
+
+
+def test_raw_batches_are_stored_gzip_compressed_and_read_back_plain(bucket: S3RawBucket, s3: Any) -> None:
+    # GIVEN a raw batch put, and a plain one written before raw batches were compressed
+    data = b'{"v": 1}\n' + b'{"event_id": "e", "event_type": "page_view"}\n' * 200
+    bucket.put("raw/new.ndjson", data)
+    s3.put_object(Bucket=BUCKET, Key="raw/old.ndjson", Body=data)
+    # THEN the new one is stored gzip-compressed, several times smaller
+    stored = s3.get_object(Bucket=BUCKET, Key="raw/new.ndjson")
+    assert stored["ContentEncoding"] == "gzip"
+    assert len(stored["Body"].read()) * 5 < len(data)
+    # AND both read back as the bytes put, by get and by open; other prefixes are stored as they are
+    for key in ("raw/new.ndjson", "raw/old.ndjson"):
+        assert bucket.get(key) == data
+        with bucket.open(key) as stream:
+            assert stream.read() == data
+    bucket.put("insights/x.json", data)
+    assert s3.get_object(Bucket=BUCKET, Key="insights/x.json")["Body"].read() == data

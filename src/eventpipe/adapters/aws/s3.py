@@ -1,9 +1,16 @@
-"""The raw bucket on S3: the `RawBucket` port, plus streaming reads of dropped files."""
+"""The raw bucket on S3: the `RawBucket` port, plus streaming reads of dropped files.
+
+Raw batches (`raw/`) are stored gzip-compressed (`Content-Encoding: gzip`): NDJSON events compress about
+nine to one, which takes their S3 storage, 30 days of every event received, from about $0.016 to $0.002
+per million events, for half a millisecond of CPU per 100-event batch. `get` and `open` give back the
+bytes put, and read the plain objects written before as they are.
+"""
 
 from __future__ import annotations
 
+import gzip
 import io
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
@@ -15,6 +22,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+COMPRESSED_PREFIX = "raw/"  # RawBatch objects: written and read by eventpipe only
+GZIP_MAGIC = b"\x1f\x8b"  # a raw batch's first byte is "{" (its JSON header): never this
 
 
 class S3RawBucket:
@@ -25,8 +34,11 @@ class S3RawBucket:
         self._client: S3Client = client or make_client("s3")
 
     def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        extra: dict[str, Any] = {}
+        if key.startswith(COMPRESSED_PREFIX):
+            data, extra = gzip.compress(data, 6, mtime=0), {"ContentEncoding": "gzip"}
         try:
-            self._client.put_object(Bucket=self.name, Key=key, Body=data)
+            self._client.put_object(Bucket=self.name, Key=key, Body=data, **extra)
         except AWS_ERRORS as exc:
             raise storage_error(exc, f"cannot write s3://{self.name}/{key}") from exc
 
@@ -46,7 +58,10 @@ class S3RawBucket:
             if error_code(exc) in MISSING_CODES:
                 raise ObjectNotFoundError(f"s3://{self.name}/{key} does not exist") from exc
             raise storage_error(exc, f"cannot read s3://{self.name}/{key}") from exc
-        return io.BufferedReader(TranslatedStream(answer["Body"], f"s3://{self.name}/{key}"), 256 * 1024)
+        stream = io.BufferedReader(TranslatedStream(answer["Body"], f"s3://{self.name}/{key}"), 256 * 1024)
+        if key.startswith(COMPRESSED_PREFIX) and stream.peek(2)[:2] == GZIP_MAGIC:  # raw/ from before: plain
+            return cast("IO[bytes]", gzip.GzipFile(fileobj=stream, mode="rb"))
+        return stream
 
     def delete(self, key: str) -> None:
         try:
