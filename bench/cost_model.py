@@ -245,11 +245,9 @@ def idle_costs(runs: dict[str, IdleRun], a: Assumptions, detailed: bool = False)
         f"CloudWatch alarms ({alarm_metrics(detailed=detailed)} alarm metrics)": alarm_metrics(detailed=detailed)
         * PRICES["alarm_month"],
         "CloudWatch dashboard": PRICES["dashboard_month"] if detailed else 0.0,
-        f"SQS: Lambda polling the queues of {', '.join(deployed.queue_sources)} (event source mappings)": len(
-            deployed.queue_sources
-        )
-        * receives
-        * PRICES["sqs_request"],
+        "SQS: Lambda polling the queues of event source mappings ("
+        + (", ".join(deployed.queue_sources) or "none")
+        + ")": len(deployed.queue_sources) * receives * PRICES["sqs_request"],
     }
     for name, (count, memory_mb, traced) in deployed.schedules.items():
         run = runs[name]
