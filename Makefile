@@ -56,14 +56,16 @@ test: test-prerequisites lint typecheck pytest asl js-test infra-check
 include infrastructure/checks.mk
 
 # Each script prints its figures beside their baseline and target; the summary table comes last.
+# Sizes and repeats are cut to what keeps each figure stable and the whole run under 10 minutes
+# (docs/benchmark.md); run a script alone for its full-size defaults.
 bench: export EVENTPIPE_BENCH_SUMMARY := $(CURDIR)/build/bench-summary.jsonl
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/summary.py --start $(EVENTPIPE_BENCH_SUMMARY)
 	$(BIN)/python bench/validators.py
-	$(BIN)/python bench/run.py
-	$(BIN)/python bench/cold_start.py
-	$(BIN)/python bench/http_load.py
-	$(BIN)/python bench/lake.py
+	$(BIN)/python bench/run.py --events 100000 --baseline-events 10000 --memory-events 300000 --repeat 2 --no-lake
+	$(BIN)/python bench/cold_start.py --repeat 7
+	$(BIN)/python bench/http_load.py --burst-s 5 --fresh-s 10 --table-rates 25000 --table-sizes 100,10
+	$(BIN)/python bench/lake.py --events 100000 --repeat 2
 	$(BIN)/python bench/microbatch.py
 	$(BIN)/python bench/summary.py $(EVENTPIPE_BENCH_SUMMARY)
 

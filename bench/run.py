@@ -120,6 +120,9 @@ def main() -> None:
     parser.add_argument("--baseline-events", type=int, default=20_000, help="the naive chain is slower: fewer events")
     parser.add_argument("--memory-events", type=int, default=1_000_000, help="large run for the memory check")
     parser.add_argument("--repeat", type=int, default=3, help="alternating naive / lean / eventpipe runs")
+    parser.add_argument(
+        "--lake", action=argparse.BooleanOptionalAction, default=True, help="also a run with the Parquet lake on"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="eventpipe-bench-") as tmp:
@@ -147,8 +150,9 @@ def main() -> None:
         for label in ("small", "large"):
             print(f"running eventpipe ingest on {sizes[label]:,} events ...", file=sys.stderr)
             runs.append(eventpipe_ingest(files[label], sizes[label], work, f"eventpipe {sizes[label]:,}"))
-        print("running eventpipe ingest with its Parquet lake ...", file=sys.stderr)
-        runs.append(eventpipe_ingest(files["main"], sizes["main"], work, f"+ lake {sizes['main']:,}", lake=True))
+        if args.lake:  # `make bench` leaves it to bench/lake.py, which measures the lake on and off
+            print("running eventpipe ingest with its Parquet lake ...", file=sys.stderr)
+            runs.append(eventpipe_ingest(files["main"], sizes["main"], work, f"+ lake {sizes['main']:,}", lake=True))
 
     print()
     print(
