@@ -38,15 +38,17 @@ NAIVE = (
     "[boto3.client(name) for name in {clients}]"
 )
 OURS = "import lambda_pipeline; runtime = lambda_pipeline.runtime; {uses}"
+REQUEST = {"version": "2.0", "rawPath": "/events", "requestContext": {"http": {"method": "POST"}, "stage": "$default"}}
 ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:eventpipe"
 START_FUNCTION = "eventpipe-start_batches"  # its Lambda client is built only when a start fails
 FUNCTIONS = {
     # function: (its extra environment, the clients the naive init builds, what its first call builds)
-    # ingest's first HTTP request builds the ingestor (file drops, not measured, load Powertools' S3 event classes)
+    # ingest's first HTTP request builds the ingestor and reads the request (file drops, not measured,
+    # load Powertools' S3 event classes)
     "ingest": (
         {"EVENTPIPE_STATE_MACHINE_ARN": ARN, "EVENTPIPE_START_FUNCTION": START_FUNCTION},
         ("s3", "dynamodb", "stepfunctions"),
-        "runtime.ingestor; import eventpipe.handlers.ingest",
+        "runtime.ingestor; from eventpipe.handlers.http_api import request_of; request_of({request})",
     ),
     "a workflow step": ({}, ("s3", "dynamodb"), "runtime.bucket; runtime.curated"),
 }
@@ -80,6 +82,9 @@ def timed_ms(code: str, env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=9, help="fresh interpreters per measure, alternating")
+    parser.add_argument(
+        "--before", type=os.path.abspath, help="also the init of another checkout's src/ (e.g. `git worktree add`)"
+    )
     args = parser.parse_args()
     print(
         f"\ncold start: import and clients, CPU ms, median of {args.repeat} fresh interpreters "
@@ -90,16 +95,26 @@ def main() -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             build_model_cache([task_root])
         for function, (extra, clients, uses) in FUNCTIONS.items():
-            measure(function, lambda_environment(function, extra, task_root), clients, uses, args.repeat)
+            env = lambda_environment(function, extra, task_root)
+            measure(function, env, clients, uses.format(request=REQUEST), args.repeat, args.before)
 
 
-def measure(function: str, env: dict[str, str], clients: tuple[str, ...], uses: str, repeat: int) -> None:
-    naive, ours = [], []
+def measure(
+    function: str, env: dict[str, str], clients: tuple[str, ...], uses: str, repeat: int, before: str | None
+) -> None:
+    naive, ours, older = [], [], []
+    here = {**env, "PYTHONPATH": os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")}
     for _ in range(repeat):
         naive.append(timed_ms(NAIVE.format(clients=clients), env))
-        ours.append(timed_ms(OURS.format(uses=uses), env))
+        ours.append(timed_ms(OURS.format(uses=uses), here))
+        if before is not None:
+            older.append(timed_ms(OURS.format(uses=uses), {**env, "PYTHONPATH": before}))
     ratio = statistics.median(o / n for o, n in zip(ours, naive, strict=True))
     rows = [("naive boto3 + Powertools", naive, 1.0), (f"lambda_pipeline, {function}", ours, ratio)]
+    if older:
+        rows.insert(
+            1, ("  the same, --before", older, statistics.median(o / n for o, n in zip(older, naive, strict=True)))
+        )
     for name, values, x in rows:
         print(f"{name:<34}{statistics.median(values):>10.0f}{min(values):>9.0f}{max(values):>9.0f}{x:>9.2f}")
     median = statistics.median(ours)
