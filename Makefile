@@ -63,8 +63,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/summary.py --start $(EVENTPIPE_BENCH_SUMMARY)
 	$(BIN)/python bench/validators.py
 	$(BIN)/python bench/run.py --events 100000 --baseline-events 10000 --memory-events 200000 --repeat 2 --no-lake
-	$(BIN)/python bench/cold_start.py --repeat 7
-	$(BIN)/python bench/http_load.py --burst-s 5 --fresh-s 10 --table-rates 25000 --table-sizes 100,10 --drain-s 30
+	$(BIN)/python bench/cold_start.py --repeat 5
+	$(BIN)/python bench/http_load.py --burst-s 5 --fresh-s 10 --table-rates 25000 --table-sizes 100,10 --drain-s 20
 	$(BIN)/python bench/lake.py --events 100000 --repeat 2
 	$(BIN)/python bench/microbatch.py
 	$(BIN)/python bench/summary.py $(EVENTPIPE_BENCH_SUMMARY)
