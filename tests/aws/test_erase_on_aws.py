@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from eventpipe.adapters.aws.dynamodb_state import DynamoQuarantine
+from eventpipe.adapters.aws.s3 import read_form
 from eventpipe.core.enrich.pseudonymise import pseudonym
 from eventpipe.core.errors import InputError
 from eventpipe.lake.parquet import from_parquet
@@ -34,7 +35,7 @@ def every_version(s3: Any, bucket: str) -> Iterator[tuple[str, bytes]]:
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
         for version in page.get("Versions", []):
             body = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["Body"].read()
-            yield version["Key"], body
+            yield version["Key"], read_form(version["Key"], body)  # raw batches are stored gzip-compressed
 
 
 def lake_user_ids(s3: Any) -> list[str | None]:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from eventpipe.adapters.aws.dynamodb_calls import batch_delete
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
 from eventpipe.adapters.aws.retry import Backoff
-from eventpipe.adapters.aws.s3 import MISSING_CODES
+from eventpipe.adapters.aws.s3 import MISSING_CODES, read_form, stored_form
 from eventpipe.adapters.aws.s3_lake import LAKE_PREFIX
 from eventpipe.core.rawbatch import raw_key
 from eventpipe.core.timeutil import to_iso
@@ -155,7 +155,8 @@ class AwsErasure:
 
     def _get(self, bucket: str, key: str, *, missing_ok: bool = False) -> Any:
         try:
-            return self._stores.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            # raw batches are stored gzip-compressed (s3.py): the rewrite reads and writes their text
+            return read_form(key, self._stores.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         except AWS_ERRORS as exc:
             if missing_ok and error_code(exc) in MISSING_CODES:
                 return None
@@ -163,7 +164,8 @@ class AwsErasure:
 
     def _put(self, bucket: str, key: str, data: bytes) -> None:
         try:
-            self._stores.s3.put_object(Bucket=bucket, Key=key, Body=data)
+            stored, extra = stored_form(key, data)
+            self._stores.s3.put_object(Bucket=bucket, Key=key, Body=stored, **extra)
         except AWS_ERRORS as exc:
             raise storage_error(exc, f"cannot write s3://{bucket}/{key}") from exc
 

@@ -26,6 +26,20 @@ COMPRESSED_PREFIX = "raw/"  # RawBatch objects: written and read by eventpipe on
 GZIP_MAGIC = b"\x1f\x8b"  # a raw batch's first byte is "{" (its JSON header): never this
 
 
+def stored_form(key: str, data: bytes) -> tuple[bytes, dict[str, Any]]:
+    """The bytes and `put_object` arguments an object is stored with: raw batches gzip-compressed."""
+    if key.startswith(COMPRESSED_PREFIX):
+        return gzip.compress(data, 6, mtime=0), {"ContentEncoding": "gzip"}
+    return data, {}
+
+
+def read_form(key: str, stored: bytes) -> bytes:
+    """The bytes put, from the bytes stored (`stored_form` reversed; plain raw batches from before too)."""
+    if key.startswith(COMPRESSED_PREFIX) and stored[:2] == GZIP_MAGIC:
+        return gzip.decompress(stored)
+    return stored
+
+
 class S3RawBucket:
     """Objects in one S3 bucket. S3 stores durably before it answers, so every put is durable."""
 
@@ -34,9 +48,7 @@ class S3RawBucket:
         self._client: S3Client = client or make_client("s3")
 
     def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
-        extra: dict[str, Any] = {}
-        if key.startswith(COMPRESSED_PREFIX):
-            data, extra = gzip.compress(data, 6, mtime=0), {"ContentEncoding": "gzip"}
+        data, extra = stored_form(key, data)
         try:
             self._client.put_object(Bucket=self.name, Key=key, Body=data, **extra)
         except AWS_ERRORS as exc:
