@@ -37,6 +37,7 @@ In AWS (the Lambda functions), also:
 | EVENTPIPE_START_FUNCTION | ingest: the function that retries a failed workflow start (invoked asynchronously) |
 | EVENTPIPE_RANGE_FUNCTION | ingest: the function that reads a large file's byte ranges, one async invocation each |
 | EVENTPIPE_REQUEST_STREAM | micro-batching: the Firehose stream requests go to (ingest; unset: each is its own batch) |
+| EVENTPIPE_MICROBATCH_BELOW_EVENTS | micro-batching: only requests of fewer events go to the stream, default 100 |
 """
 
 from __future__ import annotations
@@ -231,6 +232,8 @@ class AwsResources:
     range_function: str | None = None
     analytics_bucket: str | None = None  # only the export writes it
     request_stream: str | None = None  # a Firehose delivery stream's name
+    # Requests of this many events or more are batches of their own, not micro-batched.
+    microbatch_below_events: int = 100
     # Days a curated event's DynamoDB item lives (its TTL): the deduplication window on AWS.
     curated_ttl_days: int = 7
 
@@ -253,5 +256,8 @@ class AwsResources:
             range_function=environ.get("EVENTPIPE_RANGE_FUNCTION") or None,
             analytics_bucket=environ.get("EVENTPIPE_ANALYTICS_BUCKET") or None,
             request_stream=environ.get("EVENTPIPE_REQUEST_STREAM") or None,
+            microbatch_below_events=_positive_int(
+                environ, "EVENTPIPE_MICROBATCH_BELOW_EVENTS", cls.microbatch_below_events
+            ),
             curated_ttl_days=_positive_int(environ, "EVENTPIPE_CURATED_TTL_DAYS", cls.curated_ttl_days),
         )

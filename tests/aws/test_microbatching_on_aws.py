@@ -18,6 +18,7 @@ import pytest
 
 from eventpipe.core.apps import new_app
 from eventpipe.core.batch_ids import queued_id_facts
+from eventpipe.core.errors import ConfigError
 from tests.aws.conftest import APPS_TABLE, BUCKET, REGION, STATE_TABLE
 from tests.aws.pipeline_harness import Pipeline, load_pipeline
 from tests.aws.test_edge_on_aws import curated_item, post
@@ -239,3 +240,26 @@ def test_a_queued_request_writes_no_log_line_and_its_object_counts_its_events(
         if metric["Name"] == "EventsReceived"
     ]
     assert sum(sum(value if isinstance(value, list) else [value]) for value in received) == 3
+
+
+def test_a_request_of_a_batchs_worth_is_a_batch_of_its_own(pipeline: Pipeline, s3: Any, dynamodb: Any) -> None:
+    # GIVEN the stream takes requests of fewer than 100 events (EVENTPIPE_MICROBATCH_BELOW_EVENTS)
+    # WHEN one request holds 99 events and another 100
+    small = orjson.loads(pipeline.invoke("ingest", post([make_event() for _ in range(99)]))["body"])
+    large = orjson.loads(pipeline.invoke("ingest", post([make_event() for _ in range(100)]))["body"])
+    # THEN only the small one goes to the stream; the large one is stored and started at once
+    assert queued_id_facts(small["batch_id"])
+    assert not queued_id_facts(large["batch_id"])
+    assert len(records(s3)) == 1
+    assert len(pipeline.drain()) == 1
+    assert get_batch(pipeline, large["batch_id"])["status"] == "done"
+
+
+def test_the_threshold_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventpipe.settings import AwsResources
+
+    names = {"EVENTPIPE_BUCKET": "b", "EVENTPIPE_CURATED_TABLE": "c", "EVENTPIPE_STATE_TABLE": "s"}
+    environ = {**names, "EVENTPIPE_INSIGHTS_TABLE": "i", "EVENTPIPE_MICROBATCH_BELOW_EVENTS": "20"}
+    assert AwsResources.from_env(environ).microbatch_below_events == 20
+    with pytest.raises(ConfigError, match="EVENTPIPE_MICROBATCH_BELOW_EVENTS"):
+        AwsResources.from_env({**environ, "EVENTPIPE_MICROBATCH_BELOW_EVENTS": "0"})

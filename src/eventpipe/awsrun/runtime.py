@@ -155,6 +155,7 @@ class AwsRuntime:
             clock=self.clock,
             limits=self.settings.limits,
             queue=self.request_queue,
+            queue_below_events=self.resources.microbatch_below_events,
         )
 
     @cached_property

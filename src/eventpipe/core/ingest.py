@@ -80,8 +80,11 @@ class Ingestor:
         clock: Clock,
         limits: Limits,
         queue: RequestQueue | None = None,
+        queue_below_events: int = 100,
     ) -> None:
         self._queue = queue
+        # A request this large is already a batch's worth: grouping it would only add the queue's hop.
+        self._queue_below_events = queue_below_events
         self._bucket = bucket
         self._batches = batches
         self.starter = starter
@@ -150,7 +153,8 @@ class Ingestor:
             raw.request = request
         if not raw.events and all(r["reasons"][0]["code"] == ReasonCode.MALFORMED_JSON for r in raw.refused):
             raise InputError("the body holds no JSON event")
-        if self._queue is not None and (queued := self._enqueue(raw)) is not None:
+        small = len(raw.events) + len(raw.refused) < self._queue_below_events
+        if self._queue is not None and small and (queued := self._enqueue(raw)) is not None:
             return queued, raw.refused
         return self._start(self._store(raw)), raw.refused  # a request's batch id is new: nothing to look up
 
