@@ -65,6 +65,7 @@ class AzureRuntime:
         self.insights = insights
         self.apps = None  # no apps store in this blueprint: POST /events takes no write key here
         self.file_splitter = None  # a dropped blob is read whole (no byte ranges in this blueprint)
+        self.request_index = None  # requests are not micro-batched in this blueprint: each is a batch
         self.ingestor = Ingestor(
             bucket=bucket, batches=batches, starter=starter, clock=self.clock, limits=settings.limits
         )
