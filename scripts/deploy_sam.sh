@@ -183,6 +183,9 @@ if [[ "$use_container" == true ]]; then
   build+=(--use-container)
 fi
 build+=(--template "$TEMPLATE" --manifest requirements.txt)
+# pyarrow (the lake) brings a function near Lambda's 250 MiB unzipped: drop what eventpipe never imports
+# (pyarrow's Flight, headers, test suites), and refuse to deploy a function still over it, .pyc counted.
+trim=(python3 scripts/trim_lambda_package.py "$BUILD_DIR")
 # sam build ships no bytecode and /var/task is read-only, so every cold start would compile eventpipe,
 # Powertools and the other dependencies again (about 100 ms of CPU). SAM's zip dates every file 1980,
 # which would invalidate timestamp-checked .pyc: unchecked-hash .pyc are used as they are (the
@@ -230,6 +233,7 @@ if [[ "$dry_run" == true ]]; then
   if [[ ${#compile[@]} -gt 0 ]]; then
     print_command "${compile[@]}"
   fi
+  print_command "${trim[@]}"
   print_command "${deploy[@]}"
   exit 0
 fi
@@ -243,4 +247,5 @@ fi
 if [[ ${#compile[@]} -gt 0 ]]; then
   "${compile[@]}"
 fi
+"${trim[@]}"
 "${deploy[@]}"

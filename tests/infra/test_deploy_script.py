@@ -31,6 +31,8 @@ SETTINGS = [
     "--jwt-audience", "eventpipe-web,eventpipe-cli",
 ]  # fmt: skip
 EXPECTED_BUILD = ["sam", "build", "--template", "infrastructure/template.yaml", "--manifest", "requirements.txt"]
+# What the functions never import removed, and a function over Lambda's size limit refused.
+EXPECTED_TRIM = ["python3", "scripts/trim_lambda_package.py", ".aws-sam/build"]
 # Bytecode the functions' Python compiled, checked by nothing at import (SAM's zip dates every file 1980).
 EXPECTED_COMPILE = [
     "python3.12", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", ".aws-sam/build",
@@ -202,9 +204,9 @@ def test_profile_and_region_can_come_from_the_environment(tmp_path: Path) -> Non
 def test_dry_run_prints_the_commands_and_runs_nothing(tmp_path: Path, fake_sam: Path) -> None:
     result = run(*SETTINGS, "--dry-run", tmp_path=tmp_path, path_dirs=(fake_sam,))
     assert result.returncode == 0, result.stderr
-    # THEN it prints the build, botocore's models, the bytecode compilation and the deploy, as shell commands
+    # THEN it prints the build, botocore's models, the bytecode compilation, the trim and the deploy, as shell commands
     assert [shlex.split(line) for line in result.stdout.splitlines()] == [
-        EXPECTED_BUILD, EXPECTED_MODELS, EXPECTED_COMPILE, EXPECTED_DEPLOY,
+        EXPECTED_BUILD, EXPECTED_MODELS, EXPECTED_COMPILE, EXPECTED_TRIM, EXPECTED_DEPLOY,
     ]  # fmt: skip
     # AND calls nothing
     assert sam_calls(tmp_path) == []
@@ -298,11 +300,12 @@ def test_use_container_builds_in_a_container(tmp_path: Path, tools: Path, fake_s
     )  # fmt: skip
     # THEN sam build runs with --use-container, and the deploy is unchanged
     assert result.returncode == 0, result.stderr
-    build, deploy = (shlex.split(line) for line in result.stdout.splitlines())
+    build, trim, deploy = (shlex.split(line) for line in result.stdout.splitlines())
     # AND, with no python3.12 here to compile them, it warns that the functions ship no .pyc and no models
     assert "without precompiled .pyc" in result.stderr
     assert "without botocore's pre-parsed models" in result.stderr
     assert build == [*EXPECTED_BUILD[:2], "--use-container", *EXPECTED_BUILD[2:]]
+    assert trim == EXPECTED_TRIM
     assert deploy == EXPECTED_DEPLOY
 
 
