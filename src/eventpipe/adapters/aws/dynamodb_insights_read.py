@@ -12,13 +12,13 @@ minute items once, as without a cache, and keeps them.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.dynamodb_calls import attempt
 from eventpipe.adapters.aws.errors import AWS_ERRORS, storage_error
 from eventpipe.adapters.aws.insights_keys import minute_segment, utc
 from eventpipe.core.funnel import FUNNEL_STEPS, SESSION_LOOKBACK_S, StepSketch, funnel_counts
+from eventpipe.core.insight_counters import add_counter
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
 from eventpipe.core.segments import ALL_PEOPLE
 
@@ -207,19 +207,7 @@ def _steps_of(minute: int, segment: str, item: dict[str, Any]) -> Iterator[StepS
 
 
 def _add_counters(row: MinuteRow, item: dict[str, Any]) -> None:
-    """A counter item's numbers into its row (revenue read as a decimal, then rounded to a float once)."""
+    """A minute item's counters into its row, through the stores' one codec (its other numbers are skipped)."""
     for attribute, value in item.items():
-        if "N" not in value:
-            continue
-        if attribute == "revenue":
-            row.revenue = float(Decimal(value["N"]))
-        elif attribute == "duplicates":
-            row.duplicates = int(value["N"])
-        elif attribute.startswith("events_"):
-            row.events[attribute.removeprefix("events_")] = int(value["N"])
-        elif attribute.startswith("rejected_"):
-            row.rejected[attribute.removeprefix("rejected_")] = int(value["N"])
-        elif attribute.startswith("lag_"):
-            row.lag_ms[int(attribute.removeprefix("lag_"))] = int(value["N"])
-        elif attribute.startswith("country_"):
-            row.countries[attribute.removeprefix("country_")] = int(value["N"])
+        if "N" in value:
+            add_counter(row, attribute, float(value["N"]))  # exact: counts stay far below 2**53
