@@ -9,20 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_calls import attempt, conditional
-from eventpipe.adapters.aws.retry import Backoff
+from eventpipe.adapters.aws.dynamodb_calls import DynamoTable, attempt, conditional
 from eventpipe.core.model import App
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
     Item = dict[str, AttributeValueTypeDef]
-
-_DEFAULT_BACKOFF = Backoff()
 
 
 def _item(app: App) -> Item:
@@ -50,14 +45,7 @@ def _app(item: Mapping[str, AttributeValueTypeDef]) -> App:
     )
 
 
-class DynamoAppStore:
-    def __init__(
-        self, table_name: str, client: DynamoDBClient | None = None, *, backoff: Backoff = _DEFAULT_BACKOFF
-    ) -> None:
-        self._table = table_name
-        self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
-        self._backoff = backoff
-
+class DynamoAppStore(DynamoTable):
     def create(self, app: App) -> None:
         conditional(
             self._backoff,

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from botocore.exceptions import ClientError
 
+from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling, storage_error
-from eventpipe.adapters.aws.retry import TryAgain, retried
+from eventpipe.adapters.aws.retry import Backoff, TryAgain, retried
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -20,13 +21,23 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import UniversalAttributeValueTypeDef, WriteRequestUnionTypeDef
 
-    from eventpipe.adapters.aws.retry import Backoff
-
     Item = Mapping[str, UniversalAttributeValueTypeDef]  # an item or a key, in attribute-value form
 
 _T = TypeVar("_T")
 BATCH_WRITE_MAX = 25  # DynamoDB's limit per BatchWriteItem call
 CONDITION_FAILED = "ConditionalCheckFailedException"
+DEFAULT_BACKOFF = Backoff()
+
+
+class DynamoTable:
+    """One DynamoDB table of a store: its name, the client (made when not given) and the backoff for retries."""
+
+    def __init__(
+        self, table_name: str, client: DynamoDBClient | None = None, *, backoff: Backoff = DEFAULT_BACKOFF
+    ) -> None:
+        self._table = table_name
+        self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
+        self._backoff = backoff
 
 
 def attempt(backoff: Backoff, action: str, call: Callable[[], _T]) -> _T:

@@ -30,8 +30,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_calls import attempt, conditional
-from eventpipe.adapters.aws.retry import Backoff
+from eventpipe.adapters.aws.dynamodb_calls import DEFAULT_BACKOFF, attempt, conditional
 from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
 from eventpipe.adapters.curated_base import PerEventCuratedStore
 
@@ -41,10 +40,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
+    from eventpipe.adapters.aws.retry import Backoff
+
 _NEW_OR_OURS = "attribute_not_exists(event_id) OR batch_id = :b"
 DEFAULT_TTL_DAYS = 7
 _DAY_S = 86_400
-_DEFAULT_BACKOFF = Backoff()
 
 
 class DynamoCuratedStore(PerEventCuratedStore):
@@ -53,7 +53,7 @@ class DynamoCuratedStore(PerEventCuratedStore):
         table_name: str,
         client: DynamoDBClient | None = None,
         *,
-        backoff: Backoff = _DEFAULT_BACKOFF,
+        backoff: Backoff = DEFAULT_BACKOFF,
         max_workers: int = 8,
         ttl_days: int = DEFAULT_TTL_DAYS,
         now_s: Callable[[], float] = time.time,

@@ -38,24 +38,22 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_calls import conditional
+from eventpipe.adapters.aws.dynamodb_calls import DEFAULT_BACKOFF, conditional
 from eventpipe.adapters.aws.dynamodb_insights_read import DynamoInsightsReader
 from eventpipe.adapters.aws.insights_delta import decode_delta, delta_items
 from eventpipe.adapters.aws.insights_fold import FoldResult, InsightsFold
 from eventpipe.adapters.aws.insights_keys import DIRTY_PK, dirty_key
-from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.core.segments import ALL_PEOPLE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from eventpipe.adapters.aws.insights_delta import Delta
+    from eventpipe.adapters.aws.retry import Backoff
     from eventpipe.adapters.aws.sketch_cache import SketchCache
     from eventpipe.core.aggregate import BatchAggregate
     from eventpipe.core.insight_rows import InsightsRows
     from eventpipe.core.segments import InsightsView
-
-_DEFAULT_BACKOFF = Backoff()
 
 
 class DynamoInsightsStore:
@@ -69,7 +67,7 @@ class DynamoInsightsStore:
         table_name: str,
         client: Any = None,
         *,
-        backoff: Backoff = _DEFAULT_BACKOFF,
+        backoff: Backoff = DEFAULT_BACKOFF,
         sketch_cache: SketchCache | None = None,
         clock_s: Callable[[], float] = time.time,
     ) -> None:

@@ -13,34 +13,22 @@ from collections import defaultdict
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_calls import attempt
-from eventpipe.adapters.aws.retry import Backoff
+from eventpipe.adapters.aws.dynamodb_calls import DynamoTable, attempt
 from eventpipe.core.batch_ids import queued_id_facts
 from eventpipe.core.queued import IndexedRequest, index_bucket
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from mypy_boto3_dynamodb.client import DynamoDBClient
-
 
 INDEX_PREFIX = "requests#"
-_DEFAULT_BACKOFF = Backoff()
 
 
 def index_pk(bucket: int) -> str:
     return f"{INDEX_PREFIX}{bucket}"
 
 
-class DynamoRequestIndex:
-    def __init__(
-        self, table_name: str, client: DynamoDBClient | None = None, *, backoff: Backoff = _DEFAULT_BACKOFF
-    ) -> None:
-        self._table = table_name
-        self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
-        self._backoff = backoff
-
+class DynamoRequestIndex(DynamoTable):
     def add(self, requests: Sequence[IndexedRequest]) -> None:
         by_bucket: dict[int, list[IndexedRequest]] = defaultdict(list)
         for request in requests:

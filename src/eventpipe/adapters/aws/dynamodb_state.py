@@ -25,9 +25,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_calls import attempt, batch_delete, batch_put, conditional
-from eventpipe.adapters.aws.retry import Backoff
+from eventpipe.adapters.aws.dynamodb_calls import (
+    DEFAULT_BACKOFF,
+    DynamoTable,
+    attempt,
+    batch_delete,
+    batch_put,
+    conditional,
+)
 from eventpipe.adapters.aws.tables import UNFINISHED_INDEX
 from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
 
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryOutputTypeDef, ScanOutputTypeDef
+
+    from eventpipe.adapters.aws.retry import Backoff
 
     Item = dict[str, AttributeValueTypeDef]
 
@@ -46,7 +53,6 @@ REJECTION_PREFIX = "rej#"
 UNFINISHED_SHARDS = 16
 OPEN_PREFIX = "unfinished#"
 LEGACY_OPEN = "1"  # the one key value of records written before the index was sharded; still listed
-_DEFAULT_BACKOFF = Backoff()
 
 
 def batch_pk(batch_id: str) -> str:
@@ -80,14 +86,7 @@ def _items(
         paging = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
-class DynamoBatchStore:
-    def __init__(
-        self, table_name: str, client: DynamoDBClient | None = None, *, backoff: Backoff = _DEFAULT_BACKOFF
-    ) -> None:
-        self._table = table_name
-        self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
-        self._backoff = backoff
-
+class DynamoBatchStore(DynamoTable):
     def create(self, record: BatchRecord) -> bool:
         return conditional(
             self._backoff,
@@ -178,19 +177,17 @@ class DynamoBatchStore:
         return {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": BATCH_SK}}
 
 
-class DynamoQuarantine:
+class DynamoQuarantine(DynamoTable):
     def __init__(
         self,
         table_name: str,
         client: DynamoDBClient | None = None,
         *,
-        backoff: Backoff = _DEFAULT_BACKOFF,
+        backoff: Backoff = DEFAULT_BACKOFF,
         page_size: int = 1000,
     ) -> None:
         """`page_size` is the Scan's `Limit` in `iter_all`: items read per request, before the filter."""
-        self._table = table_name
-        self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
-        self._backoff = backoff
+        super().__init__(table_name, client, backoff=backoff)
         self._page_size = page_size
 
     def add(self, rejections: Sequence[Rejection]) -> None:
