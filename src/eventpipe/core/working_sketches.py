@@ -62,7 +62,13 @@ class WorkingSketches(Generic[K]):
         return blob
 
     def merged_step(self, key: K, sessions: datasketches.theta_sketch, stored: bytes | None) -> bytes:
-        """`sessions` united with the `stored` step sketch, serialized compressed as `funnel.merged_step`."""
+        """`sessions` united with the `stored` step sketch, serialized.
+
+        The result is compact but unordered and uncompressed (about 16% larger than `funnel.merged_step`'s
+        ordered, compressed bytes): ordering sorts every entry the union keeps, 2 to 18 µs a merge
+        against 0.2 to 3 unordered, and a batch of the benchmark's stream merges about 200 step sketches.
+        Every reader takes both forms: the funnel only unites and intersects them.
+        """
         entry = self._steps.pop(key, None)
         if entry is not None and entry[0] == stored:
             union = entry[1]
@@ -71,7 +77,7 @@ class WorkingSketches(Generic[K]):
             if stored is not None:
                 union.update(datasketches.compact_theta_sketch.deserialize(stored))
         union.update(sessions)
-        blob = bytes(union.get_result().serialize(compress=True))
+        blob = bytes(union.get_result(ordered=False).serialize())
         _keep(self._steps, key, (blob, union), self._capacity)
         return blob
 
