@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
+from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.tables import create_tables
 
 if TYPE_CHECKING:
@@ -52,3 +54,33 @@ def s3(aws: None) -> Any:
     for name in (BUCKET, ANALYTICS_BUCKET):
         client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
     return client
+
+
+# --- Stubber: throttling, UnprocessedItems and service errors, which moto does not produce ------------
+
+
+class Sleeps(list[float]):
+    """A `Backoff.sleep` that records the waits instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def backoff(sleeps: Sleeps) -> Backoff:
+    # No jitter, so the waits are the exponential caps: 0.05, 0.1, ...
+    return Backoff(attempts=3, base_s=0.05, sleep=sleeps, jitter=lambda: 1.0)
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[Any, Stubber]]:
+    """A real boto3 client whose answers the test queues; it never reaches the network."""
+    client = boto3.client("dynamodb", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()

@@ -1,4 +1,4 @@
-"""The DynamoDB stores: curated events, batch records and the quarantine.
+"""The DynamoDB stores: curated events and batch records (the quarantine: test_dynamodb_quarantine.py).
 
 What the ports promise is checked for every backend in tests/contract; here, what is DynamoDB's own
 on moto's DynamoDB (item shapes, TTL, the sharded unfinished index, Scan pages), and throttling,
@@ -11,30 +11,27 @@ import uuid
 import zlib
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import orjson
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import Stubber
 
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore, decompress_payload
 from eventpipe.adapters.aws.dynamodb_state import (
     UNFINISHED_SHARDS,
     DynamoBatchStore,
-    DynamoQuarantine,
     _record_item,
     open_shard,
 )
 from eventpipe.adapters.aws.retry import NO_WAIT, Backoff
 from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
 from eventpipe.core.errors import StorageError
-from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
-from tests.aws.conftest import CURATED_TABLE, REGION, STATE_TABLE
+from eventpipe.core.model import BatchRecord, BatchStatus
+from tests.aws.conftest import CURATED_TABLE, STATE_TABLE, Sleeps
 from tests.aws.scans import curated_count
 from tests.conftest import make_event
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from botocore.stub import Stubber
 
 M_MS = 1_795_845_600_000  # 2026-11-28T06:00:00Z
 THROTTLED = "ProvisionedThroughputExceededException"
@@ -200,62 +197,7 @@ def test_records_written_before_the_sharding_are_still_listed(batches: DynamoBat
     assert [r.batch_id for r in batches.unfinished()] == ["new"]
 
 
-# --- DynamoQuarantine on moto ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def quarantine(dynamodb: Any) -> DynamoQuarantine:
-    return DynamoQuarantine(STATE_TABLE, dynamodb, backoff=NO_WAIT)
-
-
-def rejection(batch_id: str, index: int, *, raw: str = "{}", event_id: str | None = None) -> Rejection:
-    reasons = (
-        Reason("schema_violation", "$.properties.path", "'path' is a required property"),
-        Reason("envelope_invalid", "$.occurred_at", "not a date-time"),
-    )
-    return Rejection(batch_id, index, "validate", reasons, raw, event_id)
-
-
-def test_iter_all_reads_every_scan_page(dynamodb: Any, batches: DynamoBatchStore) -> None:
-    # GIVEN 50 rejections and 5 batch records, read 7 items per Scan request
-    quarantine = DynamoQuarantine(STATE_TABLE, dynamodb, backoff=NO_WAIT, page_size=7)
-    for n in range(5):
-        batches.create(pending(f"b{n}"))
-    quarantine.add([rejection(f"b{n % 5}", n) for n in range(50)])
-    # THEN every record comes once over the pages, and limits across page edges are exact
-    assert sorted(r.index for r in quarantine.iter_all()) == list(range(50))
-    for limit in (7, 8, 49, 50, 51):
-        assert len(list(quarantine.iter_all(limit=limit))) == min(limit, 50)
-
-
 # --- Stubber: throttling, UnprocessedItems and service errors --------------------------------------
-
-
-class Sleeps(list[float]):
-    """A `Backoff.sleep` that records the waits instead of sleeping."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def backoff(sleeps: Sleeps) -> Backoff:
-    # No jitter, so the waits are the exponential caps: 0.05, 0.1, ...
-    return Backoff(attempts=3, base_s=0.05, sleep=sleeps, jitter=lambda: 1.0)
-
-
-@pytest.fixture
-def stubbed() -> Iterator[tuple[Any, Stubber]]:
-    """A real boto3 client whose answers the test queues; it never reaches the network."""
-    client = boto3.client("dynamodb", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def put_params(event_id: str, batch_id: str = "b1") -> dict[str, Any]:
@@ -319,85 +261,6 @@ def test_another_service_error_is_a_storage_error_at_once(
     assert sleeps == []
 
 
-def write_params(requests: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"RequestItems": {STATE_TABLE: requests}}
-
-
-def test_unprocessed_rejections_are_written_again(
-    stubbed: tuple[Any, Stubber], backoff: Backoff, sleeps: Sleeps
-) -> None:
-    # GIVEN a BatchWriteItem that leaves one of two puts unprocessed, then takes it
-    client, stubber = stubbed
-    quarantine = DynamoQuarantine(STATE_TABLE, client, backoff=backoff)
-    first, second = rejection("b1", 0), rejection("b1", 1)
-    puts = [{"PutRequest": {"Item": item}} for item in (item_of(first), item_of(second))]
-    stubber.add_response("batch_write_item", {"UnprocessedItems": {STATE_TABLE: [puts[1]]}}, write_params(puts))
-    stubber.add_response("batch_write_item", {"UnprocessedItems": {}}, write_params([puts[1]]))
-    # WHEN both are added
-    quarantine.add([first, second])
-    # THEN the left-over put is sent again, after one wait
-    assert len(sleeps) == 1
-
-
-def test_a_record_named_twice_in_one_add_is_written_once_as_the_last(stubbed: tuple[Any, Stubber]) -> None:
-    # GIVEN two rejections of the same (batch, index) in one call: DynamoDB refuses a BatchWriteItem that
-    # names a key twice (moto does not check it, so the request itself is checked here)
-    client, stubber = stubbed
-    old, new = rejection("b1", 0, raw="old"), rejection("b1", 0, raw="new")
-    stubber.add_response("batch_write_item", {}, write_params([{"PutRequest": {"Item": item_of(new)}}]))
-    # WHEN they are added, THEN one put is sent, of the last one
-    DynamoQuarantine(STATE_TABLE, client, backoff=NO_WAIT).add([old, new])
-
-
-def item_of(record: Rejection) -> dict[str, Any]:
-    """The state-table item of a rejection, as documented in `dynamodb_state` (no event id here)."""
-    assert record.event_id is None
-    stored = {"reasons": [reason.as_dict() for reason in record.reasons], "raw": record.raw}
-    return {
-        "pk": {"S": f"batch#{record.batch_id}"},
-        "sk": {"S": f"rej#{record.index:010d}"},
-        "batch_id": {"S": record.batch_id},
-        "index": {"N": str(record.index)},
-        "stage": {"S": record.stage},
-        "record": {"B": zlib.compress(orjson.dumps(stored), 6)},
-    }
-
-
-def test_rejections_left_unprocessed_past_the_backoff_are_a_storage_error(
-    stubbed: tuple[Any, Stubber], backoff: Backoff
-) -> None:
-    client, stubber = stubbed
-    for _ in range(3):
-        stubber.add_response("batch_write_item", {"UnprocessedItems": {STATE_TABLE: [{"PutRequest": {"Item": {}}}]}})
-    with pytest.raises(StorageError, match="unprocessed after 3 tries"):
-        DynamoQuarantine(STATE_TABLE, client, backoff=backoff).add([rejection("b1", 0)])
-
-
-def delete(batch_id: str, index: int) -> dict[str, Any]:
-    return {"DeleteRequest": {"Key": {"pk": {"S": f"batch#{batch_id}"}, "sk": {"S": f"rej#{index:010d}"}}}}
-
-
-def test_unprocessed_deletes_are_sent_again_and_fail_past_the_backoff(
-    stubbed: tuple[Any, Stubber], backoff: Backoff, sleeps: Sleeps
-) -> None:
-    client, stubber = stubbed
-    quarantine = DynamoQuarantine(STATE_TABLE, client, backoff=backoff)
-    # GIVEN a delete left unprocessed once, then done
-    deletes = [delete("b1", 0), delete("b1", 12)]
-    stubber.add_response("batch_write_item", {"UnprocessedItems": {STATE_TABLE: deletes[:1]}}, write_params(deletes))
-    stubber.add_response("batch_write_item", {}, write_params(deletes[:1]))
-    # WHEN / THEN remove sends it again and succeeds
-    quarantine.remove([("b1", 0), ("b1", 12)])
-    assert len(sleeps) == 1
-    # GIVEN a delete throttled, then left unprocessed on every try after
-    stubber.add_client_error("batch_write_item", THROTTLED)
-    for _ in range(2):
-        stubber.add_response("batch_write_item", {"UnprocessedItems": {STATE_TABLE: deletes[:1]}})
-    # WHEN / THEN remove fails once the backoff's tries are spent
-    with pytest.raises(StorageError, match="1 items still unprocessed after 3 tries"):
-        quarantine.remove([("b1", 0)])
-
-
 def test_batch_store_calls_retry_throttling_and_translate_other_errors(
     stubbed: tuple[Any, Stubber], backoff: Backoff, sleeps: Sleeps
 ) -> None:
@@ -415,42 +278,3 @@ def test_batch_store_calls_retry_throttling_and_translate_other_errors(
     with pytest.raises(StorageError, match=r"cannot mark batch b1 done.*ValidationException"):
         batches.mark_done("b1", 1, 0, {})
     assert sleeps == [0.05]
-
-
-def test_iter_all_stops_at_the_limit_without_reading_another_page(stubbed: tuple[Any, Stubber]) -> None:
-    # GIVEN a first Scan page that holds the two records asked for and says more pages follow
-    client, stubber = stubbed
-    items = [item_of(rejection("b1", n)) for n in range(2)]
-    stubber.add_response("scan", {"Items": items, "LastEvaluatedKey": {"pk": {"S": "batch#b1"}, "sk": {"S": "x"}}})
-    # WHEN two records are asked for
-    records = list(DynamoQuarantine(STATE_TABLE, client, backoff=NO_WAIT).iter_all(limit=2))
-    # THEN they come from one Scan (an unqueued second call would fail the test)
-    assert [r.index for r in records] == [0, 1]
-
-
-def test_a_rejection_written_before_records_were_compressed_is_still_read(dynamodb: Any) -> None:
-    # GIVEN a quarantine record in the earlier form: plain `reasons` (JSON text) and `raw`
-    reasons = [{"code": "schema_violation", "path": "$.properties", "message": "bad"}]
-    dynamodb.put_item(
-        TableName=STATE_TABLE,
-        Item={
-            "pk": {"S": "batch#old"},
-            "sk": {"S": "rej#0000000003"},
-            "batch_id": {"S": "old"},
-            "index": {"N": "3"},
-            "stage": {"S": "validate"},
-            "reasons": {"S": orjson.dumps(reasons).decode()},
-            "raw": {"S": '{"event_id": "e"}'},
-        },
-    )
-    quarantine = DynamoQuarantine(STATE_TABLE, dynamodb)
-    # WHEN it is read THEN it is the same rejection as before, next to a new one
-    quarantine.add([rejection("old", 5, raw="new")])
-    old, new = quarantine.for_batch("old")
-    assert (old.index, old.raw, old.reasons[0].code, new.index, new.raw) == (
-        3,
-        '{"event_id": "e"}',
-        "schema_violation",
-        5,
-        "new",
-    )

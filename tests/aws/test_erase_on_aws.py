@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from eventpipe.adapters.aws.dynamodb_state import DynamoQuarantine
+from eventpipe.adapters.aws.dynamodb_quarantine import DynamoQuarantine
 from eventpipe.adapters.aws.s3 import read_form
 from eventpipe.core.enrich.pseudonymise import pseudonym
 from eventpipe.core.errors import InputError
@@ -114,6 +114,29 @@ def test_with_pseudonymisation_the_stored_hmac_is_matched(
     assert answer["events_erased"] == 3
     assert hmac not in lake_user_ids(s3)
     assert hmac not in curated_users(dynamodb).values()
+
+
+def test_erasing_one_user_of_a_batch_item_keeps_the_others_records(
+    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN one batch whose rejected events (no revenue) belong to the victim and two other users:
+    # one quarantine item holds the three records
+    pipeline = load_pipeline(monkeypatch)
+    users = ["other-a", VICTIM, "other-b", VICTIM]
+    rejected = [make_event("purchase", user_id=user, properties={"order_id": f"o-{n}"}) for n, user in enumerate(users)]
+    pipeline.invoke("ingest", {"events": [make_event(user_id="other-c"), *rejected]})
+    pipeline.drain()
+    quarantine = DynamoQuarantine(STATE_TABLE, dynamodb)
+    assert len(list(quarantine.iter_all())) == 4
+    # WHEN the victim is erased
+    answer = pipeline.invoke("erase", {"user_id": VICTIM})
+    # THEN the victim's two records left the item, and the others' two stay in it, in the one item
+    assert answer["events_erased"] == 2
+    left = list(quarantine.iter_all())
+    assert [orjson.loads(r.raw)["user_id"] for r in left] == ["other-a", "other-b"]
+    pages = dynamodb.get_paginator("scan").paginate(TableName=STATE_TABLE)
+    chunks = [i for page in pages for i in page["Items"] if i["sk"]["S"].startswith("rej#")]
+    assert [(i["sk"]["S"], i["v"]["N"]) for i in chunks] == [("rej#+00000000", "2")]  # rewritten once
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 
+from eventpipe.adapters.aws.dynamodb_quarantine import DynamoQuarantine
 from eventpipe.adapters.aws.tables import CURATED_TABLE as CURATED_TABLE_SPEC
+from eventpipe.core.rawbatch import raw_key
 from tests.aws.conftest import BUCKET, CURATED_TABLE, STATE_TABLE
 from tests.aws.pipeline_harness import Pipeline, load_pipeline
 from tests.conftest import make_event
+
+if TYPE_CHECKING:
+    from eventpipe.core.model import Rejection
 
 EVENTS = Path(__file__).parents[1] / "events"
 REFUND_SCHEMA = {
@@ -70,9 +75,13 @@ def curated(dynamodb: Any) -> dict[str, dict[str, Any]]:
     return by_id
 
 
-def quarantined(dynamodb: Any) -> list[dict[str, Any]]:
+def quarantine_items(dynamodb: Any) -> list[dict[str, Any]]:
     pages = dynamodb.get_paginator("scan").paginate(TableName=STATE_TABLE)
     return [item for page in pages for item in page["Items"] if item["sk"]["S"].startswith("rej#")]
+
+
+def quarantined(dynamodb: Any) -> list[Rejection]:
+    return list(DynamoQuarantine(STATE_TABLE, dynamodb).iter_all())
 
 
 def test_replay_runs_a_failed_batch_again_under_a_new_execution(pipeline: Pipeline, dynamodb: Any, s3: Any) -> None:
@@ -125,6 +134,8 @@ def test_replay_rejected_curates_events_of_a_type_registered_since(
     assert (first["status"], first["curated"], first["rejected"]) == ("done", 1, 3)
     assert {r["reasons"][0]["code"] for r in first["rejections"]} == {"unknown_event_type"}
     assert len(quarantined(dynamodb)) == 3
+    # AND the three records are one item of the batch's partition (one write)
+    assert [item["sk"]["S"] for item in quarantine_items(dynamodb)] == ["rej#+00000000"]
     # AND then a refund schema is added in EVENTPIPE_SCHEMA_DIR, and the functions start with it
     schema_dir = tmp_path / "schemas"
     (schema_dir / "refund").mkdir(parents=True)
@@ -141,7 +152,9 @@ def test_replay_rejected_curates_events_of_a_type_registered_since(
     assert set(curated(dynamodb)) == {page_view["event_id"], *(r["event_id"] for r in refunds)}
     # AND their quarantine records are released; the refund that breaks the schema stays, with its new reason
     (left,) = quarantined(dynamodb)
-    assert left["pk"]["S"] == f"batch#{batch_id}"
+    assert left.batch_id == batch_id
+    (item,) = quarantine_items(dynamodb)
+    assert item["v"] == {"N": "3"}  # written once, then rewritten under its version: new reasons, two released
     rejections = batch(pipeline, batch_id)["rejections"]
     assert [(r["event_id"], r["reasons"][0]["code"]) for r in rejections] == [
         (bad_refund["event_id"], "schema_violation")
@@ -175,6 +188,7 @@ def test_two_rejected_replays_before_either_runs_curate_once(
     # THEN each refund is curated once, the quarantine is empty, and the original batch is unchanged
     assert set(curated(dynamodb)) == {r["event_id"] for r in refunds}
     assert quarantined(dynamodb) == []
+    assert quarantine_items(dynamodb) == []  # an item left with no record is deleted
     assert batch(replayed, batch_id)["rejections"] == []
     # AND insights count each refund once (at its own time: sent_at is days before the real clock's now,
     # too far off for a clock's skew, so it is not corrected)
@@ -184,3 +198,25 @@ def test_two_rejected_replays_before_either_runs_curate_once(
     event["requestContext"]["http"]["method"] = "GET"
     insights = orjson.loads(replayed.invoke("ingest", event)["body"])
     assert insights["totals"]["by_type"].get("refund") == 2
+
+
+def test_a_retried_process_batch_writes_the_same_quarantine_item(pipeline: Pipeline, dynamodb: Any) -> None:
+    # GIVEN a batch with two rejected events among valid ones, processed once
+    events = [make_event("page_view"), refund(order_id="o-1"), make_event("signup"), refund(order_id="o-2")]
+    batch_id = accept(pipeline, events)
+    pipeline.drain()
+    (item,) = quarantine_items(dynamodb)
+    # WHEN its ProcessBatch runs again, its done record forgotten (a retry after a timeout that had written)
+    dynamodb.update_item(
+        TableName=STATE_TABLE,
+        Key={"pk": {"S": f"batch#{batch_id}"}, "sk": {"S": "batch"}},
+        UpdateExpression="SET #s = :p",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":p": {"S": "pending"}},
+    )
+    again = pipeline.invoke("process_batch", {"batch_id": batch_id, "raw_key": raw_key(batch_id)})
+    # THEN it rejects the same two, and the quarantine holds the same one item, unchanged (version 1)
+    assert sum(again["rejected"].values()) == 2
+    assert quarantine_items(dynamodb) == [item]
+    assert item["v"] == {"N": "1"}
+    assert [r.index for r in quarantined(dynamodb)] == [1, 3]

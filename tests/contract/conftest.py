@@ -14,7 +14,8 @@ from moto import mock_aws
 
 from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
 from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
-from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
+from eventpipe.adapters.aws.dynamodb_quarantine import DynamoQuarantine
+from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore
 from eventpipe.adapters.aws.retry import NO_WAIT
 from eventpipe.adapters.aws.s3 import S3RawBucket
 from eventpipe.adapters.aws.tables import create_tables

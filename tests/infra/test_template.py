@@ -212,7 +212,8 @@ EXPECTED_ACTIONS = {
         "s3:DeleteObject",  # a requests/ object, once its requests are grouped
     },
     # DynamoBatchStore.get skips a batch done already; DynamoQuarantine.for_batch (Query) finds the batch's
-    # quarantine records to release; the curated puts; the insights delta (PutItem)
+    # quarantine records to release, add and remove write its shared item (PutItem, GetItem, DeleteItem) and
+    # records of their own (BatchWriteItem); the curated puts; the insights delta (PutItem)
     "process_batch": {
         "s3:GetObject",
         "s3:ListBucket",
@@ -220,6 +221,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:Query",
         "dynamodb:BatchWriteItem",
         "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
         "ssm:GetParameter",  # awsrun/secrets.py: the pseudonym key (s3:GetObject also reads config/)
         "s3:PutObject",  # S3EventLake: the batch's new events as Parquet in the analytics bucket's events/
     },
@@ -257,6 +259,11 @@ EXPECTED_ACTIONS = {
         "ssm:GetParameter",
         "dynamodb:BatchWriteItem",
         "dynamodb:Scan",
+        # DynamoQuarantine.remove: the batch's items read, its shared item rewritten under its version
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
     },
     # lake_compaction.py: list, read, write and delete the lake's objects and journals; unfinished batches
     "compact_lake": {

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.botocore_loader import fast_session
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore, DynamoQuarantine
+from eventpipe.adapters.aws.dynamodb_quarantine import DynamoQuarantine
+from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore
 from eventpipe.adapters.aws.lambda_async import AsyncInvoker
 from eventpipe.adapters.aws.model_cache import MODEL_CACHE_NAME, PreparsedModels
 from eventpipe.adapters.aws.s3 import S3RawBucket

@@ -60,8 +60,13 @@ locals {
       { sid = "ReadPseudonymKey", actions = ["ssm:GetParameter"], resources = ["pseudonym_key_parameters"] },
       { sid = "ReadRawBatches", actions = ["s3:GetObject"], resources = ["bucket/raw/*"] },
       { sid = "MissingKeysAre404", actions = ["s3:ListBucket"], resources = ["bucket"] },
-      # DynamoBatchStore.get; DynamoQuarantine.for_batch (Query), add and remove (BatchWriteItem)
-      { sid = "BatchAndQuarantine", actions = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
+      # DynamoBatchStore.get; DynamoQuarantine.for_batch (Query), add and remove: the batch's shared item
+      # (conditional PutItem, GetItem, DeleteItem under its version), records of their own (BatchWriteItem)
+      {
+        sid       = "BatchAndQuarantine"
+        actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+        resources = ["state_table"]
+      },
       { sid = "PutCurated", actions = ["dynamodb:PutItem"], resources = ["curated_table"] },
       # S3EventLake: a batch's new events, one Parquet object per hour they fall in
       { sid = "WriteLake", actions = ["s3:PutObject"], resources = ["analytics_bucket/events/*"] },
@@ -111,7 +116,12 @@ locals {
       { sid = "RewriteRaw", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObjectVersion"], resources = ["bucket/raw/*", "bucket/incoming/*", "bucket/rejected/*", "bucket/staged/*"] },
       { sid = "ListRaw", actions = ["s3:ListBucket", "s3:ListBucketVersions"], resources = ["bucket"] },
       { sid = "DeleteCurated", actions = ["dynamodb:BatchWriteItem"], resources = ["curated_table"] },
-      { sid = "Quarantine", actions = ["dynamodb:Scan", "dynamodb:BatchWriteItem"], resources = ["state_table"] },
+      # DynamoQuarantine.iter_all (Scan) and remove (Query, BatchWriteItem, the shared item under its version)
+      {
+        sid       = "Quarantine"
+        actions   = ["dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+        resources = ["state_table"]
+      },
     ]
   }
 

@@ -1,4 +1,5 @@
-"""DynamoDB calls with throttling retried: one call, a conditional write, and BatchWriteItem.
+"""DynamoDB calls with throttling retried: one call, a conditional write, the pages of a Query or Scan,
+and BatchWriteItem.
 
 botocore retries a throttled call a few times by itself; what outlasts that, and BatchWriteItem's
 `UnprocessedItems`, is retried with `retry.retried`. Any other vendor error, or throttling that
@@ -7,7 +8,8 @@ outlasts the backoff, becomes `StorageError`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -16,10 +18,16 @@ from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, is_throttling,
 from eventpipe.adapters.aws.retry import Backoff, TryAgain, retried
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import UniversalAttributeValueTypeDef, WriteRequestUnionTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        QueryOutputTypeDef,
+        ScanOutputTypeDef,
+        UniversalAttributeValueTypeDef,
+        WriteRequestUnionTypeDef,
+    )
 
     Item = Mapping[str, UniversalAttributeValueTypeDef]  # an item or a key, in attribute-value form
 
@@ -65,6 +73,19 @@ def conditional(backoff: Backoff, action: str, call: Callable[[], object]) -> bo
     except ClientError:  # `attempt` lets only a failed condition through
         return False
     return True
+
+
+def paged_items(
+    backoff: Backoff, action: str, call: Callable[[dict[str, Any]], QueryOutputTypeDef | ScanOutputTypeDef]
+) -> Iterator[dict[str, AttributeValueTypeDef]]:
+    """The items of every page of a Query or Scan; `call(paging)` passes `paging` on as keyword arguments."""
+    paging: dict[str, Any] = {}
+    while True:
+        page = attempt(backoff, action, partial(call, paging))
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        paging = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 def batch_put(client: DynamoDBClient, table: str, items: Sequence[Item], backoff: Backoff) -> None:

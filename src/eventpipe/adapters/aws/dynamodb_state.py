@@ -1,11 +1,9 @@
-"""Batch records and quarantined events in DynamoDB's state table.
+"""Batch records in DynamoDB's state table.
 
-Both live in the batch's partition, `pk = batch#<batch_id>`: the record at `sk = batch`, each
-rejection at `sk = rej#<index, zero-padded to 10 digits>`, so one Query returns a batch's
-rejections in index order. A rejection's reasons and event text are one zlib-compressed binary
-attribute, `record` (`{"reasons", "raw"}`): one write unit for a typical rejected event. A batch
-record carries `open = "unfinished#<shard>"` until it is done; the sparse `unfinished` index
-(`open`, `received_at_ms`) therefore holds exactly the pending and failed batches, and recovery
+A batch's record lives in its partition, `pk = batch#<batch_id>`, at `sk = batch`; its quarantined
+events share the partition (`dynamodb_quarantine.py`). A batch record carries
+`open = "unfinished#<shard>"` until it is done; the sparse `unfinished` index (`open`,
+`received_at_ms`) therefore holds exactly the pending and failed batches, and recovery
 finds them without a Scan. The shard (a hash of the batch id, one of `UNFINISHED_SHARDS`) spreads
 the index's writes (two per batch: created, done) over that many partitions instead of one, which
 would throttle the table's writes past about 1,000 batches/s; a listing queries every shard and
@@ -19,44 +17,23 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from functools import partial
-from itertools import islice
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
-import orjson
-
-from eventpipe.adapters.aws.dynamodb_calls import (
-    DEFAULT_BACKOFF,
-    DynamoTable,
-    attempt,
-    batch_delete,
-    batch_put,
-    conditional,
-)
-from eventpipe.adapters.aws.tables import UNFINISHED_INDEX
-from eventpipe.core.model import BatchRecord, BatchStatus, Reason, Rejection
+from eventpipe.adapters.aws.dynamodb_calls import DynamoTable, attempt, conditional, paged_items
+from eventpipe.adapters.aws.tables import UNFINISHED_INDEX, batch_pk
+from eventpipe.core.model import BatchRecord, BatchStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Mapping
 
-    from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryOutputTypeDef, ScanOutputTypeDef
-
-    from eventpipe.adapters.aws.retry import Backoff
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
     Item = dict[str, AttributeValueTypeDef]
 
-_T = TypeVar("_T")
-
 BATCH_SK = "batch"
-REJECTION_PREFIX = "rej#"
 UNFINISHED_SHARDS = 16
 OPEN_PREFIX = "unfinished#"
 LEGACY_OPEN = "1"  # the one key value of records written before the index was sharded; still listed
-
-
-def batch_pk(batch_id: str) -> str:
-    return f"batch#{batch_id}"
 
 
 def open_shard(batch_id: str) -> str:
@@ -67,23 +44,6 @@ def open_shard(batch_id: str) -> str:
 def open_keys() -> list[str]:
     """Every key value of the `unfinished` index, the legacy one included."""
     return [f"{OPEN_PREFIX}{shard}" for shard in range(UNFINISHED_SHARDS)] + [LEGACY_OPEN]
-
-
-def rejection_sk(index: int) -> str:
-    return f"{REJECTION_PREFIX}{index:010d}"  # zero-padded, so the sort key orders by index
-
-
-def _items(
-    backoff: Backoff, action: str, call: Callable[[dict[str, Any]], QueryOutputTypeDef | ScanOutputTypeDef]
-) -> Iterator[Item]:
-    """The items of every page of a Query or Scan; `call(paging)` passes `paging` on as keyword arguments."""
-    paging: dict[str, Any] = {}
-    while True:
-        page = attempt(backoff, action, partial(call, paging))
-        yield from page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return
-        paging = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 class DynamoBatchStore(DynamoTable):
@@ -157,7 +117,7 @@ class DynamoBatchStore(DynamoTable):
 
     def _unfinished_in(self, open_key: str) -> Iterator[BatchRecord]:
         """One shard of the index, oldest first (every page of its Query)."""
-        items = _items(
+        items = paged_items(
             self._backoff,
             f"cannot list unfinished batches in {self._table}",
             lambda paging: self._client.query(
@@ -175,71 +135,6 @@ class DynamoBatchStore(DynamoTable):
     @staticmethod
     def _key(batch_id: str) -> Item:
         return {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": BATCH_SK}}
-
-
-class DynamoQuarantine(DynamoTable):
-    def __init__(
-        self,
-        table_name: str,
-        client: DynamoDBClient | None = None,
-        *,
-        backoff: Backoff = DEFAULT_BACKOFF,
-        page_size: int = 1000,
-    ) -> None:
-        """`page_size` is the Scan's `Limit` in `iter_all`: items read per request, before the filter."""
-        super().__init__(table_name, client, backoff=backoff)
-        self._page_size = page_size
-
-    def add(self, rejections: Sequence[Rejection]) -> None:
-        # A put replaces the whole record. One BatchWriteItem may not name a key twice, so the
-        # last rejection of a (batch, index) is the one written, as a sequence of upserts would leave it.
-        latest = {(r.batch_id, r.index): _rejection_item(r) for r in rejections}
-        batch_put(self._client, self._table, list(latest.values()), self._backoff)
-
-    def for_batch(self, batch_id: str) -> list[Rejection]:
-        items = _items(
-            self._backoff,
-            f"cannot read the rejections of batch {batch_id} from {self._table}",
-            lambda paging: self._client.query(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :rej)",
-                ExpressionAttributeValues={":pk": {"S": batch_pk(batch_id)}, ":rej": {"S": REJECTION_PREFIX}},
-                ConsistentRead=True,
-                **paging,
-            ),
-        )
-        return [_rejection(item) for item in items]
-
-    def iter_all(self, limit: int | None = None) -> Iterator[Rejection]:
-        """Every rejection, by a paginated Scan: for replay, not for a hot path.
-
-        A Scan is not time-ordered: batches come in the table's hash order, so "oldest first" holds
-        per batch only (a batch's records in index order). Records added while iterating may or
-        may not be included.
-        """
-        items = _items(
-            self._backoff,
-            f"cannot scan the rejections in {self._table}",
-            lambda paging: self._client.scan(
-                TableName=self._table,
-                FilterExpression="begins_with(sk, :rej)",
-                ExpressionAttributeValues={":rej": {"S": REJECTION_PREFIX}},
-                Limit=self._page_size,
-                ConsistentRead=True,
-                **paging,
-            ),
-        )
-        # islice stops before asking for another page once `limit` records are out.
-        yield from (_rejection(item) for item in islice(items, limit))
-
-    def remove(self, keys: Sequence[tuple[str, int]]) -> None:
-        # One BatchWriteItem may not name a key twice.
-        unique = dict.fromkeys(keys)
-        batch_delete(self._client, self._table, [self._key(b, i) for b, i in unique], self._backoff)
-
-    @staticmethod
-    def _key(batch_id: str, index: int) -> Item:
-        return {"pk": {"S": batch_pk(batch_id)}, "sk": {"S": rejection_sk(index)}}
 
 
 def _n(value: int) -> AttributeValueTypeDef:
@@ -286,37 +181,4 @@ def _record(item: Mapping[str, AttributeValueTypeDef]) -> BatchRecord:
         error=item["error"]["S"] if "error" in item else None,
         group_id=item["group_id"]["S"] if "group_id" in item else None,
         first_index=int(item["first_index"]["N"]) if "first_index" in item else 0,
-    )
-
-
-def _rejection_item(rejection: Rejection) -> Item:
-    # The reasons and the event's text, zlib-compressed in one binary attribute: a rejected event of
-    # 600 to 1,000 bytes then takes one write unit, not two (DynamoDB bills writes per started KB).
-    record = {"reasons": [reason.as_dict() for reason in rejection.reasons], "raw": rejection.raw}
-    item: Item = {
-        "pk": {"S": batch_pk(rejection.batch_id)},
-        "sk": {"S": rejection_sk(rejection.index)},
-        "batch_id": {"S": rejection.batch_id},
-        "index": _n(rejection.index),
-        "stage": {"S": rejection.stage},
-        "record": {"B": zlib.compress(orjson.dumps(record), 6)},
-    }
-    if rejection.event_id is not None:
-        item["event_id"] = {"S": rejection.event_id}
-    return item
-
-
-def _rejection(item: Mapping[str, AttributeValueTypeDef]) -> Rejection:
-    if "record" in item:
-        record = orjson.loads(zlib.decompress(item["record"]["B"]))
-        reasons, raw = record["reasons"], record["raw"]
-    else:  # written before the records were compressed: plain `reasons` (JSON) and `raw`
-        reasons, raw = orjson.loads(item["reasons"]["S"]), item["raw"]["S"]
-    return Rejection(
-        batch_id=item["batch_id"]["S"],
-        index=int(item["index"]["N"]),
-        stage=item["stage"]["S"],
-        reasons=tuple(Reason(**reason) for reason in reasons),
-        raw=raw,
-        event_id=item["event_id"]["S"] if "event_id" in item else None,
     )

@@ -7,7 +7,8 @@ adds the rejected ones and their batches. Then, in this order:
 
 1. lake objects holding the user's rows are rewritten without them (deleted when nothing is left);
 2. the curated items of those events are deleted (BatchWriteItem);
-3. the quarantine records are deleted;
+3. the quarantine records are removed (a batch's shared item rewritten without them under its version
+   condition, so a replay changing the same item meanwhile neither loses its change nor brings one back);
 4. the raw batches of those batches are rewritten without the user's lines and without the address
    and user agent of the requests that carried them (erasure/rewrite.py); dropped files in
    `incoming/` and `rejected/`, and `staged/` objects, are read whole and rewritten likewise;

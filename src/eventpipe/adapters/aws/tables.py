@@ -1,9 +1,10 @@
 """The DynamoDB tables' keys, in one place: the adapters, the tests and the templates follow these.
 
 - curated: one item per curated event, keyed by `event_id`; `batch_id` tells which batch stored it.
-- state: batch records (`pk = batch#<id>`, `sk = batch`) and the quarantine (`pk = batch#<id>`,
-  `sk = rej#<index>`); the sparse `unfinished` index holds only batches not yet done, its key
-  `open` sharded as `unfinished#<0..15>` (see `dynamodb_state.py`).
+- state: batch records (`pk = batch#<id>`, `sk = batch`) and the quarantine in the same partition
+  (`sk = rej#+<chunk>`: the records of 100 indexes in one item; `sk = rej#<index>`: a record too
+  large to share one, see `quarantine_items.py`); the sparse `unfinished` index holds only batches
+  not yet done, its key `open` sharded as `unfinished#<0..15>` (see `dynamodb_state.py`).
 - apps: one item per app, keyed by the SHA-256 of its write key (`key_hash`).
 - insights: per-minute counters and sketches, funnel rows and applied-batch markers (see
   `dynamodb_insights.py` for the key shapes).
@@ -15,6 +16,11 @@ from typing import Any
 
 UNFINISHED_INDEX = "unfinished"
 TTL_ATTRIBUTE = "expires_at"
+
+
+def batch_pk(batch_id: str) -> str:
+    """The state table's partition of a batch: its record and its quarantined events."""
+    return f"batch#{batch_id}"
 
 
 def _keys(*names: tuple[str, str]) -> dict[str, Any]:
