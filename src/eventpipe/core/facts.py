@@ -31,14 +31,17 @@ def fact_of(event: dict[str, Any]) -> Fact:
     revenue = enrichment.get("revenue")
     geo = enrichment.get("geo")
     app_id = event.get("app_id")
-    return Fact(
-        event_id=event["event_id"],
-        event_type=event["event_type"],
-        event_time_ms=event_time_ms,
-        user_key=event.get("user_id") or event.get("anonymous_id"),
-        session_id=event.get("session_id"),
-        revenue=float(revenue["amount"]) if revenue else 0.0,
-        app_id=app_id if isinstance(app_id, str) and app_id else None,
-        bot=enrichment.get("bot") is True,
-        country=geo.get("country") if isinstance(geo, dict) else None,
+    # Built from a tuple in field order: NamedTuple's keyword constructor costs about 1 µs an event.
+    return Fact._make(
+        (
+            event["event_id"],
+            event["event_type"],
+            event_time_ms,
+            event.get("user_id") or event.get("anonymous_id"),  # user_key
+            event.get("session_id"),
+            float(revenue["amount"]) if revenue else 0.0,
+            app_id if isinstance(app_id, str) and app_id else None,
+            enrichment.get("bot") is True,
+            geo.get("country") if isinstance(geo, dict) else None,
+        )
     )
