@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from eventpipe.core.histogram import bucket_of, bucket_value, quantile
+from eventpipe.core.histogram import _FIRSTS, bucket_of, bucket_of_ms, bucket_value, quantile
 
 
 def test_every_value_lies_in_its_bucket_and_the_bucket_value_is_within_2_2_percent() -> None:
@@ -35,3 +35,11 @@ def test_merging_is_adding_counts_and_is_deterministic() -> None:
 
 def test_an_empty_histogram_has_no_quantile() -> None:
     assert quantile({}, 0.5) is None
+
+
+def test_the_table_lookup_for_whole_milliseconds_gives_the_bucket_bucket_of_gives() -> None:
+    # GIVEN every age up to a minute, each bucket's edges and ages far past the table (years, centuries)
+    edges = [first + step for first in _FIRSTS for step in (-1, 0, 1)]
+    ages = [*range(-3, 60_000), *edges, 2**40 - 1, 2**40, 2**45 + 17]
+    # THEN the lookup agrees with the logarithm everywhere, a negative age in bucket 0
+    assert [bucket_of_ms(age) for age in ages] == [bucket_of(max(0, age)) for age in ages]
