@@ -29,9 +29,11 @@ BATCH = 500
 FILL_CHUNK = 200_000
 
 
-def fill(path: Path, stored: int, seed: int) -> None:
-    """`stored` random ids in the store's own schema, inserted in key order (a compact index)."""
+def fill(path: Path, stored: int, seed: int, days: int) -> None:
+    """`stored` random ids in the store's own schema, inserted in key order (a compact index), spread
+    over the `days` days before today (closed runs; 0: all in today's run, the one being written)."""
     from eventpipe.adapters.local.database import Database
+    from eventpipe.adapters.local.dedup_runs import DAY_MS
 
     Database(path).close()  # creates the schema exactly as eventpipe does
     conn = sqlite3.connect(path, isolation_level=None)
@@ -39,28 +41,56 @@ def fill(path: Path, stored: int, seed: int) -> None:
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA cache_size=-262144")  # 256 MiB for the fill only
     rnd = random.Random(seed)
-    # Evenly spread sorted keys: the n-th of `stored` is about n/stored of the key space, plus noise.
-    step = (1 << 128) // max(stored, 1)
+    today = time.time_ns() // 1_000_000 // DAY_MS
+    runs = [(today - days + day) << 10 for day in range(days)] or [today << 10]
+    per_run = -(-max(stored, 1) // len(runs))
     conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO curated_runs (run, ids, token) VALUES (?, ?, ?)",
+        [(run, min(per_run, max(stored - n * per_run, 0)), f"fill{n}") for n, run in enumerate(runs) if stored],
+    )
+    # Evenly spread sorted keys within each run: the n-th of a run's ids is about n/per_run of the key space.
+    step = (1 << 128) // per_run
     for start in range(0, stored, FILL_CHUNK):
         rows = [
-            ((n * step + rnd.getrandbits(64)).to_bytes(16, "big"), f"fill-{n // BATCH}", "page_view", n % BATCH)
+            (
+                ((n % per_run) * step + rnd.getrandbits(64)).to_bytes(16, "big"),
+                f"fill-{n // BATCH}",
+                "page_view",
+                n % BATCH,
+                runs[n // per_run],
+            )
             for n in range(start, min(start + FILL_CHUNK, stored))
         ]
-        conn.executemany("INSERT INTO curated (event_id, batch_id, event_type, idx) VALUES (?, ?, ?, ?)", rows)
+        conn.executemany("INSERT INTO curated (event_id, batch_id, event_type, idx, run) VALUES (?, ?, ?, ?, ?)", rows)
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 
 
+def build_filter(path: Path) -> None:
+    """As a restart with a lost filter file (or the first start after the migration) does: builds and saves it."""
+    from eventpipe.adapters.local.bucket import FolderBucket
+    from eventpipe.adapters.local.curated import FILTER_FILE, SqliteCuratedStore
+    from eventpipe.adapters.local.database import Database
+
+    db = Database(path)
+    store = SqliteCuratedStore(db, FolderBucket(path.parent / "segments", ()), filter_path=path.parent / FILTER_FILE)
+    store.owners(["00000000-0000-4000-8000-000000000000"])
+    db.close()
+
+
 def measure(path: str, stored: int, batches: int, cache_mib: int, seed: int) -> None:
     """In the child: put_new on `batches` batches; prints its figures as JSON."""
     from eventpipe.adapters.local.bucket import FolderBucket
-    from eventpipe.adapters.local.curated import SqliteCuratedStore
+    from eventpipe.adapters.local.curated import FILTER_FILE, SqliteCuratedStore
     from eventpipe.adapters.local.database import Database
 
     db_path = Path(path)
-    store = SqliteCuratedStore(Database(db_path, cache_mib=cache_mib), FolderBucket(db_path.parent / "segments", ()))
+    segments = FolderBucket(db_path.parent / "segments", ())
+    store = SqliteCuratedStore(
+        Database(db_path, cache_mib=cache_mib), segments, filter_path=db_path.parent / FILTER_FILE
+    )
     rnd = random.Random(seed + 1)
     payload = b"x" * 600
     batch_list = []
@@ -72,6 +102,7 @@ def measure(path: str, stored: int, batches: int, cache_mib: int, seed: int) -> 
             events.append((None if retry else rnd.getrandbits(128).to_bytes(16, "big"), index))
         batch_list.append((f"bench-{number}", events))
     existing = _some_stored_ids(db_path, stored, batches * BATCH // 10, rnd) if stored else []
+    store.owners(["00000000-0000-4000-8000-000000000000"])  # loads the saved filter, as a running process has
     written = _bytes_written()
     started_cpu, started = time.process_time(), time.perf_counter()
     for batch_id, events in batch_list:
@@ -124,6 +155,9 @@ def main() -> None:
     parser.add_argument("--stored", default="0,1000000,10000000", help="comma-separated sizes of the store")
     parser.add_argument("--batches", type=int, default=200, help="batches of 500 stored per size")
     parser.add_argument("--cache-mib", type=int, default=4, help="the store's page cache (EVENTPIPE_SQLITE_CACHE_MIB)")
+    parser.add_argument(
+        "--fill-days", type=int, default=30, help="the stored ids were received over this many days (0: all today)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -133,19 +167,23 @@ def main() -> None:
         f"\ndedup store: put_new of {args.batches} batches of {BATCH} ids (5% already stored), "
         f"{args.cache_mib} MiB page cache"
     )
-    header = f"{'stored':>12}{'fill s':>8}{'events/s/core':>15}{'events/s wall':>15}"
+    header = f"{'stored':>12}{'fill s':>8}{'filter s':>10}{'events/s/core':>15}{'events/s wall':>15}"
     print(f"{header}{'KiB written/event':>19}{'peak MiB':>10}")
     for stored in (int(size) for size in args.stored.split(",")):
         with tempfile.TemporaryDirectory(prefix="eventpipe-dedup-") as tmp:
             path = Path(tmp) / "eventpipe.db"
             started = time.perf_counter()
-            fill(path, stored, seed=7)
+            fill(path, stored, seed=7, days=args.fill_days)
             fill_s = time.perf_counter() - started
+            started = time.perf_counter()
+            build_filter(path)
+            filter_s = time.perf_counter() - started
             command = [sys.executable, __file__, "--batches", str(args.batches), "--cache-mib", str(args.cache_mib)]
             done = subprocess.run([*command, "--child", str(path), str(stored)], capture_output=True, check=True)
             row = orjson.loads(done.stdout)
         print(
-            f"{stored:>12,}{fill_s:>8.0f}{row['events'] / row['cpu']:>15,.0f}{row['events'] / row['wall']:>15,.0f}"
+            f"{stored:>12,}{fill_s:>8.0f}{filter_s:>10.1f}"
+            f"{row['events'] / row['cpu']:>15,.0f}{row['events'] / row['wall']:>15,.0f}"
             f"{row['written'] / row['events'] / 1024:>19.1f}{row['peak_mib']:>10.0f}"
         )
     print("peak MiB: the measuring process's maximum resident set (the fill runs in another process).")

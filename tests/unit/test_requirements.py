@@ -11,6 +11,7 @@ LOCAL_SERVER_ONLY = {"uvicorn", "httptools", "uvloop", "plotly"}  # `eventpipe u
 # `eventpipe query` (DuckDB) runs on one machine only; on AWS Athena reads the lake (pyarrow and
 # msgspec are in the Lambda package: ProcessBatch writes Parquet).
 LOCAL_LAKE_ONLY = {"duckdb"}
+LOCAL_STORE_ONLY = {"numpy"}  # the SQLite curated store's id filter; DynamoDB needs none
 
 
 def _name(requirement: str) -> str:
@@ -25,4 +26,4 @@ def test_the_lambda_requirements_are_the_core_and_aws_dependencies() -> None:
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
     listed = {_name(line) for line in lines if line and not line.startswith("#")}
     # THEN it lists them all but the local server's, and boto3, which the Lambda runtime provides
-    assert listed == expected - LOCAL_SERVER_ONLY - LOCAL_LAKE_ONLY - {"boto3"}
+    assert listed == expected - LOCAL_SERVER_ONLY - LOCAL_LAKE_ONLY - LOCAL_STORE_ONLY - {"boto3"}

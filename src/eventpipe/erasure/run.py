@@ -20,6 +20,7 @@ import orjson
 import pyarrow.compute as pc
 
 from eventpipe.adapters.local.curated import uuid_key
+from eventpipe.adapters.local.dedup_runs import IN_EVERY_RUN
 from eventpipe.core.errors import StorageError
 from eventpipe.core.timeutil import to_iso
 from eventpipe.erasure import rewrite
@@ -131,7 +132,9 @@ def _curated_and_quarantine(runtime: LocalRuntime, target: ErasureTarget, event_
     manifest = LakeManifest(runtime.db)
     with runtime.db.transaction() as conn:
         conn.execute("PRAGMA secure_delete = ON")
-        cursor = conn.executemany("DELETE FROM curated WHERE event_id = ?", [(uuid_key(e),) for e in event_ids])
+        cursor = conn.executemany(
+            f"DELETE FROM curated WHERE {IN_EVERY_RUN} AND event_id = ?", [(uuid_key(e),) for e in event_ids]
+        )
         erased = max(cursor.rowcount, 0)
         manifest.lower_cursor_to_last_row(conn)
         records: set[int] = set()

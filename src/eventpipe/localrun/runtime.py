@@ -17,6 +17,7 @@ from eventpipe.adapters.local import (
     SqliteInsightsStore,
     SqliteQuarantine,
 )
+from eventpipe.adapters.local.curated import FILTER_FILE as CURATED_FILTER_FILE
 from eventpipe.core.apps import AppDirectory
 from eventpipe.core.enrich import build_enrichers
 from eventpipe.core.errors import EventpipeError, ExecutionFailedError
@@ -55,7 +56,9 @@ class LocalRuntime:
         self.db = Database(settings.data_dir / DATABASE_FILE, cache_mib=settings.sqlite_cache_mib)
         self.bucket = FolderBucket(settings.data_dir / "bucket")
         self.segments = FolderBucket(settings.data_dir / "curated", prefixes=())
-        self.curated = SqliteCuratedStore(self.db, self.segments)
+        self.curated = SqliteCuratedStore(
+            self.db, self.segments, clock=self.clock, filter_path=settings.data_dir / CURATED_FILTER_FILE
+        )
         self.quarantine = SqliteQuarantine(self.db)
         self.batches = SqliteBatchStore(self.db)
         self.insights = SqliteInsightsStore(self.db)

@@ -1,9 +1,10 @@
-"""Curated events: an SQLite index keyed by the 16 bytes of their UUID, payloads in segment files.
+"""Curated events: an SQLite index keyed by run and the 16 bytes of their UUID, payloads in segment files.
 
 Each batch's payloads are one append-only segment (written whole, durably, before the index
 commits, so an indexed event always has its payload). Keeping the ~1 KB payloads out of the
-B-tree removed a fifth of the page writes and most checkpoint reads per batch (strace counts);
-the index rows are small, so more of the random event-id index fits the page cache.
+B-tree removed a fifth of the page writes and most checkpoint reads per batch (strace counts).
+Which index pages a batch reads and writes is `RunIndex`'s job (dedup_runs.py): the current run's,
+and older runs' only for ids a filter cannot rule out, so the cost per event does not grow with the store.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from eventpipe.adapters.curated_base import BaseCuratedStore
+from eventpipe.adapters.local.dedup_runs import DEFAULT_FILTER_MIB, DEFAULT_RUN_CAP, IN_EVERY_RUN, RunIndex
+from eventpipe.core.timeutil import SystemClock
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Sequence
+    from pathlib import Path
 
     from eventpipe.adapters.curated_base import CuratedRow
     from eventpipe.adapters.local.database import Database
-    from eventpipe.core.ports import RawBucket
+    from eventpipe.core.ports import Clock, RawBucket
 
-
-# Below the smallest SQLite limit on bound variables (999 before 3.32), whatever the batch size.
-_IDS_PER_QUERY = 900
+FILTER_FILE = "dedup.filter"  # beside the database: the closed runs' filter, built again if lost
 
 
 def uuid_key(event_id: str) -> bytes:
@@ -31,9 +32,21 @@ def uuid_key(event_id: str) -> bytes:
 
 
 class SqliteCuratedStore(BaseCuratedStore):
-    def __init__(self, db: Database, segments: RawBucket) -> None:
+    """`filter_path` keeps the filter of closed runs across restarts (None: built on first use)."""
+
+    def __init__(
+        self,
+        db: Database,
+        segments: RawBucket,
+        *,
+        clock: Clock | None = None,
+        filter_path: Path | None = None,
+        filter_mib: int = DEFAULT_FILTER_MIB,
+        run_cap: int = DEFAULT_RUN_CAP,
+    ) -> None:
         self._db = db
         self._segments = segments
+        self._runs = RunIndex(clock or SystemClock(), filter_path=filter_path, filter_mib=filter_mib, run_cap=run_cap)
 
     def _put_firsts(self, batch_id: str, events: Sequence[CuratedRow], positions: Sequence[int]) -> list[bool]:
         if events:  # a retry rewrites the same segment: the staged events are the same
@@ -41,30 +54,31 @@ class SqliteCuratedStore(BaseCuratedStore):
         keys = [uuid_key(events[position][0]) for position in positions]
         flags: list[bool] = []
         rows = []
-        with self._db.transaction() as conn:
-            owners = self._owners(conn, keys)
-            for key, position in zip(keys, positions, strict=True):
-                owner = owners.get(key)
-                if owner is None:  # the segment's line `position` holds its payload
-                    rows.append((key, batch_id, events[position][1], position))
-                # Stored by this very batch on an earlier try: still new for this batch.
-                flags.append(owner is None or owner == batch_id)
-            conn.executemany("INSERT INTO curated (event_id, batch_id, event_type, idx) VALUES (?, ?, ?, ?)", rows)
+        try:
+            with self._db.transaction() as conn:
+                owners = self._runs.owners(conn, keys)
+                run = self._runs.current_run(conn, len(keys) - len(owners))
+                for key, position in zip(keys, positions, strict=True):
+                    owner = owners.get(key)
+                    if owner is None:  # the segment's line `position` holds its payload
+                        rows.append((key, batch_id, events[position][1], position, run))
+                    # Stored by this very batch on an earlier try: still new for this batch.
+                    flags.append(owner is None or owner == batch_id)
+                conn.executemany(
+                    "INSERT INTO curated (event_id, batch_id, event_type, idx, run) VALUES (?, ?, ?, ?, ?)", rows
+                )
+                self._runs.count_added(conn, run, len(rows))
+        except BaseException:
+            self._runs.forget()  # it may hold a run the rollback reopened; the next call reloads it
+            raise
+        self._runs.save()
         return flags
-
-    @staticmethod
-    def _owners(conn: sqlite3.Connection, keys: list[bytes]) -> dict[bytes, str]:
-        owners: dict[bytes, str] = {}
-        for start in range(0, len(keys), _IDS_PER_QUERY):
-            chunk = keys[start : start + _IDS_PER_QUERY]
-            query = f"SELECT event_id, batch_id FROM curated WHERE event_id IN ({','.join('?' * len(chunk))})"
-            owners.update(conn.execute(query, chunk).fetchall())
-        return owners
 
     def owners(self, event_ids: Sequence[str]) -> dict[str, str]:
         by_key = {uuid_key(event_id): event_id.lower() for event_id in event_ids}
         with self._db.reading() as conn:
-            found = self._owners(conn, list(by_key))
+            found = self._runs.owners(conn, list(by_key))
+        self._runs.save()
         return {by_key[key]: batch_id for key, batch_id in found.items()}
 
     def count(self) -> int:
@@ -78,7 +92,8 @@ class SqliteCuratedStore(BaseCuratedStore):
 
     def get(self, event_id: str) -> bytes | None:
         with self._db.reading() as conn:
-            row = conn.execute("SELECT batch_id, idx FROM curated WHERE event_id = ?", (uuid_key(event_id),)).fetchone()
+            query = f"SELECT batch_id, idx FROM curated WHERE {IN_EVERY_RUN} AND event_id = ?"
+            row = conn.execute(query, (uuid_key(event_id),)).fetchone()
         if row is None:
             return None
         batch_id, index = str(row[0]), int(row[1])

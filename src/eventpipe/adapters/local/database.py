@@ -14,18 +14,28 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # 2: per-minute session sketches replace per-session funnel rows; dirty hours. 3: segments. 4: batches
-# grouped by micro-batching (group_id, first_index)
-SCHEMA_VERSION = 4
-SCHEMA = """
+# grouped by micro-batching (group_id, first_index). 5: curated ids indexed per run (dedup_runs.py).
+SCHEMA_VERSION = 5
+CURATED_SCHEMA = """
 -- The curated events' index; their payloads are in segment files (adapters/local/curated.py).
--- Rows are appended in rowid order; only the small unique index on the 16-byte id is random.
+-- Rows are appended in rowid order. The 16-byte ids are indexed per run (a day's ids, or fewer):
+-- a new id lands in the small current run, not anywhere in the whole store (dedup_runs.py).
 CREATE TABLE IF NOT EXISTS curated (
     id INTEGER PRIMARY KEY,
-    event_id BLOB NOT NULL UNIQUE,
+    event_id BLOB NOT NULL,
     batch_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
-    idx INTEGER NOT NULL
+    idx INTEGER NOT NULL,
+    run INTEGER NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS curated_by_run ON curated (run, event_id);
+-- One row per run: how many ids it was given, and a random token naming this run of this
+-- database (a persisted filter says which runs it holds by these tokens).
+CREATE TABLE IF NOT EXISTS curated_runs (run INTEGER PRIMARY KEY, ids INTEGER NOT NULL, token TEXT NOT NULL);
+"""
+SCHEMA = (
+    CURATED_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY,
     batch_id TEXT NOT NULL,
@@ -80,6 +90,28 @@ CREATE TABLE IF NOT EXISTS minute_sessions (
 CREATE TABLE IF NOT EXISTS dirty_hours (hour INTEGER PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS applied_batches (batch_id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
+)
+# Schema 4 to 5: the table is rebuilt without its unique index on the id alone; every row becomes
+# run 0 (one closed run) and the new index is built once, sorted. Once per data directory: about a
+# minute for ten million rows.
+MIGRATE_4_TO_5 = """
+ALTER TABLE curated RENAME TO curated_v4;
+CREATE TABLE curated (
+    id INTEGER PRIMARY KEY,
+    event_id BLOB NOT NULL,
+    batch_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    run INTEGER NOT NULL
+);
+INSERT INTO curated (id, event_id, batch_id, event_type, idx, run)
+    SELECT id, event_id, batch_id, event_type, idx, 0 FROM curated_v4 ORDER BY id;
+DROP TABLE curated_v4;
+CREATE UNIQUE INDEX curated_by_run ON curated (run, event_id);
+CREATE TABLE curated_runs (run INTEGER PRIMARY KEY, ids INTEGER NOT NULL, token TEXT NOT NULL);
+INSERT INTO curated_runs (run, ids, token)
+    SELECT 0, COUNT(*), lower(hex(randomblob(8))) FROM curated HAVING COUNT(*) > 0;
+"""
 
 
 class Database:
@@ -116,11 +148,26 @@ class Database:
         if is_new:
             self._conn.executescript(SCHEMA)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif version == 4:
+            self._migrate(MIGRATE_4_TO_5)
         elif version != SCHEMA_VERSION:
             raise StorageError(
                 f"{path} was made by another version of eventpipe (schema {version}, this one reads"
                 f" {SCHEMA_VERSION}); move it away or set EVENTPIPE_DATA_DIR to a new folder"
             )
+
+    def _migrate(self, script: str) -> None:
+        """Run `script` and set the current schema version, in one transaction (all or nothing)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";\n"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,266 @@
+"""The curated store's runs and its filter of closed runs: exact whatever the runs, the filter file or the rollbacks."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+
+from eventpipe.adapters.local import Database, FolderBucket, SqliteCuratedStore
+from eventpipe.adapters.local.curated import uuid_key
+from eventpipe.adapters.local.dedup_runs import DAY_MS
+from eventpipe.adapters.local.dedup_runs import FILTER_GROUPS as GROUPS
+from eventpipe.adapters.local.id_filter import IdFilter
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+DAY0_MS = 20_000 * DAY_MS
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.ms = DAY0_MS
+
+    def now_ms(self) -> int:
+        return self.ms
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "eventpipe.db")
+    yield database
+    database.close()
+
+
+def uid(n: int) -> str:
+    return str(uuid.UUID(int=n))
+
+
+def store(db: Database, tmp_path: Path, clock: StepClock, **options: int) -> SqliteCuratedStore:
+    segments = FolderBucket(tmp_path / "curated", prefixes=())
+    return SqliteCuratedStore(db, segments, clock=clock, filter_path=tmp_path / "dedup.filter", **options)
+
+
+def rows(*numbers: int) -> list[tuple[str, str, bytes]]:
+    return [(uid(n), "page_view", b"{}") for n in numbers]
+
+
+def runs(db: Database) -> list[tuple[int, int]]:
+    with db.reading() as conn:
+        return [(int(r), int(n)) for r, n in conn.execute("SELECT run, ids FROM curated_runs ORDER BY run")]
+
+
+def test_duplicates_of_closed_runs_are_found_and_owners_and_payloads_answer(db: Database, tmp_path: Path) -> None:
+    # GIVEN ids stored over three days, the last day past the run cap (so two runs that day)
+    clock = StepClock()
+    curated = store(db, tmp_path, clock, run_cap=4)
+    assert curated.put_new("d0", rows(1, 2, 3)) == [True] * 3
+    clock.ms += DAY_MS
+    assert curated.put_new("d1", rows(4, 5, 6)) == [True] * 3
+    clock.ms += DAY_MS
+    assert curated.put_new("d2a", rows(7, 8, 9)) == [True] * 3
+    assert curated.put_new("d2b", rows(10, 11)) == [True] * 2
+    assert [ids for _, ids in runs(db)] == [3, 3, 3, 2]
+    # WHEN the same ids come again, mixed with new ones
+    flags = curated.put_new("again", rows(1, 12, 5, 9, 11, 13))
+    # THEN each one stored before, in whichever run, is a duplicate; owners and payloads answer
+    assert flags == [False, True, False, False, False, True]
+    assert curated.owners([uid(1), uid(5), uid(9), uid(11), uid(14)]) == {
+        uid(1): "d0",
+        uid(5): "d1",
+        uid(9): "d2a",
+        uid(11): "d2b",
+    }
+    assert curated.get(uid(4)) == b"{}"
+    assert curated.count() == 13
+    # AND a retry of a batch of a closed run still answers new for that batch
+    assert curated.put_new("d1", rows(4, 5, 6)) == [True] * 3
+
+
+def test_the_filter_is_saved_and_a_restart_uses_it_or_builds_it_again(db: Database, tmp_path: Path) -> None:
+    # GIVEN a closed run of ids, and the filter file the store saved
+    clock = StepClock()
+    store(db, tmp_path, clock).put_new("d0", rows(*range(1, 101)))
+    clock.ms += DAY_MS
+    store(db, tmp_path, clock).put_new("d1", rows(101))
+    saved = tmp_path / "dedup.filter"
+    assert saved.is_file()
+    loaded = IdFilter.load(saved, 16)
+    assert loaded is not None
+    assert sum(ids for ids, _ in loaded[1].values()) == 100
+    # WHEN a new process opens the store: with the file, with a damaged one, and with none
+    for damage in (None, b"garbage", b""):
+        if damage is not None:
+            saved.write_bytes(damage)
+        fresh = store(db, tmp_path, clock)
+        # THEN every stored id is still a duplicate
+        assert fresh.put_new(f"retry-{damage!r}", rows(5, 50, 100, 101)) == [False] * 4
+        assert IdFilter.load(saved, 16) is not None  # and the file is good again
+
+
+def test_a_filter_file_of_another_database_is_not_trusted(tmp_path: Path) -> None:
+    # GIVEN a filter saved by one data directory, copied beside another database with other ids
+    clock = StepClock()
+    first = Database(tmp_path / "a" / "eventpipe.db")
+    store(first, tmp_path / "a", clock).put_new("a", rows(1))
+    clock.ms += DAY_MS
+    store(first, tmp_path / "a", clock).put_new("a2", rows(2))
+    first.close()
+    second = Database(tmp_path / "b" / "eventpipe.db")
+    clock.ms -= DAY_MS
+    store(second, tmp_path / "b", clock).put_new("b", rows(7))
+    clock.ms += DAY_MS
+    (tmp_path / "b" / "dedup.filter").write_bytes((tmp_path / "a" / "dedup.filter").read_bytes())
+    # WHEN the second store sees its own id 7 again (its run has the same label as the first's run)
+    flags = store(second, tmp_path / "b", clock).put_new("b2", rows(7))
+    second.close()
+    # THEN it is a duplicate: runs are named by tokens of their own database, not by their label
+    assert flags == [False]
+
+
+def test_a_run_that_grew_after_the_filter_covered_it_is_added_again(db: Database, tmp_path: Path) -> None:
+    # GIVEN a filter that covered a run with fewer ids than it holds now (a roll-over undone by a
+    # rollback, then more ids written to the run by another process)
+    clock = StepClock()
+    curated = store(db, tmp_path, clock)
+    curated.put_new("d0", rows(1))
+    clock.ms += DAY_MS
+    curated.put_new("d1", rows(2))  # closes the run of day 0 and covers it in the filter
+    with db.transaction() as conn:  # another writer: one more id in the closed run
+        (run, _), *_ = runs(db)
+        conn.execute(
+            "INSERT INTO curated (event_id, batch_id, event_type, idx, run) VALUES (?, 'other', 'page_view', 0, ?)",
+            (uuid_key(uid(3)), run),
+        )
+        conn.execute("UPDATE curated_runs SET ids = ids + 1 WHERE run = ?", (run,))
+    # WHEN the same store, and a restarted one, see that id
+    # THEN both know it is stored
+    assert curated.put_new("d1b", rows(3)) == [False]
+    assert store(db, tmp_path, clock).put_new("d1c", rows(3)) == [False]
+
+
+def test_a_failed_write_leaves_no_filter_that_misses_an_id(db: Database, tmp_path: Path) -> None:
+    # GIVEN a day change whose first write fails after the new run was started (its rollback reopens
+    # the previous run)
+    clock = StepClock()
+    curated = store(db, tmp_path, clock)
+    curated.put_new("d0", rows(1))
+    clock.ms += DAY_MS
+
+    def fail_after_storing() -> None:
+        with db.transaction():
+            curated.put_new("d1", rows(2))
+            raise RuntimeError("the outer transaction fails after the store's savepoint")
+
+    with pytest.raises(RuntimeError):
+        fail_after_storing()
+    # WHEN the clock goes back (the old run is the current one again) and more ids land in it
+    clock.ms -= DAY_MS
+    curated.put_new("d0b", rows(3))
+    clock.ms += DAY_MS
+    # THEN after the day changes again (the run closes), every id of that run is found
+    assert curated.put_new("d1", rows(2)) == [True]
+    assert curated.put_new("d1b", rows(1, 3, 4)) == [False, False, True]
+    assert store(db, tmp_path, clock).put_new("d1c", rows(1, 3)) == [False, False]
+
+
+def test_the_curated_store_matches_a_set_whatever_the_runs_and_false_positives(tmp_path: Path) -> None:
+    # GIVEN a tiny filter (many false positives), small runs and days passing, and random batches
+    # with retries, retried batches and ids repeated within a batch
+    database = Database(tmp_path / "eventpipe.db")
+    clock = StepClock()
+    curated = store(database, tmp_path, clock, filter_mib=1, run_cap=50)
+    rnd = random.Random(3)
+    owner: dict[str, str] = {}
+    for number in range(60):
+        batch_id = f"b{number % 45}"  # some batch ids come back: retries of a step
+        ids = [uid(rnd.randrange(1, 1500)) for _ in range(rnd.randrange(1, 40))]
+        if number % 7 == 0:
+            clock.ms += DAY_MS
+        # WHEN each batch is stored
+        flags = curated.put_new(batch_id, [(event_id, "page_view", b"{}") for event_id in ids])
+        # THEN the flags are those of a set: new once, or again for the batch that stored it
+        expected, seen = [], set()
+        for event_id in ids:
+            expected.append(event_id not in seen and owner.setdefault(event_id, batch_id) == batch_id)
+            seen.add(event_id)
+        assert flags == expected
+    assert curated.count() == len(owner)
+    assert len(runs(database)) > GROUPS  # several runs share a group
+    database.close()
+
+
+def test_runs_emptied_by_retention_are_forgotten_and_their_group_rebuilt(db: Database, tmp_path: Path) -> None:
+    # GIVEN closed runs, one per group and one more, whose first three are then deleted (as retention does)
+    clock = StepClock()
+    curated = store(db, tmp_path, clock, filter_mib=1)
+    for day in range(GROUPS + 1):
+        curated.put_new(f"d{day}", rows(*range(day * 10_000, day * 10_000 + 2_000)))
+        clock.ms += DAY_MS
+    curated.put_new("today", rows(99_999))
+    before = IdFilter.load(tmp_path / "dedup.filter", 1)
+    assert before is not None
+    groups = [group for _, group in before[1].values()]
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM curated WHERE batch_id IN ('d0', 'd1', 'd2')")
+    # WHEN the next day starts
+    clock.ms += DAY_MS
+    curated.put_new("later", rows(99_998))
+    # THEN the emptied runs are gone from the list to look in, and their groups hold only the runs kept
+    assert len(runs(db)) == GROUPS + 1 - 3 + 2
+    after = IdFilter.load(tmp_path / "dedup.filter", 1)
+    assert after is not None
+    assert len(after[1]) == GROUPS + 1 - 3 + 1
+    for group in groups[:3]:
+        assert after[0].fill_ratio(group) < before[0].fill_ratio(group)
+    # AND the deleted ids are new again, the kept ones are not
+    assert curated.put_new("again", rows(5, 10_005, 30_005, 80_005)) == [True, True, False, False]
+
+
+def test_a_database_of_schema_4_is_migrated_with_its_ids(tmp_path: Path) -> None:
+    # GIVEN a data directory written by the previous version (one unique index on the id)
+    path = tmp_path / "eventpipe.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE curated (id INTEGER PRIMARY KEY, event_id BLOB NOT NULL UNIQUE, batch_id TEXT NOT NULL,
+                                  event_type TEXT NOT NULL, idx INTEGER NOT NULL);
+            CREATE TABLE batches (batch_id TEXT PRIMARY KEY);
+            PRAGMA user_version = 4;
+            """
+        )
+        conn.executemany(
+            "INSERT INTO curated (event_id, batch_id, event_type, idx) VALUES (?, 'old', 'signup', ?)",
+            [(uuid_key(uid(n)), n) for n in range(1, 4)],
+        )
+    # WHEN this version opens it
+    database = Database(path)
+    curated = store(database, tmp_path, StepClock())
+    # THEN the old ids are still known, new ones stored, and the schema is the current one
+    assert curated.put_new("new", rows(2, 4)) == [False, True]
+    assert curated.owners([uid(1), uid(4)]) == {uid(1): "old", uid(4): "new"}
+    assert curated.count_by_type() == {"signup": 3, "page_view": 1}
+    database.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'curated_v4'").fetchone()[0] == 0
+
+
+def test_the_filter_groups_hold_what_was_added() -> None:
+    id_filter = IdFilter(1)
+    keys = [uuid_key(uid(n)) for n in range(1000)]
+    id_filter.add(keys[:500], 2)
+    id_filter.add(keys[500:], 5)
+    masks = id_filter.groups_of(keys)
+    assert all(mask >> 2 & 1 for mask in masks[:500])
+    assert all(mask >> 5 & 1 for mask in masks[500:])
+    id_filter.clear(2)
+    assert all(mask >> 5 & 1 for mask in id_filter.groups_of(keys[500:]))
+    assert id_filter.fill_ratio(2) == 0.0 < id_filter.fill_ratio(5)
+    with pytest.raises(ValueError, match="at least 1 MiB"):
+        IdFilter(0)
