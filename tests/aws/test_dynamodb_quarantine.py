@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import zlib
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -361,3 +362,29 @@ def test_records_of_their_own_left_unprocessed_are_written_again(
     # WHEN they are added THEN the left-over put is sent again, after one wait
     quarantine.add([first, second])
     assert len(sleeps) == 1
+
+
+def test_a_replay_never_brings_back_a_record_erased_between_its_read_and_its_write(dynamodb: Any) -> None:
+    # GIVEN a batch item with three records, and a fourth record kept in an item of its own
+    client = Calls(dynamodb)
+    replay = DynamoQuarantine(STATE_TABLE, client, backoff=NO_WAIT)
+    erasure = DynamoQuarantine(STATE_TABLE, dynamodb, backoff=NO_WAIT)
+    records = [rejection("b1", n) for n in (3, 5, 7)]
+    erasure.add([*records, large("b1", 9)])
+    # AND an erasure of indexes 5 and 9 that runs after the replay read the batch's items, before it writes
+    client.before["put_item"] = [lambda: erasure.remove([("b1", 5), ("b1", 9)])]
+    # WHEN the replay rejects indexes 3, 5 and 9 again with new reasons
+    other = (Reason("enrichment_failed", "$", "geo: no database"),)
+    replay.update([replace(r, reasons=other) for r in (records[0], records[1], large("b1", 9))])
+    # THEN index 3 has its new reasons, 7 is unchanged, and the erased 5 and 9 stay gone
+    assert [(r.index, r.reasons) for r in erasure.for_batch("b1")] == [(3, other), (7, REASONS)]
+    assert sorted(items(dynamodb)) == ["batch#b1 / rej#+00000000"]
+
+
+def test_a_record_kept_apart_is_updated_in_place_with_its_text(quarantine: DynamoQuarantine, dynamodb: Any) -> None:
+    big = large("b1", 4)
+    quarantine.add([big, rejection("b1", 5)])
+    other = (Reason("enrichment_failed", "$", "geo: no database"),)
+    quarantine.update([replace(big, reasons=other, raw="replayed text")])
+    assert quarantine.for_batch("b1")[0] == replace(big, reasons=other)
+    assert sorted(items(dynamodb)) == ["batch#b1 / rej#+00000000", "batch#b1 / rej#0000000004"]

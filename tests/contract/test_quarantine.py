@@ -82,3 +82,20 @@ def test_iter_all_gives_every_record_once_and_a_limit_is_exact(stores: Stores) -
     assert len(list(stores.quarantine.iter_all(limit=2))) == 2
     assert list(stores.quarantine.iter_all(limit=0)) == []
     assert len(list(stores.quarantine.iter_all(limit=100))) == 4
+
+
+def test_update_replaces_the_records_still_stored_and_adds_none(stores: Stores) -> None:
+    # GIVEN two records of a batch, one of them released since (by another replay, or erased)
+    stores.quarantine.add([rejection("b1", 1, raw='{"a": 1}'), rejection("b1", 2)])
+    stores.quarantine.remove([("b1", 2)])
+    # WHEN a replay rejects all three events again, with new reasons (its text as it replayed it)
+    other = (Reason("enrichment_failed", "$", "geo: no database"),)
+    stores.quarantine.update(
+        [Rejection("b1", n, "enrich", other, '{"a": 1} ', None) for n in (1, 2)]
+        + [Rejection("b9", 0, "enrich", other, "{}")]
+    )
+    # THEN the stored record has the new reasons and keeps its text, and none is brought back or added
+    assert [(r.index, r.stage, r.reasons, r.raw) for r in stores.quarantine.for_batch("b1")] == [
+        (1, "enrich", other, '{"a": 1}')
+    ]
+    assert keys(stores) == {("b1", 1)}

@@ -128,6 +128,22 @@ class CosmosQuarantine:
                 except AZURE_ERRORS as exc:
                     raise storage_error(exc, f"cannot quarantine events of batch {batch_id}") from exc
 
+    def update(self, rejections: Sequence[Rejection]) -> None:
+        # A patch of a missing item fails (404) and writes nothing: a record released or erased stays gone.
+        for rejection in {(r.batch_id, r.index): r for r in rejections}.values():
+            item = _rejection_item(rejection)
+            changes = [
+                {"op": "set", "path": f"/{name}", "value": item[name]} for name in ("stage", "reasons", "event_id")
+            ]
+            try:
+                self._container.patch_item(
+                    item["id"], partition_key=item["pk"], patch_operations=changes, filter_predicate=None
+                )
+            except CosmosResourceNotFoundError:
+                continue
+            except AZURE_ERRORS as exc:
+                raise storage_error(exc, f"cannot update rejection {rejection.batch_id}/{rejection.index}") from exc
+
     def for_batch(self, batch_id: str) -> list[Rejection]:
         query = "SELECT * FROM c WHERE c.kind = 'rejection' ORDER BY c.id"
         try:

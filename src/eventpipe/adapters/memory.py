@@ -127,6 +127,12 @@ class MemoryQuarantine:
         for rejection in rejections:
             self.records[(rejection.batch_id, rejection.index)] = rejection
 
+    def update(self, rejections: Sequence[Rejection]) -> None:
+        for rejection in rejections:
+            stored = self.records.get((rejection.batch_id, rejection.index))
+            if stored is not None:  # the text stays as stored
+                self.records[(rejection.batch_id, rejection.index)] = dataclasses.replace(rejection, raw=stored.raw)
+
     def for_batch(self, batch_id: str) -> list[Rejection]:
         return sorted((r for r in self.records.values() if r.batch_id == batch_id), key=lambda r: r.index)
 

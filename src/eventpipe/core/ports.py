@@ -55,6 +55,10 @@ class Quarantine(Protocol):
     def add(self, rejections: Sequence[Rejection]) -> None:
         """Store rejections, one record per `(batch_id, index)`: adding it again replaces its reasons."""
 
+    def update(self, rejections: Sequence[Rejection]) -> None:
+        """Replace the records of these `(batch_id, index)` that are still stored, and add none: a replay
+        rejecting its events again must not bring back a record released or erased meanwhile."""
+
     def for_batch(self, batch_id: str) -> list[Rejection]: ...
 
     def iter_all(self, limit: int | None = None) -> Iterator[Rejection]:

@@ -110,7 +110,9 @@ class PipelineSteps:
         replay = bool(raw.origins)
         rejected = Counter(str(r.reasons[0].code) for r in batch.rejections)
         with self.atomically():
-            self.quarantine.add(batch.rejections)
+            # A replay's rejections are records it took from the quarantine: update them, never add one
+            # back that a concurrent replay released or an erasure removed meanwhile.
+            (self.quarantine.update if replay else self.quarantine.add)(batch.rejections)
             flags = self.curated.put_new(
                 batch_id, [(f.event_id, f.event_type, p) for f, p in zip(batch.facts, batch.payloads, strict=True)]
             )

@@ -7,6 +7,10 @@ How records map to items is in `quarantine_items`. What this adds is how an item
   replay updating its records) it reads the chunk, changes it and writes it back on condition
   that its version `v` is still the one read; a retry whose records are already there writes
   nothing. A record too large to share a chunk gets its own item, and leaves its chunk.
+- `update` (a replay's events rejected again) reads the batch's items and changes each record
+  where it is stored, its text kept, only if it is still stored: in its chunk under the version
+  condition, in its own item on condition that the item exists. A record that a concurrent replay
+  released or an erasure removed is not brought back.
 - `remove` (a replay releasing the events it curated, the erasure deleting a user's records)
   reads the batch's items, deletes the records kept on their own, and rewrites each chunk
   concerned under the same version condition (deletes it when nothing is left).
@@ -20,6 +24,7 @@ write replaces it: the other items of the batch and of other batches are read an
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -78,12 +83,7 @@ class DynamoQuarantine(DynamoTable):
         self._page_size = page_size
 
     def add(self, rejections: Sequence[Rejection]) -> None:
-        # The last rejection of a (batch, index) is the one kept, as a sequence of upserts would leave it.
-        latest = {(r.batch_id, r.index): r for r in rejections}
-        by_batch: dict[str, list[Rejection]] = defaultdict(list)
-        for record in latest.values():
-            by_batch[record.batch_id].append(record)
-        for batch_id, records in by_batch.items():
+        for batch_id, records in _by_batch(rejections).items():
             own = [r for r in records if keeps_own_item(r)]
             batch_put(self._client, self._table, [own_item(r) for r in own], self._backoff)
             apart = {r.index for r in own}
@@ -96,6 +96,24 @@ class DynamoQuarantine(DynamoTable):
                     upserts[chunk_of(record.index)][record.index] = record
             for chunk in sorted({*upserts, *drops}):
                 self._change(batch_id, chunk, upserts[chunk], drops[chunk], None)
+
+    def update(self, rejections: Sequence[Rejection]) -> None:
+        # Each record is changed where it is stored, its text kept: in its chunk under the chunk's version
+        # (only if the chunk still holds it), or in its own item on condition that the item still exists.
+        for batch_id, records in _by_batch(rejections).items():
+            items = list(self._batch_items(batch_id))
+            concerned = {chunk_sk(chunk_of(r.index)) for r in records}
+            chunks = [read_chunk(item) for item in items if item["sk"]["S"] in concerned]
+            held = {index for chunk in chunks for index in chunk.records}
+            for chunk in chunks:
+                upserts = {r.index: r for r in records if r.index in chunk.records}
+                if upserts:
+                    self._change(batch_id, chunk.chunk, upserts, (), chunk, present_only=True)
+            apart = {item["sk"]["S"]: item for item in items if not is_chunk(item)}
+            for record in records:
+                stored = apart.get(rejection_sk(record.index))
+                if stored is not None and record.index not in held:  # a chunk's copy is the record
+                    self._replace_own(replace(record, raw=read_own(stored).raw))
 
     def for_batch(self, batch_id: str) -> list[Rejection]:
         chunks, own = read_batch(self._batch_items(batch_id))
@@ -155,14 +173,27 @@ class DynamoQuarantine(DynamoTable):
         )
 
     def _change(
-        self, batch_id: str, chunk: int, upserts: dict[int, Rejection], drops: Iterable[int], current: Chunk | None
+        self,
+        batch_id: str,
+        chunk: int,
+        upserts: dict[int, Rejection],
+        drops: Iterable[int],
+        current: Chunk | None,
+        *,
+        present_only: bool = False,
     ) -> None:
-        """Put `upserts` into a chunk and take `drops` out of it, under its version condition."""
-        if current is None and upserts and self._write(batch_id, chunk, upserts, version=1, expected=None):
+        """Put `upserts` into a chunk and take `drops` out of it, under its version condition; with
+        `present_only`, only the upserts of records the chunk holds, each keeping its stored text."""
+        new = current is None and upserts and not present_only
+        if new and self._write(batch_id, chunk, upserts, version=1, expected=None):
             return  # the chunk did not exist: nothing read, nothing lost
         for _ in range(MAX_REWRITES):
             current = current or self._get(batch_id, chunk)
-            records = {**current.records, **upserts}
+            changes = upserts
+            if present_only:
+                held = current.records
+                changes = {i: replace(r, raw=held[i].raw) for i, r in upserts.items() if i in held}
+            records = {**current.records, **changes}
             for index in drops:
                 records.pop(index, None)
             if records == current.records:
@@ -171,6 +202,15 @@ class DynamoQuarantine(DynamoTable):
                 return
             current = None  # another writer changed it: read it again and apply the change to that
         raise StorageError(f"quarantine item {batch_pk(batch_id)} / {chunk_sk(chunk)} kept changing: not written")
+
+    def _replace_own(self, record: Rejection) -> None:
+        """Put a record kept in its own item, if that item still exists."""
+        item = own_item(record)
+        conditional(
+            self._backoff,
+            f"cannot update {batch_pk(record.batch_id)} / {rejection_sk(record.index)} in {self._table}",
+            lambda: self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_exists(pk)"),
+        )
 
     def _get(self, batch_id: str, chunk: int) -> Chunk:
         answer = attempt(
@@ -198,6 +238,15 @@ class DynamoQuarantine(DynamoTable):
         return conditional(
             self._backoff, action, lambda: self._client.put_item(TableName=self._table, Item=item, **condition)
         )
+
+
+def _by_batch(rejections: Iterable[Rejection]) -> dict[str, list[Rejection]]:
+    """Rejections by batch; of two of one (batch, index), the last, as a sequence of upserts would leave it."""
+    latest = {(r.batch_id, r.index): r for r in rejections}
+    by_batch: dict[str, list[Rejection]] = defaultdict(list)
+    for record in latest.values():
+        by_batch[record.batch_id].append(record)
+    return by_batch
 
 
 def _once_per_index(items: Iterable[Item]) -> Iterator[Rejection]:

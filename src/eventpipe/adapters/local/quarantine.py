@@ -22,20 +22,31 @@ def _rejection(row: tuple[str, int, str, str, str, str | None]) -> Rejection:
     return Rejection(batch_id, index, stage, tuple(Reason(**r) for r in orjson.loads(reasons)), raw, event_id)
 
 
+def _row(r: Rejection) -> tuple[str, int, str, bytes, str, str | None]:
+    return (r.batch_id, r.index, r.stage, orjson.dumps([x.as_dict() for x in r.reasons]), r.raw, r.event_id)
+
+
 class SqliteQuarantine:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def add(self, rejections: Sequence[Rejection]) -> None:
-        rows = [
-            (r.batch_id, r.index, r.stage, orjson.dumps([x.as_dict() for x in r.reasons]), r.raw, r.event_id)
-            for r in rejections
-        ]
         with self._db.transaction() as conn:
             conn.executemany(
                 f"INSERT INTO quarantine ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id, idx)"
                 " DO UPDATE SET stage = excluded.stage, reasons = excluded.reasons, event_id = excluded.event_id",
-                rows,
+                [_row(r) for r in rejections],
+            )
+
+    def update(self, rejections: Sequence[Rejection]) -> None:
+        # The text stays as stored, as `add` leaves it on a conflict.
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "UPDATE quarantine SET stage = ?, reasons = ?, event_id = ? WHERE batch_id = ? AND idx = ?",
+                [
+                    (stage, reasons, event_id, batch_id, idx)
+                    for batch_id, idx, stage, reasons, _, event_id in map(_row, rejections)
+                ],
             )
 
     def for_batch(self, batch_id: str) -> list[Rejection]:
