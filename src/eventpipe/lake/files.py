@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 from eventpipe.adapters.local.files import write_atomically
 from eventpipe.core.errors import StorageError
 from eventpipe.lake.columns import LAKE_SCHEMA
+from eventpipe.lake.parquet import write_table
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -16,13 +17,11 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-COMPRESSION = "zstd"
-
 
 def write_parquet(path: Path, table: pa.Table) -> int:
     """Write `table` durably at `path` (temporary file, fsync, rename, fsync of the folder); its size."""
     try:
-        write_atomically(path, lambda handle: pq.write_table(table, handle, compression=COMPRESSION))
+        write_atomically(path, lambda handle: write_table(table, handle))
         return path.stat().st_size
     except OSError as exc:
         raise StorageError(f"cannot write the lake file {path}: {exc}") from exc
