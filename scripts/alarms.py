@@ -38,6 +38,7 @@ RUNBOOK_ANCHORS = frozenset(
         "executions-failed",
         "executions-timed-out",
         "dlq-depth",
+        "lake-freshness",
         "dynamodb-throttles",
         "rejection-ratio",
         "insights-freshness",

@@ -23,6 +23,7 @@ from tests.aws.conftest import (
     REGION,
     STATE_TABLE,
 )
+from tests.aws.curated_stream import CuratedStream
 from tests.aws.insights_stream import InsightsStream, stream_event
 
 if TYPE_CHECKING:
@@ -53,13 +54,18 @@ class Pipeline:
     state_sizes: list[int] = field(default_factory=list)  # bytes of every state input and output
     insights_stream: InsightsStream | None = None  # the insights table's stream, played to fold_insights
     folds: list[dict[str, Any]] = field(default_factory=list)  # what each fold_insights invocation answered
+    curated_stream: CuratedStream | None = None  # the curated table's stream, played to write_lake
+    lake_writes: list[dict[str, Any]] = field(default_factory=list)  # what each write_lake invocation answered
+    slept: list[float] = field(default_factory=list)  # what the functions slept (the erasure's wait), not slept
 
     def invoke(self, name: str, event: Any) -> Any:
         handler = getattr(self.module, name)
         return handler(event, LambdaContext(function_name=name))
 
-    def drain(self, *, sleep: Any = lambda _seconds: None) -> list[str]:
-        """Run every started execution not run yet, as Step Functions would; return their names."""
+    def drain(self, *, sleep: Any = lambda _seconds: None, lake: bool = True) -> list[str]:
+        """Run every started execution not run yet, as Step Functions would; return their names. Then the
+        streams: the insights deltas to `fold_insights`, and (unless `lake` is False: records still in a
+        batching window) the curated inserts to `write_lake`."""
         machine = StateMachine.from_file(
             PIPELINE_DEFINITION,
             resources={placeholder: self._task(name) for placeholder, name in TASKS.items()},
@@ -80,7 +86,17 @@ class Pipeline:
                 except ExecutionFailedError:
                     self.failed.append(execution["name"])
         self.fold()
+        if lake:
+            self.write_lake()
         return names
+
+    def write_lake(self) -> None:
+        """Hand the curated inserts since the last call to `write_lake`, as the curated table's stream does."""
+        if self.curated_stream is None:
+            return
+        records = self.curated_stream.take()
+        if records:
+            self.lake_writes.append(self.invoke("write_lake", {"Records": records}))
 
     def fold(self) -> None:
         """Hand the deltas put since the last fold to `fold_insights`, as the table's stream does in AWS."""
@@ -126,5 +142,8 @@ def load_pipeline(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Pipeline:
         monkeypatch.setenv(name, value)
     module = importlib.reload(sys.modules["lambda_pipeline"]) if "lambda_pipeline" in sys.modules else None
     module = module or importlib.import_module("lambda_pipeline")
-    stream = InsightsStream(boto3.client("dynamodb", region_name=REGION), INSIGHTS_TABLE)
-    return Pipeline(module, arn, sfn, insights_stream=stream)
+    client = boto3.client("dynamodb", region_name=REGION)
+    stream = InsightsStream(client, INSIGHTS_TABLE)
+    pipeline = Pipeline(module, arn, sfn, insights_stream=stream, curated_stream=CuratedStream(client))
+    module.runtime.sleep = pipeline.slept.append
+    return pipeline

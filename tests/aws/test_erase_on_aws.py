@@ -148,3 +148,35 @@ def test_a_malformed_request_is_refused_and_changes_nothing(
     pipeline = load_pipeline(monkeypatch)
     with pytest.raises(InputError):
         pipeline.invoke("erase", request_)
+
+
+def test_an_event_on_its_way_to_the_lake_during_the_erasure_does_not_come_back(
+    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventpipe.adapters.aws.erasure_tombstones import WRITER_TIMEOUT_S
+
+    pipeline = load_pipeline(monkeypatch)
+    seed(pipeline, s3)
+    # GIVEN an event of the victim curated, its stream record still waiting in write_lake's batching window
+    late = make_event(user_id=VICTIM)
+    pipeline.invoke("ingest", {"events": [late, make_event(user_id="other-late")]})
+    pipeline.drain(lake=False)
+    delivered = pipeline.curated_stream.take() if pipeline.curated_stream else []
+    assert len(delivered) == 2
+    # WHEN the erasure runs (it finds the victim's event in the curated table only once the lake holds it)
+    answer = pipeline.invoke("erase", {"user_id": VICTIM})
+    # THEN it recorded its tombstone and waited out write_lake's invocations before reading the lake
+    assert pipeline.slept == [WRITER_TIMEOUT_S + 1]
+    assert answer["events_erased"] == 3
+    # WHEN the record reaches write_lake after the erasure, and once more (a retried stream batch)
+    first = pipeline.invoke("write_lake", {"Records": delivered})
+    again = pipeline.invoke("write_lake", {"Records": delivered})
+    # THEN the victim's event is left out of the lake, its curated item deleted; the other's event stays
+    assert first["erased"] == again["erased"] == 1
+    assert VICTIM not in lake_user_ids(s3)
+    assert "other-late" in lake_user_ids(s3)
+    assert VICTIM not in curated_users(dynamodb).values()
+    # AND an event the victim sends after the erasure is new data: it is curated and lands in the lake
+    pipeline.invoke("ingest", {"events": [make_event(user_id=VICTIM)]})
+    pipeline.drain()
+    assert lake_user_ids(s3).count(VICTIM) == 1

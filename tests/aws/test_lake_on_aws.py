@@ -1,5 +1,6 @@
-"""The lake on AWS under moto: ProcessBatch writes each batch's new events as Parquet in the analytics
-bucket, once whatever runs again, and the compaction merges an hour's objects keeping each event once."""
+"""The lake on AWS under moto, end to end: ProcessBatch curates, the curated table's stream hands the
+inserts to `write_lake`, which writes Parquet in the analytics bucket, each event once whatever runs
+again; DuckDB reads it; the compaction merges an hour's objects keeping each event once."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore
-from eventpipe.adapters.aws.lake_compaction import JOURNAL_PREFIX, S3LakeCompactor
+from eventpipe.adapters.aws.lake_compaction import JOURNAL_PREFIX, STREAM_MIN_AGE_S, S3LakeCompactor
 from eventpipe.adapters.aws.s3_lake import LAKE_PREFIX
 from eventpipe.core.rawbatch import raw_key
 from eventpipe.lake.columns import LAKE_SCHEMA
@@ -60,13 +61,15 @@ def test_curated_events_land_as_parquet_in_the_analytics_bucket(pipeline: Pipeli
     # GIVEN a batch of three valid events, one invalid and one repeated
     events = [make_event("page_view", user_id="u-1"), make_event("purchase"), make_event("signup")]
     invalid = make_event("add_to_cart", properties={"product_id": "p-1"})
-    batch_id = accept(pipeline, [*events, invalid, events[0]])
+    accept(pipeline, [*events, invalid, events[0]])
     # WHEN the workflow runs
     pipeline.drain()
     # THEN the curated events are in zstd Parquet under events/dt=YYYY-MM-DD/hour=HH/, with the lake's columns
     keys = lake_keys(s3)
     assert keys
-    assert all(k.startswith(LAKE_PREFIX + "dt=") and f"/b-{batch_id}.parquet" in k for k in keys)
+    assert all(k.startswith(LAKE_PREFIX + "dt=") and "/s-" in k and k.endswith(".parquet") for k in keys)
+    # AND ProcessBatch wrote none of them: write_lake did, from the stream's three inserts
+    assert [w["events"] for w in pipeline.lake_writes] == [3]
     data = s3.get_object(Bucket=ANALYTICS_BUCKET, Key=keys[0])["Body"].read()
     local = tmp_path / "one.parquet"
     local.write_bytes(data)
@@ -102,7 +105,9 @@ def test_a_retried_step_a_redelivery_and_a_replay_add_no_event_twice(
     accept(pipeline, events)
     accept(pipeline, [*events[:2], make_event()])
     pipeline.drain()
-    # THEN the lake holds each event once: 5 + the one new event
+    # THEN the stream inserted each event once (the retried step rewrote its items: MODIFY records, filtered)
+    assert sum(w["records"] for w in pipeline.lake_writes) == 6
+    # AND the lake holds each event once: 5 + the one new event
     rows = lake_rows(s3, tmp_path)
     assert len(rows) == 6
     assert len({r[0] for r in rows}) == 6
@@ -128,8 +133,9 @@ def real_now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def compactor(s3: Any, dynamodb: Any, *, later_s: int = 20 * 60) -> S3LakeCompactor:
-    """A compaction run `later_s` after now: 20 minutes by default, when the objects just written are old enough."""
+def compactor(s3: Any, dynamodb: Any, *, later_s: int = STREAM_MIN_AGE_S + 60) -> S3LakeCompactor:
+    """A compaction run `later_s` after now: by default past the age when write_lake's objects just written
+    can no longer be written again (their stream records have left the stream)."""
     clock = LaterClock(real_now_ms() + later_s * 1000)
     return S3LakeCompactor(ANALYTICS_BUCKET, s3, DynamoBatchStore(STATE_TABLE, dynamodb), clock)
 
@@ -137,13 +143,13 @@ def compactor(s3: Any, dynamodb: Any, *, later_s: int = 20 * 60) -> S3LakeCompac
 def test_compaction_merges_a_closed_hour_into_one_object_each_event_once(
     pipeline: Pipeline, s3: Any, dynamodb: Any, tmp_path: Path
 ) -> None:
-    # GIVEN ten batches of events in the same hour, done
+    # GIVEN ten batches of events in the same hour, done, each written by its own stream batch
     ids = []
     for _ in range(10):
         events = [make_event() for _ in range(3)]
         ids += [e["event_id"] for e in events]
         accept(pipeline, events)
-    pipeline.drain()
+        pipeline.drain()
     assert len(lake_keys(s3)) >= 10
     # WHEN compaction runs (the events' hour ended days ago)
     result = compactor(s3, dynamodb).compact()
@@ -166,19 +172,23 @@ def test_compaction_leaves_open_hours_young_objects_and_unfinished_batches(
     # objects of the current hour (not closed yet), few: left
     for _ in range(3):
         accept(pipeline, [make_event(occurred_at=to_iso(real_now_ms()))])
-    pipeline.drain()
-    assert compactor(s3, dynamodb).compact().written_objects == 0
-    # objects of a closed hour written a minute ago (a retry could still write them): left
+        pipeline.drain()
+    assert compactor(s3, dynamodb, later_s=20 * 60).compact().written_objects == 0
+    # objects of a closed hour written a minute, or 23 hours, ago (a stream batch failing since could still
+    # be delivered again and write them again, beside a merged copy): left
     for _ in range(3):
         accept(pipeline, [make_event()])
-    pipeline.drain()
+        pipeline.drain()
     assert compactor(s3, dynamodb, later_s=60).compact().written_objects == 0
+    assert compactor(s3, dynamodb, later_s=23 * 3600).compact().written_objects == 0
     before = [key for key in lake_keys(s3) if "2026-11-28" in key]
-    # a batch still pending (it may run again and write its object again): its object is left
+    # an object ProcessBatch wrote before write_lake existed, of a batch still pending (it may run again): left
     pending = accept(pipeline, [make_event()])
     pipeline.invoke("process_batch", {"batch_id": pending, "raw_key": raw_key(pending)})
+    legacy = f"{LAKE_PREFIX}dt=2026-11-28/hour=06/b-{pending}.parquet"
+    s3.copy_object(Bucket=ANALYTICS_BUCKET, Key=legacy, CopySource={"Bucket": ANALYTICS_BUCKET, "Key": before[0]})
     compactor(s3, dynamodb).compact()
-    assert any(f"b-{pending}" in key for key in lake_keys(s3))
+    assert legacy in lake_keys(s3)
     assert not set(before) & set(lake_keys(s3))
 
 
@@ -187,7 +197,7 @@ def test_a_compaction_killed_midway_is_finished_by_the_next_run(
 ) -> None:
     for _ in range(4):
         accept(pipeline, [make_event(), make_event()])
-    pipeline.drain()
+        pipeline.drain()
     # GIVEN a run killed after writing the merged object, before deleting its inputs
     run = compactor(s3, dynamodb)
 

@@ -269,6 +269,7 @@ def test_without_detailed_monitoring_terraform_makes_the_core_alarms_only(
             "executions-failed",
             "executions-timed-out",
             "ingest-5xx",
+            "lake-freshness",
             "request-stream-delivery",
         ]
     )

@@ -26,6 +26,7 @@ RUNBOOK_ANCHORS = {
     "executions-failed",
     "executions-timed-out",
     "dlq-depth",
+    "lake-freshness",
     "dynamodb-throttles",
     "rejection-ratio",
     "insights-freshness",

@@ -66,7 +66,7 @@ def test_every_entry_point_has_one_function_and_every_function_an_entry_point(fu
     handlers = [handler_of(properties) for properties in functions.values()]
     # THEN each entry point has exactly one function, and no function names anything else
     assert sorted(handlers) == sorted(entry_points())
-    assert len(entry_points()) == 10
+    assert len(entry_points()) == 11
 
 
 def test_functions_run_the_repository_code_on_python_312_arm64(functions: dict[str, Any]) -> None:
@@ -223,7 +223,18 @@ EXPECTED_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
         "ssm:GetParameter",  # awsrun/secrets.py: the pseudonym key (s3:GetObject also reads config/)
-        "s3:PutObject",  # S3EventLake: the batch's new events as Parquet in the analytics bucket's events/
+    },
+    # lake_stream.py: Parquet objects (and unreadable records) into the analytics bucket; the erasure
+    # tombstones (Query); curated items of events an erasure left out (BatchWriteItem); its stream event
+    # source, and the on-failure destination of that mapping (the dead-letter queue)
+    "write_lake": {
+        "s3:PutObject",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "sqs:SendMessage",
     },
     # InsightsFold: the minute items read and written, the dirty hours; its stream event source
     "fold_insights": {
@@ -248,8 +259,10 @@ EXPECTED_ACTIONS = {
         "s3:ListBucket",
     },
     # adapters/aws/erasure.py: the lake and the raw bucket rewritten with their old versions deleted,
-    # curated items and quarantine records deleted; the settings files and the pseudonym key
+    # curated items and quarantine records deleted; the settings files and the pseudonym key; the
+    # erasure's tombstone (PutItem, erasure_tombstones.py)
     "erase": {
+        "dynamodb:PutItem",
         "s3:GetObject",
         "s3:PutObject",
         "s3:DeleteObject",
@@ -342,17 +355,17 @@ def test_tables_have_the_key_schemas_of_tables_py(resources: dict[str, Any], log
 
 def test_the_tables_whose_items_carry_a_ttl_expire_them_and_no_other(resources: dict[str, Any]) -> None:
     # insights_delta.py writes expires_at on batches' insights deltas, dynamodb_curated.py on every
-    # curated event (the deduplication window); nothing else writes it
+    # curated event (the deduplication window), erasure_tombstones.py on the erasures' tombstones (state
+    # table); nothing else writes it
     writers = [
         p.name
         for p in (ROOT / "src" / "eventpipe" / "adapters" / "aws").glob("*.py")
         if "TTL_ATTRIBUTE" in p.read_text()
     ]
-    assert sorted(writers) == ["dynamodb_curated.py", "insights_delta.py", "tables.py"]
-    for table in ("InsightsTable", "CuratedTable"):
+    assert sorted(writers) == ["dynamodb_curated.py", "erasure_tombstones.py", "insights_delta.py", "tables.py"]
+    for table in ("InsightsTable", "CuratedTable", "StateTable"):
         ttl = resources[table]["Properties"]["TimeToLiveSpecification"]
         assert ttl == {"AttributeName": tables.TTL_ATTRIBUTE, "Enabled": True}
-    assert "TimeToLiveSpecification" not in resources["StateTable"]["Properties"]
 
 
 # --- workflow ------------------------------------------------------------------------------------------
@@ -785,12 +798,15 @@ def test_the_analytics_bucket_is_private_encrypted_and_written_by_the_export_and
         if resource["Type"] == "AWS::Serverless::Function"
         and "AnalyticsBucket" in json.dumps(resource["Properties"].get("Policies", []))
     ]
-    assert sorted(writers) == ["CompactLakeFunction", "EraseFunction", "ExportInsightsFunction", "ProcessBatchFunction"]
-    # ProcessBatch writes the lake's objects only
+    assert sorted(writers) == ["CompactLakeFunction", "EraseFunction", "ExportInsightsFunction", "WriteLakeFunction"]
+    # write_lake writes the lake's objects (and its unreadable records) only
     (statement,) = [
         s
-        for s in resources["ProcessBatchFunction"]["Properties"]["Policies"][0]["Statement"]
+        for s in resources["WriteLakeFunction"]["Properties"]["Policies"][0]["Statement"]
         if "AnalyticsBucket" in json.dumps(s)
     ]
     assert statement["Action"] == "s3:PutObject"
-    assert statement["Resource"] == {"Fn::Sub": "${AnalyticsBucket.Arn}/events/*"}
+    assert statement["Resource"] == [
+        {"Fn::Sub": "${AnalyticsBucket.Arn}/events/*"},
+        {"Fn::Sub": "${AnalyticsBucket.Arn}/lake-unreadable/*"},
+    ]

@@ -45,6 +45,7 @@ RESOURCE_KINDS = {
     "AppsTable": "apps_table",
     "PipelineStateMachine": "state_machine",
     "RequestStream": "request_stream",
+    "DeadLetterQueue": "dead_letter_queue",
 }
 # SAM policy templates: the statements SAM writes for them.
 POLICY_TEMPLATES = {"StepFunctionsExecutionPolicy": [("states:StartExecution", "state_machine")]}
@@ -83,14 +84,12 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     Every function gets local.common_environment (and the optional var.function_settings, empty by
     default); module "entry" adds EVENTPIPE_STATE_MACHINE_ARN to the functions that start executions,
     and EVENTPIPE_ANALYTICS_BUCKET to the ones that write the analytics bucket (the export, the lake's
-    compaction); module "step" adds it to ProcessBatch, which writes the lake.
+    writer, compaction and erasure); module "step" adds nothing (the workflow's steps write no lake).
     """
     common = set(pipeline.locals["common_environment"]) | set(pipeline.locals["settings_environment"])
     steps, entries = pipeline.modules["step"], pipeline.modules["entry"]
     merged = "merge(var.function_settings, local.settings_environment, local.common_environment"
-    assert steps["environment"].startswith("${" + merged + ", {")
-    assert "EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id" in steps["environment"]
-    assert 'if contains(local.policies[each.key][*].sid, "WriteLake")' in steps["environment"]
+    assert steps["environment"] == "${" + merged + ")}"
     assert entries["environment"].startswith("${" + merged + ", {")
     assert "EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "StartExecutions")' in entries["environment"]
@@ -100,6 +99,7 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
     assert "EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "WriteExport")' in entries["environment"]
     assert 'contains(local.policies[each.key][*].sid, "MergeLakeObjects")' in entries["environment"]
+    assert 'contains(local.policies[each.key][*].sid, "WriteLake")' in entries["environment"]
     assert 'contains(local.policies[each.key][*].sid, "RewriteLake")' in entries["environment"]
     assert "EVENTPIPE_REQUEST_STREAM = aws_kinesis_firehose_delivery_stream.requests.name" in entries["environment"]
     assert 'if contains(local.policies[each.key][*].sid, "QueueRequests")' in entries["environment"]
@@ -110,9 +110,7 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
         names[name] = common | ({"EVENTPIPE_STATE_MACHINE_ARN"} if is_entry and "StartExecutions" in sids else set())
         hands_on = {"EVENTPIPE_START_FUNCTION", "EVENTPIPE_RANGE_FUNCTION"}
         names[name] |= hands_on if is_entry and "HandOnStartsAndRanges" in sids else set()
-        writes_analytics = (
-            {"WriteExport", "MergeLakeObjects", "RewriteLake"} & sids if is_entry else {"WriteLake"} & sids
-        )
+        writes_analytics = {"WriteExport", "WriteLake", "MergeLakeObjects", "RewriteLake"} & sids if is_entry else set()
         names[name] |= {"EVENTPIPE_ANALYTICS_BUCKET"} if writes_analytics else set()
         names[name] |= {"EVENTPIPE_REQUEST_STREAM"} if is_entry and "QueueRequests" in sids else set()
     return names
@@ -124,9 +122,9 @@ def tf_environment_names(pipeline: Any) -> dict[str, set[str]]:
 def test_the_same_entry_points_everywhere(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     # GIVEN the entry points of the code, the SAM template and the Terraform
     tf = set(pipeline.locals["functions"])
-    # THEN they are the same ten
+    # THEN they are the same eleven
     assert code_handlers() == set(sam_by_handler) == tf
-    assert len(tf) == 10
+    assert len(tf) == 11
     # AND both function module calls name the handler lambda_pipeline.<entry point>
     for call in ("step", "entry"):
         assert pipeline.modules[call]["handler"] == "lambda_pipeline.${each.key}"
@@ -158,10 +156,10 @@ def test_runtime_memory_and_timeouts_match_sam(pipeline: Any, sam_by_handler: di
         (tracing,) = blocks(lambda_function, "tracing_config")
         assert tracing["mode"] == "${var.tracing_mode}"
         # not traced: ingest (sampled per request upstream), the schedules (every idle run would be) and the fold
-        passthrough = ("ingest", "export_insights", "replay", "compact_lake", "fold_insights")
+        passthrough = ("ingest", "export_insights", "replay", "compact_lake", "fold_insights", "write_lake")
         assert sam["Tracing"] == ("PassThrough" if name in passthrough else "Active")
     assert pipeline.modules["entry"]["tracing_mode"] == (
-        '${contains(["ingest", "export_insights", "replay", "compact_lake", "fold_insights"], each.key)'
+        '${contains(["ingest", "export_insights", "replay", "compact_lake", "fold_insights", "write_lake"], each.key)'
         ' ? "PassThrough" : "Active"}'
     )
     assert "tracing_mode" not in pipeline.modules["step"]  # the workflow's steps: Active, the default
@@ -414,13 +412,55 @@ def test_tables_match_the_code_and_sam(
     assert sam["SSESpecification"] == {"SSEEnabled": True}
 
 
-def test_the_ttl_attribute_is_on_the_insights_and_curated_tables(pipeline: Any) -> None:
-    # dynamodb_insights.py writes expires_at on helper rows, dynamodb_curated.py on curated events;
-    # without TTL on those tables they would pile up
+def test_the_ttl_attribute_is_on_the_insights_curated_and_state_tables(pipeline: Any) -> None:
+    # dynamodb_insights.py writes expires_at on helper rows, dynamodb_curated.py on curated events,
+    # erasure_tombstones.py on erasure tombstones (state table); without TTL they would pile up
     with_ttl = {
         name for (kind, name), body in pipeline.resources.items() if kind == "aws_dynamodb_table" and "ttl" in body
     }
-    assert with_ttl == {"insights", "curated"}
+    assert with_ttl == {"insights", "curated", "state"}
+
+
+def test_the_curated_table_streams_its_new_images_to_write_lake_as_in_sam(
+    pipeline: Any, resources: dict[str, Any], sam_by_handler: dict[str, Any]
+) -> None:
+    curated = pipeline.resource("aws_dynamodb_table", "curated")
+    assert (curated["stream_enabled"], curated["stream_view_type"]) == (True, tables.CURATED_STREAM["StreamViewType"])
+    assert resources["CuratedTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    mapping = pipeline.resource("aws_lambda_event_source_mapping", "curated_inserts")
+    (sam,) = [e["Properties"] for e in sam_by_handler["write_lake"]["Events"].values()]
+    assert mapping["event_source_arn"] == "${aws_dynamodb_table.curated.stream_arn}"
+    assert sam["Stream"] == {"Fn::GetAtt": ["CuratedTable", "StreamArn"]}
+    pairs = {
+        "starting_position": "StartingPosition",
+        "batch_size": "BatchSize",
+        "maximum_batching_window_in_seconds": "MaximumBatchingWindowInSeconds",
+        "parallelization_factor": "ParallelizationFactor",
+        "bisect_batch_on_function_error": "BisectBatchOnFunctionError",
+        "maximum_retry_attempts": "MaximumRetryAttempts",
+        "maximum_record_age_in_seconds": "MaximumRecordAgeInSeconds",
+    }
+    assert {tf: mapping[tf] for tf in pairs} == {tf: sam[s] for tf, s in pairs.items()}
+    # retried until the records leave the stream, whole (the objects' keys stay the same), never skipped
+    assert (sam["MaximumRetryAttempts"], sam["MaximumRecordAgeInSeconds"], sam["BisectBatchOnFunctionError"]) == (
+        -1,
+        -1,
+        False,
+    )
+    assert "FunctionResponseTypes" not in sam
+    assert sam["MaximumBatchingWindowInSeconds"] <= 30  # the lake's freshness: 60 s promised
+    (on_failure,) = blocks(blocks(mapping, "destination_config")[0], "on_failure")
+    assert on_failure["destination_arn"] == "${aws_sqs_queue.dead_letter.arn}"
+    assert sam["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    (tf_filter,) = blocks(blocks(mapping, "filter_criteria")[0], "filter")
+    assert tf_filter["pattern"].replace(" ", "") == '${jsonencode({eventName=["INSERT"]})}'
+    assert sam["FilterCriteria"] == {"Filters": [{"Pattern": '{"eventName": ["INSERT"]}'}]}
+
+
+def test_the_erasure_waits_out_write_lake_s_timeout(sam_by_handler: dict[str, Any]) -> None:
+    from eventpipe.adapters.aws.erasure_tombstones import WRITER_TIMEOUT_S
+
+    assert sam_by_handler["write_lake"]["Timeout"] <= WRITER_TIMEOUT_S
 
 
 # --- Raw bucket and triggers ------------------------------------------------------------------------

@@ -32,10 +32,11 @@ if TYPE_CHECKING:
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
     from eventpipe.adapters.aws.dynamodb_requests import DynamoRequestIndex
     from eventpipe.adapters.aws.erasure import AwsErasure
+    from eventpipe.adapters.aws.erasure_tombstones import ErasureTombstones
     from eventpipe.adapters.aws.file_ranges import S3FileRanges
     from eventpipe.adapters.aws.firehose import FirehoseRequestStream
     from eventpipe.adapters.aws.lake_compaction import S3LakeCompactor
-    from eventpipe.adapters.aws.s3_lake import S3EventLake
+    from eventpipe.adapters.aws.lake_stream import LakeStreamWriter
     from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
     from eventpipe.core.apps import AppDirectory
     from eventpipe.core.documents import FoldAnswer
@@ -72,6 +73,7 @@ class AwsRuntime:
         self.clock = clock or SystemClock()
         self._session = session or fast_session(packaged_models())
         self.monotonic = time.monotonic
+        self.sleep = time.sleep  # the erasure waits out write_lake's invocations (tests replace it)
         self._steps: tuple[SchemaRegistry, PipelineSteps] | None = None
 
     @cached_property
@@ -176,16 +178,25 @@ class AwsRuntime:
         return S3RawBucket(self.resources.analytics_bucket, self._s3)
 
     @cached_property
-    def event_lake(self) -> S3EventLake | None:
-        """ProcessBatch's lake writer: Parquet in the analytics bucket; None without the bucket or with
+    def lake_writer(self) -> LakeStreamWriter | None:
+        """`write_lake`: the curated table's stream into Parquet in the analytics bucket; None with
         EVENTPIPE_LAKE=off."""
         from eventpipe.lake.settings import LakeSettings
 
-        if self.resources.analytics_bucket is None or not LakeSettings.from_env().enabled:
+        if not LakeSettings.from_env().enabled:
             return None
-        from eventpipe.adapters.aws.s3_lake import S3EventLake
+        from eventpipe.adapters.aws.lake_stream import LakeStreamWriter
 
-        return S3EventLake(self.analytics)
+        return LakeStreamWriter(
+            self.analytics, self.tombstones, self.resources.curated_table, self._dynamodb, self.clock
+        )
+
+    @cached_property
+    def tombstones(self) -> ErasureTombstones:
+        """The erasures the lake's stream writer checks (state table): `erase` writes them."""
+        from eventpipe.adapters.aws.erasure_tombstones import ErasureTombstones
+
+        return ErasureTombstones(self.resources.state_table, self._dynamodb)
 
     @cached_property
     def erasure(self) -> AwsErasure:
@@ -202,7 +213,9 @@ class AwsRuntime:
                 quarantine=self.quarantine,
                 clock=self.clock,
                 max_file_bytes=self.settings.limits.max_file_bytes,
-            )
+            ),
+            tombstones=self.tombstones,
+            sleep=lambda seconds: self.sleep(seconds),
         )
 
     @cached_property
@@ -272,12 +285,11 @@ class AwsRuntime:
 
         registry = self.registry
         if self._steps is None or self._steps[0] is not registry:
-            self._steps = (registry, self._pipeline_steps(registry, build_enrichers(self.enrichment), lake=True))
+            self._steps = (registry, self._pipeline_steps(registry, build_enrichers(self.enrichment)))
         return self._steps[1]
 
-    def _pipeline_steps(
-        self, registry: SchemaRegistry, enrichers: Sequence[Enricher], *, lake: bool = False
-    ) -> PipelineSteps:
+    def _pipeline_steps(self, registry: SchemaRegistry, enrichers: Sequence[Enricher]) -> PipelineSteps:
+        # No lake here: write_lake writes it from the curated table's stream (lake_stream.py).
         from eventpipe.handlers.wiring import build_steps
 
-        return build_steps(self, registry, enrichers, lake=self.event_lake if lake else None)
+        return build_steps(self, registry, enrichers)

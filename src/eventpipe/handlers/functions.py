@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from eventpipe.adapters.aws.erasure import ErasureAnswer
     from eventpipe.adapters.aws.lake_compaction import CompactionAnswer
+    from eventpipe.adapters.aws.lake_stream import LakeWriteAnswer
     from eventpipe.core.documents import (
         AcceptedDocument,
         ExportAnswer,
@@ -195,6 +196,18 @@ def _compact_lake(event: Event, services: LakeServices, report: Report) -> Compa
     return result
 
 
+def _write_lake(event: Event, services: LakeServices, report: Report) -> LakeWriteAnswer:
+    from eventpipe.handlers.lake import handle_write_lake
+
+    result = handle_write_lake(event, services)
+    # Twice a minute per shard: a log line, no metric (billed per month) but for records left out.
+    report.info("lake written", **result)
+    if result["unreadable"]:
+        report.error("stream records made no lake row: kept in lake-unreadable/", unreadable=result["unreadable"])
+        report.metric("LakeRecordsUnreadable", result["unreadable"])
+    return result
+
+
 def _erase(event: Event, services: ErasureServices, report: Report) -> ErasureAnswer:
     from eventpipe.handlers.erase import handle_erase
 
@@ -272,6 +285,14 @@ FUNCTIONS: Mapping[str, Function] = {
             _compact_lake,
             "Scheduled: merge the small Parquet objects of the AWS lake's closed (or crowded) hours.",
             aws_only=True,  # the local lake compacts itself (lake/writer.py)
+        ),
+        Function(
+            "write_lake",
+            _write_lake,
+            "The curated table's stream (its filter passes inserts only): each newly curated event into the "
+            "AWS lake, one Parquet object per hour per batch of records. An error fails the stream batch, which "
+            "Lambda delivers again; its objects are written again in place.",
+            aws_only=True,  # the local lake follows the curated store itself (lake/writer.py)
         ),
         Function(
             "erase",

@@ -16,11 +16,14 @@ locals {
     "analytics_bucket/*"                 = "${aws_s3_bucket.analytics.arn}/*"
     "analytics_bucket/events/*"          = "${aws_s3_bucket.analytics.arn}/events/*"
     "analytics_bucket/lake-compaction/*" = "${aws_s3_bucket.analytics.arn}/lake-compaction/*"
+    "analytics_bucket/lake-unreadable/*" = "${aws_s3_bucket.analytics.arn}/lake-unreadable/*"
     "curated_table"                      = aws_dynamodb_table.curated.arn
     "state_table"                        = aws_dynamodb_table.state.arn
     "state_table/index/unfinished"       = "${aws_dynamodb_table.state.arn}/index/unfinished"
     "insights_table"                     = aws_dynamodb_table.insights.arn
     "insights_stream"                    = aws_dynamodb_table.insights.stream_arn
+    "curated_stream"                     = aws_dynamodb_table.curated.stream_arn
+    "dead_letter_queue"                  = aws_sqs_queue.dead_letter.arn
     "apps_table"                         = aws_dynamodb_table.apps.arn
     "state_machine"                      = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
     # by name: the functions' own resources would make a cycle (ingest's policy, ingest)
@@ -69,11 +72,7 @@ module "step" {
   package_file = var.lambda_package
   memory_mb    = local.functions[each.key].memory_mb
   timeout_s    = local.functions[each.key].timeout_s
-  # ProcessBatch writes the lake into the analytics bucket (WriteLake)
-  environment = merge(var.function_settings, local.settings_environment, local.common_environment, {
-    for name, value in { EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id } :
-    name => value if contains(local.policies[each.key][*].sid, "WriteLake")
-  })
+  environment              = merge(var.function_settings, local.settings_environment, local.common_environment)
   policy_json              = data.aws_iam_policy_document.function[each.key].json
   log_retention_days       = var.log_retention_days
   reserved_concurrency     = lookup(var.reserved_concurrency, each.key, -1)
@@ -94,7 +93,7 @@ module "entry" {
   # Only the functions that start executions are told the state machine (ingest, replay,
   # start_batches), only ingest, which hands on the starts that fail and a large file's ranges, the
   # functions it invokes for them, and only the ones that write the analytics bucket (the export, the
-  # lake's compaction) its name.
+  # lake's writer, compaction and erasure) its name.
   environment = merge(var.function_settings, local.settings_environment, local.common_environment, {
     for name, value in { EVENTPIPE_STATE_MACHINE_ARN = aws_sfn_state_machine.pipeline.arn } :
     name => value if contains(local.policies[each.key][*].sid, "StartExecutions")
@@ -105,7 +104,7 @@ module "entry" {
     } : name => value if contains(local.policies[each.key][*].sid, "HandOnStartsAndRanges")
     }, {
     for name, value in { EVENTPIPE_ANALYTICS_BUCKET = aws_s3_bucket.analytics.id } :
-    name => value if contains(local.policies[each.key][*].sid, "WriteExport") || contains(local.policies[each.key][*].sid, "MergeLakeObjects") || contains(local.policies[each.key][*].sid, "RewriteLake")
+    name => value if contains(local.policies[each.key][*].sid, "WriteExport") || contains(local.policies[each.key][*].sid, "WriteLake") || contains(local.policies[each.key][*].sid, "MergeLakeObjects") || contains(local.policies[each.key][*].sid, "RewriteLake")
     }, {
     for name, value in { EVENTPIPE_REQUEST_STREAM = aws_kinesis_firehose_delivery_stream.requests.name } :
     name => value if contains(local.policies[each.key][*].sid, "QueueRequests")
@@ -114,7 +113,7 @@ module "entry" {
   # ingest is not traced unless its caller sampled the request: Lambda's own sampling cannot be lowered,
   # and the workflow is traced at a fixed 1% (aws_xray_sampling_rule.workflow), as in the SAM template.
   # Nor are the schedules: Lambda's sampling would trace every run, idle or not (docs/cost.md), nor the fold.
-  tracing_mode = contains(["ingest", "export_insights", "replay", "compact_lake", "fold_insights"], each.key) ? "PassThrough" : "Active"
+  tracing_mode = contains(["ingest", "export_insights", "replay", "compact_lake", "fold_insights", "write_lake"], each.key) ? "PassThrough" : "Active"
   async_invocation = contains(keys(local.async_invocations), each.key) ? merge(local.async_invocations[each.key], {
     on_failure_queue_arn = aws_sqs_queue.dead_letter.arn
   }) : null
@@ -197,6 +196,34 @@ resource "aws_lambda_event_source_mapping" "insights_deltas" {
   filter_criteria {
     filter {
       pattern = jsonencode({ eventName = ["INSERT"], dynamodb = { Keys = { pk = { S = [{ prefix = "delta#" }] } } } })
+    }
+  }
+}
+
+# The lake (docs/lake.md "On AWS"): the curated table's stream, each newly curated event written once by
+# write_lake, one Parquet object per hour per batch of records. A failed batch is retried whole from the
+# same position (no bisection: its objects' keys stay the same) until it succeeds or its records leave the
+# stream (24 hours); then its description goes to the dead-letter queue. As WriteLakeFunction's event in SAM.
+resource "aws_lambda_event_source_mapping" "curated_inserts" {
+  event_source_arn                   = aws_dynamodb_table.curated.stream_arn
+  function_name                      = module.entry["write_lake"].function_name
+  starting_position                  = "TRIM_HORIZON"
+  batch_size                         = 10000
+  maximum_batching_window_in_seconds = 30 # the lake's freshness (60 s promised) against objects per hour
+  parallelization_factor             = 1
+  bisect_batch_on_function_error     = false
+  maximum_retry_attempts             = -1
+  maximum_record_age_in_seconds      = -1
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.dead_letter.arn
+    }
+  }
+
+  filter_criteria {
+    filter {
+      pattern = jsonencode({ eventName = ["INSERT"] })
     }
   }
 }

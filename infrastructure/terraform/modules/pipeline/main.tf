@@ -29,6 +29,7 @@ locals {
     start_batches   = { memory_mb = 256, timeout_s = 30, description = "Starts a batch whose workflow start failed at ingest (invoked asynchronously by ingest)." }
     erase           = { memory_mb = 2048, timeout_s = 900, description = "Erasure of a user's events from the lake, the curated table, the quarantine and the raw bucket." }
     compact_lake    = { memory_mb = 2048, timeout_s = 900, description = "Scheduled compaction of the lake's small Parquet objects, per hour, in the analytics bucket." }
+    write_lake      = { memory_mb = 1024, timeout_s = 60, description = "The curated table's stream; each newly curated event into the lake (Parquet), once." }
   }
 
   # The workflow's tasks, by the substitution variable the ASL file names them with.
@@ -68,8 +69,6 @@ locals {
         resources = ["state_table"]
       },
       { sid = "PutCurated", actions = ["dynamodb:PutItem"], resources = ["curated_table"] },
-      # S3EventLake: a batch's new events, one Parquet object per hour they fall in
-      { sid = "WriteLake", actions = ["s3:PutObject"], resources = ["analytics_bucket/events/*"] },
       # DynamoInsightsStore.apply: the batch's delta, a conditional PutItem
       { sid = "ApplyInsights", actions = ["dynamodb:PutItem"], resources = ["insights_table"] },
     ]
@@ -83,6 +82,16 @@ locals {
     fold_insights = [
       { sid = "FoldInsights", actions = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources = ["insights_table"] },
       { sid = "ReadDeltas", actions = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"], resources = ["insights_stream"] },
+    ]
+    # adapters/aws/lake_stream.py: the curated table's stream into Parquet; erasure tombstones read, the
+    # curated items of events an erasure left out deleted
+    write_lake = [
+      { sid = "WriteLake", actions = ["s3:PutObject"], resources = ["analytics_bucket/events/*", "analytics_bucket/lake-unreadable/*"] },
+      { sid = "ReadTombstones", actions = ["dynamodb:Query"], resources = ["state_table"] },
+      { sid = "DeleteErasedCurated", actions = ["dynamodb:BatchWriteItem"], resources = ["curated_table"] },
+      { sid = "ReadInserts", actions = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"], resources = ["curated_stream"] },
+      # the mapping's on-failure destination: a batch whose records left the stream, described
+      { sid = "DescribeLostBatches", actions = ["sqs:SendMessage"], resources = ["dead_letter_queue"] },
     ]
     export_insights = [
       { sid = "ReadInsights", actions = ["dynamodb:Query", "dynamodb:DeleteItem"], resources = ["insights_table"] },
@@ -116,7 +125,8 @@ locals {
       { sid = "RewriteRaw", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObjectVersion"], resources = ["bucket/raw/*", "bucket/incoming/*", "bucket/rejected/*", "bucket/staged/*"] },
       { sid = "ListRaw", actions = ["s3:ListBucket", "s3:ListBucketVersions"], resources = ["bucket"] },
       { sid = "DeleteCurated", actions = ["dynamodb:BatchWriteItem"], resources = ["curated_table"] },
-      # DynamoQuarantine.iter_all (Scan) and remove (Query, BatchWriteItem, the shared item under its version)
+      # DynamoQuarantine.iter_all (Scan) and remove (Query, BatchWriteItem, the shared item under its version);
+      # ErasureTombstones.record (PutItem)
       {
         sid       = "Quarantine"
         actions   = ["dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]

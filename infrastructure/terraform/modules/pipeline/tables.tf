@@ -21,6 +21,11 @@ resource "aws_dynamodb_table" "curated" {
     enabled        = true
   }
 
+  # New items reach write_lake through the stream (the lake, lake_stream.py): the new image holds every
+  # lake column.
+  stream_enabled   = true
+  stream_view_type = "NEW_IMAGE"
+
   point_in_time_recovery {
     enabled = true
   }
@@ -67,6 +72,12 @@ resource "aws_dynamodb_table" "state" {
     hash_key        = "open"
     range_key       = "received_at_ms"
     projection_type = "ALL"
+  }
+
+  # Only erasure tombstones carry expires_at (erasure_tombstones.py): gone two days after their erasure.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
   }
 
   point_in_time_recovery {

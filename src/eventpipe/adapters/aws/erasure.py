@@ -1,5 +1,10 @@
 """`erase` on AWS: every event of a user leaves the lake, the curated table, the quarantine and the raw bucket.
 
+First a tombstone of the ids (erasure_tombstones.py), then a wait of `write_lake`'s timeout: from
+then on the lake's stream writer leaves out the user's events received before the erasure started,
+and deletes their curated items, so an event still on its way to the lake (a batch curating it while
+the erasure runs, a stream record in a batching window or retried) does not bring it back.
+
 The plan is lake-side, not an index by user: the lake holds every curated event once, with its
 `batch_id`, so reading its objects (the `user_id` and `anonymous_id` columns) finds the user's
 curated events and the batches whose raw objects hold them; the quarantine (a Scan of its records)
@@ -23,10 +28,12 @@ invocation handles a lake of some tens of GiB within the 15-minute limit.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from eventpipe.adapters.aws.dynamodb_calls import batch_delete
+from eventpipe.adapters.aws.erasure_tombstones import WRITER_TIMEOUT_S
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.s3 import MISSING_CODES, read_form, stored_form
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_s3.client import S3Client
 
+    from eventpipe.adapters.aws.erasure_tombstones import ErasureTombstones
     from eventpipe.core.ports import Clock, Quarantine
     from eventpipe.erasure.target import ErasureTarget
 
@@ -70,12 +78,25 @@ class AwsStores:
 
 
 class AwsErasure:
-    def __init__(self, stores: AwsStores, *, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        stores: AwsStores,
+        *,
+        tombstones: ErasureTombstones,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._stores = stores
+        self._tombstones = tombstones
         self._backoff = backoff or Backoff()
+        self._sleep = sleep
 
     def erase(self, target: ErasureTarget) -> ErasureAnswer:
         started_ms = self._stores.clock.now_ms()
+        # The tombstone first: write_lake leaves the user's events out from its next invocation on. One
+        # that read the tombstones before may still be writing: past its timeout, none is (lake_stream.py).
+        self._tombstones.record(target, started_ms)
+        self._sleep(WRITER_TIMEOUT_S + 1)
         lake_files, event_ids, batch_ids = self._lake(target)
         self._curated(event_ids)
         records = self._quarantine(target)

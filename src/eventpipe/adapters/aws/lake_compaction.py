@@ -1,15 +1,18 @@
 """Compaction of the AWS lake: an hour's small Parquet objects merged into one, each event kept once.
 
-ProcessBatch writes one object per batch and hour (s3_lake.py): at 100 events/s in batches of 100
-that is an object a second, and Athena pays per object it opens. A scheduled run merges, for each
+`write_lake` writes one object per stream batch and hour (lake_stream.py): at 100 events/s about two
+a minute per stream shard, and Athena pays per object it opens. A scheduled run merges, for each
 hour, its small objects (`SMALL_BYTES`) into `c-<uuid>.parquet`
 (sorted by `occurred_at`) once the hour has ended an hour ago, or sooner when it holds
 `COMPACT_AT_OBJECTS` of them; at most `MAX_INPUT_BYTES` go into one merged object.
 
 Each event stays in the lake once:
-- only objects older than `MIN_AGE_S` whose batch is finished are merged. A batch that is pending or
-  failed may run again (a restart, an operator's replay) and would write its object again beside
-  the merged copy; a finished one never runs again.
+- an object is merged only once no write of it can still come: a `write_lake` object (`s-`) past
+  `STREAM_MIN_AGE_S`, the time a failing stream batch can be delivered again (the stream keeps its
+  records 24 hours); so hours are merged a day after they end. A `b-` object (ProcessBatch wrote the
+  lake before `write_lake` did) past `MIN_AGE_S`, and only once its batch is finished: a batch that is
+  pending or failed may run again (a restart, an operator's replay) and would write its object again
+  beside the merged copy; a finished one never runs again.
 - a merge is journalled first (`lake-compaction/<id>.json`, outside `events/`: no table reads it),
   then the merged object is written, then its inputs are deleted, then the journal. A run killed
   midway is finished by the next: a journal whose merged object exists has its inputs deleted; one
@@ -31,7 +34,12 @@ import orjson
 
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
 from eventpipe.adapters.aws.s3 import MISSING_CODES
-from eventpipe.adapters.aws.s3_lake import BATCH_FILE_PREFIX, COMPACTED_FILE_PREFIX, LAKE_PREFIX
+from eventpipe.adapters.aws.s3_lake import (
+    BATCH_FILE_PREFIX,
+    COMPACTED_FILE_PREFIX,
+    LAKE_PREFIX,
+    STREAM_FILE_PREFIX,
+)
 from eventpipe.core.errors import StorageError
 from eventpipe.lake.columns import hour_closed
 
@@ -47,6 +55,10 @@ SMALL_BYTES = 32 * 1024 * 1024
 MAX_INPUT_BYTES = 256 * 1024 * 1024
 COMPACT_AT_OBJECTS = 64
 MIN_AGE_S = 15 * 60  # past ProcessBatch's timeout and a workflow's retries: no attempt still writes
+# write_lake's objects: a stream batch is delivered again (and rewrites its objects) until it succeeds or
+# its records leave the stream, 24 hours after they were written; the last rewrite is at most that long after
+# the first. Past it, and write_lake's timeout, no retry can write an object beside its merged copy.
+STREAM_MIN_AGE_S = 24 * 3600 + 15 * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,12 @@ class LakeObject:
     def partition(self) -> str:
         """`dt=2026-11-28/hour=06`."""
         return self.key[len(LAKE_PREFIX) :].rsplit("/", 1)[0]
+
+    @property
+    def min_age_s(self) -> int:
+        """How old the object must be before it is merged: past any write of it that may still come."""
+        name = self.key.rsplit("/", 1)[1]
+        return STREAM_MIN_AGE_S if name.startswith(STREAM_FILE_PREFIX) else MIN_AGE_S
 
     @property
     def batch_id(self) -> str | None:
@@ -108,7 +126,7 @@ class S3LakeCompactor:
         # The whole lake is listed, so a backfill of old days is compacted too: once compacted, an
         # hour is one object, and a year of hours is 9 LIST calls a run.
         for item in self._list(LAKE_PREFIX):
-            if item.size < SMALL_BYTES and item.modified_ms <= now_ms - MIN_AGE_S * 1000:
+            if item.size < SMALL_BYTES and item.modified_ms <= now_ms - item.min_age_s * 1000:
                 by_hour.setdefault(item.partition, []).append(item)
         unfinished = {record.batch_id for record in self._batches.unfinished()} if by_hour else set()
         merged = written = events = 0

@@ -32,6 +32,8 @@ def _keys(*names: tuple[str, str]) -> dict[str, Any]:
 
 
 CURATED_TABLE: dict[str, Any] = {**_keys(("event_id", "S")), "BillingMode": "PAY_PER_REQUEST"}
+# The curated table's stream feeds write_lake (lake_stream.py): the new image holds every lake column.
+CURATED_STREAM: dict[str, Any] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
 STATE_TABLE: dict[str, Any] = {
     **_keys(("pk", "S"), ("sk", "S")),
     "BillingMode": "PAY_PER_REQUEST",
@@ -56,6 +58,7 @@ APPS_TABLE: dict[str, Any] = {**_keys(("key_hash", "S")), "BillingMode": "PAY_PE
 
 def create_tables(client: Any, *, curated: str, state: str, insights: str, apps: str | None = None) -> None:
     """Create the tables (for tests and local experiments; templates create them in AWS)."""
-    specs = [(curated, CURATED_TABLE), (state, STATE_TABLE), (insights, INSIGHTS_TABLE)]
+    specs = [(curated, {**CURATED_TABLE, "StreamSpecification": CURATED_STREAM}), (state, STATE_TABLE)]
+    specs.append((insights, INSIGHTS_TABLE))
     for name, spec in [*specs, *([(apps, APPS_TABLE)] if apps else [])]:
         client.create_table(TableName=name, **spec)
