@@ -66,12 +66,12 @@ module "step" {
   source   = "./modules/function"
   for_each = local.workflow_steps
 
-  name         = local.function_names[each.key]
-  handler      = "lambda_pipeline.${each.key}"
-  description  = local.functions[each.key].description
-  package_file = var.lambda_package
-  memory_mb    = local.functions[each.key].memory_mb
-  timeout_s    = local.functions[each.key].timeout_s
+  name                     = local.function_names[each.key]
+  handler                  = "lambda_pipeline.${each.key}"
+  description              = local.functions[each.key].description
+  package_file             = var.lambda_package
+  memory_mb                = local.functions[each.key].memory_mb
+  timeout_s                = local.functions[each.key].timeout_s
   environment              = merge(var.function_settings, local.settings_environment, local.common_environment)
   policy_json              = data.aws_iam_policy_document.function[each.key].json
   log_retention_days       = var.log_retention_days
