@@ -129,6 +129,11 @@ class PerBatch:
     fold_round_trips_s: float  # one fold_insights: its wall time with round trips slept, less its CPU time
     fold_calls: Counter[str]  # AWS calls of one fold of `fold_batches` batches
     fold_batches: int
+    lake_cpu_s_per_event: float  # write_lake's CPU per event it writes (decode, Arrow, Parquet with zstd)
+    lake_round_trips_s: float  # one write_lake: its wall time with round trips slept, less its CPU time
+    lake_calls: Counter[str]  # AWS calls of that write_lake (the erasures' Query, a PutObject per object)
+    lake_objects: int  # Parquet objects it wrote (the hours its events fall in)
+    lake_log_bytes: int  # what it logged
     raw_bytes_per_event: float
     curated_item_bytes: float
     curated_events: float
@@ -150,6 +155,9 @@ class Assumptions:
     state_overhead_s: float = 0.025  # per Task state: Step Functions invoking the function (Express duration)
     fold_window_s: int = 30  # the insights stream's batching window (MaximumBatchingWindowInSeconds)
     span_minutes: int = 2  # a batch's event times spread over this (the bench's --span-minutes)
+    lake: bool = True  # write_lake writes the lake from the curated table's stream
+    lake_window_s: int = 30  # the curated stream's batching window (MaximumBatchingWindowInSeconds)
+    lake_shards: int = 4  # shards of the curated table's stream (one per table partition), assumed
 
     def cpu_scale(self, function: str) -> float:
         return self.cpu_speed * max(1.0, ONE_VCPU_MB / self.memory_mb[function])
@@ -310,6 +318,25 @@ def fold_shape(rate: float, per: PerBatch, a: Assumptions) -> tuple[float, float
     return folds_s, keys, ids / 2
 
 
+LAKE_BATCH_RECORDS = 10_000  # write_lake's BatchSize: a shard fuller than that in a window is invoked sooner
+
+
+def lake_shape(rate: float, per: PerBatch, a: Assumptions) -> tuple[float, float, float]:
+    """(write_lake invocations a second, events each writes, Parquet objects each writes).
+
+    Each shard of the curated table's stream invokes `write_lake` once a batching window (or sooner
+    when it holds `LAKE_BATCH_RECORDS`); an invocation writes one object per hour its events fall in:
+    one, and a second when its window or the events' time span crosses an hour.
+    """
+    if not a.lake:
+        return 0.0, 0.0, 0.0
+    inserted = rate * per.curated_events / per.events  # curated inserts a second
+    per_shard = inserted / a.lake_shards
+    invocations_s = a.lake_shards * max(1 / a.lake_window_s, per_shard / LAKE_BATCH_RECORDS)
+    objects = 1 + min(1.0, (a.lake_window_s + 60 * a.span_minutes) / 3600)
+    return invocations_s, inserted / invocations_s, objects
+
+
 def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[str, float]:
     """The monthly cost lines at `rate` events per second (keys starting with `_` are notes, not costs).
 
@@ -362,9 +389,14 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     gb_s += polls * a.memory_mb["ingest"] / 1024 * poll_s
     fold_s = batches / folds * per.fold_cpu_s * a.cpu_scale("fold_insights") + per.fold_round_trips_s
     gb_s += folds * a.memory_mb["fold_insights"] / 1024 * fold_s
+    lakes_s, lake_events, lake_objects = lake_shape(rate, per, a)
+    lakes = lakes_s * seconds
+    lake_s = lake_events * per.lake_cpu_s_per_event * a.cpu_scale("write_lake") + per.lake_round_trips_s
+    gb_s += lakes * a.memory_mb["write_lake"] / 1024 * lake_s
     express_s = math.ceil((sum(step_s[s] for s in STEPS[1:]) + (len(STEPS) - 1) * a.state_overhead_s) * 10) / 10
     deployed = stack()
     log_bytes = per.log_bytes + sum(platform_log_bytes(step, deployed) for step in STEPS) + ACCESS_LOG_BYTES
+    lake_log_bytes = lakes * (per.lake_log_bytes + platform_log_bytes("write_lake", deployed))
     batch_rru = sum(v for k, v in per.units.items() if k.endswith("RRU"))
     state_wru = per.units["state WRU"] + per.units["state GSI WRU"]
     s3 = per.calls["PutObject"] * PRICES["s3_put"] + per.calls["GetObject"] * PRICES["s3_get"]
@@ -379,7 +411,7 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
     scheduled_traces = exports + HOURS_PER_MONTH * 6
     return {
         "API Gateway HTTP API requests": tiered(batches + polls, PRICES["http_api_request"]),
-        "Lambda requests": (batches * len(STEPS) + exports + polls + folds) * PRICES["lambda_request"],
+        "Lambda requests": (batches * len(STEPS) + exports + polls + folds + lakes) * PRICES["lambda_request"],
         "Lambda duration (GB-s)": tiered(gb_s, PRICES["lambda_arm_gb_s"]),
         "Step Functions Express": batches * PRICES["express_request"]
         + tiered(batches * express_s * EXPRESS_GB, PRICES["express_gb_s"]),
@@ -389,15 +421,19 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
         "DynamoDB reads: the batches": batches * batch_rru * PRICES["dynamodb_rru"],
         "DynamoDB reads: export and dashboard": (exports * export_rru + polls * poll_rru) * PRICES["dynamodb_rru"],
         "DynamoDB reads: insights fold": fold_rru * PRICES["dynamodb_rru"],
+        # write_lake reads the live erasure tombstones once an invocation (a strongly consistent Query)
+        "DynamoDB reads: the lake's erasure check": lakes * read_units(0) * PRICES["dynamodb_rru"],
         f"DynamoDB storage: curated events ({a.curated_ttl_days} days, first-year mean)": curated_gb
         * year_one_days(a.curated_ttl_days)
         * (PRICES["dynamodb_gb_month"] + PRICES["dynamodb_pitr_gb_month"]),
         "DynamoDB storage: insights (kept, first-year mean)": (insights_gb_day * year_one_days(365) + deltas_gb)
         * (PRICES["dynamodb_gb_month"] + PRICES["dynamodb_pitr_gb_month"]),
         # each export: 4 objects an hour and its day's object; the day's 24 hour sketches read, listed once
-        "S3 requests": batches * s3 + exports * ((4 * export_hours + 2) * PRICES["s3_put"] + 24 * PRICES["s3_get"]),
+        "S3 requests": batches * s3
+        + exports * ((4 * export_hours + 2) * PRICES["s3_put"] + 24 * PRICES["s3_get"])
+        + lakes * lake_objects * PRICES["s3_put"],  # write_lake: an object per hour per invocation
         "S3 storage: raw bucket (30 + 7 days)": raw_gb * PRICES["s3_gb_month"],
-        "CloudWatch Logs ingestion": batches * log_bytes / 2**30 * PRICES["logs_gb"],
+        "CloudWatch Logs ingestion": (batches * log_bytes + lake_log_bytes) / 2**30 * PRICES["logs_gb"],
         "CloudWatch custom metrics and alarms": per.metrics * PRICES["metric_month"]
         + a.alarm_metrics * PRICES["alarm_month"],
         "X-Ray traces": (batches * WORKFLOW_SAMPLING + scheduled_traces) * PRICES["xray_trace"],
@@ -408,6 +444,10 @@ def month_costs(rate: float, per: PerBatch, a: Assumptions, seed: int) -> dict[s
         "_fold_keys": fold_keys,
         "_folds_s": folds_s,
         "_fold_s": fold_s,
+        "_lakes_s": lakes_s,
+        "_lake_s": lake_s,
+        "_lake_events": lake_events,
+        "_lake_objects": lake_objects,
         "_export_s": export_s,
         "_poll_s": poll_s,
         "_poll_rru": poll_rru,
@@ -479,7 +519,11 @@ def report_batches(per: PerBatch, a: Assumptions, rates: list[float], seed: int,
         f"of CPU a batch and makes "
         + ", ".join(f"{n} {c:g}" for n, c in sorted(per.fold_calls.items()))
         + f" calls for {per.fold_batches} batches; {per.log_bytes:,.0f} bytes of "
-        f"function logs; {per.raw_bytes_per_event:,.0f} bytes of raw object per event. {per.metrics} custom metrics."
+        f"function logs; {per.raw_bytes_per_event:,.0f} bytes of raw object per event. {per.metrics} custom metrics. "
+        f"write_lake takes {per.lake_cpu_s_per_event * 1e6:,.0f} us of CPU an event and "
+        f"{per.lake_round_trips_s * 1000:,.0f} ms of round trips an invocation ("
+        + ", ".join(f"{n} {c:g}" for n, c in sorted(per.lake_calls.items()))
+        + f" for {per.lake_objects} objects)."
     )
     say()
     months = [month_costs(rate, per, a, seed) for rate in rates]
@@ -512,7 +556,9 @@ def report_batches(per: PerBatch, a: Assumptions, rates: list[float], seed: int,
             f"takes {m['_export_s']:,.1f} s of Lambda CPU per export, {m['_poll_s']:,.2f} s per GET /insights; a "
             f"poll reads {m['_poll_rru']:,.1f} read units on average; fold_insights runs {m['_folds_s'] * 60:,.1f} "
             f"times a minute for {m['_fold_s'] * 1000:,.0f} ms, writing {m['_fold_keys']:,.1f} minute items of "
-            f"{m['_minute_item']:,.0f} bytes."
+            f"{m['_minute_item']:,.0f} bytes; write_lake runs {m['_lakes_s'] * 60:,.1f} times a minute "
+            f"({a.lake_shards} stream shards) for {m['_lake_s'] * 1000:,.0f} ms, each writing "
+            f"{m['_lake_events']:,.0f} events in {m['_lake_objects']:.2f} Parquet objects."
         )
     say()
     say(

@@ -6,7 +6,8 @@ around a Lambda handler is the handler's own plus botocore's, as in Lambda, and 
 counted with the DynamoDB capacity it would consume (on-demand: write units per 1 KB of item,
 twice that in a transaction; strongly consistent read units per 4 KB, one for a missing item).
 
-The insights deltas put are kept in order as the table's stream (`stream`), for `fold_insights`.
+The insights deltas put are kept in order as the table's stream (`stream`), for `fold_insights`, and
+the curated items inserted as the curated table's (`curated_stream`), for `write_lake`.
 
 Only what eventpipe's adapters use is answered: conditional `PutItem`, `GetItem`, `UpdateItem`
 (stored as the new attributes, for the item's size), `BatchWriteItem`, `BatchGetItem`,
@@ -134,6 +135,7 @@ class FakeAws:
     sketch_writes: list[tuple[int, int]] = field(default_factory=list)  # insights minute items put: (bytes, sketches)
     delta_writes: list[int] = field(default_factory=list)  # insights deltas put: bytes
     stream: list[Item] = field(default_factory=list)  # the insights deltas inserted: the table's stream
+    curated_stream: list[Item] = field(default_factory=list)  # curated items inserted (not rewritten): its stream
     records: list[bytes] = field(default_factory=list)  # Firehose records put, not delivered yet
     record_bytes: list[int] = field(default_factory=list)  # every record's size, as Firehose bills it
     _tables: dict[str, dict[tuple[str, ...], Item]] = field(default_factory=dict)
@@ -234,6 +236,8 @@ class FakeAws:
         self._table(table)[_key(item)] = item
         if pk.startswith("delta#"):
             self.stream.append(item)
+        elif "payload" in item and stored is None:  # a curated event stored for the first time: an INSERT
+            self.curated_stream.append(item)
         return {}
 
     def _GetItem(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ and the real workflow definition (`pipeline.asl.json`, run by the local interpre
 
 - CPU time per invocation of `ingest` (one HTTP request) and of each workflow step, for batches
   of `--batch` events (10% invalid, 5% duplicates, event times over `--span-minutes`), and of
-  `fold_insights` over the batches' insights deltas (the insights table's stream), with
+  `fold_insights` over the batches' insights deltas (the insights table's stream), and of `write_lake`
+  over the curated events they inserted (the curated table's stream: the lake's Parquet objects), with
   botocore serializing and parsing every AWS call (`fake_aws.py` answers them from memory);
 - every AWS call per batch, the DynamoDB capacity units it consumes, the bytes stored in S3, and
   the bytes each function logs (Powertools JSON logs and EMF metrics);
@@ -66,7 +67,7 @@ ENVIRONMENT = {
     "EVENTPIPE_STATE_TABLE": "state",
     "EVENTPIPE_INSIGHTS_TABLE": "insights",
     "EVENTPIPE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:eventpipe-bench",
-    # the export's, and ProcessBatch's lake (Parquet), as deployed; --no-lake for the cost without the lake
+    # the export's, and write_lake's lake (Parquet), as deployed; --no-lake for the cost without the lake
     "EVENTPIPE_ANALYTICS_BUCKET": "eventpipe-analytics-bench",
     "POWERTOOLS_TRACE_DISABLED": "true",  # X-Ray is priced per trace sampled (cost_model.traces), not measured
 }
@@ -153,6 +154,28 @@ class Bench:
         self.fake.stream.clear()
         self.invoke("fold_insights", {"Records": records})
         return self.usage.pop("fold_insights")
+
+    def write_lake(self) -> Usage:
+        """`write_lake` with the curated events inserted since the last call, as the curated table's stream
+        hands them over (binary values in base64, as botocore sent them)."""
+        records = [
+            {
+                "eventID": f"{number:032x}",
+                "eventName": "INSERT",
+                "dynamodb": {
+                    "Keys": {"event_id": item["event_id"]},
+                    "NewImage": item,
+                    "SequenceNumber": f"{number + 1:021d}",
+                    "StreamViewType": "NEW_IMAGE",
+                },
+            }
+            for number, item in enumerate(self.fake.curated_stream)
+        ]
+        self.fake.curated_stream.clear()
+        self.invoke("write_lake", {"Records": records})
+        usage = self.usage.pop("write_lake")
+        usage.result = {**usage.result, "records": len(records)}
+        return usage
 
     def _task(self, name: str) -> Callable[[Any], Any]:
         return lambda event: self.invoke(name, event)
@@ -252,6 +275,7 @@ def per_batch(
     wall: list[dict[str, Usage]],
     folds: tuple[Usage, Usage],
     shape: tuple[float, float],
+    lake: tuple[Usage, Usage],
 ) -> PerBatch:
     batches = len(cpu) + len(wall)
     units: Counter[str] = Counter()
@@ -276,6 +300,11 @@ def per_batch(
         fold_round_trips_s=max(0.0, folds[1].wall_s - folds[1].cpu_s),
         fold_calls=folds[0].calls,
         fold_batches=len(cpu),
+        lake_cpu_s_per_event=lake[0].cpu_s / max(1, lake[0].result["events"]),
+        lake_round_trips_s=max(0.0, lake[1].wall_s - lake[1].cpu_s),
+        lake_calls=lake[0].calls,
+        lake_objects=lake[0].result["objects"],
+        lake_log_bytes=lake[0].log_bytes,
         raw_bytes_per_event=fake.s3_bytes_put["raw"] / (batches * events),
         curated_item_bytes=statistics.mean(fake.sizes[ENVIRONMENT["EVENTPIPE_CURATED_TABLE"]]),
         curated_events=statistics.mean(run["process_batch"].result["curated"] for run in cpu + wall),
@@ -309,10 +338,16 @@ def main() -> None:
         help="DetailedMonitoring=true: every alarm of monitoring/alerts.yml and the dashboard, not the core set",
     )
     parser.add_argument(
-        "--no-lake", dest="lake", action="store_false", help="EVENTPIPE_LAKE=off: ProcessBatch writes no Parquet"
+        "--no-lake", dest="lake", action="store_false", help="without the lake: no write_lake, no Parquet"
     )
     parser.add_argument(
         "--fold-window-s", type=int, default=30, help="the insights stream's batching window (template.yaml)"
+    )
+    parser.add_argument(
+        "--lake-window-s", type=int, default=30, help="the curated stream's batching window (template.yaml)"
+    )
+    parser.add_argument(
+        "--lake-shards", type=int, default=4, help="shards of the curated table's stream (its partitions), assumed"
     )
     parser.add_argument("--curated-ttl-days", type=int, default=7, help="CuratedTtlDays (template.yaml)")
     parser.add_argument("--rates", default="10,100,1000", help="events per second, for the table")
@@ -340,14 +375,17 @@ def main() -> None:
         stream = generator.lines(total, invalid_ratio=0.10, duplicate_ratio=0.05)
         measure(bench, stream, args.batch, args.warmup, 0.0)
         bench.fold()
+        bench.write_lake()  # pyarrow imported: a container's first batch only
         fake.reset_books()
         cpu = measure(bench, stream, args.batch, args.batches, 0.0)
         shape = delta_shape(fake)
         cpu_fold = bench.fold()
+        cpu_lake = bench.write_lake()
         wall = measure(bench, stream, args.batch, args.batches, args.latency_scale)
         fake.latency_scale = args.latency_scale
         wall_fold = bench.fold()
-        per = per_batch(fake, stdout, args.batch, cpu, wall, (cpu_fold, wall_fold), shape)
+        wall_lake = bench.write_lake()
+        per = per_batch(fake, stdout, args.batch, cpu, wall, (cpu_fold, wall_fold), shape, (cpu_lake, wall_lake))
         parse_us = parse_us_per_item()
         # 1-event requests at the rate: what one buffering interval of the request stream holds is an object
         rate = args.rate if args.rate is not None else 100.0
@@ -358,7 +396,9 @@ def main() -> None:
     finally:
         sys.stdout = out
     memory = {
-        name: mb for name, mb in stack().memory_mb.items() if name in (*STEPS, "export_insights", "fold_insights")
+        name: mb
+        for name, mb in stack().memory_mb.items()
+        if name in (*STEPS, "export_insights", "fold_insights", "write_lake")
     }
     memory.update({name: int(mb) for name, mb in (pair.split("=") for pair in args.memory.split(",") if pair)})
     assumptions = Assumptions(
@@ -373,6 +413,9 @@ def main() -> None:
         detailed_monitoring=args.detailed_monitoring,
         fold_window_s=args.fold_window_s,
         span_minutes=args.span_minutes,
+        lake=args.lake,
+        lake_window_s=args.lake_window_s,
+        lake_shards=args.lake_shards,
     )
     rates = [args.rate] if args.rate is not None else [float(r) for r in args.rates.split(",")]
     if args.json:
