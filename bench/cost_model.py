@@ -134,6 +134,7 @@ class PerBatch:
     lake_calls: Counter[str]  # AWS calls of that write_lake (the erasures' Query, a PutObject per object)
     lake_objects: int  # Parquet objects it wrote (the hours its events fall in)
     lake_log_bytes: int  # what it logged
+    lake_record_bytes: float  # a stream record as Lambda hands it over (JSON, binary in base64)
     raw_bytes_per_event: float
     curated_item_bytes: float
     curated_events: float
@@ -319,6 +320,7 @@ def fold_shape(rate: float, per: PerBatch, a: Assumptions) -> tuple[float, float
 
 
 LAKE_BATCH_RECORDS = 10_000  # write_lake's BatchSize: a shard fuller than that in a window is invoked sooner
+LAKE_PAYLOAD_BYTES = 6 * 2**20  # Lambda's invocation payload: a batch of records stops there too
 
 
 def lake_shape(rate: float, per: PerBatch, a: Assumptions) -> tuple[float, float, float]:
@@ -326,13 +328,15 @@ def lake_shape(rate: float, per: PerBatch, a: Assumptions) -> tuple[float, float
 
     Each shard of the curated table's stream invokes `write_lake` once a batching window (or sooner
     when it holds `LAKE_BATCH_RECORDS`); an invocation writes one object per hour its events fall in:
-    one, and a second when its window or the events' time span crosses an hour.
+    one, and a second when its window or the events' time span crosses an hour. A batch also ends at
+    Lambda's 6 MB payload.
     """
     if not a.lake:
         return 0.0, 0.0, 0.0
     inserted = rate * per.curated_events / per.events  # curated inserts a second
     per_shard = inserted / a.lake_shards
-    invocations_s = a.lake_shards * max(1 / a.lake_window_s, per_shard / LAKE_BATCH_RECORDS)
+    most = min(LAKE_BATCH_RECORDS, LAKE_PAYLOAD_BYTES / per.lake_record_bytes)
+    invocations_s = a.lake_shards * max(1 / a.lake_window_s, per_shard / most)
     objects = 1 + min(1.0, (a.lake_window_s + 60 * a.span_minutes) / 3600)
     return invocations_s, inserted / invocations_s, objects
 

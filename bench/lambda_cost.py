@@ -174,7 +174,8 @@ class Bench:
         self.fake.curated_stream.clear()
         self.invoke("write_lake", {"Records": records})
         usage = self.usage.pop("write_lake")
-        usage.result = {**usage.result, "records": len(records)}
+        record_bytes = statistics.mean(len(orjson.dumps(r)) for r in records) if records else 0.0
+        usage.result = {**usage.result, "records": len(records), "record_bytes": record_bytes}
         return usage
 
     def _task(self, name: str) -> Callable[[Any], Any]:
@@ -305,6 +306,7 @@ def per_batch(
         lake_calls=lake[0].calls,
         lake_objects=lake[0].result["objects"],
         lake_log_bytes=lake[0].log_bytes,
+        lake_record_bytes=lake[0].result["record_bytes"],
         raw_bytes_per_event=fake.s3_bytes_put["raw"] / (batches * events),
         curated_item_bytes=statistics.mean(fake.sizes[ENVIRONMENT["EVENTPIPE_CURATED_TABLE"]]),
         curated_events=statistics.mean(run["process_batch"].result["curated"] for run in cpu + wall),

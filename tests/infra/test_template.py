@@ -259,10 +259,8 @@ EXPECTED_ACTIONS = {
         "s3:ListBucket",
     },
     # adapters/aws/erasure.py: the lake and the raw bucket rewritten with their old versions deleted,
-    # curated items and quarantine records deleted; the settings files and the pseudonym key; the
-    # erasure's tombstone (PutItem, erasure_tombstones.py)
+    # curated items and quarantine records deleted; the settings files and the pseudonym key
     "erase": {
-        "dynamodb:PutItem",
         "s3:GetObject",
         "s3:PutObject",
         "s3:DeleteObject",
@@ -272,7 +270,8 @@ EXPECTED_ACTIONS = {
         "ssm:GetParameter",
         "dynamodb:BatchWriteItem",
         "dynamodb:Scan",
-        # DynamoQuarantine.remove: the batch's items read, its shared item rewritten under its version
+        # DynamoQuarantine.remove: the batch's items read, its shared item rewritten under its version;
+        # the erasure's tombstone (PutItem, erasure_tombstones.py)
         "dynamodb:Query",
         "dynamodb:GetItem",
         "dynamodb:PutItem",

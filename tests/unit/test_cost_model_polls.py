@@ -1,4 +1,5 @@
-"""The cost model's dashboard poll through the sketch cache and its insights folds (bench/cost_model.py)."""
+"""The cost model's dashboard poll through the sketch cache, its insights folds and its lake writes
+(bench/cost_model.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from cost_model import Assumptions, PerBatch, cached_poll, fold_shape
+from cost_model import Assumptions, PerBatch, cached_poll, fold_shape, lake_shape
 
 
 def test_a_poll_with_no_fold_since_reads_the_180_counter_items_only() -> None:
@@ -49,6 +50,12 @@ def per_batch(minutes: float = 3.0, keys: float = 5.5) -> PerBatch:
         fold_round_trips_s=0.1,
         fold_calls=Counter(),
         fold_batches=15,
+        lake_cpu_s_per_event=20e-6,
+        lake_round_trips_s=0.08,
+        lake_calls=Counter(),
+        lake_objects=1,
+        lake_log_bytes=300,
+        lake_record_bytes=1_200,
     )
 
 
@@ -70,3 +77,19 @@ def test_at_low_rates_a_fold_per_batch_and_no_more_minutes_than_the_batches_touc
     folds_s, keys, _ids = fold_shape(1, per_batch(), assumptions())
     assert folds_s == pytest.approx(1 / 100)  # one batch each 100 s: the window holds one
     assert keys == pytest.approx(5.5)
+
+
+def test_write_lake_runs_once_a_window_per_shard_and_sooner_when_a_window_outgrows_lambda_s_payload() -> None:
+    per = per_batch()
+    per.curated_events = 85  # of 100 events a batch
+    # GIVEN 4 shards and a 30 s window: at 100 events/s each shard's window holds 64 events
+    invocations_s, events, objects = lake_shape(100, per, Assumptions({}, 1.5, 5, 3, 10.0, 40, lake_shards=4))
+    assert invocations_s == pytest.approx(4 / 30)
+    assert events == pytest.approx(85 / 4 * 30)
+    assert objects == pytest.approx(1 + (30 + 120) / 3600)
+    # AND at 1,000 events/s a window (6,375 records of 1.2 KB, 7.3 MB) is cut at Lambda's 6 MB payload
+    invocations_s, events, _ = lake_shape(1000, per, Assumptions({}, 1.5, 5, 3, 10.0, 40, lake_shards=4))
+    assert events == pytest.approx(6 * 2**20 / 1_200)
+    assert invocations_s > 4 / 30
+    # AND without the lake, nothing runs
+    assert lake_shape(100, per, Assumptions({}, 1.5, 5, 3, 10.0, 40, lake=False)) == (0.0, 0.0, 0.0)
