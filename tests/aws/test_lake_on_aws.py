@@ -228,3 +228,24 @@ def test_a_journal_without_its_merged_object_is_dropped(pipeline: Pipeline, s3: 
     s3.put_object(Bucket=ANALYTICS_BUCKET, Key=f"{JOURNAL_PREFIX}x.json", Body=orjson.dumps(journal))
     assert compactor(s3, dynamodb).finish_journals() == 1
     assert lake_keys(s3) == inputs  # the inputs were never merged: they stay
+
+
+def test_compaction_keeps_each_event_once_when_two_objects_hold_it(
+    pipeline: Pipeline, s3: Any, dynamodb: Any, tmp_path: Path
+) -> None:
+    # GIVEN an hour whose events are also in an object ProcessBatch wrote before write_lake existed (a stack
+    # upgraded while it ran: the deploy's minutes are in a b- and an s- object)
+    batch_id = accept(pipeline, [make_event(), make_event(), make_event()])
+    pipeline.drain()
+    accept(pipeline, [make_event()])
+    pipeline.drain()
+    first = lake_keys(s3)[0]
+    copy = f"{first.rsplit('/', 1)[0]}/b-{batch_id}.parquet"
+    s3.copy_object(Bucket=ANALYTICS_BUCKET, Key=copy, CopySource={"Bucket": ANALYTICS_BUCKET, "Key": first})
+    assert len(lake_rows(s3, tmp_path / "before")) > len(set(lake_rows(s3, tmp_path / "before2")))
+    # WHEN the hour is compacted
+    result = compactor(s3, dynamodb).compact()
+    # THEN the merged object holds each event once
+    rows = lake_rows(s3, tmp_path / "after")
+    assert len(rows) == len(set(rows)) == 4
+    assert result.events == 4

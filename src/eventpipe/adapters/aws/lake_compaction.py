@@ -46,6 +46,7 @@ from eventpipe.lake.columns import hour_closed
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import pyarrow as pa
     from mypy_boto3_s3.client import S3Client
 
     from eventpipe.core.ports import BatchStore, Clock
@@ -162,7 +163,7 @@ class S3LakeCompactor:
         journal = f"{JOURNAL_PREFIX}{uuid.uuid4().hex}.json"
         inputs = [item.key for item in group]
         self._put(journal, orjson.dumps({"output": output, "inputs": inputs}))
-        table = pa.concat_tables([from_parquet(self._get(key)) for key in inputs])
+        table = once_each(pa.concat_tables([from_parquet(self._get(key)) for key in inputs]))
         table = table.sort_by([("occurred_at", "ascending")])
         self._put(output, to_parquet(table))
         self._delete(inputs)
@@ -209,6 +210,30 @@ class S3LakeCompactor:
             if answer.get("Errors"):
                 first = answer["Errors"][0]
                 raise StorageError(f"cannot delete s3://{self._bucket}/{first.get('Key')}: {first.get('Code')}")
+
+
+def once_each(table: pa.Table) -> pa.Table:
+    """`table` with one row per event id (compared in lower case, as the curated table keys them).
+
+    Nothing written as designed puts an event in two objects; this keeps a merge from carrying one
+    that got there otherwise: a stack upgraded while ProcessBatch still wrote the lake (its `b-`
+    object and write_lake's `s-` object hold the deploy's minutes twice), an operator's copy.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows < 2:
+        return table
+    ids = pc.utf8_lower(table.column("event_id")).combine_chunks()
+    order = pc.sort_indices(ids)
+    ordered = ids.take(order)
+    # a row whose id equals the one before it (in id order) repeats an event: left out
+    repeated = pc.fill_null(pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1)), False)
+    drop = pa.concat_arrays([pa.array([False]), repeated])
+    if not pc.any(drop).as_py():
+        return table
+    kept = order.filter(pc.invert(drop))  # the first row of each id, in id order
+    return table.take(kept.take(pc.sort_indices(kept)))  # in the table's order
 
 
 def _groups(items: list[LakeObject]) -> Iterator[list[LakeObject]]:
