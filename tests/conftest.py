@@ -37,7 +37,11 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return replace(Settings.from_env({}), data_dir=tmp_path / "data", limits=Limits(max_batch_events=50))
+    # Small batches, so that a test's few dozen events make several: requests of at most 50 events, and a
+    # file's lines cut into batches of 50 (the local runtime cuts them at the group size).
+    return replace(
+        Settings.from_env({}), data_dir=tmp_path / "data", limits=Limits(max_batch_events=50), group_max_events=50
+    )
 
 
 @pytest.fixture

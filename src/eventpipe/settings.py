@@ -8,7 +8,7 @@
 | EVENTPIPE_FILE_RANGE_BYTES | 134217728 | AWS: a dropped NDJSON file larger than this is read in ranges of it |
 | EVENTPIPE_MAX_EVENT_BYTES | 65536 | one event |
 | EVENTPIPE_MAX_BODY_BYTES | 1048576 | one request body, or one JSON (non-NDJSON) file, decompressed |
-| EVENTPIPE_MAX_BATCH_EVENTS | 500 | events per batch (per request, per workflow execution), at most 5000 |
+| EVENTPIPE_MAX_BATCH_EVENTS | 500 | events per request, and per batch on AWS (locally: the group size), at most 5000 |
 | EVENTPIPE_MAX_FILE_BYTES | 4294967296 | one file, decompressed |
 | EVENTPIPE_ENRICHERS | all | comma-separated enrichers to run, or `none` |
 | EVENTPIPE_PSEUDONYMISE_FIELDS | (none) | comma-separated dotted paths to replace by a keyed HMAC |
@@ -20,7 +20,7 @@
 | EVENTPIPE_API_TOKEN | (none) | `eventpipe up`: bearer token for every route but `/health`; needed off loopback |
 | EVENTPIPE_TRUSTED_PROXIES | (none) | `eventpipe up`: addresses or CIDR ranges whose X-Forwarded-For counts |
 | EVENTPIPE_BATCH_WINDOW_MS | 1000 | micro-batching: how long small requests may wait to share one workflow execution |
-| EVENTPIPE_GROUP_MAX_EVENTS | 2000 | `eventpipe up`: most events of requests in one workflow execution (<= 5000) |
+| EVENTPIPE_GROUP_MAX_EVENTS | 2000 | local: most events in one execution (a group of requests, a file batch; <= 5000) |
 
 In AWS (the Lambda functions), also:
 

@@ -120,7 +120,8 @@ def test_an_ingest_killed_halfway_and_run_again_counts_every_event_once(tmp_path
     events = tmp_path / "events.ndjson"
     generate(events, 20_000, seed=8)
     data = tmp_path / "data"
-    environ = {**os.environ, "EVENTPIPE_DATA_DIR": str(data)}
+    # batches of 500 (a file is cut at the group size, 2,000 by default): 40 of them
+    environ = {**os.environ, "EVENTPIPE_DATA_DIR": str(data), "EVENTPIPE_GROUP_MAX_EVENTS": "500"}
     process = subprocess.Popen(
         [sys.executable, "-m", "eventpipe", "ingest", str(events)],
         env=environ,
@@ -135,8 +136,10 @@ def test_an_ingest_killed_halfway_and_run_again_counts_every_event_once(tmp_path
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     assert 0 < done < 40, "the ingest must be killed halfway for this test to mean anything"
-    # WHEN it is run again
-    summary = as_json(eventpipe("ingest", str(events), "--json", data_dir=data))
+    # WHEN it is run again, with the same batch size (a batch's id depends on it)
+    summary = as_json(
+        eventpipe("ingest", str(events), "--json", data_dir=data, env={"EVENTPIPE_GROUP_MAX_EVENTS": "500"})
+    )
     # THEN every event is curated, rejected or a duplicate exactly once
     rejected = sum(summary["rejected"].values())
     assert summary["received"] == 20_000

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from eventpipe.core.ingest import IngestSummary
     from eventpipe.localrun.runtime import LocalRuntime
+    from eventpipe.settings import Settings
 
 
 def ingest_bytes(runtime: LocalRuntime, data: bytes, batch_prefix: str = "t") -> IngestSummary:
@@ -338,3 +339,28 @@ def test_an_event_with_a_sent_at_decades_off_stays_at_its_own_time_in_the_insigh
     assert far_stored["corrected_at"] == far["occurred_at"]
     assert far_stored["clock_skew_ignored_ms"] > 0
     assert (near_stored["clock_skew_ms"], "clock_skew_ignored_ms" in near_stored) == (60_000, False)
+
+
+def test_a_file_is_cut_into_batches_of_the_group_size_and_a_request_keeps_its_limit(
+    settings: Settings, clock: FixedClock
+) -> None:
+    from dataclasses import replace
+
+    from eventpipe.core.model import Limits
+    from eventpipe.core.requests import TooManyEventsError, request_lines
+    from eventpipe.localrun.runtime import LocalRuntime
+
+    # GIVEN a runtime whose requests hold at most 10 events and whose groups hold 40
+    runtime = LocalRuntime(replace(settings, limits=Limits(max_batch_events=10), group_max_events=40), clock=clock)
+    try:
+        # WHEN 100 lines are ingested as a file
+        summary = ingest_bytes(runtime, b"\n".join(EventGenerator(seed=5, now_ms=NOW_MS).lines(100)))
+        # THEN they make three batches (40, 40, 20), every event accounted for once
+        assert summary.batches == 3
+        assert summary.curated + summary.duplicates + sum(summary.rejected.values()) == 100
+        # AND a request is still held to its own limit
+        with pytest.raises(TooManyEventsError):
+            request_lines(ndjson(*[make_event() for _ in range(11)]), content_type=None, content_encoding=None,
+                          limits=runtime.settings.limits)  # fmt: skip
+    finally:
+        runtime.close()

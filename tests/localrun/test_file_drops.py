@@ -584,7 +584,8 @@ def test_entries_that_are_not_readable_files_move_to_rejected_and_the_worker_goe
 
 
 LARGE = 20_000
-LARGE_ENV = {"EVENTPIPE_MAX_BATCH_EVENTS": "100"}  # 200 batches: a stop finds the file half done
+# 200 batches (a file is cut at the group size): a stop finds the file half done
+LARGE_ENV = {"EVENTPIPE_MAX_BATCH_EVENTS": "100", "EVENTPIPE_GROUP_MAX_EVENTS": "100"}
 
 
 def large_file() -> tuple[bytes, dict[str, int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -72,8 +73,12 @@ class LocalRuntime:
         )
         self.finishing_steps = self.steps
         self.workflow = build_workflow(self)
+        # A file's lines are cut into batches of the local group size (EVENTPIPE_GROUP_MAX_EVENTS), as the
+        # worker groups requests: a batch's fixed cost (raw object and segment fsynced, its commits, its
+        # sketch writes) is shared by 2,000 events, not 500. Requests keep their own limit.
+        file_limits = replace(settings.limits, max_batch_events=settings.group_max_events)
         self.ingestor = Ingestor(
-            bucket=self.bucket, batches=self.batches, starter=self, clock=self.clock, limits=settings.limits
+            bucket=self.bucket, batches=self.batches, starter=self, clock=self.clock, limits=file_limits
         )
 
     @cached_property
