@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import orjson
+from summary import record
 
 BATCH = 500
 FILL_CHUNK = 200_000
@@ -49,6 +50,8 @@ def fill(path: Path, stored: int, seed: int, days: int) -> None:
         "INSERT INTO curated_runs (run, ids, token) VALUES (?, ?, ?)",
         [(run, min(per_run, max(stored - n * per_run, 0)), f"fill{n}") for n, run in enumerate(runs) if stored],
     )
+    if days and stored:  # today's run has begun: the past days' runs are closed, as in a store running since
+        conn.execute("INSERT INTO curated_runs (run, ids, token) VALUES (?, 0, 'today')", (today << 10,))
     # Evenly spread sorted keys within each run: the n-th of a run's ids is about n/per_run of the key space.
     step = (1 << 128) // per_run
     for start in range(0, stored, FILL_CHUNK):
@@ -169,6 +172,7 @@ def main() -> None:
     )
     header = f"{'stored':>12}{'fill s':>8}{'filter s':>10}{'events/s/core':>15}{'events/s wall':>15}"
     print(f"{header}{'KiB written/event':>19}{'peak MiB':>10}")
+    rows: dict[int, dict[str, float]] = {}
     for stored in (int(size) for size in args.stored.split(",")):
         with tempfile.TemporaryDirectory(prefix="eventpipe-dedup-") as tmp:
             path = Path(tmp) / "eventpipe.db"
@@ -180,13 +184,40 @@ def main() -> None:
             filter_s = time.perf_counter() - started
             command = [sys.executable, __file__, "--batches", str(args.batches), "--cache-mib", str(args.cache_mib)]
             done = subprocess.run([*command, "--child", str(path), str(stored)], capture_output=True, check=True)
-            row = orjson.loads(done.stdout)
+            row = rows[stored] = orjson.loads(done.stdout)
         print(
             f"{stored:>12,}{fill_s:>8.0f}{filter_s:>10.1f}"
             f"{row['events'] / row['cpu']:>15,.0f}{row['events'] / row['wall']:>15,.0f}"
             f"{row['written'] / row['events'] / 1024:>19.1f}{row['peak_mib']:>10.0f}"
         )
     print("peak MiB: the measuring process's maximum resident set (the fill runs in another process).")
+    _record_growth(rows)
+
+
+def _record_growth(rows: dict[int, dict[str, float]]) -> None:
+    """For `make bench`: each size's CPU and bytes per event against the empty store's (flat: near 1)."""
+    empty = rows.get(0)
+    if empty is None:
+        return
+    for stored, row in rows.items():
+        if stored == 0:
+            continue
+        per_core, written = row["events"] / row["cpu"], row["written"] / row["events"] / 1024
+        baseline_per_core, baseline_written = empty["events"] / empty["cpu"], empty["written"] / empty["events"] / 1024
+        record(
+            f"dedup store, {stored:,} stored: events/s per core",
+            per_core,
+            baseline=baseline_per_core,
+            target=">= 0.8 of an empty store",
+            met=per_core >= 0.8 * baseline_per_core,
+        )
+        record(
+            f"dedup store, {stored:,} stored: KiB written per event",
+            written,
+            baseline=baseline_written,
+            target="<= 1.2 of an empty store",
+            met=written <= 1.2 * baseline_written,
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ holds (docs/benchmark.md, "The dedup store as it grows"). So the ids are indexed
 pages stay few and cached, whatever the size of the store. Older runs are closed: never written
 again, they are read only for an id that `IdFilter`, a fixed-size Bloom filter of every closed run's
 ids, cannot rule out (the retried ids, and its false positives), and then only the runs of the
-filter's groups that may hold it (each closed run is in one of 8 groups).
+filter's groups that may hold it (each closed run is in one of 32 groups).
 
 Exactness: the filter covers a closed run only with the number of ids the run had when added
 (`curated_runs.ids`, raised in the same transaction as every insert); a run that has more (a
@@ -33,13 +33,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEFAULT_FILTER_MIB = 16
-FILTER_GROUPS = 8  # the bits of a byte (id_filter.py)
+FILTER_GROUPS = 32  # the bits of a filter slot (id_filter.py)
 DAY_MS = 86_400_000
 DEFAULT_RUN_CAP = 1 << 20  # ids: past it, the day's next run starts (the current run stays cheap)
 _RUNS_PER_DAY_BITS = 10  # run labels are day << 10 plus a count: ordered by time
 # Below the smallest SQLite limit on bound variables (999 before 3.32), whatever the batch size.
 IDS_PER_QUERY = 900
-_SCAN_ROWS = 200_000
+_SCAN_ROWS = 50_000  # ids added to the filter at a time (bounded memory)
 
 
 @dataclass(frozen=True, slots=True)
