@@ -157,7 +157,10 @@ class Database:
             )
 
     def _migrate(self, script: str) -> None:
-        """Run `script` and set the current schema version, in one transaction (all or nothing)."""
+        """Run `script` and set the current schema version, in one transaction (all or nothing).
+
+        Its sorts (a new index) spill to temporary files, not memory: memory stays flat however large."""
+        self._conn.execute("PRAGMA temp_store=FILE")
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in script.split(";\n"):
@@ -168,6 +171,8 @@ class Database:
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        finally:
+            self._conn.execute("PRAGMA temp_store=MEMORY")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
