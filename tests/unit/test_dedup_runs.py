@@ -264,3 +264,28 @@ def test_the_filter_groups_hold_what_was_added() -> None:
     assert id_filter.fill_ratio(2) == 0.0 < id_filter.fill_ratio(5)
     with pytest.raises(ValueError, match="at least 1 MiB"):
         IdFilter(0)
+
+
+def test_a_filter_that_cannot_be_saved_leaves_the_store_exact(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a filter path in a folder that does not exist (the file cannot be written)
+    database = Database(tmp_path / "eventpipe.db")
+    clock = StepClock()
+    segments = FolderBucket(tmp_path / "curated", prefixes=())
+    curated = SqliteCuratedStore(database, segments, clock=clock, filter_path=tmp_path / "missing" / "dedup.filter")
+    curated.put_new("d0", rows(1, 2))
+    clock.ms += DAY_MS
+    # WHEN a run closes (the filter is saved) and the ids come again
+    curated.put_new("d1", rows(3))
+    # THEN the failure is logged, nothing else: the ids are still duplicates
+    assert "cannot save the dedup filter" in caplog.text
+    assert curated.put_new("d1b", rows(1, 2, 3, 4)) == [False, False, False, True]
+    database.close()
+
+
+def test_a_filter_file_of_another_layout_is_ignored(tmp_path: Path) -> None:
+    saved = tmp_path / "dedup.filter"
+    IdFilter(1).save(saved, {"token": (3, 0)})
+    assert IdFilter.load(saved, 1) is not None
+    assert IdFilter.load(saved, 2) is None  # another size
+    saved.write_bytes(saved.read_bytes() + b"x")  # trailing bytes
+    assert IdFilter.load(saved, 1) is None

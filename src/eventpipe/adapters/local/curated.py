@@ -69,16 +69,22 @@ class SqliteCuratedStore(BaseCuratedStore):
                 )
                 self._runs.count_added(conn, run, len(rows))
         except BaseException:
-            self._runs.forget()  # it may hold a run the rollback reopened; the next call reloads it
+            with self._db.reading():  # the database's lock: no other thread is using the filter
+                self._runs.forget()  # it may hold a run the rollback reopened; the next call reloads it
             raise
-        self._runs.save()
+        self._save_filter()
         return flags
+
+    def _save_filter(self) -> None:
+        """Under the database's lock: no transaction changes the filter while it is written."""
+        with self._db.reading():
+            self._runs.save()
 
     def owners(self, event_ids: Sequence[str]) -> dict[str, str]:
         by_key = {uuid_key(event_id): event_id.lower() for event_id in event_ids}
         with self._db.reading() as conn:
             found = self._runs.owners(conn, list(by_key))
-        self._runs.save()
+            self._runs.save()
         return {by_key[key]: batch_id for key, batch_id in found.items()}
 
     def count(self) -> int:

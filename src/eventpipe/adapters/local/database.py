@@ -92,8 +92,8 @@ CREATE TABLE IF NOT EXISTS applied_batches (batch_id TEXT PRIMARY KEY) WITHOUT R
 """
 )
 # Schema 4 to 5: the table is rebuilt without its unique index on the id alone; every row becomes
-# run 0 (one closed run) and the new index is built once, sorted. Once per data directory: about a
-# minute for ten million rows.
+# run 0 (one closed run) and the new index is built once, sorted. Once per data directory: 33 s for
+# ten million rows (13 s of CPU), then 18 s to build the filter of that run at the first write.
 MIGRATE_4_TO_5 = """
 ALTER TABLE curated RENAME TO curated_v4;
 CREATE TABLE curated (

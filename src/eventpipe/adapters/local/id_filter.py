@@ -92,7 +92,7 @@ class IdFilter:
         """Write the bits and `covers` (run token -> its ids when added, its group) atomically and durably."""
         header = orjson.dumps({"mib": self.mib, "hashes": HASHES, "groups": GROUPS, "covers": covers})
         body = self._slots.data
-        temporary = path.with_name(f".{path.name}.tmp")
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process writing it
         with open(temporary, "wb") as file:
             file.write(_MAGIC + len(header).to_bytes(4, "big") + header)
             file.write(body)
