@@ -208,15 +208,15 @@ def _record_growth(rows: dict[int, dict[str, float]]) -> None:
             f"dedup store, {stored:,} stored: events/s per core",
             per_core,
             baseline=baseline_per_core,
-            target=">= 0.8 of an empty store",
-            met=per_core >= 0.8 * baseline_per_core,
+            target=">= 0.9 of an empty store",  # flat, within the noise
+            met=per_core >= 0.9 * baseline_per_core,
         )
         record(
             f"dedup store, {stored:,} stored: KiB written per event",
             written,
             baseline=baseline_written,
-            target="<= 1.2 of an empty store",
-            met=written <= 1.2 * baseline_written,
+            target="<= 1.1 of an empty store",
+            met=written <= 1.1 * baseline_written,
         )
 
 
