@@ -17,6 +17,7 @@
 | EVENTPIPE_CURRENCY_RATES | bundled | JSON file `{"base": "EUR", "rates": {"USD": 1.08}}`; on AWS, or s3://bucket/key |
 | EVENTPIPE_GEOIP_DB | (none) | a GeoLite2 or DB-IP Lite `.mmdb` for the `geo` enricher (off without) |
 | EVENTPIPE_SQLITE_CACHE_MIB | 4 | local runtime: SQLite page cache; more is faster on large stores, costs memory |
+| EVENTPIPE_DEDUP_FILTER_MIB | 16 | local runtime: the curated store's filter of older ids (fixed memory; <= 4096) |
 | EVENTPIPE_API_TOKEN | (none) | `eventpipe up`: bearer token for every route but `/health`; needed off loopback |
 | EVENTPIPE_TRUSTED_PROXIES | (none) | `eventpipe up`: addresses or CIDR ranges whose X-Forwarded-For counts |
 | EVENTPIPE_BATCH_WINDOW_MS | 1000 | micro-batching: how long small requests may wait to share one workflow execution |
@@ -60,6 +61,7 @@ BUNDLED_RATES = Path(__file__).parent / "data" / "currency_rates.json"
 MAX_BATCH_EVENTS = 5000
 SSM_PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
 MAX_BATCH_WINDOW_MS = 60_000
+MAX_DEDUP_FILTER_MIB = 4096  # 4 GiB: about 2.5 billion ids at 16 bits each
 MAX_EVENT_BYTES = 256 * 1024  # a curated event and its quarantine record must fit a 400 KB DynamoDB item
 MIN_FILE_RANGE_BYTES = 1024 * 1024  # a range per MiB at the least: smaller ranges would cost more invocations than work
 
@@ -71,6 +73,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     sqlite_cache_mib: int = 4
+    dedup_filter_mib: int = 16
     api_token: str | None = field(default=None, repr=False)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # AWS only (`from_env(on_aws=True)`): read by eventpipe.awsrun at cold start, never held in the environment
@@ -131,6 +134,7 @@ class Settings:
             limits=limits,
             enrichment=enrichment,
             sqlite_cache_mib=_positive_int(environ, "EVENTPIPE_SQLITE_CACHE_MIB", cls.sqlite_cache_mib),
+            dedup_filter_mib=_dedup_filter_mib(environ),
             api_token=environ.get("EVENTPIPE_API_TOKEN") or None,
             trusted_proxies=_networks(environ, "EVENTPIPE_TRUSTED_PROXIES"),
             schema_refresh_s=_positive_int(environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s),
@@ -179,6 +183,13 @@ def _remote_settings(environ: Mapping[str, str], *, on_aws: bool) -> dict[str, s
             raise ConfigError(f"EVENTPIPE_PSEUDONYM_KEY_PARAM={parameter!r} is not an SSM parameter name (/path/name)")
         found["pseudonym_key_param"] = parameter
     return found
+
+
+def _dedup_filter_mib(environ: Mapping[str, str]) -> int:
+    mib = _positive_int(environ, "EVENTPIPE_DEDUP_FILTER_MIB", Settings.dedup_filter_mib)
+    if mib > MAX_DEDUP_FILTER_MIB:
+        raise ConfigError(f"EVENTPIPE_DEDUP_FILTER_MIB={mib} is above the most allowed, {MAX_DEDUP_FILTER_MIB}")
+    return mib
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:

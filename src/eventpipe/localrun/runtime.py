@@ -58,7 +58,11 @@ class LocalRuntime:
         self.bucket = FolderBucket(settings.data_dir / "bucket")
         self.segments = FolderBucket(settings.data_dir / "curated", prefixes=())
         self.curated = SqliteCuratedStore(
-            self.db, self.segments, clock=self.clock, filter_path=settings.data_dir / CURATED_FILTER_FILE
+            self.db,
+            self.segments,
+            clock=self.clock,
+            filter_path=settings.data_dir / CURATED_FILTER_FILE,
+            filter_mib=settings.dedup_filter_mib,
         )
         self.quarantine = SqliteQuarantine(self.db)
         self.batches = SqliteBatchStore(self.db)

@@ -2,7 +2,8 @@
 
 It answers "certainly not stored" for most new ids without reading the index, and otherwise which
 of its `GROUPS` groups may hold the id, so that only the runs of those groups are looked up. It
-never forgets an id it was given (no false negatives). Its size is fixed (16 MiB by default), so
+never forgets an id it was given (no false negatives). Its size is fixed (16 MiB by default,
+EVENTPIPE_DEDUP_FILTER_MIB: about 1.6 MiB per million ids of the deduplication window), so
 memory does not grow with the store; a fuller filter only sends more ids to the index: an id not
 stored passes it about 7% of the time at 10 million ids (each group about 0.2%).
 
@@ -54,7 +55,7 @@ class IdFilter:
         if mib < 1:
             raise ValueError(f"the id filter needs at least 1 MiB, not {mib}")
         self._slots = np.zeros(mib << 18, dtype=np.uint32)  # 4 bytes a slot
-        self._mask = np.uint64((mib << 18) - 1)  # slots - 1; a power of two
+        self._size = np.uint64(mib << 18)
         self.mib = mib
 
     def _bit_positions(self, keys: Iterable[bytes]) -> np.ndarray:
@@ -62,7 +63,7 @@ class IdFilter:
         first = _mix(words[:, 0] ^ _mix(words[:, 1]))
         second = _mix(words[:, 1] + _GOLDEN) | np.uint64(1)
         steps = np.arange(HASHES, dtype=np.uint64)
-        return (first[:, None] + steps[None, :] * second[:, None]) & self._mask  # shape (ids, HASHES)
+        return (first[:, None] + steps[None, :] * second[:, None]) % self._size  # shape (ids, HASHES)
 
     def add(self, keys: list[bytes], group: int) -> None:
         if not keys:
