@@ -34,10 +34,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 HASHES = 7  # near the best for 10 to 13 bits per id
-_MAGIC = b"eventpipe-id-filter 1\n"
+_MAGIC = b"eventpipe-id-filter 2\n"  # 2: one 64-bit hash an id, positions by multiply-shift
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_LOW_32 = np.uint64(0xFFFFFFFF)
+_STEPS = np.arange(HASHES, dtype=np.uint64)[None, :]
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -59,11 +61,12 @@ class IdFilter:
         self.mib = mib
 
     def _bit_positions(self, keys: Iterable[bytes]) -> np.ndarray:
+        """Shape (ids, HASHES): double hashing on the two halves of one 64-bit hash of each id, each
+        32-bit value mapped onto the slots by a multiply and a shift (no division: a third as costly)."""
         words = np.frombuffer(b"".join(keys), dtype="<u8").reshape(-1, 2)
-        first = _mix(words[:, 0] ^ _mix(words[:, 1]))
-        second = _mix(words[:, 1] + _GOLDEN) | np.uint64(1)
-        steps = np.arange(HASHES, dtype=np.uint64)
-        return (first[:, None] + steps[None, :] * second[:, None]) % self._size  # shape (ids, HASHES)
+        hashed = _mix(words[:, 0] ^ (words[:, 1] * _GOLDEN))
+        first, second = (hashed >> np.uint64(32))[:, None], (hashed | np.uint64(1))[:, None]
+        return (((first + _STEPS * second) & _LOW_32) * self._size) >> np.uint64(32)
 
     def add(self, keys: list[bytes], group: int) -> None:
         if not keys:
@@ -75,8 +78,8 @@ class IdFilter:
         """For each key, a bit mask of the groups that may hold it (0: certainly none)."""
         if not keys:
             return []
-        masks = np.bitwise_and.reduce(self._slots[self._bit_positions(keys)], axis=1)
-        return [int(mask) for mask in masks]
+        masks: list[int] = np.bitwise_and.reduce(self._slots[self._bit_positions(keys)], axis=1).tolist()
+        return masks
 
     def clear(self, group: int) -> None:
         """Forget every key of `group` (to add again the ones still stored)."""
