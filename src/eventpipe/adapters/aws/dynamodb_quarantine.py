@@ -188,7 +188,8 @@ class DynamoQuarantine(DynamoTable):
         if new and self._write(batch_id, chunk, upserts, version=1, expected=None):
             return  # the chunk did not exist: nothing read, nothing lost
         for _ in range(MAX_REWRITES):
-            current = current or self._get(batch_id, chunk)
+            if current is None:
+                current = self._get(batch_id, chunk)
             changes = upserts
             if present_only:
                 held = current.records
