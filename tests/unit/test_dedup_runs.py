@@ -289,3 +289,27 @@ def test_a_filter_file_of_another_layout_is_ignored(tmp_path: Path) -> None:
     assert IdFilter.load(saved, 2) is None  # another size
     saved.write_bytes(saved.read_bytes() + b"x")  # trailing bytes
     assert IdFilter.load(saved, 1) is None
+
+
+def test_two_processes_writing_in_turn_agree_with_a_set(tmp_path: Path) -> None:
+    # GIVEN two stores on one data directory, each with its own connection and filter (as two
+    # processes: `eventpipe ingest` after `eventpipe up` stopped), small runs and days passing
+    clock = StepClock()
+    first, second = Database(tmp_path / "eventpipe.db"), Database(tmp_path / "eventpipe.db")
+    stores = [store(first, tmp_path, clock, run_cap=15), store(second, tmp_path, clock, run_cap=15)]
+    rnd = random.Random(11)
+    owner: dict[str, str] = {}
+    for number in range(80):
+        if number % 9 == 0:
+            clock.ms += DAY_MS
+        ids = [uid(rnd.randrange(1, 600)) for _ in range(rnd.randrange(1, 12))]
+        # WHEN they store batches in turn
+        flags = stores[rnd.randrange(2)].put_new(f"b{number}", [(event_id, "page_view", b"{}") for event_id in ids])
+        # THEN each answers as one set would: an id stored by the other one is a duplicate
+        expected, seen = [], set()
+        for event_id in ids:
+            expected.append(event_id not in seen and owner.setdefault(event_id, f"b{number}") == f"b{number}")
+            seen.add(event_id)
+        assert flags == expected
+    first.close()
+    second.close()
