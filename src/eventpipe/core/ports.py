@@ -44,7 +44,8 @@ class CuratedStore(Protocol):
 
 
 class EventLake(Protocol):
-    """Where curated events also land as files for SQL (the lake; on AWS Parquet in the analytics bucket)."""
+    """Where curated events also land as files for SQL, written by the batch step (no runtime uses it
+    today: the local lake follows the curated store, the AWS lake the curated table's stream)."""
 
     def add(self, batch_id: str, payloads: Sequence[bytes]) -> None:
         """Write the events `batch_id` has just curated (their JSON text), once per batch: writing the

@@ -60,8 +60,9 @@ class PipelineSteps:
     transaction on one machine); on DynamoDB each write is atomic on its own and idempotent per
     batch, so it needs no grouping (the default).
 
-    `lake`, when given, receives each batch's newly curated events (on AWS: Parquet in the analytics
-    bucket). On one machine it is None: the local lake writer follows the curated store instead.
+    `lake`, when given, receives each batch's newly curated events. No runtime gives one today: on one
+    machine the local lake writer follows the curated store, on AWS `write_lake` follows the curated
+    table's stream (adapters/aws/lake_stream.py).
     """
 
     def __init__(

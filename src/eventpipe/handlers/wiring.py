@@ -63,7 +63,7 @@ def build_steps(
     lake: EventLake | None = None,
 ) -> PipelineSteps:
     """The workflow's steps over `ports`, validating with `registry` and enriching with `enrichers`;
-    with `lake`, ProcessBatch also writes each batch's new events there (AWS)."""
+    with `lake`, ProcessBatch also writes each batch's new events there (no runtime passes one today)."""
     return PipelineSteps(
         registry=registry,
         enrichers=enrichers,

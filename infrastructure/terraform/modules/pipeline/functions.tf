@@ -1,4 +1,4 @@
-# The seven functions of src/lambda_pipeline.py: one package, one handler each, and one role each
+# The functions of src/lambda_pipeline.py: one package, one handler each, and one role each
 # with the statements of local.policies.
 
 locals {
