@@ -22,6 +22,7 @@
 | EVENTPIPE_TRUSTED_PROXIES | (none) | `eventpipe up`: addresses or CIDR ranges whose X-Forwarded-For counts |
 | EVENTPIPE_BATCH_WINDOW_MS | 1000 | micro-batching: how long small requests may wait to share one workflow execution |
 | EVENTPIPE_GROUP_MAX_EVENTS | 2000 | local: most events in one execution (a group of requests, a file batch; <= 5000) |
+| EVENTPIPE_WORKER_PROCESSES | 2 | `eventpipe up`: processes that run batches (<= 16; 1: the worker itself) |
 
 In AWS (the Lambda functions), also:
 
@@ -62,6 +63,7 @@ MAX_BATCH_EVENTS = 5000
 SSM_PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
 MAX_BATCH_WINDOW_MS = 60_000
 MAX_DEDUP_FILTER_MIB = 4096  # 4 GiB: about 2.5 billion ids at 16 bits each
+MAX_WORKER_PROCESSES = 16  # each holds a runtime (tens of MiB) and shares SQLite's one write lock
 MAX_EVENT_BYTES = 256 * 1024  # a curated event and its quarantine record must fit a 400 KB DynamoDB item
 MIN_FILE_RANGE_BYTES = 1024 * 1024  # a range per MiB at the least: smaller ranges would cost more invocations than work
 
@@ -84,6 +86,7 @@ class Settings:
     pseudonym_key_param: str | None = None
     batch_window_ms: int = 1000
     group_max_events: int = 2000  # `eventpipe up`'s groups: a batch's fixed cost shared by more events
+    worker_processes: int = 2  # `eventpipe up`'s runner processes (localrun/runners.py): 1 runs batches in the worker
 
     @property
     def schema_dirs(self) -> tuple[Path, ...]:
@@ -141,6 +144,7 @@ class Settings:
             file_range_bytes=_file_range_bytes(environ, event_bytes),
             batch_window_ms=_window_ms(environ, "EVENTPIPE_BATCH_WINDOW_MS", cls.batch_window_ms),
             group_max_events=_group_max_events(environ),
+            worker_processes=_worker_processes(environ),
             **remote,
         )
 
@@ -150,6 +154,13 @@ def _group_max_events(environ: Mapping[str, str]) -> int:
     if events > MAX_BATCH_EVENTS:
         raise ConfigError(f"EVENTPIPE_GROUP_MAX_EVENTS={events} is above the most allowed, {MAX_BATCH_EVENTS}")
     return events
+
+
+def _worker_processes(environ: Mapping[str, str]) -> int:
+    processes = _positive_int(environ, "EVENTPIPE_WORKER_PROCESSES", Settings.worker_processes)
+    if processes > MAX_WORKER_PROCESSES:
+        raise ConfigError(f"EVENTPIPE_WORKER_PROCESSES={processes} is above the most allowed, {MAX_WORKER_PROCESSES}")
+    return processes
 
 
 def _file_range_bytes(environ: Mapping[str, str], event_bytes: int) -> int:

@@ -86,3 +86,15 @@ def batches_of_source(data_dir: Path, source: str) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def runner_pids(worker: int) -> list[int]:
+    """The runner processes of a worker (localrun/runners.py): its `spawn` children."""
+    found = []
+    for child in children(worker):
+        try:
+            if WORKER_MARK in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:
+            continue
+    return found

@@ -88,4 +88,4 @@ def test_ingest_beside_a_running_up_is_counted_once(tmp_path: Path) -> None:
         assert curated_count(data_dir) == 1700
     with up(data_dir) as restarted:
         health = wait_idle(restarted.url)
-        assert health["batches"] == {"pending": 0, "failed": 0}
+        assert health["batches"] == {"pending": 0, "failed": 0, "in_request_log": 0}

@@ -28,7 +28,7 @@ from tests.localrun.api_client import (
     wait_for,
     wait_idle,
 )
-from tests.localrun.process_probe import alive, curated_ids, worker_pid
+from tests.localrun.process_probe import alive, curated_ids, runner_pids, worker_pid
 from tests.localrun.server_harness import start_server
 from tests.localrun.servers import end, up
 
@@ -203,9 +203,13 @@ def test_a_worker_killed_with_a_backlog_is_restarted_and_the_backlog_finishes(tm
             reply = post_events(server.url, as_ndjson(batch))
             assert reply.status == 202
             sent[reply.json()["batch_id"]] = batch
+        runners = wait_for(lambda: runner_pids(worker_pid(server.process.pid) or 0), what="a runner process")
         # WHEN the worker alone is killed while it works through them
         old = kill_worker(server)
-        # THEN the server starts a new one, which finishes every batch
+        # THEN its runners die with it (none goes on running a batch beside the next worker's)
+        for runner in runners:
+            wait_for(lambda runner=runner: not alive(runner), what=f"runner {runner} gone", timeout=10)
+        # AND the server starts a new one, which finishes every batch
         restarted(server, 1, old)
         wait_idle(server.url)
         for batch_id in sent:
@@ -232,3 +236,55 @@ def test_a_worker_killed_while_idle_is_restarted_and_new_batches_finish(tmp_path
             what="the batch done",
             timeout=20,
         )
+
+
+def test_requests_still_in_the_request_log_at_a_crash_are_grouped_once_after_a_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    # GIVEN a server whose batching window (a minute) keeps acknowledged requests in its request log
+    first = start_server(data_dir, env={"EVENTPIPE_BATCH_WINDOW_MS": "60000"})
+    sent = {}
+    try:
+        for _ in range(10):
+            batch = [*events(9), invalid_event()]
+            reply = post_events(first.url, as_ndjson(batch))
+            assert reply.status == 202
+            sent[reply.json()["batch_id"]] = batch
+        assert health(first.url)["batches"]["in_request_log"] == 10
+        # WHEN the server and its worker are killed (SIGKILL)
+        first.kill()
+    finally:
+        end(first)
+    # THEN a restart groups every request once: each is done with its own counts
+    with up(data_dir) as second:
+        wait_idle(second.url)
+        for batch_id in sent:
+            document = call(second.url, "GET", f"/batches/{batch_id}", timeout=10).json()
+            assert (document["status"], document["curated"], document["rejected"]) == ("done", 9, 1), document
+        ids = curated_ids(data_dir)
+        assert len(ids) == len(set(ids)) == 90
+        # AND the crashed server's segment of the log is gone once its requests are grouped
+        assert all(path.stat().st_size == 0 for path in (data_dir / "requests").iterdir())
+
+
+def test_a_runner_killed_with_a_backlog_is_replaced_and_every_batch_finishes_once(tmp_path: Path) -> None:
+    with up(tmp_path / "data") as server:
+        # GIVEN a backlog of batches, run by the worker's runner processes
+        sent = {}
+        for _ in range(20):
+            batch = events(500)
+            reply = post_events(server.url, as_ndjson(batch))
+            assert reply.status == 202
+            sent[reply.json()["batch_id"]] = batch
+        worker = wait_for(lambda: worker_pid(server.process.pid), what="a worker process")
+        runner = wait_for(lambda: next(iter(runner_pids(worker)), None), what="a runner process")
+        # WHEN a runner is killed (SIGKILL) while it runs a batch
+        os.kill(runner, signal.SIGKILL)
+        # THEN the worker lives on, runs that batch again in a new runner, and every event is curated once
+        wait_idle(server.url)
+        for batch_id in sent:
+            document = call(server.url, "GET", f"/batches/{batch_id}").json()
+            assert (document["status"], document["curated"]) == ("done", 500)
+        ids = curated_ids(server.data_dir)
+        assert len(ids) == len(set(ids)) == 10_000
+        assert health(server.url)["worker"]["restarts"] == 0
+        assert not alive(runner)

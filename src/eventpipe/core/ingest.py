@@ -81,8 +81,10 @@ class Ingestor:
         limits: Limits,
         queue: RequestQueue | None = None,
         queue_below_events: int = 100,
+        encode_request: Callable[[RawBatch], bytes] = encode_message,
     ) -> None:
         self._queue = queue
+        self._encode_request = encode_request  # a stream's line (gzip, base64) on AWS; the raw batch locally
         # A request this large is already a batch's worth: grouping it would only add the queue's hop.
         self._queue_below_events = queue_below_events
         self._bucket = bucket
@@ -164,7 +166,7 @@ class Ingestor:
         batch of its own). Once `send` returns, the queue holds it durably: the acknowledgement."""
         assert self._queue is not None
         own_id, raw.batch_id = raw.batch_id, queued_batch_id(raw.received_at_ms, raw.received)
-        body = encode_message(raw)
+        body = self._encode_request(raw)
         if len(body) > self._queue.max_message_bytes:
             raw.batch_id = own_id
             return None

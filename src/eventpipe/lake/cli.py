@@ -123,6 +123,7 @@ def _erase(args: argparse.Namespace) -> int:
     # otherwise curate the user's event just after the erasure went past it.
     command = CommandRuntime(settings, "eventpipe erase")
     try:
+        command.settle_request_log()  # requests acknowledged before now are in raw batches, which it rewrites
         if command.beside_up:
             for record in command.runtime.batches.unfinished():
                 if record.status is BatchStatus.PENDING:

@@ -15,11 +15,15 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from eventpipe.adapters.local.request_log import segments
 from eventpipe.core.model import BatchStatus
 from eventpipe.localrun.datadir_lock import UP, DataDirLock, holder_of
-from eventpipe.localrun.runtime import LocalRuntime
+from eventpipe.localrun.logged_requests import LoggedRequests
+from eventpipe.localrun.runtime import REQUEST_LOG_FOLDER, LocalRuntime
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from eventpipe.core.ingest import IngestSummary
     from eventpipe.core.model import BatchRecord
     from eventpipe.settings import Settings
@@ -44,6 +48,32 @@ class CommandRuntime:
         if self.beside_up and not include_failed:
             return []
         return [self.wait(record.batch_id) for record in self.runtime.finish_unfinished(include_failed=include_failed)]
+
+    def settle_request_log(self) -> None:
+        """Return once the request log's segments that hold requests now are gone: their requests are
+        then in recorded groups, whose raw batches hold them. `up`'s worker deletes a segment once it
+        has grouped its requests and the server writes to a newer one (within seconds); when no `up`
+        runs (a crash left them, or it stopped), the requests are grouped here."""
+        folder = self._settings.data_dir / REQUEST_LOG_FOLDER
+        holding = [s for s in segments(folder) if _size(folder / s.name)]
+        last_report = time.monotonic()
+        while holding := [s for s in holding if (folder / s.name).exists()]:
+            if self.lock is None and (lock := DataDirLock.try_acquire(self._settings.data_dir, self._command)):
+                self.lock, self.beside_up = lock, ""
+            if self.lock is not None:  # no server writes to the log, no worker reads it: group it here
+                logged = LoggedRequests(
+                    self.runtime, folder, max_events=self._settings.group_max_events, window_ms=0, writer_gone=True
+                )
+                try:
+                    while logged.due_in_ms(self.runtime.clock.now_ms()) is not None:
+                        logged.group()  # pending groups: their raw batches are rewritten like any other
+                finally:
+                    logged.close()
+                return
+            if time.monotonic() - last_report >= REPORT_EVERY_S:
+                print(f"eventpipe: waiting for the worker of {self.beside_up} (its request log)", file=sys.stderr)
+                last_report = time.monotonic()
+            time.sleep(POLL_S)
 
     def wait(self, batch_id: str) -> BatchRecord:
         """The batch's record once it is no longer pending: at once when this process ran it."""
@@ -103,3 +133,10 @@ class CommandRuntime:
                 waiting = True
             time.sleep(POLL_S)
         return lock
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

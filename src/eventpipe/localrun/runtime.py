@@ -19,6 +19,7 @@ from eventpipe.adapters.local import (
     SqliteQuarantine,
 )
 from eventpipe.adapters.local.curated import FILTER_FILE as CURATED_FILTER_FILE
+from eventpipe.adapters.local.request_log import RequestLog, record_limit
 from eventpipe.core.apps import AppDirectory
 from eventpipe.core.enrich import build_enrichers
 from eventpipe.core.errors import EventpipeError, ExecutionFailedError
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DATABASE_FILE = "eventpipe.db"  # in the data directory: its presence says the directory holds data
+REQUEST_LOG_FOLDER = "requests"  # in the data directory
 
 
 class LocalRuntime:
@@ -48,7 +50,12 @@ class LocalRuntime:
     """
 
     def __init__(
-        self, settings: Settings, *, clock: Clock | None = None, defer_to: Callable[[], None] | None = None
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        defer_to: Callable[[], None] | None = None,
+        request_log: bool = False,
     ) -> None:
         self.settings = settings
         self._defer_to = defer_to
@@ -81,8 +88,26 @@ class LocalRuntime:
         # worker groups requests: a batch's fixed cost (raw object and segment fsynced, its commits, its
         # sketch writes) is shared by 2,000 events, not 500. Requests keep their own limit.
         file_limits = replace(settings.limits, max_batch_events=settings.group_max_events)
+        # `eventpipe up`'s server: requests go to the request log, group-committed (adapters/local/request_log.py)
+        self.request_log = (
+            RequestLog(
+                settings.data_dir / REQUEST_LOG_FOLDER,
+                max_message_bytes=record_limit(settings.limits.max_body_bytes),
+                after_write=defer_to or (lambda: None),
+            )
+            if request_log
+            else None
+        )
+        self.requests_waiting: Callable[[], int] = lambda: 0  # in the log, not yet grouped (GET /health)
         self.ingestor = Ingestor(
-            bucket=self.bucket, batches=self.batches, starter=self, clock=self.clock, limits=file_limits
+            bucket=self.bucket,
+            batches=self.batches,
+            starter=self,
+            clock=self.clock,
+            limits=file_limits,
+            queue=self.request_log,
+            queue_below_events=settings.limits.max_batch_events + 1,  # every request: the log costs no round trip
+            encode_request=RawBatch.encode,
         )
 
     @cached_property
@@ -150,8 +175,15 @@ class LocalRuntime:
         return restart_unfinished(self.batches, self, include_failed=include_failed)
 
     def health(self) -> dict[str, Any]:
-        return {"batches": self.batches.unfinished_counts(), **self.server_counters()}
+        batches = self.batches.unfinished_counts()
+        if self.request_log is not None:
+            waiting = self.requests_waiting()
+            batches["pending"] += waiting  # a request in the log is pending too, until its group is done
+            batches["in_request_log"] = waiting
+        return {"batches": batches, **self.server_counters()}
 
     def close(self) -> None:
+        if self.request_log is not None:
+            self.request_log.close()
         self.insights.close()
         self.db.close()

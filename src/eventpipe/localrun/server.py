@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from eventpipe.adapters.local.request_log import segments
 from eventpipe.core.errors import ConfigError
 from eventpipe.localrun.app import LocalApp, is_loopback
 from eventpipe.localrun.datadir_lock import UP, DataDirLock, holder_of
@@ -68,7 +69,12 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     lock.describe(UP, url)
     supervisor = WorkerSupervisor(settings)
-    runtime = LocalRuntime(settings, defer_to=supervisor.wake)
+    runtime = LocalRuntime(settings, defer_to=supervisor.wake, request_log=True)
+    log_seq = supervisor.shared.log_seq
+    log_seq.value = oldest_logged_seq(runtime)  # until the worker has read the log
+    request_log = runtime.request_log
+    assert request_log is not None
+    runtime.requests_waiting = lambda: max(0, request_log.next_seq - log_seq.value)
     executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="eventpipe-http")
     app = LocalApp(runtime, executor=executor, token=settings.api_token)
     runtime.server_counters = lambda: {**app.stats.as_dict(), "worker": supervisor.as_dict()}
@@ -120,6 +126,13 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     # A stop asked for and done (Ctrl-C included) is a success: `make run` then ends quietly. Only a
     # second signal, which drops the requests still in flight, exits with the signal's status.
     return 128 + received[-1] if len(received) > 1 else 0
+
+
+def oldest_logged_seq(runtime: LocalRuntime) -> int:
+    """The first sequence number of the request log's oldest segment (what a crash left unread)."""
+    assert runtime.request_log is not None
+    found = segments(runtime.request_log.folder)
+    return found[0].first_seq if found else runtime.request_log.next_seq
 
 
 def hold_data_dir(settings: Settings) -> DataDirLock:

@@ -36,7 +36,9 @@ from eventpipe.core.queued import GROUPABLE_SOURCE
 from eventpipe.lake.cli import before_processing
 from eventpipe.lake.writer import lake_writer
 from eventpipe.localrun.collector import tune_for_batches
-from eventpipe.localrun.runtime import LocalRuntime
+from eventpipe.localrun.logged_requests import LoggedRequests
+from eventpipe.localrun.runners import InlineRunner, PooledRunners, Run, batch_runners
+from eventpipe.localrun.runtime import REQUEST_LOG_FOLDER, LocalRuntime
 from eventpipe.localrun.watcher import DropWatcher
 
 if TYPE_CHECKING:
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
     from ctypes import c_longlong
     from multiprocessing.context import SpawnProcess
 
-    from eventpipe.core.model import BatchRecord
     from eventpipe.lake.writer import LakeWriter
     from eventpipe.settings import Settings
 
@@ -68,6 +69,7 @@ class Shared:
         self.events: c_longlong = context.RawValue("q", 0)
         self.files: c_longlong = context.RawValue("q", 0)
         self.heartbeat_ms: c_longlong = context.RawValue("q", 0)  # CLOCK_MONOTONIC: one clock for both
+        self.log_seq: c_longlong = context.RawValue("q", 0)  # the oldest request of the log not in a group
 
     def as_dict(self) -> dict[str, Any]:
         beat = self.heartbeat_ms.value
@@ -93,6 +95,13 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     watcher = DropWatcher(runtime)
     before_processing(runtime)  # an erasure a crash interrupted, before any batch runs
     lake = lake_writer(runtime)
+    logged = LoggedRequests(
+        runtime,
+        settings.data_dir / REQUEST_LOG_FOLDER,
+        max_events=settings.group_max_events,
+        window_ms=settings.batch_window_ms,
+    )
+    runners = batch_runners(settings, runtime)
     tune_for_batches()
     next_scan = next_lake = 0.0
 
@@ -103,46 +112,61 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
         while not stopping():
             shared.heartbeat_ms.value = int(time.monotonic() * 1000)
             _drain(wake)
-            pending = runtime.batches.pending(max(TAKE, settings.group_max_events))
-            ran = False
-            others = [record for record in pending if record.source != GROUPABLE_SOURCE]
-            for record in others:  # file and replay batches, and groups a crash left
-                if stopping():
-                    break
-                runtime.run_group([(record.batch_id, record.raw_key)])
-                _count(shared, [record], executions=1)
-                ran = True
+            ran = _counted(shared, runners.collect())
             wait_s = POLL_S
-            requests = take(pending, max_events=settings.group_max_events)  # micro-batching
+            pending = runtime.batches.pending(max(TAKE, settings.group_max_events))
+            running = runners.running
+            for record in pending:  # file and replay batches, and groups a crash (or a runner's) left
+                if record.source == GROUPABLE_SOURCE or record.batch_id in running:
+                    continue
+                if stopping() or not runners.free():
+                    break
+                runners.submit(Run(record.batch_id, record.raw_key, 1, record.received))
+                ran = True
+            due_in_ms = logged.due_in_ms(runtime.clock.now_ms()) if runners.free() and not stopping() else None
+            if due_in_ms == 0:  # the server's requests, from the request log
+                runs, taken = logged.group()
+                shared.log_seq.value = logged.next_seq
+                for batch_id, raw_key in runs:  # one group, or none (its requests were grouped before a crash)
+                    runners.submit(Run(batch_id, raw_key, len(taken), sum(raw.received for raw in taken)))
+                ran = True
+            elif due_in_ms is not None:
+                wait_s = min(wait_s, due_in_ms / 1000)
+            requests = take(pending, max_events=settings.group_max_events)  # requests recorded one by one
             now_ms = runtime.clock.now_ms()
-            if requests and not stopping():
+            if requests and runners.free() and not stopping():
                 if is_due(
                     requests, max_events=settings.group_max_events, window_ms=settings.batch_window_ms, now_ms=now_ms
                 ):
-                    runs = runtime.group_requests(requests)
-                    runtime.run_group(runs)
-                    ran_ids = {batch_id for batch_id, _ in runs}
-                    # a group ran every request in it; a request that ran alone, itself
-                    _count(shared, [r for r in requests if r.batch_id in ran_ids] or requests, executions=len(runs))
+                    for batch_id, raw_key in runtime.group_requests(requests):
+                        # a group runs every request in it; a request that runs alone, itself
+                        members = [r for r in requests if r.batch_id == batch_id] or requests
+                        runners.submit(Run(batch_id, raw_key, len(members), sum(r.received for r in members)))
                     ran = True
                 else:  # wait for more requests, until the oldest one's window closes
-                    wait_s = min(POLL_S, (requests[0].received_at_ms + settings.batch_window_ms - now_ms) / 1000)
+                    wait_s = min(wait_s, (requests[0].received_at_ms + settings.batch_window_ms - now_ms) / 1000)
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + POLL_S
                 shared.files.value += len(_scan(watcher))
             if time.monotonic() >= next_lake:
                 next_lake = time.monotonic() + LAKE_EVERY_S
-                _sync_lake(lake, runtime)
+                _sync_lake(lake, runtime, runners)
             if not ran:
-                select.select([wake], [], [], max(wait_s, 0.01))
+                waits = [wake] if runners.wakeup is None else [wake, runners.wakeup]
+                select.select(waits, [], [], max(wait_s, 0.01))
     finally:
+        runners.close()
+        logged.close()
         runtime.close()
 
 
-def _count(shared: Shared, records: Sequence[BatchRecord], executions: int) -> None:
-    shared.executions.value += executions
-    shared.batches.value += len(records)
-    shared.events.value += sum(r.received for r in records)
+def _counted(shared: Shared, runs: Sequence[Run]) -> bool:
+    """Count the batches the runners finished; whether there were any."""
+    for run in runs:
+        shared.executions.value += 1
+        shared.batches.value += run.requests
+        shared.events.value += run.events
+    return bool(runs)
 
 
 def _drain(wake: socket.socket) -> None:
@@ -152,10 +176,14 @@ def _drain(wake: socket.socket) -> None:
             pass
 
 
-def _sync_lake(lake: LakeWriter | None, runtime: LocalRuntime) -> None:
-    """An `eventpipe erase` killed while this worker runs, retention when due (also with the lake
-    off), then the lake."""
+def _sync_lake(lake: LakeWriter | None, runtime: LocalRuntime, runners: InlineRunner | PooledRunners) -> None:
+    """An `eventpipe erase` killed while this worker runs (once no batch runs), retention when due
+    (also with the lake off), then the lake (the runners go on meanwhile)."""
+    from eventpipe.erasure.journal import ErasureJournal
+
     try:
+        if ErasureJournal(runtime.settings.data_dir / "erasures").has_pending():
+            runners.wait_all()
         before_processing(runtime)
         if lake is not None:
             lake.sync(budget_s=LAKE_BUDGET_S)

@@ -104,6 +104,31 @@ class SqliteBatchStore:
                 if cursor.rowcount != 1:
                     raise StorageError(f"batch {batch_id} is not pending: not grouped into {record.batch_id}")
 
+    def record_group(self, record: BatchRecord, members: Sequence[BatchRecord]) -> None:
+        """Record a group batch (pending) and its member requests (grouped into it), in one transaction:
+        the requests come from the request log, where nothing else records them (localrun/logged_requests.py)."""
+        with self._db.transaction() as conn:
+            self._insert(conn, record)
+            conn.executemany(
+                "INSERT OR IGNORE INTO batches (batch_id, raw_key, source, received_at_ms, received, status,"
+                " group_id, first_index) VALUES (?, ?, ?, ?, ?, 'grouped', ?, ?)",
+                [
+                    (m.batch_id, m.raw_key, m.source, m.received_at_ms, m.received, record.batch_id, m.first_index)
+                    for m in members
+                ],
+            )
+
+    def known(self, batch_ids: Sequence[str]) -> set[str]:
+        """Which of these batch ids are recorded."""
+        found: set[str] = set()
+        with self._db.reading() as conn:
+            for start in range(0, len(batch_ids), 500):  # under SQLite's bound-parameter limit
+                chunk = list(batch_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(f"SELECT batch_id FROM batches WHERE batch_id IN ({marks})", chunk)
+                found.update(str(row[0]) for row in rows)
+        return found
+
     def pending(self, limit: int) -> list[BatchRecord]:
         """The oldest batches waiting for their workflow: the local runtime's work queue."""
         with self._db.reading() as conn:
