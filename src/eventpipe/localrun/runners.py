@@ -2,10 +2,10 @@
 
 One worker process at about 45 µs of CPU per event is one core, about 20,000 events/s. With
 `EVENTPIPE_WORKER_PROCESSES` above 1, the worker hands each batch to one of that many runner
-processes (a `ProcessPoolExecutor`) and goes on reading the request log, forming the next group,
+processes (over a pipe each) and goes on reading the request log, forming the next group,
 reading file drops and writing the lake meanwhile. Each batch is run by one runner at a time: the
-worker hands a batch over once, and again only after its runner has ended (a runner that dies
-breaks the pool, which is shut down, its processes joined, before anything is handed over again).
+worker hands a batch over once, and again only after its runner has ended (a runner that dies is
+joined before its batch, still pending, is handed to another).
 A runner dies with the worker (Linux's parent-death signal), so a worker killed with `kill -9`
 leaves no runner behind to run a batch beside the worker started in its place. The steps commit
 their own writes, so runners share SQLite's write lock a transaction at a time.
@@ -20,16 +20,16 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import sys
-from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eventpipe.localrun.collector import tune_for_batches
 from eventpipe.localrun.runtime import LocalRuntime
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class InlineRunner:
     def __init__(self, runtime: LocalRuntime) -> None:
         self._runtime = runtime
         self._done: list[Run] = []
-        self.wakeup: socket.socket | None = None  # nothing runs in the background
+        self.waitables: list[Any] = []  # nothing runs in the background
 
     @property
     def running(self) -> set[str]:
@@ -76,92 +76,102 @@ class InlineRunner:
         pass
 
 
+class Runner:
+    """One runner process and the batch it runs, if any; the worker talks to it over a pipe."""
+
+    def __init__(self, settings: Settings) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(settings, theirs, os.getpid()), name="eventpipe-runner", daemon=True
+        )
+        self.process.start()
+        theirs.close()
+        self.run: Run | None = None
+
+    def stop(self) -> None:
+        """Ask it to end once its batch is done, and wait for that."""
+        with contextlib.suppress(OSError):
+            self.connection.send(None)
+        self.process.join()
+        self.connection.close()
+
+
 class PooledRunners:
-    """Runs batches in `processes` runner processes, at most one batch each at a time."""
+    """Runs batches in up to `processes` runner processes, one batch each at a time.
+
+    A runner that dies (its pipe closes) is joined, so it runs nothing any more, before its batch,
+    still pending, can be handed over again; the other runners go on.
+    """
 
     def __init__(self, settings: Settings, processes: int) -> None:
         self._settings = settings
         self._processes = processes
-        self._pool: ProcessPoolExecutor | None = None
-        self._in_flight: dict[str, tuple[Future[None], Run]] = {}
-        # A runner's end wakes the worker's wait, as the server's wake-ups do.
-        self.wakeup, self._notify = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.wakeup.setblocking(False)
-        self._notify.setblocking(False)
+        self._idle: list[Runner] = []
+        self._busy: list[Runner] = []
+
+    @property
+    def waitables(self) -> list[Any]:
+        """What to wait on beside the worker's wake-ups: a busy runner's answer, or its end."""
+        return [runner.connection for runner in self._busy]
 
     @property
     def running(self) -> set[str]:
-        return set(self._in_flight)
+        return {runner.run.batch_id for runner in self._busy if runner.run}
 
     def free(self) -> bool:
-        return len(self._in_flight) < self._processes
+        return len(self._busy) < self._processes
 
     def submit(self, run: Run) -> None:
+        runner = self._idle.pop() if self._idle else Runner(self._settings)
         try:
-            future = self._started().submit(_run, run.batch_id, run.raw_key)
-        except BrokenExecutor:  # a runner died while idle: join them all, start afresh
-            log.error("a runner process died while idle; starting the runners again")
-            self._restart()
-            future = self._started().submit(_run, run.batch_id, run.raw_key)
-        self._in_flight[run.batch_id] = (future, run)
-        future.add_done_callback(self._wake)
-
-    def _started(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self._processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_runner,
-                initargs=(self._settings, os.getpid()),
-            )
-        return self._pool
-
-    def _wake(self, _future: Future[None]) -> None:
-        with contextlib.suppress(OSError):  # full: a wake-up is waiting already; closed: stopping
-            self._notify.send(b"!")
+            runner.connection.send((run.batch_id, run.raw_key))
+        except OSError:  # it died while idle: its replacement takes the batch
+            self._discard(runner)
+            runner = Runner(self._settings)
+            runner.connection.send((run.batch_id, run.raw_key))
+        runner.run = run
+        self._busy.append(runner)
 
     def collect(self) -> list[Run]:
         """The batches whose runner has finished them. A batch whose runner died stays pending, and is
         handed over again later; any other error is raised (the worker ends, and is started again)."""
-        with contextlib.suppress(BlockingIOError):
-            while self.wakeup.recv(64):
-                pass
-        done, broken = [], False
-        for batch_id, (future, run) in list(self._in_flight.items()):
-            if not future.done():
+        done: list[Run] = []
+        for runner in list(self._busy):
+            if not runner.connection.poll():
                 continue
-            del self._in_flight[batch_id]
-            error = future.exception()
-            if isinstance(error, BrokenExecutor):
-                broken = True
+            self._busy.remove(runner)
+            try:
+                error = runner.connection.recv()
+            except (EOFError, OSError):
+                log.error("a runner process died; its batch stays pending and runs again")
+                self._discard(runner)
                 continue
             if error is not None:
-                raise error
-            done.append(run)
-        if broken:
-            log.error("a runner process died; its batch stays pending and runs again")
-            self._restart()
+                self._discard(runner)
+                raise RuntimeError(f"a runner failed: {error}")
+            assert runner.run is not None
+            done.append(runner.run)
+            runner.run = None
+            self._idle.append(runner)
         return done
 
     def wait_all(self) -> None:
         """Return once no batch runs (their ends are counted at the next `collect`)."""
-        wait([future for future, _ in self._in_flight.values()])
+        for runner in self._busy:
+            with contextlib.suppress(OSError):
+                runner.connection.poll(None)
 
-    def _restart(self) -> None:
-        """Join every runner (the broken pool's and the batches still in it) before any batch is handed over again."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        self._in_flight.clear()
+    def _discard(self, runner: Runner) -> None:
+        runner.process.kill()  # dead already, or failed: it runs nothing more
+        runner.process.join()
+        runner.connection.close()
 
     def close(self) -> None:
         """Let the runners finish their batches, then end them."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        self._in_flight.clear()
-        self.wakeup.close()
-        self._notify.close()
+        for runner in [*self._busy, *self._idle]:
+            runner.stop()
+        self._busy, self._idle = [], []
 
 
 def batch_runners(settings: Settings, runtime: LocalRuntime) -> InlineRunner | PooledRunners:
@@ -172,22 +182,27 @@ def batch_runners(settings: Settings, runtime: LocalRuntime) -> InlineRunner | P
     return PooledRunners(settings, settings.worker_processes)
 
 
-_runtime: LocalRuntime | None = None
-
-
-def _start_runner(settings: Settings, worker_pid: int) -> None:
-    """A runner process's start: die with the worker, ignore Ctrl-C (the server decides), build a runtime."""
+def _serve(settings: Settings, connection: Connection, worker_pid: int) -> None:
+    """A runner process: die with the worker, ignore Ctrl-C (the server decides), build a runtime,
+    then run each batch the worker sends, answering None (done) or the error, until it sends None."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != worker_pid:
-        os._exit(1)  # the worker is gone already (or cannot be followed): run nothing
+        return  # the worker is gone already (or cannot be followed): run nothing
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="eventpipe runner: %(levelname)s: %(message)s")
     logging.getLogger("eventpipe.core.enrich.chain").setLevel(logging.WARNING)
-    global _runtime
-    _runtime = LocalRuntime(settings, defer_to=lambda: None)
+    runtime = LocalRuntime(settings, defer_to=lambda: None)
     tune_for_batches()
-
-
-def _run(batch_id: str, raw_key: str) -> None:
-    assert _runtime is not None
-    _runtime.run_group([(batch_id, raw_key)])
+    try:
+        while (message := connection.recv()) is not None:
+            batch_id, raw_key = message
+            try:
+                runtime.run_group([(batch_id, raw_key)])
+            except Exception as exc:  # told to the worker, which ends and is started again
+                connection.send(f"{type(exc).__name__}: {exc}")
+                continue
+            connection.send(None)
+    except (EOFError, OSError):
+        pass  # the worker is gone
+    finally:
+        runtime.close()

@@ -22,8 +22,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
-import select
 import signal
 import socket
 import threading
@@ -152,8 +152,7 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
                 next_lake = time.monotonic() + LAKE_EVERY_S
                 _sync_lake(lake, runtime, runners)
             if not ran:
-                waits = [wake] if runners.wakeup is None else [wake, runners.wakeup]
-                select.select(waits, [], [], max(wait_s, 0.01))
+                multiprocessing.connection.wait([wake, *runners.waitables], max(wait_s, 0.01))
     finally:
         runners.close()
         logged.close()
