@@ -180,3 +180,45 @@ def test_an_event_on_its_way_to_the_lake_during_the_erasure_does_not_come_back(
     pipeline.invoke("ingest", {"events": [make_event(user_id=VICTIM)]})
     pipeline.drain()
     assert lake_user_ids(s3).count(VICTIM) == 1
+
+
+def raw_objects_holding(s3: Any, text: str) -> list[str]:
+    """The raw bucket's current objects whose text holds `text`."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    bodies = {key: read_form(key, s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()) for key in keys}
+    return [key for key, body in bodies.items() if text.encode() in body]
+
+
+def test_a_replay_that_rejects_the_event_again_has_its_own_raw_batch_rewritten(
+    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = load_pipeline(monkeypatch)
+    # GIVEN the victim's rejected event (no revenue) replayed and rejected again: the replay's raw batch
+    # holds its text, and the quarantine record keeps the first batch's id
+    rejected = make_event("purchase", user_id=VICTIM, properties={"order_id": "o-9"})
+    pipeline.invoke("ingest", {"events": [rejected, make_event(user_id="other-r")]})
+    pipeline.drain()
+    assert pipeline.invoke("replay", {"rejected": True})["batches"] == 1
+    pipeline.drain()
+    assert any(key.startswith("raw/replay-") for key in raw_objects_holding(s3, VICTIM))
+    # WHEN the victim is erased
+    assert pipeline.invoke("erase", {"user_id": VICTIM})["events_erased"] == 1
+    # THEN no raw object holds the id: the first batch's nor the replay's
+    assert raw_objects_holding(s3, VICTIM) == []
+
+
+def test_a_duplicate_the_pipeline_dropped_leaves_no_copy_in_its_raw_batch(
+    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = load_pipeline(monkeypatch)
+    # GIVEN the victim's event sent twice (a client's retry): the second batch's copy is a duplicate, so the
+    # lake names only the first batch, yet the second raw batch holds the line too
+    event = make_event(user_id=VICTIM)
+    pipeline.invoke("ingest", {"events": [event]})
+    pipeline.invoke("ingest", {"events": [event, make_event(user_id="other-d")]})
+    pipeline.drain()
+    assert len([key for key in raw_objects_holding(s3, VICTIM) if key.startswith("raw/")]) == 2
+    # WHEN the victim is erased THEN neither raw batch holds the id
+    assert pipeline.invoke("erase", {"user_id": VICTIM})["events_erased"] == 1
+    assert raw_objects_holding(s3, VICTIM) == []

@@ -286,3 +286,21 @@ def test_a_group_raw_batch_keeps_its_requests_and_members_pointing_at_their_even
     assert after.requests == [(0, facts_one), (2, facts_two)]
     assert after.members == [("m-1", 0), ("m-2", 2)]
     assert [f.app_id for f in after.facts_by_event()] == ["one", "one", "two"]
+
+
+def test_a_replay_that_rejects_the_event_again_has_its_own_raw_batch_rewritten(
+    runtime: LocalRuntime, lake: LakeWriter
+) -> None:
+    from eventpipe.handlers.replay import replay_quarantine
+
+    # GIVEN the user's rejected event replayed and rejected again: the replay's raw batch holds its text,
+    # and the quarantine record keeps the first batch's id
+    ingest(runtime, make_event("purchase", user_id=VICTIM, properties={"order_id": "o-9"}), make_event(user_id="o"))
+    assert replay_quarantine(runtime).batches == 1
+    replays = [key for key in runtime.bucket.keys("raw/") if "replay-" in key]
+    assert replays
+    assert all(VICTIM.encode() in runtime.bucket.get(key) for key in replays)
+    # WHEN the user is erased THEN no raw object, the replay's included, holds the id
+    assert erase_user(runtime, [VICTIM], []).events_erased == 1
+    assert [key for key in runtime.bucket.keys("raw/") if VICTIM.encode() in runtime.bucket.get(key)] == []
+    assert files_holding(runtime.settings.data_dir, VICTIM) == []

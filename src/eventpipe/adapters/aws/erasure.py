@@ -5,16 +5,18 @@ then on the lake's stream writer leaves out the user's events received before th
 and deletes their curated items, so an event still on its way to the lake (a batch curating it while
 the erasure runs, a stream record in a batching window or retried) does not bring it back.
 
-The plan is lake-side, not an index by user: the lake holds every curated event once, with its
-`batch_id`, so reading its objects (the `user_id` and `anonymous_id` columns) finds the user's
-curated events and the batches whose raw objects hold them; the quarantine (a Scan of its records)
-adds the rejected ones and their batches. Then, in this order:
+The plan is lake-side, not an index by user: the lake holds every curated event once, so reading
+its objects (the `user_id` and `anonymous_id` columns) finds the user's curated events; the
+quarantine (a Scan of its records) adds the rejected ones. The raw bucket is read whole: a raw
+object can hold the user's line without the lake or the quarantine naming its batch (a replay's own
+batch, whose rejections update the first batch's records; a duplicate the pipeline dropped). Then,
+in this order:
 
 1. lake objects holding the user's rows are rewritten without them (deleted when nothing is left);
 2. the curated items of those events are deleted (BatchWriteItem);
 3. the quarantine records are removed (a batch's shared item rewritten without them under its version
    condition, so a replay changing the same item meanwhile neither loses its change nor brings one back);
-4. the raw batches of those batches are rewritten without the user's lines and without the address
+4. every raw batch holding a matching line is rewritten without the user's lines and without the address
    and user agent of the requests that carried them (erasure/rewrite.py); dropped files in
    `incoming/` and `rejected/`, and `staged/` objects, are read whole and rewritten likewise;
 5. for every object rewritten or deleted, its earlier versions are deleted too (both buckets keep
@@ -22,8 +24,9 @@ adds the rejected ones and their batches. Then, in this order:
 
 Each step is idempotent: an invocation that fails or times out is invoked again, and finishes what the
 first left (a lake object already rewritten no longer matches). Aggregates stay: they hold no ids.
-Cost: one GetObject per lake object (the whole lake is read: about 82 MiB per million events), so one
-invocation handles a lake of some tens of GiB within the 15-minute limit.
+Cost: one GetObject per lake object and per raw object (both are read whole: about 82 MiB of lake per
+million events, and the raw batches kept for `EVENTPIPE_RETENTION_DAYS`), so one invocation handles
+some tens of GiB within the 15-minute limit.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.s3 import MISSING_CODES, read_form, stored_form
 from eventpipe.adapters.aws.s3_lake import LAKE_PREFIX
-from eventpipe.core.rawbatch import raw_key
+from eventpipe.core.rawbatch import RAW_PREFIX
 from eventpipe.core.timeutil import to_iso
 from eventpipe.erasure import rewrite
 
@@ -97,11 +100,10 @@ class AwsErasure:
         # that read the tombstones before may still be writing: past its timeout, none is (lake_stream.py).
         self._tombstones.record(target, started_ms)
         self._sleep(WRITER_TIMEOUT_S + 1)
-        lake_files, event_ids, batch_ids = self._lake(target)
+        lake_files, event_ids = self._lake(target)
         self._curated(event_ids)
         records = self._quarantine(target)
-        batch_ids |= {batch_id for batch_id, _ in records}
-        raw_files = self._raw(target, batch_ids)
+        raw_files = self._raw(target)
         return {
             "started_at": to_iso(started_ms),
             "finished_at": to_iso(self._stores.clock.now_ms()),
@@ -109,14 +111,14 @@ class AwsErasure:
             "files_rewritten": lake_files + raw_files,
         }
 
-    def _lake(self, target: ErasureTarget) -> tuple[int, set[str], set[str]]:
+    def _lake(self, target: ErasureTarget) -> tuple[int, set[str]]:
         import pyarrow.compute as pc
 
         from eventpipe.erasure.lake_rows import matching_rows
         from eventpipe.lake.parquet import from_parquet, to_parquet
 
         bucket = self._stores.analytics_bucket
-        rewritten, event_ids, batch_ids = 0, set(), set()
+        rewritten, event_ids = 0, set()
         for key in self._keys(bucket, LAKE_PREFIX):
             table = from_parquet(self._get(bucket, key))
             mask = matching_rows(table, target)
@@ -124,7 +126,6 @@ class AwsErasure:
                 continue
             matched = table.filter(mask)
             event_ids |= {str(e).lower() for e in matched.column("event_id").to_pylist()}
-            batch_ids |= {str(b) for b in matched.column("batch_id").to_pylist() if b}
             kept = table.filter(pc.invert(mask))
             if kept.num_rows:
                 self._put(bucket, key, to_parquet(kept))
@@ -132,7 +133,7 @@ class AwsErasure:
                 self._delete(bucket, key)
             self._forget_versions(bucket, key)
             rewritten += 1
-        return rewritten, event_ids, batch_ids
+        return rewritten, event_ids
 
     def _curated(self, event_ids: set[str]) -> None:
         keys: list[Any] = [{"event_id": {"S": event_id}} for event_id in sorted(event_ids)]
@@ -143,11 +144,13 @@ class AwsErasure:
         self._stores.quarantine.remove(records)
         return records
 
-    def _raw(self, target: ErasureTarget, batch_ids: set[str]) -> int:
+    def _raw(self, target: ErasureTarget) -> int:
         bucket = self._stores.raw_bucket
         rewritten = 0
+        # every raw batch: the lake and the quarantine do not name every batch holding the user's lines
+        # (rewrite.raw_batch looks for the ids in the text before it parses anything)
         jobs: list[tuple[str, Callable[[bytes], bytes | None]]] = [
-            (raw_key(batch_id), lambda data: rewrite.raw_batch(data, target)) for batch_id in sorted(batch_ids)
+            (key, lambda data: rewrite.raw_batch(data, target)) for key in self._keys(bucket, RAW_PREFIX)
         ]
         for prefix in DROPPED_PREFIXES:
             jobs += [
