@@ -222,3 +222,36 @@ def test_a_duplicate_the_pipeline_dropped_leaves_no_copy_in_its_raw_batch(
     # WHEN the victim is erased THEN neither raw batch holds the id
     assert pipeline.invoke("erase", {"user_id": VICTIM})["events_erased"] == 1
     assert raw_objects_holding(s3, VICTIM) == []
+
+
+def test_stream_records_kept_as_unreadable_lose_the_user_s_records_too(
+    dynamodb: Any, versioned: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import zlib
+
+    from eventpipe.adapters.aws.s3_lake import UNREADABLE_PREFIX
+
+    s3 = versioned
+    pipeline = load_pipeline(monkeypatch)
+    seed(pipeline, s3)
+
+    def record(payload: bytes, *, compress: bool = True) -> dict[str, Any]:
+        data = zlib.compress(payload) if compress else payload
+        return {"eventName": "INSERT", "dynamodb": {"NewImage": {"payload": {"B": base64.b64encode(data).decode()}}}}
+
+    # GIVEN write_lake kept three records it could not make rows of: the victim's event (no event id, say),
+    # another user's, and one whose text holds the victim's id but cannot be decoded
+    victims = record(orjson.dumps({"user_id": VICTIM, "event_type": "page_view"}))
+    others = record(orjson.dumps({"user_id": "other-x", "event_type": "page_view"}))
+    broken = {"eventName": "INSERT", "dynamodb": {"NewImage": {"user_id": {"S": VICTIM}}}}  # no payload
+    key = f"{UNREADABLE_PREFIX}00000000000000000000001-x.json"
+    s3.put_object(Bucket=ANALYTICS_BUCKET, Key=key, Body=orjson.dumps([victims, others, broken]))
+    # WHEN the user is erased
+    pipeline.invoke("erase", {"user_id": VICTIM})
+    # THEN the object keeps the other user's record only, and no version of it holds the victim's
+    kept = orjson.loads(s3.get_object(Bucket=ANALYTICS_BUCKET, Key=key)["Body"].read())
+    assert kept == [others]
+    versions = [body for k, body in every_version(s3, ANALYTICS_BUCKET) if k == key]
+    assert len(versions) == 1
+    assert VICTIM.encode() not in versions[0]

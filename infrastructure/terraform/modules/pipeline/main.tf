@@ -120,7 +120,7 @@ locals {
     erase = [
       { sid = "ReadSettingsFiles", actions = ["s3:GetObject"], resources = ["bucket/config/*"] },
       { sid = "ReadPseudonymKey", actions = ["ssm:GetParameter"], resources = ["pseudonym_key_parameters"] },
-      { sid = "RewriteLake", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"], resources = ["analytics_bucket/events/*"] },
+      { sid = "RewriteLake", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"], resources = ["analytics_bucket/events/*", "analytics_bucket/lake-unreadable/*"] },
       { sid = "ListLake", actions = ["s3:ListBucket", "s3:ListBucketVersions"], resources = ["analytics_bucket"] },
       { sid = "RewriteRaw", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObjectVersion"], resources = ["bucket/raw/*", "bucket/incoming/*", "bucket/rejected/*", "bucket/staged/*"] },
       { sid = "ListRaw", actions = ["s3:ListBucket", "s3:ListBucketVersions"], resources = ["bucket"] },

@@ -18,7 +18,8 @@ in this order:
    condition, so a replay changing the same item meanwhile neither loses its change nor brings one back);
 4. every raw batch holding a matching line is rewritten without the user's lines and without the address
    and user agent of the requests that carried them (erasure/rewrite.py); dropped files in
-   `incoming/` and `rejected/`, and `staged/` objects, are read whole and rewritten likewise;
+   `incoming/` and `rejected/`, and `staged/` objects, are read whole and rewritten likewise, and
+   so are the stream records write_lake kept in `lake-unreadable/` of the analytics bucket;
 5. for every object rewritten or deleted, its earlier versions are deleted too (both buckets keep
    versions): no copy of the ids is left behind in a noncurrent version.
 
@@ -40,7 +41,7 @@ from eventpipe.adapters.aws.erasure_tombstones import WRITER_TIMEOUT_S
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.s3 import MISSING_CODES, read_form, stored_form
-from eventpipe.adapters.aws.s3_lake import LAKE_PREFIX
+from eventpipe.adapters.aws.s3_lake import LAKE_PREFIX, UNREADABLE_PREFIX
 from eventpipe.core.rawbatch import RAW_PREFIX
 from eventpipe.core.timeutil import to_iso
 from eventpipe.erasure import rewrite
@@ -104,11 +105,12 @@ class AwsErasure:
         self._curated(event_ids)
         records = self._quarantine(target)
         raw_files = self._raw(target)
+        unreadable_files = self._unreadable(target)
         return {
             "started_at": to_iso(started_ms),
             "finished_at": to_iso(self._stores.clock.now_ms()),
             "events_erased": len(event_ids) + len(records),
-            "files_rewritten": lake_files + raw_files,
+            "files_rewritten": lake_files + raw_files + unreadable_files,
         }
 
     def _lake(self, target: ErasureTarget) -> tuple[int, set[str]]:
@@ -134,6 +136,24 @@ class AwsErasure:
             self._forget_versions(bucket, key)
             rewritten += 1
         return rewritten, event_ids
+
+    def _unreadable(self, target: ErasureTarget) -> int:
+        """Stream records write_lake could not make rows of (`lake-unreadable/`): the user's left out."""
+        from eventpipe.adapters.aws.lake_stream import without_target
+
+        bucket = self._stores.analytics_bucket
+        rewritten = 0
+        for key in self._keys(bucket, UNREADABLE_PREFIX):
+            new = without_target(self._get(bucket, key), target)
+            if new is None:
+                continue
+            if new == b"[]":
+                self._delete(bucket, key)
+            else:
+                self._put(bucket, key, new)
+            self._forget_versions(bucket, key)
+            rewritten += 1
+        return rewritten
 
     def _curated(self, event_ids: set[str]) -> None:
         keys: list[Any] = [{"event_id": {"S": event_id}} for event_id in sorted(event_ids)]

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from eventpipe.adapters.aws.erasure_tombstones import ErasureTombstones, Tombstone
     from eventpipe.adapters.aws.retry import Backoff
     from eventpipe.core.ports import Clock, RawBucket
+    from eventpipe.erasure.target import ErasureTarget
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,29 @@ class LakeStreamWriter:
         log.error("%d stream records made no lake row; kept in the analytics bucket", len(unreadable))
 
 
+def without_target(data: bytes, target: ErasureTarget) -> bytes | None:
+    """A `lake-unreadable/` object without the records of `target`'s events; None when it holds none.
+
+    A record's curated event is read where it can be (base64, zlib); a record that cannot be read
+    matches when its text holds one of the ids at all, as malformed quarantine text does.
+    """
+    try:
+        records = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return b"[]" if target.may_hold(data) else None
+    if not isinstance(records, list):
+        return b"[]" if target.may_hold(data) else None
+    kept = [record for record in records if not _names_target(record, target)]
+    return None if len(kept) == len(records) else orjson.dumps(kept)
+
+
+def _names_target(record: Any, target: ErasureTarget) -> bool:
+    payload = _payload(record)
+    if payload is not None and target.matches_line(payload):
+        return True
+    return target.may_hold(orjson.dumps(record, default=str))
+
+
 def _at(insert: _Insert) -> int:
     return insert.position
 
@@ -196,18 +220,28 @@ def _erased(tombstones: list[Tombstone], user: str | None, anonymous: str | None
 
 def _decode(position: int, record: Any) -> _Insert | None:
     """An INSERT record of a curated item as Lambda hands it over (binary values in base64), or None."""
+    payload = _payload(record)
+    if payload is None:
+        return None
     try:
-        change = record["dynamodb"]
-        image = change["NewImage"]
-        compressed = b64decode(image["payload"]["B"], validate=True)
-        inflater = zlib.decompressobj()
-        payload = inflater.decompress(compressed, MAX_EVENT_BYTES)
-        if inflater.unconsumed_tail or not inflater.eof:  # larger than any curated event, or cut short
-            return None
+        image = record["dynamodb"]["NewImage"]
         sequence, event_key = _names(record, position)
         return _Insert(position, sequence, event_key, str(image["event_id"]["S"]), str(image["batch_id"]["S"]), payload)
+    except (KeyError, TypeError):
+        return None
+
+
+def _payload(record: Any) -> bytes | None:
+    """The curated event's JSON a record's new image holds (base64, zlib), or None."""
+    try:
+        compressed = b64decode(record["dynamodb"]["NewImage"]["payload"]["B"], validate=True)
+        inflater = zlib.decompressobj()
+        payload = inflater.decompress(compressed, MAX_EVENT_BYTES)
     except (KeyError, TypeError, ValueError, Base64Error, zlib.error):
         return None
+    if inflater.unconsumed_tail or not inflater.eof:  # larger than any curated event, or cut short
+        return None
+    return payload
 
 
 def _names(record: Any, position: int) -> tuple[str, str]:
