@@ -3,6 +3,8 @@ the raw bucket (old object versions included); others stay; the log holds counts
 
 from __future__ import annotations
 
+import base64
+import gzip
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -15,6 +17,8 @@ from eventpipe.core.errors import InputError
 from eventpipe.lake.parquet import from_parquet
 from tests.aws.conftest import ANALYTICS_BUCKET, BUCKET, CURATED_TABLE, STATE_TABLE
 from tests.aws.pipeline_harness import Pipeline, load_pipeline
+from tests.aws.test_edge_on_aws import post
+from tests.aws.test_microbatching_on_aws import create_request_stream, deliver, records
 from tests.conftest import make_event, ndjson
 
 if TYPE_CHECKING:
@@ -255,3 +259,62 @@ def test_stream_records_kept_as_unreadable_lose_the_user_s_records_too(
     versions = [body for k, body in every_version(s3, ANALYTICS_BUCKET) if k == key]
     assert len(versions) == 1
     assert VICTIM.encode() not in versions[0]
+
+
+def stored_text(key: str, body: bytes) -> bytes:
+    """What a stored object says: a `requests/` object's lines are each a request gzipped then base64."""
+    if not key.startswith("requests/"):
+        return read_form(key, body)
+    lines = []
+    for line in body.splitlines():
+        try:
+            lines.append(gzip.decompress(base64.b64decode(line)))
+        except (OSError, ValueError):  # not a request: its text as it is
+            lines.append(line)
+    return b"\n".join(lines)
+
+
+def versions_holding(s3: Any, bucket: str, text: str) -> list[tuple[str, bool]]:
+    """(key, is it the current version) of every version of `bucket` whose text holds `text`; Parquet read."""
+    found = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for version in page.get("Versions", []):
+            key = version["Key"]
+            body = s3.get_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])["Body"].read()
+            if key.endswith(".parquet"):
+                holds = text in from_parquet(body).column("user_id").to_pylist()
+            else:
+                holds = text.encode() in stored_text(key, body)
+            if holds:
+                found.append((key, bool(version["IsLatest"])))
+    return found
+
+
+def test_old_versions_of_objects_deleted_by_the_pipeline_are_erased_too(
+    dynamodb: Any, versioned: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = versioned
+    pipeline = load_pipeline(monkeypatch, EVENTPIPE_REQUEST_STREAM=create_request_stream())
+    # GIVEN micro-batched requests of the victim and another user: the stream's objects under requests/ are
+    # deleted once grouped, so only their old versions hold the text
+    pipeline.invoke("ingest", post([make_event(user_id=VICTIM), make_event(user_id="other-m")]))
+    pipeline.invoke("ingest", post([make_event(user_id="other-n")]))
+    # (and a line that is not a request, holding the id: it is searched as text)
+    s3.put_object(Bucket=BUCKET, Key="requests/2099/bad", Body=b'{"user_id": "%s", "cut\n' % VICTIM.encode())
+    deliver(pipeline, s3, ["requests/2099/bad", *records(s3)], "one")
+    pipeline.drain()
+    # AND a lake object holding the victim deleted (as the compaction deletes the objects it merged)
+    lake_key = next(key for key, _ in versions_holding(s3, ANALYTICS_BUCKET, VICTIM))
+    s3.copy_object(
+        Bucket=ANALYTICS_BUCKET, Key=f"{lake_key}.merged-input.parquet", CopySource=f"{ANALYTICS_BUCKET}/{lake_key}"
+    )
+    s3.delete_object(Bucket=ANALYTICS_BUCKET, Key=f"{lake_key}.merged-input.parquet")
+    old_raw = [key for key, latest in versions_holding(s3, BUCKET, VICTIM) if not latest]
+    assert any(key.startswith("requests/") for key in old_raw)
+    # WHEN the victim is erased
+    assert pipeline.invoke("erase", {"user_id": VICTIM})["events_erased"] == 1
+    # THEN no version of any object in either bucket holds the id
+    assert versions_holding(s3, BUCKET, VICTIM) == []
+    assert versions_holding(s3, ANALYTICS_BUCKET, VICTIM) == []
+    # AND the others' old versions stay (they hold no line of the victim)
+    assert versions_holding(s3, BUCKET, "other-n")

@@ -34,6 +34,11 @@ PREFIX = "requests/"
 
 @pytest.fixture
 def stream(s3: Any) -> str:
+    return create_request_stream()
+
+
+def create_request_stream() -> str:
+    """The request stream, delivering to the raw bucket under `requests/` (the bucket must exist)."""
     firehose = boto3.client("firehose", region_name=REGION)
     firehose.create_delivery_stream(
         DeliveryStreamName=STREAM,

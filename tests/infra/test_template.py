@@ -262,6 +262,7 @@ EXPECTED_ACTIONS = {
     # curated items and quarantine records deleted; the settings files and the pseudonym key
     "erase": {
         "s3:GetObject",
+        "s3:GetObjectVersion",  # noncurrent versions read, deleted where they hold the user (requests/ too)
         "s3:PutObject",
         "s3:DeleteObject",
         "s3:DeleteObjectVersion",

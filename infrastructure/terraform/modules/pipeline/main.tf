@@ -115,14 +115,15 @@ locals {
       { sid = "ListLake", actions = ["s3:ListBucket"], resources = ["analytics_bucket"] },
       { sid = "UnfinishedIndex", actions = ["dynamodb:Query"], resources = ["state_table/index/unfinished"] },
     ]
-    # adapters/aws/erasure.py: the lake and the raw bucket rewritten (old versions deleted), curated items
+    # adapters/aws/erasure.py: the lake and the raw bucket rewritten (old versions read, deleted), curated items
     # and quarantine records deleted; the enrichment settings for the pseudonym key
     erase = [
       { sid = "ReadSettingsFiles", actions = ["s3:GetObject"], resources = ["bucket/config/*"] },
       { sid = "ReadPseudonymKey", actions = ["ssm:GetParameter"], resources = ["pseudonym_key_parameters"] },
-      { sid = "RewriteLake", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"], resources = ["analytics_bucket/events/*", "analytics_bucket/lake-unreadable/*"] },
+      { sid = "RewriteLake", actions = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"], resources = ["analytics_bucket/events/*", "analytics_bucket/lake-unreadable/*"] },
       { sid = "ListLake", actions = ["s3:ListBucket", "s3:ListBucketVersions"], resources = ["analytics_bucket"] },
-      { sid = "RewriteRaw", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObjectVersion"], resources = ["bucket/raw/*", "bucket/incoming/*", "bucket/rejected/*", "bucket/staged/*"] },
+      { sid = "RewriteRaw", actions = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObjectVersion"], resources = ["bucket/raw/*", "bucket/incoming/*", "bucket/rejected/*", "bucket/staged/*"] },
+      { sid = "ForgetRequestObjects", actions = ["s3:GetObjectVersion", "s3:DeleteObjectVersion"], resources = ["bucket/requests/*"] },
       { sid = "ListRaw", actions = ["s3:ListBucket", "s3:ListBucketVersions"], resources = ["bucket"] },
       { sid = "DeleteCurated", actions = ["dynamodb:BatchWriteItem"], resources = ["curated_table"] },
       # DynamoQuarantine.iter_all (Scan) and remove (Query, BatchWriteItem, the shared item under its version);

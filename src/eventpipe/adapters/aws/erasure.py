@@ -21,13 +21,19 @@ in this order:
    `incoming/` and `rejected/`, and `staged/` objects, are read whole and rewritten likewise, and
    so are the stream records write_lake kept in `lake-unreadable/` of the analytics bucket;
 5. for every object rewritten or deleted, its earlier versions are deleted too (both buckets keep
-   versions): no copy of the ids is left behind in a noncurrent version.
+   versions); then every other noncurrent version is read, and deleted where it holds a matching event:
+   objects the pipeline deleted or overwrote keep their old bytes for the buckets' noncurrent-version
+   expiry (7 days) — the stream's `requests/` objects that ingest deletes once grouped, dropped files
+   read and deleted, `staged/` objects, lake objects a compaction merged. A version is judged as its
+   object's rewrite would be (the same matching), a `requests/` object line by line (each a request
+   gzipped and base64-encoded).
 
 Each step is idempotent: an invocation that fails or times out is invoked again, and finishes what the
 first left (a lake object already rewritten no longer matches). Aggregates stay: they hold no ids.
-Cost: one GetObject per lake object and per raw object (both are read whole: about 82 MiB of lake per
-million events, and the raw batches kept for `EVENTPIPE_RETENTION_DAYS`), so one invocation handles
-some tens of GiB within the 15-minute limit.
+Cost: one GetObject per lake object, per raw object and per noncurrent version (all read whole: about
+82 MiB of lake per million events, the raw batches kept for the stack's `RawRetentionDays`, and 7 days
+of old versions, most of them the request stream's objects), so one invocation handles some tens of GiB
+within the 15-minute limit.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ if TYPE_CHECKING:
 
 DROPPED_PREFIXES = ("incoming/", "rejected/")
 STAGED_PREFIX = "staged/"
+REQUESTS_PREFIX = "requests/"  # the request stream's objects (handlers/request_objects.py)
 
 
 class ErasureAnswer(TypedDict):
@@ -67,6 +74,7 @@ class ErasureAnswer(TypedDict):
     finished_at: str
     events_erased: int
     files_rewritten: int
+    old_versions_deleted: int  # noncurrent object versions that held the user's events
 
 
 @dataclass(frozen=True)
@@ -94,9 +102,11 @@ class AwsErasure:
         self._tombstones = tombstones
         self._backoff = backoff or Backoff()
         self._sleep = sleep
+        self._versions_deleted = 0
 
     def erase(self, target: ErasureTarget) -> ErasureAnswer:
         started_ms = self._stores.clock.now_ms()
+        self._versions_deleted = 0
         # The tombstone first: write_lake leaves the user's events out from its next invocation on. One
         # that read the tombstones before may still be writing: past its timeout, none is (lake_stream.py).
         self._tombstones.record(target, started_ms)
@@ -106,11 +116,13 @@ class AwsErasure:
         records = self._quarantine(target)
         raw_files = self._raw(target)
         unreadable_files = self._unreadable(target)
+        old_versions = self._versions_deleted + self._old_versions(target)
         return {
             "started_at": to_iso(started_ms),
             "finished_at": to_iso(self._stores.clock.now_ms()),
             "events_erased": len(event_ids) + len(records),
             "files_rewritten": lake_files + raw_files + unreadable_files,
+            "old_versions_deleted": old_versions,
         }
 
     def _lake(self, target: ErasureTarget) -> tuple[int, set[str]]:
@@ -168,25 +180,75 @@ class AwsErasure:
         bucket = self._stores.raw_bucket
         rewritten = 0
         # every raw batch: the lake and the quarantine do not name every batch holding the user's lines
-        # (rewrite.raw_batch looks for the ids in the text before it parses anything)
-        jobs: list[tuple[str, Callable[[bytes], bytes | None]]] = [
-            (key, lambda data: rewrite.raw_batch(data, target)) for key in self._keys(bucket, RAW_PREFIX)
-        ]
-        for prefix in DROPPED_PREFIXES:
-            jobs += [
-                (key, lambda data: rewrite.dropped_file(data, target, max_bytes=self._stores.max_file_bytes))
-                for key in self._keys(bucket, prefix)
-            ]
-        jobs += [(key, lambda data: rewrite.staged(data, target)) for key in self._keys(bucket, STAGED_PREFIX)]
-        for key, rewritten_bytes in jobs:
+        # (a replay's own batch, a dropped duplicate's); rewrite.raw_batch looks for the ids before parsing
+        keys = [key for prefix in (RAW_PREFIX, *DROPPED_PREFIXES, STAGED_PREFIX) for key in self._keys(bucket, prefix)]
+        for key in keys:
             data = self._get(bucket, key, missing_ok=True)
-            new = rewritten_bytes(data) if data is not None else None
+            new = self._raw_rewrite(key, data, target) if data is not None else None
             if new is None:
                 continue
             self._put(bucket, key, new)
             self._forget_versions(bucket, key)
             rewritten += 1
         return rewritten
+
+    def _raw_rewrite(self, key: str, data: bytes, target: ErasureTarget) -> bytes | None:
+        """The raw bucket's object `key` without the user's events; None when it holds none."""
+        if key.startswith(RAW_PREFIX):
+            return rewrite.raw_batch(data, target)
+        if key.startswith(STAGED_PREFIX):
+            return rewrite.staged(data, target)
+        return rewrite.dropped_file(data, target, max_bytes=self._stores.max_file_bytes)
+
+    def _old_versions(self, target: ErasureTarget) -> int:
+        """Delete the noncurrent versions, in both buckets, that hold the user's events; how many.
+
+        The versions of the objects rewritten above are gone already; these are the old bytes of objects
+        the pipeline itself deleted or overwrote (a `requests/` object once grouped, a merged lake object).
+        """
+        import pyarrow.compute as pc
+
+        from eventpipe.adapters.aws.lake_stream import without_target
+        from eventpipe.erasure.lake_rows import matching_rows
+        from eventpipe.lake.parquet import from_parquet
+
+        def lake_holds(key: str, data: bytes) -> bool:
+            if not key.endswith(".parquet"):
+                return target.may_hold(data)
+            return bool(pc.any(matching_rows(from_parquet(data), target)).as_py())
+
+        def unreadable_holds(_key: str, data: bytes) -> bool:
+            return without_target(data, target) is not None
+
+        def raw_holds(key: str, data: bytes) -> bool:
+            if key.startswith(REQUESTS_PREFIX):
+                return _requests_hold(data, target, max_bytes=self._stores.max_file_bytes)
+            return self._raw_rewrite(key, data, target) is not None
+
+        raw = self._stores.raw_bucket
+        prefixes = (RAW_PREFIX, *DROPPED_PREFIXES, STAGED_PREFIX, REQUESTS_PREFIX)
+        deleted = sum(self._delete_old_versions(raw, prefix, raw_holds) for prefix in prefixes)
+        analytics = self._stores.analytics_bucket
+        deleted += self._delete_old_versions(analytics, LAKE_PREFIX, lake_holds)
+        return deleted + self._delete_old_versions(analytics, UNREADABLE_PREFIX, unreadable_holds)
+
+    def _delete_old_versions(self, bucket: str, prefix: str, holds: Callable[[str, bytes], bool]) -> int:
+        deleted = 0
+        try:
+            pages = self._stores.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+            old = [(v["Key"], v["VersionId"]) for page in pages for v in page.get("Versions", []) if not v["IsLatest"]]
+        except AWS_ERRORS as exc:
+            raise storage_error(exc, f"cannot list the old versions in s3://{bucket}/{prefix}") from exc
+        for key, version in old:
+            data = self._get(bucket, key, version=version, missing_ok=True)
+            if data is None or not holds(key, data):
+                continue
+            try:
+                self._stores.s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+            except AWS_ERRORS as exc:
+                raise storage_error(exc, f"cannot delete an old version of s3://{bucket}/{key}") from exc
+            deleted += 1
+        return deleted
 
     # --- S3 -------------------------------------------------------------------------------------------
 
@@ -198,10 +260,11 @@ class AwsErasure:
             raise storage_error(exc, f"cannot list s3://{bucket}/{prefix}") from exc
         return iter(keys)  # listed before any rewrite: a rewritten object is not listed again
 
-    def _get(self, bucket: str, key: str, *, missing_ok: bool = False) -> Any:
+    def _get(self, bucket: str, key: str, *, version: str | None = None, missing_ok: bool = False) -> Any:
         try:
+            which: Any = {"VersionId": version} if version else {}
             # raw batches are stored gzip-compressed (s3.py): the rewrite reads and writes their text
-            return read_form(key, self._stores.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            return read_form(key, self._stores.s3.get_object(Bucket=bucket, Key=key, **which)["Body"].read())
         except AWS_ERRORS as exc:
             if missing_ok and error_code(exc) in MISSING_CODES:
                 return None
@@ -231,5 +294,24 @@ class AwsErasure:
                 markers = [m for m in page.get("DeleteMarkers", []) if m["Key"] == key]
                 for item in [*old, *markers]:
                     self._stores.s3.delete_object(Bucket=bucket, Key=key, VersionId=item["VersionId"])
+                self._versions_deleted += len(old)
         except AWS_ERRORS as exc:
             raise storage_error(exc, f"cannot delete the old versions of s3://{bucket}/{key}") from exc
+
+
+def _requests_hold(data: bytes, target: ErasureTarget, *, max_bytes: int) -> bool:
+    """True when a request stream object (one request a line, gzipped then base64) holds a user's event."""
+    from eventpipe.core.grouping import decode_message
+
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            request = decode_message(line.strip(), max_bytes=max_bytes)
+        except ValueError:  # not a request: it cannot be read as events, only searched
+            if target.may_hold(line):
+                return True
+            continue
+        if rewrite.raw_batch(request.encode(), target) is not None:
+            return True
+    return False
