@@ -234,8 +234,8 @@ class LakeRows:
     ) -> tuple[list[_Event], list[_Enrichment], list[str]]:
         """The events and their enrichments; one by one, skipping what is not an event, if that fails.
 
-        One decode call per event, not one over the joined texts: joining copies the whole chunk
-        (50 MB) once more, which cost more than the calls it saves."""
+        One decode call per event, not one over the joined texts: joining copies every payload once
+        more, which cost more than the calls it saves."""
         decode_event, decode_enrichment = _EVENT.decode, _ENRICHMENT.decode
         try:
             events = [decode_event(payload) for payload in payloads]
