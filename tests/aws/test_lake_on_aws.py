@@ -14,6 +14,7 @@ import pytest
 
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore
 from eventpipe.adapters.aws.lake_compaction import JOURNAL_PREFIX, STREAM_MIN_AGE_S, S3LakeCompactor
+from eventpipe.adapters.aws.lake_lease import LakeLease
 from eventpipe.adapters.aws.s3_lake import LAKE_PREFIX
 from eventpipe.core.rawbatch import raw_key
 from eventpipe.lake.columns import LAKE_SCHEMA
@@ -137,7 +138,8 @@ def compactor(s3: Any, dynamodb: Any, *, later_s: int = STREAM_MIN_AGE_S + 60) -
     """A compaction run `later_s` after now: by default past the age when write_lake's objects just written
     can no longer be written again (their stream records have left the stream)."""
     clock = LaterClock(real_now_ms() + later_s * 1000)
-    return S3LakeCompactor(ANALYTICS_BUCKET, s3, DynamoBatchStore(STATE_TABLE, dynamodb), clock)
+    lease = LakeLease(STATE_TABLE, dynamodb, clock, holder="compaction")
+    return S3LakeCompactor(ANALYTICS_BUCKET, s3, DynamoBatchStore(STATE_TABLE, dynamodb), clock, lease)
 
 
 def test_compaction_merges_a_closed_hour_into_one_object_each_event_once(

@@ -277,14 +277,19 @@ EXPECTED_ACTIONS = {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",  # LakeLease.want: a running compaction stops after its merge
     },
-    # lake_compaction.py: list, read, write and delete the lake's objects and journals; unfinished batches
+    # lake_compaction.py: list, read, write and delete the lake's objects and journals; unfinished batches;
+    # the lake's lease (lake_lease.py: PutItem to take, GetItem before each merge, DeleteItem to release)
     "compact_lake": {
         "s3:GetObject",
         "s3:PutObject",
         "s3:DeleteObject",
         "s3:ListBucket",
         "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
     },
     "replay": {
         "dynamodb:GetItem",
@@ -356,13 +361,15 @@ def test_tables_have_the_key_schemas_of_tables_py(resources: dict[str, Any], log
 def test_the_tables_whose_items_carry_a_ttl_expire_them_and_no_other(resources: dict[str, Any]) -> None:
     # insights_delta.py writes expires_at on batches' insights deltas, dynamodb_curated.py on every
     # curated event (the deduplication window), erasure_tombstones.py on the erasures' tombstones (state
-    # table); nothing else writes it
+    # table), lake_lease.py on the lake's lease (state table: a leftover lease goes a day after it expired);
+    # nothing else writes it
     writers = [
         p.name
         for p in (ROOT / "src" / "eventpipe" / "adapters" / "aws").glob("*.py")
         if "TTL_ATTRIBUTE" in p.read_text()
     ]
-    assert sorted(writers) == ["dynamodb_curated.py", "erasure_tombstones.py", "insights_delta.py", "tables.py"]
+    expected = ["dynamodb_curated.py", "erasure_tombstones.py", "insights_delta.py", "lake_lease.py", "tables.py"]
+    assert sorted(writers) == expected
     for table in ("InsightsTable", "CuratedTable", "StateTable"):
         ttl = resources[table]["Properties"]["TimeToLiveSpecification"]
         assert ttl == {"AttributeName": tables.TTL_ATTRIBUTE, "Enabled": True}

@@ -463,6 +463,14 @@ def test_the_erasure_waits_out_write_lake_s_timeout(sam_by_handler: dict[str, An
     assert sam_by_handler["write_lake"]["Timeout"] <= WRITER_TIMEOUT_S
 
 
+def test_the_lake_s_lease_outlives_its_holders(sam_by_handler: dict[str, Any]) -> None:
+    from eventpipe.adapters.aws.lake_lease import LEASE_S
+
+    # a lease expires only once its holder, killed midway, can no longer be running (lake_lease.py)
+    assert sam_by_handler["erase"]["Timeout"] < LEASE_S
+    assert sam_by_handler["compact_lake"]["Timeout"] < LEASE_S
+
+
 # --- Raw bucket and triggers ------------------------------------------------------------------------
 
 

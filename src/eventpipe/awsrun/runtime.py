@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from eventpipe.adapters.aws.file_ranges import S3FileRanges
     from eventpipe.adapters.aws.firehose import FirehoseRequestStream
     from eventpipe.adapters.aws.lake_compaction import S3LakeCompactor
+    from eventpipe.adapters.aws.lake_lease import LakeLease
     from eventpipe.adapters.aws.lake_stream import LakeStreamWriter
     from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
     from eventpipe.core.apps import AppDirectory
@@ -215,6 +216,7 @@ class AwsRuntime:
                 max_file_bytes=self.settings.limits.max_file_bytes,
             ),
             tombstones=self.tombstones,
+            lease=self.lake_lease("erasure"),
             sleep=lambda seconds: self.sleep(seconds),
         )
 
@@ -222,7 +224,13 @@ class AwsRuntime:
     def lake_compactor(self) -> S3LakeCompactor:
         from eventpipe.adapters.aws.lake_compaction import S3LakeCompactor
 
-        return S3LakeCompactor(self.analytics.name, self._s3, self.batches, self.clock)
+        return S3LakeCompactor(self.analytics.name, self._s3, self.batches, self.clock, self.lake_lease("compaction"))
+
+    def lake_lease(self, holder: str) -> LakeLease:
+        """The lake's lease (state table), which the erasure and the compaction take in turn."""
+        from eventpipe.adapters.aws.lake_lease import LakeLease
+
+        return LakeLease(self.resources.state_table, self._dynamodb, self.clock, holder=holder)
 
     @cached_property
     def insights(self) -> DynamoInsightsStore:

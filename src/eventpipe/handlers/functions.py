@@ -193,6 +193,8 @@ def _compact_lake(event: Event, services: LakeServices, report: Report) -> Compa
     if result["written_objects"] or result["journals_finished"]:  # every 15 minutes: silent when idle
         report.info("lake compacted", **result)
         report.metric("LakeObjectsMerged", result["merged_objects"])
+    elif result["skipped"]:
+        report.info("lake compaction skipped: an erasure holds the lake")
     return result
 
 

@@ -114,6 +114,7 @@ locals {
       { sid = "CompactionJournal", actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources = ["analytics_bucket/lake-compaction/*"] },
       { sid = "ListLake", actions = ["s3:ListBucket"], resources = ["analytics_bucket"] },
       { sid = "UnfinishedIndex", actions = ["dynamodb:Query"], resources = ["state_table/index/unfinished"] },
+      { sid = "LakeLease", actions = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"], resources = ["state_table"] },
     ]
     # adapters/aws/erasure.py: the lake and the raw bucket rewritten (old versions read, deleted), curated items
     # and quarantine records deleted; the enrichment settings for the pseudonym key
@@ -127,10 +128,10 @@ locals {
       { sid = "ListRaw", actions = ["s3:ListBucket", "s3:ListBucketVersions"], resources = ["bucket"] },
       { sid = "DeleteCurated", actions = ["dynamodb:BatchWriteItem"], resources = ["curated_table"] },
       # DynamoQuarantine.iter_all (Scan) and remove (Query, BatchWriteItem, the shared item under its version);
-      # ErasureTombstones.record (PutItem)
+      # ErasureTombstones.record (PutItem); the lake's lease (lake_lease.py: PutItem, UpdateItem, DeleteItem)
       {
         sid       = "Quarantine"
-        actions   = ["dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+        actions   = ["dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"]
         resources = ["state_table"]
       },
     ]

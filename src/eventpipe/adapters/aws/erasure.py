@@ -1,6 +1,8 @@
 """`erase` on AWS: every event of a user leaves the lake, the curated table, the quarantine and the raw bucket.
 
-First a tombstone of the ids (erasure_tombstones.py), then a wait of `write_lake`'s timeout: from
+First a tombstone of the ids (erasure_tombstones.py), then the lake's lease (lake_lease.py: no
+compaction merges lake objects while the erasure rewrites them; a running one stops after its current
+merge, and the erasure waits for it), then a wait of `write_lake`'s timeout: from
 then on the lake's stream writer leaves out the user's events received before the erasure started,
 and deletes their curated items, so an event still on its way to the lake (a batch curating it while
 the erasure runs, a stream record in a batching window or retried) does not bring it back.
@@ -45,9 +47,11 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from eventpipe.adapters.aws.dynamodb_calls import batch_delete
 from eventpipe.adapters.aws.erasure_tombstones import WRITER_TIMEOUT_S
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
+from eventpipe.adapters.aws.lake_lease import ERASURE_WAIT_S, POLL_S
 from eventpipe.adapters.aws.retry import Backoff
 from eventpipe.adapters.aws.s3 import MISSING_CODES, read_form, stored_form
 from eventpipe.adapters.aws.s3_lake import LAKE_PREFIX, UNREADABLE_PREFIX
+from eventpipe.core.errors import StorageError
 from eventpipe.core.rawbatch import RAW_PREFIX
 from eventpipe.core.timeutil import to_iso
 from eventpipe.erasure import rewrite
@@ -59,6 +63,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
     from eventpipe.adapters.aws.erasure_tombstones import ErasureTombstones
+    from eventpipe.adapters.aws.lake_lease import LakeLease
     from eventpipe.core.ports import Clock, Quarantine
     from eventpipe.erasure.target import ErasureTarget
 
@@ -95,11 +100,13 @@ class AwsErasure:
         stores: AwsStores,
         *,
         tombstones: ErasureTombstones,
+        lease: LakeLease,
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._stores = stores
         self._tombstones = tombstones
+        self._lease = lease
         self._backoff = backoff or Backoff()
         self._sleep = sleep
         self._versions_deleted = 0
@@ -110,13 +117,17 @@ class AwsErasure:
         # The tombstone first: write_lake leaves the user's events out from its next invocation on. One
         # that read the tombstones before may still be writing: past its timeout, none is (lake_stream.py).
         self._tombstones.record(target, started_ms)
-        self._sleep(WRITER_TIMEOUT_S + 1)
-        lake_files, event_ids = self._lake(target)
-        self._curated(event_ids)
-        records = self._quarantine(target)
-        raw_files = self._raw(target)
-        unreadable_files = self._unreadable(target)
-        old_versions = self._versions_deleted + self._old_versions(target)
+        self._take_lease()
+        try:
+            self._sleep(WRITER_TIMEOUT_S + 1)
+            lake_files, event_ids = self._lake(target)
+            self._curated(event_ids)
+            records = self._quarantine(target)
+            raw_files = self._raw(target)
+            unreadable_files = self._unreadable(target)
+            old_versions = self._versions_deleted + self._old_versions(target)
+        finally:
+            self._lease.release()
         return {
             "started_at": to_iso(started_ms),
             "finished_at": to_iso(self._stores.clock.now_ms()),
@@ -124,6 +135,20 @@ class AwsErasure:
             "files_rewritten": lake_files + raw_files + unreadable_files,
             "old_versions_deleted": old_versions,
         }
+
+    def _take_lease(self) -> None:
+        """The lake's lease, waiting (a bounded number of polls) for a compaction to stop after its merge."""
+        for _ in range(ERASURE_WAIT_S // POLL_S):
+            if self._lease.take():
+                return
+            self._lease.want()
+            self._sleep(POLL_S)
+        if self._lease.take():
+            return
+        raise StorageError(
+            f"the lake's compaction still holds the lake after {ERASURE_WAIT_S} s (a compaction killed midway "
+            "holds it 16 minutes at most): nothing was erased; invoke erase again"
+        )
 
     def _lake(self, target: ErasureTarget) -> tuple[int, set[str]]:
         import pyarrow.compute as pc

@@ -18,6 +18,10 @@ Each event stays in the lake once:
   midway is finished by the next: a journal whose merged object exists has its inputs deleted; one
   without it is dropped (nothing was changed).
 
+The erasure rewrites lake objects too: a run takes the lake's lease first (lake_lease.py) and skips
+when the erasure holds it; it checks the lease before each merge and stops, releasing it, once an
+erasure waits for it.
+
 What S3 cannot give is an atomic swap of several objects: a query that lists an hour between the
 merged object's write and its inputs' delete (one DeleteObjects call) may count those events
 twice, and one that lists before and reads after may fail (HIVE_CANNOT_OPEN_SPLIT) and must be run
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from mypy_boto3_s3.client import S3Client
 
+    from eventpipe.adapters.aws.lake_lease import LakeLease
     from eventpipe.core.ports import BatchStore, Clock
 
 JOURNAL_PREFIX = "lake-compaction/"
@@ -94,6 +99,7 @@ class CompactionAnswer(TypedDict):
     written_objects: int
     events: int
     journals_finished: int
+    skipped: bool  # an erasure held the lake's lease: nothing done, the next run merges
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,7 @@ class CompactionResult:
     written_objects: int = 0
     events: int = 0
     journals_finished: int = 0
+    skipped: bool = False
 
     def as_dict(self) -> CompactionAnswer:
         return {
@@ -109,18 +116,29 @@ class CompactionResult:
             "written_objects": self.written_objects,
             "events": self.events,
             "journals_finished": self.journals_finished,
+            "skipped": self.skipped,
         }
 
 
 class S3LakeCompactor:
-    def __init__(self, bucket: str, client: S3Client, batches: BatchStore, clock: Clock) -> None:
+    def __init__(self, bucket: str, client: S3Client, batches: BatchStore, clock: Clock, lease: LakeLease) -> None:
         self._bucket = bucket
         self._client = client
         self._batches = batches
         self._clock = clock
+        self._lease = lease
 
     def compact(self, *, max_merges: int = 50) -> CompactionResult:
-        """Finish interrupted merges, then merge the small objects of closed or crowded hours."""
+        """Under the lake's lease (skipped while an erasure holds it): finish interrupted merges, then
+        merge the small objects of closed or crowded hours."""
+        if not self._lease.take():
+            return CompactionResult(skipped=True)
+        try:
+            return self._compact(max_merges)
+        finally:
+            self._lease.release()
+
+    def _compact(self, max_merges: int) -> CompactionResult:
         finished = self.finish_journals()
         now_ms = self._clock.now_ms()
         by_hour: dict[str, list[LakeObject]] = {}
@@ -136,8 +154,8 @@ class S3LakeCompactor:
             if len(ready) < 2 or (len(ready) < COMPACT_AT_OBJECTS and not hour_closed(partition, now_ms)):
                 continue
             for group in _groups(ready):
-                if written >= max_merges:
-                    break
+                if written >= max_merges or not self._lease.still_mine():  # an erasure waits for the lake
+                    return CompactionResult(merged, written, events, finished)
                 events += self._merge(partition, group)
                 merged += len(group)
                 written += 1
