@@ -318,3 +318,34 @@ def test_old_versions_of_objects_deleted_by_the_pipeline_are_erased_too(
     assert versions_holding(s3, ANALYTICS_BUCKET, VICTIM) == []
     # AND the others' old versions stay (they hold no line of the victim)
     assert versions_holding(s3, BUCKET, "other-n")
+
+
+def test_an_unknown_user_is_said_so_and_nothing_is_changed(
+    dynamodb: Any, versioned: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = versioned
+    pipeline = load_pipeline(monkeypatch)
+    seed(pipeline, s3)
+
+    def stores() -> Any:
+        buckets = {}
+        for bucket in (BUCKET, ANALYTICS_BUCKET):
+            pages = list(s3.get_paginator("list_object_versions").paginate(Bucket=bucket))
+            versions = [(v["Key"], v["VersionId"], v["ETag"]) for page in pages for v in page.get("Versions", [])]
+            markers = [(m["Key"], m["VersionId"]) for page in pages for m in page.get("DeleteMarkers", [])]
+            buckets[bucket] = (sorted(versions), sorted(markers))
+        tables = {}
+        for table in (CURATED_TABLE, STATE_TABLE):
+            items = [i for page in dynamodb.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]
+            kept = [i for i in items if i.get("pk", {}).get("S") != "erasure"]
+            tables[table] = sorted(orjson.dumps(i, default=repr) for i in kept)
+        return buckets, tables
+
+    before = stores()
+    # WHEN an id nothing holds is erased
+    answer = pipeline.invoke("erase", {"user_id": "nobody-at-all"})
+    # THEN the answer says so, and no object, version, curated item or quarantine record changed (the only
+    # write is the erasure's tombstone: salted hashes, no id, gone in two days)
+    assert (answer["events_erased"], answer["files_rewritten"], answer["old_versions_deleted"]) == (0, 0, 0)
+    assert answer["note"] == "no event of that user is stored: nothing was changed"
+    assert stores() == before

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from eventpipe.adapters.aws.dynamodb_calls import batch_delete
 from eventpipe.adapters.aws.erasure_tombstones import WRITER_TIMEOUT_S
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 
 DROPPED_PREFIXES = ("incoming/", "rejected/")
 STAGED_PREFIX = "staged/"
+NOTHING_FOUND = "no event of that user is stored: nothing was changed"  # as `eventpipe erase` says
 REQUESTS_PREFIX = "requests/"  # the request stream's objects (handlers/request_objects.py)
 
 
@@ -80,6 +81,7 @@ class ErasureAnswer(TypedDict):
     events_erased: int
     files_rewritten: int
     old_versions_deleted: int  # noncurrent object versions that held the user's events
+    note: NotRequired[str]  # when nothing of the ids was found: NOTHING_FOUND
 
 
 @dataclass(frozen=True)
@@ -128,13 +130,16 @@ class AwsErasure:
             old_versions = self._versions_deleted + self._old_versions(target)
         finally:
             self._lease.release()
-        return {
+        answer: ErasureAnswer = {
             "started_at": to_iso(started_ms),
             "finished_at": to_iso(self._stores.clock.now_ms()),
             "events_erased": len(event_ids) + len(records),
             "files_rewritten": lake_files + raw_files + unreadable_files,
             "old_versions_deleted": old_versions,
         }
+        if not (answer["events_erased"] or answer["files_rewritten"] or old_versions):
+            answer["note"] = NOTHING_FOUND  # only the tombstone was written: no id, gone in two days
+        return answer
 
     def _take_lease(self) -> None:
         """The lake's lease, waiting (a bounded number of polls) for a compaction to stop after its merge."""
