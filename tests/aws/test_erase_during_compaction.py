@@ -110,3 +110,22 @@ def test_a_lease_left_by_a_killed_holder_expires(pipeline: Pipeline, s3: Any, dy
     # AND the killed holder's release does not free the new holder's lease
     killed.release()
     assert later.still_mine()
+
+
+def test_an_erasure_stopped_by_its_timeout_leaves_the_next_one_a_clear_answer(
+    pipeline: Pipeline, s3: Any, dynamodb: Any
+) -> None:
+    from eventpipe.adapters.aws.lake_lease import LakeLease
+    from tests.aws.conftest import STATE_TABLE
+    from tests.aws.test_lake_on_aws import LaterClock, real_now_ms
+
+    two_hours_of_small_objects(pipeline)
+    # GIVEN an erasure stopped by its timeout: its lease is left until it expires
+    assert LakeLease(STATE_TABLE, dynamodb, LaterClock(real_now_ms()), holder="erasure").take()
+    before = lake_keys(s3)
+    # WHEN the operator invokes the erasure again THEN it answers at once, saying until when, and erases nothing
+    with pytest.raises(StorageError, match="another erasure holds the lake until 20"):
+        pipeline.invoke("erase", {"user_id": VICTIM})
+    assert pipeline.slept == []
+    assert lake_keys(s3) == before
+    assert VICTIM in lake_user_ids(s3)

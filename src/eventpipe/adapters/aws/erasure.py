@@ -142,16 +142,21 @@ class AwsErasure:
         return answer
 
     def _take_lease(self) -> None:
-        """The lake's lease, waiting (a bounded number of polls) for a compaction to stop after its merge."""
-        for _ in range(ERASURE_WAIT_S // POLL_S):
+        """The lake's lease, waiting (a bounded number of polls) for a compaction to stop after its merge;
+        StorageError, having erased nothing, when another erasure holds it or a compaction does not let go."""
+        for _ in range(ERASURE_WAIT_S // POLL_S + 1):
             if self._lease.take():
                 return
+            holder = self._lease.held_by()
+            if holder is not None and holder[0] != "compaction":
+                raise StorageError(
+                    f"another erasure holds the lake until {to_iso(holder[1])} (one still running, or one stopped "
+                    "by its timeout): nothing was erased; invoke erase again after that time"
+                )
             self._lease.want()
             self._sleep(POLL_S)
-        if self._lease.take():
-            return
         raise StorageError(
-            f"the lake's compaction still holds the lake after {ERASURE_WAIT_S} s (a compaction killed midway "
+            f"the lake's compaction still holds the lake after {ERASURE_WAIT_S} s (a compaction stopped midway "
             "holds it 16 minutes at most): nothing was erased; invoke erase again"
         )
 

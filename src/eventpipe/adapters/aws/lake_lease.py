@@ -9,10 +9,12 @@ held has expired (a conditional PutItem), deleted by its holder when done.
 A lease expires `LEASE_S` after it was taken: past the Lambda timeout of both functions (900 s), so a
 holder killed midway (timeout, out of memory) leaves a lease that no running invocation still holds.
 
-The erasure is run by an operator and should not fail because a compaction happens to run: when the
-lease is held it marks it `wanted` and polls (`ERASURE_WAIT_S` at most); the compaction checks the
-lease before each merge and stops, releasing it, once an erasure wants it. A compaction that finds the
-lease held skips its run: the next scheduled run merges what this one left.
+The erasure is run by an operator and should not fail because a compaction happens to run: when a
+compaction holds the lease it marks it `wanted` and polls (`ERASURE_WAIT_S` at most); the compaction
+checks the lease before each merge and stops, releasing it, once an erasure wants it. When another
+erasure holds it (one running, or one killed by its timeout, whose lease lasts until it expires) the
+erasure fails at once, saying until when. A compaction that finds the lease held skips its run: the
+next scheduled run merges what this one left.
 """
 
 from __future__ import annotations
@@ -94,6 +96,18 @@ class LakeLease:
         if item is None or item.get("holder", {}).get("S") != self.holder:
             return False
         return not item.get("wanted", {}).get("BOOL", False)
+
+    def held_by(self) -> tuple[str, int] | None:
+        """Who holds the lease (`erasure`, `compaction`) and until when (ms); None when no one does."""
+        answer = attempt(
+            self._backoff,
+            f"cannot read the lake's lease in {self._table}",
+            lambda: self._client.get_item(TableName=self._table, Key=LEASE_KEY, ConsistentRead=True),
+        )
+        item = answer.get("Item")
+        if item is None:
+            return None
+        return item["holder"]["S"].split("#", 1)[0], int(item["expires_ms"]["N"])
 
     def release(self) -> None:
         """Give the lease back (if still this holder's: an expired one may be another's by now)."""
