@@ -116,7 +116,7 @@ def request_outcome(
     refused = {r.index for r in group_rejections}
     curated = duplicates = 0
     seen: set[str] = set()
-    for position, event_id in valid_event_ids(group_raw, refused):
+    for position, event_id in valid_event_ids(group_raw, refused, below=high):
         is_new = event_id not in seen and owners.get(event_id) == group.batch_id
         seen.add(event_id)
         if low <= position < high:
@@ -132,10 +132,13 @@ def member_range(member: BatchRecord, group_raw: RawBatch) -> tuple[int, int]:
     return member.first_index, later[0] if later else span(group_raw)
 
 
-def valid_event_ids(raw: RawBatch, refused: set[int]) -> list[tuple[int, str]]:
-    """`(position, event id in lower case)` of the events not refused, in order."""
+def valid_event_ids(raw: RawBatch, refused: set[int], *, below: int | None = None) -> list[tuple[int, str]]:
+    """`(position, event id in lower case)` of the events not refused, in order; only those before
+    position `below` if given (a member's outcome needs no later event: none is parsed)."""
     ids: list[tuple[int, str]] = []
     for position, data in zip(raw.positions, raw.events, strict=True):
+        if below is not None and position >= below:
+            break  # positions ascend
         if position in refused:
             continue
         event: Any = orjson.loads(data)  # not refused, so a JSON object with a string event_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from eventpipe.core.grouping import request_outcome, valid_event_ids
+from eventpipe.core.grouping import member_range, request_outcome, valid_event_ids
 from eventpipe.core.model import BatchStatus
 from eventpipe.core.rawbatch import RawBatch
 
@@ -23,9 +23,11 @@ def grouped_request_document(record: BatchRecord, services: Services) -> BatchDo
     rejections = services.quarantine.for_batch(group.batch_id)
     group_raw = RawBatch.decode(services.bucket.get(group.raw_key))
     owners: dict[str, str] = {}
-    if group.status is BatchStatus.DONE:
+    if group.status is BatchStatus.DONE:  # the owners of this request's events only, not the whole group's
         refused = {r.index for r in rejections}
-        owners = services.steps.curated.owners([event_id for _, event_id in valid_event_ids(group_raw, refused)])
+        low, high = member_range(record, group_raw)
+        mine = [event_id for position, event_id in valid_event_ids(group_raw, refused, below=high) if position >= low]
+        owners = services.steps.curated.owners(mine)
     outcome = request_outcome(record, group, group_raw, rejections, owners)
     return {
         "batch_id": record.batch_id,
