@@ -8,7 +8,6 @@ string `event_id` and `event_type` is refused on its own and reported in the ans
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -65,7 +64,8 @@ def request_lines(body: bytes, *, content_type: str | None, content_encoding: st
         if len(lines) == limits.max_batch_events:
             raise TooManyEventsError(f"more than {limits.max_batch_events} events in one request; send several")
         # A request's events are numbered from 0 in every body form; NDJSON's keep their line number too.
-        lines.append(replace(line, position=len(lines)) if line.position != len(lines) else line)
+        line.position = len(lines)  # the reader's own fresh Line: set in place (`replace` cost 10% of a request)
+        lines.append(line)
     if not lines:
         raise InputError("no events in the body")
     if media in JSON_TYPES and lines[0].line is not None:  # NDJSON, not one document
