@@ -198,7 +198,7 @@ def test_settings_read_the_batching_window() -> None:
     from eventpipe.core.errors import ConfigError
     from eventpipe.settings import Settings
 
-    assert Settings.from_env({}).batch_window_ms == 1000
+    assert Settings.from_env({}).batch_window_ms == 600
     assert Settings.from_env({"EVENTPIPE_BATCH_WINDOW_MS": "0"}).batch_window_ms == 0
     for bad in ("-1", "1.5", "60001", "soon"):
         with pytest.raises(ConfigError, match="EVENTPIPE_BATCH_WINDOW_MS"):
