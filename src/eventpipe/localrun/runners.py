@@ -107,7 +107,9 @@ class PooledRunners:
     def __init__(self, settings: Settings, processes: int) -> None:
         self._settings = settings
         self._processes = processes
-        self._idle: list[Runner] = []
+        # Started now, not at the first batch: a runner takes a second or more to import and build its
+        # runtime, which the first requests' freshness would otherwise pay.
+        self._idle: list[Runner] = [Runner(settings) for _ in range(processes)]
         self._busy: list[Runner] = []
 
     @property
