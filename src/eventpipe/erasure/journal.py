@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from eventpipe.adapters.local.files import fsync_folder
 from eventpipe.core.errors import StorageError
 from eventpipe.core.timeutil import to_iso
 
@@ -57,7 +58,7 @@ class ErasureJournal:
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, orjson.dumps(document))
             os.fsync(fd)
-            _fsync_dir(self.folder)
+            fsync_folder(self.folder)
         except OSError as exc:
             raise StorageError(f"cannot record the erasure in {self.folder}: {exc}") from exc
         return PendingErasure(path, user_ids, anonymous_ids, now_ms, fd)
@@ -101,7 +102,7 @@ class ErasureJournal:
                     log.flush()
                     os.fsync(log.fileno())
             pending.path.unlink(missing_ok=True)
-            _fsync_dir(self.folder)
+            fsync_folder(self.folder)
             if not any(self.folder.iterdir()):  # an erasure that found nothing leaves no trace either
                 self.folder.rmdir()
         except OSError as exc:
@@ -111,11 +112,3 @@ class ErasureJournal:
 
     def has_pending(self) -> bool:
         return self.folder.is_dir() and any(self.folder.glob("pending-*.json"))
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

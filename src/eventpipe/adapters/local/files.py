@@ -32,8 +32,13 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object], *, durabl
         Path(tmp).unlink(missing_ok=True)
         raise
     if durable:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names created, renamed or removed in `folder` durable (a file's own fsync does not)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -25,6 +25,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from eventpipe.adapters.local.files import fsync_folder
 from eventpipe.core.errors import StorageError
 
 if TYPE_CHECKING:
@@ -96,14 +97,6 @@ def read_records(data: bytes, offset: int = 0) -> tuple[list[tuple[int, bytes]],
         records.append((end, record))
         offset = end
     return records, offset
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RequestLog:
@@ -216,7 +209,7 @@ class RequestLog:
         path = self.folder / segment.name
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
-            _fsync_folder(self.folder)  # the segment's name is durable before any record in it is acknowledged
+            fsync_folder(self.folder)  # the segment's name is durable before any record in it is acknowledged
         except OSError as exc:
             raise StorageError(f"cannot start a request log segment {path}: {exc}") from exc
         self._segment_bytes = 0
