@@ -256,6 +256,13 @@ class FakeAws:
         self._write(table, item, factor=body.get("_factor", 1))
         return {}
 
+    def _DeleteItem(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A delete costs the write units of the item it removes (at least one), as in BatchWriteItem."""
+        table = body["TableName"]
+        gone = self._table(table).pop(_key(body["Key"]), None)
+        self.units[f"{table} WRU"] += write_units(item_bytes(gone) if gone else 0)
+        return {}
+
     def _BatchWriteItem(self, body: dict[str, Any]) -> dict[str, Any]:
         for table, requests in body["RequestItems"].items():
             for request in requests:
