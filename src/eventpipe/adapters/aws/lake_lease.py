@@ -87,27 +87,27 @@ class LakeLease:
 
     def still_mine(self) -> bool:
         """True while this holder has the lease and no erasure waits for it (a strongly consistent read)."""
-        answer = attempt(
-            self._backoff,
-            f"cannot read the lake's lease in {self._table}",
-            lambda: self._client.get_item(TableName=self._table, Key=LEASE_KEY, ConsistentRead=True),
-        )
-        item = answer.get("Item")
+        item = self._item()
         if item is None or item.get("holder", {}).get("S") != self.holder:
             return False
         return not item.get("wanted", {}).get("BOOL", False)
 
     def held_by(self) -> tuple[str, int] | None:
         """Who holds the lease (`erasure`, `compaction`) and until when (ms); None when no one does."""
+        item = self._item()
+        if item is None:
+            return None
+        return item["holder"]["S"].split("#", 1)[0], int(item["expires_ms"]["N"])
+
+    def _item(self) -> dict[str, Any] | None:
+        """The lease item as it is now (a strongly consistent read), None when no one holds it."""
         answer = attempt(
             self._backoff,
             f"cannot read the lake's lease in {self._table}",
             lambda: self._client.get_item(TableName=self._table, Key=LEASE_KEY, ConsistentRead=True),
         )
-        item = answer.get("Item")
-        if item is None:
-            return None
-        return item["holder"]["S"].split("#", 1)[0], int(item["expires_ms"]["N"])
+        item: dict[str, Any] | None = answer.get("Item")
+        return item
 
     def release(self) -> None:
         """Give the lease back (if still this holder's: an expired one may be another's by now)."""
