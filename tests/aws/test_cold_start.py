@@ -161,7 +161,7 @@ def test_a_sampled_invocation_is_traced_by_powertools(monkeypatch: pytest.Monkey
 def test_process_batch_loads_no_pyarrow_the_lake_functions_do() -> None:
     # GIVEN ProcessBatch's steps built (write_lake writes the lake now, from the curated table's stream)
     # WHEN a container builds them, and another the lake writer
-    step = lambda_init("print(json.dumps([runtime.steps.lake is None, 'pyarrow' in sys.modules]))")
+    step = lambda_init("print(json.dumps([getattr(runtime.steps, 'lake', None) is None, 'pyarrow' in sys.modules]))")
     lake = lambda_init(
         "from eventpipe.adapters.aws.lake_stream import LakeStreamWriter; import eventpipe.lake.columns;"
         " print(json.dumps(['pyarrow' in sys.modules, runtime.lake_writer is not None]))",

@@ -43,15 +43,6 @@ class CuratedStore(Protocol):
         """The batch that stored each of these event ids, by id in lower case; ids not stored are absent."""
 
 
-class EventLake(Protocol):
-    """Where curated events also land as files for SQL, written by the batch step (no runtime uses it
-    today: the local lake follows the curated store, the AWS lake the curated table's stream)."""
-
-    def add(self, batch_id: str, payloads: Sequence[bytes]) -> None:
-        """Write the events `batch_id` has just curated (their JSON text), once per batch: writing the
-        same batch again (a retried step) replaces what the first attempt wrote, never adds to it."""
-
-
 class Quarantine(Protocol):
     def add(self, rejections: Sequence[Rejection]) -> None:
         """Store rejections, one record per `(batch_id, index)`: adding it again replaces its reasons."""

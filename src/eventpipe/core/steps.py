@@ -34,7 +34,6 @@ if TYPE_CHECKING:
         BatchStore,
         Clock,
         CuratedStore,
-        EventLake,
         InsightsStore,
         Quarantine,
         RawBucket,
@@ -60,9 +59,8 @@ class PipelineSteps:
     transaction on one machine); on DynamoDB each write is atomic on its own and idempotent per
     batch, so it needs no grouping (the default).
 
-    `lake`, when given, receives each batch's newly curated events. No runtime gives one today: on one
-    machine the local lake writer follows the curated store, on AWS `write_lake` follows the curated
-    table's stream (adapters/aws/lake_stream.py).
+    The lake is not written here: on one machine the lake writer follows the curated store, on AWS
+    `write_lake` follows the curated table's stream (adapters/aws/lake_stream.py).
     """
 
     def __init__(
@@ -77,7 +75,6 @@ class PipelineSteps:
         insights: InsightsStore,
         clock: Clock,
         atomically: Callable[[], AbstractContextManager[object]] = nullcontext,
-        lake: EventLake | None = None,
     ) -> None:
         self.registry = registry
         self.enrichers = list(enrichers)
@@ -88,7 +85,6 @@ class PipelineSteps:
         self.insights = insights
         self.clock = clock
         self.atomically = atomically
-        self.lake = lake
 
     def process_batch(self, state: BatchRef) -> ProcessOutcome:
         """`{batch_id, raw_key}` -> validate, enrich, persist and aggregate the batch; its counts.
@@ -119,10 +115,6 @@ class PipelineSteps:
             )
             new = [fact for fact, is_new in zip(batch.facts, flags, strict=True) if is_new]
             duplicates = len(flags) - len(new)
-            if self.lake is not None and new:
-                # Before the batch can be done: a failure here fails the step, and its retry (which
-                # finds the same events new, being theirs) writes them again, in the same place.
-                self.lake.add(batch_id, [p for p, is_new in zip(batch.payloads, flags, strict=True) if is_new])
             aggregate = aggregate_batch(
                 new,
                 received_at_ms=raw.received_at_ms,

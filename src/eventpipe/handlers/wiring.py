@@ -23,7 +23,6 @@ if TYPE_CHECKING:
         BatchStore,
         Clock,
         CuratedStore,
-        EventLake,
         InsightsStore,
         Quarantine,
         RawBucket,
@@ -60,10 +59,8 @@ def build_steps(
     enrichers: Sequence[Enricher],
     *,
     atomically: Callable[[], AbstractContextManager[object]] = nullcontext,
-    lake: EventLake | None = None,
 ) -> PipelineSteps:
-    """The workflow's steps over `ports`, validating with `registry` and enriching with `enrichers`;
-    with `lake`, ProcessBatch also writes each batch's new events there (no runtime passes one today)."""
+    """The workflow's steps over `ports`, validating with `registry` and enriching with `enrichers`."""
     return PipelineSteps(
         registry=registry,
         enrichers=enrichers,
@@ -74,7 +71,6 @@ def build_steps(
         insights=ports.insights,
         clock=ports.clock,
         atomically=atomically,
-        lake=lake,
     )
 
 
