@@ -30,9 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import zlib
 from base64 import b64decode
-from binascii import Error as Base64Error
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -40,6 +38,7 @@ import orjson
 
 from eventpipe.adapters.aws.dynamodb_calls import DEFAULT_BACKOFF, batch_delete
 from eventpipe.adapters.aws.erasure_tombstones import erased_since
+from eventpipe.adapters.aws.inflate import inflate
 from eventpipe.adapters.aws.s3_lake import stream_file_key, unreadable_key
 
 if TYPE_CHECKING:
@@ -233,15 +232,10 @@ def _decode(position: int, record: Any) -> _Insert | None:
 
 def _payload(record: Any) -> bytes | None:
     """The curated event's JSON a record's new image holds (base64, zlib), or None."""
-    try:
-        compressed = b64decode(record["dynamodb"]["NewImage"]["payload"]["B"], validate=True)
-        inflater = zlib.decompressobj()
-        payload = inflater.decompress(compressed, MAX_EVENT_BYTES)
-    except (KeyError, TypeError, ValueError, Base64Error, zlib.error):
+    try:  # larger than any curated event, cut short, not zlib or not base64 (a ValueError): no payload
+        return inflate(b64decode(record["dynamodb"]["NewImage"]["payload"]["B"], validate=True), MAX_EVENT_BYTES)
+    except (KeyError, TypeError, ValueError):
         return None
-    if inflater.unconsumed_tail or not inflater.eof:  # larger than any curated event, or cut short
-        return None
-    return payload
 
 
 def _names(record: Any, position: int) -> tuple[str, str]:

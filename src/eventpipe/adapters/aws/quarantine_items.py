@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from eventpipe.adapters.aws.inflate import inflate
 from eventpipe.adapters.aws.tables import batch_pk
 from eventpipe.core.errors import StorageError
 from eventpipe.core.model import Reason, Rejection
@@ -189,16 +190,7 @@ def merged(chunks: Mapping[int, Chunk], own: Mapping[int, Rejection]) -> list[Re
 
 
 def _inflate(data: bytes) -> Any:
-    inflater = zlib.decompressobj()
-    try:
-        text = inflater.decompress(data, MAX_INFLATED_BYTES)
-    except zlib.error as exc:
-        raise ValueError(f"not zlib data: {exc}") from exc
-    if inflater.unconsumed_tail:
-        raise ValueError(f"expands past {MAX_INFLATED_BYTES} bytes")
-    if not inflater.eof:
-        raise ValueError("truncated zlib data")
-    return orjson.loads(text)
+    return orjson.loads(inflate(data, MAX_INFLATED_BYTES))
 
 
 def _rejection(batch_id: str, fields: Mapping[str, Any]) -> Rejection:
