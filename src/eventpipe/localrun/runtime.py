@@ -77,7 +77,9 @@ class LocalRuntime:
         # Read on every keyed request (no cache): `eventpipe apps revoke` takes effect at once.
         self.apps = AppDirectory(SqliteAppStore(self.db))
         self.file_splitter = None  # no time limit here: a dropped file is read whole, however large
-        self.request_index = None  # requests are recorded one by one here (SQLite), not queued
+        # No request index: a logged request gets a batch record of its own (GROUPED, naming its group)
+        # when its group is recorded (logged_requests.py), and GET /batches finds it there.
+        self.request_index = None
         self.registry = SchemaRegistry.load(*settings.schema_dirs)
         self.steps = build_steps(
             self, self.registry, build_enrichers(settings.enrichment), atomically=self.db.transaction
