@@ -1,5 +1,5 @@
-"""The docs live in the repository: nothing links outside it, every relative link and anchor resolves,
-and the command line's reference names every subcommand.
+"""The docs live in the repository: nothing links outside it or names a path of the machine it was written on,
+every relative link and anchor resolves, and every repository file the docs name exists.
 
 A user who clones the repository has only what it holds, so a link to a sibling folder (`../shared/...`)
 or to a design file that is not shipped is a dead end for them.
@@ -8,34 +8,22 @@ or to a design file that is not shipped is a dead end for them.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from eventpipe.cli import _parser
+from tests.docs.repo_docs import FENCE, ROOT, markdown_files, prose, tracked_files
 
-ROOT = Path(__file__).resolve().parents[2]
-SKIPPED_DIRS = {".git", ".venv", ".venv-checkov", ".venv-sam", "node_modules", "build", ".aws-sam", ".eventpipe"}
 TEXT_SUFFIXES = {".md", ".py", ".yaml", ".yml", ".tf", ".json", ".sh", ".toml", ".txt", ".js", ".html", ".mk", ""}
 # Outside the repository: the sibling folder the design notes lived in, and the notes' file name.
 OUTSIDE = re.compile(r"\.\./shared\b|\bARCHITECTURE\.md\b")
 MD_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-FENCE = re.compile(r"^```.*?^```", re.S | re.M)
-
-
-def tracked_files() -> list[Path]:
-    try:
-        names = subprocess.run(
-            ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, timeout=30
-        ).stdout.split(b"\0")
-        return [ROOT / name.decode() for name in names if name]
-    except (OSError, subprocess.CalledProcessError):  # an unpacked archive: every file but the tools' folders
-        return [p for p in ROOT.rglob("*") if p.is_file() and not SKIPPED_DIRS & set(p.relative_to(ROOT).parts)]
-
-
-def markdown_files() -> list[Path]:
-    return [p for p in tracked_files() if p.suffix == ".md" and p.is_file()]
+# A path of the machine the docs were written on: a home folder, a workspace, a scratch folder.
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:home|Users|root|work|tmp)/[\w.-]+")
+# A repository path named in backticks (`src/eventpipe/cli.py`, `tests/aws/test_start_retry.py`, `awsrun/secrets.py`).
+NAMED_PATH = re.compile(r"`((?:[\w.-]+/)+[\w.-]+\.(?:py|json|yaml|yml|sh|tf|md|mk|js|toml|txt|html))`")
+# Where a named path may start: the repository, src/ and the package (docs name modules from there), the doc's folder.
+PATH_BASES = ("", "src", "src/eventpipe")
 
 
 def slug(heading: str) -> str:
@@ -70,6 +58,29 @@ def test_the_check_above_catches_a_link_outside() -> None:
     assert not OUTSIDE.search("See [the envelope](docs/event-envelope.md).")
 
 
+def test_no_tracked_file_names_a_path_of_this_machine() -> None:
+    offenders = []
+    for path in tracked_files():
+        if path.suffix not in TEXT_SUFFIXES or not path.is_file() or path == Path(__file__).resolve():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        offenders += [
+            f"{path.relative_to(ROOT)}:{number}: {line.strip()[:80]}"
+            for number, line in enumerate(text.splitlines(), 1)
+            if MACHINE_PATH.search(line)
+        ]
+    assert not offenders, "files that name a path of one machine (use a path in the repository):\n" + "\n".join(
+        offenders
+    )
+
+
+def test_the_check_above_catches_a_machine_path() -> None:
+    for line in ("see /home/ana/eventpipe/notes", "data in /tmp/tmpab12/data", "cd /work/main && make"):
+        assert MACHINE_PATH.search(line), line
+    for line in ("`<data dir>/bucket/tmp/`", "s3://bucket/work/x", "https://example.com/home/x", "./tmp/x"):
+        assert not MACHINE_PATH.search(line), line
+
+
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_resolves_inside_the_repository(path: Path) -> None:
     broken = []
@@ -87,6 +98,26 @@ def test_every_relative_link_resolves_inside_the_repository(path: Path) -> None:
     assert not broken, f"{path.relative_to(ROOT)}: broken links: {broken}"
 
 
+def named_path_exists(name: str, doc: Path) -> bool:
+    return any((ROOT / base / name).exists() for base in PATH_BASES) or (doc.parent / name).exists()
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_repository_file_the_docs_name_exists(path: Path) -> None:
+    missing = [name for name in NAMED_PATH.findall(prose(path)) if not named_path_exists(name, path)]
+    assert not missing, f"{path.relative_to(ROOT)} names files that are not in the repository: {missing}"
+
+
+def test_the_check_above_reads_named_paths() -> None:
+    doc = ROOT / "docs" / "aws.md"
+    assert NAMED_PATH.findall("as `tests/aws/test_start_retry.py` shows, and `awsrun/secrets.py`") == [
+        "tests/aws/test_start_retry.py",
+        "awsrun/secrets.py",
+    ]
+    assert named_path_exists("awsrun/secrets.py", doc)
+    assert not named_path_exists("tests/aws/test_no_such_module.py", doc)
+
+
 def test_the_readme_points_at_the_docs_index() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "(docs/README.md)" in readme
@@ -94,11 +125,3 @@ def test_the_readme_points_at_the_docs_index() -> None:
     listed = set(re.findall(r"\]\(([\w-]+\.md)\)", index))
     docs = {p.name for p in (ROOT / "docs").glob("*.md") if p.name != "README.md"}
     assert not docs - listed, f"docs/README.md does not list: {sorted(docs - listed)}"
-
-
-def test_the_cli_reference_names_every_subcommand() -> None:
-    reference = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    subparsers = next(a for a in _parser()._actions if a.choices and isinstance(a.choices, dict))
-    commands = set(subparsers.choices)
-    missing = {name for name in commands if f"## `eventpipe {name}" not in reference}
-    assert not missing, f"docs/cli.md has no section for: {sorted(missing)}"
