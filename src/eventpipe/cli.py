@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
     insights = commands.add_parser("insights", help="aggregates by event-time minute")
     insights.add_argument("--since", help="RFC 3339 time or a span back from now (30m, 2h, 1d); default 60m")
-    insights.add_argument("--until", help="RFC 3339 time; default now")
+    insights.add_argument("--until", help="RFC 3339 time or a span back from now; default now")
     insights.add_argument("--app-id", help="one app's insights (default: every app's)")
     insights.add_argument("--include-bots", action="store_true", help="count bots' events in (default: apart)")
     insights.add_argument("--json", action="store_true")
@@ -104,9 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_apps_parser(commands)
 
     generate = commands.add_parser("generate", help="generated events as NDJSON on stdout")
-    generate.add_argument("--count", type=int, required=True)
-    generate.add_argument("--invalid-ratio", type=float, default=0.0)
-    generate.add_argument("--duplicate-ratio", type=float, default=0.0)
+    generate.add_argument("--count", type=int, required=True, help="how many events")
+    generate.add_argument("--invalid-ratio", type=float, default=0.0, help="share of invalid events (0 to 1)")
+    generate.add_argument("--duplicate-ratio", type=float, default=0.0, help="share of repeated event ids")
     generate.add_argument("--seed", type=int, default=None, help="repeatable output (default: a new stream each run)")
     generate.add_argument("--span-minutes", type=int, default=30, help="spread event times over this many minutes")
     generate.set_defaults(run=_generate)
