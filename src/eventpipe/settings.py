@@ -1,45 +1,7 @@
 """Settings from environment variables, parsed once; the same names in AWS and on one machine.
 
-| variable | default | meaning |
-| --- | --- | --- |
-| EVENTPIPE_DATA_DIR | ./.eventpipe | local runtime's data (bucket folder, SQLite) |
-| EVENTPIPE_SCHEMA_DIR | (none) | extra schemas, `<event_type>/<version>.json`; on AWS also `s3://bucket/prefix` |
-| EVENTPIPE_SCHEMA_REFRESH_S | 60 | AWS, schemas in S3: seconds between two looks for changed schema files |
-| EVENTPIPE_FILE_RANGE_BYTES | 134217728 | AWS: a dropped NDJSON file larger than this is read in ranges of it |
-| EVENTPIPE_MAX_EVENT_BYTES | 65536 | one event |
-| EVENTPIPE_MAX_BODY_BYTES | 1048576 | one request body, or one JSON (non-NDJSON) file, decompressed |
-| EVENTPIPE_MAX_BATCH_EVENTS | 500 | events per request, and per batch on AWS (locally: the group size), at most 5000 |
-| EVENTPIPE_MAX_FILE_BYTES | 4294967296 | one file, decompressed |
-| EVENTPIPE_ENRICHERS | all | comma-separated enrichers to run, or `none` |
-| EVENTPIPE_PSEUDONYMISE_FIELDS | (none) | comma-separated dotted paths to replace by a keyed HMAC |
-| EVENTPIPE_PSEUDONYM_KEY | (none) | the HMAC key; required with EVENTPIPE_PSEUDONYMISE_FIELDS (one machine) |
-| EVENTPIPE_PSEUDONYM_KEY_PARAM | (none) | AWS: the SSM SecureString parameter holding the key (read at cold start) |
-| EVENTPIPE_CURRENCY_RATES | bundled | JSON file `{"base": "EUR", "rates": {"USD": 1.08}}`; on AWS, or s3://bucket/key |
-| EVENTPIPE_GEOIP_DB | (none) | a GeoLite2 or DB-IP Lite `.mmdb` for the `geo` enricher (off without) |
-| EVENTPIPE_SQLITE_CACHE_MIB | 4 | local runtime: SQLite page cache; more is faster on large stores, costs memory |
-| EVENTPIPE_DEDUP_FILTER_MIB | 16 | local runtime: the curated store's filter of older ids (fixed memory; <= 4096) |
-| EVENTPIPE_API_TOKEN | (none) | `eventpipe up`: bearer token for every route but `/health`; needed off loopback |
-| EVENTPIPE_TRUSTED_PROXIES | (none) | `eventpipe up`: addresses or CIDR ranges whose X-Forwarded-For counts |
-| EVENTPIPE_BATCH_WINDOW_MS | 600 | micro-batching: how long small requests may wait to share one workflow execution |
-| EVENTPIPE_GROUP_MAX_EVENTS | 2000 | local: most events in one execution (a group of requests, a file batch; <= 5000) |
-| EVENTPIPE_WORKER_PROCESSES | 2 | `eventpipe up`: processes that run batches (<= 16; 1: the worker itself) |
-
-In AWS (the Lambda functions), also:
-
-| variable | meaning |
-| --- | --- |
-| EVENTPIPE_BUCKET | the raw bucket (`incoming/`, `raw/`, `rejected/`) |
-| EVENTPIPE_ANALYTICS_BUCKET | the analytics bucket the insights export writes (export_insights only) |
-| EVENTPIPE_CURATED_TABLE | DynamoDB table of curated events |
-| EVENTPIPE_STATE_TABLE | DynamoDB table of batch records and the quarantine |
-| EVENTPIPE_INSIGHTS_TABLE | DynamoDB table of per-minute insights |
-| EVENTPIPE_STATE_MACHINE_ARN | the workflow that ingest starts (only the ingest function needs it) |
-| EVENTPIPE_CURATED_TTL_DAYS | days a curated event's item lives (DynamoDB TTL; the deduplication window), default 7 |
-| EVENTPIPE_APPS_TABLE | DynamoDB table of apps and write-key hashes (ingest); unset: no write keys |
-| EVENTPIPE_START_FUNCTION | ingest: the function that retries a failed workflow start (invoked asynchronously) |
-| EVENTPIPE_RANGE_FUNCTION | ingest: the function that reads a large file's byte ranges, one async invocation each |
-| EVENTPIPE_REQUEST_STREAM | micro-batching: the Firehose stream requests go to (ingest; unset: each is its own batch) |
-| EVENTPIPE_MICROBATCH_BELOW_EVENTS | micro-batching: only requests of fewer events go to the stream, default 100 |
+Each variable, its default and its bounds are in docs/settings.md; tests/docs/test_settings_reference.py
+parses every row of that table here, so a default changed in one place and not the other fails.
 """
 
 from __future__ import annotations

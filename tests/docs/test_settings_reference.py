@@ -1,0 +1,127 @@
+"""docs/settings.md against the code that parses the environment (`eventpipe.settings`, `eventpipe.lake.settings`).
+
+Each row's default is checked by parsing: the variable set to its documented default parses to the same
+settings as the variable unset, and set to another value, to different ones (so the row names a variable the
+code reads). A bound the row states ("at most N", "N to M") is accepted and the value past it refused. The
+other way round, every `EVENTPIPE_*` name the source reads is in the page.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from eventpipe.core.errors import ConfigError
+from eventpipe.lake.settings import LakeSettings
+from eventpipe.settings import BUNDLED_RATES, AwsResources, Settings
+from tests.docs.repo_docs import DOCS, ROOT
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+REFERENCE = DOCS / "settings.md"
+ROW = re.compile(r"^\| `(EVENTPIPE_[A-Z0-9_]+)` \| ([^|]+) \| ([^|]+) \|$", re.M)
+VARIABLE = re.compile(r"\bEVENTPIPE_[A-Z0-9_]+\b")
+RESOURCES = {
+    "EVENTPIPE_BUCKET": "raw",
+    "EVENTPIPE_CURATED_TABLE": "curated",
+    "EVENTPIPE_STATE_TABLE": "state",
+    "EVENTPIPE_INSIGHTS_TABLE": "insights",
+}
+# A value other than the default for the rows whose default is a word, not a number.
+OTHER_VALUES = {
+    "EVENTPIPE_DATA_DIR": "elsewhere",
+    "EVENTPIPE_SCHEMA_DIR": "schemas",
+    "EVENTPIPE_ENRICHERS": "none",
+    "EVENTPIPE_PSEUDONYMISE_FIELDS": "user_id",
+    "EVENTPIPE_PSEUDONYM_KEY": "a key of thirty-two bytes or more",
+    "EVENTPIPE_PSEUDONYM_KEY_PARAM": "/eventpipe/dev/pseudonym-key",
+    "EVENTPIPE_GEOIP_DB": "GeoLite2-City.mmdb",
+    "EVENTPIPE_LAKE": "off",
+    "EVENTPIPE_RETENTION_DAYS": "30",
+    "EVENTPIPE_LAKE_RETENTION_DAYS": "365",
+    "EVENTPIPE_API_TOKEN": "a token",
+    "EVENTPIPE_TRUSTED_PROXIES": "10.0.0.0/8",
+}
+
+
+def rows() -> dict[str, tuple[str, str]]:
+    """Each documented variable: its default and its meaning, as written."""
+    return {name: (default.strip(), meaning.strip()) for name, default, meaning in ROW.findall(read(REFERENCE))}
+
+
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def parsed(environ: dict[str, str]) -> tuple[Any, ...]:
+    """Everything the functions and the local runtime read from `environ` (AWS-only names accepted)."""
+    return (
+        Settings.from_env(environ, on_aws=True),
+        LakeSettings.from_env(environ),
+        AwsResources.from_env(RESOURCES | environ),
+    )
+
+
+def documented_value(default: str) -> str | None:
+    """The documented default as a value of the variable; None for `none` (the variable unset)."""
+    text = default.strip("`")
+    if text.startswith("none"):
+        return None
+    if text == "bundled":
+        return str(BUNDLED_RATES)
+    return text
+
+
+def test_the_page_documents_the_settings() -> None:
+    # a table the pattern no longer reads would make every test below pass on nothing
+    assert len(rows()) >= 25
+
+
+@pytest.mark.parametrize("name", sorted(rows()))
+def test_each_documented_default_is_the_codes(name: str, tmp_path: Path) -> None:
+    default, _ = rows()[name]
+    value = documented_value(default)
+    if value is not None:
+        assert parsed({name: value}) == parsed({}), f"{name}={value} (documented default) is not the default"
+    if default.strip("`") == "bundled":
+        other = tmp_path / "rates.json"
+        other.write_bytes(orjson.dumps({"base": "USD", "rates": {"EUR": 0.9}}))
+        changed = str(other)
+    elif value is not None and value.isdigit():
+        changed = str(int(value) + 1)
+    else:
+        changed = OTHER_VALUES[name]
+    assert parsed({name: changed}) != parsed({}), f"{name} is documented, but the settings do not read it"
+
+
+@pytest.mark.parametrize("name", sorted(rows()))
+def test_each_documented_bound_holds(name: str) -> None:
+    _, meaning = rows()[name]
+    highest = re.search(r"at most ([\d,]+)\b", meaning) or re.search(r"\(\d+ to ([\d,]+)\b", meaning)
+    if highest is None:
+        return
+    bound = int(highest.group(1).replace(",", ""))
+    parsed({name: str(bound)})
+    with pytest.raises(ConfigError, match=name):
+        parsed({name: str(bound + 1)})
+
+
+def test_every_variable_the_code_reads_is_documented() -> None:
+    read_by_code = {
+        name
+        for path in (ROOT / "src").rglob("*")
+        if path.suffix in (".py", ".js")
+        for name in VARIABLE.findall(read(path))
+    }
+    missing = sorted(read_by_code - set(VARIABLE.findall(read(REFERENCE))))
+    assert not missing, f"docs/settings.md does not name: {missing}"
+
+
+def test_every_setting_the_page_names_is_read_by_the_code() -> None:
+    read_by_code = {name for path in (ROOT / "src").rglob("*.py") for name in VARIABLE.findall(read(path))}
+    unknown = sorted(set(VARIABLE.findall(read(REFERENCE))) - read_by_code)
+    assert not unknown, f"docs/settings.md names variables no code reads: {unknown}"
