@@ -12,6 +12,7 @@ import shlex
 import pytest
 
 from eventpipe.cli import _parser
+from eventpipe.handlers.functions import FUNCTIONS, LOCAL_FUNCTIONS
 from tests.docs.repo_docs import DOCS, Block, blocks, markdown_files, section
 
 REFERENCE = DOCS / "cli.md"
@@ -104,3 +105,11 @@ def test_the_command_pattern_finds_eventpipe_only_where_a_shell_runs_it() -> Non
     assert COMMAND.search(".venv/bin/eventpipe apps create shop --json")
     assert COMMAND.search("KEY=$(eventpipe apps create shop)")
     assert not COMMAND.search("aws cloudwatch get-metric-statistics --namespace eventpipe --metric-name X")
+
+
+def test_the_invoke_section_names_which_functions_run_here() -> None:
+    text = section(REFERENCE, "`eventpipe invoke")
+    local = text[text.index("The functions that run here") : text.index("The others")]
+    aws_only = text[text.index("The others") :]
+    assert set(re.findall(r"`(\w+)`", local)) == set(LOCAL_FUNCTIONS)
+    assert set(re.findall(r"`(\w+)`", aws_only)) >= set(FUNCTIONS) - set(LOCAL_FUNCTIONS)
