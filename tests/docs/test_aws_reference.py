@@ -120,3 +120,19 @@ def test_every_metric_the_functions_publish_is_named_in_aws_md() -> None:
     assert {"EventsReceived", "BatchStartsSkipped"} <= published
     missing = sorted(name for name in published if f"`{name}`" not in AWS.read_text(encoding="utf-8"))
     assert not missing, f"docs/aws.md does not name the metrics: {missing}"
+
+
+def test_the_runbooks_resource_lookups_name_what_the_stacks_have(template: dict[str, Any]) -> None:
+    runbook = (ROOT / "RUNBOOK.md").read_text(encoding="utf-8")
+    resources, outputs = set(template["Resources"]), set(template["Outputs"])
+    assert not set(re.findall(r"\bres (\w+)\)", runbook)) - resources
+    assert not set(re.findall(r"\bout (\w+)\)", runbook)) - outputs
+    # `logs Name`: the function's log group, `<Name>LogGroup`; the helper's comment lists every function's
+    listed = re.search(r"its log group \(([^)]*)\)", runbook)
+    assert listed
+    names = set(re.findall(r"\b[A-Z]\w+", listed.group(1).replace("#", "")))
+    functions = {name.removesuffix("LogGroup") for name in resources if name.endswith("LogGroup")}
+    assert names == functions - {"ApiAccess", "StateMachine"}
+    assert not set(re.findall(r"\blogs (\w+)\)", runbook)) - names
+    terraform_outputs = set(re.findall(r'^output "(\w+)"', terraform_text(), re.M))
+    assert not set(re.findall(r"output -raw (\w+)", runbook)) - terraform_outputs
