@@ -17,7 +17,7 @@ import pytest
 from eventpipe.core.errors import ConfigError
 from eventpipe.lake.settings import LakeSettings
 from eventpipe.settings import BUNDLED_RATES, AwsResources, Settings
-from tests.docs.repo_docs import DOCS, ROOT
+from tests.docs.repo_docs import DOCS, ROOT, tracked_files
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -125,3 +125,21 @@ def test_every_setting_the_page_names_is_read_by_the_code() -> None:
     read_by_code = {name for path in (ROOT / "src").rglob("*.py") for name in VARIABLE.findall(read(path))}
     unknown = sorted(set(VARIABLE.findall(read(REFERENCE))) - read_by_code)
     assert not unknown, f"docs/settings.md names variables no code reads: {unknown}"
+
+
+def test_every_variable_any_doc_names_is_read_by_some_code() -> None:
+    """A variable renamed in the code and not in a doc would send a reader after a setting that does nothing."""
+    code_suffixes = {".py", ".js", ".sh", ".bicep", ".yaml", ".yml", ".tf", ".mk", ""}
+    files = tracked_files()
+    read_by_code = {
+        name
+        for path in files
+        if path.suffix in code_suffixes and path.is_file()
+        for name in VARIABLE.findall(read_text(path))
+    }
+    named = {name for path in files if path.suffix == ".md" for name in VARIABLE.findall(read_text(path))}
+    assert not named - read_by_code, f"the docs name variables no code reads: {sorted(named - read_by_code)}"
+
+
+def read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
