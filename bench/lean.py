@@ -1,9 +1,11 @@
 """The same work as `eventpipe ingest`, written lean: the reference `make bench` holds eventpipe to.
 
-    python bench/lean.py EVENTS.ndjson WORK_DIR    # prints {"curated", "duplicates", "rejected": {code: n}}
+    python bench/lean.py EVENTS.ndjson WORK_DIR [--batch N]   # prints {"curated", "duplicates", "rejected": {...}}
 
 Same input, schemas, enrichments and outcomes as eventpipe with `user_id` pseudonymised, and the
-same guarantees, with no plumbing: one pass over each batch of 500 lines in plain functions.
+same guarantees, with no plumbing: one pass over each batch of lines in plain functions.
+`bench/run.py` passes `--batch` as the group size eventpipe cuts a file into
+(EVENTPIPE_GROUP_MAX_EVENTS), so both share a batch's fixed costs over the same number of events.
 
 - Each batch's raw lines are written and fsynced before they are processed (the acknowledgement),
   its curated payloads to one segment file, fsynced, before the index points at them.
@@ -20,12 +22,12 @@ same guarantees, with no plumbing: one pass over each batch of 500 lines in plai
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import os
 import socket
 import sqlite3
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -46,7 +48,6 @@ from eventpipe.core.envelope import envelope_with
 from eventpipe.core.histogram import bucket_of
 from eventpipe.core.registry import BUNDLED_SCHEMA_DIR
 
-BATCH = 500
 KEY = b"lean-bench-pseudonym-key-32-bytes"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UTM = {
@@ -276,12 +277,12 @@ class Lean:
         return sketch
 
 
-def main(path: str, work: str) -> None:
+def main(path: str, work: str, batch: int) -> None:
     lean = Lean(Path(work))
     with open(path, "rb") as source:
         lines = (line.rstrip(b"\n") for line in source if line.strip())
         number = 0
-        while chunk := list(islice(lines, BATCH)):
+        while chunk := list(islice(lines, batch)):
             lean.batch(number, chunk, time.time_ns() // 1_000_000)
             number += 1
     totals = lean.totals
@@ -292,4 +293,9 @@ def main(path: str, work: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("events", help="the NDJSON input")
+    parser.add_argument("work", help="a folder for the lean chain's files (created)")
+    parser.add_argument("--batch", type=int, default=500, help="lines per batch (one transaction, two fsyncs)")
+    args = parser.parse_args()
+    main(args.events, args.work, args.batch)
