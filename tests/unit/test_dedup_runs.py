@@ -11,6 +11,7 @@ import pytest
 
 from eventpipe.adapters.local import Database, FolderBucket, SqliteCuratedStore
 from eventpipe.adapters.local.curated import uuid_key
+from eventpipe.adapters.local.database import SCHEMA_VERSION
 from eventpipe.adapters.local.dedup_runs import DAY_MS
 from eventpipe.adapters.local.dedup_runs import FILTER_GROUPS as GROUPS
 from eventpipe.adapters.local.id_filter import IdFilter
@@ -247,7 +248,7 @@ def test_a_database_of_schema_4_is_migrated_with_its_ids(tmp_path: Path) -> None
     assert curated.count_by_type() == {"signup": 3, "page_view": 1}
     database.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'curated_v4'").fetchone()[0] == 0
 
 

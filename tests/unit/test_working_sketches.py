@@ -35,8 +35,8 @@ def test_users_kept_in_memory_count_the_same_as_users_merged_from_the_stored_byt
     # WHEN ten batches of 3,000 users each (the sketch turns dense) go through both
     for batch in range(10):
         users = _users(f"b{batch}", 3_000)
-        stored = working.merged_users(7, users, stored)
-        fresh = WorkingSketches[int]().merged_users(7, users, fresh)
+        stored = working.merged_users(7, [users], stored)
+        fresh = WorkingSketches[int]().merged_users(7, [users], fresh)
     # THEN both hold the same registers, and 30,000 users within 2%
     assert stored == fresh
     assert abs(_estimate(stored) - 30_000) < 600
@@ -46,13 +46,13 @@ def test_users_kept_in_memory_count_the_same_as_users_merged_from_the_stored_byt
 def test_bytes_written_by_someone_else_are_merged_rather_than_the_kept_union() -> None:
     # GIVEN a union kept for a minute
     working: WorkingSketches[int] = WorkingSketches()
-    mine = working.merged_users(1, _users("a", 100), None)
+    mine = working.merged_users(1, [_users("a", 100)], None)
     # WHEN the stored bytes are not those it wrote (another writer, a rolled-back transaction)
-    other = WorkingSketches[int]().merged_users(1, _users("z", 500), None)
-    merged = working.merged_users(1, _users("b", 100), other)
+    other = WorkingSketches[int]().merged_users(1, [_users("z", 500)], None)
+    merged = working.merged_users(1, [_users("b", 100)], other)
     # THEN the result is the stored sketch and the batch's, without the kept union's users
     assert abs(_estimate(merged) - 600) < 12
-    assert merged != working.merged_users(2, _users("b", 100), mine)
+    assert merged != working.merged_users(2, [_users("b", 100)], mine)
 
 
 def _step_content(blob: bytes) -> tuple[int, list[int]]:
@@ -67,7 +67,7 @@ def test_step_sketches_kept_in_memory_equal_the_merge_of_stored_bytes() -> None:
     fresh: bytes | None = None
     for batch in range(6):
         sessions = _sessions(f"s{batch}", 400)  # past the sketch's 1,024 entries: it samples
-        stored = working.merged_step(3, sessions, stored)
+        stored = working.merged_step(3, [sessions], stored)
         fresh = merged_step(sessions, fresh)
     assert stored is not None
     assert fresh is not None
@@ -80,15 +80,15 @@ def test_step_sketches_rebuilt_from_someone_elses_bytes_keep_their_sessions() ->
     other = merged_step(_sessions("z", 50), None)
     working: WorkingSketches[int] = WorkingSketches()
     # WHEN a batch merges into it
-    merged = working.merged_step(1, _sessions("a", 30), other)
+    merged = working.merged_step(1, [_sessions("a", 30)], other)
     # THEN both writers' sessions are kept
     assert datasketches.compact_theta_sketch.deserialize(merged).get_estimate() == 80
 
 
 def test_the_cache_keeps_at_most_its_capacity() -> None:
     working: WorkingSketches[int] = WorkingSketches(capacity=2)
-    blobs = [working.merged_users(minute, _users(str(minute), 10), None) for minute in range(3)]
+    blobs = [working.merged_users(minute, [_users(str(minute), 10)], None) for minute in range(3)]
     # minute 0 was dropped: its union is rebuilt from the stored bytes, with the same result
-    again = working.merged_users(0, _users("x", 10), blobs[0])
+    again = working.merged_users(0, [_users("x", 10)], blobs[0])
     assert abs(_estimate(again) - 20) < 1
     assert len(working._users) == 2

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 # 2: per-minute session sketches replace per-session funnel rows; dirty hours. 3: segments. 4: batches
 # grouped by micro-batching (group_id, first_index). 5: curated ids indexed per run (dedup_runs.py).
-SCHEMA_VERSION = 5
+# 6: sketch deltas (adapters/local/insights.py).
+SCHEMA_VERSION = 6
 CURATED_SCHEMA = """
 -- The curated events' index; their payloads are in segment files (adapters/local/curated.py).
 -- Rows are appended in rowid order. The 16-byte ids are indexed per run (a day's ids, or fewer):
@@ -87,6 +88,15 @@ CREATE TABLE IF NOT EXISTS minute_sessions (
 ) WITHOUT ROWID;
 -- Hours whose aggregates changed since the export last wrote them; `version` counts the changes,
 -- so that the export forgets an hour only if nothing changed it meanwhile.
+-- Each batch's own small sketches, per minute, segment and step (-1: users), until a fold unites them
+-- into minute_sketches and minute_sessions (adapters/local/insights.py); reads unite both.
+CREATE TABLE IF NOT EXISTS sketch_deltas (
+    id INTEGER PRIMARY KEY,
+    minute INTEGER NOT NULL,
+    segment TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    sketch BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dirty_hours (hour INTEGER PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS applied_batches (batch_id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
@@ -111,6 +121,16 @@ CREATE UNIQUE INDEX curated_by_run ON curated (run, event_id);
 CREATE TABLE curated_runs (run INTEGER PRIMARY KEY, ids INTEGER NOT NULL, token TEXT NOT NULL);
 INSERT INTO curated_runs (run, ids, token)
     SELECT 0, COUNT(*), lower(hex(randomblob(8))) FROM curated HAVING COUNT(*) > 0;
+"""
+# Schema 5 to 6: a new table; no data moves (a minute's stored sketches stay where they are).
+MIGRATE_5_TO_6 = """
+CREATE TABLE sketch_deltas (
+    id INTEGER PRIMARY KEY,
+    minute INTEGER NOT NULL,
+    segment TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    sketch BLOB NOT NULL
+);
 """
 
 
@@ -149,7 +169,9 @@ class Database:
             self._conn.executescript(SCHEMA)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif version == 4:
-            self._migrate(MIGRATE_4_TO_5)
+            self._migrate(MIGRATE_4_TO_5 + MIGRATE_5_TO_6)
+        elif version == 5:
+            self._migrate(MIGRATE_5_TO_6)
         elif version != SCHEMA_VERSION:
             raise StorageError(
                 f"{path} was made by another version of eventpipe (schema {version}, this one reads"
