@@ -80,6 +80,32 @@ def test_a_missing_version_of_an_existing_key_is_object_not_found(bucket: S3RawB
     assert bucket.get("incoming/f.ndjson") == b"second"
 
 
+def test_versions_lists_each_version_and_marker_and_one_version_can_be_deleted(bucket: S3RawBucket, s3: Any) -> None:
+    # GIVEN a versioned bucket: a raw batch put twice, then deleted (a delete marker), and an object beside it
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    bucket.put("raw/b.ndjson", b"first")
+    bucket.put("raw/b.ndjson", b"second")
+    bucket.delete("raw/b.ndjson")
+    bucket.put("staged/s.ndjson", b"other")
+    # WHEN the versions under raw/ are listed
+    versions = list(bucket.versions("raw/"))
+    # THEN the two versions and the marker come back, the marker the latest, and nothing under staged/
+    assert sorted((v.key, v.latest, v.marker) for v in versions) == [
+        ("raw/b.ndjson", False, False),
+        ("raw/b.ndjson", False, False),
+        ("raw/b.ndjson", True, True),
+    ]
+    # AND a noncurrent version reads back as put (gzip-compressed under raw/, like the current one)
+    old = {bucket.get(v.key, v.version_id): v.version_id for v in versions if not v.marker}
+    assert set(old) == {b"first", b"second"}
+    # AND deleting one version by its id removes that version only
+    bucket.delete("raw/b.ndjson", old[b"first"])
+    left = [(v.version_id, v.marker) for v in bucket.versions("raw/")]
+    assert sorted(left) == sorted([(old[b"second"], False), *((v.version_id, True) for v in versions if v.marker)])
+    with pytest.raises(ObjectNotFoundError):
+        bucket.get("raw/b.ndjson", old[b"first"])
+
+
 def test_keys_pages_through_more_than_a_thousand_objects(bucket: S3RawBucket, s3: Any) -> None:
     # GIVEN 1,001 objects under incoming/ (one list page holds 1,000) and others beside them
     # (put straight into moto's backend: 1,001 PutObject calls through botocore take seconds)
@@ -105,6 +131,7 @@ def test_keys_pages_through_more_than_a_thousand_objects(bucket: S3RawBucket, s3
         pytest.param(lambda b: b.open("raw/k"), id="open"),
         pytest.param(lambda b: b.delete("raw/k"), id="delete"),
         pytest.param(lambda b: list(b.keys("raw/")), id="keys"),
+        pytest.param(lambda b: list(b.versions("raw/")), id="versions"),
     ],
 )
 def test_a_bucket_that_does_not_exist_is_a_storage_error(s3: Any, operation: Callable[[S3RawBucket], Any]) -> None:

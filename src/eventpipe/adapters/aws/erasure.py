@@ -46,18 +46,17 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from eventpipe.adapters.aws.dynamodb_calls import batch_delete
 from eventpipe.adapters.aws.erasure_tombstones import WRITER_TIMEOUT_S
-from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
 from eventpipe.adapters.aws.lake_lease import ERASURE_WAIT_S, POLL_S
 from eventpipe.adapters.aws.retry import Backoff
-from eventpipe.adapters.aws.s3 import MISSING_CODES, read_form, stored_form
+from eventpipe.adapters.aws.s3 import S3RawBucket
 from eventpipe.adapters.aws.s3_lake import LAKE_PREFIX, UNREADABLE_PREFIX
-from eventpipe.core.errors import StorageError
+from eventpipe.core.errors import ObjectNotFoundError, StorageError
 from eventpipe.core.rawbatch import RAW_PREFIX
 from eventpipe.core.timeutil import to_iso
 from eventpipe.erasure import rewrite
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_s3.client import S3Client
@@ -107,6 +106,8 @@ class AwsErasure:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._stores = stores
+        self._raw_objects = S3RawBucket(stores.raw_bucket, stores.s3)
+        self._analytics_objects = S3RawBucket(stores.analytics_bucket, stores.s3)
         self._tombstones = tombstones
         self._lease = lease
         self._backoff = backoff or Backoff()
@@ -166,10 +167,10 @@ class AwsErasure:
         from eventpipe.erasure.lake_rows import matching_rows
         from eventpipe.lake.parquet import from_parquet, to_parquet
 
-        bucket = self._stores.analytics_bucket
+        bucket = self._analytics_objects
         rewritten, event_ids = 0, set()
-        for key in self._keys(bucket, LAKE_PREFIX):
-            table = from_parquet(self._get(bucket, key))
+        for key in _listed(bucket, LAKE_PREFIX):
+            table = from_parquet(bucket.get(key))
             mask = matching_rows(table, target)
             if not pc.any(mask).as_py():
                 continue
@@ -177,9 +178,9 @@ class AwsErasure:
             event_ids |= {str(e).lower() for e in matched.column("event_id").to_pylist()}
             kept = table.filter(pc.invert(mask))
             if kept.num_rows:
-                self._put(bucket, key, to_parquet(kept))
+                bucket.put(key, to_parquet(kept))
             else:
-                self._delete(bucket, key)
+                bucket.delete(key)
             self._forget_versions(bucket, key)
             rewritten += 1
         return rewritten, event_ids
@@ -188,16 +189,16 @@ class AwsErasure:
         """Stream records write_lake could not make rows of (`lake-unreadable/`): the user's left out."""
         from eventpipe.adapters.aws.lake_stream import without_target
 
-        bucket = self._stores.analytics_bucket
+        bucket = self._analytics_objects
         rewritten = 0
-        for key in self._keys(bucket, UNREADABLE_PREFIX):
-            new = without_target(self._get(bucket, key), target)
+        for key in _listed(bucket, UNREADABLE_PREFIX):
+            new = without_target(bucket.get(key), target)
             if new is None:
                 continue
             if new == b"[]":
-                self._delete(bucket, key)
+                bucket.delete(key)
             else:
-                self._put(bucket, key, new)
+                bucket.put(key, new)
             self._forget_versions(bucket, key)
             rewritten += 1
         return rewritten
@@ -212,17 +213,17 @@ class AwsErasure:
         return records
 
     def _raw(self, target: ErasureTarget) -> int:
-        bucket = self._stores.raw_bucket
+        bucket = self._raw_objects
         rewritten = 0
         # every raw batch: the lake and the quarantine do not name every batch holding the user's lines
         # (a replay's own batch, a dropped duplicate's); rewrite.raw_batch looks for the ids before parsing
-        keys = [key for prefix in (RAW_PREFIX, *DROPPED_PREFIXES, STAGED_PREFIX) for key in self._keys(bucket, prefix)]
+        keys = [key for prefix in (RAW_PREFIX, *DROPPED_PREFIXES, STAGED_PREFIX) for key in _listed(bucket, prefix)]
         for key in keys:
-            data = self._get(bucket, key, missing_ok=True)
+            data = _read(bucket, key)
             new = self._raw_rewrite(key, data, target) if data is not None else None
             if new is None:
                 continue
-            self._put(bucket, key, new)
+            bucket.put(key, new)
             self._forget_versions(bucket, key)
             rewritten += 1
         return rewritten
@@ -260,78 +261,45 @@ class AwsErasure:
                 return _requests_hold(data, target, max_bytes=self._stores.max_file_bytes)
             return self._raw_rewrite(key, data, target) is not None
 
-        raw = self._stores.raw_bucket
+        raw = self._raw_objects
         prefixes = (RAW_PREFIX, *DROPPED_PREFIXES, STAGED_PREFIX, REQUESTS_PREFIX)
         deleted = sum(self._delete_old_versions(raw, prefix, raw_holds) for prefix in prefixes)
-        analytics = self._stores.analytics_bucket
+        analytics = self._analytics_objects
         deleted += self._delete_old_versions(analytics, LAKE_PREFIX, lake_holds)
         return deleted + self._delete_old_versions(analytics, UNREADABLE_PREFIX, unreadable_holds)
 
-    def _delete_old_versions(self, bucket: str, prefix: str, holds: Callable[[str, bytes], bool]) -> int:
+    def _delete_old_versions(self, bucket: S3RawBucket, prefix: str, holds: Callable[[str, bytes], bool]) -> int:
         deleted = 0
-        try:
-            pages = self._stores.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
-            old = [(v["Key"], v["VersionId"]) for page in pages for v in page.get("Versions", []) if not v["IsLatest"]]
-        except AWS_ERRORS as exc:
-            raise storage_error(exc, f"cannot list the old versions in s3://{bucket}/{prefix}") from exc
-        for key, version in old:
-            data = self._get(bucket, key, version=version, missing_ok=True)
-            if data is None or not holds(key, data):
+        old = [v for v in bucket.versions(prefix) if not v.latest and not v.marker]
+        for version in old:
+            data = _read(bucket, version.key, version.version_id)
+            if data is None or not holds(version.key, data):
                 continue
-            try:
-                self._stores.s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
-            except AWS_ERRORS as exc:
-                raise storage_error(exc, f"cannot delete an old version of s3://{bucket}/{key}") from exc
+            bucket.delete(version.key, version.version_id)
             deleted += 1
         return deleted
 
-    # --- S3 -------------------------------------------------------------------------------------------
-
-    def _keys(self, bucket: str, prefix: str) -> Iterator[str]:
-        try:
-            pages = self._stores.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
-        except AWS_ERRORS as exc:
-            raise storage_error(exc, f"cannot list s3://{bucket}/{prefix}") from exc
-        return iter(keys)  # listed before any rewrite: a rewritten object is not listed again
-
-    def _get(self, bucket: str, key: str, *, version: str | None = None, missing_ok: bool = False) -> Any:
-        try:
-            which: Any = {"VersionId": version} if version else {}
-            # raw batches are stored gzip-compressed (s3.py): the rewrite reads and writes their text
-            return read_form(key, self._stores.s3.get_object(Bucket=bucket, Key=key, **which)["Body"].read())
-        except AWS_ERRORS as exc:
-            if missing_ok and error_code(exc) in MISSING_CODES:
-                return None
-            raise storage_error(exc, f"cannot read s3://{bucket}/{key}") from exc
-
-    def _put(self, bucket: str, key: str, data: bytes) -> None:
-        try:
-            stored, extra = stored_form(key, data)
-            self._stores.s3.put_object(Bucket=bucket, Key=key, Body=stored, **extra)
-        except AWS_ERRORS as exc:
-            raise storage_error(exc, f"cannot write s3://{bucket}/{key}") from exc
-
-    def _delete(self, bucket: str, key: str) -> None:
-        try:
-            self._stores.s3.delete_object(Bucket=bucket, Key=key)
-        except AWS_ERRORS as exc:
-            raise storage_error(exc, f"cannot delete s3://{bucket}/{key}") from exc
-
-    def _forget_versions(self, bucket: str, key: str) -> None:
+    def _forget_versions(self, bucket: S3RawBucket, key: str) -> None:
         """Delete every noncurrent version of `key` (and its delete markers): the old bytes held the ids."""
-        try:
-            pages = self._stores.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key)
-            for page in pages:
-                # the current version stays (it is the rewritten object); a delete marker goes too, so
-                # that an object deleted here leaves no version and no marker behind
-                old = [v for v in page.get("Versions", []) if v["Key"] == key and not v.get("IsLatest")]
-                markers = [m for m in page.get("DeleteMarkers", []) if m["Key"] == key]
-                for item in [*old, *markers]:
-                    self._stores.s3.delete_object(Bucket=bucket, Key=key, VersionId=item["VersionId"])
-                self._versions_deleted += len(old)
-        except AWS_ERRORS as exc:
-            raise storage_error(exc, f"cannot delete the old versions of s3://{bucket}/{key}") from exc
+        # the current version stays (it is the rewritten object); a delete marker goes too, so that an
+        # object deleted here leaves no version and no marker behind
+        old = [v for v in bucket.versions(key) if v.key == key and (v.marker or not v.latest)]
+        for version in old:
+            bucket.delete(key, version.version_id)
+        self._versions_deleted += sum(not v.marker for v in old)
+
+
+def _listed(bucket: S3RawBucket, prefix: str) -> list[str]:
+    """The keys under `prefix`, listed whole before any rewrite: a rewritten object is not listed again."""
+    return list(bucket.keys(prefix))
+
+
+def _read(bucket: S3RawBucket, key: str, version_id: str | None = None) -> bytes | None:
+    """The object's bytes (of that version), as put; None when it went since it was listed."""
+    try:
+        return bucket.get(key, version_id)
+    except ObjectNotFoundError:
+        return None
 
 
 def _requests_hold(data: bytes, target: ErasureTarget, *, max_bytes: int) -> bool:

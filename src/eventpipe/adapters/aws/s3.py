@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.errors import AWS_ERRORS, error_code, storage_error
@@ -40,6 +40,15 @@ def read_form(key: str, stored: bytes) -> bytes:
     return stored
 
 
+class ObjectVersion(NamedTuple):
+    """One version of an object in a versioned bucket, or one delete marker."""
+
+    key: str
+    version_id: str
+    latest: bool
+    marker: bool
+
+
 class S3RawBucket:
     """Objects in one S3 bucket. S3 stores durably before it answers, so every put is durable."""
 
@@ -54,8 +63,8 @@ class S3RawBucket:
         except AWS_ERRORS as exc:
             raise storage_error(exc, f"cannot write s3://{self.name}/{key}") from exc
 
-    def get(self, key: str) -> bytes:
-        with self.open(key) as body:
+    def get(self, key: str, version_id: str | None = None) -> bytes:
+        with self.open(key, version_id) as body:
             return body.read()
 
     def open(self, key: str, version_id: str | None = None) -> IO[bytes]:
@@ -75,11 +84,14 @@ class S3RawBucket:
             return cast("IO[bytes]", gzip.GzipFile(fileobj=stream, mode="rb"))
         return stream
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, version_id: str | None = None) -> None:
+        """Delete the object (a delete marker, in a versioned bucket), or only that version of it."""
+        extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
         try:
-            self._client.delete_object(Bucket=self.name, Key=key)
+            self._client.delete_object(Bucket=self.name, Key=key, **extra)
         except AWS_ERRORS as exc:
-            raise storage_error(exc, f"cannot delete s3://{self.name}/{key}") from exc
+            which = f"a version of s3://{self.name}/{key}" if version_id else f"s3://{self.name}/{key}"
+            raise storage_error(exc, f"cannot delete {which}") from exc
 
     def keys(self, prefix: str) -> Iterator[str]:
         try:
@@ -88,6 +100,17 @@ class S3RawBucket:
                     yield item["Key"]
         except AWS_ERRORS as exc:
             raise storage_error(exc, f"cannot list s3://{self.name}/{prefix}") from exc
+
+    def versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        """Every version and delete marker of the objects under `prefix` (a versioned bucket's history)."""
+        try:
+            for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self.name, Prefix=prefix):
+                for version in page.get("Versions", []):
+                    yield ObjectVersion(version["Key"], version["VersionId"], version["IsLatest"], marker=False)
+                for marker in page.get("DeleteMarkers", []):
+                    yield ObjectVersion(marker["Key"], marker["VersionId"], marker["IsLatest"], marker=True)
+        except AWS_ERRORS as exc:
+            raise storage_error(exc, f"cannot list the versions in s3://{self.name}/{prefix}") from exc
 
 
 class TranslatedStream(io.RawIOBase):
