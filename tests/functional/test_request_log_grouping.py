@@ -159,3 +159,36 @@ def test_read_segments_are_deleted_once_their_requests_are_grouped(server: Local
     assert len(list(folder.iterdir())) == 1
     logged.close()
     runtime.close()
+
+
+def test_a_group_raw_batch_no_record_names_is_deleted_and_a_recorded_one_kept(
+    server: LocalRuntime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a worker that died after writing a group's raw batch, before recording the group
+    send_requests(server, 3)
+    runtime, logged = worker_side(settings)
+    assert logged.due_in_ms(NOW_MS + 10) == 0
+
+    def crash(*args: object) -> None:
+        raise Crash
+
+    monkeypatch.setattr(runtime.batches, "record_group", crash)
+    with pytest.raises(Crash):
+        logged.group()
+    logged.close()
+    runtime.close()
+    (left,) = runtime.bucket.keys("raw/g")
+    # AND two more requests, so that the group formed again takes five and has another name
+    send_requests(server, 2)
+    # WHEN a new worker removes what no record names, then groups the log
+    runtime, logged = worker_side(settings)
+    assert runtime.remove_unrecorded_groups() == 1
+    assert logged.due_in_ms(NOW_MS + 10) == 0
+    runs, taken = logged.group()
+    # THEN only the recorded group's raw batch is left, with all five requests, and a second sweep keeps it
+    assert len(taken) == 5
+    assert list(runtime.bucket.keys("raw/g")) == [runs[0][1]] != [left]
+    assert runtime.remove_unrecorded_groups() == 0
+    assert list(runtime.bucket.keys("raw/g")) == [runs[0][1]]
+    logged.close()
+    runtime.close()

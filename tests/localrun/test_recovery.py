@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from tests.localrun.api_client import (
     wait_for,
     wait_idle,
 )
-from tests.localrun.process_probe import alive, curated_ids, runner_pids, worker_pid
+from tests.localrun.process_probe import alive, curated_ids, query, runner_pids, worker_pid
 from tests.localrun.server_harness import start_server
 from tests.localrun.servers import end, up
 
@@ -288,3 +290,78 @@ def test_a_runner_killed_with_a_backlog_is_replaced_and_every_batch_finishes_onc
         assert len(ids) == len(set(ids)) == 10_000
         assert health(server.url)["worker"]["restarts"] == 0
         assert not alive(runner)
+
+
+# Run in the killed process: `eventpipe erase` groups the request log itself (no `up` runs), and dies
+# (SIGKILL, sent by itself) once the group's raw batch is written, before the group is recorded.
+_KILLED_GROUPING = """
+import os, signal, sys
+from eventpipe import cli
+from eventpipe.adapters.local.batches import SqliteBatchStore
+
+SqliteBatchStore.record_group = lambda self, *args: os.kill(os.getpid(), signal.SIGKILL)
+sys.exit(cli.main(["erase", "--user-id", "nobody"]))
+"""
+
+
+def group_raw_batches(data_dir: Path) -> set[str]:
+    return {path.name.removesuffix(".ndjson") for path in (data_dir / "bucket" / "raw").glob("g*.ndjson")}
+
+
+def post_requests(url: str, count: int, sent: dict[str, list[dict[str, Any]]]) -> None:
+    for _ in range(count):
+        batch = [*events(9), invalid_event()]
+        reply = post_events(url, as_ndjson(batch))
+        assert reply.status == 202
+        sent[reply.json()["batch_id"]] = batch
+
+
+def test_a_group_raw_batch_left_by_a_kill_before_its_record_is_deleted_on_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    sent: dict[str, list[dict[str, Any]]] = {}
+    # GIVEN three requests in the request log (a minute's batching window keeps them there), the server killed
+    first = start_server(data_dir, env={"EVENTPIPE_BATCH_WINDOW_MS": "60000"})
+    try:
+        post_requests(first.url, 3, sent)
+        first.kill()
+    finally:
+        end(first)
+    # AND a process grouping them killed after writing the group's raw batch, before recording the group
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_GROUPING],
+        env={**os.environ, "EVENTPIPE_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (left,) = group_raw_batches(data_dir)
+    assert query(data_dir, "SELECT count(*) FROM batches WHERE batch_id = ?", left) == [(0,)]
+    # WHEN `eventpipe up` starts again and two more requests arrive before the three are grouped (so that
+    # their group is not the one killed: it takes five requests, and has another name)
+    with up(data_dir, env={"EVENTPIPE_BATCH_WINDOW_MS": "60000"}) as second:
+        # THEN its worker deletes the raw batch no record names as it starts
+        wait_for(lambda: left not in group_raw_batches(data_dir) or None, what="the unrecorded group deleted")
+        post_requests(second.url, 2, sent)
+        second.kill()
+    # AND once grouped (by `eventpipe erase`, as no `up` runs) and run, every request is in one group whose
+    # raw batch is there, every group raw batch is named by a record, and each event is curated once
+    erased = subprocess.run(
+        [sys.executable, "-m", "eventpipe", "erase", "--user-id", "nobody"],
+        env={**os.environ, "EVENTPIPE_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert erased.returncode == 1  # the user was never there: only the grouping mattered
+    assert erased.stderr == b"eventpipe: no event of that user is stored: nothing was changed\n"
+    with up(data_dir) as third:
+        wait_idle(third.url)
+        for batch_id in sent:
+            document = call(third.url, "GET", f"/batches/{batch_id}", timeout=10).json()
+            assert (document["status"], document["curated"], document["rejected"]) == ("done", 9, 1), document
+    recorded = {str(row[0]) for row in query(data_dir, "SELECT batch_id FROM batches WHERE batch_id LIKE 'g%'")}
+    assert group_raw_batches(data_dir) == recorded
+    assert len(recorded) == 1
+    ids = curated_ids(data_dir)
+    assert len(ids) == len(set(ids)) == 45

@@ -61,6 +61,7 @@ class CommandRuntime:
             if self.lock is None and (lock := DataDirLock.try_acquire(self._settings.data_dir, self._command)):
                 self.lock, self.beside_up = lock, ""
             if self.lock is not None:  # no server writes to the log, no worker reads it: group it here
+                self.runtime.remove_unrecorded_groups()
                 logged = LoggedRequests(
                     self.runtime, folder, max_events=self._settings.group_max_events, window_ms=0, writer_gone=True
                 )

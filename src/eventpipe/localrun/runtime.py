@@ -21,11 +21,12 @@ from eventpipe.adapters.local import (
 from eventpipe.adapters.local.curated import FILTER_FILE as CURATED_FILTER_FILE
 from eventpipe.adapters.local.request_log import RequestLog, record_limit
 from eventpipe.core.apps import AppDirectory
+from eventpipe.core.batch_ids import GROUP_PREFIX
 from eventpipe.core.enrich import build_enrichers
 from eventpipe.core.errors import EventpipeError, ExecutionFailedError
 from eventpipe.core.grouping import merge
 from eventpipe.core.ingest import Ingestor
-from eventpipe.core.rawbatch import RawBatch, store_raw
+from eventpipe.core.rawbatch import RAW_PREFIX, RawBatch, store_raw
 from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.replay import restart_unfinished
 from eventpipe.core.timeutil import SystemClock
@@ -171,6 +172,26 @@ class LocalRuntime:
         record = store_raw(self.bucket, group)
         self.batches.group(record, firsts)
         return [(record.batch_id, record.raw_key)]
+
+    def remove_unrecorded_groups(self) -> int:
+        """Delete the group raw batches that no batch record names; how many.
+
+        A group's raw batch is written before the group is recorded (here and in logged_requests.py):
+        a worker killed between the two leaves it behind, and the group formed again after a restart
+        may take more requests, so it gets another name and nothing would ever delete the first (not
+        retention, which goes by the records). Its requests wait still (in the request log, or pending),
+        so it holds nothing that is not elsewhere. Call it only where no other process forms groups: at
+        the worker's start, or from a command that holds the data directory's lock.
+        """
+        keys = self.bucket.keys(RAW_PREFIX + GROUP_PREFIX)  # a group's is raw/<group id>.ndjson (rawbatch.py)
+        ids = {key.removeprefix(RAW_PREFIX).removesuffix(".ndjson"): key for key in keys}
+        recorded = self.batches.known(sorted(ids))
+        unrecorded = [key for batch_id, key in ids.items() if batch_id not in recorded]
+        for key in unrecorded:
+            self.bucket.delete(key)
+        if unrecorded:
+            log.warning("deleted %d group raw batches no record names (a crash left them)", len(unrecorded))
+        return len(unrecorded)
 
     def finish_unfinished(self, *, include_failed: bool) -> list[BatchRecord]:
         """Drive pending batches (a crash left them) and, if asked, failed ones to their end again."""

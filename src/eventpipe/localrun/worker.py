@@ -92,6 +92,7 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     terminated: list[int] = []  # SIGTERM to the worker alone: it ends, and the server starts another
     signal.signal(signal.SIGTERM, lambda sig, _frame: terminated.append(sig))
     runtime = LocalRuntime(settings, defer_to=lambda: None)  # file drops' batches join the queue
+    _remove_unrecorded_groups(runtime)  # the worker alone forms groups: none is being written now
     watcher = DropWatcher(runtime)
     before_processing(runtime)  # an erasure a crash interrupted, before any batch runs
     lake = lake_writer(runtime)
@@ -196,6 +197,13 @@ def _sync_lake(lake: LakeWriter | None, runtime: LocalRuntime, runners: InlineRu
             lake.sync(budget_s=LAKE_BUDGET_S)
     except EventpipeError as exc:  # the events stay in the curated store: the next round writes them
         log.error("lake or retention not done: %s", exc)
+
+
+def _remove_unrecorded_groups(runtime: LocalRuntime) -> None:
+    try:
+        runtime.remove_unrecorded_groups()
+    except EventpipeError as exc:  # only space is lost: the next start tries again
+        log.error("group raw batches a crash left not deleted: %s", exc)
 
 
 def _scan(watcher: DropWatcher) -> list[Any]:
