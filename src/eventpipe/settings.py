@@ -66,15 +66,13 @@ class Settings:
         remote = _remote_settings(environ, on_aws=on_aws)
         schema_dir = None if remote.get("schema_uri") else environ.get("EVENTPIPE_SCHEMA_DIR")
         defaults = Limits()
-        batch_events = _positive_int(environ, "EVENTPIPE_MAX_BATCH_EVENTS", defaults.max_batch_events)
-        if batch_events > MAX_BATCH_EVENTS:
-            # A batch is one workflow execution: its state must stay far below Step Functions' 256 KiB.
-            raise ConfigError(
-                f"EVENTPIPE_MAX_BATCH_EVENTS={batch_events} is above the most allowed, {MAX_BATCH_EVENTS}"
-            )
-        event_bytes = _positive_int(environ, "EVENTPIPE_MAX_EVENT_BYTES", defaults.max_event_bytes)
-        if event_bytes > MAX_EVENT_BYTES:
-            raise ConfigError(f"EVENTPIPE_MAX_EVENT_BYTES={event_bytes} is above the most allowed, {MAX_EVENT_BYTES}")
+        # A batch is one workflow execution: its state must stay far below Step Functions' 256 KiB.
+        batch_events = _positive_int(
+            environ, "EVENTPIPE_MAX_BATCH_EVENTS", defaults.max_batch_events, most=MAX_BATCH_EVENTS
+        )
+        event_bytes = _positive_int(
+            environ, "EVENTPIPE_MAX_EVENT_BYTES", defaults.max_event_bytes, most=MAX_EVENT_BYTES
+        )
         limits = Limits(
             max_event_bytes=event_bytes,
             max_body_bytes=_positive_int(environ, "EVENTPIPE_MAX_BODY_BYTES", defaults.max_body_bytes),
@@ -99,30 +97,22 @@ class Settings:
             limits=limits,
             enrichment=enrichment,
             sqlite_cache_mib=_positive_int(environ, "EVENTPIPE_SQLITE_CACHE_MIB", cls.sqlite_cache_mib),
-            dedup_filter_mib=_dedup_filter_mib(environ),
+            dedup_filter_mib=_positive_int(
+                environ, "EVENTPIPE_DEDUP_FILTER_MIB", cls.dedup_filter_mib, most=MAX_DEDUP_FILTER_MIB
+            ),
             api_token=environ.get("EVENTPIPE_API_TOKEN") or None,
             trusted_proxies=_networks(environ, "EVENTPIPE_TRUSTED_PROXIES"),
             schema_refresh_s=_positive_int(environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s),
             file_range_bytes=_file_range_bytes(environ, event_bytes),
             batch_window_ms=_window_ms(environ, "EVENTPIPE_BATCH_WINDOW_MS", cls.batch_window_ms),
-            group_max_events=_group_max_events(environ),
-            worker_processes=_worker_processes(environ),
+            group_max_events=_positive_int(
+                environ, "EVENTPIPE_GROUP_MAX_EVENTS", cls.group_max_events, most=MAX_BATCH_EVENTS
+            ),
+            worker_processes=_positive_int(
+                environ, "EVENTPIPE_WORKER_PROCESSES", cls.worker_processes, most=MAX_WORKER_PROCESSES
+            ),
             **remote,
         )
-
-
-def _group_max_events(environ: Mapping[str, str]) -> int:
-    events = _positive_int(environ, "EVENTPIPE_GROUP_MAX_EVENTS", Settings.group_max_events)
-    if events > MAX_BATCH_EVENTS:
-        raise ConfigError(f"EVENTPIPE_GROUP_MAX_EVENTS={events} is above the most allowed, {MAX_BATCH_EVENTS}")
-    return events
-
-
-def _worker_processes(environ: Mapping[str, str]) -> int:
-    processes = _positive_int(environ, "EVENTPIPE_WORKER_PROCESSES", Settings.worker_processes)
-    if processes > MAX_WORKER_PROCESSES:
-        raise ConfigError(f"EVENTPIPE_WORKER_PROCESSES={processes} is above the most allowed, {MAX_WORKER_PROCESSES}")
-    return processes
 
 
 def _file_range_bytes(environ: Mapping[str, str], event_bytes: int) -> int:
@@ -158,14 +148,8 @@ def _remote_settings(environ: Mapping[str, str], *, on_aws: bool) -> dict[str, s
     return found
 
 
-def _dedup_filter_mib(environ: Mapping[str, str]) -> int:
-    mib = _positive_int(environ, "EVENTPIPE_DEDUP_FILTER_MIB", Settings.dedup_filter_mib)
-    if mib > MAX_DEDUP_FILTER_MIB:
-        raise ConfigError(f"EVENTPIPE_DEDUP_FILTER_MIB={mib} is above the most allowed, {MAX_DEDUP_FILTER_MIB}")
-    return mib
-
-
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(environ: Mapping[str, str], name: str, default: int, *, most: int | None = None) -> int:
+    """The whole number `name` holds (`default` when unset), greater than 0 and at most `most`."""
     text = environ.get(name)
     if not text:
         return default
@@ -175,6 +159,8 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name}={text!r} is not a whole number") from None
     if value <= 0:
         raise ConfigError(f"{name}={text!r} must be greater than 0")
+    if most is not None and value > most:
+        raise ConfigError(f"{name}={value} is above the most allowed, {most}")
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import pytest
@@ -11,6 +12,9 @@ from eventpipe.core.enrich import ALL_ENRICHERS, ENRICHER_ORDER, build_enrichers
 from eventpipe.core.errors import ConfigError
 from eventpipe.core.model import Limits
 from eventpipe.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 INT_VARIABLES = {
     "EVENTPIPE_MAX_EVENT_BYTES": "max_event_bytes",
@@ -239,3 +243,23 @@ def test_the_dedup_filter_size_is_read_and_checked() -> None:
     for bad, message in (("0", "greater than 0"), ("4097", "above the most allowed, 4096"), ("x", "whole number")):
         with pytest.raises(ConfigError, match=f"EVENTPIPE_DEDUP_FILTER_MIB.*{message}"):
             Settings.from_env({"EVENTPIPE_DEDUP_FILTER_MIB": bad})
+
+
+@pytest.mark.parametrize(
+    ("name", "most", "read"),
+    [
+        ("EVENTPIPE_MAX_BATCH_EVENTS", 5000, lambda s: s.limits.max_batch_events),
+        ("EVENTPIPE_MAX_EVENT_BYTES", 262144, lambda s: s.limits.max_event_bytes),
+        ("EVENTPIPE_DEDUP_FILTER_MIB", 4096, lambda s: s.dedup_filter_mib),
+        ("EVENTPIPE_GROUP_MAX_EVENTS", 5000, lambda s: s.group_max_events),
+        ("EVENTPIPE_WORKER_PROCESSES", 16, lambda s: s.worker_processes),
+    ],
+)
+def test_a_capped_whole_number_is_taken_up_to_its_most_and_refused_above(
+    name: str, most: int, read: Callable[[Settings], int]
+) -> None:
+    assert read(Settings.from_env({name: str(most)})) == most
+    with pytest.raises(ConfigError, match=f"^{name}={most + 1} is above the most allowed, {most}$"):
+        Settings.from_env({name: str(most + 1)})
+    with pytest.raises(ConfigError, match=f"^{name}='0' must be greater than 0$"):
+        Settings.from_env({name: "0"})
