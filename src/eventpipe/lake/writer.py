@@ -92,11 +92,9 @@ class LakeWriter:
         first, last = min(int(b[1]) for b in batches), max(int(b[2]) for b in batches)
         lake_rows = LakeRows()
         for batch_id, _, _, indexes in batches:
-            lines = self._segment_lines(batch_id)
-            for index in sorted(map(int, indexes.split(","))):  # in the order of their rows
-                payload = lines[index] if index < len(lines) else None
-                if payload:  # an erased event leaves an empty line in its segment
-                    lake_rows.add(payload, batch_id)
+            segment = self._segment(batch_id)
+            if segment is not None:  # in the order of their rows
+                lake_rows.add_segment(segment, sorted(map(int, indexes.split(","))), batch_id)
         files = []
         # Rowids can be given again once the largest rows are deleted (erasure, retention): the
         # random part keeps a new file from overwriting an older one of the same rows' numbers.
@@ -108,12 +106,12 @@ class LakeWriter:
         self.manifest.commit_chunk(files, last, self.clock.now_ms())
         return len(lake_rows)
 
-    def _segment_lines(self, batch_id: str) -> list[bytes]:
-        """The lines of a batch's segment: its curated payloads, by position."""
+    def _segment(self, batch_id: str) -> bytes | None:
+        """A batch's segment: its curated payloads, a line each, by position."""
         try:
-            return self._segments.get(segment_key(batch_id)).split(b"\n")
+            return self._segments.get(segment_key(batch_id))
         except ObjectNotFoundError:  # retention removed the batch after the rows were read
-            return []
+            return None
 
     def compact(self, *, max_partitions: int = 8) -> int:
         """Merge the live files of crowded partitions, and of hours closed for an hour; how many merged."""
