@@ -3,7 +3,8 @@
 Everything is built on first use, clients included: a function builds only the clients it calls
 (a workflow step never builds the Step Functions client; `mark_failed` no S3 client), and the
 ingest function never loads the schema registry, the enrichers or the sketches behind insights.
-What only one side uses (the ingest path, the curated store) is imported when first built, too.
+What only one side uses (the ingest path, the curated store, the quarantine) is imported when first
+built, too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.botocore_loader import fast_session
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.dynamodb_quarantine import DynamoQuarantine
 from eventpipe.adapters.aws.dynamodb_state import DynamoBatchStore
 from eventpipe.adapters.aws.lambda_async import AsyncInvoker
 from eventpipe.adapters.aws.model_cache import MODEL_CACHE_NAME, PreparsedModels
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from eventpipe.adapters.aws.dynamodb_curated import DynamoCuratedStore
     from eventpipe.adapters.aws.dynamodb_insights import DynamoInsightsStore
+    from eventpipe.adapters.aws.dynamodb_quarantine import DynamoQuarantine
     from eventpipe.adapters.aws.dynamodb_requests import DynamoRequestIndex
     from eventpipe.adapters.aws.erasure import AwsErasure
     from eventpipe.adapters.aws.erasure_tombstones import ErasureTombstones
@@ -95,6 +96,8 @@ class AwsRuntime:
 
     @cached_property
     def quarantine(self) -> DynamoQuarantine:
+        from eventpipe.adapters.aws.dynamodb_quarantine import DynamoQuarantine
+
         return DynamoQuarantine(self.resources.state_table, self._dynamodb)
 
     @cached_property
