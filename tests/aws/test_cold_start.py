@@ -70,6 +70,40 @@ def test_a_fast_session_builds_working_clients(aws: None) -> None:
     assert [b["Name"] for b in client.list_buckets()["Buckets"]] == ["cold-start-bucket"]
 
 
+def test_credentials_from_the_environment_are_the_default_chains(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a key pair in the environment, as Lambda gives every function
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "env-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "env-token")
+    # WHEN the fast session and botocore's own resolve credentials
+    ours, theirs = fast_session().get_credentials(), botocore.session.get_session().get_credentials()
+    # THEN they are the same, found by the environment provider alone
+    assert ours is not None
+    assert theirs is not None
+    assert (ours.access_key, ours.secret_key, ours.token, ours.method) == (
+        theirs.access_key,
+        theirs.secret_key,
+        theirs.token,
+        theirs.method,
+    )
+    assert len(fast_session().get_component("credential_provider").providers) == 1
+
+
+def test_without_them_the_session_keeps_botocores_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN no key pair in the environment, but a shared credentials file
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    credentials_file = tmp_path / "credentials"
+    credentials_file.write_text("[default]\naws_access_key_id = file-key\naws_secret_access_key = file-secret\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials_file))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    # WHEN the fast session resolves credentials THEN botocore's whole chain finds the file's
+    credentials = fast_session().get_credentials()
+    assert credentials is not None
+    assert (credentials.access_key, credentials.method) == ("file-key", "shared-credentials-file")
+
+
 def lambda_init(code: str, **extra: str) -> Any:
     """Run `code` after `import lambda_pipeline` in a fresh interpreter with a Lambda environment; its JSON output."""
     env = {
