@@ -3,9 +3,20 @@
 One per function of `eventpipe.handlers.functions.FUNCTIONS`, each the function under the same
 Powertools decorators (`entry_point`). Settings and clients are built once per container, at cold
 start; logs are JSON with the batch id as correlation id, metrics go out as CloudWatch EMF.
+
+The init runs with the garbage collector paused (see the end of the module).
 """
 
+# ruff: noqa: E402  (two calls must run before the imports that follow them)
 from __future__ import annotations
+
+import gc
+
+# The init imports some 400 modules and creates 75,000 objects, nearly all living as long as the
+# container; the collector's young-generation passes over them cost 13 ms of a cold start (8%) and
+# find a few hundred objects to free. Paused here, and at the end of the init the survivors are
+# frozen (`gc.freeze`): later collections no longer traverse them.
+gc.disable()
 
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -19,10 +30,10 @@ from eventpipe.adapters.aws.botocore_docs import defer_botocore_docs
 # Before anything imports botocore's client module: its docstrings are built when read (6 ms less).
 defer_botocore_docs()
 
-from eventpipe.awsrun.runtime import AwsRuntime  # noqa: E402
-from eventpipe.awsrun.tracing import SampledTracer  # noqa: E402
-from eventpipe.handlers.functions import FUNCTIONS  # noqa: E402
-from eventpipe.settings import AwsResources, Settings  # noqa: E402
+from eventpipe.awsrun.runtime import AwsRuntime
+from eventpipe.awsrun.tracing import SampledTracer
+from eventpipe.handlers.functions import FUNCTIONS
+from eventpipe.settings import AwsResources, Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -96,3 +107,6 @@ def entry_point(function: Function) -> LambdaHandler:
 for _function in FUNCTIONS.values():
     globals()[_function.name] = entry_point(_function)
 __all__ = [*FUNCTIONS]
+
+gc.freeze()  # the init's objects to the permanent generation (its few hundred cycles stay with them)
+gc.enable()

@@ -137,6 +137,13 @@ def test_init_builds_no_client_and_imports_no_xray_sdk() -> None:
     assert loaded == {"xray": False, "boto3": False, "clients": []}
 
 
+def test_the_init_runs_without_the_collector_and_freezes_what_it_built() -> None:
+    # GIVEN a fresh Lambda container WHEN lambda_pipeline is imported
+    state = lambda_init("import gc; print(json.dumps([gc.isenabled(), gc.get_freeze_count() > 10000]))")
+    # THEN the collector runs again for the invocations, and the init's objects are out of its passes
+    assert state == [True, True]
+
+
 def test_a_workflow_step_builds_only_its_clients() -> None:
     # GIVEN a container whose first call reads the bucket and the curated table
     # WHEN those are touched
