@@ -55,6 +55,12 @@ test: test-prerequisites lint typecheck pytest asl js-test infra-check
 
 include infrastructure/checks.mk
 
+# The Lambda functions' Python (Runtime in infrastructure/template.yaml), when this machine has one
+# that runs (on PATH or installed by pyenv), and a venv of what Lambda holds: requirements.txt and boto3.
+LAMBDA_PYTHON ?= $(shell for py in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12; do \
+  "$$py" -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null && break; done)
+LAMBDA_VENV := build/lambda-python3.12
+
 # Each script prints its figures beside their baseline and target; the summary table comes last.
 # Sizes and repeats are cut to what keeps each figure stable and the whole run under 10 minutes
 # (docs/benchmark.md); run a script alone for its full-size defaults.
@@ -64,6 +70,13 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/validators.py
 	$(BIN)/python bench/run.py --events 100000 --baseline-events 10000 --memory-events 200000 --repeat 2 --no-lake
 	$(BIN)/python bench/cold_start.py --repeat 5
+	@if [ -z "$(LAMBDA_PYTHON)" ]; then \
+	  echo "cold start on Python 3.12 (the functions' runtime): not measured, no python3.12 on this machine"; \
+	elif [ $(LAMBDA_VENV)/.installed -nt requirements.txt ] || { rm -rf $(LAMBDA_VENV) && \
+	  $(LAMBDA_PYTHON) -m venv $(LAMBDA_VENV) && \
+	  $(LAMBDA_VENV)/bin/pip install --quiet -r requirements.txt boto3 && touch $(LAMBDA_VENV)/.installed; }; then \
+	  $(BIN)/python bench/cold_start.py --repeat 5 --python $(LAMBDA_VENV)/bin/python; \
+	else echo "cold start on Python 3.12: not measured, its venv could not be installed"; fi
 	$(BIN)/python bench/http_load.py --burst-s 5 --fresh-s 10 --table-rates 25000 --table-sizes 100,10 --drain-s 20
 	$(BIN)/python bench/lake.py --events 100000 --repeat 2
 	$(BIN)/python bench/microbatch.py
