@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from eventpipe.core.errors import InputError
-from eventpipe.core.readers import InputTooLargeError, Line, iter_lines
+from eventpipe.core.readers import InputTooLargeError, Line, body_lines, iter_lines
 
 
 def read(data: bytes, *, event: int = 100, total: int = 10_000, document: int = 1_000) -> list[Line]:
@@ -219,3 +219,42 @@ def test_a_documents_events_keep_the_text_they_were_sent_as(document: bytes, eve
     # GIVEN a JSON document whose events are written in ways re-serialising would change
     # WHEN read THEN each event's text is the text sent (line breaks as spaces: one event a line)
     assert [line.data for line in read(document)] == events
+
+
+# Inputs whose lines are decided at an edge: blank and whitespace-only lines, \r before the newline,
+# lines at and around the event limit (100 bytes here), oversize blank lines, a BOM, no final newline,
+# each document form, broken JSON, invalid UTF-8, deep nesting and an empty input.
+EDGE_INPUTS = [
+    b"",
+    b"\n\n",
+    b'{"a":1}',
+    b'{"a":1}\r\n\n  \n{"b":2}\n{"c":3}',
+    b'{"a":1}\r\r\n{"b":2}\r',
+    b"\xef\xbb\xbf" + b'{"a":1}\n{"b":2}\n',
+    b"\xef\xbb\xbf" + b'[{"a":1}, {"b":2}]',
+    b'{"x":"' + b"y" * 92 + b'"}\n' + b'{"x":"' + b"y" * 93 + b'"}\n' + b'{"x":"' + b"y" * 91 + b'"}',
+    b'{"x":"' + b"y" * 92 + b'"}\r\n{"x":"' + b"y" * 93 + b'"}',
+    b'{"a":1}\n' + b" " * 500 + b"\n" + b"\t" * 150 + b'\n{"b":2}',
+    b'{"big":"' + b"x" * 5000 + b'"}\n{"c":3}\n',
+    b'{"big":"' + b"x" * 5000,
+    b'[{"a":1}, {"b":2}]',
+    b'{"events": [{"a":1}, {"b":2}]}',
+    b'[\n  {"a": 1},\n  {"b": 2}\n]\n',
+    b'{\n  "a": 1\n}\n',
+    b'{"broken": \n{"b":2}\n',
+    b'{"a":"\xff\xfe"}\n{"b":2}',
+    b"[" * 300 + b"]" * 300,
+    b'[{"a":1}]\n{"b":2}\n',
+    b'"just a string"',
+    b"x" * 900,
+]
+
+
+@pytest.mark.parametrize("data", EDGE_INPUTS)
+def test_an_input_in_memory_reads_as_the_same_lines_as_from_a_stream(data: bytes) -> None:
+    # GIVEN an input read as a stream and the same bytes read in memory (a request's body)
+    limits = {"max_event_bytes": 100, "max_total_bytes": 10_000, "max_document_bytes": 1_000}
+    from_stream = list(iter_lines(io.BytesIO(data), **limits))
+    in_memory = list(body_lines(data, **limits))
+    # THEN both give the same lines: positions, texts, kept prefixes, problems and line numbers
+    assert in_memory == from_stream

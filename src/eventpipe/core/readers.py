@@ -149,6 +149,47 @@ def iter_lines(
         raise DamagedInputError(f"cannot read input: the gzip stream breaks off ({guard.damage})")
 
 
+def body_lines(body: bytes, *, max_event_bytes: int, max_total_bytes: int, max_document_bytes: int) -> Iterator[Line]:
+    """`iter_lines` of an input held whole in memory (a request's body): the same lines, read from
+    the bytes without a stream's layers, which cost a 10-event request half of its reading. Gzip, and
+    an input past either limit, go through `iter_lines`."""
+    if body[:2] == GZIP_MAGIC or len(body) > min(max_total_bytes, max_document_bytes):
+        yield from iter_lines(
+            io.BytesIO(body),
+            max_event_bytes=max_event_bytes,
+            max_total_bytes=max_total_bytes,
+            max_document_bytes=max_document_bytes,
+        )
+        return
+    head = body.removeprefix(UTF8_BOM)  # what `_events` reads first: here the whole input
+    try:
+        yield from _document_events(orjson.loads(head), max_event_bytes, head)
+        return
+    except orjson.JSONDecodeError:
+        pass
+    yield from _ndjson_in_memory(head, max_event_bytes)
+
+
+def _ndjson_in_memory(data: bytes, limit: int) -> Iterator[Line]:
+    """`_ndjson` over bytes: a line fits when its text, without the newline, is at most `limit` bytes."""
+    kept = min(KEPT_PREFIX_BYTES, limit + 1)  # `_read_line` keeps the start of the `limit + 1` bytes it read
+    number, start, size = 0, 0, len(data)
+    while start < size:
+        end = data.find(b"\n", start)
+        if end < 0:
+            end = size
+        number += 1
+        text = data[start:end]
+        start = end + 1
+        if len(text) > limit:
+            if text.strip():  # a long run of whitespace is a blank line
+                yield Line(number, None, text[:kept], line=number)
+            continue
+        text = text.rstrip(b"\r")
+        if text.strip():
+            yield Line(number, text, line=number)
+
+
 def _events(reader: IO[bytes], guard: _Gunzip | None, max_event_bytes: int, max_document_bytes: int) -> Iterator[Line]:
     head = reader.read(max_document_bytes + 1).removeprefix(UTF8_BOM)
     if len(head) <= max_document_bytes:  # the whole input: one parse tells a document from NDJSON

@@ -7,14 +7,13 @@ string `event_id` and `event_type` is refused on its own and reported in the ans
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from eventpipe.core.errors import InputError
 from eventpipe.core.model import Reason, ReasonCode
-from eventpipe.core.readers import InputTooLargeError, iter_lines
+from eventpipe.core.readers import InputTooLargeError, body_lines
 
 if TYPE_CHECKING:
     from eventpipe.core.model import Limits
@@ -55,8 +54,8 @@ def request_lines(body: bytes, *, content_type: str | None, content_encoding: st
         raise InputTooLargeError(f"body larger than {limits.max_body_bytes} bytes")
     lines: list[Line] = []
     # The body is bounded, so a JSON document may be as large as the body: one parse tells its kind.
-    for line in iter_lines(
-        io.BytesIO(body),
+    for line in body_lines(
+        body,
         max_event_bytes=limits.max_event_bytes,
         max_total_bytes=limits.max_body_bytes,
         max_document_bytes=limits.max_body_bytes,
