@@ -169,3 +169,47 @@ def test_a_damaged_or_oversized_record_ends_its_segment_and_nothing_is_a_500(tmp
 @pytest.mark.parametrize("name", ["x.log", "0000000000000000.log", "00000000000000zz-00000000001.log", "a-b-c.log"])
 def test_names_that_are_not_segments_are_ignored(name: str) -> None:
     assert Segment.parse(name) is None
+
+
+def test_append_returns_at_once_and_the_logs_thread_writes_and_reports_it(tmp_path: Path) -> None:
+    # GIVEN a log whose fsync is held until released, and a listener for its writes
+    log = RequestLog(tmp_path, max_message_bytes=LIMIT)
+    written: list[tuple[int, int, bool]] = []
+    reported = threading.Event()
+
+    def on_written(first: int, end: int, failed: bool) -> None:
+        written.append((first, end, failed))
+        reported.set()
+
+    log.on_written = on_written
+    release = threading.Event()
+    real_fsync = os.fsync
+
+    def held_fsync(fd: int) -> None:
+        release.wait(10)
+        real_fsync(fd)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(request_log.os, "fsync", held_fsync)
+        # WHEN records are appended
+        # THEN each gets its number at once, and no write is reported while the fsync is held
+        assert [log.append(b"one"), log.append(b"two")] == [0, 1]
+        assert not reported.wait(0.3)
+        assert log.next_seq == 0
+        release.set()
+        assert reported.wait(10)
+    # AND once it returns, the writes that took them are reported, and the records are on disk
+    log.close()
+    assert written[-1][1] == 2
+    assert all(not failed for _, _, failed in written)
+    assert read_all(tmp_path) == [b"one", b"two"]
+
+
+def test_close_writes_what_is_queued_and_then_takes_nothing(tmp_path: Path) -> None:
+    log = RequestLog(tmp_path, max_message_bytes=LIMIT)
+    for n in range(100):
+        log.append(f"r{n}".encode())
+    log.close()
+    assert read_all(tmp_path) == [f"r{n}".encode() for n in range(100)]
+    with pytest.raises(StorageError):
+        log.append(b"late")

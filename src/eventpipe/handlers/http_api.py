@@ -38,6 +38,7 @@ MAX_WINDOW_MS = INSIGHTS_MAX_WINDOW_MS  # see core/timeutil.py: longer spans are
 # A queued request (AWS micro-batching) is listed in the request index when its group is formed, a
 # few seconds later; until then its id alone says it is pending. Past this age an unknown id is just unknown.
 QUEUED_PENDING_MS = 15 * 60 * 1000
+UNAVAILABLE = error_document("unavailable", "storage is unavailable; retry later")
 
 
 def is_http_event(event: Mapping[str, Any]) -> bool:
@@ -46,7 +47,7 @@ def is_http_event(event: Mapping[str, Any]) -> bool:
 
 def handle_http(event: Mapping[str, Any], services: Services) -> ProxyResponse:
     """Answer one API Gateway proxy event with a proxy response (`statusCode`, `headers`, `body`)."""
-    headers = {"content-type": "application/json"}
+    headers: dict[str, str] = {}
     request: HttpRequest | None = None
     document: Mapping[str, object]
     try:
@@ -59,7 +60,21 @@ def handle_http(event: Mapping[str, Any], services: Services) -> ProxyResponse:
         headers.update(exc.headers)
     except StorageError as exc:
         log.error("storage failed: %s", exc)
-        status, document = 503, error_document("unavailable", "storage is unavailable; retry later")
+        status, document = 503, UNAVAILABLE
+    return _response(request, status, document, headers)
+
+
+def storage_failed(event: Mapping[str, Any]) -> ProxyResponse:
+    """The answer to `event` when storing its request failed after all (`eventpipe up` learns it once
+    the request log's write is over): the same 503 as a `StorageError` in `handle_http`."""
+    log.error("storage failed: the request log could not be written")
+    return _response(request_of(event), 503, UNAVAILABLE, {})
+
+
+def _response(
+    request: HttpRequest | None, status: int, document: Mapping[str, object], extra: Mapping[str, str]
+) -> ProxyResponse:
+    headers = {"content-type": "application/json", **extra}
     if request is not None and _is_events_path(request.path):
         headers.update(cors_headers(request))  # errors too, so a page's script can read why
     if status == 204:  # the preflight: no body

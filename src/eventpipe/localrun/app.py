@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from eventpipe.handlers.http_api import storage_failed
 from eventpipe.handlers.http_error import HttpError, error_document
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.tracker import is_tracker_request, tracker_response
@@ -125,7 +126,13 @@ class LocalApp:
             body=body,
             source_ip=client_address(peer, forwarded, self._runtime.settings.trusted_proxies),
         )
-        return await self._in_thread(self._ingest, event)
+        acks = self._runtime.log_acks
+        if acks is None or method != "POST" or path.rstrip("/") != "/events" or not acks.takes(body):
+            return await self._in_thread(self._ingest, event)
+        answer, records = acks.run(self._ingest, event)  # on this loop: see localrun/log_acks.py
+        if not await acks.durable(records):
+            return proxy_response(storage_failed(event))
+        return answer
 
     def _ingest(self, event: dict[str, Any]) -> Answer:
         return proxy_response(handle_ingest(event, self._runtime))

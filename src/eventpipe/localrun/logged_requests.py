@@ -42,7 +42,7 @@ class LoggedRequests:
         self._runtime = runtime
         self._max_events = max_events
         self._window_ms = window_ms
-        limit = record_limit(runtime.settings.limits.max_body_bytes)
+        limit = record_limit(runtime.settings.limits)
         self._reader = RequestLogReader(folder, max_record_bytes=limit, writer_gone=writer_gone)
         self._waiting: list[tuple[LoggedRecord, RawBatch | None]] = []
         self._events = 0

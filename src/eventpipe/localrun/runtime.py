@@ -31,6 +31,7 @@ from eventpipe.core.registry import SchemaRegistry
 from eventpipe.core.replay import restart_unfinished
 from eventpipe.core.timeutil import SystemClock
 from eventpipe.handlers.wiring import build_steps, build_workflow
+from eventpipe.localrun.log_acks import LoopAcks
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -75,8 +76,11 @@ class LocalRuntime:
         self.quarantine = SqliteQuarantine(self.db)
         self.batches = SqliteBatchStore(self.db)
         self.insights = SqliteInsightsStore(self.db)
-        # Read on every keyed request (no cache): `eventpipe apps revoke` takes effect at once.
-        self.apps = AppDirectory(SqliteAppStore(self.db))
+        # Read on every keyed request (no cache): `eventpipe apps revoke` takes effect at once. The server
+        # reads them on its event loop (localrun/log_acks.py): through a connection of their own, which a
+        # long read or a write waiting for the worker's lock elsewhere in the process never holds up.
+        self._apps_db = Database(settings.data_dir / DATABASE_FILE, cache_mib=1) if request_log else self.db
+        self.apps = AppDirectory(SqliteAppStore(self._apps_db))
         self.file_splitter = None  # no time limit here: a dropped file is read whole, however large
         # No request index: a logged request gets a batch record of its own (GROUPED, naming its group)
         # when its group is recorded (logged_requests.py), and GET /batches finds it there.
@@ -95,12 +99,14 @@ class LocalRuntime:
         self.request_log = (
             RequestLog(
                 settings.data_dir / REQUEST_LOG_FOLDER,
-                max_message_bytes=record_limit(settings.limits.max_body_bytes),
+                max_message_bytes=record_limit(settings.limits),
                 after_write=defer_to or (lambda: None),
             )
             if request_log
             else None
         )
+        # The server's event loop answers `POST /events` and awaits the log's writes (localrun/log_acks.py)
+        self.log_acks = LoopAcks(self.request_log) if self.request_log is not None else None
         self.requests_waiting: Callable[[], int] = lambda: 0  # in the log, not yet grouped (GET /health)
         self.ingestor = Ingestor(
             bucket=self.bucket,
@@ -108,7 +114,7 @@ class LocalRuntime:
             starter=self,
             clock=self.clock,
             limits=file_limits,
-            queue=self.request_log,
+            queue=self.log_acks,
             queue_below_events=settings.limits.max_batch_events + 1,  # every request: the log costs no round trip
             encode_request=RawBatch.encode,
         )
@@ -209,4 +215,6 @@ class LocalRuntime:
         if self.request_log is not None:
             self.request_log.close()
         self.insights.close()
+        if self._apps_db is not self.db:
+            self._apps_db.close()
         self.db.close()

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
-# Requests block on the request log's fsync, not on the CPU; the more wait at once, the more share
-# one fsync (10-event requests: about 700 a second with 8 threads, the fsync taking 5 ms)
+# `POST /events` runs on the event loop (localrun/log_acks.py); the threads answer the other routes
+# and bodies over 64 KiB, which block on the request log's fsync: the more wait at once, the more share one
 HANDLER_THREADS = 32
 MAX_CONNECTIONS = 1000  # beyond it, uvicorn answers 503
 KEEP_ALIVE_S = 5

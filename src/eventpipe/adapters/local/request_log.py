@@ -32,9 +32,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from eventpipe.core.model import Limits
+
 FRAME = struct.Struct("<II")  # length, CRC-32 of the record
 SUFFIX = ".log"
 ROTATE_BYTES = 16 * 1024 * 1024  # a segment is deleted whole, once read: keep them small
+PER_EVENT_BYTES = 512  # a refusal's reasons and numbers in a record's header, at most (record_limit)
 ROTATE_AFTER_S = 5.0  # and short-lived, so that a quiet log does not keep requests grouped long ago
 
 
@@ -72,10 +75,12 @@ def segments(folder: Path) -> list[Segment]:
     return sorted(s for name in names if (s := Segment.parse(name)) is not None)
 
 
-def record_limit(max_body_bytes: int) -> int:
-    """The largest record: one request's raw batch, its events (a body at most) and its header (whose
-    refused events' text, JSON-escaped, may be as large again). A larger one goes the old way (a file)."""
-    return 2 * max_body_bytes + 64 * 1024
+def record_limit(limits: Limits) -> int:
+    """The largest record a request can make, so that every request fits one: its raw batch's events (a
+    body at most) and its header, whose refused events' text, JSON-escaped, is at most 6 bytes for each
+    of theirs (`\\u0001`), their ids as large again once, and for each event at most `PER_EVENT_BYTES`
+    more (its position, index, line and reasons), plus the request's facts."""
+    return 8 * limits.max_body_bytes + PER_EVENT_BYTES * limits.max_batch_events + 64 * 1024
 
 
 def frame(record: bytes) -> bytes:
@@ -100,12 +105,14 @@ def read_records(data: bytes, offset: int = 0) -> tuple[list[tuple[int, bytes]],
 
 
 class RequestLog:
-    """The writing end (the server): `send` appends a record and returns once it is durable.
+    """The writing end (the server): `send` appends a record and returns once it is durable; `append`
+    queues one without waiting, and `on_written` says when each write is on disk.
 
-    Thread-safe. The first caller that finds no write under way writes every record queued so far,
-    fsyncs, and wakes the callers whose records it wrote; the others wait (a leader, no thread of
-    its own). A failed write fails every record in it with `StorageError` (503: the client sends
-    again) and starts a new segment, so that a half-written record is only ever at a segment's end.
+    Thread-safe. Records queued while a write is under way share the next one. The log's own thread
+    writes what `append` queues; a caller of `send` that finds no write under way writes every record
+    queued so far itself (no thread hop) and wakes the others. A failed write fails every record in it
+    with `StorageError` (503: the client sends again) and starts a new segment, so that a half-written
+    record is only ever at a segment's end.
     """
 
     def __init__(
@@ -118,14 +125,19 @@ class RequestLog:
     ) -> None:
         self.folder = folder
         self._after_write = after_write  # wakes the reader
+        # Told `(first, end, failed)` of each write, from the thread that made it
+        self.on_written: Callable[[int, int, bool], None] = lambda first, end, failed: None
         self.max_message_bytes = max_message_bytes
         self._rotate_bytes = rotate_bytes
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._queued_work = threading.Condition(lock)  # the log's thread waits on it for records
         self._queued: list[bytes] = []
         self._queued_seq = 0  # sequence number of the next record queued
         self._durable_seq = 0  # records before it are on disk
         self._failed: list[tuple[int, int]] = []  # [start, end) of records whose write failed
         self._writing = False
+        self._closed = False
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._queued_seq = self._durable_seq = _next_seq(folder)
@@ -135,9 +147,8 @@ class RequestLog:
         self._segment_bytes = 0
         self._opened_at = 0.0
         self._new_segment()
-        self._closed = threading.Event()
-        self._rotator = threading.Thread(target=self._rotate_while_open, name="eventpipe-request-log", daemon=True)
-        self._rotator.start()
+        self._writer = threading.Thread(target=self._write_while_open, name="eventpipe-request-log", daemon=True)
+        self._writer.start()
 
     @property
     def next_seq(self) -> int:
@@ -147,16 +158,34 @@ class RequestLog:
     def send(self, body: bytes) -> None:
         """Append one record; once this returns it is on disk. `StorageError` if it could not be written."""
         with self._cond:
-            mine = self._queued_seq
-            self._queued_seq += 1
-            self._queued.append(frame(body))
+            mine = self._queue(body)
             while self._durable_seq <= mine:
                 if self._writing:
                     self._cond.wait()
                     continue
                 self._write_queued()
-            if any(start <= mine < end for start, end in self._failed):
+            if self._failed_at(mine):
                 raise StorageError("the request log could not be written")
+
+    def append(self, body: bytes) -> int:
+        """Queue one record and return its sequence number at once; the log's thread writes it, and
+        `on_written` tells when (a record is durable once a write without failure has passed it)."""
+        with self._cond:
+            seq = self._queue(body)
+            if not self._writing:
+                self._queued_work.notify()
+            return seq
+
+    def _queue(self, body: bytes) -> int:
+        if self._closed:
+            raise StorageError("the request log is closed")
+        seq = self._queued_seq
+        self._queued_seq += 1
+        self._queued.append(frame(body))
+        return seq
+
+    def _failed_at(self, seq: int) -> bool:
+        return any(start <= seq < end for start, end in self._failed)
 
     def _write_queued(self) -> None:
         """As the leader (holding the condition): write and fsync what is queued, the lock released meanwhile."""
@@ -177,6 +206,9 @@ class RequestLog:
             self._rotate_after_failure(end)
         self._durable_seq = end
         self._cond.notify_all()
+        if self._queued:  # queued meanwhile by `append`: the log's thread writes them next
+            self._queued_work.notify()
+        self.on_written(start, end, failed)
         if not failed:
             self._after_write()
 
@@ -220,29 +252,40 @@ class RequestLog:
             os.close(self._fd)
             self._fd = -1
 
-    def rotate_if_old(self) -> None:
+    def _rotate_if_old(self) -> None:
         """Start a new segment when the current one holds records and has been written for
         `ROTATE_AFTER_S`: the reader then deletes the old one once it is read, so no request stays
         on disk long after it was grouped (erasure rewrites raw batches, not the log)."""
-        with self._cond:
-            if self._writing or not self._segment_bytes or time.monotonic() - self._opened_at < ROTATE_AFTER_S:
-                return
-            self._close_segment()
-            try:
-                self._new_segment(self._durable_seq)
-            except StorageError:
-                self._fd = -1  # the next write fails, and tries a new segment again
+        if self._writing or not self._segment_bytes or time.monotonic() - self._opened_at < ROTATE_AFTER_S:
+            return
+        self._close_segment()
+        try:
+            self._new_segment(self._durable_seq)
+        except StorageError:
+            self._fd = -1  # the next write fails, and tries a new segment again
 
-    def _rotate_while_open(self) -> None:
-        while not self._closed.wait(1.0):
-            self.rotate_if_old()
+    def _write_while_open(self) -> None:
+        """The log's thread: writes what `append` queues, and rotates a segment grown old."""
+        with self._cond:
+            while not self._closed:
+                if self._queued and not self._writing:
+                    self._write_queued()
+                    continue
+                if not self._queued_work.wait(1.0):
+                    self._rotate_if_old()
 
     def close(self) -> None:
-        self._closed.set()
+        """Stop taking records; those queued are written first."""
         with self._cond:
-            while self._writing:
+            while self._queued or self._writing:
+                if not self._writing:
+                    self._write_queued()
+                    continue
                 self._cond.wait()
+            self._closed = True
+            self._queued_work.notify()
             self._close_segment()
+        self._writer.join()
 
 
 def _next_seq(folder: Path) -> int:

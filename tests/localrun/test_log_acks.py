@@ -1,0 +1,244 @@
+"""`POST /events` answered on the server's event loop (localrun/log_acks.py): the 202 waits for the
+request log's write, a failed write is the handler's 503, a large body is answered from a thread,
+and no request's record can be too large for the log. In-process: the app with a real request log."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from eventpipe.adapters.local import request_log
+from eventpipe.adapters.local.request_log_reader import RequestLogReader
+from eventpipe.core.model import Limits
+from eventpipe.core.rawbatch import RawBatch
+from eventpipe.handlers.ingest import handle_ingest
+from eventpipe.localrun.apigw import http_api_event
+from eventpipe.localrun.app import LocalApp
+from eventpipe.localrun.log_acks import MAX_LOOP_BODY_BYTES
+from eventpipe.localrun.runtime import REQUEST_LOG_FOLDER, LocalRuntime
+from tests.conftest import make_event, ndjson
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from eventpipe.settings import Settings
+
+Message = dict[str, Any]
+NDJSON = (b"content-type", b"application/x-ndjson")
+
+
+@pytest.fixture
+def server_runtime(settings: Settings) -> Iterator[LocalRuntime]:
+    """A runtime as `eventpipe up`'s server has it: requests go to the request log."""
+    rt = LocalRuntime(settings, defer_to=lambda: None, request_log=True)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def app(server_runtime: LocalRuntime) -> Iterator[LocalApp]:
+    pool = ThreadPoolExecutor(2, thread_name_prefix="test-handler")
+    yield LocalApp(server_runtime, executor=pool)
+    pool.shutdown(wait=True)
+
+
+class Exchange:
+    """One request to the app: its body in one message, and what the app sends back."""
+
+    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/events",
+            "query_string": b"",
+            "headers": headers or [NDJSON],
+            "client": ("127.0.0.1", 5000),
+        }
+        self._body = body
+        self.sent: list[Message] = []
+
+    async def run(self, app: LocalApp) -> None:
+        async def receive() -> Message:
+            return {"type": "http.request", "body": self._body, "more_body": False}
+
+        async def send(message: Message) -> None:
+            self.sent.append(message)
+
+        await app(self.scope, receive, send)
+
+    @property
+    def status(self) -> int:
+        return int(self.sent[0]["status"])
+
+    @property
+    def headers(self) -> dict[bytes, bytes]:
+        return dict(self.sent[0]["headers"])
+
+    @property
+    def document(self) -> Any:
+        return orjson.loads(self.sent[1]["body"])
+
+
+def logged(runtime: LocalRuntime) -> list[RawBatch]:
+    reader = RequestLogReader(runtime.settings.data_dir / REQUEST_LOG_FOLDER, max_record_bytes=1 << 30)
+    try:
+        return [RawBatch.decode(record.data) for record in reader.read(1000)]
+    finally:
+        reader.close()
+
+
+def test_the_202_is_sent_only_once_the_requests_record_is_fsynced(
+    app: LocalApp, server_runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a request log whose fsync is held until released
+    release = threading.Event()
+    real_fsync = os.fsync
+
+    def held_fsync(fd: int) -> None:
+        release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(request_log.os, "fsync", held_fsync)
+    exchange = Exchange(ndjson(make_event(), make_event()))
+
+    async def scenario() -> list[Message]:
+        task = asyncio.create_task(exchange.run(app))
+        await asyncio.sleep(0.3)
+        before = list(exchange.sent)  # WHEN the fsync has not returned
+        release.set()
+        await asyncio.wait_for(task, 10)
+        return before
+
+    # THEN nothing was answered before it returned, and 202 after
+    assert asyncio.run(scenario()) == []
+    assert exchange.status == 202
+    # AND the request is in the log, under the batch id of its answer
+    assert [raw.batch_id for raw in logged(server_runtime)] == [exchange.document["batch_id"]]
+
+
+def test_requests_answered_together_share_writes_and_each_gets_its_own_202(
+    app: LocalApp, server_runtime: LocalRuntime
+) -> None:
+    exchanges = [Exchange(ndjson(make_event())) for _ in range(20)]
+
+    async def scenario() -> None:
+        await asyncio.wait_for(asyncio.gather(*(exchange.run(app) for exchange in exchanges)), 10)
+
+    asyncio.run(scenario())
+    assert [exchange.status for exchange in exchanges] == [202] * 20
+    ids = [exchange.document["batch_id"] for exchange in exchanges]
+    assert sorted(raw.batch_id for raw in logged(server_runtime)) == sorted(ids)
+
+
+def test_a_failed_write_is_the_handlers_503_with_cors_and_the_next_request_is_taken(
+    app: LocalApp, server_runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a request log whose next write fails (a full disk)
+    real_write = os.write
+    calls: list[int] = []
+
+    def failing_write(fd: int, data: bytes | memoryview) -> int:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(request_log.os, "write", failing_write)
+    origin = (b"origin", b"https://shop.example")
+    failed, after = Exchange(ndjson(make_event()), [NDJSON, origin]), Exchange(ndjson(make_event()), [NDJSON, origin])
+    # WHEN a request is answered, then another
+    asyncio.run(failed.run(app))
+    asyncio.run(after.run(app))
+    # THEN the first is 503, with the handler's body and its CORS headers, so a page's script reads why
+    assert failed.status == 503
+    assert failed.document == {"error": "unavailable", "message": "storage is unavailable; retry later"}
+    assert failed.headers[b"access-control-allow-origin"] == b"https://shop.example"
+    # AND the second is taken: 202, and only it is in the log
+    assert after.status == 202
+    assert [raw.batch_id for raw in logged(server_runtime)] == [after.document["batch_id"]]
+
+
+def test_a_body_past_the_loops_bound_is_answered_from_a_thread_waiting_for_its_write(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a server runtime, and a body larger than the loop answers itself
+    runtime = LocalRuntime(
+        replace(settings, limits=Limits(max_batch_events=500)), defer_to=lambda: None, request_log=True
+    )
+    body = ndjson(*(make_event(properties={"pad": "x" * 400}) for _ in range(200)))
+    assert len(body) > MAX_LOOP_BODY_BYTES
+    log = runtime.request_log
+    assert log is not None
+    senders: list[tuple[str, str]] = []
+    real_send, real_append = log.send, log.append
+
+    def send(data: bytes) -> None:
+        senders.append(("send", threading.current_thread().name))
+        real_send(data)
+
+    def append(data: bytes) -> int:
+        senders.append(("append", threading.current_thread().name))
+        return real_append(data)
+
+    monkeypatch.setattr(log, "send", send)
+    monkeypatch.setattr(log, "append", append)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="test-handler")
+    try:
+        exchange = Exchange(body)
+        asyncio.run(exchange.run(LocalApp(runtime, executor=pool)))
+        small = Exchange(ndjson(make_event()))
+        asyncio.run(small.run(LocalApp(runtime, executor=pool)))
+    finally:
+        pool.shutdown(wait=True)
+        runtime.close()
+    # THEN the large one was sent from a handler thread, blocking until written; the small one appended on the loop
+    assert (exchange.status, exchange.document["received"], small.status) == (202, 200, 202)
+    assert senders == [("send", "test-handler_0"), ("append", "MainThread")]
+
+
+HOSTILE_LINES = [
+    b"{}",  # two shape reasons each
+    b"1",
+    b"x",
+    b'{"event_id": 1, "event_type": 2}',
+    b"\x01" * 200,  # escaped as \u0001: 6 bytes each
+    b"\xff" * 200,  # escaped as \xff: 5 bytes each
+    b"\x01" * 9000,  # past the event limit: its first KiB kept, escaped
+    b'{"event_id": "' + b"\\u0001" * 1000 + b'"}',  # its id kept beside its text
+]
+
+
+@pytest.mark.parametrize("line", HOSTILE_LINES, ids=range(len(HOSTILE_LINES)))
+def test_no_request_makes_a_record_too_large_for_the_log(settings: Settings, line: bytes) -> None:
+    # GIVEN a body of as many copies of a refused line as the limits allow, beside one valid event
+    limits = Limits(max_batch_events=500, max_body_bytes=64 * 1024, max_event_bytes=8 * 1024)
+    runtime = LocalRuntime(replace(settings, limits=limits), defer_to=lambda: None, request_log=True)
+    valid = orjson.dumps(make_event())
+    copies = min(limits.max_batch_events - 1, (limits.max_body_bytes - len(valid)) // (len(line) + 1))
+    body = b"\n".join([valid] + [line] * copies)
+    user_agent = b"\x01" * 3000  # the request's facts: the longest user agent kept, escaped too
+    event = http_api_event(
+        method="POST",
+        path="/events",
+        query_string=b"",
+        headers=[NDJSON, (b"user-agent", user_agent)],
+        body=body,
+        source_ip="2001:db8::1",
+    )
+    try:
+        # WHEN it is taken
+        answer = handle_ingest(event, runtime)
+        # THEN it is in the log, not stored as a raw object of its own
+        assert answer["statusCode"] == 202  # type: ignore[index]
+        assert orjson.loads(answer["body"])["received"] == copies + 1  # type: ignore[index]
+        assert len(logged(runtime)) == 1
+        assert list(runtime.bucket.keys("raw/")) == []
+    finally:
+        runtime.close()
