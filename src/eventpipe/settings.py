@@ -49,6 +49,7 @@ class Settings:
     batch_window_ms: int = 600  # the oldest request's wait: freshness p95 under 1 s with the group's run
     group_max_events: int = 2000  # `eventpipe up`'s groups: a batch's fixed cost shared by more events
     worker_processes: int = 2  # `eventpipe up`'s runner processes (localrun/runners.py): 1 runs batches in the worker
+    max_pending_mib: int = 512  # `eventpipe up`: requests not yet grouped, past which POST /events answers 429
 
     @property
     def schema_dirs(self) -> tuple[Path, ...]:
@@ -111,6 +112,7 @@ class Settings:
             worker_processes=_positive_int(
                 environ, "EVENTPIPE_WORKER_PROCESSES", cls.worker_processes, most=MAX_WORKER_PROCESSES
             ),
+            max_pending_mib=_positive_int(environ, "EVENTPIPE_MAX_PENDING_MIB", cls.max_pending_mib),
             **remote,
         )
 

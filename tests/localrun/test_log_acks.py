@@ -242,3 +242,45 @@ def test_no_request_makes_a_record_too_large_for_the_log(settings: Settings, lin
         assert list(runtime.bucket.keys("raw/")) == []
     finally:
         runtime.close()
+
+
+def test_past_the_pending_bound_a_post_is_429_with_retry_after_until_the_reader_catches_up(settings: Settings) -> None:
+    # GIVEN a server runtime bounded at 1 MiB of requests not yet grouped, and nothing reading its log
+    runtime = LocalRuntime(
+        replace(settings, limits=Limits(max_batch_events=500), max_pending_mib=1),
+        defer_to=lambda: None,
+        request_log=True,
+    )
+    acks, log = runtime.log_acks, runtime.request_log
+    assert acks is not None
+    assert log is not None
+    acks.grouped_before = lambda: 0
+    body = ndjson(*(make_event(properties={"pad": "x" * 400}) for _ in range(100)))
+
+    def post() -> dict[str, Any]:
+        headers = [NDJSON, (b"origin", b"https://shop.example")]
+        event = http_api_event(
+            method="POST", path="/events", query_string=b"", headers=headers, body=body, source_ip="127.0.0.1"
+        )
+        return handle_ingest(event, runtime)  # type: ignore[return-value]
+
+    try:
+        # WHEN requests come until the log holds more than the bound
+        answers = [post() for _ in range(40)]
+        statuses = [answer["statusCode"] for answer in answers]
+        taken = statuses.count(202)
+        # THEN the first are taken, up to just past 1 MiB, and every later one is 429 busy
+        assert 1 << 20 < log.bytes_from(0) < (1 << 20) + 2 * len(body)
+        assert statuses == [202] * taken + [429] * (40 - taken)
+        refused = answers[-1]
+        assert refused["headers"]["retry-after"] == "1"
+        assert refused["headers"]["access-control-allow-origin"] == "https://shop.example"
+        assert orjson.loads(refused["body"])["error"] == "busy"
+        # AND only the taken ones are in the log
+        assert len(logged(runtime)) == taken
+        # WHEN the reader has grouped all of them
+        acks.grouped_before = lambda: log.next_seq
+        # THEN requests are taken again
+        assert post()["statusCode"] == 202
+    finally:
+        runtime.close()

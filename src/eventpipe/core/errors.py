@@ -23,6 +23,14 @@ class StorageError(EventpipeError):
     """A store or bucket failed; the step that met it may be retried."""
 
 
+class BusyError(StorageError):
+    """A store takes nothing more for now, its backlog at its bound: HTTP 429, retried after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ObjectNotFoundError(StorageError):
     """The bucket has no object under that key (or that version); retrying will not bring it back."""
 

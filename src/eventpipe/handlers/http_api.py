@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from eventpipe.core.batch_ids import is_batch_id, queued_id_facts, request_batch_id
-from eventpipe.core.errors import InputError, StorageError
+from eventpipe.core.errors import BusyError, InputError, StorageError
 from eventpipe.core.model import BatchStatus
 from eventpipe.core.readers import InputTooLargeError
 from eventpipe.core.requests import UnsupportedMediaTypeError, request_lines
@@ -58,6 +58,9 @@ def handle_http(event: Mapping[str, Any], services: Services) -> ProxyResponse:
     except HttpError as exc:
         status, document = exc.status, exc.document()
         headers.update(exc.headers)
+    except BusyError as exc:  # processing is behind: the client sends again later
+        status, document = 429, error_document("busy", str(exc))
+        headers["retry-after"] = str(exc.retry_after_s)
     except StorageError as exc:
         log.error("storage failed: %s", exc)
         status, document = 503, UNAVAILABLE

@@ -17,6 +17,8 @@ from collections import deque
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from eventpipe.core.errors import BusyError
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -26,6 +28,7 @@ T = TypeVar("T")
 # A larger body is answered from a thread, which waits there for its write: the loop serves every
 # connection, and a body this size already costs it about a millisecond of parsing.
 MAX_LOOP_BODY_BYTES = 64 * 1024
+RETRY_AFTER_S = 1  # a refused client's wait (Retry-After) while the log is over its bound
 # The records queued by the handler call running in this context; None outside `LoopAcks.run`
 _queued_here: ContextVar[list[int] | None] = ContextVar("eventpipe_queued_records", default=None)
 
@@ -42,9 +45,12 @@ class _Waiter:
 class LoopAcks:
     """The request log as the ingestor's queue in the server (see the module's docstring)."""
 
-    def __init__(self, log: RequestLog) -> None:
+    def __init__(self, log: RequestLog, *, max_pending_bytes: int | None = None) -> None:
         self._log = log
         self.max_message_bytes = log.max_message_bytes
+        # Backpressure: past this many bytes of the log not yet grouped, requests are refused (429)
+        self._max_pending_bytes = max_pending_bytes
+        self.grouped_before: Callable[[], int] = lambda: log.next_seq  # the reader's place: the server sets it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: deque[_Waiter] = deque()  # in the order of their records (one loop appends them)
         log.on_written = self._written
@@ -54,6 +60,14 @@ class LoopAcks:
         return len(body) <= MAX_LOOP_BODY_BYTES
 
     def send(self, body: bytes) -> None:
+        if self._max_pending_bytes is not None:
+            pending = self._log.bytes_from(self.grouped_before())
+            if pending > self._max_pending_bytes:
+                raise BusyError(
+                    f"processing is behind: {pending >> 20} MiB of requests wait in the request log, more than"
+                    f" EVENTPIPE_MAX_PENDING_MIB; retry in {RETRY_AFTER_S} s",
+                    RETRY_AFTER_S,
+                )
         queued = _queued_here.get()
         if queued is None:
             self._log.send(body)

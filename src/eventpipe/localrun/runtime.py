@@ -106,7 +106,11 @@ class LocalRuntime:
             else None
         )
         # The server's event loop answers `POST /events` and awaits the log's writes (localrun/log_acks.py)
-        self.log_acks = LoopAcks(self.request_log) if self.request_log is not None else None
+        self.log_acks = (
+            LoopAcks(self.request_log, max_pending_bytes=settings.max_pending_mib << 20)
+            if self.request_log is not None
+            else None
+        )
         self.requests_waiting: Callable[[], int] = lambda: 0  # in the log, not yet grouped (GET /health)
         self.ingestor = Ingestor(
             bucket=self.bucket,

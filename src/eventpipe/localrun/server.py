@@ -77,6 +77,8 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     request_log = runtime.request_log
     assert request_log is not None
     runtime.requests_waiting = lambda: max(0, request_log.next_seq - log_seq.value)
+    assert runtime.log_acks is not None
+    runtime.log_acks.grouped_before = lambda: log_seq.value  # what the log holds past it is the backlog (429)
     executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="eventpipe-http")
     app = LocalApp(runtime, executor=executor, token=settings.api_token)
     runtime.server_counters = lambda: {**app.stats.as_dict(), "worker": supervisor.as_dict()}

@@ -22,6 +22,7 @@ import struct
 import threading
 import time
 import zlib
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -141,8 +142,12 @@ class RequestLog:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._queued_seq = self._durable_seq = _next_seq(folder)
+            self._bytes = sum((folder / s.name).stat().st_size for s in segments(folder))  # a last run's, unread
         except OSError as exc:
             raise StorageError(f"cannot use the request log {folder}: {exc}") from exc
+        # (end seq, bytes written through it) of each write not yet read past (`bytes_from`)
+        self._writes: deque[tuple[int, int]] = deque([(self._durable_seq, self._bytes)])
+        self._read_bytes = 0
         self._fd = -1
         self._segment_bytes = 0
         self._opened_at = 0.0
@@ -166,6 +171,14 @@ class RequestLog:
                 self._write_queued()
             if self._failed_at(mine):
                 raise StorageError("the request log could not be written")
+
+    def bytes_from(self, seq: int) -> int:
+        """About how many bytes of records the log holds from sequence number `seq` on (counted by whole
+        writes): what the reader, which has grouped every record before `seq`, has still to take."""
+        with self._cond:
+            while self._writes and self._writes[0][0] <= seq:
+                self._read_bytes = self._writes.popleft()[1]
+            return self._bytes - self._read_bytes
 
     def append(self, body: bytes) -> int:
         """Queue one record and return its sequence number at once; the log's thread writes it, and
@@ -194,8 +207,9 @@ class RequestLog:
         self._writing = True
         self._cond.release()
         failed = False
+        data = b"".join(records)
         try:
-            self._append(b"".join(records), first_seq=start)
+            self._append(data, first_seq=start)
         except (OSError, StorageError):
             failed = True
         finally:
@@ -204,6 +218,9 @@ class RequestLog:
         if failed:
             self._failed = [*self._failed[-15:], (start, end)]
             self._rotate_after_failure(end)
+        else:
+            self._bytes += len(data)
+            self._writes.append((end, self._bytes))
         self._durable_seq = end
         self._cond.notify_all()
         if self._queued:  # queued meanwhile by `append`: the log's thread writes them next
