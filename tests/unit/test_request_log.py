@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -213,3 +214,20 @@ def test_close_writes_what_is_queued_and_then_takes_nothing(tmp_path: Path) -> N
     assert read_all(tmp_path) == [f"r{n}".encode() for n in range(100)]
     with pytest.raises(StorageError):
         log.append(b"late")
+
+
+def test_a_failing_listener_is_logged_and_the_log_goes_on_writing(tmp_path: Path) -> None:
+    log = RequestLog(tmp_path, max_message_bytes=LIMIT)
+
+    def broken(first: int, end: int, failed: bool) -> None:
+        raise ValueError("a bug in a listener")
+
+    log.on_written = broken
+    for n, record in enumerate([b"one", b"two"], start=1):
+        log.append(record)  # written by the log's thread alone: the second only if it outlived the first's listener
+        deadline = time.monotonic() + 10
+        while log.next_seq < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert log.next_seq == n
+    log.close()
+    assert read_all(tmp_path) == [b"one", b"two"]

@@ -17,6 +17,7 @@ last write to the earlier one, so the earlier one is complete but for a torn tai
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import threading
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
     from eventpipe.core.model import Limits
 
+log = logging.getLogger(__name__)
 FRAME = struct.Struct("<II")  # length, CRC-32 of the record
 SUFFIX = ".log"
 ROTATE_BYTES = 16 * 1024 * 1024  # a segment is deleted whole, once read: keep them small
@@ -225,9 +227,12 @@ class RequestLog:
         self._cond.notify_all()
         if self._queued:  # queued meanwhile by `append`: the log's thread writes them next
             self._queued_work.notify()
-        self.on_written(start, end, failed)
-        if not failed:
-            self._after_write()
+        try:  # the log's thread must outlive a listener's bug: every later request waits on it
+            self.on_written(start, end, failed)
+            if not failed:
+                self._after_write()
+        except Exception:
+            log.exception("a listener of the request log failed")
 
     def _append(self, data: bytes, *, first_seq: int) -> None:
         if self._fd < 0:  # a failed write closed the last one
