@@ -24,7 +24,7 @@ BUNDLED_RATES = Path(__file__).parent / "data" / "currency_rates.json"
 MAX_BATCH_EVENTS = 5000
 SSM_PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
 MAX_BATCH_WINDOW_MS = 60_000
-MAX_DEDUP_FILTER_MIB = 4096  # 4 GiB: about 2.5 billion ids at 16 bits each
+MAX_DEDUP_FILTER_MIB = 4096  # 4 GiB: about 2 billion ids at 16 bits each
 MAX_WORKER_PROCESSES = 16  # each holds a runtime (tens of MiB) and shares SQLite's one write lock
 MAX_EVENT_BYTES = 256 * 1024  # a curated event and its quarantine record must fit a 400 KB DynamoDB item
 MIN_FILE_RANGE_BYTES = 1024 * 1024  # a range per MiB at the least: smaller ranges would cost more invocations than work
@@ -37,7 +37,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     sqlite_cache_mib: int = 4
-    dedup_filter_mib: int = 16
+    dedup_filter_mib: int = 64  # the most: the filter is sized to the ids (adapters/local/dedup_runs.py)
     api_token: str | None = field(default=None, repr=False)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # AWS only (`from_env(on_aws=True)`): read by eventpipe.awsrun at cold start, never held in the environment

@@ -12,7 +12,7 @@ import pytest
 from eventpipe.adapters.local import Database, FolderBucket, SqliteCuratedStore
 from eventpipe.adapters.local.curated import uuid_key
 from eventpipe.adapters.local.database import SCHEMA_VERSION
-from eventpipe.adapters.local.dedup_runs import DAY_MS
+from eventpipe.adapters.local.dedup_runs import BITS_PER_ID, BUILT_BITS_PER_ID, DAY_MS, filter_mib
 from eventpipe.adapters.local.dedup_runs import FILTER_GROUPS as GROUPS
 from eventpipe.adapters.local.id_filter import IdFilter
 
@@ -81,6 +81,20 @@ def test_duplicates_of_closed_runs_are_found_and_owners_and_payloads_answer(db: 
     assert curated.count() == 13
     # AND a retry of a batch of a closed run still answers new for that batch
     assert curated.put_new("d1", rows(4, 5, 6)) == [True] * 3
+
+
+def test_more_resent_ids_than_one_query_binds_are_all_found(db: Database, tmp_path: Path) -> None:
+    # GIVEN 2,000 ids stored over two days (two closed runs), and the next day
+    clock = StepClock()
+    curated = store(db, tmp_path, clock)
+    curated.put_new("d0", rows(*range(0, 1000)))
+    clock.ms += DAY_MS
+    curated.put_new("d1", rows(*range(1000, 2000)))
+    clock.ms += DAY_MS
+    # WHEN one batch sends them all again (more (run, id) pairs than one query binds), with new ones
+    flags = curated.put_new("again", rows(*range(0, 2000, 2), *range(5000, 5100)))
+    # THEN every one of them is a duplicate, every new one is new
+    assert flags == [False] * 1000 + [True] * 100
 
 
 def test_the_filter_is_saved_and_a_restart_uses_it_or_builds_it_again(db: Database, tmp_path: Path) -> None:
@@ -283,13 +297,57 @@ def test_a_filter_that_cannot_be_saved_leaves_the_store_exact(tmp_path: Path, ca
     database.close()
 
 
-def test_a_filter_file_of_another_layout_is_ignored(tmp_path: Path) -> None:
+def test_a_filter_file_of_another_layout_or_too_large_is_ignored(tmp_path: Path) -> None:
     saved = tmp_path / "dedup.filter"
-    IdFilter(1).save(saved, {"token": (3, 0)})
-    assert IdFilter.load(saved, 1) is not None
-    assert IdFilter.load(saved, 2) is None  # another size
+    IdFilter(2).save(saved, {"token": (3, 0)})
+    loaded = IdFilter.load(saved, 2)
+    assert loaded is not None
+    assert loaded[0].mib == 2  # its size is read from the file
+    assert IdFilter.load(saved, 1) is None  # larger than the memory allowed
     saved.write_bytes(saved.read_bytes() + b"x")  # trailing bytes
-    assert IdFilter.load(saved, 1) is None
+    assert IdFilter.load(saved, 2) is None
+    for header in (b"[1, 2]", b"{not json", b'{"mib": "2"}', b'{"mib": 0}'):  # malformed headers
+        saved.write_bytes(b"eventpipe-id-filter 2\n" + len(header).to_bytes(4, "big") + header + bytes(2 << 20))
+        assert IdFilter.load(saved, 2) is None
+
+
+def test_the_filter_is_sized_to_the_closed_ids_within_the_memory_allowed(db: Database, tmp_path: Path) -> None:
+    # GIVEN a closed run, then one its counter says holds two million ids (a large store, cheaply)
+    clock = StepClock()
+    curated = store(db, tmp_path, clock)
+    curated.put_new("d0", rows(*range(1, 1001)))
+    clock.ms += DAY_MS
+    curated.put_new("d1", rows(1001))
+    saved = tmp_path / "dedup.filter"
+
+    def filter_mib() -> int:
+        loaded = IdFilter.load(saved, 4096)
+        assert loaded is not None
+        return loaded[0].mib
+
+    assert filter_mib() == 1
+    with db.transaction() as conn:
+        conn.execute("UPDATE curated_runs SET ids = 2000000 WHERE run = (SELECT MIN(run) FROM curated_runs)")
+    # WHEN the store next looks in its closed runs, with the default most memory and with 4 MiB
+    # THEN the filter is built again for them at 24 bits per id (6 MiB), or at the most allowed,
+    # and every stored id is still found
+    assert curated.put_new("again", rows(5, 1001, 2000)) == [False, False, True]
+    assert filter_mib() == 6
+    small = store(db, tmp_path, clock, filter_mib=4)
+    assert small.put_new("again2", rows(6, 2001)) == [False, True]
+    assert filter_mib() == 4
+    # AND once the closed runs hold few ids again (retention), it is built again smaller
+    with db.transaction() as conn:
+        conn.execute("UPDATE curated_runs SET ids = 1000 WHERE run = (SELECT MIN(run) FROM curated_runs)")
+    assert curated.put_new("again3", rows(7, 2002)) == [False, True]
+    assert filter_mib() == 1
+
+
+def test_the_filter_size_follows_bits_per_id() -> None:
+    assert filter_mib(0, BITS_PER_ID, 64) == 1
+    assert filter_mib(10_000_000, BITS_PER_ID, 64) == 20  # 16 bits: 19.07 MiB, rounded up
+    assert filter_mib(10_000_000, BUILT_BITS_PER_ID, 64) == 29
+    assert filter_mib(100_000_000, BUILT_BITS_PER_ID, 64) == 64  # the most allowed
 
 
 def test_two_processes_writing_in_turn_agree_with_a_set(tmp_path: Path) -> None:

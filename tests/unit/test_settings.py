@@ -238,7 +238,7 @@ def test_a_curated_ttl_that_is_not_a_positive_number_of_days_is_refused(text: st
 
 
 def test_the_dedup_filter_size_is_read_and_checked() -> None:
-    assert Settings.from_env({}).dedup_filter_mib == 16
+    assert Settings.from_env({}).dedup_filter_mib == 64
     assert Settings.from_env({"EVENTPIPE_DEDUP_FILTER_MIB": "48"}).dedup_filter_mib == 48
     for bad, message in (("0", "greater than 0"), ("4097", "above the most allowed, 4096"), ("x", "whole number")):
         with pytest.raises(ConfigError, match=f"EVENTPIPE_DEDUP_FILTER_MIB.*{message}"):

@@ -56,8 +56,9 @@ class SqliteCuratedStore(BaseCuratedStore):
         rows = []
         try:
             with self._db.transaction() as conn:
-                owners = self._runs.owners(conn, keys)
-                run = self._runs.current_run(conn, len(keys) - len(owners))
+                runs = self._runs.runs(conn)
+                owners = self._runs.owners(conn, keys, runs)
+                run = self._runs.current_run(conn, len(keys) - len(owners), runs)
                 for key, position in zip(keys, positions, strict=True):
                     owner = owners.get(key)
                     if owner is None:  # the segment's line `position` holds its payload
@@ -83,7 +84,7 @@ class SqliteCuratedStore(BaseCuratedStore):
     def owners(self, event_ids: Sequence[str]) -> dict[str, str]:
         by_key = {uuid_key(event_id): event_id.lower() for event_id in event_ids}
         with self._db.reading() as conn:
-            found = self._runs.owners(conn, list(by_key))
+            found = self._runs.owners(conn, list(by_key), self._runs.runs(conn))
             self._runs.save()
         return {by_key[key]: batch_id for key, batch_id in found.items()}
 

@@ -5,9 +5,11 @@ anywhere (about 4 KiB of WAL per id), and each lookup reads index pages the page
 holds (docs/benchmark.md, "The dedup store as it grows"). So the ids are indexed per *run*,
 `(run, event_id)`: new ids go into the current run only (the day's ids, at most `run_cap`), whose
 pages stay few and cached, whatever the size of the store. Older runs are closed: never written
-again, they are read only for an id that `IdFilter`, a fixed-size Bloom filter of every closed run's
-ids, cannot rule out (the retried ids, and its false positives), and then only the runs of the
-filter's groups that may hold it (each closed run is in one of 32 groups).
+again, they are read only for an id that `IdFilter`, a Bloom filter of every closed run's ids,
+cannot rule out (the retried ids, and its false positives), and then only the runs of the filter's
+groups that may hold it (each closed run is in one of 32 groups), all in one query per batch. The
+filter is sized to the closed runs' ids (16 to 24 bits each, up to the most memory allowed): a fixed
+size let its false positives, each an index probe, grow with the store (7% of new ids at 10 million).
 
 Exactness: the filter covers a closed run only with the number of ids the run had when added
 (`curated_runs.ids`, raised in the same transaction as every insert); a run that has more (a
@@ -20,8 +22,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import sqlite3
@@ -32,18 +33,24 @@ if TYPE_CHECKING:
     from eventpipe.core.ports import Clock
 
 log = logging.getLogger(__name__)
-DEFAULT_FILTER_MIB = 16
+DEFAULT_FILTER_MIB = 64  # the most memory the filter may take (about 22 to 33 million ids at full precision)
+# The filter is sized to the closed runs' ids: built with 24 bits per id, built again larger once
+# they are fewer than 16 (about 0.2% then 2% of ids not stored pass it), smaller past 64 (retention
+# dropped runs). So an id costs the same whatever the store holds, up to the most memory allowed.
+BITS_PER_ID = 16
+BUILT_BITS_PER_ID = 24
+SHRINK_BITS_PER_ID = 64
 FILTER_GROUPS = 32  # the bits of a filter slot (id_filter.py)
 DAY_MS = 86_400_000
 DEFAULT_RUN_CAP = 1 << 20  # ids: past it, the day's next run starts (the current run stays cheap)
 _RUNS_PER_DAY_BITS = 10  # run labels are day << 10 plus a count: ordered by time
 # Below the smallest SQLite limit on bound variables (999 before 3.32), whatever the batch size.
 IDS_PER_QUERY = 900
+PAIRS_PER_QUERY = IDS_PER_QUERY // 2  # (run, id): two variables each
 _SCAN_ROWS = 50_000  # ids added to the filter at a time (bounded memory)
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+class Run(NamedTuple):  # read twice per batch: a tuple costs a tenth of a frozen dataclass
     run: int
     ids: int
     token: str
@@ -67,10 +74,19 @@ class RunIndex:
         self._filter: IdFilter | None = None
         self._covers: dict[str, tuple[int, int]] = {}  # run token -> its ids when added to the filter, its group
         self._unsaved = False
+        # The closed runs as last synced (token, ids) and the runs each group mask names: a batch
+        # whose closed runs did not change (nearly all) skips the sync.
+        self._synced: tuple[tuple[str, int], ...] | None = None
+        self._by_group: dict[int, list[int]] = {}
+        self._runs_of_mask: dict[int, list[int]] = {}
 
-    def current_run(self, conn: sqlite3.Connection, adding: int) -> int:
-        """The run that takes `adding` new ids now (in a write transaction); starts one when due."""
-        runs = _runs(conn)
+    @staticmethod
+    def runs(conn: sqlite3.Connection) -> list[Run]:
+        """The runs as the transaction sees them, oldest first (the last one is the current run)."""
+        return [Run(*row) for row in conn.execute("SELECT run, ids, token FROM curated_runs ORDER BY run")]
+
+    def current_run(self, conn: sqlite3.Connection, adding: int, runs: list[Run]) -> int:
+        """The run that takes `adding` new ids now (in a write transaction that read `runs`); starts one when due."""
         label = (self._clock.now_ms() // DAY_MS) << _RUNS_PER_DAY_BITS
         if runs and runs[-1].run >= label and runs[-1].ids + adding <= max(self._cap, adding):
             return runs[-1].run
@@ -79,7 +95,7 @@ class RunIndex:
         if runs:
             self._drop_empty(conn, runs)
         conn.execute("INSERT INTO curated_runs (run, ids, token) VALUES (?, 0, ?)", (label, secrets.token_hex(8)))
-        self._sync(conn, _runs(conn)[:-1])  # the run just closed joins the filter now, once
+        self._sync(conn, self.runs(conn)[:-1])  # the run just closed joins the filter now, once
         return label
 
     @staticmethod
@@ -87,24 +103,29 @@ class RunIndex:
         if added:
             conn.execute("UPDATE curated_runs SET ids = ids + ? WHERE run = ?", (added, run))
 
-    def owners(self, conn: sqlite3.Connection, keys: list[bytes]) -> dict[bytes, str]:
+    def owners(self, conn: sqlite3.Connection, keys: list[bytes], runs: list[Run]) -> dict[bytes, str]:
         """The batch that stored each of `keys` that is stored: the current run is looked up for
-        every key, the closed runs only for keys the filter cannot rule out, in the groups it names."""
-        runs = _runs(conn)
+        every key, the closed runs only for keys the filter cannot rule out, in the runs of the
+        groups it names, all of them in one query (each probe reads pages the cache does not hold)."""
         if not runs or not keys:
             return {}
         found = _lookup(conn, [runs[-1].run], keys)
-        groups = self._sync(conn, runs[:-1])
-        if not groups:
+        if not self._sync(conn, runs[:-1]):
             return found
-        by_mask: dict[int, list[bytes]] = {}
-        for key, mask in zip(keys, self._filter_of().groups_of(keys), strict=True):
-            if mask and key not in found:
-                by_mask.setdefault(mask, []).append(key)
-        for mask, maybe in by_mask.items():
-            runs_in = [run for group, labels in groups.items() if mask >> group & 1 for run in labels]
-            found.update(_lookup(conn, runs_in, maybe))
+        pairs: list[tuple[int, bytes]] = []
+        for position, mask in self._filter_of().maybe_stored(keys):
+            if keys[position] not in found:
+                pairs.extend((run, keys[position]) for run in self._runs_of(mask))
+        found.update(_lookup_pairs(conn, pairs))
         return found
+
+    def _runs_of(self, mask: int) -> list[int]:
+        """The closed runs of the groups in `mask` (a few distinct masks per batch: kept until the runs change)."""
+        runs = self._runs_of_mask.get(mask)
+        if runs is None:
+            runs = [run for group, labels in self._by_group.items() if mask >> group & 1 for run in labels]
+            self._runs_of_mask[mask] = runs
+        return runs
 
     def save(self) -> None:
         """Write the filter if it changed (after the transaction: a filter is never ahead of nothing)."""
@@ -119,18 +140,39 @@ class RunIndex:
     def forget(self) -> None:
         """Drop the in-memory filter (after a failed transaction): it is loaded or built again."""
         self._filter, self._covers, self._unsaved = None, {}, False
+        self._synced = None
 
     def _filter_of(self) -> IdFilter:
         from eventpipe.adapters.local.id_filter import IdFilter  # numpy: only where a store needs it
 
         if self._filter is None:
             loaded = IdFilter.load(self._path, self._mib) if self._path is not None else None
-            self._filter, self._covers = loaded if loaded is not None else (IdFilter(self._mib), {})
+            self._filter, self._covers = loaded if loaded is not None else (IdFilter(1), {})
+        return self._filter
+
+    def _sized(self, closed_ids: int) -> IdFilter:
+        """The filter, built again (empty) when it is too small or too large for `closed_ids`."""
+        id_filter = self._filter_of()
+        if (
+            filter_mib(closed_ids, BITS_PER_ID, self._mib)
+            <= id_filter.mib
+            <= filter_mib(closed_ids, SHRINK_BITS_PER_ID, self._mib)
+        ):
+            return id_filter
+        from eventpipe.adapters.local.id_filter import IdFilter
+
+        mib = filter_mib(closed_ids, BUILT_BITS_PER_ID, self._mib)
+        log.info("sizing the dedup filter to %d MiB for %d ids (was %d MiB)", mib, closed_ids, id_filter.mib)
+        self._filter = None  # the old bits go before the new ones are allocated
+        self._filter, self._covers, self._unsaved = IdFilter(mib), {}, True
         return self._filter
 
     def _sync(self, conn: sqlite3.Connection, closed: Sequence[Run]) -> dict[int, list[int]]:
         """Add to the filter each closed run it does not cover as it is now; the closed runs by group."""
-        id_filter = self._filter_of()
+        state = tuple((run.token, run.ids) for run in closed)
+        if state == self._synced and self._filter is not None:
+            return self._by_group
+        id_filter = self._sized(sum(run.ids for run in closed))
         live = {run.token for run in closed}
         for token in [token for token in self._covers if token not in live]:  # deleted runs
             # Their bits would only cost lookups: the group starts again with the runs it has left.
@@ -156,6 +198,7 @@ class RunIndex:
         by_group: dict[int, list[int]] = {}
         for run in closed:
             by_group.setdefault(self._covers[run.token][1], []).append(run.run)
+        self._synced, self._by_group, self._runs_of_mask = state, by_group, {}
         return by_group
 
     @staticmethod
@@ -166,9 +209,9 @@ class RunIndex:
                 conn.execute("DELETE FROM curated_runs WHERE run = ?", (run.run,))
 
 
-def _runs(conn: sqlite3.Connection) -> list[Run]:
-    rows = conn.execute("SELECT run, ids, token FROM curated_runs ORDER BY run")
-    return [Run(int(run), int(ids), str(token)) for run, ids, token in rows]
+def filter_mib(ids: int, bits_per_id: int, most: int) -> int:
+    """The MiB that hold `ids` at `bits_per_id`: at least 1, at most `most`."""
+    return max(1, min(most, -(-ids * bits_per_id // (8 << 20))))
 
 
 def _lookup(conn: sqlite3.Connection, runs: Sequence[int], keys: Sequence[bytes]) -> dict[bytes, str]:
@@ -180,6 +223,23 @@ def _lookup(conn: sqlite3.Connection, runs: Sequence[int], keys: Sequence[bytes]
         marks = ",".join("?" * len(chunk))
         query = f"SELECT event_id, batch_id FROM curated WHERE run IN ({in_runs}) AND event_id IN ({marks})"
         found.update((bytes(key), str(batch)) for key, batch in conn.execute(query, chunk))
+    return found
+
+
+def _lookup_pairs(conn: sqlite3.Connection, pairs: list[tuple[int, bytes]]) -> dict[bytes, str]:
+    """`event_id -> batch_id` for the `(run, key)` pairs stored: one index probe each, one query for all
+    (a query per run cost more than its probes). Sorted: probes of one run share its upper pages."""
+    found: dict[bytes, str] = {}
+    pairs.sort()
+    for start in range(0, len(pairs), PAIRS_PER_QUERY):
+        chunk = pairs[start : start + PAIRS_PER_QUERY]
+        values = ",".join(["(?,?)"] * len(chunk))
+        query = (  # CROSS JOIN: the pairs are the outer loop, each an equality probe of the index
+            f"SELECT c.event_id, c.batch_id FROM (VALUES {values}) AS v"
+            " CROSS JOIN curated AS c ON c.run = v.column1 AND c.event_id = v.column2"
+        )
+        values_bound = [value for pair in chunk for value in pair]
+        found.update((bytes(key), str(batch)) for key, batch in conn.execute(query, values_bound))
     return found
 
 

@@ -1,11 +1,11 @@
-"""A fixed-size Bloom filter of 16-byte event ids in 32 groups (numpy), saved to a file beside the database.
+"""A Bloom filter of 16-byte event ids in 32 groups (numpy), saved to a file beside the database.
 
 It answers "certainly not stored" for most new ids without reading the index, and otherwise which
 of its `GROUPS` groups may hold the id, so that only the runs of those groups are looked up. It
-never forgets an id it was given (no false negatives). Its size is fixed (16 MiB by default,
-EVENTPIPE_DEDUP_FILTER_MIB: about 1.6 MiB per million ids of the deduplication window), so
-memory does not grow with the store; a fuller filter only sends more ids to the index: an id not
-stored passes it about 7% of the time at 10 million ids (each group about 0.2%).
+never forgets an id it was given (no false negatives). Its size is chosen by the store
+(dedup_runs.py: 16 to 24 bits per id, at most EVENTPIPE_DEDUP_FILTER_MIB) and kept in its file; a
+fuller filter only sends more ids to the index: an id not stored passes it about 0.2% of the time
+at 24 bits per id, 2% at 16, 7% at 13.
 
 The layout is bit-sliced: a 32-bit word per position, one bit of it per group (each bit plane a
 Bloom filter of its own, as many bits per id as one filter of all ids), so one lookup reads
@@ -33,21 +33,28 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-HASHES = 7  # near the best for 10 to 13 bits per id
+HASHES = 7  # fewer than the best for 16 to 24 bits per id (11 to 16): each is a random read of the filter
 _MAGIC = b"eventpipe-id-filter 2\n"  # 2: one 64-bit hash an id, positions by multiply-shift
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _LOW_32 = np.uint64(0xFFFFFFFF)
-_STEPS = np.arange(HASHES, dtype=np.uint64)[None, :]
+_STEPS = np.arange(HASHES, dtype=np.uint64)[:, None]  # probes along the first axis: rows reduce fast
+_SHIFTS = {bits: np.uint64(bits) for bits in (27, 30, 31, 32)}
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser: ids need not be random (UUIDv1 and v7 are mostly a clock)."""
-    x = (x ^ (x >> np.uint64(30))) * _MIX_1
-    x = (x ^ (x >> np.uint64(27))) * _MIX_2
-    mixed: np.ndarray = x ^ (x >> np.uint64(31))
-    return mixed
+def _hash(keys: Iterable[bytes]) -> np.ndarray:
+    """One 64-bit hash per 16-byte key: SplitMix64's finaliser on its two halves, in place (ids need
+    not be random: UUIDv1 and v7 are mostly a clock)."""
+    words = np.frombuffer(b"".join(keys), dtype="<u8")
+    x = words[1::2] * _GOLDEN
+    x ^= words[0::2]
+    x ^= x >> _SHIFTS[30]
+    x *= _MIX_1
+    x ^= x >> _SHIFTS[27]
+    x *= _MIX_2
+    x ^= x >> _SHIFTS[31]
+    return x
 
 
 class IdFilter:
@@ -61,12 +68,15 @@ class IdFilter:
         self.mib = mib
 
     def _bit_positions(self, keys: Iterable[bytes]) -> np.ndarray:
-        """Shape (ids, HASHES): double hashing on the two halves of one 64-bit hash of each id, each
+        """Shape (HASHES, ids): double hashing on the two halves of one 64-bit hash of each id, each
         32-bit value mapped onto the slots by a multiply and a shift (no division: a third as costly)."""
-        words = np.frombuffer(b"".join(keys), dtype="<u8").reshape(-1, 2)
-        hashed = _mix(words[:, 0] ^ (words[:, 1] * _GOLDEN))
-        first, second = (hashed >> np.uint64(32))[:, None], (hashed | np.uint64(1))[:, None]
-        return (((first + _STEPS * second) & _LOW_32) * self._size) >> np.uint64(32)
+        hashed = _hash(keys)
+        positions = _STEPS * (hashed | np.uint64(1))
+        positions += hashed >> _SHIFTS[32]
+        positions &= _LOW_32
+        positions *= self._size
+        positions >>= _SHIFTS[32]
+        return positions
 
     def add(self, keys: list[bytes], group: int) -> None:
         if not keys:
@@ -78,8 +88,16 @@ class IdFilter:
         """For each key, a bit mask of the groups that may hold it (0: certainly none)."""
         if not keys:
             return []
-        masks: list[int] = np.bitwise_and.reduce(self._slots[self._bit_positions(keys)], axis=1).tolist()
+        masks: list[int] = np.bitwise_and.reduce(self._slots[self._bit_positions(keys)], axis=0).tolist()
         return masks
+
+    def maybe_stored(self, keys: list[bytes]) -> list[tuple[int, int]]:
+        """`(position, mask)` of the keys some group may hold (most new ids are in none: no Python loop over them)."""
+        if not keys:
+            return []
+        masks = np.bitwise_and.reduce(self._slots[self._bit_positions(keys)], axis=0)
+        positions = np.flatnonzero(masks)
+        return list(zip(positions.tolist(), masks[positions].tolist(), strict=True))
 
     def clear(self, group: int) -> None:
         """Forget every key of `group` (to add again the ones still stored)."""
@@ -106,26 +124,30 @@ class IdFilter:
         os.replace(temporary, path)
 
     @classmethod
-    def load(cls, path: Path, mib: int) -> tuple[IdFilter, dict[str, tuple[int, int]]] | None:
-        """The filter saved at `path` and what it covers; None when absent, of another size or damaged."""
-        loaded = cls(mib)
+    def load(cls, path: Path, max_mib: int) -> tuple[IdFilter, dict[str, tuple[int, int]]] | None:
+        """The filter saved at `path` and what it covers; None when absent, damaged, of another layout
+        or larger than `max_mib` (its size is in its header: the store sizes it to its ids)."""
         try:
             with open(path, "rb") as file:
                 if file.read(len(_MAGIC)) != _MAGIC:
                     return None
                 header = file.read(int.from_bytes(file.read(4), "big"))
+                fields = orjson.loads(header)
+                mib = fields["mib"]
+                if not (isinstance(mib, int) and 1 <= mib <= max_mib):
+                    return None
+                loaded = cls(mib)
                 if file.readinto(loaded._slots.data) != loaded._slots.nbytes:
                     return None
                 checksum = file.read(5)
-        except OSError:
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
             return None
         if checksum != zlib.crc32(loaded._slots.data, zlib.crc32(header)).to_bytes(4, "big"):
             return None
         try:
-            fields = orjson.loads(header)
             covers = {str(token): (int(ids), int(group)) for token, (ids, group) in fields["covers"].items()}
-            if (fields["mib"], fields["hashes"], fields["groups"]) != (mib, HASHES, GROUPS):
+            if (fields["hashes"], fields["groups"]) != (HASHES, GROUPS):
                 return None
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+        except (KeyError, TypeError, AttributeError, ValueError):
             return None
         return loaded, covers
