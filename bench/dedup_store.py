@@ -118,8 +118,10 @@ class Snapshot:
             segment.unlink()
 
 
-def measure(path: str, stored: int, batches: int, cache_mib: int, seed: int) -> None:
-    """In the child: put_new on `batches` batches; prints its figures as JSON."""
+def measure(path: str, stored: int, batches: int, cache_mib: int, seed: int, old_retries: float = 1.0) -> None:
+    """In the child: put_new on `batches` batches; prints its figures as JSON. A re-sent id is, with
+    probability `old_retries`, one of the filled ids (none when nothing is stored), else one sent in
+    the last ten batches (a client's retry minutes later: in the current run)."""
     from eventpipe.adapters.local.bucket import FolderBucket
     from eventpipe.adapters.local.curated import FILTER_FILE, SqliteCuratedStore
     from eventpipe.adapters.local.database import Database
@@ -131,13 +133,21 @@ def measure(path: str, stored: int, batches: int, cache_mib: int, seed: int) -> 
     )
     rnd = random.Random(seed + 1)
     payload = b"x" * 600
-    batch_list = []
+    batch_list: list[tuple[str, list[tuple[bytes | None, int]]]] = []
+    recent: list[bytes] = []
     for number in range(batches):
-        events = []
+        events: list[tuple[bytes | None, int]] = []
         for index in range(BATCH):
-            # 5%: a retry of an event stored earlier (one of the filled ids, taken below)
-            retry = stored and rnd.random() < 0.05
-            events.append((None if retry else rnd.getrandbits(128).to_bytes(16, "big"), index))
+            # 5%: a retry of an event stored earlier (an old one is one of the filled ids, taken below)
+            retry = rnd.random() < 0.05
+            if retry and rnd.random() < old_retries:
+                events.append((None, index) if stored else (rnd.getrandbits(128).to_bytes(16, "big"), index))
+            elif retry and recent:
+                events.append((recent[rnd.randrange(len(recent))], index))
+            else:
+                events.append((rnd.getrandbits(128).to_bytes(16, "big"), index))
+        recent = [key for _, events_of in batch_list[-9:] for key, _ in events_of if key is not None]
+        recent += [key for key, _ in events if key is not None]
         batch_list.append((f"bench-{seed}-{number}", events))
     existing = _some_stored_ids(db_path, stored, batches * BATCH // 10, rnd) if stored else []
     store.owners(["00000000-0000-4000-8000-000000000000"])  # loads the saved filter, as a running process has
@@ -197,15 +207,22 @@ def main() -> None:
     parser.add_argument(
         "--fill-days", type=int, default=30, help="the stored ids were received over this many days (0: all today)"
     )
+    parser.add_argument(
+        "--old-retries",
+        type=float,
+        default=1.0,
+        help="share of the re-sent ids that are old (filled, uniformly: the worst case), not of the last minutes",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         # Each repeat its own ids and batch ids: the same ones again would be this batch's retries.
-        measure(args.child[0], int(args.child[1]), args.batches, args.cache_mib, seed=7 + 1000 * int(args.child[2]))
+        seed = 7 + 1000 * int(args.child[2])
+        measure(args.child[0], int(args.child[1]), args.batches, args.cache_mib, seed, args.old_retries)
         return
     print(
-        f"\ndedup store: put_new of {args.batches} batches of {BATCH} ids (5% already stored), "
-        f"{args.cache_mib} MiB page cache, median of {args.repeat}"
+        f"\ndedup store: put_new of {args.batches} batches of {BATCH} ids (5% already stored, "
+        f"{args.old_retries:.0%} of them old), {args.cache_mib} MiB page cache, median of {args.repeat}"
     )
     sizes = [int(size) for size in args.stored.split(",")]
     with tempfile.TemporaryDirectory(prefix="eventpipe-dedup-") as tmp:
@@ -221,6 +238,7 @@ def main() -> None:
             setup[stored] = (fill_s, time.perf_counter() - started)
         snapshots = {stored: Snapshot(paths[stored]) for stored in sizes}
         command = [sys.executable, __file__, "--batches", str(args.batches), "--cache-mib", str(args.cache_mib)]
+        command += ["--old-retries", str(args.old_retries)]
         runs: dict[int, list[dict[str, float]]] = {stored: [] for stored in sizes}
         for repeat in range(args.repeat):
             for stored in sizes:
@@ -230,11 +248,12 @@ def main() -> None:
                 snapshots[stored].restore()
         filter_mib = {stored: _file_mib(paths[stored].parent / "dedup.filter") for stored in sizes}
     header = f"{'stored':>12}{'fill s':>8}{'filter s':>10}{'events/s/core':>15}{'events/s wall':>15}"
-    print(f"{header}{'KiB written/event':>19}{'peak MiB':>10}{'filter MiB':>12}")
+    print(f"{header}{'x empty':>9}{'KiB written/event':>19}{'peak MiB':>10}{'filter MiB':>12}")
     for stored in sizes:
+        ratio = _paired_ratio(runs[stored], runs[0], "per_core") if 0 in runs else float("nan")
         print(
             f"{stored:>12,}{setup[stored][0]:>8.0f}{setup[stored][1]:>10.1f}"
-            f"{_median(runs[stored], 'per_core'):>15,.0f}{_median(runs[stored], 'per_wall'):>15,.0f}"
+            f"{_median(runs[stored], 'per_core'):>15,.0f}{_median(runs[stored], 'per_wall'):>15,.0f}{ratio:>9.2f}"
             f"{_median(runs[stored], 'kib_per_event'):>19.1f}{_median(runs[stored], 'peak_mib'):>10.0f}"
             f"{filter_mib[stored]:>12.1f}"
         )
@@ -246,6 +265,12 @@ def main() -> None:
 def _median(measured: list[dict[str, float]], figure: str) -> float:
     values = sorted(_figures(row)[figure] for row in measured)
     return values[len(values) // 2]
+
+
+def _paired_ratio(measured: list[dict[str, float]], empty: list[dict[str, float]], figure: str) -> float:
+    """The median of each repeat's ratio to the empty store's run of the same repeat."""
+    ratios = sorted(_figures(row)[figure] / _figures(base)[figure] for row, base in zip(measured, empty, strict=True))
+    return ratios[len(ratios) // 2]
 
 
 def _figures(row: dict[str, float]) -> dict[str, float]:
@@ -274,9 +299,7 @@ def _record_growth(runs: dict[int, list[dict[str, float]]]) -> None:
             ("per_core", "events/s per core", ">= 0.9 of an empty store", False),  # flat, within the noise
             ("kib_per_event", "KiB written per event", "<= 1.1 of an empty store", True),
         ):
-            pairs = zip(measured, empty, strict=True)
-            ratios = sorted(_figures(row)[figure] / _figures(base)[figure] for row, base in pairs)
-            ratio = ratios[len(ratios) // 2]
+            ratio = _paired_ratio(measured, empty, figure)
             record(
                 f"dedup store, {stored:,} stored: {name}",
                 _median(measured, figure),
