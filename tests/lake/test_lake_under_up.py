@@ -39,6 +39,7 @@ def test_events_sent_to_up_are_in_the_lake_within_60_s_and_can_be_erased(tmp_pat
         erased = eventpipe("erase", "--user-id", "gone-7", "--json", data_dir=data_dir)
         assert erased.returncode == 0, erased.stderr
         assert orjson.loads(erased.stdout)["events_erased"] == 10
+        assert "erasing once the batches it holds are done" in erased.stderr
         # THEN the lake keeps the 20 others, and the worker's later rounds bring nothing back
         assert _count(data_dir) == 20
         time.sleep(6)  # more than a lake round

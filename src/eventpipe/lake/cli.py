@@ -106,7 +106,7 @@ def _json_value(value: Any) -> Any:
 def _erase(args: argparse.Namespace) -> int:
     from eventpipe.core.model import BatchStatus
     from eventpipe.erasure.run import erase_user
-    from eventpipe.localrun.commands import CommandRuntime
+    from eventpipe.localrun.commands import ERASE, CommandRuntime
 
     ids = {"--user-id": args.user_id, "--anonymous-id": args.anonymous_id}
     if not any(ids.values()):
@@ -121,7 +121,7 @@ def _erase(args: argparse.Namespace) -> int:
     # meanwhile (a pending batch runs later, from its raw batch rewritten here). Beside `up`, the
     # batches received before the erasure are left to finish first: one its worker is running could
     # otherwise curate the user's event just after the erasure went past it.
-    command = CommandRuntime(settings, "eventpipe erase")
+    command = CommandRuntime(settings, ERASE)
     try:
         command.settle_request_log()  # requests acknowledged before now are in raw batches, which it rewrites
         if command.beside_up:

@@ -21,6 +21,8 @@ from eventpipe.localrun.datadir_lock import UP, DataDirLock, holder_of
 from eventpipe.localrun.logged_requests import LoggedRequests
 from eventpipe.localrun.runtime import REQUEST_LOG_FOLDER, LocalRuntime
 
+ERASE = "eventpipe erase"
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -121,10 +123,13 @@ class CommandRuntime:
             holder = holder_of(self._settings.data_dir)
             if holder.startswith(UP):
                 self.beside_up = holder
-                print(
-                    f"eventpipe: {holder} serves {self._settings.data_dir}; its worker runs these batches",
-                    file=sys.stderr,
+                # erase runs no batch of its own: it waits for the ones `up` received before it
+                role = (
+                    "erasing once the batches it holds are done"
+                    if self._command == ERASE
+                    else "its worker runs these batches"
                 )
+                print(f"eventpipe: {holder} serves {self._settings.data_dir}; {role}", file=sys.stderr)
                 return None
             if not waiting:  # another ingest or replay: wait for it rather than run its batches alongside it
                 print(
