@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from eventpipe.adapters.local.files import TMP_PREFIX, write_atomically
+from eventpipe.adapters.local.files import TMP_PREFIX, write_bytes_atomically
 from eventpipe.core.errors import ObjectNotFoundError, StorageError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class FolderBucket:
         """Write to a temporary file, then rename: a reader never sees half an object."""
         path = self._path(key)
         try:
-            write_atomically(path, lambda handle: handle.write(data), durable=durable)
+            write_bytes_atomically(path, data, durable=durable)
         except OSError as exc:
             raise StorageError(f"cannot write {key}: {exc}") from exc
 

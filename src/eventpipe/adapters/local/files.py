@@ -35,6 +35,36 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object], *, durabl
         fsync_folder(path.parent)
 
 
+def write_bytes_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """`write_atomically` for bytes already in memory (the raw bucket's objects and the curated
+    segments, two a batch): the same temporary file, renamed, both synced when `durable`, with fewer
+    calls around it (no `mkstemp`, no buffered file object, the folder made only when missing):
+    0.5 -> 0.4 ms of CPU for a 300 KB object here."""
+    folder = os.path.dirname(path)
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{os.urandom(8).hex()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o600)  # as mkstemp: readable by the owner only
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, flags, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if durable:  # make the rename itself durable
+        fsync_folder(Path(folder))
+
+
 def fsync_folder(folder: Path) -> None:
     """Make the names created, renamed or removed in `folder` durable (a file's own fsync does not)."""
     fd = os.open(folder, os.O_RDONLY)
