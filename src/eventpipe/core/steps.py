@@ -78,6 +78,7 @@ class PipelineSteps:
     ) -> None:
         self.registry = registry
         self.enrichers = list(enrichers)
+        self._enrich_calls = tuple((enricher.name, enricher.enrich) for enricher in self.enrichers)  # bound once
         self.bucket = bucket
         self.curated = curated
         self.quarantine = quarantine
@@ -147,7 +148,11 @@ class PipelineSteps:
         # earlier attempt rejected them (with another schema, say). Releasing no other saves a
         # delete per curated event, a write unit each in DynamoDB.
         quarantined = None if raw.origins else {(batch_id, r.index) for r in self.quarantine.for_batch(batch_id)}
-        for (record_batch, record_index), data, request in zip(keys, raw.events, raw.facts_by_event(), strict=True):
+        # None where an event's request has no facts to apply (a file's batch: every event), tested once.
+        requests = (
+            [f or None for f in raw.facts_by_event()] if raw.requests else [raw.request or None] * len(raw.events)
+        )
+        for (record_batch, record_index), data, request in zip(keys, raw.events, requests, strict=True):
             event, payload, reasons = self._curate(data, received_at, request)
             if reasons:
                 event_id = event.get("event_id") if isinstance(event, dict) else None
@@ -157,31 +162,31 @@ class PipelineSteps:
                     Rejection(record_batch, record_index, stage, tuple(reasons), text, _text_or_none(event_id))
                 )
                 continue
-            if quarantined is None or (record_batch, record_index) in quarantined:
+            if quarantined is None or (quarantined and (record_batch, record_index) in quarantined):
                 batch.released.append((record_batch, record_index))
             batch.facts.append(fact_of(event))
             batch.payloads.append(payload)
         return batch
 
-    def _curate(self, data: bytes, received_at: str, request: RequestFacts) -> tuple[Any, bytes, list[Reason]]:
+    def _curate(self, data: bytes, received_at: str, request: RequestFacts | None) -> tuple[Any, bytes, list[Reason]]:
         """The curated event and its JSON text, or the reasons it is rejected."""
         event, malformed = parse_event(data)
         if malformed is not None:
             return None, b"", [malformed]
-        if request and isinstance(event, dict):
+        if request is not None and isinstance(event, dict):
             request.apply(event)
         reasons = validate_event(event, self.registry)
         if reasons:
             return event, b"", reasons
         event["received_at"] = received_at
         enrichment: dict[str, Any] = {}
-        for enricher in self.enrichers:
+        for name, enrich in self._enrich_calls:
             try:
-                enricher.enrich(event, enrichment)
+                enrich(event, enrichment)
             except EnrichmentError as exc:
-                return event, b"", [Reason(ReasonCode.ENRICHMENT_FAILED, exc.path, f"{enricher.name}: {exc}")]
+                return event, b"", [Reason(ReasonCode.ENRICHMENT_FAILED, exc.path, f"{name}: {exc}")]
             except Exception as exc:  # a bug in one enricher rejects one event, never the batch
-                message = f"{enricher.name}: {type(exc).__name__}: {exc}"
+                message = f"{name}: {type(exc).__name__}: {exc}"
                 return event, b"", [Reason(ReasonCode.ENRICHMENT_FAILED, "$", message)]
         context = event.get("context")
         if isinstance(context, dict):
@@ -218,7 +223,7 @@ def _outcome(
     }
 
 
-def _quarantined_text(data: bytes, request: RequestFacts) -> str:
+def _quarantined_text(data: bytes, request: RequestFacts | None) -> str:
     """A rejected event's text as received, with its request's facts applied when it is a JSON object,
     so that a replay after a schema fix still curates it under its app (and with its request's
     address and user agent)."""
