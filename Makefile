@@ -68,7 +68,7 @@ bench: export EVENTPIPE_BENCH_SUMMARY := $(CURDIR)/build/bench-summary.jsonl
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/summary.py --start $(EVENTPIPE_BENCH_SUMMARY)
 	$(BIN)/python bench/validators.py
-	$(BIN)/python bench/run.py --events 100000 --baseline-events 10000 --memory-events 200000 --repeat 2 --no-lake
+	$(BIN)/python bench/run.py --events 100000 --baseline-events 10000 --memory-events 200000 --repeat 2 --no-lake --batch-events 2000,500
 	$(BIN)/python bench/cold_start.py --repeat 5
 	@if [ -z "$(LAMBDA_PYTHON)" ]; then \
 	  echo "cold start on Python 3.12 (the functions' runtime): not measured, no python3.12 on this machine"; \

@@ -3,8 +3,8 @@
 A batch adds its counters to the minutes' rows, but appends its sketches to `sketch_deltas`: its own
 sketch per minute, segment and step, a few dozen to a few hundred bytes while the batch holds few
 users of that minute. Writing each merged sketch back every batch rewrote 2 to 16 KB per minute,
-segment and step (overflow pages of the table, about 250 of them a batch of the benchmark's stream,
-whose events spread over 30 minutes): at 500-event batches, 4 µs per event. Every `FOLD_ROWS`
+segment and step (overflow pages of the table, about 140 of them a 500-event batch of the benchmark's
+stream, whose events spread over 30 minutes): at 500-event batches, 4 µs per event. Every `FOLD_ROWS`
 delta rows or `FOLD_BATCHES` batches this store appended, the fold unites every delta into
 `minute_sketches` and `minute_sessions` and deletes them, in the batch's transaction. Reads unite
 the stored sketch with the minute's deltas, so a batch counts in them as soon as it commits. A
@@ -38,7 +38,7 @@ _ADD_COUNT = (
 _DIRTY = "INSERT INTO dirty_hours (hour, version) VALUES (?, 1) ON CONFLICT (hour) DO UPDATE SET version = version + 1"
 _ADD_DELTA = "INSERT INTO sketch_deltas (minute, segment, step, sketch) VALUES (?, ?, ?, ?)"
 USERS_STEP = -1  # a delta's `step` for the users' HyperLogLog; 0, 1, 2 are funnel steps (core/funnel.py)
-# A fold every 4,096 delta rows (about 16 batches of the benchmark's stream, whose batches touch 60
+# A fold every 4,096 delta rows (about 28 500-event batches of the benchmark's stream, each touching 48
 # minutes and segments) or 32 batches: a minute's read unites at most a few dozen small deltas.
 FOLD_ROWS = 4096
 FOLD_BATCHES = 32
