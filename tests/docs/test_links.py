@@ -39,7 +39,8 @@ def anchors(path: Path) -> set[str]:
     return found | set(re.findall(r'<a id="([\w-]+)"', text))
 
 
-def test_no_tracked_file_links_outside_the_repository() -> None:
+def lines_matching(pattern: re.Pattern[str]) -> list[str]:
+    """`file:line: text` of every line of a tracked text file (this one excepted) that `pattern` finds."""
     offenders = []
     for path in tracked_files():
         if path.suffix not in TEXT_SUFFIXES or not path.is_file() or path == Path(__file__).resolve():
@@ -48,8 +49,13 @@ def test_no_tracked_file_links_outside_the_repository() -> None:
         offenders += [
             f"{path.relative_to(ROOT)}:{number}: {line.strip()[:80]}"
             for number, line in enumerate(text.splitlines(), 1)
-            if OUTSIDE.search(line)
+            if pattern.search(line)
         ]
+    return offenders
+
+
+def test_no_tracked_file_links_outside_the_repository() -> None:
+    offenders = lines_matching(OUTSIDE)
     assert not offenders, "files that point outside the repository (put the text in docs/):\n" + "\n".join(offenders)
 
 
@@ -59,16 +65,7 @@ def test_the_check_above_catches_a_link_outside() -> None:
 
 
 def test_no_tracked_file_names_a_path_of_this_machine() -> None:
-    offenders = []
-    for path in tracked_files():
-        if path.suffix not in TEXT_SUFFIXES or not path.is_file() or path == Path(__file__).resolve():
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        offenders += [
-            f"{path.relative_to(ROOT)}:{number}: {line.strip()[:80]}"
-            for number, line in enumerate(text.splitlines(), 1)
-            if MACHINE_PATH.search(line)
-        ]
+    offenders = lines_matching(MACHINE_PATH)
     assert not offenders, "files that name a path of one machine (use a path in the repository):\n" + "\n".join(
         offenders
     )
