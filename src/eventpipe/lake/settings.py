@@ -1,11 +1,6 @@
-"""The lake's settings (environment variables, the same names on AWS).
-
-| variable | default | meaning |
-| --- | --- | --- |
-| EVENTPIPE_LAKE | on | `off`: no Parquet lake (the benchmark's baseline) |
-| EVENTPIPE_RETENTION_DAYS | none (keep) | raw bucket, quarantine, batch records and curated store: data older goes |
-| EVENTPIPE_LAKE_RETENTION_DAYS | none (keep) | lake partitions whose day is older go |
-"""
+"""The lake's settings: `EVENTPIPE_LAKE`, `EVENTPIPE_RETENTION_DAYS` and `EVENTPIPE_LAKE_RETENTION_DAYS`
+(the same names on AWS). Their defaults and meaning are in docs/settings.md, held to this code by
+tests/docs/test_settings_reference.py."""
 
 from __future__ import annotations
 
