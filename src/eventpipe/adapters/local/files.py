@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -19,27 +18,30 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object], *, durabl
     `durable` also syncs the file before the rename and the folder after it, so that the new file
     survives a power loss once this returns.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+
+    def fill(fd: int) -> None:
+        with os.fdopen(fd, "wb", closefd=False) as handle:  # closed (flushed) here, the descriptor later
             write(handle)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if durable:  # make the rename itself durable
-        fsync_folder(path.parent)
+
+    _replace_with(path, fill, durable=durable)
 
 
 def write_bytes_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
     """`write_atomically` for bytes already in memory (the raw bucket's objects and the curated
-    segments, two a batch): the same temporary file, renamed, both synced when `durable`, with fewer
-    calls around it (no `mkstemp`, no buffered file object, the folder made only when missing):
-    0.5 -> 0.4 ms of CPU for a 300 KB object here."""
+    segments, two a batch): written straight to the descriptor, no buffered file object between."""
+
+    def fill(fd: int) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    _replace_with(path, fill, durable=durable)
+
+
+def _replace_with(path: Path, fill: Callable[[int], None], *, durable: bool) -> None:
+    """A temporary file beside `path`, filled by `fill(fd)`, synced when `durable`, renamed to `path`.
+    Fewer calls than `mkstemp` and `mkdir` each time (the folder is made only when missing): 0.5 ->
+    0.4 ms of CPU for a 300 KB object here."""
     folder = os.path.dirname(path)
     tmp = os.path.join(folder, f"{TMP_PREFIX}{os.urandom(8).hex()}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -50,9 +52,7 @@ def write_bytes_atomically(path: Path, data: bytes, *, durable: bool = True) -> 
         fd = os.open(tmp, flags, 0o600)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            fill(fd)
             if durable:
                 os.fsync(fd)
         finally:
