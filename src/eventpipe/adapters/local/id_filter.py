@@ -84,15 +84,9 @@ class IdFilter:
         positions = self._bit_positions(keys).ravel()
         np.bitwise_or.at(self._slots, positions, np.uint32(1 << group))
 
-    def groups_of(self, keys: list[bytes]) -> list[int]:
-        """For each key, a bit mask of the groups that may hold it (0: certainly none)."""
-        if not keys:
-            return []
-        masks: list[int] = np.bitwise_and.reduce(self._slots[self._bit_positions(keys)], axis=0).tolist()
-        return masks
-
     def maybe_stored(self, keys: list[bytes]) -> list[tuple[int, int]]:
-        """`(position, mask)` of the keys some group may hold (most new ids are in none: no Python loop over them)."""
+        """`(position, mask)` of the keys some group may hold, the mask's bits naming those groups (a key
+        not listed is certainly in none: most new ids, with no Python loop over them)."""
         if not keys:
             return []
         masks = np.bitwise_and.reduce(self._slots[self._bit_positions(keys)], axis=0)
