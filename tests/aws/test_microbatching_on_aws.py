@@ -138,18 +138,56 @@ def test_single_event_requests_become_one_execution_per_delivery(pipeline: Pipel
     assert pipeline.module.runtime.batches.unfinished() == []
 
 
+def test_a_small_request_builds_only_the_clients_it_calls(pipeline: Pipeline, dynamodb: Any) -> None:
+    # GIVEN a fresh container, and an app's write key
+    from eventpipe.adapters.aws.dynamodb_apps import DynamoAppStore
+
+    runtime = pipeline.module.runtime
+    app, key = new_app("shop", now_ms=runtime.clock.now_ms())
+    DynamoAppStore(APPS_TABLE, dynamodb).create(app)
+    # WHEN its first request, one event, is taken
+    answer = orjson.loads(pipeline.invoke("ingest", post([make_event()], headers={"x-api-key": key}))["body"])
+    assert answer["received"] == 1
+    assert queued_id_facts(answer["batch_id"])
+    # THEN it built the request stream's client and DynamoDB's (the key), not the S3 and Step Functions
+    # clients its ingestor holds for larger requests
+    clients = {
+        "firehose": runtime.request_queue._client,
+        "dynamodb": runtime._dynamodb,
+        "s3": runtime.bucket._client,
+        "stepfunctions": runtime.starter._client,
+    }
+    assert {name: client.built for name, client in clients.items()} == {
+        "firehose": True,
+        "dynamodb": True,
+        "s3": False,
+        "stepfunctions": False,
+    }
+    # AND a larger request builds them, and the container keeps them for the next invocations
+    larger = [make_event() for _ in range(runtime.resources.microbatch_below_events)]
+    answer = orjson.loads(pipeline.invoke("ingest", post(larger, headers={"x-api-key": key}))["body"])
+    assert answer["received"] == len(larger)
+    assert not queued_id_facts(answer["batch_id"])
+    assert clients["s3"].built
+    assert clients["stepfunctions"].built
+    assert runtime.bucket._client is clients["s3"]
+    assert len(pipeline.drain()) == 1
+
+
 def test_a_thousand_requests_at_100_a_second_take_at_most_20_executions(
     pipeline: Pipeline, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN 1,000 single-event requests over 10 s (the clock steps 10 ms a request)
     runtime = pipeline.module.runtime
     start, sent = runtime.clock.now_ms(), [0]
-    monkeypatch.setattr(runtime.clock, "now_ms", lambda: start + 10 * sent[0])
     answers = []
-    for n in range(1000):
-        sent[0] = n
-        answers.append(orjson.loads(pipeline.invoke("ingest", post([make_event()]))["body"]))
-    monkeypatch.undo()
+    # the clock alone is restored after: undo() would also unset the functions' environment, which
+    # a client built later (at its first call) reads
+    with monkeypatch.context() as patch:
+        patch.setattr(runtime.clock, "now_ms", lambda: start + 10 * sent[0])
+        for n in range(1000):
+            sent[0] = n
+            answers.append(orjson.loads(pipeline.invoke("ingest", post([make_event()]))["body"]))
     # WHEN the stream delivers what each 1-second buffering interval holds (about 100 requests an object)
     keys = records(s3)
     for second in range(10):

@@ -1,8 +1,10 @@
 """Wire the core to the AWS adapters, once per Lambda container (at cold start).
 
-Everything is built on first use, clients included: a function builds only the clients it calls
-(a workflow step never builds the Step Functions client; `mark_failed` no S3 client), and the
-ingest function never loads the schema registry, the enrichers or the sketches behind insights.
+Everything is built on first use, clients included: an adapter holds a `LazyClient`, built at its
+first call, so an invocation builds only the clients it calls (a small request to ingest, which
+goes to the request stream, builds no S3 or Step Functions client; a workflow step never builds
+the Step Functions client; `mark_failed` no S3 client), and the ingest function never loads the
+schema registry, the enrichers or the sketches behind insights.
 What only one side uses (the ingest path, the curated store, the quarantine) is imported when first
 built, too.
 """
@@ -80,11 +82,11 @@ class AwsRuntime:
 
     @cached_property
     def _dynamodb(self) -> Any:
-        return make_client("dynamodb", self._session)
+        return make_client("dynamodb", self._session, lazy=True)
 
     @cached_property
     def _s3(self) -> Any:
-        return make_client("s3", self._session)
+        return make_client("s3", self._session, lazy=True)
 
     @cached_property
     def bucket(self) -> S3RawBucket:
@@ -128,7 +130,9 @@ class AwsRuntime:
             raise ConfigError("EVENTPIPE_STATE_MACHINE_ARN not set: this function starts the workflow")
         from eventpipe.adapters.aws.stepfunctions import StepFunctionsStarter
 
-        return StepFunctionsStarter(self.resources.state_machine_arn, make_client("stepfunctions", self._session))
+        return StepFunctionsStarter(
+            self.resources.state_machine_arn, make_client("stepfunctions", self._session, lazy=True)
+        )
 
     @cached_property
     def request_queue(self) -> FirehoseRequestStream | None:
@@ -137,7 +141,7 @@ class AwsRuntime:
             return None
         from eventpipe.adapters.aws.firehose import FirehoseRequestStream
 
-        return FirehoseRequestStream(self.resources.request_stream, make_client("firehose", self._session))
+        return FirehoseRequestStream(self.resources.request_stream, make_client("firehose", self._session, lazy=True))
 
     @cached_property
     def request_index(self) -> DynamoRequestIndex:
