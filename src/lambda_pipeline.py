@@ -11,6 +11,7 @@ The init runs with the garbage collector paused (see the end of the module).
 from __future__ import annotations
 
 import gc
+import logging
 
 # The init imports some 400 modules and creates 75,000 objects, nearly all living as long as the
 # container; the collector's young-generation passes over them cost 13 ms of a cold start (8%) and
@@ -53,6 +54,9 @@ metrics = Metrics(namespace=NAMESPACE, service="eventpipe")
 # only I/O library, and patching all modules costs 20 ms more.
 tracer = SampledTracer(service="eventpipe", patch_modules=("botocore",))
 copy_config_to_registered_loggers(source_logger=logger)  # the eventpipe.* loggers log JSON too
+# botocore logs where it found the credentials at INFO, once a container: "Found credentials in
+# environment variables." on every cold start says nothing. Its warnings and errors still go out.
+logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
 # A request put on the request stream adds no metrics (handlers/functions.py): no notice about it.
 warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 runtime = AwsRuntime(Settings.from_env(on_aws=True), AwsResources.from_env())

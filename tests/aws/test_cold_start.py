@@ -106,6 +106,12 @@ def test_without_them_the_session_keeps_botocores_chain(tmp_path: Path, monkeypa
 
 def lambda_init(code: str, **extra: str) -> Any:
     """Run `code` after `import lambda_pipeline` in a fresh interpreter with a Lambda environment; its JSON output."""
+    return json.loads(lambda_output(code, **extra).strip().splitlines()[-1])
+
+
+def lambda_output(code: str, **extra: str) -> str:
+    """Run `code` after `import lambda_pipeline` in a fresh interpreter with a Lambda environment; all it
+    printed (the functions' log lines go to standard output, as on Lambda)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(SRC),
@@ -123,7 +129,20 @@ def lambda_init(code: str, **extra: str) -> Any:
     }
     script = f"import json, sys; import lambda_pipeline; runtime = lambda_pipeline.runtime; {code}"
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout + done.stderr
+
+
+def test_the_credentials_found_at_cold_start_are_not_logged() -> None:
+    # GIVEN a fresh container, its key pair in its environment as Lambda gives it
+    # WHEN its first client is built (which finds the credentials), then botocore warns of something
+    output = lambda_output(
+        "runtime._dynamodb.meta; import logging;"
+        " logging.getLogger('botocore.credentials').warning('credentials expire soon')"
+    )
+    # THEN botocore's INFO line about where it found them is not in the function's logs, its warning is
+    assert "Found credentials" not in output
+    warning = json.loads(next(line for line in output.splitlines() if "credentials expire soon" in line))
+    assert (warning["level"], warning["name"]) == ("WARNING", "botocore.credentials")
 
 
 def test_init_builds_no_client_and_imports_no_xray_sdk() -> None:
