@@ -26,6 +26,9 @@ SSM_PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
 MAX_BATCH_WINDOW_MS = 60_000
 MAX_DEDUP_FILTER_MIB = 4096  # 4 GiB: about 2 billion ids at 16 bits each
 MAX_WORKER_PROCESSES = 16  # each holds a runtime (tens of MiB) and shares SQLite's one write lock
+# 64 GiB of requests not yet grouped: past that the log is not a backlog that backpressure paces but
+# a disk filling (and a value this large is more likely a slip, e.g. bytes given for MiB).
+MAX_PENDING_MIB = 65_536
 MAX_EVENT_BYTES = 256 * 1024  # a curated event and its quarantine record must fit a 400 KB DynamoDB item
 MIN_FILE_RANGE_BYTES = 1024 * 1024  # a range per MiB at the least: smaller ranges would cost more invocations than work
 
@@ -112,7 +115,9 @@ class Settings:
             worker_processes=_positive_int(
                 environ, "EVENTPIPE_WORKER_PROCESSES", cls.worker_processes, most=MAX_WORKER_PROCESSES
             ),
-            max_pending_mib=_positive_int(environ, "EVENTPIPE_MAX_PENDING_MIB", cls.max_pending_mib),
+            max_pending_mib=_positive_int(
+                environ, "EVENTPIPE_MAX_PENDING_MIB", cls.max_pending_mib, most=MAX_PENDING_MIB
+            ),
             **remote,
         )
 

@@ -245,6 +245,14 @@ def test_the_dedup_filter_size_is_read_and_checked() -> None:
             Settings.from_env({"EVENTPIPE_DEDUP_FILTER_MIB": bad})
 
 
+@pytest.mark.parametrize("bad", ["512MiB", "1.5", "-1", "0x200", "1e3", "half"])
+def test_a_malformed_pending_bound_is_refused_naming_the_variable(bad: str) -> None:
+    with pytest.raises(
+        ConfigError, match=f"^EVENTPIPE_MAX_PENDING_MIB={bad!r} (is not a whole number|must be greater)"
+    ):
+        Settings.from_env({"EVENTPIPE_MAX_PENDING_MIB": bad})
+
+
 @pytest.mark.parametrize(
     ("name", "most", "read"),
     [
@@ -253,6 +261,7 @@ def test_the_dedup_filter_size_is_read_and_checked() -> None:
         ("EVENTPIPE_DEDUP_FILTER_MIB", 4096, lambda s: s.dedup_filter_mib),
         ("EVENTPIPE_GROUP_MAX_EVENTS", 5000, lambda s: s.group_max_events),
         ("EVENTPIPE_WORKER_PROCESSES", 16, lambda s: s.worker_processes),
+        ("EVENTPIPE_MAX_PENDING_MIB", 65536, lambda s: s.max_pending_mib),
     ],
 )
 def test_a_capped_whole_number_is_taken_up_to_its_most_and_refused_above(
