@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from eventpipe.core.enrich import ALL_ENRICHERS, EnrichmentConfig, load_rates
 from eventpipe.core.errors import ConfigError
@@ -71,17 +71,15 @@ class Settings:
         schema_dir = None if remote.get("schema_uri") else environ.get("EVENTPIPE_SCHEMA_DIR")
         defaults = Limits()
         # A batch is one workflow execution: its state must stay far below Step Functions' 256 KiB.
-        batch_events = _positive_int(
+        batch_events = positive_int(
             environ, "EVENTPIPE_MAX_BATCH_EVENTS", defaults.max_batch_events, most=MAX_BATCH_EVENTS
         )
-        event_bytes = _positive_int(
-            environ, "EVENTPIPE_MAX_EVENT_BYTES", defaults.max_event_bytes, most=MAX_EVENT_BYTES
-        )
+        event_bytes = positive_int(environ, "EVENTPIPE_MAX_EVENT_BYTES", defaults.max_event_bytes, most=MAX_EVENT_BYTES)
         limits = Limits(
             max_event_bytes=event_bytes,
-            max_body_bytes=_positive_int(environ, "EVENTPIPE_MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_body_bytes=positive_int(environ, "EVENTPIPE_MAX_BODY_BYTES", defaults.max_body_bytes),
             max_batch_events=batch_events,
-            max_file_bytes=_positive_int(environ, "EVENTPIPE_MAX_FILE_BYTES", defaults.max_file_bytes),
+            max_file_bytes=positive_int(environ, "EVENTPIPE_MAX_FILE_BYTES", defaults.max_file_bytes),
         )
         enrichers = _names(environ.get("EVENTPIPE_ENRICHERS") or "all")
         rates_file = None if remote.get("currency_rates_uri") else environ.get("EVENTPIPE_CURRENCY_RATES")
@@ -100,22 +98,22 @@ class Settings:
             schema_dir=Path(schema_dir) if schema_dir else None,
             limits=limits,
             enrichment=enrichment,
-            sqlite_cache_mib=_positive_int(environ, "EVENTPIPE_SQLITE_CACHE_MIB", cls.sqlite_cache_mib),
-            dedup_filter_mib=_positive_int(
+            sqlite_cache_mib=positive_int(environ, "EVENTPIPE_SQLITE_CACHE_MIB", cls.sqlite_cache_mib),
+            dedup_filter_mib=positive_int(
                 environ, "EVENTPIPE_DEDUP_FILTER_MIB", cls.dedup_filter_mib, most=MAX_DEDUP_FILTER_MIB
             ),
             api_token=environ.get("EVENTPIPE_API_TOKEN") or None,
             trusted_proxies=_networks(environ, "EVENTPIPE_TRUSTED_PROXIES"),
-            schema_refresh_s=_positive_int(environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s),
+            schema_refresh_s=positive_int(environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s),
             file_range_bytes=_file_range_bytes(environ, event_bytes),
             batch_window_ms=_window_ms(environ, "EVENTPIPE_BATCH_WINDOW_MS", cls.batch_window_ms),
-            group_max_events=_positive_int(
+            group_max_events=positive_int(
                 environ, "EVENTPIPE_GROUP_MAX_EVENTS", cls.group_max_events, most=MAX_BATCH_EVENTS
             ),
-            worker_processes=_positive_int(
+            worker_processes=positive_int(
                 environ, "EVENTPIPE_WORKER_PROCESSES", cls.worker_processes, most=MAX_WORKER_PROCESSES
             ),
-            max_pending_mib=_positive_int(
+            max_pending_mib=positive_int(
                 environ, "EVENTPIPE_MAX_PENDING_MIB", cls.max_pending_mib, most=MAX_PENDING_MIB
             ),
             **remote,
@@ -123,7 +121,7 @@ class Settings:
 
 
 def _file_range_bytes(environ: Mapping[str, str], event_bytes: int) -> int:
-    value = _positive_int(environ, "EVENTPIPE_FILE_RANGE_BYTES", Settings.file_range_bytes)
+    value = positive_int(environ, "EVENTPIPE_FILE_RANGE_BYTES", Settings.file_range_bytes)
     if value < MIN_FILE_RANGE_BYTES or value <= event_bytes:
         raise ConfigError(
             f"EVENTPIPE_FILE_RANGE_BYTES={value} must be at least {MIN_FILE_RANGE_BYTES} and above one event's limit"
@@ -155,9 +153,13 @@ def _remote_settings(environ: Mapping[str, str], *, on_aws: bool) -> dict[str, s
     return found
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int, *, most: int | None = None) -> int:
-    """The whole number `name` holds (`default` when unset), greater than 0 and at most `most`."""
-    text = environ.get(name)
+@overload
+def positive_int(environ: Mapping[str, str], name: str, default: int, *, most: int | None = None) -> int: ...
+@overload
+def positive_int(environ: Mapping[str, str], name: str, default: None, *, most: int | None = None) -> int | None: ...
+def positive_int(environ: Mapping[str, str], name: str, default: int | None, *, most: int | None = None) -> int | None:
+    """The whole number `name` holds (`default` when unset or blank), greater than 0 and at most `most`."""
+    text = (environ.get(name) or "").strip()
     if not text:
         return default
     try:
@@ -233,8 +235,8 @@ class AwsResources:
             range_function=environ.get("EVENTPIPE_RANGE_FUNCTION") or None,
             analytics_bucket=environ.get("EVENTPIPE_ANALYTICS_BUCKET") or None,
             request_stream=environ.get("EVENTPIPE_REQUEST_STREAM") or None,
-            microbatch_below_events=_positive_int(
+            microbatch_below_events=positive_int(
                 environ, "EVENTPIPE_MICROBATCH_BELOW_EVENTS", cls.microbatch_below_events
             ),
-            curated_ttl_days=_positive_int(environ, "EVENTPIPE_CURATED_TTL_DAYS", cls.curated_ttl_days),
+            curated_ttl_days=positive_int(environ, "EVENTPIPE_CURATED_TTL_DAYS", cls.curated_ttl_days),
         )

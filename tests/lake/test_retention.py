@@ -102,10 +102,20 @@ def test_a_pending_batch_never_expires(runtime: LocalRuntime) -> None:
     assert len(list(runtime.bucket.keys("raw/"))) == 1
 
 
-@pytest.mark.parametrize("value", ["x", "0", "-3", "36501"])
-def test_bad_retention_settings_name_the_variable(value: str) -> None:
-    with pytest.raises(ConfigError, match="EVENTPIPE_LAKE_RETENTION_DAYS"):
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("x", "is not a whole number"),
+        ("0", "must be greater than 0"),
+        ("-3", "must be greater than 0"),
+        ("36501", "is above the most allowed, 36500"),
+        ("30d", "is not a whole number"),
+    ],
+)
+def test_bad_retention_settings_name_the_variable(value: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=f"^EVENTPIPE_LAKE_RETENTION_DAYS=.*{problem}$"):
         LakeSettings.from_env({"EVENTPIPE_LAKE_RETENTION_DAYS": value})
     assert LakeSettings.from_env({"EVENTPIPE_RETENTION_DAYS": " 30 "}).retention_days == 30
+    assert LakeSettings.from_env({"EVENTPIPE_RETENTION_DAYS": " "}).retention_days is None
     with pytest.raises(ConfigError, match="EVENTPIPE_LAKE"):
         LakeSettings.from_env({"EVENTPIPE_LAKE": "maybe"})

@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from eventpipe.core.errors import ConfigError
+from eventpipe.settings import positive_int
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+MAX_RETENTION_DAYS = 36_500  # a hundred years: more is a slip, not a policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +36,5 @@ class LakeSettings:
 
 
 def _days(environ: Mapping[str, str], name: str) -> int | None:
-    text = (environ.get(name) or "").strip()
-    if not text:
-        return None
-    try:
-        days = int(text)
-    except ValueError:
-        raise ConfigError(f"{name}={text!r} is not a whole number of days") from None
-    if not 1 <= days <= 36_500:
-        raise ConfigError(f"{name}={text!r} must be between 1 and 36500 days")
-    return days
+    """Days to keep; unset or blank: keep everything."""
+    return positive_int(environ, name, None, most=MAX_RETENTION_DAYS)
