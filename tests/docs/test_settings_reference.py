@@ -8,6 +8,7 @@ other way round, every `EVENTPIPE_*` name the source reads is in the page.
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -122,9 +123,31 @@ def test_every_variable_the_code_reads_is_documented() -> None:
 
 
 def test_every_setting_the_page_names_is_read_by_the_code() -> None:
-    read_by_code = {name for path in (ROOT / "src").rglob("*.py") for name in VARIABLE.findall(read(path))}
-    unknown = sorted(set(VARIABLE.findall(read(REFERENCE))) - read_by_code)
+    unknown = sorted(set(VARIABLE.findall(read(REFERENCE))) - names_read(ROOT / "src"))
     assert not unknown, f"docs/settings.md names variables no code reads: {unknown}"
+
+
+def names_read(folder: Path) -> set[str]:
+    """The `EVENTPIPE_*` names the Python under `folder` holds as a whole string: what it passes to read
+    the environment (`environ.get("...")`, `positive_int(environ, "...", ...)`, a table of names). A
+    name only inside a message, a comment or a docstring is not read."""
+    return {
+        node.value
+        for path in folder.rglob("*.py")
+        for node in ast.walk(ast.parse(read(path)))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and VARIABLE.fullmatch(node.value)
+    }
+
+
+def test_a_name_only_in_a_message_or_a_comment_is_not_a_read(tmp_path: Path) -> None:
+    (tmp_path / "module.py").write_text(
+        '"""EVENTPIPE_IN_A_DOCSTRING."""\n'
+        "# EVENTPIPE_IN_A_COMMENT\n"
+        'error = f"EVENTPIPE_IN_A_MESSAGE={1}"\n'
+        'value = environ.get("EVENTPIPE_READ")\n'
+        'names = {"field": "EVENTPIPE_IN_A_TABLE"}\n'
+    )
+    assert names_read(tmp_path) == {"EVENTPIPE_READ", "EVENTPIPE_IN_A_TABLE"}
 
 
 def test_every_variable_any_doc_names_is_read_by_some_code() -> None:
