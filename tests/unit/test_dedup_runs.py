@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 import sqlite3
 import uuid
+import zlib
 from typing import TYPE_CHECKING
 
+import orjson
 import pytest
 
 from eventpipe.adapters.local import Database, FolderBucket, SqliteCuratedStore
@@ -14,7 +16,7 @@ from eventpipe.adapters.local.curated import uuid_key
 from eventpipe.adapters.local.database import SCHEMA_VERSION
 from eventpipe.adapters.local.dedup_runs import BITS_PER_ID, BUILT_BITS_PER_ID, DAY_MS, filter_mib
 from eventpipe.adapters.local.dedup_runs import FILTER_GROUPS as GROUPS
-from eventpipe.adapters.local.id_filter import IdFilter
+from eventpipe.adapters.local.id_filter import HASHES, IdFilter
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -315,6 +317,66 @@ def test_a_filter_file_of_another_layout_or_too_large_is_ignored(tmp_path: Path)
     for header in (b"[1, 2]", b"{not json", b'{"mib": "2"}', b'{"mib": 0}'):  # malformed headers
         saved.write_bytes(b"eventpipe-id-filter 2\n" + len(header).to_bytes(4, "big") + header + bytes(2 << 20))
         assert IdFilter.load(saved, 2) is None
+
+
+def test_a_saved_filter_is_its_file_mapped_and_changes_stay_private_until_saved(tmp_path: Path) -> None:
+    # GIVEN a filter of some ids, saved
+    saved = tmp_path / "dedup.filter"
+    keys = [uuid_key(uid(n)) for n in range(2000)]
+    id_filter = IdFilter(1)
+    id_filter.add(keys[:1000], 3)
+    assert not id_filter.mapped
+    id_filter.save(saved, {"a": (1000, 3)})
+    # THEN its bits are now the file's pages, and a load maps the file too
+    assert id_filter.mapped
+    loaded = IdFilter.load(saved, 1)
+    assert loaded is not None
+    assert loaded[0].mapped
+    # WHEN the loaded filter takes more ids (copy-on-write) without saving
+    loaded[0].add(keys[1000:], 4)
+    assert all(mask >> 4 & 1 for mask in groups_of(loaded[0], keys[1000:]))
+    # THEN the file is unchanged (its checksum holds, the new ids are not in it)
+    again = IdFilter.load(saved, 1)
+    assert again is not None
+    assert again[0].fill_ratio(4) == 0.0
+    assert all(mask >> 3 & 1 for mask in groups_of(again[0], keys[:1000]))
+    # AND once saved, the file holds them and the first filter, mapped to the file it replaced, is unchanged
+    loaded[0].save(saved, {"a": (1000, 3), "b": (1000, 4)})
+    reloaded = IdFilter.load(saved, 1)
+    assert reloaded is not None
+    assert reloaded[1] == {"a": (1000, 3), "b": (1000, 4)}
+    assert all(mask >> 4 & 1 for mask in groups_of(reloaded[0], keys[1000:]))
+    assert id_filter.fill_ratio(4) == 0.0
+
+
+def test_a_filter_file_saved_before_its_bits_started_on_a_page_is_still_read(tmp_path: Path) -> None:
+    # GIVEN a file in the previous version's layout: the same fields, its header not padded
+    keys = [uuid_key(uid(n)) for n in range(500)]
+    id_filter = IdFilter(1)
+    id_filter.add(keys, 7)
+    header = orjson.dumps({"mib": 1, "hashes": HASHES, "groups": GROUPS, "covers": {"t": [500, 7]}})
+    body = bytes(id_filter._slots.data)
+    saved = tmp_path / "dedup.filter"
+    saved.write_bytes(
+        b"eventpipe-id-filter 2\n"
+        + len(header).to_bytes(4, "big")
+        + header
+        + body
+        + zlib.crc32(body, zlib.crc32(header)).to_bytes(4, "big")
+    )
+    # WHEN it is loaded
+    loaded = IdFilter.load(saved, 1)
+    # THEN it is read into memory (not mapped), with its ids and runs, and its next save maps it
+    assert loaded is not None
+    assert not loaded[0].mapped
+    assert loaded[1] == {"t": (500, 7)}
+    assert all(mask >> 7 & 1 for mask in groups_of(loaded[0], keys))
+    loaded[0].save(saved, loaded[1])
+    assert loaded[0].mapped
+    # AND the same file one byte short, or one byte longer, is ignored
+    for damaged in (saved.read_bytes()[:-1], saved.read_bytes() + b"x"):
+        saved.write_bytes(damaged)
+        assert IdFilter.load(saved, 1) is None
 
 
 def test_the_filter_is_sized_to_the_closed_ids_within_the_memory_allowed(db: Database, tmp_path: Path) -> None:

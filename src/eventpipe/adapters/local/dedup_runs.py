@@ -8,8 +8,10 @@ pages stay few and cached, whatever the size of the store. Older runs are closed
 again, they are read only for an id that `IdFilter`, a Bloom filter of every closed run's ids,
 cannot rule out (the retried ids, and its false positives), and then only the runs of the filter's
 groups that may hold it (each closed run is in one of 32 groups), all in one query per batch. The
-filter is sized to the closed runs' ids (16 to 24 bits each, up to the most memory allowed): a fixed
-size let its false positives, each an index probe, grow with the store (7% of new ids at 10 million).
+filter is sized to the closed runs' ids (16 to 24 bits each, up to the most allowed): a fixed size
+let its false positives, each an index probe, grow with the store (7% of new ids at 10 million).
+Once saved, the filter is its file mapped (the page cache's pages, as the database's are), so the
+process's private memory does not grow with it (id_filter.py).
 
 Exactness: the filter covers a closed run only with the number of ids the run had when added
 (`curated_runs.ids`, raised in the same transaction as every insert); a run that has more (a
@@ -33,10 +35,10 @@ if TYPE_CHECKING:
     from eventpipe.core.ports import Clock
 
 log = logging.getLogger(__name__)
-DEFAULT_FILTER_MIB = 64  # the most memory the filter may take (about 22 to 33 million ids at full precision)
+DEFAULT_FILTER_MIB = 64  # the largest filter (about 22 to 33 million ids at full precision)
 # The filter is sized to the closed runs' ids: built with 24 bits per id, built again larger once
 # they are fewer than 16 (about 0.2% then 2% of ids not stored pass it), smaller past 64 (retention
-# dropped runs). So an id costs the same whatever the store holds, up to the most memory allowed.
+# dropped runs). So an id costs the same whatever the store holds, up to the largest filter allowed.
 BITS_PER_ID = 16
 BUILT_BITS_PER_ID = 24
 SHRINK_BITS_PER_ID = 64
@@ -57,7 +59,7 @@ class Run(NamedTuple):  # read twice per batch: a tuple costs a tenth of a froze
 
 
 class RunIndex:
-    """The runs of one database and the filter of its closed runs (kept in memory, saved to `filter_path`)."""
+    """The runs of one database and the filter of its closed runs (saved to `filter_path`, and mapped from it)."""
 
     def __init__(
         self,

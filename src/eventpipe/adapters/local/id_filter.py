@@ -16,10 +16,19 @@ when a store first looks in its closed runs: numpy stays out of processes that d
 The file holds the bits and the names (tokens) of the runs they cover; it is written whole to a
 temporary file, fsynced and renamed, so a crash leaves the old file or the new one, never a mix; a
 file that does not check out (size, checksum) is ignored and the filter built again.
+
+Once saved or loaded, the bits are that file mapped copy-on-write, not a copy in the process's
+memory: its pages are the OS's page cache (as the database's own pages are), clean, shared by the
+processes of one data directory and dropped under memory pressure (read again when probed), so the
+process's private memory does not grow with the store (docs/benchmark.md). Bits changed since (a run
+added, a group cleared) are private pages until the next save maps the new file. The file is only
+ever replaced (renamed over), never rewritten in place: truncating it under a running process would
+fault its next probe (SIGBUS).
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import zlib
 from typing import TYPE_CHECKING
@@ -32,6 +41,7 @@ from eventpipe.adapters.local.dedup_runs import FILTER_GROUPS as GROUPS
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
+    from typing import BinaryIO
 
 HASHES = 7  # fewer than the best for 16 to 24 bits per id (11 to 16): each is a random read of the filter
 _MAGIC = b"eventpipe-id-filter 2\n"  # 2: one 64-bit hash an id, positions by multiply-shift
@@ -41,6 +51,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _LOW_32 = np.uint64(0xFFFFFFFF)
 _STEPS = np.arange(HASHES, dtype=np.uint64)[:, None]  # probes along the first axis: rows reduce fast
 _SHIFTS = {bits: np.uint64(bits) for bits in (27, 30, 31, 32)}
+_PAGE = 4096  # the bits start at a multiple of it in the file (its header padded): mapped, not read
 
 
 def _hash(keys: Iterable[bytes]) -> np.ndarray:
@@ -60,12 +71,18 @@ def _hash(keys: Iterable[bytes]) -> np.ndarray:
 class IdFilter:
     """`GROUPS` Bloom filters over 16-byte keys, `HASHES` probes each (double hashing), sharing positions."""
 
-    def __init__(self, mib: int) -> None:
+    def __init__(self, mib: int, slots: np.ndarray | None = None) -> None:
         if mib < 1:
             raise ValueError(f"the id filter needs at least 1 MiB, not {mib}")
-        self._slots = np.zeros(mib << 18, dtype=np.uint32)  # 4 bytes a slot
+        self._slots = np.zeros(mib << 18, dtype=np.uint32) if slots is None else slots  # 4 bytes a slot
         self._size = np.uint64(mib << 18)
         self.mib = mib
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the bits are a saved file's pages (the page cache's), not a copy in private memory."""
+        base = self._slots.base  # np.frombuffer's: a memoryview of the mapping
+        return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
 
     def _bit_positions(self, keys: Iterable[bytes]) -> np.ndarray:
         """Shape (HASHES, ids): double hashing on the two halves of one 64-bit hash of each id, each
@@ -107,15 +124,20 @@ class IdFilter:
     def save(self, path: Path, covers: dict[str, tuple[int, int]]) -> None:
         """Write the bits and `covers` (run token -> its ids when added, its group) atomically and durably."""
         header = orjson.dumps({"mib": self.mib, "hashes": HASHES, "groups": GROUPS, "covers": covers})
+        header += b" " * (-(len(_MAGIC) + 4 + len(header)) % _PAGE)  # JSON allows trailing spaces:
+        start = len(_MAGIC) + 4 + len(header)  # the bits start on a page
         body = self._slots.data
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process writing it
-        with open(temporary, "wb") as file:
+        with open(temporary, "w+b") as file:
             file.write(_MAGIC + len(header).to_bytes(4, "big") + header)
             file.write(body)
             file.write(zlib.crc32(body, zlib.crc32(header)).to_bytes(4, "big"))
             file.flush()
             os.fsync(file.fileno())
+            slots = _mapped(file, start, self._slots.size)
         os.replace(temporary, path)
+        if slots is not None:  # the same bits, now the file's pages (the private copy goes)
+            self._slots = slots
 
     @classmethod
     def load(cls, path: Path, max_mib: int) -> tuple[IdFilter, dict[str, tuple[int, int]]] | None:
@@ -130,9 +152,15 @@ class IdFilter:
                 mib = fields["mib"]
                 if not (isinstance(mib, int) and 1 <= mib <= max_mib):
                     return None
-                loaded = cls(mib)
-                if file.readinto(loaded._slots.data) != loaded._slots.nbytes:
+                start = len(_MAGIC) + 4 + len(header)
+                if os.fstat(file.fileno()).st_size != start + (mib << 20) + 4:
                     return None
+                # A file saved before its bits started on a page is read into memory (until the next save).
+                slots = _mapped(file, start, mib << 18) if start % _PAGE == 0 else None
+                loaded = cls(mib, slots)
+                if slots is None and file.readinto(loaded._slots.data) != loaded._slots.nbytes:
+                    return None
+                file.seek(start + (mib << 20))
                 checksum = file.read(5)
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
             return None
@@ -145,3 +173,13 @@ class IdFilter:
         except (KeyError, TypeError, AttributeError, ValueError):
             return None
         return loaded, covers
+
+
+def _mapped(file: BinaryIO, start: int, slots: int) -> np.ndarray | None:
+    """The `slots` of an open filter file from byte `start`, mapped copy-on-write (the bits changed
+    stay this process's); None when it cannot be mapped (the caller keeps or reads a copy)."""
+    try:
+        mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
+    except (OSError, ValueError):
+        return None
+    return np.frombuffer(mapping, dtype=np.uint32, count=slots, offset=start)  # unmapped with its last array
