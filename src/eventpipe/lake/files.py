@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pyarrow.parquet as pq
-
 from eventpipe.adapters.local.files import write_atomically
 from eventpipe.core.errors import StorageError
 from eventpipe.lake.columns import LAKE_SCHEMA
@@ -28,6 +26,8 @@ def write_parquet(path: Path, table: pa.Table) -> int:
 
 
 def read_parquet(path: Path) -> pa.Table:
+    import pyarrow.parquet as pq  # to read only: the writer does without it (parquet.py)
+
     try:
         return pq.read_table(path, schema=LAKE_SCHEMA)
     except OSError as exc:
