@@ -16,6 +16,8 @@ from tests.conftest import make_event
 from tests.lake.conftest import ingest
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from eventpipe.localrun.runtime import LocalRuntime
 
 
@@ -166,3 +168,43 @@ def test_a_query_while_compaction_writes_and_a_crash_before_its_swap_see_each_ev
     assert _count(runtime) == 30
     listed = restarted.manifest.every_path()
     assert {p.relative_to(lake.root).as_posix() for p in lake.root.rglob("*.parquet")} == listed
+
+
+def _grouped(conn: sqlite3.Connection, cursor: int, limit: int) -> list[tuple[str, int, int, list[int]]]:
+    """What `chunk_runs` stands for: the chunk's rows grouped by batch in SQL (as the writer read them before)."""
+    rows = conn.execute(
+        "SELECT batch_id, MIN(id), MAX(id), group_concat(idx) FROM"
+        " (SELECT id, batch_id, idx FROM curated WHERE id > ? ORDER BY id LIMIT ?)"
+        " GROUP BY batch_id ORDER BY MIN(id)",
+        (cursor, limit),
+    ).fetchall()
+    return [(b, first, last, sorted(map(int, lines.split(",")))) for b, first, last, lines in rows]
+
+
+@pytest.mark.parametrize("min_run_rows", [1, 5, 1000])
+def test_chunk_runs_finds_the_rows_grouping_by_batch_finds(
+    min_run_rows: int, monkeypatch: pytest.MonkeyPatch, runtime: LocalRuntime
+) -> None:
+    # GIVEN curated rows as batches leave them: runs of consecutive rowids, with gaps (duplicates
+    # not stored, erased rows), short runs (requests), and one batch whose rows come in two runs
+    monkeypatch.setattr(writer_module, "MIN_RUN_ROWS", min_run_rows)
+    monkeypatch.setattr(writer_module, "CHUNK_ROWS", 7)
+    batches = [("a", [0, 1, 2, 4, 5, 6, 7, 8]), ("b", [0]), ("c", [1, 3]), ("d", list(range(12))), ("a", [9, 10])]
+    with runtime.db.transaction() as conn:
+        for batch_id, lines in batches:
+            conn.executemany(
+                "INSERT INTO curated (event_id, batch_id, event_type, idx, run) VALUES (?, ?, 't', ?, 0)",
+                [(f"{batch_id}{line}-{len(lines)}".encode(), batch_id, line) for line in lines],
+            )
+        conn.execute("DELETE FROM curated WHERE id IN (3, 14, 15)")  # erased
+    with runtime.db.reading() as conn:
+        last = conn.execute("SELECT MAX(id) FROM curated").fetchone()[0]
+        for cursor in range(last + 1):  # every cursor: a chunk may start and end within a batch
+            # WHEN the chunk after the cursor is read as runs
+            runs = writer_module.chunk_runs(conn, cursor)
+            # THEN it holds the same rows, each batch's lines with the rowids they span
+            expected = _grouped(conn, cursor, 7)
+            found = {(b, line) for b, _, _, lines in runs for line in map(int, lines.split(","))}
+            assert found == {(b, line) for b, _, _, lines in expected for line in lines}
+            assert min((r[1] for r in runs), default=None) == min((g[1] for g in expected), default=None)
+            assert max((r[2] for r in runs), default=None) == max((g[2] for g in expected), default=None)
