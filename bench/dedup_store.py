@@ -69,6 +69,7 @@ def fill(path: Path, stored: int, seed: int, days: int) -> None:
             for n in range(start, min(start + FILL_CHUNK, stored))
         ]
         conn.executemany("INSERT INTO curated (event_id, batch_id, event_type, idx, run) VALUES (?, ?, ?, ?, ?)", rows)
+    conn.execute("INSERT INTO curated_batches (batch_id, run) SELECT DISTINCT batch_id, run FROM curated")
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -106,6 +107,7 @@ class Snapshot:
         conn = sqlite3.connect(self.path, isolation_level=None)
         conn.execute("BEGIN")
         conn.execute("DELETE FROM curated WHERE id > ?", (self.rowid,))  # the measured rows: after the fill's
+        conn.execute("DELETE FROM curated_batches WHERE batch_id LIKE 'bench-%'")
         conn.execute("DELETE FROM curated_runs")
         conn.executemany("INSERT INTO curated_runs (run, ids, token) VALUES (?, ?, ?)", self.runs)
         conn.execute("COMMIT")

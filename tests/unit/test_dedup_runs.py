@@ -230,6 +230,7 @@ def test_runs_emptied_by_retention_are_forgotten_and_their_group_rebuilt(db: Dat
     curated.put_new("later", rows(99_998))
     # THEN the emptied runs are gone from the list to look in, and their groups hold only the runs kept
     assert len(runs(db)) == GROUPS + 1 - 3 + 2
+    assert {run for _, run in batch_runs(db)} == {run for run, ids in runs(db) if ids}  # and the batches' runs
     after = IdFilter.load(tmp_path / "dedup.filter", 1)
     assert after is not None
     assert len(after[1]) == GROUPS + 1 - 3 + 1
@@ -266,6 +267,66 @@ def test_a_database_of_schema_4_is_migrated_with_its_ids(tmp_path: Path) -> None
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'curated_v4'").fetchone()[0] == 0
+
+
+def batch_runs(db: Database) -> set[tuple[str, int]]:
+    with db.reading() as conn:
+        return {(str(b), int(r)) for b, r in conn.execute("SELECT batch_id, run FROM curated_batches")}
+
+
+def test_a_database_of_schema_6_is_migrated_with_the_runs_of_its_batches(tmp_path: Path) -> None:
+    # GIVEN a data directory of schema 6 (no record of the runs each batch stored ids in), with
+    # ids of two batches in a run now closed
+    clock = StepClock()
+    database = Database(tmp_path / "eventpipe.db")
+    store(database, tmp_path, clock).put_new("d0", rows(1, 2))
+    store(database, tmp_path, clock).put_new("d0b", rows(3))
+    closed = runs(database)[0][0]
+    with database.transaction() as conn:
+        conn.execute("DROP TABLE curated_batches")
+        conn.execute("PRAGMA user_version = 6")
+    database.close()
+    clock.ms += DAY_MS
+    # WHEN this version opens it
+    database = Database(tmp_path / "eventpipe.db")
+    curated = store(database, tmp_path, clock)
+    # THEN each batch's run is recorded from its rows, and the schema is the current one
+    assert batch_runs(database) == {("d0", closed), ("d0b", closed)}
+    with database.reading() as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    # AND a retry of a batch of the closed run is new again for that batch, a duplicate for another
+    assert curated.put_new("d0", rows(1, 2, 3)) == [True, True, False]
+    assert curated.put_new("d1", rows(1, 3, 4)) == [False, False, True]
+    assert batch_runs(database) == {("d0", closed), ("d0b", closed), ("d1", runs(database)[-1][0])}
+    database.close()
+
+
+def test_an_id_of_a_closed_run_is_told_apart_by_batch_whether_or_not_its_row_is_read(tmp_path: Path) -> None:
+    # GIVEN ids stored by batches over several days (closed runs), one batch storing ids on two days
+    clock = StepClock()
+    database = Database(tmp_path / "eventpipe.db")
+    curated = store(database, tmp_path, clock, run_cap=3)
+    assert curated.put_new("a", rows(1, 2)) == [True, True]
+    clock.ms += DAY_MS
+    assert curated.put_new("b", rows(3, 4, 5)) == [True] * 3
+    assert curated.put_new("a", rows(1, 2, 6)) == [True] * 3  # a's retry, with an id it had not stored
+    clock.ms += DAY_MS
+    assert len(runs(database)) == 3
+    # WHEN batches that stored ids in a closed run (their owners read) and batches that did not (the
+    # index alone) see old ids again, mixed with new ones
+    # THEN each id is new for the batch that stored it, a duplicate for any other
+    assert curated.put_new("a", rows(1, 2, 6, 3, 7)) == [True, True, True, False, True]
+    assert curated.put_new("b", rows(3, 5, 1, 6)) == [True, True, False, False]
+    assert curated.put_new("c", rows(1, 3, 6, 8)) == [False, False, False, True]
+    assert curated.put_new("c", rows(1, 8)) == [False, True]  # its own id of the current run
+    assert curated.owners([uid(n) for n in (1, 3, 6, 7, 8)]) == {
+        uid(1): "a",
+        uid(3): "b",
+        uid(6): "a",
+        uid(7): "a",
+        uid(8): "c",
+    }
+    database.close()
 
 
 def groups_of(id_filter: IdFilter, keys: list[bytes]) -> list[int]:

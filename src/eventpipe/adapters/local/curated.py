@@ -57,18 +57,18 @@ class SqliteCuratedStore(BaseCuratedStore):
         try:
             with self._db.transaction() as conn:
                 runs = self._runs.runs(conn)
-                owners = self._runs.owners(conn, keys, runs)
+                owners = self._runs.owners(conn, keys, runs, batch_id)  # None: another batch's
                 run = self._runs.current_run(conn, len(keys) - len(owners), runs)
                 for key, position in zip(keys, positions, strict=True):
-                    owner = owners.get(key)
-                    if owner is None:  # the segment's line `position` holds its payload
+                    stored = key in owners
+                    if not stored:  # the segment's line `position` holds its payload
                         rows.append((key, batch_id, events[position][1], position, run))
                     # Stored by this very batch on an earlier try: still new for this batch.
-                    flags.append(owner is None or owner == batch_id)
+                    flags.append(not stored or owners[key] == batch_id)
                 conn.executemany(
                     "INSERT INTO curated (event_id, batch_id, event_type, idx, run) VALUES (?, ?, ?, ?, ?)", rows
                 )
-                self._runs.count_added(conn, run, len(rows))
+                self._runs.count_added(conn, run, len(rows), batch_id)
         except BaseException:
             with self._db.reading():  # the database's lock: no other thread is using the filter
                 self._runs.forget()  # it may hold a run the rollback reopened; the next call reloads it
@@ -86,7 +86,7 @@ class SqliteCuratedStore(BaseCuratedStore):
         with self._db.reading() as conn:
             found = self._runs.owners(conn, list(by_key), self._runs.runs(conn))
             self._runs.save()
-        return {by_key[key]: batch_id for key, batch_id in found.items()}
+        return {by_key[key]: batch_id for key, batch_id in found.items() if batch_id is not None}  # all read
 
     def count(self) -> int:
         with self._db.reading() as conn:

@@ -7,7 +7,11 @@ holds (docs/benchmark.md, "The dedup store as it grows"). So the ids are indexed
 pages stay few and cached, whatever the size of the store. Older runs are closed: never written
 again, they are read only for an id that `IdFilter`, a Bloom filter of every closed run's ids,
 cannot rule out (the retried ids, and its false positives), and then only the runs of the filter's
-groups that may hold it (each closed run is in one of 32 groups), all in one query per batch. The
+groups that may hold it (each closed run is in one of 32 groups), all in one query per batch. Such
+an id is a retry of an old event: whether it is new again for this batch (stored by an earlier try
+of the same batch) needs the row's batch only when the batch stored ids in a closed run
+(`curated_batches`, written with the ids); else the index alone answers, one page read fewer or two
+(the row's table pages, which a large store's page cache no longer holds). The
 filter is sized to the closed runs' ids (16 to 24 bits each, up to the most allowed): a fixed size
 let its false positives, each an index probe, grow with the store (7% of new ids at 10 million).
 Once saved, the filter is its file mapped (the page cache's pages, as the database's are), so the
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import sqlite3
@@ -101,24 +105,37 @@ class RunIndex:
         return label
 
     @staticmethod
-    def count_added(conn: sqlite3.Connection, run: int, added: int) -> None:
+    def count_added(conn: sqlite3.Connection, run: int, added: int, batch_id: str) -> None:
+        """Count the ids `batch_id` just added to `run`, and note that the batch stored ids there."""
         if added:
             conn.execute("UPDATE curated_runs SET ids = ids + ? WHERE run = ?", (added, run))
+            conn.execute("INSERT OR IGNORE INTO curated_batches (batch_id, run) VALUES (?, ?)", (batch_id, run))
 
-    def owners(self, conn: sqlite3.Connection, keys: list[bytes], runs: list[Run]) -> dict[bytes, str]:
+    def owners(
+        self, conn: sqlite3.Connection, keys: list[bytes], runs: list[Run], batch_id: str | None = None
+    ) -> dict[bytes, str | None]:
         """The batch that stored each of `keys` that is stored: the current run is looked up for
         every key, the closed runs only for keys the filter cannot rule out, in the runs of the
-        groups it names, all of them in one query (each probe reads pages the cache does not hold)."""
+        groups it names, all of them in one query (each probe reads pages the cache does not hold).
+        With `batch_id`, a key found in a closed run is None when that batch stored no id in a
+        closed run: another batch's, not read (its row's pages are not read either)."""
         if not runs or not keys:
             return {}
-        found = _lookup(conn, [runs[-1].run], keys)
+        found: dict[bytes, str | None] = {}
+        found.update(_lookup(conn, [runs[-1].run], keys))
         if not self._sync(conn, runs[:-1]):
             return found
         pairs: list[tuple[int, bytes]] = []
         for position, mask in self._filter_of().maybe_stored(keys):
             if keys[position] not in found:
                 pairs.extend((run, keys[position]) for run in self._runs_of(mask))
-        found.update(_lookup_pairs(conn, pairs))
+        if not pairs:
+            return found
+        query = "SELECT 1 FROM curated_batches WHERE batch_id = ? AND run < ? LIMIT 1"
+        if batch_id is None or conn.execute(query, (batch_id, runs[-1].run)).fetchone() is not None:
+            found.update(_lookup_pairs(conn, pairs))
+        else:
+            found.update(dict.fromkeys(_lookup_pairs_stored(conn, pairs)))
         return found
 
     def _runs_of(self, mask: int) -> list[int]:
@@ -209,6 +226,7 @@ class RunIndex:
         for run in runs:
             if conn.execute("SELECT 1 FROM curated WHERE run = ? LIMIT 1", (run.run,)).fetchone() is None:
                 conn.execute("DELETE FROM curated_runs WHERE run = ?", (run.run,))
+                conn.execute("DELETE FROM curated_batches WHERE run = ?", (run.run,))  # a scan: once a run
 
 
 def filter_mib(ids: int, bits_per_id: int, most: int) -> int:
@@ -231,17 +249,25 @@ def _lookup(conn: sqlite3.Connection, runs: Sequence[int], keys: Sequence[bytes]
 def _lookup_pairs(conn: sqlite3.Connection, pairs: list[tuple[int, bytes]]) -> dict[bytes, str]:
     """`event_id -> batch_id` for the `(run, key)` pairs stored: one index probe each, one query for all
     (a query per run cost more than its probes). Sorted: probes of one run share its upper pages."""
-    found: dict[bytes, str] = {}
+    return {bytes(key): str(batch) for key, batch in _probe_pairs(conn, pairs, "c.event_id, c.batch_id")}
+
+
+def _lookup_pairs_stored(conn: sqlite3.Connection, pairs: list[tuple[int, bytes]]) -> list[bytes]:
+    """The keys of the `(run, key)` pairs stored, from the index alone (their rows are not read)."""
+    return [bytes(key) for (key,) in _probe_pairs(conn, pairs, "c.event_id")]
+
+
+def _probe_pairs(conn: sqlite3.Connection, pairs: list[tuple[int, bytes]], columns: str) -> list[Any]:
+    found: list[Any] = []
     pairs.sort()
     for start in range(0, len(pairs), PAIRS_PER_QUERY):
         chunk = pairs[start : start + PAIRS_PER_QUERY]
         values = ",".join(["(?,?)"] * len(chunk))
         query = (  # CROSS JOIN: the pairs are the outer loop, each an equality probe of the index
-            f"SELECT c.event_id, c.batch_id FROM (VALUES {values}) AS v"
+            f"SELECT {columns} FROM (VALUES {values}) AS v"
             " CROSS JOIN curated AS c ON c.run = v.column1 AND c.event_id = v.column2"
         )
-        values_bound = [value for pair in chunk for value in pair]
-        found.update((bytes(key), str(batch)) for key, batch in conn.execute(query, values_bound))
+        found.extend(conn.execute(query, [value for pair in chunk for value in pair]))
     return found
 
 
