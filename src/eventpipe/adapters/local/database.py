@@ -139,9 +139,9 @@ CREATE TABLE sketch_deltas (
 
 # Schema 6 to 7: the runs of each batch, from its rows (once: 2.5 s for ten million rows, its sort on disk).
 MIGRATE_6_TO_7 = """
-CREATE TABLE curated_batches (batch_id TEXT NOT NULL, run INTEGER NOT NULL, PRIMARY KEY (batch_id, run))
+CREATE TABLE IF NOT EXISTS curated_batches (batch_id TEXT NOT NULL, run INTEGER NOT NULL, PRIMARY KEY (batch_id, run))
     WITHOUT ROWID;
-INSERT INTO curated_batches (batch_id, run) SELECT DISTINCT batch_id, run FROM curated;
+INSERT OR IGNORE INTO curated_batches (batch_id, run) SELECT DISTINCT batch_id, run FROM curated;
 """
 
 
