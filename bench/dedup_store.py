@@ -69,7 +69,8 @@ def fill(path: Path, stored: int, seed: int, days: int) -> None:
             for n in range(start, min(start + FILL_CHUNK, stored))
         ]
         conn.executemany("INSERT INTO curated (event_id, batch_id, event_type, idx, run) VALUES (?, ?, ?, ?, ?)", rows)
-    conn.execute("INSERT INTO curated_batches (batch_id, run) SELECT DISTINCT batch_id, run FROM curated")
+    if _has_batch_runs(conn):
+        conn.execute("INSERT INTO curated_batches (batch_id, run) SELECT DISTINCT batch_id, run FROM curated")
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -77,6 +78,11 @@ def fill(path: Path, stored: int, seed: int, days: int) -> None:
     # measured also flushes the fill's dirty pages (0.5 µs per event at 10M, none at 0).
     with open(path, "rb") as file:
         os.fsync(file.fileno())
+
+
+def _has_batch_runs(conn: sqlite3.Connection) -> bool:
+    """Schema 7 and later (the code measured may be older: a `git archive` of it on PYTHONPATH)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'curated_batches'").fetchone() is not None
 
 
 def build_filter(path: Path) -> None:
@@ -107,7 +113,8 @@ class Snapshot:
         conn = sqlite3.connect(self.path, isolation_level=None)
         conn.execute("BEGIN")
         conn.execute("DELETE FROM curated WHERE id > ?", (self.rowid,))  # the measured rows: after the fill's
-        conn.execute("DELETE FROM curated_batches WHERE batch_id LIKE 'bench-%'")
+        if _has_batch_runs(conn):
+            conn.execute("DELETE FROM curated_batches WHERE batch_id LIKE 'bench-%'")
         conn.execute("DELETE FROM curated_runs")
         conn.executemany("INSERT INTO curated_runs (run, ids, token) VALUES (?, ?, ?)", self.runs)
         conn.execute("COMMIT")
