@@ -144,7 +144,8 @@ def test_erasing_one_user_of_a_batch_item_keeps_the_others_records(
 
 
 @pytest.mark.parametrize(
-    "request_", [{}, {"user_id": ""}, {"user_id": 7}, {"anonymous_id": ["a"] * 101}, {"user_id": "x" * 257}]
+    "request_",
+    [{}, {"user_id": ""}, {"user_id": 7}, {"anonymous_id": ["a"] * 101}, {"user_id": "x" * 257}, {"user_id": "\ud800"}],
 )
 def test_a_malformed_request_is_refused_and_changes_nothing(
     dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch, request_: dict[str, Any]

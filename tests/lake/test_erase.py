@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import subprocess
@@ -202,6 +203,19 @@ def test_the_command_line_erases_and_checks_its_input(tmp_path: Path) -> None:
     assert VICTIM not in result.stderr
     assert eventpipe("erase", data_dir=data_dir).returncode == 2
     assert eventpipe("erase", "--user-id", "x" * 257, data_dir=data_dir).returncode == 2
+    not_text = subprocess.run(  # command-line bytes that are not UTF-8
+        [sys.executable, "-m", "eventpipe", "erase", "--user-id", b"\xff"],
+        env={**os.environ, "EVENTPIPE_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (not_text.returncode, not_text.stderr) == (
+        2,
+        "eventpipe: error: --user-id must be UTF-8 text, as events are\n",
+    )
+    assert not list(data_dir.glob("erasures/pending-*"))
     missing = eventpipe("erase", "--user-id", "a", data_dir=tmp_path / "none")
     assert missing.returncode == 2
     assert not (tmp_path / "none").exists()
@@ -304,3 +318,38 @@ def test_a_replay_that_rejects_the_event_again_has_its_own_raw_batch_rewritten(
     assert erase_user(runtime, [VICTIM], []).events_erased == 1
     assert [key for key in runtime.bucket.keys("raw/") if VICTIM.encode() in runtime.bucket.get(key)] == []
     assert files_holding(runtime.settings.data_dir, VICTIM) == []
+
+
+ODD_IDS = ['José "Pepe" / Ñ 😀', "a\\b\tc", "日本語ユーザー", "'; DROP TABLE curated; --", "x" * 256]
+
+
+@pytest.mark.parametrize("user_id", ODD_IDS)
+def test_an_id_written_with_json_escapes_is_erased_everywhere(tmp_path: Path, user_id: str) -> None:
+    # GIVEN the user's events as an ASCII-only encoder writes them (Python's json: "é" as \u00e9, and here
+    # "/" as \/ too): curated, rejected by the schema, malformed, and in a dropped file; and someone else's
+    def escaped(event: Any) -> bytes:
+        return json.dumps(event).replace("/", "\\/").encode()
+
+    mine = [make_event(user_id=user_id), make_event("purchase", user_id=user_id, properties={"order_id": "o-9"})]
+    others = [make_event(user_id="someone"), make_event(user_id="someone-else")]
+    malformed = b'{"event_id": "cut", "user_id": ' + json.dumps(user_id).encode() + b", "
+    source = tmp_path / "in.ndjson"
+    source.write_bytes(b"\n".join([*map(escaped, mine + others), malformed]) + b"\n")
+    data_dir = tmp_path / "data"
+    assert eventpipe("ingest", str(source), data_dir=data_dir).returncode == 0
+    processed = data_dir / "bucket" / "processed"
+    processed.mkdir()
+    (processed / "drop.ndjson.gz").write_bytes(gzip.compress(b"\n".join(map(escaped, mine + others))))
+    ascii_only = json.dumps(user_id)[1:-1]
+    forms = [orjson.dumps(user_id).decode()[1:-1], ascii_only, ascii_only.replace("/", "\\/")]
+    # WHEN the user is erased, as an operator types the id
+    result = eventpipe("erase", "--user-id", user_id, "--json", data_dir=data_dir)
+    # THEN the curated event and the two quarantine records went, and no file holds the id in any form
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout)["events_erased"] == 3
+    assert files_holding(data_dir, *forms) == []
+    # AND the others' events stay, in the lake and in the dropped file
+    kept = eventpipe("query", "SELECT user_id FROM events ORDER BY 1", "--json", data_dir=data_dir)
+    assert orjson.loads(kept.stdout) == [{"user_id": "someone"}, {"user_id": "someone-else"}]
+    lines = gzip.decompress((processed / "drop.ndjson.gz").read_bytes()).splitlines()
+    assert [orjson.loads(line)["user_id"] for line in lines] == ["someone", "someone-else"]

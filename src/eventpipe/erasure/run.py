@@ -138,7 +138,7 @@ def _curated_and_quarantine(runtime: LocalRuntime, target: ErasureTarget, event_
         erased = max(cursor.rowcount, 0)
         manifest.lower_cursor_to_last_row(conn)
         records: set[int] = set()
-        for needle in target.needles:
+        for needle in (*target.needles, b"\\"):  # a backslash: an escape may spell the id otherwise
             text = needle.decode()
             for row_id, raw in conn.execute("SELECT id, raw FROM quarantine WHERE instr(raw, ?) > 0", (text,)):
                 if target.matches_line(str(raw)):
@@ -184,7 +184,7 @@ def _scrub_sqlite(runtime: LocalRuntime, target: ErasureTarget) -> None:
     an id: the file is searched, and rebuilt (VACUUM) if it does."""
     db_path = runtime.settings.data_dir / "eventpipe.db"
     _checkpoint(runtime)
-    if _file_holds(db_path, target.needles):
+    if _file_holds(db_path, target.escaped_forms):
         with runtime.db.reading() as conn:
             conn.execute("VACUUM")
         _checkpoint(runtime)
@@ -202,9 +202,8 @@ def _checkpoint(runtime: LocalRuntime) -> None:
     raise StorageError("the database is busy: the erasure could not truncate its log; run `eventpipe erase` again")
 
 
-def _file_holds(path: Path, quoted: tuple[bytes, ...]) -> bool:
-    """True if the file holds any of the ids, even without the quotes of JSON text around it."""
-    needles = [needle[1:-1] for needle in quoted if len(needle) > 2]
+def _file_holds(path: Path, needles: tuple[bytes, ...]) -> bool:
+    """True if the file holds any of these forms of the ids (without the quotes of JSON text)."""
     if not needles:
         return False
     overlap = max(len(n) for n in needles)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,12 @@ import orjson
 from eventpipe.core.enrich.pseudonymise import pseudonym
 
 FIELDS = ("user_id", "anonymous_id")
+# A JSON string escape: a surrogate pair, one \uXXXX, or a one-letter escape. Raw text holds events as
+# their clients wrote them, and any character may be escaped there (Python's json writes "é" as \u00e9).
+_ESCAPE = re.compile(
+    rb'\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})|\\(["\\/bfnrt])'
+)
+_SHORT = {b'"': b'"', b"\\": b"\\", b"/": b"/", b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t"}
 
 
 @dataclass(frozen=True)
@@ -32,11 +40,29 @@ class ErasureTarget:
 
     @property
     def needles(self) -> tuple[bytes, ...]:
-        """The ids as JSON text (`"u-123"`): a stored line without any of them cannot match."""
+        """The ids as JSON text (`"u-123"`): a stored line without any of them, and without a
+        backslash (an escape may spell an id otherwise), cannot match."""
         return tuple(sorted({orjson.dumps(value) for values in self.ids.values() for value in values}))
 
+    @property
+    def escaped_forms(self) -> tuple[bytes, ...]:
+        """The ids as text between quotes, as orjson and as an ASCII-only encoder write them (upper and
+        lower case hex): what a search of a file's bytes looks for."""
+        forms = set()
+        for values in self.ids.values():
+            for value in values:
+                ascii_only = json.dumps(value)[1:-1]
+                forms |= {orjson.dumps(value)[1:-1], ascii_only.encode(), _upper_hex(ascii_only).encode()}
+        return tuple(sorted(form for form in forms if form))
+
     def may_hold(self, data: bytes) -> bool:
-        return any(needle in data for needle in self.needles)
+        """True when the text holds one of the ids as a JSON string, written plainly or with escapes."""
+        if any(needle in data for needle in self.needles):
+            return True
+        if b"\\" not in data:
+            return False
+        plain = _unescaped(data)
+        return any(b'"' + value.encode() + b'"' in plain for values in self.ids.values() for value in values)
 
     def matches_event(self, event: Any) -> bool:
         if not isinstance(event, dict):
@@ -56,6 +82,26 @@ class ErasureTarget:
 
     def matches_value(self, field: str, value: str | None) -> bool:
         return value is not None and value in self.ids[field]
+
+
+def _unescaped(data: bytes) -> bytes:
+    """The text with its JSON string escapes written out (UTF-8); a lone surrogate stays escaped."""
+
+    def plain(match: re.Match[bytes]) -> bytes:
+        high, low, one, short = match.groups()
+        if short is not None:
+            return _SHORT[short]
+        if high is not None:
+            code = 0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00)
+            return chr(code).encode()
+        code = int(one, 16)
+        return match.group() if 0xD800 <= code <= 0xDFFF else chr(code).encode()
+
+    return _ESCAPE.sub(plain, data)
+
+
+def _upper_hex(text: str) -> str:
+    return re.sub(r"\\u[0-9a-f]{4}", lambda m: "\\u" + m.group()[2:].upper(), text)
 
 
 def _text(value: Any) -> str | None:

@@ -50,6 +50,15 @@ def _ids(event: Mapping[str, Any], field: str) -> list[str]:
     if len(values) > MAX_IDS:
         raise InputError(f"{field}: at most {MAX_IDS} ids per request")
     for item in values:
-        if not isinstance(item, str) or not 0 < len(item) <= MAX_ID_CHARS:
+        if not isinstance(item, str) or not 0 < len(item) <= MAX_ID_CHARS or not _is_text(item):
             raise InputError(f"{field} must be a non-empty string of at most {MAX_ID_CHARS} characters")
     return list(values)
+
+
+def _is_text(value: str) -> bool:
+    """False for a string with a lone surrogate (JSON's "\\ud800"): no event can hold it."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
