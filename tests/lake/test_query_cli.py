@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
@@ -79,6 +80,12 @@ def test_the_rejected_view_holds_the_quarantine(data_dir: Path) -> None:
         ("SET enable_external_access = true", "only SELECT"),
         ("SELECT * FROM read_csv('/etc/passwd')", "Permission"),
         ("SELECT * FROM read_text('in.ndjson')", "Permission"),
+        ("SELECT * FROM read_parquet('data/lake/**/*.parquet')", "Permission"),  # the lake, outside its views
+        ("SELECT * FROM query('ATTACH ''other.db'' AS o')", "SELECT"),
+        ("EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1", "EXPLAIN"),  # EXPLAIN ANALYZE runs what it explains
+        ("EXPLAIN ANALYZE COPY (SELECT 1) TO 'out.csv'", "EXPLAIN"),
+        ("-- a comment, no statement", "one statement"),
+        ("SELECT 'x" + "y" * 100_000 + "'", "longer than"),
     ],
 )
 def test_bad_or_writing_sql_is_one_line_and_exit_2(data_dir: Path, sql: str, names: str) -> None:
@@ -98,6 +105,61 @@ def test_bad_or_writing_sql_is_one_line_and_exit_2(data_dir: Path, sql: str, nam
     assert names in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in data_dir.parent.rglob("*")) == before  # nothing written
+
+
+def test_sql_that_is_not_utf8_text_is_one_line_and_exit_2(data_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "eventpipe", "query", b"SELECT '\xff'"],
+        env={**os.environ, "EVENTPIPE_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "eventpipe: error: the SQL is not valid UTF-8 text\n"
+
+
+ODD_VALUES = (
+    "SELECT 12345678901234567890123::HUGEINT AS big, MAP {1: [2]} AS map, {'k': MAP {[1]: 2}} AS nested,"
+    " 'nan'::DOUBLE AS nan, 1.25::DECIMAL(4, 2) AS dec, '\\xAA'::BLOB AS blob, INTERVAL 3 DAY AS span, 1 AS big"
+)
+
+
+@pytest.mark.parametrize("form", [[], ["--csv"], ["--json"]])
+def test_values_of_any_type_print_in_every_form(data_dir: Path, form: list[str]) -> None:
+    result = eventpipe("query", ODD_VALUES, *form, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    if form == ["--json"]:
+        # integers past 64 bits stay numbers, map keys become text, NaN is null, a repeated name a suffix
+        (row,) = json.loads(result.stdout)  # the standard library reads integers past 64 bits
+        assert row == {
+            "big": 12345678901234567890123,
+            "map": {"1": [2]},
+            "nested": {"k": {"key": [[1]], "value": [2]}},
+            "nan": None,
+            "dec": 1.25,
+            "blob": "b'\\xaa'",
+            "span": "3 days, 0:00:00",
+            "big_2": 1,
+        }
+    elif form == ["--csv"]:
+        rows = list(csv.reader(io.StringIO(result.stdout)))
+        assert rows[0] == ["big", "map", "nested", "nan", "dec", "blob", "span", "big"]
+        assert rows[1][:3] == ["12345678901234567890123", '{"1":[2]}', '{"k":{"key":[[1]],"value":[2]}}']
+    else:
+        assert result.stdout.splitlines()[2].split()[:2] == ["12345678901234567890123", '{"1":[2]}']
+
+
+def test_the_table_shows_control_characters_and_aligns_wide_ones(data_dir: Path) -> None:
+    # an event's text is someone else's input: an escape sequence in it must not reach the terminal
+    sql = "SELECT * FROM (VALUES ('日本語', 'a' || chr(27) || '[2J' || chr(10) || 'b'), ('ab', 'c')) t(wide, ctl)"
+    table = eventpipe("query", sql, data_dir=data_dir).stdout.splitlines()
+    assert "\x1b" not in "".join(table)
+    assert table[2] == "日本語  a\\x1b[2J b"
+    assert table[3] == "ab      c"  # 日本語 is six columns wide on a terminal
+    assert table[1] == "------  ----------"
 
 
 def test_a_directory_without_data_exits_non_zero_and_creates_nothing(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
+import math
 import sys
+import unicodedata
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +17,10 @@ from eventpipe.settings import Settings
 
 MAX_ID_CHARS = 256  # the envelope's limit on user_id and anonymous_id
 MAX_TABLE_ROWS = 10_000  # an aligned table needs every row in memory to size its columns
+MAX_TABLE_CHARS = 16 * 1024 * 1024  # and so at most this much text (a row may hold long JSON)
+# Control characters would move the terminal's cursor (or worse) and break the columns: a table shows
+# them as \xNN; a line break or tab as a space.
+_VISIBLE = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {0x0A: " ", 0x09: " ", 0x0D: " "}
 
 if TYPE_CHECKING:
     import argparse
@@ -72,11 +79,12 @@ def _query(args: argparse.Namespace) -> int:
     out = sys.stdout
     with open_query(Settings.from_env().data_dir, args.sql) as (columns, pages):
         if args.json:  # streamed, a page at a time: a result may be larger than memory
+            keys = _unique(columns)
             out.buffer.write(b"[")
             first = True
             for page in pages:
                 for row in page:
-                    record = orjson.dumps(dict(zip(columns, row, strict=True)), default=_json_value)
+                    record = _json(dict(zip(keys, row, strict=True)))
                     out.buffer.write(record if first else b"," + record)
                     first = False
             out.buffer.write(b"]\n")
@@ -87,13 +95,41 @@ def _query(args: argparse.Namespace) -> int:
                 writer.writerows([[_csv_cell(v) for v in row] for row in page])
         else:
             rows: list[tuple[Any, ...]] = []
+            cells: list[list[str]] = []
+            chars, more = 0, False
             for page in pages:
-                rows.extend(page[: MAX_TABLE_ROWS + 1 - len(rows)])
-                if len(rows) > MAX_TABLE_ROWS:
+                for row in page:
+                    if len(rows) == MAX_TABLE_ROWS or chars > MAX_TABLE_CHARS:
+                        more = True
+                        break
+                    rows.append(row)
+                    cells.append(texts := [_text(v) for v in row])
+                    chars += sum(map(len, texts))
+                if more:
                     break
-            _print_table(columns, rows[:MAX_TABLE_ROWS], more=len(rows) > MAX_TABLE_ROWS)
+            _print_table(columns, rows, cells, more=more)
     out.flush()
     return 0
+
+
+def _json(value: Any) -> bytes:
+    """A value as JSON. What orjson refuses (an integer past 64 bits, a map whose keys are lists) goes
+    through the standard library, which writes any integer, with the same conversions."""
+    try:
+        return orjson.dumps(value, default=_json_value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(_plain(value), default=_json_value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _plain(value: Any) -> Any:
+    """`value` with text keys and no NaN or infinity (null, as orjson writes them), for `json.dumps`."""
+    if isinstance(value, dict):
+        return {key if isinstance(key, str) else _text(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_value(value: Any) -> Any:
@@ -101,6 +137,18 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     return str(value)
+
+
+def _unique(columns: list[str]) -> list[str]:
+    """The column names as keys of one JSON object: a repeated name gets a suffix (`n`, `n_2`)."""
+    keys: list[str] = []
+    for name in columns:
+        key, n = name, 1
+        while key in keys:
+            n += 1
+            key = f"{name}_{n}"
+        keys.append(key)
+    return keys
 
 
 def _erase(args: argparse.Namespace) -> int:
@@ -114,6 +162,8 @@ def _erase(args: argparse.Namespace) -> int:
     for option, value in ids.items():
         if value is not None and not 0 < len(value) <= MAX_ID_CHARS:
             raise InputError(f"{option} must be 1 to {MAX_ID_CHARS} characters, as the envelope allows")
+        if value is not None and not _is_text(value):
+            raise InputError(f"{option} must be UTF-8 text, as events are")
     settings = Settings.from_env()
     if not (settings.data_dir / "eventpipe.db").is_file():
         raise StorageError(f"no data in {settings.data_dir}: nothing has been ingested there")
@@ -146,6 +196,15 @@ def _listed(value: str | None) -> list[str]:
     return [value] if value else []
 
 
+def _is_text(value: str) -> bool:
+    """False for command-line bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _csv_cell(value: Any) -> Any:
     return "" if value is None else _text(value)
 
@@ -156,29 +215,42 @@ def _text(value: Any) -> str:
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value, default=str).decode()
+        return _json(value).decode()
     return str(value)
 
 
 def _is_number(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    return value is None or (isinstance(value, (int, float, Decimal)) and not isinstance(value, bool))
 
 
-def _print_table(columns: list[str], rows: list[tuple[Any, ...]], *, more: bool) -> None:
-    cells = [[_text(v).replace("\n", " ") for v in row] for row in rows]
-    widths = [len(name) for name in columns]
+def _width(text: str) -> int:
+    """Columns on a terminal: East Asian wide characters take two, combining marks none."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int, *, right: bool) -> str:
+    fill = " " * (width - _width(text))
+    return fill + text if right else text + fill
+
+
+def _print_table(columns: list[str], rows: list[tuple[Any, ...]], texts: list[list[str]], *, more: bool) -> None:
+    """`texts`: the `rows` as `_text` wrote them. A column of numbers is right-aligned."""
+    names = [name.translate(_VISIBLE) for name in columns]
+    cells = [[v.translate(_VISIBLE) for v in row] for row in texts]
+    widths = [_width(name) for name in names]
     for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+        widths = [max(w, _width(c)) for w, c in zip(widths, row, strict=True)]
     numeric = [
-        all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows if row[i] is not None)
-        for i in range(len(columns))
+        any(row[i] is not None for row in rows) and all(_is_number(row[i]) for row in rows) for i in range(len(columns))
     ]
 
     def line(values: list[str]) -> str:
-        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        parts = [_pad(v, w, right=num) for v, w, num in zip(values, widths, numeric, strict=True)]
         return "  ".join(parts).rstrip()
 
-    print(line(list(columns)))
+    print(line(names))
     print("  ".join("-" * w for w in widths))
     for row in cells:
         print(line(row))

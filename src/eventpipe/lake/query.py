@@ -2,7 +2,7 @@
 
 The connection is an in-memory DuckDB whose views read the lake's live files (from the manifest)
 and, when the SQL names it, the quarantine. Then file access is closed to everything but those
-files and the configuration is locked, and only one SELECT (or EXPLAIN) statement is run: COPY,
+files and the configuration is locked, and only one SELECT (or EXPLAIN of one) is run: COPY,
 ATTACH, CREATE, INSTALL, SET and the like are refused before they run.
 """
 
@@ -39,6 +39,8 @@ _REJECTED_SCHEMA = pa.schema(
 )
 _QUARANTINE_COLUMNS = "event_id, batch_id, idx, stage, reasons, raw"
 _NAMES_REJECTED = re.compile(r"\brejected\b", re.IGNORECASE)
+# What EXPLAIN explains: EXPLAIN ANALYZE runs it, so it must be a SELECT too.
+_EXPLAINED = re.compile(r"\A\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^()]*\)\s*)?(?P<rest>.*)\Z", re.IGNORECASE | re.DOTALL)
 
 
 class QueryError(InputError):
@@ -63,6 +65,11 @@ def open_query(data_dir: Path, sql: str) -> Iterator[tuple[list[str], Iterator[l
     whatever the result's size); `QueryError` names what is wrong with it."""
     if len(sql) > MAX_SQL_CHARS:
         raise QueryError(f"the SQL is longer than {MAX_SQL_CHARS} characters")
+    if not sql.isascii():
+        try:
+            sql.encode()
+        except UnicodeEncodeError:  # bytes of the command line that are not UTF-8
+            raise QueryError("the SQL is not valid UTF-8 text") from None
     db_path = data_dir / "eventpipe.db"
     if not db_path.is_file():
         raise StorageError(f"no data in {data_dir}: nothing has been ingested there")
@@ -101,7 +108,18 @@ def _statements(con: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
     if statements[0].type not in _ALLOWED:
         kind = str(statements[0].type).rsplit(".", 1)[-1]
         raise QueryError(f"only SELECT queries run here (this is {kind}): the lake is read-only")
+    if statements[0].type is duckdb.StatementType.EXPLAIN:
+        explained = _EXPLAINED.match(statements[0].query)
+        if explained is None or [s.type for s in _parsed(con, explained["rest"])] != [duckdb.StatementType.SELECT]:
+            raise QueryError("EXPLAIN runs here only as EXPLAIN [ANALYZE] SELECT ...: the lake is read-only")
     return statements
+
+
+def _parsed(con: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
+    try:
+        return list(con.extract_statements(sql))
+    except duckdb.Error:
+        return []
 
 
 def _read_sqlite(db_path: Path, *, with_rejected: bool) -> tuple[list[str], pa.Table]:
