@@ -605,6 +605,24 @@ def test_lifecycle_expires_pipeline_prefixes_but_keeps_insights(resources: dict[
     assert all(rule.get("Prefix") is not None for rule in rules if "ExpirationInDays" in rule)
 
 
+def test_the_lake_expires_after_lake_retention_days_only_when_it_is_set(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    from eventpipe.adapters.aws.s3_lake import LAKE_PREFIX, UNREADABLE_PREFIX
+
+    rules = resources["AnalyticsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    conditional = [rule["Fn::If"] for rule in rules if "Fn::If" in rule]
+    assert {name for name, _, _ in conditional} == {"LakeExpires"}
+    assert all(otherwise == {"Ref": "AWS::NoValue"} for _, _, otherwise in conditional)
+    expiring = {rule["Prefix"]: rule["ExpirationInDays"] for _, rule, _ in conditional}
+    assert expiring == {LAKE_PREFIX: {"Ref": "LakeRetentionDays"}, UNREADABLE_PREFIX: {"Ref": "LakeRetentionDays"}}
+    # 0, the default, keeps the lake: no rule at all (S3 refuses an expiration of 0 days)
+    assert template["Parameters"]["LakeRetentionDays"]["Default"] == 0
+    assert template["Conditions"]["LakeExpires"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "LakeRetentionDays"}, 0]}]}
+    # AND the exported insights never expire
+    assert all("ExpirationInDays" not in rule for rule in rules if "Fn::If" not in rule)
+
+
 # --- insights export -----------------------------------------------------------------------------------
 
 

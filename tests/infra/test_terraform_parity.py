@@ -56,6 +56,7 @@ PARAMETERS = {
     "RawRetentionDays": lambda v: v["raw_retention_days"]["default"],
     "CuratedTtlDays": lambda v: v["curated_ttl_days"]["default"],
     "StagedRetentionDays": lambda v: v["staged_retention_days"]["default"],
+    "LakeRetentionDays": lambda v: v["lake_retention_days"]["default"],
     "LogRetentionDays": lambda v: v["log_retention_days"]["default"],
     "GlueDatabaseName": lambda v: v["glue_database_name"]["default"],
     "InsightsProjectionStart": lambda v: v["insights_projection_start"]["default"],
@@ -523,6 +524,21 @@ def test_raw_bucket_lifecycle_matches_sam(pipeline: Any, resources: dict[str, An
     # AND delete markers with no version left behind them go, as SAM's ExpiredObjectDeleteMarker
     assert sam_rule["ExpiredObjectDeleteMarker"] is True
     assert blocks(rule, "expiration") == [{"expired_object_delete_marker": True}]
+
+
+def test_analytics_bucket_lake_expiry_matches_sam(pipeline: Any, resources: dict[str, Any]) -> None:
+    lifecycle = pipeline.resource("aws_s3_bucket_lifecycle_configuration", "analytics")
+    (expiring,) = blocks(lifecycle, "dynamic")
+    for_each = expiring["rule"]["for_each"]
+    # THEN the rules exist only when lake_retention_days is over 0, as SAM's LakeExpires condition
+    assert for_each.startswith("${var.lake_retention_days > 0 ? {")
+    assert for_each.endswith(": {}}")
+    tf_prefixes = set(re.findall(r'prefix = "([^"]+)", days = var.lake_retention_days', for_each))
+    rules = resources["AnalyticsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    sam_prefixes = {rule["Fn::If"][1]["Prefix"] for rule in rules if "Fn::If" in rule}
+    assert tf_prefixes == sam_prefixes == {"events/", "lake-unreadable/"}
+    stage = module(ENVIRONMENTS / STAGES[0]).variables
+    assert stage["lake_retention_days"]["default"] == 0
 
 
 def test_files_dropped_in_incoming_invoke_ingest_as_in_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:

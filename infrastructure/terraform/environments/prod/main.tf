@@ -14,6 +14,7 @@ module "pipeline" {
   log_retention_days       = var.log_retention_days
   api_throttling           = var.api_throttling
   raw_retention_days       = var.raw_retention_days
+  lake_retention_days      = var.lake_retention_days
   deletion_protection      = true
   permissions_boundary_arn = var.permissions_boundary_arn
 }

@@ -96,6 +96,12 @@ variable "raw_retention_days" {
   default     = 30
 }
 
+variable "lake_retention_days" {
+  description = "Days to keep the lake's objects in the analytics bucket, from their last write; 0 keeps them."
+  type        = number
+  default     = 0
+}
+
 variable "alarm_email" {
   description = "Optional address subscribed to the alarm topics; null for none."
   type        = string

@@ -36,6 +36,27 @@ resource "aws_s3_bucket_versioning" "analytics" {
 resource "aws_s3_bucket_lifecycle_configuration" "analytics" {
   bucket = aws_s3_bucket.analytics.id
 
+  # The lake's objects go after lake_retention_days (from their last write), when it is set.
+  dynamic "rule" {
+    for_each = var.lake_retention_days > 0 ? {
+      expire-lake            = { prefix = "events/", days = var.lake_retention_days }
+      expire-lake-unreadable = { prefix = "lake-unreadable/", days = var.lake_retention_days }
+    } : {}
+
+    content {
+      id     = rule.key
+      status = "Enabled"
+
+      filter {
+        prefix = rule.value.prefix
+      }
+
+      expiration {
+        days = rule.value.days
+      }
+    }
+  }
+
   rule {
     # The exported tables are the history Athena and QuickSight read: kept. The export rewrites an
     # hour's objects while it changes; their old versions go as in the raw bucket.

@@ -202,6 +202,17 @@ variable "raw_retention_days" {
   }
 }
 
+variable "lake_retention_days" {
+  description = "Days to keep the lake's objects (events/, lake-unreadable/) in the analytics bucket, counted from each object's last write (an S3 lifecycle rule); 0 keeps them. The local EVENTPIPE_LAKE_RETENTION_DAYS."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.lake_retention_days >= 0 && floor(var.lake_retention_days) == var.lake_retention_days
+    error_message = "0 (keep) or a whole number of days."
+  }
+}
+
 variable "staged_retention_days" {
   description = "Days to keep staged/ objects that earlier versions left (the workflow no longer stages batches)."
   type        = number
