@@ -215,6 +215,8 @@ class AwsResources:
     microbatch_below_events: int = 100
     # Days a curated event's DynamoDB item lives (its TTL): the deduplication window on AWS.
     curated_ttl_days: int = 7
+    # Days a quarantine item lives (its TTL): the stack's RawRetentionDays, as long as raw batches.
+    quarantine_ttl_days: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> AwsResources:
@@ -239,4 +241,5 @@ class AwsResources:
                 environ, "EVENTPIPE_MICROBATCH_BELOW_EVENTS", cls.microbatch_below_events
             ),
             curated_ttl_days=positive_int(environ, "EVENTPIPE_CURATED_TTL_DAYS", cls.curated_ttl_days),
+            quarantine_ttl_days=positive_int(environ, "EVENTPIPE_QUARANTINE_TTL_DAYS", cls.quarantine_ttl_days),
         )

@@ -388,3 +388,43 @@ def test_a_record_kept_apart_is_updated_in_place_with_its_text(quarantine: Dynam
     quarantine.update([replace(big, reasons=other, raw="replayed text")])
     assert quarantine.for_batch("b1")[0] == replace(big, reasons=other)
     assert sorted(items(dynamodb)) == ["batch#b1 / rej#+00000000", "batch#b1 / rej#0000000004"]
+
+
+# --- retention ----------------------------------------------------------------------------------------
+
+
+def test_with_a_ttl_every_item_written_expires_that_many_days_after_its_write(dynamodb: Any) -> None:
+    # GIVEN a quarantine whose items live 30 days (the stack's RawRetentionDays), at a fixed clock
+    now = [1_796_000_000.0]
+    quarantine = DynamoQuarantine(STATE_TABLE, dynamodb, backoff=NO_WAIT, ttl_days=30, now_s=lambda: now[0])
+    # WHEN a chunk and a record of its own are added
+    quarantine.add([rejection("b1", 1), rejection("b1", 2), large("b1", 3)])
+    # THEN both carry the state table's TTL attribute, 30 days on
+    expiry = {name: item["expires_at"]["N"] for name, item in items(dynamodb).items()}
+    assert expiry == {"batch#b1 / rej#+00000000": "1798592000", "batch#b1 / rej#0000000003": "1798592000"}
+    # AND a rewrite (a replay's update, an erasure's removal) moves it to 30 days after that write
+    now[0] += 86_400
+    quarantine.update([replace(rejection("b1", 1), stage="replay"), replace(large("b1", 3), stage="replay")])
+    quarantine.remove([("b1", 2)])
+    expiry = {name: item["expires_at"]["N"] for name, item in items(dynamodb).items()}
+    assert expiry == {"batch#b1 / rej#+00000000": "1798678400", "batch#b1 / rej#0000000003": "1798678400"}
+
+
+def test_without_a_ttl_items_are_kept(quarantine: DynamoQuarantine, dynamodb: Any) -> None:
+    quarantine.add([rejection("b1", 1), large("b1", 3)])
+    assert all("expires_at" not in item for item in items(dynamodb).values())
+    with pytest.raises(ValueError, match="at least 1"):
+        DynamoQuarantine(STATE_TABLE, dynamodb, ttl_days=0)
+
+
+def test_the_stack_sets_the_quarantine_ttl_to_the_raw_retention() -> None:
+    from eventpipe.settings import AwsResources
+
+    names = {
+        "EVENTPIPE_BUCKET": "b",
+        "EVENTPIPE_CURATED_TABLE": "c",
+        "EVENTPIPE_STATE_TABLE": "s",
+        "EVENTPIPE_INSIGHTS_TABLE": "i",
+    }
+    assert AwsResources.from_env(names).quarantine_ttl_days == 30  # RawRetentionDays' default
+    assert AwsResources.from_env({**names, "EVENTPIPE_QUARANTINE_TTL_DAYS": "90"}).quarantine_ttl_days == 90

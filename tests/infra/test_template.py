@@ -361,14 +361,21 @@ def test_tables_have_the_key_schemas_of_tables_py(resources: dict[str, Any], log
 def test_the_tables_whose_items_carry_a_ttl_expire_them_and_no_other(resources: dict[str, Any]) -> None:
     # insights_delta.py writes expires_at on batches' insights deltas, dynamodb_curated.py on every
     # curated event (the deduplication window), erasure_tombstones.py on the erasures' tombstones (state
-    # table), lake_lease.py on the lake's lease (state table: a leftover lease goes a day after it expired);
-    # nothing else writes it
+    # table), lake_lease.py on the lake's lease (state table: a leftover lease goes a day after it expired),
+    # dynamodb_quarantine.py on quarantine items (state table, RawRetentionDays); nothing else writes it
     writers = [
         p.name
         for p in (ROOT / "src" / "eventpipe" / "adapters" / "aws").glob("*.py")
         if "TTL_ATTRIBUTE" in p.read_text()
     ]
-    expected = ["dynamodb_curated.py", "erasure_tombstones.py", "insights_delta.py", "lake_lease.py", "tables.py"]
+    expected = [
+        "dynamodb_curated.py",
+        "dynamodb_quarantine.py",
+        "erasure_tombstones.py",
+        "insights_delta.py",
+        "lake_lease.py",
+        "tables.py",
+    ]
     assert sorted(writers) == expected
     for table in ("InsightsTable", "CuratedTable", "StateTable"):
         ttl = resources[table]["Properties"]["TimeToLiveSpecification"]
@@ -621,6 +628,14 @@ def test_the_lake_expires_after_lake_retention_days_only_when_it_is_set(
     assert template["Conditions"]["LakeExpires"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "LakeRetentionDays"}, 0]}]}
     # AND the exported insights never expire
     assert all("ExpirationInDays" not in rule for rule in rules if "Fn::If" not in rule)
+
+
+def test_quarantine_items_expire_with_the_raw_batches(template: dict[str, Any]) -> None:
+    # the functions' quarantine writes expires_at RawRetentionDays on; the state table's TTL deletes it
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["EVENTPIPE_QUARANTINE_TTL_DAYS"] == {"Ref": "RawRetentionDays"}
+    ttl = template["Resources"]["StateTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expires_at", "Enabled": True}
 
 
 # --- insights export -----------------------------------------------------------------------------------

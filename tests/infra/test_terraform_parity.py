@@ -541,6 +541,14 @@ def test_analytics_bucket_lake_expiry_matches_sam(pipeline: Any, resources: dict
     assert stage["lake_retention_days"]["default"] == 0
 
 
+def test_quarantine_items_expire_with_the_raw_batches_as_in_sam(pipeline: Any, template: dict[str, Any]) -> None:
+    sam = template["Globals"]["Function"]["Environment"]["Variables"]["EVENTPIPE_QUARANTINE_TTL_DAYS"]
+    assert sam == {"Ref": "RawRetentionDays"}
+    assert (
+        pipeline.locals["common_environment"]["EVENTPIPE_QUARANTINE_TTL_DAYS"] == "${tostring(var.raw_retention_days)}"
+    )
+
+
 def test_files_dropped_in_incoming_invoke_ingest_as_in_sam(pipeline: Any, sam_by_handler: dict[str, Any]) -> None:
     from eventpipe.handlers.drops import INCOMING_PREFIX
     from eventpipe.handlers.request_objects import REQUESTS_PREFIX

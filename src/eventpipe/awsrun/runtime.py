@@ -100,7 +100,7 @@ class AwsRuntime:
     def quarantine(self) -> DynamoQuarantine:
         from eventpipe.adapters.aws.dynamodb_quarantine import DynamoQuarantine
 
-        return DynamoQuarantine(self.resources.state_table, self._dynamodb)
+        return DynamoQuarantine(self.resources.state_table, self._dynamodb, ttl_days=self.resources.quarantine_ttl_days)
 
     @cached_property
     def curated(self) -> DynamoCuratedStore:

@@ -140,14 +140,15 @@ locals {
   # Environment of every function: the resource names eventpipe.settings.AwsResources reads at cold
   # start, and the Powertools names.
   common_environment = {
-    EVENTPIPE_BUCKET             = aws_s3_bucket.raw.id
-    EVENTPIPE_CURATED_TABLE      = aws_dynamodb_table.curated.name
-    EVENTPIPE_STATE_TABLE        = aws_dynamodb_table.state.name
-    EVENTPIPE_INSIGHTS_TABLE     = aws_dynamodb_table.insights.name
-    EVENTPIPE_APPS_TABLE         = aws_dynamodb_table.apps.name
-    EVENTPIPE_CURATED_TTL_DAYS   = tostring(var.curated_ttl_days)
-    POWERTOOLS_SERVICE_NAME      = "eventpipe"
-    POWERTOOLS_METRICS_NAMESPACE = "eventpipe"
+    EVENTPIPE_BUCKET              = aws_s3_bucket.raw.id
+    EVENTPIPE_CURATED_TABLE       = aws_dynamodb_table.curated.name
+    EVENTPIPE_STATE_TABLE         = aws_dynamodb_table.state.name
+    EVENTPIPE_INSIGHTS_TABLE      = aws_dynamodb_table.insights.name
+    EVENTPIPE_APPS_TABLE          = aws_dynamodb_table.apps.name
+    EVENTPIPE_CURATED_TTL_DAYS    = tostring(var.curated_ttl_days)
+    EVENTPIPE_QUARANTINE_TTL_DAYS = tostring(var.raw_retention_days)
+    POWERTOOLS_SERVICE_NAME       = "eventpipe"
+    POWERTOOLS_METRICS_NAMESPACE  = "eventpipe"
   }
 
   # The settings, as the SAM template's Globals set them from its parameters: values, or names of

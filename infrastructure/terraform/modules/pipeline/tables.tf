@@ -74,7 +74,8 @@ resource "aws_dynamodb_table" "state" {
     projection_type = "ALL"
   }
 
-  # Only erasure tombstones carry expires_at (erasure_tombstones.py): gone two days after their erasure.
+  # Erasure tombstones carry expires_at (erasure_tombstones.py), gone two days after their erasure, and
+  # quarantine items, raw_retention_days after their last write (dynamodb_quarantine.py).
   ttl {
     attribute_name = "expires_at"
     enabled        = true

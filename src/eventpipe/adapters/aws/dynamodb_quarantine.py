@@ -15,6 +15,9 @@ How records map to items is in `quarantine_items`. What this adds is how an item
   reads the batch's items, deletes the records kept on their own, and rewrites each chunk
   concerned under the same version condition (deletes it when nothing is left).
 
+With `ttl_days` (the stack's `RawRetentionDays`) every item written carries `expires_at`, the state
+table's TTL: a record goes that many days after its last write, as the raw batch it came from does.
+
 So two writers of one chunk (a replay and an erasure, say) never lose each other's change: the
 second one's condition fails, it reads the chunk again and applies its change to what the first
 wrote. A stored item that cannot be read raises `CorruptQuarantineItemError`, naming it, and no
@@ -23,6 +26,7 @@ write replaces it: the other items of the batch and of other batches are read an
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import replace
 from itertools import islice
@@ -52,11 +56,11 @@ from eventpipe.adapters.aws.quarantine_items import (
     read_own,
     rejection_sk,
 )
-from eventpipe.adapters.aws.tables import batch_pk
+from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE, batch_pk
 from eventpipe.core.errors import StorageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -67,6 +71,7 @@ if TYPE_CHECKING:
     Item = dict[str, AttributeValueTypeDef]
 
 MAX_REWRITES = 20  # a chunk changed under us this many times in a row: give up (the caller's step retries)
+_DAY_S = 86_400
 
 
 class DynamoQuarantine(DynamoTable):
@@ -77,15 +82,22 @@ class DynamoQuarantine(DynamoTable):
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
         page_size: int = 1000,
+        ttl_days: int | None = None,
+        now_s: Callable[[], float] = time.time,
     ) -> None:
-        """`page_size` is the Scan's `Limit` in `iter_all`: items read per request, before the filter."""
+        """`page_size` is the Scan's `Limit` in `iter_all`: items read per request, before the filter.
+        `ttl_days`: each item expires that many days after its write (None: kept)."""
         super().__init__(table_name, client, backoff=backoff)
         self._page_size = page_size
+        if ttl_days is not None and ttl_days < 1:
+            raise ValueError(f"ttl_days must be at least 1, not {ttl_days}")
+        self._ttl_s = None if ttl_days is None else ttl_days * _DAY_S
+        self._now_s = now_s
 
     def add(self, rejections: Sequence[Rejection]) -> None:
         for batch_id, records in _by_batch(rejections).items():
             own = [r for r in records if keeps_own_item(r)]
-            batch_put(self._client, self._table, [own_item(r) for r in own], self._backoff)
+            batch_put(self._client, self._table, [self._expiring(own_item(r)) for r in own], self._backoff)
             apart = {r.index for r in own}
             upserts: dict[int, dict[int, Rejection]] = defaultdict(dict)
             drops: dict[int, set[int]] = defaultdict(set)
@@ -206,12 +218,17 @@ class DynamoQuarantine(DynamoTable):
 
     def _replace_own(self, record: Rejection) -> None:
         """Put a record kept in its own item, if that item still exists."""
-        item = own_item(record)
+        item = self._expiring(own_item(record))
         conditional(
             self._backoff,
             f"cannot update {batch_pk(record.batch_id)} / {rejection_sk(record.index)} in {self._table}",
             lambda: self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_exists(pk)"),
         )
+
+    def _expiring(self, item: Item) -> Item:
+        if self._ttl_s is not None:
+            item[TTL_ATTRIBUTE] = {"N": str(int(self._now_s()) + self._ttl_s)}
+        return item
 
     def _get(self, batch_id: str, chunk: int) -> Chunk:
         answer = attempt(
@@ -235,7 +252,7 @@ class DynamoQuarantine(DynamoTable):
             return conditional(
                 self._backoff, action, lambda: self._client.delete_item(TableName=self._table, Key=key, **condition)
             )
-        item = chunk_item(batch_id, chunk, records.values(), version)
+        item = self._expiring(chunk_item(batch_id, chunk, records.values(), version))
         return conditional(
             self._backoff, action, lambda: self._client.put_item(TableName=self._table, Item=item, **condition)
         )
