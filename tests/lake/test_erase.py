@@ -96,7 +96,10 @@ def test_erase_leaves_no_trace_in_any_file_and_keeps_the_others(runtime: LocalRu
     assert [orjson.loads(line)["user_id"] for line in kept] == ["other-0", "other-1", "other-2"]
     # AND the erasure is logged with its counts, not the id
     (line,) = (data_dir / "erasures" / "log.ndjson").read_bytes().splitlines()
-    assert orjson.loads(line)["events_erased"] == 8
+    logged = orjson.loads(line)
+    assert sorted(logged) == ["events_erased", "files_rewritten", "finished_at", "started_at"]
+    assert (logged["events_erased"], logged["files_rewritten"]) == (8, result.files_rewritten)
+    assert logged["started_at"] <= logged["finished_at"]
     assert not list((data_dir / "erasures").glob("pending-*"))
 
 

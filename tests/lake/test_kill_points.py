@@ -1,5 +1,6 @@
-"""kill -9 of `eventpipe ingest` at each point between the curated store's commit and the lake's:
-a run again leaves every curated event in the lake exactly once.
+"""kill -9 of `eventpipe ingest` at each point between the curated store's commit and the lake's,
+and during the compaction of the hour it wrote: a run again leaves every curated event in the lake
+exactly once.
 
 The process is really killed (SIGKILL, sent by itself at that point): no `finally`, no rollback in
 Python, only what the kernel and SQLite leave.
@@ -35,6 +36,7 @@ from eventpipe.lake import writer
 from eventpipe.lake.manifest import LakeManifest
 
 writer.CHUNK_ROWS = {chunk_rows}
+writer.COMPACT_AT_FILES = 3  # the killed run's three files of one hour are merged at its end
 point = {point!r}
 
 def die():
@@ -48,6 +50,11 @@ elif point == "after a file, before its listing":
 elif point == "after the first chunk's listing":
     real_commit = LakeManifest.commit_chunk
     LakeManifest.commit_chunk = lambda self, *a: (real_commit(self, *a), die())
+elif point == "compaction: merged file written, not swapped":
+    LakeManifest.swap = lambda self, *a: die()
+elif point == "compaction: swapped, inputs not deleted":
+    real_swap = LakeManifest.swap
+    LakeManifest.swap = lambda self, *a: (real_swap(self, *a), die())
 sys.exit(cli.main(["ingest", {source!r}]))
 """
 
@@ -74,7 +81,13 @@ def _listed(data_dir: Path) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("point", "listed_before_restart"),
-    [("before the lake", 0), ("after a file, before its listing", 0), ("after the first chunk's listing", CHUNK_ROWS)],
+    [
+        ("before the lake", 0),
+        ("after a file, before its listing", 0),
+        ("after the first chunk's listing", CHUNK_ROWS),
+        ("compaction: merged file written, not swapped", EVENTS),  # a query reads the three inputs
+        ("compaction: swapped, inputs not deleted", EVENTS),  # a query reads the merged file only
+    ],
 )
 def test_kill_9_between_the_curated_commit_and_the_lake_then_a_run_again_leaves_each_event_once(
     tmp_path: Path, point: str, listed_before_restart: int
@@ -89,7 +102,7 @@ def test_kill_9_between_the_curated_commit_and_the_lake_then_a_run_again_leaves_
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     # THEN queries see only what the lake listed before the kill (an unlisted file is invisible)
     assert _lake(data_dir) == {"n": listed_before_restart, "d": listed_before_restart}
-    if point == "after a file, before its listing":
+    if point in ("after a file, before its listing", "compaction: merged file written, not swapped"):
         assert _files(data_dir) - _listed(data_dir)  # there, on disk
     # WHEN the same file is ingested again (a file it knows: no event curated twice), which brings the
     # lake up to date

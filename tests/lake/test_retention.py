@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import orjson
 import pytest
 
 from eventpipe.core.errors import ConfigError
 from eventpipe.lake.query import run_query
 from eventpipe.lake.retention import DAY_MS, apply_retention
 from eventpipe.lake.settings import LakeSettings
-from tests.conftest import make_event
+from tests.conftest import make_event, ndjson
+from tests.functional.test_cli import eventpipe
 from tests.lake.conftest import ingest
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from eventpipe.lake.writer import LakeWriter
     from eventpipe.localrun.runtime import LocalRuntime
 
@@ -119,3 +124,26 @@ def test_bad_retention_settings_name_the_variable(value: str, problem: str) -> N
     assert LakeSettings.from_env({"EVENTPIPE_RETENTION_DAYS": " "}).retention_days is None
     with pytest.raises(ConfigError, match="EVENTPIPE_LAKE"):
         LakeSettings.from_env({"EVENTPIPE_LAKE": "maybe"})
+
+
+def test_a_command_that_writes_applies_the_retention_settings_at_its_start(tmp_path: Path) -> None:
+    # GIVEN a data directory with events of today and of 20 days ago in the lake, and an old dropped file
+    now = datetime.now(UTC)
+    old = make_event(occurred_at=(now - timedelta(days=20)).isoformat())
+    recent = make_event(occurred_at=(now - timedelta(minutes=1)).isoformat())
+    (tmp_path / "in.ndjson").write_bytes(ndjson(old, recent))
+    data_dir = tmp_path / "data"
+    assert eventpipe("ingest", str(tmp_path / "in.ndjson"), data_dir=data_dir).returncode == 0
+    processed = data_dir / "bucket" / "processed"
+    processed.mkdir()
+    (processed / "old.ndjson").write_bytes(ndjson(old))
+    ten_days_ago = (now - timedelta(days=10)).timestamp()
+    os.utime(processed / "old.ndjson", (ten_days_ago, ten_days_ago))
+    # WHEN the next command that writes starts (a replay with nothing to replay), with both settings
+    env = {"EVENTPIPE_RETENTION_DAYS": "7", "EVENTPIPE_LAKE_RETENTION_DAYS": "7"}
+    assert eventpipe("replay", data_dir=data_dir, env=env).returncode == 0
+    # THEN the lake's old day and the old dropped file are gone; today's event and batch stay
+    counted = eventpipe("query", "SELECT event_id FROM events", "--json", data_dir=data_dir)
+    assert orjson.loads(counted.stdout) == [{"event_id": recent["event_id"]}]
+    assert not processed.joinpath("old.ndjson").exists()
+    assert len(list((data_dir / "bucket" / "raw").iterdir())) == 1
