@@ -211,3 +211,28 @@ def test_results_of_any_size_stream_and_the_table_stops_at_its_cap(
     table = capsys.readouterr().out.splitlines()
     assert len(table) == 2 + 20 + 1
     assert "the first 20 rows" in table[-1]
+
+
+@pytest.mark.parametrize("damage", ["cut short", "deleted"])
+def test_a_damaged_or_missing_lake_file_is_one_line_and_exit_2(tmp_path: Path, damage: str) -> None:
+    (tmp_path / "in.ndjson").write_bytes(ndjson(make_event(), make_event(user_id="u-2")))
+    data_dir = tmp_path / "data"
+    assert eventpipe("ingest", str(tmp_path / "in.ndjson"), data_dir=data_dir).returncode == 0
+    (path,) = (data_dir / "lake").rglob("*.parquet")
+    if damage == "deleted":
+        path.unlink()
+    else:
+        path.write_bytes(path.read_bytes()[:100])
+    result = eventpipe("query", "SELECT count(*) FROM events", data_dir=data_dir)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("eventpipe: error: cannot read the lake: ")
+    assert len(result.stderr.splitlines()) == 1
+    # AND an erasure says which file it cannot read, without a traceback, or goes past a deleted one
+    erased = eventpipe("erase", "--user-id", "u-2", data_dir=data_dir)
+    assert "Traceback" not in erased.stderr
+    if damage == "deleted":
+        assert erased.returncode == 0, erased.stderr
+        assert eventpipe("query", "SELECT count(*) FROM events", data_dir=data_dir).returncode == 0
+    else:
+        assert erased.returncode == 2
+        assert f"cannot read the lake file {path}" in erased.stderr

@@ -162,6 +162,9 @@ def _lake(runtime: LocalRuntime, target: ErasureTarget) -> int:
     rewritten = 0
     now_ms = runtime.clock.now_ms()
     for file in manifest.live():
+        if not (root / file.path).exists():  # listed but gone (deleted by hand): it holds nothing now
+            manifest.forget([file.path])
+            continue
         table = read_parquet(root / file.path)
         mask = matching_rows(table, target)
         if not pc.any(mask).as_py():

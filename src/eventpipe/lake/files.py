@@ -26,11 +26,12 @@ def write_parquet(path: Path, table: pa.Table) -> int:
 
 
 def read_parquet(path: Path) -> pa.Table:
+    import pyarrow as pa
     import pyarrow.parquet as pq  # to read only: the writer does without it (parquet.py)
 
     try:
         return pq.read_table(path, schema=LAKE_SCHEMA)
-    except OSError as exc:
+    except (OSError, pa.ArrowException) as exc:  # gone, or not Parquet (damaged, cut short)
         raise StorageError(f"cannot read the lake file {path}: {exc}") from exc
 
 

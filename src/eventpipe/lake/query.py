@@ -76,7 +76,10 @@ def open_query(data_dir: Path, sql: str) -> Iterator[tuple[list[str], Iterator[l
     lake_files, rejected = _read_sqlite(db_path, with_rejected=bool(_NAMES_REJECTED.search(sql)))
     con = duckdb.connect(":memory:")
     try:
-        _create_views(con, [data_dir / "lake" / path for path in lake_files], rejected)
+        try:
+            _create_views(con, [data_dir / "lake" / path for path in lake_files], rejected)
+        except duckdb.Error as exc:  # a listed lake file gone or damaged: DuckDB reads each file's schema here
+            raise StorageError(f"cannot read the lake: {_one_line(exc)}") from None
         statements = _statements(con, sql)
         try:
             relation = con.execute(statements[0].query)
