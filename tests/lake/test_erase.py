@@ -356,3 +356,22 @@ def test_an_id_written_with_json_escapes_is_erased_everywhere(tmp_path: Path, us
     assert orjson.loads(kept.stdout) == [{"user_id": "someone"}, {"user_id": "someone-else"}]
     lines = gzip.decompress((processed / "drop.ndjson.gz").read_bytes()).splitlines()
     assert [orjson.loads(line)["user_id"] for line in lines] == ["someone", "someone-else"]
+
+
+def test_a_staged_object_left_by_an_earlier_version_loses_the_users_events(
+    runtime: LocalRuntime, lake: LakeWriter
+) -> None:
+    # GIVEN a staged object (a header of facts, then one payload a line) holding the user's event and another
+    ingest(runtime, make_event(user_id=VICTIM))
+    mine, other = make_event(user_id=VICTIM), make_event(user_id="someone")
+    header = {"facts": [{"event_id": mine["event_id"]}, {"event_id": other["event_id"]}]}
+    runtime.bucket.put(
+        "staged/b-old.ndjson", b"\n".join([orjson.dumps(header), orjson.dumps(mine), orjson.dumps(other)])
+    )
+    # WHEN the user is erased
+    erase_user(runtime, [VICTIM], [])
+    # THEN the object keeps the other event and its fact, in step
+    head, *payloads = runtime.bucket.get("staged/b-old.ndjson").split(b"\n")
+    assert orjson.loads(head) == {"facts": [{"event_id": other["event_id"]}]}
+    assert [orjson.loads(p)["user_id"] for p in payloads] == ["someone"]
+    assert files_holding(runtime.settings.data_dir, VICTIM) == []
