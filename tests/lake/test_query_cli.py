@@ -211,6 +211,11 @@ def test_results_of_any_size_stream_and_the_table_stops_at_its_cap(
     table = capsys.readouterr().out.splitlines()
     assert len(table) == 2 + 20 + 1
     assert "the first 20 rows" in table[-1]
+    # AND the table holds at most MAX_TABLE_CHARS of text (here 1,000: the rows past it are left out)
+    monkeypatch.setattr(lake_cli, "MAX_TABLE_CHARS", 1_000)
+    assert cli.main(["query", "SELECT repeat('x', 300) AS s FROM range(25)"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert "the first 4 rows" in table[-1]
 
 
 @pytest.mark.parametrize("damage", ["cut short", "deleted"])
