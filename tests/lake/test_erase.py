@@ -236,8 +236,16 @@ def test_kill_9_during_erasure_then_a_restart_leaves_no_erased_event(tmp_path: P
         [sys.executable, "-m", "eventpipe", "erase", "--user-id", VICTIM], env=env, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 60
-    while not list(data_dir.glob("erasures/pending-*")) and process.poll() is None and time.monotonic() < deadline:
+
+    def journalled() -> bool:  # the entry written, not only created: a kill before that erased nothing
+        try:
+            return any(p.stat().st_size > 0 for p in data_dir.glob("erasures/pending-*"))
+        except FileNotFoundError:  # finished between the listing and the look
+            return True
+
+    while not journalled() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # killed once it has begun (journalled): what it erased so far is on disk
+    assert journalled()
     time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
