@@ -383,3 +383,27 @@ def test_a_staged_object_left_by_an_earlier_version_loses_the_users_events(
     assert orjson.loads(head) == {"facts": [{"event_id": other["event_id"]}]}
     assert [orjson.loads(p)["user_id"] for p in payloads] == ["someone"]
     assert files_holding(runtime.settings.data_dir, VICTIM) == []
+
+
+def test_aggregates_stay_after_an_erasure(tmp_path: Path) -> None:
+    # GIVEN the user's events and someone else's, counted in the per-minute insights (events of the last hour)
+    now = time.time()
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60))
+    events = [make_event("page_view", user_id=VICTIM, occurred_at=at) for _ in range(3)]
+    events += [make_event("page_view", user_id="someone", occurred_at=at) for _ in range(2)]
+    (tmp_path / "in.ndjson").write_bytes(ndjson(*events))
+    data_dir = tmp_path / "data"
+    assert eventpipe("ingest", str(tmp_path / "in.ndjson"), data_dir=data_dir).returncode == 0
+    window = ("--since", time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(now - 3600)))
+    window += ("--until", time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(now + 120)))
+    before = eventpipe("insights", *window, "--json", data_dir=data_dir)
+    assert before.returncode == 0, before.stderr
+    # WHEN the user is erased
+    assert eventpipe("erase", "--user-id", VICTIM, data_dir=data_dir).returncode == 0
+    # THEN the insights are the same (counts and sketches hold no ids), the lake holds the other's two events
+    after = eventpipe("insights", *window, "--json", data_dir=data_dir)
+    assert orjson.loads(after.stdout) == orjson.loads(before.stdout)
+    assert orjson.loads(before.stdout)["totals"]["events"] == 5
+    assert orjson.loads(before.stdout)["totals"]["unique_users"] == 2
+    counted = eventpipe("query", "SELECT count(*) AS n FROM events", "--json", data_dir=data_dir)
+    assert orjson.loads(counted.stdout) == [{"n": 2}]
