@@ -82,6 +82,8 @@ def test_the_rejected_view_holds_the_quarantine(data_dir: Path) -> None:
         ("SELECT * FROM read_text('in.ndjson')", "Permission"),
         ("SELECT * FROM read_parquet('data/lake/**/*.parquet')", "Permission"),  # the lake, outside its views
         ("SELECT * FROM query('ATTACH ''other.db'' AS o')", "SELECT"),
+        ("SELECT * FROM sqlite_scan('data/eventpipe.db', 'quarantine')", "sqlite_scanner extension"),  # not loaded
+        ("LOAD json", "LOAD"),
         ("EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1", "EXPLAIN"),  # EXPLAIN ANALYZE runs what it explains
         ("EXPLAIN ANALYZE COPY (SELECT 1) TO 'out.csv'", "EXPLAIN"),
         ("-- a comment, no statement", "one statement"),

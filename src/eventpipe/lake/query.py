@@ -169,6 +169,10 @@ def _create_views(con: duckdb.DuckDBPyConnection, files: list[Path], rejected: p
         con.register("no_events", empty)
         con.execute("CREATE VIEW events AS SELECT *, NULL::DATE AS dt, NULL::INTEGER AS hour FROM no_events")
     con.execute("SET TimeZone = 'UTC'")  # timestamps print in UTC, whatever the machine's zone
+    # No extension is fetched or loaded because the SQL names one of its functions (sqlite_scan, read_xlsx):
+    # the SQL runs with what DuckDB is built with (Parquet and JSON among it).
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
