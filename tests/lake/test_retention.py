@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import orjson
 import pytest
 
+from eventpipe.adapters.local.database import SCHEMA_VERSION, Database
 from eventpipe.core.errors import ConfigError
 from eventpipe.lake.query import run_query
 from eventpipe.lake.retention import DAY_MS, apply_retention
@@ -94,6 +97,63 @@ def test_lake_days_older_than_the_lake_retention_go(runtime: LocalRuntime, lake:
     assert _lake_count(runtime) == 1
     assert not (lake.root / "dt=2026-11-20").exists()
     assert runtime.curated.count() == 2
+
+
+def test_expired_rows_are_found_by_their_batches_rowids_not_by_a_scan(runtime: LocalRuntime) -> None:
+    # GIVEN a batch of three events on day 0, another on day 1, and one of one event on day 9
+    for _ in range(2):
+        ingest(runtime, make_event(), make_event(), make_event())
+        runtime.clock.now += DAY_MS  # type: ignore[attr-defined]
+    kept = make_event()
+    runtime.clock.now += 7 * DAY_MS  # type: ignore[attr-defined]
+    ingest(runtime, kept)
+    # WHEN retention runs, every statement it sends traced
+    statements: list[str] = []
+    with runtime.db.reading() as conn:
+        conn.set_trace_callback(statements.append)
+    try:
+        result = apply_retention(runtime, LakeSettings(enabled=False, retention_days=7))
+    finally:
+        with runtime.db.reading() as conn:
+            conn.set_trace_callback(None)
+    # THEN the two old batches' rows went, the new one's stayed
+    assert result is not None
+    assert (result.batches, result.curated) == (2, 6)
+    assert runtime.curated.count() == 1
+    assert runtime.curated.get(kept["event_id"]) is not None
+    # AND no statement read the whole curated table: each found its rows by rowid
+    touching = [s for s in statements if re.search(r"\bcurated\b", s)]
+    assert any(s.startswith("DELETE FROM curated") for s in touching)
+    with runtime.db.reading() as conn:
+        plans = {s: [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {s}")] for s in touching}
+    assert not {s: plan for s, plan in plans.items() if any(step.startswith("SCAN curated") for step in plan)}
+    # AND the batches' rowid ranges and runs went with them
+    with runtime.db.reading() as conn:
+        for table in ("curated_rowids", "curated_batches"):
+            assert conn.execute(f"SELECT COUNT(DISTINCT batch_id) FROM {table}").fetchone()[0] == 1, table
+
+
+def test_a_database_of_schema_7_gains_the_rowids_of_its_batches(tmp_path: Path) -> None:
+    # GIVEN a database as schema 7 left it: curated rows, no table of their batches' rowids
+    path = tmp_path / "eventpipe.db"
+    Database(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE curated_rowids")
+        conn.executemany(
+            "INSERT INTO curated (id, event_id, batch_id, event_type, idx, run) VALUES (?, ?, ?, 'signup', 0, 0)",
+            [(n, os.urandom(16), batch) for n, batch in ((1, "a"), (2, "a"), (3, "b"), (4, "a"), (7, "c"))],
+        )
+        conn.execute("PRAGMA user_version = 7")
+    conn.close()
+    # WHEN this version opens it
+    database = Database(path)
+    # THEN each batch has the range of its rows (a's holds b's row: retention deletes by batch within it)
+    with database.reading() as conn:
+        ranges = conn.execute("SELECT batch_id, first_id, last_id FROM curated_rowids ORDER BY batch_id").fetchall()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    database.close()
+    assert ranges == [("a", 1, 4), ("b", 3, 3), ("c", 7, 7)]
+    assert version == SCHEMA_VERSION
 
 
 def test_a_pending_batch_never_expires(runtime: LocalRuntime) -> None:

@@ -92,7 +92,11 @@ def _hot_stores(runtime: LocalRuntime, manifest: LakeManifest, cutoff_ms: int, *
         conn.execute("DELETE FROM temp.expired_batches")
         conn.executemany("INSERT INTO temp.expired_batches VALUES (?)", [(str(b),) for b, _ in expired])
         where = "WHERE batch_id IN (SELECT batch_id FROM temp.expired_batches)"
-        curated = conn.execute(f"DELETE FROM curated {where}").rowcount
+        # Each batch's rows by its rowid range: the work follows what expires, not the table's size.
+        ranges = conn.execute(f"SELECT first_id, last_id, batch_id FROM curated_rowids {where}").fetchall()
+        curated = conn.executemany("DELETE FROM curated WHERE id BETWEEN ? AND ? AND batch_id = ?", ranges).rowcount
+        conn.execute(f"DELETE FROM curated_rowids {where}")
+        conn.execute(f"DELETE FROM curated_batches {where}")  # the runs it stored ids in: it has none now
         quarantined = conn.execute(f"DELETE FROM quarantine {where}").rowcount
         conn.execute(f"DELETE FROM applied_batches {where}")
         batches = conn.execute(f"DELETE FROM batches {where}").rowcount

@@ -16,6 +16,7 @@ from eventpipe.adapters.local.dedup_runs import DEFAULT_FILTER_MIB, DEFAULT_RUN_
 from eventpipe.core.timeutil import SystemClock
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Sequence
     from pathlib import Path
 
@@ -68,6 +69,8 @@ class SqliteCuratedStore(BaseCuratedStore):
                 conn.executemany(
                     "INSERT INTO curated (event_id, batch_id, event_type, idx, run) VALUES (?, ?, ?, ?, ?)", rows
                 )
+                if rows:
+                    _record_rowids(conn, batch_id, len(rows))
                 self._runs.count_added(conn, run, len(rows), batch_id)
         except BaseException:
             with self._db.reading():  # the database's lock: no other thread is using the filter
@@ -105,6 +108,17 @@ class SqliteCuratedStore(BaseCuratedStore):
             return None
         batch_id, index = str(row[0]), int(row[1])
         return self._segments.get(_segment_key(batch_id)).split(b"\n")[index]
+
+
+def _record_rowids(conn: sqlite3.Connection, batch_id: str, added: int) -> None:
+    """The batch's rowid range (curated_rowids), widened by the `added` rows just inserted: the last
+    rowids, one after the other, since the transaction's writes are the only ones."""
+    last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+    conn.execute(
+        "INSERT INTO curated_rowids (batch_id, first_id, last_id) VALUES (?, ?, ?) ON CONFLICT (batch_id)"
+        " DO UPDATE SET first_id = min(first_id, excluded.first_id), last_id = max(last_id, excluded.last_id)",
+        (batch_id, last - added + 1, last),
+    )
 
 
 def _segment_key(batch_id: str) -> str:

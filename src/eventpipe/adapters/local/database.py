@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 # 2: per-minute session sketches replace per-session funnel rows; dirty hours. 3: segments. 4: batches
 # grouped by micro-batching (group_id, first_index). 5: curated ids indexed per run (dedup_runs.py).
 # 6: sketch deltas (adapters/local/insights.py). 7: the runs each batch stored curated ids in.
-SCHEMA_VERSION = 7
+# 8: each batch's curated rowids (curated_rowids).
+SCHEMA_VERSION = 8
 CURATED_SCHEMA = """
 -- The curated events' index; their payloads are in segment files (adapters/local/curated.py).
 -- Rows are appended in rowid order. The 16-byte ids are indexed per run (a day's ids, or fewer):
@@ -37,6 +38,13 @@ CREATE TABLE IF NOT EXISTS curated_runs (run INTEGER PRIMARY KEY, ids INTEGER NO
 -- stored nothing is another batch's, so finding it takes the index alone, not its row (dedup_runs.py).
 CREATE TABLE IF NOT EXISTS curated_batches (batch_id TEXT NOT NULL, run INTEGER NOT NULL, PRIMARY KEY (batch_id, run))
     WITHOUT ROWID;
+-- The rowids of each batch's rows, first to last (a batch's rows are inserted together): retention
+-- deletes an expired batch's rows by them, not by a scan of the whole table (lake/retention.py).
+CREATE TABLE IF NOT EXISTS curated_rowids (
+    batch_id TEXT PRIMARY KEY,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 SCHEMA = (
     CURATED_SCHEMA
@@ -143,6 +151,17 @@ CREATE TABLE IF NOT EXISTS curated_batches (batch_id TEXT NOT NULL, run INTEGER 
     WITHOUT ROWID;
 INSERT OR IGNORE INTO curated_batches (batch_id, run) SELECT DISTINCT batch_id, run FROM curated;
 """
+# Schema 7 to 8: each batch's rowid range, from the rows there are: one sort of the table, once per
+# data directory (a batch whose rows are not all together gets the range around them all).
+MIGRATE_7_TO_8 = """
+CREATE TABLE IF NOT EXISTS curated_rowids (
+    batch_id TEXT PRIMARY KEY,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR REPLACE INTO curated_rowids (batch_id, first_id, last_id)
+    SELECT batch_id, MIN(id), MAX(id) FROM curated GROUP BY batch_id;
+"""
 
 
 class Database:
@@ -180,11 +199,13 @@ class Database:
             self._conn.executescript(SCHEMA)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif version == 4:
-            self._migrate(MIGRATE_4_TO_5 + MIGRATE_5_TO_6 + MIGRATE_6_TO_7)
+            self._migrate(MIGRATE_4_TO_5 + MIGRATE_5_TO_6 + MIGRATE_6_TO_7 + MIGRATE_7_TO_8)
         elif version == 5:
-            self._migrate(MIGRATE_5_TO_6 + MIGRATE_6_TO_7)
+            self._migrate(MIGRATE_5_TO_6 + MIGRATE_6_TO_7 + MIGRATE_7_TO_8)
         elif version == 6:
-            self._migrate(MIGRATE_6_TO_7)
+            self._migrate(MIGRATE_6_TO_7 + MIGRATE_7_TO_8)
+        elif version == 7:
+            self._migrate(MIGRATE_7_TO_8)
         elif version != SCHEMA_VERSION:
             raise StorageError(
                 f"{path} was made by another version of eventpipe (schema {version}, this one reads"
