@@ -28,9 +28,13 @@ def test_a_new_bucket_has_every_prefix_as_an_empty_folder(tmp_path: Path) -> Non
     root = tmp_path / "bucket"
     # WHEN a bucket is opened on it
     bucket = FolderBucket(root)
-    # THEN each prefix is a folder and nothing is listed
-    assert sorted(p.name + "/" for p in root.iterdir()) == sorted(PREFIXES)
+    # THEN each prefix is a folder (not staged/, which only earlier versions wrote) and nothing is listed
+    assert sorted(p.name + "/" for p in root.iterdir()) == sorted(PREFIXES) == ["incoming/", "raw/", "rejected/"]
     assert list(bucket.keys("")) == []
+    assert list(bucket.keys("staged/")) == []
+    # AND an object put under another prefix makes its folder
+    bucket.put("staged/left-by-an-earlier-version", b"x")
+    assert list(bucket.keys("staged/")) == ["staged/left-by-an-earlier-version"]
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)

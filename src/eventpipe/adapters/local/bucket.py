@@ -14,7 +14,9 @@ from eventpipe.core.errors import ObjectNotFoundError, StorageError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-PREFIXES = ("incoming/", "raw/", "staged/", "rejected/")
+# The folders made with the bucket. Not `staged/`: only earlier versions wrote there (core/rawbatch.py),
+# and a folder is made by the first object put in it.
+PREFIXES = ("incoming/", "raw/", "rejected/")
 
 Version = tuple[int, int, int]  # inode, size, modification time in ns: one content of a key, as an S3 ETag
 
