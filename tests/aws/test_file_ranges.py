@@ -155,6 +155,28 @@ def test_small_files_and_gzip_are_read_whole(
     assert invocations.sent == []
 
 
+def test_a_dropped_file_is_read_with_the_one_s3_client_of_the_container(
+    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a fresh container that splits large files, every client it builds counted
+    pipeline = load_pipeline(monkeypatch, EVENTPIPE_RANGE_FUNCTION=INGEST, EVENTPIPE_FILE_RANGE_BYTES=str(RANGE_BYTES))
+    session = pipeline.module.runtime._session
+    built: list[str] = []
+    create_client = session.create_client
+
+    def counted(service: str, *args: Any, **kwargs: Any) -> Any:
+        built.append(service)
+        return create_client(service, *args, **kwargs)
+
+    monkeypatch.setattr(session, "create_client", counted)
+    # WHEN its first invocation is a small dropped file (its size asked, then the file read)
+    s3.put_object(Bucket=BUCKET, Key="incoming/small.ndjson", Body=ndjson(10_000)[0])
+    (outcome,) = pipeline.invoke("ingest", drop_event("incoming/small.ndjson"))["objects"]
+    # THEN it was ingested whole, with one S3 client for both
+    assert outcome["status"] == "ingested"
+    assert built.count("s3") == 1
+
+
 def range_body(**changes: Any) -> dict[str, Any]:
     document = {"bucket": BUCKET, "key": "incoming/x", "version_id": None, "etag": None, "start": 0, "end": 9}
     return {k: v for k, v in {**document, **changes}.items() if v != "drop"}

@@ -86,6 +86,7 @@ class AwsRuntime:
 
     @cached_property
     def _s3(self) -> Any:
+        """The one S3 client: the raw and analytics buckets, the byte ranges of large files, the schemas."""
         return make_client("s3", self._session, lazy=True)
 
     @cached_property
@@ -177,7 +178,7 @@ class AwsRuntime:
         from eventpipe.adapters.aws.file_ranges import S3FileRanges
 
         ranges = AsyncInvoker(self.resources.range_function, session=self._session)
-        return S3FileRanges(ranges, self.settings.file_range_bytes, make_client("s3", self._session))
+        return S3FileRanges(ranges, self.settings.file_range_bytes, self._s3)
 
     @cached_property
     def analytics(self) -> S3RawBucket:
@@ -268,7 +269,7 @@ class AwsRuntime:
         schemas = S3Schemas(
             bucket,
             prefix,
-            make_client("s3", self._session),
+            self._s3,
             refresh_s=self.settings.schema_refresh_s,
             monotonic=lambda: self.monotonic(),
         )
