@@ -407,3 +407,27 @@ def test_aggregates_stay_after_an_erasure(tmp_path: Path) -> None:
     assert orjson.loads(before.stdout)["totals"]["unique_users"] == 2
     counted = eventpipe("query", "SELECT count(*) AS n FROM events", "--json", data_dir=data_dir)
     assert orjson.loads(counted.stdout) == [{"n": 2}]
+
+
+def test_an_id_sent_as_a_number_is_erased_and_other_lines_holding_its_digits_stay(tmp_path: Path) -> None:
+    # GIVEN the user's events with the id as text (curated) and as a JSON number (rejected by the schema),
+    # and someone else's: curated, and malformed, each holding the id's digits elsewhere
+    number = 4815162342
+    mine = [make_event(user_id=str(number)), {**make_event(), "user_id": number}]
+    others = [make_event(user_id="someone", session_id=f"s-{number}")]
+    malformed = b'{"event_id": "cut", "user_id": "someone", "n": ' + str(number).encode() + b", "
+    source = tmp_path / "in.ndjson"
+    source.write_bytes(b"\n".join([*map(orjson.dumps, mine + others), malformed]) + b"\n")
+    data_dir = tmp_path / "data"
+    assert eventpipe("ingest", str(source), data_dir=data_dir).returncode == 0
+    # WHEN the user is erased
+    result = eventpipe("erase", "--user-id", str(number), "--json", data_dir=data_dir)
+    # THEN their curated event and their rejected one went; the others' two events stay
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout)["events_erased"] == 2
+    kept = eventpipe("query", "SELECT user_id FROM events", "--json", data_dir=data_dir)
+    assert orjson.loads(kept.stdout) == [{"user_id": "someone"}]
+    rejected = eventpipe("query", "SELECT raw FROM rejected", "--json", data_dir=data_dir)
+    assert [row["raw"].encode() for row in orjson.loads(rejected.stdout)] == [malformed]
+    raw = [line for path in (data_dir / "bucket" / "raw").rglob("*") if path.is_file() for line in [path.read_bytes()]]
+    assert not any(b'"user_id":' + str(number).encode() in data.replace(b" ", b"") for data in raw)

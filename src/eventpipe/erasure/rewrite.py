@@ -25,7 +25,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 def raw_batch(data: bytes, target: ErasureTarget) -> bytes | None:
     """A raw batch without the matching lines (and their positions), nor matching refused events."""
-    if not target.may_hold(data):
+    if not target.may_mention(data):
         return None
     batch = RawBatch.decode(data)
     keep = [i for i, line in enumerate(batch.events) if not target.matches_line(line)]
@@ -74,7 +74,7 @@ def _scrubbed(facts: RequestFacts) -> RequestFacts:
 
 def staged(data: bytes, target: ErasureTarget) -> bytes | None:
     """A staged object (a header of facts, then one payload line per fact) without the matching events."""
-    if not target.may_hold(data):
+    if not target.may_mention(data):
         return None
     header_line, _, body = data.partition(b"\n")
     header = orjson.loads(header_line)
@@ -88,7 +88,7 @@ def staged(data: bytes, target: ErasureTarget) -> bytes | None:
 
 def blank_lines(data: bytes, target: ErasureTarget) -> tuple[bytes, list[bytes]] | None:
     """A curated segment with each matching line emptied (line numbers kept), and those lines."""
-    if not target.may_hold(data):
+    if not target.may_mention(data):
         return None
     lines = data.split(b"\n")
     matched = [i for i, line in enumerate(lines) if line and target.matches_line(line)]
@@ -107,7 +107,7 @@ def dropped_file(data: bytes, target: ErasureTarget, *, max_bytes: int) -> bytes
         content = _gunzip(data, max_bytes) if compressed else data
     except StorageError:  # a broken or oversized gzip (refused for that, say): it cannot be read as events
         return b"" if target.may_hold(data) else None
-    if not target.may_hold(content):
+    if not target.may_mention(content):
         return None
     document = _json_document(content)
     rewritten = _ndjson(content, target) if document is None else _document(document, target)

@@ -17,6 +17,7 @@ FIELDS = ("user_id", "anonymous_id")
 _ESCAPE = re.compile(
     rb'\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})|\\(["\\/bfnrt])'
 )
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")  # an id a client may send as a JSON number
 _SHORT = {b'"': b'"', b"\\": b"\\", b"/": b"/", b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t"}
 
 
@@ -45,6 +46,13 @@ class ErasureTarget:
         return tuple(sorted({orjson.dumps(value) for values in self.ids.values() for value in values}))
 
     @property
+    def number_forms(self) -> tuple[bytes, ...]:
+        """The ids that read as integers, as JSON numbers (`123`): a client may send an id so (the
+        schema rejects it to the quarantine), and `matches_event` reads it back as the same text."""
+        values = {value for values in self.ids.values() for value in values}
+        return tuple(sorted(value.encode() for value in values if _INTEGER.fullmatch(value)))
+
+    @property
     def escaped_forms(self) -> tuple[bytes, ...]:
         """The ids as text between quotes, as orjson and as an ASCII-only encoder write them (upper and
         lower case hex): what a search of a file's bytes looks for."""
@@ -64,6 +72,11 @@ class ErasureTarget:
         plain = _unescaped(data)
         return any(b'"' + value.encode() + b'"' in plain for values in self.ids.values() for value in values)
 
+    def may_mention(self, data: bytes) -> bool:
+        """`may_hold`, or the text holds an id as a number: for text whose events are then read one
+        by one (digits alone are too common to decide anything by)."""
+        return self.may_hold(data) or any(number in data for number in self.number_forms)
+
     def matches_event(self, event: Any) -> bool:
         if not isinstance(event, dict):
             return False
@@ -73,12 +86,12 @@ class ErasureTarget:
         """A stored event's text: it matches when its ids do; text that is not JSON (a malformed
         event) matches when it holds an id at all, since it cannot be read any other way."""
         data = line.encode() if isinstance(line, str) else line
-        if not self.may_hold(data):
+        if not self.may_mention(data):
             return False
         try:
             return self.matches_event(orjson.loads(data))
         except orjson.JSONDecodeError:
-            return True
+            return self.may_hold(data)
 
     def matches_value(self, field: str, value: str | None) -> bool:
         return value is not None and value in self.ids[field]
