@@ -30,6 +30,11 @@ MAX_WORKER_PROCESSES = 16  # each holds a runtime (tens of MiB) and shares SQLit
 # a disk filling (and a value this large is more likely a slip, e.g. bytes given for MiB).
 MAX_PENDING_MIB = 65_536
 MAX_EVENT_BYTES = 256 * 1024  # a curated event and its quarantine record must fit a 400 KB DynamoDB item
+MAX_BODY_BYTES = 256 * 1024**2  # a body is held whole in memory (API Gateway stops at 10 MB anyway)
+MAX_FILE_BYTES = 1 << 40  # 1 TiB decompressed: past it, a file is a mistake or a bomb, not a batch of events
+MAX_SQLITE_CACHE_MIB = 65_536
+MAX_SCHEMA_REFRESH_S = 86_400  # a day: schemas looked for less often than that are as good as never
+MAX_DAYS = 36_500  # a hundred years: more is a slip, not a policy
 MIN_FILE_RANGE_BYTES = 1024 * 1024  # a range per MiB at the least: smaller ranges would cost more invocations than work
 
 
@@ -77,9 +82,13 @@ class Settings:
         event_bytes = positive_int(environ, "EVENTPIPE_MAX_EVENT_BYTES", defaults.max_event_bytes, most=MAX_EVENT_BYTES)
         limits = Limits(
             max_event_bytes=event_bytes,
-            max_body_bytes=positive_int(environ, "EVENTPIPE_MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_body_bytes=positive_int(
+                environ, "EVENTPIPE_MAX_BODY_BYTES", defaults.max_body_bytes, most=MAX_BODY_BYTES
+            ),
             max_batch_events=batch_events,
-            max_file_bytes=positive_int(environ, "EVENTPIPE_MAX_FILE_BYTES", defaults.max_file_bytes),
+            max_file_bytes=positive_int(
+                environ, "EVENTPIPE_MAX_FILE_BYTES", defaults.max_file_bytes, most=MAX_FILE_BYTES
+            ),
         )
         enrichers = _names(environ.get("EVENTPIPE_ENRICHERS") or "all")
         rates_file = None if remote.get("currency_rates_uri") else environ.get("EVENTPIPE_CURRENCY_RATES")
@@ -98,13 +107,17 @@ class Settings:
             schema_dir=Path(schema_dir) if schema_dir else None,
             limits=limits,
             enrichment=enrichment,
-            sqlite_cache_mib=positive_int(environ, "EVENTPIPE_SQLITE_CACHE_MIB", cls.sqlite_cache_mib),
+            sqlite_cache_mib=positive_int(
+                environ, "EVENTPIPE_SQLITE_CACHE_MIB", cls.sqlite_cache_mib, most=MAX_SQLITE_CACHE_MIB
+            ),
             dedup_filter_mib=positive_int(
                 environ, "EVENTPIPE_DEDUP_FILTER_MIB", cls.dedup_filter_mib, most=MAX_DEDUP_FILTER_MIB
             ),
             api_token=environ.get("EVENTPIPE_API_TOKEN") or None,
             trusted_proxies=_networks(environ, "EVENTPIPE_TRUSTED_PROXIES"),
-            schema_refresh_s=positive_int(environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s),
+            schema_refresh_s=positive_int(
+                environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s, most=MAX_SCHEMA_REFRESH_S
+            ),
             file_range_bytes=_file_range_bytes(environ, event_bytes),
             batch_window_ms=_window_ms(environ, "EVENTPIPE_BATCH_WINDOW_MS", cls.batch_window_ms),
             group_max_events=positive_int(
@@ -238,8 +251,10 @@ class AwsResources:
             analytics_bucket=environ.get("EVENTPIPE_ANALYTICS_BUCKET") or None,
             request_stream=environ.get("EVENTPIPE_REQUEST_STREAM") or None,
             microbatch_below_events=positive_int(
-                environ, "EVENTPIPE_MICROBATCH_BELOW_EVENTS", cls.microbatch_below_events
+                environ, "EVENTPIPE_MICROBATCH_BELOW_EVENTS", cls.microbatch_below_events, most=MAX_BATCH_EVENTS
             ),
-            curated_ttl_days=positive_int(environ, "EVENTPIPE_CURATED_TTL_DAYS", cls.curated_ttl_days),
-            quarantine_ttl_days=positive_int(environ, "EVENTPIPE_QUARANTINE_TTL_DAYS", cls.quarantine_ttl_days),
+            curated_ttl_days=positive_int(environ, "EVENTPIPE_CURATED_TTL_DAYS", cls.curated_ttl_days, most=MAX_DAYS),
+            quarantine_ttl_days=positive_int(
+                environ, "EVENTPIPE_QUARANTINE_TTL_DAYS", cls.quarantine_ttl_days, most=MAX_DAYS
+            ),
         )

@@ -11,7 +11,7 @@ import pytest
 from eventpipe.core.enrich import ALL_ENRICHERS, ENRICHER_ORDER, build_enrichers, default_rates
 from eventpipe.core.errors import ConfigError
 from eventpipe.core.model import Limits
-from eventpipe.settings import Settings
+from eventpipe.settings import AwsResources, Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -223,7 +223,6 @@ AWS_NAMES = {
 
 
 def test_the_curated_items_ttl_defaults_to_a_week_and_is_read_in_days() -> None:
-    from eventpipe.settings import AwsResources
 
     assert AwsResources.from_env(AWS_NAMES).curated_ttl_days == 7
     assert AwsResources.from_env({**AWS_NAMES, "EVENTPIPE_CURATED_TTL_DAYS": "30"}).curated_ttl_days == 30
@@ -231,7 +230,6 @@ def test_the_curated_items_ttl_defaults_to_a_week_and_is_read_in_days() -> None:
 
 @pytest.mark.parametrize("text", ["0", "-1", "seven", "1.5"])
 def test_a_curated_ttl_that_is_not_a_positive_number_of_days_is_refused(text: str) -> None:
-    from eventpipe.settings import AwsResources
 
     with pytest.raises(ConfigError, match="EVENTPIPE_CURATED_TTL_DAYS"):
         AwsResources.from_env({**AWS_NAMES, "EVENTPIPE_CURATED_TTL_DAYS": text})
@@ -262,6 +260,10 @@ def test_a_malformed_pending_bound_is_refused_naming_the_variable(bad: str) -> N
         ("EVENTPIPE_GROUP_MAX_EVENTS", 5000, lambda s: s.group_max_events),
         ("EVENTPIPE_WORKER_PROCESSES", 16, lambda s: s.worker_processes),
         ("EVENTPIPE_MAX_PENDING_MIB", 65536, lambda s: s.max_pending_mib),
+        ("EVENTPIPE_MAX_BODY_BYTES", 256 * 1024**2, lambda s: s.limits.max_body_bytes),
+        ("EVENTPIPE_MAX_FILE_BYTES", 1 << 40, lambda s: s.limits.max_file_bytes),
+        ("EVENTPIPE_SQLITE_CACHE_MIB", 65536, lambda s: s.sqlite_cache_mib),
+        ("EVENTPIPE_SCHEMA_REFRESH_S", 86400, lambda s: s.schema_refresh_s),
     ],
 )
 def test_a_capped_whole_number_is_taken_up_to_its_most_and_refused_above(
@@ -272,3 +274,19 @@ def test_a_capped_whole_number_is_taken_up_to_its_most_and_refused_above(
         Settings.from_env({name: str(most + 1)})
     with pytest.raises(ConfigError, match=f"^{name}='0' must be greater than 0$"):
         Settings.from_env({name: "0"})
+
+
+@pytest.mark.parametrize(
+    ("name", "most", "read"),
+    [
+        ("EVENTPIPE_MICROBATCH_BELOW_EVENTS", 5000, lambda r: r.microbatch_below_events),
+        ("EVENTPIPE_CURATED_TTL_DAYS", 36500, lambda r: r.curated_ttl_days),
+        ("EVENTPIPE_QUARANTINE_TTL_DAYS", 36500, lambda r: r.quarantine_ttl_days),
+    ],
+)
+def test_a_capped_aws_setting_is_taken_up_to_its_most_and_refused_above(
+    name: str, most: int, read: Callable[[AwsResources], int]
+) -> None:
+    assert read(AwsResources.from_env({**AWS_NAMES, name: str(most)})) == most
+    with pytest.raises(ConfigError, match=f"^{name}={most + 1} is above the most allowed, {most}$"):
+        AwsResources.from_env({**AWS_NAMES, name: str(most + 1)})

@@ -9,12 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from eventpipe.core.errors import ConfigError
-from eventpipe.settings import positive_int
+from eventpipe.settings import MAX_DAYS, positive_int
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-MAX_RETENTION_DAYS = 36_500  # a hundred years: more is a slip, not a policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,4 +35,4 @@ class LakeSettings:
 
 def _days(environ: Mapping[str, str], name: str) -> int | None:
     """Days to keep; unset or blank: keep everything."""
-    return positive_int(environ, name, None, most=MAX_RETENTION_DAYS)
+    return positive_int(environ, name, None, most=MAX_DAYS)
