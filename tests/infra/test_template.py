@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from eventpipe import settings
 from eventpipe.adapters.aws import tables
 from eventpipe.core.export import export_window
 from eventpipe.core.insight_rows import InsightsRows, MinuteRow
@@ -800,8 +801,19 @@ def test_settings_are_parameters_whose_defaults_are_the_codes_defaults(template:
         defaults.schema_refresh_s,
         defaults.file_range_bytes,
     )
-    assert parameters["MaxEventBytes"]["MaxValue"] == MAX_EVENT_BYTES
-    assert parameters["MaxBatchEvents"]["MaxValue"] == MAX_BATCH_EVENTS
+    # the most each setting allows: a stack cannot be deployed with a value its functions would refuse
+    assert {name: parameters[name]["MaxValue"] for name in PARAMETER_MOST} == PARAMETER_MOST
+
+
+PARAMETER_MOST = {
+    "MaxEventBytes": MAX_EVENT_BYTES,
+    "MaxBatchEvents": MAX_BATCH_EVENTS,
+    "MaxBodyBytes": settings.MAX_BODY_BYTES,
+    "MaxFileBytes": settings.MAX_FILE_BYTES,
+    "SchemaRefreshSeconds": settings.MAX_SCHEMA_REFRESH_S,
+    "CuratedTtlDays": settings.MAX_DAYS,
+    "RawRetentionDays": settings.MAX_DAYS,
+}
 
 
 def test_the_pseudonym_key_is_never_in_the_template_only_its_parameter_name(

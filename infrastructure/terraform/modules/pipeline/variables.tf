@@ -90,9 +90,10 @@ variable "settings" {
   validation {
     condition = (
       var.settings.max_event_bytes >= 1 && var.settings.max_event_bytes <= 262144
-      && var.settings.max_body_bytes >= 1 && var.settings.max_file_bytes >= 1
+      && var.settings.max_body_bytes >= 1 && var.settings.max_body_bytes <= 268435456
+      && var.settings.max_file_bytes >= 1 && var.settings.max_file_bytes <= 1099511627776
       && var.settings.max_batch_events >= 1 && var.settings.max_batch_events <= 5000
-      && var.settings.schema_refresh_seconds >= 10
+      && var.settings.schema_refresh_seconds >= 10 && var.settings.schema_refresh_seconds <= 86400
       && var.settings.file_range_bytes >= 1048576
       && can(regex("^(all|none|[a-z_]+(,[a-z_]+)*)$", var.settings.enrichers))
       && can(regex("^$|^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$", var.settings.pseudonymise_fields))
@@ -186,8 +187,8 @@ variable "curated_ttl_days" {
   default     = 7
 
   validation {
-    condition     = var.curated_ttl_days >= 1
-    error_message = "At least one day."
+    condition     = var.curated_ttl_days >= 1 && var.curated_ttl_days <= 36500
+    error_message = "From one day to 36500 (the functions refuse more)."
   }
 }
 
@@ -197,8 +198,8 @@ variable "raw_retention_days" {
   default     = 30
 
   validation {
-    condition     = var.raw_retention_days >= 1
-    error_message = "At least one day."
+    condition     = var.raw_retention_days >= 1 && var.raw_retention_days <= 36500
+    error_message = "From one day to 36500 (the functions refuse more)."
   }
 }
 
