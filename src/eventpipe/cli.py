@@ -18,7 +18,7 @@ from eventpipe.core.errors import ConfigError, EventpipeError, InputError
 from eventpipe.core.ingest import IngestSummary
 from eventpipe.core.readers import DamagedInputError
 from eventpipe.core.replay import BATCH_NOT_DONE, REFUSED_AT_INGEST, ReplaySummary
-from eventpipe.lake.cli import add_lake_commands, before_processing, fed_lake_writer, sync_lake
+from eventpipe.lake.cli import add_lake_commands, before_processing, sync_lake
 from eventpipe.settings import Settings
 
 if TYPE_CHECKING:
@@ -247,10 +247,8 @@ def _ingest(args: argparse.Namespace) -> int:
     command = _command_runtime("eventpipe ingest")
     tune_for_batches()
     try:
-        lake = None
         if command.lock is not None:  # beside a running `eventpipe up`, it did this at its start
             before_processing(command.runtime)
-            lake = fed_lake_writer(command.runtime)  # its batches run here: they feed the lake's rows
         command.finish_unfinished(include_failed=False)  # what a crashed run left pending
         total = IngestSummary()
         errors = 0
@@ -269,7 +267,7 @@ def _ingest(args: argparse.Namespace) -> int:
                 _warn_about(path, summary)
             total.merge(summary)
         if command.lock is not None:  # beside a running `eventpipe up`, its worker keeps the lake up to date
-            sync_lake(command.runtime, lake)  # the lake holds every event this run curated
+            sync_lake(command.runtime)  # the lake holds every event this run curated
     finally:
         command.close()
     if args.json:

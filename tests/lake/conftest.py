@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from eventpipe.lake.feed import LakeFeed
 from eventpipe.lake.writer import LakeWriter
 from tests.conftest import ndjson
 
@@ -18,14 +17,9 @@ if TYPE_CHECKING:
 _versions = itertools.count()
 
 
-@pytest.fixture(params=["decoded", "fed"])
-def lake(request: pytest.FixtureRequest, runtime: LocalRuntime) -> LakeWriter:
-    """The runtime's lake writer: decoding the curated segments, or fed by the batch step (lake/feed.py)
-    as in `eventpipe ingest`. Every test of the writer runs with each."""
-    feed = None
-    if request.param == "fed":
-        feed = runtime.steps.curated_feed = LakeFeed()
-    return LakeWriter(runtime.db, runtime.segments, runtime.settings.data_dir / "lake", runtime.clock, feed)
+@pytest.fixture
+def lake(runtime: LocalRuntime) -> LakeWriter:
+    return LakeWriter(runtime.db, runtime.segments, runtime.settings.data_dir / "lake", runtime.clock)
 
 
 def ingest(runtime: LocalRuntime, *events: Any) -> None:

@@ -6,7 +6,7 @@ pass an in-memory one. Adapters translate their vendor's exceptions into `Storag
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -41,19 +41,6 @@ class CuratedStore(Protocol):
 
     def owners(self, event_ids: Sequence[str]) -> dict[str, str]:
         """The batch that stored each of these event ids, by id in lower case; ids not stored are absent."""
-
-
-class CuratedFeed(Protocol):
-    """Given each batch's curated events as the batch step holds them: the local lake's feed
-    (lake/feed.py), which builds the lake's rows from them instead of decoding them again."""
-
-    def row(self, event: dict[str, Any], properties_text: bytes, enrichment_text: bytes) -> object:
-        """What the feed keeps of a curated event, with the JSON texts of its `properties` and
-        `enrichment` as its payload holds them; called once its payload is written."""
-
-    def add(self, batch_id: str, rows: Sequence[Any], payloads: Sequence[bytes], stored: Sequence[bool]) -> None:
-        """A batch's curated events, once stored: their `row`s and payloads in payload order, and which
-        of them the curated store stored."""
 
 
 class Quarantine(Protocol):

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from eventpipe.core.ports import (
         BatchStore,
         Clock,
-        CuratedFeed,
         CuratedStore,
         InsightsStore,
         Quarantine,
@@ -51,7 +50,6 @@ class CuratedBatch:
     facts: list[Fact] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
     released: list[tuple[str, int]] = field(default_factory=list)  # quarantine records that passed now
-    feed_rows: list[object] = field(default_factory=list)  # with a curated feed: each payload's row for it
 
 
 class PipelineSteps:
@@ -62,13 +60,8 @@ class PipelineSteps:
     batch, so it needs no grouping (the default).
 
     The lake is not written here: on one machine the lake writer follows the curated store, on AWS
-    `write_lake` follows the curated table's stream (adapters/aws/lake_stream.py). Where the lake
-    writer runs in the process that runs the batches, it sets `curated_feed` (lake/feed.py): each
-    batch's curated events are then handed to it as held here, so that the writer need not decode
-    them again.
+    `write_lake` follows the curated table's stream (adapters/aws/lake_stream.py).
     """
-
-    curated_feed: CuratedFeed | None = None
 
     def __init__(
         self,
@@ -133,8 +126,6 @@ class PipelineSteps:
             )
             self.insights.apply(batch_id, aggregate)
             self.quarantine.remove(batch.released)
-        if self.curated_feed is not None and batch.payloads:
-            self.curated_feed.add(batch_id, batch.feed_rows, batch.payloads, flags)
         return _outcome(len(batch.facts), len(new), duplicates, dict(rejected), raw.received_at_ms)
 
     def _curate_batch(self, batch_id: str, raw: RawBatch) -> CuratedBatch:
@@ -161,9 +152,8 @@ class PipelineSteps:
         requests = (
             [f or None for f in raw.facts_by_event()] if raw.requests else [raw.request or None] * len(raw.events)
         )
-        feed_rows = batch.feed_rows if self.curated_feed is not None else None
         for (record_batch, record_index), data, request in zip(keys, raw.events, requests, strict=True):
-            event, payload, reasons = self._curate(data, received_at, request, feed_rows)
+            event, payload, reasons = self._curate(data, received_at, request)
             if reasons:
                 event_id = event.get("event_id") if isinstance(event, dict) else None
                 text = _quarantined_text(data, request)
@@ -178,11 +168,8 @@ class PipelineSteps:
             batch.payloads.append(payload)
         return batch
 
-    def _curate(
-        self, data: bytes, received_at: str, request: RequestFacts | None, feed_rows: list[object] | None
-    ) -> tuple[Any, bytes, list[Reason]]:
-        """The curated event and its JSON text, or the reasons it is rejected; with `feed_rows`, a
-        curated event's row for the curated feed is appended to it."""
+    def _curate(self, data: bytes, received_at: str, request: RequestFacts | None) -> tuple[Any, bytes, list[Reason]]:
+        """The curated event and its JSON text, or the reasons it is rejected."""
         event, malformed = parse_event(data)
         if malformed is not None:
             return None, b"", [malformed]
@@ -206,19 +193,9 @@ class PipelineSteps:
             context.pop("ip", None)  # never stored raw, even with the `ip` enricher switched off
         event["enrichment"] = enrichment
         try:
-            if feed_rows is None:
-                return event, orjson.dumps(event), []
-            return event, self._dumps_for_feed(event, feed_rows), []
+            return event, orjson.dumps(event), []
         except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (254 levels)
             return event, b"", [Reason(ReasonCode.TOO_LARGE, "$", f"cannot be stored: {exc}")]
-
-    def _dumps_for_feed(self, event: dict[str, Any], feed_rows: list[object]) -> bytes:
-        """The event's payload, with its row for the curated feed appended to `feed_rows`: built now,
-        while the event is in the CPU's caches."""
-        payload, properties_text, enrichment_text = dumps_keeping_texts(event)
-        assert self.curated_feed is not None
-        feed_rows.append(self.curated_feed.row(event, properties_text, enrichment_text))
-        return payload
 
     def mark_done(self, state: MarkDoneInput) -> StepStatus:
         """`{batch_id, curated, duplicates, rejected}` -> the batch is done (a retry writes the same)."""
@@ -244,29 +221,6 @@ def _outcome(
         "received_at_ms": received_at_ms,
         "repeated": False,
     }
-
-
-def dumps_keeping_texts(event: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
-    """`orjson.dumps(event)`, byte for byte, and the JSON texts of its `properties` and `enrichment`
-    as it holds them: each is serialised once, and the event's text takes it as it is
-    (`orjson.Fragment`). Each is serialised inside a list, one level down, as inside the event:
-    orjson's nesting limit refuses the same events either way."""
-    properties, enrichment = event.get("properties", _ABSENT), event["enrichment"]
-    properties_text = b"null" if properties is _ABSENT else orjson.dumps([properties])[1:-1]
-    enrichment_text = orjson.dumps([enrichment])[1:-1]
-    if properties is not _ABSENT:
-        event["properties"] = orjson.Fragment(properties_text)
-    event["enrichment"] = orjson.Fragment(enrichment_text)
-    try:
-        payload = orjson.dumps(event)
-    finally:  # the facts and the feed read the objects
-        event["enrichment"] = enrichment
-        if properties is not _ABSENT:
-            event["properties"] = properties
-    return payload, properties_text, enrichment_text
-
-
-_ABSENT = object()  # an event without `properties`: its text is `null`, as the lake reads it
 
 
 def _quarantined_text(data: bytes, request: RequestFacts | None) -> str:

@@ -25,7 +25,6 @@ _VISIBLE = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {0x0
 if TYPE_CHECKING:
     import argparse
 
-    from eventpipe.lake.writer import LakeWriter
     from eventpipe.localrun.runtime import LocalRuntime
 
 
@@ -62,28 +61,15 @@ def before_processing(runtime: LocalRuntime) -> None:
         apply_retention(runtime, settings)
 
 
-def fed_lake_writer(runtime: LocalRuntime) -> LakeWriter | None:
-    """The lake's writer, fed by the batches `runtime` runs from now on (lake/feed.py); None when
-    EVENTPIPE_LAKE=off. Create it before running them, and `sync_lake` with it after."""
-    from eventpipe.lake.settings import LakeSettings
-
-    if not LakeSettings.from_env().enabled:
-        return None  # before the writer's import, which loads pyarrow
-    from eventpipe.lake.writer import lake_writer
-
-    return lake_writer(runtime, fed=True)
-
-
-def sync_lake(runtime: LocalRuntime, writer: LakeWriter | None = None) -> int:
+def sync_lake(runtime: LocalRuntime) -> int:
     """Bring the lake up to date with the curated store (nothing when EVENTPIPE_LAKE=off)."""
     from eventpipe.lake.settings import LakeSettings
 
-    if writer is None:
-        if not LakeSettings.from_env().enabled:
-            return 0  # before the writer's import, which loads pyarrow
-        from eventpipe.lake.writer import lake_writer
+    if not LakeSettings.from_env().enabled:
+        return 0  # before the writer's import, which loads pyarrow
+    from eventpipe.lake.writer import lake_writer
 
-        writer = lake_writer(runtime)
+    writer = lake_writer(runtime)
     return writer.sync(budget_s=float("inf")) if writer else 0
 
 

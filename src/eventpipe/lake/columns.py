@@ -7,11 +7,10 @@ of `eventpipe query` all use `LAKE_SCHEMA`, so every file of the lake has the sa
 from __future__ import annotations
 
 import logging
-import math
 from array import array
 from datetime import UTC, datetime
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import pyarrow as pa
@@ -195,11 +194,6 @@ class LakeRows:
         if len(self._events) >= SLICE_ROWS:
             self._flush()
 
-    def add_table(self, table: pa.Table) -> None:
-        """Add rows already in Arrow (`LAKE_SCHEMA`), after the events added before them."""
-        self._flush()
-        self._add_rows(table)
-
     def __len__(self) -> int:
         return self._rows + len(self._events)
 
@@ -209,15 +203,11 @@ class LakeRows:
         return {partition_of(hour): pa.concat_tables(self._hours[hour]) for hour in sorted(self._hours)}
 
     def _flush(self) -> None:
-        """The pending events into Arrow."""
+        """The pending events into Arrow, split by the hour of their event time."""
         if not self._events:
             return
         table = self._table(self._events, self._batch_ids)
         self._events, self._batch_ids = [], []
-        self._add_rows(table)
-
-    def _add_rows(self, table: pa.Table) -> None:
-        """Rows in Arrow, split by the hour of their event time."""
         self._rows += table.num_rows
         if table.num_rows == 0:
             return
@@ -305,83 +295,7 @@ class LakeRows:
         return kept_events, enrichments, kept_ids
 
 
-def row_of_dict(event: dict[str, Any], properties_text: bytes, enrichment_text: bytes) -> tuple[Any, ...]:
-    """A curated event as the batch step holds it (a dict, with the JSON texts of its `properties` and
-    `enrichment` as its payload has them) as the lake's row: its columns' values, in `LAKE_SCHEMA`'s
-    order but `batch_id`. The same row `LakeRows` decodes from its payload (tests/lake/test_feed.py
-    holds the two to each other).
-
-    Built while the step holds the event: read once, while it is in the CPU's caches (a pass per
-    column over a batch's events, after the batch, cost twice as much). Raises (`TypeError`,
-    `AttributeError`, `KeyError`) where the event is not as the decoding reads it, and `table_of_rows`
-    raises where a value is not of its column's type: the batch is then left to the decoding."""
-    enrichment = event["enrichment"]
-    agent = enrichment.get("user_agent") or _NO_DICT
-    campaign = enrichment.get("campaign") or _NO_DICT
-    referrer = enrichment.get("referrer") or _NO_DICT
-    bot = enrichment.get("bot")
-    amount = (enrichment.get("revenue") or _NO_DICT).get("amount")
-    get = event.get
-    return (
-        event["event_id"],
-        event["event_type"],
-        get("schema_version"),
-        event["occurred_at"],
-        get("received_at"),
-        get("user_id"),
-        get("anonymous_id"),
-        get("session_id"),
-        get("app_id"),
-        agent.get("browser"),
-        agent.get("os"),
-        agent.get("device_type"),
-        bot if bot is not None else agent.get("is_bot"),
-        (enrichment.get("geo") or _NO_DICT).get("country"),
-        campaign.get("source"),
-        campaign.get("medium"),
-        campaign.get("name"),
-        referrer.get("host"),
-        referrer.get("medium"),
-        None if amount is None else _amount(amount),
-        properties_text,
-        enrichment_text,
-    )
-
-
-def table_of_rows(rows: Sequence[tuple[Any, ...]], batch_id: str) -> pa.Table:
-    """`row_of_dict`'s rows of one batch as an Arrow table of `LAKE_SCHEMA` (`pa.ArrowException`
-    where a value is not of its column's type, `ValueError` where an event time cannot be read)."""
-    columns: list[Any] = list(zip(*rows, strict=True))
-    for name in ("occurred_at", "received_at"):
-        at = COLUMN_NAMES.index(name)
-        columns[at] = _timestamps(list(columns[at]))
-    if columns[COLUMN_NAMES.index("occurred_at")].null_count:
-        raise ValueError("an event time that cannot be read")
-    for name in ("properties", "enrichment"):
-        at = COLUMN_NAMES.index(name)
-        columns[at] = _texts(columns[at])
-    columns.append([batch_id] * len(rows))
-    return pa.Table.from_arrays(
-        [
-            values if isinstance(values, pa.Array) else pa.array(values, type=field.type)
-            for values, field in zip(columns, LAKE_SCHEMA, strict=True)
-        ],
-        schema=LAKE_SCHEMA,
-    )
-
-
-_NO_DICT: dict[str, Any] = {}
-
-
-def _amount(amount: object) -> float | None:
-    """A revenue amount as its payload holds it: a number (a boolean is not one, though Arrow takes it
-    as one), null where it is not finite (orjson writes NaN and infinities as null)."""
-    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
-        raise TypeError(f"revenue amount is {amount!r}, not a number")
-    return amount if math.isfinite(amount) else None
-
-
-def _texts(raws: Sequence[bytes]) -> pa.Array:
+def _texts(raws: list[msgspec.Raw]) -> pa.Array:
     """JSON texts as a string column, from one joined buffer and their lengths: half the time of
     a `bytes` copy of each handed to Arrow. msgspec does not check the UTF-8 of the text it skips:
     the full validation does (pa.ArrowInvalid), as Arrow's conversion of each text did."""

@@ -4,9 +4,7 @@
 partition the chunk touches (`part-<first rowid>-<last rowid>-<random>.parquet`), then lists the files and
 moves the cursor in one transaction (see manifest.py). It then merges the small files of busy or
 closed hours. `eventpipe up`'s worker calls it every few seconds and `eventpipe ingest` at its
-end; the lock makes concurrent callers take turns. A chunk's rows come from the segments, decoded,
-or from the feed (feed.py) where the batch step of this process built them and the segment is
-still the one it wrote.
+end; the lock makes concurrent callers take turns.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import pyarrow as pa
 
 from eventpipe.core.errors import ObjectNotFoundError
 from eventpipe.lake.columns import LakeRows, hour_closed
-from eventpipe.lake.feed import LakeFeed
 from eventpipe.lake.files import files_on_disk, read_parquet, remove, write_parquet
 from eventpipe.lake.manifest import RETIRED_GRACE_MS, LakeFile, LakeManifest, lake_lock
 from eventpipe.lake.settings import LakeSettings
@@ -29,9 +26,8 @@ if TYPE_CHECKING:
     import sqlite3
     from pathlib import Path
 
-    from eventpipe.adapters.local.bucket import FolderBucket
     from eventpipe.adapters.local.database import Database
-    from eventpipe.core.ports import Clock
+    from eventpipe.core.ports import Clock, RawBucket
     from eventpipe.localrun.runtime import LocalRuntime
 
 log = logging.getLogger(__name__)
@@ -86,18 +82,12 @@ def segment_key(batch_id: str) -> str:
 
 
 class LakeWriter:
-    """`feed`: the rows the batch step built of the batches this process curates (feed.py), taken
-    instead of decoding their segments where they are those the segments hold."""
-
-    def __init__(
-        self, db: Database, segments: FolderBucket, root: Path, clock: Clock, feed: LakeFeed | None = None
-    ) -> None:
+    def __init__(self, db: Database, segments: RawBucket, root: Path, clock: Clock) -> None:
         self._db = db
         self._segments = segments
         self.root = root
         self.clock = clock
         self.manifest = LakeManifest(db)
-        self.feed = feed
         self._swept = False
 
     def sync(self, *, budget_s: float = 30.0) -> int:
@@ -112,8 +102,6 @@ class LakeWriter:
             while time.monotonic() < deadline:
                 count = self._write_chunk()
                 if count is None:
-                    if self.feed is not None:  # every row curated so far is in the lake
-                        self.feed.clear()
                     break
                 written += count
             self.compact()
@@ -135,13 +123,9 @@ class LakeWriter:
             return None
         first, last = min(int(b[1]) for b in batches), max(int(b[2]) for b in batches)
         lake_rows = LakeRows()
-        for batch_id, _, _, indexes in batches:  # in the order of their rows
-            fed = self.feed.take(batch_id, indexes, self._segment_size(batch_id)) if self.feed else None
-            if fed is not None:
-                lake_rows.add_table(fed)
-                continue
+        for batch_id, _, _, indexes in batches:
             segment = self._segment(batch_id)
-            if segment is not None:
+            if segment is not None:  # in the order of their rows
                 lake_rows.add_segment(segment, sorted(map(int, indexes.split(","))), batch_id)
         files = []
         # Rowids can be given again once the largest rows are deleted (erasure, retention): the
@@ -160,10 +144,6 @@ class LakeWriter:
             return self._segments.get(segment_key(batch_id))
         except ObjectNotFoundError:  # retention removed the batch after the rows were read
             return None
-
-    def _segment_size(self, batch_id: str) -> int | None:
-        version = self._segments.entry(segment_key(batch_id)).version
-        return version[1] if version is not None else None
 
     def compact(self, *, max_partitions: int = 8) -> int:
         """Merge the live files of crowded partitions, and of hours closed for an hour; how many merged."""
@@ -190,18 +170,12 @@ class LakeWriter:
         self.manifest.forget(expired)
 
 
-def lake_writer(runtime: LocalRuntime, *, fed: bool = False) -> LakeWriter | None:
-    """The writer of a local runtime's lake, `<data dir>/lake/`; None when EVENTPIPE_LAKE=off.
-
-    `fed`: this process runs the batches through `runtime.steps` (`eventpipe ingest`, a worker that
-    runs them itself): the steps hand their curated events to the writer's feed."""
+def lake_writer(runtime: LocalRuntime) -> LakeWriter | None:
+    """The writer of a local runtime's lake, `<data dir>/lake/`; None when EVENTPIPE_LAKE=off."""
     if not LakeSettings.from_env().enabled:
         return None
     # Arrow's default allocator (mimalloc) hands freed pages back to the kernel within milliseconds,
     # so each chunk's columns fault fresh, zeroed pages in again: a quarter of the writer's CPU went
     # to the kernel. The C library's allocator keeps them for the next chunk.
     pa.set_memory_pool(pa.system_memory_pool())
-    feed = None
-    if fed:
-        feed = runtime.steps.curated_feed = LakeFeed()
-    return LakeWriter(runtime.db, runtime.segments, runtime.settings.data_dir / "lake", runtime.clock, feed)
+    return LakeWriter(runtime.db, runtime.segments, runtime.settings.data_dir / "lake", runtime.clock)

@@ -95,6 +95,7 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     _remove_unrecorded_groups(runtime)  # the worker alone forms groups: none is being written now
     watcher = DropWatcher(runtime)
     before_processing(runtime)  # an erasure a crash interrupted, before any batch runs
+    lake = lake_writer(runtime)
     logged = LoggedRequests(
         runtime,
         settings.data_dir / REQUEST_LOG_FOLDER,
@@ -102,8 +103,6 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
         window_ms=settings.batch_window_ms,
     )
     runners = batch_runners(settings, runtime)
-    # Batches run here (one process) feed the lake's rows; runner processes' do not (lake/feed.py).
-    lake = lake_writer(runtime, fed=isinstance(runners, InlineRunner))
     tune_for_batches()
     next_scan = next_lake = 0.0
     ahead: dict[str, Run] = {}  # groups recorded while every runner was busy, with what they count for
