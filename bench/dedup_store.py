@@ -4,10 +4,10 @@
 
 For each size, a fresh store is filled directly in SQLite (ids in sorted order, so the fill takes
 seconds, not the hours of random inserts) and made durable, and its filter built as a first start
-does. Then, `--repeat` times and alternating the sizes, a child process opens each store as
-`eventpipe` does (`Database`, `SqliteCuratedStore`, the default 4 MiB page cache) and stores
-`--batches` batches of 500 random ids, 5% of them already stored (a client's retries): that
-process's CPU time, wall time, peak memory and bytes written per event (WAL, checkpoints and
+does. Then, `--repeat` times and alternating the sizes (each repeat starting at the next size), a
+child process opens each store as `eventpipe` does (`Database`, `SqliteCuratedStore`, the default
+4 MiB page cache) and stores `--batches` batches of 500 random ids, 5% of them already stored (a
+client's retries): that process's CPU time, wall time, peak memory and bytes written per event (WAL, checkpoints and
 segment files) are measured; each row is the median of its repeats (each repeat adds its batches
 to the same store). Memory: the peak resident set (VmHWM), and after the batches, the store still
 open, its private part (RssAnon) and its file-backed part (RssFile: the mapped filter, the
@@ -256,7 +256,10 @@ def main() -> None:
         command += ["--old-retries", str(args.old_retries)]
         runs: dict[int, list[dict[str, float]]] = {stored: [] for stored in sizes}
         for repeat in range(args.repeat):
-            for stored in sizes:
+            # Each repeat starts at the next size: a process's place in the sequence moves its figures
+            # (the one after a restore runs among its write-back), and no size should keep one place.
+            shift = repeat % len(sizes)
+            for stored in sizes[shift:] + sizes[:shift]:
                 child = [*command, "--child", str(paths[stored]), str(stored), str(repeat)]
                 done = subprocess.run(child, capture_output=True, check=True)
                 runs[stored].append(orjson.loads(done.stdout))
