@@ -12,6 +12,7 @@ import orjson
 from eventpipe.core.enrich.pseudonymise import pseudonym
 
 FIELDS = ("user_id", "anonymous_id")
+MAX_ID_CHARS = 256  # the envelope's limit on user_id and anonymous_id
 # A JSON string escape: a surrogate pair, one \uXXXX, or a one-letter escape. Raw text holds events as
 # their clients wrote them, and any character may be escaped there (Python's json writes "é" as \u00e9).
 _ESCAPE = re.compile(
@@ -123,3 +124,13 @@ def _text(value: Any) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return None
+
+
+def is_utf8_text(value: str) -> bool:
+    """False for a string with a lone surrogate (JSON's "\\ud800", or command-line bytes that are not
+    UTF-8, which Python keeps so): no event can hold it as an id."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

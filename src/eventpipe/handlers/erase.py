@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from eventpipe.core.errors import InputError
+from eventpipe.erasure.target import MAX_ID_CHARS, is_utf8_text
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from eventpipe.adapters.aws.erasure import AwsErasure, ErasureAnswer
     from eventpipe.core.enrich import EnrichmentConfig
 
-MAX_ID_CHARS = 256  # the envelope's limit on user_id and anonymous_id
 MAX_IDS = 100
 
 
@@ -50,15 +50,6 @@ def _ids(event: Mapping[str, Any], field: str) -> list[str]:
     if len(values) > MAX_IDS:
         raise InputError(f"{field}: at most {MAX_IDS} ids per request")
     for item in values:
-        if not isinstance(item, str) or not 0 < len(item) <= MAX_ID_CHARS or not _is_text(item):
+        if not isinstance(item, str) or not 0 < len(item) <= MAX_ID_CHARS or not is_utf8_text(item):
             raise InputError(f"{field} must be a non-empty string of at most {MAX_ID_CHARS} characters")
     return list(values)
-
-
-def _is_text(value: str) -> bool:
-    """False for a string with a lone surrogate (JSON's "\\ud800"): no event can hold it."""
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -15,7 +15,6 @@ import orjson
 from eventpipe.core.errors import InputError, StorageError
 from eventpipe.settings import Settings
 
-MAX_ID_CHARS = 256  # the envelope's limit on user_id and anonymous_id
 MAX_TABLE_ROWS = 10_000  # an aligned table needs every row in memory to size its columns
 MAX_TABLE_CHARS = 16 * 1024 * 1024  # and so at most this much text (a row may hold long JSON)
 # Control characters would move the terminal's cursor (or worse) and break the columns: a table shows
@@ -154,6 +153,7 @@ def _unique(columns: list[str]) -> list[str]:
 def _erase(args: argparse.Namespace) -> int:
     from eventpipe.core.model import BatchStatus
     from eventpipe.erasure.run import erase_user
+    from eventpipe.erasure.target import MAX_ID_CHARS, is_utf8_text
     from eventpipe.localrun.commands import ERASE, CommandRuntime
 
     ids = {"--user-id": args.user_id, "--anonymous-id": args.anonymous_id}
@@ -162,7 +162,7 @@ def _erase(args: argparse.Namespace) -> int:
     for option, value in ids.items():
         if value is not None and not 0 < len(value) <= MAX_ID_CHARS:
             raise InputError(f"{option} must be 1 to {MAX_ID_CHARS} characters, as the envelope allows")
-        if value is not None and not _is_text(value):
+        if value is not None and not is_utf8_text(value):
             raise InputError(f"{option} must be UTF-8 text, as events are")
     settings = Settings.from_env()
     if not (settings.data_dir / "eventpipe.db").is_file():
@@ -194,15 +194,6 @@ def _erase(args: argparse.Namespace) -> int:
 
 def _listed(value: str | None) -> list[str]:
     return [value] if value else []
-
-
-def _is_text(value: str) -> bool:
-    """False for command-line bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _csv_cell(value: Any) -> Any:
