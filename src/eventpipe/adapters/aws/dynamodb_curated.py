@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.adapters.aws.clients import make_client
 from eventpipe.adapters.aws.dynamodb_calls import DEFAULT_BACKOFF, attempt, conditional
-from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE
+from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE, ItemLifetime
 from eventpipe.adapters.curated_base import PerEventCuratedStore
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 _NEW_OR_OURS = "attribute_not_exists(event_id) OR batch_id = :b"
 DEFAULT_TTL_DAYS = 7
-_DAY_S = 86_400
 
 
 class DynamoCuratedStore(PerEventCuratedStore):
@@ -60,10 +59,7 @@ class DynamoCuratedStore(PerEventCuratedStore):
     ) -> None:
         """`max_workers=1` runs the puts inline, in call order (for botocore's Stubber, which answers in order)."""
         super().__init__(max_workers=max_workers)
-        if ttl_days < 1:
-            raise ValueError(f"ttl_days must be at least 1, not {ttl_days}")
-        self._ttl_s = ttl_days * _DAY_S
-        self._now_s = now_s
+        self._lifetime = ItemLifetime(ttl_days, now_s)
         self._table = table_name
         self._client: DynamoDBClient = client if client is not None else make_client("dynamodb")
         self._backoff = backoff
@@ -75,7 +71,7 @@ class DynamoCuratedStore(PerEventCuratedStore):
             "batch_id": {"S": batch_id},
             "event_type": {"S": event_type},
             "payload": {"B": compress_payload(payload)},
-            TTL_ATTRIBUTE: {"N": str(int(self._now_s()) + self._ttl_s)},
+            TTL_ATTRIBUTE: self._lifetime.expires_at(),
         }
         return conditional(
             self._backoff,

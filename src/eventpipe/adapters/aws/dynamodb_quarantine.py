@@ -56,7 +56,7 @@ from eventpipe.adapters.aws.quarantine_items import (
     read_own,
     rejection_sk,
 )
-from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE, batch_pk
+from eventpipe.adapters.aws.tables import TTL_ATTRIBUTE, ItemLifetime, batch_pk
 from eventpipe.core.errors import StorageError
 
 if TYPE_CHECKING:
@@ -71,7 +71,6 @@ if TYPE_CHECKING:
     Item = dict[str, AttributeValueTypeDef]
 
 MAX_REWRITES = 20  # a chunk changed under us this many times in a row: give up (the caller's step retries)
-_DAY_S = 86_400
 
 
 class DynamoQuarantine(DynamoTable):
@@ -89,10 +88,7 @@ class DynamoQuarantine(DynamoTable):
         `ttl_days`: each item expires that many days after its write (None: kept)."""
         super().__init__(table_name, client, backoff=backoff)
         self._page_size = page_size
-        if ttl_days is not None and ttl_days < 1:
-            raise ValueError(f"ttl_days must be at least 1, not {ttl_days}")
-        self._ttl_s = None if ttl_days is None else ttl_days * _DAY_S
-        self._now_s = now_s
+        self._lifetime = None if ttl_days is None else ItemLifetime(ttl_days, now_s)
 
     def add(self, rejections: Sequence[Rejection]) -> None:
         for batch_id, records in _by_batch(rejections).items():
@@ -226,8 +222,8 @@ class DynamoQuarantine(DynamoTable):
         )
 
     def _expiring(self, item: Item) -> Item:
-        if self._ttl_s is not None:
-            item[TTL_ATTRIBUTE] = {"N": str(int(self._now_s()) + self._ttl_s)}
+        if self._lifetime is not None:
+            item[TTL_ATTRIBUTE] = self._lifetime.expires_at()
         return item
 
     def _get(self, batch_id: str, chunk: int) -> Chunk:

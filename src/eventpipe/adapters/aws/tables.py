@@ -12,10 +12,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 UNFINISHED_INDEX = "unfinished"
 TTL_ATTRIBUTE = "expires_at"
+DAY_S = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class ItemLifetime:
+    """Items that DynamoDB deletes `days` after their write: their `TTL_ATTRIBUTE` is set to then."""
+
+    days: int
+    now_s: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ValueError(f"ttl_days must be at least 1, not {self.days}")
+
+    def expires_at(self) -> AttributeValueTypeDef:
+        """The `TTL_ATTRIBUTE` value of an item written now."""
+        return {"N": str(int(self.now_s()) + self.days * DAY_S)}
 
 
 def batch_pk(batch_id: str) -> str:
