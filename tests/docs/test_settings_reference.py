@@ -100,6 +100,18 @@ def test_each_documented_default_is_the_codes(name: str, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("name", sorted(rows()))
+def test_each_documented_lowest_value_holds(name: str) -> None:
+    _, meaning = rows()[name]
+    lowest = re.search(r"at least ([\d,]+)\b", meaning)
+    if lowest is None:
+        return
+    bound = int(lowest.group(1).replace(",", ""))
+    parsed({name: str(bound)})
+    with pytest.raises(ConfigError, match=name):
+        parsed({name: str(bound - 1)})
+
+
+@pytest.mark.parametrize("name", sorted(rows()))
 def test_each_documented_bound_holds(name: str) -> None:
     _, meaning = rows()[name]
     highest = re.search(r"at most ([\d,]+)\b", meaning) or re.search(r"\(\d+ to ([\d,]+)\b", meaning)
