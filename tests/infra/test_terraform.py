@@ -236,6 +236,15 @@ def test_module_variables_validate_their_values() -> None:
         assert unchecked == [], f"modules/{name}"
 
 
+def test_reserved_concurrency_takes_every_function_s_name() -> None:
+    # GIVEN the names reserved_concurrency's validation accepts
+    spec = module(MODULES / "pipeline").variables["reserved_concurrency"]
+    condition = blocks(spec, "validation")[0]["condition"]
+    accepted = set(re.findall(r'"(\w+)"', re.search(r"contains\(\[([^\]]*)\]", condition).group(1)))
+    # THEN they are the module's functions, every one of them
+    assert accepted == set(module(MODULES / "pipeline").locals["functions"])
+
+
 # --- Environments ------------------------------------------------------------------------------------
 
 

@@ -175,7 +175,7 @@ variable "reserved_concurrency" {
   validation {
     condition = alltrue([
       for name, value in var.reserved_concurrency :
-      contains(["ingest", "process_batch", "mark_done", "mark_failed", "export_insights", "replay", "compact_lake", "erase"], name) && value >= 0
+      contains(["ingest", "process_batch", "mark_done", "mark_failed", "export_insights", "fold_insights", "replay", "start_batches", "erase", "compact_lake", "write_lake"], name) && value >= 0
     ])
     error_message = "Keys are function names of src/lambda_pipeline.py; values are 0 or more."
   }
