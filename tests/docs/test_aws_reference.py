@@ -136,3 +136,66 @@ def test_the_runbooks_resource_lookups_name_what_the_stacks_have(template: dict[
     assert not set(re.findall(r"\blogs (\w+)\)", runbook)) - names
     terraform_outputs = set(re.findall(r'^output "(\w+)"', terraform_text(), re.M))
     assert not set(re.findall(r"output -raw (\w+)", runbook)) - terraform_outputs
+
+
+def parameters_table() -> list[list[str]]:
+    """The rows of aws.md's "Stack parameters" table, as the text of each cell."""
+    lines = [line for line in section(AWS, "Stack parameters").splitlines() if line.startswith("| ")][2:]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+
+
+def named_in(text: str) -> set[str]:
+    return set(re.findall(r"`([\w.]+)`", text))
+
+
+def test_the_parameters_table_is_read() -> None:
+    assert len(parameters_table()) >= 20
+    assert all(len(row) == 4 for row in parameters_table())
+
+
+def test_every_sam_parameter_is_in_the_reference(template: dict[str, Any]) -> None:
+    named = named_in(section(AWS, "Stack parameters")) | {name for row in settings_table() for name in row[0]}
+    missing = sorted(set(template["Parameters"]) - named)
+    assert not missing, f"docs/aws.md (Stack parameters, Settings on AWS) does not name the SAM parameters: {missing}"
+
+
+def test_every_terraform_variable_is_in_the_reference() -> None:
+    from tests.infra.test_terraform import ENVIRONMENTS, MODULES, module
+
+    named = named_in(section(AWS, "Stack parameters"))
+    # monitoring's stack_name, resources and tags are wired by the stage's root, not chosen
+    wiring = {"stack_name", "resources", "tags"}
+    variables = set(module(MODULES / "pipeline").variables)
+    variables |= set(module(MODULES / "monitoring").variables) - wiring
+    for stage in ("dev", "prod"):
+        variables |= set(module(ENVIRONMENTS / stage).variables)
+    missing = sorted(variables - named)
+    assert not missing, f"docs/aws.md (Stack parameters) does not name the Terraform variables: {missing}"
+
+
+def test_each_parameters_documented_default_is_the_templates(template: dict[str, Any]) -> None:
+    compared = 0
+    for sam, _, default, _ in parameters_table():
+        for name in named_in(sam):
+            spec = template["Parameters"][name]
+            expected = str(spec["Default"]) if "Default" in spec else "required"
+            expected = expected or "none"  # an empty string: the parameter is off
+            assert expected in re.findall(r"[\w.-]+", default), f"{name}: documented {default!r}, template {expected!r}"
+            compared += 1
+    assert compared >= 15
+
+
+def test_each_terraform_only_default_is_the_modules() -> None:
+    from tests.infra.test_terraform import MODULES, module
+
+    variables = module(MODULES / "pipeline").variables
+    compared = 0
+    for sam, terraform, default, _ in parameters_table():
+        names = named_in(terraform)
+        if sam != "-" or len(names) != 1:
+            continue
+        value = variables[names.pop()].get("default")
+        if isinstance(value, (bool, int, str)):
+            assert f"`{str(value).lower() if isinstance(value, bool) else value}`" in default or str(value) == default
+            compared += 1
+    assert compared >= 6

@@ -226,7 +226,7 @@ variable "staged_retention_days" {
 }
 
 variable "noncurrent_version_retention_days" {
-  description = "Days a replaced or deleted object version of the raw bucket is kept."
+  description = "Days a replaced or deleted object version is kept, in the raw and the analytics bucket (SAM: 7)."
   type        = number
   default     = 7
 
