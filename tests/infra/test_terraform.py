@@ -245,6 +245,20 @@ def test_reserved_concurrency_takes_every_function_s_name() -> None:
     assert accepted == set(module(MODULES / "pipeline").locals["functions"])
 
 
+def test_function_settings_refuses_every_name_the_module_sets() -> None:
+    # GIVEN the EVENTPIPE_* names the module sets in the functions' environment
+    pipeline = module(MODULES / "pipeline")
+    text = "\n".join(
+        path.read_text(encoding="utf-8") for path in (MODULES / "pipeline").glob("*.tf") if path.name != "variables.tf"
+    )
+    set_by_module = set(re.findall(r"\b(EVENTPIPE_\w+)\s*=(?!=)", text))
+    assert {"EVENTPIPE_BUCKET", "EVENTPIPE_REQUEST_STREAM", "EVENTPIPE_MAX_BODY_BYTES"} <= set_by_module
+    # THEN function_settings refuses each, so that a stage cannot set one beside (or under) the module
+    condition = blocks(pipeline.variables["function_settings"], "validation")[0]["condition"]
+    refused = set(re.findall(r'"(EVENTPIPE_\w+)"', condition))
+    assert set_by_module - refused == set()
+
+
 # --- Environments ------------------------------------------------------------------------------------
 
 

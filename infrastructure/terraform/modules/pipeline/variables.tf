@@ -59,14 +59,17 @@ variable "function_settings" {
       for name in keys(var.function_settings) :
       can(regex("^EVENTPIPE_[A-Z0-9_]+$", name)) && !contains([
         "EVENTPIPE_BUCKET", "EVENTPIPE_CURATED_TABLE", "EVENTPIPE_STATE_TABLE", "EVENTPIPE_INSIGHTS_TABLE",
-        "EVENTPIPE_STATE_MACHINE_ARN", "EVENTPIPE_DATA_DIR", "EVENTPIPE_PSEUDONYM_KEY", "EVENTPIPE_CURATED_TTL_DAYS",
+        "EVENTPIPE_STATE_MACHINE_ARN", "EVENTPIPE_APPS_TABLE", "EVENTPIPE_ANALYTICS_BUCKET", "EVENTPIPE_REQUEST_STREAM",
+        "EVENTPIPE_START_FUNCTION", "EVENTPIPE_RANGE_FUNCTION", "EVENTPIPE_DATA_DIR", "EVENTPIPE_PSEUDONYM_KEY",
+        # set from curated_ttl_days and raw_retention_days
+        "EVENTPIPE_CURATED_TTL_DAYS", "EVENTPIPE_QUARANTINE_TTL_DAYS",
         # set from var.settings
         "EVENTPIPE_MAX_EVENT_BYTES", "EVENTPIPE_MAX_BODY_BYTES", "EVENTPIPE_MAX_BATCH_EVENTS", "EVENTPIPE_MAX_FILE_BYTES",
         "EVENTPIPE_ENRICHERS", "EVENTPIPE_PSEUDONYMISE_FIELDS", "EVENTPIPE_PSEUDONYM_KEY_PARAM",
         "EVENTPIPE_CURRENCY_RATES", "EVENTPIPE_SCHEMA_DIR", "EVENTPIPE_SCHEMA_REFRESH_S", "EVENTPIPE_FILE_RANGE_BYTES",
       ], name)
     ])
-    error_message = "Settings are EVENTPIPE_* names other than the resource names the module sets, the ones var.settings sets, the local-only EVENTPIPE_DATA_DIR and EVENTPIPE_PSEUDONYM_KEY (a secret would sit in the state: use settings.pseudonym_key_name)."
+    error_message = "Settings are EVENTPIPE_* names other than the resource names the module sets, the ones var.settings, curated_ttl_days and raw_retention_days set, the local-only EVENTPIPE_DATA_DIR and EVENTPIPE_PSEUDONYM_KEY (a secret would sit in the state: use settings.pseudonym_key_name)."
   }
 }
 
