@@ -87,6 +87,12 @@ def test_the_rejected_view_holds_the_quarantine(data_dir: Path) -> None:
         ("EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1", "EXPLAIN"),  # EXPLAIN ANALYZE runs what it explains
         ("EXPLAIN ANALYZE COPY (SELECT 1) TO 'out.csv'", "EXPLAIN"),
         ("-- a comment, no statement", "one statement"),
+        ("WITH x AS (COPY (SELECT 1) TO 'out.csv') SELECT 1", "COPY"),  # a SELECT whose WITH clause writes
+        ("WITH x AS (INSERT INTO t VALUES (1) RETURNING *) SELECT * FROM x", "INSERT"),
+        ("WITH x AS (COPY (SELECT 1) TO 'out.csv') PIVOT events ON event_type USING count(*)", "COPY"),
+        ("COPY (PIVOT events ON event_type USING count(*)) TO 'out.csv'", "PIVOT"),  # a PIVOT inside a write
+        ("CREATE TABLE t AS PIVOT events ON event_type USING count(*)", "PIVOT"),
+        ("EXPLAIN ANALYZE PIVOT events ON event_type USING count(*)", "PIVOT"),
         ("SELECT 'x" + "y" * 100_000 + "'", "longer than"),
     ],
 )
@@ -107,6 +113,43 @@ def test_bad_or_writing_sql_is_one_line_and_exit_2(data_dir: Path, sql: str, nam
     assert names in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in data_dir.parent.rglob("*")) == before  # nothing written
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "PIVOT events ON event_type USING count(*) GROUP BY user_id ORDER BY user_id",
+        "PIVOT events ON event_type USING count(*) GROUP BY user_id ORDER BY user_id; -- the end",
+        "WITH p AS (PIVOT events ON event_type USING count(*) GROUP BY user_id) FROM p ORDER BY user_id",
+        "PIVOT events ON event_type IN ('page_view', 'purchase', 'signup') USING count(*) GROUP BY user_id"
+        " ORDER BY user_id",
+    ],
+)
+def test_a_pivot_finds_its_columns_itself(data_dir: Path, sql: str) -> None:
+    # DuckDB runs a PIVOT without an IN list as two statements: one that finds the values, then the query
+    result = eventpipe("query", sql, "--json", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout) == [
+        {"user_id": "u-1", "page_view": 1, "purchase": 1, "signup": 0},
+        {"user_id": "u-2", "page_view": 0, "purchase": 0, "signup": 1},
+    ]
+
+
+def test_a_with_clause_cannot_write_over_a_lake_file(data_dir: Path) -> None:
+    # The lake's files are the ones the connection may open, and DuckDB runs a COPY in a WITH clause
+    lake_file = next((data_dir / "lake").rglob("*.parquet"))
+    before = lake_file.read_bytes()
+    sql = f"WITH x AS (COPY (SELECT 42 AS n) TO '{lake_file}' (USE_TMP_FILE false)) SELECT 1"
+    result = eventpipe("query", sql, data_dir=data_dir)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "COPY" in result.stderr
+    assert lake_file.read_bytes() == before
+
+
+def test_a_column_named_like_a_write_is_read_in_quotes(data_dir: Path) -> None:
+    assert eventpipe("query", "SELECT update FROM (SELECT 1 AS update)", data_dir=data_dir).returncode == 2
+    result = eventpipe("query", """SELECT "update" FROM (SELECT 'copy' AS "update")""", "--csv", data_dir=data_dir)
+    assert (result.returncode, result.stdout) == (0, "update\ncopy\n")
 
 
 def test_sql_that_is_not_utf8_text_is_one_line_and_exit_2(data_dir: Path) -> None:

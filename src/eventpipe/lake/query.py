@@ -3,7 +3,8 @@
 The connection is an in-memory DuckDB whose views read the lake's live files (from the manifest)
 and, when the SQL names it, the quarantine. Then file access is closed to everything but those
 files and the configuration is locked, and only one SELECT (or EXPLAIN of one) is run: COPY,
-ATTACH, CREATE, INSTALL, SET and the like are refused before they run.
+ATTACH, CREATE, INSTALL, SET and the like are refused before they run, and so is a SELECT whose WITH
+clause would write (`WITH x AS (COPY ... TO ...) SELECT ...`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ if TYPE_CHECKING:
 
 MAX_SQL_CHARS = 100_000
 PAGE_ROWS = 10_000
-_ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+# MULTI: a PIVOT without an IN list, which DuckDB runs as a CREATE TYPE of the values it finds, then the
+# query; `_statements` lets it through only when it reads as a subquery.
+_ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.MULTI}
+# What a WITH clause may hold besides a SELECT (DuckDB runs it): a statement type's check cannot see it.
+_WRITE_KEYWORDS = frozenset({"COPY", "INSERT", "UPDATE", "DELETE", "MERGE"})
 _REJECTED_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),
@@ -111,11 +116,43 @@ def _statements(con: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
     if statements[0].type not in _ALLOWED:
         kind = str(statements[0].type).rsplit(".", 1)[-1]
         raise QueryError(f"only SELECT queries run here (this is {kind}): the lake is read-only")
+    if statements[0].type is duckdb.StatementType.MULTI and not _reads_as_subquery(con, statements[0].query):
+        raise QueryError("only SELECT queries run here, PIVOT among them: the lake is read-only")
     if statements[0].type is duckdb.StatementType.EXPLAIN:
         explained = _EXPLAINED.match(statements[0].query)
         if explained is None or [s.type for s in _parsed(con, explained["rest"])] != [duckdb.StatementType.SELECT]:
             raise QueryError("EXPLAIN runs here only as EXPLAIN [ANALYZE] SELECT ...: the lake is read-only")
+    if written := _write_keyword(sql):
+        raise QueryError(f"only SELECT queries run here (this one names {written}): the lake is read-only")
     return statements
+
+
+def _write_keyword(sql: str) -> str | None:
+    """The first keyword of `sql` that writes from inside a query (a name in quotes, a string or a
+    comment is no keyword)."""
+    for _, kind, word in _tokens(sql):
+        if kind == duckdb.token_type.keyword and word.upper() in _WRITE_KEYWORDS:
+            return word.upper()
+    return None
+
+
+def _reads_as_subquery(con: duckdb.DuckDBPyConnection, query: str) -> bool:
+    """True when `query` parses as the subquery of a SELECT: a query, not a COPY or CREATE around one."""
+    tokens = _tokens(query)
+    while tokens and (tokens[-1][1] == duckdb.token_type.comment or tokens[-1][2] == ";"):
+        tokens.pop()  # the statement's own end, which a subquery cannot hold
+    end = tokens[-1][0] + len(tokens[-1][2].encode()) if tokens else 0
+    wrapped = "SELECT * FROM (\n" + query.encode()[:end].decode() + "\n)"
+    return [s.type for s in _parsed(con, wrapped)] in ([duckdb.StatementType.MULTI], [duckdb.StatementType.SELECT])
+
+
+def _tokens(sql: str) -> list[tuple[int, Any, str]]:
+    """DuckDB's tokens of `sql`: each one's offset in the UTF-8 text (as the tokenizer gives it), kind
+    and text."""
+    text = sql.encode()
+    starts = duckdb.tokenize(sql)
+    ends = [start for start, _ in starts[1:]] + [len(text)]
+    return [(start, kind, text[start:end].decode().strip()) for (start, kind), end in zip(starts, ends, strict=True)]
 
 
 def _parsed(con: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
