@@ -197,6 +197,26 @@ def test_values_of_any_type_print_in_every_form(data_dir: Path, form: list[str])
         assert result.stdout.splitlines()[2].split()[:2] == ["12345678901234567890123", '{"1":[2]}']
 
 
+def test_csv_and_the_table_write_booleans_times_and_nested_values_as_json_does(data_dir: Path) -> None:
+    sql = (
+        "SELECT bot, NOT bot AS human, NULL AS nothing, TIMESTAMPTZ '2026-11-28 05:59:30.5+00' AS at,"
+        " {'ok': true, 'n': NULL} AS nested, [false, NULL] AS list FROM events WHERE event_type = 'signup'"
+    )
+    (row,) = orjson.loads(eventpipe("query", sql, "--json", data_dir=data_dir).stdout)
+    assert row == {
+        "bot": False,
+        "human": True,
+        "nothing": None,
+        "at": "2026-11-28T05:59:30.500000+00:00",
+        "nested": {"ok": True, "n": None},
+        "list": [False, None],
+    }
+    rows = list(csv.reader(io.StringIO(eventpipe("query", sql, "--csv", data_dir=data_dir).stdout)))
+    assert rows[1] == ["false", "true", "", "2026-11-28T05:59:30.500000+00:00", '{"ok":true,"n":null}', "[false,null]"]
+    table = eventpipe("query", sql, data_dir=data_dir).stdout.splitlines()
+    assert table[2].split() == ["false", "true", "NULL", *rows[1][3:]]
+
+
 def test_the_table_shows_control_characters_and_aligns_wide_ones(data_dir: Path) -> None:
     # an event's text is someone else's input: an escape sequence in it must not reach the terminal
     sql = "SELECT * FROM (VALUES ('日本語', 'a' || chr(27) || '[2J' || chr(10) || 'b'), ('ab', 'c')) t(wide, ctl)"

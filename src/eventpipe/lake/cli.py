@@ -201,8 +201,11 @@ def _csv_cell(value: Any) -> Any:
 
 
 def _text(value: Any) -> str:
+    """A value as the table and CSV show it: as --json writes it, but for text without its quotes."""
     if value is None:
         return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     if isinstance(value, (dict, list)):
