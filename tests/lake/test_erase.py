@@ -190,9 +190,14 @@ def test_an_unknown_user_changes_nothing(tmp_path: Path) -> None:
 
     before = snapshot()
     result = eventpipe("erase", "--user-id", "nobody-here", "--json", data_dir=data_dir)
-    assert result.returncode == 1
-    assert "no event of that user" in result.stderr
+    assert result.returncode == 0  # the request is met: nothing of that user is stored
+    assert result.stderr == "eventpipe: no event of that user is stored: nothing was changed\n"
     assert orjson.loads(result.stdout) == {"events_erased": 0, "files_rewritten": 0}
+    assert snapshot() == before
+    result = eventpipe("erase", "--anonymous-id", "nobody-here", data_dir=data_dir)
+    assert result.returncode == 0
+    assert result.stdout.split() == ["events", "erased", "0", "files", "rewritten", "0"]
+    assert "nothing was changed" in result.stderr
     assert snapshot() == before
 
 

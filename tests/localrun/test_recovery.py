@@ -353,7 +353,7 @@ def test_a_group_raw_batch_left_by_a_kill_before_its_record_is_deleted_on_restar
         check=False,
         timeout=120,
     )
-    assert erased.returncode == 1  # the user was never there: only the grouping mattered
+    assert erased.returncode == 0  # the user was never there: only the grouping mattered
     assert erased.stderr == b"eventpipe: no event of that user is stored: nothing was changed\n"
     with up(data_dir) as third:
         wait_idle(third.url)

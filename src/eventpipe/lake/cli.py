@@ -183,12 +183,13 @@ def _erase(args: argparse.Namespace) -> int:
         command.close()
     if args.json:
         print(orjson.dumps(result.as_dict()).decode())
-    if result.events_erased == 0 and result.files_rewritten == 0:
-        print("eventpipe: no event of that user is stored: nothing was changed", file=sys.stderr)
-        return 1
-    if not args.json:
+    else:
         print(f"events erased   {result.events_erased:>10,}")
         print(f"files rewritten {result.files_rewritten:>10,}")
+    if result.events_erased == 0 and result.files_rewritten == 0:
+        # Exit 0 all the same: the request is met (nothing of the user is stored), as the AWS function
+        # answers it, and a request sent again, or after a run a crash cut short, is no error.
+        print("eventpipe: no event of that user is stored: nothing was changed", file=sys.stderr)
     return 0
 
 
