@@ -124,13 +124,3 @@ def _text(value: Any) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return None
-
-
-def is_utf8_text(value: str) -> bool:
-    """False for a string with a lone surrogate (JSON's "\\ud800", or command-line bytes that are not
-    UTF-8, which Python keeps so): no event can hold it as an id."""
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from eventpipe.core.errors import InputError
-from eventpipe.erasure.target import MAX_ID_CHARS, is_utf8_text
+from eventpipe.core.utf8 import is_utf8_text
+from eventpipe.erasure.target import MAX_ID_CHARS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -152,8 +152,9 @@ def _unique(columns: list[str]) -> list[str]:
 
 def _erase(args: argparse.Namespace) -> int:
     from eventpipe.core.model import BatchStatus
+    from eventpipe.core.utf8 import is_utf8_text
     from eventpipe.erasure.run import erase_user
-    from eventpipe.erasure.target import MAX_ID_CHARS, is_utf8_text
+    from eventpipe.erasure.target import MAX_ID_CHARS
     from eventpipe.localrun.commands import ERASE, CommandRuntime
 
     ids = {"--user-id": args.user_id, "--anonymous-id": args.anonymous_id}

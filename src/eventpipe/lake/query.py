@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.core.errors import InputError, StorageError
+from eventpipe.core.utf8 import is_utf8_text
 from eventpipe.lake.columns import LAKE_SCHEMA
 
 if TYPE_CHECKING:
@@ -70,11 +71,8 @@ def open_query(data_dir: Path, sql: str) -> Iterator[tuple[list[str], Iterator[l
     whatever the result's size); `QueryError` names what is wrong with it."""
     if len(sql) > MAX_SQL_CHARS:
         raise QueryError(f"the SQL is longer than {MAX_SQL_CHARS} characters")
-    if not sql.isascii():
-        try:
-            sql.encode()
-        except UnicodeEncodeError:  # bytes of the command line that are not UTF-8
-            raise QueryError("the SQL is not valid UTF-8 text") from None
+    if not is_utf8_text(sql):  # bytes of the command line that are not UTF-8
+        raise QueryError("the SQL is not valid UTF-8 text")
     db_path = data_dir / "eventpipe.db"
     if not db_path.is_file():
         raise StorageError(f"no data in {data_dir}: nothing has been ingested there")

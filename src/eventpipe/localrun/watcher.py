@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from eventpipe.core.batch_ids import folder_etag
 from eventpipe.core.errors import ObjectNotFoundError, StorageError
+from eventpipe.core.utf8 import is_utf8_text
 from eventpipe.handlers.drops import INCOMING_PREFIX, DropOutcome, ObjectDrop, ingest_drop
 from eventpipe.handlers.services import ReadableBucket, Services
 
@@ -60,14 +61,6 @@ class WatchedBucket(ReadableBucket, Protocol):
 class WatchedServices(Services, Protocol):
     @property
     def bucket(self) -> WatchedBucket: ...
-
-
-def _is_utf8(key: str) -> bool:
-    try:
-        key.encode("utf-8")  # fails on the surrogate escapes that stand for undecodable bytes
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _shown(key: str) -> str:
@@ -123,7 +116,7 @@ class DropWatcher:
             listed.add(key)
             if key in self._unmoved:
                 self._move(key, self._unmoved[key])
-            elif not _is_utf8(key):
+            elif not is_utf8_text(key):
                 self._move(key, REJECTED_PREFIX, "its name is not valid UTF-8 (give it a UTF-8 name)")
             elif entry.kind is None or entry.version is None:
                 continue  # gone since it was listed
