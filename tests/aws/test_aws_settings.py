@@ -218,3 +218,26 @@ def test_currency_rates_from_s3(dynamodb: Any, s3: Any, monkeypatch: pytest.Monk
     stored = curated_payload(dynamodb, purchase["event_id"])
     assert stored is not None
     assert stored["enrichment"]["revenue"] == {"amount": pytest.approx(59.9 / 0.5), "currency": "USD"}
+
+
+def test_the_currency_rates_are_read_with_the_one_s3_client_of_the_container(
+    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a fresh container whose rates are in S3, every client it builds counted
+    s3.put_object(Bucket=BUCKET, Key="config/rates.json", Body=orjson.dumps({"base": "USD", "rates": {"EUR": 0.5}}))
+    pipeline = load_pipeline(monkeypatch, EVENTPIPE_CURRENCY_RATES=f"s3://{BUCKET}/config/rates.json")
+    session = pipeline.module.runtime._session
+    built: list[str] = []
+    create_client = session.create_client
+
+    def counted(service: str, *args: Any, **kwargs: Any) -> Any:
+        built.append(service)
+        return create_client(service, *args, **kwargs)
+
+    monkeypatch.setattr(session, "create_client", counted)
+    # WHEN it reads the rates, then a batch's raw events from the bucket
+    purchase = make_event("purchase")
+    ingest(pipeline, purchase)
+    # THEN one S3 client served both
+    assert curated_payload(dynamodb, purchase["event_id"]) is not None
+    assert built.count("s3") == 1

@@ -86,7 +86,8 @@ class AwsRuntime:
 
     @cached_property
     def _s3(self) -> Any:
-        """The one S3 client: the raw and analytics buckets, the byte ranges of large files, the schemas."""
+        """The one S3 client: the raw and analytics buckets, the byte ranges of large files, the schemas,
+        the currency rates."""
         return make_client("s3", self._session, lazy=True)
 
     @cached_property
@@ -285,7 +286,7 @@ class AwsRuntime:
         # Imported here: Powertools Parameters imports boto3 (about 30 ms), which only ProcessBatch needs.
         from eventpipe.awsrun.secrets import resolve_enrichment
 
-        return resolve_enrichment(self.settings, self._session)
+        return resolve_enrichment(self.settings, self._session, self._s3)
 
     @cached_property
     def finishing_steps(self) -> PipelineSteps:

@@ -4,7 +4,8 @@
   read with Powertools Parameters (decrypted by SSM; cached for the container's life, so a rotation
   takes effect as containers are replaced: RUNBOOK.md, Key rotation). The template, the
   environment and the Terraform state hold only the parameter's name.
-- The currency rates: a JSON file in S3 when `EVENTPIPE_CURRENCY_RATES` is `s3://bucket/key`.
+- The currency rates: a JSON file in S3 when `EVENTPIPE_CURRENCY_RATES` is `s3://bucket/key`, read
+  with the runtime's S3 client (a container builds one).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -32,11 +33,12 @@ MIN_KEY_BYTES = 32  # an HMAC key shorter than its hash's output weakens it; 32 
 KEY_CACHE_S = 365 * 24 * 3600  # read once per container: every container of a deploy uses one key
 
 
-def resolve_enrichment(settings: Settings, session: botocore.session.Session) -> EnrichmentConfig:
-    """`settings.enrichment` with the S3 rates and the SSM key filled in, where settings name them."""
+def resolve_enrichment(settings: Settings, session: botocore.session.Session, s3: Any) -> EnrichmentConfig:
+    """`settings.enrichment` with the S3 rates (read with the client `s3`) and the SSM key filled in,
+    where settings name them."""
     config = settings.enrichment
     if settings.currency_rates_uri is not None:
-        base, rates = _rates_from_s3(settings.currency_rates_uri, session)
+        base, rates = _rates_from_s3(settings.currency_rates_uri, s3)
         config = dataclasses.replace(config, base_currency=base, rates=rates)
     if settings.pseudonym_key_param is not None:
         key = pseudonym_key(settings.pseudonym_key_param, SSMProvider(boto3_client=make_client("ssm", session)))
@@ -57,9 +59,9 @@ def pseudonym_key(name: str, provider: SSMProvider) -> bytes:
     return value.encode()
 
 
-def _rates_from_s3(uri: str, session: botocore.session.Session) -> tuple[str, dict[str, float]]:
+def _rates_from_s3(uri: str, s3: Any) -> tuple[str, dict[str, float]]:
     bucket, key = parse_s3_uri(uri, "EVENTPIPE_CURRENCY_RATES")
-    data = get_object(make_client("s3", session), bucket, key, MAX_RATES_BYTES)
+    data = get_object(s3, bucket, key, MAX_RATES_BYTES)
     with tempfile.TemporaryDirectory(prefix="eventpipe-rates-") as folder:
         path = Path(folder) / "rates.json"
         path.write_bytes(data)
