@@ -533,6 +533,11 @@ def output_has(server: Server, text: bytes) -> bool:
     return text in b"".join(server.output)
 
 
+# How long a test of a running `up` waits for its worker to get somewhere: a bound that only a wedged
+# worker reaches, not a speed (a loaded machine has taken more than 20 s to read two small files).
+WORKER_BOUND_S = 180.0
+
+
 def test_a_deeply_nested_json_event_is_refused_alone(tmp_path: Path) -> None:
     with up(tmp_path / "data") as own:  # a server of its own: a failure could take its worker down for good
         # GIVEN a JSON document of a valid event and one nested 600 deep, then a good file
@@ -542,13 +547,13 @@ def test_a_deeply_nested_json_event_is_refused_alone(tmp_path: Path) -> None:
         data, expected = mixed_lines(3)
         drop(own, "b-good.ndjson", data)
         # THEN the deep event alone is refused, the file is processed, and the good file is read
-        assert file_totals(own, "a-deep.json", timeout=10) == {
+        assert file_totals(own, "a-deep.json", timeout=WORKER_BOUND_S) == {
             "received": 2,
             "curated": 1,
             "duplicates": 0,
             "rejected": 1,
         }
-        assert file_totals(own, "b-good.ndjson", timeout=10) == expected
+        assert file_totals(own, "b-good.ndjson", timeout=WORKER_BOUND_S) == expected
         # AND the worker never restarted
         assert health(own.url)["worker"]["restarts"] == 0
 
@@ -569,16 +574,20 @@ def test_entries_that_are_not_readable_files_move_to_rejected_and_the_worker_goe
             data, expected = mixed_lines(3)
             drop(own, "b-good.ndjson", data)
             # THEN the good file is read, the others move to rejected/ unread, each with an error
-            assert file_totals(own, "b-good.ndjson", timeout=20) == expected
+            assert file_totals(own, "b-good.ndjson", timeout=WORKER_BOUND_S) == expected
             for name in odd:
-                wait_for(functools.partial(os.path.lexists, rejected(own) / name), what=f"{name!r} in rejected/")
+                wait_for(
+                    functools.partial(os.path.lexists, rejected(own) / name),
+                    what=f"{name!r} in rejected/",
+                    timeout=WORKER_BOUND_S,
+                )
                 assert not os.path.lexists(incoming(own) / name)
-        for text in (
+        for text in (  # the worker logs a refusal once the entry has moved, and the output comes through a pipe
             b"a-pipe.ndjson refused, moved to rejected/: it is a FIFO",
             b"a-socket.ndjson refused, moved to rejected/: it is a socket",
             b"a-\\xff.ndjson refused, moved to rejected/: its name is not valid UTF-8",
         ):
-            assert output_has(own, text), text
+            wait_for(functools.partial(output_has, own, text), what=f"{text!r} logged", timeout=WORKER_BOUND_S)
         # AND the worker never restarted
         assert health(own.url)["worker"]["restarts"] == 0
 
