@@ -193,10 +193,9 @@ class LocalRuntime:
         so it holds nothing that is not elsewhere. Call it only where no other process forms groups: at
         the worker's start, or from a command that holds the data directory's lock.
         """
-        keys = self.bucket.keys(RAW_PREFIX + GROUP_PREFIX)  # a group's is raw/<group id>.ndjson (rawbatch.py)
-        ids = {key.removeprefix(RAW_PREFIX).removesuffix(".ndjson"): key for key in keys}
-        recorded = self.batches.known(sorted(ids))
-        unrecorded = [key for batch_id, key in ids.items() if batch_id not in recorded]
+        keys = list(self.bucket.keys(RAW_PREFIX + GROUP_PREFIX))  # a group's is raw/<group id>.ndjson (rawbatch.py)
+        recorded = self.batches.ids_starting(GROUP_PREFIX)  # every group's record at once: one read of an index
+        unrecorded = [key for key in keys if key.removeprefix(RAW_PREFIX).removesuffix(".ndjson") not in recorded]
         for key in unrecorded:
             self.bucket.delete(key)
         if unrecorded:

@@ -118,6 +118,13 @@ class SqliteBatchStore:
                 ],
             )
 
+    def ids_starting(self, prefix: str) -> set[str]:
+        """Every recorded batch id that starts with `prefix` (not empty): one range of the key's index."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        with self._db.reading() as conn:
+            rows = conn.execute("SELECT batch_id FROM batches WHERE batch_id >= ? AND batch_id < ?", (prefix, end))
+            return {str(row[0]) for row in rows}
+
     def known(self, batch_ids: Sequence[str]) -> set[str]:
         """Which of these batch ids are recorded."""
         found: set[str] = set()
