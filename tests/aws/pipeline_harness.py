@@ -147,3 +147,17 @@ def load_pipeline(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Pipeline:
     pipeline = Pipeline(module, arn, sfn, insights_stream=stream, curated_stream=CuratedStream(client))
     module.runtime.sleep = pipeline.slept.append
     return pipeline
+
+
+def count_clients(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The services of every client the container builds from now on, one entry a client, in order."""
+    session = pipeline.module.runtime._session
+    built: list[str] = []
+    create_client = session.create_client
+
+    def counted(service: str, *args: Any, **kwargs: Any) -> Any:
+        built.append(service)
+        return create_client(service, *args, **kwargs)
+
+    monkeypatch.setattr(session, "create_client", counted)
+    return built

@@ -18,7 +18,7 @@ from eventpipe.core.enrich.pseudonymise import pseudonym
 from eventpipe.core.errors import ConfigError, SchemaLoadError
 from eventpipe.settings import Settings
 from tests.aws.conftest import BUCKET, CURATED_TABLE, REGION
-from tests.aws.pipeline_harness import Pipeline, load_pipeline
+from tests.aws.pipeline_harness import Pipeline, count_clients, load_pipeline
 from tests.conftest import make_event
 
 KEY = "k" * 48
@@ -226,15 +226,7 @@ def test_the_currency_rates_are_read_with_the_one_s3_client_of_the_container(
     # GIVEN a fresh container whose rates are in S3, every client it builds counted
     s3.put_object(Bucket=BUCKET, Key="config/rates.json", Body=orjson.dumps({"base": "USD", "rates": {"EUR": 0.5}}))
     pipeline = load_pipeline(monkeypatch, EVENTPIPE_CURRENCY_RATES=f"s3://{BUCKET}/config/rates.json")
-    session = pipeline.module.runtime._session
-    built: list[str] = []
-    create_client = session.create_client
-
-    def counted(service: str, *args: Any, **kwargs: Any) -> Any:
-        built.append(service)
-        return create_client(service, *args, **kwargs)
-
-    monkeypatch.setattr(session, "create_client", counted)
+    built = count_clients(pipeline, monkeypatch)
     # WHEN it reads the rates, then a batch's raw events from the bucket
     purchase = make_event("purchase")
     ingest(pipeline, purchase)

@@ -17,7 +17,7 @@ from eventpipe.core.rawbatch import RawBatch
 from eventpipe.core.readers import GZIP_MAGIC
 from tests.aws.async_invocations import Invocations
 from tests.aws.conftest import BUCKET
-from tests.aws.pipeline_harness import Pipeline, load_pipeline
+from tests.aws.pipeline_harness import Pipeline, count_clients, load_pipeline
 from tests.aws.scans import curated_count
 from tests.conftest import make_event
 
@@ -160,15 +160,7 @@ def test_a_dropped_file_is_read_with_the_one_s3_client_of_the_container(
 ) -> None:
     # GIVEN a fresh container that splits large files, every client it builds counted
     pipeline = load_pipeline(monkeypatch, EVENTPIPE_RANGE_FUNCTION=INGEST, EVENTPIPE_FILE_RANGE_BYTES=str(RANGE_BYTES))
-    session = pipeline.module.runtime._session
-    built: list[str] = []
-    create_client = session.create_client
-
-    def counted(service: str, *args: Any, **kwargs: Any) -> Any:
-        built.append(service)
-        return create_client(service, *args, **kwargs)
-
-    monkeypatch.setattr(session, "create_client", counted)
+    built = count_clients(pipeline, monkeypatch)
     # WHEN its first invocation is a small dropped file (its size asked, then the file read)
     s3.put_object(Bucket=BUCKET, Key="incoming/small.ndjson", Body=ndjson(10_000)[0])
     (outcome,) = pipeline.invoke("ingest", drop_event("incoming/small.ndjson"))["objects"]
