@@ -496,7 +496,8 @@ def _generate(args: argparse.Namespace) -> int:
     from eventpipe.generate import EventGenerator
 
     ratios = (args.invalid_ratio, args.duplicate_ratio)
-    if args.count < 0 or args.span_minutes < 1 or min(ratios) < 0 or sum(ratios) > 1:
+    # written so that NaN, which fails every comparison, fails this one too
+    if not (args.count >= 0 and args.span_minutes >= 1 and min(ratios) >= 0 and sum(ratios) <= 1):
         raise InputError("--count must be >= 0, --span-minutes >= 1, and the ratios >= 0 with a sum of at most 1")
     seed = args.seed if args.seed is not None else time.time_ns()
     generator = EventGenerator(seed=seed, now_ms=SystemClock().now_ms(), span_minutes=args.span_minutes)

@@ -260,6 +260,8 @@ def test_generate_writes_the_requested_number_of_lines(tmp_path: Path) -> None:
         (["insights", "--since", "yesterday"], "neither an RFC 3339 time"),
         (["generate", "--count", "3", "--span-minutes", "0"], "--span-minutes >= 1"),
         (["generate", "--count", "3", "--invalid-ratio", "0.8", "--duplicate-ratio", "0.5"], "sum of at most 1"),
+        (["generate", "--count", "3", "--invalid-ratio", "nan"], "the ratios >= 0"),
+        (["generate", "--count", "3", "--duplicate-ratio", "nan"], "the ratios >= 0"),
     ],
 )
 def test_bad_arguments_are_clear_errors(tmp_path: Path, args: list[str], message: str) -> None:
