@@ -307,6 +307,30 @@ def test_dev_and_prod_differ_only_in_their_values() -> None:
     assert prod.modules["pipeline"]["deletion_protection"] is True
 
 
+# Each output of the SAM stack and the stage's output that gives the same (docs/aws.md, Stack outputs).
+SAM_OUTPUTS = {
+    "ApiUrl": "api_url",
+    "RawBucketName": "raw_bucket_name",
+    "AnalyticsBucketName": "analytics_bucket_name",
+    "StateMachineArn": "state_machine_arn",
+    "IngestFunctionName": "function_names",
+    "ReplayFunctionName": "function_names",
+    "AppsTableName": "table_names",
+    "DeadLetterQueueUrl": "dead_letter_queue_url",
+    "AthenaWorkGroupName": "athena_workgroup_name",
+    "DashboardUrl": "dashboard_name",
+}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_stage_outputs_what_the_sam_stack_does(stage: str) -> None:
+    template = (ROOT / "infrastructure" / "template.yaml").read_text(encoding="utf-8")
+    outputs = template[template.index("\nOutputs:") :]
+    assert set(re.findall(r"^  (\w+):$", outputs, re.M)) == set(SAM_OUTPUTS)
+    missing = sorted(set(SAM_OUTPUTS.values()) - set(module(ENVIRONMENTS / stage).outputs))
+    assert not missing, f"environments/{stage} lacks the outputs {missing}"
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_wires_the_monitoring_to_the_pipeline(stage: str) -> None:
     monitoring = module(ENVIRONMENTS / stage).modules["monitoring"]

@@ -8,6 +8,16 @@ output "raw_bucket_name" {
   value       = module.pipeline.raw_bucket_name
 }
 
+output "analytics_bucket_name" {
+  description = "The analytics bucket: the insights export and the lake, which Athena and QuickSight read."
+  value       = module.pipeline.analytics_bucket_name
+}
+
+output "table_names" {
+  description = "The DynamoDB tables by role: curated, state, insights, apps (eventpipe apps create --aws-table)."
+  value       = module.pipeline.table_names
+}
+
 output "state_machine_arn" {
   description = "The workflow's ARN."
   value       = module.pipeline.state_machine_arn
