@@ -159,3 +159,86 @@ def test_turning_events_into_rows_does_not_load_pyarrow_compute(tmp_path: Path) 
 
 def _two_hours() -> bytes:
     return b"\n".join([_curated(1, "2026-11-28T05:00:00Z"), _curated(2, "2026-11-28T06:00:00Z")])
+
+
+def test_lines_past_the_end_of_a_segment_are_left_out() -> None:
+    # GIVEN a segment of three events, asked for lines 1 and 5 (not a line the chain wrote)
+    segment = b"\n".join(_curated(n, "2026-11-28T05:00:00Z") for n in range(3))
+    rows = LakeRows()
+    # WHEN they are added
+    rows.add_segment(segment, [1, 5], "b-1")
+    # THEN the event on line 1 is there, and nothing else
+    assert _user_ids(rows) == ["u-1"]
+
+
+def test_enrichments_that_are_not_objects_are_left_out_and_the_others_keep_their_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN a slice where two enrichments are numbers, one after the other (read together, `1` and
+    # `2` would make one value, `12`), between events whose enrichments are objects
+    payloads = [
+        _curated(0, "2026-11-28T05:00:00Z"),
+        _curated(1, "2026-11-28T05:00:00Z", enrichment=1),
+        _curated(2, "2026-11-28T05:00:00Z", enrichment=2),
+        _curated(3, "2026-11-28T05:00:00Z"),
+    ]
+    rows = LakeRows()
+    with caplog.at_level(logging.ERROR, logger="eventpipe.lake.columns"):
+        rows.add_segment(b"\n".join(payloads), [0, 1, 2, 3], "b-1")
+        # WHEN the tables are asked for
+        table = rows.tables()["dt=2026-11-28/hour=05"]
+    # THEN the two are said and left out, and the others' enrichment texts are their own
+    assert table.column("user_id").to_pylist() == ["u-0", "u-3"]
+    assert [orjson.loads(t) for t in table.column("enrichment").to_pylist()] == [
+        orjson.loads(p)["enrichment"] for p in (payloads[0], payloads[3])
+    ]
+    assert table.column("bot").to_pylist() == [False, True]
+    assert rows.skipped == 2
+    assert caplog.text.count("b-1") == 2
+
+
+def test_events_of_two_hours_in_one_segment_go_to_their_hours_whatever_the_offset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN segments whose events alternate between two hours, some times written with an offset
+    # (so the hour they are written in is not their hour in UTC), turned into Arrow 4 at a time
+    monkeypatch.setattr(columns, "SLICE_ROWS", 4)
+    times = ["2026-11-28T05:10:00Z", "2026-11-28T06:20:00Z", "2026-11-28T08:30:00+02:00", "2026-11-28T05:59:00-01:00"]
+    rows = LakeRows()
+    for batch in range(3):
+        segment = b"\n".join(_curated(batch * 4 + n, time) for n, time in enumerate(times))
+        rows.add_segment(segment, [0, 1, 2, 3], f"b-{batch}")
+    # WHEN the tables are asked for
+    tables = rows.tables()
+    # THEN each event is in the partition of its UTC hour, once, with its batch; those written in
+    # UTC in the order added
+    rows_of = {
+        p: list(zip(t.column("user_id").to_pylist(), t.column("batch_id").to_pylist(), strict=True))
+        for p, t in tables.items()
+    }
+    assert rows_of["dt=2026-11-28/hour=05"] == [("u-0", "b-0"), ("u-4", "b-1"), ("u-8", "b-2")]
+    late = sorted(rows_of["dt=2026-11-28/hour=06"], key=lambda row: int(row[0][2:]))
+    assert late == [(f"u-{b * 4 + n}", f"b-{b}") for b in range(3) for n in (1, 2, 3)]
+    assert [u for u, _ in rows_of["dt=2026-11-28/hour=06"] if u in ("u-1", "u-5", "u-9")] == ["u-1", "u-5", "u-9"]
+
+
+def test_events_of_many_hours_wait_for_arrow_in_bounded_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN events spread over six hours, each hour's too few for a slice of its own, and at most
+    # five events waiting for Arrow
+    monkeypatch.setattr(columns, "SLICE_ROWS", 100)
+    monkeypatch.setattr(columns, "WAITING_ROWS", 5)
+    built: list[int] = []
+    add_slice = LakeRows._add_slice
+    monkeypatch.setattr(LakeRows, "_add_slice", lambda self, e, b: (built.append(len(e)), add_slice(self, e, b)))
+    rows = LakeRows()
+    for n in range(12):
+        rows.add(_curated(n, f"2026-11-28T0{n % 6}:00:00Z"), "b-1")
+        assert n + 1 - sum(built) < 5  # added, less those in Arrow: waiting
+    # WHEN the tables are asked for
+    tables = rows.tables()
+    # THEN every event is in its hour, and no more than five ever waited
+    assert {p: t.column("user_id").to_pylist() for p, t in tables.items()} == {
+        f"dt=2026-11-28/hour=0{h}": [f"u-{h}", f"u-{h + 6}"] for h in range(6)
+    }
+    assert sum(built) == 12
+    assert len(rows) == 12
