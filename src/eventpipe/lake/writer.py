@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+import msgspec
 import pyarrow as pa
 
 from eventpipe.core.errors import ObjectNotFoundError
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 200_000
 COMPACT_AT_FILES = 8  # a partition with this many live files is merged whatever its hour
 MIN_RUN_ROWS = 256  # a chunk's runs of one batch's rows shorter than this: the rest is grouped by SQL
+# A run's line numbers (SQLite's group_concat, "0,1,2"), read as a JSON array: a quarter of the time
+# of splitting the text and converting each number.
+_LINE_NUMBERS = msgspec.json.Decoder(list[int])
 
 
 def chunk_runs(conn: sqlite3.Connection, cursor: int) -> list[tuple[str, int, int, str]]:
@@ -126,7 +130,7 @@ class LakeWriter:
         for batch_id, _, _, indexes in batches:
             segment = self._segment(batch_id)
             if segment is not None:  # in the order of their rows
-                lake_rows.add_segment(segment, sorted(map(int, indexes.split(","))), batch_id)
+                lake_rows.add_segment(segment, sorted(_LINE_NUMBERS.decode(f"[{indexes}]")), batch_id)
         files = []
         # Rowids can be given again once the largest rows are deleted (erasure, retention): the
         # random part keeps a new file from overwriting an older one of the same rows' numbers.
