@@ -16,7 +16,7 @@ from eventpipe.adapters.local.curated import uuid_key
 from eventpipe.adapters.local.database import SCHEMA_VERSION
 from eventpipe.adapters.local.dedup_runs import BITS_PER_ID, BUILT_BITS_PER_ID, DAY_MS, filter_mib
 from eventpipe.adapters.local.dedup_runs import FILTER_GROUPS as GROUPS
-from eventpipe.adapters.local.id_filter import HASHES, IdFilter
+from eventpipe.adapters.local.id_filter import HASHES, IdFilter, _hash
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -348,6 +348,22 @@ def test_the_filter_groups_hold_what_was_added() -> None:
     assert id_filter.fill_ratio(2) == 0.0 < id_filter.fill_ratio(5)
     with pytest.raises(ValueError, match="at least 1 MiB"):
         IdFilter(0)
+
+
+def test_the_filter_positions_are_the_ones_saved_filters_were_built_with() -> None:
+    # GIVEN ids (random and clock-like) and filters of the smallest and the largest size
+    rnd = random.Random(5)
+    keys = [rnd.getrandbits(128).to_bytes(16, "big") for _ in range(300)] + [uuid_key(uid(n)) for n in range(300)]
+    hashes = [int(h) for h in _hash(keys)]
+    for mib in (1, 3, 64):
+        # WHEN the filter computes where each id's bits are
+        positions = IdFilter(mib)._bit_positions(keys)
+        # THEN they are the 64-bit double hashing of the file's layout, in Python integers
+        slots = mib << 18
+        expected = [
+            [((step * (h | 1) + (h >> 32)) & 0xFFFFFFFF) * slots >> 32 for h in hashes] for step in range(HASHES)
+        ]
+        assert positions.tolist() == expected
 
 
 def test_a_filter_that_cannot_be_saved_leaves_the_store_exact(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
