@@ -53,6 +53,11 @@ _RUNS_PER_DAY_BITS = 10  # run labels are day << 10 plus a count: ordered by tim
 # Below the smallest SQLite limit on bound variables (999 before 3.32), whatever the batch size.
 IDS_PER_QUERY = 900
 PAIRS_PER_QUERY = IDS_PER_QUERY // 2  # (run, id): two variables each
+# A probe query's number of pairs, rounded up to one of these: a handful of statement texts, each
+# compiled once and kept in the connection's statement cache, instead of a new one nearly every batch
+# (its compilation cost as much as a few probes). The pairs added match nothing: no run is negative.
+PROBE_SHAPES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, PAIRS_PER_QUERY)
+_NO_PAIR = (-1, b"")
 _SCAN_ROWS = 50_000  # ids added to the filter at a time (bounded memory)
 
 
@@ -262,7 +267,9 @@ def _probe_pairs(conn: sqlite3.Connection, pairs: list[tuple[int, bytes]], colum
     pairs.sort()
     for start in range(0, len(pairs), PAIRS_PER_QUERY):
         chunk = pairs[start : start + PAIRS_PER_QUERY]
-        values = ",".join(["(?,?)"] * len(chunk))
+        shape = next(size for size in PROBE_SHAPES if size >= len(chunk))
+        chunk += [_NO_PAIR] * (shape - len(chunk))
+        values = ",".join(["(?,?)"] * shape)
         query = (  # CROSS JOIN: the pairs are the outer loop, each an equality probe of the index
             f"SELECT {columns} FROM (VALUES {values}) AS v"
             " CROSS JOIN curated AS c ON c.run = v.column1 AND c.event_id = v.column2"
