@@ -231,3 +231,44 @@ def test_a_failing_listener_is_logged_and_the_log_goes_on_writing(tmp_path: Path
         assert log.next_seq == n
     log.close()
     assert read_all(tmp_path) == [b"one", b"two"]
+
+
+def test_the_reader_is_told_at_once_after_a_quiet_spell_and_once_more_for_the_writes_in_between(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a log that tells its reader of new records at most every 3 s
+    told: list[float] = []
+    twice = threading.Event()
+
+    def tell() -> None:
+        told.append(time.monotonic())
+        if len(told) == 2:
+            twice.set()
+
+    log = RequestLog(tmp_path, max_message_bytes=LIMIT, after_write=tell, after_write_every_s=3.0)
+    try:
+        # WHEN a record is sent: the reader is told at once, by the write that took it
+        log.send(b"one")
+        assert len(told) == 1
+        # AND two more are sent, each in a write of its own
+        log.send(b"two")
+        log.send(b"three")
+        # THEN the log's thread tells the reader of them once the interval is over: no record waits
+        # unannounced, and the reader is not woken again before then
+        assert twice.wait(10)
+        assert told[1] - told[0] >= 3.0
+    finally:
+        log.close()
+    assert len(told) == 2
+    assert read_all(tmp_path) == [b"one", b"two", b"three"]
+
+
+def test_a_failing_reader_wake_is_logged_and_the_log_goes_on_writing(tmp_path: Path) -> None:
+    def broken() -> None:
+        raise ValueError("a bug in the wake-up")
+
+    log = RequestLog(tmp_path, max_message_bytes=LIMIT, after_write=broken, after_write_every_s=0.0)
+    log.send(b"one")
+    log.send(b"two")
+    log.close()
+    assert read_all(tmp_path) == [b"one", b"two"]
