@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from eventpipe.core import batch_ids
 from eventpipe.core.batch_ids import (
+    RANDOM_POOL_BYTES,
     execution_retry_name,
     group_batch_id,
     is_batch_id,
@@ -11,6 +14,7 @@ from eventpipe.core.batch_ids import (
     object_version,
     queued_batch_id,
     queued_id_facts,
+    random_hex,
     range_version,
     replay_batch_id,
     request_batch_id,
@@ -79,3 +83,24 @@ def test_malformed_ids_are_not_batch_ids() -> None:
         assert not is_batch_id(text)
     assert is_batch_id("h" * 64)
     assert batch_ids.BATCH_ID.pattern.endswith("{1,64}$")
+
+
+def test_request_ids_drawn_from_one_pool_are_all_different() -> None:
+    # More ids than one pool page holds: the pool is drawn again, never repeats
+    ids = {request_batch_id(1_700_000_000_000) for _ in range(2 * RANDOM_POOL_BYTES)}
+    assert len(ids) == 2 * RANDOM_POOL_BYTES
+
+
+def test_a_forked_child_draws_random_bytes_of_its_own() -> None:
+    random_hex(8)  # the parent's pool holds bytes not drawn yet
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the id it would share with its parent without a pool of its own
+        os.write(write_end, random_hex(8).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert len(child) == 16
+    assert child != random_hex(8)

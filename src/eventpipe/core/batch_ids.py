@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from typing import TYPE_CHECKING
 
 import orjson
@@ -37,6 +38,39 @@ REPLAY_PREFIX = "replay-"
 # than an execution name with its retry suffix. No store is asked about anything else.
 BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _QUEUED_ID = re.compile(r"^q([0-9a-f]{11})([0-9a-f]{3})[0-9a-f]{16}$")
+RANDOM_POOL_BYTES = 4096
+
+
+class _RandomPool:
+    """`os.urandom`'s bytes drawn a page at a time: the server took three system calls a request for
+    its ids (each releasing the GIL to the request log's thread), now one per 512 ids. A child process
+    starts with a pool of its own, never its parent's bytes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bytes = b""
+        self._at = 0
+
+    def hex(self, size: int) -> str:
+        with self._lock:
+            at = self._at
+            if at + size > len(self._bytes):
+                self._bytes, at = os.urandom(RANDOM_POOL_BYTES), 0
+            self._at = at + size
+            return self._bytes[at : at + size].hex()
+
+    def forget(self) -> None:
+        self._lock = threading.Lock()
+        self._bytes, self._at = b"", 0
+
+
+_random = _RandomPool()
+os.register_at_fork(after_in_child=_random.forget)
+
+
+def random_hex(size: int) -> str:
+    """`size` random bytes (from the OS's generator) as hex."""
+    return _random.hex(size)
 
 
 def is_batch_id(text: str) -> bool:
@@ -46,13 +80,13 @@ def is_batch_id(text: str) -> bool:
 
 def request_batch_id(now_ms: int) -> str:
     """A fresh id per HTTP request, time-ordered: `h` + milliseconds (hex) + randomness."""
-    return f"{REQUEST_PREFIX}{now_ms:011x}{os.urandom(8).hex()}"
+    return f"{REQUEST_PREFIX}{now_ms:011x}{random_hex(8)}"
 
 
 def queued_batch_id(now_ms: int, received: int) -> str:
     """A queued request's id: time-ordered like every request id, and carrying its event count, so that
     `GET /batches/{id}` can answer `pending` for it before the batching function has recorded it."""
-    return f"{QUEUED_PREFIX}{now_ms:011x}{min(received, 0xFFF):03x}{os.urandom(8).hex()}"
+    return f"{QUEUED_PREFIX}{now_ms:011x}{min(received, 0xFFF):03x}{random_hex(8)}"
 
 
 def queued_id_facts(batch_id: str) -> tuple[int, int] | None:
