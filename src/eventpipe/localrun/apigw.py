@@ -45,7 +45,7 @@ def http_api_event(
         joined[name] = f"{joined[name]},{value}" if name in joined else value
     query: dict[str, str] = {}
     raw_query = query_string.decode("latin-1")
-    for key, value in parse_qsl(raw_query, keep_blank_values=True):
+    for key, value in parse_qsl(raw_query, keep_blank_values=True) if raw_query else ():
         query[key] = f"{query[key]},{value}" if key in query else value
     now = time.time()
     event: dict[str, Any] = {

@@ -199,6 +199,8 @@ def _is_edge_request(method: str, path: str, scope: Scope) -> bool:
         return False
     if _header(scope["headers"], b"x-api-key") is not None:
         return True
+    if not scope["query_string"]:
+        return False
     return any(name == "key" for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
 
 
