@@ -3,7 +3,8 @@ workflow of every pending batch, oldest first, and reads file drops.
 
 The batch table is the queue: ingest records a batch as pending before it answers, and the worker
 takes pending batches until none is left, so batches a crash left behind are finished on start
-like any other. The server wakes it after each request; it also looks every half second.
+like any other. The server wakes it after its request log's writes (at most every 10 ms) and after
+a replay; it also looks every half second.
 Each batch commits its own writes, so the server never waits on the write lock for more than one
 batch's writes.
 Request batches (HTTP) are micro-batched first: once the oldest has waited the batching window
