@@ -44,7 +44,8 @@ RANDOM_POOL_BYTES = 4096
 class _RandomPool:
     """`os.urandom`'s bytes drawn a page at a time: the server took three system calls a request for
     its ids (each releasing the GIL to the request log's thread), now one per 512 ids. A child process
-    starts with a pool of its own, never its parent's bytes."""
+    starts with a pool of its own, never its parent's bytes. (A Lambda restored from a snapshot, with
+    SnapStart, which the stacks do not enable, would need the same `forget` after each restore.)"""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
