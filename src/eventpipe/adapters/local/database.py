@@ -163,6 +163,10 @@ INSERT OR REPLACE INTO curated_rowids (batch_id, first_id, last_id)
     SELECT batch_id, MIN(id), MAX(id) FROM curated GROUP BY batch_id;
 """
 
+# Each schema's step to the next, by the version it starts from (4, the oldest upgraded, on): a store
+# at version v runs the steps from v on, one after the other.
+MIGRATIONS = {4: MIGRATE_4_TO_5, 5: MIGRATE_5_TO_6, 6: MIGRATE_6_TO_7, 7: MIGRATE_7_TO_8}
+
 
 class Database:
     """One connection shared by the stores; a lock serialises transactions across threads.
@@ -198,14 +202,8 @@ class Database:
         if is_new:
             self._conn.executescript(SCHEMA)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        elif version == 4:
-            self._migrate(MIGRATE_4_TO_5 + MIGRATE_5_TO_6 + MIGRATE_6_TO_7 + MIGRATE_7_TO_8)
-        elif version == 5:
-            self._migrate(MIGRATE_5_TO_6 + MIGRATE_6_TO_7 + MIGRATE_7_TO_8)
-        elif version == 6:
-            self._migrate(MIGRATE_6_TO_7 + MIGRATE_7_TO_8)
-        elif version == 7:
-            self._migrate(MIGRATE_7_TO_8)
+        elif version in MIGRATIONS:
+            self._migrate("".join(script for start, script in MIGRATIONS.items() if start >= version))
         elif version != SCHEMA_VERSION:
             raise StorageError(
                 f"{path} was made by another version of eventpipe (schema {version}, this one reads"
