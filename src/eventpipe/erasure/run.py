@@ -138,11 +138,8 @@ def _curated_and_quarantine(runtime: LocalRuntime, target: ErasureTarget, event_
         erased = max(cursor.rowcount, 0)
         manifest.lower_cursor_to_last_row(conn)
         records: set[int] = set()
-        for needle in (
-            *target.needles,
-            *target.number_forms,
-            b"\\",
-        ):  # a backslash: an escape may spell the id otherwise
+        # The ids as JSON strings and as numbers, and a backslash: an escape may spell an id otherwise.
+        for needle in (*target.needles, *target.number_forms, b"\\"):
             text = needle.decode()
             for row_id, raw in conn.execute("SELECT id, raw FROM quarantine WHERE instr(raw, ?) > 0", (text,)):
                 if target.matches_line(str(raw)):
