@@ -607,10 +607,16 @@ def test_the_handler_restarts_what_the_schedule_asks_for(
 
 
 def test_lifecycle_expires_pipeline_prefixes_but_keeps_insights(resources: dict[str, Any]) -> None:
+    from eventpipe.adapters.aws.erasure import DROPPED_PREFIXES
+
     rules = resources["RawBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
-    expiring = {rule.get("Prefix") for rule in rules if "ExpirationInDays" in rule}
-    assert expiring == {INCOMING_PREFIX, REQUESTS_PREFIX, RAW_PREFIX, STAGED_PREFIX}
-    assert all(rule.get("Prefix") is not None for rule in rules if "ExpirationInDays" in rule)
+    expiring = {rule.get("Prefix"): rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule}
+    # THEN every prefix that holds events (the ones the erasure reads for a user's lines) expires, and no
+    # other (config/ holds the schemas and rates)
+    assert set(expiring) == {*DROPPED_PREFIXES, REQUESTS_PREFIX, RAW_PREFIX, STAGED_PREFIX}
+    assert {INCOMING_PREFIX, "rejected/"} <= set(DROPPED_PREFIXES)
+    # AND all but the staged/ objects of earlier versions after RawRetentionDays, as the quarantine's items
+    assert {prefix for prefix, days in expiring.items() if days != {"Ref": "RawRetentionDays"}} == {STAGED_PREFIX}
 
 
 def test_the_lake_expires_after_lake_retention_days_only_when_it_is_set(

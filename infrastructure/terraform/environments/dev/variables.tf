@@ -91,7 +91,7 @@ variable "api_throttling" {
 }
 
 variable "raw_retention_days" {
-  description = "Days to keep incoming/, raw/ and requests/ objects, and quarantine items (a failed batch can be replayed only while its raw/ object exists, a rejected event while its item does)."
+  description = "Days to keep incoming/, raw/, requests/ and rejected/ objects, and quarantine items (a failed batch can be replayed only while its raw/ object exists, a rejected event while its item does)."
   type        = number
   default     = 30
 }

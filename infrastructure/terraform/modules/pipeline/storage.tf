@@ -140,6 +140,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "raw" {
       expire-incoming = { prefix = "incoming/", days = var.raw_retention_days }
       expire-raw      = { prefix = "raw/", days = var.raw_retention_days }
       expire-requests = { prefix = "requests/", days = var.raw_retention_days }
+      expire-rejected = { prefix = "rejected/", days = var.raw_retention_days }
       expire-staged   = { prefix = "staged/", days = var.staged_retention_days }
     }
 

@@ -196,7 +196,7 @@ variable "curated_ttl_days" {
 }
 
 variable "raw_retention_days" {
-  description = "Days to keep incoming/ and raw/ objects, and quarantine records (DynamoDB TTL). A pending or failed batch can be replayed only while its raw/ object exists, a rejected event while its record does: keep this longer than the time needed to notice and replay failures."
+  description = "Days to keep incoming/, raw/, requests/ and rejected/ objects, and quarantine records (DynamoDB TTL). A pending or failed batch can be replayed only while its raw/ object exists, a rejected event while its record does: keep this longer than the time needed to notice and replay failures."
   type        = number
   default     = 30
 
