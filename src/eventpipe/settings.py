@@ -34,6 +34,9 @@ MAX_BODY_BYTES = 256 * 1024**2  # a body is held whole in memory (API Gateway st
 MAX_FILE_BYTES = 1 << 40  # 1 TiB decompressed: past it, a file is a mistake or a bomb, not a batch of events
 MAX_SQLITE_CACHE_MIB = 65_536
 MAX_SCHEMA_REFRESH_S = 86_400  # a day: schemas looked for less often than that are as good as never
+# Each look is a LIST request (about $0.005 per 1,000) and a round trip inside a batch's invocation, by
+# every warm container: once a second would be some $13 a month per busy container for nothing.
+MIN_SCHEMA_REFRESH_S = 10
 MAX_DAYS = 36_500  # a hundred years: more is a slip, not a policy
 MIN_FILE_RANGE_BYTES = 1024 * 1024  # a range per MiB at the least: smaller ranges would cost more invocations than work
 
@@ -115,9 +118,7 @@ class Settings:
             ),
             api_token=environ.get("EVENTPIPE_API_TOKEN") or None,
             trusted_proxies=_networks(environ, "EVENTPIPE_TRUSTED_PROXIES"),
-            schema_refresh_s=positive_int(
-                environ, "EVENTPIPE_SCHEMA_REFRESH_S", cls.schema_refresh_s, most=MAX_SCHEMA_REFRESH_S
-            ),
+            schema_refresh_s=_schema_refresh_s(environ),
             file_range_bytes=_file_range_bytes(environ, event_bytes),
             batch_window_ms=_window_ms(environ, "EVENTPIPE_BATCH_WINDOW_MS", cls.batch_window_ms),
             group_max_events=positive_int(
@@ -131,6 +132,13 @@ class Settings:
             ),
             **remote,
         )
+
+
+def _schema_refresh_s(environ: Mapping[str, str]) -> int:
+    value = positive_int(environ, "EVENTPIPE_SCHEMA_REFRESH_S", Settings.schema_refresh_s, most=MAX_SCHEMA_REFRESH_S)
+    if value < MIN_SCHEMA_REFRESH_S:
+        raise ConfigError(f"EVENTPIPE_SCHEMA_REFRESH_S={value} must be at least {MIN_SCHEMA_REFRESH_S} (seconds)")
+    return value
 
 
 def _file_range_bytes(environ: Mapping[str, str], event_bytes: int) -> int:

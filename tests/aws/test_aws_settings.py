@@ -73,6 +73,7 @@ def test_on_aws_remote_settings_are_kept_as_names() -> None:
         ({"EVENTPIPE_PSEUDONYM_KEY_PARAM": KEY_PARAM, "EVENTPIPE_PSEUDONYM_KEY": KEY}, "not both"),
         ({"EVENTPIPE_PSEUDONYM_KEY_PARAM": "no spaces allowed"}, "not an SSM parameter name"),
         ({"EVENTPIPE_SCHEMA_REFRESH_S": "0"}, "must be greater than 0"),
+        ({"EVENTPIPE_SCHEMA_REFRESH_S": "9"}, "must be at least 10"),  # a LIST request a second, per container
     ],
 )
 def test_bad_remote_settings_name_the_variable(environ: dict[str, str], message: str) -> None:

@@ -809,7 +809,14 @@ def test_settings_are_parameters_whose_defaults_are_the_codes_defaults(template:
     )
     # the most each setting allows: a stack cannot be deployed with a value its functions would refuse
     assert {name: parameters[name]["MaxValue"] for name in PARAMETER_MOST} == PARAMETER_MOST
+    # and the least, where a setting has a floor above 1: the stack takes every value its functions take
+    assert {name: parameters[name]["MinValue"] for name in PARAMETER_LEAST} == PARAMETER_LEAST
 
+
+PARAMETER_LEAST = {
+    "SchemaRefreshSeconds": settings.MIN_SCHEMA_REFRESH_S,
+    "FileRangeBytes": settings.MIN_FILE_RANGE_BYTES,
+}
 
 PARAMETER_MOST = {
     "MaxEventBytes": MAX_EVENT_BYTES,

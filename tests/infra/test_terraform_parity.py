@@ -753,6 +753,16 @@ def test_settings_match_the_sam_parameters(pipeline: Any, template: dict[str, An
     for parameter, attribute in SETTINGS.items():
         sam = template["Parameters"][parameter]["Default"]
         assert defaults[attribute] == sam, parameter
+    # AND the validation takes the values the parameters take, no fewer and no more
+    condition = " ".join(pipeline.variables["settings"]["validation"][0]["condition"].split())
+    bounded = 0
+    for parameter, attribute in SETTINGS.items():
+        spec = template["Parameters"][parameter]
+        for key, operator in (("MinValue", ">="), ("MaxValue", "<=")):
+            if key in spec:
+                assert f"var.settings.{attribute} {operator} {spec[key]}" in condition, (parameter, key)
+                bounded += 1
+    assert bounded >= 9
     # AND both set the same variables, the SSM name and the S3 locations built the same way
     tf = pipeline.locals["settings_environment"]
     sam_variables = template["Globals"]["Function"]["Environment"]["Variables"]
