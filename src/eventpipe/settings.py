@@ -56,6 +56,7 @@ class Settings:
     schema_refresh_s: int = 60
     file_range_bytes: int = 128 * 1024 * 1024
     currency_rates_uri: str | None = None
+    geoip_db_uri: str | None = None
     pseudonym_key_param: str | None = None
     batch_window_ms: int = 600  # the oldest request's wait: freshness p95 under 1 s with the group's run
     group_max_events: int = 2000  # `eventpipe up`'s groups: a batch's fixed cost shared by more events
@@ -71,9 +72,9 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] = os.environ, *, on_aws: bool = False) -> Settings:
         """Read every setting, failing with `ConfigError` that names the variable at fault.
 
-        With `on_aws`, `EVENTPIPE_SCHEMA_DIR` and `EVENTPIPE_CURRENCY_RATES` may name `s3://` locations
-        and `EVENTPIPE_PSEUDONYM_KEY_PARAM` an SSM parameter: they are kept as names, and the AWS
-        runtime reads them. On one machine they are refused.
+        With `on_aws`, `EVENTPIPE_SCHEMA_DIR`, `EVENTPIPE_CURRENCY_RATES` and `EVENTPIPE_GEOIP_DB` may name
+        `s3://` locations and `EVENTPIPE_PSEUDONYM_KEY_PARAM` an SSM parameter: they are kept as names,
+        and the AWS runtime reads them. On one machine they are refused.
         """
         remote = _remote_settings(environ, on_aws=on_aws)
         schema_dir = None if remote.get("schema_uri") else environ.get("EVENTPIPE_SCHEMA_DIR")
@@ -103,7 +104,9 @@ class Settings:
             pseudonym_key=key.encode() if key else None,
             base_currency=base,
             rates=rates,
-            geoip_db=Path(geoip) if (geoip := environ.get("EVENTPIPE_GEOIP_DB")) else None,
+            geoip_db=Path(geoip)
+            if (geoip := environ.get("EVENTPIPE_GEOIP_DB")) and not remote.get("geoip_db_uri")
+            else None,
         )
         return cls(
             data_dir=Path(environ.get("EVENTPIPE_DATA_DIR") or ".eventpipe"),
@@ -156,6 +159,7 @@ def _remote_settings(environ: Mapping[str, str], *, on_aws: bool) -> dict[str, s
     for field_name, variable in (
         ("schema_uri", "EVENTPIPE_SCHEMA_DIR"),
         ("currency_rates_uri", "EVENTPIPE_CURRENCY_RATES"),
+        ("geoip_db_uri", "EVENTPIPE_GEOIP_DB"),
     ):
         value = environ.get(variable) or ""
         if value.startswith("s3://"):

@@ -1,13 +1,14 @@
 """Settings that live outside the environment on AWS, under moto.
 
 The pseudonym key is read from SSM Parameter Store (SecureString) at cold start; schemas come from
-an S3 prefix and are refreshed on a TTL without a deploy; currency rates may be an S3 object.
+an S3 prefix and are refreshed on a TTL without a deploy; currency rates and the GeoIP database may be
+S3 objects.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import orjson
@@ -15,11 +16,14 @@ import pytest
 
 from eventpipe.adapters.aws.dynamodb_curated import decompress_payload
 from eventpipe.core.enrich.pseudonymise import pseudonym
-from eventpipe.core.errors import ConfigError, SchemaLoadError
+from eventpipe.core.errors import ConfigError, SchemaLoadError, StorageError
 from eventpipe.settings import Settings
 from tests.aws.conftest import BUCKET, CURATED_TABLE, REGION
 from tests.aws.pipeline_harness import Pipeline, count_clients, load_pipeline
 from tests.conftest import make_event
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 KEY = "k" * 48
 KEY_PARAM = "/eventpipe/test/pseudonym-key"
@@ -45,6 +49,7 @@ def ingest(pipeline: Pipeline, *events: dict[str, Any]) -> None:
     [
         ({"EVENTPIPE_SCHEMA_DIR": "s3://b/schemas/"}, "s3:// locations are read on AWS only"),
         ({"EVENTPIPE_CURRENCY_RATES": "s3://b/rates.json"}, "s3:// locations are read on AWS only"),
+        ({"EVENTPIPE_GEOIP_DB": "s3://b/config/geo.mmdb"}, "s3:// locations are read on AWS only"),
         ({"EVENTPIPE_PSEUDONYM_KEY_PARAM": KEY_PARAM}, "read on AWS only"),
     ],
 )
@@ -234,3 +239,49 @@ def test_the_currency_rates_are_read_with_the_one_s3_client_of_the_container(
     # THEN one S3 client served both
     assert curated_payload(dynamodb, purchase["event_id"]) is not None
     assert built.count("s3") == 1
+
+
+# --- the GeoIP database from S3 ------------------------------------------------------------------------
+
+GEOIP_DB = f"s3://{BUCKET}/config/geo/city.mmdb"
+
+
+def test_the_geoip_database_is_read_from_s3_at_cold_start(
+    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.unit.test_enrich_geo import write_city_db
+
+    # GIVEN a City database uploaded under config/ (no Lambda package has room for one)
+    s3.put_object(Bucket=BUCKET, Key="config/geo/city.mmdb", Body=write_city_db(tmp_path / "city.mmdb").read_bytes())
+    pipeline = load_pipeline(monkeypatch, EVENTPIPE_GEOIP_DB=GEOIP_DB)
+    # WHEN an event from an address in Berlin is curated
+    event = make_event()
+    event["context"]["ip"] = "203.0.113.9"
+    ingest(pipeline, event)
+    # THEN it has its place, and the database was read once, into the container's temporary folder
+    stored = curated_payload(dynamodb, event["event_id"])
+    assert stored is not None
+    assert stored["enrichment"]["geo"] == {"country": "DE", "region": "Land Berlin", "city": "Berlin"}
+    assert pipeline.module.runtime.enrichment.geoip_db.name == "geo.mmdb"
+
+
+@pytest.mark.parametrize(
+    ("body", "most", "message"),
+    [
+        (b"not a MaxMind database", None, f"EVENTPIPE_GEOIP_DB={GEOIP_DB}: not a readable MaxMind DB"),
+        (b"x" * 4097, 4096, f"s3://{BUCKET}/config/geo/city.mmdb is larger than 4096 bytes"),
+        (None, None, "cannot read s3://"),
+    ],
+    ids=["not-mmdb", "too-large", "missing"],
+)
+def test_a_broken_or_missing_geoip_database_fails_the_function_at_start(
+    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch, body: bytes | None, most: int | None, message: str
+) -> None:
+    if body is not None:
+        s3.put_object(Bucket=BUCKET, Key="config/geo/city.mmdb", Body=body)
+    if most is not None:
+        monkeypatch.setattr("eventpipe.awsrun.secrets.MAX_GEOIP_DB_BYTES", most)
+    pipeline = load_pipeline(monkeypatch, EVENTPIPE_GEOIP_DB=GEOIP_DB)
+    with pytest.raises(Exception, match=message) as raised:
+        pipeline.module.runtime.enrichment  # noqa: B018
+    assert isinstance(raised.value, (ConfigError, StorageError)), raised.value

@@ -199,3 +199,18 @@ def test_each_terraform_only_default_is_the_modules() -> None:
             assert f"`{str(value).lower() if isinstance(value, bool) else value}`" in default or str(value) == default
             compared += 1
     assert compared >= 6
+
+
+def test_every_setting_is_set_by_the_stacks_or_named_local_only() -> None:
+    """settings.md, "On AWS": a setting the functions read must be a stack parameter; one left out of the
+    template is one no deployment can change (as EVENTPIPE_LAKE and EVENTPIPE_GEOIP_DB once were)."""
+    text = TEMPLATE.read_text(encoding="utf-8")
+    set_by_template = set(re.findall(r"^\s+(EVENTPIPE_\w+):", text, re.M))
+    on_aws = section(DOCS / "settings.md", "On AWS")
+    local_only = set(re.findall(r"`(EVENTPIPE_\w+)`", on_aws.split("The functions also read", 1)[0]))
+    documented = set(rows())
+    assert len(local_only) >= 10
+    # THEN each documented setting is one or the other, never both
+    assert documented - set_by_template - local_only == set()
+    assert set_by_template & local_only == set()
+    assert local_only <= documented

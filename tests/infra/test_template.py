@@ -24,6 +24,7 @@ from eventpipe.handlers.http_request import HttpRequest
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.replay import handle_replay
 from eventpipe.handlers.request_objects import REQUESTS_PREFIX
+from eventpipe.lake.settings import LakeSettings
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.settings import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, AwsResources, Settings
 from tests.conftest import NOW_MS, FixedClock, make_event
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 SETTINGS = ROOT / "src" / "eventpipe" / "settings.py"
+LAKE_SETTINGS = ROOT / "src" / "eventpipe" / "lake" / "settings.py"
 ASL = ROOT / "src" / "eventpipe" / "workflow" / "pipeline.asl.json"
 # Read by Powertools (Logger, Metrics, Tracer), not by settings.py.
 POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
@@ -83,6 +85,7 @@ EXAMPLE_VALUES = {
     "PseudonymKeyName": "pseudonym-key",
     "CurrencyRatesKey": "config/rates.json",
     "SchemaPrefix": "config/schemas/",
+    "GeoIpDbKey": "config/geo/GeoLite2-City.mmdb",
 }
 
 
@@ -104,7 +107,9 @@ def resolved(value: Any, parameters: dict[str, Any], *, conditions_true: bool = 
 
 
 def test_environment_names_are_the_ones_settings_reads(template: dict[str, Any], functions: dict[str, Any]) -> None:
-    read_by_settings = set(re.findall(r'"(EVENTPIPE_[A-Z_]+)"', SETTINGS.read_text(encoding="utf-8")))
+    read_by_settings = {
+        name for path in (SETTINGS, LAKE_SETTINGS) for name in re.findall(r'"(EVENTPIPE_[A-Z_]+)"', path.read_text())
+    }
     parameters = template["Parameters"]
     for logical_id, properties in functions.items():
         variables = properties["Environment"]["Variables"]
@@ -788,6 +793,9 @@ SETTING_PARAMETERS = {
     "SchemaPrefix": "EVENTPIPE_SCHEMA_DIR",
     "SchemaRefreshSeconds": "EVENTPIPE_SCHEMA_REFRESH_S",
     "FileRangeBytes": "EVENTPIPE_FILE_RANGE_BYTES",
+    "MicrobatchBelowEvents": "EVENTPIPE_MICROBATCH_BELOW_EVENTS",
+    "GeoIpDbKey": "EVENTPIPE_GEOIP_DB",
+    "Lake": "EVENTPIPE_LAKE",
 }
 
 
@@ -807,6 +815,11 @@ def test_settings_are_parameters_whose_defaults_are_the_codes_defaults(template:
         defaults.schema_refresh_s,
         defaults.file_range_bytes,
     )
+    assert parsed.geoip_db_uri is None
+    assert LakeSettings.from_env(environ) == LakeSettings.from_env({})
+    names = {"EVENTPIPE_BUCKET": "b", "EVENTPIPE_CURATED_TABLE": "c", "EVENTPIPE_STATE_TABLE": "s"}
+    names["EVENTPIPE_INSIGHTS_TABLE"] = "i"
+    assert AwsResources.from_env(names | environ).microbatch_below_events == AwsResources.microbatch_below_events
     # the most each setting allows: a stack cannot be deployed with a value its functions would refuse
     assert {name: parameters[name]["MaxValue"] for name in PARAMETER_MOST} == PARAMETER_MOST
     # and the least, where a setting has a floor above 1: the stack takes every value its functions take
@@ -821,6 +834,7 @@ PARAMETER_LEAST = {
 PARAMETER_MOST = {
     "MaxEventBytes": MAX_EVENT_BYTES,
     "MaxBatchEvents": MAX_BATCH_EVENTS,
+    "MicrobatchBelowEvents": MAX_BATCH_EVENTS,
     "MaxBodyBytes": settings.MAX_BODY_BYTES,
     "MaxFileBytes": settings.MAX_FILE_BYTES,
     "SchemaRefreshSeconds": settings.MAX_SCHEMA_REFRESH_S,

@@ -176,9 +176,9 @@ def test_environment_variable_names_match_sam_and_the_settings(pipeline: Any, sa
     tf = tf_environment_names(pipeline)
     # THEN each function gets the same variable names as in the SAM template
     assert tf == {name: set(sam["Environment"]["Variables"]) for name, sam in sam_by_handler.items()}
-    # AND every EVENTPIPE_* name is one src/eventpipe/settings.py reads
-    settings = (ROOT / "src" / "eventpipe" / "settings.py").read_text(encoding="utf-8")
-    read = set(re.findall(r'"(EVENTPIPE_[A-Z_]+)"', settings))
+    # AND every EVENTPIPE_* name is one src/eventpipe/settings.py (or the lake's settings.py) reads
+    settings = [ROOT / "src" / "eventpipe" / "settings.py", ROOT / "src" / "eventpipe" / "lake" / "settings.py"]
+    read = {name for path in settings for name in re.findall(r'"(EVENTPIPE_[A-Z_]+)"', path.read_text())}
     assert {n for names in tf.values() for n in names if n.startswith("EVENTPIPE_")} <= read
     # AND every function has the four resource names AwsResources requires, ingest and replay the workflow
     assert all(set(TABLE_SPECS) | {"EVENTPIPE_BUCKET"} <= names for names in tf.values())
@@ -738,6 +738,9 @@ SETTINGS = {
     "SchemaPrefix": "schema_prefix",
     "SchemaRefreshSeconds": "schema_refresh_seconds",
     "FileRangeBytes": "file_range_bytes",
+    "MicrobatchBelowEvents": "microbatch_below_events",
+    "GeoIpDbKey": "geoip_db_key",
+    "Lake": "lake",
 }
 
 
@@ -770,6 +773,7 @@ def test_settings_match_the_sam_parameters(pipeline: Any, template: dict[str, An
     assert "/eventpipe/${local.name}/${var.settings.pseudonym_key_name}" in tf["EVENTPIPE_PSEUDONYM_KEY_PARAM"]
     assert "s3://${aws_s3_bucket.raw.id}/${var.settings.schema_prefix}" in tf["EVENTPIPE_SCHEMA_DIR"]
     assert "s3://${aws_s3_bucket.raw.id}/${var.settings.currency_rates_key}" in tf["EVENTPIPE_CURRENCY_RATES"]
+    assert "s3://${aws_s3_bucket.raw.id}/${var.settings.geoip_db_key}" in tf["EVENTPIPE_GEOIP_DB"]
     # AND the key itself can never be a function setting (it would sit in the Terraform state)
     assert '"EVENTPIPE_PSEUDONYM_KEY",' in pipeline.variables["function_settings"]["validation"][0]["condition"]
 

@@ -61,7 +61,7 @@ variable "jwt_audiences" {
 }
 
 variable "settings" {
-  description = "The pipeline settings (limits, enrichers, pseudonymised fields and the SSM parameter of their key, currency rates and schemas in S3): see modules/pipeline, variable settings."
+  description = "The pipeline settings (limits, enrichers, pseudonymised fields and the SSM parameter of their key, currency rates, schemas and the GeoIP database in S3, micro-batching, the lake switch): see modules/pipeline, variable settings."
   type        = any
   default     = {}
 }

@@ -154,17 +154,20 @@ locals {
   # The settings, as the SAM template's Globals set them from its parameters: values, or names of
   # where a value is (S3 keys, the SSM parameter), never a secret.
   settings_environment = {
-    EVENTPIPE_MAX_EVENT_BYTES     = tostring(var.settings.max_event_bytes)
-    EVENTPIPE_MAX_BODY_BYTES      = tostring(var.settings.max_body_bytes)
-    EVENTPIPE_MAX_BATCH_EVENTS    = tostring(var.settings.max_batch_events)
-    EVENTPIPE_MAX_FILE_BYTES      = tostring(var.settings.max_file_bytes)
-    EVENTPIPE_ENRICHERS           = var.settings.enrichers
-    EVENTPIPE_PSEUDONYMISE_FIELDS = var.settings.pseudonymise_fields
-    EVENTPIPE_PSEUDONYM_KEY_PARAM = var.settings.pseudonym_key_name == "" ? "" : "/eventpipe/${local.name}/${var.settings.pseudonym_key_name}"
-    EVENTPIPE_CURRENCY_RATES      = var.settings.currency_rates_key == "" ? "" : "s3://${aws_s3_bucket.raw.id}/${var.settings.currency_rates_key}"
-    EVENTPIPE_SCHEMA_DIR          = var.settings.schema_prefix == "" ? "" : "s3://${aws_s3_bucket.raw.id}/${var.settings.schema_prefix}"
-    EVENTPIPE_SCHEMA_REFRESH_S    = tostring(var.settings.schema_refresh_seconds)
-    EVENTPIPE_FILE_RANGE_BYTES    = tostring(var.settings.file_range_bytes)
+    EVENTPIPE_MAX_EVENT_BYTES         = tostring(var.settings.max_event_bytes)
+    EVENTPIPE_MAX_BODY_BYTES          = tostring(var.settings.max_body_bytes)
+    EVENTPIPE_MAX_BATCH_EVENTS        = tostring(var.settings.max_batch_events)
+    EVENTPIPE_MAX_FILE_BYTES          = tostring(var.settings.max_file_bytes)
+    EVENTPIPE_ENRICHERS               = var.settings.enrichers
+    EVENTPIPE_PSEUDONYMISE_FIELDS     = var.settings.pseudonymise_fields
+    EVENTPIPE_PSEUDONYM_KEY_PARAM     = var.settings.pseudonym_key_name == "" ? "" : "/eventpipe/${local.name}/${var.settings.pseudonym_key_name}"
+    EVENTPIPE_CURRENCY_RATES          = var.settings.currency_rates_key == "" ? "" : "s3://${aws_s3_bucket.raw.id}/${var.settings.currency_rates_key}"
+    EVENTPIPE_SCHEMA_DIR              = var.settings.schema_prefix == "" ? "" : "s3://${aws_s3_bucket.raw.id}/${var.settings.schema_prefix}"
+    EVENTPIPE_SCHEMA_REFRESH_S        = tostring(var.settings.schema_refresh_seconds)
+    EVENTPIPE_FILE_RANGE_BYTES        = tostring(var.settings.file_range_bytes)
+    EVENTPIPE_MICROBATCH_BELOW_EVENTS = tostring(var.settings.microbatch_below_events)
+    EVENTPIPE_GEOIP_DB                = var.settings.geoip_db_key == "" ? "" : "s3://${aws_s3_bucket.raw.id}/${var.settings.geoip_db_key}"
+    EVENTPIPE_LAKE                    = var.settings.lake
   }
 
   # <project>-<stage>-<entry point>, as the SAM stack names them (<stack>-process_batch): one

@@ -67,6 +67,7 @@ variable "function_settings" {
         "EVENTPIPE_MAX_EVENT_BYTES", "EVENTPIPE_MAX_BODY_BYTES", "EVENTPIPE_MAX_BATCH_EVENTS", "EVENTPIPE_MAX_FILE_BYTES",
         "EVENTPIPE_ENRICHERS", "EVENTPIPE_PSEUDONYMISE_FIELDS", "EVENTPIPE_PSEUDONYM_KEY_PARAM",
         "EVENTPIPE_CURRENCY_RATES", "EVENTPIPE_SCHEMA_DIR", "EVENTPIPE_SCHEMA_REFRESH_S", "EVENTPIPE_FILE_RANGE_BYTES",
+        "EVENTPIPE_MICROBATCH_BELOW_EVENTS", "EVENTPIPE_GEOIP_DB", "EVENTPIPE_LAKE",
       ], name)
     ])
     error_message = "Settings are EVENTPIPE_* names other than the resource names the module sets, the ones var.settings, curated_ttl_days and raw_retention_days set, the local-only EVENTPIPE_DATA_DIR and EVENTPIPE_PSEUDONYM_KEY (a secret would sit in the state: use settings.pseudonym_key_name)."
@@ -74,19 +75,22 @@ variable "function_settings" {
 }
 
 variable "settings" {
-  description = "The pipeline settings of src/eventpipe/settings.py, as the SAM template's parameters (docs/settings.md). pseudonym_key_name names an SSM SecureString under /eventpipe/<project>-<stage>/; currency_rates_key and schema_prefix are keys under config/ in the raw bucket."
+  description = "The pipeline settings of src/eventpipe/settings.py, as the SAM template's parameters (docs/settings.md). pseudonym_key_name names an SSM SecureString under /eventpipe/<project>-<stage>/; currency_rates_key, schema_prefix and geoip_db_key are keys under config/ in the raw bucket."
   type = object({
-    max_event_bytes        = optional(number, 65536)
-    max_body_bytes         = optional(number, 1048576)
-    max_batch_events       = optional(number, 500)
-    max_file_bytes         = optional(number, 4294967296)
-    enrichers              = optional(string, "all")
-    pseudonymise_fields    = optional(string, "")
-    pseudonym_key_name     = optional(string, "")
-    currency_rates_key     = optional(string, "")
-    schema_prefix          = optional(string, "")
-    schema_refresh_seconds = optional(number, 60)
-    file_range_bytes       = optional(number, 134217728)
+    max_event_bytes         = optional(number, 65536)
+    max_body_bytes          = optional(number, 1048576)
+    max_batch_events        = optional(number, 500)
+    max_file_bytes          = optional(number, 4294967296)
+    enrichers               = optional(string, "all")
+    pseudonymise_fields     = optional(string, "")
+    pseudonym_key_name      = optional(string, "")
+    currency_rates_key      = optional(string, "")
+    schema_prefix           = optional(string, "")
+    schema_refresh_seconds  = optional(number, 60)
+    file_range_bytes        = optional(number, 134217728)
+    microbatch_below_events = optional(number, 100)
+    geoip_db_key            = optional(string, "")
+    lake                    = optional(string, "on")
   })
   default = {}
 
@@ -98,6 +102,9 @@ variable "settings" {
       && var.settings.max_batch_events >= 1 && var.settings.max_batch_events <= 5000
       && var.settings.schema_refresh_seconds >= 10 && var.settings.schema_refresh_seconds <= 86400
       && var.settings.file_range_bytes >= 1048576
+      && var.settings.microbatch_below_events >= 1 && var.settings.microbatch_below_events <= 5000
+      && can(regex("^$|^config/[A-Za-z0-9_./-]+\\.mmdb$", var.settings.geoip_db_key))
+      && contains(["on", "off"], var.settings.lake)
       && can(regex("^(all|none|[a-z_]+(,[a-z_]+)*)$", var.settings.enrichers))
       && can(regex("^$|^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$", var.settings.pseudonymise_fields))
       && can(regex("^$|^[A-Za-z0-9_.-]{1,100}$", var.settings.pseudonym_key_name))
@@ -105,7 +112,7 @@ variable "settings" {
       && can(regex("^$|^config/([A-Za-z0-9_.-]+/)+$", var.settings.schema_prefix))
       && (var.settings.pseudonymise_fields == "" || var.settings.pseudonym_key_name != "")
     )
-    error_message = "Limits within the SAM parameters' bounds; enrichers all, none or names; pseudonymise_fields needs pseudonym_key_name; currency_rates_key config/....json; schema_prefix config/.../."
+    error_message = "Limits within the SAM parameters' bounds; enrichers all, none or names; pseudonymise_fields needs pseudonym_key_name; currency_rates_key config/....json; schema_prefix config/.../; geoip_db_key config/....mmdb; lake on or off."
   }
 }
 

@@ -1,4 +1,4 @@
-"""Configuration files kept in S3: user schemas under a prefix, and the currency rates.
+"""Configuration files kept in S3: user schemas under a prefix, the currency rates and the GeoIP database.
 
 `S3Schemas` gives the schema registry of `s3://bucket/prefix` (files `<event_type>/<version>.json`,
 as in a local `EVENTPIPE_SCHEMA_DIR`), so that a team ships a new event type or version by uploading
@@ -147,3 +147,23 @@ def get_object(client: S3Client, bucket: str, key: str, limit: int = MAX_CONFIG_
     if len(data) > limit:
         raise ConfigError(f"s3://{bucket}/{key} is larger than {limit} bytes")
     return data
+
+
+def download_object(client: S3Client, bucket: str, key: str, target: Path, limit: int) -> None:
+    """One object into the file `target`, streamed (a GeoIP database is tens of MB), at most `limit`
+    bytes (`ConfigError` past it, the partial file removed)."""
+    written = 0
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        with target.open("wb") as file:
+            for chunk in body.iter_chunks(1024 * 1024):
+                written += len(chunk)
+                if written > limit:
+                    break
+                file.write(chunk)
+    except AWS_ERRORS as exc:
+        target.unlink(missing_ok=True)
+        raise storage_error(exc, f"cannot read s3://{bucket}/{key}") from exc
+    if written > limit:
+        target.unlink(missing_ok=True)
+        raise ConfigError(f"s3://{bucket}/{key} is larger than {limit} bytes")

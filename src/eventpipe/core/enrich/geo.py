@@ -26,6 +26,9 @@ __all__ = ["GeoDatabase", "GeoEnricher", "open_geo_database"]
 
 CACHE_SIZE = 8192  # visitors come back: one lookup per address, not per event
 LANGUAGE = "en"
+# On AWS the database is copied from S3 to the function's /tmp (512 MiB by default) at cold start; a City
+# database is 60 (GeoLite2) to 130 MB (DB-IP Lite), a Country one under 10.
+MAX_GEOIP_DB_BYTES = 256 * 1024 * 1024
 
 
 class GeoDatabase(Protocol):
