@@ -332,6 +332,21 @@ def test_a_stage_outputs_what_the_sam_stack_does(stage: str) -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_stage_passes_on_every_pipeline_variable_with_the_modules_default(stage: str) -> None:
+    tf = module(ENVIRONMENTS / stage)
+    call, pipeline = tf.modules["pipeline"], module(MODULES / "pipeline")
+    # THEN a stage can set every variable of the module (a SAM parameter's twin left out could only be
+    # changed by editing the stage), but project (the deployment role's prefix) and tags (default_tags)
+    assert set(pipeline.variables) - set(call) == {"project", "tags"}
+    # AND each it takes as a variable of its own has the module's default, so that unset means the same
+    passed = {name for name, value in call.items() if value == f"${{var.{name}}}"}
+    assert len(passed) >= 20
+    for name in passed:
+        assert tf.variables[name].get("default") == pipeline.variables[name].get("default"), name
+        assert tf.variables[name]["type"] == pipeline.variables[name]["type"] or tf.variables[name]["type"] == "any"
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_stage_wires_the_monitoring_to_the_pipeline(stage: str) -> None:
     monitoring = module(ENVIRONMENTS / stage).modules["monitoring"]
     # THEN the alarms are named after the stack and their dimensions come from the pipeline

@@ -102,6 +102,66 @@ variable "lake_retention_days" {
   default     = 0
 }
 
+variable "curated_ttl_days" {
+  description = "Days a curated event's DynamoDB item lives: the deduplication window (SAM: CuratedTtlDays)."
+  type        = number
+  default     = 7
+}
+
+variable "staged_retention_days" {
+  description = "Days to keep staged/ objects that earlier versions left (SAM: StagedRetentionDays)."
+  type        = number
+  default     = 7
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "Days a replaced or deleted object version is kept, in both buckets (the erasure reads them)."
+  type        = number
+  default     = 7
+}
+
+variable "glue_database_name" {
+  description = "Glue database of the insights export and the lake's table; the same as the bootstrap's glue_database_name, which the deployment role may manage."
+  type        = string
+  default     = "eventpipe"
+}
+
+variable "insights_projection_start" {
+  description = "First day (YYYY-MM-DD) of the dt partition projection of the insights tables."
+  type        = string
+  default     = "2025-01-01"
+}
+
+variable "events_authorization" {
+  description = "How POST /events is authorized: write_key, or jwt (the JWT authorizer as well, for server-to-server senders only)."
+  type        = string
+  default     = "write_key"
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions per function (keys as in src/lambda_pipeline.py, e.g. ingest); functions not named stay unreserved."
+  type        = map(number)
+  default     = {}
+}
+
+variable "export_schedule" {
+  description = "How often the insights export runs (an EventBridge schedule expression)."
+  type        = string
+  default     = "rate(5 minutes)"
+}
+
+variable "compact_lake_schedule" {
+  description = "How often the lake's compaction runs (an EventBridge schedule expression)."
+  type        = string
+  default     = "rate(15 minutes)"
+}
+
+variable "replay_schedule" {
+  description = "How often replay starts again the pending batches received more than 600 s ago (an EventBridge schedule expression)."
+  type        = string
+  default     = "rate(10 minutes)"
+}
+
 variable "alarm_email" {
   description = "Optional address subscribed to the alarm topics; null for none."
   type        = string
