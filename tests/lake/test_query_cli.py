@@ -217,6 +217,25 @@ def test_csv_and_the_table_write_booleans_times_and_nested_values_as_json_does(d
     assert table[2].split() == ["false", "true", "NULL", *rows[1][3:]]
 
 
+def test_csv_tells_null_from_an_empty_text_as_duckdb_and_postgresql_do(data_dir: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    sql = """SELECT * FROM (VALUES (NULL, 'a'), ('', 'b,c'), ('say "hi"', 'd' || chr(10) || 'e')) t(x, y)"""
+    # WHEN the result is written as CSV
+    written = eventpipe("query", sql, "--csv", data_dir=data_dir).stdout
+    # THEN NULL is an empty field and an empty text a quoted one, as DuckDB's own COPY writes them
+    assert written.splitlines()[:3] == ["x,y", ",a", '"","b,c"']
+    copied = tmp_path / "copied.csv"
+    duckdb.connect().execute(f"COPY ({sql}) TO '{copied}' (HEADER)")
+    assert written == copied.read_text(encoding="utf-8")
+    # AND a reader that keeps quoted empty fields apart (PostgreSQL's COPY FROM, DuckDB's below) reads back
+    # exactly what the query gave
+    (tmp_path / "out.csv").write_text(written, encoding="utf-8")
+    options = "header = true, all_varchar = true, allow_quoted_nulls = false"
+    read = duckdb.connect().execute(f"SELECT * FROM read_csv('{tmp_path / 'out.csv'}', {options})")
+    assert read.fetchall() == [(None, "a"), ("", "b,c"), ('say "hi"', "d\ne")]
+
+
 def test_the_table_shows_control_characters_and_aligns_wide_ones(data_dir: Path) -> None:
     # an event's text is someone else's input: an escape sequence in it must not reach the terminal
     sql = "SELECT * FROM (VALUES ('日本語', 'a' || chr(27) || '[2J' || chr(10) || 'b'), ('ab', 'c')) t(wide, ctl)"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
+import re
 import sys
 import unicodedata
 from decimal import Decimal
@@ -19,10 +19,12 @@ MAX_TABLE_ROWS = 10_000  # an aligned table needs every row in memory to size it
 MAX_TABLE_CHARS = 16 * 1024 * 1024  # and so at most this much text (a row may hold long JSON)
 # Control characters would move the terminal's cursor (or worse) and break the columns: a table shows
 # them as \xNN; a line break or tab as a space.
+_CSV_QUOTED = re.compile(r'[",\r\n]')  # a field holding one of these is quoted, as the csv module does
 _VISIBLE = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {0x0A: " ", 0x09: " ", 0x0D: " "}
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
 
     from eventpipe.localrun.runtime import LocalRuntime
 
@@ -88,10 +90,9 @@ def _query(args: argparse.Namespace) -> int:
                     first = False
             out.buffer.write(b"]\n")
         elif args.csv:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(columns)
+            out.write(_csv_line(columns))
             for page in pages:
-                writer.writerows([[_csv_cell(v) for v in row] for row in page])
+                out.write("".join([_csv_line(row) for row in page]))
         else:
             rows: list[tuple[Any, ...]] = []
             cells: list[list[str]] = []
@@ -198,8 +199,19 @@ def _listed(value: str | None) -> list[str]:
     return [value] if value else []
 
 
-def _csv_cell(value: Any) -> Any:
-    return "" if value is None else _text(value)
+def _csv_line(values: Sequence[Any]) -> str:
+    """One CSV record as DuckDB's and PostgreSQL's COPY write it: NULL an empty field, an empty text `""`,
+    so that a reader of either tells them apart (Python's csv module reads both as "")."""
+    return ",".join([_csv_field(value) for value in values]) + "\n"
+
+
+def _csv_field(value: Any) -> str:
+    if value is None:
+        return ""
+    text = _text(value)
+    if not text or _CSV_QUOTED.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _text(value: Any) -> str:
