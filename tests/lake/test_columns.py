@@ -11,6 +11,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
+from eventpipe.adapters.local.bucket import FolderBucket
 from eventpipe.lake import columns
 from eventpipe.lake.columns import LAKE_SCHEMA, LakeRows
 
@@ -128,6 +129,36 @@ def test_an_erased_line_or_a_bad_line_in_a_segment_leaves_the_others_at_their_pl
     assert _user_ids(rows) == ["u-2", "u-3", "u-2", "u-3"]
     assert rows.skipped == 1
     assert "b-2" in caplog.text
+
+
+def test_empty_lines_at_a_segments_ends_or_on_an_indexed_line_shift_no_event() -> None:
+    # GIVEN segments with an erased first and last line, and one whose emptied line is still indexed
+    # (an erasure cut short between its two steps): one decode of the lines skips the empty ones
+    events = [_curated(n, "2026-11-28T05:00:00Z") for n in range(4)]
+    at_ends = b"\n".join([b"", events[1], events[2], b""])
+    emptied = b"\n".join([events[0], b"", events[2], events[3]])
+    rows = LakeRows()
+    # WHEN their indexed lines are added
+    rows.add_segment(at_ends, [1, 2], "b-1")
+    rows.add_segment(emptied, [0, 1, 2], "b-2")
+    # THEN each event is the one on its line, and the emptied line gives none
+    assert _user_ids(rows) == ["u-1", "u-2", "u-0", "u-2"]
+
+
+def test_a_segment_mapped_from_its_file_gives_the_rows_of_its_bytes(tmp_path: Path) -> None:
+    # GIVEN a segment in a folder bucket, as the lake writer maps it, and the same bytes
+    segment = b"\n".join(_curated(n, f"2026-11-28T0{5 + n % 2}:00:00Z") for n in range(6))
+    bucket = FolderBucket(tmp_path / "curated", prefixes=())
+    bucket.put("b-1.ndjson", segment)
+    mapped, copied = LakeRows(), LakeRows()
+    # WHEN each is added
+    mapped.add_segment(bucket.mapped("b-1.ndjson"), [0, 2, 3, 5], "b-1")
+    copied.add_segment(segment, [0, 2, 3, 5], "b-1")
+    # THEN the tables are the same, row for row
+    tables = mapped.tables()
+    assert list(tables) == ["dt=2026-11-28/hour=05", "dt=2026-11-28/hour=06"]
+    assert all(tables[p].equals(t) for p, t in copied.tables().items())
+    assert _user_ids(mapped) == ["u-0", "u-2", "u-3", "u-5"]
 
 
 def test_json_text_that_is_not_utf8_never_makes_a_string_column() -> None:

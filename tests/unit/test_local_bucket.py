@@ -195,6 +195,31 @@ def test_open_gives_a_buffered_blocking_stream_of_a_regular_file(bucket: FolderB
         assert stream.read() == b'{"a":1}\n' * 1000
 
 
+def test_mapped_gives_the_object_as_it_was_when_mapped_even_once_replaced(bucket: FolderBucket) -> None:
+    # GIVEN an object, mapped, and an empty one
+    bucket.put("raw/b", b"old" * 5000)
+    bucket.put("raw/empty", b"")
+    mapped = bucket.mapped("raw/b")
+    # WHEN the object is replaced (a put renames a new file into place) and deleted
+    bucket.put("raw/b", b"new" * 7000)
+    held = bytes(mapped)
+    bucket.delete("raw/b")
+    # THEN the map still holds the bytes it was made with; an empty object is b"" (no map can hold it)
+    assert held == b"old" * 5000
+    assert bytes(mapped) == b"old" * 5000
+    assert bucket.mapped("raw/empty") == b""
+    with pytest.raises(ObjectNotFoundError):
+        bucket.mapped("raw/b")
+
+
+def test_mapped_refuses_what_is_not_a_regular_file(bucket: FolderBucket) -> None:
+    os.mkfifo(bucket.root / "incoming" / "pipe")
+    with pytest.raises(StorageError, match="not a regular file"):
+        bucket.mapped("incoming/pipe")
+    with pytest.raises(StorageError):
+        bucket.mapped("raw")
+
+
 def test_open_of_a_fifo_refuses_at_once_instead_of_waiting_for_a_writer(bucket: FolderBucket) -> None:
     # GIVEN a FIFO under a key, with no writer
     fifo = bucket.root / "incoming" / "pipe.ndjson"

@@ -13,11 +13,13 @@ from itertools import accumulate
 from typing import TYPE_CHECKING
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from eventpipe.lake import kernels
 
 if TYPE_CHECKING:
+    import mmap
     from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
@@ -129,7 +131,6 @@ class _Event(msgspec.Struct, gc=False):
 
 
 _EVENT = msgspec.json.Decoder(_Event)
-_EVENTS = msgspec.json.Decoder(list[_Event])
 _ENRICHMENT = msgspec.json.Decoder(_Enrichment | None)
 _NO_ENRICHMENT = _Enrichment()
 _NO_AGENT = _Agent()  # every field None: stands for a missing part of the enrichment
@@ -173,16 +174,20 @@ class LakeRows:
             return
         self._wait(event.occurred_at[:13], [event], batch_id)
 
-    def add_segment(self, segment: bytes, lines: Sequence[int], batch_id: str) -> None:
-        """Add the events on `lines` (distinct line numbers, ascending) of a batch's curated segment.
+    def add_segment(self, segment: bytes | mmap.mmap, lines: Sequence[int], batch_id: str) -> None:
+        """Add the events on `lines` (distinct line numbers, ascending) of a batch's curated segment
+        (its bytes, or a read-only map of its file: `FolderBucket.mapped`).
 
-        The segment is decoded in one call, as a JSON array: a third less than splitting it and
-        decoding each line. An erased event's empty line (or a line that is not an event) fails
-        that, and the lines are then added one by one."""
+        The segment's lines are decoded in one call (`decode_lines`), without a copy of it. That
+        call skips empty lines, so an erased event's empty line would shift the events after it:
+        a count of the segment's line breaks (numpy, 0.1 µs per event) tells whether any line was
+        skipped. If one was (or a line is not an event), the lines are added one by one."""
         try:
-            events = _EVENTS.decode(b"".join((b"[", segment.replace(b"\n", b","), b"]")))  # one copy, not two
+            events = _EVENT.decode_lines(segment)
         except msgspec.DecodeError:
-            texts = segment.split(b"\n")
+            events = None
+        if events is None or len(events) != _line_count(segment):
+            texts = bytes(segment).split(b"\n")
             for line in lines:
                 if line < len(texts) and texts[line]:  # an erased event leaves an empty line
                     self.add(texts[line], batch_id)
@@ -328,6 +333,24 @@ class LakeRows:
             enrichments.append(enrichment)
             kept_ids.append(batch_id)
         return kept_events, enrichments, kept_ids
+
+
+def _line_count(segment: bytes | mmap.mmap) -> int:
+    """The lines of a segment (`b"\\n"`-separated): its line breaks, counted by numpy (bytes.count
+    looks at a byte at a time, four times slower), a block at a time into one small buffer (a
+    comparison of the whole segment at once faulted a fresh page in for every 4 KiB of it)."""
+    data = np.frombuffer(segment, np.uint8)
+    found = np.empty(min(len(data), _BLOCK_BYTES), np.bool_)
+    breaks = 0
+    for start in range(0, len(data), _BLOCK_BYTES):
+        block = data[start : start + _BLOCK_BYTES]
+        np.equal(block, _LINE_BREAK, out=found[: len(block)])
+        breaks += int(np.count_nonzero(found[: len(block)]))
+    return breaks + 1
+
+
+_LINE_BREAK = ord("\n")
+_BLOCK_BYTES = 1 << 16
 
 
 def _texts(raws: list[msgspec.Raw], joined: bytes | None = None) -> pa.Array:

@@ -24,11 +24,13 @@ from eventpipe.lake.manifest import RETIRED_GRACE_MS, LakeFile, LakeManifest, la
 from eventpipe.lake.settings import LakeSettings
 
 if TYPE_CHECKING:
+    import mmap
     import sqlite3
     from pathlib import Path
 
+    from eventpipe.adapters.local.bucket import FolderBucket
     from eventpipe.adapters.local.database import Database
-    from eventpipe.core.ports import Clock, RawBucket
+    from eventpipe.core.ports import Clock
     from eventpipe.localrun.runtime import LocalRuntime
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ def segment_key(batch_id: str) -> str:
 
 
 class LakeWriter:
-    def __init__(self, db: Database, segments: RawBucket, root: Path, clock: Clock) -> None:
+    def __init__(self, db: Database, segments: FolderBucket, root: Path, clock: Clock) -> None:
         self._db = db
         self._segments = segments
         self.root = root
@@ -142,10 +144,10 @@ class LakeWriter:
         self.manifest.commit_chunk(files, last, self.clock.now_ms())
         return len(lake_rows)
 
-    def _segment(self, batch_id: str) -> bytes | None:
-        """A batch's segment: its curated payloads, a line each, by position."""
+    def _segment(self, batch_id: str) -> mmap.mmap | bytes | None:
+        """A batch's segment: its curated payloads, a line each, by position (mapped, not copied)."""
         try:
-            return self._segments.get(segment_key(batch_id))
+            return self._segments.mapped(segment_key(batch_id))
         except ObjectNotFoundError:  # retention removed the batch after the rows were read
             return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 from dataclasses import dataclass
@@ -89,6 +90,20 @@ class FolderBucket:
         with self.open(key) as stream:
             try:
                 return stream.read()
+            except OSError as exc:
+                raise StorageError(f"cannot read {key}: {exc}") from exc
+
+    def mapped(self, key: str) -> mmap.mmap | bytes:
+        """The object's bytes, as a read-only map of its file: for a large object read once (the lake
+        writer's segments). A read copies the file into fresh pages, a fault each (a quarter of a
+        microsecond per curated event); a map takes the page cache's pages as they are. Objects
+        are replaced by a rename, never written in place, so the map keeps the bytes it was made
+        with. A file of no bytes cannot be mapped: its bytes, b"", instead."""
+        with self.open(key) as stream:
+            try:
+                if os.fstat(stream.fileno()).st_size == 0:
+                    return b""
+                return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
             except OSError as exc:
                 raise StorageError(f"cannot read {key}: {exc}") from exc
 
