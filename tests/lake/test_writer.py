@@ -121,6 +121,52 @@ def test_compaction_merges_a_crowded_hour_and_queries_count_each_event_once(
     assert _count(runtime) == 45
 
 
+def test_a_merge_takes_at_most_merged_rows_and_a_file_that_large_is_never_merged_again(
+    runtime: LocalRuntime, lake: LakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "COMPACT_AT_FILES", 3)
+    monkeypatch.setattr(writer_module, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(writer_module, "MERGED_ROWS", 20)
+    # GIVEN 45 events of one hour written 10 at a time (files of 10, 10, 10, 10 and 5 rows)
+    ingest(runtime, *[make_event() for _ in range(45)])
+    # WHEN the writer runs, then runs again with nothing new
+    lake.sync()
+    first = sorted(f.rows for f in lake.manifest.live())
+    lake.sync()
+    second = sorted(f.rows for f in lake.manifest.live())
+    # THEN each merge took the two oldest small files (20 rows); the merged files stay as they are,
+    # also once the hour is closed, where only small files would be merged
+    assert first == [5, 10, 10, 20]
+    assert second == [5, 20, 20]
+    runtime.clock.now += 3 * 3_600_000  # type: ignore[attr-defined]
+    lake.sync()
+    assert sorted(f.rows for f in lake.manifest.live()) == [5, 20, 20]
+    assert _count(runtime) == 45
+
+
+def test_rows_curated_while_a_round_writes_wait_for_the_next_round(
+    runtime: LocalRuntime, lake: LakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "CHUNK_ROWS", 10)
+    ingest(runtime, *[make_event() for _ in range(25)])
+    real_write_chunk = LakeWriter._write_chunk
+    more = [make_event() for _ in range(10)]
+
+    def write_then_curate_more(self: LakeWriter, up_to: int) -> int | None:
+        written = real_write_chunk(self, up_to)
+        if more:  # a batch curated while the round writes its first chunk
+            ingest(runtime, *more)
+            more.clear()
+        return written
+
+    monkeypatch.setattr(LakeWriter, "_write_chunk", write_then_curate_more)
+    # WHEN a round runs while 10 more events are curated THEN it writes the 25 there at its start
+    assert lake.sync() == 25
+    # AND the next round the 10
+    assert lake.sync() == 10
+    assert _count(runtime) == 35
+
+
 def test_a_closed_hour_is_merged_even_with_few_files(runtime: LocalRuntime, lake: LakeWriter) -> None:
     ingest(runtime, make_event())
     lake.sync()

@@ -127,13 +127,14 @@ class LakeManifest:
             rows = conn.execute("SELECT path FROM lake_files WHERE retired_ms < ?", (limit,)).fetchall()
         return [str(row[0]) for row in rows]
 
-    def crowded_partitions(self, min_files: int) -> list[tuple[str, int]]:
-        """Partitions with at least `min_files` live files, and how many, most crowded first."""
+    def crowded_partitions(self, min_files: int, *, below_rows: int = 2**62) -> list[tuple[str, int]]:
+        """Partitions with at least `min_files` live files of fewer than `below_rows` rows, and how
+        many, most crowded first."""
         with self._db.reading() as conn:
             rows = conn.execute(
-                "SELECT partition, COUNT(*) AS n FROM lake_files WHERE retired_ms IS NULL"
+                "SELECT partition, COUNT(*) AS n FROM lake_files WHERE retired_ms IS NULL AND rows < ?"
                 " GROUP BY partition HAVING n >= ? ORDER BY n DESC, partition",
-                (min_files,),
+                (below_rows, min_files),
             ).fetchall()
         return [(str(p), int(n)) for p, n in rows]
 

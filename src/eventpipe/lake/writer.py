@@ -3,8 +3,8 @@
 `sync()` takes the curated rows after the cursor, a chunk at a time, writes one file per
 partition the chunk touches (`part-<first rowid>-<last rowid>-<random>.parquet`), then lists the files and
 moves the cursor in one transaction (see manifest.py). It then merges the small files of busy or
-closed hours. `eventpipe up`'s worker calls it every few seconds and `eventpipe ingest` at its
-end; the lock makes concurrent callers take turns.
+closed hours. `eventpipe up`'s lake process (localrun/lake_process.py) calls it every few seconds and
+`eventpipe ingest` at its end; the lock makes concurrent callers take turns.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from eventpipe.lake.settings import LakeSettings
 if TYPE_CHECKING:
     import mmap
     import sqlite3
+    from collections.abc import Callable
     from pathlib import Path
 
     from eventpipe.adapters.local.bucket import FolderBucket
@@ -38,16 +39,21 @@ log = logging.getLogger(__name__)
 # its rows in Arrow only (about 0.7 KB each); 200,000 keep a 100,000-event ingest to one file per
 # hour, where 50,000 wrote two that compaction then read and wrote again (a tenth of the lake's CPU).
 CHUNK_ROWS = 200_000
-COMPACT_AT_FILES = 8  # a partition with this many live files is merged whatever its hour
+COMPACT_AT_FILES = 8  # a partition with this many small live files has them merged whatever its hour
+# A file of this many rows is not merged again, and a merge takes about this many rows at most: a busy
+# hour's compactions then read each row about once (merging the whole hour each time read it again and
+# again, and held it all in memory), and a merge's memory stays bounded (Arrow: about 0.7 KB a row).
+MERGED_ROWS = 500_000
 MIN_RUN_ROWS = 256  # a chunk's runs of one batch's rows shorter than this: the rest is grouped by SQL
 # A run's line numbers (SQLite's group_concat, "0,1,2"), read as a JSON array: a quarter of the time
 # of splitting the text and converting each number.
 _LINE_NUMBERS = msgspec.json.Decoder(list[int])
 
 
-def chunk_runs(conn: sqlite3.Connection, cursor: int) -> list[tuple[str, int, int, str]]:
-    """The next `CHUNK_ROWS` curated rows after `cursor`, a line per run of one batch's rows: its
-    batch, first and last rowid, and its rows' lines in the segment (`idx`), comma-separated.
+def chunk_runs(conn: sqlite3.Connection, cursor: int, up_to: int = 2**62) -> list[tuple[str, int, int, str]]:
+    """The next `CHUNK_ROWS` curated rows after `cursor` (up to rowid `up_to`), a line per run of one
+    batch's rows: its batch, first and last rowid, and its rows' lines in the segment (`idx`),
+    comma-separated.
 
     A batch's rows are stored by one INSERT, so their rowids follow each other: each run is found
     by three lookups on the rowid, which cost less than grouping the chunk's rows by batch in SQL
@@ -55,7 +61,8 @@ def chunk_runs(conn: sqlite3.Connection, cursor: int) -> list[tuple[str, int, in
     reading). Where runs are short (request batches of a few events), three lookups a run would
     cost more, and the rest of the chunk is grouped by SQL."""
     end = conn.execute(
-        "SELECT MAX(id) FROM (SELECT id FROM curated WHERE id > ? ORDER BY id LIMIT ?)", (cursor, CHUNK_ROWS)
+        "SELECT MAX(id) FROM (SELECT id FROM curated WHERE id > ? AND id <= ? ORDER BY id LIMIT ?)",
+        (cursor, up_to, CHUNK_ROWS),
     ).fetchone()[0]
     runs: list[tuple[str, int, int, str]] = []
     position = cursor
@@ -96,22 +103,27 @@ class LakeWriter:
         self.manifest = LakeManifest(db)
         self._swept = False
 
-    def sync(self, *, budget_s: float = 30.0) -> int:
+    def sync(self, *, budget_s: float = 30.0, stop: Callable[[], bool] = lambda: False) -> int:
         """Write the curated events not yet in the lake (for at most about `budget_s`), then compact;
-        how many events were written."""
+        how many events were written. Once `stop()` is true it returns after the chunk it writes."""
         deadline = time.monotonic() + budget_s
         written = 0
         with lake_lock(self.root):
             if not self._swept:
                 self.sweep_orphans()
                 self._swept = True
-            while time.monotonic() < deadline:
-                count = self._write_chunk()
+            # The rows curated by now: those that land while this round writes wait for the next, so
+            # a busy store gives a few large files, not a small one for each batch done meanwhile.
+            with self._db.reading() as conn:
+                up_to = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM curated").fetchone()[0])
+            while time.monotonic() < deadline and not stop():
+                count = self._write_chunk(up_to)
                 if count is None:
                     break
                 written += count
-            self.compact()
-            self._drop_retired()
+            if not stop():
+                self.compact()
+                self._drop_retired()
         return written
 
     def sweep_orphans(self) -> None:
@@ -121,10 +133,10 @@ class LakeWriter:
             if relative not in listed:
                 remove(self.root, relative)
 
-    def _write_chunk(self) -> int | None:
+    def _write_chunk(self, up_to: int) -> int | None:
         cursor = self.manifest.cursor()
         with self._db.reading() as conn:
-            batches = chunk_runs(conn, cursor)
+            batches = chunk_runs(conn, cursor, up_to)
         if not batches:
             return None
         first, last = min(int(b[1]) for b in batches), max(int(b[2]) for b in batches)
@@ -152,15 +164,21 @@ class LakeWriter:
             return None
 
     def compact(self, *, max_partitions: int = 8) -> int:
-        """Merge the live files of crowded partitions, and of hours closed for an hour; how many merged."""
+        """Merge the small live files (under `MERGED_ROWS` rows) of crowded partitions, and of hours
+        closed for an hour, oldest first, up to about `MERGED_ROWS` rows a merge; how many merges."""
         now_ms = self.clock.now_ms()
         done = 0
-        for partition, count in self.manifest.crowded_partitions(2):
+        for partition, count in self.manifest.crowded_partitions(2, below_rows=MERGED_ROWS):
             if done >= max_partitions:
                 break
             if count < COMPACT_AT_FILES and not hour_closed(partition, now_ms):
                 continue
-            inputs = self.manifest.live_in(partition)
+            small = [f for f in self.manifest.live_in(partition) if f.rows < MERGED_ROWS]
+            inputs = small[:2]
+            for file in small[2:]:
+                if sum(f.rows for f in inputs) + file.rows > MERGED_ROWS:
+                    break
+                inputs.append(file)
             table = pa.concat_tables([read_parquet(self.root / f.path) for f in inputs])
             table = table.sort_by([("occurred_at", "ascending")])
             relative = f"{partition}/part-c{uuid.uuid4().hex}.parquet"
