@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 WORKER_MARK = b"spawn_main"  # the worker is a `spawn` child; the other child is multiprocessing's resource tracker
+LAKE_PROCESS_NAME = "eventpipe-lake"  # the server's other `spawn` child names itself so
 
 
 def rss_mib(pid: int) -> float:
@@ -34,14 +35,26 @@ def children(pid: int) -> list[int]:
 
 def worker_pid(server_pid: int) -> int | None:
     """The worker process of the server, if it has one now."""
-    for child in children(server_pid):
+    found = _spawned(server_pid)
+    return next((pid for pid, name in found if name != LAKE_PROCESS_NAME), None)
+
+
+def lake_pid(server_pid: int) -> int | None:
+    """The lake process of the server (localrun/lake_process.py), if it has one now: it names itself."""
+    found = _spawned(server_pid)
+    return next((pid for pid, name in found if name == LAKE_PROCESS_NAME), None)
+
+
+def _spawned(pid: int) -> list[tuple[int, str]]:
+    """A process's `spawn` children, and their names (/proc/<pid>/comm)."""
+    found = []
+    for child in children(pid):
         try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if WORKER_MARK in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append((child, Path(f"/proc/{child}/comm").read_text().strip()))
         except OSError:
             continue
-        if WORKER_MARK in cmdline:
-            return child
-    return None
+    return found
 
 
 def alive(pid: int) -> bool:

@@ -130,7 +130,7 @@ def test_health_has_counters(server: Server) -> None:
     # WHEN /health is read after some traffic
     post_events(server.url, as_ndjson(events(1)))
     document = health(server.url)
-    # THEN it reports the batches, the server's answers and the worker
+    # THEN it reports the batches, the server's answers, the worker and the lake process
     assert document["status"] == "ok"
     assert set(document["batches"]) == {"pending", "failed", "in_request_log"}
     # AND a request still in the request log counts as pending
@@ -141,6 +141,10 @@ def test_health_has_counters(server: Server) -> None:
     assert worker["alive"] is True
     assert worker["restarts"] == 0
     assert {"batches_processed", "events_processed", "files_read"} <= set(worker)
+    # AND the lake process, which writes the lake
+    lake = document["lake"]
+    assert (lake["alive"], lake["restarts"]) == (True, 0)
+    assert {"events_written", "last_seen_s"} <= set(lake)
 
 
 @pytest.mark.parametrize(

@@ -47,14 +47,25 @@ def add_lake_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def before_processing(runtime: LocalRuntime) -> None:
     """What a process that writes to the stores does first: finish an erasure a crash interrupted,
     so that no batch run or lake write brings an erased event back; then retention, if due."""
-    from eventpipe.erasure.journal import ErasureJournal
-    from eventpipe.lake.settings import LakeSettings
+    finish_erasures(runtime)
+    retention_if_due(runtime)
 
-    # Both modules load pyarrow (about 50 MiB and 0.2 s): only when there is something to do.
+
+def finish_erasures(runtime: LocalRuntime) -> None:
+    """Finish the erasures a crash interrupted (an erasure that runs now, another process's, is left to it)."""
+    from eventpipe.erasure.journal import ErasureJournal
+
+    # The erasure's modules load pyarrow (about 50 MiB and 0.2 s): only when there is something to do.
     if ErasureJournal(runtime.settings.data_dir / "erasures").has_pending():
         from eventpipe.erasure.run import resume_erasures
 
         resume_erasures(runtime)
+
+
+def retention_if_due(runtime: LocalRuntime) -> None:
+    """Retention, when configured and not run in the last day (lake/retention.py)."""
+    from eventpipe.lake.settings import LakeSettings
+
     settings = LakeSettings.from_env()
     if settings.retention_days is not None or settings.lake_retention_days is not None:
         from eventpipe.lake.retention import apply_retention

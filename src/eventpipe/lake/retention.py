@@ -11,8 +11,8 @@ The deduplication window follows: an event is recognised as a duplicate while th
 its first copy exists, that is for `EVENTPIPE_RETENTION_DAYS` after the batch that curated it was
 received. Sent again later, it is curated again.
 
-It runs when a process that writes starts (`eventpipe up`'s worker, `ingest`, `replay`) and then
-daily: the time of the last run is kept in the database.
+It runs when a process that writes starts (`eventpipe up`'s lake process, `ingest`, `replay`) and
+then daily: the time of the last run is kept in the database.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """`eventpipe up`: the whole pipeline on one machine.
 
 One process serves HTTP (uvicorn, httptools, uvloop) and stores each acknowledged batch; a worker
-process runs the workflows and reads file drops. SIGINT and SIGTERM stop it gracefully: the server
-stops accepting, answers the requests it holds, then the worker finishes its current batch.
+process runs the workflows and reads file drops; a lake process writes the lake and applies
+retention. SIGINT and SIGTERM stop it gracefully: the server stops accepting, answers the requests
+it holds, then the worker finishes its current batch (and the lake process its current chunk).
 Anything not finished stays pending and is finished at the next start.
 """
 
@@ -22,6 +23,7 @@ from eventpipe.core.errors import ConfigError
 from eventpipe.localrun.app import LocalApp, is_loopback
 from eventpipe.localrun.datadir_lock import UP, DataDirLock, holder_of
 from eventpipe.localrun.demo import DemoStream, demo_write_key
+from eventpipe.localrun.lake_process import LakeSupervisor, needed
 from eventpipe.localrun.protocol import GuardedHttpToolsProtocol
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.localrun.worker import WorkerSupervisor
@@ -71,6 +73,7 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     lock.describe(UP, url)
     supervisor = WorkerSupervisor(settings)
+    lake = LakeSupervisor(settings) if needed(settings) else None
     runtime = LocalRuntime(settings, defer_to=supervisor.wake, request_log=True)
     log_seq = supervisor.shared.log_seq
     log_seq.value = oldest_logged_seq(runtime)  # until the worker has read the log
@@ -81,7 +84,11 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     runtime.log_acks.grouped_before = lambda: log_seq.value  # what the log holds past it is the backlog (429)
     executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="eventpipe-http")
     app = LocalApp(runtime, executor=executor, token=settings.api_token)
-    runtime.server_counters = lambda: {**app.stats.as_dict(), "worker": supervisor.as_dict()}
+    runtime.server_counters = lambda: {
+        **app.stats.as_dict(),
+        "worker": supervisor.as_dict(),
+        **({"lake": lake.as_dict()} if lake else {}),
+    }
     config = uvicorn.Config(
         app,
         http=GuardedHttpToolsProtocol,
@@ -108,6 +115,8 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     server = uvicorn.Server(config)
     received = _stop_on_signals(server)
     supervisor.start()
+    if lake:
+        lake.start()
     try:
         print(f"eventpipe: dashboard and API at {url} (data in {settings.data_dir}); Ctrl-C stops", flush=True)
         if stream:
@@ -122,7 +131,11 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
         if stream:
             stream.stop()
         executor.shutdown(wait=True, cancel_futures=True)  # uvicorn has answered or dropped every request
-        supervisor.stop()
+        supervisor.ask_to_stop()
+        if lake:
+            lake.ask_to_stop()
+            lake.join()
+        supervisor.join()
         runtime.close()
         sock.close()
         lock.release()

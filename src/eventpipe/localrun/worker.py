@@ -1,5 +1,6 @@
 """The background worker of `eventpipe up`: a process of its own (the second core) that runs the
-workflow of every pending batch, oldest first, and reads file drops.
+workflow of every pending batch, oldest first, and reads file drops. The lake and retention are the
+lake process's (lake_process.py): this loop only hands out work.
 
 The batch table is the queue: ingest records a batch as pending before it answers, and the worker
 takes pending batches until none is left, so batches a crash left behind are finished on start
@@ -27,37 +28,32 @@ import multiprocessing.connection
 import os
 import signal
 import socket
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from eventpipe.core.errors import EventpipeError
 from eventpipe.core.grouping import is_due, take
 from eventpipe.core.queued import GROUPABLE_SOURCE
-from eventpipe.lake.cli import before_processing
-from eventpipe.lake.writer import lake_writer
+from eventpipe.erasure.journal import ErasureJournal
+from eventpipe.lake.cli import finish_erasures
 from eventpipe.localrun.collector import tune_for_batches
 from eventpipe.localrun.logged_requests import LoggedRequests
 from eventpipe.localrun.runners import InlineRunner, PooledRunners, Run, batch_runners
 from eventpipe.localrun.runtime import REQUEST_LOG_FOLDER, LocalRuntime
+from eventpipe.localrun.supervision import KeptAlive
 from eventpipe.localrun.watcher import DropWatcher
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from ctypes import c_longlong
-    from multiprocessing.context import SpawnProcess
 
-    from eventpipe.lake.writer import LakeWriter
     from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
 TAKE = 64  # pending batches read at a time
 STOP_TIMEOUT_S = 30.0
-RESTART_MAX_WAIT_S = 60.0
-QUICK_EXIT_S = 30.0
-LAKE_EVERY_S = 5.0  # curated events are in the lake within about this (the contract says 60 s)
-LAKE_BUDGET_S = 5.0  # at most this long away from the batches
+ERASURES_EVERY_S = 5.0  # how soon an `eventpipe erase` killed while this worker runs is finished
 
 
 class Shared:
@@ -95,8 +91,8 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     runtime = LocalRuntime(settings, defer_to=lambda: None)  # file drops' batches join the queue
     _remove_unrecorded_groups(runtime)  # the worker alone forms groups: none is being written now
     watcher = DropWatcher(runtime)
-    before_processing(runtime)  # an erasure a crash interrupted, before any batch runs
-    lake = lake_writer(runtime)
+    finish_erasures(runtime)  # an erasure a crash interrupted, before any batch runs
+    erasures = ErasureJournal(settings.data_dir / "erasures")
     logged = LoggedRequests(
         runtime,
         settings.data_dir / REQUEST_LOG_FOLDER,
@@ -105,7 +101,7 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     )
     runners = batch_runners(settings, runtime)
     tune_for_batches()
-    next_scan = next_lake = 0.0
+    next_scan = next_erasures = 0.0
     ahead: dict[str, Run] = {}  # groups recorded while every runner was busy, with what they count for
 
     def stopping() -> bool:
@@ -158,9 +154,9 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + POLL_S
                 shared.files.value += len(_scan(watcher))
-            if time.monotonic() >= next_lake:
-                next_lake = time.monotonic() + LAKE_EVERY_S
-                _sync_lake(lake, runtime, runners)
+            if time.monotonic() >= next_erasures:
+                next_erasures = time.monotonic() + ERASURES_EVERY_S
+                _finish_erasures(erasures, runtime, runners)
             if not ran:
                 multiprocessing.connection.wait([wake, *runners.waitables], max(wait_s, 0.01))
     finally:
@@ -185,19 +181,16 @@ def _drain(wake: socket.socket) -> None:
             pass
 
 
-def _sync_lake(lake: LakeWriter | None, runtime: LocalRuntime, runners: InlineRunner | PooledRunners) -> None:
-    """An `eventpipe erase` killed while this worker runs (once no batch runs), retention when due
-    (also with the lake off), then the lake (the runners go on meanwhile)."""
-    from eventpipe.erasure.journal import ErasureJournal
-
+def _finish_erasures(erasures: ErasureJournal, runtime: LocalRuntime, runners: InlineRunner | PooledRunners) -> None:
+    """An `eventpipe erase` killed while this worker runs, finished once no batch runs (the lake
+    process writes nothing while it is pending)."""
+    if not erasures.has_pending():
+        return
+    runners.wait_all()
     try:
-        if ErasureJournal(runtime.settings.data_dir / "erasures").has_pending():
-            runners.wait_all()
-        before_processing(runtime)
-        if lake is not None:
-            lake.sync(budget_s=LAKE_BUDGET_S)
-    except EventpipeError as exc:  # the events stay in the curated store: the next round writes them
-        log.error("lake or retention not done: %s", exc)
+        finish_erasures(runtime)
+    except EventpipeError as exc:  # the entry stays: the next round tries again
+        log.error("an interrupted erasure not finished: %s", exc)
 
 
 def _remove_unrecorded_groups(runtime: LocalRuntime) -> None:
@@ -219,68 +212,41 @@ class WorkerSupervisor:
     """Starts the worker process, starts it again if it dies, and stops it when asked."""
 
     def __init__(self, settings: Settings) -> None:
-        self._context = multiprocessing.get_context("spawn")
-        self._settings = settings
+        context = multiprocessing.get_context("spawn")
         self._send, self._receive = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._send.setblocking(False)
         self._receive.setblocking(False)
-        self.shared = Shared(self._context)
-        self._stopped = threading.Event()
-        self._process: SpawnProcess | None = None
-        self._restarts = 0
-        self._started = 0.0
-        self._watch = threading.Thread(target=self._keep_alive, name="eventpipe-supervisor", daemon=True)
+        self.shared = Shared(context)
+        self._process = KeptAlive(
+            "eventpipe-worker",
+            work,
+            (settings, self._receive, self.shared, os.getpid()),
+            self.shared.stop,
+            stop_timeout_s=STOP_TIMEOUT_S,
+            wake=self.wake,
+        )
 
     def start(self) -> None:
-        self._spawn()
-        self._watch.start()
+        self._process.start()
 
     def wake(self) -> None:
         """Tell the worker a batch is waiting; never blocks."""
         with contextlib.suppress(BlockingIOError):  # the worker has wake-ups waiting already
             self._send.send(b"!")
 
-    def _spawn(self) -> None:
-        self._process = self._context.Process(
-            target=work,
-            args=(self._settings, self._receive, self.shared, os.getpid()),
-            name="eventpipe-worker",
-        )
-        self._process.start()
-        self._started = time.monotonic()
+    def ask_to_stop(self) -> None:
+        """Let the worker finish its current batch and exit (`join` waits for it)."""
+        self._process.ask_to_stop()
 
-    def _keep_alive(self) -> None:
-        """Start a worker that exited (the server alone decides when to stop) again; after an exit soon
-        after its start, wait twice as long as the last time, up to a minute: a crash loop stays cheap."""
-        backoff_s = 0.5
-        while not self._stopped.wait(1.0):
-            if self._process is None or self._process.is_alive():
-                continue
-            self._restarts += 1
-            quick = time.monotonic() - self._started < QUICK_EXIT_S
-            backoff_s = min(backoff_s * 2, RESTART_MAX_WAIT_S) if quick else 1.0
-            log.error("the worker exited (code %s); starting it again in %.0f s", self._process.exitcode, backoff_s)
-            if self._stopped.wait(backoff_s):
-                return
-            self._spawn()
-
-    def stop(self) -> None:
-        """Let the worker finish its current batch and exit; a worker that does not is killed, which
-        loses nothing either (its batch stays pending)."""
-        self._stopped.set()
-        if self._watch.is_alive():
-            self._watch.join()
-        self.shared.stop.value = 1
-        self.wake()
-        if self._process is not None:
-            self._process.join(STOP_TIMEOUT_S)
-            if self._process.is_alive():
-                log.warning("the worker did not stop within %.0f s; killing it", STOP_TIMEOUT_S)
-                self._process.kill()
-                self._process.join()
+    def join(self) -> None:
+        """A worker that does not exit in time is killed, which loses nothing either (its batch stays pending)."""
+        self._process.join()
         self._send.close()
         self._receive.close()
 
+    def stop(self) -> None:
+        self.ask_to_stop()
+        self.join()
+
     def as_dict(self) -> dict[str, Any]:
-        alive = self._process is not None and self._process.is_alive()
-        return {"alive": alive, "restarts": self._restarts, **self.shared.as_dict()}
+        return {"alive": self._process.alive, "restarts": self._process.restarts, **self.shared.as_dict()}
