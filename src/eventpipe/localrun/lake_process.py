@@ -63,7 +63,7 @@ class LakeShared:
         }
 
 
-def needed(settings: Settings) -> bool:
+def needed() -> bool:
     """Whether `eventpipe up` runs a lake process: the lake is on, or retention is configured."""
     lake = LakeSettings.from_env()
     return lake.enabled or lake.retention_days is not None or lake.lake_retention_days is not None

@@ -63,6 +63,7 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
         raise ConfigError(
             f"binding to {host} exposes the API: set EVENTPIPE_API_TOKEN (clients send it as a bearer token)"
         )
+    run_lake = needed()  # a bad EVENTPIPE_LAKE is refused before anything starts
     lock = hold_data_dir(settings)
     try:
         sock = listen(host, port)
@@ -73,7 +74,7 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     lock.describe(UP, url)
     supervisor = WorkerSupervisor(settings)
-    lake = LakeSupervisor(settings) if needed(settings) else None
+    lake = LakeSupervisor(settings) if run_lake else None
     runtime = LocalRuntime(settings, defer_to=supervisor.wake, request_log=True)
     log_seq = supervisor.shared.log_seq
     log_seq.value = oldest_logged_seq(runtime)  # until the worker has read the log
