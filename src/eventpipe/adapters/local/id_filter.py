@@ -5,13 +5,16 @@ of its `GROUPS` groups may hold the id, so that only the runs of those groups ar
 never forgets an id it was given (no false negatives). Its size is chosen by the store
 (dedup_runs.py: 16 to 24 bits per id, at most EVENTPIPE_DEDUP_FILTER_MIB) and kept in its file; a
 fuller filter only sends more ids to the index: an id not stored passes it about 0.2% of the time
-at 24 bits per id, 2% at 16, 7% at 13.
+at 24 bits per id, 2% at 16, 6% at 13 (bench/id_filter.py measures it).
 
 The layout is bit-sliced: a 32-bit word per position, one bit of it per group (each bit plane a
 Bloom filter of its own, as many bits per id as one filter of all ids), so one lookup reads
 `HASHES` words whatever the number of groups; more groups send fewer runs to the index per id
-found, and more ids not stored (one group's false positives each). Imported only
-when a store first looks in its closed runs: numpy stays out of processes that do not (Lambda).
+found, and more ids not stored (one group's false positives each). Not blocked (an id's words in
+one cache line, the usual cure for a Bloom filter's cache misses): a 64-byte block holds 16 bits of
+each group, and a third to a half of the ids not stored would pass; in one 4 KiB page it is no
+faster (docs/benchmark.md, "Fifth round"). Imported only when a store first looks in its closed
+runs: numpy stays out of processes that do not (Lambda).
 
 The file holds the bits and the names (tokens) of the runs they cover; it is written whole to a
 temporary file, fsynced and renamed, so a crash leaves the old file or the new one, never a mix; a
