@@ -11,7 +11,16 @@ client's retries): that process's CPU time, wall time, peak memory and bytes wri
 segment files) are measured; each row is the median of its repeats (each repeat adds its batches
 to the same store). Memory: the peak resident set (VmHWM), and after the batches, the store still
 open, its private part (RssAnon) and its file-backed part (RssFile: the mapped filter, the
-libraries). Bounded: 10M rows fill in about a minute and take 0.9 GB of disk, removed after the run."""
+libraries). Bounded: 10M rows fill in about a minute and take 0.9 GB of disk, removed after the run.
+
+Where the database's pages are when a process starts is set, not left to chance (`--store-pages`):
+`cached`, the file read whole into the OS's page cache just before (as a machine with the memory
+to spare keeps it), and `evicted`, the file dropped from it (as after a machine's page-out of idle
+memory, or for a store larger than its memory: each old re-sent id's probe then reads its pages
+from the disk). Each is compared with the empty store in the same state. Left as the time since
+the fill leaves them, the figure drifted from repeat to repeat on a machine that pages idle
+memory out (docs/benchmark.md, "Fifth round"). The targets are read in the `cached` state; the
+`evicted` ratio is printed and recorded beside them, with none."""
 
 from __future__ import annotations
 
@@ -228,6 +237,12 @@ def main() -> None:
         default=1.0,
         help="share of the re-sent ids that are old (filled, uniformly: the worst case), not of the last minutes",
     )
+    parser.add_argument(
+        "--store-pages",
+        default="cached,evicted",
+        help="comma-separated states of the database's pages in the OS's page cache when a process starts: "
+        "cached (read whole just before), evicted (dropped)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -240,6 +255,12 @@ def main() -> None:
         f"{args.old_retries:.0%} of them old), {args.cache_mib} MiB page cache, median of {args.repeat}"
     )
     sizes = [int(size) for size in args.stored.split(",")]
+    states = args.store_pages.split(",")
+    if not set(states) <= {"cached", "evicted"}:
+        parser.error(f"--store-pages takes cached and evicted, not {args.store_pages}")
+    if "evicted" in states and not hasattr(os, "posix_fadvise"):
+        print("the evicted state is not measured: this system has no posix_fadvise")
+        states = [state for state in states if state != "evicted"] or ["cached"]
     with tempfile.TemporaryDirectory(prefix="eventpipe-dedup-") as tmp:
         paths, setup = {}, {}
         for stored in sizes:
@@ -254,34 +275,57 @@ def main() -> None:
         snapshots = {stored: Snapshot(paths[stored]) for stored in sizes}
         command = [sys.executable, __file__, "--batches", str(args.batches), "--cache-mib", str(args.cache_mib)]
         command += ["--old-retries", str(args.old_retries)]
-        runs: dict[int, list[dict[str, float]]] = {stored: [] for stored in sizes}
+        runs: dict[str, dict[int, list[dict[str, float]]]] = {
+            state: {stored: [] for stored in sizes} for state in states
+        }
         for repeat in range(args.repeat):
-            # Each repeat starts at the next size: a process's place in the sequence moves its figures
-            # (the one after a restore runs among its write-back), and no size should keep one place.
+            # Each repeat starts at the next size (and state): a process's place in the sequence moves its
+            # figures (the one after a restore runs among its write-back), and none should keep one place.
             shift = repeat % len(sizes)
             for stored in sizes[shift:] + sizes[:shift]:
-                child = [*command, "--child", str(paths[stored]), str(stored), str(repeat)]
-                done = subprocess.run(child, capture_output=True, check=True)
-                runs[stored].append(orjson.loads(done.stdout))
-                snapshots[stored].restore()
+                for state in states[repeat % len(states) :] + states[: repeat % len(states)]:
+                    place_pages(paths[stored], state)
+                    child = [*command, "--child", str(paths[stored]), str(stored), str(repeat)]
+                    done = subprocess.run(child, capture_output=True, check=True)
+                    runs[state][stored].append(orjson.loads(done.stdout))
+                    snapshots[stored].restore()
         filter_mib = {stored: _file_mib(paths[stored].parent / "dedup.filter") for stored in sizes}
-    header = f"{'stored':>12}{'fill s':>8}{'filter s':>10}{'events/s/core':>15}{'events/s wall':>15}"
+    header = f"{'stored':>12}{'pages':>9}{'fill s':>8}{'filter s':>10}{'events/s/core':>15}{'events/s wall':>15}"
     header += f"{'x empty':>9}{'KiB written/event':>19}{'peak MiB':>10}{'private':>9}{'mapped':>8}"
     print(f"{header}{'filter MiB':>12}")
-    for stored in sizes:
-        ratio = _paired_ratio(runs[stored], runs[0], "per_core") if 0 in runs else float("nan")
-        print(
-            f"{stored:>12,}{setup[stored][0]:>8.0f}{setup[stored][1]:>10.1f}"
-            f"{_median(runs[stored], 'per_core'):>15,.0f}{_median(runs[stored], 'per_wall'):>15,.0f}{ratio:>9.2f}"
-            f"{_median(runs[stored], 'kib_per_event'):>19.1f}{_median(runs[stored], 'peak_mib'):>10.0f}"
-            f"{_median(runs[stored], 'anon_mib'):>9.0f}{_median(runs[stored], 'file_mib'):>8.0f}"
-            f"{filter_mib[stored]:>12.1f}"
-        )
-    print("Each figure the median of its repeats. peak MiB: the measuring process's maximum resident set")
-    print("(the fill runs in another process); private and mapped: its resident set after the batches, the part")
-    print("of its own (RssAnon) and the part mapped from files (RssFile: the libraries, the filter's pages);")
-    print("filter MiB: the closed runs' filter file, mapped while the store runs.")
-    _record_growth(runs)
+    for state in states:
+        measured = runs[state]
+        for stored in sizes:
+            ratio = _paired_ratio(measured[stored], measured[0], "per_core") if 0 in measured else float("nan")
+            print(
+                f"{stored:>12,}{state:>9}{setup[stored][0]:>8.0f}{setup[stored][1]:>10.1f}"
+                f"{_median(measured[stored], 'per_core'):>15,.0f}{_median(measured[stored], 'per_wall'):>15,.0f}"
+                f"{ratio:>9.2f}{_median(measured[stored], 'kib_per_event'):>19.1f}"
+                f"{_median(measured[stored], 'peak_mib'):>10.0f}{_median(measured[stored], 'anon_mib'):>9.0f}"
+                f"{_median(measured[stored], 'file_mib'):>8.0f}{filter_mib[stored]:>12.1f}"
+            )
+    print("Each figure the median of its repeats. pages: where the database's pages were when the process")
+    print("started (cached: in the OS's page cache; evicted: on the disk only). peak MiB: the measuring process's")
+    print("maximum resident set (the fill runs in another process); private and mapped: its resident set after")
+    print("the batches, the part of its own (RssAnon) and the part mapped from files (RssFile: the libraries,")
+    print("the filter's pages); filter MiB: the closed runs' filter file, mapped while the store runs.")
+    if "cached" in runs:
+        _record_growth(runs["cached"])
+    if "evicted" in runs:
+        _record_evicted(runs["evicted"])
+
+
+def place_pages(path: Path, state: str) -> None:
+    """Before a measured process: the database file read whole into the OS's page cache (`cached`), or
+    dropped from it (`evicted`: its pages are clean, the restore before fsynced them)."""
+    with open(path, "rb") as file:
+        if state == "evicted":
+            os.fsync(file.fileno())
+            os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            return
+        buffer = bytearray(1 << 20)
+        while file.readinto(buffer):
+            pass
 
 
 def _median(measured: list[dict[str, float]], figure: str) -> float:
@@ -304,6 +348,24 @@ def _figures(row: dict[str, float]) -> dict[str, float]:
         "anon_mib": row["anon_mib"],
         "file_mib": row["file_mib"],
     }
+
+
+def _record_evicted(runs: dict[int, list[dict[str, float]]]) -> None:
+    """For `make bench`: each size's CPU against the empty store's with the database's pages on the disk
+    only, no target (each old re-sent id's probe reads its pages from the disk: an I/O cost, not the store's growth)."""
+    empty = runs.get(0)
+    if empty is None:
+        return
+    for stored, measured in runs.items():
+        if stored:
+            record(
+                f"dedup store, {stored:,} stored, its pages evicted: events/s per core",
+                _median(measured, "per_core"),
+                baseline=_median(empty, "per_core"),
+                ratio=_paired_ratio(measured, empty, "per_core"),
+                target="",
+                met=None,
+            )
 
 
 def _file_mib(path: Path) -> float:
