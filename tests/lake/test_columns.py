@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
@@ -159,6 +160,27 @@ def test_a_segment_mapped_from_its_file_gives_the_rows_of_its_bytes(tmp_path: Pa
     assert list(tables) == ["dt=2026-11-28/hour=05", "dt=2026-11-28/hour=06"]
     assert all(tables[p].equals(t) for p, t in copied.tables().items())
     assert _user_ids(mapped) == ["u-0", "u-2", "u-3", "u-5"]
+
+
+def test_segments_given_as_maps_are_let_go_a_bounded_number_at_a_time(tmp_path: Path) -> None:
+    # GIVEN 3 x MAPS_WAITING segments of one event each, every one of another hour, so that none fills
+    # a slice: each would wait, and hold its segment's map (and its file descriptor) while it waits
+    bucket = FolderBucket(tmp_path / "curated", prefixes=())
+    count = 3 * columns.MAPS_WAITING
+    for n in range(count):
+        bucket.put(f"b-{n}.ndjson", _curated(n, f"2026-11-{1 + n // 24:02d}T{n % 24:02d}:00:00Z"))
+    rows = LakeRows()
+    before = len(os.listdir("/dev/fd"))
+    # WHEN they are added as maps, their files' descriptors counted after each
+    held = []
+    for n in range(count):
+        rows.add_segment(bucket.mapped(f"b-{n}.ndjson"), [0], f"b-{n}")
+        held.append(len(os.listdir("/dev/fd")) - before)
+    # THEN at most MAPS_WAITING maps were alive at once, and every event is in its hour
+    assert max(held) <= columns.MAPS_WAITING
+    tables = rows.tables()
+    assert len(tables) == count
+    assert sorted(_user_ids(rows)) == sorted(f"u-{n}" for n in range(count))
 
 
 def test_json_text_that_is_not_utf8_never_makes_a_string_column() -> None:

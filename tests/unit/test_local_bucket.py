@@ -212,6 +212,18 @@ def test_mapped_gives_the_object_as_it_was_when_mapped_even_once_replaced(bucket
         bucket.mapped("raw/b")
 
 
+def test_mapped_reads_an_object_smaller_than_min_bytes_and_holds_no_descriptor(bucket: FolderBucket) -> None:
+    bucket.put("raw/small", b"s" * 100)
+    bucket.put("raw/large", b"l" * 5000)
+    before = open_fds()
+    small, large = bucket.mapped("raw/small", min_bytes=4096), bucket.mapped("raw/large", min_bytes=4096)
+    assert (small, bytes(large)) == (b"s" * 100, b"l" * 5000)
+    assert isinstance(small, bytes)
+    assert open_fds() - before == 1  # the large one's map
+    del large
+    assert open_fds() == before
+
+
 def test_mapped_refuses_what_is_not_a_regular_file(bucket: FolderBucket) -> None:
     os.mkfifo(bucket.root / "incoming" / "pipe")
     with pytest.raises(StorageError, match="not a regular file"):

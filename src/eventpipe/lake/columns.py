@@ -58,6 +58,9 @@ COLUMN_NAMES = tuple(LAKE_SCHEMA.names)
 HOUR_MS = 3_600_000
 SLICE_ROWS = 4096  # events turned into Arrow columns at a time (LakeRows.tables)
 WAITING_ROWS = 4 * SLICE_ROWS  # events of several hours that wait for Arrow at most
+# Segments given as maps whose events may still wait for Arrow, at most: a waiting event's texts are
+# views of its segment's map, which holds a file descriptor while it lives.
+MAPS_WAITING = 64
 
 
 def partition_of(occurred_at_ms: int) -> str:
@@ -160,6 +163,7 @@ class LakeRows:
     def __init__(self) -> None:
         self._waiting: dict[str, tuple[list[_Event], list[str]]] = {}  # written hour -> events, batch ids
         self._count = 0  # events waiting
+        self._maps = 0  # segments given as maps since the waiting events last all went to Arrow
         self._hours: dict[int, list[pa.Table]] = {}  # hour start (ms) -> its slices, in Arrow
         self._rows = 0
         self.skipped = 0
@@ -202,12 +206,16 @@ class LakeRows:
         hours = [e.occurred_at[:13] for e in taken]
         if hours.count(hours[0]) == len(hours):  # a batch's events of one hour: the common case
             self._wait(hours[0], taken, batch_id)
-            return
-        by_hour: dict[str, list[_Event]] = {}
-        for hour, event in zip(hours, taken, strict=True):
-            by_hour.setdefault(hour, []).append(event)
-        for hour, group in by_hour.items():
-            self._wait(hour, group, batch_id)
+        else:
+            by_hour: dict[str, list[_Event]] = {}
+            for hour, event in zip(hours, taken, strict=True):
+                by_hour.setdefault(hour, []).append(event)
+            for hour, group in by_hour.items():
+                self._wait(hour, group, batch_id)
+        if not isinstance(segment, bytes):  # its map lives while its events wait: a bounded number of maps
+            self._maps += 1
+            if self._maps >= MAPS_WAITING:
+                self._flush()
 
     def _wait(self, hour: str, events: list[_Event], batch_id: str) -> None:
         waiting = self._waiting.get(hour)
@@ -233,7 +241,7 @@ class LakeRows:
 
     def _flush(self) -> None:
         """The waiting events into Arrow, a slice for each hour they are written in."""
-        waiting, self._waiting, self._count = self._waiting, {}, 0
+        waiting, self._waiting, self._count, self._maps = self._waiting, {}, 0, 0
         for hour in list(waiting):  # each slice's events dropped once it is in Arrow
             self._add_slice(*waiting.pop(hour))
 

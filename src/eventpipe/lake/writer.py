@@ -44,6 +44,9 @@ COMPACT_AT_FILES = 8  # a partition with this many small live files has them mer
 # hour's compactions then read each row about once (merging the whole hour each time read it again and
 # again, and held it all in memory), and a merge's memory stays bounded (Arrow: about 0.7 KB a row).
 MERGED_ROWS = 500_000
+# Segments of at least this size are mapped, not read (FolderBucket.mapped); a request batch's few
+# events are read, which costs less than a map and holds no file descriptor.
+MAP_MIN_BYTES = 256 * 1024
 MIN_RUN_ROWS = 256  # a chunk's runs of one batch's rows shorter than this: the rest is grouped by SQL
 # A run's line numbers (SQLite's group_concat, "0,1,2"), read as a JSON array: a quarter of the time
 # of splitting the text and converting each number.
@@ -159,7 +162,7 @@ class LakeWriter:
     def _segment(self, batch_id: str) -> mmap.mmap | bytes | None:
         """A batch's segment: its curated payloads, a line each, by position (mapped, not copied)."""
         try:
-            return self._segments.mapped(segment_key(batch_id))
+            return self._segments.mapped(segment_key(batch_id), min_bytes=MAP_MIN_BYTES)
         except ObjectNotFoundError:  # retention removed the batch after the rows were read
             return None
 

@@ -93,16 +93,19 @@ class FolderBucket:
             except OSError as exc:
                 raise StorageError(f"cannot read {key}: {exc}") from exc
 
-    def mapped(self, key: str) -> mmap.mmap | bytes:
+    def mapped(self, key: str, *, min_bytes: int = 0) -> mmap.mmap | bytes:
         """The object's bytes, as a read-only map of its file: for a large object read once (the lake
         writer's segments). A read copies the file into fresh pages, a fault each (a quarter of a
         microsecond per curated event); a map takes the page cache's pages as they are. Objects
         are replaced by a rename, never written in place, so the map keeps the bytes it was made
-        with. A file of no bytes cannot be mapped: its bytes, b"", instead."""
+        with. A map holds a file descriptor for as long as it (or a view of it) lives. A file of
+        fewer than `min_bytes` is read instead (a map costs more for it), and one of no bytes,
+        which cannot be mapped, is b""."""
         with self.open(key) as stream:
             try:
-                if os.fstat(stream.fileno()).st_size == 0:
-                    return b""
+                size = os.fstat(stream.fileno()).st_size
+                if size == 0 or size < min_bytes:
+                    return stream.read()
                 return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
             except OSError as exc:
                 raise StorageError(f"cannot read {key}: {exc}") from exc
