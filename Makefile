@@ -78,7 +78,7 @@ bench: $(VENV)/.installed-dev
 	  $(BIN)/python bench/cold_start.py --repeat 5 --python $(LAMBDA_VENV)/bin/python; \
 	else echo "cold start on Python 3.12: not measured, its venv could not be installed"; fi
 	$(BIN)/python bench/http_load.py --burst-s 5 --fresh-s 10 --table-rates 25000 --table-sizes 100,10 --drain-s 20
-	$(BIN)/python bench/lake.py --events 100000 --repeat 2
+	$(BIN)/python bench/lake.py --events 100000 --repeat 5
 	$(BIN)/python bench/microbatch.py
 	$(BIN)/python bench/dedup_store.py --stored 0,1000000,10000000 --batches 100 --repeat 7
 	$(BIN)/python bench/summary.py $(EVENTPIPE_BENCH_SUMMARY)
