@@ -295,3 +295,55 @@ def test_events_of_many_hours_wait_for_arrow_in_bounded_numbers(monkeypatch: pyt
     }
     assert sum(built) == 12
     assert len(rows) == 12
+
+
+def test_once_a_slice_waits_every_hour_with_a_quarter_of_one_goes_to_arrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN slices of 8 events, and segments of 4 events: two of hour 05, one of hour 06 and one of
+    # hour 07 (a quarter of a slice is 2)
+    monkeypatch.setattr(columns, "SLICE_ROWS", 8)
+    built: list[list[str]] = []
+    add_slice = LakeRows._add_slice
+
+    def record(self: LakeRows, events: list[Any], batch_ids: list[str]) -> None:
+        built.append([e.user_id for e in events])
+        add_slice(self, events, batch_ids)
+
+    monkeypatch.setattr(LakeRows, "_add_slice", record)
+    times = ["2026-11-28T05:10:00Z", "2026-11-28T05:20:00Z", "2026-11-28T06:30:00Z", "2026-11-28T07:40:00Z"]
+    rows = LakeRows()
+    for batch in range(2):
+        segment = b"\n".join(_curated(batch * 4 + n, time) for n, time in enumerate(times))
+        rows.add_segment(segment, [0, 1, 2, 3], f"b-{batch}")
+    # WHEN 8 events wait (hour 05: 4 of them, 06: 2, 07: 2), then 4 more, then the tables are asked for
+    assert built == [["u-0", "u-1", "u-4", "u-5"], ["u-2", "u-6"], ["u-3", "u-7"]]
+    segment = b"\n".join(_curated(8 + n, time) for n, time in enumerate(["2026-11-28T05:00:00Z"] * 3 + [times[3]]))
+    rows.add_segment(segment, [0, 1, 2, 3], "b-2")
+    assert len(built) == 3  # 4 waiting: fewer than a slice
+    tables = rows.tables()
+    # THEN every hour went to Arrow as soon as a slice's worth waited, not only the hour that had
+    # most, and each event is in its hour once
+    assert {p: t.column("user_id").to_pylist() for p, t in tables.items()} == {
+        "dt=2026-11-28/hour=05": ["u-0", "u-1", "u-4", "u-5", "u-8", "u-9", "u-10"],
+        "dt=2026-11-28/hour=06": ["u-2", "u-6"],
+        "dt=2026-11-28/hour=07": ["u-3", "u-7", "u-11"],
+    }
+
+
+def test_hours_with_less_than_a_quarter_of_a_slice_keep_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN slices of 8 events, and 8 events of which hour 05 has 6 and hours 06 and 07 one each
+    monkeypatch.setattr(columns, "SLICE_ROWS", 8)
+    built: list[int] = []
+    add_slice = LakeRows._add_slice
+    monkeypatch.setattr(LakeRows, "_add_slice", lambda self, e, b: (built.append(len(e)), add_slice(self, e, b)))
+    rows = LakeRows()
+    times = ["2026-11-28T05:00:00Z"] * 6 + ["2026-11-28T06:00:00Z", "2026-11-28T07:00:00Z"]
+    rows.add_segment(b"\n".join(_curated(n, time) for n, time in enumerate(times)), list(range(8)), "b-1")
+    # WHEN they are added THEN hour 05 went to Arrow, the two others wait
+    assert built == [6]
+    assert len(rows) == 8
+    assert {p: t.num_rows for p, t in rows.tables().items()} == {
+        "dt=2026-11-28/hour=05": 6,
+        "dt=2026-11-28/hour=06": 1,
+        "dt=2026-11-28/hour=07": 1,
+    }
+    assert built == [6, 1, 1]

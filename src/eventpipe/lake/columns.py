@@ -224,11 +224,21 @@ class LakeRows:
         waiting[0].extend(events)
         waiting[1].extend([batch_id] * len(events))
         self._count += len(events)
-        if len(waiting[0]) >= SLICE_ROWS:
-            self._count -= len(waiting[0])
-            self._add_slice(*self._waiting.pop(hour))
-        elif self._count >= WAITING_ROWS:  # events of many hours: at most this many wait
+        if self._count >= WAITING_ROWS:  # events of many hours: at most this many wait
             self._flush()
+        elif self._count >= SLICE_ROWS:
+            self._slice_hours()
+
+    def _slice_hours(self) -> None:
+        """Once a slice's worth of events wait: each hour with a quarter of a slice or more into Arrow,
+        not only one that reached `SLICE_ROWS` (a stream of two hours had its other hour's events wait
+        for several segments more, and its rows cost 0.3 µs more per event than those of one hour);
+        the hours of fewer wait for more (a slice has a fixed cost), up to `WAITING_ROWS` in all."""
+        least = SLICE_ROWS // 4
+        for hour in [hour for hour, (events, _) in self._waiting.items() if len(events) >= least]:
+            events, batch_ids = self._waiting.pop(hour)
+            self._count -= len(events)
+            self._add_slice(events, batch_ids)
 
     def __len__(self) -> int:
         return self._rows + self._count
