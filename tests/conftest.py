@@ -14,6 +14,7 @@ from eventpipe.core.model import Limits
 from eventpipe.localrun.runtime import LocalRuntime
 from eventpipe.settings import Settings
 from tests.aws.conftest import aws, dynamodb, s3  # noqa: F401  (the AWS fixtures, for tests/test_lambda_pipeline.py)
+from tests.memory_guard import pytest_configure, pytest_runtest_logstart, pytest_terminal_summary  # noqa: F401
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
