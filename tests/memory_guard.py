@@ -17,6 +17,7 @@ import faulthandler
 import os
 import sys
 import threading
+import time
 import traceback
 from typing import TYPE_CHECKING
 
@@ -50,7 +51,7 @@ class MemoryGuard:
 
     def _watch(self) -> None:
         while True:
-            threading.Event().wait(POLL_S)
+            time.sleep(POLL_S)
             rss = resident_bytes()
             if rss > self.limit and self.tripped is None:
                 self.tripped = self._describe(rss)
