@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from eventpipe.adapters.aws.clients import make_client
-from eventpipe.adapters.aws.s3_config import download_object, get_object, parse_s3_uri
+from eventpipe.adapters.aws.s3_config import download_object, parse_s3_uri
 from eventpipe.core.enrich import EnrichmentConfig, load_rates
 from eventpipe.core.enrich.geo import MAX_GEOIP_DB_BYTES, open_geo_database
 from eventpipe.core.enrich.rates import MAX_RATES_BYTES
@@ -67,10 +67,9 @@ def pseudonym_key(name: str, provider: SSMProvider) -> bytes:
 
 def _rates_from_s3(uri: str, s3: Any) -> tuple[str, dict[str, float]]:
     bucket, key = parse_s3_uri(uri, "EVENTPIPE_CURRENCY_RATES")
-    data = get_object(s3, bucket, key, MAX_RATES_BYTES)
     with tempfile.TemporaryDirectory(prefix="eventpipe-rates-") as folder:
         path = Path(folder) / "rates.json"
-        path.write_bytes(data)
+        download_object(s3, bucket, key, path, MAX_RATES_BYTES)
         return load_rates(path)  # the same checks as a local rates file
 
 
