@@ -102,7 +102,9 @@ def sizes(data_dir: Path) -> None:
         "raw bucket": folder_bytes(data_dir / "bucket"),
         "lake (Parquet, zstd)": folder_bytes(data_dir / "lake"),
     }
-    print(f"sizes per million curated events (from {curated:,}):")
+    hours = len(list((data_dir / "lake").glob("dt=*/hour=*")))
+    # The stream covers the 30 minutes before the run (by corrected event time): one hour or two.
+    print(f"sizes per million curated events (from {curated:,}, over {hours} hour partition(s)):")
     for name, size in parts.items():
         print(f"  {name:<48}{size * per_million / 2**20:>9,.0f} MiB")
 
