@@ -3,6 +3,7 @@ with each Task bound to the Lambda handler its `${...FunctionArn}` names."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from dataclasses import dataclass, field
@@ -140,8 +141,16 @@ def load_pipeline(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Pipeline:
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    module = importlib.reload(sys.modules["lambda_pipeline"]) if "lambda_pipeline" in sys.modules else None
-    module = module or importlib.import_module("lambda_pipeline")
+    try:
+        module = importlib.reload(sys.modules["lambda_pipeline"]) if "lambda_pipeline" in sys.modules else None
+        module = module or importlib.import_module("lambda_pipeline")
+    finally:
+        # The module's init pauses the collector and ends in gc.freeze(): right once in a Lambda container.
+        # Here it runs once a test, and would freeze with the test process's objects the garbage of the
+        # tests before (botocore sessions, moto backends: cycles of 20 MB or more a test), which the
+        # collector then never frees. An init that raised left the collector paused.
+        gc.unfreeze()
+        gc.enable()
     client = boto3.client("dynamodb", region_name=REGION)
     stream = InsightsStream(client, INSIGHTS_TABLE)
     pipeline = Pipeline(module, arn, sfn, insights_stream=stream, curated_stream=CuratedStream(client))
