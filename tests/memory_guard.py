@@ -1,11 +1,11 @@
 """A ceiling on the test process's memory: a test that runs away fails the run, named, before the
 kernel's OOM killer takes the machine (and CI's other processes) down with it.
 
-The full suite's own peak is about 3 GB (moto and botocore models held across the AWS tests), far
-under the default ceiling. A thread reads the resident size every 0.1 s; past the ceiling it records
-the running test and every thread's stack, then interrupts the main thread (pytest stops the run and
-prints them). A test stuck in one C call that allocates cannot be interrupted: past half as much
-again the process exits at once, after writing the same to the terminal.
+The full suite's own peak is under 1 GB, far under the default ceiling. A thread reads the resident
+size every 0.1 s; past the ceiling it records the running test and every thread's stack, then
+interrupts the main thread (pytest stops the run and prints them). A test stuck in one C call that
+allocates cannot be interrupted: past half as much again the process exits at once, after writing
+the same to the terminal.
 
 EVENTPIPE_TEST_RSS_LIMIT_MB sets the ceiling (0: no guard).
 """
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pytest
 
-DEFAULT_LIMIT_MB = 8192  # CI machines have 24 GiB; a normal run peaks near 3 GB
+DEFAULT_LIMIT_MB = 8192  # CI machines have 24 GiB; a normal run peaks under 1 GB
 POLL_S = 0.1
 HARD_EXIT_CODE = 70
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
