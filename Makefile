@@ -80,7 +80,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/http_load.py --burst-s 5 --fresh-s 10 --table-rates 25000 --table-sizes 100,10 --drain-s 20
 	$(BIN)/python bench/lake.py --events 100000 --repeat 5
 	$(BIN)/python bench/microbatch.py
-	$(BIN)/python bench/dedup_store.py --stored 0,1000000,10000000 --batches 100 --repeat 7
+	$(BIN)/python bench/dedup_store.py --stored 0,10000,1000000,10000000 --batches 100 --repeat 7
 	$(BIN)/python bench/summary.py $(EVENTPIPE_BENCH_SUMMARY)
 
 clean:
