@@ -373,14 +373,13 @@ def _record_evicted(runs: dict[int, list[dict[str, float]]], baseline_stored: in
     base = runs[baseline_stored]
     for stored, measured in runs.items():
         if stored > baseline_stored:
-            record(
-                f"dedup store, {stored:,} stored, its pages evicted: events/s per core",
-                _median(measured, "per_core"),
-                baseline=_median(base, "per_core"),
-                ratio=_paired_ratio(measured, base, "per_core"),
-                target="",
-                met=None,
-            )
+            _record_cpu(f"dedup store, {stored:,} stored, its pages evicted: events/s per core", measured, base)
+
+
+def _record_cpu(name: str, measured: list[dict[str, float]], baseline: list[dict[str, float]]) -> None:
+    """A CPU figure against a baseline, with no target."""
+    value, base = _median(measured, "per_core"), _median(baseline, "per_core")
+    record(name, value, baseline=base, ratio=_paired_ratio(measured, baseline, "per_core"), target="", met=None)
 
 
 def _file_mib(path: Path) -> float:
@@ -414,14 +413,7 @@ def _record_growth(runs: dict[int, list[dict[str, float]]], baseline_stored: int
                 met=None if at_most is None else ratio <= 1.1 if at_most else ratio >= 0.9,
             )
         if empty is not None:
-            record(
-                f"dedup store, {stored:,} stored: events/s per core x an empty store",
-                _median(measured, "per_core"),
-                baseline=_median(empty, "per_core"),
-                ratio=_paired_ratio(measured, empty, "per_core"),
-                target="",
-                met=None,
-            )
+            _record_cpu(f"dedup store, {stored:,} stored: events/s per core x an empty store", measured, empty)
 
 
 if __name__ == "__main__":
