@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from eventpipe.adapters.local import request_log
+from eventpipe.adapters.local import SqliteAppStore, request_log
 from eventpipe.adapters.local.request_log_reader import RequestLogReader
+from eventpipe.core.apps import new_app
 from eventpipe.core.model import Limits
 from eventpipe.core.rawbatch import RawBatch
 from eventpipe.handlers.ingest import handle_ingest
@@ -137,6 +138,72 @@ def test_requests_answered_together_share_writes_and_each_gets_its_own_202(
     assert sorted(raw.batch_id for raw in logged(server_runtime)) == sorted(ids)
 
 
+def test_the_requests_of_one_loop_pass_go_to_the_log_together_and_share_one_app_read(
+    app: LocalApp, server_runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a log and an app store that count their calls
+    log = server_runtime.request_log
+    assert log is not None
+    handed: list[int] = []
+    real_append_all, real_any_app = log.append_all, server_runtime.apps.store.any_app
+    reads: list[bool] = []
+
+    def append_all(bodies: list[bytes]) -> tuple[int, int]:
+        handed.append(len(bodies))
+        return real_append_all(bodies)
+
+    def any_app() -> bool:
+        reads.append(real_any_app())
+        return reads[-1]
+
+    monkeypatch.setattr(log, "append_all", append_all)
+    monkeypatch.setattr(server_runtime.apps.store, "any_app", any_app)
+    exchanges = [Exchange(ndjson(make_event())) for _ in range(20)]
+
+    async def scenario() -> None:
+        await asyncio.wait_for(asyncio.gather(*(exchange.run(app) for exchange in exchanges)), 10)
+
+    # WHEN 20 keyless requests are answered in one pass of the loop
+    asyncio.run(scenario())
+    # THEN each gets its 202, their records were handed to the log at once, and the apps table read once
+    assert [exchange.status for exchange in exchanges] == [202] * 20
+    assert (handed, reads) == ([20], [False])
+    # WHEN an app is created (by `eventpipe apps create`, say), then a keyless request comes
+    SqliteAppStore(server_runtime.db).create(new_app("shop", now_ms=0)[0])
+    later = Exchange(ndjson(make_event()))
+    asyncio.run(later.run(app))
+    # THEN its pass reads the table again: the new app counts at once
+    assert later.status == 401
+    assert reads == [False, True]
+
+
+def test_a_client_gone_while_its_pass_is_written_leaves_the_others_of_the_pass_their_202(
+    app: LocalApp, server_runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a request log whose fsync is held until released
+    release = threading.Event()
+    real_fsync = os.fsync
+
+    def held_fsync(fd: int) -> None:
+        release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(request_log.os, "fsync", held_fsync)
+    gone, staying = Exchange(ndjson(make_event())), Exchange(ndjson(make_event()))
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(gone.run(app)), asyncio.create_task(staying.run(app))]
+        await asyncio.sleep(0.3)
+        tasks[0].cancel()  # WHEN one request's task is cancelled while both wait for their write
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+
+    asyncio.run(scenario())
+    # THEN the other is answered 202 once written, and both records are in the log
+    assert (gone.sent, staying.status) == ([], 202)
+    assert len(logged(server_runtime)) == 2
+
+
 def test_a_failed_write_is_the_handlers_503_with_cors_and_the_next_request_is_taken(
     app: LocalApp, server_runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,18 +244,18 @@ def test_a_body_past_the_loops_bound_is_answered_from_a_thread_waiting_for_its_w
     log = runtime.request_log
     assert log is not None
     senders: list[tuple[str, str]] = []
-    real_send, real_append = log.send, log.append
+    real_send, real_append_all = log.send, log.append_all
 
     def send(data: bytes) -> None:
         senders.append(("send", threading.current_thread().name))
         real_send(data)
 
-    def append(data: bytes) -> int:
+    def append_all(bodies: list[bytes]) -> tuple[int, int]:
         senders.append(("append", threading.current_thread().name))
-        return real_append(data)
+        return real_append_all(bodies)
 
     monkeypatch.setattr(log, "send", send)
-    monkeypatch.setattr(log, "append", append)
+    monkeypatch.setattr(log, "append_all", append_all)
     pool = ThreadPoolExecutor(1, thread_name_prefix="test-handler")
     try:
         exchange = Exchange(body)

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 from eventpipe.core.model import App, normalise_origin
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from eventpipe.core.ports import AppStore
 
 __all__ = [
@@ -74,18 +76,28 @@ class AppDirectory:
     store: AppStore
     ttl_s: float = 0.0
     max_entries: int = 10_000
+    # Names the moment a request is answered in, when several are answered at one moment: they share
+    # `keys_required`'s read. `eventpipe up`'s server answers a loop pass's requests at one (they all
+    # arrived before it began: localrun/log_acks.py); None, the default, reads for each request.
+    same_moment: Callable[[], object | None] = field(default=lambda: None)
     _cache: OrderedDict[str, tuple[float, App | None]] = field(default_factory=OrderedDict)
     _any: tuple[float, bool] | None = None
+    _any_at: tuple[object, bool] | None = None  # keys_required's answer at a moment of `same_moment`
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def keys_required(self) -> bool:
         """True once an app has been created (revoked or not): from then on, `POST /events` needs a key."""
+        moment = self.same_moment()
+        if moment is not None and self._any_at is not None and self._any_at[0] is moment:
+            return self._any_at[1]
         now = time.monotonic()
         cached = self._any
         if cached is not None and now < cached[0]:
             return cached[1]  # on AWS, without apps, a keyless request would otherwise cost a Scan
         exists = self.store.any_app()
         self._any = (now + self.ttl_s, exists)
+        if moment is not None:
+            self._any_at = (moment, exists)
         return exists
 
     def authenticate(self, key: str) -> App | None:

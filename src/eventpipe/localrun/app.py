@@ -129,8 +129,8 @@ class LocalApp:
         acks = self._runtime.log_acks
         if acks is None or method != "POST" or path.rstrip("/") != "/events" or not acks.takes(body):
             return await self._in_thread(self._ingest, event)
-        answer, records = acks.run(self._ingest, event)  # on this loop: see localrun/log_acks.py
-        if not await acks.durable(records):
+        answer, written = acks.run(self._ingest, event)  # on this loop: see localrun/log_acks.py
+        if not await acks.durable(written):
             return proxy_response(storage_failed(event))
         return answer
 

@@ -111,6 +111,8 @@ class LocalRuntime:
             if self.request_log is not None
             else None
         )
+        if self.log_acks is not None:  # a loop pass's keyless requests share one read of the apps table
+            self.apps.same_moment = self.log_acks.current_pass
         self.requests_waiting: Callable[[], int] = lambda: 0  # in the log, not yet grouped (GET /health)
         self.ingestor = Ingestor(
             bucket=self.bucket,

@@ -47,6 +47,7 @@ class SqliteAppStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._ready = False
+        self._table_seen = False
 
     def _ensure_table(self, conn: sqlite3.Connection) -> None:
         if not self._ready:
@@ -91,6 +92,12 @@ class SqliteAppStore:
             return conn.execute("SELECT 1 FROM apps WHERE app_id = ?", (app_id,)).fetchone() is not None
 
     def any_app(self) -> bool:
+        if not self._table_seen:
+            # Until an app is made the table is missing, and a SELECT from it fails: the server asked
+            # this for every keyless request, and the failed statement cost it about 40 µs each time.
+            if self._read_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'apps'", ()) is None:
+                return False
+            self._table_seen = True  # a table is never dropped
         return self._read_one("SELECT 1 FROM apps LIMIT 1", ()) is not None
 
     def _read_one(self, sql: str, parameters: tuple[Any, ...]) -> tuple[Any, ...] | None:
