@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from eventpipe.lake.files import files_on_disk
+from eventpipe.localrun.lake_process import BUSY_EVERY_S, BUSY_LOOK_S, LAKE_EVERY_S, waits
 from tests.conftest import make_event, ndjson
 from tests.functional.test_cli import eventpipe
 from tests.localrun.api_client import as_ndjson, batch_when_done, events, health, post_events, wait_for, wait_idle
@@ -127,3 +128,14 @@ def test_up_applies_retention_with_the_lake_off(tmp_path: Path) -> None:
         wait_for(lambda: not processed.joinpath("old.ndjson").exists(), what="the old dropped file gone")
         assert processed.joinpath("new.ndjson").exists()
         assert health(server.url)["lake"]["alive"] is True
+
+
+def test_the_lake_process_spaces_its_rounds_while_the_worker_curates_fast_and_only_then() -> None:
+    # 5 s after a round began: at 25,000 events/s the next waits, at 1,000 events/s it does not
+    assert waits(25_000 * 5, 5.0, LAKE_EVERY_S)
+    assert not waits(1_000 * 5, 5.0, LAKE_EVERY_S)
+    # AND once the load (and its backlog) is over, it waits no longer: the last second is what counts
+    assert not waits(1_000, BUSY_LOOK_S, 12.0)
+    # AND however fast events come, a round begins BUSY_EVERY_S after the last (the contract is 60 s)
+    assert not waits(25_000, BUSY_LOOK_S, BUSY_EVERY_S)
+    assert BUSY_EVERY_S + BUSY_LOOK_S < 60
