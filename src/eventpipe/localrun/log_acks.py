@@ -31,7 +31,7 @@ T = TypeVar("T")
 # connection, and a body this size already costs it about a millisecond of parsing.
 MAX_LOOP_BODY_BYTES = 64 * 1024
 RETRY_AFTER_S = 1  # a refused client's wait (Retry-After) while the log is over its bound
-# The pass whose records the handler call running in this context queued; None outside `LoopAcks.run`
+# The pass the handler call running in this context queued its record in; None outside `LoopAcks.run`
 _running_here: ContextVar[list[_Pass] | None] = ContextVar("eventpipe_loop_pass", default=None)
 
 
