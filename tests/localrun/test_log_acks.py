@@ -87,6 +87,20 @@ class Exchange:
         return orjson.loads(self.sent[1]["body"])
 
 
+@pytest.fixture
+def held_fsync(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """The request log's fsync held until the event returned is set (10 s at most)."""
+    release = threading.Event()
+    real_fsync = os.fsync
+
+    def held(fd: int) -> None:
+        release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(request_log.os, "fsync", held)
+    return release
+
+
 def logged(runtime: LocalRuntime) -> list[RawBatch]:
     reader = RequestLogReader(runtime.settings.data_dir / REQUEST_LOG_FOLDER, max_record_bytes=1 << 30)
     try:
@@ -96,17 +110,9 @@ def logged(runtime: LocalRuntime) -> list[RawBatch]:
 
 
 def test_the_202_is_sent_only_once_the_requests_record_is_fsynced(
-    app: LocalApp, server_runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+    app: LocalApp, server_runtime: LocalRuntime, held_fsync: threading.Event
 ) -> None:
-    # GIVEN a request log whose fsync is held until released
-    release = threading.Event()
-    real_fsync = os.fsync
-
-    def held_fsync(fd: int) -> None:
-        release.wait(10)
-        real_fsync(fd)
-
-    monkeypatch.setattr(request_log.os, "fsync", held_fsync)
+    release = held_fsync  # GIVEN a request log whose fsync is held until released
     exchange = Exchange(ndjson(make_event(), make_event()))
 
     async def scenario() -> list[Message]:
@@ -178,17 +184,9 @@ def test_the_requests_of_one_loop_pass_go_to_the_log_together_and_share_one_app_
 
 
 def test_a_client_gone_while_its_pass_is_written_leaves_the_others_of_the_pass_their_202(
-    app: LocalApp, server_runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+    app: LocalApp, server_runtime: LocalRuntime, held_fsync: threading.Event
 ) -> None:
-    # GIVEN a request log whose fsync is held until released
-    release = threading.Event()
-    real_fsync = os.fsync
-
-    def held_fsync(fd: int) -> None:
-        release.wait(10)
-        real_fsync(fd)
-
-    monkeypatch.setattr(request_log.os, "fsync", held_fsync)
+    release = held_fsync  # GIVEN a request log whose fsync is held until released
     gone, staying = Exchange(ndjson(make_event())), Exchange(ndjson(make_event()))
 
     async def scenario() -> None:
