@@ -175,7 +175,7 @@ class RequestLog:
     def send(self, body: bytes) -> None:
         """Append one record; once this returns it is on disk. `StorageError` if it could not be written."""
         with self._cond:
-            mine = self._queue(body)
+            mine = self._queue([frame(body)])
             while self._durable_seq <= mine:
                 if self._writing:
                     self._cond.wait()
@@ -202,22 +202,19 @@ class RequestLog:
         numbers they get, `[first, end)`. They go to the disk in one write."""
         framed = [frame(body) for body in bodies]
         with self._cond:
-            if self._closed:
-                raise StorageError("the request log is closed")
-            first = self._queued_seq
-            self._queued_seq += len(framed)
-            self._queued += framed
+            first = self._queue(framed)
             if not self._writing:
                 self._queued_work.notify()
             return first, self._queued_seq
 
-    def _queue(self, body: bytes) -> int:
+    def _queue(self, framed: list[bytes]) -> int:
+        """Queue framed records (holding the condition); the sequence number of the first."""
         if self._closed:
             raise StorageError("the request log is closed")
-        seq = self._queued_seq
-        self._queued_seq += 1
-        self._queued.append(frame(body))
-        return seq
+        first = self._queued_seq
+        self._queued_seq += len(framed)
+        self._queued += framed
+        return first
 
     def _failed_at(self, seq: int) -> bool:
         return any(start <= seq < end for start, end in self._failed)
