@@ -2,7 +2,8 @@
 
 Each measure is a fresh interpreter with the environment Lambda gives a function (its name, task
 root and region, fake credentials: nothing is called over the network); the task root holds what
-`scripts/deploy_sam.sh` adds to the package, botocore's models pre-parsed (`model_cache.py`).
+`scripts/deploy_sam.sh` adds to the package, botocore's models pre-parsed (`model_cache.py`) and the
+regular expressions compiled (`regex_cache.py`).
 eventpipe builds its clients on first use, so the measure is the import plus what the function's
 first invocation builds: for `ingest`, what a small first HTTP request builds (with the template's
 settings: the request stream, an apps table): the ingestor, the write-key directory, the Firehose
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from summary import record
 
 from eventpipe.adapters.aws.model_cache import MODEL_CACHE_NAME
+from eventpipe.adapters.aws.regex_cache import REGEX_CACHE_NAME
 
 TARGET_MS = 200
 TARGET_RATIO = 0.7
@@ -115,15 +117,17 @@ def python_version(python: str) -> str:
 
 
 def write_model_cache(python: str, task_root: str) -> None:
-    """botocore's pre-parsed models, as `scripts/deploy_sam.sh` adds them: by that Python and its botocore."""
+    """botocore's pre-parsed models and the compiled regular expressions, as `scripts/deploy_sam.sh` adds
+    them: by that Python and its botocore."""
     subprocess.run(
         [python, "-m", "eventpipe.adapters.aws.model_cache", task_root],
         env={**os.environ, "PYTHONPATH": SRC},
         check=True,
         capture_output=True,
     )
-    if not os.path.exists(os.path.join(task_root, MODEL_CACHE_NAME)):
-        sys.exit(f"cold start: {python} wrote no {MODEL_CACHE_NAME}")
+    for name in (MODEL_CACHE_NAME, REGEX_CACHE_NAME):
+        if not os.path.exists(os.path.join(task_root, name)):
+            sys.exit(f"cold start: {python} wrote no {name}")
 
 
 def main() -> None:

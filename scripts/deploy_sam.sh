@@ -199,7 +199,9 @@ fi
 # botocore's models for eventpipe's clients, decoded once here instead of at every cold start
 # (src/eventpipe/adapters/aws/model_cache.py): one file in each function's folder. The function uses
 # an entry only where the runtime's botocore has the same file, so build with the botocore version
-# of the Lambda runtime (or bundle one) for every entry to count.
+# of the Lambda runtime (or bundle one) for every entry to count. The same command records the
+# regular expressions the functions' init compiles (regex_cache.py), which needs python3.12 to import
+# lambda_pipeline (its dependencies from this Python or the built function); else it warns and goes on.
 models=()
 if command -v python3.12 >/dev/null 2>&1 && python3.12 -c 'import botocore' >/dev/null 2>&1; then
   models=(env PYTHONPATH=src python3.12 -m eventpipe.adapters.aws.model_cache --sam-build "$BUILD_DIR")

@@ -7,11 +7,11 @@ start; logs are JSON with the batch id as correlation id, metrics go out as Clou
 The init runs with the garbage collector paused (see the end of the module).
 """
 
-# ruff: noqa: E402  (two calls must run before the imports that follow them)
+# ruff: noqa: E402  (three calls must run before the imports that follow them)
 from __future__ import annotations
 
 import gc
-import logging
+import os
 
 # The init imports some 400 modules and creates 75,000 objects, nearly all living as long as the
 # container; the collector's young-generation passes over them cost 13 ms of a cold start (8%) and
@@ -19,6 +19,14 @@ import logging
 # frozen (`gc.freeze`): later collections no longer traverse them.
 gc.disable()
 
+from eventpipe.adapters.aws.regex_cache import REGEX_CACHE_NAME, use_compiled_regexes
+
+# Before anything compiles a regular expression: those recorded at package time are built from their
+# opcodes (regex_cache.py; 20 ms less).
+if "LAMBDA_TASK_ROOT" in os.environ:
+    use_compiled_regexes(os.path.join(os.environ["LAMBDA_TASK_ROOT"], REGEX_CACHE_NAME))
+
+import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 

@@ -104,14 +104,15 @@ def test_without_them_the_session_keeps_botocores_chain(tmp_path: Path, monkeypa
     assert (credentials.access_key, credentials.method) == ("file-key", "shared-credentials-file")
 
 
-def lambda_init(code: str, **extra: str) -> Any:
-    """Run `code` after `import lambda_pipeline` in a fresh interpreter with a Lambda environment; its JSON output."""
-    return json.loads(lambda_output(code, **extra).strip().splitlines()[-1])
+def lambda_init(code: str, *, before: str = "pass", **extra: str) -> Any:
+    """Run `code` after `import lambda_pipeline` (and `before` it) in a fresh interpreter with a Lambda
+    environment; its JSON output."""
+    return json.loads(lambda_output(code, before=before, **extra).strip().splitlines()[-1])
 
 
-def lambda_output(code: str, **extra: str) -> str:
-    """Run `code` after `import lambda_pipeline` in a fresh interpreter with a Lambda environment; all it
-    printed (the functions' log lines go to standard output, as on Lambda)."""
+def lambda_output(code: str, *, before: str = "pass", **extra: str) -> str:
+    """Run `code` after `import lambda_pipeline` (and `before` it) in a fresh interpreter with a Lambda
+    environment; all it printed (the functions' log lines go to standard output, as on Lambda)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(SRC),
@@ -127,7 +128,7 @@ def lambda_output(code: str, **extra: str) -> str:
         "EVENTPIPE_STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:123456789012:stateMachine:eventpipe",
         **extra,
     }
-    script = f"import json, sys; import lambda_pipeline; runtime = lambda_pipeline.runtime; {code}"
+    script = f"import json, sys; {before}; import lambda_pipeline; runtime = lambda_pipeline.runtime; {code}"
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     return done.stdout + done.stderr
 

@@ -22,6 +22,7 @@ from eventpipe.adapters.aws.model_cache import (
     build_model_cache,
     main,
 )
+from eventpipe.adapters.aws.regex_cache import REGEX_CACHE_NAME
 from tests.aws.test_cold_start import lambda_init
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -196,10 +197,11 @@ def test_the_command_writes_into_each_built_function(tmp_path: Path) -> None:
     (tmp_path / "template.yaml").write_text("")
     # WHEN the command runs on it
     main(["--sam-build", str(tmp_path)])
-    # THEN each function folder holds a cache its functions can load, and nothing else was written
+    # THEN each function folder holds a cache its functions can load, and the compiled regular
+    # expressions (regex_cache.py), and nothing else was written
     for function in ("IngestFunction", "ProcessBatchFunction"):
         assert PreparsedModels.load(tmp_path / function / MODEL_CACHE_NAME) is not None
-    assert sorted(p.name for p in tmp_path.rglob("*.marshal")) == [MODEL_CACHE_NAME] * 2
+    assert sorted(p.name for p in tmp_path.rglob("*.marshal")) == sorted([MODEL_CACHE_NAME, REGEX_CACHE_NAME] * 2)
 
 
 def test_the_command_needs_a_folder(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import botocore
 from botocore.loaders import Loader
 
+from eventpipe.adapters.aws.regex_cache import REGEX_CACHE_NAME, build_regex_cache
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -208,7 +210,9 @@ def _without_docs(data: Any) -> Any:
 def main(argv: list[str] | None = None) -> None:
     import argparse  # not at import: a cold start reads the cache, it does not build it
 
-    parser = argparse.ArgumentParser(description="Write botocore's pre-parsed models into Lambda build folders.")
+    parser = argparse.ArgumentParser(
+        description="Write botocore's pre-parsed models and the compiled regular expressions into Lambda folders."
+    )
     parser.add_argument("folders", nargs="*", type=Path, help=f"where to write {MODEL_CACHE_NAME}")
     parser.add_argument(
         "--sam-build", type=Path, help="`sam build`'s output: each function folder in it (with lambda_pipeline.py)"
@@ -221,11 +225,23 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("no folder to write to (give folders, or --sam-build with built functions)")
     content = build_model_cache()
     for folder in folders:
-        target = folder / MODEL_CACHE_NAME
-        partial = target.with_suffix(".partial")
-        partial.write_bytes(content)
-        partial.replace(target)
+        target = _write(folder / MODEL_CACHE_NAME, content)
         print(f"{target}: {len(content):,} bytes, botocore {botocore.__version__}, services {', '.join(SERVICES)}")
+    # The functions' regular expressions too (regex_cache.py): recorded by this Python, from the first folder's code.
+    try:
+        compiled = build_regex_cache(folders[0])
+    except RuntimeError as error:
+        print(f"warning: no {REGEX_CACHE_NAME} (each cold start compiles its regular expressions): {error}")
+        return
+    for folder in folders:
+        print(f"{_write(folder / REGEX_CACHE_NAME, compiled)}: {len(compiled):,} bytes")
+
+
+def _write(target: Path, content: bytes) -> Path:
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(content)
+    partial.replace(target)
+    return target
 
 
 if __name__ == "__main__":
