@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import botocore
 from botocore.loaders import Loader
 
-from eventpipe.adapters.aws.regex_cache import REGEX_CACHE_NAME, build_regex_cache
+from eventpipe.adapters.aws.regex_cache import REGEX_CACHE_NAME, build_regex_cache, read_marshalled
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,17 +65,12 @@ class PreparsedModels:
     def load(cls, path: str | os.PathLike[str]) -> PreparsedModels | None:
         """The cache file at `path`, or None (logged) when it is missing, too large or not one of ours."""
         try:
-            with open(path, "rb") as stream:
-                content = stream.read(MAX_CACHE_BYTES + 1)
+            document = read_marshalled(path, MAX_CACHE_BYTES)
         except OSError:
             return None
-        if len(content) > MAX_CACHE_BYTES:
-            logger.warning("botocore model cache %s ignored: larger than %d bytes", path, MAX_CACHE_BYTES)
+        except ValueError as error:
+            logger.warning("botocore model cache %s ignored: %s", path, error)
             return None
-        try:
-            document = marshal.loads(content)
-        except (EOFError, ValueError, TypeError):
-            document = None
         entries = _valid_entries(document)
         if entries is None:
             logger.warning("botocore model cache %s ignored: not a cache file of this Python", path)

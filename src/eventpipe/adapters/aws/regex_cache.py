@@ -21,7 +21,7 @@ import sys
 from re import _compiler  # type: ignore[attr-defined]  # `re`'s compiler: the one function wrapped here
 from typing import Any
 
-__all__ = ["REGEX_CACHE_NAME", "build_regex_cache", "use_compiled_regexes"]
+__all__ = ["REGEX_CACHE_NAME", "build_regex_cache", "read_marshalled", "use_compiled_regexes"]
 
 REGEX_CACHE_NAME = "compiled-regexes.marshal"
 MAX_CACHE_BYTES = 4 * 1024 * 1024  # about 120 patterns take some 100 KB
@@ -51,22 +51,30 @@ def use_compiled_regexes(path: str | os.PathLike[str]) -> int:
 
 def _load(path: str | os.PathLike[str]) -> dict[Key, tuple[Any, ...]] | None:
     try:
-        with open(path, "rb") as stream:
-            content = stream.read(MAX_CACHE_BYTES + 1)
+        document = read_marshalled(path, MAX_CACHE_BYTES)
     except OSError:
         return None
-    if len(content) > MAX_CACHE_BYTES:
-        _ignored(path, f"larger than {MAX_CACHE_BYTES} bytes")
+    except ValueError as error:
+        _ignored(path, str(error))
         return None
-    try:
-        document = marshal.loads(content)
-    except (EOFError, ValueError, TypeError):
-        document = None
     if not (isinstance(document, tuple) and len(document) == 2 and document[0] == PYTHON):
         _ignored(path, "not recorded by this Python")
         return None
     table = document[1]
     return table if isinstance(table, dict) and all(_valid(key, value) for key, value in table.items()) else None
+
+
+def read_marshalled(path: str | os.PathLike[str], max_bytes: int) -> Any:
+    """What the file at `path` holds, marshalled: `OSError` if it cannot be read, `ValueError` if it is
+    larger than `max_bytes` or not marshal data. For the files the package carries (model_cache.py too)."""
+    with open(path, "rb") as stream:
+        content = stream.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes")
+    try:
+        return marshal.loads(content)
+    except (EOFError, ValueError, TypeError) as error:
+        raise ValueError("not marshal data") from error
 
 
 def _ignored(path: str | os.PathLike[str], why: str) -> None:
