@@ -12,14 +12,13 @@ requests answered. To compare two versions, run it under each, alternating.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from http_load import Acks, Bodies, eventpipe_server, open_loop, wait_drained
+from http_load import Acks, Bodies, eventpipe_server, open_loop, run, wait_drained
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -52,13 +51,13 @@ def measure(size: int, rate: float, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="eventpipe-bench-") as tmp:
         server = eventpipe_server(Path(tmp))
         try:
-            asyncio.run(open_loop(server.port, bodies, 1_000, 1.0, Acks()))  # the runners started, warm
+            run(open_loop(server.port, bodies, 1_000, 1.0, Acks()))  # the runners started, warm
             wait_drained(server.port, 30)
             pid = server.process.pid
             workers = descendants(pid)
             server_0, workers_0, generator_0 = cpu_s(pid), sum(map(cpu_s, workers)), time.process_time()
             acks = Acks()
-            asyncio.run(open_loop(server.port, bodies, rate, seconds, acks))
+            run(open_loop(server.port, bodies, rate, seconds, acks))
             generator_1 = time.process_time()
             wait_drained(server.port, 120)
             server_1, workers_1 = cpu_s(pid), sum(map(cpu_s, workers))

@@ -16,12 +16,18 @@ worker and this generator share them):
 
 The baseline, measured in the same run with the same generator, is a bare uvicorn app that reads
 the body and answers 202: the ceiling of HTTP on this machine, with no work behind it.
+
+The generator shares the cores with the server it measures, so it is lean: uvloop, one protocol a
+keep-alive connection, requests framed once and given their ids with one `%`, answers read for their
+status, length and (freshness only) batch id (docs/benchmark.md, "The load generator made lean").
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import math
 import os
 import signal
 import statistics
@@ -29,15 +35,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
+import uvloop
 from summary import record
 
 from eventpipe.generate import EventGenerator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
 
 EVENTS_PER_REQUEST = 100
 CONNECTIONS = 16
@@ -45,28 +54,46 @@ MAX_REQUESTS = 200_000  # every loop is bounded in count as well as in time
 DRAIN_TIMEOUT_S = 120.0
 TABLE_DRAIN_TIMEOUT_S = 8.0  # a row whose backlog takes longer has not kept up: its server is stopped
 DRAINED_TARGET_S = 2.0
+# The open loop's shortest sleep: uvloop's timers count whole milliseconds, and a shorter sleep would
+# return at once, a busy loop.
+TICK_S = 0.001
+ANSWER_TIMEOUT_S = 120.0  # the longest wait for the answers still awaited once a phase's load is sent
+
+T = TypeVar("T")
+
+
+ID_FORMAT = b"00000000-0000-4000-8000-%012x"  # what str(uuid.UUID(int=n, version=4)) gives for n < 16**12
+REQUEST_HEAD = (
+    b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/x-ndjson\r\ncontent-length: %d\r\n\r\n"
+)
 
 
 class Bodies:
-    """Request bodies of `size` generated events each; every event gets a fresh id, so none is a duplicate."""
+    """`POST /events` requests of `size` generated events each; every event gets a fresh id (a count, in a
+    UUID's canonical form), so none is a duplicate.
+
+    The events cycle through 2,000 generated ones, so the requests cycle through a few hundred at most:
+    each is framed once, whole, with a `%012x` where each id's count goes, and a request costs one `%`."""
 
     def __init__(self, seed: int = 7, size: int = EVENTS_PER_REQUEST) -> None:
         self.size = size
         generator = EventGenerator(seed=seed, now_ms=int(time.time() * 1000), span_minutes=5)
-        self._templates = []
+        events = []
         for line in generator.lines(2_000):
-            event = orjson.loads(line)
-            head, _, tail = line.partition(event["event_id"].encode())
-            self._templates.append((head, tail))
+            head, _, tail = line.partition(orjson.loads(line)["event_id"].encode())
+            events.append(head.replace(b"%", b"%%") + ID_FORMAT + tail.replace(b"%", b"%%"))
+        self._requests = []
+        for first in range(0, math.lcm(len(events), size), size):
+            body = b"\n".join(events[(first + n) % len(events)] for n in range(size))
+            length = len(body % tuple(range(size)))  # every id is 36 characters
+            self._requests.append(REQUEST_HEAD % length + body)
         self._next = 0
 
     def next(self) -> bytes:
-        parts = []
-        for _ in range(self.size):
-            head, tail = self._templates[self._next % len(self._templates)]
-            parts.append(head + str(uuid.UUID(int=self._next, version=4)).encode() + tail)
-            self._next += 1
-        return b"\n".join(parts)
+        """The next request, head and body."""
+        first = self._next
+        self._next += self.size
+        return self._requests[first // self.size % len(self._requests)] % tuple(range(first, self._next))
 
 
 @dataclass
@@ -75,6 +102,16 @@ class Acks:
     batch_ids: list[tuple[float, str]] = field(default_factory=list)  # (acknowledged at, batch id)
     errors: int = 0
     events: int = 0
+    keep_batch_ids: bool = False  # each answer's body decoded for its batch id (freshness polls them)
+
+    def answered(self, status: int, sent_at: float, answered_at: float, events: int, body: bytes) -> None:
+        if status != 202:
+            self.errors += 1
+            return
+        self.latencies_s.append(answered_at - sent_at)
+        self.events += events
+        if self.keep_batch_ids:
+            self.batch_ids.append((answered_at, orjson.loads(body)["batch_id"]))
 
     def row(self, phase: str, elapsed_s: float, processed_s: float | None, base_rate: float | None) -> float:
         """Print this phase's line of the table; its events/s acknowledged."""
@@ -92,13 +129,161 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes) -> tuple[int, bytes]:
-    writer.write(
-        b"POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/x-ndjson\r\n"
-        b"content-length: %d\r\n\r\n%s" % (len(body), body)
-    )
-    status_line = await reader.readline()
-    return int(status_line.split()[1]), await read_answer(reader, status_read=True)
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` on a uvloop event loop, the server's own: a lean client takes less of the shared cores."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
+class Connection(asyncio.Protocol):
+    """A keep-alive connection that sends one request at a time and reads of each answer only its status,
+    its length and its body; `on_answer` is called with the connection once an answer is in."""
+
+    def __init__(self, acks: Acks, on_answer: Callable[[Connection], None], failed: asyncio.Future[None]) -> None:
+        self.acks, self.on_answer, self.failed = acks, on_answer, failed
+        self.transport: asyncio.Transport | None = None  # set by connect: uvloop calls connection_made later
+        self.received = b""
+        self.sent_at = 0.0
+        self.events = 0
+        self.closing = False
+
+    def send(self, request: bytes, events: int) -> None:
+        assert self.transport is not None
+        self.events = events
+        self.sent_at = time.perf_counter()
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        received = self.received + data if self.received else data
+        head_end = received.find(b"\r\n\r\n")
+        if head_end < 0:
+            self.received = received
+            return
+        head = received[:head_end].lower()
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            self.fail(ConnectionError(f"an answer without content-length: {head[:200]!r}"))
+            return
+        line_end = head.find(b"\r\n", at + 2)
+        body_end = head_end + 4 + int(head[at + 17 : line_end if line_end >= 0 else head_end])
+        if len(received) < body_end:
+            self.received = received
+            return
+        answered_at = time.perf_counter()
+        self.received = received[body_end:]
+        self.acks.answered(int(head[9:12]), self.sent_at, answered_at, self.events, received[head_end + 4 : body_end])
+        self.on_answer(self)
+
+    def fail(self, error: Exception) -> None:
+        if not self.failed.done():
+            self.failed.set_exception(error)
+        self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closing:
+            self.fail(ConnectionError(f"the server closed a connection: {exc}"))
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def connect(
+    port: int, acks: Acks, on_answer: Callable[[Connection], None]
+) -> tuple[list[Connection], asyncio.Future[None]]:
+    """`CONNECTIONS` connections, and a future that fails when one of them does."""
+    loop = asyncio.get_running_loop()
+    failed: asyncio.Future[None] = loop.create_future()
+    connections = []
+    for _ in range(CONNECTIONS):
+        transport, connection = await loop.create_connection(
+            lambda: Connection(acks, on_answer, failed), "127.0.0.1", port
+        )
+        connection.transport = transport
+        connections.append(connection)
+    return connections, failed
+
+
+async def finish(connections: list[Connection], done: asyncio.Future[None], failed: asyncio.Future[None]) -> None:
+    """Wait for `done` (bounded), raise if a connection failed first, and close the connections."""
+    try:
+        finished, _ = await asyncio.wait([done, failed], timeout=ANSWER_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        if failed in finished:
+            failed.result()
+        if not finished:
+            raise TimeoutError(f"answers still awaited {ANSWER_TIMEOUT_S:g} s after the load")
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+async def closed_loop(port: int, bodies: Bodies, seconds: float, acks: Acks) -> float:
+    """Each connection sends its next request as soon as the last is answered; returns the elapsed time."""
+    started = time.perf_counter()
+    deadline = started + seconds
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    stopped = 0
+
+    def send_next(connection: Connection) -> None:
+        nonlocal stopped
+        if time.perf_counter() < deadline and len(acks.latencies_s) < MAX_REQUESTS:
+            connection.send(bodies.next(), bodies.size)
+            return
+        stopped += 1
+        if stopped == CONNECTIONS:
+            done.set_result(None)
+
+    connections, failed = await connect(port, acks, send_next)
+    for connection in connections:
+        send_next(connection)
+    await finish(connections, done, failed)
+    return time.perf_counter() - started
+
+
+async def open_loop(
+    port: int, bodies: Bodies, rate: float, seconds: float, acks: Acks, on_tick: Callable[[], None] | None = None
+) -> float:
+    """Requests at a fixed rate (events/s), whatever the answers take; returns the elapsed time.
+
+    A request due waits for a free connection (FIFO); its latency runs from when it is sent. Each wake-up
+    of the timer sends every request due by then, not one timer a request. `on_tick` is called about
+    once a second of requests."""
+    interval = bodies.size / rate
+    total = min(int(seconds / interval), MAX_REQUESTS)
+    tick_every = max(1, int(1 / interval))
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    free: collections.deque[Connection] = collections.deque()
+    waiting = 0  # requests due, not yet sent
+    issued = 0  # requests due so far
+
+    def send_next(connection: Connection) -> None:
+        nonlocal waiting
+        if waiting:
+            waiting -= 1
+            connection.send(bodies.next(), bodies.size)
+            return
+        free.append(connection)
+        if issued == total and len(free) == CONNECTIONS and not done.done():
+            done.set_result(None)
+
+    connections, failed = await connect(port, acks, send_next)
+    free.extend(connections)
+    started = time.perf_counter()
+    while issued < total and not failed.done():
+        await asyncio.sleep(max(TICK_S, started + issued * interval - time.perf_counter()) if issued else 0)
+        due = min(total, int((time.perf_counter() - started) / interval) + 1)
+        if on_tick is not None and (due - 1) // tick_every > (issued - 1) // tick_every:
+            on_tick()
+        waiting += due - issued
+        issued = due
+        while waiting and free:
+            waiting -= 1
+            free.popleft().send(bodies.next(), bodies.size)
+    if len(free) == CONNECTIONS and not done.done():
+        done.set_result(None)
+    await finish(connections, done, failed)
+    return time.perf_counter() - started
 
 
 async def read_answer(reader: asyncio.StreamReader, *, status_read: bool = False) -> bytes:
@@ -111,61 +296,6 @@ async def read_answer(reader: asyncio.StreamReader, *, status_read: bool = False
         if name.strip().lower() == b"content-length":
             length = int(value)
     return await reader.readexactly(length)
-
-
-async def closed_loop(port: int, bodies: Bodies, seconds: float, acks: Acks) -> float:
-    """Each connection sends its next request as soon as the last is answered; returns the elapsed time."""
-    started = time.perf_counter()
-    deadline = started + seconds
-
-    async def connection() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while time.perf_counter() < deadline and len(acks.latencies_s) < MAX_REQUESTS:
-                await send_one(reader, writer, bodies, acks)
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
-    return time.perf_counter() - started
-
-
-async def open_loop(port: int, bodies: Bodies, rate: float, seconds: float, acks: Acks, on_tick=None) -> float:
-    """Requests at a fixed rate (events/s), whatever the answers take; returns the elapsed time."""
-    interval = bodies.size / rate
-    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(CONNECTIONS):
-        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
-    started = time.perf_counter()
-    tasks = []
-
-    async def one() -> None:
-        reader, writer = await pool.get()
-        await send_one(reader, writer, bodies, acks)
-        pool.put_nowait((reader, writer))
-
-    for n in range(min(int(seconds / interval), MAX_REQUESTS)):
-        await asyncio.sleep(max(0.0, started + n * interval - time.perf_counter()))
-        tasks.append(asyncio.create_task(one()))
-        if on_tick is not None and n % max(1, int(1 / interval)) == 0:
-            on_tick()
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - started
-    while not pool.empty():
-        pool.get_nowait()[1].close()
-    return elapsed
-
-
-async def send_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bodies: Bodies, acks: Acks) -> None:
-    body = bodies.next()
-    sent = time.perf_counter()
-    status, answer = await post(reader, writer, body)
-    if status != 202:
-        acks.errors += 1
-        return
-    acks.latencies_s.append(time.perf_counter() - sent)
-    acks.events += bodies.size
-    acks.batch_ids.append((time.perf_counter(), orjson.loads(answer)["batch_id"]))
 
 
 def get_json(port: int, path: str) -> dict:
@@ -248,8 +378,10 @@ def main() -> int:
 
     base = baseline_server()
     base_acks = Acks()
-    base_elapsed = asyncio.run(closed_loop(base.port, bodies, args.burst_s, base_acks))
-    base.stop()
+    try:
+        base_elapsed = run(closed_loop(base.port, bodies, args.burst_s, base_acks))
+    finally:
+        base.stop()
 
     with tempfile.TemporaryDirectory(prefix="eventpipe-bench-") as tmp:
         server = eventpipe_server(Path(tmp))
@@ -319,7 +451,7 @@ def rate_row(port: int, bodies: Bodies, rate: float, seconds: float) -> tuple[fl
             last[0] = time.perf_counter()
             backlog.append(pending(port))
 
-    elapsed = asyncio.run(open_loop(port, bodies, rate, seconds, acks, on_tick=sample))
+    elapsed = run(open_loop(port, bodies, rate, seconds, acks, on_tick=sample))
     backlog.append(pending(port))
     drained = wait_drained(port, TABLE_DRAIN_TIMEOUT_S)
     return acks.events / elapsed, 1000 * percentile(acks.latencies_s, 0.99), max(backlog), drained, pending(port)
@@ -327,7 +459,7 @@ def rate_row(port: int, bodies: Bodies, rate: float, seconds: float) -> tuple[fl
 
 def burst(port: int, bodies: Bodies, seconds: float, base_rate: float, drain_s: float) -> None:
     acks = Acks()
-    elapsed = asyncio.run(closed_loop(port, bodies, seconds, acks))
+    elapsed = run(closed_loop(port, bodies, seconds, acks))
     drained = wait_drained(port, drain_s)
     acked = acks.row(f"burst {seconds:g} s", elapsed, elapsed + drained, base_rate)
     record("HTTP burst, acknowledged (events/s)", acked, baseline=base_rate, target=">= 40,000", met=acked >= 40_000)
@@ -344,7 +476,7 @@ def sustained(port: int, bodies: Bodies, rate: float, seconds: float, base_rate:
             last[0] = time.perf_counter()
             backlog.append(pending(port))
 
-    elapsed = asyncio.run(open_loop(port, bodies, rate, seconds, acks, on_tick=sample))
+    elapsed = run(open_loop(port, bodies, rate, seconds, acks, on_tick=sample))
     drained = wait_drained(port, drain_s)
     left = pending(port)
     acked = acks.row(f"sustained {rate:,.0f}/s for {seconds:g} s", elapsed, elapsed + drained, base_rate)
@@ -391,17 +523,17 @@ async def poll_done(port: int, acked: list[tuple[float, str]], load: asyncio.Tas
 def freshness(port: int, bodies: Bodies, seconds: float, drain_s: float) -> None:
     """1,000 events/s; for each batch, the time from its 202 to being seen done (polled every 50 ms)."""
     # A second of load first, drained: what is measured is the steady state, not the processes' start.
-    asyncio.run(open_loop(port, bodies, 1_000, 1.0, Acks()))
+    run(open_loop(port, bodies, 1_000, 1.0, Acks()))
     wait_drained(port, drain_s)
-    acks = Acks()
+    acks = Acks(keep_batch_ids=True)
     done_after: list[float] = []
 
-    async def run() -> None:
+    async def load_and_poll() -> None:
         load = asyncio.create_task(open_loop(port, bodies, 1_000, seconds, acks))
         done_after.extend(await poll_done(port, acks.batch_ids, load, time.perf_counter() + seconds + drain_s))
         await load
 
-    asyncio.run(run())
+    run(load_and_poll())
     p50, p95 = percentile(done_after, 0.5), percentile(done_after, 0.95)
     record(
         f"HTTP freshness at 1,000 events/s, {bodies.size}-event requests, p95 (s)", p95, target="< 1 s", met=p95 < 1.0
