@@ -23,14 +23,19 @@ from http_load import Acks, Bodies, eventpipe_server, open_loop, run, wait_drain
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_s(pid: int) -> float:
-    """User and system CPU seconds of a process so far (0 once it is gone)."""
+def cpu_s(pid: int, path: str = "") -> float:
+    """User and system CPU seconds of a process so far (0 once it is gone), or of its thread's `path`."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(path or f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def loop_thread_cpu_s(pid: int) -> float:
+    """CPU seconds of a process's main thread so far: the server's event loop."""
+    return cpu_s(pid, f"/proc/{pid}/task/{pid}/stat")
 
 
 def descendants(pid: int) -> list[int]:
@@ -46,7 +51,8 @@ def descendants(pid: int) -> list[int]:
 
 
 def measure(size: int, rate: float, seconds: float) -> dict[str, float]:
-    """ms of CPU per request: the server, the worker and its runners, the generator; and the request count."""
+    """ms of CPU per request: the server (and its event loop's thread), the worker and its runners, the
+    generator; and the request count."""
     bodies = Bodies(size=size)
     with tempfile.TemporaryDirectory(prefix="eventpipe-bench-") as tmp:
         server = eventpipe_server(Path(tmp))
@@ -55,18 +61,20 @@ def measure(size: int, rate: float, seconds: float) -> dict[str, float]:
             wait_drained(server.port, 30)
             pid = server.process.pid
             workers = descendants(pid)
+            loop_0 = loop_thread_cpu_s(pid)
             server_0, workers_0, generator_0 = cpu_s(pid), sum(map(cpu_s, workers)), time.process_time()
             acks = Acks()
             run(open_loop(server.port, bodies, rate, seconds, acks))
             generator_1 = time.process_time()
             wait_drained(server.port, 120)
-            server_1, workers_1 = cpu_s(pid), sum(map(cpu_s, workers))
+            server_1, workers_1, loop_1 = cpu_s(pid), sum(map(cpu_s, workers)), loop_thread_cpu_s(pid)
         finally:
             server.stop()
     requests = max(1, len(acks.latencies_s))
     return {
         "requests": requests,
         "server": 1000 * (server_1 - server_0) / requests,
+        "loop": 1000 * (loop_1 - loop_0) / requests,
         "worker": 1000 * (workers_1 - workers_0) / requests,
         "generator": 1000 * (generator_1 - generator_0) / requests,
     }
@@ -80,12 +88,13 @@ def main() -> int:
     args = parser.parse_args()
     load = os.getloadavg()[0]
     print(f"ms of CPU per request at {args.rate:,.0f} events/s offered, {args.seconds:g} s (load {load:.1f})")
-    print(f"{'events a request':>16}{'requests':>10}{'server':>8}{'worker':>8}{'generator':>10}{'cores at 25k/s':>16}")
+    columns = ("server", 8), ("its loop", 9), ("worker", 8), ("generator", 10), ("cores at 25k/s", 16)
+    print(f"{'events a request':>16}{'requests':>10}" + "".join(f"{name:>{width}}" for name, width in columns))
     for size in [int(size) for size in args.sizes.split(",")]:
         row = measure(size, args.rate, args.seconds)
         cores = 25_000 / size * (row["server"] + row["worker"] + row["generator"]) / 1000
         print(
-            f"{size:>16}{row['requests']:>10,.0f}{row['server']:>8.3f}{row['worker']:>8.3f}"
+            f"{size:>16}{row['requests']:>10,.0f}{row['server']:>8.3f}{row['loop']:>9.3f}{row['worker']:>8.3f}"
             f"{row['generator']:>10.3f}{cores:>16.2f}"
         )
     return 0

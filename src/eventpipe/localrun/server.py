@@ -90,20 +90,7 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
         "worker": supervisor.as_dict(),
         **({"lake": lake.as_dict()} if lake else {}),
     }
-    config = uvicorn.Config(
-        app,
-        http=GuardedHttpToolsProtocol,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        lifespan="off",
-        # uvicorn would believe X-Forwarded-For from 127.0.0.1 and rewrite the peer address; the app
-        # reads it itself, from EVENTPIPE_TRUSTED_PROXIES only (localrun/forwarded.py).
-        proxy_headers=False,
-        timeout_keep_alive=KEEP_ALIVE_S,
-        limit_concurrency=MAX_CONNECTIONS,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        access_log=False,
-        log_level="warning",
-    )
+    config = uvicorn_config(app)
     stream = None
     if demo:
         apps = runtime.apps
@@ -144,6 +131,24 @@ def serve(settings: Settings, *, host: str, port: int, demo: bool = False) -> in
     # A stop asked for and done (Ctrl-C included) is a success: `make run` then ends quietly. Only a
     # second signal, which drops the requests still in flight, exits with the signal's status.
     return 128 + received[-1] if len(received) > 1 else 0
+
+
+def uvicorn_config(app: LocalApp) -> uvicorn.Config:
+    """How `eventpipe up` runs uvicorn (bench/http_inprocess.py drives the same protocol and app)."""
+    return uvicorn.Config(
+        app,
+        http=GuardedHttpToolsProtocol,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        lifespan="off",
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 and rewrite the peer address; the app
+        # reads it itself, from EVENTPIPE_TRUSTED_PROXIES only (localrun/forwarded.py).
+        proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        access_log=False,
+        log_level="warning",
+    )
 
 
 def oldest_logged_seq(runtime: LocalRuntime) -> int:
