@@ -223,7 +223,8 @@ def test_a_documents_events_keep_the_text_they_were_sent_as(document: bytes, eve
 
 # Inputs whose lines are decided at an edge: blank and whitespace-only lines, \r before the newline,
 # lines at and around the event limit (100 bytes here), oversize blank lines, a BOM, no final newline,
-# each document form, broken JSON, invalid UTF-8, deep nesting and an empty input.
+# each document form, broken JSON, invalid UTF-8, deep nesting, an empty input, and `}` then `{` on the
+# next line (which the in-memory reader takes for NDJSON without trying to parse one document).
 EDGE_INPUTS = [
     b"",
     b"\n\n",
@@ -247,6 +248,11 @@ EDGE_INPUTS = [
     b'[{"a":1}]\n{"b":2}\n',
     b'"just a string"',
     b"x" * 900,
+    # an object closed and another opened on the next line: never one document, so not parsed as one
+    b'{"events": [{"a":1}\n{"b":2}]}',
+    b'[{"a":1}\r\n{"b":2}]',
+    b'{"a":"}\n{"}',
+    b'{"a":"}\\n{"}\n{"b":2}',
 ]
 
 

@@ -162,12 +162,20 @@ def body_lines(body: bytes, *, max_event_bytes: int, max_total_bytes: int, max_d
         )
         return
     head = body.removeprefix(UTF8_BOM)  # what `_events` reads first: here the whole input
-    try:
-        yield from _document_events(orjson.loads(head), max_event_bytes, head)
-        return
-    except orjson.JSONDecodeError:
-        pass
+    if not _two_documents(head):
+        try:
+            yield from _document_events(orjson.loads(head), max_event_bytes, head)
+            return
+        except orjson.JSONDecodeError:
+            pass
     yield from _ndjson(io.BytesIO(head), max_event_bytes, damaged=lambda: False)  # no gzip, nothing to damage
+
+
+def _two_documents(data: bytes) -> bool:
+    """Whether `data` holds an object closed and another opened after it on a new line: NDJSON's
+    lines, which cannot parse as one JSON document (no string holds a raw newline, and no `{` follows
+    a `}` in one), so the parse that would fail is not tried (its error cost a 10-event request 3 µs)."""
+    return b"}\n{" in data or b"}\r\n{" in data
 
 
 def _events(reader: IO[bytes], guard: _Gunzip | None, max_event_bytes: int, max_document_bytes: int) -> Iterator[Line]:
