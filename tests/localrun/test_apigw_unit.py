@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from eventpipe.handlers.http_api import request_of
-from eventpipe.localrun.apigw import http_api_event, proxy_response
+from eventpipe.localrun.apigw import http_api_event, http_request, proxy_response
 
 CANNED_V2 = Path(__file__).parents[1] / "events" / "apigw_http_v2_post_events.json"
 
@@ -133,6 +133,27 @@ def test_each_event_has_its_own_request_id_and_a_time() -> None:
     first, second = event_of(), event_of()
     assert first["requestContext"]["requestId"] != second["requestContext"]["requestId"]
     assert first["requestContext"]["timeEpoch"] > 1_700_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("headers", "query", "body"),
+    [
+        ([(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/x-ndjson")], b"", b'{"a":1}\n{"b":2}'),
+        ([(b"X-Tag", b"a"), (b"x-tag", b"b"), (b"cookie", b"a=1; b=2"), (b"x-odd", b"\xff\x00")], b"", b"{}"),
+        ([(b"x-api-key", b"k")], b"key=k&t=a&t=b&empty=&plus=a+b&bad=%ZZ&raw=\xff", b"[]"),
+        ([(b"content-encoding", b"gzip")], b"", gzip.compress(b'{"a": 1}')),
+        ([], b"", b"\xff\xfe{}"),
+        ([], b"", b""),
+    ],
+)
+@pytest.mark.parametrize(("method", "path"), [("POST", "/events"), ("post", "/events/")])
+def test_the_request_built_directly_is_the_one_read_from_the_event(
+    headers: list[tuple[bytes, bytes]], query: bytes, body: bytes, method: str, path: str
+) -> None:
+    # GIVEN a request as `eventpipe up`'s loop builds it, and as the handler reads it from the event
+    request = dict(method=method, path=path, query_string=query, headers=headers, body=body, source_ip="127.0.0.9")
+    # THEN they are the same: method, path, headers (no cookies), query, body and address
+    assert http_request(**request) == request_of(http_api_event(**request))  # type: ignore[arg-type]
 
 
 def test_a_proxy_response_with_headers() -> None:

@@ -47,11 +47,19 @@ def is_http_event(event: Mapping[str, Any]) -> bool:
 
 def handle_http(event: Mapping[str, Any], services: Services) -> ProxyResponse:
     """Answer one API Gateway proxy event with a proxy response (`statusCode`, `headers`, `body`)."""
-    headers: dict[str, str] = {}
-    request: HttpRequest | None = None
-    document: Mapping[str, object]
     try:
         request = request_of(event)
+    except HttpError as exc:
+        return _response(None, exc.status, exc.document(), exc.headers)
+    return handle_request(request, services)
+
+
+def handle_request(request: HttpRequest, services: Services) -> ProxyResponse:
+    """`handle_http` for a request read from its event already (or never in one: `eventpipe up`'s
+    `POST /events` on its loop)."""
+    headers: dict[str, str] = {}
+    document: Mapping[str, object]
+    try:
         if is_tracker_request(request.method, request.path):
             return tracker_response()
         status, document = route(request, services)
@@ -67,11 +75,11 @@ def handle_http(event: Mapping[str, Any], services: Services) -> ProxyResponse:
     return _response(request, status, document, headers)
 
 
-def storage_failed(event: Mapping[str, Any]) -> ProxyResponse:
-    """The answer to `event` when storing its request failed after all (`eventpipe up` learns it once
-    the request log's write is over): the same 503 as a `StorageError` in `handle_http`."""
+def storage_failed(request: HttpRequest) -> ProxyResponse:
+    """The answer to `request` when storing it failed after all (`eventpipe up` learns it once the
+    request log's write is over): the same 503 as a `StorageError` in `handle_request`."""
     log.error("storage failed: the request log could not be written")
-    return _response(request_of(event), 503, UNAVAILABLE, {})
+    return _response(request, 503, UNAVAILABLE, {})
 
 
 def _response(

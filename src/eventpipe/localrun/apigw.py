@@ -2,7 +2,8 @@
 and the function's proxy response back into status, headers and body.
 
 This is what makes `eventpipe up` answer exactly as the deployed `ingest` function does: the same
-handler reads the same event shape.
+handler reads the same event shape. `POST /events` on the server's loop skips the event: `http_request`
+builds the request the handler would read from it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from eventpipe.core.batch_ids import random_hex
+from eventpipe.handlers.http_request import HttpRequest
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -35,18 +37,9 @@ def http_api_event(
     """The event API Gateway would send for this request: repeated headers and query values are
     joined by commas, cookies move to `cookies`, a body that is not UTF-8 text (or is compressed)
     travels base64-encoded."""
-    joined: dict[str, str] = {}
-    cookies: list[str] = []
-    for raw_name, raw_value in headers:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        if name == "cookie":
-            cookies.extend(part.strip() for part in value.split(";") if part.strip())
-            continue
-        joined[name] = f"{joined[name]},{value}" if name in joined else value
-    query: dict[str, str] = {}
+    joined, cookies = _headers(headers)
     raw_query = query_string.decode("latin-1")
-    for key, value in parse_qsl(raw_query, keep_blank_values=True) if raw_query else ():
-        query[key] = f"{query[key]},{value}" if key in query else value
+    query = _query(raw_query)
     now = time.time()
     event: dict[str, Any] = {
         "version": "2.0",
@@ -81,6 +74,43 @@ def http_api_event(
     if body:
         event["body"], event["isBase64Encoded"] = _body_field(body, joined.get("content-encoding"))
     return event
+
+
+def http_request(
+    *,
+    method: str,
+    path: str,
+    query_string: bytes,
+    headers: Sequence[tuple[bytes, bytes]],
+    body: bytes,
+    source_ip: str,
+) -> HttpRequest:
+    """What the handler reads from `http_api_event(...)` (`http_api.request_of`: the same method, path,
+    headers without cookies, query, body and address), built without the event in between: `POST
+    /events` on the server's loop, where the event and its reading back cost a tenth of a request."""
+    joined, _ = _headers(headers)
+    return HttpRequest(method.upper(), path, joined, _query(query_string.decode("latin-1")), body, source_ip)
+
+
+def _headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[dict[str, str], list[str]]:
+    """The headers by lower-case name, repeated ones joined by commas, but cookies; and the cookies."""
+    joined: dict[str, str] = {}
+    cookies: list[str] = []
+    for raw_name, raw_value in headers:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name == "cookie":
+            cookies.extend(part.strip() for part in value.split(";") if part.strip())
+            continue
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    return joined, cookies
+
+
+def _query(raw_query: str) -> dict[str, str]:
+    """The query's parameters, decoded, repeated ones joined by commas."""
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(raw_query, keep_blank_values=True) if raw_query else ():
+        query[key] = f"{query[key]},{value}" if key in query else value
+    return query
 
 
 def _body_field(body: bytes, content_encoding: str | None) -> tuple[str, bool]:

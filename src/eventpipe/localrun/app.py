@@ -1,9 +1,10 @@
 """The ASGI application of `eventpipe up`.
 
 Every API request becomes an API Gateway v2 event for the `ingest` function, run in a thread pool
-(it blocks on fsync and SQLite); the Lambda Invoke API runs any function; the dashboard's files
-are served from this package. Bodies are read with a size limit and a deadline, so a 1 GB upload
-or a client that stalls costs neither memory nor a thread.
+(it blocks on fsync and SQLite), but `POST /events` up to 64 KiB, which the same handler answers on
+the event loop from the request it would read from that event. The Lambda Invoke API runs any
+function; the dashboard's files are served from this package. Bodies are read with a size limit and
+a deadline, so a 1 GB upload or a client that stalls costs neither memory nor a thread.
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from eventpipe.handlers.http_api import storage_failed
+from eventpipe.handlers.http_api import handle_request, storage_failed
 from eventpipe.handlers.http_error import HttpError, error_document
 from eventpipe.handlers.ingest import handle_ingest
 from eventpipe.handlers.tracker import is_tracker_request, tracker_response
 from eventpipe.localrun import dashboard, invoke
-from eventpipe.localrun.apigw import Answer, Headers, http_api_event, proxy_response
+from eventpipe.localrun.apigw import Answer, Headers, http_api_event, http_request, proxy_response
 from eventpipe.localrun.forwarded import client_address
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from concurrent.futures import Executor
 
+    from eventpipe.handlers.http_request import HttpRequest
+    from eventpipe.localrun.log_acks import LoopAcks
     from eventpipe.localrun.runtime import LocalRuntime
 
     Scope = dict[str, Any]
@@ -118,24 +121,41 @@ class LocalApp:
         body = await self._body(scope, receive, self._runtime.settings.limits.max_body_bytes)
         peer = (scope.get("client") or ("127.0.0.1", 0))[0]
         forwarded = _header(scope["headers"], b"x-forwarded-for")
+        source_ip = client_address(peer, forwarded, self._runtime.settings.trusted_proxies)
+        acks = self._runtime.log_acks
+        if acks is not None and method == "POST" and path.rstrip("/") == "/events" and acks.takes(body):
+            return await self._ingest_on_loop(acks, scope, body, source_ip)
         event = http_api_event(
             method=method,
             path=path,
             query_string=scope["query_string"],
             headers=scope["headers"],
             body=body,
-            source_ip=client_address(peer, forwarded, self._runtime.settings.trusted_proxies),
+            source_ip=source_ip,
         )
-        acks = self._runtime.log_acks
-        if acks is None or method != "POST" or path.rstrip("/") != "/events" or not acks.takes(body):
-            return await self._in_thread(self._ingest, event)
-        answer, written = acks.run(self._ingest, event)  # on this loop: see localrun/log_acks.py
+        return await self._in_thread(self._ingest, event)
+
+    async def _ingest_on_loop(self, acks: LoopAcks, scope: Scope, body: bytes, source_ip: str) -> Answer:
+        """`POST /events` answered on this loop once its record is durable (see localrun/log_acks.py),
+        from the request the handler would read from the API Gateway event (`apigw.http_request`)."""
+        request = http_request(
+            method=scope["method"],
+            path=scope["path"],
+            query_string=scope["query_string"],
+            headers=scope["headers"],
+            body=body,
+            source_ip=source_ip,
+        )
+        answer, written = acks.run(self._handle, request)
         if not await acks.durable(written):
-            return proxy_response(storage_failed(event))
+            return proxy_response(storage_failed(request))
         return answer
 
     def _ingest(self, event: dict[str, Any]) -> Answer:
         return proxy_response(handle_ingest(event, self._runtime))
+
+    def _handle(self, request: HttpRequest) -> Answer:
+        return proxy_response(handle_request(request, self._runtime))
 
     async def _invoke(self, name: str, scope: Scope, receive: Receive) -> Answer:
         if scope["method"] != "POST":
