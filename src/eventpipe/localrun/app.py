@@ -28,6 +28,7 @@ from eventpipe.handlers.tracker import is_tracker_request, tracker_response
 from eventpipe.localrun import dashboard, invoke
 from eventpipe.localrun.apigw import Answer, Headers, http_api_event, http_request, proxy_response
 from eventpipe.localrun.forwarded import client_address
+from eventpipe.localrun.protocol import BODY_RECEIVED
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -174,20 +175,11 @@ class LocalApp:
         declared = _header(scope["headers"], b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             raise HttpError(413, "too_large", f"body larger than {limit} bytes")
-        chunks, size = [], 0
+        if scope.get(BODY_RECEIVED):  # all there (localrun/protocol.py): `receive` does not wait
+            return await _read_body(receive, limit)
         try:
             async with asyncio.timeout(self._body_timeout_s):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise ClientGoneError
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > limit:
-                        raise HttpError(413, "too_large", f"body larger than {limit} bytes")
-                    chunks.append(chunk)
-                    if not message.get("more_body"):
-                        return b"".join(chunks)
+                return await _read_body(receive, limit)
         except TimeoutError:
             raise HttpError(408, "timeout", f"the body did not arrive within {self._body_timeout_s:g} s") from None
 
@@ -200,6 +192,21 @@ class LocalApp:
         value = _header(headers, b"authorization") or ""
         scheme, _, credential = value.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), self._token)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGoneError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, "too_large", f"body larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 def _header(headers: Headers, name: bytes) -> str | None:
