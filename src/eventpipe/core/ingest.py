@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, TYPE_CHECKING
 
-from eventpipe.core.batch_ids import queued_batch_id, range_version, source_batch_ids
+from eventpipe.core.batch_ids import queued_batch_id, range_version, request_batch_id, source_batch_ids
 from eventpipe.core.errors import InputError, StorageError
 from eventpipe.core.grouping import encode_message
 from eventpipe.core.model import BatchRecord, BatchStatus, Limits, Reason, ReasonCode
@@ -143,14 +143,16 @@ class Ingestor:
         return self.ingest(lines, source=source, batch_id_for=batch_ids)
 
     def submit_request(
-        self, lines: list[Line], *, source: str, batch_id: str, request: RequestFacts | None = None
+        self, lines: list[Line], *, source: str, batch_id: str | None = None, request: RequestFacts | None = None
     ) -> tuple[BatchRecord, list[Refusal]]:
         """Store and start one request's events as one batch; also return the events refused for their shape.
 
-        `request` travels in the raw batch's header, for ProcessBatch to apply to each event.
-        Raises `InputError`, storing nothing, when not one event of the request is JSON.
+        `batch_id` is the batch's if it is stored as one of its own; None: a fresh request id, drawn
+        only then (a queued request gets a queued id instead). `request` travels in the raw batch's
+        header, for ProcessBatch to apply to each event. Raises `InputError`, storing nothing, when not
+        one event of the request is JSON.
         """
-        raw = self._raw_batch(batch_id, source, lines, check_shape=True)
+        raw = self._raw_batch(batch_id or "", source, lines, check_shape=True)
         if request is not None:
             raw.request = request
         if not raw.events and all(r["reasons"][0]["code"] == ReasonCode.MALFORMED_JSON for r in raw.refused):
@@ -158,6 +160,7 @@ class Ingestor:
         small = len(raw.events) + len(raw.refused) < self._queue_below_events
         if self._queue is not None and small and (queued := self._enqueue(raw)) is not None:
             return queued, raw.refused
+        raw.batch_id = raw.batch_id or request_batch_id(raw.received_at_ms)
         return self._start(self._store(raw)), raw.refused  # a request's batch id is new: nothing to look up
 
     def _enqueue(self, raw: RawBatch) -> BatchRecord | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventpipe.core.batch_ids import is_batch_id, queued_id_facts, request_batch_id
+from eventpipe.core.batch_ids import is_batch_id, queued_id_facts
 from eventpipe.core.errors import BusyError, InputError, StorageError
 from eventpipe.core.model import BatchStatus
 from eventpipe.core.readers import InputTooLargeError
@@ -195,10 +195,7 @@ def post_events(request: HttpRequest, services: Services, *, invoked: bool = Fal
             content_encoding=request.headers.get("content-encoding"),
             limits=limits,
         )
-        batch_id = request_batch_id(services.clock.now_ms())
-        record, refused = services.ingestor.submit_request(
-            lines, source="http", batch_id=batch_id, request=request_facts(request, app)
-        )
+        record, refused = services.ingestor.submit_request(lines, source="http", request=request_facts(request, app))
     except UnsupportedMediaTypeError as exc:
         raise HttpError(415, "unsupported_media_type", str(exc)) from exc
     except InputTooLargeError as exc:
