@@ -7,7 +7,7 @@ arrive within `HEAD_TIMEOUT_S` and stay under `MAX_HEAD_BYTES` (431 otherwise; A
 on headers is 10 KB), and a connection whose answer has not moved for `WRITE_TIMEOUT_S` is dropped.
 
 The head's timer is armed only when a read ends with a head begun and not complete: nearly every
-request arrives whole in one read, and a timer armed and cancelled for each cost about 2% of a
+request arrives whole in one read, and a timer armed and cancelled for each cost about 1% of a
 10-event request. For the same reason a request whose body has arrived whole is marked in its scope
 (`BODY_RECEIVED`): the app then reads it without a deadline, which could never fire.
 """
