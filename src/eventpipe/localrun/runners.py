@@ -1,11 +1,13 @@
 """The processes that run `eventpipe up`'s workflows: the second core's share of the work.
 
-One worker process at about 45 µs of CPU per event is one core, about 20,000 events/s. With
-`EVENTPIPE_WORKER_PROCESSES` above 1, the worker hands each batch to one of that many runner
-processes (over a pipe each) and goes on reading the request log, forming the next group,
-reading file drops and writing the lake meanwhile. Each batch is run by one runner at a time: the
-worker hands a batch over once, and again only after its runner has ended (a runner that dies is
-joined before its batch, still pending, is handed to another).
+One process is one core. With `EVENTPIPE_WORKER_PROCESSES` above 1, the worker hands each batch to
+one of that many runner processes (over a pipe each) and goes on reading the request log, forming
+the next group and reading file drops meanwhile. A runner holds up to `QUEUED_PER_RUNNER` batches:
+the one it runs and the next, already in its pipe, which it starts as soon as the first is done
+without waiting for the worker's loop (the worker may be writing a group's raw batch, or waiting for
+SQLite's write lock, when a runner finishes). Each batch is run by one runner at a time: the worker
+hands a batch over once, and again only after its runner has ended (a runner that dies is joined
+before its batches, still pending, are handed to another).
 A runner dies with the worker (Linux's parent-death signal), so a worker killed with `kill -9`
 leaves no runner behind to run a batch beside the worker started in its place. The steps commit
 their own writes, so runners share SQLite's write lock a transaction at a time.
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
+QUEUED_PER_RUNNER = 2  # the batch a runner runs, and the next one waiting in its pipe
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +90,10 @@ class Runner:
         )
         self.process.start()
         theirs.close()
-        self.run: Run | None = None
+        self.runs: list[Run] = []  # handed over and not answered yet, in the order it runs them
 
     def stop(self) -> None:
-        """Ask it to end once its batch is done, and wait for that."""
+        """Ask it to end once its batches are done, and wait for that."""
         with contextlib.suppress(OSError):
             self.connection.send(None)
         self.process.join()
@@ -98,82 +101,85 @@ class Runner:
 
 
 class PooledRunners:
-    """Runs batches in up to `processes` runner processes, one batch each at a time.
+    """Runs batches in up to `processes` runner processes, each holding up to `QUEUED_PER_RUNNER`.
 
-    A runner that dies (its pipe closes) is joined, so it runs nothing any more, before its batch,
+    A runner that dies (its pipe closes) is joined, so it runs nothing any more, before its batches,
     still pending, can be handed over again; the other runners go on.
     """
 
     def __init__(self, settings: Settings, processes: int) -> None:
         self._settings = settings
-        self._processes = processes
         # Started now, not at the first batch: a runner takes a second or more to import and build its
         # runtime, which the first requests' freshness would otherwise pay.
-        self._idle: list[Runner] = [Runner(settings) for _ in range(processes)]
-        self._busy: list[Runner] = []
+        self._runners: list[Runner] = [Runner(settings) for _ in range(processes)]
+        self._done: list[Run] = []  # answered while waiting for every runner (wait_all), not counted yet
 
     @property
     def waitables(self) -> list[Any]:
         """What to wait on beside the worker's wake-ups: a busy runner's answer, or its end."""
-        return [runner.connection for runner in self._busy]
+        return [runner.connection for runner in self._runners if runner.runs]
 
     @property
     def running(self) -> set[str]:
-        return {runner.run.batch_id for runner in self._busy if runner.run}
+        return {run.batch_id for runner in self._runners for run in runner.runs}
 
     def free(self) -> bool:
-        return len(self._busy) < self._processes
+        return any(len(runner.runs) < QUEUED_PER_RUNNER for runner in self._runners)
 
     def submit(self, run: Run) -> None:
-        runner = self._idle.pop() if self._idle else Runner(self._settings)
+        """Hand `run` to the runner with the fewest batches (an idle one first)."""
+        index = min(range(len(self._runners)), key=lambda i: len(self._runners[i].runs))
+        runner = self._runners[index]
         try:
             runner.connection.send((run.batch_id, run.raw_key))
-        except OSError:  # it died while idle: its replacement takes the batch
+        except OSError:  # it died: its batches stay pending, its replacement takes this one
             self._discard(runner)
-            runner = Runner(self._settings)
+            runner = self._runners[index] = Runner(self._settings)
             runner.connection.send((run.batch_id, run.raw_key))
-        runner.run = run
-        self._busy.append(runner)
+        runner.runs.append(run)
 
     def collect(self) -> list[Run]:
         """The batches whose runner has finished them. A batch whose runner died stays pending, and is
         handed over again later; any other error is raised (the worker ends, and is started again)."""
-        done: list[Run] = []
-        for runner in list(self._busy):
-            if not runner.connection.poll():
-                continue
-            self._busy.remove(runner)
-            try:
-                error = runner.connection.recv()
-            except (EOFError, OSError):
-                log.error("a runner process died; its batch stays pending and runs again")
-                self._discard(runner)
-                continue
-            if error is not None:
-                self._discard(runner)
-                raise RuntimeError(f"a runner failed: {error}")
-            assert runner.run is not None
-            done.append(runner.run)
-            runner.run = None
-            self._idle.append(runner)
+        done, self._done = self._done, []
+        for index, runner in enumerate(self._runners):
+            while runner.runs and runner.connection.poll():
+                if not self._answer(index, runner, done):
+                    break
         return done
+
+    def _answer(self, index: int, runner: Runner, done: list[Run]) -> bool:
+        """Read one answer of `runner` into `done`; False when it died (replaced, its batches pending)."""
+        try:
+            error = runner.connection.recv()
+        except (EOFError, OSError):
+            log.error("a runner process died; its batches stay pending and run again")
+            self._discard(runner)
+            self._runners[index] = Runner(self._settings)
+            return False
+        if error is not None:  # the worker ends (close() stops the rest), and is started again
+            self._discard(runner)
+            raise RuntimeError(f"a runner failed: {error}")
+        done.append(runner.runs.pop(0))
+        return True
 
     def wait_all(self) -> None:
         """Return once no batch runs (their ends are counted at the next `collect`)."""
-        for runner in self._busy:
-            with contextlib.suppress(OSError):
-                runner.connection.poll(None)
+        for index, runner in enumerate(self._runners):
+            while runner.runs and self._answer(index, runner, self._done):
+                pass
 
     def _discard(self, runner: Runner) -> None:
         runner.process.kill()  # dead already, or failed: it runs nothing more
         runner.process.join()
         runner.connection.close()
+        runner.runs = []
 
     def close(self) -> None:
         """Let the runners finish their batches, then end them."""
-        for runner in [*self._busy, *self._idle]:
+        for runner in self._runners:
             runner.stop()
-        self._busy, self._idle = [], []
+        self._runners = []
 
 
 def batch_runners(settings: Settings, runtime: LocalRuntime) -> InlineRunner | PooledRunners:

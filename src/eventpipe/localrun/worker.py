@@ -102,7 +102,6 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
     runners = batch_runners(settings, runtime)
     tune_for_batches()
     next_scan = next_erasures = 0.0
-    ahead: dict[str, Run] = {}  # groups recorded while every runner was busy, with what they count for
 
     def stopping() -> bool:
         return bool(shared.stop.value or terminated) or os.getppid() != parent_pid
@@ -120,21 +119,16 @@ def work(settings: Settings, wake: socket.socket, shared: Shared, parent_pid: in
                     continue
                 if stopping() or not runners.free():
                     break
-                alone = Run(record.batch_id, record.raw_key, 1, record.received)
-                runners.submit(ahead.pop(record.batch_id, alone))
+                runners.submit(Run(record.batch_id, record.raw_key, 1, record.received))
                 ran = True
-            # One group is formed ahead while every runner is busy: the next free one need not wait for it.
-            can_group = (runners.free() or not ahead) and not stopping()
+            # A group is formed while a runner can take it (each holds the batch it runs and the next).
+            can_group = runners.free() and not stopping()
             due_in_ms = logged.due_in_ms(runtime.clock.now_ms()) if can_group else None
             if due_in_ms == 0:  # the server's requests, from the request log
                 runs, taken = logged.group()
                 shared.log_seq.value = logged.next_seq
                 for batch_id, raw_key in runs:  # one group, or none (its requests were grouped before a crash)
-                    run = Run(batch_id, raw_key, len(taken), sum(raw.received for raw in taken))
-                    if runners.free():
-                        runners.submit(run)
-                    else:  # recorded pending: the loop above hands it to the next free runner
-                        ahead[batch_id] = run
+                    runners.submit(Run(batch_id, raw_key, len(taken), sum(raw.received for raw in taken)))
                 ran = True
             elif due_in_ms is not None:
                 wait_s = min(wait_s, due_in_ms / 1000)
