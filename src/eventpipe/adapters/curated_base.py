@@ -41,6 +41,9 @@ class BaseCuratedStore(ABC):
             flags[position] = is_new
         return flags
 
+    def stage(self, batch_id: str, events: Sequence[CuratedRow]) -> None:
+        """Nothing to write ahead here: `put_new` writes everything."""
+
     @abstractmethod
     def _put_firsts(self, batch_id: str, events: Sequence[CuratedRow], positions: Sequence[int]) -> list[bool]:
         """Store `events[p]` for each of `positions` (ids distinct) unless another batch stored its id;

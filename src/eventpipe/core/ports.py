@@ -39,6 +39,11 @@ class CuratedStore(Protocol):
         retried step reports the same answer and aggregation still sees every new event once.
         """
 
+    def stage(self, batch_id: str, events: Sequence[tuple[str, str, bytes]]) -> None:
+        """Write what `put_new(batch_id, events)` will need and can be written before it (the same
+        rows, next): called outside the batch's write transaction, so that the transaction waits for
+        no file write. A store with nothing to write first does nothing."""
+
     def owners(self, event_ids: Sequence[str]) -> dict[str, str]:
         """The batch that stored each of these event ids, by id in lower case; ids not stored are absent."""
 

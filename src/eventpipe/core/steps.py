@@ -107,13 +107,15 @@ class PipelineSteps:
         batch = self._curate_batch(batch_id, raw)
         replay = bool(raw.origins)
         rejected = Counter(str(r.reasons[0].code) for r in batch.rejections)
+        rows = [(f.event_id, f.event_type, p) for f, p in zip(batch.facts, batch.payloads, strict=True)]
+        # Locally the payloads' segment file, written and fsynced before the write transaction: the
+        # other runners then never wait on SQLite's write lock through this batch's fsyncs.
+        self.curated.stage(batch_id, rows)
         with self.atomically():
             # A replay's rejections are records it took from the quarantine: update them, never add one
             # back that a concurrent replay released or an erasure removed meanwhile.
             (self.quarantine.update if replay else self.quarantine.add)(batch.rejections)
-            flags = self.curated.put_new(
-                batch_id, [(f.event_id, f.event_type, p) for f, p in zip(batch.facts, batch.payloads, strict=True)]
-            )
+            flags = self.curated.put_new(batch_id, rows)
             new = [fact for fact, is_new in zip(batch.facts, flags, strict=True) if is_new]
             duplicates = len(flags) - len(new)
             aggregate = aggregate_batch(
