@@ -3,6 +3,7 @@ while each request keeps its own answer at `GET /batches/{id}` and its own app, 
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -218,3 +219,29 @@ def test_settings_read_the_group_size() -> None:
 
 def test_replace_keeps_records_comparable() -> None:
     assert replace(record("a", 1), group_id="g", first_index=3).first_index == 3
+
+
+def test_a_groups_curated_segment_is_written_while_no_write_transaction_is_open(deferred: LocalRuntime) -> None:
+    # GIVEN a group of two requests, and a spy on the curated segments that tries SQLite's write lock
+    # from another connection (as another runner would) whenever a segment is written
+    post(deferred, ndjson(make_event(), make_event("signup")))
+    post(deferred, ndjson(make_event()))
+    ((group_id, group_key),) = deferred.group_requests(take(deferred.batches.pending(100), max_events=500))
+    other = sqlite3.connect(deferred.settings.data_dir / "eventpipe.db", timeout=0, isolation_level=None)
+    written: list[str] = []
+    put = deferred.segments.put
+
+    def spy(key: str, data: bytes, *, durable: bool = True) -> None:
+        other.execute("BEGIN IMMEDIATE")  # "database is locked" if the batch held the write lock here
+        other.execute("ROLLBACK")
+        written.append(key)
+        put(key, data, durable=durable)
+
+    deferred.segments.put = spy  # type: ignore[method-assign]
+    # WHEN the group runs
+    deferred.run_group([(group_id, group_key)])
+    other.close()
+    # THEN its segment was written (once) while no other writer would have had to wait for it
+    assert written == [f"{group_id}.ndjson"]
+    assert deferred.batches.get(group_id).status is BatchStatus.DONE
+    assert deferred.curated.count() == 3

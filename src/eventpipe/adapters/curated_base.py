@@ -41,8 +41,8 @@ class BaseCuratedStore(ABC):
             flags[position] = is_new
         return flags
 
-    def stage(self, batch_id: str, events: Sequence[CuratedRow]) -> None:
-        """Nothing to write ahead here: `put_new` writes everything."""
+    def stage(self, batch_id: str, events: Sequence[CuratedRow]) -> None:  # noqa: B027 (a no-op by default)
+        """Nothing to write ahead by default: `put_new` writes everything (one write per event, no lock held)."""
 
     @abstractmethod
     def _put_firsts(self, batch_id: str, events: Sequence[CuratedRow], positions: Sequence[int]) -> list[bool]:
