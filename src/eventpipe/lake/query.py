@@ -44,6 +44,7 @@ _REJECTED_SCHEMA = pa.schema(
     ]
 )
 _QUARANTINE_COLUMNS = "event_id, batch_id, idx, stage, reasons, raw"
+_AS_DUCKDB_TEXT = {"INTERVAL", "BLOB"}  # column types printed as DuckDB's own text (`_with_text_of_duckdb`)
 _NAMES_REJECTED = re.compile(r"\brejected\b", re.IGNORECASE)
 # What EXPLAIN explains: EXPLAIN ANALYZE runs it, so it must be a SELECT too.
 _EXPLAINED = re.compile(r"\A\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^()]*\)\s*)?(?P<rest>.*)\Z", re.IGNORECASE | re.DOTALL)
@@ -85,7 +86,10 @@ def open_query(data_dir: Path, sql: str) -> Iterator[tuple[list[str], Iterator[l
             raise StorageError(f"cannot read the lake: {_one_line(exc)}") from None
         statements = _statements(con, sql)
         try:
-            relation = con.execute(statements[0].query)
+            query = statements[0].query
+            if statements[0].type is duckdb.StatementType.SELECT:
+                query = _with_text_of_duckdb(con, query)
+            relation = con.execute(query)
         except duckdb.Error as exc:
             raise QueryError(_one_line(exc)) from None
         yield [d[0] for d in relation.description or []], _pages(relation)
@@ -136,12 +140,36 @@ def _write_keyword(sql: str) -> str | None:
 
 def _reads_as_subquery(con: duckdb.DuckDBPyConnection, query: str) -> bool:
     """True when `query` parses as the subquery of a SELECT: a query, not a COPY or CREATE around one."""
+    wrapped = "SELECT * FROM (\n" + _subquery(query) + "\n)"
+    return [s.type for s in _parsed(con, wrapped)] in ([duckdb.StatementType.MULTI], [duckdb.StatementType.SELECT])
+
+
+def _with_text_of_duckdb(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """`query` with its INTERVAL and BLOB columns cast to text as DuckDB writes them (`1 month`, `\\xAA`):
+    as Python values an interval's months become 30 days and bytes print as `b'...'`. Binding alone
+    tells the types; nothing runs here."""
+    relation = con.sql(query)
+    types = [str(kind) for kind in relation.types]
+    if not _AS_DUCKDB_TEXT.intersection(types):
+        return query
+    columns = [
+        f"CAST(#{n} AS VARCHAR) AS {_identifier(name)}" if kind in _AS_DUCKDB_TEXT else f"#{n} AS {_identifier(name)}"
+        for n, (name, kind) in enumerate(zip(relation.columns, types, strict=True), start=1)
+    ]
+    return f"SELECT {', '.join(columns)} FROM (\n{_subquery(query)}\n)"
+
+
+def _subquery(query: str) -> str:
+    """`query` without its closing `;` and the comments after it, which a subquery cannot hold."""
     tokens = _tokens(query)
     while tokens and (tokens[-1][1] == duckdb.token_type.comment or tokens[-1][2] == ";"):
-        tokens.pop()  # the statement's own end, which a subquery cannot hold
+        tokens.pop()
     end = tokens[-1][0] + len(tokens[-1][2].encode()) if tokens else 0
-    wrapped = "SELECT * FROM (\n" + query.encode()[:end].decode() + "\n)"
-    return [s.type for s in _parsed(con, wrapped)] in ([duckdb.StatementType.MULTI], [duckdb.StatementType.SELECT])
+    return query.encode()[:end].decode()
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _tokens(sql: str) -> list[tuple[int, Any, str]]:
