@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 
 from eventpipe.core.enrich.pseudonymise import pseudonym
@@ -48,7 +49,8 @@ def victim_events() -> list[Any]:
 
 
 def files_holding(root: Path, *ids: str) -> list[str]:
-    """Every file under `root` whose bytes (gunzipped too) hold any of the ids."""
+    """Every file under `root` whose bytes (gunzipped, and a Parquet file's values, too) hold any of the ids:
+    zstd pages can hide an id from a search of the bytes alone."""
     found = []
     for path in root.rglob("*"):
         if not path.is_file():
@@ -56,6 +58,8 @@ def files_holding(root: Path, *ids: str) -> list[str]:
         data = path.read_bytes()
         if data.startswith(b"\x1f\x8b"):
             data += gzip.decompress(data)
+        if data.startswith(b"PAR1"):
+            data += orjson.dumps(pq.read_table(path).to_pylist(), default=str)
         if any(i.encode() in data for i in ids):
             found.append(str(path.relative_to(root)))
     return found
@@ -136,6 +140,30 @@ def test_with_pseudonymisation_the_stored_hmac_is_matched(tmp_path: Path, settin
         assert run_query(runtime.settings.data_dir, "SELECT count(*) FROM events").rows[0][0] == 1
     finally:
         runtime.close()
+
+
+def test_an_erasure_without_the_key_the_events_were_pseudonymised_with_is_refused(tmp_path: Path) -> None:
+    # GIVEN events whose user ids were stored as pseudonyms of key one
+    data_dir = tmp_path / "data"
+    (tmp_path / "in.ndjson").write_bytes(ndjson(make_event(user_id=VICTIM), make_event()))
+    key_one = {"EVENTPIPE_PSEUDONYMISE_FIELDS": "user_id", "EVENTPIPE_PSEUDONYM_KEY": "one" * 11}
+    assert eventpipe("ingest", str(tmp_path / "in.ndjson"), data_dir=data_dir, env=key_one).returncode == 0
+    # WHEN the user is erased without the key, or with another one
+    for env, why in [
+        ({}, "set EVENTPIPE_PSEUDONYM_KEY to the key they were written with"),
+        ({**key_one, "EVENTPIPE_PSEUDONYM_KEY": "two" * 11}, "with another key than EVENTPIPE_PSEUDONYM_KEY"),
+    ]:
+        result = eventpipe("erase", "--user-id", VICTIM, "--json", data_dir=data_dir, env=env)
+        # THEN the erasure stops with a line saying why, instead of matching the id in clear only
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr.startswith("eventpipe: error: events here were pseudonymised")
+        assert why in result.stderr
+        assert not list(data_dir.glob("erasures/pending-*"))
+    # AND with the key it erases the user's event
+    result = eventpipe("erase", "--user-id", VICTIM, "--json", data_dir=data_dir, env=key_one)
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout)["events_erased"] == 1
+    assert files_holding(data_dir, pseudonym(("one" * 11).encode(), VICTIM)) == []
 
 
 def test_a_replayed_then_released_quarantine_record_leaves_no_copy_in_free_pages(

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 
 from eventpipe.adapters.local.curated import uuid_key
 from eventpipe.adapters.local.dedup_runs import IN_EVERY_RUN
-from eventpipe.core.errors import StorageError
+from eventpipe.adapters.local.pseudonym_keys import PseudonymKeys, check_value
+from eventpipe.core.errors import ConfigError, StorageError
 from eventpipe.core.timeutil import to_iso
 from eventpipe.erasure import rewrite
 from eventpipe.erasure.journal import ErasureJournal, PendingErasure
@@ -55,6 +56,7 @@ def journal_of(runtime: LocalRuntime) -> ErasureJournal:
 
 def erase_user(runtime: LocalRuntime, user_ids: list[str], anonymous_ids: list[str]) -> ErasureResult:
     """Erase the events of these ids; an erasure a crash left is finished first."""
+    check_pseudonym_key(runtime)
     resume_erasures(runtime)
     journal = journal_of(runtime)
     return _run(runtime, journal, journal.begin(user_ids, anonymous_ids, runtime.clock.now_ms()))
@@ -65,12 +67,37 @@ def resume_erasures(runtime: LocalRuntime) -> int:
     journal = journal_of(runtime)
     if not journal.has_pending():
         return 0
+    check_pseudonym_key(runtime)
     resumed = 0
     for pending in journal.abandoned():
         log.warning("finishing an erasure a crash interrupted (started %s)", to_iso(pending.started_ms))
         _run(runtime, journal, pending)
         resumed += 1
     return resumed
+
+
+def check_pseudonym_key(runtime: LocalRuntime) -> None:
+    """Refuse to erase where events were pseudonymised with a key this run does not have: it would
+    match the ids in clear only, and leave the user's pseudonymised events behind."""
+    noted = PseudonymKeys(runtime.db).check_values()
+    if not noted:
+        return
+    key = runtime.settings.enrichment.pseudonym_key
+    if key is None:
+        raise ConfigError(
+            "events here were pseudonymised: set EVENTPIPE_PSEUDONYM_KEY to the key they were written with,"
+            " or the erasure would miss the user's pseudonymised ids"
+        )
+    if len(noted) > 1:
+        raise ConfigError(
+            f"events here were pseudonymised with {len(noted)} different keys, and an erasure matches one"
+            " key's pseudonyms: it would miss the others"
+        )
+    if check_value(key) not in noted:
+        raise ConfigError(
+            "events here were pseudonymised with another key than EVENTPIPE_PSEUDONYM_KEY: set the key they"
+            " were written with, or the erasure would miss the user's pseudonymised ids"
+        )
 
 
 def _run(runtime: LocalRuntime, journal: ErasureJournal, pending: PendingErasure) -> ErasureResult:

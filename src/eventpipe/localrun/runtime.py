@@ -19,6 +19,7 @@ from eventpipe.adapters.local import (
     SqliteQuarantine,
 )
 from eventpipe.adapters.local.curated import FILTER_FILE as CURATED_FILTER_FILE
+from eventpipe.adapters.local.pseudonym_keys import PseudonymKeys
 from eventpipe.adapters.local.request_log import RequestLog, record_limit
 from eventpipe.core.apps import AppDirectory
 from eventpipe.core.batch_ids import GROUP_PREFIX
@@ -91,6 +92,7 @@ class LocalRuntime:
         )
         self.finishing_steps = self.steps
         self.workflow = build_workflow(self)
+        self._key_noted = False  # run_group notes the pseudonym key once (adapters/local/pseudonym_keys.py)
         # A file's lines are cut into batches of the local group size (EVENTPIPE_GROUP_MAX_EVENTS), as the
         # worker groups requests: a batch's fixed cost (raw object and segment fsynced, its commits, its
         # sketch writes) is shared by 2,000 events, not 500. Requests keep their own limit.
@@ -153,6 +155,8 @@ class LocalRuntime:
         enrichment, and `eventpipe up`'s server, which records each request's batch under the same
         lock, would answer at the worker's pace (a burst's acknowledgements fell by half, p99 to 1 s).
         """
+        if not self._key_noted:
+            self._note_pseudonym_key()
         failed = []
         for batch_id, raw_key in batches:
             try:
@@ -162,6 +166,13 @@ class LocalRuntime:
         for batch_id in failed:
             record = self.batches.get(batch_id)
             log.warning("batch %s failed: %s", batch_id, record.error if record else "unknown")
+
+    def _note_pseudonym_key(self) -> None:
+        """Before this process's first batch: the key its events are pseudonymised with, for `eventpipe erase`."""
+        enrichment = self.settings.enrichment
+        if "pseudonymise" in enrichment.enabled and enrichment.pseudonymise_fields and enrichment.pseudonym_key:
+            PseudonymKeys(self.db).note(enrichment.pseudonym_key)
+        self._key_noted = True
 
     def group_requests(self, records: Sequence[BatchRecord]) -> list[tuple[str, str]]:
         """Merge pending request batches into one group batch (micro-batching, core/grouping.py); the
