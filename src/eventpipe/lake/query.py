@@ -116,7 +116,7 @@ def _statements(con: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
     if len(statements) != 1:
         raise QueryError(f"give one statement, not {len(statements)}")
     if statements[0].type not in _ALLOWED:
-        kind = str(statements[0].type).rsplit(".", 1)[-1]
+        kind = _first_keyword(statements[0].query) or str(statements[0].type).rsplit(".", 1)[-1]
         raise QueryError(f"only SELECT queries run here (this is {kind}): the lake is read-only")
     if statements[0].type is duckdb.StatementType.MULTI and not _reads_as_subquery(con, statements[0].query):
         raise QueryError("only SELECT queries run here, PIVOT among them: the lake is read-only")
@@ -136,6 +136,12 @@ def _write_keyword(sql: str) -> str | None:
         if kind == duckdb.token_type.keyword and word.upper() in _WRITE_KEYWORDS:
             return word.upper()
     return None
+
+
+def _first_keyword(sql: str) -> str | None:
+    """The statement's first keyword (`INSTALL`, which DuckDB's statement type calls LOAD), if it starts with one."""
+    words = [(kind, word) for _, kind, word in _tokens(sql) if kind != duckdb.token_type.comment]
+    return words[0][1].upper() if words and words[0][0] == duckdb.token_type.keyword else None
 
 
 def _reads_as_subquery(con: duckdb.DuckDBPyConnection, query: str) -> bool:
