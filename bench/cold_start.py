@@ -181,6 +181,9 @@ def measure(init: Init, repeat: int, before: str | None) -> None:
         )
     for name, values, x in rows:
         print(f"{name:<34}{statistics.median(values):>10.0f}{min(values):>9.0f}{max(values):>9.0f}{x:>9.2f}")
+    if older:  # the paired ratios, each run against the --before run next to it: steadier than two medians
+        paired = sorted(o / b for o, b in zip(ours, older, strict=True))
+        print(f"  x --before: {statistics.median(paired):.3f} (runs {paired[0]:.3f} to {paired[-1]:.3f})")
     median = statistics.median(ours)
     met = median <= TARGET_MS and ratio <= TARGET_RATIO
     print(f"  {function}: {median:.0f} ms, {ratio:.2f} x naive: {'met' if met else 'NOT met'}")
