@@ -2,9 +2,10 @@
 
 urllib3 2.x's connection module imports `urllib3.http2.probe` (a cache of which hosts speak
 HTTP/2), which runs the package's `__init__` first. That body imports `importlib.metadata` (with
-`zipfile`, `csv`, `importlib.resources`, `tempfile`, `shutil`, `bz2`) for one call,
+`zipfile`, `csv` and `importlib.abc`, which nothing else of a cold start loads) for one call,
 `version("h2")`, made only by `inject_into_urllib3()`: urllib3's opt-in HTTP/2, which botocore
-never turns on. That import is about 11 ms of a Lambda cold start on Python 3.12.
+never turns on. That import is 10 to 15 ms of CPU on Python 3.12, 9 to 10 on 3.11
+(docs/benchmark.md, Cold start).
 
 `defer_urllib3_http2()`, called before urllib3 is first imported, has the import system load
 `urllib3.http2` as usual (its spec, `__path__`, the attribute on `urllib3`) but with its body run
