@@ -5,6 +5,7 @@ short timeouts."""
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -142,11 +143,14 @@ def answer(client: socket.socket, *, within: float = 5) -> bytes:
 
 
 def trickle(client: socket.socket, data: bytes, *, every_s: float) -> None:
-    """Send `data` a byte at a time, until the server closes the connection."""
+    """Send `data` a byte at a time, until the server answers or closes the connection: a byte sent after
+    its close would make the kernel reset the connection, and the answer not read yet would be lost."""
     for byte in data:
         try:
+            if select.select([client], [], [], 0)[0]:  # an answer, or the close, is waiting to be read
+                return
             client.sendall(bytes([byte]))
-        except OSError:
+        except (OSError, ValueError):  # ValueError: the test closed the socket (its descriptor is -1)
             return
         time.sleep(every_s)
 
