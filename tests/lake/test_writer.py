@@ -144,6 +144,26 @@ def test_a_merge_takes_at_most_merged_rows_and_a_file_that_large_is_never_merged
     assert _count(runtime) == 45
 
 
+def test_an_open_hour_merges_files_of_one_size_tier_so_a_merged_file_is_not_read_again_each_round(
+    runtime: LocalRuntime, lake: LakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "COMPACT_AT_FILES", 3)
+    monkeypatch.setattr(writer_module, "CHUNK_ROWS", 2)
+    # GIVEN rounds of 6 events of one open hour, written 2 at a time (tier of 1 to 3 rows)
+    sizes = []
+    for _ in range(3):
+        ingest(runtime, *[make_event() for _ in range(6)])
+        lake.sync()
+        sizes.append(sorted(f.rows for f in lake.manifest.live()))
+    # THEN each round's three small files are merged into one of the next tier (4 to 31 rows), which
+    # waits for two more of its tier instead of being merged with each round's small files
+    assert sizes == [[6], [6, 6], [6, 6, 6]]
+    # AND the next round (a merge a partition a round) merges those three
+    lake.sync()
+    assert sorted(f.rows for f in lake.manifest.live()) == [18]
+    assert _count(runtime) == 18
+
+
 def test_rows_curated_while_a_round_writes_wait_for_the_next_round(
     runtime: LocalRuntime, lake: LakeWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
