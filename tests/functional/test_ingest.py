@@ -193,13 +193,14 @@ def test_a_batch_whose_step_keeps_failing_is_marked_failed_then_replayed(runtime
     calls = Counter[str]()
     original = runtime.curated.put_new
 
-    def failing(batch_id: str, events: object) -> list[bool]:
+    def failing(batch_id: str, events: object, *, staged: bool = False) -> list[bool]:
         calls["put_new"] += 1
         raise RuntimeError("disk on fire")
 
     runtime.curated.put_new = failing  # type: ignore[method-assign]
     summary = ingest_bytes(runtime, ndjson(make_event()))
     # THEN the batch is failed (not done), nothing is counted, and the error is kept
+    assert calls["put_new"] > 0  # the store's own failure, not a call it could not take
     assert summary.unfinished == ["t-0"]
     record = runtime.batches.get("t-0")
     assert record is not None

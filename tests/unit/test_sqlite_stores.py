@@ -291,3 +291,28 @@ def test_a_stored_payload_is_read_back_from_its_segment(curated: SqliteCuratedSt
     curated.put_new("b2", [(uid(2), "purchase", b'{"n":"dup"}'), (uid(3), "signup", b'{"n":3}')])
     assert [curated.get(uid(n)) for n in (1, 2, 3)] == [b'{"n":1}', b'{"n":2}', b'{"n":3}']
     assert curated.get(uid(4)) is None
+
+
+def test_a_stage_whose_put_new_never_came_does_not_stop_a_later_put_new_writing_its_segment(
+    curated: SqliteCuratedStore,
+) -> None:
+    # GIVEN a batch staged, then its step failed before put_new (nothing indexed)
+    curated.stage("b1", [(uid(1), "page_view", b'{"try":1}')])
+    # WHEN the same batch id is stored later by a put_new with no stage before it, with other rows
+    assert curated.put_new("b1", [(uid(1), "page_view", b'{"try":2}'), (uid(2), "signup", b'{"try":2}')]) == [
+        True,
+        True,
+    ]
+    # THEN that put_new wrote its own segment: each stored event reads back its own payload
+    assert [curated.get(uid(n)) for n in (1, 2)] == [b'{"try":2}', b'{"try":2}']
+
+
+def test_put_new_after_stage_writes_the_segment_once(curated: SqliteCuratedStore, tmp_path: Path) -> None:
+    rows = [(uid(1), "page_view", b'{"n":1}')]
+    curated.stage("b1", rows)
+    segment = next((tmp_path / "curated").rglob("b1.ndjson"))
+    segment.unlink()  # so that a second write would show
+    # WHEN put_new is told the rows were staged
+    assert curated.put_new("b1", rows, staged=True) == [True]
+    # THEN it did not write the segment again (stage's write is the one)
+    assert not segment.exists()

@@ -29,15 +29,18 @@ def first_positions(events: Sequence[CuratedRow]) -> list[int]:
 
 
 class BaseCuratedStore(ABC):
-    def put_new(self, batch_id: str, events: Sequence[CuratedRow]) -> list[bool]:
+    def put_new(self, batch_id: str, events: Sequence[CuratedRow], *, staged: bool = False) -> list[bool]:
         """Store `(event_id, event_type, payload)` rows unless the id is stored already; True where new.
 
         The same id twice in one batch is new once, at its first position; an event stored earlier by
-        the same `batch_id` counts as new again (a retried step answers the same).
+        the same `batch_id` counts as new again (a retried step answers the same). `staged`: the
+        caller's `stage(batch_id, events)` just wrote what can be written first (said by the caller,
+        not remembered by the store: a `stage` whose `put_new` never came leaves nothing behind).
         """
         positions = first_positions(events)
         flags = [False] * len(events)
-        for position, is_new in zip(positions, self._put_firsts(batch_id, events, positions), strict=True):
+        firsts = self._put_firsts(batch_id, events, positions, staged=staged)
+        for position, is_new in zip(positions, firsts, strict=True):
             flags[position] = is_new
         return flags
 
@@ -45,9 +48,11 @@ class BaseCuratedStore(ABC):
         """Nothing to write ahead by default: `put_new` writes everything (one write per event, no lock held)."""
 
     @abstractmethod
-    def _put_firsts(self, batch_id: str, events: Sequence[CuratedRow], positions: Sequence[int]) -> list[bool]:
+    def _put_firsts(
+        self, batch_id: str, events: Sequence[CuratedRow], positions: Sequence[int], *, staged: bool
+    ) -> list[bool]:
         """Store `events[p]` for each of `positions` (ids distinct) unless another batch stored its id;
-        a flag per position: True when stored now or by `batch_id` before."""
+        a flag per position: True when stored now or by `batch_id` before. `staged`: `stage` wrote its part."""
 
 
 class PerEventCuratedStore(BaseCuratedStore):
@@ -59,7 +64,9 @@ class PerEventCuratedStore(BaseCuratedStore):
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")
         self._max_workers = max_workers
 
-    def _put_firsts(self, batch_id: str, events: Sequence[CuratedRow], positions: Sequence[int]) -> list[bool]:
+    def _put_firsts(
+        self, batch_id: str, events: Sequence[CuratedRow], positions: Sequence[int], *, staged: bool
+    ) -> list[bool]:
         def put(position: int) -> bool:
             event_id, event_type, payload = events[position]
             return self._put_one(batch_id, event_id.lower(), event_type, payload)

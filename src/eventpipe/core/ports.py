@@ -32,11 +32,13 @@ class RawBucket(Protocol):
 
 
 class CuratedStore(Protocol):
-    def put_new(self, batch_id: str, events: Sequence[tuple[str, str, bytes]]) -> list[bool]:
+    def put_new(self, batch_id: str, events: Sequence[tuple[str, str, bytes]], *, staged: bool = False) -> list[bool]:
         """Store `(event_id, event_type, payload)` rows unless the id is stored already; True where new.
 
         Retry-safe: an event stored earlier by the same `batch_id` counts as new again, so a
         retried step reports the same answer and aggregation still sees every new event once.
+        `staged`: the caller has just called `stage(batch_id, events)` with these rows, so what it
+        wrote is not written again; without it, `put_new` writes everything itself.
         """
 
     def stage(self, batch_id: str, events: Sequence[tuple[str, str, bytes]]) -> None:

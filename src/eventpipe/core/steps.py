@@ -115,7 +115,7 @@ class PipelineSteps:
             # A replay's rejections are records it took from the quarantine: update them, never add one
             # back that a concurrent replay released or an erasure removed meanwhile.
             (self.quarantine.update if replay else self.quarantine.add)(batch.rejections)
-            flags = self.curated.put_new(batch_id, rows)
+            flags = self.curated.put_new(batch_id, rows, staged=True)  # its segment: `stage` above
             new = [fact for fact, is_new in zip(batch.facts, flags, strict=True) if is_new]
             duplicates = len(flags) - len(new)
             aggregate = aggregate_batch(

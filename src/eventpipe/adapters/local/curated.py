@@ -48,22 +48,20 @@ class SqliteCuratedStore(BaseCuratedStore):
         self._db = db
         self._segments = segments
         self._runs = RunIndex(clock or SystemClock(), filter_path=filter_path, filter_mib=filter_mib, run_cap=run_cap)
-        self._staged: set[str] = set()  # batches whose segment `stage` wrote, for their `put_new` next
 
     def stage(self, batch_id: str, events: Sequence[CuratedRow]) -> None:
-        """Write the batch's segment now, durably, before the transaction of `put_new` (the same rows)
-        takes SQLite's write lock: its write and fsyncs then hold up no other writer."""
+        """Write the batch's segment now, durably, before the transaction of `put_new(..., staged=True)`
+        (the same rows) takes SQLite's write lock: its write and fsyncs then hold up no other writer."""
         self._write_segment(batch_id, events)
-        self._staged.add(batch_id)
 
     def _write_segment(self, batch_id: str, events: Sequence[CuratedRow]) -> None:
         if events:  # a retry rewrites the same segment: the staged events are the same
             self._segments.put(_segment_key(batch_id), b"\n".join(payload for _, _, payload in events))
 
-    def _put_firsts(self, batch_id: str, events: Sequence[CuratedRow], positions: Sequence[int]) -> list[bool]:
-        if batch_id in self._staged:  # written by `stage` just before
-            self._staged.discard(batch_id)
-        else:
+    def _put_firsts(
+        self, batch_id: str, events: Sequence[CuratedRow], positions: Sequence[int], *, staged: bool
+    ) -> list[bool]:
+        if not staged:  # else `stage` wrote it just before, the caller says
             self._write_segment(batch_id, events)
         keys = [uuid_key(events[position][0]) for position in positions]
         flags: list[bool] = []
