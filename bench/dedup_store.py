@@ -1,7 +1,7 @@
 """Does the dedup store's cost grow with the store? `put_new` throughput with 0, 10k, 1M and 10M events stored.
 
     python bench/dedup_store.py [--stored 0,10000,1000000,10000000] [--baseline-stored 10000] [--batches 200]
-                                [--repeat 3] [--cache-mib 4]
+                                [--repeat 3] [--cache-mib 4] [--turn-batches 5]
 
 Growth is read against a small store of the same shape (`--baseline-stored`: its ids received over
 the same days, so it has closed runs, their filter, and old ids re-sent), not against the empty
@@ -11,17 +11,22 @@ closed run"). The ratio to the empty store is printed and recorded beside, with 
 
 For each size, a fresh store is filled directly in SQLite (ids in sorted order, so the fill takes
 seconds, not the hours of random inserts) and made durable, and its filter built as a first start
-does. Then, `--repeat` times and alternating the sizes (each repeat starting at the next size), a
-child process opens each store as `eventpipe` does (`Database`, `SqliteCuratedStore`, the default
-4 MiB page cache) and stores `--batches` batches of 500 random ids, 5% of them already stored (a
-client's retries): that process's CPU time, wall time, peak memory and bytes written per event (WAL, checkpoints and
-segment files) are measured; each row is the median of its repeats (each repeat adds its batches
-to the same store). Memory: the peak resident set (VmHWM), and after the batches, the store still
-open, its private part (RssAnon) and its file-backed part (RssFile: the mapped filter, the
-libraries). Bounded: 10M rows fill in about a minute and take 0.9 GB of disk, removed after the run.
+does. Then, `--repeat` times, for each state of the pages (below), a child process per size opens
+its store as `eventpipe` does (`Database`, `SqliteCuratedStore`, the default 4 MiB page cache) and
+stores `--batches` batches of 500 random ids, 5% of them already stored (a client's retries). The
+children of one repeat run at the same time and take turns (`--turn-batches` batches each, the
+next round starting at the next size): each one's CPU time, wall time, peak memory and bytes
+written per event (WAL, checkpoints and segment files) are counted over its own batches, so the
+sizes compared are measured over the same seconds, and a neighbour's load on this shared machine
+reaches them alike (measured one process after the other, seconds apart, one repeat's ratio to the
+baseline ranged from 0.4 to 1.5: docs/benchmark.md, "Seventh round"). Each row is the median of its repeats
+(each repeat adds its batches to the same store, put back as filled after it). Memory: the peak
+resident set (VmHWM), and after the batches, the store still open, its private part (RssAnon) and
+its file-backed part (RssFile: the mapped filter, the libraries). Bounded: 10M rows fill in about a
+minute and take 0.9 GB of disk, removed after the run.
 
-Where the database's pages are when a process starts is set, not left to chance (`--store-pages`):
-`cached`, the file read whole into the OS's page cache just before (as a machine with the memory
+Where the database's pages are when the processes start is set, not left to chance (`--store-pages`):
+`cached`, each file read whole into the OS's page cache just before (as a machine with the memory
 to spare keeps it), and `evicted`, the file dropped from it (as after a machine's page-out of idle
 memory, or for a store larger than its memory: each old re-sent id's probe then reads its pages
 from the disk). Each is compared with the empty store in the same state. Left as the time since
@@ -32,6 +37,7 @@ memory out (docs/benchmark.md, "Fifth round"). The targets are read in the `cach
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import resource
@@ -41,6 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 from summary import record
@@ -147,9 +154,10 @@ class Snapshot:
 
 
 def measure(path: str, stored: int, batches: int, cache_mib: int, seed: int, old_retries: float = 1.0) -> None:
-    """In the child: put_new on `batches` batches; prints its figures as JSON. A re-sent id is, with
-    probability `old_retries`, one of the filled ids (none when nothing is stored), else one sent in
-    the last ten batches (a client's retry minutes later: in the current run)."""
+    """In the child: put_new on `batches` batches, one each time the parent says so (a line on stdin),
+    answering `done` (stdout); then prints its figures as JSON, counted over its batches only. A
+    re-sent id is, with probability `old_retries`, one of the filled ids (none when nothing is
+    stored), else one sent in the last ten batches (a client's retry minutes later: in the current run)."""
     from eventpipe.adapters.local.bucket import FolderBucket
     from eventpipe.adapters.local.curated import FILTER_FILE, SqliteCuratedStore
     from eventpipe.adapters.local.database import Database
@@ -179,9 +187,14 @@ def measure(path: str, stored: int, batches: int, cache_mib: int, seed: int, old
         batch_list.append((f"bench-{seed}-{number}", events))
     existing = _some_stored_ids(db_path, stored, batches * BATCH // 10, rnd) if stored else []
     store.owners(["00000000-0000-4000-8000-000000000000"])  # loads the saved filter, as a running process has
-    written = _bytes_written()
-    started_cpu, started = time.process_time(), time.perf_counter()
+    cpu = wall = 0.0
+    written = 0
+    _say("ready")
     for batch_id, events in batch_list:
+        if sys.stdin.readline().strip() != "go":
+            raise SystemExit("the parent stopped before the last batch")
+        before_written = _bytes_written()
+        started_cpu, started = time.process_time(), time.perf_counter()
         rows = []
         for key, _ in events:
             if key is None:
@@ -189,12 +202,80 @@ def measure(path: str, stored: int, batches: int, cache_mib: int, seed: int, old
             text = key.hex()
             rows.append((f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}", "page_view", payload))
         store.put_new(batch_id, rows)
-    cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
-    written = _bytes_written() - written
+        cpu += time.process_time() - started_cpu
+        wall += time.perf_counter() - started
+        written += _bytes_written() - before_written
+        _say("done")
     figures = {"cpu": cpu, "wall": wall, "events": batches * BATCH, "written": written}
     for name, field in (("peak_mib", "VmHWM"), ("anon_mib", "RssAnon"), ("file_mib", "RssFile")):
         figures[name] = _status_mib(field)
-    print(orjson.dumps(figures).decode())
+    _say(orjson.dumps(figures).decode())
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def measure_together(
+    command: list[str], members: dict[int, Path], repeat: int, batches: int, turn: int
+) -> dict[int, dict[str, float]]:
+    """One child per store (`members`: size -> database), all started before any is measured, then
+    taking turns of `turn` batches (each round starting at the next store): the stores' figures of
+    one repeat are measured over the same seconds, so a neighbour's load reaches them all alike. Each
+    child is still one process with one store, as `eventpipe` runs it. Not a switch every batch: each
+    switch costs the process woken some hundreds of µs (its caches filled again): every store 2 to 19%
+    slower, the same cost at each size pulling the ratios towards 1 (docs/benchmark.md, "Seventh round")."""
+    children: dict[int, tuple[subprocess.Popen[str], Any]] = {}
+    with contextlib.ExitStack() as logs:
+        for stored, path in members.items():
+            log = logs.enter_context(tempfile.TemporaryFile("w+"))  # the child's stderr: shown if it fails
+            child = subprocess.Popen(
+                [*command, "--child", str(path), str(stored), str(repeat)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+            children[stored] = (child, log)
+            logs.callback(_stop, child)
+        for stored in children:
+            _expect(children[stored], "ready")
+        order = list(children)
+        for number, first in enumerate(range(0, batches, turn)):
+            shift = number % len(order)
+            for stored in order[shift:] + order[:shift]:
+                child = children[stored][0]
+                assert child.stdin is not None
+                for _ in range(min(turn, batches - first)):
+                    child.stdin.write("go\n")
+                    child.stdin.flush()
+                    _expect(children[stored], "done")
+        figures = {stored: orjson.loads(_expect(children[stored], None)) for stored in children}
+        for child, _ in children.values():
+            if child.wait(timeout=60) != 0:
+                raise RuntimeError(f"a measuring child failed: exit {child.returncode}")
+        return figures
+
+
+def _stop(child: subprocess.Popen[str]) -> None:
+    """A child still running when the measurement failed: stopped (the parent's own child, by its handle)."""
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+
+
+def _expect(member: tuple[subprocess.Popen[str], Any], expected: str | None) -> str:
+    """The child's next line (`expected`, when given); its stderr in the error when it stopped."""
+    child, log = member
+    assert child.stdout is not None
+    line = child.stdout.readline().strip()
+    if not line or (expected is not None and line != expected):
+        child.kill()
+        child.wait()
+        log.seek(0)
+        raise RuntimeError(f"a measuring child stopped ({line!r}, exit {child.returncode}):\n{log.read()}")
+    return line
 
 
 def _status_mib(field: str) -> float:
@@ -256,8 +337,16 @@ def main() -> None:
         help="comma-separated states of the database's pages in the OS's page cache when a process starts: "
         "cached (read whole just before), evicted (dropped)",
     )
+    parser.add_argument(
+        "--turn-batches",
+        type=int,
+        default=5,
+        help="batches each store's process stores in its turn before the next store's (1: a switch every batch)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.turn_batches < 1:
+        parser.error(f"--turn-batches takes a positive number, not {args.turn_batches}")
     if args.child:
         # Each repeat its own ids and batch ids: the same ones again would be this batch's retries.
         seed = 7 + 1000 * int(args.child[2])
@@ -292,15 +381,13 @@ def main() -> None:
             state: {stored: [] for stored in sizes} for state in states
         }
         for repeat in range(args.repeat):
-            # Each repeat starts at the next size (and state): a process's place in the sequence moves its
-            # figures (the one after a restore runs among its write-back), and none should keep one place.
-            shift = repeat % len(sizes)
-            for stored in sizes[shift:] + sizes[:shift]:
-                for state in states[repeat % len(states) :] + states[: repeat % len(states)]:
+            # The states alternate which goes first; within a state, the sizes take turns (measure_together).
+            for state in states[repeat % len(states) :] + states[: repeat % len(states)]:
+                for stored in sizes:
                     place_pages(paths[stored], state)
-                    child = [*command, "--child", str(paths[stored]), str(stored), str(repeat)]
-                    done = subprocess.run(child, capture_output=True, check=True)
-                    runs[state][stored].append(orjson.loads(done.stdout))
+                measured = measure_together(command, paths, repeat, args.batches, args.turn_batches)
+                for stored in sizes:
+                    runs[state][stored].append(measured[stored])
                     snapshots[stored].restore()
         filter_mib = {stored: _file_mib(paths[stored].parent / "dedup.filter") for stored in sizes}
     header = f"{'stored':>12}{'pages':>9}{'fill s':>8}{'filter s':>10}{'events/s/core':>15}{'events/s wall':>15}"
@@ -389,7 +476,7 @@ def _file_mib(path: Path) -> float:
 def _record_growth(runs: dict[int, list[dict[str, float]]], baseline_stored: int) -> None:
     """For `make bench`: each larger size's CPU, bytes per event and private memory against the
     baseline store's (flat: near 1), as the median of the ratios of each repeat (the sizes of one
-    repeat run one after the other); the peak resident set too, and the CPU against the empty
+    repeat measured taking turns); the peak resident set too, and the CPU against the empty
     store's, with no target (the peak counts the filter's mapped pages)."""
     base = runs[baseline_stored]
     empty = runs.get(0)
