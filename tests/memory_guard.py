@@ -71,10 +71,15 @@ class MemoryGuard:
         )
 
     def _exit_now(self) -> None:
+        # During a test pytest captures file descriptors 1 and 2: what follows would go to its temporary
+        # files and be lost at the exit (a run that ended with code 70 and no word of which test).
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.suspend_global_capture(in_=True)
         writer = self.config.get_terminal_writer()
         writer.line(f"\nmemory guard: {self.tripped}\nno interrupt took: exiting", red=True)
         writer.flush()
-        faulthandler.dump_traceback(all_threads=True)  # to stderr, in case the terminal above is captured
+        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)  # the stacks as they are now
         os._exit(HARD_EXIT_CODE)
 
 
