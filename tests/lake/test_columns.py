@@ -347,3 +347,27 @@ def test_hours_with_less_than_a_quarter_of_a_slice_keep_waiting(monkeypatch: pyt
         "dt=2026-11-28/hour=07": 1,
     }
     assert built == [6, 1, 1]
+
+
+def test_a_segment_with_many_events_of_one_hour_goes_to_arrow_at_once_after_those_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN slices of 8 events, and "many" meaning 3: a request batch of one event of hour 05 waits
+    monkeypatch.setattr(columns, "SLICE_ROWS", 8)
+    monkeypatch.setattr(columns, "HOT_ROWS", 3)
+    built: list[list[str]] = []
+    add_slice = LakeRows._add_slice
+    monkeypatch.setattr(
+        LakeRows, "_add_slice", lambda self, e, b: (built.append([x.user_id for x in e]), add_slice(self, e, b))
+    )
+    rows = LakeRows()
+    rows.add_segment(_curated(0, "2026-11-28T05:00:00Z"), [0], "b-0")
+    assert built == []
+    # WHEN a segment of three events of hour 05 and one of hour 06 is added
+    times = ["2026-11-28T05:10:00Z", "2026-11-28T06:00:00Z", "2026-11-28T05:20:00Z", "2026-11-28T05:30:00Z"]
+    rows.add_segment(b"\n".join(_curated(1 + n, t) for n, t in enumerate(times)), [0, 1, 2, 3], "b-1")
+    # THEN hour 05's events went to Arrow at once, the waiting one first; hour 06's one waits
+    assert built == [["u-0", "u-1", "u-3", "u-4"]]
+    tables = rows.tables()
+    assert tables["dt=2026-11-28/hour=05"].column("batch_id").to_pylist() == ["b-0"] + ["b-1"] * 3
+    assert tables["dt=2026-11-28/hour=06"].column("user_id").to_pylist() == ["u-2"]
