@@ -269,14 +269,17 @@ class LakeRows:
         self._rows += table.num_rows
         if table.num_rows == 0:
             return
-        hours = kernels.hour_starts(table.column("occurred_at"))
-        starts = kernels.cast(kernels.unique(hours), pa.int64()).to_pylist()
-        if len(starts) == 1:  # the common case: a slice within one hour, no copy
-            self._hours.setdefault(starts[0], []).append(table)
+        # Each row's hour, from the timestamps' integers (ms since the epoch, UTC) by numpy, without a
+        # copy: Arrow's floor of a timestamp with a time zone took 0.1 µs a row.
+        column = table.column("occurred_at")
+        times = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        hours = times.view(pa.int64()).to_numpy() // HOUR_MS
+        if hours.min() == hours.max():  # the common case: a slice within one hour, no copy
+            self._hours.setdefault(int(hours[0]) * HOUR_MS, []).append(table)
             return
-        for hour in starts:
-            rows = kernels.rows_where(table, kernels.equal(hours, pa.scalar(hour, _TIMESTAMP)))
-            self._hours.setdefault(hour, []).append(rows)
+        for hour in np.unique(hours).tolist():
+            rows = kernels.rows_where(table, pa.array(hours == hour))
+            self._hours.setdefault(hour * HOUR_MS, []).append(rows)
 
     def _table(self, events: list[_Event], batch_ids: list[str]) -> pa.Table:
         enrichment_texts = b"".join([e.enrichment for e in events])

@@ -2,7 +2,7 @@
 
 `import pyarrow.compute` builds a Python wrapper, with its docstring, for each of Arrow's ~300
 functions: 40 ms, a tenth of the lake's CPU in a 100,000-event `eventpipe ingest`. The writer calls
-five kernels, and the Cython module that `pyarrow.compute` itself calls them through loads in 3 ms.
+three kernels, and the Cython module that `pyarrow.compute` itself calls them through loads in 3 ms.
 """
 
 from __future__ import annotations
@@ -20,22 +20,6 @@ def cast(values: pa.Array, to: pa.DataType, *, safe: bool = True) -> pa.Array:
 
 def is_valid(values: pa.Array) -> pa.BooleanArray:
     result: pa.BooleanArray = _compute.call_function("is_valid", [values])
-    return result
-
-
-def hour_starts(times: pa.Array) -> pa.Array:
-    """Each timestamp rounded down to its hour."""
-    result: pa.Array = _compute.call_function("floor_temporal", [times], _compute.RoundTemporalOptions(1, "hour"))
-    return result
-
-
-def unique(values: pa.Array) -> pa.Array:
-    result: pa.Array = _compute.call_function("unique", [values])
-    return result
-
-
-def equal(values: pa.Array, value: pa.Scalar) -> pa.BooleanArray:
-    result: pa.BooleanArray = _compute.call_function("equal", [values, value])
     return result
 
 
