@@ -60,7 +60,7 @@ SLICE_ROWS = 4096  # events turned into Arrow columns at a time (LakeRows.tables
 WAITING_ROWS = 4 * SLICE_ROWS  # events of several hours that wait for Arrow at most
 # A segment's events of one hour go to Arrow at once when they are this many, with those of the hour
 # that wait: their objects, just decoded, are still in the caches. Waiting for a slice's worth (two
-# or three file batches) and reading them then cost 12% more of the writer's CPU.
+# or three file batches) and reading them then cost about 8% more of the writer's CPU (lake.md).
 HOT_ROWS = 1024
 # Segments given as maps whose events may still wait for Arrow, at most: a waiting event's texts are
 # views of its segment's map, which holds a file descriptor while it lives.
