@@ -349,12 +349,13 @@ def test_hours_with_less_than_a_quarter_of_a_slice_keep_waiting(monkeypatch: pyt
     assert built == [6, 1, 1]
 
 
-def test_a_segment_with_many_events_of_one_hour_goes_to_arrow_at_once_after_those_waiting(
+def test_a_large_segment_goes_to_arrow_at_once_each_hour_after_its_waiting_events(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # GIVEN slices of 8 events, and "many" meaning 3: a request batch of one event of hour 05 waits
-    monkeypatch.setattr(columns, "SLICE_ROWS", 8)
-    monkeypatch.setattr(columns, "HOT_ROWS", 3)
+    # GIVEN slices of 16 events, "large" meaning 8 (so a quarter is 2), and a request batch of one
+    # event of hour 05 that waits
+    monkeypatch.setattr(columns, "SLICE_ROWS", 16)
+    monkeypatch.setattr(columns, "HOT_ROWS", 8)
     built: list[list[str]] = []
     add_slice = LakeRows._add_slice
     monkeypatch.setattr(
@@ -363,11 +364,14 @@ def test_a_segment_with_many_events_of_one_hour_goes_to_arrow_at_once_after_thos
     rows = LakeRows()
     rows.add_segment(_curated(0, "2026-11-28T05:00:00Z"), [0], "b-0")
     assert built == []
-    # WHEN a segment of three events of hour 05 and one of hour 06 is added
-    times = ["2026-11-28T05:10:00Z", "2026-11-28T06:00:00Z", "2026-11-28T05:20:00Z", "2026-11-28T05:30:00Z"]
-    rows.add_segment(b"\n".join(_curated(1 + n, t) for n, t in enumerate(times)), [0, 1, 2, 3], "b-1")
-    # THEN hour 05's events went to Arrow at once, the waiting one first; hour 06's one waits
-    assert built == [["u-0", "u-1", "u-3", "u-4"]]
+    # WHEN a segment of 8 events is added: 4 of hour 05, 3 of hour 06 and 1 late one of hour 04
+    times = [f"2026-11-28T0{h}:10:00Z" for h in (5, 6, 5, 6, 5, 6, 5, 4)]
+    rows.add_segment(b"\n".join(_curated(1 + n, t) for n, t in enumerate(times)), list(range(8)), "b-1")
+    # THEN hours 05 (the waiting event first) and 06 went to Arrow at once; the late one waits
+    assert built == [["u-0", "u-1", "u-3", "u-5", "u-7"], ["u-2", "u-4", "u-6"]]
+    # AND a smaller segment, of 4 events, waits
+    rows.add_segment(b"\n".join(_curated(9 + n, "2026-11-28T05:20:00Z") for n in range(4)), [0, 1, 2, 3], "b-2")
+    assert len(built) == 2
     tables = rows.tables()
-    assert tables["dt=2026-11-28/hour=05"].column("batch_id").to_pylist() == ["b-0"] + ["b-1"] * 3
-    assert tables["dt=2026-11-28/hour=06"].column("user_id").to_pylist() == ["u-2"]
+    assert tables["dt=2026-11-28/hour=05"].column("batch_id").to_pylist() == ["b-0"] + ["b-1"] * 4 + ["b-2"] * 4
+    assert tables["dt=2026-11-28/hour=04"].column("user_id").to_pylist() == ["u-8"]

@@ -58,9 +58,11 @@ COLUMN_NAMES = tuple(LAKE_SCHEMA.names)
 HOUR_MS = 3_600_000
 SLICE_ROWS = 4096  # events turned into Arrow columns at a time (LakeRows.tables)
 WAITING_ROWS = 4 * SLICE_ROWS  # events of several hours that wait for Arrow at most
-# A segment's events of one hour go to Arrow at once when they are this many, with those of the hour
-# that wait: their objects, just decoded, are still in the caches. Waiting for a slice's worth (two
-# or three file batches) and reading them then cost about 8% more of the writer's CPU (lake.md).
+# A segment of this many events (a file batch's) goes to Arrow at once, each of its hours with a
+# quarter of that or more together with the events of that hour already waiting: their objects, just
+# decoded, are still in the caches. Waiting for a slice's worth (two or three file batches) and
+# reading them then cost about 8% more of the writer's CPU (lake.md). A few late events of another
+# hour, and request batches, wait as before.
 HOT_ROWS = 1024
 # Segments given as maps whose events may still wait for Arrow, at most: a waiting event's texts are
 # views of its segment's map, which holds a file descriptor while it lives.
@@ -152,12 +154,12 @@ class LakeRows:
 
     This runs once per curated event, so it must cost a small part of the chain's per-event time.
     msgspec decodes the fields that have columns (`properties` and `enrichment` stay the JSON text
-    they already are), a segment's events in one call (`add_segment`); then, a segment's events of
-    one hour at once where they are many (`HOT_ROWS`), else `SLICE_ROWS` events of several segments
-    at a time, each column is one list handed to Arrow, and Arrow parses the timestamps. A slice's
-    Python objects are dropped once it is in Arrow, so the next slice reuses their memory: building
-    a whole 50,000-event chunk at once touched some 200 MB of fresh pages, whose zeroing by the
-    kernel cost as much as the decoding.
+    they already are), a segment's events in one call (`add_segment`); then, a large segment's
+    events at once (`HOT_ROWS`), else `SLICE_ROWS` events of several segments at a time, each column
+    is one list handed to Arrow, and Arrow parses the timestamps. A slice's Python objects are
+    dropped once it is in Arrow, so the next slice reuses their memory: building a whole
+    50,000-event chunk at once touched some 200 MB of fresh pages, whose zeroing by the kernel cost
+    as much as the decoding.
 
     Events wait for Arrow grouped by the hour their time is written in (`2026-11-28T05`, its first
     13 characters): a slice of one hour goes to its partition whole, where a slice of two had each
@@ -208,28 +210,29 @@ class LakeRows:
         taken = events if len(lines) == len(events) else list(map(events.__getitem__, lines))
         if not taken:
             return
+        hot = len(taken) >= HOT_ROWS
         hours = [e.occurred_at[:13] for e in taken]
         if hours.count(hours[0]) == len(hours):  # a batch's events of one hour: the common case
-            self._wait(hours[0], taken, batch_id)
+            self._wait(hours[0], taken, batch_id, hot=hot)
         else:
             by_hour: dict[str, list[_Event]] = {}
             for hour, event in zip(hours, taken, strict=True):
                 by_hour.setdefault(hour, []).append(event)
             for hour, group in by_hour.items():
-                self._wait(hour, group, batch_id)
+                self._wait(hour, group, batch_id, hot=hot and len(group) >= HOT_ROWS // 4)
         if not isinstance(segment, bytes):  # its map lives while its events wait: a bounded number of maps
             self._maps += 1
             if self._maps >= MAPS_WAITING:
                 self._flush()
 
-    def _wait(self, hour: str, events: list[_Event], batch_id: str) -> None:
+    def _wait(self, hour: str, events: list[_Event], batch_id: str, *, hot: bool = False) -> None:
         waiting = self._waiting.get(hour)
         if waiting is None:
             self._waiting[hour] = waiting = ([], [])
         waiting[0].extend(events)
         waiting[1].extend([batch_id] * len(events))
         self._count += len(events)
-        if len(events) >= HOT_ROWS:  # a segment's many events of one hour: at once, see HOT_ROWS
+        if hot:  # many events of a segment just decoded: to Arrow now (HOT_ROWS)
             self._count -= len(waiting[0])
             self._add_slice(*self._waiting.pop(hour))
         elif self._count >= WAITING_ROWS:  # events of many hours: at most this many wait
