@@ -233,8 +233,7 @@ class LakeRows:
         waiting[1].extend([batch_id] * len(events))
         self._count += len(events)
         if hot:  # many events of a segment just decoded: to Arrow now (HOT_ROWS)
-            self._count -= len(waiting[0])
-            self._add_slice(*self._waiting.pop(hour))
+            self._slice_hour(hour)
         elif self._count >= WAITING_ROWS:  # events of many hours: at most this many wait
             self._flush()
         elif self._count >= SLICE_ROWS:
@@ -247,9 +246,13 @@ class LakeRows:
         the hours of fewer wait for more (a slice has a fixed cost), up to `WAITING_ROWS` in all."""
         least = SLICE_ROWS // 4
         for hour in [hour for hour, (events, _) in self._waiting.items() if len(events) >= least]:
-            events, batch_ids = self._waiting.pop(hour)
-            self._count -= len(events)
-            self._add_slice(events, batch_ids)
+            self._slice_hour(hour)
+
+    def _slice_hour(self, hour: str) -> None:
+        """The events waiting of one written hour into Arrow."""
+        events, batch_ids = self._waiting.pop(hour)
+        self._count -= len(events)
+        self._add_slice(events, batch_ids)
 
     def __len__(self) -> int:
         return self._rows + self._count
